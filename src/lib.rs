@@ -1,0 +1,17 @@
+//! cognigate: provision Amazon Cognito for an MCP gateway, and run that gateway.
+//!
+//! Two data flows live here, one per top-level module:
+//!
+//! - [`provision`]: the `cognigate` CLI. Desired state (flags, environment,
+//!   `cognigate.toml`) is validated into a stack spec, compared with what exists
+//!   in Cognito, applied in dependency order, and rendered into the env file and
+//!   the `policies.json` stanza the gateway reads.
+//! - [`gateway`]: the `cognigate-gateway` server. It boots from those files, acts
+//!   as the OAuth 2.1 authorization server for MCP clients, sends browsers to the
+//!   Cognito hosted UI, and proxies `/mcp/{slug}` to upstream MCP servers.
+//!
+//! [`secret`] is shared by both: a string that never prints itself.
+
+pub mod gateway;
+pub mod provision;
+pub mod secret;

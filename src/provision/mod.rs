@@ -1,0 +1,1 @@
+//! The `cognigate` CLI: desired state → plan → apply → rendered outputs.
