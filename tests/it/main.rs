@@ -1,0 +1,7 @@
+//! Integration tests: one binary (so the AWS SDK links once), real peers from
+//! `tests/support`, the real `cognigate` binaries.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod up;
