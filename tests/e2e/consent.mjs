@@ -13,7 +13,7 @@
 //     --username U --password P --expect-user alice@example.com \
 //     --decision approve|deny [--screenshot ../artifacts/consent.png]
 //
-// Prints one JSON line: {decision, redirect: {code, state, error, iss}, checks, screenshot}.
+// Prints one JSON line: {decision, redirect: {code, state, error, iss}, token, checks, screenshot}.
 // Exits non-zero when the page misses something it must show.
 
 import { mkdirSync } from 'node:fs';
@@ -122,6 +122,23 @@ async function main() {
       iss: params.get('iss'),
       state_matches: params.get('state') === prepared.state,
     };
+    if (out.redirect.code && !args.authorizeUrl) {
+      // The code works: the client exchanges it (PKCE verifier, same redirect URI and resource).
+      const res = await fetch(prepared.meta.token_endpoint, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          grant_type: 'authorization_code',
+          code: out.redirect.code,
+          redirect_uri: args.redirectUri,
+          client_id: prepared.client.client_id,
+          code_verifier: prepared.verifier,
+          resource: prepared.resource,
+        }).toString(),
+      });
+      const body = await res.json().catch(() => ({}));
+      out.token = { status: res.status, has_access_token: typeof body.access_token === 'string', token_type: body.token_type ?? null };
+    }
   } finally {
     await browser.close();
   }
