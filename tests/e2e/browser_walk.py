@@ -22,6 +22,9 @@ ID-token rejection cases:
 
 prints one JSON object: the outcome (`redirect` with code/state/error, or
 `page` with the status, URL and text of the page where the walk stopped).
+With `--cases '[{"name": ..., "mutation": {...}}, ...]' --hosted-ui URL` it
+runs one walk per case, each after queueing the case's ID-token mutation at the
+stand-in (see hosted_ui.py), and prints `{"results": [...]}`.
 """
 
 from __future__ import annotations
@@ -188,6 +191,21 @@ def _pkce() -> tuple[str, str]:
 
 
 async def _script(args: argparse.Namespace) -> dict:
+    if args.cases is None:
+        return await _one(args)
+    # Several walks in one process (a Python start costs more than a walk): each case
+    # first queues its ID-token mutation at the hosted UI stand-in, if it has one.
+    results = []
+    async with httpx2.AsyncClient(timeout=30.0) as http:
+        for case in json.loads(args.cases):
+            if case.get("mutation") is not None:
+                queued = await http.post(args.hosted_ui.rstrip("/") + "/_test/next-id-token", json=case["mutation"])
+                queued.raise_for_status()
+            results.append({"name": case.get("name"), **await _one(args)})
+    return {"results": results}
+
+
+async def _one(args: argparse.Namespace) -> dict:
     gateway = args.gateway.rstrip("/")
     resource = gateway + args.route
     redirect_uri = args.redirect_uri
@@ -250,6 +268,8 @@ def main() -> None:
     parser.add_argument("--client-name", default="cognigate e2e walker")
     parser.add_argument("--scope")
     parser.add_argument("--exchange", action="store_true", help="exchange the code at the token endpoint")
+    parser.add_argument("--cases", help='JSON list of {"name", "mutation"}: one walk per case')
+    parser.add_argument("--hosted-ui", help="the hosted UI stand-in, where --cases queue their mutations")
     args = parser.parse_args()
     print(json.dumps(asyncio.run(_script(args))), flush=True)
 

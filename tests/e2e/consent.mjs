@@ -11,9 +11,11 @@
 //
 //   node consent.mjs --gateway http://localhost:PORT --route /mcp/echo \
 //     --username U --password P --expect-user alice@example.com \
-//     --decision approve|deny [--screenshot ../artifacts/consent.png]
+//     --decisions approve,deny [--screenshot ../artifacts/consent.png]
 //
-// Prints one JSON line: {decision, redirect: {code, state, error, iss}, token, checks, screenshot}.
+// One browser, one run per decision (each with its own client registration and
+// browser context; the screenshot is taken in the first run). Prints one JSON
+// line: {runs: [{decision, checks, screenshot, redirect: {code, state, error, iss}, token}]}.
 // Exits non-zero when the page misses something it must show.
 
 import { mkdirSync } from 'node:fs';
@@ -36,7 +38,7 @@ const CHROMIUM_ARGS = [
 async function main() {
   const args = parseArgs(process.argv.slice(2), {
     route: '/mcp/echo',
-    decision: 'approve',
+    decisions: 'approve',
     redirectUri: 'http://127.0.0.1:33422/callback',
     clientName: 'cognigate e2e browser client',
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
@@ -45,9 +47,24 @@ async function main() {
   for (const required of ['gateway', 'username', 'password']) {
     if (!args[required]) throw new Error(`--${required} is required`);
   }
-  if (!['approve', 'deny'].includes(args.decision)) throw new Error('--decision must be approve or deny');
+  const decisions = (args.decision ?? args.decisions).split(',');
+  if (!decisions.every((d) => ['approve', 'deny'].includes(d))) throw new Error('decisions are approve or deny');
   const timeout = Number(args.timeoutMs);
 
+  const browser = await chromium.launch({ executablePath: args.executablePath, args: CHROMIUM_ARGS, timeout });
+  const runs = [];
+  try {
+    for (const decision of decisions) {
+      // A fresh client registration and a fresh browser context (no cookies) per run.
+      runs.push(await consentRun(browser, args, decision, timeout, runs.length === 0 ? args.screenshot : undefined));
+    }
+  } finally {
+    await browser.close();
+  }
+  console.log(JSON.stringify({ runs }));
+}
+
+async function consentRun(browser, args, decision, timeout, screenshot) {
   const prepared = await prepareAuthorization({
     gateway: args.gateway,
     route: args.route,
@@ -55,11 +72,9 @@ async function main() {
     clientName: args.clientName,
   });
   const authorizeUrl = args.authorizeUrl ?? prepared.authorizeUrl;
-
-  const browser = await chromium.launch({ executablePath: args.executablePath, args: CHROMIUM_ARGS, timeout });
-  const out = { decision: args.decision, checks: {}, screenshot: null, redirect: null };
+  const out = { decision, checks: {}, screenshot: null, redirect: null };
+  const context = await browser.newContext();
   try {
-    const context = await browser.newContext();
     const page = await context.newPage();
     page.setDefaultTimeout(timeout);
 
@@ -87,7 +102,13 @@ async function main() {
     // The gateway's consent page.
     const approve = page.locator('button[name=decision][value=approve], input[name=decision][value=approve]');
     const deny = page.locator('button[name=decision][value=deny], input[name=decision][value=deny]');
-    await approve.waitFor();
+    try {
+      await approve.waitFor();
+    } catch (err) {
+      out.final_url = page.url();
+      out.final_text = (await page.locator('body').innerText()).slice(0, 1000);
+      throw new Error(`no consent page (${err.message}): ${JSON.stringify(out)}`);
+    }
     const body = await page.locator('body').innerText();
     const routeUrl = `${args.gateway.replace(/\/$/, '')}${args.route}`;
     out.checks = {
@@ -100,18 +121,18 @@ async function main() {
       csrf_field: (await page.locator('input[type=hidden][name=csrf_token]').count()) > 0,
     };
     out.title = await page.title();
-    if (args.screenshot) {
-      const path = resolve(args.screenshot);
+    if (screenshot) {
+      const path = resolve(screenshot);
       mkdirSync(dirname(path), { recursive: true });
       await page.screenshot({ path, fullPage: true });
       out.screenshot = path;
     }
 
-    await (args.decision === 'approve' ? approve : deny).first().click();
+    await (decision === 'approve' ? approve : deny).first().click();
     await page.waitForFunction(() => document.getElementById('done') !== null, null, { timeout }).catch(() => {});
     if (!redirected) {
       out.final_url = page.url();
-      out.final_text = (await page.locator('body').innerText()).slice(0, 500);
+      out.final_text = (await page.locator('body').innerText()).slice(0, 1000);
       throw new Error(`no redirect to ${args.redirectUri}: ${JSON.stringify(out)}`);
     }
     const params = new URL(redirected).searchParams;
@@ -136,13 +157,17 @@ async function main() {
           resource: prepared.resource,
         }).toString(),
       });
-      const body = await res.json().catch(() => ({}));
-      out.token = { status: res.status, has_access_token: typeof body.access_token === 'string', token_type: body.token_type ?? null };
+      const tokenBody = await res.json().catch(() => ({}));
+      out.token = {
+        status: res.status,
+        has_access_token: typeof tokenBody.access_token === 'string',
+        token_type: tokenBody.token_type ?? null,
+      };
     }
   } finally {
-    await browser.close();
+    await context.close();
   }
-  console.log(JSON.stringify(out));
+  return out;
 }
 
 main().catch((err) => {

@@ -168,7 +168,11 @@ def build(args: argparse.Namespace, base: str) -> Starlette:
         return StreamingResponse(resp.aiter_raw(), status_code=resp.status_code, headers=out,
                                  background=None)
 
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"ok": True})
+
     return Starlette(routes=[
+        Route("/healthz", healthz),
         Route("/.well-known/oauth-protected-resource/mcp/{slug}", prm),
         Route("/.well-known/oauth-authorization-server", asm),
         Route("/oauth/register", register, methods=["POST"]),

@@ -58,11 +58,18 @@ pub struct Cognito {
     pub hosted_ui: HostedUi,
 }
 
+fn temp_dir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix("cognigate-e2e-").tempdir().expect("temp dir");
+    fs::create_dir_all(dir.path().join("config")).expect("config dir");
+    dir
+}
+
 impl Cognito {
     pub fn start(gateway_url: &str) -> Cognito {
-        let tools = Toolchain::require();
-        let dir = tempfile::Builder::new().prefix("cognigate-e2e-").tempdir().expect("temp dir");
-        fs::create_dir_all(dir.path().join("config")).expect("config dir");
+        Cognito::start_in(Toolchain::require(), temp_dir(), gateway_url)
+    }
+
+    fn start_in(tools: Toolchain, dir: tempfile::TempDir, gateway_url: &str) -> Cognito {
         let moto = Moto::start(&tools, dir.path());
         let provisioned = provision(&tools, dir.path(), &moto.endpoint(), gateway_url);
         create_user(&tools, &moto.endpoint(), &provisioned.pool_id);
@@ -262,8 +269,15 @@ impl World {
     pub fn start() -> World {
         let port = peers::free_port();
         let gateway_url = format!("http://localhost:{port}");
-        let cognito = Cognito::start(&gateway_url);
-        let upstream = UpstreamMcp::start(&cognito.tools, cognito.path());
+        let tools = Toolchain::require();
+        let dir = temp_dir();
+        let log_dir = dir.path().to_owned();
+        // The upstream needs nothing else: start it while Cognito is provisioned.
+        let (cognito, upstream) = std::thread::scope(|s| {
+            let upstream = s.spawn(|| UpstreamMcp::start(&tools, &log_dir));
+            let cognito = Cognito::start_in(tools.clone(), dir, &gateway_url);
+            (cognito, upstream.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+        });
         let config = cognito.path().join("config");
         write_routes(&config, &[("echo", upstream.url())]);
 
