@@ -1,1 +1,46 @@
-fn main() {}
+//! `cognigate`: provision Amazon Cognito for an MCP gateway.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use cognigate::provision::{self, cli::Cli, error};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(error::EXIT_USAGE as u8) } else { ExitCode::SUCCESS };
+        }
+    };
+    init_logging(cli.global.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(error::EXIT_FAILURE as u8);
+        }
+    };
+    match runtime.block_on(provision::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+/// Logs go to stderr. Our own crate gets the verbosity asked for; the AWS SDK
+/// and HTTP stack stay at `warn` unless RUST_LOG says otherwise, because their
+/// debug output can include response bodies, and those carry the client secret.
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("warn,cognigate={level}")));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}

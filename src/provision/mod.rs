@@ -1,1 +1,31 @@
 //! The `cognigate` CLI: desired state → plan → apply → rendered outputs.
+//!
+//! Data flow: [`cli`] (clap) and [`settings`] (flags over `cognigate.toml`)
+//! produce a validated [`spec::StackSpec`]; [`state`] reads what exists through
+//! [`cognito`]; [`plan`] diffs the two; [`apply`] executes the plan in
+//! dependency order; [`render`] writes the env file and the policies stanza.
+//! [`commands`] holds one file per subcommand.
+
+pub mod apply;
+pub mod cli;
+pub mod cognito;
+pub mod commands;
+pub mod error;
+pub mod plan;
+pub mod progress;
+pub mod render;
+pub mod report;
+pub mod settings;
+pub mod spec;
+pub mod state;
+pub mod validate;
+
+use cli::{Cli, Command};
+use error::Result;
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    match &cli.command {
+        Command::Up(args) => commands::up::run(&cli.global, args).await,
+    }
+}

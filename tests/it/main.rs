@@ -1,3 +1,8 @@
-//! Integration tests: one test binary, one module per area.
+//! Integration tests: one binary (so the AWS SDK links once), real peers from
+//! `tests/support`, the real `cognigate` binaries.
+
+#[path = "../support/mod.rs"]
+mod support;
 
 mod e2e;
+mod up;

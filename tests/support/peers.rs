@@ -1,7 +1,7 @@
 //! The real peers of the end-to-end tests, run as child processes.
 //!
 //! Everything the gateway talks to in production has a real counterpart here
-//! (DESIGN.md section 4): moto for the Cognito API, the hosted UI stand-in
+//! (DESIGN.md section 4): moto for the Cognito API (`support::moto`), the hosted UI stand-in
 //! (`tests/support/hosted_ui.py`) for the browser leg, an upstream MCP server
 //! on the Python SDK (`tests/support/upstream_mcp.py`), and the MCP clients of
 //! both official SDKs plus headless Chromium (`tests/e2e/`).
@@ -248,31 +248,6 @@ fn tail(path: &Path) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(60)..].join("\n")
-}
-
-/// moto_server on a free port, ready (`GET /moto-api/` answers 200).
-pub struct Moto {
-    peer: Peer,
-}
-
-impl Moto {
-    pub fn start(tools: &Toolchain, log_dir: &Path) -> Moto {
-        let mut cmd = Command::new(tools.venv.join("bin/moto_server"));
-        cmd.args(["-H", "127.0.0.1", "-p", "0"]);
-        let peer = Peer::spawn("moto", cmd, log_dir);
-        let endpoint = peer.url().trim_end_matches('/').to_owned();
-        wait_until(Duration::from_secs(30), || http_status(&format!("{endpoint}/moto-api/")) == Some(200))
-            .unwrap_or_else(|| panic!("moto never answered /moto-api/:\n{}", peer.log_tail()));
-        Moto { peer }
-    }
-
-    pub fn endpoint(&self) -> String {
-        self.peer.url().trim_end_matches('/').to_owned()
-    }
-
-    pub fn log_tail(&self) -> String {
-        self.peer.log_tail()
-    }
 }
 
 /// Polls `ready` every 50 ms until it holds or `timeout` passes.

@@ -23,7 +23,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use peers::{HostedUi, Moto, Peer, Toolchain, UpstreamMcp};
+use crate::support::moto::MotoServer;
+use peers::{HostedUi, Peer, Toolchain, UpstreamMcp};
 
 pub const USERNAME: &str = "alice";
 pub const PASSWORD: &str = "Corr3ct-Horse-Battery!";
@@ -33,8 +34,8 @@ pub const POLICY: &str = "cognito-managed-oauth";
 
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// A stack name no other test (or run) uses: moto is per test, but the name
-/// also becomes the domain prefix.
+/// A stack name no other test uses: moto is shared by the test process, and the
+/// name also becomes the domain prefix.
 fn unique_stack() -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
     format!("e2e-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
@@ -49,11 +50,12 @@ pub struct Provisioned {
     pub domain: String,
 }
 
-/// moto provisioned for a gateway at `gateway_url`, one user, the hosted UI stand-in.
+/// moto (the test process's shared server) provisioned by `cognigate up` for a
+/// gateway at `gateway_url`, one user, the hosted UI stand-in for that pool.
 pub struct Cognito {
     pub tools: Toolchain,
     pub dir: tempfile::TempDir,
-    pub moto: Moto,
+    pub moto: &'static MotoServer,
     pub provisioned: Provisioned,
     pub hosted_ui: HostedUi,
 }
@@ -70,10 +72,10 @@ impl Cognito {
     }
 
     fn start_in(tools: Toolchain, dir: tempfile::TempDir, gateway_url: &str) -> Cognito {
-        let moto = Moto::start(&tools, dir.path());
-        let provisioned = provision(&tools, dir.path(), &moto.endpoint(), gateway_url);
-        create_user(&tools, &moto.endpoint(), &provisioned.pool_id);
-        let hosted_ui = HostedUi::start(&tools, &moto.endpoint(), &provisioned.pool_id, dir.path());
+        let moto = MotoServer::shared();
+        let provisioned = provision(dir.path(), moto.endpoint(), gateway_url);
+        create_user(&tools, moto.endpoint(), &provisioned.pool_id);
+        let hosted_ui = HostedUi::start(&tools, moto.endpoint(), &provisioned.pool_id, dir.path());
         // The browser leg goes to the stand-in: a loopback domain is reached over http.
         set_env_var(&dir.path().join(".env"), "COGNITO_USER_POOL_DOMAIN", &hosted_ui.domain());
         Cognito { tools, dir, moto, provisioned, hosted_ui }
@@ -85,96 +87,46 @@ impl Cognito {
 
     /// Everything the peers logged, for failure messages.
     pub fn logs(&self) -> String {
-        format!("{}\n{}", self.moto.log_tail(), self.hosted_ui.log_tail())
+        self.hosted_ui.log_tail()
     }
 
     /// Another app client in the same pool (for the stand-in's own checks).
     pub fn extra_client(&self, args: &[&str]) -> Value {
         let mut cmd = self.tools.python_script("tests/e2e/provision.py");
-        cmd.args(["client", "--moto", &self.moto.endpoint(), "--pool-id", &self.provisioned.pool_id]);
+        cmd.args(["client", "--moto", self.moto.endpoint(), "--pool-id", &self.provisioned.pool_id]);
         cmd.args(args);
         peers::run_json("provision.py client", cmd, SCRIPT_TIMEOUT)
     }
 }
 
 /// Provisions with the real CLI: `cognigate up` writes .env and config/policies.json.
-fn provision(tools: &Toolchain, dir: &Path, moto: &str, gateway_url: &str) -> Provisioned {
+fn provision(dir: &Path, moto: &str, gateway_url: &str) -> Provisioned {
     let env_file = dir.join(".env");
-    let policies = dir.join("config/policies.json");
-    if cli_has_up() {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cognigate"));
-        cmd.args(["up", "--stack", &unique_stack(), "--region", "us-east-1", "--endpoint-url", moto])
-            .args(["--gateway-url", gateway_url])
-            .arg("--env-file")
-            .arg(&env_file)
-            .arg("--policies-file")
-            .arg(&policies)
-            .args(["--output", "json"])
-            .current_dir(dir);
-        aws_env(&mut cmd, moto);
-        let output = peers::run("cognigate up", cmd, SCRIPT_TIMEOUT);
-        assert!(output.status.success(), "cognigate up failed:\n{}", output.describe());
-    } else {
-        provision_with_boto3(tools, moto, gateway_url, &env_file, &policies);
-    }
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cognigate"));
+    cmd.args(["up", "--stack", &unique_stack(), "--region", "us-east-1", "--endpoint-url", moto])
+        .args(["--gateway-url", gateway_url])
+        .arg("--env-file")
+        .arg(&env_file)
+        .arg("--policies-file")
+        .arg(dir.join("config/policies.json"))
+        .args(["--output", "json"])
+        .current_dir(dir);
+    aws_env(&mut cmd, moto);
+    let output = peers::run("cognigate up", cmd, SCRIPT_TIMEOUT);
+    assert!(output.status.success(), "cognigate up failed:\n{}", output.describe());
     let env = read_env(&env_file);
-    let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_else(|| {
-        panic!("{} has no {k}: {env:?}", env_file.display())
-    });
+    let get = |k: &str| {
+        env.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("cognigate up wrote no {k} to {}: {env:?}", env_file.display()))
+    };
     Provisioned {
         pool_id: get("COGNITO_USER_POOL_ID"),
         client_id: get("COGNITO_CLIENT_ID"),
         client_secret: get("COGNITO_CLIENT_SECRET"),
         domain: get("COGNITO_USER_POOL_DOMAIN"),
     }
-}
-
-/// Whether this build's `cognigate` has the `up` subcommand yet.
-///
-/// The provisioning CLI is built on `main` in parallel with these tests; until
-/// `up` exists, [`provision_with_boto3`] creates the same resources and writes
-/// the same two files, so the gateway side can be tested meanwhile.
-fn cli_has_up() -> bool {
-    Command::new(env!("CARGO_BIN_EXE_cognigate"))
-        .args(["up", "--help"])
-        .output()
-        .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("--gateway-url"))
-        .unwrap_or(false)
-}
-
-/// DESIGN.md section 1 by hand: pool, domain, confidential client; env file and stanza.
-fn provision_with_boto3(tools: &Toolchain, moto: &str, gateway_url: &str, env_file: &Path, policies: &Path) {
-    eprintln!("note: `cognigate up` is not available in this build; provisioning moto with boto3");
-    let callback = format!("{}/oauth/callback", gateway_url.trim_end_matches('/'));
-    let mut cmd = tools.python_script("tests/e2e/provision.py");
-    cmd.args(["stack", "--moto", moto, "--name", &unique_stack()])
-        .args(["--callback", &callback, "--callback", "http://localhost:9000/oauth/callback"]);
-    let stack = peers::run_json("provision.py stack", cmd, SCRIPT_TIMEOUT);
-    let s = |k: &str| stack[k].as_str().unwrap_or_else(|| panic!("provision.py stack gave no {k}: {stack}")).to_owned();
-    let env = format!(
-        "COGNITO_USER_POOL_ID={}\nCOGNITO_USER_POOL_DOMAIN={}\nCOGNITO_CLIENT_ID={}\nCOGNITO_CLIENT_SECRET={}\n",
-        s("pool_id"),
-        s("domain"),
-        s("client_id"),
-        s("client_secret")
-    );
-    fs::write(env_file, env).expect("write env file");
-    let stanza = json!({"policies": [{
-        "name": POLICY,
-        "policyType": "mcp-cognito-oauth-inbound",
-        "handler": {
-            "module": "$import(@zuplo/runtime/mcp-gateway)",
-            "export": "McpCognitoOAuthInboundPolicy",
-            "options": {
-                "awsRegion": "us-east-1",
-                "userPoolId": "$env(COGNITO_USER_POOL_ID)",
-                "userPoolDomain": "$env(COGNITO_USER_POOL_DOMAIN)",
-                "clientId": "$env(COGNITO_CLIENT_ID)",
-                "clientSecret": "$env(COGNITO_CLIENT_SECRET)"
-            }
-        }
-    }]});
-    fs::write(policies, serde_json::to_string_pretty(&stanza).expect("json")).expect("write policies.json");
 }
 
 fn create_user(tools: &Toolchain, moto: &str, pool_id: &str) {
@@ -291,7 +243,7 @@ impl World {
             .arg(format!("sqlite:{}", cognito.path().join("gw.db").display()))
             .env("RUST_LOG", "info,cognigate=debug")
             .current_dir(cognito.path());
-        aws_env(&mut cmd, &cognito.moto.endpoint());
+        aws_env(&mut cmd, cognito.moto.endpoint());
         let health = format!("http://127.0.0.1:{port}/healthz");
         let gateway = Peer::spawn_polled("gateway", cmd, cognito.path(), &gateway_url, || {
             peers::http_status(&health) == Some(200)

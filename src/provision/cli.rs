@@ -1,0 +1,142 @@
+//! Command-line surface of `cognigate`: clap definitions only.
+//!
+//! Values here are raw and optional; [`super::settings`] merges them with
+//! `cognigate.toml` and validates them into a [`super::spec::StackSpec`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cognigate",
+    version,
+    about = "Provision Amazon Cognito for an MCP gateway, reproducibly",
+    long_about = "Creates or reuses a Cognito user pool, its hosted UI domain and a confidential \
+                  app client for an MCP gateway, then writes the env file and the policies.json \
+                  stanza that cognigate-gateway (or Zuplo) reads."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// AWS named profile (as the AWS CLI's --profile).
+    #[arg(long, global = true, env = "AWS_PROFILE")]
+    pub profile: Option<String>,
+
+    /// AWS region, e.g. us-east-1 (as the AWS CLI's --region).
+    #[arg(long, global = true, env = "AWS_REGION")]
+    pub region: Option<String>,
+
+    /// Send AWS API calls to this endpoint instead of AWS (a local emulator, a proxy).
+    #[arg(long, global = true, env = "AWS_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+
+    /// Settings file; flags and environment variables override it.
+    #[arg(long, global = true, env = "COGNIGATE_CONFIG", default_value = "cognigate.toml")]
+    pub config: PathBuf,
+
+    /// Output format on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text, env = "COGNIGATE_OUTPUT")]
+    pub output: OutputFormat,
+
+    /// More logging on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or reuse the stack's user pool, domain and app client, then write the outputs.
+    #[command(visible_alias = "apply")]
+    Up(UpArgs),
+}
+
+/// What a stack is: used by every command that reads or changes one.
+#[derive(Debug, Clone, Args)]
+pub struct StackArgs {
+    /// Stack name: the user pool's name and its `cognigate:stack` tag.
+    #[arg(long, env = "COGNIGATE_STACK")]
+    pub stack: Option<String>,
+
+    /// Adopt this existing user pool instead of finding or creating one (it stays untagged).
+    #[arg(long, env = "COGNIGATE_USER_POOL_ID")]
+    pub user_pool_id: Option<String>,
+
+    /// Hosted UI prefix: <prefix>.auth.<region>.amazoncognito.com (default: derived from the stack).
+    #[arg(long, env = "COGNIGATE_DOMAIN_PREFIX", conflicts_with = "custom_domain")]
+    pub domain_prefix: Option<String>,
+
+    /// Custom hosted UI domain (needs --certificate-arn, an ACM certificate in us-east-1).
+    #[arg(long, env = "COGNIGATE_CUSTOM_DOMAIN", requires = "certificate_arn")]
+    pub custom_domain: Option<String>,
+
+    /// ACM certificate for --custom-domain.
+    #[arg(long, env = "COGNIGATE_CERTIFICATE_ARN")]
+    pub certificate_arn: Option<String>,
+
+    /// Public URL of the gateway; `/oauth/callback` is appended for the client's callback URL. Repeatable.
+    #[arg(long = "gateway-url", env = "COGNIGATE_GATEWAY_URL", value_delimiter = ',')]
+    pub gateway_urls: Vec<String>,
+
+    /// An extra exact callback URL for the app client. Repeatable.
+    #[arg(long = "callback-url", env = "COGNIGATE_CALLBACK_URL", value_delimiter = ',')]
+    pub callback_urls: Vec<String>,
+
+    /// Do not add http://localhost:9000/oauth/callback (the local gateway's callback).
+    #[arg(long)]
+    pub no_localhost_callback: bool,
+
+    /// Mark the stack for `cognigate gc` after this long, e.g. 2h or 7days.
+    #[arg(long, env = "COGNIGATE_TTL")]
+    pub ttl: Option<String>,
+
+    /// Turn on the pool's deletion protection when creating it.
+    #[arg(long)]
+    pub deletion_protection: bool,
+
+    #[command(flatten)]
+    pub files: FileArgs,
+}
+
+/// Where outputs are written.
+#[derive(Debug, Clone, Args)]
+pub struct FileArgs {
+    /// Env file to write the Cognito settings into (other keys are kept).
+    #[arg(long, env = "COGNIGATE_ENV_FILE")]
+    pub env_file: Option<PathBuf>,
+
+    /// Gateway policies file to merge the stanza into (other policies are kept).
+    #[arg(long, env = "COGNIGATE_POLICIES_FILE")]
+    pub policies_file: Option<PathBuf>,
+
+    /// Name of the policy stanza in the policies file.
+    #[arg(long, env = "COGNIGATE_POLICY_NAME")]
+    pub policy_name: Option<String>,
+
+    /// Gateway routes file; a starter one is written when it does not exist.
+    #[arg(long, env = "COGNIGATE_ROUTES_FILE")]
+    pub routes_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    /// Print the client secret in the output (it is always written to the env file).
+    #[arg(long)]
+    pub show_secret: bool,
+}

@@ -1,0 +1,196 @@
+//! Reading what exists, without a state file.
+//!
+//! Cognito has no tag-based lookup for pools: `ListUserPools` gives names only,
+//! `DescribeUserPool` gives tags and domains. So pools are filtered by name
+//! first and only those are described (concurrently). The env file of a
+//! previous run gives ids that let a re-run skip the listing altogether; such a
+//! hint is always verified against the pool's tags before it is trusted.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use aws_sdk_cognitoidentityprovider::types::{DeletionProtectionType, UserPoolClientType};
+use futures_util::future::try_join_all;
+
+use super::Cognito;
+use super::errors;
+use crate::provision::error::Result;
+use crate::provision::spec::tags;
+use crate::secret::Secret;
+
+/// Cognito's page size limit for ListUserPools and ListUserPoolClients.
+const PAGE_SIZE: i32 = 60;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolState {
+    pub id: String,
+    pub name: String,
+    pub tags: HashMap<String, String>,
+    /// The prefix domain, if any (`my-prefix`, not the full host).
+    pub domain: Option<String>,
+    pub custom_domain: Option<String>,
+    pub deletion_protection: bool,
+    pub created: Option<SystemTime>,
+}
+
+impl PoolState {
+    pub fn stack_tag(&self) -> Option<&str> {
+        self.tags.get(tags::STACK).map(String::as_str)
+    }
+
+    pub fn is_managed(&self) -> bool {
+        self.tags.get(tags::MANAGED).is_some_and(|v| v == "true")
+    }
+
+    /// Older first; the id breaks ties so that concurrent runs agree.
+    pub fn age_key(&self) -> (Option<SystemTime>, String) {
+        (self.created, self.id.clone())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainState {
+    pub domain: String,
+    pub pool_id: String,
+    /// CREATING | DELETING | UPDATING | ACTIVE | FAILED
+    pub status: String,
+    pub certificate_arn: Option<String>,
+    pub cloudfront: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientState {
+    pub id: String,
+    pub name: String,
+    pub secret: Option<Secret>,
+    pub created: Option<SystemTime>,
+    /// The full description, kept so an update can send back every field it
+    /// does not own (UpdateUserPoolClient resets omitted fields to defaults).
+    pub described: UserPoolClientType,
+}
+
+impl ClientState {
+    fn from_described(described: UserPoolClientType) -> Self {
+        Self {
+            id: described.client_id().unwrap_or_default().to_owned(),
+            name: described.client_name().unwrap_or_default().to_owned(),
+            secret: described.client_secret().map(Secret::new),
+            created: described.creation_date().and_then(|d| SystemTime::try_from(*d).ok()),
+            described,
+        }
+    }
+
+    pub fn age_key(&self) -> (Option<SystemTime>, String) {
+        (self.created, self.id.clone())
+    }
+}
+
+impl Cognito {
+    /// `DescribeUserPool`; `None` when it does not exist.
+    pub async fn describe_pool(&self, id: &str) -> Result<Option<PoolState>> {
+        let response = self.client.describe_user_pool().user_pool_id(id).send().await;
+        let response = match response {
+            Ok(r) => r,
+            Err(e) if errors::code(&e) == Some("ResourceNotFoundException") => return Ok(None),
+            Err(e) => return Err(errors::map("DescribeUserPool", self.endpoint.as_deref(), e)),
+        };
+        let Some(pool) = response.user_pool() else { return Ok(None) };
+        Ok(Some(PoolState {
+            id: pool.id().unwrap_or(id).to_owned(),
+            name: pool.name().unwrap_or_default().to_owned(),
+            tags: pool.user_pool_tags().cloned().unwrap_or_default(),
+            domain: pool.domain().filter(|d| !d.is_empty()).map(str::to_owned),
+            custom_domain: pool.custom_domain().filter(|d| !d.is_empty()).map(str::to_owned),
+            deletion_protection: pool.deletion_protection() == Some(&DeletionProtectionType::Active),
+            created: pool.creation_date().and_then(|d| SystemTime::try_from(*d).ok()),
+        }))
+    }
+
+    /// Every pool (id, name) in the region, all pages of `ListUserPools`.
+    pub async fn all_pools(&self) -> Result<Vec<(String, String)>> {
+        let pools = self
+            .client
+            .list_user_pools()
+            .max_results(PAGE_SIZE)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| errors::map("ListUserPools", self.endpoint.as_deref(), e))?;
+        Ok(pools.into_iter().filter_map(|p| Some((p.id?, p.name?))).collect())
+    }
+
+    /// The pools of a stack: named like it and tagged `cognigate:stack=<stack>`,
+    /// oldest first. More than one means a race left twins behind.
+    pub async fn stack_pools(&self, pool_name: &str, stack: &str) -> Result<Vec<PoolState>> {
+        let ids: Vec<String> =
+            self.all_pools().await?.into_iter().filter(|(_, name)| name == pool_name).map(|(id, _)| id).collect();
+        let described = try_join_all(ids.iter().map(|id| self.describe_pool(id))).await?;
+        let mut pools: Vec<PoolState> =
+            described.into_iter().flatten().filter(|p| p.stack_tag() == Some(stack)).collect();
+        pools.sort_by_key(PoolState::age_key);
+        Ok(pools)
+    }
+
+    /// `DescribeUserPoolDomain`; Cognito answers an empty description for a
+    /// domain that does not exist (in this account).
+    pub async fn describe_domain(&self, domain: &str) -> Result<Option<DomainState>> {
+        let response = self
+            .client
+            .describe_user_pool_domain()
+            .domain(domain)
+            .send()
+            .await;
+        let response = match response {
+            Ok(r) => r,
+            Err(e) if errors::code(&e) == Some("ResourceNotFoundException") => return Ok(None),
+            Err(e) => return Err(errors::map("DescribeUserPoolDomain", self.endpoint.as_deref(), e)),
+        };
+        let Some(description) = response.domain_description() else { return Ok(None) };
+        let Some(pool_id) = description.user_pool_id().filter(|id| !id.is_empty()) else { return Ok(None) };
+        Ok(Some(DomainState {
+            domain: description.domain().unwrap_or(domain).to_owned(),
+            pool_id: pool_id.to_owned(),
+            status: description.status().map(|s| s.as_str().to_owned()).unwrap_or_else(|| "ACTIVE".into()),
+            certificate_arn: description.custom_domain_config().map(|c| c.certificate_arn().to_owned()),
+            cloudfront: description.cloud_front_distribution().map(str::to_owned),
+        }))
+    }
+
+    /// `DescribeUserPoolClient`; `None` when it does not exist.
+    pub async fn describe_client(&self, pool_id: &str, client_id: &str) -> Result<Option<ClientState>> {
+        let response = self.client.describe_user_pool_client().user_pool_id(pool_id).client_id(client_id).send().await;
+        match response {
+            Ok(r) => Ok(r.user_pool_client().cloned().map(ClientState::from_described)),
+            Err(e) if errors::code(&e) == Some("ResourceNotFoundException") => Ok(None),
+            Err(e) => Err(errors::map("DescribeUserPoolClient", self.endpoint.as_deref(), e)),
+        }
+    }
+
+    /// All app clients of a pool named `name`, described, oldest first.
+    pub async fn clients_named(&self, pool_id: &str, name: &str) -> Result<Vec<ClientState>> {
+        let ids: Vec<String> =
+            self.clients(pool_id).await?.into_iter().filter(|(_, n)| n == name).map(|(id, _)| id).collect();
+        let described = try_join_all(ids.iter().map(|id| self.describe_client(pool_id, id))).await?;
+        let mut clients: Vec<ClientState> = described.into_iter().flatten().collect();
+        clients.sort_by_key(ClientState::age_key);
+        Ok(clients)
+    }
+
+    /// Every app client (id, name) of a pool, all pages of `ListUserPoolClients`.
+    pub async fn clients(&self, pool_id: &str) -> Result<Vec<(String, String)>> {
+        let clients = self
+            .client
+            .list_user_pool_clients()
+            .user_pool_id(pool_id)
+            .max_results(PAGE_SIZE)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| errors::map("ListUserPoolClients", self.endpoint.as_deref(), e))?;
+        Ok(clients.into_iter().filter_map(|c| Some((c.client_id?, c.client_name.unwrap_or_default()))).collect())
+    }
+}

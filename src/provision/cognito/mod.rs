@@ -1,0 +1,100 @@
+//! Talking to Cognito: building the SDK client, reading what exists
+//! ([`discover`]), changing it ([`ops`]), and turning SDK errors into messages
+//! that say what to do ([`errors`]).
+//!
+//! Everything here is a thin, typed layer over `aws-sdk-cognitoidentityprovider`;
+//! deciding *what* to call lives in `plan` and `apply`.
+
+pub mod discover;
+pub mod errors;
+pub mod ops;
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_cognitoidentityprovider::config::{BehaviorVersion, ProvideCredentials, Region};
+
+use super::error::{Error, Result};
+use super::settings::AwsTarget;
+use super::validate::RegionName;
+
+/// Attempts per AWS call (first try included). Throttling and transient errors
+/// are retried by the SDK with exponential backoff; `COGNIGATE_AWS_MAX_ATTEMPTS`
+/// overrides it (tests set 1 so an emulator's gap costs no seconds).
+const DEFAULT_MAX_ATTEMPTS: u32 = 6;
+
+/// A connected Cognito client and where it points.
+#[derive(Clone, Debug)]
+pub struct Cognito {
+    pub client: aws_sdk_cognitoidentityprovider::Client,
+    pub region: RegionName,
+    /// Shown in connection errors; `None` means the public AWS endpoint.
+    pub endpoint: Option<String>,
+}
+
+/// The region from flags/env/settings, else the AWS profile's; makes no AWS call.
+pub async fn resolve_region(target: &AwsTarget) -> Result<RegionName> {
+    if let Some(region) = &target.region {
+        return Ok(region.clone());
+    }
+    let mut chain = aws_config::default_provider::region::DefaultRegionChain::builder();
+    if let Some(profile) = &target.profile {
+        chain = chain.profile_name(profile);
+    }
+    let region = chain.build().region().await.ok_or_else(|| {
+        Error::Usage("no AWS region: pass --region, set AWS_REGION, or set a region in your AWS profile".into())
+    })?;
+    Ok(RegionName::parse(region.as_ref())?)
+}
+
+impl Cognito {
+    /// Resolves credentials the way the AWS CLI does and fails early, with
+    /// instructions, when there are none. Makes no AWS API call.
+    pub async fn connect(target: &AwsTarget, region: &RegionName) -> Result<Self> {
+        let max_attempts = std::env::var("COGNIGATE_AWS_MAX_ATTEMPTS")
+            .ok()
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(DEFAULT_MAX_ATTEMPTS);
+        // Adaptive retry adds client-side rate limiting after throttling, which is
+        // what keeps a gc of many stacks under Cognito's low per-second quotas.
+        let retry = RetryConfig::adaptive()
+            .with_max_attempts(max_attempts)
+            .with_initial_backoff(Duration::from_millis(200));
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .operation_attempt_timeout(Duration::from_secs(30))
+            .build();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(retry)
+            .timeout_config(timeouts)
+            .region(Region::new(region.as_str().to_owned()));
+        if let Some(profile) = &target.profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(url) = &target.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let config = loader.load().await;
+
+        let credentials = config.credentials_provider().ok_or_else(no_credentials)?;
+        credentials.provide_credentials().await.map_err(|e| {
+            tracing::debug!(error = %e, "credential chain failed");
+            no_credentials()
+        })?;
+
+        let endpoint = target.endpoint_url.clone().or_else(|| config.endpoint_url().map(str::to_owned));
+        Ok(Self { client: aws_sdk_cognitoidentityprovider::Client::new(&config), region: region.clone(), endpoint })
+    }
+}
+
+fn no_credentials() -> Error {
+    Error::Connection(
+        "no AWS credentials found. Provide them the way the AWS CLI reads them: \
+         --profile NAME (or AWS_PROFILE) for a profile in ~/.aws/config, \
+         AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment, \
+         `aws sso login` for an SSO profile, or an instance/container role"
+            .into(),
+    )
+}

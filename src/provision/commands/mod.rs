@@ -1,0 +1,36 @@
+//! One file per subcommand; each reads settings, talks to Cognito through
+//! `cognito`, and prints through `report`.
+
+pub mod up;
+
+use std::path::Path;
+
+use super::cli::GlobalArgs;
+use super::cognito::{Cognito, resolve_region};
+use super::error::Result;
+use super::render;
+use super::settings::{self, AwsTarget, SettingsFile};
+use super::spec::StackSpec;
+use super::state::Hint;
+use super::cli::StackArgs;
+
+/// Settings file + flags → validated spec and a connected client. Input is
+/// validated before credentials are looked at, so typos fail first.
+pub async fn prepare(global: &GlobalArgs, stack: &StackArgs) -> Result<(StackSpec, Cognito)> {
+    let file = SettingsFile::load(&global.config)?;
+    let target: AwsTarget = settings::aws_target(global, &file)?;
+    let region = resolve_region(&target).await?;
+    let spec = settings::stack_spec(stack, &file, region)?;
+    let cognito = Cognito::connect(&target, &spec.region).await?;
+    Ok((spec, cognito))
+}
+
+/// Ids from the env file of a previous run: a shortcut, verified before use.
+pub fn hint_from_env_file(path: &Path) -> Hint {
+    let Ok(Some(text)) = render::read_env_file(path) else { return Hint::default() };
+    let values = render::parse_env(&text);
+    Hint {
+        pool_id: values.get("COGNITO_USER_POOL_ID").filter(|v| !v.is_empty()).cloned(),
+        client_id: values.get("COGNITO_CLIENT_ID").filter(|v| !v.is_empty()).cloned(),
+    }
+}

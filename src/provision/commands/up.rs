@@ -1,0 +1,107 @@
+//! `cognigate up` (alias `apply`): read → plan → apply → write outputs.
+
+use serde_json::json;
+
+use super::{hint_from_env_file, prepare};
+use crate::provision::apply::{Applied, apply};
+use crate::provision::cli::{GlobalArgs, OutputFormat, UpArgs};
+use crate::provision::error::Result;
+use crate::provision::plan::plan;
+use crate::provision::progress::Progress;
+use crate::provision::render::{self, EnvValues, FileOutcome};
+use crate::provision::report::{StackUrls, label};
+use crate::provision::spec::{DomainSpec, PoolTarget, StackSpec};
+
+pub async fn run(global: &GlobalArgs, args: &UpArgs) -> Result<()> {
+    let (mut spec, cognito) = prepare(global, &args.stack).await?;
+    let hint = hint_from_env_file(&spec.files.env_file);
+    let mut actual = cognito.read_stack(&spec, &hint).await?;
+
+    // An adopted pool keeps the domain it has unless another one was asked for.
+    if let (PoolTarget::Adopted(_), true) = (&spec.pool, spec.domain_is_derived)
+        && let Some(existing) = actual.pool.as_ref().and_then(|p| p.domain.clone())
+    {
+        actual.domain = cognito.describe_domain(&existing).await?;
+        spec.domain = DomainSpec::Prefix(existing);
+    }
+
+    let plan = plan(&spec, &actual)?;
+    let text = global.output == OutputFormat::Text;
+    if text && plan.has_changes() {
+        print!("{}", plan.render());
+    }
+    let progress = Progress::new(text);
+    let applied = apply(&cognito, &spec, actual, &plan, &progress).await?;
+    let files = write_outputs(&spec, &applied)?;
+
+    let changed = plan.has_changes() || files.iter().any(|(_, _, o)| *o != FileOutcome::Unchanged);
+    let urls = StackUrls::new(&spec.region, &applied.pool_id, &applied.domain_host);
+    match global.output {
+        OutputFormat::Json => {
+            let mut doc = json!({
+                "stack": spec.stack.as_str(),
+                "region": spec.region.as_str(),
+                "userPoolId": applied.pool_id,
+                "userPoolDomain": applied.domain_host,
+                "clientId": applied.client_id,
+                "issuer": urls.issuer,
+                "jwksUrl": urls.jwks,
+                "authorizationUrl": urls.authorize,
+                "tokenUrl": urls.token,
+                "callbackUrls": spec.callback_urls,
+                "resources": { "userPool": applied.pool, "domain": applied.domain, "appClient": applied.client },
+                "files": files.iter().map(|(kind, path, outcome)| (kind.to_string(), json!({ "path": path, "outcome": outcome }))).collect::<serde_json::Map<_, _>>(),
+                "changed": changed,
+                "plan": plan,
+            });
+            if args.show_secret {
+                doc["clientSecret"] = json!(applied.client_secret.expose());
+            }
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        }
+        OutputFormat::Text => {
+            if !changed {
+                println!("No changes: stack {} ({}) is up to date.", spec.stack, spec.region);
+            } else {
+                println!("Stack {} ({}) is ready.", spec.stack, spec.region);
+            }
+            println!("  user pool   {}  {}", applied.pool_id, label(applied.pool));
+            println!("  domain      {}  {}", applied.domain_host, label(applied.domain));
+            println!("  app client  {}  {}", applied.client_id, label(applied.client));
+            for (kind, path, outcome) in &files {
+                println!("  {kind:<11} {}  {}", path.display(), render::label(*outcome));
+            }
+            println!("  issuer      {}", urls.issuer);
+            if args.show_secret {
+                println!("  secret      {}", applied.client_secret.expose());
+            }
+            if changed {
+                println!(
+                    "Next: cognigate-gateway --env-file {} --config-dir {}",
+                    spec.files.env_file.display(),
+                    spec.files.policies_file.parent().map_or(".".into(), |p| p.display().to_string())
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+type FileReport = (&'static str, std::path::PathBuf, FileOutcome);
+
+fn write_outputs(spec: &StackSpec, applied: &Applied) -> Result<Vec<FileReport>> {
+    let values = EnvValues {
+        stack: spec.stack.as_str(),
+        region: spec.region.as_str(),
+        user_pool_id: &applied.pool_id,
+        user_pool_domain: &applied.domain_host,
+        client_id: &applied.client_id,
+        client_secret: &applied.client_secret,
+    };
+    let files = &spec.files;
+    Ok(vec![
+        ("env file", files.env_file.clone(), render::write_env_file(&files.env_file, &values)?),
+        ("policies", files.policies_file.clone(), render::write_policies_file(&files.policies_file, &files.policy_name, spec.region.as_str())?),
+        ("routes", files.routes_file.clone(), render::write_starter_routes(&files.routes_file, &files.policy_name)?),
+    ])
+}

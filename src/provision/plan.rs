@@ -1,0 +1,409 @@
+//! Desired vs actual → a plan: one entry per resource with its action and the
+//! field-level changes, in the order they will be applied. Pure: no AWS calls,
+//! so every decision here is unit-tested.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::cognito::discover::{ClientState, PoolState};
+use super::cognito::ops::{ClientSettings, domain_taken};
+use super::error::{Error, Result};
+use super::spec::{DomainSpec, PoolTarget, StackSpec};
+use super::state::Actual;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Create,
+    Update,
+    /// Delete the old resource, wait until it is gone, create the new one.
+    Replace,
+    Delete,
+    /// Exists and matches; nothing to do.
+    Keep,
+    /// Exists and is still being provisioned by Cognito; only wait for it.
+    Wait,
+}
+
+impl Action {
+    pub fn changes_aws(self) -> bool {
+        matches!(self, Self::Create | Self::Update | Self::Replace | Self::Delete)
+    }
+
+    fn symbol(self) -> &'static str {
+        match self {
+            Self::Create => "+",
+            Self::Update => "~",
+            Self::Replace => "-/+",
+            Self::Delete => "-",
+            Self::Keep | Self::Wait => " ",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldChange {
+    pub field: &'static str,
+    pub before: String,
+    pub after: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resource {
+    UserPool,
+    Domain,
+    AppClient,
+}
+
+impl Resource {
+    fn label(self) -> &'static str {
+        match self {
+            Self::UserPool => "user pool",
+            Self::Domain => "domain",
+            Self::AppClient => "app client",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    pub resource: Resource,
+    /// Name or id the user recognises (pool id once known, domain, client name).
+    pub name: String,
+    pub action: Action,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<FieldChange>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    /// What `apply` needs beyond the steps: old domain to remove on replace.
+    #[serde(skip)]
+    pub old_domain: Option<String>,
+    /// The desired client settings, computed once.
+    #[serde(skip)]
+    pub client_settings: ClientSettings,
+}
+
+impl Plan {
+    pub fn has_changes(&self) -> bool {
+        self.steps.iter().any(|s| s.action.changes_aws())
+    }
+
+    pub fn step(&self, resource: Resource) -> Option<&Step> {
+        self.steps.iter().find(|s| s.resource == resource)
+    }
+
+    /// A diff-like rendering; secrets never appear in plans.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for step in &self.steps {
+            let what = match step.action {
+                Action::Create => "will be created",
+                Action::Update => "will be updated in place",
+                Action::Replace => "will be replaced",
+                Action::Delete => "will be deleted",
+                Action::Keep => "no change",
+                Action::Wait => "exists, still provisioning: will wait",
+            };
+            let _ = writeln!(out, "{:>3} {} {}: {what}", step.action.symbol(), step.resource.label(), step.name);
+            if let Some(reason) = &step.reason {
+                let _ = writeln!(out, "      # {reason}");
+            }
+            for change in &step.changes {
+                let _ = writeln!(out, "      {}: {} → {}", change.field, change.before, change.after);
+            }
+        }
+        let counts = |a: Action| self.steps.iter().filter(|s| s.action == a).count();
+        if self.has_changes() {
+            let _ = writeln!(
+                out,
+                "Plan: {} to create, {} to update, {} to replace, {} to delete.",
+                counts(Action::Create),
+                counts(Action::Update),
+                counts(Action::Replace),
+                counts(Action::Delete)
+            );
+        } else {
+            let _ = writeln!(out, "No changes: the stack matches the desired state.");
+        }
+        out
+    }
+}
+
+fn list(values: &[String]) -> String {
+    format!("[{}]", values.join(", "))
+}
+
+/// Compares as sets: Cognito does not promise to keep list order.
+fn same_set(a: &[String], b: &[String]) -> bool {
+    a.len() == b.len() && a.iter().all(|x| b.contains(x))
+}
+
+pub fn plan(spec: &StackSpec, actual: &Actual) -> Result<Plan> {
+    let desired_client = ClientSettings::desired(spec);
+    let mut steps = Vec::with_capacity(3);
+
+    let pool = actual.pool.as_ref();
+    steps.push(match (pool, &spec.pool) {
+        (Some(p), _) => Step {
+            resource: Resource::UserPool,
+            name: p.id.clone(),
+            action: Action::Keep,
+            changes: vec![],
+            reason: matches!(spec.pool, PoolTarget::Adopted(_)).then(|| "adopted with --user-pool-id; left untagged".into()),
+        },
+        (None, PoolTarget::Managed) => Step {
+            resource: Resource::UserPool,
+            name: spec.pool_name().to_owned(),
+            action: Action::Create,
+            changes: vec![],
+            reason: None,
+        },
+        (None, PoolTarget::Adopted(id)) => {
+            return Err(Error::Usage(format!("user pool {id} does not exist; check --user-pool-id")));
+        }
+    });
+
+    let (domain_step, old_domain) = plan_domain(spec, actual, pool)?;
+    steps.push(domain_step);
+    steps.push(plan_client(spec, actual.client.as_ref(), &desired_client)?);
+
+    Ok(Plan { steps, old_domain, client_settings: desired_client })
+}
+
+fn plan_domain(spec: &StackSpec, actual: &Actual, pool: Option<&PoolState>) -> Result<(Step, Option<String>)> {
+    let name = spec.domain.api_name().to_owned();
+    let step = |action, reason: Option<String>, changes| Step { resource: Resource::Domain, name: name.clone(), action, changes, reason };
+
+    if let Some(existing) = &actual.domain {
+        let ours = pool.is_some_and(|p| p.id == existing.pool_id);
+        if !ours {
+            return Err(domain_taken(&name, Some(&existing.pool_id)));
+        }
+    }
+    // The pool's current domain of the same kind, if it differs: a replace.
+    let current = pool.and_then(|p| match spec.domain {
+        DomainSpec::Prefix(_) => p.domain.clone(),
+        DomainSpec::Custom { .. } => p.custom_domain.clone(),
+    });
+    if let Some(current) = current.filter(|c| *c != name) {
+        let change = FieldChange { field: "domain", before: current.clone(), after: name.clone() };
+        let reason = Some("a pool has one domain of each kind; the old one is deleted first".into());
+        return Ok((step(Action::Replace, reason, vec![change]), Some(current)));
+    }
+    let Some(existing) = &actual.domain else {
+        return Ok((step(Action::Create, None, vec![]), None));
+    };
+    if let DomainSpec::Custom { certificate_arn, .. } = &spec.domain
+        && existing.certificate_arn.as_deref() != Some(certificate_arn.as_str())
+    {
+        let change = FieldChange {
+            field: "certificate_arn",
+            before: existing.certificate_arn.clone().unwrap_or_else(|| "(none)".into()),
+            after: certificate_arn.clone(),
+        };
+        return Ok((step(Action::Update, None, vec![change]), None));
+    }
+    Ok(match existing.status.as_str() {
+        "ACTIVE" => (step(Action::Keep, None, vec![]), None),
+        "FAILED" => (step(Action::Replace, Some("Cognito reports it FAILED".into()), vec![]), Some(name.clone())),
+        other => (step(Action::Wait, Some(format!("status {other}")), vec![]), None),
+    })
+}
+
+fn plan_client(spec: &StackSpec, client: Option<&ClientState>, desired: &ClientSettings) -> Result<Step> {
+    let Some(client) = client else {
+        return Ok(Step {
+            resource: Resource::AppClient,
+            name: spec.client_name(),
+            action: Action::Create,
+            changes: vec![],
+            reason: None,
+        });
+    };
+    if client.secret.is_none() {
+        return Err(Error::Conflict(format!(
+            "app client {} ({}) has no client secret, and Cognito cannot add one to an existing client \
+             (GenerateSecret is fixed at creation). cognigate will not delete it for you: delete it \
+             (aws cognito-idp delete-user-pool-client --user-pool-id <pool> --client-id {}) and run \
+             `cognigate up` again to create a confidential one",
+            client.name, client.id, client.id
+        )));
+    }
+    let actual = ClientSettings::actual(client);
+    let mut changes = Vec::new();
+    let mut compare = |field, before: &[String], after: &[String]| {
+        if !same_set(before, after) {
+            changes.push(FieldChange { field, before: list(before), after: list(after) });
+        }
+    };
+    compare("callback_urls", &actual.callback_urls, &desired.callback_urls);
+    compare("allowed_oauth_flows", &actual.oauth_flows, &desired.oauth_flows);
+    compare("allowed_oauth_scopes", &actual.oauth_scopes, &desired.oauth_scopes);
+    compare("supported_identity_providers", &actual.identity_providers, &desired.identity_providers);
+    if actual.oauth_flows_user_pool_client != desired.oauth_flows_user_pool_client {
+        changes.push(FieldChange {
+            field: "allowed_oauth_flows_user_pool_client",
+            before: actual.oauth_flows_user_pool_client.to_string(),
+            after: desired.oauth_flows_user_pool_client.to_string(),
+        });
+    }
+    let action = if changes.is_empty() { Action::Keep } else { Action::Update };
+    Ok(Step { resource: Resource::AppClient, name: format!("{} ({})", client.name, client.id), action, changes, reason: None })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::path::PathBuf;
+
+    use aws_sdk_cognitoidentityprovider::types::{OAuthFlowType, UserPoolClientType};
+
+    use super::*;
+    use crate::provision::cognito::discover::DomainState;
+    use crate::provision::spec::{LOCALHOST_CALLBACK, OutputFiles};
+    use crate::provision::validate::{RegionName, StackName};
+    use crate::secret::Secret;
+
+    fn spec() -> StackSpec {
+        StackSpec {
+            stack: StackName::parse("demo").unwrap(),
+            region: RegionName::parse("us-east-1").unwrap(),
+            pool: PoolTarget::Managed,
+            domain: DomainSpec::Prefix("demo-prefix".into()),
+            domain_is_derived: false,
+            callback_urls: vec!["https://gw.example.com/oauth/callback".into(), LOCALHOST_CALLBACK.into()],
+            gateway_urls: vec!["https://gw.example.com".into()],
+            ttl: None,
+            deletion_protection: false,
+            files: OutputFiles {
+                env_file: PathBuf::from(".env"),
+                policies_file: PathBuf::from("config/policies.json"),
+                policy_name: "p".into(),
+                routes_file: PathBuf::from("config/routes.oas.json"),
+            },
+        }
+    }
+
+    fn pool(domain: Option<&str>) -> PoolState {
+        PoolState {
+            id: "us-east-1_abc".into(),
+            name: "demo".into(),
+            tags: HashMap::new(),
+            domain: domain.map(str::to_owned),
+            custom_domain: None,
+            deletion_protection: false,
+            created: None,
+        }
+    }
+
+    fn domain(name: &str, pool: &str, status: &str) -> DomainState {
+        DomainState { domain: name.into(), pool_id: pool.into(), status: status.into(), certificate_arn: None, cloudfront: None }
+    }
+
+    fn client(callbacks: &[&str], secret: bool) -> ClientState {
+        let described = UserPoolClientType::builder()
+            .client_id("client1")
+            .client_name("demo-gateway")
+            .set_client_secret(secret.then(|| "s3cret".to_owned()))
+            .set_callback_urls(Some(callbacks.iter().map(|s| (*s).to_owned()).collect()))
+            .allowed_o_auth_flows(OAuthFlowType::Code)
+            .set_allowed_o_auth_scopes(Some(vec!["openid".into(), "profile".into(), "email".into()]))
+            .supported_identity_providers("COGNITO")
+            .allowed_o_auth_flows_user_pool_client(true)
+            .build();
+        ClientState {
+            id: "client1".into(),
+            name: "demo-gateway".into(),
+            secret: secret.then(|| Secret::new("s3cret")),
+            created: None,
+            described,
+        }
+    }
+
+    #[test]
+    fn empty_account_creates_everything() {
+        let plan = plan(&spec(), &Actual::default()).unwrap();
+        let actions: Vec<Action> = plan.steps.iter().map(|s| s.action).collect();
+        assert_eq!(actions, [Action::Create, Action::Create, Action::Create]);
+        assert!(plan.render().contains("Plan: 3 to create, 0 to update"));
+    }
+
+    #[test]
+    fn matching_stack_is_a_no_op() {
+        let s = spec();
+        let actual = Actual {
+            pool: Some(pool(Some("demo-prefix"))),
+            domain: Some(domain("demo-prefix", "us-east-1_abc", "ACTIVE")),
+            client: Some(client(&[LOCALHOST_CALLBACK, "https://gw.example.com/oauth/callback"], true)),
+            ..Actual::default()
+        };
+        let plan = plan(&s, &actual).unwrap();
+        assert!(!plan.has_changes(), "{}", plan.render());
+        assert!(plan.render().contains("No changes"));
+    }
+
+    #[test]
+    fn callback_drift_is_an_update_with_before_and_after() {
+        let actual = Actual {
+            pool: Some(pool(Some("demo-prefix"))),
+            domain: Some(domain("demo-prefix", "us-east-1_abc", "ACTIVE")),
+            client: Some(client(&["https://evil.example.com/cb"], true)),
+            ..Actual::default()
+        };
+        let plan = plan(&spec(), &actual).unwrap();
+        let step = plan.step(Resource::AppClient).unwrap();
+        assert_eq!(step.action, Action::Update);
+        assert_eq!(step.changes.len(), 1);
+        assert_eq!(step.changes[0].field, "callback_urls");
+        assert!(step.changes[0].before.contains("evil"));
+        assert!(plan.render().contains("callback_urls: [https://evil.example.com/cb] → ["));
+    }
+
+    #[test]
+    fn client_without_secret_is_refused() {
+        let actual = Actual { pool: Some(pool(None)), client: Some(client(&[LOCALHOST_CALLBACK], false)), ..Actual::default() };
+        let err = plan(&spec(), &actual).unwrap_err().to_string();
+        assert!(err.contains("GenerateSecret is fixed at creation"), "{err}");
+    }
+
+    #[test]
+    fn domain_of_another_pool_is_refused_with_a_suggestion() {
+        let actual = Actual { pool: Some(pool(None)), domain: Some(domain("demo-prefix", "us-east-1_other", "ACTIVE")), ..Actual::default() };
+        let err = plan(&spec(), &actual).unwrap_err().to_string();
+        assert!(err.contains("already taken") && err.contains("--domain-prefix demo-prefix-"), "{err}");
+    }
+
+    #[test]
+    fn changed_prefix_is_a_replace() {
+        let actual = Actual { pool: Some(pool(Some("old-prefix"))), ..Actual::default() };
+        let plan = plan(&spec(), &actual).unwrap();
+        let step = plan.step(Resource::Domain).unwrap();
+        assert_eq!(step.action, Action::Replace);
+        assert_eq!(plan.old_domain.as_deref(), Some("old-prefix"));
+    }
+
+    #[test]
+    fn creating_domain_is_waited_for() {
+        let actual = Actual {
+            pool: Some(pool(Some("demo-prefix"))),
+            domain: Some(domain("demo-prefix", "us-east-1_abc", "CREATING")),
+            ..Actual::default()
+        };
+        assert_eq!(plan(&spec(), &actual).unwrap().step(Resource::Domain).unwrap().action, Action::Wait);
+    }
+
+    #[test]
+    fn plans_never_show_secrets() {
+        let actual = Actual { pool: Some(pool(None)), client: Some(client(&["https://x.example.com/cb"], true)), ..Actual::default() };
+        let plan = plan(&spec(), &actual).unwrap();
+        assert!(!plan.render().contains("s3cret"));
+        assert!(!serde_json::to_string(&plan).unwrap().contains("s3cret"));
+    }
+}

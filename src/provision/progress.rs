@@ -1,0 +1,64 @@
+//! Progress for long waits (domains): a spinner on a terminal, plain lines
+//! otherwise (CI logs), always on stderr so stdout stays machine-readable.
+
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+#[derive(Debug)]
+pub struct Progress {
+    bars: Option<MultiProgress>,
+}
+
+impl Progress {
+    /// Spinners only when stderr is a terminal and output is not JSON.
+    pub fn new(interactive: bool) -> Self {
+        let bars = (interactive && std::io::stderr().is_terminal())
+            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        Self { bars }
+    }
+
+    pub fn task(&self, label: String) -> Task {
+        let bar = self.bars.as_ref().map(|bars| {
+            let bar = bars.add(ProgressBar::new_spinner());
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {prefix}: {msg} ({elapsed})").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.set_prefix(label.clone());
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Task { label, bar, last: Mutex::new(String::new()) }
+    }
+}
+
+pub struct Task {
+    label: String,
+    bar: Option<ProgressBar>,
+    last: Mutex<String>,
+}
+
+impl Task {
+    /// Reports a status; plain output prints a line only when it changes.
+    pub fn update(&self, status: &str) {
+        match &self.bar {
+            Some(bar) => bar.set_message(status.to_owned()),
+            None => {
+                let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+                if *last != status {
+                    eprintln!("{}: {status}", self.label);
+                    *last = status.to_owned();
+                }
+            }
+        }
+    }
+
+    pub fn finish(&self, status: &str) {
+        match &self.bar {
+            Some(bar) => bar.finish_with_message(status.to_owned()),
+            None => self.update(status),
+        }
+    }
+}

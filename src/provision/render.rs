@@ -1,0 +1,388 @@
+//! Outputs: the env file, the `policies.json` stanza and a starter routes file,
+//! rendered from the handlebars templates in `templates/` and merged into what
+//! is already on disk.
+//!
+//! Rules: other keys and policies are kept; a file is rewritten only when its
+//! content changes; writes are atomic (temp file in the same directory, fsync,
+//! rename); the env file is mode 0600 because it holds the client secret. A
+//! file that cannot be parsed is never overwritten.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::Path;
+
+use handlebars::{Handlebars, handlebars_helper};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::error::{Error, Result};
+use crate::secret::Secret;
+
+const ENV_TEMPLATE: &str = include_str!("../../templates/env.hbs");
+const POLICY_TEMPLATE: &str = include_str!("../../templates/policy.json.hbs");
+const ROUTES_TEMPLATE: &str = include_str!("../../templates/routes.oas.json.hbs");
+
+/// The keys cognigate owns in the env file.
+pub const ENV_KEYS: [&str; 4] =
+    ["COGNITO_USER_POOL_ID", "COGNITO_USER_POOL_DOMAIN", "COGNITO_CLIENT_ID", "COGNITO_CLIENT_SECRET"];
+
+/// Upstream of the starter route until the user points it at their server.
+pub const STARTER_UPSTREAM: &str = "http://localhost:8000/mcp";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileOutcome {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+pub fn label(outcome: FileOutcome) -> &'static str {
+    match outcome {
+        FileOutcome::Created => "created",
+        FileOutcome::Updated => "updated",
+        FileOutcome::Unchanged => "unchanged",
+    }
+}
+
+/// What goes into the env file.
+#[derive(Debug, Clone)]
+pub struct EnvValues<'a> {
+    pub stack: &'a str,
+    pub region: &'a str,
+    pub user_pool_id: &'a str,
+    pub user_pool_domain: &'a str,
+    pub client_id: &'a str,
+    pub client_secret: &'a Secret,
+}
+
+fn engine() -> Handlebars<'static> {
+    handlebars_helper!(json_helper: |v: Json| v.to_string());
+    let mut hb = Handlebars::new();
+    hb.set_strict_mode(true);
+    hb.register_escape_fn(handlebars::no_escape);
+    hb.register_helper("json", Box::new(json_helper));
+    hb
+}
+
+fn render_template(template: &str, data: &Value) -> Result<String> {
+    engine().render_template(template, data).map_err(|e| Error::Conflict(format!("template error (a cognigate bug): {e}")))
+}
+
+/// The env block for the given values, as the template lays it out.
+pub fn render_env_block(values: &EnvValues) -> Result<String> {
+    render_template(
+        ENV_TEMPLATE,
+        &json!({
+            "stack": values.stack,
+            "region": values.region,
+            "user_pool_id": values.user_pool_id,
+            "user_pool_domain": values.user_pool_domain,
+            "client_id": values.client_id,
+            "client_secret": values.client_secret.expose(),
+        }),
+    )
+}
+
+/// The key of a dotenv line (`KEY=…` or `export KEY=…`), if it is an assignment.
+fn env_key(line: &str) -> Option<&str> {
+    let line = line.trim_start();
+    let line = line.strip_prefix("export ").unwrap_or(line);
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim();
+    (!key.is_empty() && !key.starts_with('#')).then_some(key)
+}
+
+/// Merges the rendered block into an existing env file: our keys are replaced
+/// where they stand (later duplicates dropped), other lines kept verbatim, and
+/// missing keys appended with the template's comment.
+pub fn merge_env(existing: Option<&str>, block: &str) -> String {
+    let Some(existing) = existing.filter(|e| !e.trim().is_empty()) else { return block.to_owned() };
+    let ours: HashMap<&str, &str> = block.lines().filter_map(|l| Some((env_key(l)?, l))).collect();
+    let mut written: Vec<&str> = Vec::new();
+    let mut out = String::with_capacity(existing.len() + block.len());
+    for line in existing.lines() {
+        match env_key(line).and_then(|k| ours.get_key_value(k)) {
+            Some((key, ours_line)) => {
+                if !written.contains(key) {
+                    out.push_str(ours_line);
+                    out.push('\n');
+                    written.push(key);
+                }
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    if written.len() < ours.len() {
+        if !out.ends_with("\n\n") {
+            out.push('\n');
+        }
+        for line in block.lines() {
+            match env_key(line) {
+                Some(key) if written.contains(&key) => {}
+                _ => {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Reads `KEY=VALUE` pairs of an env file (for hints and `outputs`).
+pub fn parse_env(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter_map(|line| {
+            let key = env_key(line)?;
+            let value = line.split_once('=')?.1.trim();
+            let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
+            Some((key.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+pub fn read_env_file(path: &Path) -> Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::file("read", path, e)),
+    }
+}
+
+pub fn write_env_file(path: &Path, values: &EnvValues) -> Result<FileOutcome> {
+    let existing = read_env_file(path)?;
+    let merged = merge_env(existing.as_deref(), &render_env_block(values)?);
+    write_if_changed(path, existing.as_deref(), &merged, Some(0o600))
+}
+
+/// The policy stanza as JSON (never holds a secret: only `$env(...)` references).
+pub fn render_policy(policy_name: &str, region: &str) -> Result<Value> {
+    let text = render_template(POLICY_TEMPLATE, &json!({ "policy_name": policy_name, "region": region }))?;
+    serde_json::from_str(&text).map_err(|e| Error::Conflict(format!("policy template is not JSON (a cognigate bug): {e}")))
+}
+
+/// Inserts or replaces the stanza by `name`; every other policy is kept in place.
+pub fn merge_policies(existing: Option<&str>, stanza: Value, path: &Path) -> Result<String> {
+    let mut document: Value = match existing.filter(|t| !t.trim().is_empty()) {
+        None => json!({ "policies": [] }),
+        Some(text) => serde_json::from_str(text).map_err(|e| Error::FileContent {
+            path: path.to_owned(),
+            problem: format!(
+                "not valid JSON (line {}, column {}: {e}); fix it or move it away — cognigate does not overwrite a file it cannot read",
+                e.line(),
+                e.column()
+            ),
+        })?,
+    };
+    let policies = document
+        .as_object_mut()
+        .ok_or_else(|| shape_error(path))?
+        .entry("policies")
+        .or_insert_with(|| json!([]))
+        .as_array_mut()
+        .ok_or_else(|| shape_error(path))?;
+    let name = stanza.get("name").cloned();
+    match policies.iter_mut().find(|p| p.get("name") == name.as_ref()) {
+        Some(slot) => *slot = stanza,
+        None => policies.push(stanza),
+    }
+    let mut text = serde_json::to_string_pretty(&document).map_err(|e| Error::Conflict(e.to_string()))?;
+    text.push('\n');
+    Ok(text)
+}
+
+fn shape_error(path: &Path) -> Error {
+    Error::FileContent {
+        path: path.to_owned(),
+        problem: "expected an object with a \"policies\" array ({\"policies\": [...]}); fix it or pass --policies-file".into(),
+    }
+}
+
+pub fn write_policies_file(path: &Path, policy_name: &str, region: &str) -> Result<FileOutcome> {
+    let existing = read_env_file(path)?;
+    let merged = merge_policies(existing.as_deref(), render_policy(policy_name, region)?, path)?;
+    write_if_changed(path, existing.as_deref(), &merged, None)
+}
+
+/// Writes a starter routes file only when none exists: routes are the user's.
+pub fn write_starter_routes(path: &Path, policy_name: &str) -> Result<FileOutcome> {
+    if path.exists() {
+        return Ok(FileOutcome::Unchanged);
+    }
+    let text = render_template(ROUTES_TEMPLATE, &json!({ "policy_name": policy_name, "upstream_url": STARTER_UPSTREAM }))?;
+    write_if_changed(path, None, &text, None)
+}
+
+/// Atomic write (temp file + fsync + rename) when the content differs; a
+/// wanted mode is also enforced on an unchanged file.
+pub fn write_if_changed(path: &Path, existing: Option<&str>, content: &str, mode: Option<u32>) -> Result<FileOutcome> {
+    if existing == Some(content) {
+        if let Some(mode) = mode {
+            set_mode(path, mode)?;
+        }
+        return Ok(FileOutcome::Unchanged);
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).map_err(|e| Error::file("create directory", dir, e))?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(".cognigate-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| Error::file("create a temporary file in", dir, e))?;
+    // tempfile creates files 0600; others keep their mode, or get the usual 0644.
+    let existing_mode = existing.and_then(|_| file_mode(path));
+    set_mode(temp.path(), mode.or(existing_mode).unwrap_or(0o644))?;
+    temp.write_all(content.as_bytes()).map_err(|e| Error::file("write", temp.path(), e))?;
+    temp.as_file().sync_all().map_err(|e| Error::file("sync", temp.path(), e))?;
+    temp.persist(path).map_err(|e| Error::file("replace", path, e.error))?;
+    Ok(if existing.is_some() { FileOutcome::Updated } else { FileOutcome::Created })
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| Error::file("set permissions of", path, e))
+}
+
+#[cfg(unix)]
+fn file_mode(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).ok().map(|m| m.permissions().mode() & 0o7777)
+}
+
+#[cfg(not(unix))]
+fn file_mode(_path: &Path) -> Option<u32> {
+    None
+}
+
+#[cfg(not(unix))]
+fn set_mode(_path: &Path, _mode: u32) -> Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(secret: &Secret) -> EnvValues<'_> {
+        EnvValues {
+            stack: "demo",
+            region: "us-east-1",
+            user_pool_id: "us-east-1_abc",
+            user_pool_domain: "demo-1.auth.us-east-1.amazoncognito.com",
+            client_id: "client123",
+            client_secret: secret,
+        }
+    }
+
+    #[test]
+    fn fresh_env_file_is_the_template() {
+        let secret = Secret::new("s3cret");
+        let block = render_env_block(&values(&secret)).unwrap();
+        let parsed = parse_env(&block);
+        assert_eq!(parsed["COGNITO_USER_POOL_ID"], "us-east-1_abc");
+        assert_eq!(parsed["COGNITO_USER_POOL_DOMAIN"], "demo-1.auth.us-east-1.amazoncognito.com");
+        assert_eq!(parsed["COGNITO_CLIENT_ID"], "client123");
+        assert_eq!(parsed["COGNITO_CLIENT_SECRET"], "s3cret");
+        assert_eq!(merge_env(None, &block), block);
+    }
+
+    #[test]
+    fn merge_keeps_other_keys_and_replaces_ours_in_place() {
+        let secret = Secret::new("new-secret");
+        let block = render_env_block(&values(&secret)).unwrap();
+        let existing = "# mine\nPORT=9000\nCOGNITO_CLIENT_ID=old\nexport OTHER=\"x y\"\nCOGNITO_CLIENT_ID=dup\n";
+        let merged = merge_env(Some(existing), &block);
+        let lines: Vec<&str> = merged.lines().collect();
+        assert_eq!(&lines[..4], ["# mine", "PORT=9000", "COGNITO_CLIENT_ID=client123", "export OTHER=\"x y\""]);
+        assert_eq!(merged.matches("COGNITO_CLIENT_ID=").count(), 1);
+        let parsed = parse_env(&merged);
+        assert_eq!(parsed["COGNITO_CLIENT_SECRET"], "new-secret");
+        assert_eq!(parsed["OTHER"], "x y");
+        assert_eq!(parsed["PORT"], "9000");
+        // Merging again is stable.
+        assert_eq!(merge_env(Some(&merged), &block), merged);
+    }
+
+    #[test]
+    fn stanza_matches_the_contract() {
+        let stanza = render_policy("cognito-managed-oauth", "eu-west-1").unwrap();
+        let expected = json!({ "name": "cognito-managed-oauth", "policyType": "mcp-cognito-oauth-inbound",
+          "handler": { "module": "$import(@zuplo/runtime/mcp-gateway)",
+            "export": "McpCognitoOAuthInboundPolicy",
+            "options": { "awsRegion": "eu-west-1",
+              "userPoolId": "$env(COGNITO_USER_POOL_ID)",
+              "userPoolDomain": "$env(COGNITO_USER_POOL_DOMAIN)",
+              "clientId": "$env(COGNITO_CLIENT_ID)",
+              "clientSecret": "$env(COGNITO_CLIENT_SECRET)" } } });
+        assert_eq!(stanza, expected);
+    }
+
+    #[test]
+    fn policy_names_with_quotes_stay_valid_json() {
+        let stanza = render_policy("we\"ird", "us-east-1").unwrap();
+        assert_eq!(stanza["name"], "we\"ird");
+    }
+
+    #[test]
+    fn policies_merge_by_name() {
+        let path = Path::new("policies.json");
+        let existing = r#"{"policies":[{"name":"rate-limit","policyType":"rate-limit-inbound"},{"name":"cognito-managed-oauth","old":true}]}"#;
+        let merged = merge_policies(Some(existing), render_policy("cognito-managed-oauth", "us-east-1").unwrap(), path).unwrap();
+        let doc: Value = serde_json::from_str(&merged).unwrap();
+        let policies = doc["policies"].as_array().unwrap();
+        assert_eq!(policies.len(), 2);
+        assert_eq!(policies[0]["name"], "rate-limit");
+        assert_eq!(policies[1]["policyType"], "mcp-cognito-oauth-inbound");
+        assert!(policies[1].get("old").is_none());
+        let again = merge_policies(Some(&merged), render_policy("cognito-managed-oauth", "us-east-1").unwrap(), path).unwrap();
+        assert_eq!(again, merged);
+    }
+
+    #[test]
+    fn unreadable_policies_are_refused_with_position() {
+        let err = merge_policies(Some("{\"policies\": [\n  {,}\n]}"), json!({"name": "x"}), Path::new("p.json")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("line 2") && text.contains("does not overwrite"), "{text}");
+        let err = merge_policies(Some("[1,2]"), json!({"name": "x"}), Path::new("p.json")).unwrap_err();
+        assert!(err.to_string().contains("\"policies\" array"));
+    }
+
+    #[test]
+    fn starter_routes_point_at_the_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config/routes.oas.json");
+        assert_eq!(write_starter_routes(&path, "my-policy").unwrap(), FileOutcome::Created);
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let route = &doc["paths"]["/mcp/example"]["post"]["x-zuplo-route"];
+        assert_eq!(route["handler"]["export"], "McpProxyHandler");
+        assert_eq!(route["policies"]["inbound"][0], "my-policy");
+        assert_eq!(write_starter_routes(&path, "other").unwrap(), FileOutcome::Unchanged);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn env_file_is_private_and_rewritten_only_on_change() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env");
+        std::fs::write(&path, "KEEP=1\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let secret = Secret::new("s3cret");
+        assert_eq!(write_env_file(&path, &values(&secret)).unwrap(), FileOutcome::Updated);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(std::fs::read_to_string(&path).unwrap().starts_with("KEEP=1\n"));
+        assert_eq!(write_env_file(&path, &values(&secret)).unwrap(), FileOutcome::Unchanged);
+        let leftovers: Vec<_> =
+            std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name() != ".env").collect();
+        assert!(leftovers.is_empty(), "temp files left behind");
+    }
+}

@@ -1,0 +1,293 @@
+//! Settings: flags and environment (already merged by clap) over `cognigate.toml`,
+//! over defaults, validated into a [`StackSpec`].
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::cli::{GlobalArgs, StackArgs};
+use super::error::{Error, Result};
+use super::spec::{
+    DEFAULT_POLICY_NAME, DomainSpec, LOCALHOST_CALLBACK, OutputFiles, PoolTarget, StackSpec,
+};
+use super::validate::{self, RegionName, StackName, UserPoolId};
+
+/// `cognigate.toml`: the same settings as the flags, for a project to commit.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct SettingsFile {
+    pub stack: Option<String>,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub user_pool_id: Option<String>,
+    pub domain_prefix: Option<String>,
+    pub custom_domain: Option<String>,
+    pub certificate_arn: Option<String>,
+    #[serde(default)]
+    pub gateway_urls: Vec<String>,
+    #[serde(default)]
+    pub callback_urls: Vec<String>,
+    pub localhost_callback: Option<bool>,
+    pub ttl: Option<String>,
+    pub deletion_protection: Option<bool>,
+    pub env_file: Option<PathBuf>,
+    pub policies_file: Option<PathBuf>,
+    pub policy_name: Option<String>,
+    pub routes_file: Option<PathBuf>,
+}
+
+impl SettingsFile {
+    /// Reads the file if it exists; a missing default file is not an error.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => return Err(Error::file("read", path, e)),
+        };
+        toml::from_str(&text).map_err(|e| Error::SettingsFile { path: path.to_owned(), problem: e.to_string() })
+    }
+}
+
+/// Where to reach AWS: resolved from flags/env over the settings file.
+#[derive(Debug, Clone, Default)]
+pub struct AwsTarget {
+    pub profile: Option<String>,
+    /// `None` lets aws-config's chain (the profile's region) decide.
+    pub region: Option<RegionName>,
+    pub endpoint_url: Option<String>,
+}
+
+pub fn aws_target(global: &GlobalArgs, file: &SettingsFile) -> Result<AwsTarget> {
+    let region = global.region.clone().or_else(|| file.region.clone());
+    let region = region.filter(|r| !r.is_empty()).map(|r| RegionName::parse(&r)).transpose()?;
+    let endpoint_url = global.endpoint_url.clone().or_else(|| file.endpoint_url.clone()).filter(|u| !u.is_empty());
+    if let Some(url) = &endpoint_url {
+        url::Url::parse(url).map_err(|e| validate::InvalidInput {
+            setting: "endpoint URL",
+            value: url.clone(),
+            problem: format!("{e}; give an absolute URL such as http://127.0.0.1:5000"),
+        })?;
+    }
+    Ok(AwsTarget {
+        profile: global.profile.clone().or_else(|| file.profile.clone()).filter(|p| !p.is_empty()),
+        region,
+        endpoint_url,
+    })
+}
+
+/// Builds the validated desired state. `region` is the one the AWS client resolved.
+pub fn stack_spec(args: &StackArgs, file: &SettingsFile, region: RegionName) -> Result<StackSpec> {
+    let stack = args.stack.clone().or_else(|| file.stack.clone()).ok_or_else(|| {
+        Error::Usage(
+            "no stack name: pass --stack NAME, set COGNIGATE_STACK, or put stack = \"NAME\" in cognigate.toml".into(),
+        )
+    })?;
+    let stack = StackName::parse(&stack)?;
+
+    let pool = match args.user_pool_id.clone().or_else(|| file.user_pool_id.clone()) {
+        Some(id) => {
+            let id = UserPoolId::parse(&id)?;
+            if id.region() != region.as_str() {
+                return Err(Error::Usage(format!(
+                    "user pool {id} is in {}, but the region is {region}; pass --region {}",
+                    id.region(),
+                    id.region()
+                )));
+            }
+            PoolTarget::Adopted(id)
+        }
+        None => PoolTarget::Managed,
+    };
+
+    let custom_domain = args.custom_domain.clone().or_else(|| file.custom_domain.clone());
+    let domain_prefix = args.domain_prefix.clone().or_else(|| file.domain_prefix.clone());
+    let domain_is_derived = custom_domain.is_none() && domain_prefix.is_none();
+    let domain = match (custom_domain, domain_prefix) {
+        (Some(_), Some(_)) => {
+            return Err(Error::Usage("give either a domain prefix or a custom domain, not both".into()));
+        }
+        (Some(host), None) => {
+            validate::custom_domain(&host)?;
+            let arn = args.certificate_arn.clone().or_else(|| file.certificate_arn.clone()).ok_or_else(|| {
+                Error::Usage(format!("custom domain {host} needs --certificate-arn (an ACM certificate in us-east-1)"))
+            })?;
+            validate::certificate_arn(&arn)?;
+            DomainSpec::Custom { host, certificate_arn: arn }
+        }
+        (None, Some(prefix)) => {
+            validate::domain_prefix(&prefix)?;
+            DomainSpec::Prefix(prefix)
+        }
+        (None, None) => DomainSpec::Prefix(validate::derived_domain_prefix(&stack, &region)),
+    };
+
+    let gateway_urls = if args.gateway_urls.is_empty() { &file.gateway_urls } else { &args.gateway_urls };
+    let gateway_urls = gateway_urls
+        .iter()
+        .filter(|u| !u.is_empty())
+        .map(|u| validate::gateway_url(u))
+        .collect::<Result<Vec<_>, _>>()?;
+    let extra_callbacks = if args.callback_urls.is_empty() { &file.callback_urls } else { &args.callback_urls };
+    let localhost = !args.no_localhost_callback && file.localhost_callback.unwrap_or(true);
+
+    let mut callback_urls: Vec<String> = Vec::new();
+    let candidates = gateway_urls
+        .iter()
+        .map(|base| format!("{base}/oauth/callback"))
+        .chain(localhost.then(|| LOCALHOST_CALLBACK.to_owned()))
+        .chain(extra_callbacks.iter().filter(|u| !u.is_empty()).cloned());
+    for url in candidates {
+        validate::callback_url(&url)?;
+        if !callback_urls.contains(&url) {
+            callback_urls.push(url);
+        }
+    }
+    if callback_urls.is_empty() {
+        return Err(Error::Usage(
+            "no callback URLs: pass --gateway-url URL, --callback-url URL, or drop --no-localhost-callback".into(),
+        ));
+    }
+    if callback_urls.len() > validate::MAX_CALLBACK_URLS {
+        return Err(Error::Usage(format!(
+            "{} callback URLs given; Cognito allows at most {}",
+            callback_urls.len(),
+            validate::MAX_CALLBACK_URLS
+        )));
+    }
+
+    let ttl = args
+        .ttl
+        .clone()
+        .or_else(|| file.ttl.clone())
+        .map(|t| {
+            humantime::parse_duration(&t).map_err(|e| validate::InvalidInput {
+                setting: "ttl",
+                value: t.clone(),
+                problem: format!("{e}; use a duration such as 30m, 2h or 7days"),
+            })
+        })
+        .transpose()?;
+
+    let policy_name = args.files.policy_name.clone().or_else(|| file.policy_name.clone());
+    let policy_name = policy_name.unwrap_or_else(|| DEFAULT_POLICY_NAME.to_owned());
+    if policy_name.trim().is_empty() {
+        return Err(Error::Usage("the policy name must not be empty (--policy-name)".into()));
+    }
+
+    Ok(StackSpec {
+        stack,
+        region,
+        pool,
+        domain,
+        domain_is_derived,
+        callback_urls,
+        gateway_urls,
+        ttl,
+        deletion_protection: args.deletion_protection || file.deletion_protection.unwrap_or(false),
+        files: OutputFiles {
+            env_file: pick(&args.files.env_file, &file.env_file, ".env"),
+            policies_file: pick(&args.files.policies_file, &file.policies_file, "config/policies.json"),
+            policy_name,
+            routes_file: pick(&args.files.routes_file, &file.routes_file, "config/routes.oas.json"),
+        },
+    })
+}
+
+fn pick(flag: &Option<PathBuf>, file: &Option<PathBuf>, default: &str) -> PathBuf {
+    flag.clone().or_else(|| file.clone()).unwrap_or_else(|| PathBuf::from(default))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provision::cli::FileArgs;
+
+    fn args(stack: &str) -> StackArgs {
+        StackArgs {
+            stack: Some(stack.into()),
+            user_pool_id: None,
+            domain_prefix: None,
+            custom_domain: None,
+            certificate_arn: None,
+            gateway_urls: vec![],
+            callback_urls: vec![],
+            no_localhost_callback: false,
+            ttl: None,
+            deletion_protection: false,
+            files: FileArgs { env_file: None, policies_file: None, policy_name: None, routes_file: None },
+        }
+    }
+
+    fn region() -> RegionName {
+        RegionName::parse("us-east-1").unwrap()
+    }
+
+    #[test]
+    fn defaults() {
+        let spec = stack_spec(&args("demo"), &SettingsFile::default(), region()).unwrap();
+        assert_eq!(spec.callback_urls, vec![LOCALHOST_CALLBACK]);
+        assert_eq!(spec.files.env_file, PathBuf::from(".env"));
+        assert_eq!(spec.files.policies_file, PathBuf::from("config/policies.json"));
+        assert_eq!(spec.files.policy_name, DEFAULT_POLICY_NAME);
+        assert!(matches!(spec.domain, DomainSpec::Prefix(ref p) if p.starts_with("demo-")));
+        assert_eq!(spec.pool, PoolTarget::Managed);
+    }
+
+    #[test]
+    fn gateway_urls_become_callbacks_first_and_deduplicated() {
+        let mut a = args("demo");
+        a.gateway_urls = vec!["https://gw.example.com/".into(), "http://localhost:9000".into()];
+        a.callback_urls = vec!["https://other.example.com/cb".into()];
+        let spec = stack_spec(&a, &SettingsFile::default(), region()).unwrap();
+        assert_eq!(
+            spec.callback_urls,
+            vec!["https://gw.example.com/oauth/callback", LOCALHOST_CALLBACK, "https://other.example.com/cb"]
+        );
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let file: SettingsFile = toml::from_str(
+            "stack = \"from-file\"\ndomain_prefix = \"file-prefix\"\ngateway_urls = [\"https://file.example.com\"]\nttl = \"2h\"\n",
+        )
+        .unwrap();
+        let mut a = args("from-flag");
+        a.domain_prefix = Some("flag-prefix".into());
+        let spec = stack_spec(&a, &file, region()).unwrap();
+        assert_eq!(spec.stack.as_str(), "from-flag");
+        assert_eq!(spec.domain, DomainSpec::Prefix("flag-prefix".into()));
+        assert_eq!(spec.callback_urls[0], "https://file.example.com/oauth/callback");
+        assert_eq!(spec.ttl, Some(std::time::Duration::from_secs(7200)));
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        assert!(toml::from_str::<SettingsFile>("stak = \"typo\"").is_err());
+    }
+
+    #[test]
+    fn bad_inputs_are_usage_errors() {
+        let mut a = args("demo");
+        a.stack = None;
+        let err = stack_spec(&a, &SettingsFile::default(), region()).unwrap_err();
+        assert!(err.to_string().contains("--stack"), "{err}");
+        assert_eq!(err.exit_code(), 64);
+
+        let mut a = args("demo");
+        a.no_localhost_callback = true;
+        assert!(stack_spec(&a, &SettingsFile::default(), region()).unwrap_err().to_string().contains("no callback URLs"));
+
+        let mut a = args("demo");
+        a.user_pool_id = Some("eu-west-1_abc".into());
+        assert!(stack_spec(&a, &SettingsFile::default(), region()).unwrap_err().to_string().contains("--region eu-west-1"));
+
+        let mut a = args("demo");
+        a.ttl = Some("soon".into());
+        assert!(stack_spec(&a, &SettingsFile::default(), region()).unwrap_err().to_string().contains("ttl"));
+
+        let mut a = args("demo");
+        a.callback_urls = (0..100).map(|i| format!("https://e.example.com/{i}")).collect();
+        assert!(stack_spec(&a, &SettingsFile::default(), region()).unwrap_err().to_string().contains("at most 100"));
+    }
+}

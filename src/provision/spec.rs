@@ -1,0 +1,93 @@
+//! The desired state of a stack, validated: what `up` converges Cognito to.
+//!
+//! Built by [`super::settings`] from flags, environment and `cognigate.toml`;
+//! everything downstream (plan, apply, render) trusts these values.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::validate::{RegionName, StackName, UserPoolId};
+
+/// Tag keys cognigate puts on the pools it creates (DESIGN.md section 1).
+pub mod tags {
+    pub const STACK: &str = "cognigate:stack";
+    pub const MANAGED: &str = "cognigate:managed";
+    pub const CREATED_AT: &str = "cognigate:created-at";
+    pub const TTL: &str = "cognigate:ttl";
+}
+
+/// The OAuth scopes the gateway asks Cognito for.
+pub const OAUTH_SCOPES: [&str; 3] = ["openid", "profile", "email"];
+/// The local gateway's callback, added unless `--no-localhost-callback`.
+pub const LOCALHOST_CALLBACK: &str = "http://localhost:9000/oauth/callback";
+pub const DEFAULT_POLICY_NAME: &str = "cognito-managed-oauth";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PoolTarget {
+    /// Find the pool by name and `cognigate:stack` tag; create it when absent.
+    Managed,
+    /// Use this existing pool as it is (`--user-pool-id`); never created or tagged.
+    Adopted(UserPoolId),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DomainSpec {
+    /// `<prefix>.auth.<region>.amazoncognito.com`
+    Prefix(String),
+    /// A custom domain served through CloudFront with an ACM certificate.
+    Custom { host: String, certificate_arn: String },
+}
+
+impl DomainSpec {
+    /// The name Cognito's domain APIs take: the prefix, or the full custom host.
+    pub fn api_name(&self) -> &str {
+        match self {
+            Self::Prefix(prefix) => prefix,
+            Self::Custom { host, .. } => host,
+        }
+    }
+
+    /// The host the hosted UI answers on (`COGNITO_USER_POOL_DOMAIN`).
+    pub fn host(&self, region: &RegionName) -> String {
+        match self {
+            Self::Prefix(prefix) => format!("{prefix}.auth.{region}.amazoncognito.com"),
+            Self::Custom { host, .. } => host.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputFiles {
+    pub env_file: PathBuf,
+    pub policies_file: PathBuf,
+    pub policy_name: String,
+    pub routes_file: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct StackSpec {
+    pub stack: StackName,
+    pub region: RegionName,
+    pub pool: PoolTarget,
+    pub domain: DomainSpec,
+    /// True when no prefix or custom domain was given; an adopted pool then
+    /// keeps the domain it already has.
+    pub domain_is_derived: bool,
+    /// Exact callback URLs for the app client, deduplicated, in order.
+    pub callback_urls: Vec<String>,
+    /// The gateway's public base URLs (for the starter routes file and the summary).
+    pub gateway_urls: Vec<String>,
+    pub ttl: Option<Duration>,
+    pub deletion_protection: bool,
+    pub files: OutputFiles,
+}
+
+impl StackSpec {
+    pub fn pool_name(&self) -> &str {
+        self.stack.as_str()
+    }
+
+    pub fn client_name(&self) -> String {
+        format!("{}-gateway", self.stack)
+    }
+}

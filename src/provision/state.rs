@@ -1,0 +1,97 @@
+//! The actual state of a stack in Cognito, read with as few dependent round
+//! trips as the data allows.
+//!
+//! Cold path: `ListUserPools` ‖ `DescribeUserPoolDomain`, then the matching
+//! pools described, then the clients listed and described. Warm path (the env
+//! file of a previous run names the pool and client): `DescribeUserPool` ‖
+//! `DescribeUserPoolDomain` ‖ `DescribeUserPoolClient` in one round trip, with
+//! the hint verified against the pool's tags before it is trusted.
+
+use super::cognito::Cognito;
+use super::cognito::discover::{ClientState, DomainState, PoolState};
+use super::error::{Error, Result};
+use super::spec::{PoolTarget, StackSpec};
+
+/// Ids remembered from a previous run (the env file); only a shortcut.
+#[derive(Debug, Clone, Default)]
+pub struct Hint {
+    pub pool_id: Option<String>,
+    pub client_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Actual {
+    /// The stack's pool (the oldest one if a race left twins).
+    pub pool: Option<PoolState>,
+    /// Newer pools of the same stack, left by concurrent runs.
+    pub twin_pools: Vec<PoolState>,
+    /// The desired domain name as Cognito describes it (any owner).
+    pub domain: Option<DomainState>,
+    /// The stack's app client (the oldest one if a race left twins).
+    pub client: Option<ClientState>,
+    pub twin_clients: Vec<ClientState>,
+}
+
+impl Cognito {
+    pub async fn read_stack(&self, spec: &StackSpec, hint: &Hint) -> Result<Actual> {
+        let client_name = spec.client_name();
+        let domain_name = spec.domain.api_name();
+
+        // Warm path: everything in one round trip, verified afterwards.
+        let hinted_pool = match &spec.pool {
+            PoolTarget::Adopted(id) => Some(id.as_str().to_owned()),
+            PoolTarget::Managed => hint.pool_id.clone(),
+        };
+        let (pool, domain, hinted_client) = tokio::try_join!(
+            async {
+                match &hinted_pool {
+                    Some(id) => self.describe_pool(id).await,
+                    None => Ok(None),
+                }
+            },
+            self.describe_domain(domain_name),
+            async {
+                match (&hinted_pool, &hint.client_id) {
+                    (Some(pool), Some(client)) => self.describe_client(pool, client).await,
+                    _ => Ok(None),
+                }
+            },
+        )?;
+
+        let mut actual = Actual { domain, ..Actual::default() };
+        match &spec.pool {
+            PoolTarget::Adopted(id) => {
+                let pool = pool.ok_or_else(|| {
+                    Error::Usage(format!(
+                        "user pool {id} does not exist in {} (or these credentials cannot see it); check --user-pool-id and --region",
+                        spec.region
+                    ))
+                })?;
+                actual.pool = Some(pool);
+            }
+            PoolTarget::Managed => {
+                let hint_is_ours =
+                    pool.as_ref().is_some_and(|p| p.name == spec.pool_name() && p.stack_tag() == Some(spec.stack.as_str()));
+                if hint_is_ours {
+                    actual.pool = pool;
+                } else {
+                    let mut pools = self.stack_pools(spec.pool_name(), spec.stack.as_str()).await?.into_iter();
+                    actual.pool = pools.next();
+                    actual.twin_pools = pools.collect();
+                }
+            }
+        }
+
+        let Some(pool) = &actual.pool else { return Ok(actual) };
+        let hinted_client = hinted_client.filter(|c| c.name == client_name && Some(pool.id.as_str()) == hinted_pool.as_deref());
+        match hinted_client {
+            Some(client) => actual.client = Some(client),
+            None => {
+                let mut clients = self.clients_named(&pool.id, &client_name).await?.into_iter();
+                actual.client = clients.next();
+                actual.twin_clients = clients.collect();
+            }
+        }
+        Ok(actual)
+    }
+}

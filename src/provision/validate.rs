@@ -1,0 +1,343 @@
+//! Local validation of everything a user can type, done before any AWS call.
+//!
+//! Each rule mirrors what Cognito itself would reject (or what would break the
+//! gateway later), so that a bad value fails fast with a message that says what
+//! was wrong and how to fix it, and nothing is created half way.
+
+use std::fmt;
+
+use url::Url;
+
+/// A rejected input: which setting, what was wrong, how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {setting} {value:?}: {problem}")]
+pub struct InvalidInput {
+    pub setting: &'static str,
+    pub value: String,
+    pub problem: String,
+}
+
+fn invalid(setting: &'static str, value: &str, problem: impl Into<String>) -> InvalidInput {
+    InvalidInput { setting, value: value.to_owned(), problem: problem.into() }
+}
+
+/// The name of a stack: the user pool's name and the `cognigate:stack` tag value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StackName(String);
+
+impl StackName {
+    pub const MAX_LEN: usize = 64;
+
+    pub fn parse(value: &str) -> Result<Self, InvalidInput> {
+        let fix = "use 1 to 64 letters, digits, '-', '_' or '.', starting with a letter or digit (for example \"my-mcp\")";
+        let mut chars = value.chars();
+        let Some(first) = chars.next() else {
+            return Err(invalid("stack name", value, format!("it is empty; {fix}")));
+        };
+        if value.len() > Self::MAX_LEN {
+            return Err(invalid("stack name", value, format!("it is {} characters long; {fix}", value.len())));
+        }
+        if !first.is_ascii_alphanumeric() {
+            return Err(invalid("stack name", value, format!("it starts with {first:?}; {fix}")));
+        }
+        if let Some(bad) = value.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+            return Err(invalid("stack name", value, format!("it contains {bad:?}; {fix}")));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for StackName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An AWS region code such as `us-east-1`, `eu-central-2` or `us-gov-west-1`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RegionName(String);
+
+impl RegionName {
+    pub fn parse(value: &str) -> Result<Self, InvalidInput> {
+        let fix = "expected a region code like \"us-east-1\" or \"eu-west-3\" (flag --region, or AWS_REGION)";
+        let parts: Vec<&str> = value.split('-').collect();
+        let well_formed = parts.len() >= 3
+            && parts[0].len() == 2
+            && parts[0].chars().all(|c| c.is_ascii_lowercase())
+            && parts[1..parts.len() - 1]
+                .iter()
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+            && parts[parts.len() - 1].parse::<u8>().is_ok_and(|n| n > 0);
+        if !well_formed {
+            return Err(invalid("region", value, fix));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RegionName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A Cognito user pool id: `<region>_<alphanumerics>`, e.g. `us-east-1_AbC123xyz`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UserPoolId(String);
+
+impl UserPoolId {
+    pub fn parse(value: &str) -> Result<Self, InvalidInput> {
+        let fix = "a user pool id looks like \"us-east-1_AbC123xyz\" (region, underscore, letters and digits)";
+        let Some((region, suffix)) = value.split_once('_') else {
+            return Err(invalid("user pool id", value, fix));
+        };
+        if RegionName::parse(region).is_err() || suffix.is_empty() || !suffix.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(invalid("user pool id", value, fix));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// The region the id belongs to, which must match the region we talk to.
+    pub fn region(&self) -> &str {
+        self.0.split_once('_').map_or("", |(region, _)| region)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UserPoolId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Words Cognito refuses anywhere in a prefix domain.
+const RESERVED_DOMAIN_WORDS: [&str; 3] = ["aws", "amazon", "cognito"];
+
+/// Checks a hosted UI prefix against Cognito's rules:
+/// `^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$` and none of the reserved words.
+pub fn domain_prefix(value: &str) -> Result<(), InvalidInput> {
+    let setting = "domain prefix";
+    if value.is_empty() || value.len() > 63 {
+        return Err(invalid(setting, value, "use 1 to 63 characters (flag --domain-prefix)"));
+    }
+    if let Some(bad) = value.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+        return Err(invalid(setting, value, format!("it contains {bad:?}; use only lowercase letters, digits and '-'")));
+    }
+    if value.starts_with('-') || value.ends_with('-') {
+        return Err(invalid(setting, value, "it must start and end with a letter or digit"));
+    }
+    if let Some(word) = RESERVED_DOMAIN_WORDS.iter().find(|w| value.contains(*w)) {
+        return Err(invalid(setting, value, format!("Cognito reserves the word {word:?} in domain prefixes; choose a prefix without it")));
+    }
+    Ok(())
+}
+
+/// A prefix derived from the stack name when none is given: lowercase, with a
+/// short stable hash so two stacks named alike in other accounts rarely collide
+/// (prefixes are unique per region across all of AWS).
+pub fn derived_domain_prefix(stack: &StackName, region: &RegionName) -> String {
+    use sha2::{Digest, Sha256};
+
+    let mut base = String::with_capacity(stack.as_str().len());
+    for c in stack.as_str().chars() {
+        let c = c.to_ascii_lowercase();
+        let c = if c.is_ascii_alphanumeric() { c } else { '-' };
+        if !(c == '-' && (base.is_empty() || base.ends_with('-'))) {
+            base.push(c);
+        }
+    }
+    for word in RESERVED_DOMAIN_WORDS {
+        base = base.replace(word, "");
+    }
+    let base: String = base.trim_matches('-').chars().take(50).collect();
+    let base = base.trim_end_matches('-');
+    let digest = Sha256::digest(format!("cognigate:{region}:{stack}").as_bytes());
+    let hash: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    if base.is_empty() { format!("mcp-{hash}") } else { format!("{base}-{hash}") }
+}
+
+/// A custom hosted UI domain (`auth.example.com`): a DNS name, no scheme or path.
+pub fn custom_domain(value: &str) -> Result<(), InvalidInput> {
+    let setting = "custom domain";
+    if value.contains("://") || value.contains('/') {
+        return Err(invalid(setting, value, "give the host name only, without scheme or path (for example auth.example.com)"));
+    }
+    let labels: Vec<&str> = value.split('.').collect();
+    let ok = labels.len() >= 2
+        && value.len() <= 253
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if !ok {
+        return Err(invalid(setting, value, "not a valid DNS name (for example auth.example.com)"));
+    }
+    Ok(())
+}
+
+/// An ACM certificate ARN; Cognito custom domains need one in us-east-1.
+pub fn certificate_arn(value: &str) -> Result<(), InvalidInput> {
+    let setting = "certificate ARN";
+    let parts: Vec<&str> = value.splitn(6, ':').collect();
+    if parts.len() != 6 || parts[0] != "arn" || parts[2] != "acm" || !parts[5].starts_with("certificate/") {
+        return Err(invalid(setting, value, "expected arn:aws:acm:us-east-1:<account>:certificate/<id>"));
+    }
+    if parts[3] != "us-east-1" {
+        return Err(invalid(setting, value, "Cognito custom domains need an ACM certificate in us-east-1; request or import it there"));
+    }
+    Ok(())
+}
+
+fn is_localhost(url: &Url) -> bool {
+    url.host_str() == Some("localhost")
+}
+
+/// A gateway's public base URL: absolute, https (http only for localhost), no
+/// query or fragment. Returns it without a trailing slash.
+pub fn gateway_url(value: &str) -> Result<String, InvalidInput> {
+    let setting = "gateway URL";
+    let url = Url::parse(value).map_err(|e| invalid(setting, value, format!("{e}; give an absolute URL such as https://mcp.example.com")))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_localhost(&url) => {}
+        "http" => return Err(invalid(setting, value, "Cognito accepts http callback URLs only for localhost; use https")),
+        other => return Err(invalid(setting, value, format!("scheme {other:?} is not supported; use https"))),
+    }
+    if url.fragment().is_some() || url.query().is_some() {
+        return Err(invalid(setting, value, "remove the query and fragment; give the gateway's base URL"));
+    }
+    Ok(value.trim_end_matches('/').to_owned())
+}
+
+/// An exact callback URL: absolute, no fragment, https except http://localhost.
+pub fn callback_url(value: &str) -> Result<(), InvalidInput> {
+    let setting = "callback URL";
+    let url = Url::parse(value).map_err(|e| invalid(setting, value, format!("{e}; callback URLs must be absolute")))?;
+    if url.fragment().is_some() {
+        return Err(invalid(setting, value, "callback URLs must not contain a fragment ('#...'); remove it"));
+    }
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_localhost(&url) => Ok(()),
+        "http" => Err(invalid(setting, value, "Cognito accepts http only for http://localhost; use https")),
+        // Native apps may register private-use schemes (RFC 8252 7.1).
+        scheme if scheme.contains('.') => Ok(()),
+        other => Err(invalid(setting, value, format!("scheme {other:?} is not accepted; use https"))),
+    }
+}
+
+/// Cognito's limit on callback URLs per app client.
+pub const MAX_CALLBACK_URLS: usize = 100;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stack_names() {
+        assert!(StackName::parse("my-mcp").is_ok());
+        assert!(StackName::parse("Team_A.prod-2").is_ok());
+        for bad in ["", "-lead", "has space", "slash/name", &"x".repeat(65)] {
+            let err = StackName::parse(bad).unwrap_err();
+            assert_eq!(err.setting, "stack name", "{bad}");
+        }
+    }
+
+    #[test]
+    fn regions() {
+        for good in ["us-east-1", "eu-west-3", "ap-southeast-2", "us-gov-west-1"] {
+            assert!(RegionName::parse(good).is_ok(), "{good}");
+        }
+        for bad in ["", "us-east", "useast1", "US-EAST-1", "us-east-0", "u-east-1", "us--1"] {
+            assert!(RegionName::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn pool_ids() {
+        let id = UserPoolId::parse("eu-west-1_AbC123").unwrap();
+        assert_eq!(id.region(), "eu-west-1");
+        for bad in ["", "eu-west-1", "eu-west-1_", "eu-west-1_ab-c", "nope_abc"] {
+            assert!(UserPoolId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn domain_prefixes() {
+        assert!(domain_prefix("my-mcp-1").is_ok());
+        assert!(domain_prefix("a").is_ok());
+        let problems = [
+            ("", "1 to 63"),
+            ("-abc", "start and end"),
+            ("abc-", "start and end"),
+            ("ABC", "lowercase"),
+            ("a_b", "lowercase"),
+            ("myaws", "\"aws\""),
+            ("amazon-x", "\"amazon\""),
+            ("my-cognito", "\"cognito\""),
+        ];
+        for (bad, says) in problems {
+            let err = domain_prefix(bad).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+        assert!(domain_prefix(&"a".repeat(64)).is_err());
+        assert!(domain_prefix(&"a".repeat(63)).is_ok());
+    }
+
+    #[test]
+    fn derived_prefixes_are_valid_and_stable() {
+        let region = RegionName::parse("us-east-1").unwrap();
+        for stack in ["my-mcp", "AWS_Demo", "cognito", "x.y_z", &"long".repeat(16)] {
+            let stack = StackName::parse(stack).unwrap();
+            let prefix = derived_domain_prefix(&stack, &region);
+            domain_prefix(&prefix).unwrap_or_else(|e| panic!("{stack}: {e}"));
+            assert_eq!(prefix, derived_domain_prefix(&stack, &region));
+        }
+        let a = derived_domain_prefix(&StackName::parse("my-mcp").unwrap(), &region);
+        assert!(a.starts_with("my-mcp-"), "{a}");
+        let other_region = RegionName::parse("eu-west-1").unwrap();
+        assert_ne!(a, derived_domain_prefix(&StackName::parse("my-mcp").unwrap(), &other_region));
+    }
+
+    #[test]
+    fn gateway_urls() {
+        assert_eq!(gateway_url("https://mcp.example.com/").unwrap(), "https://mcp.example.com");
+        assert_eq!(gateway_url("http://localhost:9000").unwrap(), "http://localhost:9000");
+        assert!(gateway_url("http://mcp.example.com").unwrap_err().problem.contains("https"));
+        assert!(gateway_url("mcp.example.com").is_err());
+        assert!(gateway_url("https://mcp.example.com/#x").is_err());
+    }
+
+    #[test]
+    fn callback_urls() {
+        assert!(callback_url("https://app.example.com/cb").is_ok());
+        assert!(callback_url("http://localhost:3000/cb").is_ok());
+        assert!(callback_url("https://app.example.com/cb#frag").unwrap_err().problem.contains("fragment"));
+        assert!(callback_url("http://app.example.com/cb").is_err());
+        assert!(callback_url("/relative").is_err());
+    }
+
+    #[test]
+    fn custom_domains_and_certificates() {
+        assert!(custom_domain("auth.example.com").is_ok());
+        assert!(custom_domain("https://auth.example.com").is_err());
+        assert!(custom_domain("localhost").is_err());
+        assert!(certificate_arn("arn:aws:acm:us-east-1:123456789012:certificate/abc").is_ok());
+        assert!(certificate_arn("arn:aws:acm:eu-west-1:123456789012:certificate/abc").unwrap_err().problem.contains("us-east-1"));
+        assert!(certificate_arn("nope").is_err());
+    }
+}
