@@ -119,7 +119,8 @@ impl TokenIssuer {
         &self.key
     }
 
-    pub fn mint(&self, sub: &str, aud: &str, client_id: &str, scope: &str, now: i64, ttl: i64) -> Result<(String, AccessClaims), TokenError> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn mint(&self, sub: &str, aud: &str, client_id: &str, scope: &str, now: i64, ttl: i64, jti: String) -> Result<(String, AccessClaims), TokenError> {
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             sub: sub.to_owned(),
@@ -128,7 +129,7 @@ impl TokenIssuer {
             scope: scope.to_owned(),
             iat: now,
             exp: now + ttl,
-            jti: random_token(16),
+            jti,
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.key.kid.clone());
@@ -231,6 +232,7 @@ impl Revocations {
 #[cfg(test)]
 mod tests {
     use super::{Revocations, SigningKey, TokenCache, TokenIssuer};
+    use crate::gateway::crypto::random_token;
     use crate::gateway::store::RevokedAccess;
 
     fn issuer() -> TokenIssuer {
@@ -244,7 +246,7 @@ mod tests {
     #[test]
     fn mints_and_verifies() {
         let issuer = issuer();
-        let (token, claims) = issuer.mint("sub1", "http://gw.test/mcp/echo", "c1", "openid", now(), 60).unwrap();
+        let (token, claims) = issuer.mint("sub1", "http://gw.test/mcp/echo", "c1", "openid", now(), 60, random_token(16)).unwrap();
         let header = jsonwebtoken::decode_header(&token).unwrap();
         assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
         assert_eq!(header.typ.as_deref(), Some("at+jwt"));
@@ -254,11 +256,11 @@ mod tests {
     #[test]
     fn rejects_other_keys_expired_and_tampered() {
         let issuer = issuer();
-        let (expired, _) = issuer.mint("s", "a", "c", "", now() - 100, 10).unwrap();
+        let (expired, _) = issuer.mint("s", "a", "c", "", now() - 100, 10, random_token(16)).unwrap();
         assert!(issuer.verify(&expired).is_err());
-        let (foreign, _) = self::issuer().mint("s", "a", "c", "", now(), 60).unwrap();
+        let (foreign, _) = self::issuer().mint("s", "a", "c", "", now(), 60, random_token(16)).unwrap();
         assert!(issuer.verify(&foreign).is_err());
-        let (token, _) = issuer.mint("s", "a", "c", "", now(), 60).unwrap();
+        let (token, _) = issuer.mint("s", "a", "c", "", now(), 60, random_token(16)).unwrap();
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
         parts[1] = parts[1].replace('A', "B");
         assert!(issuer.verify(&parts.join(".")).is_err());
@@ -271,7 +273,7 @@ mod tests {
         let b = SigningKey::from_stored(&stored).unwrap();
         assert_eq!(a.kid, b.kid);
         let issuer_a = TokenIssuer::new("i".into(), a);
-        let (token, _) = issuer_a.mint("s", "a", "c", "", now(), 60).unwrap();
+        let (token, _) = issuer_a.mint("s", "a", "c", "", now(), 60, random_token(16)).unwrap();
         assert!(TokenIssuer::new("i".into(), b).verify(&token).is_ok(), "survives a restart");
         assert!(SigningKey::from_stored("dG9vIHNob3J0").is_err());
     }
@@ -280,7 +282,7 @@ mod tests {
     fn cache_serves_valid_tokens_and_drops_expired() {
         let issuer = issuer();
         let cache = TokenCache::new(2);
-        let (token, claims) = issuer.mint("s", "a", "c", "", now(), 60).unwrap();
+        let (token, claims) = issuer.mint("s", "a", "c", "", now(), 60, random_token(16)).unwrap();
         assert_eq!(*cache.verify(&issuer, &token, now()).unwrap(), claims);
         assert_eq!(cache.len(), 1);
         // A cached entry is not re-verified ...
@@ -290,7 +292,7 @@ mod tests {
         assert!(cache.verify(&issuer, "not.a.token", now()).is_err());
         assert_eq!(cache.len(), 1, "invalid tokens are not cached");
         for _ in 0..3 {
-            let (t, _) = issuer.mint("s", "a", "c", "", now(), 60).unwrap();
+            let (t, _) = issuer.mint("s", "a", "c", "", now(), 60, random_token(16)).unwrap();
             cache.verify(&issuer, &t, now()).unwrap();
         }
         assert!(cache.len() <= 2, "bounded");

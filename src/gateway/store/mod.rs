@@ -111,9 +111,15 @@ pub struct RefreshToken {
 #[derive(Debug, Clone)]
 pub struct Rotation {
     pub new_hash: String,
-    pub expires_at: i64,
+    /// The access token issued with the successor.
     pub access_jti: String,
-    pub access_expires_at: i64,
+}
+
+/// Lifetimes (seconds) of the tokens a grant's route issues.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lifetimes {
+    pub refresh: i64,
+    pub access: i64,
 }
 
 #[derive(Debug, PartialEq)]
@@ -154,8 +160,17 @@ pub trait Store: Send + Sync + 'static {
 
     fn insert_refresh(&self, hash: &str, token: &RefreshToken) -> Result<(), StoreError>;
     /// Marks `hash` used and stores its successor in the same family, in one
-    /// transaction. A used or revoked token revokes its family.
-    fn rotate_refresh(&self, hash: &str, client_id: &str, next: &Rotation, now: i64) -> Result<RefreshUse, StoreError>;
+    /// transaction. A used or revoked token revokes its family. `lifetimes`
+    /// gives the successor's lifetimes from the grant (its route's policy);
+    /// `None` (the route is gone) leaves the token untouched as `Unknown`.
+    fn rotate_refresh(
+        &self,
+        hash: &str,
+        client_id: &str,
+        next: &Rotation,
+        lifetimes: &dyn Fn(&Grant) -> Option<Lifetimes>,
+        now: i64,
+    ) -> Result<RefreshUse, StoreError>;
     /// Revokes the family of `hash` (RFC 7009); `None` when unknown.
     fn revoke_refresh_family(&self, hash: &str, client_id: &str, now: i64) -> Result<Option<Vec<RevokedAccess>>, StoreError>;
 

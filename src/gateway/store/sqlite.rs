@@ -13,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{AuthCode, Client, Consent, PendingLogin, RefreshToken, RefreshUse, RevokedAccess, Rotation, Store, StoreError};
+use super::{AuthCode, Client, Consent, Grant, Lifetimes, PendingLogin, RefreshToken, RefreshUse, RevokedAccess, Rotation, Store, StoreError};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -167,7 +167,14 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn rotate_refresh(&self, hash: &str, client_id: &str, next: &Rotation, now: i64) -> Result<RefreshUse, StoreError> {
+    fn rotate_refresh(
+        &self,
+        hash: &str,
+        client_id: &str,
+        next: &Rotation,
+        lifetimes: &dyn Fn(&Grant) -> Option<Lifetimes>,
+        now: i64,
+    ) -> Result<RefreshUse, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let row: Option<(String, String, String, String)> = tx
@@ -193,17 +200,20 @@ impl Store for SqliteStore {
         if token.expires_at <= now {
             return Ok(RefreshUse::Expired);
         }
+        let Some(lifetimes) = lifetimes(&token.grant) else {
+            return Ok(RefreshUse::Unknown);
+        };
         tx.execute("UPDATE refresh_tokens SET state = 'used' WHERE hash = ?1", params![hash])?;
         let successor = RefreshToken {
             family: family.clone(),
             grant: token.grant.clone(),
-            expires_at: next.expires_at,
+            expires_at: now + lifetimes.refresh,
             access_jti: next.access_jti.clone(),
-            access_expires_at: next.access_expires_at,
+            access_expires_at: now + lifetimes.access,
         };
         tx.execute(
             "INSERT INTO refresh_tokens (hash, family, client_id, state, data, expires_at) VALUES (?1, ?2, ?3, 'active', ?4, ?5)",
-            params![next.new_hash, family, client_id, encode(&successor)?, next.expires_at],
+            params![next.new_hash, family, client_id, encode(&successor)?, successor.expires_at],
         )?;
         tx.commit()?;
         Ok(RefreshUse::Rotated { grant: token.grant, family })
@@ -253,7 +263,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::SqliteStore;
-    use crate::gateway::store::{AuthCode, Client, Grant, PendingLogin, RefreshToken, RefreshUse, RevokedAccess, Rotation, Store};
+    use crate::gateway::store::{AuthCode, Client, Grant, Lifetimes, PendingLogin, RefreshToken, RefreshUse, RevokedAccess, Rotation, Store, StoreError};
 
     fn store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
@@ -270,7 +280,15 @@ mod tests {
     }
 
     fn rotation(hash: &str, jti: &str) -> Rotation {
-        Rotation { new_hash: hash.into(), expires_at: 10_000, access_jti: jti.into(), access_expires_at: 2_000 }
+        Rotation { new_hash: hash.into(), access_jti: jti.into() }
+    }
+
+    fn lifetimes(_: &Grant) -> Option<Lifetimes> {
+        Some(Lifetimes { refresh: 9_000, access: 1_000 })
+    }
+
+    fn rotate(store: &SqliteStore, hash: &str, client: &str, next: Rotation, now: i64) -> Result<RefreshUse, StoreError> {
+        store.rotate_refresh(hash, client, &next, &lifetimes, now)
     }
 
     #[test]
@@ -310,20 +328,20 @@ mod tests {
     fn refresh_rotation_and_reuse_detection() {
         let (_dir, store) = store();
         store.insert_refresh("r1", &refresh("fam", "a1")).unwrap();
-        let RefreshUse::Rotated { grant: g, family } = store.rotate_refresh("r1", "c1", &rotation("r2", "a2"), 1_000).unwrap() else {
+        let RefreshUse::Rotated { grant: g, family } = rotate(&store, "r1", "c1", rotation("r2", "a2"), 1_000).unwrap() else {
             panic!("first use rotates")
         };
         assert_eq!((g, family.as_str()), (grant(), "fam"));
-        assert!(matches!(store.rotate_refresh("r2", "c1", &rotation("r3", "a3"), 1_000).unwrap(), RefreshUse::Rotated { .. }));
+        assert!(matches!(rotate(&store, "r2", "c1", rotation("r3", "a3"), 1_000).unwrap(), RefreshUse::Rotated { .. }));
         // r1 again: reuse. The family (r2's successor r3 included) is revoked,
         // and the access tokens issued with it.
-        let RefreshUse::Reused { revoked_access } = store.rotate_refresh("r1", "c1", &rotation("r4", "a4"), 1_000).unwrap() else {
+        let RefreshUse::Reused { revoked_access } = rotate(&store, "r1", "c1", rotation("r4", "a4"), 1_000).unwrap() else {
             panic!("reuse detected")
         };
         let mut jtis: Vec<_> = revoked_access.iter().map(|r| r.jti.as_str()).collect();
         jtis.sort();
         assert_eq!(jtis, ["a1", "a2", "a3"]);
-        assert!(matches!(store.rotate_refresh("r3", "c1", &rotation("r5", "a5"), 1_000).unwrap(), RefreshUse::Reused { .. }));
+        assert!(matches!(rotate(&store, "r3", "c1", rotation("r5", "a5"), 1_000).unwrap(), RefreshUse::Reused { .. }));
         assert_eq!(store.revoked_since(0, 1_000).unwrap().len(), 3);
     }
 
@@ -331,11 +349,12 @@ mod tests {
     fn refresh_bound_to_client_and_expiry() {
         let (_dir, store) = store();
         store.insert_refresh("r1", &refresh("fam", "a1")).unwrap();
-        assert_eq!(store.rotate_refresh("r1", "other", &rotation("x", "y"), 1_000).unwrap(), RefreshUse::Unknown);
-        assert_eq!(store.rotate_refresh("nope", "c1", &rotation("x", "y"), 1_000).unwrap(), RefreshUse::Unknown);
-        assert_eq!(store.rotate_refresh("r1", "c1", &rotation("x", "y"), 10_000).unwrap(), RefreshUse::Expired);
-        // The other client's attempt consumed nothing.
-        assert!(matches!(store.rotate_refresh("r1", "c1", &rotation("r2", "a2"), 1_000).unwrap(), RefreshUse::Rotated { .. }));
+        assert_eq!(rotate(&store, "r1", "other", rotation("x", "y"), 1_000).unwrap(), RefreshUse::Unknown);
+        assert_eq!(rotate(&store, "nope", "c1", rotation("x", "y"), 1_000).unwrap(), RefreshUse::Unknown);
+        assert_eq!(rotate(&store, "r1", "c1", rotation("x", "y"), 10_000).unwrap(), RefreshUse::Expired);
+        assert_eq!(store.rotate_refresh("r1", "c1", &rotation("x", "y"), &|_| None, 1_000).unwrap(), RefreshUse::Unknown, "route gone");
+        // The other client's attempt and the route-gone case consumed nothing.
+        assert!(matches!(rotate(&store, "r1", "c1", rotation("r2", "a2"), 1_000).unwrap(), RefreshUse::Rotated { .. }));
     }
 
     #[test]
@@ -345,7 +364,7 @@ mod tests {
         assert_eq!(store.revoke_refresh_family("r1", "other", 1_000).unwrap(), None);
         let revoked = store.revoke_refresh_family("r1", "c1", 1_000).unwrap().unwrap();
         assert_eq!(revoked, vec![RevokedAccess { jti: "a1".into(), expires_at: 2_000 }]);
-        assert!(matches!(store.rotate_refresh("r1", "c1", &rotation("r2", "a2"), 1_000).unwrap(), RefreshUse::Reused { .. }));
+        assert!(matches!(rotate(&store, "r1", "c1", rotation("r2", "a2"), 1_000).unwrap(), RefreshUse::Reused { .. }));
     }
 
     #[test]
@@ -371,6 +390,6 @@ mod tests {
         let store = SqliteStore::open(&path).unwrap();
         assert_eq!(store.signing_key_or_insert("k2").unwrap(), "k1", "the first key is kept");
         assert_eq!(store.client("c1").unwrap(), Some(client));
-        assert!(matches!(store.rotate_refresh("r1", "c1", &rotation("r2", "a2"), 1_000).unwrap(), RefreshUse::Rotated { .. }));
+        assert!(matches!(rotate(&store, "r1", "c1", rotation("r2", "a2"), 1_000).unwrap(), RefreshUse::Rotated { .. }));
     }
 }
