@@ -270,7 +270,10 @@ impl World {
         if !output.status.success() {
             panic!("{name} failed:\n{}\n\n{}", output.describe(), self.logs());
         }
-        output.json().unwrap_or_else(|| panic!("{name} printed no JSON:\n{}\n\n{}", output.describe(), self.logs()))
+        let out =
+            output.json().unwrap_or_else(|| panic!("{name} printed no JSON:\n{}\n\n{}", output.describe(), self.logs()));
+        eprintln!("{name}: {out}");
+        out
     }
 
     /// Where test artifacts (the consent screenshot) are kept.
