@@ -61,11 +61,14 @@ class FormParser(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.forms: list[Form] = []
         self._current: Form | None = None
-        self._button: dict[str, str] | None = None
+        self._skip = 0  # inside <style> or <script>
         self.text: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: (v or "") for k, v in attrs}
+        if tag in ("style", "script"):
+            self._skip += 1
+            return
         if tag == "form":
             self._current = Form(action=a.get("action", ""), method=a.get("method", "get").lower())
             self.forms.append(self._current)
@@ -91,11 +94,13 @@ class FormParser(HTMLParser):
                 self._current.buttons.append((a["name"], a.get("value", "")))
 
     def handle_endtag(self, tag: str) -> None:
+        if tag in ("style", "script"):
+            self._skip = max(0, self._skip - 1)
         if tag == "form":
             self._current = None
 
     def handle_data(self, data: str) -> None:
-        if data.strip():
+        if data.strip() and not self._skip:
             self.text.append(data.strip())
 
 

@@ -14,6 +14,7 @@ mod clients;
 mod consent;
 mod hosted_ui;
 mod id_token;
+mod tokens;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -215,6 +216,26 @@ pub struct World {
     pub upstream: UpstreamMcp,
     pub cognito: Cognito,
     pub gateway_url: String,
+    port: u16,
+}
+
+/// `cognigate-gateway` booted from the files `up` wrote (plus the routes), on `port`.
+fn spawn_gateway(cognito: &Cognito, port: u16) -> Peer {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cognigate-gateway"));
+    cmd.arg("--config-dir")
+        .arg(cognito.path().join("config"))
+        .arg("--env-file")
+        .arg(cognito.path().join(".env"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--public-url", &format!("http://localhost:{port}")])
+        .arg("--store")
+        .arg(format!("sqlite:{}", cognito.path().join("gw.db").display()))
+        .env("RUST_LOG", "info,cognigate=debug")
+        .current_dir(cognito.path());
+    aws_env(&mut cmd, cognito.moto.endpoint());
+    let health = format!("http://127.0.0.1:{port}/healthz");
+    Peer::spawn_polled("gateway", cmd, cognito.path(), &format!("http://localhost:{port}"), || {
+        peers::http_status(&health) == Some(200)
+    })
 }
 
 impl World {
@@ -231,24 +252,26 @@ impl World {
             (cognito, upstream.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
         });
         let config = cognito.path().join("config");
-        write_routes(&config, &[("echo", upstream.url())]);
+        // Two routes to the same upstream: tokens are bound to one route.
+        write_routes(&config, &[("echo", upstream.url()), ("other", upstream.url())]);
 
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cognigate-gateway"));
-        cmd.arg("--config-dir")
-            .arg(&config)
-            .arg("--env-file")
-            .arg(cognito.path().join(".env"))
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--public-url", &gateway_url])
-            .arg("--store")
-            .arg(format!("sqlite:{}", cognito.path().join("gw.db").display()))
-            .env("RUST_LOG", "info,cognigate=debug")
-            .current_dir(cognito.path());
-        aws_env(&mut cmd, cognito.moto.endpoint());
-        let health = format!("http://127.0.0.1:{port}/healthz");
-        let gateway = Peer::spawn_polled("gateway", cmd, cognito.path(), &gateway_url, || {
-            peers::http_status(&health) == Some(200)
-        });
-        World { gateway, upstream, cognito, gateway_url }
+        let gateway = spawn_gateway(&cognito, port);
+        World { gateway, upstream, cognito, gateway_url, port }
+    }
+
+    /// Stops the gateway with SIGTERM (it must exit cleanly, in time) and boots it
+    /// again on the same port and store.
+    pub fn restart_gateway(&mut self) {
+        let status = self.gateway.terminate(Duration::from_secs(10));
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "the gateway did not shut down cleanly on SIGTERM ({status:?}):\n{}",
+            self.gateway.log_tail()
+        );
+        // The old log is overwritten by the new process; keep it beside.
+        let log = self.cognito.path().join("gateway.log");
+        let _ = fs::rename(&log, self.cognito.path().join("gateway.before-restart.log"));
+        self.gateway = spawn_gateway(&self.cognito, self.port);
     }
 
     pub fn tools(&self) -> &Toolchain {
