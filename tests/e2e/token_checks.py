@@ -127,7 +127,12 @@ class Gateway:
         if access_token is not None:
             headers["Authorization"] = f"Bearer {access_token}"
         resp = await self.http.post(self.base + route, headers=headers, json=INITIALIZE)
-        return {"status": resp.status_code, "www_authenticate": resp.headers.get("www-authenticate")}
+        return {
+            "status": resp.status_code,
+            "www_authenticate": resp.headers.get("www-authenticate"),
+            "content_type": resp.headers.get("content-type"),
+            "body": resp.text[:500],
+        }
 
 
 async def checks(args: argparse.Namespace) -> dict[str, Any]:

@@ -421,10 +421,17 @@ pub struct UpstreamMcp {
 }
 
 impl UpstreamMcp {
-    pub fn start(tools: &Toolchain, log_dir: &Path) -> UpstreamMcp {
+    /// `json_response`: answer POSTs with plain JSON instead of an SSE stream.
+    pub fn start(tools: &Toolchain, log_dir: &Path, json_response: bool) -> UpstreamMcp {
         let mut cmd = tools.python_script("tests/support/upstream_mcp.py");
         cmd.args(["--port", "0"]);
-        UpstreamMcp { peer: Peer::spawn("upstream-mcp", cmd, log_dir) }
+        let name = if json_response {
+            cmd.arg("--json-response");
+            "upstream-mcp-json"
+        } else {
+            "upstream-mcp"
+        };
+        UpstreamMcp { peer: Peer::spawn(name, cmd, log_dir) }
     }
 
     /// `http://127.0.0.1:PORT/mcp`.

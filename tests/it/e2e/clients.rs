@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::{EMAIL, PASSWORD, USERNAME, World};
+use super::{EMAIL, Extras, PASSWORD, USERNAME, World};
 
 /// What both clients must have seen; `who` names the client in messages.
 fn assert_client_run(world: &World, who: &str, out: &Value) {
@@ -72,4 +72,34 @@ fn node_sdk_client_logs_in_calls_tools_and_refreshes() {
     assert_eq!(out["echo"], "hello through the gateway", "{out:#}");
     assert_eq!(out["refresh_result"], "AUTHORIZED", "{out:#}");
     assert_client_run(&world, "node", &out);
+}
+
+#[test]
+fn json_upstream_and_dead_upstream() {
+    let world = World::start_with(Extras { json_upstream: true, dead_upstream: true });
+
+    // An upstream answering application/json rather than SSE, through the Python SDK.
+    let mut cmd = world.tools().python_script("tests/e2e/client.py");
+    cmd.args(["--url", &world.route_url("json"), "--username", USERNAME, "--password", PASSWORD]);
+    let out = world.run_json("client.py (json upstream)", cmd);
+    assert_eq!(out["tools"], serde_json::json!(["add", "echo", "whoami_headers"]), "{out:#}\n\n{}", world.logs());
+    assert_eq!(out["echo"], "hello from python", "{out:#}");
+    assert_eq!(out["add_after_refresh"], "2", "{out:#}");
+    let json_stats = world.json_upstream.as_ref().expect("json upstream").stats();
+    assert!(json_stats["mcp_requests"].as_u64().unwrap_or(0) >= 4, "{json_stats}");
+    assert_eq!(json_stats["authorization_seen"], 0, "{json_stats}");
+
+    // Nothing listens behind /mcp/down: a 502 with a JSON-RPC error body.
+    let saved = world.cognito.path().join("down-tokens.json");
+    let mut cmd = world.tools().python_script("tests/e2e/token_checks.py");
+    cmd.args(["--gateway", &world.gateway_url, "--username", USERNAME, "--password", PASSWORD])
+        .args(["--route", "/mcp/down", "--save"])
+        .arg(&saved);
+    let out = world.run_json("token_checks.py (dead upstream)", cmd);
+    let call = &out["access_on_route"];
+    assert_eq!(call["status"], 502, "{out:#}\n\n{}", world.logs());
+    let body: Value = serde_json::from_str(call["body"].as_str().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("502 body is not JSON ({e}): {out:#}"));
+    assert_eq!(body["jsonrpc"], "2.0", "{body}");
+    assert!(body["error"]["code"].is_i64() && body["error"]["message"].is_string(), "{body}");
 }

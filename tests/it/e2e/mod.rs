@@ -214,6 +214,7 @@ pub struct World {
     // Dropped first: the gateway before the peers it talks to.
     pub gateway: Peer,
     pub upstream: UpstreamMcp,
+    pub json_upstream: Option<UpstreamMcp>,
     pub cognito: Cognito,
     pub gateway_url: String,
     port: u16,
@@ -238,25 +239,48 @@ fn spawn_gateway(cognito: &Cognito, port: u16) -> Peer {
     })
 }
 
+/// What a [`World`] has besides `/mcp/echo` and `/mcp/other` (both SSE upstream).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Extras {
+    /// `/mcp/json`: an upstream answering plain JSON instead of SSE.
+    pub json_upstream: bool,
+    /// `/mcp/down`: an upstream URL where nothing listens.
+    pub dead_upstream: bool,
+}
+
 impl World {
     pub fn start() -> World {
+        World::start_with(Extras::default())
+    }
+
+    pub fn start_with(extras: Extras) -> World {
         let port = peers::free_port();
         let gateway_url = format!("http://localhost:{port}");
         let tools = Toolchain::require();
         let dir = temp_dir();
         let log_dir = dir.path().to_owned();
         // The upstream needs nothing else: start it while Cognito is provisioned.
-        let (cognito, upstream) = std::thread::scope(|s| {
-            let upstream = s.spawn(|| UpstreamMcp::start(&tools, &log_dir));
+        let (cognito, upstream, json_upstream) = std::thread::scope(|s| {
+            let upstream = s.spawn(|| UpstreamMcp::start(&tools, &log_dir, false));
+            let json_upstream = extras.json_upstream.then(|| s.spawn(|| UpstreamMcp::start(&tools, &log_dir, true)));
             let cognito = Cognito::start_in(tools.clone(), dir, &gateway_url);
-            (cognito, upstream.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            let join = |h: std::thread::ScopedJoinHandle<'_, UpstreamMcp>| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            (cognito, join(upstream), json_upstream.map(join))
         });
         let config = cognito.path().join("config");
         // Two routes to the same upstream: tokens are bound to one route.
-        write_routes(&config, &[("echo", upstream.url()), ("other", upstream.url())]);
+        let mut routes = vec![("echo", upstream.url().to_owned()), ("other", upstream.url().to_owned())];
+        if let Some(json) = &json_upstream {
+            routes.push(("json", json.url().to_owned()));
+        }
+        if extras.dead_upstream {
+            routes.push(("down", format!("http://127.0.0.1:{}/mcp", peers::free_port())));
+        }
+        let routes: Vec<(&str, &str)> = routes.iter().map(|(s, u)| (*s, u.as_str())).collect();
+        write_routes(&config, &routes);
 
         let gateway = spawn_gateway(&cognito, port);
-        World { gateway, upstream, cognito, gateway_url, port }
+        World { gateway, upstream, json_upstream, cognito, gateway_url, port }
     }
 
     /// Stops the gateway with SIGTERM (it must exit cleanly, in time) and boots it
