@@ -86,6 +86,12 @@ async function consentRun(browser, args, decision, timeout, screenshot) {
       await route.fulfill({ status: 200, contentType: 'text/html', body: '<p id="done">You can close this window.</p>' });
     });
 
+    // The consent page's own response headers (it must refuse to be framed).
+    const documents = [];
+    page.on('response', (res) => {
+      if (res.request().isNavigationRequest() && res.frame() === page.mainFrame()) documents.push(res);
+    });
+
     await page.goto(authorizeUrl);
 
     // Hosted UI: the login form is the one with a password field.
@@ -110,6 +116,14 @@ async function consentRun(browser, args, decision, timeout, screenshot) {
       throw new Error(`no consent page (${err.message}): ${JSON.stringify(out)}`);
     }
     const body = await page.locator('body').innerText();
+    const consentDoc = documents.filter((r) => r.status() === 200).at(-1);
+    const headers = consentDoc ? await consentDoc.allHeaders() : {};
+    const csp = headers['content-security-policy'] ?? '';
+    out.consent_headers = {
+      x_frame_options: headers['x-frame-options'] ?? null,
+      content_security_policy: csp || null,
+      cache_control: headers['cache-control'] ?? null,
+    };
     const routeUrl = `${args.gateway.replace(/\/$/, '')}${args.route}`;
     out.checks = {
       url_is_gateway: page.url().startsWith(args.gateway.replace(/\/$/, '')),
@@ -119,6 +133,8 @@ async function consentRun(browser, args, decision, timeout, screenshot) {
       shows_redirect_host: body.includes(redirect.hostname),
       has_deny: (await deny.count()) > 0,
       csrf_field: (await page.locator('input[type=hidden][name=csrf_token]').count()) > 0,
+      not_frameable:
+        /frame-ancestors\s+'none'/.test(csp) || (headers['x-frame-options'] ?? '').toUpperCase() === 'DENY',
     };
     out.title = await page.title();
     if (screenshot) {

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Provision moto the way `cognigate up` does (DESIGN.md section 1), and add a user.
 
-Used by the end-to-end tests for what `cognigate up` does not do (the test
-user), and by the peer self-tests that run without the CLI: a user pool, a
-prefix domain and a confidential app client (client secret, code flow,
-`openid profile email`, COGNITO, the given callback URLs), then a user with a
-permanent password and an email attribute.
+The end-to-end tests provision with `cognigate up` itself and use this script
+only for what `up` does not do: the test user (permanent password, email
+attribute) and extra app clients for the hosted UI stand-in's own checks.
+`stack` does by hand what `up` does (a user pool, a prefix domain and a
+confidential app client: client secret, code flow, `openid profile email`,
+COGNITO, the given callback URLs), for running the peers without the CLI.
 
 Sub-commands (each prints one JSON object on stdout):
 

@@ -30,6 +30,8 @@ fn consent_page_in_chromium_approve_then_deny() {
         assert_eq!(checks["shows_user"], true, "{}", ctx());
         assert_eq!(checks["url_is_gateway"], true, "{}", ctx());
         assert_eq!(checks["has_deny"], true, "{}", ctx());
+        assert_eq!(checks["shows_redirect_host"], true, "the redirect host is named: {}", ctx());
+        assert_eq!(checks["not_frameable"], true, "X-Frame-Options DENY or frame-ancestors 'none': {}", ctx());
         assert_eq!(run["redirect"]["state_matches"], true, "{}", ctx());
     }
 
