@@ -62,6 +62,15 @@ pub enum Command {
     /// Create or reuse the stack's user pool, domain and app client, then write the outputs.
     #[command(visible_alias = "apply")]
     Up(UpArgs),
+
+    /// Show what `up` would change, field by field, without changing anything.
+    Plan(PlanArgs),
+
+    /// Re-write the env file and policies stanza for an existing stack (no AWS change).
+    Outputs(OutputsArgs),
+
+    /// Add a new client secret (the old one keeps working), then `--finish` to drop the old one.
+    RotateSecret(RotateSecretArgs),
 }
 
 /// What a stack is: used by every command that reads or changes one.
@@ -139,4 +148,42 @@ pub struct UpArgs {
     /// Print the client secret in the output (it is always written to the env file).
     #[arg(long)]
     pub show_secret: bool,
+
+    /// Apply without asking (implied when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    /// Exit 0 when there is nothing to change, 2 when there are changes, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct OutputsArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    /// Include the client secret in `--output json`.
+    #[arg(long)]
+    pub show_secret: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateSecretArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    /// Delete every secret but the newest, once all gateways run with the new one.
+    #[arg(long)]
+    pub finish: bool,
+
+    /// Do not ask for confirmation (implied when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }

@@ -23,9 +23,13 @@ pub mod validate;
 use cli::{Cli, Command};
 use error::Result;
 
-/// Runs a parsed command line.
-pub async fn run(cli: Cli) -> Result<()> {
+/// Runs a parsed command line; `Ok(code)` is the exit code of a command that
+/// succeeded but reports something through it (`plan --detailed-exitcode`).
+pub async fn run(cli: Cli) -> Result<i32> {
     match &cli.command {
-        Command::Up(args) => commands::up::run(&cli.global, args).await,
+        Command::Up(args) => commands::up::run(&cli.global, args).await.map(|()| 0),
+        Command::Plan(args) => commands::plan::run(&cli.global, args).await,
+        Command::Outputs(args) => commands::outputs::run(&cli.global, args).await.map(|()| 0),
+        Command::RotateSecret(args) => commands::rotate_secret::run(&cli.global, args).await.map(|()| 0),
     }
 }

@@ -258,20 +258,15 @@ fn plan_client(spec: &StackSpec, client: Option<&ClientState>, desired: &ClientS
     Ok(Step { resource: Resource::AppClient, name: format!("{} ({})", client.name, client.id), action, changes, reason: None })
 }
 
+/// Fixtures shared by unit tests of the provisioning path.
 #[cfg(test)]
-mod tests {
-    use std::collections::HashMap;
+pub(crate) mod tests_support {
     use std::path::PathBuf;
 
-    use aws_sdk_cognitoidentityprovider::types::{OAuthFlowType, UserPoolClientType};
-
-    use super::*;
-    use crate::provision::cognito::discover::DomainState;
-    use crate::provision::spec::{LOCALHOST_CALLBACK, OutputFiles};
+    use crate::provision::spec::{DomainSpec, LOCALHOST_CALLBACK, OutputFiles, PoolTarget, StackSpec};
     use crate::provision::validate::{RegionName, StackName};
-    use crate::secret::Secret;
 
-    fn spec() -> StackSpec {
+    pub(crate) fn spec() -> StackSpec {
         StackSpec {
             stack: StackName::parse("demo").unwrap(),
             region: RegionName::parse("us-east-1").unwrap(),
@@ -290,6 +285,20 @@ mod tests {
             },
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use aws_sdk_cognitoidentityprovider::types::{OAuthFlowType, UserPoolClientType};
+
+    use super::*;
+    use crate::provision::cognito::discover::DomainState;
+    use crate::provision::spec::LOCALHOST_CALLBACK;
+    use crate::secret::Secret;
+
+    use super::tests_support::spec;
 
     fn pool(domain: Option<&str>) -> PoolState {
         PoolState {

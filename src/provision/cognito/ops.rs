@@ -309,3 +309,154 @@ pub fn domain_taken(prefix: &str, owner: Option<&str>) -> Error {
          accounts. Choose another one, for example --domain-prefix {base}-{suffix}"
     ))
 }
+
+/// Request-shape tests on the SDK's replay client: moto merges on
+/// UpdateUserPoolClient, so only the request itself can show that cognigate
+/// sends the full field set the real service needs.
+#[cfg(test)]
+mod request_shape {
+    use aws_sdk_cognitoidentityprovider::config::{BehaviorVersion, Credentials, Region};
+    use aws_sdk_cognitoidentityprovider::types::{
+        ExplicitAuthFlowsType, OAuthFlowType, TimeUnitsType, TokenValidityUnitsType, UserPoolClientType,
+    };
+    use aws_smithy_http_client::test_util::{ReplayEvent, StaticReplayClient};
+    use aws_smithy_types::body::SdkBody;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::provision::validate::RegionName;
+
+    fn cognito(replay: &StaticReplayClient) -> Cognito {
+        let config = aws_sdk_cognitoidentityprovider::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("a", "b", None, None, "test"))
+            .http_client(replay.clone())
+            .build();
+        Cognito {
+            client: aws_sdk_cognitoidentityprovider::Client::from_conf(config),
+            region: RegionName::parse("us-east-1").unwrap(),
+            endpoint: None,
+        }
+    }
+
+    fn answer(body: &str) -> ReplayEvent {
+        ReplayEvent::new(
+            http::Request::builder().uri("https://cognito-idp.us-east-1.amazonaws.com/").body(SdkBody::empty()).unwrap(),
+            http::Response::builder().status(200).body(SdkBody::from(body.to_owned())).unwrap(),
+        )
+    }
+
+    fn sent(replay: &StaticReplayClient) -> Vec<(String, Value)> {
+        replay
+            .actual_requests()
+            .map(|r| {
+                let target = r.headers().get("x-amz-target").unwrap_or_default().rsplit('.').next().unwrap_or_default().to_owned();
+                let body = r.body().bytes().map(|b| serde_json::from_slice(b).unwrap()).unwrap_or(Value::Null);
+                (target, body)
+            })
+            .collect()
+    }
+
+    fn customised_client() -> ClientState {
+        let described = UserPoolClientType::builder()
+            .user_pool_id("us-east-1_abc")
+            .client_id("c1")
+            .client_name("demo-gateway")
+            .client_secret("s3cret")
+            .refresh_token_validity(10)
+            .access_token_validity(2)
+            .token_validity_units(TokenValidityUnitsType::builder().access_token(TimeUnitsType::Hours).build())
+            .read_attributes("email")
+            .explicit_auth_flows(ExplicitAuthFlowsType::AllowRefreshTokenAuth)
+            .logout_urls("https://gw.example.com/logout")
+            .enable_token_revocation(true)
+            .callback_urls("https://evil.example.com/cb")
+            .allowed_o_auth_flows(OAuthFlowType::Implicit)
+            .allowed_o_auth_scopes("openid")
+            .supported_identity_providers("Google")
+            .allowed_o_auth_flows_user_pool_client(false)
+            .build();
+        ClientState { id: "c1".into(), name: "demo-gateway".into(), secret: Some(Secret::new("s3cret")), created: None, described }
+    }
+
+    fn desired() -> ClientSettings {
+        ClientSettings {
+            callback_urls: vec!["https://gw.example.com/oauth/callback".into(), "http://localhost:9000/oauth/callback".into()],
+            oauth_flows: vec!["code".into()],
+            oauth_scopes: vec!["openid".into(), "profile".into(), "email".into()],
+            identity_providers: vec!["COGNITO".into()],
+            oauth_flows_user_pool_client: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn client_update_sends_the_full_merged_field_set() {
+        let replay = StaticReplayClient::new(vec![answer(r#"{"UserPoolClient":{"ClientId":"c1","ClientName":"demo-gateway"}}"#)]);
+        let updated = cognito(&replay).update_client("us-east-1_abc", &customised_client(), &desired()).await.unwrap();
+        assert_eq!(updated.secret.as_ref().map(Secret::expose), Some("s3cret"), "the secret read before is kept");
+
+        let requests = sent(&replay);
+        assert_eq!(requests.len(), 1);
+        let (operation, body) = &requests[0];
+        assert_eq!(operation, "UpdateUserPoolClient");
+        assert_eq!(
+            *body,
+            json!({
+                "UserPoolId": "us-east-1_abc",
+                "ClientId": "c1",
+                "ClientName": "demo-gateway",
+                // Fields cognigate does not own go back exactly as described.
+                "RefreshTokenValidity": 10,
+                "AccessTokenValidity": 2,
+                "TokenValidityUnits": { "AccessToken": "hours" },
+                "ReadAttributes": ["email"],
+                "ExplicitAuthFlows": ["ALLOW_REFRESH_TOKEN_AUTH"],
+                "LogoutURLs": ["https://gw.example.com/logout"],
+                "EnableTokenRevocation": true,
+                // Fields cognigate owns are the desired ones.
+                "CallbackURLs": ["https://gw.example.com/oauth/callback", "http://localhost:9000/oauth/callback"],
+                "AllowedOAuthFlows": ["code"],
+                "AllowedOAuthScopes": ["openid", "profile", "email"],
+                "SupportedIdentityProviders": ["COGNITO"],
+                "AllowedOAuthFlowsUserPoolClient": true,
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn client_update_never_sends_empty_lists() {
+        let replay = StaticReplayClient::new(vec![answer(r#"{"UserPoolClient":{"ClientId":"c1"}}"#)]);
+        let bare = ClientState {
+            id: "c1".into(),
+            name: "demo-gateway".into(),
+            secret: Some(Secret::new("x")),
+            created: None,
+            described: UserPoolClientType::builder().client_id("c1").client_name("demo-gateway").build(),
+        };
+        cognito(&replay).update_client("us-east-1_abc", &bare, &desired()).await.unwrap();
+        let (_, body) = &sent(&replay)[0];
+        for (key, value) in body.as_object().unwrap() {
+            assert!(value.as_array().is_none_or(|a| !a.is_empty()), "{key} sent as an empty list");
+        }
+        assert!(body.get("RefreshTokenValidity").is_none(), "an unset validity must not be sent as 0");
+    }
+
+    #[tokio::test]
+    async fn pool_is_created_with_the_stack_tags() {
+        let replay = StaticReplayClient::new(vec![answer(r#"{"UserPool":{"Id":"us-east-1_new","Name":"demo"}}"#)]);
+        let mut spec = crate::provision::plan::tests_support::spec();
+        spec.ttl = Some(std::time::Duration::from_secs(3600));
+        let pool = cognito(&replay).create_pool(&spec).await.unwrap();
+        assert_eq!(pool.id, "us-east-1_new");
+        let (operation, body) = &sent(&replay)[0];
+        assert_eq!(operation, "CreateUserPool");
+        assert_eq!(body["PoolName"], "demo");
+        assert_eq!(body["DeletionProtection"], "INACTIVE");
+        let tags = &body["UserPoolTags"];
+        assert_eq!(tags["cognigate:stack"], "demo");
+        assert_eq!(tags["cognigate:managed"], "true");
+        assert_eq!(tags["cognigate:ttl"], "1h");
+        assert!(humantime::parse_rfc3339(tags["cognigate:created-at"].as_str().unwrap()).is_ok());
+    }
+}

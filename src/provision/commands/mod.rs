@@ -1,18 +1,22 @@
 //! One file per subcommand; each reads settings, talks to Cognito through
 //! `cognito`, and prints through `report`.
 
+pub mod outputs;
+pub mod plan;
+pub mod rotate_secret;
 pub mod up;
 
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
-use super::cli::GlobalArgs;
+use super::cli::{GlobalArgs, StackArgs};
 use super::cognito::{Cognito, resolve_region};
-use super::error::Result;
+use super::error::{Error, Result};
+use super::plan::{Plan, plan};
 use super::render;
 use super::settings::{self, AwsTarget, SettingsFile};
-use super::spec::StackSpec;
-use super::state::Hint;
-use super::cli::StackArgs;
+use super::spec::{DomainSpec, PoolTarget, StackSpec};
+use super::state::{Actual, Hint};
 
 /// Settings file + flags → validated spec and a connected client. Input is
 /// validated before credentials are looked at, so typos fail first.
@@ -25,6 +29,21 @@ pub async fn prepare(global: &GlobalArgs, stack: &StackArgs) -> Result<(StackSpe
     Ok((spec, cognito))
 }
 
+/// Reads the stack and plans it; shared by `up` and `plan` so both always agree.
+pub async fn read_and_plan(cognito: &Cognito, spec: &mut StackSpec) -> Result<(Actual, Plan)> {
+    let hint = hint_from_env_file(&spec.files.env_file);
+    let mut actual = cognito.read_stack(spec, &hint).await?;
+    // An adopted pool keeps the domain it has unless another one was asked for.
+    if let (PoolTarget::Adopted(_), true) = (&spec.pool, spec.domain_is_derived)
+        && let Some(existing) = actual.pool.as_ref().and_then(|p| p.domain.clone())
+    {
+        actual.domain = cognito.describe_domain(&existing).await?;
+        spec.domain = DomainSpec::Prefix(existing);
+    }
+    let plan = plan(spec, &actual)?;
+    Ok((actual, plan))
+}
+
 /// Ids from the env file of a previous run: a shortcut, verified before use.
 pub fn hint_from_env_file(path: &Path) -> Hint {
     let Ok(Some(text)) = render::read_env_file(path) else { return Hint::default() };
@@ -32,5 +51,23 @@ pub fn hint_from_env_file(path: &Path) -> Hint {
     Hint {
         pool_id: values.get("COGNITO_USER_POOL_ID").filter(|v| !v.is_empty()).cloned(),
         client_id: values.get("COGNITO_CLIENT_ID").filter(|v| !v.is_empty()).cloned(),
+    }
+}
+
+/// Asks on a terminal; without one (CI, pipes) the answer is yes, as if
+/// `--yes` had been given. The question goes to stderr to keep stdout clean.
+pub fn confirm(question: &str, yes: bool) -> Result<()> {
+    let stdin = std::io::stdin();
+    if yes || !stdin.is_terminal() {
+        return Ok(());
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    stdin.lock().read_line(&mut answer).map_err(|e| Error::Usage(format!("cannot read the answer: {e}")))?;
+    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+        Ok(())
+    } else {
+        Err(Error::Conflict("cancelled; nothing was changed (pass --yes to skip the question)".into()))
     }
 }

@@ -2,33 +2,24 @@
 
 use serde_json::json;
 
-use super::{hint_from_env_file, prepare};
+use super::{confirm, prepare, read_and_plan};
 use crate::provision::apply::{Applied, apply};
 use crate::provision::cli::{GlobalArgs, OutputFormat, UpArgs};
 use crate::provision::error::Result;
-use crate::provision::plan::plan;
 use crate::provision::progress::Progress;
 use crate::provision::render::{self, EnvValues, FileOutcome};
 use crate::provision::report::{StackUrls, label};
-use crate::provision::spec::{DomainSpec, PoolTarget, StackSpec};
+use crate::provision::spec::StackSpec;
 
 pub async fn run(global: &GlobalArgs, args: &UpArgs) -> Result<()> {
     let (mut spec, cognito) = prepare(global, &args.stack).await?;
-    let hint = hint_from_env_file(&spec.files.env_file);
-    let mut actual = cognito.read_stack(&spec, &hint).await?;
-
-    // An adopted pool keeps the domain it has unless another one was asked for.
-    if let (PoolTarget::Adopted(_), true) = (&spec.pool, spec.domain_is_derived)
-        && let Some(existing) = actual.pool.as_ref().and_then(|p| p.domain.clone())
-    {
-        actual.domain = cognito.describe_domain(&existing).await?;
-        spec.domain = DomainSpec::Prefix(existing);
-    }
-
-    let plan = plan(&spec, &actual)?;
+    let (actual, plan) = read_and_plan(&cognito, &mut spec).await?;
     let text = global.output == OutputFormat::Text;
     if text && plan.has_changes() {
         print!("{}", plan.render());
+    }
+    if plan.has_changes() {
+        confirm("Apply these changes?", args.yes)?;
     }
     let progress = Progress::new(text);
     let applied = apply(&cognito, &spec, actual, &plan, &progress).await?;

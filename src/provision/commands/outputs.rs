@@ -1,0 +1,60 @@
+//! `cognigate outputs`: re-render the env file and stanza of an existing stack
+//! without changing anything in AWS (or print them with `--output json`).
+
+use serde_json::json;
+
+use super::{prepare, read_and_plan};
+use crate::provision::cli::{GlobalArgs, OutputFormat, OutputsArgs};
+use crate::provision::error::{Error, Result};
+use crate::provision::render::{self, EnvValues};
+use crate::provision::report::StackUrls;
+
+pub async fn run(global: &GlobalArgs, args: &OutputsArgs) -> Result<()> {
+    let (mut spec, cognito) = prepare(global, &args.stack).await?;
+    let (actual, _) = read_and_plan(&cognito, &mut spec).await?;
+    let domain_is_ours = actual.domain.as_ref().zip(actual.pool.as_ref()).is_some_and(|(d, p)| d.pool_id == p.id);
+    let (Some(pool), Some(client), true) = (&actual.pool, &actual.client, domain_is_ours) else {
+        return Err(Error::Conflict(format!(
+            "stack {} ({}) is not fully provisioned (pool, domain {} and app client are needed); run `cognigate up` first",
+            spec.stack,
+            spec.region,
+            spec.domain.api_name()
+        )));
+    };
+    let secret = client.secret.clone().unwrap_or_default();
+    let domain_host = spec.domain.host(&spec.region);
+    let values = EnvValues {
+        stack: spec.stack.as_str(),
+        region: spec.region.as_str(),
+        user_pool_id: &pool.id,
+        user_pool_domain: &domain_host,
+        client_id: &client.id,
+        client_secret: &secret,
+    };
+    match global.output {
+        OutputFormat::Json => {
+            let urls = StackUrls::new(&spec.region, &pool.id, &domain_host);
+            let masked = crate::secret::Secret::new(secret.masked());
+            let env_values = EnvValues { client_secret: if args.show_secret { &secret } else { &masked }, ..values };
+            let doc = json!({
+                "stack": spec.stack.as_str(),
+                "region": spec.region.as_str(),
+                "env": render::parse_env(&render::render_env_block(&env_values)?),
+                "policy": render::render_policy(&spec.files.policy_name, spec.region.as_str())?,
+                "issuer": urls.issuer,
+                "jwksUrl": urls.jwks,
+                "authorizationUrl": urls.authorize,
+                "tokenUrl": urls.token,
+            });
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        }
+        OutputFormat::Text => {
+            let files = &spec.files;
+            let env = render::write_env_file(&files.env_file, &values)?;
+            let policies = render::write_policies_file(&files.policies_file, &files.policy_name, spec.region.as_str())?;
+            println!("  env file    {}  {}", files.env_file.display(), render::label(env));
+            println!("  policies    {}  {}", files.policies_file.display(), render::label(policies));
+        }
+    }
+    Ok(())
+}

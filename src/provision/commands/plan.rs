@@ -1,0 +1,29 @@
+//! `cognigate plan`: what `up` would do, without doing it.
+
+use super::{prepare, read_and_plan};
+use crate::provision::cli::{GlobalArgs, OutputFormat, PlanArgs};
+use crate::provision::error::Result;
+
+/// Exit code of `--detailed-exitcode` when there are changes (as Terraform's).
+pub const EXIT_CHANGES: i32 = 2;
+
+pub async fn run(global: &GlobalArgs, args: &PlanArgs) -> Result<i32> {
+    let (mut spec, cognito) = prepare(global, &args.stack).await?;
+    let (_, plan) = read_and_plan(&cognito, &mut spec).await?;
+    match global.output {
+        OutputFormat::Text => {
+            println!("Stack {} ({}):", spec.stack, spec.region);
+            print!("{}", plan.render());
+        }
+        OutputFormat::Json => {
+            let doc = serde_json::json!({
+                "stack": spec.stack.as_str(),
+                "region": spec.region.as_str(),
+                "changes": plan.has_changes(),
+                "steps": plan.steps,
+            });
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        }
+    }
+    Ok(if args.detailed_exitcode && plan.has_changes() { EXIT_CHANGES } else { 0 })
+}

@@ -1,0 +1,215 @@
+//! plan, drift repair, outputs, rotate-secret, and convergence after failures,
+//! concurrency and throttling, against moto.
+
+use std::process::Stdio;
+
+use serde_json::Value;
+
+use crate::support::aws_proxy::AwsProxy;
+use crate::support::cli::{Run, Workspace, block_on, pools_named, sdk, unique_stack};
+use crate::support::moto::MotoServer;
+
+fn env_value(ws: &Workspace, key: &str) -> String {
+    ws.read(".env")
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_owned))
+        .unwrap_or_else(|| panic!("{key} missing from .env"))
+}
+
+#[test]
+fn plan_reports_changes_with_detailed_exit_codes() {
+    let moto = MotoServer::shared();
+    let proxy = AwsProxy::start(moto.endpoint());
+    let ws = Workspace::new(proxy.url());
+    let stack = unique_stack("plan");
+
+    let fresh = ws.run(&["plan", "--stack", &stack, "--detailed-exitcode"]);
+    assert_eq!(fresh.code, 2, "{}{}", fresh.stdout, fresh.stderr);
+    assert!(fresh.stdout.contains("+ user pool") && fresh.stdout.contains("Plan: 3 to create"), "{}", fresh.stdout);
+    let json = ws.run(&["plan", "--stack", &stack, "--output", "json"]).success().json();
+    assert_eq!(json["changes"], true);
+    let actions: Vec<&str> = json["steps"].as_array().unwrap().iter().map(|s| s["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["create", "create", "create"]);
+    assert!(proxy.mutating_calls().is_empty(), "plan changed something: {:?}", proxy.calls());
+    assert!(pools_named(&sdk(moto.endpoint()), &stack).is_empty());
+
+    ws.run(&["up", "--stack", &stack]).success();
+    let settled = ws.run(&["plan", "--stack", &stack, "--detailed-exitcode"]);
+    assert_eq!(settled.code, 0, "{}{}", settled.stdout, settled.stderr);
+    assert!(settled.stdout.contains("No changes"));
+    // Without --detailed-exitcode, changes still exit 0.
+    ws.run(&["plan", "--stack", &stack, "--gateway-url", "https://new.example.com"]).success();
+}
+
+#[test]
+fn drift_is_shown_then_repaired_keeping_fields_cognigate_does_not_own() {
+    let moto = MotoServer::shared();
+    let ws = Workspace::new(moto.endpoint());
+    let stack = unique_stack("drift");
+    let doc = ws.run(&["up", "--stack", &stack, "--gateway-url", "https://gw.example.com", "--output", "json"]).success().json();
+    let pool_id = doc["userPoolId"].as_str().unwrap().to_owned();
+    let client_id = doc["clientId"].as_str().unwrap().to_owned();
+
+    // Someone edits the client in the console.
+    let aws = sdk(moto.endpoint());
+    block_on(async {
+        aws.update_user_pool_client()
+            .user_pool_id(&pool_id)
+            .client_id(&client_id)
+            .callback_urls("https://evil.example.com/cb")
+            .allowed_o_auth_scopes("openid")
+            .logout_urls("https://gw.example.com/bye")
+            .send()
+            .await
+            .unwrap();
+    });
+
+    let plan = ws.run(&["plan", "--stack", &stack, "--gateway-url", "https://gw.example.com", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{}{}", plan.stdout, plan.stderr);
+    assert!(plan.stdout.contains("~ app client"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("callback_urls: [https://evil.example.com/cb] → [https://gw.example.com/oauth/callback, http://localhost:9000/oauth/callback]"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("allowed_oauth_scopes: [openid] → [openid, profile, email]"), "{}", plan.stdout);
+    assert!(!plan.stdout.contains(&env_value(&ws, "COGNITO_CLIENT_SECRET")), "plan shows the secret");
+
+    let up = ws.run(&["up", "--stack", &stack, "--gateway-url", "https://gw.example.com", "--output", "json"]).success().json();
+    assert_eq!(up["resources"]["appClient"], "updated");
+    block_on(async {
+        let client = aws.describe_user_pool_client().user_pool_id(&pool_id).client_id(&client_id).send().await.unwrap().user_pool_client.unwrap();
+        assert_eq!(client.callback_urls(), ["https://gw.example.com/oauth/callback", "http://localhost:9000/oauth/callback"]);
+        let mut scopes = client.allowed_o_auth_scopes().to_vec();
+        scopes.sort();
+        assert_eq!(scopes, ["email", "openid", "profile"]);
+        assert_eq!(client.logout_urls(), ["https://gw.example.com/bye"], "a field cognigate does not own was lost");
+    });
+    let settled = ws.run(&["plan", "--stack", &stack, "--gateway-url", "https://gw.example.com", "--detailed-exitcode"]);
+    assert_eq!(settled.code, 0, "{}", settled.stdout);
+}
+
+#[test]
+fn changed_domain_prefix_is_replaced() {
+    let moto = MotoServer::shared();
+    let proxy = AwsProxy::start(moto.endpoint());
+    let ws = Workspace::new(proxy.url());
+    let stack = unique_stack("reprefix");
+    let first = format!("a-{stack}");
+    let second = format!("b-{stack}");
+    ws.run(&["up", "--stack", &stack, "--domain-prefix", &first]).success();
+    let plan = ws.run(&["plan", "--stack", &stack, "--domain-prefix", &second]).success();
+    assert!(plan.stdout.contains(&format!("-/+ domain {second}: will be replaced")) && plan.stdout.contains(&format!("domain: {first} → {second}")), "{}", plan.stdout);
+    proxy.reset();
+    ws.run(&["up", "--stack", &stack, "--domain-prefix", &second]).success();
+    let mutating = proxy.mutating_calls();
+    assert_eq!(mutating, ["DeleteUserPoolDomain", "CreateUserPoolDomain"]);
+    assert_eq!(env_value(&ws, "COGNITO_USER_POOL_DOMAIN"), format!("{second}.auth.us-east-1.amazoncognito.com"));
+    let aws = sdk(moto.endpoint());
+    block_on(async {
+        let old = aws.describe_user_pool_domain().domain(&first).send().await.unwrap();
+        assert!(old.domain_description().and_then(|d| d.user_pool_id()).is_none(), "old domain still exists");
+    });
+}
+
+#[test]
+fn outputs_rewrites_files_without_touching_aws() {
+    let moto = MotoServer::shared();
+    let proxy = AwsProxy::start(moto.endpoint());
+    let ws = Workspace::new(proxy.url());
+    let stack = unique_stack("outputs");
+    ws.run(&["up", "--stack", &stack]).success();
+    let env_before = ws.read(".env");
+    std::fs::remove_file(ws.path(".env")).unwrap();
+    std::fs::remove_file(ws.path("config/policies.json")).unwrap();
+
+    proxy.reset();
+    ws.run(&["outputs", "--stack", &stack]).success();
+    assert!(proxy.mutating_calls().is_empty(), "{:?}", proxy.calls());
+    assert_eq!(ws.read(".env"), env_before);
+    let policies: Value = serde_json::from_str(&ws.read("config/policies.json")).unwrap();
+    assert_eq!(policies["policies"][0]["policyType"], "mcp-cognito-oauth-inbound");
+
+    let secret = env_value(&ws, "COGNITO_CLIENT_SECRET");
+    let masked = ws.run(&["outputs", "--stack", &stack, "--output", "json"]).success();
+    assert!(!masked.stdout.contains(&secret));
+    assert_eq!(masked.json()["env"]["COGNITO_CLIENT_SECRET"], "(sensitive)");
+    let shown = ws.run(&["outputs", "--stack", &stack, "--output", "json", "--show-secret"]).success();
+    assert_eq!(shown.json()["env"]["COGNITO_CLIENT_SECRET"], secret.as_str());
+
+    ws.run(&["outputs", "--stack", &unique_stack("never-made")]).failure(1, "run `cognigate up` first");
+}
+
+#[test]
+fn rotate_secret_says_clearly_when_the_endpoint_lacks_the_api() {
+    let moto = MotoServer::shared();
+    let ws = Workspace::new(moto.endpoint());
+    let stack = unique_stack("rotate");
+    ws.run(&["up", "--stack", &stack]).success();
+    let before = ws.read(".env");
+    ws.run(&["rotate-secret", "--stack", &stack]).failure(1, "does not implement Cognito's client secret rotation API");
+    assert_eq!(ws.read(".env"), before, "the env file changed although nothing was rotated");
+}
+
+#[test]
+fn an_up_that_failed_half_way_converges_on_the_next_run() {
+    let moto = MotoServer::shared();
+    let proxy = AwsProxy::start(moto.endpoint());
+    let ws = Workspace::new(proxy.url());
+    let stack = unique_stack("half");
+    proxy.fail("CreateUserPoolDomain", 400, "InvalidParameterException", "injected failure", 1);
+
+    let failed = ws.run(&["up", "--stack", &stack]).failure(1, "CreateUserPoolDomain failed: InvalidParameterException: injected failure");
+    assert!(!failed.stderr.contains("panicked"));
+    let aws = sdk(moto.endpoint());
+    assert_eq!(pools_named(&aws, &stack).len(), 1, "the pool made before the failure");
+
+    let doc = ws.run(&["up", "--stack", &stack, "--output", "json"]).success().json();
+    assert_eq!(doc["resources"]["userPool"], "reused");
+    assert_eq!(doc["resources"]["domain"], "created");
+    let pools = pools_named(&aws, &stack);
+    assert_eq!(pools.len(), 1, "a duplicate pool was created");
+    block_on(async {
+        let clients = aws.list_user_pool_clients().user_pool_id(&pools[0]).send().await.unwrap();
+        assert_eq!(clients.user_pool_clients().len(), 1, "a duplicate client was created");
+    });
+}
+
+#[test]
+fn two_concurrent_ups_of_one_stack_end_with_one_pool_and_one_client() {
+    let moto = MotoServer::shared();
+    let stack = unique_stack("race");
+    let (a, b) = (Workspace::new(moto.endpoint()), Workspace::new(moto.endpoint()));
+    let spawn = |ws: &Workspace| {
+        ws.command().args(["up", "--stack", &stack, "--output", "json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    };
+    let (first, second) = (spawn(&a), spawn(&b));
+    let first = Run::from(first.wait_with_output().unwrap()).success().json();
+    let second = Run::from(second.wait_with_output().unwrap()).success().json();
+
+    let aws = sdk(moto.endpoint());
+    let pools = pools_named(&aws, &stack);
+    assert_eq!(pools.len(), 1, "twin pools survived: {pools:?}");
+    assert_eq!(first["userPoolId"], pools[0].as_str());
+    assert_eq!(second["userPoolId"], pools[0].as_str());
+    assert_eq!(first["clientId"], second["clientId"], "the runs disagree on the client");
+    block_on(async {
+        let clients = aws.list_user_pool_clients().user_pool_id(&pools[0]).send().await.unwrap();
+        assert_eq!(clients.user_pool_clients().len(), 1, "twin clients survived");
+    });
+}
+
+#[test]
+fn throttling_is_retried_and_a_persistent_one_explained() {
+    let moto = MotoServer::shared();
+    let proxy = AwsProxy::start(moto.endpoint());
+    let ws = Workspace::new(proxy.url());
+    let stack = unique_stack("throttle");
+    proxy.fail("CreateUserPoolClient", 400, "TooManyRequestsException", "Rate exceeded", 2);
+    proxy.fail("ListUserPools", 400, "TooManyRequestsException", "Rate exceeded", 1);
+    let run = Run::from(ws.command().env("COGNIGATE_AWS_MAX_ATTEMPTS", "4").args(["up", "--stack", &stack]).output().unwrap()).success();
+    assert!(run.stdout.contains("is ready"));
+    assert_eq!(proxy.count("CreateUserPoolClient"), 3, "two throttled attempts, then success: {:?}", proxy.calls());
+
+    // A throttle that outlasts the retries stops with the code, the operation and what to do.
+    let other = unique_stack("throttle-hard");
+    proxy.fail("CreateUserPool", 400, "TooManyRequestsException", "Rate exceeded", 10);
+    let failed = ws.run(&["up", "--stack", &other]).failure(1, "CreateUserPool failed: TooManyRequestsException");
+    assert!(failed.stderr.contains("hint:") && failed.stderr.contains("run again"), "{}", failed.stderr);
+}
