@@ -5,5 +5,6 @@
 mod support;
 
 mod e2e;
+mod gateway;
 mod lifecycle;
 mod up;
