@@ -83,7 +83,7 @@ impl Toolchain {
     /// A Python script of the repository, run with the test virtualenv.
     pub fn python_script(&self, relative: &str) -> Command {
         let mut cmd = Command::new(self.python());
-        cmd.arg(repo_root().join(relative)).env("PYTHONUNBUFFERED", "1");
+        cmd.arg(repo_root().join(relative)).env("PYTHONUNBUFFERED", "1").env("PYTHONDONTWRITEBYTECODE", "1");
         cmd
     }
 
