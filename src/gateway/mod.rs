@@ -1,3 +1,236 @@
-//! The `cognigate-gateway` server (see the gateway issue): boots from the env file
-//! and `config/`, runs the OAuth 2.1 authorization server for MCP clients and
-//! proxies `/mcp/{slug}` to upstream MCP servers.
+//! The `cognigate-gateway` server: boots from the env file and `config/`, runs
+//! the OAuth 2.1 authorization server for MCP clients and proxies
+//! `/mcp/{slug}` to upstream MCP servers (DESIGN.md section 3).
+//!
+//! Data flow: [`config`] (files → validated routes and policies) → [`state`]
+//! (runtime objects: store, signing key, HTTP clients) → [`router`]:
+//! [`oauth`] (the authorization server and the IdP leg in [`oidc`]) and
+//! [`proxy`]. [`store`] holds what outlives a request; [`tokens`] the
+//! gateway's own access tokens; [`metrics`] the Prometheus counters.
+
+pub mod config;
+mod crypto;
+pub mod metrics;
+pub mod oauth;
+pub mod oidc;
+pub mod proxy;
+pub mod state;
+pub mod store;
+pub mod tokens;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+
+pub use config::{ConfigError, Env, GatewayConfig};
+pub use state::{AppState, StateError};
+pub use store::{StoreError, StoreUrl};
+
+/// How often expired rows are deleted and revocations re-read from the store.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+const REVOCATION_SYNC_INTERVAL: Duration = Duration::from_secs(5);
+/// After SIGTERM, open streams (SSE) get this long to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The gateway's HTTP surface.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics_text))
+        .route("/mcp/{slug}", any(proxy::proxy))
+        .merge(oauth::routes())
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    let mut response = state.metrics.render().into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    response
+}
+
+/// Records metrics and logs one line per request: method, path (never the
+/// query: it carries codes and state), status, latency.
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let label = metric_label(&state, &path);
+    let response = next.run(request).await;
+    let elapsed = started.elapsed();
+    state.metrics.record(&label, response.status().as_u16(), elapsed);
+    tracing::debug!(%method, %path, status = response.status().as_u16(), micros = elapsed.as_micros() as u64, "request");
+    response
+}
+
+/// The metrics label of a path: fixed endpoints by name, configured routes by
+/// path, everything else lumped together, so the label set stays bounded.
+fn metric_label(state: &AppState, path: &str) -> String {
+    const FIXED: [&str; 11] = [
+        "/healthz",
+        "/metrics",
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/oauth-protected-resource",
+        "/oauth/jwks",
+        "/oauth/register",
+        "/oauth/authorize",
+        "/oauth/callback",
+        "/oauth/consent",
+        "/oauth/token",
+        "/oauth/revoke",
+    ];
+    if FIXED.contains(&path) {
+        return path.to_owned();
+    }
+    if let Some(slug) = path.strip_prefix("/mcp/") {
+        return if state.routes.contains_key(slug) { path.to_owned() } else { "/mcp/(unknown)".to_owned() };
+    }
+    if path.starts_with("/.well-known/oauth-protected-resource/") {
+        return "/.well-known/oauth-protected-resource/mcp/{slug}".to_owned();
+    }
+    "(other)".to_owned()
+}
+
+/// What the binary passes in.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub config_dir: PathBuf,
+    /// `None`: no env file (process environment only).
+    pub env_file: Option<PathBuf>,
+    pub listen: SocketAddr,
+    /// `None`: `http://localhost:{port}` for a loopback or unspecified listen
+    /// address (matching the callback URL `cognigate up` registers),
+    /// `http://{listen}` otherwise.
+    pub public_url: Option<String>,
+    pub store: StoreUrl,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    #[error(transparent)]
+    Env(#[from] config::EnvFileError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("cannot listen on {addr}: {source}. Fix: choose a free address with --listen")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+pub fn default_public_url(listen: SocketAddr) -> String {
+    if listen.ip().is_loopback() || listen.ip().is_unspecified() {
+        format!("http://localhost:{}", listen.port())
+    } else {
+        format!("http://{listen}")
+    }
+}
+
+/// Loads the config, opens the store and builds the state (blocking).
+pub fn boot(options: &ServeOptions) -> Result<AppState, BootError> {
+    let env = Env::from_file_and_process(options.env_file.as_deref())?;
+    let config = GatewayConfig::load(&options.config_dir, &env)?;
+    let store = options.store.open()?;
+    let public_url = options.public_url.clone().unwrap_or_else(|| default_public_url(options.listen));
+    Ok(AppState::build(config, &public_url, store)?)
+}
+
+/// Boots and serves until SIGTERM or Ctrl-C.
+pub async fn serve(options: ServeOptions) -> Result<(), BootError> {
+    let boot_options = options.clone();
+    let state = tokio::task::spawn_blocking(move || boot(&boot_options))
+        .await
+        .map_err(|err| BootError::Serve(std::io::Error::other(err.to_string())))??;
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(|source| BootError::Bind { addr: options.listen, source })?;
+    let local = listener.local_addr().map_err(BootError::Serve)?;
+    let mut routes: Vec<&str> = state.routes.values().map(|r| r.route.path.as_str()).collect();
+    routes.sort_unstable();
+    tracing::info!(listen = %local, public_url = %state.public_url, ?routes, "cognigate-gateway ready");
+    spawn_maintenance(state.clone());
+
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, app).with_graceful_shutdown({
+        let mut stop_rx = stop_rx.clone();
+        async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        }
+    });
+    let mut server = std::pin::pin!(server.into_future());
+    tokio::select! {
+        result = &mut server => return result.map_err(BootError::Serve),
+        () = shutdown_signal() => {}
+    }
+    tracing::info!("shutting down: no new connections; waiting for open requests");
+    let _ = stop_tx.send(true);
+    match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
+        Ok(result) => result.map_err(BootError::Serve),
+        Err(_) => {
+            tracing::warn!(grace_seconds = SHUTDOWN_GRACE.as_secs(), "open streams did not finish; closing them");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+/// Background upkeep: delete expired rows; mirror revocations made elsewhere
+/// (other replicas sharing the store) into memory.
+fn spawn_maintenance(state: AppState) {
+    tokio::spawn(async move {
+        let mut sync = tokio::time::interval(REVOCATION_SYNC_INTERVAL);
+        let mut last_sweep = Instant::now();
+        loop {
+            sync.tick().await;
+            let started = store::now();
+            let since = state.revocations.synced_at();
+            match state.store.run(move |store| store.revoked_since(since.saturating_sub(1), started)).await {
+                Ok(revoked) => state.revocations.sync_from(revoked, started),
+                Err(err) => tracing::warn!(error = %err, "cannot read revocations from the store"),
+            }
+            if last_sweep.elapsed() >= SWEEP_INTERVAL {
+                last_sweep = Instant::now();
+                match state.store.run(move |store| store.sweep(started)).await {
+                    Ok(0) => {}
+                    Ok(deleted) => tracing::debug!(deleted, "expired rows deleted"),
+                    Err(err) => tracing::warn!(error = %err, "store sweep failed"),
+                }
+            }
+        }
+    });
+}

@@ -4,5 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod e2e;
+mod gateway;
 mod lifecycle;
 mod up;

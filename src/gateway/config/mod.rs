@@ -1,0 +1,546 @@
+//! Boot configuration: `config/policies.json`, `config/routes.oas.json` and the
+//! env file, turned into validated runtime types.
+//!
+//! The flow is files → serde shapes ([`files`]) → `$env(NAME)` substitution on
+//! every option string ([`env`]) → fallible conversion into [`GatewayConfig`]
+//! ([`policy`] for the OAuth policies). Every error names what is wrong (the
+//! policy or route, the option) and how to fix it, because it is the first thing
+//! a new user reads.
+
+pub mod env;
+mod files;
+pub mod policy;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use url::Url;
+
+pub use env::{Env, EnvFileError};
+use files::{CognitoOptions, GenericOptions, PoliciesFile, ProxyOptions, RoutesFile, ZuploRoute};
+pub use policy::OAuthPolicy;
+use policy::{COGNITO_EXPORT, COGNITO_POLICY_TYPE, GENERIC_EXPORT, GENERIC_POLICY_TYPE};
+
+pub(crate) const PROXY_EXPORT: &str = "McpProxyHandler";
+const ROUTE_PREFIX: &str = "/mcp/";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}. Fix: check --config-dir (it must hold policies.json and routes.oas.json)")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}:{line}:{column}: invalid JSON: {message}")]
+    Json { path: String, line: usize, column: usize, message: String },
+    #[error("{path}: {problem}")]
+    Shape { path: String, problem: String },
+    #[error("env file {0}")]
+    EnvFile(#[from] EnvFileError),
+    #[error("{owner}, option `{option}`: $env({var}) is not set. Fix: add {var}=... to the env file (cognigate up writes it) or export {var}")]
+    UnsetEnv { owner: String, option: String, var: String },
+    #[error("{owner}, option `{option}`: {problem}. Fix: {fix}")]
+    InvalidOption { owner: String, option: String, problem: String, fix: String },
+    #[error("route `{route}`: {problem}. Fix: {fix}")]
+    Route { route: String, problem: String, fix: String },
+    #[error("policy `{policy}`: {problem}. Fix: {fix}")]
+    Policy { policy: String, problem: String, fix: String },
+}
+
+/// Everything the gateway serves, validated.
+#[derive(Debug)]
+pub struct GatewayConfig {
+    /// By slug (`echo` for `/mcp/echo`).
+    pub routes: HashMap<String, Arc<Route>>,
+}
+
+/// One `/mcp/{slug}` route.
+#[derive(Debug)]
+pub struct Route {
+    pub slug: String,
+    /// `/mcp/{slug}`
+    pub path: String,
+    pub upstream: Url,
+    pub methods: Vec<axum::http::Method>,
+    pub policy: Arc<OAuthPolicy>,
+}
+
+impl GatewayConfig {
+    /// Reads `policies.json` and `routes.oas.json` from `config_dir`.
+    pub fn load(config_dir: &Path, env: &Env) -> Result<Self, ConfigError> {
+        let policies_path = config_dir.join("policies.json");
+        let routes_path = config_dir.join("routes.oas.json");
+        let policies: PoliciesFile = read_json(&policies_path)?;
+        let routes: RoutesFile = read_json(&routes_path)?;
+        Self::from_files(policies, routes, env, &routes_path.display().to_string())
+    }
+
+    fn from_files(policies: PoliciesFile, routes: RoutesFile, env: &Env, routes_path: &str) -> Result<Self, ConfigError> {
+        let mut known: HashMap<String, PolicySlot> = HashMap::new();
+        for entry in policies.policies {
+            if known.contains_key(&entry.name) {
+                return Err(ConfigError::Policy {
+                    policy: entry.name,
+                    problem: "is defined twice in policies.json".into(),
+                    fix: "give each policy a unique name".into(),
+                });
+            }
+            known.insert(entry.name.clone(), PolicySlot::Unbuilt(entry));
+        }
+
+        let mut out = HashMap::new();
+        for (path, item) in routes.paths {
+            let route = build_route(&path, item, &mut known, env, routes_path)?;
+            out.insert(route.slug.clone(), Arc::new(route));
+        }
+        if out.is_empty() {
+            return Err(ConfigError::Shape {
+                path: routes_path.to_owned(),
+                problem: "declares no routes; add a /mcp/{name} path whose handler is McpProxyHandler".into(),
+            });
+        }
+        for (name, slot) in &known {
+            if let PolicySlot::Unbuilt(entry) = slot {
+                tracing::warn!(policy = %name, policy_type = %entry.policy_type, "policy is not used by any route; ignored");
+            }
+        }
+        Ok(Self { routes: out })
+    }
+}
+
+enum PolicySlot {
+    Unbuilt(files::PolicyEntry),
+    Built(Arc<OAuthPolicy>),
+}
+
+/// Builds a policy the first time a route refers to it, so that policies of
+/// other kinds that no route uses (a Zuplo project may carry some) do not stop
+/// the boot.
+fn policy_for(name: &str, route: &str, known: &mut HashMap<String, PolicySlot>, env: &Env) -> Result<Arc<OAuthPolicy>, ConfigError> {
+    let Some(slot) = known.get_mut(name) else {
+        let mut names: Vec<&String> = known.keys().collect();
+        names.sort();
+        return Err(ConfigError::Route {
+            route: route.to_owned(),
+            problem: format!("names the inbound policy `{name}`, which policies.json does not define (defined: {names:?})"),
+            fix: "fix the name in x-zuplo-route.policies.inbound, or run cognigate up to write the policy".into(),
+        });
+    };
+    let entry = match slot {
+        PolicySlot::Built(policy) => return Ok(policy.clone()),
+        PolicySlot::Unbuilt(entry) => entry,
+    };
+    let owner = format!("policy `{name}`");
+    let expected_export = match entry.policy_type.as_str() {
+        COGNITO_POLICY_TYPE => COGNITO_EXPORT,
+        GENERIC_POLICY_TYPE => GENERIC_EXPORT,
+        other => {
+            return Err(ConfigError::Policy {
+                policy: name.to_owned(),
+                problem: format!("has the policy type `{other}`, which this gateway does not support"),
+                fix: format!("use `{COGNITO_POLICY_TYPE}` or `{GENERIC_POLICY_TYPE}`, or remove the policy from the route"),
+            });
+        }
+    };
+    if entry.handler.export != expected_export {
+        return Err(ConfigError::Policy {
+            policy: name.to_owned(),
+            problem: format!("has handler.export `{}`, which is not supported for `{}`", entry.handler.export, entry.policy_type),
+            fix: format!("set handler.export to `{expected_export}`"),
+        });
+    }
+    let options = substitute_tree(&entry.handler.options, &owner, "", env)?;
+    let policy = if entry.policy_type == COGNITO_POLICY_TYPE {
+        OAuthPolicy::from_cognito(name, typed_options::<CognitoOptions>(options, &owner)?, env)?
+    } else {
+        OAuthPolicy::from_generic(name, typed_options::<GenericOptions>(options, &owner)?)?
+    };
+    let policy = Arc::new(policy);
+    *slot = PolicySlot::Built(policy.clone());
+    Ok(policy)
+}
+
+fn build_route(
+    path: &str,
+    item: Value,
+    known: &mut HashMap<String, PolicySlot>,
+    env: &Env,
+    routes_path: &str,
+) -> Result<Route, ConfigError> {
+    let route_err = |problem: String, fix: &str| ConfigError::Route { route: path.to_owned(), problem, fix: fix.to_owned() };
+    let slug = path.strip_prefix(ROUTE_PREFIX).unwrap_or_default();
+    if slug.contains(['{', '}']) {
+        return Err(route_err(
+            "has a path parameter; routes are literal".into(),
+            "declare one path per upstream, e.g. /mcp/echo",
+        ));
+    }
+    if slug.is_empty() || !slug.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') {
+        return Err(route_err(
+            "is not of the form /mcp/{name}".into(),
+            "use a path like /mcp/echo (letters, digits, '-', '_', '.')",
+        ));
+    }
+    let Value::Object(item) = item else {
+        return Err(ConfigError::Shape { path: routes_path.to_owned(), problem: format!("paths.{path} is not an object") });
+    };
+
+    let mut methods = Vec::new();
+    let mut target: Option<(Url, Vec<String>)> = None;
+    for (key, operation) in item {
+        let method = match key.as_str() {
+            "get" => axum::http::Method::GET,
+            "post" => axum::http::Method::POST,
+            "delete" => axum::http::Method::DELETE,
+            "put" | "patch" | "head" | "options" | "trace" => {
+                return Err(route_err(
+                    format!("declares `{key}`, which MCP's streamable HTTP transport does not use"),
+                    "declare only post, get and delete",
+                ));
+            }
+            // x-zuplo-path, summary, description, parameters, servers: Zuplo / OpenAPI metadata.
+            _ => continue,
+        };
+        let Some(zuplo) = operation.get("x-zuplo-route") else {
+            return Err(route_err(format!("`{key}` has no x-zuplo-route"), "add x-zuplo-route with the McpProxyHandler handler"));
+        };
+        let zuplo: ZuploRoute = serde_json::from_value(zuplo.clone()).map_err(|err| {
+            route_err(format!("`{key}`.x-zuplo-route is malformed: {err}"), "see DESIGN.md section 3 for the route shape")
+        })?;
+        if zuplo.handler.export != PROXY_EXPORT {
+            return Err(route_err(
+                format!("`{key}` uses the handler `{}`, which this gateway does not support", zuplo.handler.export),
+                "use handler.export McpProxyHandler with options.rewritePattern = the upstream MCP URL",
+            ));
+        }
+        let owner = format!("route `{path}`");
+        let options = substitute_tree(&zuplo.handler.options, &owner, "", env)?;
+        let options: ProxyOptions = typed_options(options, &owner)?;
+        let upstream = Url::parse(options.rewrite_pattern.trim())
+            .ok()
+            .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
+            .ok_or_else(|| ConfigError::InvalidOption {
+                owner: owner.clone(),
+                option: "rewritePattern".into(),
+                problem: format!("`{}` is not an absolute http(s) URL", options.rewrite_pattern),
+                fix: "give the upstream MCP server's URL, e.g. http://127.0.0.1:8000/mcp".into(),
+            })?;
+        if options.rewrite_pattern.contains("${") {
+            return Err(ConfigError::InvalidOption {
+                owner,
+                option: "rewritePattern".into(),
+                problem: "uses a ${...} template, which this gateway does not expand".into(),
+                fix: "give the literal upstream URL (use $env(NAME) for values from the env file)".into(),
+            });
+        }
+        let inbound = zuplo.policies.inbound;
+        match &target {
+            Some((url, policies)) if *url != upstream || *policies != inbound => {
+                return Err(route_err(
+                    format!("`{key}` has a different rewritePattern or inbound policies than the other methods"),
+                    "give post, get and delete the same handler options and policies",
+                ));
+            }
+            _ => target = Some((upstream, inbound)),
+        }
+        methods.push(method);
+    }
+    let Some((upstream, inbound)) = target else {
+        return Err(route_err("declares no post/get/delete operation".into(), "add post (and get, delete) with x-zuplo-route"));
+    };
+
+    let mut oauth = None;
+    for name in &inbound {
+        let policy = policy_for(name, path, known, env)?;
+        if oauth.replace(policy).is_some() {
+            return Err(route_err(
+                "names more than one OAuth inbound policy".into(),
+                "keep exactly one mcp-cognito-oauth-inbound / mcp-oauth-inbound policy per route",
+            ));
+        }
+    }
+    let Some(policy) = oauth else {
+        return Err(route_err(
+            "has no inbound OAuth policy; it would be open to anyone".into(),
+            "add the policy name (e.g. cognito-managed-oauth) to x-zuplo-route.policies.inbound",
+        ));
+    };
+    Ok(Route { slug: slug.to_owned(), path: path.to_owned(), upstream, methods, policy })
+}
+
+fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
+    parse_json(&text, &shown)
+}
+
+fn parse_json<T: DeserializeOwned>(text: &str, path: &str) -> Result<T, ConfigError> {
+    let value: Value = serde_json::from_str(text).map_err(|err| ConfigError::Json {
+        path: path.to_owned(),
+        line: err.line(),
+        column: err.column(),
+        message: err.to_string(),
+    })?;
+    serde_json::from_value(value).map_err(|err| ConfigError::Shape { path: path.to_owned(), problem: err.to_string() })
+}
+
+fn typed_options<T: DeserializeOwned>(options: Value, owner: &str) -> Result<T, ConfigError> {
+    serde_json::from_value(options).map_err(|err| ConfigError::InvalidOption {
+        owner: owner.to_owned(),
+        option: "handler.options".into(),
+        problem: err.to_string(),
+        fix: "see DESIGN.md section 3 for the supported options and their spelling".into(),
+    })
+}
+
+/// Substitutes `$env(NAME)` in every string of an options tree, naming the
+/// option (`gateway.accessTokenTtlSeconds`) in the error.
+fn substitute_tree(value: &Value, owner: &str, at: &str, env: &Env) -> Result<Value, ConfigError> {
+    Ok(match value {
+        Value::String(text) => Value::String(env::substitute(text, env).map_err(|env::UnsetVar(var)| ConfigError::UnsetEnv {
+            owner: owner.to_owned(),
+            option: at.to_owned(),
+            var,
+        })?),
+        Value::Object(map) => {
+            let mut out = serde_json::Map::new();
+            for (key, child) in map {
+                let path = if at.is_empty() { key.clone() } else { format!("{at}.{key}") };
+                out.insert(key.clone(), substitute_tree(child, owner, &path, env)?);
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, child)| substitute_tree(child, owner, &format!("{at}[{i}]"), env))
+                .collect::<Result<_, _>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::{ConfigError, Env, GatewayConfig};
+    use serde_json::{Value, json};
+
+    pub(crate) fn policies() -> Value {
+        json!({"policies": [{
+            "name": "cognito-managed-oauth",
+            "policyType": "mcp-cognito-oauth-inbound",
+            "handler": {
+                "module": "$import(@zuplo/runtime/mcp-gateway)",
+                "export": "McpCognitoOAuthInboundPolicy",
+                "options": {
+                    "awsRegion": "us-east-1",
+                    "userPoolId": "$env(COGNITO_USER_POOL_ID)",
+                    "userPoolDomain": "$env(COGNITO_USER_POOL_DOMAIN)",
+                    "clientId": "$env(COGNITO_CLIENT_ID)",
+                    "clientSecret": "$env(COGNITO_CLIENT_SECRET)",
+                    "gateway": {"accessTokenTtlSeconds": "$env(ACCESS_TTL)"}
+                }
+            }
+        }]})
+    }
+
+    pub(crate) fn routes() -> Value {
+        let op = json!({"x-zuplo-route": {
+            "handler": {"module": "$import(@zuplo/runtime)", "export": "McpProxyHandler", "options": {"rewritePattern": "$env(UPSTREAM)"}},
+            "policies": {"inbound": ["cognito-managed-oauth"]}
+        }});
+        json!({"openapi": "3.1.0", "info": {"title": "t", "version": "1"}, "paths": {
+            "/mcp/echo": {"x-zuplo-path": {"pathMode": "open-api"}, "post": op, "get": op, "delete": op}
+        }})
+    }
+
+    pub(crate) fn env() -> Env {
+        Env::from_pairs([
+            ("COGNITO_USER_POOL_ID", "us-east-1_Pool123"),
+            ("COGNITO_USER_POOL_DOMAIN", "team.auth.us-east-1.amazoncognito.com"),
+            ("COGNITO_CLIENT_ID", "cid"),
+            ("COGNITO_CLIENT_SECRET", "csecret"),
+            ("ACCESS_TTL", "600"),
+            ("UPSTREAM", "http://127.0.0.1:8000/mcp"),
+        ])
+    }
+
+    fn load(policies: &Value, routes: &Value, env: &Env) -> Result<GatewayConfig, ConfigError> {
+        GatewayConfig::from_files(
+            serde_json::from_value(policies.clone()).unwrap(),
+            serde_json::from_value(routes.clone()).unwrap(),
+            env,
+            "config/routes.oas.json",
+        )
+    }
+
+    #[test]
+    fn loads_the_cognigate_up_shape() {
+        let config = load(&policies(), &routes(), &env()).unwrap();
+        let route = &config.routes["echo"];
+        assert_eq!(route.path, "/mcp/echo");
+        assert_eq!(route.upstream.as_str(), "http://127.0.0.1:8000/mcp");
+        assert_eq!(route.methods.len(), 3);
+        assert_eq!(route.policy.name, "cognito-managed-oauth");
+        assert_eq!(route.policy.access_token_ttl.as_secs(), 600);
+        assert_eq!(route.policy.browser_login.client_secret.expose(), "csecret");
+    }
+
+    #[test]
+    fn loads_from_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("policies.json"), policies().to_string()).unwrap();
+        std::fs::write(dir.path().join("routes.oas.json"), routes().to_string()).unwrap();
+        let config = GatewayConfig::load(dir.path(), &env()).unwrap();
+        assert!(config.routes.contains_key("echo"));
+    }
+
+    #[test]
+    fn unset_env_names_policy_option_and_variable() {
+        let mut env = env();
+        env = Env::from_pairs(
+            ["COGNITO_USER_POOL_ID", "COGNITO_CLIENT_ID", "COGNITO_CLIENT_SECRET", "ACCESS_TTL", "UPSTREAM"]
+                .into_iter()
+                .map(|k| (k, env.get(k).unwrap().to_owned())),
+        );
+        let text = load(&policies(), &routes(), &env).unwrap_err().to_string();
+        assert!(text.contains("policy `cognito-managed-oauth`"), "{text}");
+        assert!(text.contains("option `userPoolDomain`"), "{text}");
+        assert!(text.contains("$env(COGNITO_USER_POOL_DOMAIN) is not set"), "{text}");
+        assert!(text.contains("Fix: add COGNITO_USER_POOL_DOMAIN="), "{text}");
+    }
+
+    #[test]
+    fn unset_env_in_nested_option_names_the_path() {
+        let full = env();
+        let env = Env::from_pairs(
+            ["COGNITO_USER_POOL_ID", "COGNITO_USER_POOL_DOMAIN", "COGNITO_CLIENT_ID", "COGNITO_CLIENT_SECRET", "UPSTREAM"]
+                .into_iter()
+                .map(|k| (k, full.get(k).unwrap().to_owned())),
+        );
+        let text = load(&policies(), &routes(), &env).unwrap_err().to_string();
+        assert!(text.contains("option `gateway.accessTokenTtlSeconds`"), "{text}");
+    }
+
+    #[test]
+    fn unknown_policy_on_a_route() {
+        let mut routes = routes();
+        routes["paths"]["/mcp/echo"]["post"]["x-zuplo-route"]["policies"]["inbound"] = json!(["nope"]);
+        routes["paths"]["/mcp/echo"]["get"]["x-zuplo-route"]["policies"]["inbound"] = json!(["nope"]);
+        routes["paths"]["/mcp/echo"]["delete"]["x-zuplo-route"]["policies"]["inbound"] = json!(["nope"]);
+        let text = load(&policies(), &routes, &env()).unwrap_err().to_string();
+        assert!(text.contains("route `/mcp/echo`") && text.contains("`nope`") && text.contains("Fix:"), "{text}");
+    }
+
+    #[test]
+    fn unsupported_handler_export() {
+        let mut routes = routes();
+        routes["paths"]["/mcp/echo"]["post"]["x-zuplo-route"]["handler"]["export"] = json!("urlForwardHandler");
+        let text = load(&policies(), &routes, &env()).unwrap_err().to_string();
+        assert!(text.contains("`urlForwardHandler`") && text.contains("Fix: use handler.export McpProxyHandler"), "{text}");
+    }
+
+    #[test]
+    fn unsupported_policy_type_and_export() {
+        let mut policies = policies();
+        policies["policies"][0]["policyType"] = json!("rate-limit-inbound");
+        let text = load(&policies, &routes(), &env()).unwrap_err().to_string();
+        assert!(text.contains("policy `cognito-managed-oauth`") && text.contains("`rate-limit-inbound`") && text.contains("Fix:"), "{text}");
+
+        let mut policies = self::policies();
+        policies["policies"][0]["handler"]["export"] = json!("SomethingElse");
+        let text = load(&policies, &routes(), &env()).unwrap_err().to_string();
+        assert!(text.contains("`SomethingElse`") && text.contains("McpCognitoOAuthInboundPolicy"), "{text}");
+    }
+
+    #[test]
+    fn unused_unsupported_policy_is_ignored() {
+        let mut policies = policies();
+        policies["policies"].as_array_mut().unwrap().push(json!({
+            "name": "rl", "policyType": "rate-limit-inbound", "handler": {"export": "RateLimitInboundPolicy", "options": {"x": "$env(NOT_SET)"}}
+        }));
+        assert!(load(&policies, &routes(), &env()).is_ok());
+    }
+
+    #[test]
+    fn misspelt_option_is_refused() {
+        let mut policies = policies();
+        policies["policies"][0]["handler"]["options"]["userPoolID"] = json!("x");
+        let text = load(&policies, &routes(), &env()).unwrap_err().to_string();
+        assert!(text.contains("userPoolID") && text.contains("Fix:"), "{text}");
+    }
+
+    #[test]
+    fn invalid_json_reports_line_and_column() {
+        let err = super::parse_json::<Value>("{\n  \"policies\": [\n    {,}\n", "config/policies.json").unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, ConfigError::Json { line: 3, .. }), "{text}");
+        assert!(text.starts_with("config/policies.json:3:"), "{text}");
+    }
+
+    #[test]
+    fn invalid_json_file_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("policies.json"), "{\"policies\": [}").unwrap();
+        std::fs::write(dir.path().join("routes.oas.json"), routes().to_string()).unwrap();
+        let text = GatewayConfig::load(dir.path(), &env()).unwrap_err().to_string();
+        assert!(text.contains("policies.json:1:15"), "{text}");
+    }
+
+    #[test]
+    fn bad_routes() {
+        let op = routes()["paths"]["/mcp/echo"]["post"].clone();
+        for (path, needle) in [("/mcp/{slug}", "path parameter"), ("/other/x", "/mcp/{name}"), ("/mcp/a/b", "/mcp/{name}")] {
+            let routes = json!({"paths": {path: {"post": op}}});
+            let text = load(&policies(), &routes, &env()).unwrap_err().to_string();
+            assert!(text.contains(needle), "{path}: {text}");
+        }
+        let mut routes = routes();
+        routes["paths"]["/mcp/echo"]["post"]["x-zuplo-route"]["policies"]["inbound"] = json!([]);
+        let text = load(&policies(), &routes, &env()).unwrap_err().to_string();
+        assert!(text.contains("different") || text.contains("no inbound OAuth policy"), "{text}");
+
+        let env = Env::from_pairs([("UPSTREAM", "not a url")].into_iter().chain(
+            ["COGNITO_USER_POOL_ID", "COGNITO_USER_POOL_DOMAIN", "COGNITO_CLIENT_ID", "COGNITO_CLIENT_SECRET", "ACCESS_TTL"]
+                .into_iter()
+                .map(|k| (k, "x")),
+        ));
+        let text = load(&policies(), &self::routes(), &env).unwrap_err().to_string();
+        assert!(text.contains("rewritePattern"), "{text}");
+    }
+
+    #[test]
+    fn route_without_policy_is_refused() {
+        let mut op = routes()["paths"]["/mcp/echo"]["post"].clone();
+        op["x-zuplo-route"]["policies"]["inbound"] = json!([]);
+        let routes = json!({"paths": {"/mcp/open": {"post": op}}});
+        let text = load(&policies(), &routes, &env()).unwrap_err().to_string();
+        assert!(text.contains("no inbound OAuth policy"), "{text}");
+    }
+
+    #[test]
+    fn generic_policy() {
+        let policies = json!({"policies": [{
+            "name": "oidc", "policyType": "mcp-oauth-inbound",
+            "handler": {"export": "McpOAuthInboundPolicy", "options": {
+                "oidc": {"issuer": "https://idp.example.com", "jwksUrl": "https://idp.example.com/jwks"},
+                "browserLogin": {"url": "http://127.0.0.1:9/authorize", "tokenUrl": "http://127.0.0.1:9/token", "clientId": "c", "clientSecret": "s", "scope": "openid  email"}
+            }}
+        }]});
+        let mut routes = routes();
+        for m in ["post", "get", "delete"] {
+            routes["paths"]["/mcp/echo"][m]["x-zuplo-route"]["policies"]["inbound"] = json!(["oidc"]);
+        }
+        let config = load(&policies, &routes, &env()).unwrap();
+        let policy = &config.routes["echo"].policy;
+        assert_eq!(policy.oidc.issuer, "https://idp.example.com");
+        assert_eq!(policy.browser_login.scope, "openid email");
+        assert!(!policy.require_token_use_id);
+
+        let mut bad = policies.clone();
+        bad["policies"][0]["handler"]["options"]["browserLogin"]["url"] = json!("http://idp.example.com/authorize");
+        let text = load(&bad, &routes, &env()).unwrap_err().to_string();
+        assert!(text.contains("browserLogin.url") && text.contains("not https"), "{text}");
+    }
+}

@@ -1,0 +1,123 @@
+//! Prometheus metrics, hand-rolled on atomics: requests by route and status, a
+//! latency histogram by route, tokens issued by grant type, upstream errors by
+//! route. Route labels are the configured paths (bounded by the config), never
+//! raw request paths.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+#[derive(Default)]
+struct RouteStats {
+    statuses: Mutex<BTreeMap<u16, u64>>,
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+    upstream_errors: AtomicU64,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    routes: RwLock<HashMap<String, Arc<RouteStats>>>,
+    tokens_authorization_code: AtomicU64,
+    tokens_refresh_token: AtomicU64,
+}
+
+impl Metrics {
+    fn route(&self, label: &str) -> Arc<RouteStats> {
+        if let Some(stats) = self.routes.read().unwrap_or_else(|p| p.into_inner()).get(label) {
+            return stats.clone();
+        }
+        self.routes.write().unwrap_or_else(|p| p.into_inner()).entry(label.to_owned()).or_default().clone()
+    }
+
+    pub fn record(&self, label: &str, status: u16, elapsed: Duration) {
+        let stats = self.route(label);
+        *stats.statuses.lock().unwrap_or_else(|p| p.into_inner()).entry(status).or_default() += 1;
+        let seconds = elapsed.as_secs_f64();
+        for (bucket, bound) in stats.buckets.iter().zip(BUCKETS) {
+            if seconds <= bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        stats.count.fetch_add(1, Ordering::Relaxed);
+        stats.sum_micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    pub fn upstream_error(&self, label: &str) {
+        self.route(label).upstream_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn token_issued(&self, grant_type: &str) {
+        let counter = if grant_type == "refresh_token" { &self.tokens_refresh_token } else { &self.tokens_authorization_code };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition format (version 0.0.4).
+    pub fn render(&self) -> String {
+        let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
+        let mut labels: Vec<&String> = routes.keys().collect();
+        labels.sort();
+        let mut out = String::new();
+        out.push_str("# HELP cognigate_requests_total HTTP requests by route and status.\n# TYPE cognigate_requests_total counter\n");
+        for label in &labels {
+            for (status, count) in routes[*label].statuses.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+                let _ = writeln!(out, "cognigate_requests_total{{route=\"{}\",status=\"{status}\"}} {count}", escape(label));
+            }
+        }
+        out.push_str("# HELP cognigate_request_duration_seconds Time to response headers by route.\n# TYPE cognigate_request_duration_seconds histogram\n");
+        for label in &labels {
+            let stats = &routes[*label];
+            let route = escape(label);
+            for (bucket, bound) in stats.buckets.iter().zip(BUCKETS) {
+                let _ = writeln!(out, "cognigate_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {}", bucket.load(Ordering::Relaxed));
+            }
+            let count = stats.count.load(Ordering::Relaxed);
+            let _ = writeln!(out, "cognigate_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {count}");
+            let _ = writeln!(out, "cognigate_request_duration_seconds_sum{{route=\"{route}\"}} {}", stats.sum_micros.load(Ordering::Relaxed) as f64 / 1e6);
+            let _ = writeln!(out, "cognigate_request_duration_seconds_count{{route=\"{route}\"}} {count}");
+        }
+        out.push_str("# HELP cognigate_upstream_errors_total Upstream connection failures and timeouts by route.\n# TYPE cognigate_upstream_errors_total counter\n");
+        for label in &labels {
+            let errors = routes[*label].upstream_errors.load(Ordering::Relaxed);
+            if errors > 0 || label.starts_with("/mcp/") {
+                let _ = writeln!(out, "cognigate_upstream_errors_total{{route=\"{}\"}} {errors}", escape(label));
+            }
+        }
+        out.push_str("# HELP cognigate_tokens_issued_total Access tokens issued by grant type.\n# TYPE cognigate_tokens_issued_total counter\n");
+        let _ = writeln!(out, "cognigate_tokens_issued_total{{grant_type=\"authorization_code\"}} {}", self.tokens_authorization_code.load(Ordering::Relaxed));
+        let _ = writeln!(out, "cognigate_tokens_issued_total{{grant_type=\"refresh_token\"}} {}", self.tokens_refresh_token.load(Ordering::Relaxed));
+        out
+    }
+}
+
+fn escape(label: &str) -> String {
+    label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Metrics;
+    use std::time::Duration;
+
+    #[test]
+    fn renders_counters_and_histogram() {
+        let metrics = Metrics::default();
+        metrics.record("/mcp/echo", 200, Duration::from_millis(3));
+        metrics.record("/mcp/echo", 200, Duration::from_millis(30));
+        metrics.record("/mcp/echo", 401, Duration::from_micros(100));
+        metrics.upstream_error("/mcp/echo");
+        metrics.token_issued("authorization_code");
+        let text = metrics.render();
+        assert!(text.contains("cognigate_requests_total{route=\"/mcp/echo\",status=\"200\"} 2"), "{text}");
+        assert!(text.contains("cognigate_requests_total{route=\"/mcp/echo\",status=\"401\"} 1"));
+        assert!(text.contains("cognigate_request_duration_seconds_bucket{route=\"/mcp/echo\",le=\"0.005\"} 2"));
+        assert!(text.contains("cognigate_request_duration_seconds_bucket{route=\"/mcp/echo\",le=\"+Inf\"} 3"));
+        assert!(text.contains("cognigate_upstream_errors_total{route=\"/mcp/echo\"} 1"));
+        assert!(text.contains("cognigate_tokens_issued_total{grant_type=\"authorization_code\"} 1"));
+    }
+}

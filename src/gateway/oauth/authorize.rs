@@ -1,0 +1,179 @@
+//! `/oauth/authorize` (the MCP client's browser arrives) and `/oauth/callback`
+//! (the browser returns from the IdP's hosted login).
+//!
+//! Until the client and its redirect URI are known to be genuine, errors are
+//! shown as a page (RFC 6749 4.1.2.1: never redirect to an unverified URI);
+//! after that they go back to the client as `error=` on its redirect URI.
+
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use url::Url;
+
+use super::consent::render_consent;
+use super::{PENDING_LOGIN_TTL, PageError, granted_scope};
+use crate::gateway::crypto::{is_valid_challenge, pkce_challenge, random_token};
+use crate::gateway::state::AppState;
+use crate::gateway::store::{PendingLogin, now};
+
+/// Query parameters, kept as pairs so repeated `resource` values are seen.
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn parse(query: Option<&str>) -> Self {
+        Self(url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect())
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str()).filter(|v| !v.is_empty())
+    }
+
+    fn all(&self, name: &str) -> Vec<&str> {
+        self.0.iter().filter(|(key, _)| key == name).map(|(_, value)| value.as_str()).collect()
+    }
+}
+
+/// Sends the browser back to the client with an OAuth error (RFC 6749
+/// 4.1.2.1), including `state` and `iss` (RFC 9207).
+pub(crate) fn redirect_error(state: &AppState, redirect_uri: &str, error: &str, description: &str, client_state: Option<&str>) -> Response {
+    let mut pairs = vec![("error", error), ("error_description", description)];
+    if let Some(client_state) = client_state {
+        pairs.push(("state", client_state));
+    }
+    pairs.push(("iss", state.public_url.as_str()));
+    redirect_with(redirect_uri, &pairs)
+}
+
+/// A 302 to `uri` with `pairs` appended to its query.
+pub(crate) fn redirect_with(uri: &str, pairs: &[(&str, &str)]) -> Response {
+    match Url::parse(uri) {
+        Ok(mut url) => {
+            {
+                let mut query = url.query_pairs_mut();
+                for (key, value) in pairs {
+                    query.append_pair(key, value);
+                }
+            }
+            found(url.as_str())
+        }
+        Err(err) => PageError::internal(format!("stored redirect URI is unparsable: {err}")).into_response(),
+    }
+}
+
+/// 302 Found (browsers follow it with GET, also after a form POST).
+fn found(location: &str) -> Response {
+    let mut response = Redirect::to(location).into_response();
+    *response.status_mut() = StatusCode::FOUND;
+    response.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    response
+}
+
+pub(super) async fn authorize(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Response, PageError> {
+    let params = Params::parse(query.as_deref());
+    let Some(client_id) = params.get("client_id").map(str::to_owned) else {
+        return Err(PageError::bad_request("The request has no client_id."));
+    };
+    let lookup = client_id.clone();
+    let Some(client) = state.store.run(move |store| store.client(&lookup)).await? else {
+        return Err(PageError::bad_request("This application is not registered with the gateway (unknown client_id)."));
+    };
+    let redirect_uri = match params.get("redirect_uri") {
+        Some(uri) if client.redirect_uris.iter().any(|registered| registered == uri) => uri.to_owned(),
+        Some(_) => return Err(PageError::bad_request("The redirect_uri is not registered for this application.")),
+        None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
+        None => return Err(PageError::bad_request("The request has no redirect_uri.")),
+    };
+
+    // From here on the redirect URI is trusted: errors go back to the client.
+    let client_state = params.get("state");
+    let fail = |error: &str, description: &str| Ok(redirect_error(&state, &redirect_uri, error, description, client_state));
+    if params.get("response_type") != Some("code") {
+        return fail("unsupported_response_type", "only response_type=code is supported");
+    }
+    let Some(challenge) = params.get("code_challenge") else {
+        return fail("invalid_request", "code_challenge is required (PKCE)");
+    };
+    if params.get("code_challenge_method") != Some("S256") {
+        return fail("invalid_request", "code_challenge_method must be S256");
+    }
+    if !is_valid_challenge(challenge) {
+        return fail("invalid_request", "code_challenge is not an S256 challenge");
+    }
+    let resources = params.all("resource");
+    let route = match resources.as_slice() {
+        [resource] => state.route_for_resource(resource),
+        [] if state.routes.len() == 1 => state.routes.values().next(),
+        [] => None,
+        _ => return fail("invalid_target", "give exactly one resource"),
+    };
+    let Some(route) = route else {
+        return fail("invalid_target", "resource must be one of the gateway's MCP URLs ({public_url}/mcp/{name})");
+    };
+
+    let idp_verifier = random_token(32);
+    let login = PendingLogin {
+        state: random_token(32),
+        client_id,
+        redirect_uri,
+        client_state: client_state.map(str::to_owned),
+        code_challenge: challenge.to_owned(),
+        slug: route.route.slug.clone(),
+        scope: granted_scope(params.get("scope"), &route.route.policy.browser_login.scope),
+        nonce: random_token(32),
+        idp_code_verifier: idp_verifier.clone(),
+        expires_at: now() + PENDING_LOGIN_TTL,
+    };
+    let location = route
+        .idp
+        .authorize_url(&callback_url(&state), &login.state, &login.nonce, &pkce_challenge(&idp_verifier));
+    tracing::info!(client_id = %login.client_id, route = %route.route.path, "login started; browser sent to the identity provider");
+    state.store.run(move |store| store.insert_pending_login(&login)).await?;
+    Ok(found(location.as_str()))
+}
+
+pub(crate) fn callback_url(state: &AppState) -> String {
+    format!("{}/oauth/callback", state.public_url)
+}
+
+pub(super) async fn callback(State(state): State<AppState>, headers: axum::http::HeaderMap, RawQuery(query): RawQuery) -> Result<Response, PageError> {
+    let params = Params::parse(query.as_deref());
+    let Some(login_state) = params.get("state").map(str::to_owned) else {
+        return Err(PageError::bad_request("The identity provider returned without a state."));
+    };
+    let Some(login) = state.store.run(move |store| store.take_pending_login(&login_state, now())).await? else {
+        return Err(PageError::bad_request("This sign-in has expired or was already completed."));
+    };
+    if let Some(error) = params.get("error") {
+        // The user cancelled at the hosted UI, or the IdP refused the request.
+        tracing::info!(client_id = %login.client_id, idp_error = %error, "identity provider returned an error");
+        let (code, description) = match error {
+            "access_denied" => ("access_denied", "the user did not sign in"),
+            _ => ("server_error", "the identity provider refused the sign-in"),
+        };
+        return Ok(redirect_error(&state, &login.redirect_uri, code, description, login.client_state.as_deref()));
+    }
+    let Some(code) = params.get("code") else {
+        return Err(PageError::bad_request("The identity provider returned without a code."));
+    };
+    let Some(route) = state.routes.get(&login.slug) else {
+        return Err(PageError::bad_request("The MCP route of this sign-in no longer exists."));
+    };
+    let idp = &route.idp;
+    let id_token = idp
+        .exchange_code(&state.idp_http, code, &login.idp_code_verifier, &callback_url(&state))
+        .await
+        .map_err(|err| {
+            let status = if err.is_upstream() && !matches!(err, crate::gateway::oidc::OidcError::TokenEndpoint { status: 400..=499, .. }) {
+                StatusCode::BAD_GATEWAY
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            PageError::new(status, "The identity provider did not complete the sign-in.", format!("policy {}: {err}", idp.policy.name))
+        })?;
+    let claims = idp.verify_id_token(&state.idp_http, &id_token, &login.nonce).await.map_err(|err| {
+        let status = if err.is_upstream() { StatusCode::BAD_GATEWAY } else { StatusCode::UNAUTHORIZED };
+        PageError::new(status, "The identity provider's answer could not be verified.", format!("policy {}: {err}", idp.policy.name))
+    })?;
+    tracing::info!(client_id = %login.client_id, route = %route.route.path, "user signed in at the identity provider");
+    render_consent(&state, &headers, login, route, &claims).await
+}

@@ -1,0 +1,154 @@
+//! The consent screen and its form.
+//!
+//! CSRF protection is a double submit bound to the server-side record: the
+//! token is in an HttpOnly, SameSite=Lax cookie and in the form, and its hash
+//! is stored with the consent. A cross-site page can neither read the cookie
+//! nor guess the consent id and token. The browser keeps one token for all its
+//! open consent screens, so two tabs do not invalidate each other. The page is
+//! not frameable (clickjacking) and may only submit to us and, via the
+//! redirect, to the client's origin.
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::authorize::{redirect_error, redirect_with};
+use super::register::{redirect_csp_source, redirect_host};
+use super::{CODE_TTL, CONSENT_TEMPLATE, CONSENT_TTL, PageError};
+use crate::gateway::crypto::{constant_time_eq, random_token, sha256_hex};
+use crate::gateway::oidc::IdClaims;
+use crate::gateway::state::{AppState, RouteState};
+use crate::gateway::store::{AuthCode, Consent, Grant, PendingLogin, now};
+
+fn cookie_name(state: &AppState) -> &'static str {
+    // `__Host-` requires Secure, which cookie jars refuse over plain http.
+    if state.secure_cookies { "__Host-cognigate_csrf" } else { "cognigate_csrf" }
+}
+
+fn csrf_cookie(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    let name = cookie_name(state);
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_owned())
+        .filter(|value| value.len() == 43 && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+}
+
+pub(super) async fn render_consent(
+    state: &AppState,
+    headers: &HeaderMap,
+    login: PendingLogin,
+    route: &RouteState,
+    claims: &IdClaims,
+) -> Result<Response, PageError> {
+    let Some(client) = state.store.run({
+        let id = login.client_id.clone();
+        move |store| store.client(&id)
+    })
+    .await?
+    else {
+        return Err(PageError::bad_request("The application is no longer registered."));
+    };
+    let csrf = csrf_cookie(state, headers).unwrap_or_else(|| random_token(32));
+    let consent = Consent {
+        id: random_token(32),
+        csrf_hash: sha256_hex(&csrf),
+        redirect_uri: login.redirect_uri.clone(),
+        client_state: login.client_state.clone(),
+        code_challenge: login.code_challenge.clone(),
+        grant: Grant { client_id: login.client_id.clone(), slug: login.slug.clone(), scope: login.scope.clone(), subject: claims.sub.clone() },
+        expires_at: now() + CONSENT_TTL,
+    };
+    let html = state
+        .templates
+        .render(
+            CONSENT_TEMPLATE,
+            &json!({
+                "client_name": client.client_name.as_deref().unwrap_or("An unnamed application"),
+                "redirect_host": redirect_host(&login.redirect_uri),
+                "route": route.route.path,
+                "resource": route.resource,
+                "scope": login.scope,
+                "user": claims.display_name(),
+                "consent_id": consent.id,
+                "csrf_token": csrf,
+            }),
+        )
+        .map_err(PageError::internal)?;
+    let form_action = match redirect_csp_source(&login.redirect_uri) {
+        Some(source) => format!("'self' {source}"),
+        None => "'self'".to_owned(),
+    };
+    state.store.run(move |store| store.insert_consent(&consent)).await?;
+
+    let mut response = (StatusCode::OK, Html(html)).into_response();
+    let out = response.headers_mut();
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
+    let cookie = format!("{}={csrf}; Path=/; HttpOnly; SameSite=Lax; Max-Age={CONSENT_TTL}{secure}", cookie_name(state));
+    out.insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(PageError::internal)?);
+    out.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    out.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    let csp = format!("frame-ancestors 'none'; default-src 'none'; style-src 'unsafe-inline'; form-action {form_action}");
+    out.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_str(&csp).map_err(PageError::internal)?);
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+pub(super) struct ConsentForm {
+    #[serde(default)]
+    consent_id: String,
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    decision: String,
+}
+
+pub(super) async fn decide(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<ConsentForm>) -> Result<Response, PageError> {
+    let forbidden = || PageError::new(StatusCode::FORBIDDEN, "The consent form could not be verified. Start the sign-in again.", "CSRF check failed");
+    let Some(cookie) = csrf_cookie(&state, &headers) else {
+        return Err(forbidden());
+    };
+    if !constant_time_eq(cookie.as_bytes(), form.csrf_token.as_bytes()) {
+        return Err(forbidden());
+    }
+    let id = form.consent_id.clone();
+    let Some(consent) = state.store.run(move |store| store.take_consent(&id, now())).await? else {
+        return Err(PageError::bad_request("This consent screen has expired or was already answered."));
+    };
+    if !constant_time_eq(sha256_hex(&form.csrf_token).as_bytes(), consent.csrf_hash.as_bytes()) {
+        return Err(forbidden());
+    }
+    match form.decision.as_str() {
+        "approve" => {
+            let code = random_token(32);
+            let record = AuthCode {
+                redirect_uri: consent.redirect_uri.clone(),
+                code_challenge: consent.code_challenge.clone(),
+                grant: consent.grant.clone(),
+                expires_at: now() + CODE_TTL,
+            };
+            let hash = sha256_hex(&code);
+            state.store.run(move |store| store.insert_code(&hash, &record)).await?;
+            tracing::info!(client_id = %consent.grant.client_id, route = %consent.grant.slug, "consent approved; code issued");
+            let mut pairs = vec![("code", code.as_str())];
+            if let Some(client_state) = consent.client_state.as_deref() {
+                pairs.push(("state", client_state));
+            }
+            pairs.push(("iss", state.public_url.as_str()));
+            Ok(redirect_with(&consent.redirect_uri, &pairs))
+        }
+        "deny" => {
+            tracing::info!(client_id = %consent.grant.client_id, route = %consent.grant.slug, "consent denied");
+            Ok(redirect_error(&state, &consent.redirect_uri, "access_denied", "the user denied access", consent.client_state.as_deref()))
+        }
+        _ => Err(PageError::bad_request("The consent form has no decision.")),
+    }
+}

@@ -1,0 +1,150 @@
+//! How OAuth endpoints fail: RFC 6749 section 5.2 JSON for the API endpoints,
+//! an HTML page for the browser endpoints. Both log the detail (never a token,
+//! code or secret: the variants carry only our own descriptions) and show a
+//! generic message for internal failures.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::gateway::store::StoreError;
+use crate::gateway::tokens::TokenError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    #[error("invalid_request: {0}")]
+    InvalidRequest(String),
+    #[error("invalid_client: {0}")]
+    InvalidClient(String),
+    #[error("invalid_grant: {0}")]
+    InvalidGrant(String),
+    #[error("unauthorized_client: {0}")]
+    UnauthorizedClient(String),
+    #[error("unsupported_grant_type: {0}")]
+    UnsupportedGrantType(String),
+    #[error("invalid_target: {0}")]
+    InvalidTarget(String),
+    #[error("invalid_redirect_uri: {0}")]
+    InvalidRedirectUri(String),
+    #[error("invalid_client_metadata: {0}")]
+    InvalidClientMetadata(String),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("token: {0}")]
+    Token(#[from] TokenError),
+}
+
+impl OAuthError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidClient(_) => "invalid_client",
+            Self::InvalidGrant(_) => "invalid_grant",
+            Self::UnauthorizedClient(_) => "unauthorized_client",
+            Self::UnsupportedGrantType(_) => "unsupported_grant_type",
+            Self::InvalidTarget(_) => "invalid_target",
+            Self::InvalidRedirectUri(_) => "invalid_redirect_uri",
+            Self::InvalidClientMetadata(_) => "invalid_client_metadata",
+            Self::Store(_) | Self::Token(_) => "server_error",
+        }
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let (status, description) = match &self {
+            Self::Store(_) | Self::Token(_) => {
+                tracing::error!(error = %self, "oauth endpoint failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal error".to_owned())
+            }
+            Self::InvalidClient(detail) => {
+                tracing::info!(error = "invalid_client", detail = %detail, "oauth request refused");
+                (StatusCode::UNAUTHORIZED, detail.clone())
+            }
+            Self::InvalidRequest(detail)
+            | Self::InvalidGrant(detail)
+            | Self::UnauthorizedClient(detail)
+            | Self::UnsupportedGrantType(detail)
+            | Self::InvalidTarget(detail)
+            | Self::InvalidRedirectUri(detail)
+            | Self::InvalidClientMetadata(detail) => {
+                tracing::info!(error = self.code(), detail = %detail, "oauth request refused");
+                (StatusCode::BAD_REQUEST, detail.clone())
+            }
+        };
+        let mut response = (status, axum::Json(json!({"error": self.code(), "error_description": description}))).into_response();
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}
+
+/// A browser-facing failure: an HTML page with a short explanation.
+#[derive(Debug)]
+pub struct PageError {
+    status: StatusCode,
+    message: String,
+    detail: String,
+}
+
+impl PageError {
+    /// `message` is shown to the user; `detail` is only logged.
+    pub fn new(status: StatusCode, message: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self { status, message: message.into(), detail: detail.into() }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self { status: StatusCode::BAD_REQUEST, detail: message.clone(), message }
+    }
+
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "The gateway failed to complete the sign-in. Try again.", detail.to_string())
+    }
+}
+
+impl From<StoreError> for PageError {
+    fn from(err: StoreError) -> Self {
+        Self::internal(err)
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(status = self.status.as_u16(), detail = %self.detail, "sign-in failed");
+        } else {
+            tracing::warn!(status = self.status.as_u16(), detail = %self.detail, "sign-in refused");
+        }
+        let body = format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign-in failed</title></head>\
+             <body style=\"font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto\">\
+             <h1>Sign-in failed</h1><p id=\"error\">{}</p>\
+             <p>Start again from your MCP client.</p></body></html>",
+            html_escape(&self.message)
+        );
+        let mut response = (self.status, axum::response::Html(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("frame-ancestors 'none'; default-src 'none'; style-src 'unsafe-inline'"),
+        );
+        response
+    }
+}
+
+pub(crate) fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            other => out.push(other),
+        }
+    }
+    out
+}

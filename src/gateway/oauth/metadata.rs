@@ -1,0 +1,65 @@
+//! Discovery documents: RFC 9728 protected-resource metadata per route and
+//! RFC 8414 authorization-server metadata, plus the public key of the
+//! gateway's access tokens.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::supported_scopes;
+use crate::gateway::state::{AppState, RouteState};
+
+fn protected_resource_document(state: &AppState, route: &RouteState) -> Value {
+    json!({
+        "resource": route.resource,
+        "authorization_servers": [state.public_url],
+        "bearer_methods_supported": ["header"],
+        "scopes_supported": supported_scopes(&route.route.policy.browser_login.scope),
+        "resource_name": route.route.path,
+    })
+}
+
+pub(super) async fn protected_resource(State(state): State<AppState>, Path(slug): Path<String>) -> Response {
+    match state.routes.get(&slug) {
+        Some(route) => Json(protected_resource_document(&state, route)).into_response(),
+        None => (StatusCode::NOT_FOUND, Json(json!({"error": "not_found"}))).into_response(),
+    }
+}
+
+/// The path-less form: meaningful only when the gateway serves one route.
+pub(super) async fn protected_resource_root(State(state): State<AppState>) -> Response {
+    let mut routes = state.routes.values();
+    match (routes.next(), routes.next()) {
+        (Some(route), None) => Json(protected_resource_document(&state, route)).into_response(),
+        _ => (StatusCode::NOT_FOUND, Json(json!({"error": "not_found", "error_description": "use /.well-known/oauth-protected-resource/mcp/{name}"}))).into_response(),
+    }
+}
+
+pub(super) async fn authorization_server(State(state): State<AppState>) -> Json<Value> {
+    let base = &state.public_url;
+    let mut scopes: Vec<&str> = state.routes.values().flat_map(|r| supported_scopes(&r.route.policy.browser_login.scope)).collect();
+    scopes.sort_unstable();
+    scopes.dedup();
+    Json(json!({
+        "issuer": base,
+        "authorization_endpoint": format!("{base}/oauth/authorize"),
+        "token_endpoint": format!("{base}/oauth/token"),
+        "registration_endpoint": format!("{base}/oauth/register"),
+        "revocation_endpoint": format!("{base}/oauth/revoke"),
+        "jwks_uri": format!("{base}/oauth/jwks"),
+        "scopes_supported": scopes,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["none", "client_secret_post", "client_secret_basic"],
+        "revocation_endpoint_auth_methods_supported": ["none", "client_secret_post", "client_secret_basic"],
+        "authorization_response_iss_parameter_supported": true,
+    }))
+}
+
+pub(super) async fn jwks(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({"keys": [state.tokens.key().public_jwk()]}))
+}

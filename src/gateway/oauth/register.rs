@@ -1,0 +1,214 @@
+//! RFC 7591 dynamic client registration.
+//!
+//! Redirect URIs follow OAuth 2.1 / RFC 8252: https anywhere; plain http only
+//! on a loopback host (any port, since native apps pick one at run time); or a
+//! private-use scheme (`cursor://…`, `com.example.app:/cb`) for native apps.
+//! Schemes a browser would execute or open locally are refused.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use url::Url;
+
+use super::OAuthError;
+use crate::gateway::crypto::{random_token, sha256_hex};
+use crate::gateway::state::AppState;
+use crate::gateway::store::{Client, now};
+
+const MAX_REDIRECT_URIS: usize = 20;
+const MAX_CLIENT_NAME: usize = 200;
+
+/// The registration request; metadata we do not use (logo_uri, client_uri,
+/// software_id, contacts, scope) is accepted and ignored, per RFC 7591 2.
+#[derive(Debug, Deserialize)]
+pub(super) struct RegistrationRequest {
+    #[serde(default)]
+    redirect_uris: Vec<String>,
+    #[serde(default)]
+    client_name: Option<String>,
+    #[serde(default)]
+    token_endpoint_auth_method: Option<String>,
+    #[serde(default)]
+    grant_types: Option<Vec<String>>,
+    #[serde(default)]
+    response_types: Option<Vec<String>>,
+}
+
+pub(super) async fn register(State(state): State<AppState>, body: axum::body::Bytes) -> Result<Response, OAuthError> {
+    let request: RegistrationRequest = serde_json::from_slice(&body)
+        .map_err(|err| OAuthError::InvalidClientMetadata(format!("the body is not a registration request: {err}")))?;
+    let (client, secret) = validate(request, now())?;
+    let stored = client.clone();
+    state.store.run(move |store| store.insert_client(&stored)).await?;
+    tracing::info!(client_id = %client.client_id, client_name = client.client_name.as_deref().unwrap_or(""), "client registered");
+    let mut body = json!({
+        "client_id": client.client_id,
+        "client_id_issued_at": client.client_id_issued_at,
+        "redirect_uris": client.redirect_uris,
+        "grant_types": client.grant_types,
+        "response_types": client.response_types,
+        "token_endpoint_auth_method": client.token_endpoint_auth_method,
+    });
+    if let Some(name) = &client.client_name {
+        body["client_name"] = json!(name);
+    }
+    if let Some(secret) = secret {
+        body["client_secret"] = json!(secret);
+        body["client_secret_expires_at"] = json!(0);
+    }
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    response.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// Checks the request and builds the client; returns the secret in the clear
+/// (shown once) for confidential clients.
+fn validate(request: RegistrationRequest, now: i64) -> Result<(Client, Option<String>), OAuthError> {
+    if request.redirect_uris.is_empty() {
+        return Err(OAuthError::InvalidRedirectUri("redirect_uris is required".into()));
+    }
+    if request.redirect_uris.len() > MAX_REDIRECT_URIS {
+        return Err(OAuthError::InvalidRedirectUri(format!("at most {MAX_REDIRECT_URIS} redirect_uris")));
+    }
+    for uri in &request.redirect_uris {
+        check_redirect_uri(uri).map_err(OAuthError::InvalidRedirectUri)?;
+    }
+    // RFC 7591 2: the default method is client_secret_basic.
+    let method = request.token_endpoint_auth_method.unwrap_or_else(|| "client_secret_basic".into());
+    if !matches!(method.as_str(), "none" | "client_secret_post" | "client_secret_basic") {
+        return Err(OAuthError::InvalidClientMetadata(format!(
+            "token_endpoint_auth_method `{method}` is not supported (none, client_secret_post, client_secret_basic)"
+        )));
+    }
+    let grant_types = request.grant_types.unwrap_or_else(|| vec!["authorization_code".into()]);
+    if grant_types.is_empty() || grant_types.iter().any(|g| g != "authorization_code" && g != "refresh_token") {
+        return Err(OAuthError::InvalidClientMetadata("grant_types may only hold authorization_code and refresh_token".into()));
+    }
+    if !grant_types.iter().any(|g| g == "authorization_code") {
+        return Err(OAuthError::InvalidClientMetadata("grant_types must include authorization_code".into()));
+    }
+    let response_types = request.response_types.unwrap_or_else(|| vec!["code".into()]);
+    if response_types != ["code"] {
+        return Err(OAuthError::InvalidClientMetadata("response_types must be [\"code\"]".into()));
+    }
+    let client_name = request.client_name.map(|name| name.trim().chars().take(MAX_CLIENT_NAME).collect::<String>()).filter(|n| !n.is_empty());
+    let secret = (method != "none").then(|| random_token(32));
+    let client = Client {
+        client_id: random_token(18),
+        client_name,
+        redirect_uris: request.redirect_uris,
+        grant_types,
+        response_types,
+        token_endpoint_auth_method: method,
+        client_secret_hash: secret.as_deref().map(sha256_hex),
+        client_id_issued_at: now,
+    };
+    Ok((client, secret))
+}
+
+/// Schemes that must never receive an authorization code.
+const FORBIDDEN_SCHEMES: [&str; 12] = ["javascript", "data", "file", "vbscript", "about", "blob", "filesystem", "ftp", "ws", "wss", "mailto", "view-source"];
+
+pub(crate) fn check_redirect_uri(uri: &str) -> Result<(), String> {
+    let url = Url::parse(uri).map_err(|err| format!("`{uri}` is not an absolute URI ({err})"))?;
+    if url.fragment().is_some() {
+        return Err(format!("`{uri}` has a fragment"));
+    }
+    match url.scheme() {
+        "https" if url.host().is_some() => Ok(()),
+        "http" if crate::gateway::config::policy::is_loopback_host(&url) => Ok(()),
+        "http" => Err(format!("`{uri}` uses http on a non-loopback host; use https, or http://127.0.0.1 / [::1] / localhost")),
+        scheme if FORBIDDEN_SCHEMES.contains(&scheme) => Err(format!("`{uri}` uses the `{scheme}` scheme")),
+        "https" => Err(format!("`{uri}` has no host")),
+        // A private-use scheme (RFC 8252 7.1).
+        _ => Ok(()),
+    }
+}
+
+/// The origin a redirect goes to, as a CSP source: `https://host:port` or, for
+/// a private-use scheme, `scheme:`.
+pub(crate) fn redirect_csp_source(uri: &str) -> Option<String> {
+    let url = Url::parse(uri).ok()?;
+    match url.scheme() {
+        "http" | "https" => Some(url.origin().ascii_serialization()),
+        scheme => Some(format!("{scheme}:")),
+    }
+}
+
+/// What the consent screen shows as the destination.
+pub(crate) fn redirect_host(uri: &str) -> String {
+    match Url::parse(uri) {
+        Ok(url) => match (url.scheme(), url.host_str()) {
+            ("http" | "https", Some(host)) => match url.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host.to_owned(),
+            },
+            (scheme, Some(host)) if !host.is_empty() => format!("{scheme}://{host}"),
+            (scheme, _) => format!("{scheme}: (an app on this device)"),
+        },
+        Err(_) => uri.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{RegistrationRequest, check_redirect_uri, redirect_csp_source, redirect_host, validate};
+
+    #[test]
+    fn redirect_uri_rules() {
+        for ok in [
+            "https://app.example.com/cb",
+            "http://127.0.0.1/cb",
+            "http://127.0.0.1:33418/callback",
+            "http://[::1]:8080/cb",
+            "http://localhost:6274/oauth/callback",
+            "cursor://anysphere.cursor-retrieval/oauth/callback",
+            "com.example.app:/cb",
+        ] {
+            assert!(check_redirect_uri(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://app.example.com/cb",
+            "http://10.0.0.1/cb",
+            "javascript:alert(1)",
+            "data:text/html,x",
+            "file:///etc/passwd",
+            "https://app.example.com/cb#frag",
+            "/relative/cb",
+            "not a uri",
+        ] {
+            assert!(check_redirect_uri(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn csp_sources_and_hosts() {
+        assert_eq!(redirect_csp_source("http://127.0.0.1:5555/cb").unwrap(), "http://127.0.0.1:5555");
+        assert_eq!(redirect_csp_source("cursor://x/cb").unwrap(), "cursor:");
+        assert_eq!(redirect_host("https://app.example.com/cb"), "app.example.com");
+        assert_eq!(redirect_host("http://127.0.0.1:5555/cb"), "127.0.0.1:5555");
+        assert!(redirect_host("com.example.app:/cb").starts_with("com.example.app:"));
+    }
+
+    fn request(json: serde_json::Value) -> RegistrationRequest {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn registration_defaults_and_secrets() {
+        let (client, secret) = validate(request(serde_json::json!({"redirect_uris": ["http://127.0.0.1:1/cb"], "token_endpoint_auth_method": "none", "client_name": "Claude"})), 5).unwrap();
+        assert!(secret.is_none());
+        assert_eq!(client.grant_types, ["authorization_code"]);
+        assert_eq!(client.client_name.as_deref(), Some("Claude"));
+        let (client, secret) = validate(request(serde_json::json!({"redirect_uris": ["https://a.example/cb"]})), 5).unwrap();
+        assert_eq!(client.token_endpoint_auth_method, "client_secret_basic");
+        assert_eq!(client.client_secret_hash, Some(crate::gateway::crypto::sha256_hex(&secret.unwrap())));
+        assert!(validate(request(serde_json::json!({"redirect_uris": []})), 5).is_err());
+        assert!(validate(request(serde_json::json!({"redirect_uris": ["https://a/cb"], "grant_types": ["client_credentials"]})), 5).is_err());
+        assert!(validate(request(serde_json::json!({"redirect_uris": ["https://a/cb"], "response_types": ["token"]})), 5).is_err());
+        assert!(validate(request(serde_json::json!({"redirect_uris": ["https://a/cb"], "token_endpoint_auth_method": "private_key_jwt"})), 5).is_err());
+    }
+}

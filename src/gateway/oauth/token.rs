@@ -1,0 +1,205 @@
+//! `/oauth/token` (RFC 6749 section 4.1.3 with PKCE, section 6 with rotation)
+//! and `/oauth/revoke` (RFC 7009).
+//!
+//! Refresh tokens rotate on every use; presenting a used one revokes its whole
+//! family and the access tokens it issued (OAuth 2.1 section 4.3.1, RFC 9700
+//! section 4.14.2), because only a thief or a badly broken client does that.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Form, Json};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::OAuthError;
+use super::client_auth::authenticate;
+use crate::gateway::crypto::{random_token, sha256_hex, verify_pkce};
+use crate::gateway::state::AppState;
+use crate::gateway::store::{Grant, RefreshToken, RefreshUse, RevokedAccess, Rotation, now};
+
+#[derive(Deserialize)]
+pub(super) struct TokenForm {
+    #[serde(default)]
+    grant_type: Option<String>,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    redirect_uri: Option<String>,
+    #[serde(default)]
+    code_verifier: Option<String>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    resource: Option<String>,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    client_secret: Option<String>,
+}
+
+pub(super) async fn token(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<TokenForm>) -> Result<Response, OAuthError> {
+    let client = authenticate(&state, &headers, form.client_id.as_deref(), form.client_secret.as_deref()).await?;
+    let grant_type = form.grant_type.as_deref().unwrap_or_default();
+    if !client.grant_types.iter().any(|g| g == grant_type) && matches!(grant_type, "authorization_code" | "refresh_token") {
+        return Err(OAuthError::UnauthorizedClient(format!("the client did not register the {grant_type} grant")));
+    }
+    let (grant, family) = match grant_type {
+        "authorization_code" => (redeem_code(&state, &client.client_id, &form).await?, random_token(16)),
+        "refresh_token" => return refresh(&state, &client.client_id, &form).await,
+        "" => return Err(OAuthError::InvalidRequest("grant_type is required".into())),
+        other => return Err(OAuthError::UnsupportedGrantType(format!("`{other}` is not supported"))),
+    };
+    let with_refresh = client.grant_types.iter().any(|g| g == "refresh_token");
+    issue(&state, grant, with_refresh.then_some(family), "authorization_code").await
+}
+
+async fn redeem_code(state: &AppState, client_id: &str, form: &TokenForm) -> Result<Grant, OAuthError> {
+    let code = form.code.as_deref().ok_or_else(|| OAuthError::InvalidRequest("code is required".into()))?;
+    let verifier = form.code_verifier.as_deref().ok_or_else(|| OAuthError::InvalidRequest("code_verifier is required (PKCE)".into()))?;
+    let hash = sha256_hex(code);
+    let record = state
+        .store
+        .run(move |store| store.take_code(&hash, now()))
+        .await?
+        .ok_or_else(|| OAuthError::InvalidGrant("the code is invalid, expired or already used".into()))?;
+    if record.grant.client_id != client_id {
+        return Err(OAuthError::InvalidGrant("the code was issued to another client".into()));
+    }
+    if form.redirect_uri.as_deref() != Some(record.redirect_uri.as_str()) {
+        return Err(OAuthError::InvalidGrant("redirect_uri does not match the authorization request".into()));
+    }
+    if !verify_pkce(verifier, &record.code_challenge) {
+        return Err(OAuthError::InvalidGrant("code_verifier does not match the code_challenge".into()));
+    }
+    check_resource(state, form.resource.as_deref(), &record.grant)?;
+    Ok(record.grant)
+}
+
+/// An RFC 8707 `resource` at the token endpoint must name the granted route.
+fn check_resource(state: &AppState, resource: Option<&str>, grant: &Grant) -> Result<(), OAuthError> {
+    let Some(resource) = resource else {
+        return Ok(());
+    };
+    match state.route_for_resource(resource) {
+        Some(route) if route.route.slug == grant.slug => Ok(()),
+        _ => Err(OAuthError::InvalidTarget("resource differs from the one the user approved".into())),
+    }
+}
+
+async fn refresh(state: &AppState, client_id: &str, form: &TokenForm) -> Result<Response, OAuthError> {
+    let presented = form.refresh_token.as_deref().ok_or_else(|| OAuthError::InvalidRequest("refresh_token is required".into()))?;
+    let hash = sha256_hex(presented);
+    let new_refresh = random_token(32);
+    let access_jti = random_token(16);
+    let issued_at = now();
+    let rotation = Rotation { new_hash: sha256_hex(&new_refresh), access_jti: access_jti.clone() };
+    let owner = client_id.to_owned();
+    let routes = state.clone();
+    let outcome = state
+        .store
+        .run(move |store| store.rotate_refresh(&hash, &owner, &rotation, &|grant| routes.lifetimes(&grant.slug), issued_at))
+        .await?;
+    let grant = match outcome {
+        RefreshUse::Rotated { grant, .. } => grant,
+        RefreshUse::Unknown => return Err(OAuthError::InvalidGrant("the refresh token is invalid".into())),
+        RefreshUse::Expired => return Err(OAuthError::InvalidGrant("the refresh token has expired".into())),
+        RefreshUse::Reused { revoked_access } => {
+            tracing::warn!(client_id = %client_id, revoked_access_tokens = revoked_access.len(), "refresh token reused: family revoked");
+            state.revocations.add(revoked_access);
+            return Err(OAuthError::InvalidGrant("the refresh token was already used; its grant is revoked".into()));
+        }
+    };
+    check_resource(state, form.resource.as_deref(), &grant)?;
+    respond(state, &grant, access_jti, Some(new_refresh), issued_at, "refresh_token")
+}
+
+/// Issues an access token and, with `family`, a new refresh token family.
+async fn issue(state: &AppState, grant: Grant, family: Option<String>, grant_type: &str) -> Result<Response, OAuthError> {
+    let Some(route) = state.routes.get(&grant.slug) else {
+        return Err(OAuthError::InvalidGrant("the route of this grant no longer exists".into()));
+    };
+    let issued_at = now();
+    let access_jti = random_token(16);
+    let refresh = match family {
+        Some(family) => {
+            let token = random_token(32);
+            let record = RefreshToken {
+                family,
+                grant: grant.clone(),
+                expires_at: issued_at + route.route.policy.refresh_token_ttl.as_secs() as i64,
+                access_jti: access_jti.clone(),
+                access_expires_at: issued_at + route.route.policy.access_token_ttl.as_secs() as i64,
+            };
+            let hash = sha256_hex(&token);
+            state.store.run(move |store| store.insert_refresh(&hash, &record)).await?;
+            Some(token)
+        }
+        None => None,
+    };
+    respond(state, &grant, access_jti, refresh, issued_at, grant_type)
+}
+
+fn respond(state: &AppState, grant: &Grant, jti: String, refresh: Option<String>, issued_at: i64, grant_type: &str) -> Result<Response, OAuthError> {
+    let Some(route) = state.routes.get(&grant.slug) else {
+        return Err(OAuthError::InvalidGrant("the route of this grant no longer exists".into()));
+    };
+    let ttl = route.route.policy.access_token_ttl.as_secs() as i64;
+    let (access, _) = state.tokens.mint(&grant.subject, &route.resource, &grant.client_id, &grant.scope, issued_at, ttl, jti)?;
+    state.metrics.token_issued(grant_type);
+    tracing::info!(client_id = %grant.client_id, route = %route.route.path, grant_type, "access token issued");
+    let mut body = json!({
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": ttl,
+        "scope": grant.scope,
+    });
+    if let Some(refresh) = refresh {
+        body["refresh_token"] = json!(refresh);
+    }
+    let mut response = (StatusCode::OK, Json(body)).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+pub(super) struct RevokeForm {
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    client_secret: Option<String>,
+}
+
+/// RFC 7009: revokes a refresh token (with its family) or an access token;
+/// answers 200 for tokens it does not know.
+pub(super) async fn revoke(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<RevokeForm>) -> Result<Response, OAuthError> {
+    let client = authenticate(&state, &headers, form.client_id.as_deref(), form.client_secret.as_deref()).await?;
+    let Some(token) = form.token.filter(|t| !t.is_empty()) else {
+        return Err(OAuthError::InvalidRequest("token is required".into()));
+    };
+    let issued_at = now();
+    if token.split('.').count() == 3 {
+        if let Ok(claims) = state.tokens.verify(&token) {
+            if claims.client_id == client.client_id {
+                let revoked = RevokedAccess { jti: claims.jti, expires_at: claims.exp };
+                let stored = revoked.clone();
+                state.store.run(move |store| store.revoke_access(&stored, issued_at)).await?;
+                state.revocations.add([revoked]);
+                tracing::info!(client_id = %client.client_id, "access token revoked");
+            }
+        }
+    } else {
+        let hash = sha256_hex(&token);
+        let owner = client.client_id.clone();
+        if let Some(revoked) = state.store.run(move |store| store.revoke_refresh_family(&hash, &owner, issued_at)).await? {
+            tracing::info!(client_id = %client.client_id, revoked_access_tokens = revoked.len(), "refresh token family revoked");
+            state.revocations.add(revoked);
+        }
+    }
+    let mut response = StatusCode::OK.into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}

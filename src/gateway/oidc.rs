@@ -1,0 +1,237 @@
+//! The identity-provider leg: the redirect to the hosted login page, the
+//! confidential code exchange, and ID-token verification against the
+//! provider's JWKS.
+//!
+//! ID tokens are checked in full (OpenID Connect Core 3.1.3.7): RS256 only (so
+//! `alg: none` and HMAC confusion are impossible), a known `kid`, the exact
+//! issuer, our client id as audience, expiry with a small leeway, the nonce we
+//! sent and, for Cognito, `token_use: id`. Keys are cached; an unknown `kid`
+//! triggers one re-fetch, at most once per [`JWKS_REFETCH_INTERVAL`], so a
+//! stream of forged tokens cannot turn the gateway into a JWKS hammer.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use url::Url;
+
+use super::config::OAuthPolicy;
+
+pub(crate) const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+const ID_TOKEN_LEEWAY_SECONDS: u64 = 60;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OidcError {
+    #[error("the identity provider is unreachable: {0}")]
+    Unreachable(String),
+    #[error("the token endpoint answered {status}: {error}")]
+    TokenEndpoint { status: u16, error: String },
+    #[error("the token endpoint answered without an id_token")]
+    MissingIdToken,
+    #[error("cannot fetch the JWKS: {0}")]
+    Jwks(String),
+    #[error("the ID token header is unreadable: {0}")]
+    Header(jsonwebtoken::errors::Error),
+    #[error("the ID token uses alg {0:?}; only RS256 is accepted")]
+    Algorithm(Algorithm),
+    #[error("the ID token has no kid")]
+    MissingKid,
+    #[error("the ID token's kid `{0}` is not in the provider's JWKS")]
+    UnknownKid(String),
+    #[error("the ID token is invalid: {0}")]
+    Invalid(jsonwebtoken::errors::Error),
+    #[error("the ID token's token_use is {0:?}, not \"id\"")]
+    TokenUse(Option<String>),
+    #[error("the ID token's nonce does not match the login")]
+    Nonce,
+}
+
+impl OidcError {
+    /// Whether the provider (not the token) is at fault: the callback answers
+    /// 502 for those and 401 for a bad token.
+    pub fn is_upstream(&self) -> bool {
+        matches!(self, Self::Unreachable(_) | Self::TokenEndpoint { .. } | Self::MissingIdToken | Self::Jwks(_))
+    }
+}
+
+/// The claims of a verified ID token that the gateway uses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IdClaims {
+    pub sub: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default, rename = "cognito:username")]
+    pub cognito_username: Option<String>,
+    #[serde(default)]
+    pub preferred_username: Option<String>,
+    #[serde(default)]
+    token_use: Option<String>,
+    #[serde(default)]
+    nonce: Option<String>,
+}
+
+impl IdClaims {
+    /// What the consent screen calls the user.
+    pub fn display_name(&self) -> &str {
+        self.email
+            .as_deref()
+            .or(self.preferred_username.as_deref())
+            .or(self.cognito_username.as_deref())
+            .unwrap_or(&self.sub)
+    }
+}
+
+/// One provider (one inbound policy): its settings and cached keys.
+pub struct IdentityProvider {
+    pub policy: Arc<OAuthPolicy>,
+    keys: RwLock<HashMap<String, Arc<DecodingKey>>>,
+    last_fetch: tokio::sync::Mutex<Option<Instant>>,
+    refetch_interval: Duration,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    #[serde(default)]
+    id_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TokenErrorBody {
+    #[serde(default)]
+    error: Option<String>,
+}
+
+impl IdentityProvider {
+    pub fn new(policy: Arc<OAuthPolicy>) -> Self {
+        Self::with_refetch_interval(policy, JWKS_REFETCH_INTERVAL)
+    }
+
+    pub fn with_refetch_interval(policy: Arc<OAuthPolicy>, refetch_interval: Duration) -> Self {
+        Self { policy, keys: RwLock::new(HashMap::new()), last_fetch: tokio::sync::Mutex::new(None), refetch_interval }
+    }
+
+    /// The hosted-UI URL the browser is sent to.
+    pub fn authorize_url(&self, redirect_uri: &str, state: &str, nonce: &str, code_challenge: &str) -> Url {
+        let login = &self.policy.browser_login;
+        let mut url = login.url.clone();
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &login.client_id)
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("scope", &login.scope)
+            .append_pair("state", state)
+            .append_pair("nonce", nonce)
+            .append_pair("code_challenge", code_challenge)
+            .append_pair("code_challenge_method", "S256");
+        url
+    }
+
+    /// Exchanges the provider's code (client_secret_basic, RFC 6749 2.3.1) and
+    /// returns the raw ID token.
+    pub async fn exchange_code(&self, http: &reqwest::Client, code: &str, verifier: &str, redirect_uri: &str) -> Result<String, OidcError> {
+        let login = &self.policy.browser_login;
+        let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "authorization_code")
+            .append_pair("code", code)
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("code_verifier", verifier)
+            .append_pair("client_id", &login.client_id)
+            .finish();
+        let response = http
+            .post(login.token_url.clone())
+            .basic_auth(encode(&login.client_id), Some(encode(login.client_secret.expose())))
+            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(reqwest::header::ACCEPT, "application/json")
+            .body(form)
+            .send()
+            .await
+            .map_err(|err| OidcError::Unreachable(without_url(err)))?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|err| OidcError::Unreachable(without_url(err)))?;
+        if !status.is_success() {
+            // Only the error code is kept: the body could echo request data.
+            let error = serde_json::from_slice::<TokenErrorBody>(&body)
+                .ok()
+                .and_then(|b| b.error)
+                .unwrap_or_else(|| "(no error code)".into());
+            return Err(OidcError::TokenEndpoint { status: status.as_u16(), error });
+        }
+        let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|_| OidcError::MissingIdToken)?;
+        parsed.id_token.ok_or(OidcError::MissingIdToken)
+    }
+
+    /// Verifies an ID token; see the module docs for the checks.
+    pub async fn verify_id_token(&self, http: &reqwest::Client, token: &str, nonce: &str) -> Result<IdClaims, OidcError> {
+        let header = jsonwebtoken::decode_header(token).map_err(OidcError::Header)?;
+        if header.alg != Algorithm::RS256 {
+            return Err(OidcError::Algorithm(header.alg));
+        }
+        let kid = header.kid.ok_or(OidcError::MissingKid)?;
+        let key = self.key(http, &kid).await?;
+        let policy = &self.policy;
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_issuer(&[policy.oidc.issuer.as_str()]);
+        validation.set_audience(&[policy.browser_login.client_id.as_str()]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = ID_TOKEN_LEEWAY_SECONDS;
+        let claims = jsonwebtoken::decode::<IdClaims>(token, &key, &validation).map_err(OidcError::Invalid)?.claims;
+        if policy.require_token_use_id && claims.token_use.as_deref() != Some("id") {
+            return Err(OidcError::TokenUse(claims.token_use));
+        }
+        if claims.nonce.as_deref() != Some(nonce) {
+            return Err(OidcError::Nonce);
+        }
+        Ok(claims)
+    }
+
+    async fn key(&self, http: &reqwest::Client, kid: &str) -> Result<Arc<DecodingKey>, OidcError> {
+        if let Some(key) = self.cached(kid) {
+            return Ok(key);
+        }
+        let mut last = self.last_fetch.lock().await;
+        // Another task may have fetched while we waited for the lock.
+        if let Some(key) = self.cached(kid) {
+            return Ok(key);
+        }
+        if last.is_some_and(|at| at.elapsed() < self.refetch_interval) {
+            return Err(OidcError::UnknownKid(kid.to_owned()));
+        }
+        *last = Some(Instant::now());
+        let keys = fetch_jwks(http, &self.policy.oidc.jwks_url).await?;
+        *self.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = keys;
+        self.cached(kid).ok_or_else(|| OidcError::UnknownKid(kid.to_owned()))
+    }
+
+    fn cached(&self, kid: &str) -> Option<Arc<DecodingKey>> {
+        self.keys.read().unwrap_or_else(|poisoned| poisoned.into_inner()).get(kid).cloned()
+    }
+}
+
+/// The RSA signing keys of a JWKS by `kid`; other key types are skipped.
+async fn fetch_jwks(http: &reqwest::Client, url: &Url) -> Result<HashMap<String, Arc<DecodingKey>>, OidcError> {
+    let response = http.get(url.clone()).send().await.map_err(|err| OidcError::Jwks(without_url(err)))?;
+    if !response.status().is_success() {
+        return Err(OidcError::Jwks(format!("{url} answered {}", response.status())));
+    }
+    let set: JwkSet = response.json().await.map_err(|err| OidcError::Jwks(without_url(err)))?;
+    let mut keys = HashMap::new();
+    for jwk in &set.keys {
+        let (Some(kid), AlgorithmParameters::RSA(_)) = (&jwk.common.key_id, &jwk.algorithm) else {
+            continue;
+        };
+        if let Ok(key) = DecodingKey::from_jwk(jwk) {
+            keys.insert(kid.clone(), Arc::new(key));
+        }
+    }
+    Ok(keys)
+}
+
+/// reqwest errors print the URL, which for a token request carries no secret
+/// but for other calls might; keep the kind of failure only.
+fn without_url(err: reqwest::Error) -> String {
+    err.without_url().to_string()
+}

@@ -1,0 +1,179 @@
+//! `/mcp/{slug}` → the route's upstream MCP server.
+//!
+//! The bearer token must be one of ours, unexpired, unrevoked and bound to this
+//! route (`aud`); anything else is a 401 whose `WWW-Authenticate` points the
+//! client at the route's protected-resource metadata (MCP authorization,
+//! RFC 9728 section 5.1). Bodies stream both ways, so SSE works and large
+//! responses are never buffered. Only MCP's own headers cross: the client's
+//! `Authorization` and cookies never reach the upstream, and upstream cookies
+//! never reach the client.
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::state::{AppState, RouteState};
+use super::store::now;
+
+/// Waiting this long for upstream response headers is a failure. Generous:
+/// a JSON-mode `tools/call` answers only when the tool is done.
+const UPSTREAM_RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Request headers passed to the upstream.
+const REQUEST_HEADERS: [HeaderName; 5] = [
+    header::CONTENT_TYPE,
+    header::ACCEPT,
+    HeaderName::from_static("mcp-session-id"),
+    HeaderName::from_static("mcp-protocol-version"),
+    HeaderName::from_static("last-event-id"),
+];
+
+/// Response headers passed back to the client.
+const RESPONSE_HEADERS: [HeaderName; 6] = [
+    header::CONTENT_TYPE,
+    header::CACHE_CONTROL,
+    header::RETRY_AFTER,
+    HeaderName::from_static("mcp-session-id"),
+    HeaderName::from_static("mcp-protocol-version"),
+    HeaderName::from_static("x-accel-buffering"),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("no such route")]
+    UnknownRoute,
+    #[error("method not allowed on this route")]
+    Method,
+    #[error("missing bearer token")]
+    MissingToken,
+    #[error("invalid token: {0}")]
+    InvalidToken(&'static str),
+    #[error("upstream unavailable: {0}")]
+    Upstream(String),
+}
+
+/// Why a token was refused, for the log (never the token itself).
+fn check_token(state: &AppState, route: &RouteState, headers: &HeaderMap) -> Result<(), ProxyError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(ProxyError::MissingToken);
+    };
+    let value = value.to_str().map_err(|_| ProxyError::InvalidToken("unreadable Authorization header"))?;
+    let Some((scheme, token)) = value.split_once(' ') else {
+        return Err(ProxyError::InvalidToken("not a bearer token"));
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ProxyError::InvalidToken("not a bearer token"));
+    }
+    let claims = state
+        .token_cache
+        .verify(&state.tokens, token.trim(), now())
+        .map_err(|_| ProxyError::InvalidToken("signature, issuer or expiry"))?;
+    if claims.aud != route.resource {
+        return Err(ProxyError::InvalidToken("issued for another route"));
+    }
+    if state.revocations.is_revoked(&claims.jti) {
+        return Err(ProxyError::InvalidToken("revoked"));
+    }
+    Ok(())
+}
+
+fn unauthorized(route: &RouteState, err: &ProxyError) -> Response {
+    let challenge = match err {
+        ProxyError::MissingToken => route.challenge.clone(),
+        _ => route.challenge_invalid.clone(),
+    };
+    tracing::info!(route = %route.route.path, reason = %err, "request refused");
+    let mut response = (StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({"error": "invalid_token", "error_description": "a valid access token for this MCP server is required"}))).into_response();
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+    response
+}
+
+fn jsonrpc_error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32000, "message": message}}))).into_response()
+}
+
+pub(crate) async fn proxy(State(state): State<AppState>, Path(slug): Path<String>, request: Request) -> Response {
+    let Some(route) = state.routes.get(&slug) else {
+        return jsonrpc_error(StatusCode::NOT_FOUND, "no such MCP server");
+    };
+    if !route.route.methods.contains(request.method()) {
+        let mut response = jsonrpc_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+        let allow = route.route.methods.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
+        if let Ok(allow) = HeaderValue::from_str(&allow) {
+            response.headers_mut().insert(header::ALLOW, allow);
+        }
+        return response;
+    }
+    if let Err(err) = check_token(&state, route, request.headers()) {
+        return unauthorized(route, &err);
+    }
+    match forward(&state, route, request).await {
+        Ok(response) => response,
+        Err(err) => {
+            tracing::warn!(route = %route.route.path, error = %err, "upstream request failed");
+            state.metrics.upstream_error(&route.route.path);
+            jsonrpc_error(StatusCode::BAD_GATEWAY, "upstream unavailable")
+        }
+    }
+}
+
+async fn forward(state: &AppState, route: &RouteState, request: Request) -> Result<Response, ProxyError> {
+    let (parts, body) = request.into_parts();
+    let mut url = route.route.upstream.clone();
+    if let Some(query) = parts.uri.query() {
+        let merged = match url.query() {
+            Some(existing) => format!("{existing}&{query}"),
+            None => query.to_owned(),
+        };
+        url.set_query(Some(&merged));
+    }
+
+    let mut headers = HeaderMap::with_capacity(REQUEST_HEADERS.len() + 3);
+    for name in &REQUEST_HEADERS {
+        for value in parts.headers.get_all(name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    // X-Forwarded-For: the incoming chain plus the peer we saw.
+    let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|info| info.0.ip().to_string());
+    let incoming = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let forwarded_for = match (incoming, peer) {
+        (Some(chain), Some(peer)) => Some(format!("{chain}, {peer}")),
+        (Some(chain), None) => Some(chain.to_owned()),
+        (None, Some(peer)) => Some(peer),
+        (None, None) => None,
+    };
+    if let Some(value) = forwarded_for.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        headers.insert("x-forwarded-for", value);
+    }
+    if let Ok(proto) = HeaderValue::from_str(&state.public_scheme) {
+        headers.insert("x-forwarded-proto", proto);
+    }
+    let host = parts.headers.get(header::HOST).cloned().or_else(|| HeaderValue::from_str(&state.public_host).ok());
+    if let Some(host) = host {
+        headers.insert("x-forwarded-host", host);
+    }
+
+    let upstream_request = state
+        .upstream
+        .request(parts.method, url)
+        .headers(headers)
+        .body(reqwest::Body::wrap_stream(body.into_data_stream()));
+    let upstream = tokio::time::timeout(UPSTREAM_RESPONSE_TIMEOUT, upstream_request.send())
+        .await
+        .map_err(|_| ProxyError::Upstream("timed out waiting for response headers".into()))?
+        .map_err(|err| ProxyError::Upstream(err.without_url().to_string()))?;
+
+    let mut response = Response::builder().status(upstream.status().as_u16());
+    if let Some(out) = response.headers_mut() {
+        for name in &RESPONSE_HEADERS {
+            for value in upstream.headers().get_all(name) {
+                out.append(name.clone(), value.clone());
+            }
+        }
+    }
+    response
+        .body(Body::from_stream(upstream.bytes_stream()))
+        .map_err(|err| ProxyError::Upstream(err.to_string()))
+}

@@ -1,0 +1,178 @@
+//! The shared state of a running gateway, built once at boot from the
+//! validated config. Everything the hot path needs (route lookup, the
+//! precomputed `WWW-Authenticate` values, the token cache) is ready here, so a
+//! proxied request allocates nothing for configuration.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::HeaderValue;
+use handlebars::Handlebars;
+use url::Url;
+
+use super::config::{GatewayConfig, Route};
+use super::metrics::Metrics;
+use super::oidc::IdentityProvider;
+use super::store::{Lifetimes, Store, StoreError, StoreHandle};
+use super::tokens::{Revocations, SigningKey, TokenCache, TokenError, TokenIssuer};
+
+const TOKEN_CACHE_CAPACITY: usize = 100_000;
+const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const IDP_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("--public-url `{0}`: {1}. Fix: give the URL clients reach the gateway at, e.g. https://mcp.example.com or http://localhost:9000")]
+    PublicUrl(String, String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+    #[error("cannot load the templates: {0}")]
+    Template(String),
+}
+
+/// A route as served: the config plus precomputed URLs and headers.
+pub struct RouteState {
+    pub route: Arc<Route>,
+    /// `{public_url}/mcp/{slug}`: the RFC 8707 resource and the tokens' `aud`.
+    pub resource: String,
+    pub metadata_url: String,
+    /// `Bearer resource_metadata="…"`, without and with `error="invalid_token"`.
+    pub challenge: HeaderValue,
+    pub challenge_invalid: HeaderValue,
+    pub idp: Arc<IdentityProvider>,
+}
+
+pub struct Inner {
+    /// No trailing slash.
+    pub public_url: String,
+    pub public_host: String,
+    pub public_scheme: String,
+    pub secure_cookies: bool,
+    pub routes: HashMap<String, RouteState>,
+    pub store: StoreHandle,
+    pub tokens: TokenIssuer,
+    pub token_cache: TokenCache,
+    pub revocations: Revocations,
+    pub upstream: reqwest::Client,
+    pub idp_http: reqwest::Client,
+    pub templates: Handlebars<'static>,
+    pub metrics: Metrics,
+}
+
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Builds the state: loads (or creates) the signing key from the store.
+    /// Call from outside the async runtime or inside `spawn_blocking`: the
+    /// store is synchronous.
+    pub fn build(config: GatewayConfig, public_url: &str, store: Arc<dyn Store>) -> Result<Self, StateError> {
+        let public = parse_public_url(public_url)?;
+        let public_url = public.as_str().trim_end_matches('/').to_owned();
+        let public_host = match public.port() {
+            Some(port) => format!("{}:{port}", public.host_str().unwrap_or_default()),
+            None => public.host_str().unwrap_or_default().to_owned(),
+        };
+        let stored = store.signing_key_or_insert(&SigningKey::generate_stored())?;
+        let tokens = TokenIssuer::new(public_url.clone(), SigningKey::from_stored(&stored)?);
+
+        let mut idps: HashMap<String, Arc<IdentityProvider>> = HashMap::new();
+        let mut routes = HashMap::new();
+        for (slug, route) in config.routes {
+            let idp = idps
+                .entry(route.policy.name.clone())
+                .or_insert_with(|| Arc::new(IdentityProvider::new(route.policy.clone())))
+                .clone();
+            let resource = format!("{public_url}{}", route.path);
+            let metadata_url = format!("{public_url}/.well-known/oauth-protected-resource{}", route.path);
+            let challenge = header(&format!("Bearer resource_metadata=\"{metadata_url}\""))?;
+            let challenge_invalid = header(&format!("Bearer error=\"invalid_token\", resource_metadata=\"{metadata_url}\""))?;
+            routes.insert(slug, RouteState { route, resource, metadata_url, challenge, challenge_invalid, idp });
+        }
+
+        let upstream = reqwest::Client::builder()
+            .connect_timeout(UPSTREAM_CONNECT_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()
+            .map_err(|err| StateError::Http(err.to_string()))?;
+        let idp_http = reqwest::Client::builder()
+            .timeout(IDP_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|err| StateError::Http(err.to_string()))?;
+
+        Ok(Self(Arc::new(Inner {
+            secure_cookies: public.scheme() == "https",
+            public_scheme: public.scheme().to_owned(),
+            public_url,
+            public_host,
+            routes,
+            store: StoreHandle::new(store),
+            tokens,
+            token_cache: TokenCache::new(TOKEN_CACHE_CAPACITY),
+            revocations: Revocations::default(),
+            upstream,
+            idp_http,
+            templates: super::oauth::templates().map_err(StateError::Template)?,
+            metrics: Metrics::default(),
+        })))
+    }
+
+    /// Token lifetimes of a route's policy.
+    pub fn lifetimes(&self, slug: &str) -> Option<Lifetimes> {
+        self.routes.get(slug).map(|route| Lifetimes {
+            refresh: route.route.policy.refresh_token_ttl.as_secs() as i64,
+            access: route.route.policy.access_token_ttl.as_secs() as i64,
+        })
+    }
+
+    /// The route a `resource` URL names.
+    pub fn route_for_resource(&self, resource: &str) -> Option<&RouteState> {
+        let resource = resource.trim_end_matches('/');
+        self.routes.values().find(|route| route.resource == resource)
+    }
+}
+
+fn header(value: &str) -> Result<HeaderValue, StateError> {
+    HeaderValue::from_str(value).map_err(|err| StateError::PublicUrl(value.to_owned(), err.to_string()))
+}
+
+fn parse_public_url(value: &str) -> Result<Url, StateError> {
+    let err = |problem: &str| StateError::PublicUrl(value.to_owned(), problem.to_owned());
+    let url = Url::parse(value).map_err(|e| err(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(err("is not an absolute http(s) URL"));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(err("must be an origin, without a path, query or fragment"));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_public_url;
+
+    #[test]
+    fn public_url_must_be_an_origin() {
+        assert!(parse_public_url("http://localhost:9000").is_ok());
+        assert!(parse_public_url("https://mcp.example.com/").is_ok());
+        for bad in ["mcp.example.com", "https://mcp.example.com/base", "ftp://x", "https://x?a=b"] {
+            assert!(parse_public_url(bad).unwrap_err().to_string().contains("Fix:"), "{bad}");
+        }
+    }
+}

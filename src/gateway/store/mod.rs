@@ -1,0 +1,263 @@
+//! Gateway state that outlives a request: registered clients, pending logins,
+//! consent sessions, authorization codes, refresh tokens (families, rotation,
+//! reuse detection), revoked access tokens and the signing key.
+//!
+//! The trait is synchronous on purpose. Both back ends we care about have
+//! mature synchronous clients (rusqlite; redis), every operation is one short
+//! statement or transaction, and a sync trait is object safe without boxing
+//! futures. Async callers go through [`StoreHandle::run`], which moves the call
+//! onto tokio's blocking pool so a slow disk never stalls the async workers.
+//! The proxy hot path does not touch the store at all: revocations are mirrored
+//! in memory (see `tokens::Revocations`).
+//!
+//! Secrets at rest: authorization codes and refresh tokens are stored as
+//! SHA-256 hashes, never in the clear; client secrets likewise.
+
+mod sqlite;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("stored record is unreadable: {0}")]
+    Encoding(#[from] serde_json::Error),
+    #[error("store task failed: {0}")]
+    Task(String),
+    #[error("{0}")]
+    Open(String),
+}
+
+/// A dynamically registered OAuth client (RFC 7591).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Client {
+    pub client_id: String,
+    pub client_name: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub response_types: Vec<String>,
+    pub token_endpoint_auth_method: String,
+    /// SHA-256 (hex) of the client secret, for confidential clients.
+    pub client_secret_hash: Option<String>,
+    pub client_id_issued_at: i64,
+}
+
+/// What the user is asked to approve and what a code or refresh token grants.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Grant {
+    pub client_id: String,
+    /// The route the tokens are bound to (`aud` = `{public_url}/mcp/{slug}`).
+    pub slug: String,
+    pub scope: String,
+    /// The IdP's `sub`.
+    pub subject: String,
+}
+
+/// A browser sent to the IdP, waiting for `/oauth/callback` (keyed by the
+/// gateway's own `state`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PendingLogin {
+    pub state: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub client_state: Option<String>,
+    pub code_challenge: String,
+    pub slug: String,
+    pub scope: String,
+    pub nonce: String,
+    pub idp_code_verifier: String,
+    pub expires_at: i64,
+}
+
+/// A consent screen shown to a logged-in user.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Consent {
+    pub id: String,
+    /// SHA-256 (hex) of the CSRF token in the form and the cookie.
+    pub csrf_hash: String,
+    pub redirect_uri: String,
+    pub client_state: Option<String>,
+    pub code_challenge: String,
+    pub grant: Grant,
+    pub expires_at: i64,
+}
+
+/// An authorization code (stored by hash).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AuthCode {
+    pub redirect_uri: String,
+    pub code_challenge: String,
+    pub grant: Grant,
+    pub expires_at: i64,
+}
+
+/// A refresh token (stored by hash) in its rotation family.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RefreshToken {
+    pub family: String,
+    pub grant: Grant,
+    pub expires_at: i64,
+    /// The access token issued with it, revoked with the family.
+    pub access_jti: String,
+    pub access_expires_at: i64,
+}
+
+/// A rotation that replaces the presented refresh token.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    pub new_hash: String,
+    /// The access token issued with the successor.
+    pub access_jti: String,
+}
+
+/// Lifetimes (seconds) of the tokens a grant's route issues.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lifetimes {
+    pub refresh: i64,
+    pub access: i64,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum RefreshUse {
+    /// Not a token we issued to this client.
+    Unknown,
+    Expired,
+    /// The token was already used (or its family revoked): the whole family is
+    /// now revoked, with the access tokens it issued (RFC 9700 section 4.14).
+    Reused { revoked_access: Vec<RevokedAccess> },
+    Rotated { grant: Grant, family: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RevokedAccess {
+    pub jti: String,
+    pub expires_at: i64,
+}
+
+/// Gateway state behind one interface; see the module docs for why it is sync.
+pub trait Store: Send + Sync + 'static {
+    /// The stored signing key, or `candidate` stored and returned when there is
+    /// none yet (first boot; atomic, so replicas agree on one key).
+    fn signing_key_or_insert(&self, candidate: &str) -> Result<String, StoreError>;
+
+    fn insert_client(&self, client: &Client) -> Result<(), StoreError>;
+    fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError>;
+
+    fn insert_pending_login(&self, login: &PendingLogin) -> Result<(), StoreError>;
+    /// Single use: removed whether or not it has expired; expired → `None`.
+    fn take_pending_login(&self, state: &str, now: i64) -> Result<Option<PendingLogin>, StoreError>;
+
+    fn insert_consent(&self, consent: &Consent) -> Result<(), StoreError>;
+    fn take_consent(&self, id: &str, now: i64) -> Result<Option<Consent>, StoreError>;
+
+    fn insert_code(&self, hash: &str, code: &AuthCode) -> Result<(), StoreError>;
+    fn take_code(&self, hash: &str, now: i64) -> Result<Option<AuthCode>, StoreError>;
+
+    fn insert_refresh(&self, hash: &str, token: &RefreshToken) -> Result<(), StoreError>;
+    /// Marks `hash` used and stores its successor in the same family, in one
+    /// transaction. A used or revoked token revokes its family. `lifetimes`
+    /// gives the successor's lifetimes from the grant (its route's policy);
+    /// `None` (the route is gone) leaves the token untouched as `Unknown`.
+    fn rotate_refresh(
+        &self,
+        hash: &str,
+        client_id: &str,
+        next: &Rotation,
+        lifetimes: &dyn Fn(&Grant) -> Option<Lifetimes>,
+        now: i64,
+    ) -> Result<RefreshUse, StoreError>;
+    /// Revokes the family of `hash` (RFC 7009); `None` when unknown.
+    fn revoke_refresh_family(&self, hash: &str, client_id: &str, now: i64) -> Result<Option<Vec<RevokedAccess>>, StoreError>;
+
+    fn revoke_access(&self, revoked: &RevokedAccess, now: i64) -> Result<(), StoreError>;
+    /// Revocations recorded at or after `since` that have not expired.
+    fn revoked_since(&self, since: i64, now: i64) -> Result<Vec<RevokedAccess>, StoreError>;
+
+    /// Deletes expired rows; returns how many.
+    fn sweep(&self, now: i64) -> Result<usize, StoreError>;
+}
+
+/// Where the store lives: `sqlite:PATH` (the default) or `redis://...`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreUrl {
+    Sqlite(std::path::PathBuf),
+}
+
+impl std::str::FromStr for StoreUrl {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = value.strip_prefix("sqlite:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            if path.is_empty() {
+                return Err("sqlite: needs a file path, e.g. sqlite:cognigate-gateway.db".into());
+            }
+            return Ok(Self::Sqlite(path.into()));
+        }
+        if value.starts_with("redis://") || value.starts_with("rediss://") {
+            return Err("the Redis store is not built yet; use sqlite:PATH".into());
+        }
+        Err(format!("`{value}` is not a store URL; use sqlite:PATH"))
+    }
+}
+
+impl StoreUrl {
+    pub fn open(&self) -> Result<Arc<dyn Store>, StoreError> {
+        match self {
+            Self::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path)?)),
+        }
+    }
+}
+
+/// The store as async code uses it.
+#[derive(Clone)]
+pub struct StoreHandle(Arc<dyn Store>);
+
+impl StoreHandle {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self(store)
+    }
+
+    /// Runs one store call on the blocking pool.
+    pub async fn run<T, F>(&self, call: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.0.clone();
+        tokio::task::spawn_blocking(move || call(store.as_ref()))
+            .await
+            .map_err(|err| StoreError::Task(err.to_string()))?
+    }
+
+    /// Direct access for boot-time and test code outside the runtime.
+    pub fn blocking(&self) -> &dyn Store {
+        self.0.as_ref()
+    }
+}
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StoreUrl;
+
+    #[test]
+    fn parses_store_urls() {
+        assert_eq!("sqlite:gw.db".parse::<StoreUrl>().unwrap(), StoreUrl::Sqlite("gw.db".into()));
+        assert_eq!("sqlite:///tmp/gw.db".parse::<StoreUrl>().unwrap(), StoreUrl::Sqlite("/tmp/gw.db".into()));
+        assert!("sqlite:".parse::<StoreUrl>().is_err());
+        assert!("postgres://x".parse::<StoreUrl>().unwrap_err().contains("sqlite:PATH"));
+    }
+}

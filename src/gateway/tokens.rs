@@ -1,0 +1,311 @@
+//! The gateway's own access tokens: the signing key, minting, verification
+//! with a cache, and the in-memory mirror of revocations.
+//!
+//! Access tokens are EdDSA (Ed25519) JWTs (RFC 9068 `at+jwt`), `aud` = the
+//! route's canonical URL, so a token for `/mcp/a` is refused on `/mcp/b`. The
+//! key is generated on first boot and kept in the store, so tokens survive a
+//! restart and replicas sharing a store share the key.
+//!
+//! The proxy verifies a token once; after that a request costs one SHA-256 and
+//! a map lookup ([`TokenCache`]) plus a revocation lookup ([`Revocations`]).
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use super::crypto::{random_token, sha256_bytes};
+use super::store::RevokedAccess;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("the stored signing key is unusable: {0}")]
+    Key(String),
+    #[error("cannot sign: {0}")]
+    Sign(jsonwebtoken::errors::Error),
+    #[error("invalid token: {0}")]
+    Invalid(jsonwebtoken::errors::Error),
+    #[error("the token has expired")]
+    Expired,
+}
+
+/// RFC 8410 PKCS#8 v1 prefix of an Ed25519 private key; the 32-byte seed follows.
+const ED25519_PKCS8_PREFIX: [u8; 16] = [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+
+pub struct SigningKey {
+    kid: String,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    jwk: Jwk,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey").field("kid", &self.kid).finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    /// A new random seed in the stored form (base64url).
+    pub fn generate_stored() -> String {
+        random_token(32)
+    }
+
+    /// The key from its stored form.
+    pub fn from_stored(stored: &str) -> Result<Self, TokenError> {
+        let seed = URL_SAFE_NO_PAD.decode(stored.trim()).map_err(|err| TokenError::Key(err.to_string()))?;
+        if seed.len() != 32 {
+            return Err(TokenError::Key(format!("expected a 32-byte Ed25519 seed, found {} bytes", seed.len())));
+        }
+        let mut pkcs8 = ED25519_PKCS8_PREFIX.to_vec();
+        pkcs8.extend_from_slice(&seed);
+        let encoding = EncodingKey::from_ed_der(&pkcs8);
+        let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::EdDSA).map_err(|err| TokenError::Key(err.to_string()))?;
+        let AlgorithmParameters::OctetKeyPair(params) = &jwk.algorithm else {
+            return Err(TokenError::Key("not an Ed25519 key".into()));
+        };
+        let kid = URL_SAFE_NO_PAD.encode(sha256_bytes(params.x.as_bytes()))[..16].to_owned();
+        jwk.common.key_id = Some(kid.clone());
+        jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
+        let decoding = DecodingKey::from_jwk(&jwk).map_err(|err| TokenError::Key(err.to_string()))?;
+        Ok(Self { kid, encoding, decoding, jwk })
+    }
+
+    /// The public key as a JWK (published at `/oauth/jwks`).
+    pub fn public_jwk(&self) -> &Jwk {
+        &self.jwk
+    }
+}
+
+/// Claims of a gateway access token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub client_id: String,
+    pub scope: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+}
+
+/// Mints and verifies access tokens.
+pub struct TokenIssuer {
+    issuer: String,
+    key: SigningKey,
+    validation: Validation,
+}
+
+impl TokenIssuer {
+    pub fn new(issuer: String, key: SigningKey) -> Self {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[issuer.as_str()]);
+        // `aud` is compared with the route by the caller: one verification
+        // result serves every route check.
+        validation.validate_aud = false;
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+        Self { issuer, key, validation }
+    }
+
+    pub fn key(&self) -> &SigningKey {
+        &self.key
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn mint(&self, sub: &str, aud: &str, client_id: &str, scope: &str, now: i64, ttl: i64, jti: String) -> Result<(String, AccessClaims), TokenError> {
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            sub: sub.to_owned(),
+            aud: aud.to_owned(),
+            client_id: client_id.to_owned(),
+            scope: scope.to_owned(),
+            iat: now,
+            exp: now + ttl,
+            jti,
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.key.kid.clone());
+        header.typ = Some("at+jwt".into());
+        let token = jsonwebtoken::encode(&header, &claims, &self.key.encoding).map_err(TokenError::Sign)?;
+        Ok((token, claims))
+    }
+
+    /// Signature, issuer and expiry; not the audience and not revocation.
+    pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        jsonwebtoken::decode::<AccessClaims>(token, &self.key.decoding, &self.validation)
+            .map(|data| data.claims)
+            .map_err(TokenError::Invalid)
+    }
+}
+
+/// Verified access tokens by SHA-256, until they expire. Only valid tokens are
+/// cached, and the raw token is never kept.
+pub struct TokenCache {
+    entries: RwLock<HashMap<[u8; 32], Arc<AccessClaims>>>,
+    capacity: usize,
+}
+
+impl TokenCache {
+    pub fn new(capacity: usize) -> Self {
+        Self { entries: RwLock::new(HashMap::new()), capacity }
+    }
+
+    /// Claims of a valid, unexpired token: from the cache, or verified by
+    /// `issuer` and cached.
+    pub fn verify(&self, issuer: &TokenIssuer, token: &str, now: i64) -> Result<Arc<AccessClaims>, TokenError> {
+        let key = sha256_bytes(token.as_bytes());
+        if let Some(claims) = self.read().get(&key) {
+            if claims.exp > now {
+                return Ok(claims.clone());
+            }
+        }
+        let claims = Arc::new(issuer.verify(token)?);
+        if claims.exp <= now {
+            return Err(TokenError::Expired);
+        }
+        let mut entries = self.entries.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if entries.len() >= self.capacity {
+            entries.retain(|_, claims| claims.exp > now);
+            if entries.len() >= self.capacity {
+                entries.clear();
+            }
+        }
+        entries.insert(key, claims.clone());
+        Ok(claims)
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<[u8; 32], Arc<AccessClaims>>> {
+        self.entries.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Revoked access-token ids, mirrored from the store. Revocations made by this
+/// process are added at once; those of other replicas arrive with the periodic
+/// sync ([`Revocations::sync_from`]).
+#[derive(Default)]
+pub struct Revocations {
+    jtis: RwLock<HashMap<String, i64>>,
+    synced_at: AtomicI64,
+}
+
+impl Revocations {
+    pub fn is_revoked(&self, jti: &str) -> bool {
+        self.jtis.read().unwrap_or_else(|poisoned| poisoned.into_inner()).contains_key(jti)
+    }
+
+    pub fn add(&self, revoked: impl IntoIterator<Item = RevokedAccess>) {
+        let mut jtis = self.jtis.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for item in revoked {
+            jtis.insert(item.jti, item.expires_at);
+        }
+    }
+
+    /// Time of the last sync; the next one asks the store for revocations at or
+    /// after it (a small overlap is harmless).
+    pub fn synced_at(&self) -> i64 {
+        self.synced_at.load(Ordering::Relaxed)
+    }
+
+    pub fn sync_from(&self, revoked: Vec<RevokedAccess>, started_at: i64) {
+        self.add(revoked);
+        self.jtis.write().unwrap_or_else(|poisoned| poisoned.into_inner()).retain(|_, exp| *exp > started_at);
+        self.synced_at.store(started_at, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Revocations, SigningKey, TokenCache, TokenIssuer};
+    use crate::gateway::crypto::random_token;
+    use crate::gateway::store::RevokedAccess;
+
+    fn issuer() -> TokenIssuer {
+        TokenIssuer::new("http://gw.test".into(), SigningKey::from_stored(&SigningKey::generate_stored()).unwrap())
+    }
+
+    fn now() -> i64 {
+        crate::gateway::store::now()
+    }
+
+    #[test]
+    fn mints_and_verifies() {
+        let issuer = issuer();
+        let (token, claims) = issuer.mint("sub1", "http://gw.test/mcp/echo", "c1", "openid", now(), 60, random_token(16)).unwrap();
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
+        assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+        assert_eq!(issuer.verify(&token).unwrap(), claims);
+    }
+
+    #[test]
+    fn rejects_other_keys_expired_and_tampered() {
+        let issuer = issuer();
+        let (expired, _) = issuer.mint("s", "a", "c", "", now() - 100, 10, random_token(16)).unwrap();
+        assert!(issuer.verify(&expired).is_err());
+        let (foreign, _) = self::issuer().mint("s", "a", "c", "", now(), 60, random_token(16)).unwrap();
+        assert!(issuer.verify(&foreign).is_err());
+        let (token, _) = issuer.mint("s", "a", "c", "", now(), 60, random_token(16)).unwrap();
+        let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+        parts[1] = parts[1].replace('A', "B");
+        assert!(issuer.verify(&parts.join(".")).is_err());
+    }
+
+    #[test]
+    fn same_stored_key_same_kid() {
+        let stored = SigningKey::generate_stored();
+        let a = SigningKey::from_stored(&stored).unwrap();
+        let b = SigningKey::from_stored(&stored).unwrap();
+        assert_eq!(a.kid, b.kid);
+        let issuer_a = TokenIssuer::new("i".into(), a);
+        let (token, _) = issuer_a.mint("s", "a", "c", "", now(), 60, random_token(16)).unwrap();
+        assert!(TokenIssuer::new("i".into(), b).verify(&token).is_ok(), "survives a restart");
+        assert!(SigningKey::from_stored("dG9vIHNob3J0").is_err());
+    }
+
+    #[test]
+    fn cache_serves_valid_tokens_and_drops_expired() {
+        let issuer = issuer();
+        let cache = TokenCache::new(2);
+        let (token, claims) = issuer.mint("s", "a", "c", "", now(), 60, random_token(16)).unwrap();
+        assert_eq!(*cache.verify(&issuer, &token, now()).unwrap(), claims);
+        assert_eq!(cache.len(), 1);
+        // A cached entry is not re-verified ...
+        assert_eq!(*cache.verify(&issuer, &token, now()).unwrap(), claims);
+        // ... but is not served past its expiry (re-verification then fails).
+        assert!(cache.verify(&issuer, &token, claims.exp + 1).is_err());
+        assert!(cache.verify(&issuer, "not.a.token", now()).is_err());
+        assert_eq!(cache.len(), 1, "invalid tokens are not cached");
+        for _ in 0..3 {
+            let (t, _) = issuer.mint("s", "a", "c", "", now(), 60, random_token(16)).unwrap();
+            cache.verify(&issuer, &t, now()).unwrap();
+        }
+        assert!(cache.len() <= 2, "bounded");
+    }
+
+    #[test]
+    fn revocations_sync_and_expire() {
+        let revocations = Revocations::default();
+        revocations.add([RevokedAccess { jti: "a".into(), expires_at: 100 }]);
+        assert!(revocations.is_revoked("a"));
+        revocations.sync_from(vec![RevokedAccess { jti: "b".into(), expires_at: 300 }], 200);
+        assert!(!revocations.is_revoked("a"), "expired entries are dropped");
+        assert!(revocations.is_revoked("b"));
+        assert_eq!(revocations.synced_at(), 200);
+    }
+}

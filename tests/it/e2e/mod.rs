@@ -1,0 +1,332 @@
+//! End to end: `cognigate up` against moto, the hosted UI stand-in, an upstream
+//! MCP server, `cognigate-gateway`, and the official MCP client SDKs and headless
+//! Chromium driving the whole OAuth flow (DESIGN.md section 4).
+//!
+//! Every test builds its own world in a temp dir on free ports, so the tests
+//! run in parallel and leave nothing behind: [`Cognito`] is moto provisioned
+//! with a user and the stand-in in front of it; [`World`] adds the upstream
+//! and the gateway booted from the files `up` wrote.
+
+#[path = "../../support/peers.rs"]
+pub mod peers;
+
+mod clients;
+mod consent;
+mod hosted_ui;
+mod id_token;
+mod tokens;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::moto::MotoServer;
+use peers::{HostedUi, Peer, Toolchain, UpstreamMcp};
+
+pub const USERNAME: &str = "alice";
+pub const PASSWORD: &str = "Corr3ct-Horse-Battery!";
+pub const EMAIL: &str = "alice@example.com";
+/// The policy name `cognigate up` writes (DESIGN.md section 1).
+pub const POLICY: &str = "cognito-managed-oauth";
+
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A stack name no other test uses: moto is shared by the test process, and the
+/// name also becomes the domain prefix.
+fn unique_stack() -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!("e2e-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The app client `up` created, as read back from the env file it wrote.
+#[derive(Debug, Clone)]
+pub struct Provisioned {
+    pub pool_id: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub domain: String,
+}
+
+/// moto (the test process's shared server) provisioned by `cognigate up` for a
+/// gateway at `gateway_url`, one user, the hosted UI stand-in for that pool.
+pub struct Cognito {
+    pub tools: Toolchain,
+    pub dir: tempfile::TempDir,
+    pub moto: &'static MotoServer,
+    pub provisioned: Provisioned,
+    pub hosted_ui: HostedUi,
+}
+
+fn temp_dir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix("cognigate-e2e-").tempdir().expect("temp dir");
+    fs::create_dir_all(dir.path().join("config")).expect("config dir");
+    dir
+}
+
+impl Cognito {
+    pub fn start(gateway_url: &str) -> Cognito {
+        Cognito::start_in(Toolchain::require(), temp_dir(), gateway_url)
+    }
+
+    fn start_in(tools: Toolchain, dir: tempfile::TempDir, gateway_url: &str) -> Cognito {
+        let moto = MotoServer::shared();
+        let provisioned = provision(dir.path(), moto.endpoint(), gateway_url);
+        create_user(&tools, moto.endpoint(), &provisioned.pool_id);
+        let hosted_ui = HostedUi::start(&tools, moto.endpoint(), &provisioned.pool_id, dir.path());
+        // The browser leg goes to the stand-in: a loopback domain is reached over http.
+        set_env_var(&dir.path().join(".env"), "COGNITO_USER_POOL_DOMAIN", &hosted_ui.domain());
+        Cognito { tools, dir, moto, provisioned, hosted_ui }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Everything the peers logged, for failure messages.
+    pub fn logs(&self) -> String {
+        self.hosted_ui.log_tail()
+    }
+
+    /// Another app client in the same pool (for the stand-in's own checks).
+    pub fn extra_client(&self, args: &[&str]) -> Value {
+        let mut cmd = self.tools.python_script("tests/e2e/provision.py");
+        cmd.args(["client", "--moto", self.moto.endpoint(), "--pool-id", &self.provisioned.pool_id]);
+        cmd.args(args);
+        peers::run_json("provision.py client", cmd, SCRIPT_TIMEOUT)
+    }
+}
+
+/// Provisions with the real CLI: `cognigate up` writes .env and config/policies.json.
+fn provision(dir: &Path, moto: &str, gateway_url: &str) -> Provisioned {
+    let env_file = dir.join(".env");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cognigate"));
+    cmd.args(["up", "--stack", &unique_stack(), "--region", "us-east-1", "--endpoint-url", moto])
+        .args(["--gateway-url", gateway_url])
+        .arg("--env-file")
+        .arg(&env_file)
+        .arg("--policies-file")
+        .arg(dir.join("config/policies.json"))
+        .args(["--output", "json"])
+        .current_dir(dir);
+    aws_env(&mut cmd, moto);
+    let output = peers::run("cognigate up", cmd, SCRIPT_TIMEOUT);
+    assert!(output.status.success(), "cognigate up failed:\n{}", output.describe());
+    let env = read_env(&env_file);
+    let get = |k: &str| {
+        env.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("cognigate up wrote no {k} to {}: {env:?}", env_file.display()))
+    };
+    Provisioned {
+        pool_id: get("COGNITO_USER_POOL_ID"),
+        client_id: get("COGNITO_CLIENT_ID"),
+        client_secret: get("COGNITO_CLIENT_SECRET"),
+        domain: get("COGNITO_USER_POOL_DOMAIN"),
+    }
+}
+
+fn create_user(tools: &Toolchain, moto: &str, pool_id: &str) {
+    let mut cmd = tools.python_script("tests/e2e/provision.py");
+    cmd.args(["user", "--moto", moto, "--pool-id", pool_id])
+        .args(["--username", USERNAME, "--password", PASSWORD, "--email", EMAIL]);
+    peers::run_json("provision.py user", cmd, SCRIPT_TIMEOUT);
+}
+
+/// Dummy credentials and the emulator endpoint, and nothing from the host's AWS setup.
+fn aws_env(cmd: &mut Command, moto: &str) {
+    cmd.env("AWS_ENDPOINT_URL", moto)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_MAX_ATTEMPTS", "2")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN");
+}
+
+fn read_env(path: &Path) -> Vec<(String, String)> {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().trim_matches('"').trim_matches('\'').to_owned()))
+        .collect()
+}
+
+/// Replaces (or appends) `NAME=value` in an env file, keeping every other line.
+fn set_env_var(path: &Path, name: &str, value: &str) {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let mut found = false;
+    let mut lines: Vec<String> = text
+        .lines()
+        .map(|l| match l.split_once('=') {
+            Some((k, _)) if k.trim() == name => {
+                found = true;
+                format!("{name}={value}")
+            }
+            _ => l.to_owned(),
+        })
+        .collect();
+    if !found {
+        lines.push(format!("{name}={value}"));
+    }
+    fs::write(path, lines.join("\n") + "\n").expect("write env file");
+}
+
+/// `config/routes.oas.json` in the Zuplo shape: `/mcp/{slug}` → upstream, behind the policy.
+fn write_routes(config_dir: &Path, routes: &[(&str, &str)]) {
+    let mut paths = serde_json::Map::new();
+    for (slug, upstream) in routes {
+        let op = |method: &str| {
+            json!({
+                "summary": format!("MCP {slug} ({method})"),
+                "operationId": format!("mcp-{slug}-{method}"),
+                "x-zuplo-route": {
+                    "corsPolicy": "none",
+                    "handler": {
+                        "export": "McpProxyHandler",
+                        "module": "$import(@zuplo/runtime/mcp-gateway)",
+                        "options": {"rewritePattern": upstream}
+                    },
+                    "policies": {"inbound": [POLICY]}
+                }
+            })
+        };
+        paths.insert(
+            format!("/mcp/{slug}"),
+            json!({"x-zuplo-path": {"pathMode": "open-api"}, "post": op("post"), "get": op("get"), "delete": op("delete")}),
+        );
+    }
+    let doc = json!({"openapi": "3.1.0", "info": {"title": "cognigate e2e", "version": "1.0.0"}, "paths": paths});
+    fs::write(config_dir.join("routes.oas.json"), serde_json::to_string_pretty(&doc).expect("json"))
+        .expect("write routes.oas.json");
+}
+
+/// The whole world: Cognito (moto + stand-in), an upstream MCP server, the gateway.
+pub struct World {
+    // Dropped first: the gateway before the peers it talks to.
+    pub gateway: Peer,
+    pub upstream: UpstreamMcp,
+    pub json_upstream: Option<UpstreamMcp>,
+    pub cognito: Cognito,
+    pub gateway_url: String,
+    port: u16,
+}
+
+/// `cognigate-gateway` booted from the files `up` wrote (plus the routes), on `port`.
+fn spawn_gateway(cognito: &Cognito, port: u16) -> Peer {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cognigate-gateway"));
+    cmd.arg("--config-dir")
+        .arg(cognito.path().join("config"))
+        .arg("--env-file")
+        .arg(cognito.path().join(".env"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--public-url", &format!("http://localhost:{port}")])
+        .arg("--store")
+        .arg(format!("sqlite:{}", cognito.path().join("gw.db").display()))
+        .env("RUST_LOG", "info,cognigate=debug")
+        .current_dir(cognito.path());
+    aws_env(&mut cmd, cognito.moto.endpoint());
+    let health = format!("http://127.0.0.1:{port}/healthz");
+    Peer::spawn_polled("gateway", cmd, cognito.path(), &format!("http://localhost:{port}"), || {
+        peers::http_status(&health) == Some(200)
+    })
+}
+
+/// What a [`World`] has besides `/mcp/echo` and `/mcp/other` (both SSE upstream).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Extras {
+    /// `/mcp/json`: an upstream answering plain JSON instead of SSE.
+    pub json_upstream: bool,
+    /// `/mcp/down`: an upstream URL where nothing listens.
+    pub dead_upstream: bool,
+}
+
+impl World {
+    pub fn start() -> World {
+        World::start_with(Extras::default())
+    }
+
+    pub fn start_with(extras: Extras) -> World {
+        let port = peers::free_port();
+        let gateway_url = format!("http://localhost:{port}");
+        let tools = Toolchain::require();
+        let dir = temp_dir();
+        let log_dir = dir.path().to_owned();
+        // The upstream needs nothing else: start it while Cognito is provisioned.
+        let (cognito, upstream, json_upstream) = std::thread::scope(|s| {
+            let upstream = s.spawn(|| UpstreamMcp::start(&tools, &log_dir, false));
+            let json_upstream = extras.json_upstream.then(|| s.spawn(|| UpstreamMcp::start(&tools, &log_dir, true)));
+            let cognito = Cognito::start_in(tools.clone(), dir, &gateway_url);
+            let join = |h: std::thread::ScopedJoinHandle<'_, UpstreamMcp>| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            (cognito, join(upstream), json_upstream.map(join))
+        });
+        let config = cognito.path().join("config");
+        // Two routes to the same upstream: tokens are bound to one route.
+        let mut routes = vec![("echo", upstream.url().to_owned()), ("other", upstream.url().to_owned())];
+        if let Some(json) = &json_upstream {
+            routes.push(("json", json.url().to_owned()));
+        }
+        if extras.dead_upstream {
+            routes.push(("down", format!("http://127.0.0.1:{}/mcp", peers::free_port())));
+        }
+        let routes: Vec<(&str, &str)> = routes.iter().map(|(s, u)| (*s, u.as_str())).collect();
+        write_routes(&config, &routes);
+
+        let gateway = spawn_gateway(&cognito, port);
+        World { gateway, upstream, json_upstream, cognito, gateway_url, port }
+    }
+
+    /// Stops the gateway with SIGTERM (it must exit cleanly, in time) and boots it
+    /// again on the same port and store.
+    pub fn restart_gateway(&mut self) {
+        let status = self.gateway.terminate(Duration::from_secs(10));
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "the gateway did not shut down cleanly on SIGTERM ({status:?}):\n{}",
+            self.gateway.log_tail()
+        );
+        // The old log is overwritten by the new process; keep it beside.
+        let log = self.cognito.path().join("gateway.log");
+        let _ = fs::rename(&log, self.cognito.path().join("gateway.before-restart.log"));
+        self.gateway = spawn_gateway(&self.cognito, self.port);
+    }
+
+    pub fn tools(&self) -> &Toolchain {
+        &self.cognito.tools
+    }
+
+    pub fn route_url(&self, slug: &str) -> String {
+        format!("{}/mcp/{slug}", self.gateway_url)
+    }
+
+    /// The tails of every peer's log, for failure messages.
+    pub fn logs(&self) -> String {
+        format!("{}\n{}\n{}", self.gateway.log_tail(), self.upstream.log_tail(), self.cognito.logs())
+    }
+
+    /// Runs a script to completion and returns its JSON line; on failure, panics with all logs.
+    pub fn run_json(&self, name: &str, cmd: Command) -> Value {
+        let output = peers::run(name, cmd, SCRIPT_TIMEOUT);
+        if !output.status.success() {
+            panic!("{name} failed:\n{}\n\n{}", output.describe(), self.logs());
+        }
+        let out =
+            output.json().unwrap_or_else(|| panic!("{name} printed no JSON:\n{}\n\n{}", output.describe(), self.logs()));
+        eprintln!("{name}: {out}");
+        out
+    }
+
+    /// Where test artifacts (the consent screenshot) are kept.
+    pub fn artifacts_dir() -> PathBuf {
+        let dir = peers::repo_root().join("tests/artifacts");
+        fs::create_dir_all(&dir).expect("tests/artifacts");
+        dir
+    }
+}

@@ -1,0 +1,423 @@
+//! Test peers and helpers: a minimal IdP, an upstream MCP stand-in, a gateway
+//! router on a temp config dir and store.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cognigate::gateway::config::{Env, GatewayConfig};
+use cognigate::gateway::state::AppState;
+use cognigate::gateway::store::SqliteStore;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use sha2::Digest;
+use tower::ServiceExt;
+
+pub const POOL: &str = "us-east-1_TestPool1";
+pub const ISSUER: &str = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_TestPool1";
+pub const COGNITO_CLIENT_ID: &str = "cognito-client-id";
+pub const COGNITO_SECRET: &str = "cognito-client-secret";
+pub const PUBLIC_URL: &str = "http://gw.test";
+pub const REDIRECT_URI: &str = "http://127.0.0.1:33418/callback";
+
+pub async fn spawn(router: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    addr
+}
+
+pub fn now() -> i64 {
+    cognigate::gateway::store::now()
+}
+
+// ---------------------------------------------------------------- the IdP
+
+#[derive(Default)]
+pub struct IdpState {
+    /// The ID token the next code exchange returns (`None`: 400 invalid_grant).
+    pub next_id_token: Mutex<Option<String>>,
+    /// (Authorization header, form) of each token request.
+    pub token_requests: Mutex<Vec<(Option<String>, Vec<(String, String)>)>>,
+    pub jwks_fetches: AtomicUsize,
+    /// The last hosted-UI URL the gateway sent a browser to.
+    pub last_authorize: Mutex<Option<url::Url>>,
+}
+
+pub struct Idp {
+    pub addr: SocketAddr,
+    pub state: Arc<IdpState>,
+}
+
+impl Idp {
+    pub async fn start() -> Self {
+        let state = Arc::new(IdpState::default());
+        let router = Router::new()
+            .route(&format!("/{POOL}/.well-known/jwks.json"), get(jwks))
+            .route("/oauth2/token", post(idp_token))
+            .with_state(state.clone());
+        Self { addr: spawn(router).await, state }
+    }
+
+    pub fn will_return(&self, id_token: String) {
+        *self.state.next_id_token.lock().unwrap() = Some(id_token);
+    }
+}
+
+async fn jwks(State(state): State<Arc<IdpState>>) -> Response {
+    state.jwks_fetches.fetch_add(1, Ordering::SeqCst);
+    let body: Value = serde_json::from_str(include_str!("fixtures/moto-jwks-public.json")).unwrap();
+    axum::Json(body).into_response()
+}
+
+async fn idp_token(State(state): State<Arc<IdpState>>, headers: HeaderMap, body: String) -> Response {
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+    let auth = headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap().to_owned());
+    state.token_requests.lock().unwrap().push((auth, form));
+    match state.next_id_token.lock().unwrap().take() {
+        Some(id_token) => axum::Json(json!({"id_token": id_token, "access_token": "cognito-access", "token_type": "Bearer", "expires_in": 3600})).into_response(),
+        None => (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "invalid_grant"}))).into_response(),
+    }
+}
+
+/// Valid Cognito ID-token claims for `nonce`.
+pub fn id_claims(nonce: &str) -> Value {
+    json!({
+        "sub": "user-sub-1",
+        "iss": ISSUER,
+        "aud": COGNITO_CLIENT_ID,
+        "token_use": "id",
+        "email": "alice@example.com",
+        "cognito:username": "alice",
+        "nonce": nonce,
+        "iat": now(),
+        "auth_time": now(),
+        "exp": now() + 3600,
+    })
+}
+
+/// Signs with moto's RSA key (kid `dummy` unless given).
+pub fn sign_id_token(claims: &Value, kid: &str) -> String {
+    let key = EncodingKey::from_rsa_pem(include_bytes!("fixtures/moto-idp-rsa.pem")).unwrap();
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(&header, claims, &key).unwrap()
+}
+
+/// An unsigned `alg: none` token.
+pub fn unsigned_token(claims: &Value) -> String {
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT","kid":"dummy"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+    format!("{header}.{payload}.")
+}
+
+// ------------------------------------------------------------ the upstream
+
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub hits: Arc<AtomicUsize>,
+}
+
+impl Upstream {
+    pub async fn start() -> Self {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let router = Router::new()
+            .route("/mcp", post(upstream_post).get(upstream_sse).delete(upstream_delete))
+            .route("/other", post(upstream_post))
+            .with_state(hits.clone());
+        Self { addr: spawn(router).await, hits }
+    }
+}
+
+/// Echoes what it received: the headers (so tests see what was forwarded)
+/// and the body.
+async fn upstream_post(State(hits): State<Arc<AtomicUsize>>, headers: HeaderMap, uri: axum::http::Uri, body: String) -> Response {
+    hits.fetch_add(1, Ordering::SeqCst);
+    let seen: serde_json::Map<String, Value> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), json!(v.to_str().unwrap_or("?"))))
+        .collect();
+    let mut response = axum::Json(json!({"jsonrpc": "2.0", "id": 1, "result": {"headers": seen, "body": body, "query": uri.query()}})).into_response();
+    response.headers_mut().insert("mcp-session-id", "session-from-upstream".parse().unwrap());
+    response.headers_mut().insert(header::SET_COOKIE, "upstream=1".parse().unwrap());
+    response
+}
+
+/// An SSE stream: one event now, one after 300 ms, then ends.
+async fn upstream_sse(headers: HeaderMap) -> Response {
+    let last_event = headers.get("last-event-id").and_then(|v| v.to_str().ok()).unwrap_or("none").to_owned();
+    let stream = async_stream(last_event);
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
+
+fn async_stream(last_event: String) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
+    futures_util::stream::unfold(0u8, move |step| {
+        let last_event = last_event.clone();
+        async move {
+            match step {
+                0 => Some((Ok(bytes::Bytes::from(format!("id: 1\ndata: first last-event-id={last_event}\n\n"))), 1)),
+                1 => {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    Some((Ok(bytes::Bytes::from_static(b"id: 2\ndata: second\n\n")), 2))
+                }
+                _ => None,
+            }
+        }
+    })
+}
+
+async fn upstream_delete() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
+// ------------------------------------------------------------- the gateway
+
+pub struct Gateway {
+    pub state: AppState,
+    pub router: Router,
+    pub idp: Idp,
+    pub upstream: Upstream,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn policies() -> Value {
+    json!({"policies": [{
+        "name": "cognito-managed-oauth",
+        "policyType": "mcp-cognito-oauth-inbound",
+        "handler": {
+            "module": "$import(@zuplo/runtime/mcp-gateway)",
+            "export": "McpCognitoOAuthInboundPolicy",
+            "options": {
+                "awsRegion": "us-east-1",
+                "userPoolId": "$env(COGNITO_USER_POOL_ID)",
+                "userPoolDomain": "$env(COGNITO_USER_POOL_DOMAIN)",
+                "clientId": "$env(COGNITO_CLIENT_ID)",
+                "clientSecret": "$env(COGNITO_CLIENT_SECRET)"
+            }
+        }
+    }]})
+}
+
+pub fn route(upstream: &str) -> Value {
+    let op = json!({"x-zuplo-route": {
+        "handler": {"export": "McpProxyHandler", "module": "$import(@zuplo/runtime)", "options": {"rewritePattern": upstream}},
+        "policies": {"inbound": ["cognito-managed-oauth"]}
+    }});
+    json!({"post": op, "get": op, "delete": op})
+}
+
+pub fn env_text(idp: SocketAddr) -> String {
+    format!(
+        "COGNITO_USER_POOL_ID={POOL}\nCOGNITO_USER_POOL_DOMAIN={idp}\nCOGNITO_CLIENT_ID={COGNITO_CLIENT_ID}\nCOGNITO_CLIENT_SECRET={COGNITO_SECRET}\nAWS_ENDPOINT_URL=http://{idp}\n"
+    )
+}
+
+impl Gateway {
+    /// Two routes: `/mcp/echo` (→ upstream `/mcp`) and `/mcp/other` (→ `/other`).
+    pub async fn start() -> Self {
+        Self::start_with(|upstream| {
+            json!({"paths": {
+                "/mcp/echo": route(&format!("http://{upstream}/mcp")),
+                "/mcp/other": route(&format!("http://{upstream}/other")),
+            }})
+        })
+        .await
+    }
+
+    pub async fn start_with(routes: impl FnOnce(SocketAddr) -> Value) -> Self {
+        let idp = Idp::start().await;
+        let upstream = Upstream::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("policies.json"), policies().to_string()).unwrap();
+        std::fs::write(dir.path().join("routes.oas.json"), routes(upstream.addr).to_string()).unwrap();
+        std::fs::write(dir.path().join(".env"), env_text(idp.addr)).unwrap();
+        let state = Self::state(dir.path());
+        let router = cognigate::gateway::router(state.clone());
+        Self { state, router, idp, upstream, dir }
+    }
+
+    /// A state over the same config dir and store (a "restart").
+    pub fn state(dir: &std::path::Path) -> AppState {
+        let text = std::fs::read_to_string(dir.join(".env")).unwrap();
+        let env = Env::from_pairs(text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())));
+        let config = GatewayConfig::load(dir, &env).unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.join("gw.db")).unwrap());
+        AppState::build(config, PUBLIC_URL, store).unwrap()
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Response {
+        self.router.clone().oneshot(request).await.unwrap()
+    }
+
+    pub async fn get(&self, uri: &str) -> Response {
+        self.send(Request::get(uri).body(Body::empty()).unwrap()).await
+    }
+
+    pub async fn post_form(&self, uri: &str, pairs: &[(&str, &str)]) -> Response {
+        let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+        self.send(
+            Request::post(uri)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn post_json(&self, uri: &str, body: &Value) -> Response {
+        self.send(Request::post(uri).header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())).unwrap())
+            .await
+    }
+
+    /// Registers a public client with [`REDIRECT_URI`] and refresh tokens.
+    pub async fn register(&self) -> String {
+        let response = self
+            .post_json(
+                "/oauth/register",
+                &json!({"redirect_uris": [REDIRECT_URI], "token_endpoint_auth_method": "none", "client_name": "Test <Client>", "grant_types": ["authorization_code", "refresh_token"]}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        json_body(response).await["client_id"].as_str().unwrap().to_owned()
+    }
+
+    /// A gateway access token for a route, minted directly.
+    pub fn mint(&self, slug: &str, iat: i64, ttl: i64) -> String {
+        let jti = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(format!("{slug}{iat}{ttl}{}", rand_suffix())));
+        self.state
+            .tokens
+            .mint("user-sub-1", &format!("{PUBLIC_URL}/mcp/{slug}"), "client-x", "openid", iat, ttl, jti)
+            .unwrap()
+            .0
+    }
+}
+
+fn rand_suffix() -> usize {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    COUNTER.fetch_add(1, Ordering::SeqCst)
+}
+
+pub async fn body_text(response: Response) -> String {
+    String::from_utf8(axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap().to_vec()).unwrap()
+}
+
+pub async fn json_body(response: Response) -> Value {
+    serde_json::from_str(&body_text(response).await).unwrap()
+}
+
+pub fn location(response: &Response) -> url::Url {
+    url::Url::parse(response.headers().get(header::LOCATION).expect("a Location header").to_str().unwrap()).unwrap()
+}
+
+pub fn query(url: &url::Url, name: &str) -> Option<String> {
+    url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+/// A PKCE pair (verifier, S256 challenge).
+pub fn pkce() -> (String, String) {
+    let verifier = format!("verifier-{}-{}", rand_suffix(), "x".repeat(40));
+    let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+/// The authorize URL for a registered client.
+pub fn authorize_uri(client_id: &str, challenge: &str, resource: Option<&str>) -> String {
+    let mut serializer = url::form_urlencoded::Serializer::new(String::new());
+    serializer
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", REDIRECT_URI)
+        .append_pair("code_challenge", challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("state", "client-state-1")
+        .append_pair("scope", "openid email");
+    if let Some(resource) = resource {
+        serializer.append_pair("resource", resource);
+    }
+    format!("/oauth/authorize?{}", serializer.finish())
+}
+
+/// What a login produced up to the consent screen.
+pub struct ConsentPage {
+    pub html: String,
+    pub cookie: String,
+    pub consent_id: String,
+    pub csrf_token: String,
+    pub headers: HeaderMap,
+}
+
+/// Authorize → (IdP) → callback with an ID token built by `id_token`
+/// from the nonce the gateway sent. Returns the callback response.
+pub async fn login_until_callback(gw: &Gateway, client_id: &str, challenge: &str, resource: &str, id_token: impl FnOnce(&str) -> String) -> Response {
+    let response = gw.get(&authorize_uri(client_id, challenge, Some(resource))).await;
+    assert_eq!(response.status(), StatusCode::FOUND, "authorize redirects to the IdP");
+    let to_idp = location(&response);
+    let nonce = query(&to_idp, "nonce").unwrap();
+    let state = query(&to_idp, "state").unwrap();
+    *gw.idp.state.last_authorize.lock().unwrap() = Some(to_idp);
+    gw.idp.will_return(id_token(&nonce));
+    gw.get(&format!("/oauth/callback?code=idp-code-1&state={state}")).await
+}
+
+pub async fn consent_page(response: Response) -> ConsentPage {
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers().clone();
+    let cookie = headers.get(header::SET_COOKIE).unwrap().to_str().unwrap().split(';').next().unwrap().to_owned();
+    let html = body_text(response).await;
+    let field = |name: &str| {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = html.find(&marker).unwrap() + marker.len();
+        html[start..start + html[start..].find('"').unwrap()].to_owned()
+    };
+    ConsentPage { consent_id: field("consent_id"), csrf_token: field("csrf_token"), cookie, html, headers }
+}
+
+pub async fn post_consent(gw: &Gateway, page: &ConsentPage, decision: &str) -> Response {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("consent_id", &page.consent_id)
+        .append_pair("csrf_token", &page.csrf_token)
+        .append_pair("decision", decision)
+        .finish();
+    gw.send(
+        Request::post("/oauth/consent")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::COOKIE, &page.cookie)
+            .body(Body::from(body))
+            .unwrap(),
+    )
+    .await
+}
+
+/// The whole flow for `/mcp/echo`: returns the token response.
+pub async fn full_login(gw: &Gateway, client_id: &str) -> Value {
+    let (verifier, challenge) = pkce();
+    let callback = login_until_callback(gw, client_id, &challenge, &format!("{PUBLIC_URL}/mcp/echo"), |nonce| sign_id_token(&id_claims(nonce), "dummy")).await;
+    let page = consent_page(callback).await;
+    let approved = post_consent(gw, &page, "approve").await;
+    assert_eq!(approved.status(), StatusCode::FOUND);
+    let code = query(&location(&approved), "code").unwrap();
+    let response = gw
+        .post_form("/oauth/token", &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT_URI), ("code_verifier", &verifier), ("client_id", client_id)])
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    json_body(response).await
+}
+
+pub fn bearer(uri: &str, token: &str) -> axum::http::request::Builder {
+    Request::post(uri).header(header::AUTHORIZATION, format!("Bearer {token}"))
+}

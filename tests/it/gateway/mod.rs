@@ -1,0 +1,13 @@
+//! Integration tests of `cognigate-gateway`: the router driven without a port
+//! (`tower::ServiceExt::oneshot`), against a real upstream MCP stand-in and a
+//! minimal IdP (JWKS + token endpoint) signing with moto's shipped RSA key.
+
+mod harness;
+
+mod authorize;
+mod boot;
+mod discovery;
+mod flow;
+mod proxy;
+mod register;
+mod token;
