@@ -13,6 +13,7 @@
 pub mod aws_proxy;
 pub mod cli;
 pub mod moto;
+pub mod peers;
 
 use std::path::PathBuf;
 

@@ -29,7 +29,7 @@ impl MotoServer {
         let log_path = log.into_temp_path().keep().expect("keep moto log");
         // `cat` returns when our end of its stdin closes: the test process is gone.
         let script = format!(
-            "'{}' -H 127.0.0.1 -p 0 >'{}' 2>&1 & pid=$!; cat >/dev/null; kill $pid",
+            "'{}' -H 127.0.0.1 -p 0 >'{}' 2>&1 & pid=$!; cat >/dev/null; kill $pid; wait $pid",
             moto.display(),
             log_path.display()
         );

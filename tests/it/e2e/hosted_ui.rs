@@ -9,7 +9,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::peers::{block_on, http_client};
+use crate::support::peers::{block_on, http_client};
 use super::{Cognito, EMAIL, PASSWORD, USERNAME};
 
 const GATEWAY: &str = "http://localhost:9";

@@ -7,9 +7,6 @@
 //! with a user and the stand-in in front of it; [`World`] adds the upstream
 //! and the gateway booted from the files `up` wrote.
 
-#[path = "../../support/peers.rs"]
-pub mod peers;
-
 mod clients;
 mod consent;
 mod hosted_ui;
@@ -25,7 +22,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::moto::MotoServer;
-use peers::{HostedUi, Peer, Toolchain, UpstreamMcp};
+use crate::support::peers::{self, HostedUi, Peer, Toolchain, UpstreamMcp};
 
 pub const USERNAME: &str = "alice";
 pub const PASSWORD: &str = "Corr3ct-Horse-Battery!";
