@@ -62,6 +62,13 @@ pub enum Command {
     /// Create or reuse the stack's user pool, domain and app client, then write the outputs.
     #[command(visible_alias = "apply")]
     Up(UpArgs),
+
+    /// Delete the stack's domain, app clients and user pool (only pools cognigate created, unless --force).
+    #[command(visible_alias = "down")]
+    Destroy(DestroyArgs),
+
+    /// Destroy managed stacks whose name starts with a prefix once they are older than a duration or past their ttl.
+    Gc(GcArgs),
 }
 
 /// What a stack is: used by every command that reads or changes one.
@@ -139,4 +146,43 @@ pub struct UpArgs {
     /// Print the client secret in the output (it is always written to the env file).
     #[arg(long)]
     pub show_secret: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    /// Also delete pools cognigate did not create (untagged or adopted with --user-pool-id) and
+    /// pools with deletion protection on (it is turned off first).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Do not ask for confirmation (implied when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Also remove the COGNITO_* keys from the env file and the policy stanza from the policies file.
+    #[arg(long)]
+    pub clean_files: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Only pools whose name starts with this (required, never empty).
+    #[arg(long, env = "COGNIGATE_GC_PREFIX")]
+    pub prefix: String,
+
+    /// Remove managed stacks created longer ago than this, e.g. 2h or 7days. Without it only
+    /// stacks whose own `cognigate:ttl` has passed are removed.
+    #[arg(long)]
+    pub older_than: Option<String>,
+
+    /// Show what would be removed and why; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Also remove stacks with deletion protection on (it is turned off first).
+    #[arg(long)]
+    pub force: bool,
 }

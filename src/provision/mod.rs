@@ -18,6 +18,7 @@ pub mod report;
 pub mod settings;
 pub mod spec;
 pub mod state;
+pub mod teardown;
 pub mod validate;
 
 use cli::{Cli, Command};
@@ -27,5 +28,7 @@ use error::Result;
 pub async fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Up(args) => commands::up::run(&cli.global, args).await,
+        Command::Destroy(args) => commands::destroy::run(&cli.global, args).await,
+        Command::Gc(args) => commands::gc::run(&cli.global, args).await,
     }
 }

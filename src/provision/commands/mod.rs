@@ -1,6 +1,8 @@
 //! One file per subcommand; each reads settings, talks to Cognito through
 //! `cognito`, and prints through `report`.
 
+pub mod destroy;
+pub mod gc;
 pub mod up;
 
 use std::path::Path;
@@ -33,4 +35,22 @@ pub fn hint_from_env_file(path: &Path) -> Hint {
         pool_id: values.get("COGNITO_USER_POOL_ID").filter(|v| !v.is_empty()).cloned(),
         client_id: values.get("COGNITO_CLIENT_ID").filter(|v| !v.is_empty()).cloned(),
     }
+}
+
+/// Asks a yes/no question on stderr and reads the answer from stdin. When
+/// stdin is not a terminal (CI, pipes) nobody can answer, so it is a yes:
+/// commands that change things are safe to script without `--yes`.
+pub fn confirm(prompt: &str) -> bool {
+    use std::io::{BufRead, IsTerminal, Write};
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return true;
+    }
+    eprint!("{prompt} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    if stdin.lock().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
