@@ -72,7 +72,7 @@ pub enum Command {
 }
 
 /// What a stack is: used by every command that reads or changes one.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct StackArgs {
     /// Stack name: the user pool's name and its `cognigate:stack` tag.
     #[arg(long, env = "COGNIGATE_STACK")]
@@ -119,7 +119,7 @@ pub struct StackArgs {
 }
 
 /// Where outputs are written.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct FileArgs {
     /// Env file to write the Cognito settings into (other keys are kept).
     #[arg(long, env = "COGNIGATE_ENV_FILE")]
@@ -150,8 +150,26 @@ pub struct UpArgs {
 
 #[derive(Debug, Args)]
 pub struct DestroyArgs {
-    #[command(flatten)]
-    pub stack: StackArgs,
+    /// Stack name, as given to `up`: its pools are found by name and `cognigate:stack` tag.
+    #[arg(long, env = "COGNIGATE_STACK")]
+    pub stack: Option<String>,
+
+    /// Destroy this one user pool instead (a pool adopted by `up`, or a twin). Refused without
+    /// --force unless it is tagged as the stack's own.
+    #[arg(long, env = "COGNIGATE_USER_POOL_ID")]
+    pub user_pool_id: Option<String>,
+
+    /// Env file that --clean-files removes the COGNITO_* keys from.
+    #[arg(long, env = "COGNIGATE_ENV_FILE")]
+    pub env_file: Option<PathBuf>,
+
+    /// Policies file that --clean-files removes the stanza from.
+    #[arg(long, env = "COGNIGATE_POLICIES_FILE")]
+    pub policies_file: Option<PathBuf>,
+
+    /// Name of the stanza that --clean-files removes.
+    #[arg(long, env = "COGNIGATE_POLICY_NAME")]
+    pub policy_name: Option<String>,
 
     /// Also delete pools cognigate did not create (untagged or adopted with --user-pool-id) and
     /// pools with deletion protection on (it is turned off first).
@@ -159,7 +177,7 @@ pub struct DestroyArgs {
     pub force: bool,
 
     /// Do not ask for confirmation (implied when stdin is not a terminal).
-    #[arg(long, short = 'y')]
+    #[arg(long)]
     pub yes: bool,
 
     /// Also remove the COGNITO_* keys from the env file and the policy stanza from the policies file.
@@ -185,4 +203,21 @@ pub struct GcArgs {
     /// Also remove stacks with deletion protection on (it is turned off first).
     #[arg(long)]
     pub force: bool,
+}
+
+impl DestroyArgs {
+    /// The stack these flags name, in the shape `settings` resolves for every command.
+    pub fn stack_args(&self) -> StackArgs {
+        StackArgs {
+            stack: self.stack.clone(),
+            user_pool_id: self.user_pool_id.clone(),
+            files: FileArgs {
+                env_file: self.env_file.clone(),
+                policies_file: self.policies_file.clone(),
+                policy_name: self.policy_name.clone(),
+                ..FileArgs::default()
+            },
+            ..StackArgs::default()
+        }
+    }
 }

@@ -30,7 +30,7 @@ struct Found {
 }
 
 pub async fn run(global: &GlobalArgs, args: &DestroyArgs) -> Result<()> {
-    let (spec, cognito) = prepare(global, &args.stack).await?;
+    let (spec, cognito) = prepare(global, &args.stack_args()).await?;
     let found = find(&cognito, &spec).await?;
 
     if !args.force {
