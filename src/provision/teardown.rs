@@ -160,6 +160,82 @@ mod tests {
         assert_eq!(guards(&pool(&MANAGED, false), Some("other")), [Guard::OtherStack("demo".into())]);
     }
 
+    /// A fake Cognito (the SDK's own test HTTP client) that records each
+    /// operation with its JSON body and answers like the real service: the
+    /// prefix domain is still DELETING on the first look, gone on the second.
+    type CallLog = std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>;
+
+    fn fake_cognito() -> (Cognito, CallLog) {
+        use aws_sdk_cognitoidentityprovider::config::{BehaviorVersion, Credentials, Region};
+        use std::sync::Arc;
+        let calls: CallLog = Arc::default();
+        let log = calls.clone();
+        let http = aws_smithy_http_client::test_util::infallible_client_fn(move |request| {
+            let target = request.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            let operation = target.rsplit('.').next().unwrap_or_default().to_owned();
+            let body: serde_json::Value = serde_json::from_slice(request.body().bytes().unwrap_or_default()).unwrap_or_default();
+            let mut calls = log.lock().unwrap();
+            let looked = calls.iter().filter(|(op, b)| op == "DescribeUserPoolDomain" && b["Domain"] == body["Domain"]).count();
+            let answer = match operation.as_str() {
+                "DescribeUserPoolDomain" if body["Domain"] == "demo-prefix" && looked == 0 => {
+                    r#"{"DomainDescription":{"Domain":"demo-prefix","UserPoolId":"us-east-1_abc","Status":"DELETING"}}"#
+                }
+                "DescribeUserPoolDomain" => r#"{"DomainDescription":{}}"#,
+                "ListUserPoolClients" => r#"{"UserPoolClients":[{"ClientId":"c1","ClientName":"demo-gateway","UserPoolId":"us-east-1_abc"},{"ClientId":"c2","ClientName":"other","UserPoolId":"us-east-1_abc"}]}"#,
+                _ => "{}",
+            };
+            calls.push((operation, body));
+            axum::http::Response::builder().status(200).header("content-type", "application/x-amz-json-1.1").body(answer.to_owned()).unwrap()
+        });
+        let config = aws_sdk_cognitoidentityprovider::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+            .http_client(http)
+            .build();
+        let region = crate::provision::validate::RegionName::parse("us-east-1").unwrap();
+        (Cognito { client: aws_sdk_cognitoidentityprovider::Client::from_conf(config), region, endpoint: None }, calls)
+    }
+
+    /// What moto cannot show: the real order and request shapes. Protection
+    /// off (tags sent back), both domains deleted and waited for while they are
+    /// still DELETING, then every client, and only then the pool.
+    #[tokio::test]
+    async fn teardown_request_shapes_and_order() {
+        let (cognito, calls) = fake_cognito();
+        let mut target = pool(&MANAGED, true);
+        target.domain = Some("demo-prefix".into());
+        target.custom_domain = Some("auth.example.com".into());
+        let removed = remove(&cognito, &target, &Progress::new(false)).await.unwrap();
+        assert_eq!(removed.domains, ["demo-prefix", "auth.example.com"]);
+        assert_eq!(removed.app_clients, ["c1", "c2"]);
+        assert!(removed.deletion_protection_disabled);
+
+        let calls = calls.lock().unwrap().clone();
+        let shape: Vec<(String, String)> = calls
+            .iter()
+            .map(|(op, b)| (op.clone(), b["Domain"].as_str().or(b["ClientId"].as_str()).unwrap_or_default().to_owned()))
+            .collect();
+        let expected = [
+            ("UpdateUserPool", ""),
+            ("DeleteUserPoolDomain", "demo-prefix"),
+            ("DeleteUserPoolDomain", "auth.example.com"),
+            ("DescribeUserPoolDomain", "demo-prefix"),
+            ("DescribeUserPoolDomain", "demo-prefix"),
+            ("DescribeUserPoolDomain", "auth.example.com"),
+            ("ListUserPoolClients", ""),
+            ("DeleteUserPoolClient", "c1"),
+            ("DeleteUserPoolClient", "c2"),
+            ("DeleteUserPool", ""),
+        ];
+        assert_eq!(shape, expected.map(|(op, arg)| (op.to_owned(), arg.to_owned())));
+        let update = &calls[0].1;
+        assert_eq!(update["DeletionProtection"], "INACTIVE");
+        assert_eq!(update["UserPoolTags"]["cognigate:managed"], "true");
+        assert_eq!(update["UserPoolTags"]["cognigate:stack"], "demo");
+        assert!(calls.iter().all(|(_, b)| b.get("UserPoolId").is_none_or(|id| id == "us-east-1_abc")));
+    }
+
     #[test]
     fn protection_is_reported_with_the_other_reasons() {
         assert_eq!(guards(&pool(&MANAGED, true), Some("demo")), [Guard::Protected]);

@@ -104,12 +104,13 @@ fn refuse_unowned(spec: &StackSpec, pools: &[PoolState]) -> Result<()> {
 }
 
 fn question(spec: &StackSpec, pools: &[PoolState]) -> String {
-    let mut text = format!("Destroy stack {} ({})? This deletes:", spec.stack, spec.region);
+    let mut text = format!("Destroying stack {} ({}) deletes:", spec.stack, spec.region);
     for pool in pools {
         let domains: Vec<&str> = [pool.domain.as_deref(), pool.custom_domain.as_deref()].into_iter().flatten().collect();
         let domains = if domains.is_empty() { String::new() } else { format!(", domain {}", domains.join(" and ")) };
         text.push_str(&format!("\n  user pool {} ({}){domains}, all its app clients and users", pool.id, pool.name));
     }
+    text.push_str("\nDestroy?");
     text
 }
 
