@@ -71,10 +71,17 @@ pub enum Command {
 
     /// Add a new client secret (the old one keeps working), then `--finish` to drop the old one.
     RotateSecret(RotateSecretArgs),
+
+    /// Delete the stack's domain, app clients and user pool (only pools cognigate created, unless --force).
+    #[command(visible_alias = "down")]
+    Destroy(DestroyArgs),
+
+    /// Destroy managed stacks whose name starts with a prefix once they are older than a duration or past their ttl.
+    Gc(GcArgs),
 }
 
 /// What a stack is: used by every command that reads or changes one.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct StackArgs {
     /// Stack name: the user pool's name and its `cognigate:stack` tag.
     #[arg(long, env = "COGNIGATE_STACK")]
@@ -121,7 +128,7 @@ pub struct StackArgs {
 }
 
 /// Where outputs are written.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct FileArgs {
     /// Env file to write the Cognito settings into (other keys are kept).
     #[arg(long, env = "COGNIGATE_ENV_FILE")]
@@ -186,4 +193,78 @@ pub struct RotateSecretArgs {
     /// Do not ask for confirmation (implied when stdin is not a terminal).
     #[arg(long, short = 'y')]
     pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    /// Stack name, as given to `up`: its pools are found by name and `cognigate:stack` tag.
+    #[arg(long, env = "COGNIGATE_STACK")]
+    pub stack: Option<String>,
+
+    /// Destroy this one user pool instead (a pool adopted by `up`, or a twin). Refused without
+    /// --force unless it is tagged as the stack's own.
+    #[arg(long, env = "COGNIGATE_USER_POOL_ID")]
+    pub user_pool_id: Option<String>,
+
+    /// Env file that --clean-files removes the COGNITO_* keys from.
+    #[arg(long, env = "COGNIGATE_ENV_FILE")]
+    pub env_file: Option<PathBuf>,
+
+    /// Policies file that --clean-files removes the stanza from.
+    #[arg(long, env = "COGNIGATE_POLICIES_FILE")]
+    pub policies_file: Option<PathBuf>,
+
+    /// Name of the stanza that --clean-files removes.
+    #[arg(long, env = "COGNIGATE_POLICY_NAME")]
+    pub policy_name: Option<String>,
+
+    /// Also delete pools cognigate did not create (untagged or adopted with --user-pool-id) and
+    /// pools with deletion protection on (it is turned off first).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Do not ask for confirmation (implied when stdin is not a terminal).
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Also remove the COGNITO_* keys from the env file and the policy stanza from the policies file.
+    #[arg(long)]
+    pub clean_files: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Only pools whose name starts with this (required, never empty).
+    #[arg(long, env = "COGNIGATE_GC_PREFIX")]
+    pub prefix: String,
+
+    /// Remove managed stacks created longer ago than this, e.g. 2h or 7days. Without it only
+    /// stacks whose own `cognigate:ttl` has passed are removed.
+    #[arg(long)]
+    pub older_than: Option<String>,
+
+    /// Show what would be removed and why; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Also remove stacks with deletion protection on (it is turned off first).
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl DestroyArgs {
+    /// The stack these flags name, in the shape `settings` resolves for every command.
+    pub fn stack_args(&self) -> StackArgs {
+        StackArgs {
+            stack: self.stack.clone(),
+            user_pool_id: self.user_pool_id.clone(),
+            files: FileArgs {
+                env_file: self.env_file.clone(),
+                policies_file: self.policies_file.clone(),
+                policy_name: self.policy_name.clone(),
+                ..FileArgs::default()
+            },
+            ..StackArgs::default()
+        }
+    }
 }

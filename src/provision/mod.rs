@@ -18,6 +18,7 @@ pub mod report;
 pub mod settings;
 pub mod spec;
 pub mod state;
+pub mod teardown;
 pub mod validate;
 
 use cli::{Cli, Command};
@@ -31,5 +32,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Plan(args) => commands::plan::run(&cli.global, args).await,
         Command::Outputs(args) => commands::outputs::run(&cli.global, args).await.map(|()| 0),
         Command::RotateSecret(args) => commands::rotate_secret::run(&cli.global, args).await.map(|()| 0),
+        Command::Destroy(args) => commands::destroy::run(&cli.global, args).await.map(|()| 0),
+        Command::Gc(args) => commands::gc::run(&cli.global, args).await.map(|()| 0),
     }
 }

@@ -245,6 +245,117 @@ pub fn write_if_changed(path: &Path, existing: Option<&str>, content: &str, mode
     Ok(if existing.is_some() { FileOutcome::Updated } else { FileOutcome::Created })
 }
 
+/// What `destroy --clean-files` did to a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cleaned {
+    /// Nothing of ours was in it (or it does not exist).
+    Unchanged,
+    /// Our part was removed, everything else kept.
+    Updated,
+    /// It held nothing but our part, so the file itself was removed.
+    Removed,
+}
+
+pub fn cleaned_label(outcome: Cleaned) -> &'static str {
+    match outcome {
+        Cleaned::Unchanged => "unchanged",
+        Cleaned::Updated => "cleaned",
+        Cleaned::Removed => "removed",
+    }
+}
+
+/// Whether `line` is one of the comment lines of the env template (the
+/// literal text before the first `{{` of a template comment line).
+fn is_template_comment(line: &str) -> bool {
+    ENV_TEMPLATE.lines().filter(|t| t.starts_with('#')).any(|template| match template.split_once("{{") {
+        Some((fixed, _)) => fixed.len() > 2 && line.starts_with(fixed),
+        None => line.trim_end() == template.trim_end(),
+    })
+}
+
+/// Removes our keys ([`ENV_KEYS`]) and the template's comment lines from an
+/// env file, keeping every other line verbatim. A blank line that only
+/// separated our block from what came before goes with it.
+pub fn strip_env(existing: &str) -> String {
+    let lines: Vec<&str> = existing.lines().collect();
+    let ours = |line: &str| env_key(line).is_some_and(|k| ENV_KEYS.contains(&k)) || is_template_comment(line);
+    let mut keep: Vec<bool> = lines.iter().map(|l| !ours(l)).collect();
+    let mut i = 0;
+    while i < lines.len() {
+        if keep[i] {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < lines.len() && !keep[i] {
+            i += 1;
+        }
+        let blank_before = start > 0 && keep[start - 1] && lines[start - 1].trim().is_empty();
+        let blank_or_end_after = i == lines.len() || lines[i].trim().is_empty();
+        if blank_before && blank_or_end_after {
+            keep[start - 1] = false;
+        }
+    }
+    let mut out = String::with_capacity(existing.len());
+    for (line, kept) in lines.iter().zip(&keep) {
+        if *kept {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Removes the policy named `policy_name` from a policies document; `None`
+/// when there is none (the text is then left exactly as it is).
+pub fn strip_policy(existing: &str, policy_name: &str, path: &Path) -> Result<Option<String>> {
+    if existing.trim().is_empty() {
+        return Ok(None);
+    }
+    let mut document: Value = serde_json::from_str(existing).map_err(|e| Error::FileContent {
+        path: path.to_owned(),
+        problem: format!("not valid JSON (line {}, column {}: {e}); cognigate does not rewrite a file it cannot read", e.line(), e.column()),
+    })?;
+    let Some(policies) = document.get_mut("policies").and_then(Value::as_array_mut) else { return Ok(None) };
+    let before = policies.len();
+    policies.retain(|p| p.get("name").and_then(Value::as_str) != Some(policy_name));
+    if policies.len() == before {
+        return Ok(None);
+    }
+    let mut text = serde_json::to_string_pretty(&document).map_err(|e| Error::Conflict(e.to_string()))?;
+    text.push('\n');
+    Ok(Some(text))
+}
+
+/// `destroy --clean-files` on the env file: our keys and comments go, the
+/// rest stays (with its mode); a file left empty is removed.
+pub fn clean_env_file(path: &Path) -> Result<Cleaned> {
+    let Some(existing) = read_env_file(path)? else { return Ok(Cleaned::Unchanged) };
+    let stripped = strip_env(&existing);
+    if stripped.trim().is_empty() {
+        std::fs::remove_file(path).map_err(|e| Error::file("remove", path, e))?;
+        return Ok(Cleaned::Removed);
+    }
+    match write_if_changed(path, Some(&existing), &stripped, None)? {
+        FileOutcome::Unchanged => Ok(Cleaned::Unchanged),
+        _ => Ok(Cleaned::Updated),
+    }
+}
+
+/// `destroy --clean-files` on the policies file: our stanza goes, every
+/// other policy stays; the file stays even when its list becomes empty.
+pub fn clean_policies_file(path: &Path, policy_name: &str) -> Result<Cleaned> {
+    let Some(existing) = read_env_file(path)? else { return Ok(Cleaned::Unchanged) };
+    match strip_policy(&existing, policy_name, path)? {
+        None => Ok(Cleaned::Unchanged),
+        Some(text) => {
+            write_if_changed(path, Some(&existing), &text, None)?;
+            Ok(Cleaned::Updated)
+        }
+    }
+}
+
 #[cfg(unix)]
 fn set_mode(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
@@ -365,6 +476,61 @@ mod tests {
         assert_eq!(route["handler"]["export"], "McpProxyHandler");
         assert_eq!(route["policies"]["inbound"][0], "my-policy");
         assert_eq!(write_starter_routes(&path, "other").unwrap(), FileOutcome::Unchanged);
+    }
+
+    #[test]
+    fn strip_env_removes_our_keys_and_comments_only() {
+        let secret = Secret::new("s3cret");
+        let block = render_env_block(&values(&secret)).unwrap();
+        let merged = merge_env(Some("# mine\nPORT=9000\nexport OTHER=\"x y\"\n"), &block);
+        assert_eq!(strip_env(&merged), "# mine\nPORT=9000\nexport OTHER=\"x y\"\n");
+        // Only our block: nothing left.
+        assert_eq!(strip_env(&block), "");
+        // Keys replaced in place, among other keys; `export` and duplicates too.
+        let text = "A=1\nCOGNITO_CLIENT_ID=x\nB=2\n\nexport COGNITO_CLIENT_SECRET=y\nCOGNITO_CLIENT_SECRET=z\n\nC=3\n";
+        assert_eq!(strip_env(text), "A=1\nB=2\n\nC=3\n");
+        // Other comments, and look-alike keys, stay.
+        let text = "# Amazon is great\nCOGNITO_USER_POOL_ID_OLD=1\nMY_COGNITO_CLIENT_ID=2\n";
+        assert_eq!(strip_env(text), text);
+        // Idempotent.
+        assert_eq!(strip_env(&strip_env(&merged)), strip_env(&merged));
+    }
+
+    #[test]
+    fn strip_policy_removes_only_the_named_stanza() {
+        let path = Path::new("policies.json");
+        let existing = r#"{"policies":[{"name":"rate-limit","policyType":"rate-limit-inbound"},{"name":"cognito-managed-oauth","x":1}],"other":true}"#;
+        let text = strip_policy(existing, "cognito-managed-oauth", path).unwrap().unwrap();
+        let doc: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(doc, json!({"policies": [{"name": "rate-limit", "policyType": "rate-limit-inbound"}], "other": true}));
+        assert_eq!(strip_policy(&text, "cognito-managed-oauth", path).unwrap(), None);
+        assert_eq!(strip_policy("", "x", path).unwrap(), None);
+        assert_eq!(strip_policy("{}", "x", path).unwrap(), None);
+        assert!(strip_policy("{oops", "x", path).unwrap_err().to_string().contains("does not rewrite"));
+    }
+
+    #[test]
+    fn clean_files_keep_the_rest_and_remove_an_env_file_left_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = dir.path().join(".env");
+        let secret = Secret::new("s3cret");
+        write_env_file(&env, &values(&secret)).unwrap();
+        assert_eq!(clean_env_file(&env).unwrap(), Cleaned::Removed);
+        assert!(!env.exists());
+        assert_eq!(clean_env_file(&env).unwrap(), Cleaned::Unchanged);
+
+        std::fs::write(&env, "KEEP=1\n").unwrap();
+        write_env_file(&env, &values(&secret)).unwrap();
+        assert_eq!(clean_env_file(&env).unwrap(), Cleaned::Updated);
+        assert_eq!(std::fs::read_to_string(&env).unwrap(), "KEEP=1\n");
+        assert_eq!(clean_env_file(&env).unwrap(), Cleaned::Unchanged);
+
+        let policies = dir.path().join("policies.json");
+        write_policies_file(&policies, "ours", "us-east-1").unwrap();
+        assert_eq!(clean_policies_file(&policies, "ours").unwrap(), Cleaned::Updated);
+        assert_eq!(std::fs::read_to_string(&policies).unwrap(), "{\n  \"policies\": []\n}\n");
+        assert_eq!(clean_policies_file(&policies, "ours").unwrap(), Cleaned::Unchanged);
+        assert_eq!(clean_policies_file(&dir.path().join("missing.json"), "ours").unwrap(), Cleaned::Unchanged);
     }
 
     #[cfg(unix)]

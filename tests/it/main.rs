@@ -4,7 +4,9 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod destroy;
 mod e2e;
 mod gateway;
+mod gc;
 mod lifecycle;
 mod up;

@@ -101,11 +101,14 @@ impl Cognito {
     }
 
     /// `UpdateUserPool` resets omitted fields, so turning protection off is done
-    /// only by `destroy --force`, right before the pool is deleted.
-    pub async fn disable_deletion_protection(&self, pool_id: &str) -> Result<()> {
+    /// only by `destroy --force`, right before the pool is deleted. The tags go
+    /// back with it: a pool whose deletion then fails must still be recognised
+    /// as cognigate's (by `destroy` and `gc`) instead of losing its tags.
+    pub async fn disable_deletion_protection(&self, pool: &PoolState) -> Result<()> {
         self.client
             .update_user_pool()
-            .user_pool_id(pool_id)
+            .user_pool_id(&pool.id)
+            .set_user_pool_tags(Some(pool.tags.clone()).filter(|t| !t.is_empty()))
             .deletion_protection(DeletionProtectionType::Inactive)
             .send()
             .await

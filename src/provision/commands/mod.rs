@@ -1,6 +1,8 @@
 //! One file per subcommand; each reads settings, talks to Cognito through
 //! `cognito`, and prints through `report`.
 
+pub mod destroy;
+pub mod gc;
 pub mod outputs;
 pub mod plan;
 pub mod rotate_secret;

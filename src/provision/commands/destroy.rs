@@ -1,0 +1,173 @@
+//! `cognigate destroy` (alias `down`): find the stack's pools, refuse what
+//! cognigate does not own unless `--force`, confirm, tear each pool down
+//! (domains, clients, pool; see [`crate::provision::teardown`]), and with
+//! `--clean-files` take our keys and stanza out of the local files.
+//!
+//! A stack is found by name and `cognigate:stack` tag, every pool of it (twins
+//! left by concurrent runs included); `--user-pool-id` names one pool instead.
+//! A stack with no pool is not an error: a second destroy says so and exits 0.
+
+use std::path::PathBuf;
+
+use futures_util::future::try_join_all;
+use serde_json::json;
+
+use super::{confirm, prepare};
+use crate::provision::cli::{DestroyArgs, GlobalArgs, OutputFormat};
+use crate::provision::cognito::Cognito;
+use crate::provision::cognito::discover::PoolState;
+use crate::provision::error::{Error, Result};
+use crate::provision::progress::Progress;
+use crate::provision::render::{self, Cleaned};
+use crate::provision::spec::{PoolTarget, StackSpec};
+use crate::provision::teardown::{self, Guard, Removed};
+
+/// The pools `destroy` would delete, and namesakes it leaves alone.
+struct Found {
+    pools: Vec<PoolState>,
+    /// Pools named like the stack that are not tagged as its own.
+    strangers: Vec<PoolState>,
+}
+
+pub async fn run(global: &GlobalArgs, args: &DestroyArgs) -> Result<()> {
+    let (spec, cognito) = prepare(global, &args.stack_args()).await?;
+    let found = find(&cognito, &spec).await?;
+
+    if !args.force {
+        refuse_unowned(&spec, &found.pools)?;
+    }
+    if !found.pools.is_empty() {
+        confirm(&question(&spec, &found.pools), args.yes)?;
+    }
+
+    let progress = Progress::new(global.output == OutputFormat::Text);
+    let mut removed = Vec::new();
+    for pool in &found.pools {
+        removed.push(teardown::remove(&cognito, pool, &progress).await?);
+    }
+    let files = if args.clean_files { clean_files(&spec)? } else { Vec::new() };
+
+    match global.output {
+        OutputFormat::Json => print_json(&spec, &removed, &found.strangers, &files),
+        OutputFormat::Text => print_text(&spec, &removed, &found.strangers, &files, args.clean_files),
+    }
+    Ok(())
+}
+
+async fn find(cognito: &Cognito, spec: &StackSpec) -> Result<Found> {
+    match &spec.pool {
+        PoolTarget::Adopted(id) => {
+            Ok(Found { pools: cognito.describe_pool(id.as_str()).await?.into_iter().collect(), strangers: Vec::new() })
+        }
+        PoolTarget::Managed => {
+            // As `Cognito::stack_pools`, but keeping the namesakes that are not
+            // the stack's, so "nothing to destroy" can point at them.
+            let ids: Vec<String> = cognito
+                .all_pools()
+                .await?
+                .into_iter()
+                .filter(|(_, name)| name == spec.pool_name())
+                .map(|(id, _)| id)
+                .collect();
+            let described = try_join_all(ids.iter().map(|id| cognito.describe_pool(id))).await?;
+            let (mut pools, strangers): (Vec<_>, Vec<_>) =
+                described.into_iter().flatten().partition(|p| p.stack_tag() == Some(spec.stack.as_str()));
+            pools.sort_by_key(PoolState::age_key);
+            Ok(Found { pools, strangers })
+        }
+    }
+}
+
+/// Without `--force`, any pool that is not the stack's own, or is protected,
+/// stops the whole destroy before anything is deleted.
+fn refuse_unowned(spec: &StackSpec, pools: &[PoolState]) -> Result<()> {
+    let refusals: Vec<(String, Vec<Guard>)> = pools
+        .iter()
+        .map(|p| (format!("user pool {} ({})", p.id, p.name), teardown::guards(p, Some(spec.stack.as_str()))))
+        .filter(|(_, guards)| !guards.is_empty())
+        .collect();
+    if refusals.is_empty() {
+        return Ok(());
+    }
+    let mut message = String::from("refusing to destroy; nothing was deleted:");
+    for (pool, guards) in &refusals {
+        let why: Vec<String> = guards.iter().map(Guard::why).collect();
+        message.push_str(&format!("\n  {pool} is {}", why.join(", and ")));
+    }
+    let protected = refusals.iter().any(|(_, g)| g.contains(&Guard::Protected));
+    message.push_str(if protected {
+        "\n  pass --force to delete it anyway (deletion protection is turned off first)"
+    } else {
+        "\n  pass --force to delete it anyway"
+    });
+    Err(Error::Conflict(message))
+}
+
+fn question(spec: &StackSpec, pools: &[PoolState]) -> String {
+    let mut text = format!("Destroying stack {} ({}) deletes:", spec.stack, spec.region);
+    for pool in pools {
+        let domains: Vec<&str> = [pool.domain.as_deref(), pool.custom_domain.as_deref()].into_iter().flatten().collect();
+        let domains = if domains.is_empty() { String::new() } else { format!(", domain {}", domains.join(" and ")) };
+        text.push_str(&format!("\n  user pool {} ({}){domains}, all its app clients and users", pool.id, pool.name));
+    }
+    text.push_str("\nDestroy?");
+    text
+}
+
+type FileReport = (&'static str, PathBuf, Cleaned);
+
+fn clean_files(spec: &StackSpec) -> Result<Vec<FileReport>> {
+    let files = &spec.files;
+    Ok(vec![
+        ("env file", files.env_file.clone(), render::clean_env_file(&files.env_file)?),
+        ("policies", files.policies_file.clone(), render::clean_policies_file(&files.policies_file, &files.policy_name)?),
+    ])
+}
+
+fn print_json(spec: &StackSpec, removed: &[Removed], strangers: &[PoolState], files: &[FileReport]) {
+    let doc = json!({
+        "stack": spec.stack.as_str(),
+        "region": spec.region.as_str(),
+        "destroyed": removed,
+        "nothingToDestroy": removed.is_empty(),
+        "untaggedNamesakes": strangers.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+        "files": files
+            .iter()
+            .map(|(kind, path, outcome)| (kind.to_string(), json!({ "path": path, "outcome": outcome })))
+            .collect::<serde_json::Map<_, _>>(),
+    });
+    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+}
+
+fn print_text(spec: &StackSpec, removed: &[Removed], strangers: &[PoolState], files: &[FileReport], clean: bool) {
+    if removed.is_empty() {
+        println!("Nothing to destroy: stack {} has no user pool in {}.", spec.stack, spec.region);
+    } else {
+        println!("Destroyed stack {} ({}).", spec.stack, spec.region);
+    }
+    for r in removed {
+        if r.deletion_protection_disabled {
+            println!("  protection  {}  turned off", r.user_pool_id);
+        }
+        for domain in &r.domains {
+            println!("  domain      {domain}  deleted");
+        }
+        for client in &r.app_clients {
+            println!("  app client  {client}  deleted");
+        }
+        println!("  user pool   {} ({})  deleted", r.user_pool_id, r.name);
+    }
+    for pool in strangers {
+        println!(
+            "  note: user pool {} is also named {} but is not tagged cognigate:stack={}; left alone. \
+             To delete it: cognigate destroy --stack {} --user-pool-id {} --force",
+            pool.id, pool.name, spec.stack, spec.stack, pool.id
+        );
+    }
+    for (kind, path, outcome) in files {
+        println!("  {kind:<11} {}  {}", path.display(), render::cleaned_label(*outcome));
+    }
+    if !clean && !removed.is_empty() {
+        println!("Local files were left as they are; `cognigate destroy --clean-files` removes our keys and stanza.");
+    }
+}
