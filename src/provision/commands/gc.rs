@@ -5,7 +5,7 @@
 //! Pools are listed (names only), filtered by prefix, described a few at a
 //! time, judged ([`verdict`]), and torn down a few stacks at a time. Both
 //! bounds keep the request rate under Cognito's per-category quotas (about
-//! 5–15 requests/s); the SDK's adaptive retry absorbs any throttling left.
+//! 5–15 requests/s); the SDK's retry with exponential backoff absorbs any throttling left.
 //! One failed teardown does not stop the others; the exit code reports it.
 
 use std::time::{Duration, SystemTime};
