@@ -20,9 +20,11 @@ use super::store::now;
 /// a JSON-mode `tools/call` answers only when the tool is done.
 const UPSTREAM_RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// Request headers passed to the upstream.
-const REQUEST_HEADERS: [HeaderName; 5] = [
+/// Request headers passed to the upstream. `Content-Length` keeps a streamed
+/// body from turning into a chunked upload that some servers refuse.
+const REQUEST_HEADERS: [HeaderName; 6] = [
     header::CONTENT_TYPE,
+    header::CONTENT_LENGTH,
     header::ACCEPT,
     HeaderName::from_static("mcp-session-id"),
     HeaderName::from_static("mcp-protocol-version"),

@@ -6,6 +6,7 @@
 //! section 4.14.2), because only a thief or a badly broken client does that.
 
 use axum::extract::State;
+use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
@@ -38,7 +39,8 @@ pub(super) struct TokenForm {
     client_secret: Option<String>,
 }
 
-pub(super) async fn token(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<TokenForm>) -> Result<Response, OAuthError> {
+pub(super) async fn token(State(state): State<AppState>, headers: HeaderMap, form: Result<Form<TokenForm>, FormRejection>) -> Result<Response, OAuthError> {
+    let Form(form) = form.map_err(|err| OAuthError::InvalidRequest(format!("expected an application/x-www-form-urlencoded body: {}", err.body_text())))?;
     let client = authenticate(&state, &headers, form.client_id.as_deref(), form.client_secret.as_deref()).await?;
     let grant_type = form.grant_type.as_deref().unwrap_or_default();
     if !client.grant_types.iter().any(|g| g == grant_type) && matches!(grant_type, "authorization_code" | "refresh_token") {
@@ -175,21 +177,22 @@ pub(super) struct RevokeForm {
 
 /// RFC 7009: revokes a refresh token (with its family) or an access token;
 /// answers 200 for tokens it does not know.
-pub(super) async fn revoke(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<RevokeForm>) -> Result<Response, OAuthError> {
+pub(super) async fn revoke(State(state): State<AppState>, headers: HeaderMap, form: Result<Form<RevokeForm>, FormRejection>) -> Result<Response, OAuthError> {
+    let Form(form) = form.map_err(|err| OAuthError::InvalidRequest(format!("expected an application/x-www-form-urlencoded body: {}", err.body_text())))?;
     let client = authenticate(&state, &headers, form.client_id.as_deref(), form.client_secret.as_deref()).await?;
     let Some(token) = form.token.filter(|t| !t.is_empty()) else {
         return Err(OAuthError::InvalidRequest("token is required".into()));
     };
     let issued_at = now();
     if token.split('.').count() == 3 {
-        if let Ok(claims) = state.tokens.verify(&token) {
-            if claims.client_id == client.client_id {
-                let revoked = RevokedAccess { jti: claims.jti, expires_at: claims.exp };
-                let stored = revoked.clone();
-                state.store.run(move |store| store.revoke_access(&stored, issued_at)).await?;
-                state.revocations.add([revoked]);
-                tracing::info!(client_id = %client.client_id, "access token revoked");
-            }
+        if let Ok(claims) = state.tokens.verify(&token)
+            && claims.client_id == client.client_id
+        {
+            let revoked = RevokedAccess { jti: claims.jti, expires_at: claims.exp };
+            let stored = revoked.clone();
+            state.store.run(move |store| store.revoke_access(&stored, issued_at)).await?;
+            state.revocations.add([revoked]);
+            tracing::info!(client_id = %client.client_id, "access token revoked");
         }
     } else {
         let hash = sha256_hex(&token);

@@ -44,12 +44,15 @@ pub fn now() -> i64 {
 
 // ---------------------------------------------------------------- the IdP
 
+/// (Authorization header, form pairs) of a request to the IdP's token endpoint.
+pub type TokenRequest = (Option<String>, Vec<(String, String)>);
+
 #[derive(Default)]
 pub struct IdpState {
     /// The ID token the next code exchange returns (`None`: 400 invalid_grant).
     pub next_id_token: Mutex<Option<String>>,
     /// (Authorization header, form) of each token request.
-    pub token_requests: Mutex<Vec<(Option<String>, Vec<(String, String)>)>>,
+    pub token_requests: Mutex<Vec<TokenRequest>>,
     pub jwks_fetches: AtomicUsize,
     /// The last hosted-UI URL the gateway sent a browser to.
     pub last_authorize: Mutex<Option<url::Url>>,

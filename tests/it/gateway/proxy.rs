@@ -57,6 +57,7 @@ async fn forwards_json_with_mcp_headers_and_without_credentials() {
                 .header(header::COOKIE, "cognigate_csrf=secret-cookie")
                 .header("x-forwarded-for", "203.0.113.9")
                 .header(header::HOST, "gw.test")
+                .header(header::CONTENT_LENGTH, r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#.len())
                 .header("x-custom", "dropped")
                 .body(Body::from(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#))
                 .unwrap(),
@@ -73,6 +74,8 @@ async fn forwards_json_with_mcp_headers_and_without_credentials() {
     assert_eq!(seen["mcp-protocol-version"], "2025-06-18");
     assert_eq!(seen["accept"], "application/json, text/event-stream");
     assert_eq!(seen["content-type"], "application/json");
+    assert_eq!(seen["content-length"], r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#.len().to_string(), "not re-chunked");
+    assert!(seen.get("transfer-encoding").is_none(), "{seen}");
     assert!(seen.get("authorization").is_none(), "Authorization never forwarded: {seen}");
     assert!(seen.get("cookie").is_none(), "cookies never forwarded: {seen}");
     assert!(seen.get("x-custom").is_none());

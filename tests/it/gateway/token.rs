@@ -35,6 +35,8 @@ async fn grant_type_and_client_errors() {
         error_of(gw.post_form("/oauth/token", &[("grant_type", "authorization_code"), ("code", "x"), ("client_id", "nobody")]).await).await,
         (StatusCode::UNAUTHORIZED, "invalid_client".into())
     );
+    let json_body = gw.post_json("/oauth/token", &json!({"grant_type": "authorization_code"})).await;
+    assert_eq!(error_of(json_body).await, (StatusCode::BAD_REQUEST, "invalid_request".into()), "not a form");
     assert_eq!(
         error_of(gw.post_form("/oauth/token", &[("grant_type", "authorization_code"), ("code", "x"), ("client_id", &client)]).await).await,
         (StatusCode::BAD_REQUEST, "invalid_request".into()),
