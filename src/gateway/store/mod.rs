@@ -13,6 +13,8 @@
 //! Secrets at rest: authorization codes and refresh tokens are stored as
 //! SHA-256 hashes, never in the clear; client secrets likewise.
 
+#[cfg(test)]
+mod conformance;
 mod sqlite;
 
 use std::sync::Arc;
