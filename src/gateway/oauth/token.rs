@@ -47,7 +47,7 @@ pub(super) async fn token(State(state): State<AppState>, headers: HeaderMap, for
         return Err(OAuthError::UnauthorizedClient(format!("the client did not register the {grant_type} grant")));
     }
     let (grant, family) = match grant_type {
-        "authorization_code" => (redeem_code(&state, &client.client_id, &form).await?, random_token(16)),
+        "authorization_code" => (redeem_code(&state, &client.client_id, &client.redirect_uris, &form).await?, random_token(16)),
         "refresh_token" => return refresh(&state, &client.client_id, &form).await,
         "" => return Err(OAuthError::InvalidRequest("grant_type is required".into())),
         other => return Err(OAuthError::UnsupportedGrantType(format!("`{other}` is not supported"))),
@@ -56,7 +56,7 @@ pub(super) async fn token(State(state): State<AppState>, headers: HeaderMap, for
     issue(&state, grant, with_refresh.then_some(family), "authorization_code").await
 }
 
-async fn redeem_code(state: &AppState, client_id: &str, form: &TokenForm) -> Result<Grant, OAuthError> {
+async fn redeem_code(state: &AppState, client_id: &str, client_redirect_uris: &[String], form: &TokenForm) -> Result<Grant, OAuthError> {
     let code = form.code.as_deref().ok_or_else(|| OAuthError::InvalidRequest("code is required".into()))?;
     let verifier = form.code_verifier.as_deref().ok_or_else(|| OAuthError::InvalidRequest("code_verifier is required (PKCE)".into()))?;
     let hash = sha256_hex(code);
@@ -68,7 +68,14 @@ async fn redeem_code(state: &AppState, client_id: &str, form: &TokenForm) -> Res
     if record.grant.client_id != client_id {
         return Err(OAuthError::InvalidGrant("the code was issued to another client".into()));
     }
-    if form.redirect_uri.as_deref() != Some(record.redirect_uri.as_str()) {
+    // RFC 6749 4.1.3: required when the authorization request had it. A
+    // client with a single registered URI may have left it out there, and
+    // then here too.
+    let redirect_ok = match form.redirect_uri.as_deref() {
+        Some(uri) => uri == record.redirect_uri,
+        None => matches!(client_redirect_uris, [only] if *only == record.redirect_uri),
+    };
+    if !redirect_ok {
         return Err(OAuthError::InvalidGrant("redirect_uri does not match the authorization request".into()));
     }
     if !verify_pkce(verifier, &record.code_challenge) {

@@ -66,6 +66,11 @@ async fn code_checks() {
     let (code, verifier) = code_for(&gw, &client).await;
     assert_eq!(error_of(redeem(code, verifier, REDIRECT_URI, other.clone()).await).await.1, "invalid_grant", "another client");
 
+    // Omitted redirect_uri: accepted, since the client has a single one.
+    let (code, verifier) = code_for(&gw, &client).await;
+    let omitted = gw.post_form("/oauth/token", &[("grant_type", "authorization_code"), ("code", &code), ("code_verifier", &verifier), ("client_id", &client)]).await;
+    assert_eq!(omitted.status(), StatusCode::OK);
+
     let (code, verifier) = code_for(&gw, &client).await;
     let ok = redeem(code.clone(), verifier.clone(), REDIRECT_URI, client.clone()).await;
     assert_eq!(ok.status(), StatusCode::OK);
