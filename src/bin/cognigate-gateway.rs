@@ -30,7 +30,7 @@ struct Cli {
     /// Default: http://localhost:PORT for a loopback --listen.
     #[arg(long, env = "COGNIGATE_PUBLIC_URL")]
     public_url: Option<String>,
-    /// State store: sqlite:PATH.
+    /// State store: sqlite:PATH, or redis://HOST:PORT[/DB] for replicas sharing state.
     #[arg(long, env = "COGNIGATE_STORE", default_value = "sqlite:cognigate-gateway.db", value_parser = parse_store)]
     store: StoreUrl,
 }

@@ -9,6 +9,7 @@
 //! gateway's own access tokens; [`metrics`] the Prometheus counters.
 
 pub mod config;
+mod cors;
 mod crypto;
 pub mod metrics;
 pub mod oauth;
@@ -46,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/mcp/{slug}", any(proxy::proxy))
         .merge(oauth::routes())
+        .layer(middleware::from_fn(cors::cors))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }

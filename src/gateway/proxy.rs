@@ -20,9 +20,11 @@ use super::store::now;
 /// a JSON-mode `tools/call` answers only when the tool is done.
 const UPSTREAM_RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// Request headers passed to the upstream.
-const REQUEST_HEADERS: [HeaderName; 5] = [
+/// Request headers passed to the upstream. `Content-Length` keeps a streamed
+/// body from turning into a chunked upload that some servers refuse.
+const REQUEST_HEADERS: [HeaderName; 6] = [
     header::CONTENT_TYPE,
+    header::CONTENT_LENGTH,
     header::ACCEPT,
     HeaderName::from_static("mcp-session-id"),
     HeaderName::from_static("mcp-protocol-version"),
@@ -93,9 +95,26 @@ fn jsonrpc_error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32000, "message": message}}))).into_response()
 }
 
+/// Bodies of refused requests up to this size are read and dropped.
+const DRAIN_LIMIT: usize = 64 * 1024;
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Answers a request we refuse without forwarding. The unread request body is
+/// drained first: otherwise hyper closes the keep-alive connection after the
+/// response, and a client that already sent its next request (with the token
+/// it just obtained) on that connection sees it dropped. A body too large or
+/// too slow to drain gets `Connection: close` instead.
+async fn refuse(request: Request, mut response: Response) -> Response {
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, axum::body::to_bytes(request.into_body(), DRAIN_LIMIT)).await;
+    if !matches!(drained, Ok(Ok(_))) {
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
 pub(crate) async fn proxy(State(state): State<AppState>, Path(slug): Path<String>, request: Request) -> Response {
     let Some(route) = state.routes.get(&slug) else {
-        return jsonrpc_error(StatusCode::NOT_FOUND, "no such MCP server");
+        return refuse(request, jsonrpc_error(StatusCode::NOT_FOUND, "no such MCP server")).await;
     };
     if !route.route.methods.contains(request.method()) {
         let mut response = jsonrpc_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
@@ -103,10 +122,10 @@ pub(crate) async fn proxy(State(state): State<AppState>, Path(slug): Path<String
         if let Ok(allow) = HeaderValue::from_str(&allow) {
             response.headers_mut().insert(header::ALLOW, allow);
         }
-        return response;
+        return refuse(request, response).await;
     }
     if let Err(err) = check_token(&state, route, request.headers()) {
-        return unauthorized(route, &err);
+        return refuse(request, unauthorized(route, &err)).await;
     }
     match forward(&state, route, request).await {
         Ok(response) => response,

@@ -162,10 +162,10 @@ impl TokenCache {
     /// `issuer` and cached.
     pub fn verify(&self, issuer: &TokenIssuer, token: &str, now: i64) -> Result<Arc<AccessClaims>, TokenError> {
         let key = sha256_bytes(token.as_bytes());
-        if let Some(claims) = self.read().get(&key) {
-            if claims.exp > now {
-                return Ok(claims.clone());
-            }
+        if let Some(claims) = self.read().get(&key)
+            && claims.exp > now
+        {
+            return Ok(claims.clone());
         }
         let claims = Arc::new(issuer.verify(token)?);
         if claims.exp <= now {

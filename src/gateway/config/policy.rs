@@ -268,12 +268,11 @@ fn domain_base_url(domain: &str) -> Result<Url, String> {
         // Infallible for a special scheme to another special scheme.
         let _ = http.set_scheme("http");
         // Keep an explicit port even when it equals https's default.
-        if http.port().is_none() {
-            if let Some((_, port)) = domain.rsplit_once(':') {
-                if let Ok(port) = port.parse::<u16>() {
-                    let _ = http.set_port(Some(port));
-                }
-            }
+        if http.port().is_none()
+            && let Some((_, port)) = domain.rsplit_once(':')
+            && let Ok(port) = port.parse::<u16>()
+        {
+            let _ = http.set_port(Some(port));
         }
         return Ok(http);
     }

@@ -10,6 +10,7 @@
 
 use axum::Form;
 use axum::extract::State;
+use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
@@ -111,7 +112,8 @@ pub(super) struct ConsentForm {
     decision: String,
 }
 
-pub(super) async fn decide(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<ConsentForm>) -> Result<Response, PageError> {
+pub(super) async fn decide(State(state): State<AppState>, headers: HeaderMap, form: Result<Form<ConsentForm>, FormRejection>) -> Result<Response, PageError> {
+    let Form(form) = form.map_err(|err| PageError::bad_request(format!("The consent form is malformed: {}", err.body_text())))?;
     let forbidden = || PageError::new(StatusCode::FORBIDDEN, "The consent form could not be verified. Start the sign-in again.", "CSRF check failed");
     let Some(cookie) = csrf_cookie(&state, &headers) else {
         return Err(forbidden());

@@ -26,7 +26,7 @@ const MAX_CLIENT_NAME: usize = 200;
 #[derive(Debug, Deserialize)]
 pub(super) struct RegistrationRequest {
     #[serde(default)]
-    redirect_uris: Vec<String>,
+    redirect_uris: Option<Vec<String>>,
     #[serde(default)]
     client_name: Option<String>,
     #[serde(default)]
@@ -67,13 +67,14 @@ pub(super) async fn register(State(state): State<AppState>, body: axum::body::By
 /// Checks the request and builds the client; returns the secret in the clear
 /// (shown once) for confidential clients.
 fn validate(request: RegistrationRequest, now: i64) -> Result<(Client, Option<String>), OAuthError> {
-    if request.redirect_uris.is_empty() {
+    let redirect_uris = request.redirect_uris.unwrap_or_default();
+    if redirect_uris.is_empty() {
         return Err(OAuthError::InvalidRedirectUri("redirect_uris is required".into()));
     }
-    if request.redirect_uris.len() > MAX_REDIRECT_URIS {
+    if redirect_uris.len() > MAX_REDIRECT_URIS {
         return Err(OAuthError::InvalidRedirectUri(format!("at most {MAX_REDIRECT_URIS} redirect_uris")));
     }
-    for uri in &request.redirect_uris {
+    for uri in &redirect_uris {
         check_redirect_uri(uri).map_err(OAuthError::InvalidRedirectUri)?;
     }
     // RFC 7591 2: the default method is client_secret_basic.
@@ -83,7 +84,10 @@ fn validate(request: RegistrationRequest, now: i64) -> Result<(Client, Option<St
             "token_endpoint_auth_method `{method}` is not supported (none, client_secret_post, client_secret_basic)"
         )));
     }
-    let grant_types = request.grant_types.unwrap_or_else(|| vec!["authorization_code".into()]);
+    // RFC 7591 defaults to authorization_code alone, but MCP clients that omit
+    // grant_types still expect to refresh; 3.2.1 lets the server adjust
+    // metadata as long as the response says so, and it does.
+    let grant_types = request.grant_types.unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]);
     if grant_types.is_empty() || grant_types.iter().any(|g| g != "authorization_code" && g != "refresh_token") {
         return Err(OAuthError::InvalidClientMetadata("grant_types may only hold authorization_code and refresh_token".into()));
     }
@@ -99,7 +103,7 @@ fn validate(request: RegistrationRequest, now: i64) -> Result<(Client, Option<St
     let client = Client {
         client_id: random_token(18),
         client_name,
-        redirect_uris: request.redirect_uris,
+        redirect_uris,
         grant_types,
         response_types,
         token_endpoint_auth_method: method,
@@ -201,7 +205,7 @@ mod tests {
     fn registration_defaults_and_secrets() {
         let (client, secret) = validate(request(serde_json::json!({"redirect_uris": ["http://127.0.0.1:1/cb"], "token_endpoint_auth_method": "none", "client_name": "Claude"})), 5).unwrap();
         assert!(secret.is_none());
-        assert_eq!(client.grant_types, ["authorization_code"]);
+        assert_eq!(client.grant_types, ["authorization_code", "refresh_token"]);
         assert_eq!(client.client_name.as_deref(), Some("Claude"));
         let (client, secret) = validate(request(serde_json::json!({"redirect_uris": ["https://a.example/cb"]})), 5).unwrap();
         assert_eq!(client.token_endpoint_auth_method, "client_secret_basic");

@@ -6,6 +6,7 @@
 //! section 4.14.2), because only a thief or a badly broken client does that.
 
 use axum::extract::State;
+use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
@@ -38,14 +39,15 @@ pub(super) struct TokenForm {
     client_secret: Option<String>,
 }
 
-pub(super) async fn token(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<TokenForm>) -> Result<Response, OAuthError> {
+pub(super) async fn token(State(state): State<AppState>, headers: HeaderMap, form: Result<Form<TokenForm>, FormRejection>) -> Result<Response, OAuthError> {
+    let Form(form) = form.map_err(|err| OAuthError::InvalidRequest(format!("expected an application/x-www-form-urlencoded body: {}", err.body_text())))?;
     let client = authenticate(&state, &headers, form.client_id.as_deref(), form.client_secret.as_deref()).await?;
     let grant_type = form.grant_type.as_deref().unwrap_or_default();
     if !client.grant_types.iter().any(|g| g == grant_type) && matches!(grant_type, "authorization_code" | "refresh_token") {
         return Err(OAuthError::UnauthorizedClient(format!("the client did not register the {grant_type} grant")));
     }
     let (grant, family) = match grant_type {
-        "authorization_code" => (redeem_code(&state, &client.client_id, &form).await?, random_token(16)),
+        "authorization_code" => (redeem_code(&state, &client.client_id, &client.redirect_uris, &form).await?, random_token(16)),
         "refresh_token" => return refresh(&state, &client.client_id, &form).await,
         "" => return Err(OAuthError::InvalidRequest("grant_type is required".into())),
         other => return Err(OAuthError::UnsupportedGrantType(format!("`{other}` is not supported"))),
@@ -54,7 +56,7 @@ pub(super) async fn token(State(state): State<AppState>, headers: HeaderMap, For
     issue(&state, grant, with_refresh.then_some(family), "authorization_code").await
 }
 
-async fn redeem_code(state: &AppState, client_id: &str, form: &TokenForm) -> Result<Grant, OAuthError> {
+async fn redeem_code(state: &AppState, client_id: &str, client_redirect_uris: &[String], form: &TokenForm) -> Result<Grant, OAuthError> {
     let code = form.code.as_deref().ok_or_else(|| OAuthError::InvalidRequest("code is required".into()))?;
     let verifier = form.code_verifier.as_deref().ok_or_else(|| OAuthError::InvalidRequest("code_verifier is required (PKCE)".into()))?;
     let hash = sha256_hex(code);
@@ -66,7 +68,14 @@ async fn redeem_code(state: &AppState, client_id: &str, form: &TokenForm) -> Res
     if record.grant.client_id != client_id {
         return Err(OAuthError::InvalidGrant("the code was issued to another client".into()));
     }
-    if form.redirect_uri.as_deref() != Some(record.redirect_uri.as_str()) {
+    // RFC 6749 4.1.3: required when the authorization request had it. A
+    // client with a single registered URI may have left it out there, and
+    // then here too.
+    let redirect_ok = match form.redirect_uri.as_deref() {
+        Some(uri) => uri == record.redirect_uri,
+        None => matches!(client_redirect_uris, [only] if *only == record.redirect_uri),
+    };
+    if !redirect_ok {
         return Err(OAuthError::InvalidGrant("redirect_uri does not match the authorization request".into()));
     }
     if !verify_pkce(verifier, &record.code_challenge) {
@@ -175,21 +184,22 @@ pub(super) struct RevokeForm {
 
 /// RFC 7009: revokes a refresh token (with its family) or an access token;
 /// answers 200 for tokens it does not know.
-pub(super) async fn revoke(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<RevokeForm>) -> Result<Response, OAuthError> {
+pub(super) async fn revoke(State(state): State<AppState>, headers: HeaderMap, form: Result<Form<RevokeForm>, FormRejection>) -> Result<Response, OAuthError> {
+    let Form(form) = form.map_err(|err| OAuthError::InvalidRequest(format!("expected an application/x-www-form-urlencoded body: {}", err.body_text())))?;
     let client = authenticate(&state, &headers, form.client_id.as_deref(), form.client_secret.as_deref()).await?;
     let Some(token) = form.token.filter(|t| !t.is_empty()) else {
         return Err(OAuthError::InvalidRequest("token is required".into()));
     };
     let issued_at = now();
     if token.split('.').count() == 3 {
-        if let Ok(claims) = state.tokens.verify(&token) {
-            if claims.client_id == client.client_id {
-                let revoked = RevokedAccess { jti: claims.jti, expires_at: claims.exp };
-                let stored = revoked.clone();
-                state.store.run(move |store| store.revoke_access(&stored, issued_at)).await?;
-                state.revocations.add([revoked]);
-                tracing::info!(client_id = %client.client_id, "access token revoked");
-            }
+        if let Ok(claims) = state.tokens.verify(&token)
+            && claims.client_id == client.client_id
+        {
+            let revoked = RevokedAccess { jti: claims.jti, expires_at: claims.exp };
+            let stored = revoked.clone();
+            state.store.run(move |store| store.revoke_access(&stored, issued_at)).await?;
+            state.revocations.add([revoked]);
+            tracing::info!(client_id = %client.client_id, "access token revoked");
         }
     } else {
         let hash = sha256_hex(&token);

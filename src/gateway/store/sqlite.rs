@@ -263,7 +263,8 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::SqliteStore;
-    use crate::gateway::store::{AuthCode, Client, Grant, Lifetimes, PendingLogin, RefreshToken, RefreshUse, RevokedAccess, Rotation, Store, StoreError};
+    use crate::gateway::store::conformance;
+    use crate::gateway::store::{Client, PendingLogin, Store};
 
     fn store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
@@ -271,35 +272,10 @@ mod tests {
         (dir, store)
     }
 
-    fn grant() -> Grant {
-        Grant { client_id: "c1".into(), slug: "echo".into(), scope: "openid".into(), subject: "user-sub".into() }
-    }
-
-    fn refresh(family: &str, jti: &str) -> RefreshToken {
-        RefreshToken { family: family.into(), grant: grant(), expires_at: 10_000, access_jti: jti.into(), access_expires_at: 2_000 }
-    }
-
-    fn rotation(hash: &str, jti: &str) -> Rotation {
-        Rotation { new_hash: hash.into(), access_jti: jti.into() }
-    }
-
-    fn lifetimes(_: &Grant) -> Option<Lifetimes> {
-        Some(Lifetimes { refresh: 9_000, access: 1_000 })
-    }
-
-    fn rotate(store: &SqliteStore, hash: &str, client: &str, next: Rotation, now: i64) -> Result<RefreshUse, StoreError> {
-        store.rotate_refresh(hash, client, &next, &lifetimes, now)
-    }
-
     #[test]
-    fn codes_are_single_use_and_expire() {
+    fn conformance_suite() {
         let (_dir, store) = store();
-        let code = AuthCode { redirect_uri: "http://127.0.0.1/cb".into(), code_challenge: "x".into(), grant: grant(), expires_at: 100 };
-        store.insert_code("h1", &code).unwrap();
-        assert_eq!(store.take_code("h1", 50).unwrap(), Some(code.clone()));
-        assert_eq!(store.take_code("h1", 50).unwrap(), None);
-        store.insert_code("h2", &code).unwrap();
-        assert_eq!(store.take_code("h2", 100).unwrap(), None, "expired at 100");
+        conformance::run_all(&store);
     }
 
     #[test]
@@ -325,49 +301,6 @@ mod tests {
     }
 
     #[test]
-    fn refresh_rotation_and_reuse_detection() {
-        let (_dir, store) = store();
-        store.insert_refresh("r1", &refresh("fam", "a1")).unwrap();
-        let RefreshUse::Rotated { grant: g, family } = rotate(&store, "r1", "c1", rotation("r2", "a2"), 1_000).unwrap() else {
-            panic!("first use rotates")
-        };
-        assert_eq!((g, family.as_str()), (grant(), "fam"));
-        assert!(matches!(rotate(&store, "r2", "c1", rotation("r3", "a3"), 1_000).unwrap(), RefreshUse::Rotated { .. }));
-        // r1 again: reuse. The family (r2's successor r3 included) is revoked,
-        // and the access tokens issued with it.
-        let RefreshUse::Reused { revoked_access } = rotate(&store, "r1", "c1", rotation("r4", "a4"), 1_000).unwrap() else {
-            panic!("reuse detected")
-        };
-        let mut jtis: Vec<_> = revoked_access.iter().map(|r| r.jti.as_str()).collect();
-        jtis.sort();
-        assert_eq!(jtis, ["a1", "a2", "a3"]);
-        assert!(matches!(rotate(&store, "r3", "c1", rotation("r5", "a5"), 1_000).unwrap(), RefreshUse::Reused { .. }));
-        assert_eq!(store.revoked_since(0, 1_000).unwrap().len(), 3);
-    }
-
-    #[test]
-    fn refresh_bound_to_client_and_expiry() {
-        let (_dir, store) = store();
-        store.insert_refresh("r1", &refresh("fam", "a1")).unwrap();
-        assert_eq!(rotate(&store, "r1", "other", rotation("x", "y"), 1_000).unwrap(), RefreshUse::Unknown);
-        assert_eq!(rotate(&store, "nope", "c1", rotation("x", "y"), 1_000).unwrap(), RefreshUse::Unknown);
-        assert_eq!(rotate(&store, "r1", "c1", rotation("x", "y"), 10_000).unwrap(), RefreshUse::Expired);
-        assert_eq!(store.rotate_refresh("r1", "c1", &rotation("x", "y"), &|_| None, 1_000).unwrap(), RefreshUse::Unknown, "route gone");
-        // The other client's attempt and the route-gone case consumed nothing.
-        assert!(matches!(rotate(&store, "r1", "c1", rotation("r2", "a2"), 1_000).unwrap(), RefreshUse::Rotated { .. }));
-    }
-
-    #[test]
-    fn revoking_a_family() {
-        let (_dir, store) = store();
-        store.insert_refresh("r1", &refresh("fam", "a1")).unwrap();
-        assert_eq!(store.revoke_refresh_family("r1", "other", 1_000).unwrap(), None);
-        let revoked = store.revoke_refresh_family("r1", "c1", 1_000).unwrap().unwrap();
-        assert_eq!(revoked, vec![RevokedAccess { jti: "a1".into(), expires_at: 2_000 }]);
-        assert!(matches!(rotate(&store, "r1", "c1", rotation("r2", "a2"), 1_000).unwrap(), RefreshUse::Reused { .. }));
-    }
-
-    #[test]
     fn survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gw.db");
@@ -385,11 +318,9 @@ mod tests {
             let store = SqliteStore::open(&path).unwrap();
             assert_eq!(store.signing_key_or_insert("k1").unwrap(), "k1");
             store.insert_client(&client).unwrap();
-            store.insert_refresh("r1", &refresh("fam", "a1")).unwrap();
         }
         let store = SqliteStore::open(&path).unwrap();
         assert_eq!(store.signing_key_or_insert("k2").unwrap(), "k1", "the first key is kept");
         assert_eq!(store.client("c1").unwrap(), Some(client));
-        assert!(matches!(rotate(&store, "r1", "c1", rotation("r2", "a2"), 1_000).unwrap(), RefreshUse::Rotated { .. }));
     }
 }

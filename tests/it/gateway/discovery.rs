@@ -60,3 +60,32 @@ async fn health_and_metrics() {
     assert!(text.contains("cognigate_request_duration_seconds_count{route=\"/mcp/echo\"} 1"), "{text}");
     assert!(text.contains("cognigate_tokens_issued_total{grant_type=\"authorization_code\"} 0"), "{text}");
 }
+
+#[tokio::test]
+async fn cors_for_fetch_endpoints_only() {
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    let gw = Gateway::start().await;
+    let preflight = gw
+        .send(
+            Request::builder()
+                .method("OPTIONS")
+                .uri("/oauth/token")
+                .header(header::ORIGIN, "http://localhost:6274")
+                .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(preflight.status(), StatusCode::NO_CONTENT);
+    assert_eq!(preflight.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+    assert!(preflight.headers()[header::ACCESS_CONTROL_ALLOW_HEADERS].to_str().unwrap().contains("mcp-session-id"));
+
+    let unauthorized = gw.send(Request::post("/mcp/echo").header(header::ORIGIN, "http://localhost:6274").body(Body::empty()).unwrap()).await;
+    assert_eq!(unauthorized.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(unauthorized.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+    assert!(unauthorized.headers()[header::ACCESS_CONTROL_EXPOSE_HEADERS].to_str().unwrap().contains("www-authenticate"));
+
+    let page = gw.send(Request::get("/oauth/authorize").header(header::ORIGIN, "http://evil.example").body(Body::empty()).unwrap()).await;
+    assert!(page.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none(), "no CORS on browser pages");
+}

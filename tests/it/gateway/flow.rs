@@ -268,6 +268,33 @@ async fn refresh_tokens_and_signing_key_survive_a_restart() {
     assert_eq!(response.status(), StatusCode::OK);
 }
 
+#[tokio::test]
+async fn full_flow_on_redis_shared_by_two_replicas() {
+    let redis = super::harness::RedisServer::start();
+    let routes = |up: std::net::SocketAddr| {
+        json!({"paths": {"/mcp/echo": super::harness::route(&format!("http://{up}/mcp"))}})
+    };
+    let gw = Gateway::start_on(routes, Some(&redis.url)).await;
+    let client = gw.register().await;
+    let tokens = full_login(&gw, &client).await;
+    // A second replica on the same Redis: same key, same clients and grants.
+    let replica = cognigate::gateway::router(Gateway::state_with(
+        gw.dir.path(),
+        std::sync::Arc::new(cognigate::gateway::store::RedisStore::open(&redis.url).unwrap()),
+    ));
+    use tower::ServiceExt;
+    let access = tokens["access_token"].as_str().unwrap();
+    let response = replica.clone().oneshot(bearer("/mcp/echo", access).body(Body::from("{}")).unwrap()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let form = format!("grant_type=refresh_token&refresh_token={}&client_id={client}", tokens["refresh_token"].as_str().unwrap());
+    let refresh = |form: String| {
+        Request::post("/oauth/token").header(header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(Body::from(form)).unwrap()
+    };
+    assert_eq!(replica.clone().oneshot(refresh(form.clone())).await.unwrap().status(), StatusCode::OK);
+    // Replaying it on the first replica is reuse: refused.
+    assert_eq!(gw.send(refresh(form)).await.status(), StatusCode::BAD_REQUEST);
+}
+
 fn s256(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()))
 }

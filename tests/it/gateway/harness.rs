@@ -44,12 +44,15 @@ pub fn now() -> i64 {
 
 // ---------------------------------------------------------------- the IdP
 
+/// (Authorization header, form pairs) of a request to the IdP's token endpoint.
+pub type TokenRequest = (Option<String>, Vec<(String, String)>);
+
 #[derive(Default)]
 pub struct IdpState {
     /// The ID token the next code exchange returns (`None`: 400 invalid_grant).
     pub next_id_token: Mutex<Option<String>>,
     /// (Authorization header, form) of each token request.
-    pub token_requests: Mutex<Vec<(Option<String>, Vec<(String, String)>)>>,
+    pub token_requests: Mutex<Vec<TokenRequest>>,
     pub jwks_fetches: AtomicUsize,
     /// The last hosted-UI URL the gateway sent a browser to.
     pub last_authorize: Mutex<Option<url::Url>>,
@@ -240,23 +243,34 @@ impl Gateway {
     }
 
     pub async fn start_with(routes: impl FnOnce(SocketAddr) -> Value) -> Self {
+        Self::start_on(routes, None).await
+    }
+
+    /// `redis`: a Redis URL for the store instead of SQLite.
+    pub async fn start_on(routes: impl FnOnce(SocketAddr) -> Value, redis: Option<&str>) -> Self {
         let idp = Idp::start().await;
         let upstream = Upstream::start().await;
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("policies.json"), policies().to_string()).unwrap();
         std::fs::write(dir.path().join("routes.oas.json"), routes(upstream.addr).to_string()).unwrap();
         std::fs::write(dir.path().join(".env"), env_text(idp.addr)).unwrap();
-        let state = Self::state(dir.path());
+        let state = match redis {
+            None => Self::state(dir.path()),
+            Some(url) => Self::state_with(dir.path(), Arc::new(cognigate::gateway::store::RedisStore::open(url).unwrap())),
+        };
         let router = cognigate::gateway::router(state.clone());
         Self { state, router, idp, upstream, dir }
     }
 
     /// A state over the same config dir and store (a "restart").
     pub fn state(dir: &std::path::Path) -> AppState {
+        Self::state_with(dir, Arc::new(SqliteStore::open(&dir.join("gw.db")).unwrap()))
+    }
+
+    pub fn state_with(dir: &std::path::Path, store: Arc<dyn cognigate::gateway::store::Store>) -> AppState {
         let text = std::fs::read_to_string(dir.join(".env")).unwrap();
         let env = Env::from_pairs(text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())));
         let config = GatewayConfig::load(dir, &env).unwrap();
-        let store = Arc::new(SqliteStore::open(&dir.join("gw.db")).unwrap());
         AppState::build(config, PUBLIC_URL, store).unwrap()
     }
 
@@ -420,4 +434,34 @@ pub async fn full_login(gw: &Gateway, client_id: &str) -> Value {
 
 pub fn bearer(uri: &str, token: &str) -> axum::http::request::Builder {
     Request::post(uri).header(header::AUTHORIZATION, format!("Bearer {token}"))
+}
+
+/// A private `redis-server` on a free port, stopped on drop.
+pub struct RedisServer {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start redis-server ({err}); run scripts/test, which installs it"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "redis-server did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, url: format!("redis://127.0.0.1:{port}/") }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -57,6 +57,7 @@ async fn forwards_json_with_mcp_headers_and_without_credentials() {
                 .header(header::COOKIE, "cognigate_csrf=secret-cookie")
                 .header("x-forwarded-for", "203.0.113.9")
                 .header(header::HOST, "gw.test")
+                .header(header::CONTENT_LENGTH, r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#.len())
                 .header("x-custom", "dropped")
                 .body(Body::from(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#))
                 .unwrap(),
@@ -73,6 +74,8 @@ async fn forwards_json_with_mcp_headers_and_without_credentials() {
     assert_eq!(seen["mcp-protocol-version"], "2025-06-18");
     assert_eq!(seen["accept"], "application/json, text/event-stream");
     assert_eq!(seen["content-type"], "application/json");
+    assert_eq!(seen["content-length"], r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#.len().to_string(), "not re-chunked");
+    assert!(seen.get("transfer-encoding").is_none(), "{seen}");
     assert!(seen.get("authorization").is_none(), "Authorization never forwarded: {seen}");
     assert!(seen.get("cookie").is_none(), "cookies never forwarded: {seen}");
     assert!(seen.get("x-custom").is_none());
@@ -130,4 +133,32 @@ async fn dead_upstream_is_a_502_with_a_jsonrpc_error() {
     assert_eq!(json_body(response).await, json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32000, "message": "upstream unavailable"}}));
     let metrics = body_text(gw.get("/metrics").await).await;
     assert!(metrics.contains("cognigate_upstream_errors_total{route=\"/mcp/dead\"} 1"), "{metrics}");
+}
+
+/// Regression: a refused request's body was left unread, so hyper closed the
+/// keep-alive connection and the client's next request on it (with the token
+/// it had just obtained) was dropped ("Server disconnected"). Two pipelined
+/// requests on one connection must both be answered.
+#[tokio::test]
+async fn refused_requests_keep_the_connection_usable() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gw = Gateway::start().await;
+    let token = gw.mint("echo", now(), 60);
+    let addr = super::harness::spawn(gw.router.clone()).await;
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#;
+    let refused_head = format!("POST /mcp/echo HTTP/1.1\r\nHost: gw.test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
+    let accepted = format!(
+        "POST /mcp/echo HTTP/1.1\r\nHost: gw.test\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // Like httpx: the head first, the body a moment later.
+    stream.write_all(refused_head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let _ = stream.write_all(format!("{body}{accepted}").as_bytes()).await;
+    let mut replies = String::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut replies)).await.unwrap();
+    assert!(replies.starts_with("HTTP/1.1 401"), "{replies}");
+    assert!(replies.contains("HTTP/1.1 200"), "the second request was answered: {replies}");
+    assert!(replies.contains("session-from-upstream"));
 }

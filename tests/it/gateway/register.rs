@@ -18,7 +18,7 @@ async fn registers_a_public_client() {
     assert!(body["client_id_issued_at"].as_i64().unwrap() > 0);
     assert_eq!(body["redirect_uris"], json!(["http://127.0.0.1:5173/cb", "cursor://anysphere.cursor-retrieval/oauth/callback"]));
     assert_eq!(body["token_endpoint_auth_method"], "none");
-    assert_eq!(body["grant_types"], json!(["authorization_code"]));
+    assert_eq!(body["grant_types"], json!(["authorization_code", "refresh_token"]), "refresh by default, and said so");
     assert_eq!(body["response_types"], json!(["code"]));
     assert_eq!(body["client_name"], "Cursor");
     assert!(body.get("client_secret").is_none());

@@ -35,6 +35,8 @@ async fn grant_type_and_client_errors() {
         error_of(gw.post_form("/oauth/token", &[("grant_type", "authorization_code"), ("code", "x"), ("client_id", "nobody")]).await).await,
         (StatusCode::UNAUTHORIZED, "invalid_client".into())
     );
+    let json_body = gw.post_json("/oauth/token", &json!({"grant_type": "authorization_code"})).await;
+    assert_eq!(error_of(json_body).await, (StatusCode::BAD_REQUEST, "invalid_request".into()), "not a form");
     assert_eq!(
         error_of(gw.post_form("/oauth/token", &[("grant_type", "authorization_code"), ("code", "x"), ("client_id", &client)]).await).await,
         (StatusCode::BAD_REQUEST, "invalid_request".into()),
@@ -63,6 +65,11 @@ async fn code_checks() {
     assert_eq!(error_of(redeem(code, verifier, "http://127.0.0.1:1/other", client.clone()).await).await.1, "invalid_grant", "redirect_uri");
     let (code, verifier) = code_for(&gw, &client).await;
     assert_eq!(error_of(redeem(code, verifier, REDIRECT_URI, other.clone()).await).await.1, "invalid_grant", "another client");
+
+    // Omitted redirect_uri: accepted, since the client has a single one.
+    let (code, verifier) = code_for(&gw, &client).await;
+    let omitted = gw.post_form("/oauth/token", &[("grant_type", "authorization_code"), ("code", &code), ("code_verifier", &verifier), ("client_id", &client)]).await;
+    assert_eq!(omitted.status(), StatusCode::OK);
 
     let (code, verifier) = code_for(&gw, &client).await;
     let ok = redeem(code.clone(), verifier.clone(), REDIRECT_URI, client.clone()).await;

@@ -1,0 +1,452 @@
+//! The Redis store, for several gateway replicas sharing one state.
+//!
+//! It uses redis' synchronous client behind the same sync trait as SQLite
+//! (see the store module docs; calls already run on the blocking pool). One
+//! connection behind a mutex, re-opened after an I/O error.
+//!
+//! Keys (all under `cognigate:`):
+//!
+//! | key | value |
+//! |---|---|
+//! | `meta:signing_key` | the signing key (SET NX) |
+//! | `client:{id}` | client JSON, no expiry |
+//! | `login:{state}`, `consent:{id}`, `code:{hash}` | record JSON; taken with GETDEL |
+//! | `rt:{hash}` | hash: `family`, `client_id`, `state` (active/used/revoked), `data` |
+//! | `rtfam:{family}` | set of the family's token hashes |
+//! | `revoked` | sorted set, score = revocation time, member = `{exp}:{jti}` |
+//!
+//! Expiry is logical, as in SQLite (each record's `expires_at` is compared with
+//! the caller's clock), and Redis deletes a key [`GRACE`] seconds after it.
+//! The compare-and-set steps (rotation, family revocation) are Lua scripts, so
+//! they are atomic across replicas. The scripts touch keys they derive from
+//! the family set, which a Redis Cluster would refuse: one Redis (or a
+//! primary with replicas) is the supported shape.
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use redis::{Connection, Value};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{AuthCode, Client, Consent, Grant, Lifetimes, PendingLogin, RefreshToken, RefreshUse, RevokedAccess, Rotation, Store, StoreError, now};
+
+const PREFIX: &str = "cognigate:";
+/// Seconds a key outlives its logical expiry before Redis deletes it.
+const GRACE: i64 = 60;
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Marks `KEYS[1]` used and creates its successor, if it is still active.
+/// KEYS: old token, new token, family set. ARGV: new hash, family, client id,
+/// successor JSON, expire-at. Returns 1 on success, 0 if the old token was no
+/// longer active (a concurrent use).
+const ROTATE: &str = r#"
+if redis.call('HGET', KEYS[1], 'state') ~= 'active' then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'used')
+redis.call('HSET', KEYS[2], 'family', ARGV[2], 'client_id', ARGV[3], 'state', 'active', 'data', ARGV[4])
+redis.call('EXPIREAT', KEYS[2], ARGV[5])
+redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('EXPIREAT', KEYS[3], ARGV[5])
+return 1
+"#;
+
+/// Marks every token of the family `KEYS[1]` revoked; returns their data.
+/// ARGV[1]: the key prefix of tokens.
+const REVOKE_FAMILY: &str = r#"
+local out = {}
+for _, hash in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local key = ARGV[1] .. hash
+  if redis.call('EXISTS', key) == 1 then
+    redis.call('HSET', key, 'state', 'revoked')
+    table.insert(out, redis.call('HGET', key, 'data'))
+  end
+end
+return out
+"#;
+
+pub struct RedisStore {
+    client: redis::Client,
+    conn: Mutex<Option<Connection>>,
+}
+
+impl From<redis::RedisError> for StoreError {
+    fn from(err: redis::RedisError) -> Self {
+        StoreError::Redis(err.to_string())
+    }
+}
+
+fn key(kind: &str, id: &str) -> String {
+    format!("{PREFIX}{kind}:{id}")
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<String, StoreError> {
+    Ok(serde_json::to_string(value)?)
+}
+
+fn decode<T: DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    Ok(serde_json::from_str(text)?)
+}
+
+/// When Redis may delete a record that expires (logically) at `expires_at`.
+fn expire_at(expires_at: i64) -> i64 {
+    expires_at.max(now()) + GRACE
+}
+
+impl RedisStore {
+    /// Connects and checks the server answers.
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url).map_err(|err| StoreError::Open(format!("`{url}` is not a Redis URL: {err}")))?;
+        let store = Self { client, conn: Mutex::new(None) };
+        store
+            .with(|conn| redis::cmd("PING").query::<String>(conn).map_err(StoreError::from))
+            .map_err(|err| StoreError::Open(format!("cannot reach Redis at {url}: {err}")))?;
+        Ok(store)
+    }
+
+    /// Runs `call` on the connection, opening it first if needed; a failure
+    /// drops the connection so the next call reconnects.
+    fn with<T>(&self, call: impl FnOnce(&mut Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut guard: MutexGuard<'_, Option<Connection>> = self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if guard.is_none() {
+            let conn = self.client.get_connection_with_timeout(TIMEOUT)?;
+            conn.set_read_timeout(Some(TIMEOUT))?;
+            conn.set_write_timeout(Some(TIMEOUT))?;
+            *guard = Some(conn);
+        }
+        let Some(conn) = guard.as_mut() else {
+            return Err(StoreError::Redis("no connection".into()));
+        };
+        let result = call(conn);
+        // After a Redis-level failure the connection may be half-dead (server
+        // restarted, timeout mid-reply): start afresh next time. Decoding
+        // errors leave it alone.
+        if matches!(result, Err(StoreError::Redis(_))) {
+            *guard = None;
+        }
+        result
+    }
+
+    fn put(&self, key: String, value: String, expires_at: Option<i64>) -> Result<(), StoreError> {
+        self.with(|conn| {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(&key).arg(value);
+            if let Some(expires_at) = expires_at {
+                cmd.arg("EXAT").arg(expire_at(expires_at));
+            }
+            cmd.query::<()>(conn)?;
+            Ok(())
+        })
+    }
+
+    fn take<T: DeserializeOwned>(&self, key: String, expires: impl Fn(&T) -> i64, now: i64) -> Result<Option<T>, StoreError> {
+        let data: Option<String> = self.with(|conn| Ok(redis::cmd("GETDEL").arg(&key).query(conn)?))?;
+        let Some(data) = data else {
+            return Ok(None);
+        };
+        let record: T = decode(&data)?;
+        Ok((expires(&record) > now).then_some(record))
+    }
+
+    fn revoke_family(&self, family: &str, now: i64) -> Result<Vec<RevokedAccess>, StoreError> {
+        let datas: Vec<String> = self.with(|conn| {
+            Ok(redis::cmd("EVAL")
+                .arg(REVOKE_FAMILY)
+                .arg(1)
+                .arg(key("rtfam", family))
+                .arg(format!("{PREFIX}rt:"))
+                .query(conn)?)
+        })?;
+        let mut revoked = Vec::new();
+        for data in datas {
+            let token: RefreshToken = decode(&data)?;
+            if token.access_expires_at > now {
+                let access = RevokedAccess { jti: token.access_jti, expires_at: token.access_expires_at };
+                self.revoke_access(&access, now)?;
+                revoked.push(access);
+            }
+        }
+        Ok(revoked)
+    }
+
+    /// `(family, client_id, state, data)` of a refresh token.
+    fn refresh_row(&self, hash: &str) -> Result<Option<(String, String, String, String)>, StoreError> {
+        let fields: Vec<Option<String>> = self.with(|conn| {
+            Ok(redis::cmd("HMGET").arg(key("rt", hash)).arg("family").arg("client_id").arg("state").arg("data").query(conn)?)
+        })?;
+        match fields.as_slice() {
+            [Some(family), Some(client), Some(state), Some(data)] => Ok(Some((family.clone(), client.clone(), state.clone(), data.clone()))),
+            _ => Ok(None),
+        }
+    }
+}
+
+impl Store for RedisStore {
+    fn signing_key_or_insert(&self, candidate: &str) -> Result<String, StoreError> {
+        let name = key("meta", "signing_key");
+        self.with(|conn| {
+            redis::cmd("SET").arg(&name).arg(candidate).arg("NX").query::<Value>(conn)?;
+            Ok(redis::cmd("GET").arg(&name).query(conn)?)
+        })
+    }
+
+    fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
+        self.put(key("client", &client.client_id), encode(client)?, None)
+    }
+
+    fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+        let data: Option<String> = self.with(|conn| Ok(redis::cmd("GET").arg(key("client", client_id)).query(conn)?))?;
+        data.map(|data| decode(&data)).transpose()
+    }
+
+    fn insert_pending_login(&self, login: &PendingLogin) -> Result<(), StoreError> {
+        self.put(key("login", &login.state), encode(login)?, Some(login.expires_at))
+    }
+
+    fn take_pending_login(&self, state: &str, now: i64) -> Result<Option<PendingLogin>, StoreError> {
+        self.take(key("login", state), |l: &PendingLogin| l.expires_at, now)
+    }
+
+    fn insert_consent(&self, consent: &Consent) -> Result<(), StoreError> {
+        self.put(key("consent", &consent.id), encode(consent)?, Some(consent.expires_at))
+    }
+
+    fn take_consent(&self, id: &str, now: i64) -> Result<Option<Consent>, StoreError> {
+        self.take(key("consent", id), |c: &Consent| c.expires_at, now)
+    }
+
+    fn insert_code(&self, hash: &str, code: &AuthCode) -> Result<(), StoreError> {
+        self.put(key("code", hash), encode(code)?, Some(code.expires_at))
+    }
+
+    fn take_code(&self, hash: &str, now: i64) -> Result<Option<AuthCode>, StoreError> {
+        self.take(key("code", hash), |c: &AuthCode| c.expires_at, now)
+    }
+
+    fn insert_refresh(&self, hash: &str, token: &RefreshToken) -> Result<(), StoreError> {
+        let data = encode(token)?;
+        let at = expire_at(token.expires_at);
+        self.with(|conn| {
+            redis::pipe()
+                .atomic()
+                .cmd("HSET")
+                .arg(key("rt", hash))
+                .arg("family")
+                .arg(&token.family)
+                .arg("client_id")
+                .arg(&token.grant.client_id)
+                .arg("state")
+                .arg("active")
+                .arg("data")
+                .arg(&data)
+                .ignore()
+                .cmd("EXPIREAT")
+                .arg(key("rt", hash))
+                .arg(at)
+                .ignore()
+                .cmd("SADD")
+                .arg(key("rtfam", &token.family))
+                .arg(hash)
+                .ignore()
+                .cmd("EXPIREAT")
+                .arg(key("rtfam", &token.family))
+                .arg(at)
+                .ignore()
+                .query::<()>(conn)?;
+            Ok(())
+        })
+    }
+
+    fn rotate_refresh(
+        &self,
+        hash: &str,
+        client_id: &str,
+        next: &Rotation,
+        lifetimes: &dyn Fn(&Grant) -> Option<Lifetimes>,
+        now: i64,
+    ) -> Result<RefreshUse, StoreError> {
+        let Some((family, owner, state, data)) = self.refresh_row(hash)? else {
+            return Ok(RefreshUse::Unknown);
+        };
+        if owner != client_id {
+            return Ok(RefreshUse::Unknown);
+        }
+        if state != "active" {
+            return Ok(RefreshUse::Reused { revoked_access: self.revoke_family(&family, now)? });
+        }
+        let token: RefreshToken = decode(&data)?;
+        if token.expires_at <= now {
+            return Ok(RefreshUse::Expired);
+        }
+        let Some(lifetimes) = lifetimes(&token.grant) else {
+            return Ok(RefreshUse::Unknown);
+        };
+        let successor = RefreshToken {
+            family: family.clone(),
+            grant: token.grant.clone(),
+            expires_at: now + lifetimes.refresh,
+            access_jti: next.access_jti.clone(),
+            access_expires_at: now + lifetimes.access,
+        };
+        let rotated: i64 = self.with(|conn| {
+            Ok(redis::cmd("EVAL")
+                .arg(ROTATE)
+                .arg(3)
+                .arg(key("rt", hash))
+                .arg(key("rt", &next.new_hash))
+                .arg(key("rtfam", &family))
+                .arg(&next.new_hash)
+                .arg(&family)
+                .arg(client_id)
+                .arg(encode(&successor)?)
+                .arg(expire_at(successor.expires_at))
+                .query(conn)?)
+        })?;
+        if rotated == 1 {
+            Ok(RefreshUse::Rotated { grant: token.grant, family })
+        } else {
+            // Another request used the token between our read and the script.
+            Ok(RefreshUse::Reused { revoked_access: self.revoke_family(&family, now)? })
+        }
+    }
+
+    fn revoke_refresh_family(&self, hash: &str, client_id: &str, now: i64) -> Result<Option<Vec<RevokedAccess>>, StoreError> {
+        match self.refresh_row(hash)? {
+            Some((family, owner, _, _)) if owner == client_id => Ok(Some(self.revoke_family(&family, now)?)),
+            _ => Ok(None),
+        }
+    }
+
+    fn revoke_access(&self, revoked: &RevokedAccess, now: i64) -> Result<(), StoreError> {
+        self.with(|conn| {
+            redis::cmd("ZADD")
+                .arg(key("revoked", "access"))
+                .arg("NX")
+                .arg(now)
+                .arg(format!("{}:{}", revoked.expires_at, revoked.jti))
+                .query::<()>(conn)?;
+            Ok(())
+        })
+    }
+
+    fn revoked_since(&self, since: i64, now: i64) -> Result<Vec<RevokedAccess>, StoreError> {
+        let members: Vec<String> =
+            self.with(|conn| Ok(redis::cmd("ZRANGEBYSCORE").arg(key("revoked", "access")).arg(since).arg("+inf").query(conn)?))?;
+        Ok(members
+            .iter()
+            .filter_map(|member| {
+                let (exp, jti) = member.split_once(':')?;
+                let expires_at: i64 = exp.parse().ok()?;
+                (expires_at > now).then(|| RevokedAccess { jti: jti.to_owned(), expires_at })
+            })
+            .collect())
+    }
+
+    /// Records with a TTL expire by themselves; only the revocation set needs
+    /// pruning.
+    fn sweep(&self, now: i64) -> Result<usize, StoreError> {
+        let name = key("revoked", "access");
+        let members: Vec<String> = self.with(|conn| Ok(redis::cmd("ZRANGE").arg(&name).arg(0).arg(-1).query(conn)?))?;
+        let expired: Vec<&String> = members
+            .iter()
+            .filter(|member| member.split_once(':').and_then(|(exp, _)| exp.parse::<i64>().ok()).is_some_and(|exp| exp <= now))
+            .collect();
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        self.with(|conn| Ok(redis::cmd("ZREM").arg(&name).arg(&expired).query(conn)?))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use super::RedisStore;
+    use crate::gateway::store::conformance;
+
+    /// A private `redis-server` on a free port, stopped on drop.
+    pub(crate) struct RedisServer {
+        child: Child,
+        pub url: String,
+    }
+
+    impl RedisServer {
+        pub(crate) fn start() -> Self {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|err| {
+                    panic!("cannot start redis-server ({err}); install it by running scripts/test (it installs the test peers)")
+                });
+            let url = format!("redis://127.0.0.1:{port}/");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Self { child, url }
+        }
+    }
+
+    impl Drop for RedisServer {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    #[test]
+    fn conformance_suite() {
+        let server = RedisServer::start();
+        let store = RedisStore::open(&server.url).unwrap();
+        conformance::run_all(&store);
+    }
+
+    #[test]
+    fn replicas_share_state() {
+        let server = RedisServer::start();
+        let a = RedisStore::open(&server.url).unwrap();
+        let b = RedisStore::open(&server.url).unwrap();
+        use crate::gateway::store::Store;
+        let key = a.signing_key_or_insert("from-a").unwrap();
+        assert_eq!(b.signing_key_or_insert("from-b").unwrap(), key, "one key for all replicas");
+    }
+
+    #[test]
+    fn reconnects_after_the_server_restarts() {
+        use crate::gateway::store::Store;
+        let server = RedisServer::start();
+        let store = RedisStore::open(&server.url).unwrap();
+        store.signing_key_or_insert("k").unwrap();
+        let port = server.url.trim_start_matches("redis://127.0.0.1:").trim_end_matches('/').to_owned();
+        drop(server);
+        assert!(store.client("x").is_err(), "server gone");
+        let mut child = Command::new("redis-server")
+            .args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let result = loop {
+            match store.client("x") {
+                Ok(found) => break Ok(found),
+                Err(err) if Instant::now() > deadline => break Err(err),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(result.unwrap(), None);
+    }
+
+    #[test]
+    fn unreachable_redis_is_a_clear_boot_error() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let err = RedisStore::open(&format!("redis://127.0.0.1:{port}/")).err().unwrap().to_string();
+        assert!(err.contains("cannot reach Redis at redis://127.0.0.1:"), "{err}");
+    }
+}
