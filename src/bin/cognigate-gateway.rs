@@ -54,17 +54,27 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
     let env_file = match cli.env_file {
         Some(path) if !path.is_file() => {
-            eprintln!("cognigate-gateway: env file {} does not exist. Fix: run cognigate up, or pass --env-file", path.display());
+            eprintln!(
+                "cognigate-gateway: env file {} does not exist. Fix: run cognigate up, or pass --env-file",
+                path.display()
+            );
             return ExitCode::from(EXIT_BOOT);
         }
         Some(path) => Some(path),
         None => Some(PathBuf::from(".env")).filter(|path| path.is_file()),
     };
-    let options = ServeOptions { config_dir: cli.config_dir, env_file, listen: cli.listen, public_url: cli.public_url, store: cli.store };
+    let options = ServeOptions {
+        config_dir: cli.config_dir,
+        env_file,
+        listen: cli.listen,
+        public_url: cli.public_url,
+        store: cli.store,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {

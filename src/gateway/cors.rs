@@ -25,7 +25,8 @@ pub(crate) async fn cors(request: Request, next: Next) -> Response {
     if !is_cors_path(request.uri().path()) || !request.headers().contains_key(header::ORIGIN) {
         return next.run(request).await;
     }
-    let preflight = request.method() == Method::OPTIONS && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let preflight =
+        request.method() == Method::OPTIONS && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
     let mut response = if preflight {
         let mut response = Response::new(Body::empty());
         *response.status_mut() = StatusCode::NO_CONTENT;

@@ -53,7 +53,8 @@ impl Metrics {
     }
 
     pub fn token_issued(&self, grant_type: &str) {
-        let counter = if grant_type == "refresh_token" { &self.tokens_refresh_token } else { &self.tokens_authorization_code };
+        let counter =
+            if grant_type == "refresh_token" { &self.tokens_refresh_token } else { &self.tokens_authorization_code };
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -66,7 +67,11 @@ impl Metrics {
         out.push_str("# HELP cognigate_requests_total HTTP requests by route and status.\n# TYPE cognigate_requests_total counter\n");
         for label in &labels {
             for (status, count) in routes[*label].statuses.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-                let _ = writeln!(out, "cognigate_requests_total{{route=\"{}\",status=\"{status}\"}} {count}", escape(label));
+                let _ = writeln!(
+                    out,
+                    "cognigate_requests_total{{route=\"{}\",status=\"{status}\"}} {count}",
+                    escape(label)
+                );
             }
         }
         out.push_str("# HELP cognigate_request_duration_seconds Time to response headers by route.\n# TYPE cognigate_request_duration_seconds histogram\n");
@@ -74,11 +79,19 @@ impl Metrics {
             let stats = &routes[*label];
             let route = escape(label);
             for (bucket, bound) in stats.buckets.iter().zip(BUCKETS) {
-                let _ = writeln!(out, "cognigate_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {}", bucket.load(Ordering::Relaxed));
+                let _ = writeln!(
+                    out,
+                    "cognigate_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {}",
+                    bucket.load(Ordering::Relaxed)
+                );
             }
             let count = stats.count.load(Ordering::Relaxed);
             let _ = writeln!(out, "cognigate_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {count}");
-            let _ = writeln!(out, "cognigate_request_duration_seconds_sum{{route=\"{route}\"}} {}", stats.sum_micros.load(Ordering::Relaxed) as f64 / 1e6);
+            let _ = writeln!(
+                out,
+                "cognigate_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+                stats.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+            );
             let _ = writeln!(out, "cognigate_request_duration_seconds_count{{route=\"{route}\"}} {count}");
         }
         out.push_str("# HELP cognigate_upstream_errors_total Upstream connection failures and timeouts by route.\n# TYPE cognigate_upstream_errors_total counter\n");
@@ -89,8 +102,16 @@ impl Metrics {
             }
         }
         out.push_str("# HELP cognigate_tokens_issued_total Access tokens issued by grant type.\n# TYPE cognigate_tokens_issued_total counter\n");
-        let _ = writeln!(out, "cognigate_tokens_issued_total{{grant_type=\"authorization_code\"}} {}", self.tokens_authorization_code.load(Ordering::Relaxed));
-        let _ = writeln!(out, "cognigate_tokens_issued_total{{grant_type=\"refresh_token\"}} {}", self.tokens_refresh_token.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "cognigate_tokens_issued_total{{grant_type=\"authorization_code\"}} {}",
+            self.tokens_authorization_code.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "cognigate_tokens_issued_total{{grant_type=\"refresh_token\"}} {}",
+            self.tokens_refresh_token.load(Ordering::Relaxed)
+        );
         out
     }
 }

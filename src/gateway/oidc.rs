@@ -131,7 +131,13 @@ impl IdentityProvider {
 
     /// Exchanges the provider's code (client_secret_basic, RFC 6749 2.3.1) and
     /// returns the raw ID token.
-    pub async fn exchange_code(&self, http: &reqwest::Client, code: &str, verifier: &str, redirect_uri: &str) -> Result<String, OidcError> {
+    pub async fn exchange_code(
+        &self,
+        http: &reqwest::Client,
+        code: &str,
+        verifier: &str,
+        redirect_uri: &str,
+    ) -> Result<String, OidcError> {
         let login = &self.policy.browser_login;
         let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let form = url::form_urlencoded::Serializer::new(String::new())
@@ -165,7 +171,12 @@ impl IdentityProvider {
     }
 
     /// Verifies an ID token; see the module docs for the checks.
-    pub async fn verify_id_token(&self, http: &reqwest::Client, token: &str, nonce: &str) -> Result<IdClaims, OidcError> {
+    pub async fn verify_id_token(
+        &self,
+        http: &reqwest::Client,
+        token: &str,
+        nonce: &str,
+    ) -> Result<IdClaims, OidcError> {
         let header = jsonwebtoken::decode_header(token).map_err(OidcError::Header)?;
         if header.alg != Algorithm::RS256 {
             return Err(OidcError::Algorithm(header.alg));

@@ -92,7 +92,11 @@ fn unauthorized(route: &RouteState, err: &ProxyError) -> Response {
 }
 
 fn jsonrpc_error(status: StatusCode, message: &str) -> Response {
-    (status, axum::Json(serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32000, "message": message}}))).into_response()
+    (
+        status,
+        axum::Json(serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32000, "message": message}})),
+    )
+        .into_response()
 }
 
 /// Bodies of refused requests up to this size are read and dropped.
@@ -155,7 +159,8 @@ async fn forward(state: &AppState, route: &RouteState, request: Request) -> Resu
         }
     }
     // X-Forwarded-For: the incoming chain plus the peer we saw.
-    let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|info| info.0.ip().to_string());
+    let peer =
+        parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|info| info.0.ip().to_string());
     let incoming = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let forwarded_for = match (incoming, peer) {
         (Some(chain), Some(peer)) => Some(format!("{chain}, {peer}")),
@@ -192,7 +197,5 @@ async fn forward(state: &AppState, route: &RouteState, request: Request) -> Resu
             }
         }
     }
-    response
-        .body(Body::from_stream(upstream.bytes_stream()))
-        .map_err(|err| ProxyError::Upstream(err.to_string()))
+    response.body(Body::from_stream(upstream.bytes_stream())).map_err(|err| ProxyError::Upstream(err.to_string()))
 }

@@ -23,7 +23,9 @@ const IDP_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("--public-url `{0}`: {1}. Fix: give the URL clients reach the gateway at, e.g. https://mcp.example.com or http://localhost:9000")]
+    #[error(
+        "--public-url `{0}`: {1}. Fix: give the URL clients reach the gateway at, e.g. https://mcp.example.com or http://localhost:9000"
+    )]
     PublicUrl(String, String),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -99,7 +101,8 @@ impl AppState {
             let resource = format!("{public_url}{}", route.path);
             let metadata_url = format!("{public_url}/.well-known/oauth-protected-resource{}", route.path);
             let challenge = header(&format!("Bearer resource_metadata=\"{metadata_url}\""))?;
-            let challenge_invalid = header(&format!("Bearer error=\"invalid_token\", resource_metadata=\"{metadata_url}\""))?;
+            let challenge_invalid =
+                header(&format!("Bearer error=\"invalid_token\", resource_metadata=\"{metadata_url}\""))?;
             routes.insert(slug, RouteState { route, resource, metadata_url, challenge, challenge_invalid, idp });
         }
 

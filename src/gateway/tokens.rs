@@ -10,9 +10,9 @@
 //! a map lookup ([`TokenCache`]) plus a revocation lookup ([`Revocations`]).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -36,7 +36,8 @@ pub enum TokenError {
 }
 
 /// RFC 8410 PKCS#8 v1 prefix of an Ed25519 private key; the 32-byte seed follows.
-const ED25519_PKCS8_PREFIX: [u8; 16] = [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+const ED25519_PKCS8_PREFIX: [u8; 16] =
+    [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
 
 pub struct SigningKey {
     kid: String,
@@ -66,7 +67,8 @@ impl SigningKey {
         let mut pkcs8 = ED25519_PKCS8_PREFIX.to_vec();
         pkcs8.extend_from_slice(&seed);
         let encoding = EncodingKey::from_ed_der(&pkcs8);
-        let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::EdDSA).map_err(|err| TokenError::Key(err.to_string()))?;
+        let mut jwk =
+            Jwk::from_encoding_key(&encoding, Algorithm::EdDSA).map_err(|err| TokenError::Key(err.to_string()))?;
         let AlgorithmParameters::OctetKeyPair(params) = &jwk.algorithm else {
             return Err(TokenError::Key("not an Ed25519 key".into()));
         };
@@ -120,7 +122,16 @@ impl TokenIssuer {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub fn mint(&self, sub: &str, aud: &str, client_id: &str, scope: &str, now: i64, ttl: i64, jti: String) -> Result<(String, AccessClaims), TokenError> {
+    pub fn mint(
+        &self,
+        sub: &str,
+        aud: &str,
+        client_id: &str,
+        scope: &str,
+        now: i64,
+        ttl: i64,
+        jti: String,
+    ) -> Result<(String, AccessClaims), TokenError> {
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             sub: sub.to_owned(),
@@ -246,7 +257,8 @@ mod tests {
     #[test]
     fn mints_and_verifies() {
         let issuer = issuer();
-        let (token, claims) = issuer.mint("sub1", "http://gw.test/mcp/echo", "c1", "openid", now(), 60, random_token(16)).unwrap();
+        let (token, claims) =
+            issuer.mint("sub1", "http://gw.test/mcp/echo", "c1", "openid", now(), 60, random_token(16)).unwrap();
         let header = jsonwebtoken::decode_header(&token).unwrap();
         assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
         assert_eq!(header.typ.as_deref(), Some("at+jwt"));

@@ -40,14 +40,24 @@ pub struct Applied {
     pub client: Outcome,
 }
 
-pub async fn apply(cognito: &Cognito, spec: &StackSpec, actual: Actual, plan_: &Plan, progress: &Progress) -> Result<Applied> {
+pub async fn apply(
+    cognito: &Cognito,
+    spec: &StackSpec,
+    actual: Actual,
+    plan_: &Plan,
+    progress: &Progress,
+) -> Result<Applied> {
     for twin in &actual.twin_pools {
         tracing::warn!(pool = %twin.id, "stack has a second, newer pool (left by an interrupted concurrent run); `cognigate destroy --user-pool-id {}` removes it", twin.id);
     }
     let pool_action = plan_.step(Resource::UserPool).map_or(Action::Keep, |s| s.action);
     let (pool, pool_outcome, actual, plan_) = match (actual.pool.clone(), pool_action) {
         (Some(pool), _) => {
-            let outcome = if matches!(spec.pool, super::spec::PoolTarget::Adopted(_)) { Outcome::Adopted } else { Outcome::Reused };
+            let outcome = if matches!(spec.pool, super::spec::PoolTarget::Adopted(_)) {
+                Outcome::Adopted
+            } else {
+                Outcome::Reused
+            };
             (pool, outcome, actual, plan_.clone())
         }
         (None, _) => {
@@ -201,7 +211,8 @@ async fn converge_client(
             let created = cognito.create_client(&pool.id, &name, settings).await?;
             tracing::info!(client = %created.id, "created app client");
             // Twin check, as for pools: describe only when there are others.
-            let others = cognito.clients(&pool.id).await?.into_iter().filter(|(id, n)| *n == name && *id != created.id).count();
+            let others =
+                cognito.clients(&pool.id).await?.into_iter().filter(|(id, n)| *n == name && *id != created.id).count();
             if others == 0 {
                 return Ok((created, Outcome::Created));
             }

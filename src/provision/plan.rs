@@ -156,7 +156,8 @@ pub fn plan(spec: &StackSpec, actual: &Actual) -> Result<Plan> {
             name: p.id.clone(),
             action: Action::Keep,
             changes: vec![],
-            reason: matches!(spec.pool, PoolTarget::Adopted(_)).then(|| "adopted with --user-pool-id; left untagged".into()),
+            reason: matches!(spec.pool, PoolTarget::Adopted(_))
+                .then(|| "adopted with --user-pool-id; left untagged".into()),
         },
         (None, PoolTarget::Managed) => Step {
             resource: Resource::UserPool,
@@ -179,7 +180,13 @@ pub fn plan(spec: &StackSpec, actual: &Actual) -> Result<Plan> {
 
 fn plan_domain(spec: &StackSpec, actual: &Actual, pool: Option<&PoolState>) -> Result<(Step, Option<String>)> {
     let name = spec.domain.api_name().to_owned();
-    let step = |action, reason: Option<String>, changes| Step { resource: Resource::Domain, name: name.clone(), action, changes, reason };
+    let step = |action, reason: Option<String>, changes| Step {
+        resource: Resource::Domain,
+        name: name.clone(),
+        action,
+        changes,
+        reason,
+    };
 
     if let Some(existing) = &actual.domain {
         let ours = pool.is_some_and(|p| p.id == existing.pool_id);
@@ -255,7 +262,13 @@ fn plan_client(spec: &StackSpec, client: Option<&ClientState>, desired: &ClientS
         });
     }
     let action = if changes.is_empty() { Action::Keep } else { Action::Update };
-    Ok(Step { resource: Resource::AppClient, name: format!("{} ({})", client.name, client.id), action, changes, reason: None })
+    Ok(Step {
+        resource: Resource::AppClient,
+        name: format!("{} ({})", client.name, client.id),
+        action,
+        changes,
+        reason: None,
+    })
 }
 
 /// Fixtures shared by unit tests of the provisioning path.
@@ -313,7 +326,13 @@ mod tests {
     }
 
     fn domain(name: &str, pool: &str, status: &str) -> DomainState {
-        DomainState { domain: name.into(), pool_id: pool.into(), status: status.into(), certificate_arn: None, cloudfront: None }
+        DomainState {
+            domain: name.into(),
+            pool_id: pool.into(),
+            status: status.into(),
+            certificate_arn: None,
+            cloudfront: None,
+        }
     }
 
     fn client(callbacks: &[&str], secret: bool) -> ClientState {
@@ -377,14 +396,19 @@ mod tests {
 
     #[test]
     fn client_without_secret_is_refused() {
-        let actual = Actual { pool: Some(pool(None)), client: Some(client(&[LOCALHOST_CALLBACK], false)), ..Actual::default() };
+        let actual =
+            Actual { pool: Some(pool(None)), client: Some(client(&[LOCALHOST_CALLBACK], false)), ..Actual::default() };
         let err = plan(&spec(), &actual).unwrap_err().to_string();
         assert!(err.contains("GenerateSecret is fixed at creation"), "{err}");
     }
 
     #[test]
     fn domain_of_another_pool_is_refused_with_a_suggestion() {
-        let actual = Actual { pool: Some(pool(None)), domain: Some(domain("demo-prefix", "us-east-1_other", "ACTIVE")), ..Actual::default() };
+        let actual = Actual {
+            pool: Some(pool(None)),
+            domain: Some(domain("demo-prefix", "us-east-1_other", "ACTIVE")),
+            ..Actual::default()
+        };
         let err = plan(&spec(), &actual).unwrap_err().to_string();
         assert!(err.contains("already taken") && err.contains("--domain-prefix demo-prefix-"), "{err}");
     }
@@ -410,7 +434,11 @@ mod tests {
 
     #[test]
     fn plans_never_show_secrets() {
-        let actual = Actual { pool: Some(pool(None)), client: Some(client(&["https://x.example.com/cb"], true)), ..Actual::default() };
+        let actual = Actual {
+            pool: Some(pool(None)),
+            client: Some(client(&["https://x.example.com/cb"], true)),
+            ..Actual::default()
+        };
         let plan = plan(&spec(), &actual).unwrap();
         assert!(!plan.render().contains("s3cret"));
         assert!(!serde_json::to_string(&plan).unwrap().contains("s3cret"));

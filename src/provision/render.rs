@@ -66,7 +66,9 @@ fn engine() -> Handlebars<'static> {
 }
 
 fn render_template(template: &str, data: &Value) -> Result<String> {
-    engine().render_template(template, data).map_err(|e| Error::Conflict(format!("template error (a cognigate bug): {e}")))
+    engine()
+        .render_template(template, data)
+        .map_err(|e| Error::Conflict(format!("template error (a cognigate bug): {e}")))
 }
 
 /// The env block for the given values, as the template lays it out.
@@ -162,7 +164,8 @@ pub fn write_env_file(path: &Path, values: &EnvValues) -> Result<FileOutcome> {
 /// The policy stanza as JSON (never holds a secret: only `$env(...)` references).
 pub fn render_policy(policy_name: &str, region: &str) -> Result<Value> {
     let text = render_template(POLICY_TEMPLATE, &json!({ "policy_name": policy_name, "region": region }))?;
-    serde_json::from_str(&text).map_err(|e| Error::Conflict(format!("policy template is not JSON (a cognigate bug): {e}")))
+    serde_json::from_str(&text)
+        .map_err(|e| Error::Conflict(format!("policy template is not JSON (a cognigate bug): {e}")))
 }
 
 /// Inserts or replaces the stanza by `name`; every other policy is kept in place.
@@ -198,7 +201,8 @@ pub fn merge_policies(existing: Option<&str>, stanza: Value, path: &Path) -> Res
 fn shape_error(path: &Path) -> Error {
     Error::FileContent {
         path: path.to_owned(),
-        problem: "expected an object with a \"policies\" array ({\"policies\": [...]}); fix it or pass --policies-file".into(),
+        problem: "expected an object with a \"policies\" array ({\"policies\": [...]}); fix it or pass --policies-file"
+            .into(),
     }
 }
 
@@ -213,7 +217,8 @@ pub fn write_starter_routes(path: &Path, policy_name: &str) -> Result<FileOutcom
     if path.exists() {
         return Ok(FileOutcome::Unchanged);
     }
-    let text = render_template(ROUTES_TEMPLATE, &json!({ "policy_name": policy_name, "upstream_url": STARTER_UPSTREAM }))?;
+    let text =
+        render_template(ROUTES_TEMPLATE, &json!({ "policy_name": policy_name, "upstream_url": STARTER_UPSTREAM }))?;
     write_if_changed(path, None, &text, None)
 }
 
@@ -315,7 +320,11 @@ pub fn strip_policy(existing: &str, policy_name: &str, path: &Path) -> Result<Op
     }
     let mut document: Value = serde_json::from_str(existing).map_err(|e| Error::FileContent {
         path: path.to_owned(),
-        problem: format!("not valid JSON (line {}, column {}: {e}); cognigate does not rewrite a file it cannot read", e.line(), e.column()),
+        problem: format!(
+            "not valid JSON (line {}, column {}: {e}); cognigate does not rewrite a file it cannot read",
+            e.line(),
+            e.column()
+        ),
     })?;
     let Some(policies) = document.get_mut("policies").and_then(Value::as_array_mut) else { return Ok(None) };
     let before = policies.len();
@@ -359,7 +368,8 @@ pub fn clean_policies_file(path: &Path, policy_name: &str) -> Result<Cleaned> {
 #[cfg(unix)]
 fn set_mode(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| Error::file("set permissions of", path, e))
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::file("set permissions of", path, e))
 }
 
 #[cfg(unix)]
@@ -446,20 +456,23 @@ mod tests {
     fn policies_merge_by_name() {
         let path = Path::new("policies.json");
         let existing = r#"{"policies":[{"name":"rate-limit","policyType":"rate-limit-inbound"},{"name":"cognito-managed-oauth","old":true}]}"#;
-        let merged = merge_policies(Some(existing), render_policy("cognito-managed-oauth", "us-east-1").unwrap(), path).unwrap();
+        let merged =
+            merge_policies(Some(existing), render_policy("cognito-managed-oauth", "us-east-1").unwrap(), path).unwrap();
         let doc: Value = serde_json::from_str(&merged).unwrap();
         let policies = doc["policies"].as_array().unwrap();
         assert_eq!(policies.len(), 2);
         assert_eq!(policies[0]["name"], "rate-limit");
         assert_eq!(policies[1]["policyType"], "mcp-cognito-oauth-inbound");
         assert!(policies[1].get("old").is_none());
-        let again = merge_policies(Some(&merged), render_policy("cognito-managed-oauth", "us-east-1").unwrap(), path).unwrap();
+        let again =
+            merge_policies(Some(&merged), render_policy("cognito-managed-oauth", "us-east-1").unwrap(), path).unwrap();
         assert_eq!(again, merged);
     }
 
     #[test]
     fn unreadable_policies_are_refused_with_position() {
-        let err = merge_policies(Some("{\"policies\": [\n  {,}\n]}"), json!({"name": "x"}), Path::new("p.json")).unwrap_err();
+        let err =
+            merge_policies(Some("{\"policies\": [\n  {,}\n]}"), json!({"name": "x"}), Path::new("p.json")).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("line 2") && text.contains("does not overwrite"), "{text}");
         let err = merge_policies(Some("[1,2]"), json!({"name": "x"}), Path::new("p.json")).unwrap_err();
@@ -502,7 +515,10 @@ mod tests {
         let existing = r#"{"policies":[{"name":"rate-limit","policyType":"rate-limit-inbound"},{"name":"cognito-managed-oauth","x":1}],"other":true}"#;
         let text = strip_policy(existing, "cognito-managed-oauth", path).unwrap().unwrap();
         let doc: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(doc, json!({"policies": [{"name": "rate-limit", "policyType": "rate-limit-inbound"}], "other": true}));
+        assert_eq!(
+            doc,
+            json!({"policies": [{"name": "rate-limit", "policyType": "rate-limit-inbound"}], "other": true})
+        );
         assert_eq!(strip_policy(&text, "cognito-managed-oauth", path).unwrap(), None);
         assert_eq!(strip_policy("", "x", path).unwrap(), None);
         assert_eq!(strip_policy("{}", "x", path).unwrap(), None);

@@ -7,9 +7,7 @@ use serde::Deserialize;
 
 use super::cli::{GlobalArgs, StackArgs};
 use super::error::{Error, Result};
-use super::spec::{
-    DEFAULT_POLICY_NAME, DomainSpec, LOCALHOST_CALLBACK, OutputFiles, PoolTarget, StackSpec,
-};
+use super::spec::{DEFAULT_POLICY_NAME, DomainSpec, LOCALHOST_CALLBACK, OutputFiles, PoolTarget, StackSpec};
 use super::validate::{self, RegionName, StackName, UserPoolId};
 
 /// `cognigate.toml`: the same settings as the flags, for a project to commit.
@@ -276,11 +274,15 @@ mod tests {
 
         let mut a = args("demo");
         a.no_localhost_callback = true;
-        assert!(stack_spec(&a, &SettingsFile::default(), region()).unwrap_err().to_string().contains("no callback URLs"));
+        assert!(
+            stack_spec(&a, &SettingsFile::default(), region()).unwrap_err().to_string().contains("no callback URLs")
+        );
 
         let mut a = args("demo");
         a.user_pool_id = Some("eu-west-1_abc".into());
-        assert!(stack_spec(&a, &SettingsFile::default(), region()).unwrap_err().to_string().contains("--region eu-west-1"));
+        assert!(
+            stack_spec(&a, &SettingsFile::default(), region()).unwrap_err().to_string().contains("--region eu-west-1")
+        );
 
         let mut a = args("demo");
         a.ttl = Some("soon".into());

@@ -70,8 +70,9 @@ impl Cognito {
                 actual.pool = Some(pool);
             }
             PoolTarget::Managed => {
-                let hint_is_ours =
-                    pool.as_ref().is_some_and(|p| p.name == spec.pool_name() && p.stack_tag() == Some(spec.stack.as_str()));
+                let hint_is_ours = pool
+                    .as_ref()
+                    .is_some_and(|p| p.name == spec.pool_name() && p.stack_tag() == Some(spec.stack.as_str()));
                 if hint_is_ours {
                     actual.pool = pool;
                 } else {
@@ -83,7 +84,8 @@ impl Cognito {
         }
 
         let Some(pool) = &actual.pool else { return Ok(actual) };
-        let hinted_client = hinted_client.filter(|c| c.name == client_name && Some(pool.id.as_str()) == hinted_pool.as_deref());
+        let hinted_client =
+            hinted_client.filter(|c| c.name == client_name && Some(pool.id.as_str()) == hinted_pool.as_deref());
         match hinted_client {
             Some(client) => actual.client = Some(client),
             None => {

@@ -152,7 +152,10 @@ mod tests {
     fn untagged_and_adopted_pools_need_force() {
         assert_eq!(guards(&pool(&[], false), Some("demo")), [Guard::NotManaged]);
         // A stack tag alone is not ownership; neither is managed=false.
-        assert_eq!(guards(&pool(&[("cognigate:stack", "demo"), ("cognigate:managed", "false")], false), None), [Guard::NotManaged]);
+        assert_eq!(
+            guards(&pool(&[("cognigate:stack", "demo"), ("cognigate:managed", "false")], false), None),
+            [Guard::NotManaged]
+        );
     }
 
     #[test]
@@ -173,19 +176,27 @@ mod tests {
         let http = aws_smithy_http_client::test_util::infallible_client_fn(move |request| {
             let target = request.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
             let operation = target.rsplit('.').next().unwrap_or_default().to_owned();
-            let body: serde_json::Value = serde_json::from_slice(request.body().bytes().unwrap_or_default()).unwrap_or_default();
+            let body: serde_json::Value =
+                serde_json::from_slice(request.body().bytes().unwrap_or_default()).unwrap_or_default();
             let mut calls = log.lock().unwrap();
-            let looked = calls.iter().filter(|(op, b)| op == "DescribeUserPoolDomain" && b["Domain"] == body["Domain"]).count();
+            let looked =
+                calls.iter().filter(|(op, b)| op == "DescribeUserPoolDomain" && b["Domain"] == body["Domain"]).count();
             let answer = match operation.as_str() {
                 "DescribeUserPoolDomain" if body["Domain"] == "demo-prefix" && looked == 0 => {
                     r#"{"DomainDescription":{"Domain":"demo-prefix","UserPoolId":"us-east-1_abc","Status":"DELETING"}}"#
                 }
                 "DescribeUserPoolDomain" => r#"{"DomainDescription":{}}"#,
-                "ListUserPoolClients" => r#"{"UserPoolClients":[{"ClientId":"c1","ClientName":"demo-gateway","UserPoolId":"us-east-1_abc"},{"ClientId":"c2","ClientName":"other","UserPoolId":"us-east-1_abc"}]}"#,
+                "ListUserPoolClients" => {
+                    r#"{"UserPoolClients":[{"ClientId":"c1","ClientName":"demo-gateway","UserPoolId":"us-east-1_abc"},{"ClientId":"c2","ClientName":"other","UserPoolId":"us-east-1_abc"}]}"#
+                }
                 _ => "{}",
             };
             calls.push((operation, body));
-            axum::http::Response::builder().status(200).header("content-type", "application/x-amz-json-1.1").body(answer.to_owned()).unwrap()
+            axum::http::Response::builder()
+                .status(200)
+                .header("content-type", "application/x-amz-json-1.1")
+                .body(answer.to_owned())
+                .unwrap()
         });
         let config = aws_sdk_cognitoidentityprovider::Config::builder()
             .behavior_version(BehaviorVersion::latest())

@@ -29,7 +29,8 @@ impl StackName {
     pub const MAX_LEN: usize = 64;
 
     pub fn parse(value: &str) -> Result<Self, InvalidInput> {
-        let fix = "use 1 to 64 letters, digits, '-', '_' or '.', starting with a letter or digit (for example \"my-mcp\")";
+        let fix =
+            "use 1 to 64 letters, digits, '-', '_' or '.', starting with a letter or digit (for example \"my-mcp\")";
         let mut chars = value.chars();
         let Some(first) = chars.next() else {
             return Err(invalid("stack name", value, format!("it is empty; {fix}")));
@@ -68,9 +69,7 @@ impl RegionName {
         let well_formed = parts.len() >= 3
             && parts[0].len() == 2
             && parts[0].chars().all(|c| c.is_ascii_lowercase())
-            && parts[1..parts.len() - 1]
-                .iter()
-                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+            && parts[1..parts.len() - 1].iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
             && parts[parts.len() - 1].parse::<u8>().is_ok_and(|n| n > 0);
         if !well_formed {
             return Err(invalid("region", value, fix));
@@ -99,7 +98,8 @@ impl UserPoolId {
         let Some((region, suffix)) = value.split_once('_') else {
             return Err(invalid("user pool id", value, fix));
         };
-        if RegionName::parse(region).is_err() || suffix.is_empty() || !suffix.chars().all(|c| c.is_ascii_alphanumeric()) {
+        if RegionName::parse(region).is_err() || suffix.is_empty() || !suffix.chars().all(|c| c.is_ascii_alphanumeric())
+        {
             return Err(invalid("user pool id", value, fix));
         }
         Ok(Self(value.to_owned()))
@@ -132,13 +132,21 @@ pub fn domain_prefix(value: &str) -> Result<(), InvalidInput> {
         return Err(invalid(setting, value, "use 1 to 63 characters (flag --domain-prefix)"));
     }
     if let Some(bad) = value.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
-        return Err(invalid(setting, value, format!("it contains {bad:?}; use only lowercase letters, digits and '-'")));
+        return Err(invalid(
+            setting,
+            value,
+            format!("it contains {bad:?}; use only lowercase letters, digits and '-'"),
+        ));
     }
     if value.starts_with('-') || value.ends_with('-') {
         return Err(invalid(setting, value, "it must start and end with a letter or digit"));
     }
     if let Some(word) = RESERVED_DOMAIN_WORDS.iter().find(|w| value.contains(*w)) {
-        return Err(invalid(setting, value, format!("Cognito reserves the word {word:?} in domain prefixes; choose a prefix without it")));
+        return Err(invalid(
+            setting,
+            value,
+            format!("Cognito reserves the word {word:?} in domain prefixes; choose a prefix without it"),
+        ));
     }
     Ok(())
 }
@@ -171,7 +179,11 @@ pub fn derived_domain_prefix(stack: &StackName, region: &RegionName) -> String {
 pub fn custom_domain(value: &str) -> Result<(), InvalidInput> {
     let setting = "custom domain";
     if value.contains("://") || value.contains('/') {
-        return Err(invalid(setting, value, "give the host name only, without scheme or path (for example auth.example.com)"));
+        return Err(invalid(
+            setting,
+            value,
+            "give the host name only, without scheme or path (for example auth.example.com)",
+        ));
     }
     let labels: Vec<&str> = value.split('.').collect();
     let ok = labels.len() >= 2
@@ -197,7 +209,11 @@ pub fn certificate_arn(value: &str) -> Result<(), InvalidInput> {
         return Err(invalid(setting, value, "expected arn:aws:acm:us-east-1:<account>:certificate/<id>"));
     }
     if parts[3] != "us-east-1" {
-        return Err(invalid(setting, value, "Cognito custom domains need an ACM certificate in us-east-1; request or import it there"));
+        return Err(invalid(
+            setting,
+            value,
+            "Cognito custom domains need an ACM certificate in us-east-1; request or import it there",
+        ));
     }
     Ok(())
 }
@@ -210,11 +226,14 @@ fn is_localhost(url: &Url) -> bool {
 /// query or fragment. Returns it without a trailing slash.
 pub fn gateway_url(value: &str) -> Result<String, InvalidInput> {
     let setting = "gateway URL";
-    let url = Url::parse(value).map_err(|e| invalid(setting, value, format!("{e}; give an absolute URL such as https://mcp.example.com")))?;
+    let url = Url::parse(value)
+        .map_err(|e| invalid(setting, value, format!("{e}; give an absolute URL such as https://mcp.example.com")))?;
     match url.scheme() {
         "https" => {}
         "http" if is_localhost(&url) => {}
-        "http" => return Err(invalid(setting, value, "Cognito accepts http callback URLs only for localhost; use https")),
+        "http" => {
+            return Err(invalid(setting, value, "Cognito accepts http callback URLs only for localhost; use https"));
+        }
         other => return Err(invalid(setting, value, format!("scheme {other:?} is not supported; use https"))),
     }
     if url.fragment().is_some() || url.query().is_some() {
@@ -337,7 +356,12 @@ mod tests {
         assert!(custom_domain("https://auth.example.com").is_err());
         assert!(custom_domain("localhost").is_err());
         assert!(certificate_arn("arn:aws:acm:us-east-1:123456789012:certificate/abc").is_ok());
-        assert!(certificate_arn("arn:aws:acm:eu-west-1:123456789012:certificate/abc").unwrap_err().problem.contains("us-east-1"));
+        assert!(
+            certificate_arn("arn:aws:acm:eu-west-1:123456789012:certificate/abc")
+                .unwrap_err()
+                .problem
+                .contains("us-east-1")
+        );
         assert!(certificate_arn("nope").is_err());
     }
 }

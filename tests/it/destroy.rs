@@ -89,9 +89,15 @@ fn untagged_pool_is_refused_without_force_and_removed_with_it() {
 
     // By name it is not the stack's: left alone, and the output says how to delete it.
     let out = ws.run(&["destroy", "--stack", &stack]).success();
-    assert!(out.stdout.contains("Nothing to destroy") && out.stdout.contains(&format!("--user-pool-id {pool_id} --force")), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("Nothing to destroy") && out.stdout.contains(&format!("--user-pool-id {pool_id} --force")),
+        "{}",
+        out.stdout
+    );
     // By id: refused, with the reason and the way out, before any change.
-    let refused = ws.run(&["destroy", "--stack", &stack, "--user-pool-id", &pool_id]).failure(1, "not tagged cognigate:managed=true");
+    let refused = ws
+        .run(&["destroy", "--stack", &stack, "--user-pool-id", &pool_id])
+        .failure(1, "not tagged cognigate:managed=true");
     assert!(refused.stderr.contains("--force") && refused.stderr.contains("nothing was deleted"), "{}", refused.stderr);
     assert!(proxy.mutating_calls().is_empty(), "{:?}", proxy.calls());
     assert!(pool_exists(&aws, &pool_id));
@@ -133,10 +139,11 @@ fn deletion_protection_is_refused_then_turned_off_with_force() {
     let ws = Workspace::new(proxy.url());
     let aws = sdk(moto.endpoint());
     let stack = unique_stack("protected");
-    let pool_id = ws.run(&["up", "--stack", &stack, "--deletion-protection", "--output", "json"]).success().json()["userPoolId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let pool_id =
+        ws.run(&["up", "--stack", &stack, "--deletion-protection", "--output", "json"]).success().json()["userPoolId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
 
     proxy.reset();
     let refused = ws.run(&["destroy", "--stack", &stack]).failure(1, "DeletionProtection=ACTIVE");
@@ -149,12 +156,19 @@ fn deletion_protection_is_refused_then_turned_off_with_force() {
     proxy.reset();
     proxy.fail("DeleteUserPool", 400, "InvalidParameterException", "injected by the test", 1);
     ws.run(&["destroy", "--stack", &stack, "--force"]).failure(1, "DeleteUserPool failed");
-    assert_eq!(proxy.mutating_calls(), ["UpdateUserPool", "DeleteUserPoolDomain", "DeleteUserPoolClient", "DeleteUserPool"]);
+    assert_eq!(
+        proxy.mutating_calls(),
+        ["UpdateUserPool", "DeleteUserPoolDomain", "DeleteUserPoolClient", "DeleteUserPool"]
+    );
     block_on(async {
         let pool = aws.describe_user_pool().user_pool_id(&pool_id).send().await.unwrap().user_pool.unwrap();
         assert_eq!(pool.deletion_protection().map(|d| d.as_str()), Some("INACTIVE"));
         let tags = pool.user_pool_tags().cloned().unwrap_or_default();
-        assert_eq!(tags.get("cognigate:managed").map(String::as_str), Some("true"), "UpdateUserPool dropped the tags: {tags:?}");
+        assert_eq!(
+            tags.get("cognigate:managed").map(String::as_str),
+            Some("true"),
+            "UpdateUserPool dropped the tags: {tags:?}"
+        );
     });
 
     // What is left is an unprotected managed pool: no --force needed any more.
@@ -195,7 +209,10 @@ fn clean_files_removes_our_keys_and_stanza_and_keeps_the_rest() {
     ws.run(&["up", "--stack", &stack, "--policy-name", "my-cognito"]).success();
     assert!(ws.read(".env").contains("COGNITO_CLIENT_SECRET="));
 
-    let doc = ws.run(&["destroy", "--stack", &stack, "--policy-name", "my-cognito", "--clean-files", "--output", "json"]).success().json();
+    let doc = ws
+        .run(&["destroy", "--stack", &stack, "--policy-name", "my-cognito", "--clean-files", "--output", "json"])
+        .success()
+        .json();
     assert_eq!(doc["files"]["env file"]["outcome"], "updated");
     assert_eq!(doc["files"]["policies"]["outcome"], "updated");
     assert_eq!(ws.read(".env"), "# my settings\nPORT=9000\nexport OTHER=\"x y\"\n");

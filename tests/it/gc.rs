@@ -42,7 +42,10 @@ fn make(aws: &Client, name: &str, how: Make) -> String {
         tags.insert("cognigate:stack".to_owned(), name.to_owned());
     }
     if let Some(age) = how.age {
-        tags.insert("cognigate:created-at".to_owned(), humantime::format_rfc3339_seconds(SystemTime::now() - age).to_string());
+        tags.insert(
+            "cognigate:created-at".to_owned(),
+            humantime::format_rfc3339_seconds(SystemTime::now() - age).to_string(),
+        );
     }
     if let Some(ttl) = how.ttl {
         tags.insert("cognigate:ttl".to_owned(), ttl.to_owned());
@@ -62,7 +65,13 @@ fn make(aws: &Client, name: &str, how: Make) -> String {
             .id
             .unwrap();
         aws.create_user_pool_domain().user_pool_id(&id).domain(name).send().await.unwrap();
-        aws.create_user_pool_client().user_pool_id(&id).client_name(format!("{name}-gateway")).generate_secret(true).send().await.unwrap();
+        aws.create_user_pool_client()
+            .user_pool_id(&id)
+            .client_name(format!("{name}-gateway"))
+            .generate_secret(true)
+            .send()
+            .await
+            .unwrap();
         id
     })
 }
@@ -84,7 +93,12 @@ fn domain_exists(aws: &Client, domain: &str) -> bool {
 
 /// `name` of every entry of a JSON list in gc's report.
 fn names(doc: &Value, list: &str) -> BTreeSet<String> {
-    doc[list].as_array().unwrap_or_else(|| panic!("no {list} in {doc}")).iter().map(|e| e["name"].as_str().unwrap().to_owned()).collect()
+    doc[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {list} in {doc}"))
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 fn set(names: &[&String]) -> BTreeSet<String> {
@@ -126,7 +140,8 @@ fn gc_removes_exactly_the_expired_managed_stacks() {
     let expired = set(&[&old, &ancient, &ttl_passed]);
 
     // Dry run: the same judgement, nothing deleted.
-    let dry = ws.run(&["gc", "--prefix", &prefix, "--older-than", "1h", "--dry-run", "--output", "json"]).success().json();
+    let dry =
+        ws.run(&["gc", "--prefix", &prefix, "--older-than", "1h", "--dry-run", "--output", "json"]).success().json();
     assert_eq!(names(&dry, "wouldRemove"), expired);
     assert!(names(&dry, "removed").is_empty());
     assert!(proxy.mutating_calls().is_empty(), "dry run changed something: {:?}", proxy.mutating_calls());
@@ -170,7 +185,11 @@ fn gc_removes_exactly_the_expired_managed_stacks() {
     // --force also takes the protected one (protection off first), never the unmanaged one.
     proxy.reset();
     let text = ws.run(&["gc", "--prefix", &prefix, "--older-than", "1h", "--force"]).success();
-    assert!(text.stdout.lines().any(|l| l.trim_start().starts_with("removed") && l.contains(&protected)), "{}", text.stdout);
+    assert!(
+        text.stdout.lines().any(|l| l.trim_start().starts_with("removed") && l.contains(&protected)),
+        "{}",
+        text.stdout
+    );
     assert!(text.stdout.contains("not managed"), "{}", text.stdout);
     assert_eq!(proxy.count("UpdateUserPool"), 1);
     let kept: BTreeSet<String> = kept.into_iter().filter(|n| *n != protected).collect();

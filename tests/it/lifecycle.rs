@@ -46,7 +46,10 @@ fn drift_is_shown_then_repaired_keeping_fields_cognigate_does_not_own() {
     let moto = MotoServer::shared();
     let ws = Workspace::new(moto.endpoint());
     let stack = unique_stack("drift");
-    let doc = ws.run(&["up", "--stack", &stack, "--gateway-url", "https://gw.example.com", "--output", "json"]).success().json();
+    let doc = ws
+        .run(&["up", "--stack", &stack, "--gateway-url", "https://gw.example.com", "--output", "json"])
+        .success()
+        .json();
     let pool_id = doc["userPoolId"].as_str().unwrap().to_owned();
     let client_id = doc["clientId"].as_str().unwrap().to_owned();
 
@@ -71,17 +74,32 @@ fn drift_is_shown_then_repaired_keeping_fields_cognigate_does_not_own() {
     assert!(plan.stdout.contains("allowed_oauth_scopes: [openid] → [openid, profile, email]"), "{}", plan.stdout);
     assert!(!plan.stdout.contains(&env_value(&ws, "COGNITO_CLIENT_SECRET")), "plan shows the secret");
 
-    let up = ws.run(&["up", "--stack", &stack, "--gateway-url", "https://gw.example.com", "--output", "json"]).success().json();
+    let up = ws
+        .run(&["up", "--stack", &stack, "--gateway-url", "https://gw.example.com", "--output", "json"])
+        .success()
+        .json();
     assert_eq!(up["resources"]["appClient"], "updated");
     block_on(async {
-        let client = aws.describe_user_pool_client().user_pool_id(&pool_id).client_id(&client_id).send().await.unwrap().user_pool_client.unwrap();
-        assert_eq!(client.callback_urls(), ["https://gw.example.com/oauth/callback", "http://localhost:9000/oauth/callback"]);
+        let client = aws
+            .describe_user_pool_client()
+            .user_pool_id(&pool_id)
+            .client_id(&client_id)
+            .send()
+            .await
+            .unwrap()
+            .user_pool_client
+            .unwrap();
+        assert_eq!(
+            client.callback_urls(),
+            ["https://gw.example.com/oauth/callback", "http://localhost:9000/oauth/callback"]
+        );
         let mut scopes = client.allowed_o_auth_scopes().to_vec();
         scopes.sort();
         assert_eq!(scopes, ["email", "openid", "profile"]);
         assert_eq!(client.logout_urls(), ["https://gw.example.com/bye"], "a field cognigate does not own was lost");
     });
-    let settled = ws.run(&["plan", "--stack", &stack, "--gateway-url", "https://gw.example.com", "--detailed-exitcode"]);
+    let settled =
+        ws.run(&["plan", "--stack", &stack, "--gateway-url", "https://gw.example.com", "--detailed-exitcode"]);
     assert_eq!(settled.code, 0, "{}", settled.stdout);
 }
 
@@ -95,7 +113,12 @@ fn changed_domain_prefix_is_replaced() {
     let second = format!("b-{stack}");
     ws.run(&["up", "--stack", &stack, "--domain-prefix", &first]).success();
     let plan = ws.run(&["plan", "--stack", &stack, "--domain-prefix", &second]).success();
-    assert!(plan.stdout.contains(&format!("-/+ domain {second}: will be replaced")) && plan.stdout.contains(&format!("domain: {first} → {second}")), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains(&format!("-/+ domain {second}: will be replaced"))
+            && plan.stdout.contains(&format!("domain: {first} → {second}")),
+        "{}",
+        plan.stdout
+    );
     proxy.reset();
     ws.run(&["up", "--stack", &stack, "--domain-prefix", &second]).success();
     let mutating = proxy.mutating_calls();
@@ -155,7 +178,9 @@ fn an_up_that_failed_half_way_converges_on_the_next_run() {
     let stack = unique_stack("half");
     proxy.fail("CreateUserPoolDomain", 400, "InvalidParameterException", "injected failure", 1);
 
-    let failed = ws.run(&["up", "--stack", &stack]).failure(1, "CreateUserPoolDomain failed: InvalidParameterException: injected failure");
+    let failed = ws
+        .run(&["up", "--stack", &stack])
+        .failure(1, "CreateUserPoolDomain failed: InvalidParameterException: injected failure");
     assert!(!failed.stderr.contains("panicked"));
     let aws = sdk(moto.endpoint());
     assert_eq!(pools_named(&aws, &stack).len(), 1, "the pool made before the failure");
@@ -177,7 +202,12 @@ fn two_concurrent_ups_of_one_stack_end_with_one_pool_and_one_client() {
     let stack = unique_stack("race");
     let (a, b) = (Workspace::new(moto.endpoint()), Workspace::new(moto.endpoint()));
     let spawn = |ws: &Workspace| {
-        ws.command().args(["up", "--stack", &stack, "--output", "json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+        ws.command()
+            .args(["up", "--stack", &stack, "--output", "json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
     };
     let (first, second) = (spawn(&a), spawn(&b));
     let first = Run::from(first.wait_with_output().unwrap()).success().json();
@@ -203,7 +233,10 @@ fn throttling_is_retried_and_a_persistent_one_explained() {
     let stack = unique_stack("throttle");
     proxy.fail("CreateUserPoolClient", 400, "TooManyRequestsException", "Rate exceeded", 2);
     proxy.fail("ListUserPools", 400, "TooManyRequestsException", "Rate exceeded", 1);
-    let run = Run::from(ws.command().env("COGNIGATE_AWS_MAX_ATTEMPTS", "4").args(["up", "--stack", &stack]).output().unwrap()).success();
+    let run = Run::from(
+        ws.command().env("COGNIGATE_AWS_MAX_ATTEMPTS", "4").args(["up", "--stack", &stack]).output().unwrap(),
+    )
+    .success();
     assert!(run.stdout.contains("is ready"));
     assert_eq!(proxy.count("CreateUserPoolClient"), 3, "two throttled attempts, then success: {:?}", proxy.calls());
 

@@ -38,7 +38,19 @@ fn cold_up_provisions_the_contract_and_writes_outputs() {
     ws.write("config/policies.json", r#"{"policies":[{"name":"rate-limit","policyType":"rate-limit-inbound","handler":{"export":"RateLimitInboundPolicy","module":"$import(@zuplo/runtime)","options":{}}}]}"#);
 
     let out = ws
-        .run(&["up", "--stack", &stack, "--domain-prefix", &prefix, "--gateway-url", "https://gw.example.com", "--ttl", "2h", "--output", "json"])
+        .run(&[
+            "up",
+            "--stack",
+            &stack,
+            "--domain-prefix",
+            &prefix,
+            "--gateway-url",
+            "https://gw.example.com",
+            "--ttl",
+            "2h",
+            "--output",
+            "json",
+        ])
         .success();
     let doc = out.json();
     let pool_id = doc["userPoolId"].as_str().unwrap().to_owned();
@@ -67,13 +79,24 @@ fn cold_up_provisions_the_contract_and_writes_outputs() {
 
         let clients = aws.list_user_pool_clients().user_pool_id(&pool_id).send().await.unwrap();
         assert_eq!(clients.user_pool_clients().len(), 1, "exactly one app client");
-        let client = aws.describe_user_pool_client().user_pool_id(&pool_id).client_id(&client_id).send().await.unwrap().user_pool_client.unwrap();
+        let client = aws
+            .describe_user_pool_client()
+            .user_pool_id(&pool_id)
+            .client_id(&client_id)
+            .send()
+            .await
+            .unwrap()
+            .user_pool_client
+            .unwrap();
         assert!(client.client_secret().is_some_and(|s| !s.is_empty()), "confidential client");
         assert_eq!(client.allowed_o_auth_flows().iter().map(|f| f.as_str()).collect::<Vec<_>>(), ["code"]);
         let mut scopes = client.allowed_o_auth_scopes().to_vec();
         scopes.sort();
         assert_eq!(scopes, ["email", "openid", "profile"]);
-        assert_eq!(client.callback_urls(), ["https://gw.example.com/oauth/callback", "http://localhost:9000/oauth/callback"]);
+        assert_eq!(
+            client.callback_urls(),
+            ["https://gw.example.com/oauth/callback", "http://localhost:9000/oauth/callback"]
+        );
         assert_eq!(client.supported_identity_providers(), ["COGNITO"]);
         assert_eq!(client.allowed_o_auth_flows_user_pool_client(), Some(true));
 
@@ -98,7 +121,10 @@ fn cold_up_provisions_the_contract_and_writes_outputs() {
     assert!(!ws.read("config/policies.json").contains(&env_map(&ws.read(".env"))["COGNITO_CLIENT_SECRET"]));
     // A starter routes file naming the policy.
     let routes: Value = serde_json::from_str(&ws.read("config/routes.oas.json")).unwrap();
-    assert_eq!(routes["paths"]["/mcp/example"]["post"]["x-zuplo-route"]["policies"]["inbound"][0], "cognito-managed-oauth");
+    assert_eq!(
+        routes["paths"]["/mcp/example"]["post"]["x-zuplo-route"]["policies"]["inbound"][0],
+        "cognito-managed-oauth"
+    );
 }
 
 #[test]
@@ -176,7 +202,15 @@ fn adopted_pool_gets_domain_and_client_but_no_tags() {
     let aws = sdk(moto.endpoint());
     let stack = unique_stack("adopt");
     let pool_id = block_on(async {
-        aws.create_user_pool().pool_name(format!("{stack}-existing")).send().await.unwrap().user_pool.unwrap().id.unwrap()
+        aws.create_user_pool()
+            .pool_name(format!("{stack}-existing"))
+            .send()
+            .await
+            .unwrap()
+            .user_pool
+            .unwrap()
+            .id
+            .unwrap()
     });
     let ws = Workspace::new(moto.endpoint());
     let doc = ws.run(&["up", "--stack", &stack, "--user-pool-id", &pool_id, "--output", "json"]).success().json();
@@ -185,7 +219,11 @@ fn adopted_pool_gets_domain_and_client_but_no_tags() {
     assert_eq!(doc["resources"]["appClient"], "created");
     block_on(async {
         let pool = aws.describe_user_pool().user_pool_id(&pool_id).send().await.unwrap().user_pool.unwrap();
-        assert!(pool.user_pool_tags().is_none_or(|t| t.is_empty()), "adopted pool was tagged: {:?}", pool.user_pool_tags());
+        assert!(
+            pool.user_pool_tags().is_none_or(|t| t.is_empty()),
+            "adopted pool was tagged: {:?}",
+            pool.user_pool_tags()
+        );
     });
     assert!(pools_named(&aws, &stack).is_empty(), "a managed pool was created besides the adopted one");
 }
@@ -250,7 +288,8 @@ fn domain_prefix_of_another_pool_is_refused_with_a_suggestion() {
     let stack = unique_stack("taken");
     let prefix = format!("taken-{}", std::process::id());
     block_on(async {
-        let other = aws.create_user_pool().pool_name("someone-else").send().await.unwrap().user_pool.unwrap().id.unwrap();
+        let other =
+            aws.create_user_pool().pool_name("someone-else").send().await.unwrap().user_pool.unwrap().id.unwrap();
         aws.create_user_pool_domain().user_pool_id(&other).domain(&prefix).send().await.unwrap();
     });
     let ws = Workspace::new(moto.endpoint());

@@ -41,7 +41,8 @@ pub fn is_read_only(operation: &str) -> bool {
 
 impl AwsProxy {
     pub fn start(upstream: &str) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
         let shared = Arc::new(Shared::default());
         let state = (shared.clone(), upstream.trim_end_matches('/').to_owned(), reqwest::Client::new());
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind proxy");
@@ -86,7 +87,13 @@ impl AwsProxy {
 
 type ProxyState = (Arc<Shared>, String, reqwest::Client);
 
-async fn forward(State((shared, upstream, client)): State<ProxyState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response<Body> {
+async fn forward(
+    State((shared, upstream, client)): State<ProxyState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response<Body> {
     let operation = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
@@ -130,6 +137,8 @@ async fn forward(State((shared, upstream, client)): State<ProxyState>, method: M
             let bytes = response.bytes().await.unwrap_or_default();
             builder.body(Body::from(bytes)).expect("proxied response")
         }
-        Err(e) => Response::builder().status(StatusCode::BAD_GATEWAY).body(Body::from(e.to_string())).expect("error response"),
+        Err(e) => {
+            Response::builder().status(StatusCode::BAD_GATEWAY).body(Body::from(e.to_string())).expect("error response")
+        }
     }
 }

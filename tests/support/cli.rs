@@ -128,7 +128,15 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
 /// Ids of the pools named `name`.
 pub fn pools_named(client: &Client, name: &str) -> Vec<String> {
     block_on(async {
-        let pools = client.list_user_pools().max_results(60).into_paginator().items().send().try_collect().await.expect("list pools");
+        let pools = client
+            .list_user_pools()
+            .max_results(60)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .expect("list pools");
         pools.into_iter().filter(|p| p.name() == Some(name)).filter_map(|p| p.id).collect()
     })
 }

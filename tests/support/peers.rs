@@ -50,9 +50,7 @@ impl Toolchain {
     /// playwright-core), or a panic that says how to get them.
     pub fn require() -> Self {
         let root = repo_root();
-        let venv = std::env::var_os("COGNIGATE_TEST_VENV")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join(".venv"));
+        let venv = std::env::var_os("COGNIGATE_TEST_VENV").map(PathBuf::from).unwrap_or_else(|| root.join(".venv"));
         let node_modules = std::env::var_os("COGNIGATE_TEST_NODE_MODULES")
             .map(PathBuf::from)
             .unwrap_or_else(|| root.join("tests/e2e/node_modules"));
@@ -97,9 +95,8 @@ impl Toolchain {
 
     /// Debian's Chromium (or `CHROMIUM_PATH`), or a panic that says how to get it.
     pub fn chromium(&self) -> PathBuf {
-        let path = std::env::var_os("CHROMIUM_PATH")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+        let path =
+            std::env::var_os("CHROMIUM_PATH").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
         assert!(path.exists(), "missing Chromium at {}: {RUN_SCRIPTS_TEST}", path.display());
         path
     }
@@ -114,10 +111,7 @@ fn same_dir(a: &Path, b: &Path) -> bool {
 
 /// A free TCP port on 127.0.0.1 (bound, then released for the peer to take).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral port")
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind an ephemeral port")
 }
 
 /// A long-running peer process, killed on drop.
@@ -243,11 +237,9 @@ fn drain(stream: impl Read + Send + 'static, log: Arc<Mutex<File>>, tx: mpsc::Se
             if let Ok(mut f) = log.lock() {
                 let _ = writeln!(f, "{line}");
             }
-            if !announced {
-                if let Some(url) = announced_url(&line) {
-                    announced = true;
-                    let _ = tx.send(url);
-                }
+            if !announced && let Some(url) = announced_url(&line) {
+                announced = true;
+                let _ = tx.send(url);
             }
         }
     });
@@ -299,11 +291,7 @@ pub fn http_client() -> reqwest::Client {
 
 /// Runs a future to completion on a throwaway current-thread runtime.
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-        .block_on(future)
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime").block_on(future)
 }
 
 /// What a one-shot script did.
@@ -358,7 +346,8 @@ pub fn run(name: &str, mut cmd: Command, timeout: Duration) -> ScriptOutput {
         if Instant::now() >= deadline {
             let _ = child.kill();
             let status = child.wait().expect("wait for killed script");
-            let output = ScriptOutput { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() };
+            let output =
+                ScriptOutput { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() };
             panic!("{name} did not finish within {timeout:?}:\n{}", output.describe());
         }
         thread::sleep(Duration::from_millis(20));

@@ -37,7 +37,9 @@ pub enum ConfigError {
     Shape { path: String, problem: String },
     #[error("env file {0}")]
     EnvFile(#[from] EnvFileError),
-    #[error("{owner}, option `{option}`: $env({var}) is not set. Fix: add {var}=... to the env file (cognigate up writes it) or export {var}")]
+    #[error(
+        "{owner}, option `{option}`: $env({var}) is not set. Fix: add {var}=... to the env file (cognigate up writes it) or export {var}"
+    )]
     UnsetEnv { owner: String, option: String, var: String },
     #[error("{owner}, option `{option}`: {problem}. Fix: {fix}")]
     InvalidOption { owner: String, option: String, problem: String, fix: String },
@@ -75,7 +77,12 @@ impl GatewayConfig {
         Self::from_files(policies, routes, env, &routes_path.display().to_string())
     }
 
-    fn from_files(policies: PoliciesFile, routes: RoutesFile, env: &Env, routes_path: &str) -> Result<Self, ConfigError> {
+    fn from_files(
+        policies: PoliciesFile,
+        routes: RoutesFile,
+        env: &Env,
+        routes_path: &str,
+    ) -> Result<Self, ConfigError> {
         let mut known: HashMap<String, PolicySlot> = HashMap::new();
         for entry in policies.policies {
             if known.contains_key(&entry.name) {
@@ -116,13 +123,20 @@ enum PolicySlot {
 /// Builds a policy the first time a route refers to it, so that policies of
 /// other kinds that no route uses (a Zuplo project may carry some) do not stop
 /// the boot.
-fn policy_for(name: &str, route: &str, known: &mut HashMap<String, PolicySlot>, env: &Env) -> Result<Arc<OAuthPolicy>, ConfigError> {
+fn policy_for(
+    name: &str,
+    route: &str,
+    known: &mut HashMap<String, PolicySlot>,
+    env: &Env,
+) -> Result<Arc<OAuthPolicy>, ConfigError> {
     let Some(slot) = known.get_mut(name) else {
         let mut names: Vec<&String> = known.keys().collect();
         names.sort();
         return Err(ConfigError::Route {
             route: route.to_owned(),
-            problem: format!("names the inbound policy `{name}`, which policies.json does not define (defined: {names:?})"),
+            problem: format!(
+                "names the inbound policy `{name}`, which policies.json does not define (defined: {names:?})"
+            ),
             fix: "fix the name in x-zuplo-route.policies.inbound, or run cognigate up to write the policy".into(),
         });
     };
@@ -138,14 +152,19 @@ fn policy_for(name: &str, route: &str, known: &mut HashMap<String, PolicySlot>, 
             return Err(ConfigError::Policy {
                 policy: name.to_owned(),
                 problem: format!("has the policy type `{other}`, which this gateway does not support"),
-                fix: format!("use `{COGNITO_POLICY_TYPE}` or `{GENERIC_POLICY_TYPE}`, or remove the policy from the route"),
+                fix: format!(
+                    "use `{COGNITO_POLICY_TYPE}` or `{GENERIC_POLICY_TYPE}`, or remove the policy from the route"
+                ),
             });
         }
     };
     if entry.handler.export != expected_export {
         return Err(ConfigError::Policy {
             policy: name.to_owned(),
-            problem: format!("has handler.export `{}`, which is not supported for `{}`", entry.handler.export, entry.policy_type),
+            problem: format!(
+                "has handler.export `{}`, which is not supported for `{}`",
+                entry.handler.export, entry.policy_type
+            ),
             fix: format!("set handler.export to `{expected_export}`"),
         });
     }
@@ -167,7 +186,8 @@ fn build_route(
     env: &Env,
     routes_path: &str,
 ) -> Result<Route, ConfigError> {
-    let route_err = |problem: String, fix: &str| ConfigError::Route { route: path.to_owned(), problem, fix: fix.to_owned() };
+    let route_err =
+        |problem: String, fix: &str| ConfigError::Route { route: path.to_owned(), problem, fix: fix.to_owned() };
     let slug = path.strip_prefix(ROUTE_PREFIX).unwrap_or_default();
     if slug.contains(['{', '}']) {
         return Err(route_err(
@@ -182,7 +202,10 @@ fn build_route(
         ));
     }
     let Value::Object(item) = item else {
-        return Err(ConfigError::Shape { path: routes_path.to_owned(), problem: format!("paths.{path} is not an object") });
+        return Err(ConfigError::Shape {
+            path: routes_path.to_owned(),
+            problem: format!("paths.{path} is not an object"),
+        });
     };
 
     let mut methods = Vec::new();
@@ -202,10 +225,16 @@ fn build_route(
             _ => continue,
         };
         let Some(zuplo) = operation.get("x-zuplo-route") else {
-            return Err(route_err(format!("`{key}` has no x-zuplo-route"), "add x-zuplo-route with the McpProxyHandler handler"));
+            return Err(route_err(
+                format!("`{key}` has no x-zuplo-route"),
+                "add x-zuplo-route with the McpProxyHandler handler",
+            ));
         };
         let zuplo: ZuploRoute = serde_json::from_value(zuplo.clone()).map_err(|err| {
-            route_err(format!("`{key}`.x-zuplo-route is malformed: {err}"), "see DESIGN.md section 3 for the route shape")
+            route_err(
+                format!("`{key}`.x-zuplo-route is malformed: {err}"),
+                "see DESIGN.md section 3 for the route shape",
+            )
         })?;
         if zuplo.handler.export != PROXY_EXPORT {
             return Err(route_err(
@@ -246,7 +275,10 @@ fn build_route(
         methods.push(method);
     }
     let Some((upstream, inbound)) = target else {
-        return Err(route_err("declares no post/get/delete operation".into(), "add post (and get, delete) with x-zuplo-route"));
+        return Err(route_err(
+            "declares no post/get/delete operation".into(),
+            "add post (and get, delete) with x-zuplo-route",
+        ));
     };
 
     let mut oauth = None;
@@ -297,10 +329,8 @@ fn typed_options<T: DeserializeOwned>(options: Value, owner: &str) -> Result<T, 
 /// option (`gateway.accessTokenTtlSeconds`) in the error.
 fn substitute_tree(value: &Value, owner: &str, at: &str, env: &Env) -> Result<Value, ConfigError> {
     Ok(match value {
-        Value::String(text) => Value::String(env::substitute(text, env).map_err(|env::UnsetVar(var)| ConfigError::UnsetEnv {
-            owner: owner.to_owned(),
-            option: at.to_owned(),
-            var,
+        Value::String(text) => Value::String(env::substitute(text, env).map_err(|env::UnsetVar(var)| {
+            ConfigError::UnsetEnv { owner: owner.to_owned(), option: at.to_owned(), var }
         })?),
         Value::Object(map) => {
             let mut out = serde_json::Map::new();
@@ -415,9 +445,15 @@ pub(crate) mod tests {
     fn unset_env_in_nested_option_names_the_path() {
         let full = env();
         let env = Env::from_pairs(
-            ["COGNITO_USER_POOL_ID", "COGNITO_USER_POOL_DOMAIN", "COGNITO_CLIENT_ID", "COGNITO_CLIENT_SECRET", "UPSTREAM"]
-                .into_iter()
-                .map(|k| (k, full.get(k).unwrap().to_owned())),
+            [
+                "COGNITO_USER_POOL_ID",
+                "COGNITO_USER_POOL_DOMAIN",
+                "COGNITO_CLIENT_ID",
+                "COGNITO_CLIENT_SECRET",
+                "UPSTREAM",
+            ]
+            .into_iter()
+            .map(|k| (k, full.get(k).unwrap().to_owned())),
         );
         let text = load(&policies(), &routes(), &env).unwrap_err().to_string();
         assert!(text.contains("option `gateway.accessTokenTtlSeconds`"), "{text}");
@@ -438,7 +474,10 @@ pub(crate) mod tests {
         let mut routes = routes();
         routes["paths"]["/mcp/echo"]["post"]["x-zuplo-route"]["handler"]["export"] = json!("urlForwardHandler");
         let text = load(&policies(), &routes, &env()).unwrap_err().to_string();
-        assert!(text.contains("`urlForwardHandler`") && text.contains("Fix: use handler.export McpProxyHandler"), "{text}");
+        assert!(
+            text.contains("`urlForwardHandler`") && text.contains("Fix: use handler.export McpProxyHandler"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -446,7 +485,12 @@ pub(crate) mod tests {
         let mut policies = policies();
         policies["policies"][0]["policyType"] = json!("rate-limit-inbound");
         let text = load(&policies, &routes(), &env()).unwrap_err().to_string();
-        assert!(text.contains("policy `cognito-managed-oauth`") && text.contains("`rate-limit-inbound`") && text.contains("Fix:"), "{text}");
+        assert!(
+            text.contains("policy `cognito-managed-oauth`")
+                && text.contains("`rate-limit-inbound`")
+                && text.contains("Fix:"),
+            "{text}"
+        );
 
         let mut policies = self::policies();
         policies["policies"][0]["handler"]["export"] = json!("SomethingElse");
@@ -491,7 +535,9 @@ pub(crate) mod tests {
     #[test]
     fn bad_routes() {
         let op = routes()["paths"]["/mcp/echo"]["post"].clone();
-        for (path, needle) in [("/mcp/{slug}", "path parameter"), ("/other/x", "/mcp/{name}"), ("/mcp/a/b", "/mcp/{name}")] {
+        for (path, needle) in
+            [("/mcp/{slug}", "path parameter"), ("/other/x", "/mcp/{name}"), ("/mcp/a/b", "/mcp/{name}")]
+        {
             let routes = json!({"paths": {path: {"post": op}}});
             let text = load(&policies(), &routes, &env()).unwrap_err().to_string();
             assert!(text.contains(needle), "{path}: {text}");
@@ -501,11 +547,19 @@ pub(crate) mod tests {
         let text = load(&policies(), &routes, &env()).unwrap_err().to_string();
         assert!(text.contains("different") || text.contains("no inbound OAuth policy"), "{text}");
 
-        let env = Env::from_pairs([("UPSTREAM", "not a url")].into_iter().chain(
-            ["COGNITO_USER_POOL_ID", "COGNITO_USER_POOL_DOMAIN", "COGNITO_CLIENT_ID", "COGNITO_CLIENT_SECRET", "ACCESS_TTL"]
+        let env = Env::from_pairs(
+            [("UPSTREAM", "not a url")].into_iter().chain(
+                [
+                    "COGNITO_USER_POOL_ID",
+                    "COGNITO_USER_POOL_DOMAIN",
+                    "COGNITO_CLIENT_ID",
+                    "COGNITO_CLIENT_SECRET",
+                    "ACCESS_TTL",
+                ]
                 .into_iter()
                 .map(|k| (k, "x")),
-        ));
+            ),
+        );
         let text = load(&policies(), &self::routes(), &env).unwrap_err().to_string();
         assert!(text.contains("rewritePattern"), "{text}");
     }

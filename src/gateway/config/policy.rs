@@ -101,8 +101,12 @@ impl OAuthPolicy {
             name: name.to_owned(),
             oidc: Oidc { issuer, jwks_url },
             browser_login: BrowserLogin {
-                url: base.join("oauth2/authorize").map_err(|err| invalid("userPoolDomain", err.to_string(), "give the host only"))?,
-                token_url: base.join("oauth2/token").map_err(|err| invalid("userPoolDomain", err.to_string(), "give the host only"))?,
+                url: base
+                    .join("oauth2/authorize")
+                    .map_err(|err| invalid("userPoolDomain", err.to_string(), "give the host only"))?,
+                token_url: base
+                    .join("oauth2/token")
+                    .map_err(|err| invalid("userPoolDomain", err.to_string(), "give the host only"))?,
                 client_id: options.client_id.trim().to_owned(),
                 client_secret: Secret::new(options.client_secret),
                 scope: scope_or_default(options.scope),
@@ -169,7 +173,8 @@ fn scope_or_default(scope: Option<String>) -> String {
 fn ttls(name: &str, gateway: Option<GatewayOptions>) -> Result<(Duration, Duration), ConfigError> {
     let gateway = gateway.unwrap_or_default();
     let access = seconds(name, "gateway.accessTokenTtlSeconds", gateway.access_token_ttl_seconds, DEFAULT_ACCESS_TTL)?;
-    let refresh = seconds(name, "gateway.refreshTokenTtlSeconds", gateway.refresh_token_ttl_seconds, DEFAULT_REFRESH_TTL)?;
+    let refresh =
+        seconds(name, "gateway.refreshTokenTtlSeconds", gateway.refresh_token_ttl_seconds, DEFAULT_REFRESH_TTL)?;
     Ok((access, refresh))
 }
 
@@ -259,7 +264,8 @@ fn domain_base_url(domain: &str) -> Result<Url, String> {
     if domain.contains(['?', '#', '@', ' ']) {
         return Err(format!("`{domain}` is not a host name"));
     }
-    let https = Url::parse(&format!("https://{domain}/")).map_err(|err| format!("`{domain}` is not a host name ({err})"))?;
+    let https =
+        Url::parse(&format!("https://{domain}/")).map_err(|err| format!("`{domain}` is not a host name ({err})"))?;
     if https.host_str().is_none() {
         return Err(format!("`{domain}` is not a host name"));
     }
@@ -299,14 +305,18 @@ mod tests {
 
     #[test]
     fn derives_the_generic_policy_by_the_table() {
-        let policy = OAuthPolicy::from_cognito("p", options("team.auth.eu-west-3.amazoncognito.com"), &Env::default()).unwrap();
+        let policy =
+            OAuthPolicy::from_cognito("p", options("team.auth.eu-west-3.amazoncognito.com"), &Env::default()).unwrap();
         assert_eq!(policy.oidc.issuer, "https://cognito-idp.eu-west-3.amazonaws.com/eu-west-3_AbC123");
         assert_eq!(
             policy.oidc.jwks_url.as_str(),
             "https://cognito-idp.eu-west-3.amazonaws.com/eu-west-3_AbC123/.well-known/jwks.json"
         );
         assert_eq!(policy.browser_login.url.as_str(), "https://team.auth.eu-west-3.amazoncognito.com/oauth2/authorize");
-        assert_eq!(policy.browser_login.token_url.as_str(), "https://team.auth.eu-west-3.amazoncognito.com/oauth2/token");
+        assert_eq!(
+            policy.browser_login.token_url.as_str(),
+            "https://team.auth.eu-west-3.amazoncognito.com/oauth2/token"
+        );
         assert_eq!(policy.browser_login.client_id, "client123");
         assert_eq!(policy.browser_login.client_secret.expose(), "secret456");
         assert_eq!(policy.browser_login.scope, "openid profile email");
@@ -361,7 +371,11 @@ mod tests {
         let text = OAuthPolicy::from_cognito("p", opts, &Env::default()).unwrap_err().to_string();
         assert!(text.contains("awsRegion") && text.contains("Fix:"), "{text}");
 
-        for (pool, needle) in [("us-east-1_AbC", "region `us-east-1`"), ("eu-west-3-AbC", "not a user pool id"), ("eu-west-3_ab-c", "letters and digits")] {
+        for (pool, needle) in [
+            ("us-east-1_AbC", "region `us-east-1`"),
+            ("eu-west-3-AbC", "not a user pool id"),
+            ("eu-west-3_ab-c", "letters and digits"),
+        ] {
             let mut opts = options("a.example.com");
             opts.user_pool_id = pool.into();
             let text = OAuthPolicy::from_cognito("p", opts, &Env::default()).unwrap_err().to_string();

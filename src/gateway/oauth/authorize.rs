@@ -35,7 +35,13 @@ impl Params {
 
 /// Sends the browser back to the client with an OAuth error (RFC 6749
 /// 4.1.2.1), including `state` and `iss` (RFC 9207).
-pub(crate) fn redirect_error(state: &AppState, redirect_uri: &str, error: &str, description: &str, client_state: Option<&str>) -> Response {
+pub(crate) fn redirect_error(
+    state: &AppState,
+    redirect_uri: &str,
+    error: &str,
+    description: &str,
+    client_state: Option<&str>,
+) -> Response {
     let mut pairs = vec![("error", error), ("error_description", description)];
     if let Some(client_state) = client_state {
         pairs.push(("state", client_state));
@@ -86,7 +92,8 @@ pub(super) async fn authorize(State(state): State<AppState>, RawQuery(query): Ra
 
     // From here on the redirect URI is trusted: errors go back to the client.
     let client_state = params.get("state");
-    let fail = |error: &str, description: &str| Ok(redirect_error(&state, &redirect_uri, error, description, client_state));
+    let fail =
+        |error: &str, description: &str| Ok(redirect_error(&state, &redirect_uri, error, description, client_state));
     if params.get("response_type") != Some("code") {
         return fail("unsupported_response_type", "only response_type=code is supported");
     }
@@ -123,9 +130,8 @@ pub(super) async fn authorize(State(state): State<AppState>, RawQuery(query): Ra
         idp_code_verifier: idp_verifier.clone(),
         expires_at: now() + PENDING_LOGIN_TTL,
     };
-    let location = route
-        .idp
-        .authorize_url(&callback_url(&state), &login.state, &login.nonce, &pkce_challenge(&idp_verifier));
+    let location =
+        route.idp.authorize_url(&callback_url(&state), &login.state, &login.nonce, &pkce_challenge(&idp_verifier));
     tracing::info!(client_id = %login.client_id, route = %route.route.path, "login started; browser sent to the identity provider");
     state.store.run(move |store| store.insert_pending_login(&login)).await?;
     Ok(found(location.as_str()))
@@ -135,7 +141,11 @@ pub(crate) fn callback_url(state: &AppState) -> String {
     format!("{}/oauth/callback", state.public_url)
 }
 
-pub(super) async fn callback(State(state): State<AppState>, headers: axum::http::HeaderMap, RawQuery(query): RawQuery) -> Result<Response, PageError> {
+pub(super) async fn callback(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
     let params = Params::parse(query.as_deref());
     let Some(login_state) = params.get("state").map(str::to_owned) else {
         return Err(PageError::bad_request("The identity provider returned without a state."));
@@ -163,16 +173,26 @@ pub(super) async fn callback(State(state): State<AppState>, headers: axum::http:
         .exchange_code(&state.idp_http, code, &login.idp_code_verifier, &callback_url(&state))
         .await
         .map_err(|err| {
-            let status = if err.is_upstream() && !matches!(err, crate::gateway::oidc::OidcError::TokenEndpoint { status: 400..=499, .. }) {
+            let status = if err.is_upstream()
+                && !matches!(err, crate::gateway::oidc::OidcError::TokenEndpoint { status: 400..=499, .. })
+            {
                 StatusCode::BAD_GATEWAY
             } else {
                 StatusCode::BAD_REQUEST
             };
-            PageError::new(status, "The identity provider did not complete the sign-in.", format!("policy {}: {err}", idp.policy.name))
+            PageError::new(
+                status,
+                "The identity provider did not complete the sign-in.",
+                format!("policy {}: {err}", idp.policy.name),
+            )
         })?;
     let claims = idp.verify_id_token(&state.idp_http, &id_token, &login.nonce).await.map_err(|err| {
         let status = if err.is_upstream() { StatusCode::BAD_GATEWAY } else { StatusCode::UNAUTHORIZED };
-        PageError::new(status, "The identity provider's answer could not be verified.", format!("policy {}: {err}", idp.policy.name))
+        PageError::new(
+            status,
+            "The identity provider's answer could not be verified.",
+            format!("policy {}: {err}", idp.policy.name),
+        )
     })?;
     tracing::info!(client_id = %login.client_id, route = %route.route.path, "user signed in at the identity provider");
     render_consent(&state, &headers, login, route, &claims).await

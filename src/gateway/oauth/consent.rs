@@ -49,11 +49,13 @@ pub(super) async fn render_consent(
     route: &RouteState,
     claims: &IdClaims,
 ) -> Result<Response, PageError> {
-    let Some(client) = state.store.run({
-        let id = login.client_id.clone();
-        move |store| store.client(&id)
-    })
-    .await?
+    let Some(client) = state
+        .store
+        .run({
+            let id = login.client_id.clone();
+            move |store| store.client(&id)
+        })
+        .await?
     else {
         return Err(PageError::bad_request("The application is no longer registered."));
     };
@@ -64,7 +66,12 @@ pub(super) async fn render_consent(
         redirect_uri: login.redirect_uri.clone(),
         client_state: login.client_state.clone(),
         code_challenge: login.code_challenge.clone(),
-        grant: Grant { client_id: login.client_id.clone(), slug: login.slug.clone(), scope: login.scope.clone(), subject: claims.sub.clone() },
+        grant: Grant {
+            client_id: login.client_id.clone(),
+            slug: login.slug.clone(),
+            scope: login.scope.clone(),
+            subject: claims.sub.clone(),
+        },
         expires_at: now() + CONSENT_TTL,
     };
     let html = state
@@ -92,12 +99,14 @@ pub(super) async fn render_consent(
     let mut response = (StatusCode::OK, Html(html)).into_response();
     let out = response.headers_mut();
     let secure = if state.secure_cookies { "; Secure" } else { "" };
-    let cookie = format!("{}={csrf}; Path=/; HttpOnly; SameSite=Lax; Max-Age={CONSENT_TTL}{secure}", cookie_name(state));
+    let cookie =
+        format!("{}={csrf}; Path=/; HttpOnly; SameSite=Lax; Max-Age={CONSENT_TTL}{secure}", cookie_name(state));
     out.insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(PageError::internal)?);
     out.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     out.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    let csp = format!("frame-ancestors 'none'; default-src 'none'; style-src 'unsafe-inline'; form-action {form_action}");
+    let csp =
+        format!("frame-ancestors 'none'; default-src 'none'; style-src 'unsafe-inline'; form-action {form_action}");
     out.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_str(&csp).map_err(PageError::internal)?);
     Ok(response)
 }
@@ -112,9 +121,20 @@ pub(super) struct ConsentForm {
     decision: String,
 }
 
-pub(super) async fn decide(State(state): State<AppState>, headers: HeaderMap, form: Result<Form<ConsentForm>, FormRejection>) -> Result<Response, PageError> {
-    let Form(form) = form.map_err(|err| PageError::bad_request(format!("The consent form is malformed: {}", err.body_text())))?;
-    let forbidden = || PageError::new(StatusCode::FORBIDDEN, "The consent form could not be verified. Start the sign-in again.", "CSRF check failed");
+pub(super) async fn decide(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<ConsentForm>, FormRejection>,
+) -> Result<Response, PageError> {
+    let Form(form) =
+        form.map_err(|err| PageError::bad_request(format!("The consent form is malformed: {}", err.body_text())))?;
+    let forbidden = || {
+        PageError::new(
+            StatusCode::FORBIDDEN,
+            "The consent form could not be verified. Start the sign-in again.",
+            "CSRF check failed",
+        )
+    };
     let Some(cookie) = csrf_cookie(&state, &headers) else {
         return Err(forbidden());
     };
@@ -149,7 +169,13 @@ pub(super) async fn decide(State(state): State<AppState>, headers: HeaderMap, fo
         }
         "deny" => {
             tracing::info!(client_id = %consent.grant.client_id, route = %consent.grant.slug, "consent denied");
-            Ok(redirect_error(&state, &consent.redirect_uri, "access_denied", "the user denied access", consent.client_state.as_deref()))
+            Ok(redirect_error(
+                &state,
+                &consent.redirect_uri,
+                "access_denied",
+                "the user denied access",
+                consent.client_state.as_deref(),
+            ))
         }
         _ => Err(PageError::bad_request("The consent form has no decision.")),
     }

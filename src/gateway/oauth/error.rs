@@ -72,7 +72,8 @@ impl IntoResponse for OAuthError {
                 (StatusCode::BAD_REQUEST, detail.clone())
             }
         };
-        let mut response = (status, axum::Json(json!({"error": self.code(), "error_description": description}))).into_response();
+        let mut response =
+            (status, axum::Json(json!({"error": self.code(), "error_description": description}))).into_response();
         response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
     }
@@ -98,7 +99,11 @@ impl PageError {
     }
 
     pub fn internal(detail: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "The gateway failed to complete the sign-in. Try again.", detail.to_string())
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "The gateway failed to complete the sign-in. Try again.",
+            detail.to_string(),
+        )
     }
 }
 

@@ -39,7 +39,8 @@ pub(super) async fn protected_resource_root(State(state): State<AppState>) -> Re
 
 pub(super) async fn authorization_server(State(state): State<AppState>) -> Json<Value> {
     let base = &state.public_url;
-    let mut scopes: Vec<&str> = state.routes.values().flat_map(|r| supported_scopes(&r.route.policy.browser_login.scope)).collect();
+    let mut scopes: Vec<&str> =
+        state.routes.values().flat_map(|r| supported_scopes(&r.route.policy.browser_login.scope)).collect();
     scopes.sort_unstable();
     scopes.dedup();
     Json(json!({

@@ -68,11 +68,8 @@ pub(crate) fn supported_scopes(scope: &str) -> Vec<&str> {
 /// token response always says what was granted).
 pub(crate) fn granted_scope(requested: Option<&str>, supported: &str) -> String {
     let supported = supported_scopes(supported);
-    let granted: Vec<&str> = requested
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter(|scope| supported.contains(scope))
-        .collect();
+    let granted: Vec<&str> =
+        requested.unwrap_or_default().split_whitespace().filter(|scope| supported.contains(scope)).collect();
     if granted.is_empty() { supported.join(" ") } else { granted.join(" ") }
 }
 

@@ -89,7 +89,9 @@ fn validate(request: RegistrationRequest, now: i64) -> Result<(Client, Option<St
     // metadata as long as the response says so, and it does.
     let grant_types = request.grant_types.unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]);
     if grant_types.is_empty() || grant_types.iter().any(|g| g != "authorization_code" && g != "refresh_token") {
-        return Err(OAuthError::InvalidClientMetadata("grant_types may only hold authorization_code and refresh_token".into()));
+        return Err(OAuthError::InvalidClientMetadata(
+            "grant_types may only hold authorization_code and refresh_token".into(),
+        ));
     }
     if !grant_types.iter().any(|g| g == "authorization_code") {
         return Err(OAuthError::InvalidClientMetadata("grant_types must include authorization_code".into()));
@@ -98,7 +100,10 @@ fn validate(request: RegistrationRequest, now: i64) -> Result<(Client, Option<St
     if response_types != ["code"] {
         return Err(OAuthError::InvalidClientMetadata("response_types must be [\"code\"]".into()));
     }
-    let client_name = request.client_name.map(|name| name.trim().chars().take(MAX_CLIENT_NAME).collect::<String>()).filter(|n| !n.is_empty());
+    let client_name = request
+        .client_name
+        .map(|name| name.trim().chars().take(MAX_CLIENT_NAME).collect::<String>())
+        .filter(|n| !n.is_empty());
     let secret = (method != "none").then(|| random_token(32));
     let client = Client {
         client_id: random_token(18),
@@ -114,7 +119,20 @@ fn validate(request: RegistrationRequest, now: i64) -> Result<(Client, Option<St
 }
 
 /// Schemes that must never receive an authorization code.
-const FORBIDDEN_SCHEMES: [&str; 12] = ["javascript", "data", "file", "vbscript", "about", "blob", "filesystem", "ftp", "ws", "wss", "mailto", "view-source"];
+const FORBIDDEN_SCHEMES: [&str; 12] = [
+    "javascript",
+    "data",
+    "file",
+    "vbscript",
+    "about",
+    "blob",
+    "filesystem",
+    "ftp",
+    "ws",
+    "wss",
+    "mailto",
+    "view-source",
+];
 
 pub(crate) fn check_redirect_uri(uri: &str) -> Result<(), String> {
     let url = Url::parse(uri).map_err(|err| format!("`{uri}` is not an absolute URI ({err})"))?;
@@ -124,7 +142,9 @@ pub(crate) fn check_redirect_uri(uri: &str) -> Result<(), String> {
     match url.scheme() {
         "https" if url.host().is_some() => Ok(()),
         "http" if crate::gateway::config::policy::is_loopback_host(&url) => Ok(()),
-        "http" => Err(format!("`{uri}` uses http on a non-loopback host; use https, or http://127.0.0.1 / [::1] / localhost")),
+        "http" => {
+            Err(format!("`{uri}` uses http on a non-loopback host; use https, or http://127.0.0.1 / [::1] / localhost"))
+        }
         scheme if FORBIDDEN_SCHEMES.contains(&scheme) => Err(format!("`{uri}` uses the `{scheme}` scheme")),
         "https" => Err(format!("`{uri}` has no host")),
         // A private-use scheme (RFC 8252 7.1).
@@ -207,12 +227,22 @@ mod tests {
         assert!(secret.is_none());
         assert_eq!(client.grant_types, ["authorization_code", "refresh_token"]);
         assert_eq!(client.client_name.as_deref(), Some("Claude"));
-        let (client, secret) = validate(request(serde_json::json!({"redirect_uris": ["https://a.example/cb"]})), 5).unwrap();
+        let (client, secret) =
+            validate(request(serde_json::json!({"redirect_uris": ["https://a.example/cb"]})), 5).unwrap();
         assert_eq!(client.token_endpoint_auth_method, "client_secret_basic");
         assert_eq!(client.client_secret_hash, Some(crate::gateway::crypto::sha256_hex(&secret.unwrap())));
         assert!(validate(request(serde_json::json!({"redirect_uris": []})), 5).is_err());
-        assert!(validate(request(serde_json::json!({"redirect_uris": ["https://a/cb"], "grant_types": ["client_credentials"]})), 5).is_err());
-        assert!(validate(request(serde_json::json!({"redirect_uris": ["https://a/cb"], "response_types": ["token"]})), 5).is_err());
+        assert!(
+            validate(
+                request(serde_json::json!({"redirect_uris": ["https://a/cb"], "grant_types": ["client_credentials"]})),
+                5
+            )
+            .is_err()
+        );
+        assert!(
+            validate(request(serde_json::json!({"redirect_uris": ["https://a/cb"], "response_types": ["token"]})), 5)
+                .is_err()
+        );
         assert!(validate(request(serde_json::json!({"redirect_uris": ["https://a/cb"], "token_endpoint_auth_method": "private_key_jwt"})), 5).is_err());
     }
 }

@@ -39,15 +39,25 @@ pub(super) struct TokenForm {
     client_secret: Option<String>,
 }
 
-pub(super) async fn token(State(state): State<AppState>, headers: HeaderMap, form: Result<Form<TokenForm>, FormRejection>) -> Result<Response, OAuthError> {
-    let Form(form) = form.map_err(|err| OAuthError::InvalidRequest(format!("expected an application/x-www-form-urlencoded body: {}", err.body_text())))?;
+pub(super) async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<TokenForm>, FormRejection>,
+) -> Result<Response, OAuthError> {
+    let Form(form) = form.map_err(|err| {
+        OAuthError::InvalidRequest(format!("expected an application/x-www-form-urlencoded body: {}", err.body_text()))
+    })?;
     let client = authenticate(&state, &headers, form.client_id.as_deref(), form.client_secret.as_deref()).await?;
     let grant_type = form.grant_type.as_deref().unwrap_or_default();
-    if !client.grant_types.iter().any(|g| g == grant_type) && matches!(grant_type, "authorization_code" | "refresh_token") {
+    if !client.grant_types.iter().any(|g| g == grant_type)
+        && matches!(grant_type, "authorization_code" | "refresh_token")
+    {
         return Err(OAuthError::UnauthorizedClient(format!("the client did not register the {grant_type} grant")));
     }
     let (grant, family) = match grant_type {
-        "authorization_code" => (redeem_code(&state, &client.client_id, &client.redirect_uris, &form).await?, random_token(16)),
+        "authorization_code" => {
+            (redeem_code(&state, &client.client_id, &client.redirect_uris, &form).await?, random_token(16))
+        }
         "refresh_token" => return refresh(&state, &client.client_id, &form).await,
         "" => return Err(OAuthError::InvalidRequest("grant_type is required".into())),
         other => return Err(OAuthError::UnsupportedGrantType(format!("`{other}` is not supported"))),
@@ -56,9 +66,17 @@ pub(super) async fn token(State(state): State<AppState>, headers: HeaderMap, for
     issue(&state, grant, with_refresh.then_some(family), "authorization_code").await
 }
 
-async fn redeem_code(state: &AppState, client_id: &str, client_redirect_uris: &[String], form: &TokenForm) -> Result<Grant, OAuthError> {
+async fn redeem_code(
+    state: &AppState,
+    client_id: &str,
+    client_redirect_uris: &[String],
+    form: &TokenForm,
+) -> Result<Grant, OAuthError> {
     let code = form.code.as_deref().ok_or_else(|| OAuthError::InvalidRequest("code is required".into()))?;
-    let verifier = form.code_verifier.as_deref().ok_or_else(|| OAuthError::InvalidRequest("code_verifier is required (PKCE)".into()))?;
+    let verifier = form
+        .code_verifier
+        .as_deref()
+        .ok_or_else(|| OAuthError::InvalidRequest("code_verifier is required (PKCE)".into()))?;
     let hash = sha256_hex(code);
     let record = state
         .store
@@ -97,7 +115,8 @@ fn check_resource(state: &AppState, resource: Option<&str>, grant: &Grant) -> Re
 }
 
 async fn refresh(state: &AppState, client_id: &str, form: &TokenForm) -> Result<Response, OAuthError> {
-    let presented = form.refresh_token.as_deref().ok_or_else(|| OAuthError::InvalidRequest("refresh_token is required".into()))?;
+    let presented =
+        form.refresh_token.as_deref().ok_or_else(|| OAuthError::InvalidRequest("refresh_token is required".into()))?;
     let hash = sha256_hex(presented);
     let new_refresh = random_token(32);
     let access_jti = random_token(16);
@@ -107,7 +126,9 @@ async fn refresh(state: &AppState, client_id: &str, form: &TokenForm) -> Result<
     let routes = state.clone();
     let outcome = state
         .store
-        .run(move |store| store.rotate_refresh(&hash, &owner, &rotation, &|grant| routes.lifetimes(&grant.slug), issued_at))
+        .run(move |store| {
+            store.rotate_refresh(&hash, &owner, &rotation, &|grant| routes.lifetimes(&grant.slug), issued_at)
+        })
         .await?;
     let grant = match outcome {
         RefreshUse::Rotated { grant, .. } => grant,
@@ -124,7 +145,12 @@ async fn refresh(state: &AppState, client_id: &str, form: &TokenForm) -> Result<
 }
 
 /// Issues an access token and, with `family`, a new refresh token family.
-async fn issue(state: &AppState, grant: Grant, family: Option<String>, grant_type: &str) -> Result<Response, OAuthError> {
+async fn issue(
+    state: &AppState,
+    grant: Grant,
+    family: Option<String>,
+    grant_type: &str,
+) -> Result<Response, OAuthError> {
     let Some(route) = state.routes.get(&grant.slug) else {
         return Err(OAuthError::InvalidGrant("the route of this grant no longer exists".into()));
     };
@@ -149,12 +175,20 @@ async fn issue(state: &AppState, grant: Grant, family: Option<String>, grant_typ
     respond(state, &grant, access_jti, refresh, issued_at, grant_type)
 }
 
-fn respond(state: &AppState, grant: &Grant, jti: String, refresh: Option<String>, issued_at: i64, grant_type: &str) -> Result<Response, OAuthError> {
+fn respond(
+    state: &AppState,
+    grant: &Grant,
+    jti: String,
+    refresh: Option<String>,
+    issued_at: i64,
+    grant_type: &str,
+) -> Result<Response, OAuthError> {
     let Some(route) = state.routes.get(&grant.slug) else {
         return Err(OAuthError::InvalidGrant("the route of this grant no longer exists".into()));
     };
     let ttl = route.route.policy.access_token_ttl.as_secs() as i64;
-    let (access, _) = state.tokens.mint(&grant.subject, &route.resource, &grant.client_id, &grant.scope, issued_at, ttl, jti)?;
+    let (access, _) =
+        state.tokens.mint(&grant.subject, &route.resource, &grant.client_id, &grant.scope, issued_at, ttl, jti)?;
     state.metrics.token_issued(grant_type);
     tracing::info!(client_id = %grant.client_id, route = %route.route.path, grant_type, "access token issued");
     let mut body = json!({
@@ -184,8 +218,14 @@ pub(super) struct RevokeForm {
 
 /// RFC 7009: revokes a refresh token (with its family) or an access token;
 /// answers 200 for tokens it does not know.
-pub(super) async fn revoke(State(state): State<AppState>, headers: HeaderMap, form: Result<Form<RevokeForm>, FormRejection>) -> Result<Response, OAuthError> {
-    let Form(form) = form.map_err(|err| OAuthError::InvalidRequest(format!("expected an application/x-www-form-urlencoded body: {}", err.body_text())))?;
+pub(super) async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<RevokeForm>, FormRejection>,
+) -> Result<Response, OAuthError> {
+    let Form(form) = form.map_err(|err| {
+        OAuthError::InvalidRequest(format!("expected an application/x-www-form-urlencoded body: {}", err.body_text()))
+    })?;
     let client = authenticate(&state, &headers, form.client_id.as_deref(), form.client_secret.as_deref()).await?;
     let Some(token) = form.token.filter(|t| !t.is_empty()) else {
         return Err(OAuthError::InvalidRequest("token is required".into()));
@@ -204,7 +244,9 @@ pub(super) async fn revoke(State(state): State<AppState>, headers: HeaderMap, fo
     } else {
         let hash = sha256_hex(&token);
         let owner = client.client_id.clone();
-        if let Some(revoked) = state.store.run(move |store| store.revoke_refresh_family(&hash, &owner, issued_at)).await? {
+        if let Some(revoked) =
+            state.store.run(move |store| store.revoke_refresh_family(&hash, &owner, issued_at)).await?
+        {
             tracing::info!(client_id = %client.client_id, revoked_access_tokens = revoked.len(), "refresh token family revoked");
             state.revocations.add(revoked);
         }

@@ -1,7 +1,10 @@
 //! Behaviour every store must have, run against each back end by its tests.
 //! Times are synthetic (small numbers) so expiry is tested without sleeping.
 
-use super::{AuthCode, Client, Consent, Grant, Lifetimes, PendingLogin, RefreshToken, RefreshUse, RevokedAccess, Rotation, Store, StoreError};
+use super::{
+    AuthCode, Client, Consent, Grant, Lifetimes, PendingLogin, RefreshToken, RefreshUse, RevokedAccess, Rotation,
+    Store, StoreError,
+};
 
 pub(crate) fn run_all(store: &dyn Store) {
     signing_key_is_kept(store);
@@ -19,7 +22,13 @@ fn grant(client: &str) -> Grant {
 }
 
 fn refresh(family: &str, client: &str, jti: &str) -> RefreshToken {
-    RefreshToken { family: family.into(), grant: grant(client), expires_at: 10_000, access_jti: jti.into(), access_expires_at: 2_000 }
+    RefreshToken {
+        family: family.into(),
+        grant: grant(client),
+        expires_at: 10_000,
+        access_jti: jti.into(),
+        access_expires_at: 2_000,
+    }
 }
 
 fn rotation(hash: &str, jti: &str) -> Rotation {
@@ -56,7 +65,12 @@ fn clients_round_trip(store: &dyn Store) {
 }
 
 fn codes_are_single_use_and_expire(store: &dyn Store) {
-    let code = AuthCode { redirect_uri: "http://127.0.0.1/cb".into(), code_challenge: "x".into(), grant: grant("c1"), expires_at: 100 };
+    let code = AuthCode {
+        redirect_uri: "http://127.0.0.1/cb".into(),
+        code_challenge: "x".into(),
+        grant: grant("c1"),
+        expires_at: 100,
+    };
     store.insert_code("code-h1", &code).unwrap();
     assert_eq!(store.take_code("code-h1", 50).unwrap(), Some(code.clone()));
     assert_eq!(store.take_code("code-h1", 50).unwrap(), None, "single use");
@@ -99,20 +113,25 @@ fn pending_logins_and_consents_are_single_use(store: &dyn Store) {
 
 fn refresh_rotation_and_reuse_detection(store: &dyn Store) {
     store.insert_refresh("rr1", &refresh("fam-a", "c1", "a1")).unwrap();
-    let RefreshUse::Rotated { grant: g, family } = rotate(store, "rr1", "c1", rotation("rr2", "a2"), 1_000).unwrap() else {
+    let RefreshUse::Rotated { grant: g, family } = rotate(store, "rr1", "c1", rotation("rr2", "a2"), 1_000).unwrap()
+    else {
         panic!("first use rotates")
     };
     assert_eq!((g, family.as_str()), (grant("c1"), "fam-a"));
     assert!(matches!(rotate(store, "rr2", "c1", rotation("rr3", "a3"), 1_000).unwrap(), RefreshUse::Rotated { .. }));
     // rr1 again: reuse. The family (rr3 included) is revoked with the access
     // tokens issued alongside (a1 expires at 2000, a2 and a3 at 2000 = 1000 + 1000).
-    let RefreshUse::Reused { revoked_access } = rotate(store, "rr1", "c1", rotation("rr4", "a4"), 1_000).unwrap() else {
+    let RefreshUse::Reused { revoked_access } = rotate(store, "rr1", "c1", rotation("rr4", "a4"), 1_000).unwrap()
+    else {
         panic!("reuse detected")
     };
     let mut jtis: Vec<_> = revoked_access.iter().map(|r| r.jti.as_str()).collect();
     jtis.sort();
     assert_eq!(jtis, ["a1", "a2", "a3"]);
-    assert!(matches!(rotate(store, "rr3", "c1", rotation("rr5", "a5"), 1_000).unwrap(), RefreshUse::Reused { .. }), "successor revoked");
+    assert!(
+        matches!(rotate(store, "rr3", "c1", rotation("rr5", "a5"), 1_000).unwrap(), RefreshUse::Reused { .. }),
+        "successor revoked"
+    );
     let mut revoked: Vec<_> = store.revoked_since(0, 1_000).unwrap().into_iter().map(|r| r.jti).collect();
     revoked.sort();
     revoked.dedup();
@@ -124,7 +143,11 @@ fn refresh_bound_to_client_expiry_and_route(store: &dyn Store) {
     assert_eq!(rotate(store, "rb1", "other", rotation("x1", "y"), 1_000).unwrap(), RefreshUse::Unknown);
     assert_eq!(rotate(store, "nope", "c1", rotation("x2", "y"), 1_000).unwrap(), RefreshUse::Unknown);
     assert_eq!(rotate(store, "rb1", "c1", rotation("x3", "y"), 10_000).unwrap(), RefreshUse::Expired);
-    assert_eq!(store.rotate_refresh("rb1", "c1", &rotation("x4", "y"), &|_| None, 1_000).unwrap(), RefreshUse::Unknown, "route gone");
+    assert_eq!(
+        store.rotate_refresh("rb1", "c1", &rotation("x4", "y"), &|_| None, 1_000).unwrap(),
+        RefreshUse::Unknown,
+        "route gone"
+    );
     // None of the refused attempts consumed the token.
     assert!(matches!(rotate(store, "rb1", "c1", rotation("rb2", "b2"), 1_000).unwrap(), RefreshUse::Rotated { .. }));
 }

@@ -135,8 +135,13 @@ pub enum RefreshUse {
     Expired,
     /// The token was already used (or its family revoked): the whole family is
     /// now revoked, with the access tokens it issued (RFC 9700 section 4.14).
-    Reused { revoked_access: Vec<RevokedAccess> },
-    Rotated { grant: Grant, family: String },
+    Reused {
+        revoked_access: Vec<RevokedAccess>,
+    },
+    Rotated {
+        grant: Grant,
+        family: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -178,7 +183,12 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> Result<RefreshUse, StoreError>;
     /// Revokes the family of `hash` (RFC 7009); `None` when unknown.
-    fn revoke_refresh_family(&self, hash: &str, client_id: &str, now: i64) -> Result<Option<Vec<RevokedAccess>>, StoreError>;
+    fn revoke_refresh_family(
+        &self,
+        hash: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<Option<Vec<RevokedAccess>>, StoreError>;
 
     fn revoke_access(&self, revoked: &RevokedAccess, now: i64) -> Result<(), StoreError>;
     /// Revocations recorded at or after `since` that have not expired.
@@ -255,10 +265,7 @@ impl StoreHandle {
 
 /// Unix seconds now.
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -271,7 +278,10 @@ mod tests {
         assert_eq!("sqlite:///tmp/gw.db".parse::<StoreUrl>().unwrap(), StoreUrl::Sqlite("/tmp/gw.db".into()));
         assert!("sqlite:".parse::<StoreUrl>().is_err());
         assert!("postgres://x".parse::<StoreUrl>().unwrap_err().contains("sqlite:PATH"));
-        assert_eq!("redis://127.0.0.1:6379/0".parse::<StoreUrl>().unwrap(), StoreUrl::Redis("redis://127.0.0.1:6379/0".into()));
+        assert_eq!(
+            "redis://127.0.0.1:6379/0".parse::<StoreUrl>().unwrap(),
+            StoreUrl::Redis("redis://127.0.0.1:6379/0".into())
+        );
         assert!("rediss://x".parse::<StoreUrl>().is_err());
     }
 }

@@ -29,7 +29,10 @@ use redis::{Connection, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{AuthCode, Client, Consent, Grant, Lifetimes, PendingLogin, RefreshToken, RefreshUse, RevokedAccess, Rotation, Store, StoreError, now};
+use super::{
+    AuthCode, Client, Consent, Grant, Lifetimes, PendingLogin, RefreshToken, RefreshUse, RevokedAccess, Rotation,
+    Store, StoreError, now,
+};
 
 const PREFIX: &str = "cognigate:";
 /// Seconds a key outlives its logical expiry before Redis deletes it.
@@ -95,7 +98,8 @@ fn expire_at(expires_at: i64) -> i64 {
 impl RedisStore {
     /// Connects and checks the server answers.
     pub fn open(url: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(|err| StoreError::Open(format!("`{url}` is not a Redis URL: {err}")))?;
+        let client =
+            redis::Client::open(url).map_err(|err| StoreError::Open(format!("`{url}` is not a Redis URL: {err}")))?;
         let store = Self { client, conn: Mutex::new(None) };
         store
             .with(|conn| redis::cmd("PING").query::<String>(conn).map_err(StoreError::from))
@@ -106,7 +110,8 @@ impl RedisStore {
     /// Runs `call` on the connection, opening it first if needed; a failure
     /// drops the connection so the next call reconnects.
     fn with<T>(&self, call: impl FnOnce(&mut Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let mut guard: MutexGuard<'_, Option<Connection>> = self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut guard: MutexGuard<'_, Option<Connection>> =
+            self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if guard.is_none() {
             let conn = self.client.get_connection_with_timeout(TIMEOUT)?;
             conn.set_read_timeout(Some(TIMEOUT))?;
@@ -138,7 +143,12 @@ impl RedisStore {
         })
     }
 
-    fn take<T: DeserializeOwned>(&self, key: String, expires: impl Fn(&T) -> i64, now: i64) -> Result<Option<T>, StoreError> {
+    fn take<T: DeserializeOwned>(
+        &self,
+        key: String,
+        expires: impl Fn(&T) -> i64,
+        now: i64,
+    ) -> Result<Option<T>, StoreError> {
         let data: Option<String> = self.with(|conn| Ok(redis::cmd("GETDEL").arg(&key).query(conn)?))?;
         let Some(data) = data else {
             return Ok(None);
@@ -171,10 +181,18 @@ impl RedisStore {
     /// `(family, client_id, state, data)` of a refresh token.
     fn refresh_row(&self, hash: &str) -> Result<Option<(String, String, String, String)>, StoreError> {
         let fields: Vec<Option<String>> = self.with(|conn| {
-            Ok(redis::cmd("HMGET").arg(key("rt", hash)).arg("family").arg("client_id").arg("state").arg("data").query(conn)?)
+            Ok(redis::cmd("HMGET")
+                .arg(key("rt", hash))
+                .arg("family")
+                .arg("client_id")
+                .arg("state")
+                .arg("data")
+                .query(conn)?)
         })?;
         match fields.as_slice() {
-            [Some(family), Some(client), Some(state), Some(data)] => Ok(Some((family.clone(), client.clone(), state.clone(), data.clone()))),
+            [Some(family), Some(client), Some(state), Some(data)] => {
+                Ok(Some((family.clone(), client.clone(), state.clone(), data.clone())))
+            }
             _ => Ok(None),
         }
     }
@@ -194,7 +212,8 @@ impl Store for RedisStore {
     }
 
     fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
-        let data: Option<String> = self.with(|conn| Ok(redis::cmd("GET").arg(key("client", client_id)).query(conn)?))?;
+        let data: Option<String> =
+            self.with(|conn| Ok(redis::cmd("GET").arg(key("client", client_id)).query(conn)?))?;
         data.map(|data| decode(&data)).transpose()
     }
 
@@ -309,7 +328,12 @@ impl Store for RedisStore {
         }
     }
 
-    fn revoke_refresh_family(&self, hash: &str, client_id: &str, now: i64) -> Result<Option<Vec<RevokedAccess>>, StoreError> {
+    fn revoke_refresh_family(
+        &self,
+        hash: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<Option<Vec<RevokedAccess>>, StoreError> {
         match self.refresh_row(hash)? {
             Some((family, owner, _, _)) if owner == client_id => Ok(Some(self.revoke_family(&family, now)?)),
             _ => Ok(None),
@@ -329,8 +353,9 @@ impl Store for RedisStore {
     }
 
     fn revoked_since(&self, since: i64, now: i64) -> Result<Vec<RevokedAccess>, StoreError> {
-        let members: Vec<String> =
-            self.with(|conn| Ok(redis::cmd("ZRANGEBYSCORE").arg(key("revoked", "access")).arg(since).arg("+inf").query(conn)?))?;
+        let members: Vec<String> = self.with(|conn| {
+            Ok(redis::cmd("ZRANGEBYSCORE").arg(key("revoked", "access")).arg(since).arg("+inf").query(conn)?)
+        })?;
         Ok(members
             .iter()
             .filter_map(|member| {
@@ -345,10 +370,13 @@ impl Store for RedisStore {
     /// pruning.
     fn sweep(&self, now: i64) -> Result<usize, StoreError> {
         let name = key("revoked", "access");
-        let members: Vec<String> = self.with(|conn| Ok(redis::cmd("ZRANGE").arg(&name).arg(0).arg(-1).query(conn)?))?;
+        let members: Vec<String> =
+            self.with(|conn| Ok(redis::cmd("ZRANGE").arg(&name).arg(0).arg(-1).query(conn)?))?;
         let expired: Vec<&String> = members
             .iter()
-            .filter(|member| member.split_once(':').and_then(|(exp, _)| exp.parse::<i64>().ok()).is_some_and(|exp| exp <= now))
+            .filter(|member| {
+                member.split_once(':').and_then(|(exp, _)| exp.parse::<i64>().ok()).is_some_and(|exp| exp <= now)
+            })
             .collect();
         if expired.is_empty() {
             return Ok(0);

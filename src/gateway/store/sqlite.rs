@@ -13,7 +13,10 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{AuthCode, Client, Consent, Grant, Lifetimes, PendingLogin, RefreshToken, RefreshUse, RevokedAccess, Rotation, Store, StoreError};
+use super::{
+    AuthCode, Client, Consent, Grant, Lifetimes, PendingLogin, RefreshToken, RefreshUse, RevokedAccess, Rotation,
+    Store, StoreError,
+};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -65,9 +68,16 @@ fn decode<T: DeserializeOwned>(text: &str) -> Result<T, StoreError> {
 }
 
 /// Deletes the row and returns its data when it has not expired.
-fn take<T: DeserializeOwned>(conn: &Connection, table: &str, key_column: &str, key: &str, now: i64) -> Result<Option<T>, StoreError> {
+fn take<T: DeserializeOwned>(
+    conn: &Connection,
+    table: &str,
+    key_column: &str,
+    key: &str,
+    now: i64,
+) -> Result<Option<T>, StoreError> {
     let sql = format!("DELETE FROM {table} WHERE {key_column} = ?1 RETURNING data, expires_at");
-    let row: Option<(String, i64)> = conn.query_row(&sql, params![key], |row| Ok((row.get(0)?, row.get(1)?))).optional()?;
+    let row: Option<(String, i64)> =
+        conn.query_row(&sql, params![key], |row| Ok((row.get(0)?, row.get(1)?))).optional()?;
     match row {
         Some((data, expires_at)) if expires_at > now => Ok(Some(decode(&data)?)),
         _ => Ok(None),
@@ -219,7 +229,12 @@ impl Store for SqliteStore {
         Ok(RefreshUse::Rotated { grant: token.grant, family })
     }
 
-    fn revoke_refresh_family(&self, hash: &str, client_id: &str, now: i64) -> Result<Option<Vec<RevokedAccess>>, StoreError> {
+    fn revoke_refresh_family(
+        &self,
+        hash: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<Option<Vec<RevokedAccess>>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let family: Option<String> = tx
@@ -243,7 +258,8 @@ impl Store for SqliteStore {
 
     fn revoked_since(&self, since: i64, now: i64) -> Result<Vec<RevokedAccess>, StoreError> {
         let conn = self.conn();
-        let mut statement = conn.prepare("SELECT jti, expires_at FROM revoked_access WHERE revoked_at >= ?1 AND expires_at > ?2")?;
+        let mut statement =
+            conn.prepare("SELECT jti, expires_at FROM revoked_access WHERE revoked_at >= ?1 AND expires_at > ?2")?;
         let rows = statement
             .query_map(params![since, now], |row| Ok(RevokedAccess { jti: row.get(0)?, expires_at: row.get(1)? }))?
             .collect::<Result<Vec<_>, _>>()?;

@@ -136,12 +136,7 @@ impl Cognito {
     /// `DescribeUserPoolDomain`; Cognito answers an empty description for a
     /// domain that does not exist (in this account).
     pub async fn describe_domain(&self, domain: &str) -> Result<Option<DomainState>> {
-        let response = self
-            .client
-            .describe_user_pool_domain()
-            .domain(domain)
-            .send()
-            .await;
+        let response = self.client.describe_user_pool_domain().domain(domain).send().await;
         let response = match response {
             Ok(r) => r,
             Err(e) if errors::code(&e) == Some("ResourceNotFoundException") => return Ok(None),

@@ -33,9 +33,9 @@ where
                 "cannot reach {target} for {operation}: {why}; check --endpoint-url / AWS_ENDPOINT_URL, your network and proxy settings"
             ))
         }
-        SdkError::TimeoutError(_) => Error::Connection(format!(
-            "{operation} timed out talking to {target}; check your network, or try again"
-        )),
+        SdkError::TimeoutError(_) => {
+            Error::Connection(format!("{operation} timed out talking to {target}; check your network, or try again"))
+        }
         SdkError::ServiceError(_) => {
             let code = code(&err).unwrap_or("Unknown").to_owned();
             let message = message(&err).unwrap_or("").to_owned();
@@ -63,9 +63,12 @@ fn hint(operation: &str, code: &str) -> Option<String> {
             "the AWS session has expired; refresh it (for SSO: aws sso login) and run again".into()
         }
         "TooManyRequestsException" | "ThrottlingException" => {
-            "Cognito kept throttling after retries; wait a minute and run again (nothing is lost: cognigate converges)".into()
+            "Cognito kept throttling after retries; wait a minute and run again (nothing is lost: cognigate converges)"
+                .into()
         }
-        "LimitExceededException" => "a Cognito quota was reached for this account; see Service Quotas for Amazon Cognito".into(),
+        "LimitExceededException" => {
+            "a Cognito quota was reached for this account; see Service Quotas for Amazon Cognito".into()
+        }
         "ResourceNotFoundException" => "it was deleted meanwhile or is in another region; run again to re-plan".into(),
         _ => return None,
     };

@@ -62,9 +62,8 @@ impl Cognito {
         // its client-side limiter, fed by a CLI's low request rate, stalled the
         // next calls for ~25 s each (52 s vs 2.9 s for the same injected
         // throttles), so request rates are bounded by our own concurrency limits.
-        let retry = RetryConfig::standard()
-            .with_max_attempts(max_attempts)
-            .with_initial_backoff(Duration::from_millis(200));
+        let retry =
+            RetryConfig::standard().with_max_attempts(max_attempts).with_initial_backoff(Duration::from_millis(200));
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(5))
             .operation_attempt_timeout(Duration::from_secs(30))

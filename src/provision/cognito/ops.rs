@@ -3,9 +3,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_sdk_cognitoidentityprovider::types::{
-    CustomDomainConfigType, DeletionProtectionType, OAuthFlowType,
-};
+use aws_sdk_cognitoidentityprovider::types::{CustomDomainConfigType, DeletionProtectionType, OAuthFlowType};
 
 use super::discover::{ClientState, PoolState};
 use super::{Cognito, errors};
@@ -121,9 +119,10 @@ impl Cognito {
     pub async fn create_domain(&self, pool_id: &str, domain: &DomainSpec) -> Result<()> {
         let mut request = self.client.create_user_pool_domain().user_pool_id(pool_id).domain(domain.api_name());
         if let DomainSpec::Custom { certificate_arn, .. } = domain {
-            let config = CustomDomainConfigType::builder().certificate_arn(certificate_arn).build().map_err(|e| {
-                Error::Usage(format!("invalid custom domain configuration: {e}"))
-            })?;
+            let config = CustomDomainConfigType::builder()
+                .certificate_arn(certificate_arn)
+                .build()
+                .map_err(|e| Error::Usage(format!("invalid custom domain configuration: {e}")))?;
             request = request.custom_domain_config(config);
         }
         match request.send().await {
@@ -151,8 +150,11 @@ impl Cognito {
     /// Polls until the domain is ACTIVE. Prefix domains take about a minute,
     /// custom domains up to an hour (a CloudFront distribution is created).
     pub async fn wait_domain_active(&self, domain: &str, custom: bool, progress: &Progress) -> Result<()> {
-        let (interval, limit) =
-            if custom { (Duration::from_secs(15), Duration::from_secs(3600)) } else { (Duration::from_secs(3), Duration::from_secs(600)) };
+        let (interval, limit) = if custom {
+            (Duration::from_secs(15), Duration::from_secs(3600))
+        } else {
+            (Duration::from_secs(3), Duration::from_secs(600))
+        };
         let started = Instant::now();
         let task = progress.task(format!("domain {domain}"));
         loop {
@@ -200,7 +202,9 @@ impl Cognito {
                 Some(state) => task.update(&state.status),
             }
             if started.elapsed() > Duration::from_secs(3600) {
-                return Err(Error::Conflict(format!("domain {domain} is still being deleted after an hour; try again later")));
+                return Err(Error::Conflict(format!(
+                    "domain {domain} is still being deleted after an hour; try again later"
+                )));
             }
             tokio::time::sleep(Duration::from_secs(3)).await;
         }
@@ -214,7 +218,9 @@ impl Cognito {
             .client_name(name)
             .generate_secret(true)
             .set_callback_urls(Some(settings.callback_urls.clone()))
-            .set_allowed_o_auth_flows(Some(settings.oauth_flows.iter().map(|f| OAuthFlowType::from(f.as_str())).collect()))
+            .set_allowed_o_auth_flows(Some(
+                settings.oauth_flows.iter().map(|f| OAuthFlowType::from(f.as_str())).collect(),
+            ))
             .set_allowed_o_auth_scopes(Some(settings.oauth_scopes.clone()))
             .set_supported_identity_providers(Some(settings.identity_providers.clone()))
             .allowed_o_auth_flows_user_pool_client(settings.oauth_flows_user_pool_client)
@@ -239,9 +245,15 @@ impl Cognito {
     /// Describe → merge → full update: `UpdateUserPoolClient` resets every field
     /// it is not sent, so every field of the existing client goes back with
     /// only cognigate's own fields replaced. Empty lists are never sent.
-    pub async fn update_client(&self, pool_id: &str, current: &ClientState, settings: &ClientSettings) -> Result<ClientState> {
+    pub async fn update_client(
+        &self,
+        pool_id: &str,
+        current: &ClientState,
+        settings: &ClientSettings,
+    ) -> Result<ClientState> {
         let request = merged_client_update(&self.client, pool_id, current, settings);
-        let response = request.send().await.map_err(|e| errors::map("UpdateUserPoolClient", self.endpoint.as_deref(), e))?;
+        let response =
+            request.send().await.map_err(|e| errors::map("UpdateUserPoolClient", self.endpoint.as_deref(), e))?;
         let mut described = response.user_pool_client().cloned().unwrap_or_else(|| current.described.clone());
         // UpdateUserPoolClient does not return the secret; keep the one we read.
         if described.client_secret().is_none() {
@@ -345,7 +357,10 @@ mod request_shape {
 
     fn answer(body: &str) -> ReplayEvent {
         ReplayEvent::new(
-            http::Request::builder().uri("https://cognito-idp.us-east-1.amazonaws.com/").body(SdkBody::empty()).unwrap(),
+            http::Request::builder()
+                .uri("https://cognito-idp.us-east-1.amazonaws.com/")
+                .body(SdkBody::empty())
+                .unwrap(),
             http::Response::builder().status(200).body(SdkBody::from(body.to_owned())).unwrap(),
         )
     }
@@ -354,7 +369,14 @@ mod request_shape {
         replay
             .actual_requests()
             .map(|r| {
-                let target = r.headers().get("x-amz-target").unwrap_or_default().rsplit('.').next().unwrap_or_default().to_owned();
+                let target = r
+                    .headers()
+                    .get("x-amz-target")
+                    .unwrap_or_default()
+                    .rsplit('.')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
                 let body = r.body().bytes().map(|b| serde_json::from_slice(b).unwrap()).unwrap_or(Value::Null);
                 (target, body)
             })
@@ -380,12 +402,21 @@ mod request_shape {
             .supported_identity_providers("Google")
             .allowed_o_auth_flows_user_pool_client(false)
             .build();
-        ClientState { id: "c1".into(), name: "demo-gateway".into(), secret: Some(Secret::new("s3cret")), created: None, described }
+        ClientState {
+            id: "c1".into(),
+            name: "demo-gateway".into(),
+            secret: Some(Secret::new("s3cret")),
+            created: None,
+            described,
+        }
     }
 
     fn desired() -> ClientSettings {
         ClientSettings {
-            callback_urls: vec!["https://gw.example.com/oauth/callback".into(), "http://localhost:9000/oauth/callback".into()],
+            callback_urls: vec![
+                "https://gw.example.com/oauth/callback".into(),
+                "http://localhost:9000/oauth/callback".into(),
+            ],
             oauth_flows: vec!["code".into()],
             oauth_scopes: vec!["openid".into(), "profile".into(), "email".into()],
             identity_providers: vec!["COGNITO".into()],
@@ -395,7 +426,9 @@ mod request_shape {
 
     #[tokio::test]
     async fn client_update_sends_the_full_merged_field_set() {
-        let replay = StaticReplayClient::new(vec![answer(r#"{"UserPoolClient":{"ClientId":"c1","ClientName":"demo-gateway"}}"#)]);
+        let replay = StaticReplayClient::new(vec![answer(
+            r#"{"UserPoolClient":{"ClientId":"c1","ClientName":"demo-gateway"}}"#,
+        )]);
         let updated = cognito(&replay).update_client("us-east-1_abc", &customised_client(), &desired()).await.unwrap();
         assert_eq!(updated.secret.as_ref().map(Secret::expose), Some("s3cret"), "the secret read before is kept");
 

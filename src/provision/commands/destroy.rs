@@ -106,7 +106,8 @@ fn refuse_unowned(spec: &StackSpec, pools: &[PoolState]) -> Result<()> {
 fn question(spec: &StackSpec, pools: &[PoolState]) -> String {
     let mut text = format!("Destroying stack {} ({}) deletes:", spec.stack, spec.region);
     for pool in pools {
-        let domains: Vec<&str> = [pool.domain.as_deref(), pool.custom_domain.as_deref()].into_iter().flatten().collect();
+        let domains: Vec<&str> =
+            [pool.domain.as_deref(), pool.custom_domain.as_deref()].into_iter().flatten().collect();
         let domains = if domains.is_empty() { String::new() } else { format!(", domain {}", domains.join(" and ")) };
         text.push_str(&format!("\n  user pool {} ({}){domains}, all its app clients and users", pool.id, pool.name));
     }
@@ -120,7 +121,11 @@ fn clean_files(spec: &StackSpec) -> Result<Vec<FileReport>> {
     let files = &spec.files;
     Ok(vec![
         ("env file", files.env_file.clone(), render::clean_env_file(&files.env_file)?),
-        ("policies", files.policies_file.clone(), render::clean_policies_file(&files.policies_file, &files.policy_name)?),
+        (
+            "policies",
+            files.policies_file.clone(),
+            render::clean_policies_file(&files.policies_file, &files.policy_name)?,
+        ),
     ])
 }
 

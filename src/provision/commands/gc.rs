@@ -75,7 +75,9 @@ pub fn verdict(pool: &PoolState, now: SystemTime, older_than: Option<Duration>, 
     };
     let age = now.duration_since(created).unwrap_or_default();
     let ttl = pool.tags.get(tags::TTL).and_then(|t| humantime::parse_duration(t).ok());
-    let by_age = older_than.filter(|limit| age > *limit).map(|limit| format!("created {} ago, older than {}", short(age), short(limit)));
+    let by_age = older_than
+        .filter(|limit| age > *limit)
+        .map(|limit| format!("created {} ago, older than {}", short(age), short(limit)));
     let by_ttl = ttl.filter(|ttl| age > *ttl).map(|ttl| format!("ttl {} passed {} ago", short(ttl), short(age - ttl)));
     let Some(why) = by_age.or(by_ttl) else {
         let mut detail = format!("created {} ago", short(age));
@@ -88,7 +90,10 @@ pub fn verdict(pool: &PoolState, now: SystemTime, older_than: Option<Duration>, 
         return (Verdict::Skip(Skip::TooYoung), detail);
     };
     if pool.deletion_protection && !force {
-        return (Verdict::Skip(Skip::DeletionProtection), format!("{why}; pass --force to turn protection off and remove it"));
+        return (
+            Verdict::Skip(Skip::DeletionProtection),
+            format!("{why}; pass --force to turn protection off and remove it"),
+        );
     }
     (Verdict::Remove(why.clone()), why)
 }
@@ -170,7 +175,9 @@ pub async fn run(global: &GlobalArgs, args: &GcArgs) -> Result<()> {
         match result {
             // Deleted meanwhile (another gc): nothing to do, nothing to say.
             Ok(None) => {}
-            Err(e) => report.skipped.push(Entry { reason: Some(Skip::Error), ..Entry::new(id, name, None, e.to_string()) }),
+            Err(e) => {
+                report.skipped.push(Entry { reason: Some(Skip::Error), ..Entry::new(id, name, None, e.to_string()) })
+            }
             Ok(Some(pool)) => match verdict(&pool, now, older_than, args.force) {
                 (Verdict::Remove(why), _) => doomed.push((pool, why)),
                 (Verdict::Skip(skip), detail) => {
@@ -327,7 +334,10 @@ mod tests {
         let old = pool(&tags, Some(now() - 5 * HOUR), false);
         assert!(matches!(verdict(&old, now(), Some(HOUR), false).0, Verdict::Remove(_)));
         let garbled = [(tags::MANAGED, "true".to_owned()), (tags::CREATED_AT, "yesterday".to_owned())];
-        assert!(matches!(verdict(&pool(&garbled, Some(now()), false), now(), Some(HOUR), false).0, Verdict::Skip(Skip::TooYoung)));
+        assert!(matches!(
+            verdict(&pool(&garbled, Some(now()), false), now(), Some(HOUR), false).0,
+            Verdict::Skip(Skip::TooYoung)
+        ));
         assert_eq!(verdict(&pool(&tags, None, false), now(), Some(HOUR), false).0, Verdict::Skip(Skip::NoCreationTime));
         // A clock ahead of ours makes a stack young, not ancient.
         let future = pool(&managed(now() + HOUR, &[]), None, false);

@@ -23,18 +23,23 @@ pub async fn run(global: &GlobalArgs, args: &RotateSecretArgs) -> Result<()> {
 
     if args.finish {
         let deleted = finish(&cognito, &pool.id, &client.id, args.yes).await?;
-        report(global, &serde_json::json!({ "stack": spec.stack.as_str(), "clientId": client.id, "deletedSecretIds": deleted }), || {
-            if deleted.is_empty() {
-                println!("Only one secret is active; nothing to delete.");
-            } else {
-                println!("Deleted {} older secret(s); the env file's secret is the only one left.", deleted.len());
-            }
-        });
+        report(
+            global,
+            &serde_json::json!({ "stack": spec.stack.as_str(), "clientId": client.id, "deletedSecretIds": deleted }),
+            || {
+                if deleted.is_empty() {
+                    println!("Only one secret is active; nothing to delete.");
+                } else {
+                    println!("Deleted {} older secret(s); the env file's secret is the only one left.", deleted.len());
+                }
+            },
+        );
         return Ok(());
     }
 
     confirm("Add a new client secret and write it to the env file?", args.yes)?;
-    let response = cognito.client.add_user_pool_client_secret().user_pool_id(&pool.id).client_id(&client.id).send().await;
+    let response =
+        cognito.client.add_user_pool_client_secret().user_pool_id(&pool.id).client_id(&client.id).send().await;
     let descriptor = match response {
         Ok(r) => r.client_secret_descriptor,
         Err(e) => return Err(unavailable_or(e, "AddUserPoolClientSecret", &cognito)),
@@ -57,10 +62,16 @@ pub async fn run(global: &GlobalArgs, args: &RotateSecretArgs) -> Result<()> {
         },
     )?;
     let id = descriptor.as_ref().and_then(|d| d.client_secret_id()).unwrap_or_default();
-    report(global, &serde_json::json!({ "stack": spec.stack.as_str(), "clientId": client.id, "newSecretId": id, "envFile": outcome }), || {
-        println!("Added secret {id}; {} {}.", spec.files.env_file.display(), render::label(outcome));
-        println!("The previous secret keeps working. Restart the gateways, then run `cognigate rotate-secret --finish`.");
-    });
+    report(
+        global,
+        &serde_json::json!({ "stack": spec.stack.as_str(), "clientId": client.id, "newSecretId": id, "envFile": outcome }),
+        || {
+            println!("Added secret {id}; {} {}.", spec.files.env_file.display(), render::label(outcome));
+            println!(
+                "The previous secret keeps working. Restart the gateways, then run `cognigate rotate-secret --finish`."
+            );
+        },
+    );
     Ok(())
 }
 
@@ -79,7 +90,10 @@ async fn finish(cognito: &Cognito, pool_id: &str, client_id: &str, yes: bool) ->
     if older.is_empty() {
         return Ok(vec![]);
     }
-    confirm(&format!("Delete {} older secret(s)? Gateways still using them will fail to log users in.", older.len()), yes)?;
+    confirm(
+        &format!("Delete {} older secret(s)? Gateways still using them will fail to log users in.", older.len()),
+        yes,
+    )?;
     let mut deleted = Vec::new();
     for secret in older {
         let Some(id) = secret.client_secret_id() else { continue };

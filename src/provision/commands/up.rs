@@ -92,7 +92,11 @@ fn write_outputs(spec: &StackSpec, applied: &Applied) -> Result<Vec<FileReport>>
     let files = &spec.files;
     Ok(vec![
         ("env file", files.env_file.clone(), render::write_env_file(&files.env_file, &values)?),
-        ("policies", files.policies_file.clone(), render::write_policies_file(&files.policies_file, &files.policy_name, spec.region.as_str())?),
+        (
+            "policies",
+            files.policies_file.clone(),
+            render::write_policies_file(&files.policies_file, &files.policy_name, spec.region.as_str())?,
+        ),
         ("routes", files.routes_file.clone(), render::write_starter_routes(&files.routes_file, &files.policy_name)?),
     ])
 }

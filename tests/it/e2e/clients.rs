@@ -43,8 +43,13 @@ fn assert_client_run(world: &World, who: &str, out: &Value) {
     assert!(stats["mcp_requests"].as_u64().unwrap_or(0) >= 4, "{stats}");
 
     // The gateway authenticated to the hosted UI's token endpoint with client_secret_basic.
-    let token_calls: Vec<Value> =
-        world.cognito.hosted_ui.log().into_iter().filter(|e| e["endpoint"] == "token" && e["auth_method"].is_string()).collect();
+    let token_calls: Vec<Value> = world
+        .cognito
+        .hosted_ui
+        .log()
+        .into_iter()
+        .filter(|e| e["endpoint"] == "token" && e["auth_method"].is_string())
+        .collect();
     assert!(!token_calls.is_empty(), "the gateway never exchanged a Cognito code: {}", ctx());
     for call in &token_calls {
         assert_eq!(call["auth_method"], "client_secret_basic", "{call}\n{}", ctx());

@@ -9,8 +9,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::support::peers::{block_on, http_client};
 use super::{Cognito, EMAIL, PASSWORD, USERNAME};
+use crate::support::peers::{block_on, http_client};
 
 const GATEWAY: &str = "http://localhost:9";
 const CALLBACK: &str = "http://localhost:9/oauth/callback";
@@ -39,10 +39,7 @@ fn get(url: &str) -> Response {
 
 fn post(url: &str, body: String, basic: Option<(&str, &str)>) -> Response {
     block_on(async {
-        let mut req = http_client()
-            .post(url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body);
+        let mut req = http_client().post(url).header("content-type", "application/x-www-form-urlencoded").body(body);
         if let Some((id, secret)) = basic {
             req = req.basic_auth(id, Some(secret));
         }
@@ -120,7 +117,8 @@ fn authorize_rejects_what_cognito_rejects() {
     assert_eq!(param(&location, "state").as_deref(), Some("st-123"), "{location}");
 
     // A flow the client does not allow.
-    let implicit_only = cognito.extra_client(&["--name", "implicit-only", "--flows", "implicit", "--callback", CALLBACK]);
+    let implicit_only =
+        cognito.extra_client(&["--name", "implicit-only", "--flows", "implicit", "--callback", CALLBACK]);
     let r = get(&authorize_url(ui, implicit_only["client_id"].as_str().unwrap(), &[]));
     assert_eq!(param(&r.location.unwrap_or_default(), "error").as_deref(), Some("unauthorized_client"));
 
@@ -154,7 +152,12 @@ fn token_endpoint_checks_client_code_and_pkce_and_signs_like_cognito() {
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
     let pkce = [("code_challenge", challenge.as_str()), ("code_challenge_method", "S256"), ("nonce", "n-42")];
     let exchange = |code: &str, verifier: &str, redirect: &str| {
-        form(&[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect), ("code_verifier", verifier)])
+        form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect),
+            ("code_verifier", verifier),
+        ])
     };
     let error = |r: &Response| serde_json::from_str::<Value>(&r.body).ok().map(|v| v["error"].clone());
 
@@ -166,7 +169,8 @@ fn token_endpoint_checks_client_code_and_pkce_and_signs_like_cognito() {
     assert_eq!((r.status, error(&r)), (400, Some("invalid_client".into())), "{}", r.body);
 
     // A wrong PKCE verifier is invalid_grant, and the code is gone afterwards.
-    let r = post(&token_url, exchange(&code, "another-verifier-of-enough-length-0123456789", CALLBACK), Some((id, secret)));
+    let r =
+        post(&token_url, exchange(&code, "another-verifier-of-enough-length-0123456789", CALLBACK), Some((id, secret)));
     assert_eq!((r.status, error(&r)), (400, Some("invalid_grant".into())), "{}", r.body);
     let r = post(&token_url, exchange(&code, verifier, CALLBACK), Some((id, secret)));
     assert_eq!(error(&r), Some("invalid_grant".into()), "a code is single-use: {}", r.body);
@@ -178,7 +182,8 @@ fn token_endpoint_checks_client_code_and_pkce_and_signs_like_cognito() {
 
     // The happy path, client_secret_post this time; then the same code again fails.
     let code = code_for(ui, id, &pkce);
-    let body = exchange(&code, verifier, CALLBACK) + &format!("&{}", form(&[("client_id", id), ("client_secret", secret)]));
+    let body =
+        exchange(&code, verifier, CALLBACK) + &format!("&{}", form(&[("client_id", id), ("client_secret", secret)]));
     let r = post(&token_url, body.clone(), None);
     assert_eq!(r.status, 200, "{}", r.body);
     let tokens: Value = serde_json::from_str(&r.body).expect("token JSON");

@@ -32,8 +32,14 @@ fn callback_rejects_crafted_id_tokens() {
     let issuer = format!("https://cognito-idp.us-east-1.amazonaws.com/{}", world.cognito.provisioned.pool_id);
     let rejected: Vec<(&str, Value)> = vec![
         ("expired", json!({"exp_offset": -600})),
-        ("wrong issuer", json!({"claims": {"iss": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_SomeoneElse"}})),
-        ("issuer of another region", json!({"claims": {"iss": issuer.replace("us-east-1.amazonaws", "eu-west-1.amazonaws")}})),
+        (
+            "wrong issuer",
+            json!({"claims": {"iss": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_SomeoneElse"}}),
+        ),
+        (
+            "issuer of another region",
+            json!({"claims": {"iss": issuer.replace("us-east-1.amazonaws", "eu-west-1.amazonaws")}}),
+        ),
         ("wrong audience", json!({"claims": {"aud": "another-app-client"}})),
         ("token_use access", json!({"claims": {"token_use": "access"}})),
         ("unknown kid", json!({"kid": "kid-nobody-publishes", "key": "random"})),

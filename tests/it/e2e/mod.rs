@@ -129,8 +129,14 @@ fn provision(dir: &Path, moto: &str, gateway_url: &str) -> Provisioned {
 
 fn create_user(tools: &Toolchain, moto: &str, pool_id: &str) {
     let mut cmd = tools.python_script("tests/e2e/provision.py");
-    cmd.args(["user", "--moto", moto, "--pool-id", pool_id])
-        .args(["--username", USERNAME, "--password", PASSWORD, "--email", EMAIL]);
+    cmd.args(["user", "--moto", moto, "--pool-id", pool_id]).args([
+        "--username",
+        USERNAME,
+        "--password",
+        PASSWORD,
+        "--email",
+        EMAIL,
+    ]);
     peers::run_json("provision.py user", cmd, SCRIPT_TIMEOUT);
 }
 
@@ -261,7 +267,9 @@ impl World {
             let upstream = s.spawn(|| UpstreamMcp::start(&tools, &log_dir, false));
             let json_upstream = extras.json_upstream.then(|| s.spawn(|| UpstreamMcp::start(&tools, &log_dir, true)));
             let cognito = Cognito::start_in(tools.clone(), dir, &gateway_url);
-            let join = |h: std::thread::ScopedJoinHandle<'_, UpstreamMcp>| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            let join = |h: std::thread::ScopedJoinHandle<'_, UpstreamMcp>| {
+                h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+            };
             (cognito, join(upstream), json_upstream.map(join))
         });
         let config = cognito.path().join("config");
@@ -314,8 +322,9 @@ impl World {
         if !output.status.success() {
             panic!("{name} failed:\n{}\n\n{}", output.describe(), self.logs());
         }
-        let out =
-            output.json().unwrap_or_else(|| panic!("{name} printed no JSON:\n{}\n\n{}", output.describe(), self.logs()));
+        let out = output
+            .json()
+            .unwrap_or_else(|| panic!("{name} printed no JSON:\n{}\n\n{}", output.describe(), self.logs()));
         eprintln!("{name}: {out}");
         out
     }

@@ -2,7 +2,9 @@
 
 use axum::http::StatusCode;
 
-use super::harness::{COGNITO_CLIENT_ID, Gateway, PUBLIC_URL, REDIRECT_URI, authorize_uri, body_text, location, pkce, query};
+use super::harness::{
+    COGNITO_CLIENT_ID, Gateway, PUBLIC_URL, REDIRECT_URI, authorize_uri, body_text, location, pkce, query,
+};
 
 #[tokio::test]
 async fn redirects_to_the_hosted_ui_with_its_own_state_nonce_and_pkce() {
@@ -12,7 +14,11 @@ async fn redirects_to_the_hosted_ui_with_its_own_state_nonce_and_pkce() {
     let response = gw.get(&authorize_uri(&client, &challenge, Some("http://gw.test/mcp/echo"))).await;
     assert_eq!(response.status(), StatusCode::FOUND);
     let to = location(&response);
-    assert_eq!(format!("{}://{}", to.scheme(), to.host_str().unwrap()), "http://127.0.0.1", "loopback domain over http");
+    assert_eq!(
+        format!("{}://{}", to.scheme(), to.host_str().unwrap()),
+        "http://127.0.0.1",
+        "loopback domain over http"
+    );
     assert_eq!(to.port(), Some(gw.idp.addr.port()));
     assert_eq!(to.path(), "/oauth2/authorize");
     assert_eq!(query(&to, "response_type").unwrap(), "code");
@@ -37,7 +43,8 @@ async fn errors_before_the_redirect_uri_is_trusted_are_pages() {
     assert!(response.headers().get("location").is_none());
     assert!(body_text(response).await.contains("not registered"));
 
-    let uri = authorize_uri(&client, &challenge, None).replace(&urlencode(REDIRECT_URI), &urlencode("http://127.0.0.1:9/evil"));
+    let uri = authorize_uri(&client, &challenge, None)
+        .replace(&urlencode(REDIRECT_URI), &urlencode("http://127.0.0.1:9/evil"));
     let response = gw.get(&uri).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert!(response.headers().get("location").is_none(), "never redirect to an unregistered URI");
@@ -70,7 +77,11 @@ async fn pkce_and_response_type_are_required() {
     assert_eq!(error, "unsupported_response_type");
     let (error, description) = redirected_error(&gw, &base.replace(&format!("code_challenge={challenge}"), "")).await;
     assert_eq!((error.as_str(), description.contains("code_challenge")), ("invalid_request", true));
-    let (error, description) = redirected_error(&gw, &base.replace("code_challenge_method=S256", "code_challenge_method=plain").replace(&challenge, &verifier)).await;
+    let (error, description) = redirected_error(
+        &gw,
+        &base.replace("code_challenge_method=S256", "code_challenge_method=plain").replace(&challenge, &verifier),
+    )
+    .await;
     assert_eq!((error.as_str(), description.contains("S256")), ("invalid_request", true));
 }
 
@@ -81,20 +92,28 @@ async fn resource_must_name_a_route() {
     let (_, challenge) = pkce();
     let (error, _) = redirected_error(&gw, &authorize_uri(&client, &challenge, Some("http://gw.test/mcp/nope"))).await;
     assert_eq!(error, "invalid_target");
-    let (error, _) = redirected_error(&gw, &authorize_uri(&client, &challenge, Some("https://elsewhere.example/mcp/echo"))).await;
+    let (error, _) =
+        redirected_error(&gw, &authorize_uri(&client, &challenge, Some("https://elsewhere.example/mcp/echo"))).await;
     assert_eq!(error, "invalid_target");
     // Two routes and no resource: ambiguous.
     let (error, _) = redirected_error(&gw, &authorize_uri(&client, &challenge, None)).await;
     assert_eq!(error, "invalid_target");
     // Two resources.
-    let two = format!("{}&resource={}", authorize_uri(&client, &challenge, Some("http://gw.test/mcp/echo")), urlencode("http://gw.test/mcp/other"));
+    let two = format!(
+        "{}&resource={}",
+        authorize_uri(&client, &challenge, Some("http://gw.test/mcp/echo")),
+        urlencode("http://gw.test/mcp/other")
+    );
     let (error, _) = redirected_error(&gw, &two).await;
     assert_eq!(error, "invalid_target");
 }
 
 #[tokio::test]
 async fn single_route_is_bound_without_resource() {
-    let gw = Gateway::start_with(|up| serde_json::json!({"paths": {"/mcp/solo": super::harness::route(&format!("http://{up}/mcp"))}})).await;
+    let gw = Gateway::start_with(
+        |up| serde_json::json!({"paths": {"/mcp/solo": super::harness::route(&format!("http://{up}/mcp"))}}),
+    )
+    .await;
     let client = gw.register().await;
     let (_, challenge) = pkce();
     let response = gw.get(&authorize_uri(&client, &challenge, None)).await;

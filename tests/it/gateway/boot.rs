@@ -37,11 +37,17 @@ fn usage_error_exits_64() {
 fn boot_errors_exit_1_with_the_fix() {
     let idp = "127.0.0.1:9".parse().unwrap();
     let routes = json!({"paths": {"/mcp/echo": route("http://127.0.0.1:9/mcp")}});
-    let env = env_text(idp).replace("COGNITO_USER_POOL_DOMAIN=127.0.0.1:9", "COGNITO_USER_POOL_DOMAIN=https://team.auth.us-east-1.amazoncognito.com");
+    let env = env_text(idp).replace(
+        "COGNITO_USER_POOL_DOMAIN=127.0.0.1:9",
+        "COGNITO_USER_POOL_DOMAIN=https://team.auth.us-east-1.amazoncognito.com",
+    );
     let dir = config_dir(policies(), routes.clone(), &env);
     let (code, stderr) = run(dir.path(), &[]);
     assert_eq!(code, 1);
-    assert!(stderr.contains("policy `cognito-managed-oauth`, option `userPoolDomain`") && stderr.contains("Fix:"), "{stderr}");
+    assert!(
+        stderr.contains("policy `cognito-managed-oauth`, option `userPoolDomain`") && stderr.contains("Fix:"),
+        "{stderr}"
+    );
 
     let dir = config_dir(policies(), routes, "COGNITO_USER_POOL_ID=us-east-1_X\n");
     let (code, stderr) = run(dir.path(), &[]);

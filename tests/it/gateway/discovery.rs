@@ -23,7 +23,9 @@ async fn protected_resource_metadata_per_route() {
 
 #[tokio::test]
 async fn path_less_metadata_with_one_route() {
-    let gw = Gateway::start_with(|up| json!({"paths": {"/mcp/solo": super::harness::route(&format!("http://{up}/mcp"))}})).await;
+    let gw =
+        Gateway::start_with(|up| json!({"paths": {"/mcp/solo": super::harness::route(&format!("http://{up}/mcp"))}}))
+            .await;
     let doc = json_body(gw.get("/.well-known/oauth-protected-resource").await).await;
     assert_eq!(doc["resource"], "http://gw.test/mcp/solo");
 }
@@ -40,7 +42,10 @@ async fn authorization_server_metadata() {
     assert_eq!(doc["response_types_supported"], json!(["code"]));
     assert_eq!(doc["grant_types_supported"], json!(["authorization_code", "refresh_token"]));
     assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
-    assert_eq!(doc["token_endpoint_auth_methods_supported"], json!(["none", "client_secret_post", "client_secret_basic"]));
+    assert_eq!(
+        doc["token_endpoint_auth_methods_supported"],
+        json!(["none", "client_secret_post", "client_secret_basic"])
+    );
     let jwks = json_body(gw.get("/oauth/jwks").await).await;
     assert_eq!(jwks["keys"][0]["crv"], "Ed25519");
     assert!(jwks["keys"][0].get("d").is_none(), "no private part");
@@ -81,11 +86,19 @@ async fn cors_for_fetch_endpoints_only() {
     assert_eq!(preflight.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
     assert!(preflight.headers()[header::ACCESS_CONTROL_ALLOW_HEADERS].to_str().unwrap().contains("mcp-session-id"));
 
-    let unauthorized = gw.send(Request::post("/mcp/echo").header(header::ORIGIN, "http://localhost:6274").body(Body::empty()).unwrap()).await;
+    let unauthorized = gw
+        .send(Request::post("/mcp/echo").header(header::ORIGIN, "http://localhost:6274").body(Body::empty()).unwrap())
+        .await;
     assert_eq!(unauthorized.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(unauthorized.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
-    assert!(unauthorized.headers()[header::ACCESS_CONTROL_EXPOSE_HEADERS].to_str().unwrap().contains("www-authenticate"));
+    assert!(
+        unauthorized.headers()[header::ACCESS_CONTROL_EXPOSE_HEADERS].to_str().unwrap().contains("www-authenticate")
+    );
 
-    let page = gw.send(Request::get("/oauth/authorize").header(header::ORIGIN, "http://evil.example").body(Body::empty()).unwrap()).await;
+    let page = gw
+        .send(
+            Request::get("/oauth/authorize").header(header::ORIGIN, "http://evil.example").body(Body::empty()).unwrap(),
+        )
+        .await;
     assert!(page.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none(), "no CORS on browser pages");
 }

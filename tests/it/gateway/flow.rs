@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use sha2::Digest;
 
 use super::harness::{
-    COGNITO_CLIENT_ID, COGNITO_SECRET, Gateway, PUBLIC_URL, REDIRECT_URI, bearer, body_text, consent_page, full_login, id_claims,
-    json_body, location, login_until_callback, pkce, post_consent, query, sign_id_token, unsigned_token,
+    COGNITO_CLIENT_ID, COGNITO_SECRET, Gateway, PUBLIC_URL, REDIRECT_URI, bearer, body_text, consent_page, full_login,
+    id_claims, json_body, location, login_until_callback, pkce, post_consent, query, sign_id_token, unsigned_token,
 };
 
 const ECHO: &str = "http://gw.test/mcp/echo";
@@ -24,7 +24,8 @@ async fn full_flow_then_proxy_then_refresh() {
     assert_eq!(tokens["expires_in"], 900);
     assert_eq!(tokens["scope"], "openid email");
     let access = tokens["access_token"].as_str().unwrap();
-    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(access.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    let claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(access.split('.').nth(1).unwrap()).unwrap()).unwrap();
     assert_eq!(claims["aud"], ECHO);
     assert_eq!(claims["iss"], PUBLIC_URL);
     assert_eq!(claims["sub"], "user-sub-1");
@@ -35,7 +36,10 @@ async fn full_flow_then_proxy_then_refresh() {
     // challenge we sent.
     let requests = gw.idp.state.token_requests.lock().unwrap().clone();
     let (auth, form) = &requests[0];
-    let expected = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{COGNITO_CLIENT_ID}:{COGNITO_SECRET}")));
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{COGNITO_CLIENT_ID}:{COGNITO_SECRET}"))
+    );
     assert_eq!(auth.as_deref(), Some(expected.as_str()));
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap();
     assert_eq!(field("grant_type"), "authorization_code");
@@ -47,12 +51,20 @@ async fn full_flow_then_proxy_then_refresh() {
     assert_eq!(response.status(), StatusCode::OK);
 
     let refreshed = gw
-        .post_form("/oauth/token", &[("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().unwrap()), ("client_id", &client)])
+        .post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+                ("client_id", &client),
+            ],
+        )
         .await;
     assert_eq!(refreshed.status(), StatusCode::OK);
     let refreshed = json_body(refreshed).await;
     assert_ne!(refreshed["refresh_token"], tokens["refresh_token"], "rotated");
-    let response = gw.send(bearer("/mcp/echo", refreshed["access_token"].as_str().unwrap()).body(Body::from("{}")).unwrap()).await;
+    let response =
+        gw.send(bearer("/mcp/echo", refreshed["access_token"].as_str().unwrap()).body(Body::from("{}")).unwrap()).await;
     assert_eq!(response.status(), StatusCode::OK);
     let metrics = body_text(gw.get("/metrics").await).await;
     assert!(metrics.contains("cognigate_tokens_issued_total{grant_type=\"authorization_code\"} 1"), "{metrics}");
@@ -64,7 +76,8 @@ async fn consent_screen_names_everything_and_is_locked_down() {
     let gw = Gateway::start().await;
     let client = gw.register().await;
     let (_, challenge) = pkce();
-    let callback = login_until_callback(&gw, &client, &challenge, ECHO, |nonce| sign_id_token(&id_claims(nonce), "dummy")).await;
+    let callback =
+        login_until_callback(&gw, &client, &challenge, ECHO, |nonce| sign_id_token(&id_claims(nonce), "dummy")).await;
     let page = consent_page(callback).await;
     assert!(page.html.contains("Test &lt;Client&gt;"), "client name, escaped");
     assert!(!page.html.contains("Test <Client>"));
@@ -80,7 +93,10 @@ async fn consent_screen_names_everything_and_is_locked_down() {
     assert!(csp.contains("form-action 'self' http://127.0.0.1:33418"), "{csp}");
     let set_cookie = page.headers[header::SET_COOKIE].to_str().unwrap();
     assert!(set_cookie.starts_with("cognigate_csrf="), "no __Host- prefix over http: {set_cookie}");
-    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax") && !set_cookie.contains("Secure"), "{set_cookie}");
+    assert!(
+        set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax") && !set_cookie.contains("Secure"),
+        "{set_cookie}"
+    );
 }
 
 #[tokio::test]
@@ -88,7 +104,10 @@ async fn deny_returns_access_denied() {
     let gw = Gateway::start().await;
     let client = gw.register().await;
     let (_, challenge) = pkce();
-    let page = consent_page(login_until_callback(&gw, &client, &challenge, ECHO, |n| sign_id_token(&id_claims(n), "dummy")).await).await;
+    let page = consent_page(
+        login_until_callback(&gw, &client, &challenge, ECHO, |n| sign_id_token(&id_claims(n), "dummy")).await,
+    )
+    .await;
     let response = post_consent(&gw, &page, "deny").await;
     assert_eq!(response.status(), StatusCode::FOUND);
     let to = location(&response);
@@ -105,7 +124,10 @@ async fn approve_carries_state_and_iss() {
     let gw = Gateway::start().await;
     let client = gw.register().await;
     let (_, challenge) = pkce();
-    let page = consent_page(login_until_callback(&gw, &client, &challenge, ECHO, |n| sign_id_token(&id_claims(n), "dummy")).await).await;
+    let page = consent_page(
+        login_until_callback(&gw, &client, &challenge, ECHO, |n| sign_id_token(&id_claims(n), "dummy")).await,
+    )
+    .await;
     let to = location(&post_consent(&gw, &page, "approve").await);
     assert_eq!(query(&to, "state").unwrap(), "client-state-1");
     assert_eq!(query(&to, "iss").unwrap(), PUBLIC_URL);
@@ -117,11 +139,19 @@ async fn consent_requires_the_csrf_cookie() {
     let gw = Gateway::start().await;
     let client = gw.register().await;
     let (_, challenge) = pkce();
-    let page = consent_page(login_until_callback(&gw, &client, &challenge, ECHO, |n| sign_id_token(&id_claims(n), "dummy")).await).await;
+    let page = consent_page(
+        login_until_callback(&gw, &client, &challenge, ECHO, |n| sign_id_token(&id_claims(n), "dummy")).await,
+    )
+    .await;
     let form = format!("consent_id={}&csrf_token={}&decision=approve", page.consent_id, page.csrf_token);
     // No cookie (a cross-site form post).
     let response = gw
-        .send(Request::post("/oauth/consent").header(header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(Body::from(form.clone())).unwrap())
+        .send(
+            Request::post("/oauth/consent")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(form.clone()))
+                .unwrap(),
+        )
         .await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     // A cookie that does not match the form.
@@ -228,13 +258,16 @@ async fn callback_rejects_an_unknown_kid_and_rate_limits_jwks_fetches() {
     let client = gw.register().await;
     for _ in 0..3 {
         let (_, challenge) = pkce();
-        let response = login_until_callback(&gw, &client, &challenge, ECHO, |n| sign_id_token(&id_claims(n), "rotated-away")).await;
+        let response =
+            login_until_callback(&gw, &client, &challenge, ECHO, |n| sign_id_token(&id_claims(n), "rotated-away"))
+                .await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
     assert_eq!(gw.idp.state.jwks_fetches.load(std::sync::atomic::Ordering::SeqCst), 1, "one re-fetch per 30 s");
     // The known kid still works (keys are cached).
     let (_, challenge) = pkce();
-    let response = login_until_callback(&gw, &client, &challenge, ECHO, |n| sign_id_token(&id_claims(n), "dummy")).await;
+    let response =
+        login_until_callback(&gw, &client, &challenge, ECHO, |n| sign_id_token(&id_claims(n), "dummy")).await;
     assert_eq!(response.status(), StatusCode::OK);
 }
 
@@ -258,11 +291,20 @@ async fn refresh_tokens_and_signing_key_survive_a_restart() {
     let restarted = cognigate::gateway::router(Gateway::state(gw.dir.path()));
     use tower::ServiceExt;
     let access = tokens["access_token"].as_str().unwrap();
-    let response = restarted.clone().oneshot(bearer("/mcp/echo", access).body(Body::from("{}")).unwrap()).await.unwrap();
+    let response =
+        restarted.clone().oneshot(bearer("/mcp/echo", access).body(Body::from("{}")).unwrap()).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK, "the old access token verifies with the stored key");
-    let form = format!("grant_type=refresh_token&refresh_token={}&client_id={client}", tokens["refresh_token"].as_str().unwrap());
+    let form = format!(
+        "grant_type=refresh_token&refresh_token={}&client_id={client}",
+        tokens["refresh_token"].as_str().unwrap()
+    );
     let response = restarted
-        .oneshot(Request::post("/oauth/token").header(header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(Body::from(form)).unwrap())
+        .oneshot(
+            Request::post("/oauth/token")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(form))
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -271,9 +313,8 @@ async fn refresh_tokens_and_signing_key_survive_a_restart() {
 #[tokio::test]
 async fn full_flow_on_redis_shared_by_two_replicas() {
     let redis = super::harness::RedisServer::start();
-    let routes = |up: std::net::SocketAddr| {
-        json!({"paths": {"/mcp/echo": super::harness::route(&format!("http://{up}/mcp"))}})
-    };
+    let routes =
+        |up: std::net::SocketAddr| json!({"paths": {"/mcp/echo": super::harness::route(&format!("http://{up}/mcp"))}});
     let gw = Gateway::start_on(routes, Some(&redis.url)).await;
     let client = gw.register().await;
     let tokens = full_login(&gw, &client).await;
@@ -286,9 +327,15 @@ async fn full_flow_on_redis_shared_by_two_replicas() {
     let access = tokens["access_token"].as_str().unwrap();
     let response = replica.clone().oneshot(bearer("/mcp/echo", access).body(Body::from("{}")).unwrap()).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let form = format!("grant_type=refresh_token&refresh_token={}&client_id={client}", tokens["refresh_token"].as_str().unwrap());
+    let form = format!(
+        "grant_type=refresh_token&refresh_token={}&client_id={client}",
+        tokens["refresh_token"].as_str().unwrap()
+    );
     let refresh = |form: String| {
-        Request::post("/oauth/token").header(header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(Body::from(form)).unwrap()
+        Request::post("/oauth/token")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(form))
+            .unwrap()
     };
     assert_eq!(replica.clone().oneshot(refresh(form.clone())).await.unwrap().status(), StatusCode::OK);
     // Replaying it on the first replica is reuse: refused.

@@ -89,7 +89,10 @@ async fn idp_token(State(state): State<Arc<IdpState>>, headers: HeaderMap, body:
     let auth = headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap().to_owned());
     state.token_requests.lock().unwrap().push((auth, form));
     match state.next_id_token.lock().unwrap().take() {
-        Some(id_token) => axum::Json(json!({"id_token": id_token, "access_token": "cognito-access", "token_type": "Bearer", "expires_in": 3600})).into_response(),
+        Some(id_token) => axum::Json(
+            json!({"id_token": id_token, "access_token": "cognito-access", "token_type": "Bearer", "expires_in": 3600}),
+        )
+        .into_response(),
         None => (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "invalid_grant"}))).into_response(),
     }
 }
@@ -145,13 +148,18 @@ impl Upstream {
 
 /// Echoes what it received: the headers (so tests see what was forwarded)
 /// and the body.
-async fn upstream_post(State(hits): State<Arc<AtomicUsize>>, headers: HeaderMap, uri: axum::http::Uri, body: String) -> Response {
+async fn upstream_post(
+    State(hits): State<Arc<AtomicUsize>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    body: String,
+) -> Response {
     hits.fetch_add(1, Ordering::SeqCst);
-    let seen: serde_json::Map<String, Value> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), json!(v.to_str().unwrap_or("?"))))
-        .collect();
-    let mut response = axum::Json(json!({"jsonrpc": "2.0", "id": 1, "result": {"headers": seen, "body": body, "query": uri.query()}})).into_response();
+    let seen: serde_json::Map<String, Value> =
+        headers.iter().map(|(k, v)| (k.as_str().to_owned(), json!(v.to_str().unwrap_or("?")))).collect();
+    let mut response =
+        axum::Json(json!({"jsonrpc": "2.0", "id": 1, "result": {"headers": seen, "body": body, "query": uri.query()}}))
+            .into_response();
     response.headers_mut().insert("mcp-session-id", "session-from-upstream".parse().unwrap());
     response.headers_mut().insert(header::SET_COOKIE, "upstream=1".parse().unwrap());
     response
@@ -256,7 +264,9 @@ impl Gateway {
         std::fs::write(dir.path().join(".env"), env_text(idp.addr)).unwrap();
         let state = match redis {
             None => Self::state(dir.path()),
-            Some(url) => Self::state_with(dir.path(), Arc::new(cognigate::gateway::store::RedisStore::open(url).unwrap())),
+            Some(url) => {
+                Self::state_with(dir.path(), Arc::new(cognigate::gateway::store::RedisStore::open(url).unwrap()))
+            }
         };
         let router = cognigate::gateway::router(state.clone());
         Self { state, router, idp, upstream, dir }
@@ -269,7 +279,8 @@ impl Gateway {
 
     pub fn state_with(dir: &std::path::Path, store: Arc<dyn cognigate::gateway::store::Store>) -> AppState {
         let text = std::fs::read_to_string(dir.join(".env")).unwrap();
-        let env = Env::from_pairs(text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())));
+        let env =
+            Env::from_pairs(text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())));
         let config = GatewayConfig::load(dir, &env).unwrap();
         AppState::build(config, PUBLIC_URL, store).unwrap()
     }
@@ -294,8 +305,13 @@ impl Gateway {
     }
 
     pub async fn post_json(&self, uri: &str, body: &Value) -> Response {
-        self.send(Request::post(uri).header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())).unwrap())
-            .await
+        self.send(
+            Request::post(uri)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await
     }
 
     /// Registers a public client with [`REDIRECT_URI`] and refresh tokens.
@@ -377,7 +393,13 @@ pub struct ConsentPage {
 
 /// Authorize → (IdP) → callback with an ID token built by `id_token`
 /// from the nonce the gateway sent. Returns the callback response.
-pub async fn login_until_callback(gw: &Gateway, client_id: &str, challenge: &str, resource: &str, id_token: impl FnOnce(&str) -> String) -> Response {
+pub async fn login_until_callback(
+    gw: &Gateway,
+    client_id: &str,
+    challenge: &str,
+    resource: &str,
+    id_token: impl FnOnce(&str) -> String,
+) -> Response {
     let response = gw.get(&authorize_uri(client_id, challenge, Some(resource))).await;
     assert_eq!(response.status(), StatusCode::FOUND, "authorize redirects to the IdP");
     let to_idp = location(&response);
@@ -420,13 +442,25 @@ pub async fn post_consent(gw: &Gateway, page: &ConsentPage, decision: &str) -> R
 /// The whole flow for `/mcp/echo`: returns the token response.
 pub async fn full_login(gw: &Gateway, client_id: &str) -> Value {
     let (verifier, challenge) = pkce();
-    let callback = login_until_callback(gw, client_id, &challenge, &format!("{PUBLIC_URL}/mcp/echo"), |nonce| sign_id_token(&id_claims(nonce), "dummy")).await;
+    let callback = login_until_callback(gw, client_id, &challenge, &format!("{PUBLIC_URL}/mcp/echo"), |nonce| {
+        sign_id_token(&id_claims(nonce), "dummy")
+    })
+    .await;
     let page = consent_page(callback).await;
     let approved = post_consent(gw, &page, "approve").await;
     assert_eq!(approved.status(), StatusCode::FOUND);
     let code = query(&location(&approved), "code").unwrap();
     let response = gw
-        .post_form("/oauth/token", &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT_URI), ("code_verifier", &verifier), ("client_id", client_id)])
+        .post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT_URI),
+                ("code_verifier", &verifier),
+                ("client_id", client_id),
+            ],
+        )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
     json_body(response).await

@@ -33,12 +33,21 @@ async fn invalid_expired_and_other_route_tokens_are_401_invalid_token() {
         let other = Gateway::start().await;
         other.mint("echo", now(), 60)
     };
-    for (name, token) in [("garbage", "not-a-jwt".to_owned()), ("expired", expired), ("other route", other_route), ("other gateway's key", foreign)] {
+    for (name, token) in [
+        ("garbage", "not-a-jwt".to_owned()),
+        ("expired", expired),
+        ("other route", other_route),
+        ("other gateway's key", foreign),
+    ] {
         let response = gw.send(bearer("/mcp/echo", &token).body(Body::from("{}")).unwrap()).await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{name}");
         assert_eq!(challenge(&response), format!("Bearer error=\"invalid_token\", {METADATA}"), "{name}");
     }
-    let response = gw.send(Request::post("/mcp/echo").header(header::AUTHORIZATION, "Basic dXNlcjpwYXNz").body(Body::empty()).unwrap()).await;
+    let response = gw
+        .send(
+            Request::post("/mcp/echo").header(header::AUTHORIZATION, "Basic dXNlcjpwYXNz").body(Body::empty()).unwrap(),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(gw.upstream.hits.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
@@ -74,7 +83,11 @@ async fn forwards_json_with_mcp_headers_and_without_credentials() {
     assert_eq!(seen["mcp-protocol-version"], "2025-06-18");
     assert_eq!(seen["accept"], "application/json, text/event-stream");
     assert_eq!(seen["content-type"], "application/json");
-    assert_eq!(seen["content-length"], r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#.len().to_string(), "not re-chunked");
+    assert_eq!(
+        seen["content-length"],
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#.len().to_string(),
+        "not re-chunked"
+    );
     assert!(seen.get("transfer-encoding").is_none(), "{seen}");
     assert!(seen.get("authorization").is_none(), "Authorization never forwarded: {seen}");
     assert!(seen.get("cookie").is_none(), "cookies never forwarded: {seen}");
@@ -103,7 +116,11 @@ async fn streams_sse_without_buffering() {
     assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
     let mut stream = response.into_body().into_data_stream();
     let first = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.unwrap().unwrap().unwrap();
-    assert!(started.elapsed() < Duration::from_millis(250), "first event before the upstream finished: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "first event before the upstream finished: {:?}",
+        started.elapsed()
+    );
     assert_eq!(&first[..], b"id: 1\ndata: first last-event-id=41\n\n");
     let second = stream.next().await.unwrap().unwrap();
     assert_eq!(&second[..], b"id: 2\ndata: second\n\n");
@@ -114,9 +131,23 @@ async fn streams_sse_without_buffering() {
 async fn delete_passes_and_unlisted_methods_are_405() {
     let gw = Gateway::start().await;
     let token = gw.mint("echo", now(), 60);
-    let response = gw.send(Request::delete("/mcp/echo").header(header::AUTHORIZATION, format!("Bearer {token}")).body(Body::empty()).unwrap()).await;
+    let response = gw
+        .send(
+            Request::delete("/mcp/echo")
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    let response = gw.send(Request::put("/mcp/echo").header(header::AUTHORIZATION, format!("Bearer {token}")).body(Body::empty()).unwrap()).await;
+    let response = gw
+        .send(
+            Request::put("/mcp/echo")
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     let response = gw.send(bearer("/mcp/unknown", &token).body(Body::empty()).unwrap()).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
@@ -126,11 +157,16 @@ async fn delete_passes_and_unlisted_methods_are_405() {
 async fn dead_upstream_is_a_502_with_a_jsonrpc_error() {
     // Reserve a port, then close it: nothing listens there.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let gw = Gateway::start_with(|_| json!({"paths": {"/mcp/dead": super::harness::route(&format!("http://{dead}/mcp"))}})).await;
+    let gw =
+        Gateway::start_with(|_| json!({"paths": {"/mcp/dead": super::harness::route(&format!("http://{dead}/mcp"))}}))
+            .await;
     let token = gw.mint("dead", now(), 60);
     let response = gw.send(bearer("/mcp/dead", &token).body(Body::from("{}")).unwrap()).await;
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
-    assert_eq!(json_body(response).await, json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32000, "message": "upstream unavailable"}}));
+    assert_eq!(
+        json_body(response).await,
+        json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32000, "message": "upstream unavailable"}})
+    );
     let metrics = body_text(gw.get("/metrics").await).await;
     assert!(metrics.contains("cognigate_upstream_errors_total{route=\"/mcp/dead\"} 1"), "{metrics}");
 }
@@ -146,7 +182,10 @@ async fn refused_requests_keep_the_connection_usable() {
     let token = gw.mint("echo", now(), 60);
     let addr = super::harness::spawn(gw.router.clone()).await;
     let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#;
-    let refused_head = format!("POST /mcp/echo HTTP/1.1\r\nHost: gw.test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
+    let refused_head = format!(
+        "POST /mcp/echo HTTP/1.1\r\nHost: gw.test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
     let accepted = format!(
         "POST /mcp/echo HTTP/1.1\r\nHost: gw.test\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()

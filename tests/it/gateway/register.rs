@@ -16,7 +16,10 @@ async fn registers_a_public_client() {
     let body = json_body(response).await;
     assert!(body["client_id"].as_str().unwrap().len() >= 20);
     assert!(body["client_id_issued_at"].as_i64().unwrap() > 0);
-    assert_eq!(body["redirect_uris"], json!(["http://127.0.0.1:5173/cb", "cursor://anysphere.cursor-retrieval/oauth/callback"]));
+    assert_eq!(
+        body["redirect_uris"],
+        json!(["http://127.0.0.1:5173/cb", "cursor://anysphere.cursor-retrieval/oauth/callback"])
+    );
     assert_eq!(body["token_endpoint_auth_method"], "none");
     assert_eq!(body["grant_types"], json!(["authorization_code", "refresh_token"]), "refresh by default, and said so");
     assert_eq!(body["response_types"], json!(["code"]));
