@@ -4,8 +4,8 @@
 # is left out, which only favours the baseline). Usage: aws-cli-gc.sh PREFIX
 set -euo pipefail
 prefix=$1
-idp() { aws cognito-idp "$@" --output text; }
-for pool_id in $(idp list-user-pools --max-results 60 --query "UserPools[?starts_with(Name, '$prefix')].Id"); do
+source "$(dirname "$0")/aws-cli-lib.sh"
+for pool_id in $(list_pools | awk -v prefix="$prefix" 'index($2, prefix) == 1 { print $1 }'); do
   read -r domain managed < <(idp describe-user-pool --user-pool-id "$pool_id" \
     --query '[UserPool.Domain, UserPool.UserPoolTags."cognigate:managed"]')
   [ "$managed" = "true" ] || continue

@@ -5,10 +5,10 @@
 set -euo pipefail
 stack=$1 prefix=$2 env_file=$3
 cb1="https://gw.example.com/oauth/callback" cb2="http://localhost:9000/oauth/callback"
-idp() { aws cognito-idp "$@" --output text; }
+source "$(dirname "$0")/aws-cli-lib.sh"
 
-pool_id=$(idp list-user-pools --max-results 60 --query "UserPools[?Name=='$stack'].Id | [0]")
-if [ "$pool_id" = "None" ] || [ -z "$pool_id" ]; then
+pool_id=$(list_pools | awk -v name="$stack" '$2 == name { print $1; exit }')
+if [ -z "$pool_id" ]; then
   created_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   pool_id=$(idp create-user-pool --pool-name "$stack" \
     --user-pool-tags "cognigate:stack=$stack,cognigate:managed=true,cognigate:created-at=$created_at" \

@@ -32,7 +32,8 @@ fn main() -> ExitCode {
 }
 
 /// Logs go to stderr. Our own crate gets the verbosity asked for; the AWS SDK
-/// and HTTP stack stay at `warn` unless RUST_LOG says otherwise, because their
+/// and HTTP stack stay at `warn` (aws-config at `error`: our own message explains
+/// missing credentials) unless RUST_LOG says otherwise, because their
 /// debug output can include response bodies, and those carry the client secret.
 fn init_logging(verbose: u8) {
     let level = match verbose {
@@ -42,7 +43,7 @@ fn init_logging(verbose: u8) {
         _ => "trace",
     };
     let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("warn,cognigate={level}")));
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("warn,aws_config=error,cognigate={level}")));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
