@@ -143,6 +143,8 @@ def main():
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--hold", action="store_true",
+                        help="set up the world, print its URLs, token and pids as JSON, and wait (for profiling)")
     args = parser.parse_args()
     COGNIGATE = os.path.join(os.path.dirname(args.gateway), "cognigate")
     python = f"{args.venv}/bin/python"
@@ -210,6 +212,13 @@ def main():
             assert e.code == 401, e.code
         request.add_header("Authorization", f"Bearer {token}")
         assert json.load(urllib.request.urlopen(request)) == json.loads(UPSTREAM_ANSWER)
+
+        if args.hold:
+            print(json.dumps({"gateway": f"http://127.0.0.1:{gw_port}/mcp/bench", "gateway_pid": gateway.pid,
+                              "nginx": f"http://127.0.0.1:{nginx_port}/mcp/bench", "nginx_pid": nginx_proc.pid,
+                              "direct": f"http://127.0.0.1:{up_port}/mcp", "token": token, "work": work}), flush=True)
+            while True:
+                time.sleep(3600)
 
         contenders = {
             "direct (upstream)": f"http://127.0.0.1:{up_port}/mcp",

@@ -3,41 +3,72 @@
 //! route. Route labels are the configured paths (bounded by the config), never
 //! raw request paths.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
-#[derive(Default)]
+/// Status codes counted one by one (100–599); anything else counts as 0.
+const STATUS_RANGE: std::ops::Range<u16> = 100..600;
+
+/// The label every request outside the known set is counted under.
+pub const OTHER: &str = "(other)";
+
+/// Counters of one label. All atomics: recording a request takes no lock, so
+/// serving threads never wait on each other here.
 struct RouteStats {
-    statuses: Mutex<BTreeMap<u16, u64>>,
+    statuses: Box<[AtomicU64]>,
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     sum_micros: AtomicU64,
     upstream_errors: AtomicU64,
 }
 
-#[derive(Default)]
+impl Default for RouteStats {
+    fn default() -> Self {
+        Self {
+            statuses: STATUS_RANGE.map(|_| AtomicU64::new(0)).collect(),
+            buckets: Default::default(),
+            count: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
+            upstream_errors: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The label set is fixed at boot (endpoints and configured routes), so the
+/// map is read-only afterwards and needs no lock.
 pub struct Metrics {
-    routes: RwLock<HashMap<String, Arc<RouteStats>>>,
+    routes: HashMap<String, RouteStats>,
     tokens_authorization_code: AtomicU64,
     tokens_refresh_token: AtomicU64,
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new(std::iter::empty::<&str>())
+    }
+}
+
 impl Metrics {
-    fn route(&self, label: &str) -> Arc<RouteStats> {
-        if let Some(stats) = self.routes.read().unwrap_or_else(|p| p.into_inner()).get(label) {
-            return stats.clone();
-        }
-        self.routes.write().unwrap_or_else(|p| p.into_inner()).entry(label.to_owned()).or_default().clone()
+    pub fn new<'a>(labels: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut routes: HashMap<String, RouteStats> =
+            labels.into_iter().map(|label| (label.to_owned(), RouteStats::default())).collect();
+        routes.entry(OTHER.to_owned()).or_default();
+        Self { routes, tokens_authorization_code: AtomicU64::new(0), tokens_refresh_token: AtomicU64::new(0) }
+    }
+
+    fn route(&self, label: &str) -> &RouteStats {
+        self.routes.get(label).or_else(|| self.routes.get(OTHER)).expect("the (other) label exists from construction")
     }
 
     pub fn record(&self, label: &str, status: u16, elapsed: Duration) {
         let stats = self.route(label);
-        *stats.statuses.lock().unwrap_or_else(|p| p.into_inner()).entry(status).or_default() += 1;
+        if STATUS_RANGE.contains(&status) {
+            stats.statuses[usize::from(status - STATUS_RANGE.start)].fetch_add(1, Ordering::Relaxed);
+        }
         let seconds = elapsed.as_secs_f64();
         for (bucket, bound) in stats.buckets.iter().zip(BUCKETS) {
             if seconds <= bound {
@@ -60,13 +91,14 @@ impl Metrics {
 
     /// The Prometheus text exposition format (version 0.0.4).
     pub fn render(&self) -> String {
-        let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
+        let routes = &self.routes;
         let mut labels: Vec<&String> = routes.keys().collect();
         labels.sort();
         let mut out = String::new();
         out.push_str("# HELP cognigate_requests_total HTTP requests by route and status.\n# TYPE cognigate_requests_total counter\n");
         for label in &labels {
-            for (status, count) in routes[*label].statuses.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let statuses = routes[*label].statuses.iter().zip(STATUS_RANGE);
+            for (status, count) in statuses.map(|(c, s)| (s, c.load(Ordering::Relaxed))).filter(|(_, c)| *c > 0) {
                 let _ = writeln!(
                     out,
                     "cognigate_requests_total{{route=\"{}\",status=\"{status}\"}} {count}",
@@ -127,7 +159,8 @@ mod tests {
 
     #[test]
     fn renders_counters_and_histogram() {
-        let metrics = Metrics::default();
+        let metrics = Metrics::new(["/mcp/echo"]);
+        metrics.record("/mcp/unconfigured", 200, Duration::from_millis(1));
         metrics.record("/mcp/echo", 200, Duration::from_millis(3));
         metrics.record("/mcp/echo", 200, Duration::from_millis(30));
         metrics.record("/mcp/echo", 401, Duration::from_micros(100));
@@ -140,5 +173,7 @@ mod tests {
         assert!(text.contains("cognigate_request_duration_seconds_bucket{route=\"/mcp/echo\",le=\"+Inf\"} 3"));
         assert!(text.contains("cognigate_upstream_errors_total{route=\"/mcp/echo\"} 1"));
         assert!(text.contains("cognigate_tokens_issued_total{grant_type=\"authorization_code\"} 1"));
+        assert!(text.contains("cognigate_requests_total{route=\"(other)\",status=\"200\"} 1"), "{text}");
+        assert!(!text.contains("/mcp/unconfigured"), "labels must stay bounded");
     }
 }

@@ -61,45 +61,57 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
 }
 
 /// Records metrics and logs one line per request: method, path (never the
-/// query: it carries codes and state), status, latency.
+/// query: it carries codes and state), status, latency. Allocates nothing
+/// unless debug logging is on.
 async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let label = metric_label(&state, &path);
+    let logged =
+        tracing::enabled!(tracing::Level::DEBUG).then(|| (request.method().clone(), request.uri().path().to_owned()));
+    let label = metric_label(&state, request.uri().path());
     let response = next.run(request).await;
     let elapsed = started.elapsed();
-    state.metrics.record(&label, response.status().as_u16(), elapsed);
-    tracing::debug!(%method, %path, status = response.status().as_u16(), micros = elapsed.as_micros() as u64, "request");
+    state.metrics.record(label, response.status().as_u16(), elapsed);
+    if let Some((method, path)) = logged {
+        tracing::debug!(%method, %path, status = response.status().as_u16(), micros = elapsed.as_micros() as u64, "request");
+    }
     response
+}
+
+/// Endpoints counted under their own path.
+const FIXED_LABELS: [&str; 11] = [
+    "/healthz",
+    "/metrics",
+    "/.well-known/oauth-authorization-server",
+    "/.well-known/oauth-protected-resource",
+    "/oauth/jwks",
+    "/oauth/register",
+    "/oauth/authorize",
+    "/oauth/callback",
+    "/oauth/consent",
+    "/oauth/token",
+    "/oauth/revoke",
+];
+const RESOURCE_METADATA_LABEL: &str = "/.well-known/oauth-protected-resource/mcp/{slug}";
+const UNKNOWN_ROUTE_LABEL: &str = "/mcp/(unknown)";
+
+/// Every label metrics can see: fixed when the state is built.
+pub(crate) fn metric_labels<'a>(route_paths: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    FIXED_LABELS.into_iter().chain([RESOURCE_METADATA_LABEL, UNKNOWN_ROUTE_LABEL]).chain(route_paths).collect()
 }
 
 /// The metrics label of a path: fixed endpoints by name, configured routes by
 /// path, everything else lumped together, so the label set stays bounded.
-fn metric_label(state: &AppState, path: &str) -> String {
-    const FIXED: [&str; 11] = [
-        "/healthz",
-        "/metrics",
-        "/.well-known/oauth-authorization-server",
-        "/.well-known/oauth-protected-resource",
-        "/oauth/jwks",
-        "/oauth/register",
-        "/oauth/authorize",
-        "/oauth/callback",
-        "/oauth/consent",
-        "/oauth/token",
-        "/oauth/revoke",
-    ];
-    if FIXED.contains(&path) {
-        return path.to_owned();
+fn metric_label<'a>(state: &'a AppState, path: &str) -> &'a str {
+    if let Some(fixed) = FIXED_LABELS.iter().find(|fixed| **fixed == path) {
+        return fixed;
     }
     if let Some(slug) = path.strip_prefix("/mcp/") {
-        return if state.routes.contains_key(slug) { path.to_owned() } else { "/mcp/(unknown)".to_owned() };
+        return state.routes.get(slug).map_or(UNKNOWN_ROUTE_LABEL, |route| route.route.path.as_str());
     }
     if path.starts_with("/.well-known/oauth-protected-resource/") {
-        return "/.well-known/oauth-protected-resource/mcp/{slug}".to_owned();
+        return RESOURCE_METADATA_LABEL;
     }
-    "(other)".to_owned()
+    metrics::OTHER
 }
 
 /// What the binary passes in.
@@ -114,6 +126,9 @@ pub struct ServeOptions {
     /// `http://{listen}` otherwise.
     pub public_url: Option<String>,
     pub store: StoreUrl,
+    /// Serving threads, each with its own single-threaded runtime and listener
+    /// (SO_REUSEPORT); `None`: one per CPU.
+    pub workers: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -155,23 +170,55 @@ pub async fn serve(options: ServeOptions) -> Result<(), BootError> {
     let state = tokio::task::spawn_blocking(move || boot(&boot_options))
         .await
         .map_err(|err| BootError::Serve(std::io::Error::other(err.to_string())))??;
-    let listener = tokio::net::TcpListener::bind(options.listen)
-        .await
-        .map_err(|source| BootError::Bind { addr: options.listen, source })?;
-    let local = listener.local_addr().map_err(BootError::Serve)?;
+    let workers = options.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let mut listeners =
+        bind_listeners(options.listen, workers).map_err(|source| BootError::Bind { addr: options.listen, source })?;
+    let local = listeners[0].local_addr().map_err(BootError::Serve)?;
     let mut routes: Vec<&str> = state.routes.values().map(|r| r.route.path.as_str()).collect();
     routes.sort_unstable();
-    tracing::info!(listen = %local, public_url = %state.public_url, ?routes, "cognigate-gateway ready");
+    tracing::info!(listen = %local, public_url = %state.public_url, ?routes, workers, "cognigate-gateway ready");
     spawn_maintenance(state.clone());
 
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, app).with_graceful_shutdown({
-        let mut stop_rx = stop_rx.clone();
-        async move {
-            let _ = stop_rx.wait_for(|stop| *stop).await;
-        }
-    });
+    let stopped = |mut stop_rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+    };
+
+    // Thread per core, as nginx's worker processes: each extra thread runs its
+    // own single-threaded runtime on its own listener, so a request, its
+    // upstream call and their wake-ups stay on one core. Measured on 2 cores: a
+    // shared 2-thread runtime served fewer requests/s than a single thread.
+    let mut finished = Vec::new();
+    for listener in listeners.drain(1..) {
+        let (app, stop_rx) = (app.clone(), stop_rx.clone());
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        finished.push(done_rx);
+        std::thread::Builder::new()
+            .name("gateway-worker".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(runtime) => runtime,
+                    Err(err) => return tracing::error!(error = %err, "cannot start a serving thread"),
+                };
+                runtime.block_on(async move {
+                    match tokio::net::TcpListener::from_std(listener) {
+                        Ok(listener) => {
+                            if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx)).await
+                            {
+                                tracing::error!(error = %err, "serving thread failed");
+                            }
+                        }
+                        Err(err) => tracing::error!(error = %err, "cannot register a listener"),
+                    }
+                });
+                let _ = done_tx.send(());
+            })
+            .map_err(BootError::Serve)?;
+    }
+
+    let listener = tokio::net::TcpListener::from_std(listeners.remove(0)).map_err(BootError::Serve)?;
+    let server = axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx.clone()));
     let mut server = std::pin::pin!(server.into_future());
     tokio::select! {
         result = &mut server => return result.map_err(BootError::Serve),
@@ -179,13 +226,40 @@ pub async fn serve(options: ServeOptions) -> Result<(), BootError> {
     }
     tracing::info!("shutting down: no new connections; waiting for open requests");
     let _ = stop_tx.send(true);
-    match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
+    let all_done = async {
+        let result = server.await;
+        for done in finished {
+            let _ = done.await;
+        }
+        result
+    };
+    match tokio::time::timeout(SHUTDOWN_GRACE, all_done).await {
         Ok(result) => result.map_err(BootError::Serve),
         Err(_) => {
             tracing::warn!(grace_seconds = SHUTDOWN_GRACE.as_secs(), "open streams did not finish; closing them");
             Ok(())
         }
     }
+}
+
+/// `count` listeners on one address with SO_REUSEPORT, so the kernel spreads
+/// connections over the serving threads. Port 0 is resolved by the first.
+fn bind_listeners(addr: SocketAddr, count: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
+    let bind = |addr: SocketAddr| -> std::io::Result<std::net::TcpListener> {
+        let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        socket.set_reuseaddr(true)?;
+        #[cfg(unix)]
+        socket.set_reuseport(count > 1)?;
+        socket.bind(addr)?;
+        socket.listen(1024)?.into_std()
+    };
+    let first = bind(addr)?;
+    let actual = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..count {
+        listeners.push(bind(actual)?);
+    }
+    Ok(listeners)
 }
 
 async fn shutdown_signal() {

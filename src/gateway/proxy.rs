@@ -13,7 +13,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::state::{AppState, RouteState};
+use super::state::{AppState, RouteState, UpstreamClient};
 use super::store::now;
 
 /// Waiting this long for upstream response headers is a failure. Generous:
@@ -99,6 +99,18 @@ fn jsonrpc_error(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
+thread_local! {
+    /// This thread's upstream client. A pool shared by all threads hands a
+    /// connection made (and driven) on one thread to a request on another,
+    /// and every request then costs cross-thread wake-ups; per-thread pools
+    /// keep a request and its upstream connection on one core.
+    static UPSTREAM: UpstreamClient = super::state::upstream_client();
+}
+
+fn upstream() -> UpstreamClient {
+    UPSTREAM.with(UpstreamClient::clone)
+}
+
 /// Bodies of refused requests up to this size are read and dropped.
 const DRAIN_LIMIT: usize = 64 * 1024;
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -143,59 +155,72 @@ pub(crate) async fn proxy(State(state): State<AppState>, Path(slug): Path<String
 
 async fn forward(state: &AppState, route: &RouteState, request: Request) -> Result<Response, ProxyError> {
     let (parts, body) = request.into_parts();
-    let mut url = route.route.upstream.clone();
-    if let Some(query) = parts.uri.query() {
-        let merged = match url.query() {
-            Some(existing) => format!("{existing}&{query}"),
-            None => query.to_owned(),
-        };
-        url.set_query(Some(&merged));
-    }
-
-    let mut headers = HeaderMap::with_capacity(REQUEST_HEADERS.len() + 3);
-    for name in &REQUEST_HEADERS {
-        for value in parts.headers.get_all(name) {
-            headers.append(name.clone(), value.clone());
+    let uri = match parts.uri.query() {
+        None => route.upstream_uri.clone(),
+        Some(query) => {
+            let upstream = &route.route.upstream;
+            let merged = match upstream.query() {
+                Some(existing) => format!("{existing}&{query}"),
+                None => query.to_owned(),
+            };
+            let mut url = upstream.clone();
+            url.set_query(Some(&merged));
+            url.as_str().parse().map_err(|_| ProxyError::Upstream("the query makes an invalid upstream URI".into()))?
         }
-    }
-    // X-Forwarded-For: the incoming chain plus the peer we saw.
-    let peer =
-        parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|info| info.0.ip().to_string());
-    let incoming = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    let forwarded_for = match (incoming, peer) {
-        (Some(chain), Some(peer)) => Some(format!("{chain}, {peer}")),
-        (Some(chain), None) => Some(chain.to_owned()),
-        (None, Some(peer)) => Some(peer),
-        (None, None) => None,
     };
-    if let Some(value) = forwarded_for.and_then(|v| HeaderValue::from_str(&v).ok()) {
-        headers.insert("x-forwarded-for", value);
-    }
-    if let Ok(proto) = HeaderValue::from_str(&state.public_scheme) {
-        headers.insert("x-forwarded-proto", proto);
-    }
-    let host = parts.headers.get(header::HOST).cloned().or_else(|| HeaderValue::from_str(&state.public_host).ok());
-    if let Some(host) = host {
-        headers.insert("x-forwarded-host", host);
-    }
 
-    let upstream_request = state
-        .upstream
-        .request(parts.method, url)
-        .headers(headers)
-        .body(reqwest::Body::wrap_stream(body.into_data_stream()));
-    let upstream = tokio::time::timeout(UPSTREAM_RESPONSE_TIMEOUT, upstream_request.send())
-        .await
-        .map_err(|_| ProxyError::Upstream("timed out waiting for response headers".into()))?
-        .map_err(|err| ProxyError::Upstream(err.without_url().to_string()))?;
-
-    let mut response = Response::builder().status(upstream.status().as_u16());
-    if let Some(out) = response.headers_mut() {
-        for name in &RESPONSE_HEADERS {
-            for value in upstream.headers().get_all(name) {
-                out.append(name.clone(), value.clone());
+    let mut upstream_request = axum::http::Request::builder().method(parts.method).uri(uri);
+    if let Some(headers) = upstream_request.headers_mut() {
+        headers.reserve(REQUEST_HEADERS.len() + 3);
+        for name in &REQUEST_HEADERS {
+            for value in parts.headers.get_all(name) {
+                headers.append(name.clone(), value.clone());
             }
         }
+        // X-Forwarded-For: the incoming chain plus the peer we saw.
+        let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|info| info.0.ip());
+        let forwarded_for = match (parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()), peer) {
+            (Some(chain), Some(peer)) => HeaderValue::from_str(&format!("{chain}, {peer}")).ok(),
+            (Some(chain), None) => HeaderValue::from_str(chain).ok(),
+            (None, Some(peer)) => HeaderValue::from_str(&peer.to_string()).ok(),
+            (None, None) => None,
+        };
+        if let Some(value) = forwarded_for {
+            headers.insert("x-forwarded-for", value);
+        }
+        headers.insert("x-forwarded-proto", state.forwarded_proto.clone());
+        let host = parts.headers.get(header::HOST).cloned().unwrap_or_else(|| state.forwarded_host.clone());
+        headers.insert("x-forwarded-host", host);
     }
-    response.body(Body::from_stream(upstream.bytes_stream())).map_err(|err| ProxyError::Upstream(err.to_string()))
+    // The body goes through as it is: it keeps its size, so a JSON request
+    // stays a Content-Length request and SSE streams.
+    let upstream_request = upstream_request.body(body).map_err(|err| ProxyError::Upstream(err.to_string()))?;
+    let upstream = tokio::time::timeout(UPSTREAM_RESPONSE_TIMEOUT, upstream().request(upstream_request))
+        .await
+        .map_err(|_| ProxyError::Upstream("timed out waiting for response headers".into()))?
+        .map_err(|err| ProxyError::Upstream(error_chain(&err)))?;
+
+    let (upstream_parts, upstream_body) = upstream.into_parts();
+    let mut response = Response::new(Body::new(upstream_body));
+    *response.status_mut() = upstream_parts.status;
+    let out = response.headers_mut();
+    for name in &RESPONSE_HEADERS {
+        for value in upstream_parts.headers.get_all(name) {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    Ok(response)
+}
+
+/// An error and its sources on one line (hyper's top-level message alone is
+/// just "client error (Connect)").
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

@@ -19,6 +19,33 @@ use super::tokens::{Revocations, SigningKey, TokenCache, TokenError, TokenIssuer
 
 const TOKEN_CACHE_CAPACITY: usize = 100_000;
 const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The HTTP client for upstream MCP servers: hyper's pooled client, http and
+/// https (rustls, the platform's trust store), HTTP/1.1. Each serving thread
+/// builds its own (see `proxy::upstream`), so pooled connections stay on the
+/// thread that uses them. hyper rather than reqwest on this path: a proxy
+/// needs neither redirects nor URL handling per request, and both showed in
+/// the profile.
+pub(crate) type UpstreamClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    axum::body::Body,
+>;
+
+pub(crate) fn upstream_client() -> UpstreamClient {
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.set_connect_timeout(Some(UPSTREAM_CONNECT_TIMEOUT));
+    http.set_nodelay(true);
+    http.enforce_http(false);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_platform_verifier()
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_timer(hyper_util::rt::TokioTimer::new())
+        .build(https)
+}
 const IDP_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +74,8 @@ pub struct RouteState {
     pub challenge: HeaderValue,
     pub challenge_invalid: HeaderValue,
     pub idp: Arc<IdentityProvider>,
+    /// The upstream URL as a request URI, parsed once.
+    pub upstream_uri: axum::http::Uri,
 }
 
 pub struct Inner {
@@ -54,13 +83,15 @@ pub struct Inner {
     pub public_url: String,
     pub public_host: String,
     pub public_scheme: String,
+    /// `X-Forwarded-Proto` / `X-Forwarded-Host` values sent upstream.
+    pub forwarded_proto: HeaderValue,
+    pub forwarded_host: HeaderValue,
     pub secure_cookies: bool,
     pub routes: HashMap<String, RouteState>,
     pub store: StoreHandle,
     pub tokens: TokenIssuer,
     pub token_cache: TokenCache,
     pub revocations: Revocations,
-    pub upstream: reqwest::Client,
     pub idp_http: reqwest::Client,
     pub templates: Handlebars<'static>,
     pub metrics: Metrics,
@@ -103,15 +134,17 @@ impl AppState {
             let challenge = header(&format!("Bearer resource_metadata=\"{metadata_url}\""))?;
             let challenge_invalid =
                 header(&format!("Bearer error=\"invalid_token\", resource_metadata=\"{metadata_url}\""))?;
-            routes.insert(slug, RouteState { route, resource, metadata_url, challenge, challenge_invalid, idp });
+            let upstream_uri =
+                route.upstream.as_str().parse().map_err(|_| {
+                    StateError::Http(format!("upstream URL {} is not a valid request URI", route.upstream))
+                })?;
+            routes.insert(
+                slug,
+                RouteState { route, resource, metadata_url, challenge, challenge_invalid, idp, upstream_uri },
+            );
         }
 
-        let upstream = reqwest::Client::builder()
-            .connect_timeout(UPSTREAM_CONNECT_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build()
-            .map_err(|err| StateError::Http(err.to_string()))?;
+        let metrics = Metrics::new(super::metric_labels(routes.values().map(|r| r.route.path.as_str())));
         let idp_http = reqwest::Client::builder()
             .timeout(IDP_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
@@ -121,6 +154,8 @@ impl AppState {
         Ok(Self(Arc::new(Inner {
             secure_cookies: public.scheme() == "https",
             public_scheme: public.scheme().to_owned(),
+            forwarded_proto: header(public.scheme())?,
+            forwarded_host: header(&public_host)?,
             public_url,
             public_host,
             routes,
@@ -128,10 +163,9 @@ impl AppState {
             tokens,
             token_cache: TokenCache::new(TOKEN_CACHE_CAPACITY),
             revocations: Revocations::default(),
-            upstream,
             idp_http,
             templates: super::oauth::templates().map_err(StateError::Template)?,
-            metrics: Metrics::default(),
+            metrics,
         })))
     }
 
