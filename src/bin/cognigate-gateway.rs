@@ -9,11 +9,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use cognigate::gateway::{ServeOptions, StoreUrl, serve};
 
-/// mimalloc instead of glibc's malloc: the proxy path allocates small, short-lived
-/// buffers per request, and malloc/free were ~10% of the gateway's profile.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const EXIT_BOOT: u8 = 1;
 const EXIT_USAGE: u8 = 64;
 

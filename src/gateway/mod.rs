@@ -42,14 +42,14 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// The gateway's HTTP surface.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let endpoints = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics_text))
-        .route("/mcp/{slug}", any(proxy::proxy))
         .merge(oauth::routes())
         .layer(middleware::from_fn(cors::cors))
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(state.clone(), observe));
+    // The proxy route records its own metrics and CORS (see `proxy::proxy`).
+    Router::new().route("/mcp/{slug}", any(proxy::proxy)).merge(endpoints).with_state(state)
 }
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
@@ -92,7 +92,7 @@ const FIXED_LABELS: [&str; 11] = [
     "/oauth/revoke",
 ];
 const RESOURCE_METADATA_LABEL: &str = "/.well-known/oauth-protected-resource/mcp/{slug}";
-const UNKNOWN_ROUTE_LABEL: &str = "/mcp/(unknown)";
+pub(crate) const UNKNOWN_ROUTE_LABEL: &str = "/mcp/(unknown)";
 
 /// Every label metrics can see: fixed when the state is built.
 pub(crate) fn metric_labels<'a>(route_paths: impl Iterator<Item = &'a str>) -> Vec<&'a str> {

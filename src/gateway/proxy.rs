@@ -9,7 +9,7 @@
 //! never reach the client.
 
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -128,8 +128,29 @@ async fn refuse(request: Request, mut response: Response) -> Response {
     response
 }
 
-pub(crate) async fn proxy(State(state): State<AppState>, Path(slug): Path<String>, request: Request) -> Response {
-    let Some(route) = state.routes.get(&slug) else {
+/// `/mcp/{slug}`. It sits outside the router's middleware (the hot path
+/// allocates nothing per request for them): CORS and metrics are done here.
+pub(crate) async fn proxy(State(state): State<AppState>, request: Request) -> Response {
+    let started = std::time::Instant::now();
+    let cross_origin = request.headers().contains_key(header::ORIGIN);
+    let slug = request.uri().path().strip_prefix("/mcp/").unwrap_or_default();
+    let route = state.routes.get(slug);
+    let label = route.map_or(super::UNKNOWN_ROUTE_LABEL, |route| route.route.path.as_str());
+    let mut response = match super::cors::preflight(&request).filter(|_| cross_origin) {
+        Some(preflight) => preflight,
+        None => serve_route(&state, route, request).await,
+    };
+    if cross_origin {
+        super::cors::allow_origin(&mut response);
+    }
+    let elapsed = started.elapsed();
+    state.metrics.record(label, response.status().as_u16(), elapsed);
+    tracing::debug!(route = label, status = response.status().as_u16(), micros = elapsed.as_micros() as u64, "request");
+    response
+}
+
+async fn serve_route(state: &AppState, route: Option<&RouteState>, request: Request) -> Response {
+    let Some(route) = route else {
         return refuse(request, jsonrpc_error(StatusCode::NOT_FOUND, "no such MCP server")).await;
     };
     if !route.route.methods.contains(request.method()) {
@@ -140,10 +161,10 @@ pub(crate) async fn proxy(State(state): State<AppState>, Path(slug): Path<String
         }
         return refuse(request, response).await;
     }
-    if let Err(err) = check_token(&state, route, request.headers()) {
+    if let Err(err) = check_token(state, route, request.headers()) {
         return refuse(request, unauthorized(route, &err)).await;
     }
-    match forward(&state, route, request).await {
+    match forward(state, route, request).await {
         Ok(response) => response,
         Err(err) => {
             tracing::warn!(route = %route.route.path, error = %err, "upstream request failed");
