@@ -86,6 +86,22 @@ async fn cors_for_fetch_endpoints_only() {
     assert_eq!(preflight.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
     assert!(preflight.headers()[header::ACCESS_CONTROL_ALLOW_HEADERS].to_str().unwrap().contains("mcp-session-id"));
 
+    // The proxy route handles CORS itself (it sits outside the middleware stack).
+    let mcp_preflight = gw
+        .send(
+            Request::builder()
+                .method("OPTIONS")
+                .uri("/mcp/echo")
+                .header(header::ORIGIN, "http://localhost:6274")
+                .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(mcp_preflight.status(), StatusCode::NO_CONTENT);
+    assert_eq!(mcp_preflight.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+    assert!(mcp_preflight.headers()[header::ACCESS_CONTROL_ALLOW_HEADERS].to_str().unwrap().contains("authorization"));
+
     let unauthorized = gw
         .send(Request::post("/mcp/echo").header(header::ORIGIN, "http://localhost:6274").body(Body::empty()).unwrap())
         .await;
