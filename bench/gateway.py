@@ -1,6 +1,8 @@
 """Gateway hot-path benchmark: the same load against a tiny upstream directly,
-through nginx (`proxy_pass`, upstream keepalive), and through cognigate-gateway
-with a real bearer token checked on every request.
+through nginx with a plain `proxy_pass` (its defaults: a new upstream
+connection per request), through nginx tuned with upstream keepalive (the
+stronger baseline), and through cognigate-gateway with a real bearer token
+checked on every request.
 
 The world is the end-to-end one: moto provisioned by `cognigate up`, the hosted
 UI stand-in, a user who logs in through the real OAuth flow to get the token.
@@ -152,7 +154,7 @@ def main():
     procs = []
     try:
         # The tiny upstream and the nginx proxy in front of it.
-        up_port, nginx_port, gw_port = free_port(), free_port(), free_port()
+        up_port, nginx_port, plain_port, gw_port = free_port(), free_port(), free_port(), free_port()
         upstream_conf = nginx_conf(os.path.join(work, "upstream"), up_port, f"""
   server {{ listen 127.0.0.1:{up_port}; keepalive_requests 1000000;
     location / {{ default_type application/json; return 200 '{UPSTREAM_ANSWER}'; }} }}""")
@@ -160,10 +162,15 @@ def main():
   upstream mcp {{ server 127.0.0.1:{up_port}; keepalive 64; }}
   server {{ listen 127.0.0.1:{nginx_port}; keepalive_requests 1000000;
     location / {{ proxy_pass http://mcp; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}""")
+        plain_conf = nginx_conf(os.path.join(work, "plain"), plain_port, f"""
+  server {{ listen 127.0.0.1:{plain_port};
+    location / {{ proxy_pass http://127.0.0.1:{up_port}; }} }}""")
         up_proc, _ = start([nginx_bin(), "-c", upstream_conf], ready=lambda: port_open(up_port))
         procs.append(up_proc)
         nginx_proc, _ = start([nginx_bin(), "-c", proxy_conf], ready=lambda: port_open(nginx_port))
         procs.append(nginx_proc)
+        plain_proc, _ = start([nginx_bin(), "-c", plain_conf], ready=lambda: port_open(plain_port))
+        procs.append(plain_proc)
 
         # moto, provisioned by cognigate itself, a user, the hosted UI stand-in.
         moto, moto_url = start([f"{args.venv}/bin/moto_server", "-H", "127.0.0.1", "-p", "0"])
@@ -222,17 +229,20 @@ def main():
 
         contenders = {
             "direct (upstream)": f"http://127.0.0.1:{up_port}/mcp",
-            "nginx proxy_pass": f"http://127.0.0.1:{nginx_port}/mcp/bench",
+            "nginx proxy_pass (plain)": f"http://127.0.0.1:{plain_port}/mcp/bench",
+            "nginx proxy_pass + keepalive": f"http://127.0.0.1:{nginx_port}/mcp/bench",
             "cognigate-gateway": f"http://127.0.0.1:{gw_port}/mcp/bench",
         }
         names = list(contenders)
         results = {name: [] for name in names}
         for r in range(args.rounds):
-            order = names[r % 3:] + names[:r % 3]
+            order = names[r % len(names):] + names[:r % len(names)]
             for name in order:
                 results[name].append(wrk(contenders[name], token, args.seconds, args.connections, work))
                 log(f"round {r + 1}/{args.rounds} {name}: {results[name][-1][0]:.0f} req/s")
-        rss = {"nginx proxy_pass": rss_peak_kib(nginx_proc.pid), "cognigate-gateway": rss_peak_kib(gateway.pid)}
+        rss = {"nginx proxy_pass (plain)": rss_peak_kib(plain_proc.pid),
+               "nginx proxy_pass + keepalive": rss_peak_kib(nginx_proc.pid),
+               "cognigate-gateway": rss_peak_kib(gateway.pid)}
         print_table(results, rss, args)
     finally:
         for proc in reversed(procs):
@@ -264,16 +274,16 @@ def print_table(results, rss, args):
         peak = f"{rss[name] / 1024:.1f} MiB" if name in rss else "—"
         print(f"| {name} | {span(rps, lambda v: f'{v:,.0f}')} | {span(p50, lambda v: f'{v:.2f} ms')} | "
               f"{span(p99, lambda v: f'{v:.2f} ms')} | {peak} |")
-    direct, nginx, gw = (results[n] for n in results)
     m = lambda runs, i: med([r[i] for r in runs])
+    direct, gw = results["direct (upstream)"], results["cognigate-gateway"]
     print()
-    print(f"- cognigate-gateway vs nginx: **{m(gw, 0) / m(nginx, 0):.2f}×** the requests/s, "
-          f"p99 {m(gw, 2):.2f} ms vs {m(nginx, 2):.2f} ms (**{m(gw, 2) / m(nginx, 2):.2f}×**)")
+    for name in ("nginx proxy_pass (plain)", "nginx proxy_pass + keepalive"):
+        nginx = results[name]
+        print(f"- cognigate-gateway vs {name}: **{m(gw, 0) / m(nginx, 0):.2f}×** the requests/s, "
+              f"p99 {m(gw, 2):.2f} ms vs {m(nginx, 2):.2f} ms (**{m(gw, 2) / m(nginx, 2):.2f}×**), "
+              f"peak RSS {rss['cognigate-gateway'] / 1024:.1f} MiB vs {rss[name] / 1024:.1f} MiB")
     print(f"- added latency over calling the upstream directly: cognigate p50 +{m(gw, 1) - m(direct, 1):.2f} ms, "
-          f"p99 +{m(gw, 2) - m(direct, 2):.2f} ms; nginx p50 +{m(nginx, 1) - m(direct, 1):.2f} ms, "
-          f"p99 +{m(nginx, 2) - m(direct, 2):.2f} ms")
-    print(f"- peak RSS: cognigate-gateway {rss['cognigate-gateway'] / 1024:.1f} MiB, "
-          f"nginx (master + workers) {rss['nginx proxy_pass'] / 1024:.1f} MiB")
+          f"p99 {m(gw, 2) - m(direct, 2):+.2f} ms")
 
 
 if __name__ == "__main__":
