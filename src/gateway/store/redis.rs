@@ -412,12 +412,22 @@ pub(crate) mod tests {
                 });
             let url = format!("redis://127.0.0.1:{port}/");
             let deadline = Instant::now() + Duration::from_secs(10);
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            // Ready when it answers PING: an accepted connection alone can still
+            // be reset while the server starts up.
+            while !answers_ping(port) {
                 assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
                 std::thread::sleep(Duration::from_millis(20));
             }
             Self { child, url }
         }
+    }
+
+    fn answers_ping(port: u16) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+        let mut reply = [0u8; 7];
+        stream.write_all(b"PING\r\n").is_ok() && stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
     }
 
     impl Drop for RedisServer {
