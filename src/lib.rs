@@ -10,8 +10,10 @@
 //!   as the OAuth 2.1 authorization server for MCP clients, sends browsers to the
 //!   Cognito hosted UI, and proxies `/mcp/{slug}` to upstream MCP servers.
 //!
-//! [`secret`] is shared by both: a string that never prints itself.
+//! Shared by both: [`secret`], a string that never prints itself, and
+//! [`dotenv`], the env file format.
 
+pub mod dotenv;
 pub mod gateway;
 pub mod provision;
 pub mod secret;

@@ -107,8 +107,10 @@ thread_local! {
     static UPSTREAM: UpstreamClient = super::state::upstream_client();
 }
 
-fn upstream() -> UpstreamClient {
-    UPSTREAM.with(UpstreamClient::clone)
+/// Sends on this thread's client; the response future owns what it needs, so
+/// the client is borrowed, not cloned, per request.
+fn send_upstream(request: axum::http::Request<Body>) -> hyper_util::client::legacy::ResponseFuture {
+    UPSTREAM.with(|client| client.request(request))
 }
 
 /// Bodies of refused requests up to this size are read and dropped.
@@ -216,7 +218,7 @@ async fn forward(state: &AppState, route: &RouteState, request: Request) -> Resu
     // The body goes through as it is: it keeps its size, so a JSON request
     // stays a Content-Length request and SSE streams.
     let upstream_request = upstream_request.body(body).map_err(|err| ProxyError::Upstream(err.to_string()))?;
-    let upstream = tokio::time::timeout(UPSTREAM_RESPONSE_TIMEOUT, upstream().request(upstream_request))
+    let upstream = tokio::time::timeout(UPSTREAM_RESPONSE_TIMEOUT, send_upstream(upstream_request))
         .await
         .map_err(|_| ProxyError::Upstream("timed out waiting for response headers".into()))?
         .map_err(|err| ProxyError::Upstream(error_chain(&err)))?;

@@ -135,18 +135,6 @@ pub fn merge_env(existing: Option<&str>, block: &str) -> String {
     out
 }
 
-/// Reads `KEY=VALUE` pairs of an env file (for hints and `outputs`).
-pub fn parse_env(text: &str) -> HashMap<String, String> {
-    text.lines()
-        .filter_map(|line| {
-            let key = env_key(line)?;
-            let value = line.split_once('=')?.1.trim();
-            let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
-            Some((key.to_owned(), value.to_owned()))
-        })
-        .collect()
-}
-
 pub fn read_env_file(path: &Path) -> Result<Option<String>> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
@@ -407,7 +395,7 @@ mod tests {
     fn fresh_env_file_is_the_template() {
         let secret = Secret::new("s3cret");
         let block = render_env_block(&values(&secret)).unwrap();
-        let parsed = parse_env(&block);
+        let parsed = crate::dotenv::parse(&block).unwrap();
         assert_eq!(parsed["COGNITO_USER_POOL_ID"], "us-east-1_abc");
         assert_eq!(parsed["COGNITO_USER_POOL_DOMAIN"], "demo-1.auth.us-east-1.amazoncognito.com");
         assert_eq!(parsed["COGNITO_CLIENT_ID"], "client123");
@@ -424,7 +412,7 @@ mod tests {
         let lines: Vec<&str> = merged.lines().collect();
         assert_eq!(&lines[..4], ["# mine", "PORT=9000", "COGNITO_CLIENT_ID=client123", "export OTHER=\"x y\""]);
         assert_eq!(merged.matches("COGNITO_CLIENT_ID=").count(), 1);
-        let parsed = parse_env(&merged);
+        let parsed = crate::dotenv::parse(&merged).unwrap();
         assert_eq!(parsed["COGNITO_CLIENT_SECRET"], "new-secret");
         assert_eq!(parsed["OTHER"], "x y");
         assert_eq!(parsed["PORT"], "9000");

@@ -314,9 +314,7 @@ pub fn merged_client_update(
 
 /// The error for a prefix that another pool holds, with a free-looking suggestion.
 pub fn domain_taken(prefix: &str, owner: Option<&str>) -> Error {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(format!("{prefix}:{:?}", SystemTime::now()).as_bytes());
-    let suffix: String = digest.iter().take(3).map(|b| format!("{b:02x}")).collect();
+    let suffix = format!("{:06x}", rand::random::<u32>() & 0xff_ffff);
     let base: String = prefix.chars().take(63 - 7).collect();
     let owner = owner.map(|o| format!(" (it belongs to user pool {o})")).unwrap_or_default();
     Error::Conflict(format!(

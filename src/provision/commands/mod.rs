@@ -49,7 +49,8 @@ pub async fn read_and_plan(cognito: &Cognito, spec: &mut StackSpec) -> Result<(A
 /// Ids from the env file of a previous run: a shortcut, verified before use.
 pub fn hint_from_env_file(path: &Path) -> Hint {
     let Ok(Some(text)) = render::read_env_file(path) else { return Hint::default() };
-    let values = render::parse_env(&text);
+    // A file we cannot parse gives no hint; discovery by name still works.
+    let values = crate::dotenv::parse(&text).unwrap_or_default();
     Hint {
         pool_id: values.get("COGNITO_USER_POOL_ID").filter(|v| !v.is_empty()).cloned(),
         client_id: values.get("COGNITO_CLIENT_ID").filter(|v| !v.is_empty()).cloned(),

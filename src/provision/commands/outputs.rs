@@ -39,7 +39,8 @@ pub async fn run(global: &GlobalArgs, args: &OutputsArgs) -> Result<()> {
             let doc = json!({
                 "stack": spec.stack.as_str(),
                 "region": spec.region.as_str(),
-                "env": render::parse_env(&render::render_env_block(&env_values)?),
+                "env": crate::dotenv::parse(&render::render_env_block(&env_values)?)
+                    .map_err(|(line, problem)| Error::Conflict(format!("env template line {line}: {problem} (a cognigate bug)")))?,
                 "policy": render::render_policy(&spec.files.policy_name, spec.region.as_str())?,
                 "issuer": urls.issuer,
                 "jwksUrl": urls.jwks,
