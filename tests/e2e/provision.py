@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Provision moto the way `cognigate up` does (DESIGN.md section 1), and add a user.
+"""Provision moto the way `cognigate up` does, and add a user.
 
 The end-to-end tests provision with `cognigate up` itself and use this script
 only for what `up` does not do: the test user (permanent password, email

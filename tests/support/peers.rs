@@ -1,7 +1,7 @@
 //! The real peers of the end-to-end tests, run as child processes.
 //!
-//! Everything the gateway talks to in production has a real counterpart here
-//! (DESIGN.md section 4): moto for the Cognito API (`support::moto`), the hosted UI stand-in
+//! Everything the gateway talks to in production has a real counterpart here:
+//! moto for the Cognito API (`support::moto`), the hosted UI stand-in
 //! (`tests/support/hosted_ui.py`) for the browser leg, an upstream MCP server
 //! on the Python SDK (`tests/support/upstream_mcp.py`), and the MCP clients of
 //! both official SDKs plus headless Chromium (`tests/e2e/`).
