@@ -20,3 +20,6 @@ pub mod dotenv;
 pub mod gateway;
 pub mod provision;
 pub mod secret;
+
+#[cfg(test)]
+mod contract_tests;
