@@ -10,4 +10,5 @@ mod e2e;
 mod gateway;
 mod gc;
 mod lifecycle;
+mod local_mode;
 mod up;
