@@ -12,3 +12,4 @@ mod gc;
 mod lifecycle;
 mod local_mode;
 mod up;
+mod usage;
