@@ -1,7 +1,8 @@
 //! Prometheus metrics, hand-rolled on atomics: requests by route and status, a
 //! latency histogram by route, tokens issued by grant type, upstream errors by
 //! route. Route labels are the configured paths (bounded by the config), never
-//! raw request paths.
+//! raw request paths: this module also owns the label set and the mapping from
+//! a request path to its label.
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -15,6 +16,45 @@ const STATUS_RANGE: std::ops::Range<u16> = 100..600;
 
 /// The label every request outside the known set is counted under.
 pub const OTHER: &str = "(other)";
+
+/// Endpoints counted under their own path.
+const FIXED_LABELS: [&str; 11] = [
+    "/healthz",
+    "/metrics",
+    "/.well-known/oauth-authorization-server",
+    "/.well-known/oauth-protected-resource",
+    "/oauth/jwks",
+    "/oauth/register",
+    "/oauth/authorize",
+    crate::contract::CALLBACK_PATH,
+    "/oauth/consent",
+    "/oauth/token",
+    "/oauth/revoke",
+];
+const RESOURCE_METADATA_LABEL: &str = "/.well-known/oauth-protected-resource/mcp/{slug}";
+/// `/mcp/{slug}` requests whose slug names no configured route.
+pub(crate) const UNKNOWN_ROUTE_LABEL: &str = "/mcp/(unknown)";
+
+/// Every label metrics can see: fixed when the state is built.
+pub(crate) fn labels<'a>(route_paths: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    FIXED_LABELS.into_iter().chain([RESOURCE_METADATA_LABEL, UNKNOWN_ROUTE_LABEL]).chain(route_paths).collect()
+}
+
+/// The metrics label of a path: fixed endpoints by name, configured routes by
+/// path (`route_path` looks a slug up), everything else lumped together, so
+/// the label set stays bounded.
+pub(crate) fn label<'a>(path: &str, route_path: impl FnOnce(&str) -> Option<&'a str>) -> &'a str {
+    if let Some(fixed) = FIXED_LABELS.iter().find(|fixed| **fixed == path) {
+        return fixed;
+    }
+    if let Some(slug) = path.strip_prefix("/mcp/") {
+        return route_path(slug).unwrap_or(UNKNOWN_ROUTE_LABEL);
+    }
+    if path.starts_with("/.well-known/oauth-protected-resource/") {
+        return RESOURCE_METADATA_LABEL;
+    }
+    OTHER
+}
 
 /// Counters of one label. All atomics: recording a request takes no lock, so
 /// serving threads never wait on each other here.
@@ -154,8 +194,18 @@ fn escape(label: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::Metrics;
+    use super::{Metrics, OTHER, UNKNOWN_ROUTE_LABEL, label};
     use std::time::Duration;
+
+    #[test]
+    fn labels_stay_bounded() {
+        let routes = |slug: &str| (slug == "echo").then_some("/mcp/echo");
+        assert_eq!(label("/oauth/token", routes), "/oauth/token");
+        assert_eq!(label("/mcp/echo", routes), "/mcp/echo");
+        assert_eq!(label("/mcp/nope", routes), UNKNOWN_ROUTE_LABEL);
+        assert_eq!(label("/.well-known/oauth-protected-resource/mcp/x", routes), super::RESOURCE_METADATA_LABEL);
+        assert_eq!(label("/favicon.ico", routes), OTHER);
+    }
 
     #[test]
     fn renders_counters_and_histogram() {

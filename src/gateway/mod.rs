@@ -69,7 +69,8 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     let started = Instant::now();
     let logged =
         tracing::enabled!(tracing::Level::DEBUG).then(|| (request.method().clone(), request.uri().path().to_owned()));
-    let label = metric_label(&state, request.uri().path());
+    let label =
+        metrics::label(request.uri().path(), |slug| state.routes.get(slug).map(|route| route.route.path.as_str()));
     let response = next.run(request).await;
     let elapsed = started.elapsed();
     state.metrics.record(label, response.status().as_u16(), elapsed);
@@ -77,43 +78,6 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         tracing::debug!(%method, %path, status = response.status().as_u16(), micros = elapsed.as_micros() as u64, "request");
     }
     response
-}
-
-/// Endpoints counted under their own path.
-const FIXED_LABELS: [&str; 11] = [
-    "/healthz",
-    "/metrics",
-    "/.well-known/oauth-authorization-server",
-    "/.well-known/oauth-protected-resource",
-    "/oauth/jwks",
-    "/oauth/register",
-    "/oauth/authorize",
-    crate::contract::CALLBACK_PATH,
-    "/oauth/consent",
-    "/oauth/token",
-    "/oauth/revoke",
-];
-const RESOURCE_METADATA_LABEL: &str = "/.well-known/oauth-protected-resource/mcp/{slug}";
-pub(crate) const UNKNOWN_ROUTE_LABEL: &str = "/mcp/(unknown)";
-
-/// Every label metrics can see: fixed when the state is built.
-pub(crate) fn metric_labels<'a>(route_paths: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
-    FIXED_LABELS.into_iter().chain([RESOURCE_METADATA_LABEL, UNKNOWN_ROUTE_LABEL]).chain(route_paths).collect()
-}
-
-/// The metrics label of a path: fixed endpoints by name, configured routes by
-/// path, everything else lumped together, so the label set stays bounded.
-fn metric_label<'a>(state: &'a AppState, path: &str) -> &'a str {
-    if let Some(fixed) = FIXED_LABELS.iter().find(|fixed| **fixed == path) {
-        return fixed;
-    }
-    if let Some(slug) = path.strip_prefix("/mcp/") {
-        return state.routes.get(slug).map_or(UNKNOWN_ROUTE_LABEL, |route| route.route.path.as_str());
-    }
-    if path.starts_with("/.well-known/oauth-protected-resource/") {
-        return RESOURCE_METADATA_LABEL;
-    }
-    metrics::OTHER
 }
 
 /// What the binary passes in.

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::HeaderValue;
-use handlebars::Handlebars;
 use url::Url;
 
 use super::config::{GatewayConfig, Route};
@@ -18,34 +17,6 @@ use super::store::{Lifetimes, Store, StoreError, StoreHandle};
 use super::tokens::{Revocations, SigningKey, TokenCache, TokenError, TokenIssuer};
 
 const TOKEN_CACHE_CAPACITY: usize = 100_000;
-const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The HTTP client for upstream MCP servers: hyper's pooled client, http and
-/// https (rustls, the platform's trust store), HTTP/1.1. Each serving thread
-/// builds its own (see `proxy::upstream`), so pooled connections stay on the
-/// thread that uses them. hyper rather than reqwest on this path: a proxy
-/// needs neither redirects nor URL handling per request, and both showed in
-/// the profile.
-pub(crate) type UpstreamClient = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    axum::body::Body,
->;
-
-pub(crate) fn upstream_client() -> UpstreamClient {
-    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
-    http.set_connect_timeout(Some(UPSTREAM_CONNECT_TIMEOUT));
-    http.set_nodelay(true);
-    http.enforce_http(false);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_platform_verifier()
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
-    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_timer(hyper_util::rt::TokioTimer::new())
-        .build(https)
-}
 const IDP_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +64,6 @@ pub struct Inner {
     pub token_cache: TokenCache,
     pub revocations: Revocations,
     pub idp_http: reqwest::Client,
-    pub templates: Handlebars<'static>,
     pub metrics: Metrics,
 }
 
@@ -144,7 +114,8 @@ impl AppState {
             );
         }
 
-        let metrics = Metrics::new(super::metric_labels(routes.values().map(|r| r.route.path.as_str())));
+        super::oauth::pages::check().map_err(StateError::Template)?;
+        let metrics = Metrics::new(super::metrics::labels(routes.values().map(|r| r.route.path.as_str())));
         let idp_http = reqwest::Client::builder()
             .timeout(IDP_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
@@ -164,7 +135,6 @@ impl AppState {
             token_cache: TokenCache::new(TOKEN_CACHE_CAPACITY),
             revocations: Revocations::default(),
             idp_http,
-            templates: super::oauth::templates().map_err(StateError::Template)?,
             metrics,
         })))
     }

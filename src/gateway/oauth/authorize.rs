@@ -7,10 +7,10 @@
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
-use url::Url;
+use axum::response::Response;
 
 use super::consent::render_consent;
+use super::redirect::{found, redirect_error};
 use super::{PENDING_LOGIN_TTL, PageError, granted_scope};
 use crate::gateway::crypto::{is_valid_challenge, pkce_challenge, random_token};
 use crate::gateway::state::AppState;
@@ -31,47 +31,6 @@ impl Params {
     fn all(&self, name: &str) -> Vec<&str> {
         self.0.iter().filter(|(key, _)| key == name).map(|(_, value)| value.as_str()).collect()
     }
-}
-
-/// Sends the browser back to the client with an OAuth error (RFC 6749
-/// 4.1.2.1), including `state` and `iss` (RFC 9207).
-pub(crate) fn redirect_error(
-    state: &AppState,
-    redirect_uri: &str,
-    error: &str,
-    description: &str,
-    client_state: Option<&str>,
-) -> Response {
-    let mut pairs = vec![("error", error), ("error_description", description)];
-    if let Some(client_state) = client_state {
-        pairs.push(("state", client_state));
-    }
-    pairs.push(("iss", state.public_url.as_str()));
-    redirect_with(redirect_uri, &pairs)
-}
-
-/// A 302 to `uri` with `pairs` appended to its query.
-pub(crate) fn redirect_with(uri: &str, pairs: &[(&str, &str)]) -> Response {
-    match Url::parse(uri) {
-        Ok(mut url) => {
-            {
-                let mut query = url.query_pairs_mut();
-                for (key, value) in pairs {
-                    query.append_pair(key, value);
-                }
-            }
-            found(url.as_str())
-        }
-        Err(err) => PageError::internal(format!("stored redirect URI is unparsable: {err}")).into_response(),
-    }
-}
-
-/// 302 Found (browsers follow it with GET, also after a form POST).
-fn found(location: &str) -> Response {
-    let mut response = Redirect::to(location).into_response();
-    *response.status_mut() = StatusCode::FOUND;
-    response.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
-    response
 }
 
 pub(super) async fn authorize(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Response, PageError> {

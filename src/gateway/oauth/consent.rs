@@ -14,11 +14,10 @@ use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
 
-use super::authorize::{redirect_error, redirect_with};
-use super::register::{redirect_csp_source, redirect_host};
-use super::{CODE_TTL, CONSENT_TEMPLATE, CONSENT_TTL, PageError};
+use super::pages::{self, ConsentPage};
+use super::redirect::{redirect_csp_source, redirect_error, redirect_host, redirect_with};
+use super::{CODE_TTL, CONSENT_TTL, PageError};
 use crate::gateway::crypto::{constant_time_eq, random_token, sha256_hex};
 use crate::gateway::oidc::IdClaims;
 use crate::gateway::state::{AppState, RouteState};
@@ -74,22 +73,18 @@ pub(super) async fn render_consent(
         },
         expires_at: now() + CONSENT_TTL,
     };
-    let html = state
-        .templates
-        .render(
-            CONSENT_TEMPLATE,
-            &json!({
-                "client_name": client.client_name.as_deref().unwrap_or("An unnamed application"),
-                "redirect_host": redirect_host(&login.redirect_uri),
-                "route": route.route.path,
-                "resource": route.resource,
-                "scope": login.scope,
-                "user": claims.display_name(),
-                "consent_id": consent.id,
-                "csrf_token": csrf,
-            }),
-        )
-        .map_err(PageError::internal)?;
+    let redirect_host = redirect_host(&login.redirect_uri);
+    let html = pages::consent(&ConsentPage {
+        client_name: client.client_name.as_deref().unwrap_or("An unnamed application"),
+        redirect_host: &redirect_host,
+        route: &route.route.path,
+        resource: &route.resource,
+        scope: &login.scope,
+        user: claims.display_name(),
+        consent_id: &consent.id,
+        csrf_token: &csrf,
+    })
+    .map_err(PageError::internal)?;
     let form_action = match redirect_csp_source(&login.redirect_uri) {
         Some(source) => format!("'self' {source}"),
         None => "'self'".to_owned(),

@@ -120,13 +120,7 @@ impl IntoResponse for PageError {
         } else {
             tracing::warn!(status = self.status.as_u16(), detail = %self.detail, "sign-in refused");
         }
-        let body = format!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign-in failed</title></head>\
-             <body style=\"font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto\">\
-             <h1>Sign-in failed</h1><p id=\"error\">{}</p>\
-             <p>Start again from your MCP client.</p></body></html>",
-            html_escape(&self.message)
-        );
+        let body = super::pages::error(&self.message);
         let mut response = (self.status, axum::response::Html(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -137,19 +131,4 @@ impl IntoResponse for PageError {
         );
         response
     }
-}
-
-pub(crate) fn html_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            other => out.push(other),
-        }
-    }
-    out
 }

@@ -152,34 +152,9 @@ pub(crate) fn check_redirect_uri(uri: &str) -> Result<(), String> {
     }
 }
 
-/// The origin a redirect goes to, as a CSP source: `https://host:port` or, for
-/// a private-use scheme, `scheme:`.
-pub(crate) fn redirect_csp_source(uri: &str) -> Option<String> {
-    let url = Url::parse(uri).ok()?;
-    match url.scheme() {
-        "http" | "https" => Some(url.origin().ascii_serialization()),
-        scheme => Some(format!("{scheme}:")),
-    }
-}
-
-/// What the consent screen shows as the destination.
-pub(crate) fn redirect_host(uri: &str) -> String {
-    match Url::parse(uri) {
-        Ok(url) => match (url.scheme(), url.host_str()) {
-            ("http" | "https", Some(host)) => match url.port() {
-                Some(port) => format!("{host}:{port}"),
-                None => host.to_owned(),
-            },
-            (scheme, Some(host)) if !host.is_empty() => format!("{scheme}://{host}"),
-            (scheme, _) => format!("{scheme}: (an app on this device)"),
-        },
-        Err(_) => uri.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{RegistrationRequest, check_redirect_uri, redirect_csp_source, redirect_host, validate};
+    use super::{RegistrationRequest, check_redirect_uri, validate};
 
     #[test]
     fn redirect_uri_rules() {
@@ -206,15 +181,6 @@ mod tests {
         ] {
             assert!(check_redirect_uri(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn csp_sources_and_hosts() {
-        assert_eq!(redirect_csp_source("http://127.0.0.1:5555/cb").unwrap(), "http://127.0.0.1:5555");
-        assert_eq!(redirect_csp_source("cursor://x/cb").unwrap(), "cursor:");
-        assert_eq!(redirect_host("https://app.example.com/cb"), "app.example.com");
-        assert_eq!(redirect_host("http://127.0.0.1:5555/cb"), "127.0.0.1:5555");
-        assert!(redirect_host("com.example.app:/cb").starts_with("com.example.app:"));
     }
 
     fn request(json: serde_json::Value) -> RegistrationRequest {

@@ -13,12 +13,12 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::state::{AppState, RouteState, UpstreamClient};
-use super::store::now;
+use crate::gateway::cors;
+use crate::gateway::metrics::UNKNOWN_ROUTE_LABEL;
+use crate::gateway::state::{AppState, RouteState};
+use crate::gateway::store::now;
 
-/// Waiting this long for upstream response headers is a failure. Generous:
-/// a JSON-mode `tools/call` answers only when the tool is done.
-const UPSTREAM_RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+mod upstream;
 
 /// Request headers passed to the upstream. `Content-Length` keeps a streamed
 /// body from turning into a chunked upload that some servers refuse.
@@ -99,20 +99,6 @@ fn jsonrpc_error(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-thread_local! {
-    /// This thread's upstream client. A pool shared by all threads hands a
-    /// connection made (and driven) on one thread to a request on another,
-    /// and every request then costs cross-thread wake-ups; per-thread pools
-    /// keep a request and its upstream connection on one core.
-    static UPSTREAM: UpstreamClient = super::state::upstream_client();
-}
-
-/// Sends on this thread's client; the response future owns what it needs, so
-/// the client is borrowed, not cloned, per request.
-fn send_upstream(request: axum::http::Request<Body>) -> hyper_util::client::legacy::ResponseFuture {
-    UPSTREAM.with(|client| client.request(request))
-}
-
 /// Bodies of refused requests up to this size are read and dropped.
 const DRAIN_LIMIT: usize = 64 * 1024;
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -137,13 +123,13 @@ pub(crate) async fn proxy(State(state): State<AppState>, request: Request) -> Re
     let cross_origin = request.headers().contains_key(header::ORIGIN);
     let slug = request.uri().path().strip_prefix("/mcp/").unwrap_or_default();
     let route = state.routes.get(slug);
-    let label = route.map_or(super::UNKNOWN_ROUTE_LABEL, |route| route.route.path.as_str());
-    let mut response = match super::cors::preflight(&request).filter(|_| cross_origin) {
+    let label = route.map_or(UNKNOWN_ROUTE_LABEL, |route| route.route.path.as_str());
+    let mut response = match cors::preflight(&request).filter(|_| cross_origin) {
         Some(preflight) => preflight,
         None => serve_route(&state, route, request).await,
     };
     if cross_origin {
-        super::cors::allow_origin(&mut response);
+        cors::allow_origin(&mut response);
     }
     let elapsed = started.elapsed();
     state.metrics.record(label, response.status().as_u16(), elapsed);
@@ -218,10 +204,7 @@ async fn forward(state: &AppState, route: &RouteState, request: Request) -> Resu
     // The body goes through as it is: it keeps its size, so a JSON request
     // stays a Content-Length request and SSE streams.
     let upstream_request = upstream_request.body(body).map_err(|err| ProxyError::Upstream(err.to_string()))?;
-    let upstream = tokio::time::timeout(UPSTREAM_RESPONSE_TIMEOUT, send_upstream(upstream_request))
-        .await
-        .map_err(|_| ProxyError::Upstream("timed out waiting for response headers".into()))?
-        .map_err(|err| ProxyError::Upstream(error_chain(&err)))?;
+    let upstream = upstream::send(upstream_request).await.map_err(ProxyError::Upstream)?;
 
     let (upstream_parts, upstream_body) = upstream.into_parts();
     let mut response = Response::new(Body::new(upstream_body));
@@ -233,17 +216,4 @@ async fn forward(state: &AppState, route: &RouteState, request: Request) -> Resu
         }
     }
     Ok(response)
-}
-
-/// An error and its sources on one line (hyper's top-level message alone is
-/// just "client error (Connect)").
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
