@@ -3,13 +3,12 @@
 //! Both files follow Zuplo's MCP gateway format, so the outer layers accept the
 //! fields Zuplo writes (OpenAPI `info`, `summary`, `x-zuplo-path`, `corsPolicy`)
 //! without complaint. The handler options of the policy types we implement are
-//! ours to validate, so those structs deny unknown fields: a misspelt
+//! ours to validate, so those structs (here for the proxy handler, beside each
+//! policy type in `policy/` for the policies) deny unknown fields: a misspelt
 //! `userPoolID` must stop the boot, not silently fall back to nothing.
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
-
-use crate::contract::GatewayOptions;
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct PoliciesFile {
@@ -32,34 +31,6 @@ pub(crate) struct HandlerRef {
     pub export: String,
     #[serde(default)]
     pub options: Value,
-}
-
-/// `mcp-oauth-inbound` options (after `$env` substitution).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct GenericOptions {
-    pub oidc: OidcOptions,
-    pub browser_login: BrowserLoginOptions,
-    #[serde(default)]
-    pub gateway: Option<GatewayOptions>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct OidcOptions {
-    pub issuer: String,
-    pub jwks_url: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct BrowserLoginOptions {
-    pub url: String,
-    pub token_url: String,
-    pub client_id: String,
-    pub client_secret: String,
-    #[serde(default)]
-    pub scope: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
