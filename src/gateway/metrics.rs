@@ -131,13 +131,20 @@ impl Metrics {
 
     /// The Prometheus text exposition format (version 0.0.4).
     pub fn render(&self) -> String {
-        let routes = &self.routes;
-        let mut labels: Vec<&String> = routes.keys().collect();
+        let mut labels: Vec<&String> = self.routes.keys().collect();
         labels.sort();
         let mut out = String::new();
+        self.render_requests(&labels, &mut out);
+        self.render_durations(&labels, &mut out);
+        self.render_upstream_errors(&labels, &mut out);
+        self.render_tokens(&mut out);
+        out
+    }
+
+    fn render_requests(&self, labels: &[&String], out: &mut String) {
         out.push_str("# HELP cognigate_requests_total HTTP requests by route and status.\n# TYPE cognigate_requests_total counter\n");
-        for label in &labels {
-            let statuses = routes[*label].statuses.iter().zip(STATUS_RANGE);
+        for label in labels {
+            let statuses = self.routes[*label].statuses.iter().zip(STATUS_RANGE);
             for (status, count) in statuses.map(|(c, s)| (s, c.load(Ordering::Relaxed))).filter(|(_, c)| *c > 0) {
                 let _ = writeln!(
                     out,
@@ -146,9 +153,12 @@ impl Metrics {
                 );
             }
         }
+    }
+
+    fn render_durations(&self, labels: &[&String], out: &mut String) {
         out.push_str("# HELP cognigate_request_duration_seconds Time to response headers by route.\n# TYPE cognigate_request_duration_seconds histogram\n");
-        for label in &labels {
-            let stats = &routes[*label];
+        for label in labels {
+            let stats = &self.routes[*label];
             let route = escape(label);
             for (bucket, bound) in stats.buckets.iter().zip(BUCKETS) {
                 let _ = writeln!(
@@ -166,13 +176,19 @@ impl Metrics {
             );
             let _ = writeln!(out, "cognigate_request_duration_seconds_count{{route=\"{route}\"}} {count}");
         }
+    }
+
+    fn render_upstream_errors(&self, labels: &[&String], out: &mut String) {
         out.push_str("# HELP cognigate_upstream_errors_total Upstream connection failures and timeouts by route.\n# TYPE cognigate_upstream_errors_total counter\n");
-        for label in &labels {
-            let errors = routes[*label].upstream_errors.load(Ordering::Relaxed);
+        for label in labels {
+            let errors = self.routes[*label].upstream_errors.load(Ordering::Relaxed);
             if errors > 0 || label.starts_with("/mcp/") {
                 let _ = writeln!(out, "cognigate_upstream_errors_total{{route=\"{}\"}} {errors}", escape(label));
             }
         }
+    }
+
+    fn render_tokens(&self, out: &mut String) {
         out.push_str("# HELP cognigate_tokens_issued_total Access tokens issued by grant type.\n# TYPE cognigate_tokens_issued_total counter\n");
         let _ = writeln!(
             out,
@@ -184,7 +200,6 @@ impl Metrics {
             "cognigate_tokens_issued_total{{grant_type=\"refresh_token\"}} {}",
             self.tokens_refresh_token.load(Ordering::Relaxed)
         );
-        out
     }
 }
 

@@ -49,6 +49,22 @@ pub struct RouteState {
     pub upstream_uri: axum::http::Uri,
 }
 
+impl RouteState {
+    fn new(route: Arc<Route>, idp: Arc<IdentityProvider>, public_url: &str) -> Result<Self, StateError> {
+        let resource = format!("{public_url}{}", route.path);
+        let metadata_url = format!("{public_url}/.well-known/oauth-protected-resource{}", route.path);
+        let challenge = header(&format!("Bearer resource_metadata=\"{metadata_url}\""))?;
+        let challenge_invalid =
+            header(&format!("Bearer error=\"invalid_token\", resource_metadata=\"{metadata_url}\""))?;
+        let upstream_uri = route
+            .upstream
+            .as_str()
+            .parse()
+            .map_err(|_| StateError::Http(format!("upstream URL {} is not a valid request URI", route.upstream)))?;
+        Ok(Self { route, resource, metadata_url, challenge, challenge_invalid, idp, upstream_uri })
+    }
+}
+
 pub struct Inner {
     /// No trailing slash.
     pub public_url: String,
@@ -95,23 +111,12 @@ impl AppState {
         let mut idps: HashMap<String, Arc<IdentityProvider>> = HashMap::new();
         let mut routes = HashMap::new();
         for (slug, route) in config.routes {
+            // Routes sharing a policy share its identity provider (and its JWKS cache).
             let idp = idps
                 .entry(route.policy.name.clone())
                 .or_insert_with(|| Arc::new(IdentityProvider::new(route.policy.clone())))
                 .clone();
-            let resource = format!("{public_url}{}", route.path);
-            let metadata_url = format!("{public_url}/.well-known/oauth-protected-resource{}", route.path);
-            let challenge = header(&format!("Bearer resource_metadata=\"{metadata_url}\""))?;
-            let challenge_invalid =
-                header(&format!("Bearer error=\"invalid_token\", resource_metadata=\"{metadata_url}\""))?;
-            let upstream_uri =
-                route.upstream.as_str().parse().map_err(|_| {
-                    StateError::Http(format!("upstream URL {} is not a valid request URI", route.upstream))
-                })?;
-            routes.insert(
-                slug,
-                RouteState { route, resource, metadata_url, challenge, challenge_invalid, idp, upstream_uri },
-            );
+            routes.insert(slug, RouteState::new(route, idp, &public_url)?);
         }
 
         super::oauth::pages::check().map_err(StateError::Template)?;

@@ -164,42 +164,10 @@ async fn serve_route(state: &AppState, route: Option<&RouteState>, request: Requ
 
 async fn forward(state: &AppState, route: &RouteState, request: Request) -> Result<Response, ProxyError> {
     let (parts, body) = request.into_parts();
-    let uri = match parts.uri.query() {
-        None => route.upstream_uri.clone(),
-        Some(query) => {
-            let upstream = &route.route.upstream;
-            let merged = match upstream.query() {
-                Some(existing) => format!("{existing}&{query}"),
-                None => query.to_owned(),
-            };
-            let mut url = upstream.clone();
-            url.set_query(Some(&merged));
-            url.as_str().parse().map_err(|_| ProxyError::Upstream("the query makes an invalid upstream URI".into()))?
-        }
-    };
-
+    let uri = upstream_uri(route, &parts.uri)?;
     let mut upstream_request = axum::http::Request::builder().method(parts.method).uri(uri);
     if let Some(headers) = upstream_request.headers_mut() {
-        headers.reserve(REQUEST_HEADERS.len() + 3);
-        for name in &REQUEST_HEADERS {
-            for value in parts.headers.get_all(name) {
-                headers.append(name.clone(), value.clone());
-            }
-        }
-        // X-Forwarded-For: the incoming chain plus the peer we saw.
-        let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|info| info.0.ip());
-        let forwarded_for = match (parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()), peer) {
-            (Some(chain), Some(peer)) => HeaderValue::from_str(&format!("{chain}, {peer}")).ok(),
-            (Some(chain), None) => HeaderValue::from_str(chain).ok(),
-            (None, Some(peer)) => HeaderValue::from_str(&peer.to_string()).ok(),
-            (None, None) => None,
-        };
-        if let Some(value) = forwarded_for {
-            headers.insert("x-forwarded-for", value);
-        }
-        headers.insert("x-forwarded-proto", state.forwarded_proto.clone());
-        let host = parts.headers.get(header::HOST).cloned().unwrap_or_else(|| state.forwarded_host.clone());
-        headers.insert("x-forwarded-host", host);
+        forwarded_headers(state, &parts.headers, &parts.extensions, headers);
     }
     // The body goes through as it is: it keeps its size, so a JSON request
     // stays a Content-Length request and SSE streams.
@@ -216,4 +184,49 @@ async fn forward(state: &AppState, route: &RouteState, request: Request) -> Resu
         }
     }
     Ok(response)
+}
+
+/// The route's upstream URL, with the request's query appended to its own.
+fn upstream_uri(route: &RouteState, uri: &axum::http::Uri) -> Result<axum::http::Uri, ProxyError> {
+    let Some(query) = uri.query() else {
+        return Ok(route.upstream_uri.clone());
+    };
+    let upstream = &route.route.upstream;
+    let merged = match upstream.query() {
+        Some(existing) => format!("{existing}&{query}"),
+        None => query.to_owned(),
+    };
+    let mut url = upstream.clone();
+    url.set_query(Some(&merged));
+    url.as_str().parse().map_err(|_| ProxyError::Upstream("the query makes an invalid upstream URI".into()))
+}
+
+/// The request headers the upstream sees: MCP's own, plus `X-Forwarded-*`
+/// naming the client and how it reached us.
+fn forwarded_headers(
+    state: &AppState,
+    incoming: &HeaderMap,
+    extensions: &axum::http::Extensions,
+    headers: &mut HeaderMap,
+) {
+    headers.reserve(REQUEST_HEADERS.len() + 3);
+    for name in &REQUEST_HEADERS {
+        for value in incoming.get_all(name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    // X-Forwarded-For: the incoming chain plus the peer we saw.
+    let peer = extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|info| info.0.ip());
+    let forwarded_for = match (incoming.get("x-forwarded-for").and_then(|v| v.to_str().ok()), peer) {
+        (Some(chain), Some(peer)) => HeaderValue::from_str(&format!("{chain}, {peer}")).ok(),
+        (Some(chain), None) => HeaderValue::from_str(chain).ok(),
+        (None, Some(peer)) => HeaderValue::from_str(&peer.to_string()).ok(),
+        (None, None) => None,
+    };
+    if let Some(value) = forwarded_for {
+        headers.insert("x-forwarded-for", value);
+    }
+    headers.insert("x-forwarded-proto", state.forwarded_proto.clone());
+    let host = incoming.get(header::HOST).cloned().unwrap_or_else(|| state.forwarded_host.clone());
+    headers.insert("x-forwarded-host", host);
 }
