@@ -15,7 +15,7 @@ const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 const STATUS_RANGE: std::ops::Range<u16> = 100..600;
 
 /// The label every request outside the known set is counted under.
-pub const OTHER: &str = "(other)";
+pub(crate) const OTHER: &str = "(other)";
 
 /// Endpoints counted under their own path.
 const FIXED_LABELS: [&str; 11] = [
@@ -80,7 +80,7 @@ impl Default for RouteStats {
 
 /// The label set is fixed at boot (endpoints and configured routes), so the
 /// map is read-only afterwards and needs no lock.
-pub struct Metrics {
+pub(crate) struct Metrics {
     routes: HashMap<String, RouteStats>,
     tokens_authorization_code: AtomicU64,
     tokens_refresh_token: AtomicU64,
@@ -93,7 +93,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn new<'a>(labels: impl IntoIterator<Item = &'a str>) -> Self {
+    pub(crate) fn new<'a>(labels: impl IntoIterator<Item = &'a str>) -> Self {
         let mut routes: HashMap<String, RouteStats> =
             labels.into_iter().map(|label| (label.to_owned(), RouteStats::default())).collect();
         routes.entry(OTHER.to_owned()).or_default();
@@ -104,7 +104,7 @@ impl Metrics {
         self.routes.get(label).or_else(|| self.routes.get(OTHER)).expect("the (other) label exists from construction")
     }
 
-    pub fn record(&self, label: &str, status: u16, elapsed: Duration) {
+    pub(crate) fn record(&self, label: &str, status: u16, elapsed: Duration) {
         let stats = self.route(label);
         if STATUS_RANGE.contains(&status) {
             stats.statuses[usize::from(status - STATUS_RANGE.start)].fetch_add(1, Ordering::Relaxed);
@@ -119,18 +119,18 @@ impl Metrics {
         stats.sum_micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
     }
 
-    pub fn upstream_error(&self, label: &str) {
+    pub(crate) fn upstream_error(&self, label: &str) {
         self.route(label).upstream_errors.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn token_issued(&self, grant_type: &str) {
+    pub(crate) fn token_issued(&self, grant_type: &str) {
         let counter =
             if grant_type == "refresh_token" { &self.tokens_refresh_token } else { &self.tokens_authorization_code };
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition format (version 0.0.4).
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut labels: Vec<&String> = self.routes.keys().collect();
         labels.sort();
         let mut out = String::new();

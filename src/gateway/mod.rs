@@ -11,13 +11,13 @@
 pub mod config;
 mod cors;
 mod crypto;
-pub mod metrics;
-pub mod oauth;
-pub mod oidc;
-pub mod proxy;
+pub(crate) mod metrics;
+pub(crate) mod oauth;
+pub(crate) mod oidc;
+pub(crate) mod proxy;
 pub mod state;
 pub mod store;
-pub mod tokens;
+pub(crate) mod tokens;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,6 +35,7 @@ use crate::contract;
 pub use config::{ConfigError, Env, GatewayConfig};
 pub use state::{AppState, StateError};
 pub use store::{StoreError, StoreUrl};
+pub use tokens::TokenError;
 
 /// How often expired rows are deleted and revocations re-read from the store.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
@@ -113,7 +114,7 @@ pub enum BootError {
     Serve(std::io::Error),
 }
 
-pub fn default_public_url(listen: SocketAddr) -> String {
+pub(crate) fn default_public_url(listen: SocketAddr) -> String {
     if listen.ip().is_loopback() || listen.ip().is_unspecified() {
         format!("http://localhost:{}", listen.port())
     } else {
@@ -122,7 +123,7 @@ pub fn default_public_url(listen: SocketAddr) -> String {
 }
 
 /// Loads the config, opens the store and builds the state (blocking).
-pub fn boot(options: &ServeOptions) -> Result<AppState, BootError> {
+pub(crate) fn boot(options: &ServeOptions) -> Result<AppState, BootError> {
     let env = Env::from_file_and_process(options.env_file.as_deref())?;
     let config = GatewayConfig::load(&options.config_dir, &env)?;
     let store = options.store.open()?;

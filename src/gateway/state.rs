@@ -36,17 +36,16 @@ pub enum StateError {
 }
 
 /// A route as served: the config plus precomputed URLs and headers.
-pub struct RouteState {
-    pub route: Arc<Route>,
+pub(crate) struct RouteState {
+    pub(crate) route: Arc<Route>,
     /// `{public_url}/mcp/{slug}`: the RFC 8707 resource and the tokens' `aud`.
-    pub resource: String,
-    pub metadata_url: String,
+    pub(crate) resource: String,
     /// `Bearer resource_metadata="…"`, without and with `error="invalid_token"`.
-    pub challenge: HeaderValue,
-    pub challenge_invalid: HeaderValue,
-    pub idp: Arc<IdentityProvider>,
+    pub(crate) challenge: HeaderValue,
+    pub(crate) challenge_invalid: HeaderValue,
+    pub(crate) idp: Arc<IdentityProvider>,
     /// The upstream URL as a request URI, parsed once.
-    pub upstream_uri: axum::http::Uri,
+    pub(crate) upstream_uri: axum::http::Uri,
 }
 
 impl RouteState {
@@ -61,30 +60,28 @@ impl RouteState {
             .as_str()
             .parse()
             .map_err(|_| StateError::Http(format!("upstream URL {} is not a valid request URI", route.upstream)))?;
-        Ok(Self { route, resource, metadata_url, challenge, challenge_invalid, idp, upstream_uri })
+        Ok(Self { route, resource, challenge, challenge_invalid, idp, upstream_uri })
     }
 }
 
 pub struct Inner {
     /// No trailing slash.
-    pub public_url: String,
-    pub public_host: String,
-    pub public_scheme: String,
+    pub(crate) public_url: String,
     /// `X-Forwarded-Proto` / `X-Forwarded-Host` values sent upstream.
-    pub forwarded_proto: HeaderValue,
-    pub forwarded_host: HeaderValue,
-    pub secure_cookies: bool,
-    pub routes: HashMap<String, RouteState>,
-    pub store: StoreHandle,
+    pub(crate) forwarded_proto: HeaderValue,
+    pub(crate) forwarded_host: HeaderValue,
+    pub(crate) secure_cookies: bool,
+    pub(crate) routes: HashMap<String, RouteState>,
+    pub(crate) store: StoreHandle,
     pub tokens: TokenIssuer,
-    pub token_cache: TokenCache,
-    pub revocations: Revocations,
-    pub idp_http: reqwest::Client,
-    pub metrics: Metrics,
+    pub(crate) token_cache: TokenCache,
+    pub(crate) revocations: Revocations,
+    pub(crate) idp_http: reqwest::Client,
+    pub(crate) metrics: Metrics,
 }
 
 #[derive(Clone)]
-pub struct AppState(pub Arc<Inner>);
+pub struct AppState(pub(crate) Arc<Inner>);
 
 impl std::ops::Deref for AppState {
     type Target = Inner;
@@ -129,11 +126,9 @@ impl AppState {
 
         Ok(Self(Arc::new(Inner {
             secure_cookies: public.scheme() == "https",
-            public_scheme: public.scheme().to_owned(),
             forwarded_proto: header(public.scheme())?,
             forwarded_host: header(&public_host)?,
             public_url,
-            public_host,
             routes,
             store: StoreHandle::new(store),
             tokens,
@@ -145,7 +140,7 @@ impl AppState {
     }
 
     /// Token lifetimes of a route's policy.
-    pub fn lifetimes(&self, slug: &str) -> Option<Lifetimes> {
+    pub(crate) fn lifetimes(&self, slug: &str) -> Option<Lifetimes> {
         self.routes.get(slug).map(|route| Lifetimes {
             refresh: route.route.policy.refresh_token_ttl.as_secs() as i64,
             access: route.route.policy.access_token_ttl.as_secs() as i64,
@@ -153,7 +148,7 @@ impl AppState {
     }
 
     /// The route a `resource` URL names.
-    pub fn route_for_resource(&self, resource: &str) -> Option<&RouteState> {
+    pub(crate) fn route_for_resource(&self, resource: &str) -> Option<&RouteState> {
         let resource = resource.trim_end_matches('/');
         self.routes.values().find(|route| route.resource == resource)
     }

@@ -12,50 +12,50 @@ use serde_json::{Map, Value};
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct PoliciesFile {
-    pub policies: Vec<PolicyEntry>,
+    pub(crate) policies: Vec<PolicyEntry>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct PolicyEntry {
-    pub name: String,
-    pub policy_type: String,
-    pub handler: HandlerRef,
+    pub(crate) name: String,
+    pub(crate) policy_type: String,
+    pub(crate) handler: HandlerRef,
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct HandlerRef {
     #[serde(default)]
     #[allow(dead_code)] // Zuplo's `$import(...)`; the export names the behaviour.
-    pub module: Option<String>,
-    pub export: String,
+    pub(crate) module: Option<String>,
+    pub(crate) export: String,
     #[serde(default)]
-    pub options: Value,
+    pub(crate) options: Value,
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct RoutesFile {
     #[serde(default)]
-    pub paths: Map<String, Value>,
+    pub(crate) paths: Map<String, Value>,
 }
 
 /// The `x-zuplo-route` of one operation.
 #[derive(Debug, Deserialize)]
 pub(crate) struct ZuploRoute {
-    pub handler: HandlerRef,
+    pub(crate) handler: HandlerRef,
     #[serde(default)]
-    pub policies: RoutePolicies,
+    pub(crate) policies: RoutePolicies,
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct RoutePolicies {
     #[serde(default)]
-    pub inbound: Vec<String>,
+    pub(crate) inbound: Vec<String>,
 }
 
 /// `McpProxyHandler` options (after `$env` substitution).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct ProxyOptions {
-    pub rewrite_pattern: String,
+    pub(crate) rewrite_pattern: String,
 }

@@ -7,9 +7,9 @@
 //! policy or route, the option) and how to fix it, because it is the first thing
 //! a new user reads.
 
-pub mod env;
+pub(crate) mod env;
 mod files;
-pub mod policy;
+pub(crate) mod policy;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -22,7 +22,7 @@ use url::Url;
 pub use env::{Env, EnvFileError};
 use files::{PoliciesFile, ProxyOptions, RoutesFile, ZuploRoute};
 use policy::InboundPolicy;
-pub use policy::OAuthPolicy;
+pub(crate) use policy::OAuthPolicy;
 
 pub(crate) const PROXY_EXPORT: &str = "McpProxyHandler";
 const ROUTE_PREFIX: &str = "/mcp/";
@@ -53,7 +53,7 @@ pub enum ConfigError {
 #[derive(Debug)]
 pub struct GatewayConfig {
     /// By slug (`echo` for `/mcp/echo`).
-    pub routes: HashMap<String, Arc<Route>>,
+    pub(crate) routes: HashMap<String, Arc<Route>>,
 }
 
 /// One `/mcp/{slug}` route.
@@ -64,13 +64,13 @@ pub struct GatewayConfig {
 /// `policies.inbound` names them, built by `build_route` from the same
 /// [`policy::KINDS`] table and run by the proxy after the token check.
 #[derive(Debug)]
-pub struct Route {
-    pub slug: String,
+pub(crate) struct Route {
+    pub(crate) slug: String,
     /// `/mcp/{slug}`
-    pub path: String,
-    pub upstream: Url,
-    pub methods: Vec<axum::http::Method>,
-    pub policy: Arc<OAuthPolicy>,
+    pub(crate) path: String,
+    pub(crate) upstream: Url,
+    pub(crate) methods: Vec<axum::http::Method>,
+    pub(crate) policy: Arc<OAuthPolicy>,
 }
 
 impl GatewayConfig {

@@ -11,7 +11,7 @@ use crate::gateway::store::StoreError;
 use crate::gateway::tokens::TokenError;
 
 #[derive(Debug, thiserror::Error)]
-pub enum OAuthError {
+pub(crate) enum OAuthError {
     #[error("invalid_request: {0}")]
     InvalidRequest(String),
     #[error("invalid_client: {0}")]
@@ -81,7 +81,7 @@ impl IntoResponse for OAuthError {
 
 /// A browser-facing failure: an HTML page with a short explanation.
 #[derive(Debug)]
-pub struct PageError {
+pub(crate) struct PageError {
     status: StatusCode,
     message: String,
     detail: String,
@@ -89,16 +89,16 @@ pub struct PageError {
 
 impl PageError {
     /// `message` is shown to the user; `detail` is only logged.
-    pub fn new(status: StatusCode, message: impl Into<String>, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>, detail: impl Into<String>) -> Self {
         Self { status, message: message.into(), detail: detail.into() }
     }
 
-    pub fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         let message = message.into();
         Self { status: StatusCode::BAD_REQUEST, detail: message.clone(), message }
     }
 
-    pub fn internal(detail: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(detail: impl std::fmt::Display) -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "The gateway failed to complete the sign-in. Try again.",

@@ -25,7 +25,7 @@ mod token;
 use axum::Router;
 use axum::routing::{get, post};
 
-pub use error::{OAuthError, PageError};
+pub(crate) use error::{OAuthError, PageError};
 
 use super::state::AppState;
 

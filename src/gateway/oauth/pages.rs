@@ -41,14 +41,14 @@ pub(crate) fn check() -> Result<(), String> {
 /// What the consent screen shows and submits.
 #[derive(Debug, Serialize)]
 pub(super) struct ConsentPage<'a> {
-    pub client_name: &'a str,
-    pub redirect_host: &'a str,
-    pub route: &'a str,
-    pub resource: &'a str,
-    pub scope: &'a str,
-    pub user: &'a str,
-    pub consent_id: &'a str,
-    pub csrf_token: &'a str,
+    pub(crate) client_name: &'a str,
+    pub(crate) redirect_host: &'a str,
+    pub(crate) route: &'a str,
+    pub(crate) resource: &'a str,
+    pub(crate) scope: &'a str,
+    pub(crate) user: &'a str,
+    pub(crate) consent_id: &'a str,
+    pub(crate) csrf_token: &'a str,
 }
 
 pub(super) fn consent(page: &ConsentPage<'_>) -> Result<String, String> {

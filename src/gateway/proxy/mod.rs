@@ -42,11 +42,7 @@ const RESPONSE_HEADERS: [HeaderName; 6] = [
 ];
 
 #[derive(Debug, thiserror::Error)]
-pub enum ProxyError {
-    #[error("no such route")]
-    UnknownRoute,
-    #[error("method not allowed on this route")]
-    Method,
+pub(crate) enum ProxyError {
     #[error("missing bearer token")]
     MissingToken,
     #[error("invalid token: {0}")]

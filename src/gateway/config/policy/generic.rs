@@ -20,28 +20,28 @@ pub(super) const KIND: PolicyKind = PolicyKind { policy_type: POLICY_TYPE, expor
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct GenericOptions {
-    pub oidc: OidcOptions,
-    pub browser_login: BrowserLoginOptions,
+    pub(crate) oidc: OidcOptions,
+    pub(crate) browser_login: BrowserLoginOptions,
     #[serde(default)]
-    pub gateway: Option<GatewayOptions>,
+    pub(crate) gateway: Option<GatewayOptions>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct OidcOptions {
-    pub issuer: String,
-    pub jwks_url: String,
+    pub(crate) issuer: String,
+    pub(crate) jwks_url: String,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct BrowserLoginOptions {
-    pub url: String,
-    pub token_url: String,
-    pub client_id: String,
-    pub client_secret: String,
+    pub(crate) url: String,
+    pub(crate) token_url: String,
+    pub(crate) client_id: String,
+    pub(crate) client_secret: String,
     #[serde(default)]
-    pub scope: Option<String>,
+    pub(crate) scope: Option<String>,
 }
 
 fn build(name: &str, options: Value, _env: &Env) -> Result<InboundPolicy, ConfigError> {

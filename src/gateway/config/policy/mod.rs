@@ -33,11 +33,11 @@ const DEFAULT_REFRESH_TTL: u64 = 2_592_000;
 /// One policy type: how it is named in `policies.json` and how its options
 /// (after `$env` substitution) become a runtime policy.
 pub(crate) struct PolicyKind {
-    pub policy_type: &'static str,
+    pub(crate) policy_type: &'static str,
     /// The `handler.export` Zuplo pairs with this type.
-    pub export: &'static str,
+    pub(crate) export: &'static str,
     /// Validates the options of the policy `name` and builds it.
-    pub build: fn(name: &str, options: Value, env: &Env) -> Result<InboundPolicy, ConfigError>,
+    pub(crate) build: fn(name: &str, options: Value, env: &Env) -> Result<InboundPolicy, ConfigError>,
 }
 
 /// Every policy type this gateway implements.
@@ -64,33 +64,33 @@ pub(crate) enum InboundPolicy {
 /// A validated inbound OAuth policy: where users log in and how their ID token
 /// is checked, plus the lifetimes of the gateway's own tokens.
 #[derive(Debug)]
-pub struct OAuthPolicy {
-    pub name: String,
-    pub oidc: Oidc,
-    pub browser_login: BrowserLogin,
+pub(crate) struct OAuthPolicy {
+    pub(crate) name: String,
+    pub(crate) oidc: Oidc,
+    pub(crate) browser_login: BrowserLogin,
     /// Cognito ID tokens carry `token_use: id`; an access token presented in
     /// their place must be refused. Generic OIDC providers have no such claim.
-    pub require_token_use_id: bool,
-    pub access_token_ttl: Duration,
-    pub refresh_token_ttl: Duration,
+    pub(crate) require_token_use_id: bool,
+    pub(crate) access_token_ttl: Duration,
+    pub(crate) refresh_token_ttl: Duration,
 }
 
 #[derive(Debug)]
-pub struct Oidc {
+pub(crate) struct Oidc {
     /// Compared byte for byte with the ID token's `iss`.
-    pub issuer: String,
+    pub(crate) issuer: String,
     /// Where the signing keys are fetched (may differ from the issuer's host
     /// under `AWS_ENDPOINT_URL`).
-    pub jwks_url: Url,
+    pub(crate) jwks_url: Url,
 }
 
 #[derive(Debug)]
-pub struct BrowserLogin {
-    pub url: Url,
-    pub token_url: Url,
-    pub client_id: String,
-    pub client_secret: Secret,
-    pub scope: String,
+pub(crate) struct BrowserLogin {
+    pub(crate) url: Url,
+    pub(crate) token_url: Url,
+    pub(crate) client_id: String,
+    pub(crate) client_secret: Secret,
+    pub(crate) scope: String,
 }
 
 pub(super) fn scope_or_default(scope: Option<String>) -> String {
