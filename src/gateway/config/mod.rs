@@ -3,7 +3,8 @@
 //!
 //! The flow is files → serde shapes ([`files`]) → `$env(NAME)` substitution on
 //! every option string ([`env`]) → fallible conversion into [`GatewayConfig`]
-//! ([`policy`] for the OAuth policies). Every error names what is wrong (the
+//! ([`policy`]: one module per policy type, each with its options type and
+//! validation, picked by `policyType`). Every error names what is wrong (the
 //! policy or route, the option) and how to fix it, because it is the first thing
 //! a new user reads.
 

@@ -113,6 +113,20 @@ pub struct RefreshToken {
     pub(crate) access_expires_at: i64,
 }
 
+impl RefreshToken {
+    /// The token that replaces this one in its family: same grant, new
+    /// lifetimes from `now`, bound to the access token issued with it.
+    pub(crate) fn successor(&self, next: &Rotation, lifetimes: Lifetimes, now: i64) -> Self {
+        Self {
+            family: self.family.clone(),
+            grant: self.grant.clone(),
+            expires_at: now + lifetimes.refresh,
+            access_jti: next.access_jti.clone(),
+            access_expires_at: now + lifetimes.access,
+        }
+    }
+}
+
 /// A rotation that replaces the presented refresh token.
 #[derive(Debug, Clone)]
 pub struct Rotation {
