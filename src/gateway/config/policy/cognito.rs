@@ -22,7 +22,7 @@ fn build(name: &str, options: Value, env: &Env) -> Result<InboundPolicy, ConfigE
 }
 
 impl OAuthPolicy {
-    pub(super) fn from_cognito(name: &str, options: CognitoOptions, env: &Env) -> Result<Self, ConfigError> {
+    pub(crate) fn from_cognito(name: &str, options: CognitoOptions, env: &Env) -> Result<Self, ConfigError> {
         let invalid = |option: &str, problem: String, fix: &str| ConfigError::InvalidOption {
             owner: format!("policy `{name}`"),
             option: option.to_owned(),
