@@ -33,6 +33,7 @@ use axum::routing::{any, get};
 use crate::contract;
 
 pub use config::{ConfigError, Env, GatewayConfig};
+pub use oauth::OAuthOptions;
 pub use state::{AppState, StateError};
 pub use store::{StoreError, StoreUrl};
 pub use tokens::TokenError;
@@ -96,6 +97,8 @@ pub struct ServeOptions {
     /// Serving threads, each with its own single-threaded runtime and listener
     /// (SO_REUSEPORT); `None`: one per CPU.
     pub workers: Option<usize>,
+    /// The authorization server's options (refresh grace, client-id documents).
+    pub oauth: OAuthOptions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,7 +131,7 @@ pub(crate) fn boot(options: &ServeOptions) -> Result<AppState, BootError> {
     let config = GatewayConfig::load(&options.config_dir, &env)?;
     let store = options.store.open()?;
     let public_url = public_url(options, &env);
-    Ok(AppState::build(config, &public_url, store)?)
+    Ok(AppState::build_with(config, &public_url, store, options.oauth.clone())?)
 }
 
 /// The URL clients reach the gateway at: `--public-url`, else the one `cognigate

@@ -15,9 +15,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
+use super::cimd::is_client_id_url;
 use super::pages::{self, ConsentPage};
 use super::redirect::{redirect_csp_source, redirect_error, redirect_host, redirect_with};
-use super::{CODE_TTL, CONSENT_TTL, PageError};
+use super::{CODE_TTL, CONSENT_TTL, PageError, find_client};
 use crate::gateway::crypto::{constant_time_eq, random_token, sha256_hex};
 use crate::gateway::oidc::IdClaims;
 use crate::gateway::state::{AppState, RouteState};
@@ -48,21 +49,19 @@ pub(super) async fn render_consent(
     route: &RouteState,
     claims: &IdClaims,
 ) -> Result<Response, PageError> {
-    let Some(client) = state
-        .store
-        .run({
-            let id = login.client_id.clone();
-            move |store| store.client(&id)
-        })
-        .await?
-    else {
+    let Some(client) = find_client(state, &login.client_id).await? else {
         return Err(PageError::bad_request("The application is no longer registered."));
     };
     let csrf = csrf_cookie(state, headers).unwrap_or_else(|| random_token(32));
     let consent = consent_record(&login, claims, &csrf);
     let redirect_host = redirect_host(&login.redirect_uri);
+    let client_id_host = is_client_id_url(&client.client_id)
+        .then(|| url::Url::parse(&client.client_id).ok()?.host_str().map(str::to_owned))
+        .flatten();
     let html = pages::consent(&ConsentPage {
         client_name: client.client_name.as_deref().unwrap_or("An unnamed application"),
+        client_id_host: client_id_host.as_deref(),
+        user_code: None,
         redirect_host: &redirect_host,
         route: &route.route.path,
         resource: &route.resource,

@@ -132,3 +132,31 @@ impl IntoResponse for PageError {
         response
     }
 }
+
+/// Why a client could not be looked up: the store failed, or its client-id
+/// metadata document was refused.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ClientLookupError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Document(#[from] super::cimd::CimdError),
+}
+
+impl From<ClientLookupError> for OAuthError {
+    fn from(err: ClientLookupError) -> Self {
+        match err {
+            ClientLookupError::Store(err) => Self::Store(err),
+            ClientLookupError::Document(err) => Self::InvalidClient(err.to_string()),
+        }
+    }
+}
+
+impl From<ClientLookupError> for PageError {
+    fn from(err: ClientLookupError) -> Self {
+        match err {
+            ClientLookupError::Store(err) => Self::internal(err),
+            ClientLookupError::Document(err) => Self::bad_request(format!("The application cannot sign in: {err}.")),
+        }
+    }
+}

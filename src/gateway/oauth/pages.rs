@@ -42,6 +42,10 @@ pub(crate) fn check() -> Result<(), String> {
 #[derive(Debug, Serialize)]
 pub(super) struct ConsentPage<'a> {
     pub(crate) client_name: &'a str,
+    /// The host of a client-id metadata document: who vouches for the name.
+    pub(crate) client_id_host: Option<&'a str>,
+    /// The user code of a device login, for the user to compare.
+    pub(crate) user_code: Option<&'a str>,
     pub(crate) redirect_host: &'a str,
     pub(crate) route: &'a str,
     pub(crate) resource: &'a str,
@@ -92,6 +96,8 @@ mod tests {
         );
         let html = consent(&ConsentPage {
             client_name: "<b>Evil</b>",
+            client_id_host: Some("app.example.com"),
+            user_code: None,
             redirect_host: "app.example.com",
             route: "/mcp/echo",
             resource: "http://localhost:9000/mcp/echo",
@@ -102,5 +108,7 @@ mod tests {
         })
         .unwrap();
         assert!(html.contains("&lt;b&gt;Evil&lt;/b&gt;") && !html.contains("<b>Evil"), "{html}");
+        assert!(html.contains("<dd id=\"client-id-host\">app.example.com</dd>"), "{html}");
+        assert!(!html.contains("user-code"), "{html}");
     }
 }

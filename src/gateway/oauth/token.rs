@@ -13,8 +13,8 @@ use axum::{Form, Json};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::OAuthError;
 use super::client_auth::authenticate;
+use super::{OAuthError, grace};
 use crate::gateway::crypto::{random_token, sha256_hex, verify_pkce};
 use crate::gateway::state::AppState;
 use crate::gateway::store::{Grant, RefreshToken, RefreshUse, RevokedAccess, Rotation, now};
@@ -121,7 +121,11 @@ async fn refresh(state: &AppState, client_id: &str, form: &TokenForm) -> Result<
     let new_refresh = random_token(32);
     let access_jti = random_token(16);
     let issued_at = now();
-    let rotation = Rotation { new_hash: sha256_hex(&new_refresh), access_jti: access_jti.clone() };
+    let sealed = grace::seal(&new_refresh, presented)
+        .ok_or_else(|| OAuthError::InvalidRequest("the refresh token is malformed".into()))?;
+    let grace_seconds = state.oauth.refresh_grace.as_secs() as i64;
+    let rotation =
+        Rotation { new_hash: sha256_hex(&new_refresh), access_jti: access_jti.clone(), sealed, grace: grace_seconds };
     let owner = client_id.to_owned();
     let routes = state.clone();
     let outcome = state
@@ -132,6 +136,16 @@ async fn refresh(state: &AppState, client_id: &str, form: &TokenForm) -> Result<
         .await?;
     let grant = match outcome {
         RefreshUse::Rotated { grant, .. } => grant,
+        RefreshUse::Replayed { grant, replacement } => {
+            // The same answer as the first time: the sealed successor, and
+            // the access token with the same id and issue time (EdDSA
+            // signatures are deterministic, so it is the same token).
+            let successor = grace::open(&replacement.sealed, presented)
+                .ok_or_else(|| OAuthError::InvalidGrant("the refresh token is invalid".into()))?;
+            tracing::info!(client_id = %client_id, "refresh token presented again within the grace window; same answer");
+            check_resource(state, form.resource.as_deref(), &grant)?;
+            return respond(state, &grant, replacement.access_jti, Some(successor), replacement.at, "refresh_token");
+        }
         RefreshUse::Unknown => return Err(OAuthError::InvalidGrant("the refresh token is invalid".into())),
         RefreshUse::Expired => return Err(OAuthError::InvalidGrant("the refresh token has expired".into())),
         RefreshUse::Reused { revoked_access } => {
@@ -165,6 +179,7 @@ async fn issue(
                 expires_at: issued_at + route.route.policy.refresh_token_ttl.as_secs() as i64,
                 access_jti: access_jti.clone(),
                 access_expires_at: issued_at + route.route.policy.access_token_ttl.as_secs() as i64,
+                replaced: None,
             };
             let hash = sha256_hex(&token);
             state.store.run(move |store| store.insert_refresh(&hash, &record)).await?;

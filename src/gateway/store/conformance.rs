@@ -15,6 +15,7 @@ pub(crate) fn run_all(store: &dyn Store) {
     refresh_bound_to_client_expiry_and_route(store);
     revoking_a_family(store);
     access_revocations(store);
+    refresh_grace_replays_then_revokes(store);
 }
 
 fn grant(client: &str) -> Grant {
@@ -28,11 +29,13 @@ fn refresh(family: &str, client: &str, jti: &str) -> RefreshToken {
         expires_at: 10_000,
         access_jti: jti.into(),
         access_expires_at: 2_000,
+        replaced: None,
     }
 }
 
+/// A rotation without a grace window.
 fn rotation(hash: &str, jti: &str) -> Rotation {
-    Rotation { new_hash: hash.into(), access_jti: jti.into() }
+    Rotation { new_hash: hash.into(), access_jti: jti.into(), sealed: format!("sealed-{hash}"), grace: 0 }
 }
 
 fn lifetimes(_: &Grant) -> Option<Lifetimes> {
@@ -168,4 +171,34 @@ fn access_revocations(store: &dyn Store) {
     assert_eq!(since, ["acc-new"], "only revocations at or after 3500");
     let live: Vec<_> = store.revoked_since(3_000, 6_000).unwrap().into_iter().map(|r| r.jti).collect();
     assert_eq!(live, ["acc-new"], "expired revocations are not returned");
+}
+
+fn refresh_grace_replays_then_revokes(store: &dyn Store) {
+    let graced = |hash: &str, jti: &str| Rotation { grace: 30, ..rotation(hash, jti) };
+    store.insert_refresh("rg1", &refresh("fam-g", "c1", "g1")).unwrap();
+    assert!(matches!(rotate(store, "rg1", "c1", graced("rg2", "g2"), 1_000).unwrap(), RefreshUse::Rotated { .. }));
+    // Presented again within the window by the same client: the first answer.
+    for now in [1_000, 1_030] {
+        let RefreshUse::Replayed { grant: g, replacement } =
+            rotate(store, "rg1", "c1", graced("rg-fork", "g-fork"), now).unwrap()
+        else {
+            panic!("replay within the window at {now}")
+        };
+        assert_eq!(g, grant("c1"));
+        assert_eq!(
+            (replacement.at, replacement.sealed.as_str(), replacement.access_jti.as_str()),
+            (1_000, "sealed-rg2", "g2")
+        );
+    }
+    assert_eq!(rotate(store, "rg1", "other", graced("x", "y"), 1_001).unwrap(), RefreshUse::Unknown, "another client");
+    // No fork was stored: the would-be successor of a replay does not exist.
+    assert_eq!(rotate(store, "rg-fork", "c1", graced("x", "y"), 1_001).unwrap(), RefreshUse::Unknown);
+    // After the window, reuse revokes the family, the successor included.
+    let RefreshUse::Reused { revoked_access } = rotate(store, "rg1", "c1", graced("rg3", "g3"), 1_031).unwrap() else {
+        panic!("reuse after the window")
+    };
+    let mut jtis: Vec<_> = revoked_access.iter().map(|r| r.jti.as_str()).collect();
+    jtis.sort();
+    assert_eq!(jtis, ["g1", "g2"]);
+    assert!(matches!(rotate(store, "rg2", "c1", graced("rg4", "g4"), 1_031).unwrap(), RefreshUse::Reused { .. }));
 }

@@ -111,6 +111,20 @@ pub struct RefreshToken {
     /// The access token issued with it, revoked with the family.
     pub(crate) access_jti: String,
     pub(crate) access_expires_at: i64,
+    /// Set once the token is rotated: what the rotation answered, so a
+    /// replay within the grace window gets the same answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) replaced: Option<Replacement>,
+}
+
+/// The answer a rotation gave: the successor refresh token sealed with the
+/// presented one (only its holder can open it; see `oauth::grace`), and the
+/// access token's id and issue time, from which it is minted again.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Replacement {
+    pub(crate) at: i64,
+    pub(crate) sealed: String,
+    pub(crate) access_jti: String,
 }
 
 impl RefreshToken {
@@ -123,7 +137,22 @@ impl RefreshToken {
             expires_at: now + lifetimes.refresh,
             access_jti: next.access_jti.clone(),
             access_expires_at: now + lifetimes.access,
+            replaced: None,
         }
+    }
+
+    /// This token as stored once rotated by `next` at `now`.
+    pub(crate) fn replaced_by(&self, next: &Rotation, now: i64) -> Self {
+        Self {
+            replaced: Some(Replacement { at: now, sealed: next.sealed.clone(), access_jti: next.access_jti.clone() }),
+            ..self.clone()
+        }
+    }
+
+    /// The earlier answer, if this used token is presented again within
+    /// `grace` seconds of its rotation.
+    pub(crate) fn replay(&self, grace: i64, now: i64) -> Option<Replacement> {
+        self.replaced.clone().filter(|replaced| grace > 0 && now >= replaced.at && now - replaced.at <= grace)
     }
 }
 
@@ -133,6 +162,11 @@ pub struct Rotation {
     pub(crate) new_hash: String,
     /// The access token issued with the successor.
     pub(crate) access_jti: String,
+    /// The successor sealed with the presented token (kept for replays).
+    pub(crate) sealed: String,
+    /// Seconds during which the same client presenting the used token again
+    /// gets [`RefreshUse::Replayed`] instead of revoking the family.
+    pub(crate) grace: i64,
 }
 
 /// Lifetimes (seconds) of the tokens a grant's route issues.
@@ -155,6 +189,12 @@ pub enum RefreshUse {
     Rotated {
         grant: Grant,
         family: String,
+    },
+    /// The token was rotated moments ago (within the grace window) for this
+    /// client: the answer of that rotation, given again.
+    Replayed {
+        grant: Grant,
+        replacement: Replacement,
     },
 }
 

@@ -39,13 +39,14 @@ const PREFIX: &str = "cognigate:";
 const GRACE: i64 = 60;
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Marks `KEYS[1]` used and creates its successor, if it is still active.
-/// KEYS: old token, new token, family set. ARGV: new hash, family, client id,
-/// successor JSON, expire-at. Returns 1 on success, 0 if the old token was no
+/// Marks `KEYS[1]` used (its data now holding the rotation's answer) and
+/// creates its successor, if it is still active. KEYS: old token, new token,
+/// family set. ARGV: new hash, family, client id, successor JSON, expire-at,
+/// the old token's new JSON. Returns 1 on success, 0 if the old token was no
 /// longer active (a concurrent use).
 const ROTATE: &str = r#"
 if redis.call('HGET', KEYS[1], 'state') ~= 'active' then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'used')
+redis.call('HSET', KEYS[1], 'state', 'used', 'data', ARGV[6])
 redis.call('HSET', KEYS[2], 'family', ARGV[2], 'client_id', ARGV[3], 'state', 'active', 'data', ARGV[4])
 redis.call('EXPIREAT', KEYS[2], ARGV[5])
 redis.call('SADD', KEYS[3], ARGV[1])
@@ -289,10 +290,15 @@ impl Store for RedisStore {
         if owner != client_id {
             return Ok(RefreshUse::Unknown);
         }
+        let token: RefreshToken = decode(&data)?;
+        if state == "used"
+            && let Some(replacement) = token.replay(next.grace, now)
+        {
+            return Ok(RefreshUse::Replayed { grant: token.grant, replacement });
+        }
         if state != "active" {
             return Ok(RefreshUse::Reused { revoked_access: self.revoke_family(&family, now)? });
         }
-        let token: RefreshToken = decode(&data)?;
         if token.expires_at <= now {
             return Ok(RefreshUse::Expired);
         }
@@ -312,14 +318,22 @@ impl Store for RedisStore {
                 .arg(client_id)
                 .arg(encode(&successor)?)
                 .arg(expire_at(successor.expires_at))
+                .arg(encode(&token.replaced_by(next, now))?)
                 .query(conn)?)
         })?;
         if rotated == 1 {
-            Ok(RefreshUse::Rotated { grant: token.grant, family })
-        } else {
-            // Another request used the token between our read and the script.
-            Ok(RefreshUse::Reused { revoked_access: self.revoke_family(&family, now)? })
+            return Ok(RefreshUse::Rotated { grant: token.grant, family });
         }
+        // Another request used the token between our read and the script:
+        // within the grace window that is the concurrent refresh the window
+        // is for, and it gets that request's answer.
+        if let Some((_, _, state, data)) = self.refresh_row(hash)?
+            && state == "used"
+            && let Some(replacement) = decode::<RefreshToken>(&data)?.replay(next.grace, now)
+        {
+            return Ok(RefreshUse::Replayed { grant: token.grant, replacement });
+        }
+        Ok(RefreshUse::Reused { revoked_access: self.revoke_family(&family, now)? })
     }
 
     fn revoke_refresh_family(

@@ -201,19 +201,27 @@ impl Store for SqliteStore {
         if owner != client_id {
             return Ok(RefreshUse::Unknown);
         }
+        let token: RefreshToken = decode(&data)?;
+        if state == "used"
+            && let Some(replacement) = token.replay(next.grace, now)
+        {
+            return Ok(RefreshUse::Replayed { grant: token.grant, replacement });
+        }
         if state != "active" {
             let revoked_access = revoke_family(&tx, &family, now)?;
             tx.commit()?;
             return Ok(RefreshUse::Reused { revoked_access });
         }
-        let token: RefreshToken = decode(&data)?;
         if token.expires_at <= now {
             return Ok(RefreshUse::Expired);
         }
         let Some(lifetimes) = lifetimes(&token.grant) else {
             return Ok(RefreshUse::Unknown);
         };
-        tx.execute("UPDATE refresh_tokens SET state = 'used' WHERE hash = ?1", params![hash])?;
+        tx.execute(
+            "UPDATE refresh_tokens SET state = 'used', data = ?2 WHERE hash = ?1",
+            params![hash, encode(&token.replaced_by(next, now))?],
+        )?;
         let successor = token.successor(next, lifetimes, now);
         tx.execute(
             "INSERT INTO refresh_tokens (hash, family, client_id, state, data, expires_at) VALUES (?1, ?2, ?3, 'active', ?4, ?5)",

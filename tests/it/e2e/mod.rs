@@ -234,6 +234,10 @@ fn spawn_gateway(cognito: &Cognito, port: u16) -> Peer {
         .arg("--store")
         .arg(format!("sqlite:{}", cognito.path().join("gw.db").display()))
         .env("RUST_LOG", "info,cognigate=debug")
+        // The token checks present a spent refresh token at once and expect
+        // the family revoked: no grace window here (tests/it/gateway/spec.rs
+        // covers the window).
+        .env("COGNIGATE_REFRESH_GRACE_SECONDS", "0")
         .current_dir(cognito.path());
     aws_env(&mut cmd, cognito.moto.endpoint());
     let health = format!("http://127.0.0.1:{port}/healthz");

@@ -6,8 +6,10 @@ mod harness;
 
 mod authorize;
 mod boot;
+mod cimd;
 mod discovery;
 mod flow;
 mod proxy;
 mod register;
+mod spec;
 mod token;

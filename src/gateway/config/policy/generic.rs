@@ -6,7 +6,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::super::{ConfigError, typed_options};
-use super::{BrowserLogin, InboundPolicy, OAuthPolicy, Oidc, PolicyKind, parse_url, scope_or_default, ttls};
+use super::{
+    BrowserLogin, InboundPolicy, OAuthPolicy, Oidc, PolicyKind, parse_url, required_scopes, scope_or_default, ttls,
+};
 use crate::contract::{self, GatewayOptions};
 use crate::gateway::config::env::Env;
 use crate::secret::Secret;
@@ -69,6 +71,7 @@ impl OAuthPolicy {
             Ok(url)
         };
         url_option("oidc.issuer", &options.oidc.issuer)?;
+        let required_scopes = required_scopes(name, options.gateway.as_ref())?;
         let (access, refresh) = ttls(name, options.gateway)?;
         let login = options.browser_login;
         if login.client_id.trim().is_empty() {
@@ -92,6 +95,7 @@ impl OAuthPolicy {
             require_token_use_id: false,
             access_token_ttl: access,
             refresh_token_ttl: refresh,
+            required_scopes,
         })
     }
 }
