@@ -34,5 +34,9 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::RotateSecret(args) => commands::rotate_secret::run(&cli.global, args).await.map(|()| 0),
         Command::Destroy(args) => commands::destroy::run(&cli.global, args).await.map(|()| 0),
         Command::Gc(args) => commands::gc::run(&cli.global, args).await.map(|()| 0),
+        Command::Doctor(args) => commands::doctor::run(&cli.global, args).await,
+        Command::Export(args) => commands::export::run(&cli.global, args).await.map(|()| 0),
+        Command::Completions(args) => commands::shell::completions(args.shell).map(|()| 0),
+        Command::Man => commands::shell::man().map(|()| 0),
     }
 }

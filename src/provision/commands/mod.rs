@@ -2,10 +2,13 @@
 //! `cognito`, and prints through `report`.
 
 pub mod destroy;
+pub mod doctor;
+pub mod export;
 pub mod gc;
 pub mod outputs;
 pub mod plan;
 pub mod rotate_secret;
+pub mod shell;
 pub mod up;
 
 use std::io::{BufRead, IsTerminal, Write};

@@ -16,7 +16,7 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs) -> Result<()> {
     let endpoint = cognito.endpoint_override();
     let (actual, plan) = read_and_plan(&cognito, &mut spec).await?;
     let text = global.output == OutputFormat::Text;
-    if text && plan.has_changes() {
+    if text && !global.quiet && plan.has_changes() {
         print!("{}", plan.render());
     }
     if plan.has_changes() {
@@ -60,6 +60,8 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs) -> Result<()> {
             }
             println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
+        // Quiet: the files are written; nothing else was asked for.
+        OutputFormat::Text if global.quiet => {}
         OutputFormat::Text => {
             if !changed {
                 println!("No changes: stack {} ({}) is up to date.", spec.stack, spec.region);
