@@ -275,7 +275,7 @@ mod tests {
         a.stack = None;
         let err = stack_spec(&a, &SettingsFile::default(), region()).unwrap_err();
         assert!(err.to_string().contains("--stack"), "{err}");
-        assert_eq!(err.exit_code(), 64);
+        assert_eq!(err.exit_code(), crate::provision::error::ExitCode::Usage);
 
         let mut a = args("demo");
         a.no_localhost_callback = true;

@@ -23,12 +23,9 @@ use serde_json::json;
 use crate::contract::{self, HostedUiDomain, StackUrls, UserPoolId};
 use crate::provision::cli::{DoctorArgs, GlobalArgs, OutputFormat};
 use crate::provision::cognito::{Cognito, resolve_region};
-use crate::provision::error::Result;
+use crate::provision::error::{ExitCode, Result};
 use crate::provision::settings::{self, SettingsFile};
 use crate::provision::spec::StackSpec;
-
-/// Exit code when at least one check failed.
-const EXIT_CHECK_FAILED: i32 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -70,7 +67,8 @@ impl Check {
     }
 }
 
-pub async fn run(global: &GlobalArgs, args: &DoctorArgs) -> Result<i32> {
+/// Exit 0 when every check passed (or was skipped with a note), 1 otherwise.
+pub async fn run(global: &GlobalArgs, args: &DoctorArgs) -> Result<ExitCode> {
     let file = SettingsFile::load(&global.config)?;
     let target = settings::aws_target(global, &file)?;
     let mut checks = Vec::new();
@@ -99,7 +97,7 @@ pub async fn run(global: &GlobalArgs, args: &DoctorArgs) -> Result<i32> {
         OutputFormat::Json => print_json(&stack_label, &region_label, &checks),
         OutputFormat::Text => print_text(&stack_label, &region_label, &checks, global.quiet),
     }
-    Ok(if failed == 0 { 0 } else { EXIT_CHECK_FAILED })
+    Ok(if failed == 0 { ExitCode::Success } else { ExitCode::Failure })
 }
 
 /// Everything after a working connection: AWS, files, then HTTP.

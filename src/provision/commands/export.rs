@@ -22,11 +22,11 @@ pub async fn run(global: &GlobalArgs, args: &ExportArgs) -> Result<()> {
     let (mut spec, cognito) = prepare(global, &args.stack).await?;
     let (actual, _) = read_and_plan(&cognito, &mut spec).await?;
     let Some(pool) = &actual.pool else {
-        return Err(Error::Conflict(format!(
-            "stack {} has no user pool in {}; run `cognigate up --stack {}` first, or pass --user-pool-id for an \
-             adopted pool",
-            spec.stack, spec.region, spec.stack
-        )));
+        return Err(Error::NotProvisioned {
+            stack: spec.stack.to_string(),
+            region: spec.region.to_string(),
+            needs: "a user pool; pass --user-pool-id for an adopted one".into(),
+        });
     };
     let domain = actual.domain.as_ref().filter(|d| d.pool_id == pool.id);
     let text = match args.format {
@@ -69,9 +69,7 @@ pub(crate) fn terraform(
         "domain": domain.map(|d| json!({ "name": d.domain, "certificate_arn": d.certificate_arn })),
         "client": client.map(|c| client_data(&pool.id, c)),
     });
-    engine()
-        .render_template(TERRAFORM_TEMPLATE, &data)
-        .map_err(|e| Error::Conflict(format!("template error (a cognigate bug): {e}")))
+    engine().render_template(TERRAFORM_TEMPLATE, &data).map_err(|e| Error::Internal(format!("Terraform template: {e}")))
 }
 
 fn client_data(pool_id: &str, client: &ClientState) -> Value {

@@ -218,9 +218,7 @@ pub async fn run(global: &GlobalArgs, args: &GcArgs) -> Result<()> {
     }
     if !report.failed.is_empty() || describe_failed {
         let errors = report.failed.len() + report.skipped.iter().filter(|e| e.reason == Some(Skip::Error)).count();
-        return Err(Error::Conflict(format!(
-            "{errors} stack(s) could not be examined or removed (listed above); the rest were handled. Run gc again to retry"
-        )));
+        return Err(Error::GcIncomplete { failed: errors });
     }
     Ok(())
 }

@@ -71,10 +71,6 @@ pub fn confirm(question: &str, yes: bool) -> Result<()> {
     eprint!("{question} [y/N] ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
-    stdin.lock().read_line(&mut answer).map_err(|e| Error::Usage(format!("cannot read the answer: {e}")))?;
-    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
-        Ok(())
-    } else {
-        Err(Error::Conflict("cancelled; nothing was changed (pass --yes to skip the question)".into()))
-    }
+    stdin.lock().read_line(&mut answer).map_err(Error::Prompt)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") { Ok(()) } else { Err(Error::Cancelled) }
 }

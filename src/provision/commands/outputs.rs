@@ -13,12 +13,11 @@ pub async fn run(global: &GlobalArgs, args: &OutputsArgs) -> Result<()> {
     let (actual, _) = read_and_plan(&cognito, &mut spec).await?;
     let domain_is_ours = actual.domain.as_ref().zip(actual.pool.as_ref()).is_some_and(|(d, p)| d.pool_id == p.id);
     let (Some(pool), Some(client), true) = (&actual.pool, &actual.client, domain_is_ours) else {
-        return Err(Error::Conflict(format!(
-            "stack {} ({}) is not fully provisioned (pool, domain {} and app client are needed); run `cognigate up` first",
-            spec.stack,
-            spec.region,
-            spec.domain.api_name()
-        )));
+        return Err(Error::NotProvisioned {
+            stack: spec.stack.to_string(),
+            region: spec.region.to_string(),
+            needs: format!("pool, domain {} and app client are needed", spec.domain.api_name()),
+        });
     };
     let secret = client.secret.clone().unwrap_or_default();
     let domain_host = spec.domain.host(&spec.region);
@@ -33,7 +32,7 @@ pub async fn run(global: &GlobalArgs, args: &OutputsArgs) -> Result<()> {
                 "stack": spec.stack.as_str(),
                 "region": spec.region.as_str(),
                 "env": crate::dotenv::parse(&render::render_env_block(&env_values)?)
-                    .map_err(|(line, problem)| Error::Conflict(format!("env template line {line}: {problem} (a cognigate bug)")))?,
+                    .map_err(|(line, problem)| Error::Internal(format!("env template line {line}: {problem}")))?,
                 "policy": render::render_policy(&spec.files.policy_name, &spec.region)?,
                 "issuer": urls.issuer,
                 "jwksUrl": urls.jwks.as_str(),

@@ -24,7 +24,7 @@ pub fn man() -> Result<()> {
     let render = |command: clap::Command, out: &mut Vec<u8>| {
         clap_mangen::Man::new(command)
             .render(out)
-            .map_err(|e| Error::Conflict(format!("cannot render the man page (a cognigate bug): {e}")))
+            .map_err(|e| Error::Internal(format!("cannot render the man page: {e}")))
     };
     render(command.clone(), &mut out)?;
     for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
@@ -39,5 +39,5 @@ fn write_stdout(bytes: &[u8]) -> Result<()> {
     stdout
         .write_all(bytes)
         .and_then(|()| stdout.flush())
-        .map_err(|e| Error::Conflict(format!("cannot write to stdout: {e}")))
+        .map_err(|e| Error::file("write to", std::path::Path::new("stdout"), e))
 }
