@@ -6,6 +6,7 @@ mod support;
 
 mod contract;
 mod destroy;
+mod doctor;
 mod e2e;
 mod gateway;
 mod gc;
