@@ -10,4 +10,5 @@ mod e2e;
 mod gateway;
 mod gc;
 mod lifecycle;
+mod recipes;
 mod up;
