@@ -12,4 +12,5 @@ mod gateway;
 mod gc;
 mod lifecycle;
 mod local_mode;
+mod recipes;
 mod up;
