@@ -381,11 +381,16 @@ pub fn clean_env_file(path: &Path) -> Result<Cleaned> {
 }
 
 /// `destroy --clean-files` on the policies file: our stanza goes, every
-/// other policy stays; the file stays even when its list becomes empty.
+/// other policy stays. A file that held nothing but our stanza (as `up`
+/// creates it) is removed; one with anything else in it is kept.
 pub fn clean_policies_file(path: &Path, policy_name: &str) -> Result<Cleaned> {
     let Some(existing) = read_env_file(path)? else { return Ok(Cleaned::Unchanged) };
     match strip_policy(&existing, policy_name, path)? {
         None => Ok(Cleaned::Unchanged),
+        Some(text) if serde_json::from_str::<Value>(&text).ok() == Some(json!({ "policies": [] })) => {
+            std::fs::remove_file(path).map_err(|e| Error::file("remove", path, e))?;
+            Ok(Cleaned::Removed)
+        }
         Some(text) => {
             write_if_changed(path, Some(&existing), &text, None)?;
             Ok(Cleaned::Updated)
