@@ -13,4 +13,5 @@ mod gc;
 mod lifecycle;
 mod local_mode;
 mod recipes;
+mod shell;
 mod up;
