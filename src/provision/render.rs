@@ -604,8 +604,14 @@ mod tests {
 
         let policies = dir.path().join("policies.json");
         write_policies_file(&policies, "ours", &region("us-east-1")).unwrap();
+        // Only our stanza: the file goes (no empty {"policies": []} left behind).
+        assert_eq!(clean_policies_file(&policies, "ours").unwrap(), Cleaned::Removed);
+        assert!(!policies.exists());
+        // Anything else in it: the file stays without our stanza.
+        std::fs::write(&policies, "{\"policies\": [], \"note\": \"mine\"}").unwrap();
+        write_policies_file(&policies, "ours", &region("us-east-1")).unwrap();
         assert_eq!(clean_policies_file(&policies, "ours").unwrap(), Cleaned::Updated);
-        assert_eq!(std::fs::read_to_string(&policies).unwrap(), "{\n  \"policies\": []\n}\n");
+        assert_eq!(std::fs::read_to_string(&policies).unwrap(), "{\n  \"policies\": [],\n  \"note\": \"mine\"\n}\n");
         assert_eq!(clean_policies_file(&policies, "ours").unwrap(), Cleaned::Unchanged);
         assert_eq!(clean_policies_file(&dir.path().join("missing.json"), "ours").unwrap(), Cleaned::Unchanged);
     }
