@@ -15,3 +15,4 @@ mod local_mode;
 mod recipes;
 mod shell;
 mod up;
+mod usage;

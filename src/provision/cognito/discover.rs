@@ -70,6 +70,12 @@ pub struct ClientState {
 }
 
 impl ClientState {
+    /// The gateway URL this client was provisioned for: its first callback URL
+    /// under the gateway's callback path, without that path.
+    pub fn registered_public_url(&self) -> Option<&str> {
+        self.described.callback_urls().iter().find_map(|url| url.strip_suffix(crate::contract::CALLBACK_PATH))
+    }
+
     fn from_described(described: UserPoolClientType) -> Self {
         Self {
             id: described.client_id().unwrap_or_default().to_owned(),

@@ -72,7 +72,8 @@ pub async fn run(global: &GlobalArgs, args: &DoctorArgs) -> Result<ExitCode> {
     let file = SettingsFile::load(&global.config)?;
     let target = settings::aws_target(global, &file)?;
     let mut checks = Vec::new();
-    let mut stack_label = args.stack.stack.clone().or_else(|| file.stack.clone()).unwrap_or_default();
+    let stack_args = args.stack_args();
+    let mut stack_label = args.id.stack.clone().or_else(|| file.stack.clone()).unwrap_or_default();
     let mut region_label = target.region.as_ref().map(ToString::to_string).unwrap_or_default();
 
     if let Some(problem) = target.profile.as_deref().and_then(aws::missing_profile) {
@@ -82,7 +83,7 @@ pub async fn run(global: &GlobalArgs, args: &DoctorArgs) -> Result<ExitCode> {
             Err(e) => checks.push(aws::credentials_failed(&e.to_string())),
             Ok(region) => {
                 region_label = region.to_string();
-                let spec = settings::stack_spec(&args.stack, &file, region)?;
+                let spec = settings::stack_spec(&stack_args, &file, region)?;
                 stack_label = spec.stack.to_string();
                 match Cognito::connect(&target, &spec.region).await {
                     Err(e) => checks.push(aws::credentials_failed(&e.to_string())),
@@ -104,7 +105,7 @@ pub async fn run(global: &GlobalArgs, args: &DoctorArgs) -> Result<ExitCode> {
 async fn check_stack(cognito: &Cognito, spec: &StackSpec, args: &DoctorArgs, checks: &mut Vec<Check>) {
     let env = files::EnvFile::read(&spec.files.env_file);
     let found = aws::inspect(cognito, spec, &env, checks).await;
-    let gateway_url = args.stack.gateway_urls.first().cloned();
+    let gateway_url = args.gateway_url.clone();
     let public_url = gateway_url
         .clone()
         .or_else(|| env.value(contract::env_keys::PUBLIC_URL).map(str::to_owned))

@@ -15,6 +15,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 use super::cli::{GlobalArgs, StackArgs};
+use super::cognito::discover::ClientState;
 use super::cognito::{Cognito, resolve_region};
 use super::error::{Error, Result};
 use super::plan::{Plan, plan};
@@ -48,6 +49,16 @@ pub async fn read_and_plan(cognito: &Cognito, spec: &mut StackSpec) -> Result<(A
     }
     let plan = plan(spec, &actual)?;
     Ok((actual, plan))
+}
+
+/// The public URL to write for an existing stack: the first `--gateway-url`
+/// when given, else the one its app client registered, so re-rendering the
+/// env file (`outputs`, `rotate-secret`) never points the gateway elsewhere.
+pub fn public_url_of<'a>(spec: &'a StackSpec, client: &'a ClientState) -> &'a str {
+    match (spec.gateway_urls.first(), client.registered_public_url()) {
+        (None, Some(registered)) => registered,
+        _ => spec.public_url(),
+    }
 }
 
 /// Ids from the env file of a previous run: a shortcut, verified before use.

@@ -5,14 +5,14 @@
 //! the old one keeps working; once every gateway runs with the new env file,
 //! `--finish` deletes the older secrets.
 
-use super::{confirm, prepare, read_and_plan};
+use super::{confirm, prepare, public_url_of, read_and_plan};
 use crate::provision::cli::{GlobalArgs, OutputFormat, RotateSecretArgs};
 use crate::provision::cognito::Cognito;
 use crate::provision::error::{Error, Result};
 use crate::provision::render::{self, EnvValues};
 
 pub async fn run(global: &GlobalArgs, args: &RotateSecretArgs) -> Result<()> {
-    let (mut spec, cognito) = prepare(global, &args.stack).await?;
+    let (mut spec, cognito) = prepare(global, &args.stack_args()).await?;
     let (actual, _) = read_and_plan(&cognito, &mut spec).await?;
     let (Some(pool), Some(client)) = (&actual.pool, &actual.client) else {
         return Err(Error::NotProvisioned {
@@ -44,7 +44,10 @@ pub async fn run(global: &GlobalArgs, args: &RotateSecretArgs) -> Result<()> {
     let endpoint = cognito.endpoint_override();
     let outcome = render::write_env_file(
         &spec.files.env_file,
-        &EnvValues::new(&spec, endpoint.as_deref(), &pool.id, &domain_host, &client.id, &added.value),
+        &EnvValues {
+            public_url: public_url_of(&spec, client),
+            ..EnvValues::new(&spec, endpoint.as_deref(), &pool.id, &domain_host, &client.id, &added.value)
+        },
     )?;
     let id = &added.id;
     report(
