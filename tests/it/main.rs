@@ -9,10 +9,13 @@ mod support;
 
 mod contract;
 mod destroy;
+mod doctor;
 mod e2e;
 mod gateway;
 mod gc;
 mod lifecycle;
 mod local_mode;
+mod recipes;
+mod shell;
 mod up;
 mod usage;

@@ -1,12 +1,15 @@
 //! One file per subcommand; each reads settings, talks to Cognito through
 //! `cognito`, and prints through `report`.
 
-pub(crate) mod destroy;
-pub(crate) mod gc;
-pub(crate) mod outputs;
-pub(crate) mod plan;
-pub(crate) mod rotate_secret;
-pub(crate) mod up;
+pub mod destroy;
+pub mod doctor;
+pub mod export;
+pub mod gc;
+pub mod outputs;
+pub mod plan;
+pub mod rotate_secret;
+pub mod shell;
+pub mod up;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;

@@ -18,7 +18,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: &UpArgs) -> Result<()> {
     let endpoint = cognito.endpoint_override();
     let (actual, plan) = read_and_plan(&cognito, &mut spec).await?;
     let text = global.output == OutputFormat::Text;
-    if text && plan.has_changes() {
+    if text && !global.quiet && plan.has_changes() {
         print!("{}", plan.render());
     }
     if plan.has_changes() {
@@ -41,6 +41,8 @@ pub(crate) async fn run(global: &GlobalArgs, args: &UpArgs) -> Result<()> {
     let summary = Summary { spec: &spec, applied: &applied, urls: &urls, files: &files, changed };
     match global.output {
         OutputFormat::Json => print_json(&summary, &plan, args.show_secret),
+        // Quiet: the files are written; nothing else was asked for.
+        OutputFormat::Text if global.quiet => {}
         OutputFormat::Text => print_text(&summary, args.show_secret),
     }
     Ok(())
