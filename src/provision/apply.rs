@@ -37,6 +37,8 @@ pub struct Applied {
     pub pool: Outcome,
     pub domain: Outcome,
     pub client: Outcome,
+    /// The stack's listed groups and what happened to each.
+    pub groups: Vec<(String, Outcome)>,
 }
 
 pub async fn apply(
@@ -51,8 +53,13 @@ pub async fn apply(
     }
     let pool_action = plan_.step(Resource::UserPool).map_or(Action::Keep, |s| s.action);
     let (pool, pool_outcome, actual, plan_) = match (actual.pool.clone(), pool_action) {
-        (Some(pool), _) => {
-            let outcome = if matches!(spec.pool, super::spec::PoolTarget::Adopted(_)) {
+        (Some(pool), action) => {
+            let outcome = if action == Action::Update {
+                // The only pool setting cognigate owns after creation.
+                cognito.set_admin_only_signup(&pool.id, !spec.self_signup).await?;
+                tracing::info!(pool = %pool.id, "updated the pool's sign-up setting");
+                Outcome::Updated
+            } else if matches!(spec.pool, super::spec::PoolTarget::Adopted(_)) {
                 Outcome::Adopted
             } else {
                 Outcome::Reused
@@ -78,9 +85,10 @@ pub async fn apply(
 
     let domain_step = plan_.step(Resource::Domain).map_or(Action::Keep, |s| s.action);
     let client_step = plan_.step(Resource::AppClient).map_or(Action::Keep, |s| s.action);
-    let (domain_outcome, client) = tokio::try_join!(
+    let (domain_outcome, client, groups) = tokio::try_join!(
         converge_domain(cognito, spec, &pool, domain_step, plan_.old_domain.as_deref(), progress),
         converge_client(cognito, spec, &pool, actual.client.clone(), client_step, &plan_),
+        converge_groups(cognito, spec, &pool, &plan_),
     )?;
     let (client, client_outcome) = client;
     let client_secret = client
@@ -95,7 +103,30 @@ pub async fn apply(
         pool: pool_outcome,
         domain: domain_outcome,
         client: client_outcome,
+        groups,
     })
+}
+
+/// Creates the listed groups the plan found missing, one after another
+/// (a handful at most, and Cognito throttles bursts of CreateGroup).
+async fn converge_groups(
+    cognito: &Cognito,
+    spec: &StackSpec,
+    pool: &PoolState,
+    plan_: &Plan,
+) -> Result<Vec<(String, Outcome)>> {
+    let mut groups = Vec::new();
+    for step in plan_.steps.iter().filter(|s| s.resource == Resource::Group && spec.groups.contains(&s.name)) {
+        let outcome = if step.action == Action::Create {
+            cognito.create_group(&pool.id, &step.name).await?;
+            tracing::info!(group = %step.name, "created group");
+            Outcome::Created
+        } else {
+            Outcome::Reused
+        };
+        groups.push((step.name.clone(), outcome));
+    }
+    Ok(groups)
 }
 
 /// After creating a pool, look for a twin of the same stack; the oldest wins.

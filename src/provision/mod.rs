@@ -36,5 +36,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::RotateSecret(args) => commands::rotate_secret::run(global, args).await.map(done),
         Command::Destroy(args) => commands::destroy::run(global, args).await.map(done),
         Command::Gc(args) => commands::gc::run(global, args).await.map(done),
+        Command::User(command) => commands::user::run(global, command).await.map(done),
     }
 }

@@ -30,6 +30,8 @@ pub struct PoolState {
     pub domain: Option<String>,
     pub custom_domain: Option<String>,
     pub deletion_protection: bool,
+    /// `AdminCreateUserConfig.AllowAdminCreateUserOnly`: no self sign-up.
+    pub admin_only_signup: bool,
     pub created: Option<SystemTime>,
 }
 
@@ -108,6 +110,7 @@ impl Cognito {
             domain: pool.domain().filter(|d| !d.is_empty()).map(str::to_owned),
             custom_domain: pool.custom_domain().filter(|d| !d.is_empty()).map(str::to_owned),
             deletion_protection: pool.deletion_protection() == Some(&DeletionProtectionType::Active),
+            admin_only_signup: pool.admin_create_user_config().is_some_and(|c| c.allow_admin_create_user_only),
             created: pool.creation_date().and_then(|d| SystemTime::try_from(*d).ok()),
         }))
     }

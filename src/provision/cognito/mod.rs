@@ -1,5 +1,6 @@
 //! Talking to Cognito: building the SDK client, reading what exists
-//! ([`discover`]), changing it ([`ops`], [`secrets`]), and turning SDK errors
+//! ([`discover`]), changing it ([`ops`], [`pool`], [`secrets`]), its groups
+//! and users ([`groups`], [`users`]), and turning SDK errors
 //! into typed errors that say what to do ([`errors`]).
 //!
 //! Everything here is a thin, typed layer over `aws-sdk-cognitoidentityprovider`;
@@ -8,8 +9,11 @@
 
 pub(crate) mod discover;
 pub(crate) mod errors;
+pub(crate) mod groups;
 pub(crate) mod ops;
+pub(crate) mod pool;
 pub(crate) mod secrets;
+pub(crate) mod users;
 
 use std::time::Duration;
 

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_sdk_cognitoidentityprovider::types::{CustomDomainConfigType, DeletionProtectionType, OAuthFlowType};
+use aws_sdk_cognitoidentityprovider::types::{
+    AdminCreateUserConfigType, CustomDomainConfigType, DeletionProtectionType, OAuthFlowType,
+};
 
 use super::discover::{ClientState, PoolState};
 use super::errors::{CognitoError, Result};
@@ -74,6 +76,9 @@ impl Cognito {
             .pool_name(spec.pool_name())
             .set_user_pool_tags(Some(tags.clone()))
             .deletion_protection(protection)
+            .admin_create_user_config(
+                AdminCreateUserConfigType::builder().allow_admin_create_user_only(!spec.self_signup).build(),
+            )
             .send()
             .await
             .map_err(|e| errors::map("CreateUserPool", self.target(), e))?;
@@ -87,6 +92,7 @@ impl Cognito {
             domain: None,
             custom_domain: None,
             deletion_protection: spec.deletion_protection,
+            admin_only_signup: !spec.self_signup,
             created: pool.creation_date().and_then(|d| SystemTime::try_from(*d).ok()),
         })
     }

@@ -7,6 +7,7 @@ pub mod outputs;
 pub mod plan;
 pub mod rotate_secret;
 pub mod up;
+pub mod user;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;

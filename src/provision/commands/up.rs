@@ -70,6 +70,8 @@ fn print_json(summary: &Summary, plan: &Plan, show_secret: bool) {
         "callbackUrls": spec.callback_urls,
         "publicUrl": spec.public_url(),
         "resources": { "userPool": applied.pool, "domain": applied.domain, "appClient": applied.client },
+        "selfSignup": spec.self_signup,
+        "groups": applied.groups.iter().map(|(name, outcome)| (name.clone(), json!(outcome))).collect::<serde_json::Map<_, _>>(),
         "files": files.iter().map(|(kind, path, outcome)| (kind.to_string(), json!({ "path": path, "outcome": outcome }))).collect::<serde_json::Map<_, _>>(),
         "changed": changed,
         "plan": plan,
@@ -90,6 +92,9 @@ fn print_text(summary: &Summary, show_secret: bool) {
     println!("  user pool   {}  {}", applied.pool_id, label(applied.pool));
     println!("  domain      {}  {}", applied.domain_host, label(applied.domain));
     println!("  app client  {}  {}", applied.client_id, label(applied.client));
+    for (group, outcome) in &applied.groups {
+        println!("  group       {group}  {}", label(*outcome));
+    }
     for (kind, path, outcome) in files.iter() {
         println!("  {kind:<11} {}  {}", path.display(), render::label(*outcome));
     }
