@@ -9,11 +9,12 @@
 use serde::Serialize;
 
 use super::cognito::Cognito;
+use super::cognito::branding::Branding;
 use super::cognito::discover::{ClientState, PoolState};
 use super::error::{Error, Result};
-use super::plan::{Action, Plan, Resource, plan};
+use super::plan::{Action, FieldChange, Plan, Resource, plan};
 use super::progress::Progress;
-use super::spec::{DomainSpec, StackSpec};
+use super::spec::{DomainSpec, ManagedLogin, StackSpec};
 use super::state::{Actual, Hint};
 use crate::secret::Secret;
 
@@ -39,6 +40,8 @@ pub struct Applied {
     pub client: Outcome,
     /// The stack's listed groups and what happened to each.
     pub groups: Vec<(String, Outcome)>,
+    /// Managed login v2 only: the app client's branding.
+    pub branding: Option<Branding>,
 }
 
 pub async fn apply(
@@ -84,13 +87,18 @@ pub async fn apply(
     };
 
     let domain_step = plan_.step(Resource::Domain).map_or(Action::Keep, |s| s.action);
+    let domain_changes = plan_.step(Resource::Domain).map(|s| s.changes.as_slice()).unwrap_or_default();
     let client_step = plan_.step(Resource::AppClient).map_or(Action::Keep, |s| s.action);
     let (domain_outcome, client, groups) = tokio::try_join!(
-        converge_domain(cognito, spec, &pool, domain_step, plan_.old_domain.as_deref(), progress),
+        converge_domain(cognito, spec, &pool, (domain_step, domain_changes), plan_.old_domain.as_deref(), progress),
         converge_client(cognito, spec, &pool, actual.client.clone(), client_step, &plan_),
         converge_groups(cognito, spec, &pool, &plan_),
     )?;
     let (client, client_outcome) = client;
+    let branding = match spec.managed_login {
+        ManagedLogin::V1 => None,
+        ManagedLogin::V2 => Some(cognito.ensure_branding(&pool.id, &client.id).await?),
+    };
     let client_secret = client
         .secret
         .clone()
@@ -104,6 +112,7 @@ pub async fn apply(
         domain: domain_outcome,
         client: client_outcome,
         groups,
+        branding,
     })
 }
 
@@ -160,7 +169,7 @@ async fn converge_domain(
     cognito: &Cognito,
     spec: &StackSpec,
     pool: &PoolState,
-    action: Action,
+    (action, changes): (Action, &[FieldChange]),
     old_domain: Option<&str>,
     progress: &Progress,
 ) -> Result<Outcome> {
@@ -173,7 +182,7 @@ async fn converge_domain(
             Ok(Outcome::Reused)
         }
         Action::Create => {
-            cognito.create_domain(&pool.id, &spec.domain).await?;
+            cognito.create_domain(&pool.id, &spec.domain, spec.managed_login).await?;
             cognito.wait_domain_active(name, custom, progress).await?;
             Ok(Outcome::Created)
         }
@@ -182,9 +191,15 @@ async fn converge_domain(
                 cognito.delete_domain(&pool.id, old).await?;
                 cognito.wait_domain_gone(old, progress).await?;
             }
-            cognito.create_domain(&pool.id, &spec.domain).await?;
+            cognito.create_domain(&pool.id, &spec.domain, spec.managed_login).await?;
             cognito.wait_domain_active(name, custom, progress).await?;
             Ok(Outcome::Replaced)
+        }
+        Action::Update if changes.iter().any(|c| c.field == "managed_login_version") => {
+            // Sends the certificate of a custom domain along.
+            cognito.update_domain_version(&pool.id, &spec.domain, spec.managed_login).await?;
+            cognito.wait_domain_active(name, custom, progress).await?;
+            Ok(Outcome::Updated)
         }
         Action::Update => {
             let DomainSpec::Custom { certificate_arn, .. } = &spec.domain else { return Ok(Outcome::Reused) };

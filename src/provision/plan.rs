@@ -258,18 +258,31 @@ fn plan_domain(spec: &StackSpec, actual: &Actual, pool: Option<&PoolState>) -> R
         let reason = Some("a pool has one domain of each kind; the old one is deleted first".into());
         return Ok((step(Action::Replace, reason, vec![change]), Some(current)));
     }
+    let version = spec.managed_login.version();
     let Some(existing) = &actual.domain else {
-        return Ok((step(Action::Create, None, vec![]), None));
+        let change = FieldChange { field: "managed_login_version", before: String::new(), after: version.to_string() };
+        return Ok((step(Action::Create, None, vec![change]), None));
     };
+    let mut changes = Vec::new();
     if let DomainSpec::Custom { certificate_arn, .. } = &spec.domain
         && existing.certificate_arn.as_deref() != Some(certificate_arn.as_str())
     {
-        let change = FieldChange {
+        changes.push(FieldChange {
             field: "certificate_arn",
             before: existing.certificate_arn.clone().unwrap_or_else(|| "(none)".into()),
             after: certificate_arn.clone(),
-        };
-        return Ok((step(Action::Update, None, vec![change]), None));
+        });
+    }
+    // An endpoint that does not report the version (an emulator) is not drift.
+    if let Some(current) = existing.managed_login_version.filter(|v| *v != version) {
+        changes.push(FieldChange {
+            field: "managed_login_version",
+            before: current.to_string(),
+            after: version.to_string(),
+        });
+    }
+    if !changes.is_empty() {
+        return Ok((step(Action::Update, None, changes), None));
     }
     Ok(match existing.status.as_str() {
         "ACTIVE" => (step(Action::Keep, None, vec![]), None),
@@ -386,6 +399,7 @@ mod tests {
             status: status.into(),
             certificate_arn: None,
             cloudfront: None,
+            managed_login_version: None,
         }
     }
 

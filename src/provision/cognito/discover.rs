@@ -58,6 +58,9 @@ pub struct DomainState {
     pub status: String,
     pub certificate_arn: Option<String>,
     pub cloudfront: Option<String>,
+    /// 1 (classic hosted UI) or 2 (managed login); `None` when the endpoint
+    /// does not report it (emulators).
+    pub managed_login_version: Option<i32>,
 }
 
 #[derive(Debug, Clone)]
@@ -159,6 +162,7 @@ impl Cognito {
             status: description.status().map(|s| s.as_str().to_owned()).unwrap_or_else(|| "ACTIVE".into()),
             certificate_arn: description.custom_domain_config().map(|c| c.certificate_arn().to_owned()),
             cloudfront: description.cloud_front_distribution().map(str::to_owned),
+            managed_login_version: description.managed_login_version(),
         }))
     }
 

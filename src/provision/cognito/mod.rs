@@ -1,5 +1,5 @@
 //! Talking to Cognito: building the SDK client, reading what exists
-//! ([`discover`]), changing it ([`ops`], [`pool`], [`secrets`]), its groups
+//! ([`discover`]), changing it ([`ops`], [`pool`], [`secrets`], [`branding`]), its groups
 //! and users ([`groups`], [`users`]), and turning SDK errors
 //! into typed errors that say what to do ([`errors`]).
 //!
@@ -7,6 +7,7 @@
 //! deciding *what* to call lives in `plan` and `apply`. Every SDK call of the
 //! CLI is made here: the client itself is private to this module.
 
+pub(crate) mod branding;
 pub(crate) mod discover;
 pub(crate) mod errors;
 pub(crate) mod groups;

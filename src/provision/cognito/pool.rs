@@ -146,3 +146,62 @@ pub(crate) fn describe_password_policy(policy: &PasswordPolicyType) -> String {
     }
     text
 }
+
+/// The full update's shape on the SDK's replay client (moto keeps what an
+/// update omits only because it merges: real Cognito resets it).
+#[cfg(test)]
+mod request_shape {
+    use aws_sdk_cognitoidentityprovider::config::{BehaviorVersion, Credentials, Region};
+    use aws_smithy_http_client::test_util::{ReplayEvent, StaticReplayClient};
+    use aws_smithy_types::body::SdkBody;
+    use serde_json::Value;
+
+    use super::*;
+
+    fn answer(body: &str) -> ReplayEvent {
+        ReplayEvent::new(
+            http::Request::builder()
+                .uri("https://cognito-idp.us-east-1.amazonaws.com/")
+                .body(SdkBody::empty())
+                .unwrap(),
+            http::Response::builder().status(200).body(SdkBody::from(body.to_owned())).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_signup_change_sends_back_every_described_setting() {
+        let described = r#"{"UserPool":{"Id":"us-east-1_abc","Name":"demo","MfaConfiguration":"OPTIONAL",
+            "Policies":{"PasswordPolicy":{"MinimumLength":14,"RequireUppercase":true,"RequireLowercase":false,
+              "RequireNumbers":true,"RequireSymbols":false,"TemporaryPasswordValidityDays":3}},
+            "DeletionProtection":"ACTIVE","AutoVerifiedAttributes":["email"],
+            "EmailConfiguration":{"EmailSendingAccount":"DEVELOPER","SourceArn":"arn:aws:ses:us-east-1:1:identity/x"},
+            "LambdaConfig":{"PreSignUp":"arn:aws:lambda:us-east-1:1:function:f"},
+            "UserPoolTags":{"cognigate:stack":"demo","aws:cloudformation:stack-name":"cf"},
+            "AdminCreateUserConfig":{"AllowAdminCreateUserOnly":false,"UnusedAccountValidityDays":7,
+              "InviteMessageTemplate":{"EmailSubject":"Welcome"}},
+            "UserPoolTier":"PLUS","AccountRecoverySetting":{"RecoveryMechanisms":[{"Priority":1,"Name":"verified_email"}]}}}"#;
+        let replay = StaticReplayClient::new(vec![answer(described), answer("{}")]);
+        let config = aws_sdk_cognitoidentityprovider::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("a", "b", None, None, "test"))
+            .http_client(replay.clone())
+            .build();
+        Cognito::from_conf(config).set_admin_only_signup("us-east-1_abc", true).await.unwrap();
+        let requests: Vec<_> = replay.actual_requests().collect();
+        let body: Value = serde_json::from_slice(requests[1].body().bytes().unwrap()).unwrap();
+        assert_eq!(body["UserPoolId"], "us-east-1_abc");
+        assert_eq!(body["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"], true);
+        assert_eq!(body["AdminCreateUserConfig"]["InviteMessageTemplate"]["EmailSubject"], "Welcome");
+        assert!(body["AdminCreateUserConfig"].get("UnusedAccountValidityDays").is_none_or(|d| d == 0), "{body}");
+        assert_eq!(body["Policies"]["PasswordPolicy"]["MinimumLength"], 14);
+        assert_eq!(body["MfaConfiguration"], "OPTIONAL");
+        assert_eq!(body["DeletionProtection"], "ACTIVE");
+        assert_eq!(body["AutoVerifiedAttributes"], serde_json::json!(["email"]));
+        assert_eq!(body["EmailConfiguration"]["EmailSendingAccount"], "DEVELOPER");
+        assert_eq!(body["LambdaConfig"]["PreSignUp"], "arn:aws:lambda:us-east-1:1:function:f");
+        assert_eq!(body["UserPoolTags"], serde_json::json!({ "cognigate:stack": "demo" }), "aws: tags are reserved");
+        assert_eq!(body["UserPoolTier"], "PLUS", "the feature plan is kept");
+        assert_eq!(body["AccountRecoverySetting"]["RecoveryMechanisms"][0]["Name"], "verified_email");
+    }
+}
