@@ -107,6 +107,10 @@ pub enum Command {
 
     /// Print the man page (roff), e.g. `cognigate man > cognigate.1`.
     Man,
+
+    /// Manage the stack's users: add (with an invitation or a password), list, remove, change groups.
+    #[command(subcommand)]
+    User(UserCommand),
 }
 
 #[derive(Debug, Args)]
@@ -218,6 +222,26 @@ pub struct ShapeArgs {
     /// Gateway routes file; a starter one is written when it does not exist.
     #[arg(long, env = "COGNIGATE_ROUTES_FILE", hide_env_values = true)]
     pub routes_file: Option<PathBuf>,
+
+    /// Let anyone sign up through the login pages (default: only an administrator creates users,
+    /// with `cognigate user add`).
+    #[arg(long)]
+    pub self_signup: bool,
+
+    /// A user group the pool should have (created when missing; groups not listed are kept). Repeatable.
+    #[arg(long = "group", value_name = "NAME")]
+    pub groups: Vec<String>,
+
+    /// The hosted login's version: v1 (the classic hosted UI) or v2 (managed login, with
+    /// Cognito's default branding created for the app client). Default: v1.
+    #[arg(long, value_enum)]
+    pub managed_login: Option<ManagedLoginArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ManagedLoginArg {
+    V1,
+    V2,
 }
 
 /// The env file cognigate writes the stack's settings into.
@@ -390,6 +414,89 @@ impl DoctorArgs {
 impl ExportArgs {
     pub fn stack_args(&self) -> StackArgs {
         StackArgs { id: self.id.clone(), domain: self.domain.clone(), env: self.env.clone(), ..StackArgs::default() }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user named by their e-mail address; Cognito e-mails an invitation with a temporary
+    /// password unless --password-stdin or --suppress-invite is given.
+    Add(UserAddArgs),
+    /// List the pool's users with their status and groups.
+    List(UserListArgs),
+    /// Delete a user.
+    Remove(UserRemoveArgs),
+    /// Add a user to groups or remove them from groups.
+    Groups(UserGroupsArgs),
+}
+
+/// Which stack's pool a `user` command works on.
+#[derive(Debug, Clone, Default, Args)]
+pub struct UserPoolArgs {
+    #[command(flatten)]
+    pub id: StackIdArgs,
+    /// Env file of a previous `up` (its pool id is used when it belongs to the stack).
+    #[command(flatten)]
+    pub env: EnvFileArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UserAddArgs {
+    /// The user's e-mail address; it is also their username.
+    pub email: String,
+    #[command(flatten)]
+    pub pool: UserPoolArgs,
+
+    /// Add the user to this group (it must exist: `cognigate up --group NAME`). Repeatable.
+    #[arg(long = "group", value_name = "NAME")]
+    pub groups: Vec<String>,
+
+    /// Read a permanent password from stdin (first line) instead of sending an invitation.
+    #[arg(long)]
+    pub password_stdin: bool,
+
+    /// Do not send the invitation e-mail (hand the temporary password over yourself, or reset it later).
+    #[arg(long)]
+    pub suppress_invite: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UserListArgs {
+    #[command(flatten)]
+    pub pool: UserPoolArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UserRemoveArgs {
+    /// The user's e-mail address (their username).
+    pub email: String,
+    #[command(flatten)]
+    pub pool: UserPoolArgs,
+
+    /// Do not ask for confirmation (implied when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UserGroupsArgs {
+    /// The user's e-mail address (their username).
+    pub email: String,
+    #[command(flatten)]
+    pub pool: UserPoolArgs,
+
+    /// Add the user to this group. Repeatable.
+    #[arg(long = "add", value_name = "GROUP")]
+    pub add: Vec<String>,
+
+    /// Remove the user from this group. Repeatable.
+    #[arg(long = "remove", value_name = "GROUP")]
+    pub remove: Vec<String>,
+}
+
+impl UserPoolArgs {
+    pub fn stack_args(&self) -> StackArgs {
+        StackArgs { id: self.id.clone(), env: self.env.clone(), ..StackArgs::default() }
     }
 }
 

@@ -41,5 +41,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export(args) => commands::export::run(global, args).await.map(done),
         Command::Completions(args) => commands::shell::completions(args.shell).map(done),
         Command::Man => commands::shell::man().map(done),
+        Command::User(command) => commands::user::run(global, command).await.map(done),
     }
 }

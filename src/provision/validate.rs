@@ -183,6 +183,35 @@ pub(crate) fn callback_url(value: &str) -> Result<(), InvalidValue> {
 /// Cognito's limit on callback URLs per app client.
 pub(crate) const MAX_CALLBACK_URLS: usize = 100;
 
+/// A user group name as Cognito takes it: 1 to 128 letters, marks, symbols,
+/// digits or punctuation (`[\p{L}\p{M}\p{S}\p{N}\p{P}]+`), so no spaces.
+pub fn group_name(value: &str) -> Result<(), InvalidValue> {
+    let fix = "use 1 to 128 characters without spaces (for example \"mcp-users\")";
+    if value.is_empty() || value.chars().count() > 128 {
+        return Err(invalid("group name", value, fix));
+    }
+    if let Some(bad) = value.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid("group name", value, format!("it contains {bad:?}; {fix}")));
+    }
+    Ok(())
+}
+
+/// An e-mail address used as a username: one '@' with text on both sides and
+/// no spaces; Cognito checks deliverability itself when it sends the invitation.
+pub fn email(value: &str) -> Result<(), InvalidValue> {
+    let fix = "give the user's e-mail address, for example alice@example.com";
+    let Some((local, domain)) = value.split_once('@') else {
+        return Err(invalid("e-mail address", value, format!("it has no '@'; {fix}")));
+    };
+    if local.is_empty() || domain.is_empty() || domain.contains('@') || value.chars().any(char::is_whitespace) {
+        return Err(invalid("e-mail address", value, fix));
+    }
+    if value.len() > 128 {
+        return Err(invalid("e-mail address", value, "Cognito usernames are at most 128 characters"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

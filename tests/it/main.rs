@@ -19,3 +19,4 @@ mod recipes;
 mod shell;
 mod up;
 mod usage;
+mod users;

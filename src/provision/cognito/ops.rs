@@ -4,13 +4,15 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_sdk_cognitoidentityprovider::types::{CustomDomainConfigType, DeletionProtectionType, OAuthFlowType};
+use aws_sdk_cognitoidentityprovider::types::{
+    AdminCreateUserConfigType, CustomDomainConfigType, DeletionProtectionType, OAuthFlowType,
+};
 
 use super::discover::{ClientState, PoolState};
 use super::errors::{CognitoError, Result};
 use super::{Cognito, errors};
 use crate::provision::progress::Progress;
-use crate::provision::spec::{DomainSpec, OAUTH_SCOPES, StackSpec, tags};
+use crate::provision::spec::{DomainSpec, ManagedLogin, OAUTH_SCOPES, StackSpec, tags};
 use crate::secret::Secret;
 
 /// How long a domain may take to go away.
@@ -74,6 +76,9 @@ impl Cognito {
             .pool_name(spec.pool_name())
             .set_user_pool_tags(Some(tags.clone()))
             .deletion_protection(protection)
+            .admin_create_user_config(
+                AdminCreateUserConfigType::builder().allow_admin_create_user_only(!spec.self_signup).build(),
+            )
             .send()
             .await
             .map_err(|e| errors::map("CreateUserPool", self.target(), e))?;
@@ -87,6 +92,7 @@ impl Cognito {
             domain: None,
             custom_domain: None,
             deletion_protection: spec.deletion_protection,
+            admin_only_signup: !spec.self_signup,
             created: pool.creation_date().and_then(|d| SystemTime::try_from(*d).ok()),
         })
     }
@@ -121,8 +127,14 @@ impl Cognito {
     /// other refusals, with only its message telling them apart; describing the
     /// domain finds an owner in this account, and otherwise the error carries
     /// Cognito's own message with a hint for the other-account case.
-    pub(crate) async fn create_domain(&self, pool_id: &str, domain: &DomainSpec) -> Result<()> {
-        let mut request = self.client.create_user_pool_domain().user_pool_id(pool_id).domain(domain.api_name());
+    pub async fn create_domain(&self, pool_id: &str, domain: &DomainSpec, login: ManagedLogin) -> Result<()> {
+        let mut request = self
+            .client
+            .create_user_pool_domain()
+            .user_pool_id(pool_id)
+            .domain(domain.api_name())
+            // Sent explicitly: Cognito's default for a new domain has changed before.
+            .managed_login_version(login.version());
         if let DomainSpec::Custom { certificate_arn, .. } = domain {
             request = request.custom_domain_config(custom_domain_config("CreateUserPoolDomain", certificate_arn)?);
         }
@@ -145,6 +157,21 @@ impl Cognito {
                 (other, _) => other,
             }),
         }
+    }
+
+    /// Switches the domain's login pages between v1 and v2; a custom domain's
+    /// certificate goes along, as UpdateUserPoolDomain takes both together.
+    pub async fn update_domain_version(&self, pool_id: &str, domain: &DomainSpec, login: ManagedLogin) -> Result<()> {
+        let mut request = self
+            .client
+            .update_user_pool_domain()
+            .user_pool_id(pool_id)
+            .domain(domain.api_name())
+            .managed_login_version(login.version());
+        if let DomainSpec::Custom { certificate_arn, .. } = domain {
+            request = request.custom_domain_config(custom_domain_config("UpdateUserPoolDomain", certificate_arn)?);
+        }
+        request.send().await.map(|_| ()).map_err(|e| errors::map("UpdateUserPoolDomain", self.target(), e))
     }
 
     /// Points a custom domain at another ACM certificate.

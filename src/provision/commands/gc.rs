@@ -314,6 +314,7 @@ mod tests {
             domain: None,
             custom_domain: None,
             deletion_protection: protected,
+            admin_only_signup: true,
             created,
         }
     }

@@ -10,6 +10,7 @@ pub mod plan;
 pub mod rotate_secret;
 pub mod shell;
 pub mod up;
+pub mod user;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
