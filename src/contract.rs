@@ -306,6 +306,10 @@ pub struct GatewayOptions {
     /// the login's); a token without one gets 403 `insufficient_scope`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub required_scopes: Option<Vec<String>>,
+    /// Route-level group access: only users in one of these Cognito groups
+    /// (the ID token's `cognito:groups`) get past consent and refresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_groups: Option<Vec<String>>,
 }
 
 /// A number of seconds, written as a JSON number or (after `$env`) a string.

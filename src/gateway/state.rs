@@ -10,6 +10,7 @@ use std::time::Duration;
 use axum::http::HeaderValue;
 use url::Url;
 
+use super::audit::AuditLog;
 use super::config::{GatewayConfig, Route};
 use super::metrics::Metrics;
 use super::oauth::OAuthOptions;
@@ -99,6 +100,8 @@ pub struct Inner {
     pub(crate) metrics: Metrics,
     pub(crate) oauth: OAuthOptions,
     pub(crate) cimd: CimdClients,
+    /// `--audit-log`; `None` keeps routes without policies on the plain path.
+    pub(crate) audit: Option<AuditLog>,
 }
 
 #[derive(Clone)]
@@ -170,7 +173,20 @@ impl AppState {
             metrics,
             oauth,
             cimd,
+            audit: None,
         })))
+    }
+
+    /// The state with an audit log (call before the state is shared).
+    pub(crate) fn with_audit(self, audit: Option<AuditLog>) -> Self {
+        match Arc::try_unwrap(self.0) {
+            Ok(mut inner) => {
+                inner.audit = audit;
+                Self(Arc::new(inner))
+            }
+            // Already shared: keep it as it is (boot calls this first).
+            Err(shared) => Self(shared),
+        }
     }
 
     /// Token lifetimes of a route's policy.

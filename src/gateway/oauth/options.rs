@@ -9,7 +9,7 @@ use std::time::Duration;
 /// The default refresh grace window: long enough for two sessions of one
 /// client (or a retried request) to refresh with the same token, short
 /// enough that a stolen token replayed later still revokes its family.
-pub const DEFAULT_REFRESH_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_REFRESH_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct OAuthOptions {
