@@ -59,6 +59,7 @@ pub(super) async fn authorize(State(state): State<AppState>, RawQuery(query): Ra
         nonce: random_token(32),
         idp_code_verifier: idp_verifier.clone(),
         expires_at: now() + PENDING_LOGIN_TTL,
+        device_user_code: None,
     };
     let location =
         route.idp.authorize_url(&callback_url(&state), &login.state, &login.nonce, &pkce_challenge(&idp_verifier));
@@ -144,6 +145,11 @@ pub(super) async fn callback(
             "access_denied" => ("access_denied", "the user did not sign in"),
             _ => ("server_error", "the identity provider refused the sign-in"),
         };
+        if login.device_user_code.is_some() {
+            return Err(PageError::bad_request(
+                "You did not sign in, so the device was not signed in. Start again from your device.",
+            ));
+        }
         return Ok(redirect_error(&state, &login.redirect_uri, code, description, login.client_state.as_deref()));
     }
     let Some(code) = params.get("code") else {

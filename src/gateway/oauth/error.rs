@@ -28,6 +28,14 @@ pub(crate) enum OAuthError {
     InvalidRedirectUri(String),
     #[error("invalid_client_metadata: {0}")]
     InvalidClientMetadata(String),
+    #[error("authorization_pending: {0}")]
+    AuthorizationPending(String),
+    #[error("slow_down: {0}")]
+    SlowDown(String),
+    #[error("expired_token: {0}")]
+    ExpiredToken(String),
+    #[error("access_denied: {0}")]
+    AccessDenied(String),
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error("token: {0}")]
@@ -45,6 +53,10 @@ impl OAuthError {
             Self::InvalidTarget(_) => "invalid_target",
             Self::InvalidRedirectUri(_) => "invalid_redirect_uri",
             Self::InvalidClientMetadata(_) => "invalid_client_metadata",
+            Self::AuthorizationPending(_) => "authorization_pending",
+            Self::SlowDown(_) => "slow_down",
+            Self::ExpiredToken(_) => "expired_token",
+            Self::AccessDenied(_) => "access_denied",
             Self::Store(_) | Self::Token(_) => "server_error",
         }
     }
@@ -67,10 +79,14 @@ impl IntoResponse for OAuthError {
             | Self::UnsupportedGrantType(detail)
             | Self::InvalidTarget(detail)
             | Self::InvalidRedirectUri(detail)
-            | Self::InvalidClientMetadata(detail) => {
+            | Self::InvalidClientMetadata(detail)
+            | Self::ExpiredToken(detail)
+            | Self::AccessDenied(detail) => {
                 tracing::info!(error = self.code(), detail = %detail, "oauth request refused");
                 (StatusCode::BAD_REQUEST, detail.clone())
             }
+            // RFC 8628 3.5: the normal answers while a device polls; not worth a log line each.
+            Self::AuthorizationPending(detail) | Self::SlowDown(detail) => (StatusCode::BAD_REQUEST, detail.clone()),
         };
         let mut response =
             (status, axum::Json(json!({"error": self.code(), "error_description": description}))).into_response();

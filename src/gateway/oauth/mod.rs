@@ -10,12 +10,15 @@
 //! - [`consent`]: the consent screen and its CSRF-protected form
 //! - [`pages`]: the consent screen and the error page (HTML, escaped by handlebars)
 //! - [`redirect`]: the redirects back to the client and how the consent screen shows them
+//! - [`device`]: the device authorization grant (RFC 8628)
+//! - [`cimd`]: Client ID Metadata Documents
 //! - [`token`]: `/oauth/token` (code + PKCE, refresh rotation) and RFC 7009 revocation
 
 mod authorize;
 pub(crate) mod cimd;
 mod client_auth;
 mod consent;
+mod device;
 mod error;
 mod grace;
 mod metadata;
@@ -53,6 +56,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/oauth/authorize", get(authorize::authorize))
         .route(crate::contract::CALLBACK_PATH, get(authorize::callback))
         .route("/oauth/consent", post(consent::decide))
+        .route("/oauth/device_authorization", post(device::device_authorization))
+        .route("/oauth/device", get(device::verify))
         .route("/oauth/token", post(token::token))
         .route("/oauth/revoke", post(token::revoke))
 }

@@ -14,7 +14,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::client_auth::authenticate;
-use super::{OAuthError, grace};
+use super::register::DEVICE_CODE_GRANT;
+use super::{OAuthError, device, grace};
 use crate::gateway::crypto::{random_token, sha256_hex, verify_pkce};
 use crate::gateway::state::AppState;
 use crate::gateway::store::{Grant, RefreshToken, RefreshUse, RevokedAccess, Rotation, now};
@@ -31,6 +32,8 @@ pub(super) struct TokenForm {
     code_verifier: Option<String>,
     #[serde(default)]
     refresh_token: Option<String>,
+    #[serde(default)]
+    device_code: Option<String>,
     #[serde(default)]
     resource: Option<String>,
     #[serde(default)]
@@ -50,7 +53,7 @@ pub(super) async fn token(
     let client = authenticate(&state, &headers, form.client_id.as_deref(), form.client_secret.as_deref()).await?;
     let grant_type = form.grant_type.as_deref().unwrap_or_default();
     if !client.grant_types.iter().any(|g| g == grant_type)
-        && matches!(grant_type, "authorization_code" | "refresh_token")
+        && matches!(grant_type, "authorization_code" | "refresh_token" | DEVICE_CODE_GRANT)
     {
         return Err(OAuthError::UnauthorizedClient(format!("the client did not register the {grant_type} grant")));
     }
@@ -59,11 +62,15 @@ pub(super) async fn token(
             (redeem_code(&state, &client.client_id, &client.redirect_uris, &form).await?, random_token(16))
         }
         "refresh_token" => return refresh(&state, &client.client_id, &form).await,
+        DEVICE_CODE_GRANT => {
+            (device::redeem(&state, &client.client_id, form.device_code.as_deref()).await?, random_token(16))
+        }
         "" => return Err(OAuthError::InvalidRequest("grant_type is required".into())),
         other => return Err(OAuthError::UnsupportedGrantType(format!("`{other}` is not supported"))),
     };
     let with_refresh = client.grant_types.iter().any(|g| g == "refresh_token");
-    issue(&state, grant, with_refresh.then_some(family), "authorization_code").await
+    let label = if grant_type == DEVICE_CODE_GRANT { "device_code" } else { "authorization_code" };
+    issue(&state, grant, with_refresh.then_some(family), label).await
 }
 
 async fn redeem_code(

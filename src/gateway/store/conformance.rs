@@ -2,8 +2,8 @@
 //! Times are synthetic (small numbers) so expiry is tested without sleeping.
 
 use super::{
-    AuthCode, Client, Consent, Grant, Lifetimes, PendingLogin, RefreshToken, RefreshUse, RevokedAccess, Rotation,
-    Store, StoreError,
+    AuthCode, Client, Consent, DeviceAuthorization, DeviceStatus, Grant, Lifetimes, PendingLogin, RefreshToken,
+    RefreshUse, RevokedAccess, Rotation, Store, StoreError,
 };
 
 pub(crate) fn run_all(store: &dyn Store) {
@@ -16,6 +16,7 @@ pub(crate) fn run_all(store: &dyn Store) {
     revoking_a_family(store);
     access_revocations(store);
     refresh_grace_replays_then_revokes(store);
+    device_authorizations(store);
     rate_counts(store);
 }
 
@@ -108,6 +109,7 @@ fn pending_logins_and_consents_are_single_use(store: &dyn Store) {
         nonce: "n".into(),
         idp_code_verifier: "v".into(),
         expires_at: 600,
+        device_user_code: None,
     };
     store.insert_pending_login(&login).unwrap();
     assert_eq!(store.take_pending_login("login-s", 10).unwrap(), Some(login.clone()));
@@ -123,6 +125,7 @@ fn pending_logins_and_consents_are_single_use(store: &dyn Store) {
         code_challenge: "cc".into(),
         grant: grant("c1"),
         expires_at: 600,
+        device_user_code: Some("BCDF-GHJK".into()),
     };
     store.insert_consent(&consent).unwrap();
     assert_eq!(store.take_consent("consent-1", 10).unwrap(), Some(consent));
@@ -216,4 +219,35 @@ fn refresh_grace_replays_then_revokes(store: &dyn Store) {
     jtis.sort();
     assert_eq!(jtis, ["g1", "g2"]);
     assert!(matches!(rotate(store, "rg2", "c1", graced("rg4", "g4"), 1_031).unwrap(), RefreshUse::Reused { .. }));
+}
+
+fn device_authorizations(store: &dyn Store) {
+    let device = |code: &str| DeviceAuthorization {
+        user_code: code.into(),
+        client_id: "c1".into(),
+        slug: "echo".into(),
+        scope: "openid".into(),
+        expires_at: 2_000,
+        status: DeviceStatus::Pending,
+    };
+    store.insert_device("dev-a", &device("BCDF-GHJK")).unwrap();
+    store.insert_device("dev-b", &device("LMNP-QRST")).unwrap();
+    assert_eq!(store.pending_device("BCDF-GHJK", 1_000).unwrap(), Some(device("BCDF-GHJK")));
+    assert_eq!(store.pending_device("BCDF-GHJK", 2_000).unwrap(), None, "expired");
+    assert_eq!(store.pending_device("ZZZZ-ZZZZ", 1_000).unwrap(), None);
+    // Polls while pending: the previous poll's time comes back.
+    assert_eq!(store.poll_device("dev-a", 1_000).unwrap().map(|(_, last)| last), Some(0));
+    assert_eq!(store.poll_device("dev-a", 1_005).unwrap().map(|(_, last)| last), Some(1_000));
+    // One decision only.
+    let approved = DeviceStatus::Approved(grant("c1"));
+    assert!(store.decide_device("BCDF-GHJK", &approved, 1_006).unwrap());
+    assert!(!store.decide_device("BCDF-GHJK", &DeviceStatus::Denied, 1_006).unwrap(), "decided once");
+    assert_eq!(store.pending_device("BCDF-GHJK", 1_006).unwrap(), None, "no longer pending");
+    // The answer is given once.
+    let (answered, _) = store.poll_device("dev-a", 1_010).unwrap().unwrap();
+    assert_eq!(answered.status, approved);
+    assert_eq!(store.poll_device("dev-a", 1_015).unwrap(), None);
+    assert!(store.decide_device("LMNP-QRST", &DeviceStatus::Denied, 1_000).unwrap());
+    assert_eq!(store.poll_device("dev-b", 1_000).unwrap().unwrap().0.status, DeviceStatus::Denied);
+    assert_eq!(store.poll_device("dev-b", 2_500).unwrap(), None);
 }

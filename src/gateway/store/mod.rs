@@ -95,6 +95,10 @@ pub struct PendingLogin {
     pub(crate) nonce: String,
     pub(crate) idp_code_verifier: String,
     pub(crate) expires_at: i64,
+    /// Set for a device login (RFC 8628): the user code being approved;
+    /// such a login has no redirect URI and no PKCE challenge of the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) device_user_code: Option<String>,
 }
 
 /// A consent screen shown to a logged-in user.
@@ -108,6 +112,9 @@ pub struct Consent {
     pub(crate) code_challenge: String,
     pub(crate) grant: Grant,
     pub(crate) expires_at: i64,
+    /// The user code of a device login (see [`PendingLogin`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) device_user_code: Option<String>,
 }
 
 /// An authorization code (stored by hash).
@@ -215,6 +222,26 @@ pub enum RefreshUse {
     },
 }
 
+/// An RFC 8628 device authorization, stored under the hash of its device
+/// code and found by its user code.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DeviceAuthorization {
+    pub(crate) user_code: String,
+    pub(crate) client_id: String,
+    pub(crate) slug: String,
+    pub(crate) scope: String,
+    pub(crate) expires_at: i64,
+    pub(crate) status: DeviceStatus,
+}
+
+/// Where a device authorization stands: the user decides once.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum DeviceStatus {
+    Pending,
+    Approved(Grant),
+    Denied,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct RevokedAccess {
     pub(crate) jti: String,
@@ -269,6 +296,18 @@ pub trait Store: Send + Sync + 'static {
     /// policy, caller and window) and returns the count including it. The
     /// counter lives until `window_end`; replicas on one store share it.
     fn count_request(&self, key: &str, window_end: i64, now: i64) -> Result<u64, StoreError>;
+
+    fn insert_device(&self, device_hash: &str, device: &DeviceAuthorization) -> Result<(), StoreError>;
+    /// The unexpired, still pending authorization of a user code.
+    fn pending_device(&self, user_code: &str, now: i64) -> Result<Option<DeviceAuthorization>, StoreError>;
+    /// Records the user's decision on the pending authorization of
+    /// `user_code`, once: `false` when it is no longer pending (or expired).
+    fn decide_device(&self, user_code: &str, status: &DeviceStatus, now: i64) -> Result<bool, StoreError>;
+    /// A poll with a device code: the authorization (an approved or denied
+    /// one is removed: its answer is given once) and the time of the
+    /// previous poll (0 for the first), now recorded as `now`. Expired →
+    /// `None`.
+    fn poll_device(&self, device_hash: &str, now: i64) -> Result<Option<(DeviceAuthorization, i64)>, StoreError>;
 
     /// Deletes expired rows; returns how many.
     fn sweep(&self, now: i64) -> Result<usize, StoreError>;

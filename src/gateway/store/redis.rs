@@ -30,8 +30,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    AuthCode, Client, Consent, Grant, Lifetimes, PendingLogin, RefreshToken, RefreshUse, RevokedAccess, Rotation,
-    Store, StoreError, now,
+    AuthCode, Client, Consent, DeviceAuthorization, DeviceStatus, Grant, Lifetimes, PendingLogin, RefreshToken,
+    RefreshUse, RevokedAccess, Rotation, Store, StoreError, now,
 };
 
 const PREFIX: &str = "cognigate:";
@@ -66,6 +66,27 @@ for _, hash in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   end
 end
 return out
+"#;
+
+/// Records a decision on a pending device authorization. KEYS: the device
+/// record. ARGV: the decided JSON. Returns 1 if it was pending.
+const DECIDE_DEVICE: &str = r#"
+if redis.call('HGET', KEYS[1], 'pending') ~= '1' then return 0 end
+redis.call('HSET', KEYS[1], 'pending', '0', 'data', ARGV[1])
+return 1
+"#;
+
+/// A poll: returns {data, previous poll}, records this one; a decided
+/// record is deleted. KEYS: the device record. ARGV: now.
+const POLL_DEVICE: &str = r#"
+local fields = redis.call('HMGET', KEYS[1], 'data', 'last_poll', 'pending')
+if not fields[1] then return nil end
+if fields[3] == '1' then
+  redis.call('HSET', KEYS[1], 'last_poll', ARGV[1])
+else
+  redis.call('DEL', KEYS[1])
+end
+return {fields[1], fields[2]}
 "#;
 
 pub struct RedisStore {
@@ -177,6 +198,11 @@ impl RedisStore {
             }
         }
         Ok(revoked)
+    }
+
+    /// The device-code hash a user code points at.
+    fn device_hash(&self, user_code: &str) -> Result<Option<String>, StoreError> {
+        self.with(|conn| Ok(redis::cmd("GET").arg(key("devcode", user_code)).query(conn)?))
     }
 
     /// `(family, client_id, state, data)` of a refresh token.
@@ -382,6 +408,83 @@ impl Store for RedisStore {
             Ok(redis::pipe().atomic().incr(&name, 1).expire_at(&name, expire_at(window_end)).ignore().query(conn)?)
         })?;
         Ok(count)
+    }
+
+    fn insert_device(&self, device_hash: &str, device: &DeviceAuthorization) -> Result<(), StoreError> {
+        let record = key("device", device_hash);
+        let by_code = key("devcode", &device.user_code);
+        let expire = expire_at(device.expires_at);
+        self.with(|conn| {
+            redis::pipe()
+                .atomic()
+                .cmd("HSET")
+                .arg(&record)
+                .arg("pending")
+                .arg("1")
+                .arg("last_poll")
+                .arg(0)
+                .arg("data")
+                .arg(encode(device)?)
+                .ignore()
+                .expire_at(&record, expire)
+                .ignore()
+                .cmd("SET")
+                .arg(&by_code)
+                .arg(device_hash)
+                .arg("EXAT")
+                .arg(expire)
+                .ignore()
+                .query::<()>(conn)?;
+            Ok(())
+        })
+    }
+
+    fn pending_device(&self, user_code: &str, now: i64) -> Result<Option<DeviceAuthorization>, StoreError> {
+        let Some(hash) = self.device_hash(user_code)? else {
+            return Ok(None);
+        };
+        let fields: Vec<Option<String>> = self
+            .with(|conn| Ok(redis::cmd("HMGET").arg(key("device", &hash)).arg("pending").arg("data").query(conn)?))?;
+        match fields.as_slice() {
+            [Some(pending), Some(data)] if pending == "1" => {
+                let device: DeviceAuthorization = decode(data)?;
+                Ok((device.expires_at > now).then_some(device))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn decide_device(&self, user_code: &str, status: &DeviceStatus, now: i64) -> Result<bool, StoreError> {
+        let Some(mut device) = self.pending_device(user_code, now)? else {
+            return Ok(false);
+        };
+        let Some(hash) = self.device_hash(user_code)? else {
+            return Ok(false);
+        };
+        device.status = status.clone();
+        let decided: i64 = self.with(|conn| {
+            Ok(redis::cmd("EVAL")
+                .arg(DECIDE_DEVICE)
+                .arg(1)
+                .arg(key("device", &hash))
+                .arg(encode(&device)?)
+                .query(conn)?)
+        })?;
+        Ok(decided == 1)
+    }
+
+    fn poll_device(&self, device_hash: &str, now: i64) -> Result<Option<(DeviceAuthorization, i64)>, StoreError> {
+        let fields: Option<(String, String)> = self.with(|conn| {
+            Ok(redis::cmd("EVAL").arg(POLL_DEVICE).arg(1).arg(key("device", device_hash)).arg(now).query(conn)?)
+        })?;
+        let Some((data, last_poll)) = fields else {
+            return Ok(None);
+        };
+        let device: DeviceAuthorization = decode(&data)?;
+        if device.expires_at <= now {
+            return Ok(None);
+        }
+        Ok(Some((device, last_poll.parse().unwrap_or_default())))
     }
 
     /// Records with a TTL expire by themselves; only the revocation set needs

@@ -8,6 +8,7 @@ mod access;
 mod authorize;
 mod boot;
 mod cimd;
+mod device;
 mod discovery;
 mod flow;
 mod proxy;
