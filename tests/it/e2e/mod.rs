@@ -12,6 +12,7 @@ mod clients;
 mod consent;
 mod hosted_ui;
 mod id_token;
+mod mcp_remote;
 mod tokens;
 
 use std::fs;
