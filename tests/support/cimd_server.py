@@ -13,7 +13,6 @@ import argparse
 import http.server
 import json
 import ssl
-import sys
 
 
 def main() -> None:
@@ -41,7 +40,6 @@ def main() -> None:
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
-            sys.stderr.write(f"served {self.path}\n")
 
         def log_message(self, *_args) -> None:
             pass

@@ -2,6 +2,7 @@
 //!
 //! - [`moto`]: moto's server for the Cognito API (one per test process).
 //! - [`aws_proxy`]: a counting, fault-injecting proxy in front of it.
+//! - [`client_documents`]: Client ID Metadata Documents over https with a test CA.
 //! - [`cli`]: runs the real `cognigate` binary in an isolated environment, and
 //!   an SDK client for asserting what exists afterwards.
 //!
@@ -12,6 +13,7 @@
 
 pub mod aws_proxy;
 pub mod cli;
+pub mod client_documents;
 pub mod moto;
 pub mod peers;
 

@@ -223,10 +223,11 @@ pub struct World {
     pub cognito: Cognito,
     pub gateway_url: String,
     port: u16,
+    client_id_ca: Option<std::path::PathBuf>,
 }
 
 /// `cognigate-gateway` booted from the files `up` wrote (plus the routes), on `port`.
-fn spawn_gateway(cognito: &Cognito, port: u16) -> Peer {
+fn spawn_gateway(cognito: &Cognito, port: u16, client_id_ca: Option<&Path>) -> Peer {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cognigate-gateway"));
     cmd.arg("--config-dir")
         .arg(cognito.path().join("config"))
@@ -241,6 +242,9 @@ fn spawn_gateway(cognito: &Cognito, port: u16) -> Peer {
         // covers the window).
         .env("COGNIGATE_REFRESH_GRACE_SECONDS", "0")
         .current_dir(cognito.path());
+    if let Some(ca) = client_id_ca {
+        cmd.env("SSL_CERT_FILE", ca).arg("--client-id-private-addresses");
+    }
     // The audit log is on only where access policies are configured, so the
     // other worlds keep the plain proxy path.
     if cognito.path().join("config/access.marker").exists() {
@@ -254,7 +258,7 @@ fn spawn_gateway(cognito: &Cognito, port: u16) -> Peer {
 }
 
 /// What a [`World`] has besides `/mcp/echo` and `/mcp/other` (both SSE upstream).
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Extras {
     /// `/mcp/json`: an upstream answering plain JSON instead of SSE.
     pub json_upstream: bool,
@@ -263,6 +267,9 @@ pub struct Extras {
     /// The access policies of `access.rs` on `/mcp/echo` and `/mcp/admin`,
     /// and the audit log in `audit.jsonl`.
     pub access: bool,
+    /// A CA file the gateway trusts for client-id documents (`SSL_CERT_FILE`),
+    /// which it may then fetch from 127.0.0.1 (`--client-id-private-addresses`).
+    pub client_id_ca: Option<std::path::PathBuf>,
 }
 
 impl World {
@@ -301,8 +308,8 @@ impl World {
             access::configure(&config, upstream.url());
         }
 
-        let gateway = spawn_gateway(&cognito, port);
-        World { gateway, upstream, json_upstream, cognito, gateway_url, port }
+        let gateway = spawn_gateway(&cognito, port, extras.client_id_ca.as_deref());
+        World { gateway, upstream, json_upstream, cognito, gateway_url, port, client_id_ca: extras.client_id_ca }
     }
 
     /// Stops the gateway with SIGTERM (it must exit cleanly, in time) and boots it
@@ -317,7 +324,7 @@ impl World {
         // The old log is overwritten by the new process; keep it beside.
         let log = self.cognito.path().join("gateway.log");
         let _ = fs::rename(&log, self.cognito.path().join("gateway.before-restart.log"));
-        self.gateway = spawn_gateway(&self.cognito, self.port);
+        self.gateway = spawn_gateway(&self.cognito, self.port, self.client_id_ca.as_deref());
     }
 
     pub fn tools(&self) -> &Toolchain {

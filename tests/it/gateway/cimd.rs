@@ -1,141 +1,35 @@
 //! Client ID Metadata Documents over real https: a test CA made with the
-//! openssl CLI, the documents served by `tests/support/cimd_server.py`, the
+//! openssl CLI, the documents served by `tests/support/cimd_server.py`
+//! (`support::client_documents`), the
 //! gateway trusting that CA as an extra root. A client whose `client_id` is a
 //! document URL logs in; documents that break a rule are refused, each with
 //! its own error.
 
-use std::io::BufRead;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 
 use axum::http::StatusCode;
 use cognigate::gateway::OAuthOptions;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::harness::{
     Gateway, PUBLIC_URL, body_text, consent_page, id_claims, json_body, location, pkce, policies, post_consent, query,
     route, sign_id_token,
 };
+use crate::support::client_documents::{DocumentServer, TestCa, document, served};
 
-/// A CA and a `localhost` / 127.0.0.1 leaf it signed, in `dir`; returns
-/// (CA file, leaf cert, leaf key).
-fn test_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let run = |args: &[&str]| {
-        let status = Command::new("openssl").args(args).current_dir(dir).stderr(Stdio::null()).status();
-        assert!(status.is_ok_and(|s| s.success()), "openssl {args:?} failed (is the openssl CLI installed?)");
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=cognigate test CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        "leaf.key",
-        "-out",
-        "leaf.csr",
-        "-subj",
-        "/CN=localhost",
-    ]);
-    std::fs::write(
-        dir.join("leaf.ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "leaf.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "leaf.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "leaf.ext",
-    ]);
-    (dir.join("ca.pem"), dir.join("leaf.pem"), dir.join("leaf.key"))
-}
-
-/// The document server, killed on drop.
-struct DocumentServer {
-    child: Child,
-    base: String,
-}
-
-impl Drop for DocumentServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn document(name: &str, redirect: &str) -> Value {
-    json!({
-        "client_id": format!("{{base}}/{name}"),
-        "client_name": "Metadata Client",
-        "redirect_uris": [redirect],
-        "token_endpoint_auth_method": "none",
-        "grant_types": ["authorization_code", "refresh_token"],
-        "response_types": ["code"],
-    })
-}
-
-fn serve_documents(dir: &Path, leaf: &Path, key: &Path) -> DocumentServer {
-    let json_doc = |doc: Value, headers: Value| json!({"status": 200, "headers": headers, "body": doc.to_string()});
-    let content_type = json!({"Content-Type": "application/json", "Cache-Control": "max-age=300"});
-    let mut mismatched = document("mismatch.json", "http://127.0.0.1/callback");
+fn serve_documents(dir: &Path, ca: &TestCa) -> DocumentServer {
+    let mut mismatched = document("mismatch.json", "Metadata Client", "http://127.0.0.1/callback");
     mismatched["client_id"] = json!("{base}/someone-else.json");
-    let mut oversized = document("big.json", "http://127.0.0.1/callback");
+    let mut oversized = document("big.json", "Metadata Client", "http://127.0.0.1/callback");
     oversized["client_name"] = json!("x".repeat(20_000));
     let docs = json!({
-        "/good.json": json_doc(document("good.json", "http://127.0.0.1/callback"), content_type.clone()),
-        "/mismatch.json": json_doc(mismatched, content_type.clone()),
-        "/big.json": json_doc(oversized, content_type.clone()),
-        "/other-redirect.json": json_doc(document("other-redirect.json", "https://app.example/callback"), content_type.clone()),
+        "/good.json": served(&document("good.json", "Metadata Client", "http://127.0.0.1/callback")),
+        "/mismatch.json": served(&mismatched),
+        "/big.json": served(&oversized),
+        "/other-redirect.json": served(&document("other-redirect.json", "Metadata Client", "https://app.example/callback")),
         "/moved.json": {"status": 302, "headers": {"Location": "{base}/good.json"}, "body": ""},
     });
-    std::fs::write(dir.join("docs.json"), docs.to_string()).unwrap();
-    let script = super::super::support::peers::repo_root().join("tests/support/cimd_server.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .args(["--cert".as_ref(), leaf.as_os_str(), "--key".as_ref(), key.as_os_str()])
-        .arg("--docs")
-        .arg(dir.join("docs.json"))
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 runs the document server");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let port = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected: {line}")).to_owned();
-    DocumentServer { child, base: format!("https://localhost:{port}") }
+    DocumentServer::start(dir, ca, &docs)
 }
 
 /// A gateway trusting the test CA; `private_addresses`: whether it may fetch
@@ -171,9 +65,9 @@ fn authorize_uri(client_id: &str, redirect_uri: &str, challenge: &str) -> String
 #[tokio::test]
 async fn a_client_with_a_metadata_document_logs_in_and_bad_documents_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, leaf, key) = test_ca(dir.path());
-    let server = serve_documents(dir.path(), &leaf, &key);
-    let gw = gateway(&ca, true).await;
+    let ca = TestCa::create(dir.path());
+    let server = serve_documents(dir.path(), &ca);
+    let gw = gateway(&ca.ca, true).await;
 
     // The good document: login with a loopback redirect on any port, no
     // registration, no secret.
@@ -235,7 +129,7 @@ async fn a_client_with_a_metadata_document_logs_in_and_bad_documents_are_refused
     }
 
     // The same server refused when private addresses are not allowed (the default).
-    let strict = gateway(&ca, false).await;
+    let strict = gateway(&ca.ca, false).await;
     let response = strict.get(&authorize_uri(&client_id, redirect, &challenge)).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let page = body_text(response).await;
