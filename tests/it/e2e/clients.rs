@@ -105,6 +105,24 @@ fn node_sdk_client_logs_in_with_a_client_id_metadata_document() {
     assert_client_run(&world, "node", &out);
 }
 
+/// The Python SDK finds the authorization-server metadata only through
+/// OpenID discovery: a proxy in front of the gateway answers 404 for the
+/// RFC 8414 path, and the SDK falls back to `openid-configuration`, whose
+/// issuer is byte-identical to the URL it built.
+#[test]
+fn python_sdk_client_discovers_through_openid_configuration_only() {
+    let world = World::start_with(Extras { hide_rfc8414: true, ..Extras::default() });
+    let mut cmd = world.tools().python_script("tests/e2e/client.py");
+    cmd.args(["--url", &world.route_url("echo"), "--username", USERNAME, "--password", PASSWORD]);
+    let out = world.run_json("client.py (openid-configuration only)", cmd);
+    assert_eq!(out["echo"], "hello from python", "{out:#}\n\n{}", world.logs());
+    assert_client_run(&world, "python", &out);
+    let paths = world.front.as_ref().expect("the front proxy").paths();
+    let asked = |path: &str| paths.iter().any(|p| p == path);
+    assert!(asked("/.well-known/oauth-authorization-server"), "the SDK tried RFC 8414 first: {paths:?}");
+    assert!(asked("/.well-known/openid-configuration"), "then OpenID discovery: {paths:?}");
+}
+
 #[test]
 fn json_upstream_and_dead_upstream() {
     let world = World::start_with(Extras { json_upstream: true, dead_upstream: true, ..Extras::default() });

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::support::front_proxy::FrontProxy;
 use crate::support::moto::MotoServer;
 use crate::support::peers::{self, HostedUi, Peer, Toolchain, UpstreamMcp};
 
@@ -223,17 +224,22 @@ pub struct World {
     pub cognito: Cognito,
     pub gateway_url: String,
     port: u16,
+    listen_port: u16,
     client_id_ca: Option<std::path::PathBuf>,
+    /// The front proxy, when there is one (see [`Extras::hide_rfc8414`]).
+    pub front: Option<FrontProxy>,
 }
 
 /// `cognigate-gateway` booted from the files `up` wrote (plus the routes), on `port`.
-fn spawn_gateway(cognito: &Cognito, port: u16, client_id_ca: Option<&Path>) -> Peer {
+/// `port` is the public URL's, `listen_port` where the gateway listens (the
+/// same unless a front proxy takes `port`).
+fn spawn_gateway(cognito: &Cognito, port: u16, listen_port: u16, client_id_ca: Option<&Path>) -> Peer {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cognigate-gateway"));
     cmd.arg("--config-dir")
         .arg(cognito.path().join("config"))
         .arg("--env-file")
         .arg(cognito.path().join(".env"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--public-url", &format!("http://localhost:{port}")])
+        .args(["--listen", &format!("127.0.0.1:{listen_port}"), "--public-url", &format!("http://localhost:{port}")])
         .arg("--store")
         .arg(format!("sqlite:{}", cognito.path().join("gw.db").display()))
         .env("RUST_LOG", "info,cognigate=debug")
@@ -251,7 +257,7 @@ fn spawn_gateway(cognito: &Cognito, port: u16, client_id_ca: Option<&Path>) -> P
         cmd.arg("--audit-log").arg(cognito.path().join("audit.jsonl"));
     }
     aws_env(&mut cmd, cognito.moto.endpoint());
-    let health = format!("http://127.0.0.1:{port}/healthz");
+    let health = format!("http://127.0.0.1:{listen_port}/healthz");
     Peer::spawn_polled("gateway", cmd, cognito.path(), &format!("http://localhost:{port}"), || {
         peers::http_status(&health) == Some(200)
     })
@@ -270,6 +276,10 @@ pub struct Extras {
     /// A CA file the gateway trusts for client-id documents (`SSL_CERT_FILE`),
     /// which it may then fetch from 127.0.0.1 (`--client-id-private-addresses`).
     pub client_id_ca: Option<std::path::PathBuf>,
+    /// A proxy in front of the gateway (on the public URL's port) that
+    /// answers 404 for `/.well-known/oauth-authorization-server`, so clients
+    /// find the metadata only at `/.well-known/openid-configuration`.
+    pub hide_rfc8414: bool,
 }
 
 impl World {
@@ -308,8 +318,31 @@ impl World {
             access::configure(&config, upstream.url());
         }
 
-        let gateway = spawn_gateway(&cognito, port, extras.client_id_ca.as_deref());
-        World { gateway, upstream, json_upstream, cognito, gateway_url, port, client_id_ca: extras.client_id_ca }
+        // Behind a front proxy, the gateway listens elsewhere and the proxy
+        // takes the public URL's port.
+        let (listen_port, front) = if extras.hide_rfc8414 {
+            let inner = peers::free_port();
+            let front = FrontProxy::start(
+                port,
+                &format!("http://127.0.0.1:{inner}"),
+                &["/.well-known/oauth-authorization-server"],
+            );
+            (inner, Some(front))
+        } else {
+            (port, None)
+        };
+        let gateway = spawn_gateway(&cognito, port, listen_port, extras.client_id_ca.as_deref());
+        World {
+            gateway,
+            upstream,
+            json_upstream,
+            cognito,
+            gateway_url,
+            port,
+            listen_port,
+            client_id_ca: extras.client_id_ca,
+            front,
+        }
     }
 
     /// Stops the gateway with SIGTERM (it must exit cleanly, in time) and boots it
@@ -324,7 +357,7 @@ impl World {
         // The old log is overwritten by the new process; keep it beside.
         let log = self.cognito.path().join("gateway.log");
         let _ = fs::rename(&log, self.cognito.path().join("gateway.before-restart.log"));
-        self.gateway = spawn_gateway(&self.cognito, self.port, self.client_id_ca.as_deref());
+        self.gateway = spawn_gateway(&self.cognito, self.port, self.listen_port, self.client_id_ca.as_deref());
     }
 
     pub fn tools(&self) -> &Toolchain {
