@@ -264,29 +264,27 @@ pub struct PolicyFileArgs {
     pub policy_name: Option<String>,
 }
 
-/// Everything a stack is resolved from: each command contributes the groups
-/// it takes, [`super::settings`] fills the rest from `cognigate.toml`.
-#[derive(Debug, Clone, Default)]
+/// Everything a stack is resolved from. `up` and `plan` take all of it as
+/// flags; the other commands contribute the groups they take, and
+/// [`super::settings`] fills the rest from `cognigate.toml`.
+#[derive(Debug, Clone, Default, Args)]
 pub struct StackArgs {
+    #[command(flatten)]
     pub id: StackIdArgs,
+    #[command(flatten)]
     pub domain: DomainArgs,
+    #[command(flatten)]
     pub shape: ShapeArgs,
+    #[command(flatten)]
     pub env: EnvFileArgs,
+    #[command(flatten)]
     pub policies: PolicyFileArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
     #[command(flatten)]
-    pub id: StackIdArgs,
-    #[command(flatten)]
-    pub domain: DomainArgs,
-    #[command(flatten)]
-    pub shape: ShapeArgs,
-    #[command(flatten)]
-    pub env: EnvFileArgs,
-    #[command(flatten)]
-    pub policies: PolicyFileArgs,
+    pub stack: StackArgs,
 
     /// Print the client secret in the output (it is always written to the env file).
     #[arg(long)]
@@ -300,15 +298,7 @@ pub struct UpArgs {
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     #[command(flatten)]
-    pub id: StackIdArgs,
-    #[command(flatten)]
-    pub domain: DomainArgs,
-    #[command(flatten)]
-    pub shape: ShapeArgs,
-    #[command(flatten)]
-    pub env: EnvFileArgs,
-    #[command(flatten)]
-    pub policies: PolicyFileArgs,
+    pub stack: StackArgs,
 
     /// Exit 0 when there is nothing to change, 2 when there are changes, 1 on error.
     #[arg(long)]
@@ -497,30 +487,6 @@ pub struct UserGroupsArgs {
 impl UserPoolArgs {
     pub fn stack_args(&self) -> StackArgs {
         StackArgs { id: self.id.clone(), env: self.env.clone(), ..StackArgs::default() }
-    }
-}
-
-impl UpArgs {
-    pub fn stack_args(&self) -> StackArgs {
-        StackArgs {
-            id: self.id.clone(),
-            domain: self.domain.clone(),
-            shape: self.shape.clone(),
-            env: self.env.clone(),
-            policies: self.policies.clone(),
-        }
-    }
-}
-
-impl PlanArgs {
-    pub fn stack_args(&self) -> StackArgs {
-        StackArgs {
-            id: self.id.clone(),
-            domain: self.domain.clone(),
-            shape: self.shape.clone(),
-            env: self.env.clone(),
-            policies: self.policies.clone(),
-        }
     }
 }
 

@@ -12,7 +12,7 @@ static MODE: OnceLock<(bool, bool)> = OnceLock::new();
 
 /// Applies `--no-color`/`NO_COLOR` (no spinner: it is drawn with escapes) and
 /// `--quiet` (no progress at all) to every [`Progress`] made afterwards.
-pub fn configure(color: bool, quiet: bool) {
+pub(crate) fn configure(color: bool, quiet: bool) {
     let _ = MODE.set((color, quiet));
 }
 
@@ -24,7 +24,7 @@ pub(crate) struct Progress {
 
 impl Progress {
     /// Spinners only when stderr is a terminal and output is not JSON.
-    pub fn new(interactive: bool) -> Self {
+    pub(crate) fn new(interactive: bool) -> Self {
         let (color, quiet) = MODE.get().copied().unwrap_or((true, false));
         let bars = (interactive && color && !quiet && std::io::stderr().is_terminal())
             .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));

@@ -388,7 +388,7 @@ pub(crate) fn clean_env_file(path: &Path) -> Result<Cleaned> {
 /// `destroy --clean-files` on the policies file: our stanza goes, every
 /// other policy stays. A file that held nothing but our stanza (as `up`
 /// creates it) is removed; one with anything else in it is kept.
-pub fn clean_policies_file(path: &Path, policy_name: &str) -> Result<Cleaned> {
+pub(crate) fn clean_policies_file(path: &Path, policy_name: &str) -> Result<Cleaned> {
     let Some(existing) = read_env_file(path)? else { return Ok(Cleaned::Unchanged) };
     match strip_policy(&existing, policy_name, path)? {
         None => Ok(Cleaned::Unchanged),

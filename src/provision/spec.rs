@@ -89,7 +89,7 @@ pub(crate) struct StackSpec {
 
 /// The hosted login pages' version (the domain's `ManagedLoginVersion`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ManagedLogin {
+pub(crate) enum ManagedLogin {
     /// The classic hosted UI: works without any branding.
     #[default]
     V1,
@@ -100,7 +100,7 @@ pub enum ManagedLogin {
 
 impl ManagedLogin {
     /// The number Cognito's `ManagedLoginVersion` takes.
-    pub fn version(self) -> i32 {
+    pub(crate) fn version(self) -> i32 {
         match self {
             Self::V1 => 1,
             Self::V2 => 2,

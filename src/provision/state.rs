@@ -106,7 +106,7 @@ impl Cognito {
     /// The stack's pool for commands that only need the pool (`user`): the
     /// adopted one, the env file's when it is the stack's, else found by name
     /// and tag (the oldest of twins).
-    pub async fn find_pool(&self, spec: &StackSpec, hint: &Hint) -> Result<PoolState> {
+    pub(crate) async fn find_pool(&self, spec: &StackSpec, hint: &Hint) -> Result<PoolState> {
         let not_found = || Error::NotProvisioned {
             stack: spec.stack.to_string(),
             region: spec.region.to_string(),

@@ -88,7 +88,7 @@ pub(crate) struct Removed {
 /// Deletes what `up` created in an adopted pool, and nothing else: the
 /// domain `up` would have given it (`domain`, when the pool has it) and the
 /// app clients named `client_name`. The pool and its other clients stay.
-pub async fn remove_from_adopted(
+pub(crate) async fn remove_from_adopted(
     cognito: &Cognito,
     pool: &PoolState,
     domain: Option<&str>,

@@ -185,7 +185,7 @@ pub(crate) const MAX_CALLBACK_URLS: usize = 100;
 
 /// A user group name as Cognito takes it: 1 to 128 letters, marks, symbols,
 /// digits or punctuation (`[\p{L}\p{M}\p{S}\p{N}\p{P}]+`), so no spaces.
-pub fn group_name(value: &str) -> Result<(), InvalidValue> {
+pub(crate) fn group_name(value: &str) -> Result<(), InvalidValue> {
     let fix = "use 1 to 128 characters without spaces (for example \"mcp-users\")";
     if value.is_empty() || value.chars().count() > 128 {
         return Err(invalid("group name", value, fix));
@@ -198,7 +198,7 @@ pub fn group_name(value: &str) -> Result<(), InvalidValue> {
 
 /// An e-mail address used as a username: one '@' with text on both sides and
 /// no spaces; Cognito checks deliverability itself when it sends the invitation.
-pub fn email(value: &str) -> Result<(), InvalidValue> {
+pub(crate) fn email(value: &str) -> Result<(), InvalidValue> {
     let fix = "give the user's e-mail address, for example alice@example.com";
     let Some((local, domain)) = value.split_once('@') else {
         return Err(invalid("e-mail address", value, format!("it has no '@'; {fix}")));

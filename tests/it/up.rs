@@ -17,15 +17,10 @@ fn env_map(text: &str) -> std::collections::HashMap<String, String> {
         .collect()
 }
 
+/// What `up` must write: the contract's stanza, serialized.
 fn contract_stanza(region: &str) -> Value {
-    json!({ "name": "cognito-managed-oauth", "policyType": "mcp-cognito-oauth-inbound",
-      "handler": { "module": "$import(@zuplo/runtime/mcp-gateway)",
-        "export": "McpCognitoOAuthInboundPolicy",
-        "options": { "awsRegion": region,
-          "userPoolId": "$env(COGNITO_USER_POOL_ID)",
-          "userPoolDomain": "$env(COGNITO_USER_POOL_DOMAIN)",
-          "clientId": "$env(COGNITO_CLIENT_ID)",
-          "clientSecret": "$env(COGNITO_CLIENT_SECRET)" } } })
+    let region = cognigate::contract::Region::parse(region).expect("region");
+    serde_json::to_value(cognigate::contract::cognito_stanza("cognito-managed-oauth", &region)).expect("stanza")
 }
 
 #[test]

@@ -463,23 +463,14 @@ pub(crate) mod tests {
     use super::{ConfigError, Env, GatewayConfig};
     use serde_json::{Value, json};
 
+    /// The stanza `cognigate up` writes, with one of cognigate's own options
+    /// coming from the env file too.
     pub(crate) fn policies() -> Value {
-        json!({"policies": [{
-            "name": "cognito-managed-oauth",
-            "policyType": "mcp-cognito-oauth-inbound",
-            "handler": {
-                "module": "$import(@zuplo/runtime/mcp-gateway)",
-                "export": "McpCognitoOAuthInboundPolicy",
-                "options": {
-                    "awsRegion": "us-east-1",
-                    "userPoolId": "$env(COGNITO_USER_POOL_ID)",
-                    "userPoolDomain": "$env(COGNITO_USER_POOL_DOMAIN)",
-                    "clientId": "$env(COGNITO_CLIENT_ID)",
-                    "clientSecret": "$env(COGNITO_CLIENT_SECRET)",
-                    "gateway": {"accessTokenTtlSeconds": "$env(ACCESS_TTL)"}
-                }
-            }
-        }]})
+        let region = crate::contract::Region::parse("us-east-1").unwrap();
+        let mut stanza =
+            serde_json::to_value(crate::contract::cognito_stanza("cognito-managed-oauth", &region)).unwrap();
+        stanza["handler"]["options"]["gateway"] = json!({"accessTokenTtlSeconds": "$env(ACCESS_TTL)"});
+        json!({ "policies": [stanza] })
     }
 
     pub(crate) fn routes() -> Value {

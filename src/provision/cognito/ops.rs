@@ -127,7 +127,7 @@ impl Cognito {
     /// other refusals, with only its message telling them apart; describing the
     /// domain finds an owner in this account, and otherwise the error carries
     /// Cognito's own message with a hint for the other-account case.
-    pub async fn create_domain(&self, pool_id: &str, domain: &DomainSpec, login: ManagedLogin) -> Result<()> {
+    pub(crate) async fn create_domain(&self, pool_id: &str, domain: &DomainSpec, login: ManagedLogin) -> Result<()> {
         let mut request = self
             .client
             .create_user_pool_domain()
@@ -161,7 +161,12 @@ impl Cognito {
 
     /// Switches the domain's login pages between v1 and v2; a custom domain's
     /// certificate goes along, as UpdateUserPoolDomain takes both together.
-    pub async fn update_domain_version(&self, pool_id: &str, domain: &DomainSpec, login: ManagedLogin) -> Result<()> {
+    pub(crate) async fn update_domain_version(
+        &self,
+        pool_id: &str,
+        domain: &DomainSpec,
+        login: ManagedLogin,
+    ) -> Result<()> {
         let mut request = self
             .client
             .update_user_pool_domain()

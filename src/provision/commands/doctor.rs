@@ -68,7 +68,7 @@ impl Check {
 }
 
 /// Exit 0 when every check passed (or was skipped with a note), 1 otherwise.
-pub async fn run(global: &GlobalArgs, args: &DoctorArgs) -> Result<ExitCode> {
+pub(crate) async fn run(global: &GlobalArgs, args: &DoctorArgs) -> Result<ExitCode> {
     let file = SettingsFile::load(&global.config)?;
     let target = settings::aws_target(global, &file)?;
     let mut checks = Vec::new();

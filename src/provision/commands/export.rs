@@ -18,7 +18,7 @@ use crate::provision::render;
 
 const TERRAFORM_TEMPLATE: &str = include_str!("../../../templates/provision/terraform.tf.hbs");
 
-pub async fn run(global: &GlobalArgs, args: &ExportArgs) -> Result<()> {
+pub(crate) async fn run(global: &GlobalArgs, args: &ExportArgs) -> Result<()> {
     let (mut spec, cognito) = prepare(global, &args.stack_args()).await?;
     let (actual, _) = read_and_plan(&cognito, &mut spec).await?;
     let Some(pool) = &actual.pool else {

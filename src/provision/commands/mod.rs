@@ -1,16 +1,16 @@
 //! One file per subcommand; each reads settings, talks to Cognito through
 //! `cognito`, and prints through `report`.
 
-pub mod destroy;
-pub mod doctor;
-pub mod export;
-pub mod gc;
-pub mod outputs;
-pub mod plan;
-pub mod rotate_secret;
-pub mod shell;
-pub mod up;
-pub mod user;
+pub(crate) mod destroy;
+pub(crate) mod doctor;
+pub(crate) mod export;
+pub(crate) mod gc;
+pub(crate) mod outputs;
+pub(crate) mod plan;
+pub(crate) mod rotate_secret;
+pub(crate) mod shell;
+pub(crate) mod up;
+pub(crate) mod user;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;

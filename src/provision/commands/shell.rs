@@ -9,7 +9,7 @@ use crate::provision::cli::Cli;
 use crate::provision::error::{Error, Result};
 
 /// Prints the completion script for `shell` on stdout.
-pub fn completions(shell: clap_complete::Shell) -> Result<()> {
+pub(crate) fn completions(shell: clap_complete::Shell) -> Result<()> {
     let mut command = Cli::command();
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut command, "cognigate", &mut out);
@@ -18,7 +18,7 @@ pub fn completions(shell: clap_complete::Shell) -> Result<()> {
 
 /// Prints the man page (section 1, roff) on stdout: the top-level page, then
 /// one section per subcommand with its own flags.
-pub fn man() -> Result<()> {
+pub(crate) fn man() -> Result<()> {
     let command = Cli::command();
     let mut out = Vec::new();
     let render = |command: clap::Command, out: &mut Vec<u8>| {

@@ -15,7 +15,7 @@ use crate::provision::report::label;
 use crate::provision::spec::StackSpec;
 
 pub(crate) async fn run(global: &GlobalArgs, args: &UpArgs) -> Result<()> {
-    let (mut spec, cognito) = prepare(global, &args.stack_args()).await?;
+    let (mut spec, cognito) = prepare(global, &args.stack).await?;
     let endpoint = cognito.endpoint_override();
     let (actual, plan) = read_and_plan(&cognito, &mut spec).await?;
     let text = global.output == OutputFormat::Text;

@@ -25,7 +25,7 @@ use crate::provision::error::{Error, Result};
 use crate::provision::validate;
 use crate::secret::Secret;
 
-pub async fn run(global: &GlobalArgs, command: &UserCommand) -> Result<()> {
+pub(crate) async fn run(global: &GlobalArgs, command: &UserCommand) -> Result<()> {
     match command {
         UserCommand::Add(args) => add(global, args).await,
         UserCommand::List(args) => list(global, args).await,
