@@ -229,6 +229,14 @@ fn checked_document(client_id: &str, document: Document) -> Result<Client, CimdE
         Some(id) => return Err(invalid(format!("its client_id `{id}` differs from its URL"))),
         None => return Err(invalid("it has no client_id".into())),
     }
+    // MCP 2026-07-28 (client registration): client_id, client_name and
+    // redirect_uris are required.
+    let Some(client_name) = document.client_name.map(|name| name.trim().chars().take(200).collect::<String>()) else {
+        return Err(invalid("it has no client_name".into()));
+    };
+    if client_name.is_empty() {
+        return Err(invalid("its client_name is empty".into()));
+    }
     if document.client_secret.is_some() {
         return Err(invalid("it holds a client_secret, which a public document must not".into()));
     }
@@ -254,10 +262,7 @@ fn checked_document(client_id: &str, document: Document) -> Result<Client, CimdE
     }
     Ok(Client {
         client_id: client_id.to_owned(),
-        client_name: document
-            .client_name
-            .map(|name| name.trim().chars().take(200).collect())
-            .filter(|n: &String| !n.is_empty()),
+        client_name: Some(client_name),
         redirect_uris: document.redirect_uris,
         grant_types,
         response_types,
@@ -449,14 +454,15 @@ mod tests {
                 serde_json::json!({"client_id": "https://other.example/c", "redirect_uris": ["https://a.example/cb"]}),
                 "differs",
             ),
-            (serde_json::json!({"client_id": id}), "redirect_uris"),
-            (serde_json::json!({"client_id": id, "redirect_uris": ["javascript:x"]}), "javascript"),
+            (serde_json::json!({"client_id": id, "client_name": "A"}), "redirect_uris"),
+            (serde_json::json!({"client_id": id, "redirect_uris": ["https://a/cb"]}), "client_name"),
+            (serde_json::json!({"client_id": id, "client_name": "A", "redirect_uris": ["javascript:x"]}), "javascript"),
             (
-                serde_json::json!({"client_id": id, "redirect_uris": ["https://a/cb"], "token_endpoint_auth_method": "client_secret_basic"}),
+                serde_json::json!({"client_id": id, "client_name": "A", "redirect_uris": ["https://a/cb"], "token_endpoint_auth_method": "client_secret_basic"}),
                 "none",
             ),
             (
-                serde_json::json!({"client_id": id, "redirect_uris": ["https://a/cb"], "client_secret": "x"}),
+                serde_json::json!({"client_id": id, "client_name": "A", "redirect_uris": ["https://a/cb"], "client_secret": "x"}),
                 "client_secret",
             ),
         ] {

@@ -69,6 +69,8 @@ pub(super) async fn render_consent(
         client_name: client.client_name.as_deref().unwrap_or("An unnamed application"),
         client_id_host: client_id_host.as_deref(),
         user_code: login.device_user_code.as_deref(),
+        loopback_warning: client_id_host.is_some()
+            && url::Url::parse(&login.redirect_uri).is_ok_and(|url| crate::contract::is_loopback(&url)),
         redirect_host: &redirect_host,
         route: &route.route.path,
         resource: &route.resource,

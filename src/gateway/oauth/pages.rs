@@ -48,6 +48,10 @@ pub(super) struct ConsentPage<'a> {
     pub(crate) client_id_host: Option<&'a str>,
     /// The user code of a device login, for the user to compare.
     pub(crate) user_code: Option<&'a str>,
+    /// A client-id document's name sent to a loopback redirect: any program
+    /// on the user's machine could claim that name (MCP authorization
+    /// 2026-07-28, localhost redirect URI risks), so the page says so.
+    pub(crate) loopback_warning: bool,
     pub(crate) redirect_host: &'a str,
     pub(crate) route: &'a str,
     pub(crate) resource: &'a str,
@@ -128,6 +132,7 @@ mod tests {
             client_name: "<b>Evil</b>",
             client_id_host: Some("app.example.com"),
             user_code: None,
+            loopback_warning: true,
             redirect_host: "app.example.com",
             route: "/mcp/echo",
             resource: "http://localhost:9000/mcp/echo",
@@ -140,5 +145,6 @@ mod tests {
         assert!(html.contains("&lt;b&gt;Evil&lt;/b&gt;") && !html.contains("<b>Evil"), "{html}");
         assert!(html.contains("<dd id=\"client-id-host\">app.example.com</dd>"), "{html}");
         assert!(!html.contains("user-code"), "{html}");
+        assert!(html.contains("id=\"loopback-warning\""), "{html}");
     }
 }

@@ -83,6 +83,7 @@ async fn a_client_with_a_metadata_document_logs_in_and_bad_documents_are_refused
     assert!(page.html.contains("<span id=\"client-name\">Metadata Client</span>"), "{}", page.html);
     assert!(page.html.contains("<dd id=\"client-id-host\">localhost</dd>"), "the client-id host is shown");
     assert!(page.html.contains("<dd id=\"redirect-host\">127.0.0.1:47123</dd>"), "and the redirect host");
+    assert!(page.html.contains("id=\"loopback-warning\""), "a loopback redirect is flagged");
     let approved = post_consent(&gw, &page, "approve").await;
     let code = query(&location(&approved), "code").unwrap();
     let token = gw

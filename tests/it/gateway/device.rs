@@ -90,6 +90,7 @@ async fn a_device_signs_in_with_a_user_code_and_polls_for_its_tokens() {
     let page = sign_in_with_code(&gw, &user_code.replace('-', " ").to_lowercase()).await;
     assert!(page.html.contains(&format!("<dd id=\"user-code\">{user_code}</dd>")), "{}", page.html);
     assert!(page.html.contains("<span id=\"client-name\">Headless</span>"));
+    assert!(!page.html.contains("loopback-warning"), "only client-id documents with loopback redirects are flagged");
     let done = post_consent(&gw, &page, "approve").await;
     assert_eq!(done.status(), StatusCode::OK);
     assert!(body_text(done).await.contains("your device is signed in"));
