@@ -223,10 +223,13 @@ pub(super) async fn redeem(state: &AppState, client_id: &str, device_code: Optio
     let polled_at = now();
     let polled = state.store.run(move |store| store.poll_device(&hash, polled_at)).await?;
     let Some((device, last_poll)) = polled else {
-        return Err(OAuthError::ExpiredToken("the device code is unknown or has expired; start again".into()));
+        return Err(OAuthError::InvalidGrant("the device code is unknown or was already used".into()));
     };
     if device.client_id != client_id {
         return Err(OAuthError::InvalidGrant("the device code was issued to another client".into()));
+    }
+    if device.expires_at <= polled_at && device.status == DeviceStatus::Pending {
+        return Err(OAuthError::ExpiredToken("the device code has expired; start the sign-in again".into()));
     }
     match device.status {
         DeviceStatus::Approved(grant) => Ok(grant),

@@ -250,4 +250,10 @@ fn device_authorizations(store: &dyn Store) {
     assert!(store.decide_device("LMNP-QRST", &DeviceStatus::Denied, 1_000).unwrap());
     assert_eq!(store.poll_device("dev-b", 1_000).unwrap().unwrap().0.status, DeviceStatus::Denied);
     assert_eq!(store.poll_device("dev-b", 2_500).unwrap(), None);
+    // Expired while pending: said once, then unknown.
+    store.insert_device("dev-c", &device("VWXZ-BCDF")).unwrap();
+    let (expired, _) = store.poll_device("dev-c", 2_000).unwrap().unwrap();
+    assert_eq!((expired.status, expired.expires_at), (DeviceStatus::Pending, 2_000));
+    assert_eq!(store.poll_device("dev-c", 2_001).unwrap(), None);
+    assert_eq!(store.poll_device("never", 1_000).unwrap(), None);
 }

@@ -304,9 +304,9 @@ pub trait Store: Send + Sync + 'static {
     /// `user_code`, once: `false` when it is no longer pending (or expired).
     fn decide_device(&self, user_code: &str, status: &DeviceStatus, now: i64) -> Result<bool, StoreError>;
     /// A poll with a device code: the authorization (an approved or denied
-    /// one is removed: its answer is given once) and the time of the
-    /// previous poll (0 for the first), now recorded as `now`. Expired →
-    /// `None`.
+    /// one is removed: its answer is given once; an expired one too, after
+    /// this answer) and the time of the previous poll (0 for the first), now
+    /// recorded as `now`. Unknown or already answered → `None`.
     fn poll_device(&self, device_hash: &str, now: i64) -> Result<Option<(DeviceAuthorization, i64)>, StoreError>;
 
     /// Deletes expired rows; returns how many.

@@ -482,7 +482,8 @@ impl Store for RedisStore {
         };
         let device: DeviceAuthorization = decode(&data)?;
         if device.expires_at <= now {
-            return Ok(None);
+            // Answered once as expired, then gone.
+            self.with(|conn| Ok(redis::cmd("DEL").arg(key("device", device_hash)).query::<()>(conn)?))?;
         }
         Ok(Some((device, last_poll.parse().unwrap_or_default())))
     }

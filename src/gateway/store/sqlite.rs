@@ -346,13 +346,8 @@ impl Store for SqliteStore {
         let Some((data, last_poll, expires_at)) = row else {
             return Ok(None);
         };
-        if expires_at <= now {
-            tx.execute("DELETE FROM devices WHERE hash = ?1", params![device_hash])?;
-            tx.commit()?;
-            return Ok(None);
-        }
         let device: DeviceAuthorization = decode(&data)?;
-        if device.status == DeviceStatus::Pending {
+        if device.status == DeviceStatus::Pending && expires_at > now {
             tx.execute("UPDATE devices SET last_poll = ?2 WHERE hash = ?1", params![device_hash, now])?;
         } else {
             tx.execute("DELETE FROM devices WHERE hash = ?1", params![device_hash])?;

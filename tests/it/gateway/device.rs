@@ -111,7 +111,7 @@ async fn a_device_signs_in_with_a_user_code_and_polls_for_its_tokens() {
 
     // Single use: the device code answers once, the user code works once.
     let (status, body) = poll(&gw, &client, &device_code).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("expired_token")));
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
     let reused = body_text(gw.get(&format!("/oauth/device?user_code={user_code}")).await).await;
     assert!(reused.contains("not valid or has expired"), "{reused}");
 }
