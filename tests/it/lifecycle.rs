@@ -162,7 +162,8 @@ fn outputs_rewrites_files_without_touching_aws() {
 #[test]
 fn rotate_secret_says_clearly_when_the_endpoint_lacks_the_api() {
     let moto = MotoServer::shared();
-    let ws = Workspace::new(moto.endpoint());
+    // The strict peer emulates the secret API; moto alone lacks it.
+    let ws = Workspace::bare(moto.bare_endpoint());
     let stack = unique_stack("rotate");
     ws.run(&["up", "--stack", &stack]).success();
     let before = ws.read(".env");

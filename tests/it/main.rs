@@ -9,4 +9,5 @@ mod e2e;
 mod gateway;
 mod gc;
 mod lifecycle;
+mod strict;
 mod up;

@@ -277,7 +277,7 @@ fn missing_credentials_say_how_to_provide_them() {
 fn unreachable_endpoint_is_a_clear_error() {
     // A port nothing listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let ws = Workspace::new(&format!("http://127.0.0.1:{port}"));
+    let ws = Workspace::bare(&format!("http://127.0.0.1:{port}"));
     ws.run(&["up", "--stack", &unique_stack("unreach")]).failure(1, "cannot reach");
 }
 
