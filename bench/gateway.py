@@ -184,7 +184,7 @@ def main():
         subprocess.run([python, os.path.join(ROOT, "tests/e2e/provision.py"), "user", "--moto", moto_url, "--pool-id", pool_id,
                         "--username", "bench", "--password", "Bench-Passw0rd!", "--email", "bench@example.com"],
                        check=True, capture_output=True)
-        hosted, hosted_url = start([python, os.path.join(ROOT, "tests/support/hosted_ui.py"), "--moto", moto_url, "--pool-id", pool_id])
+        hosted, hosted_url = start([python, os.path.join(ROOT, "local/login_page.py"), "--moto", moto_url, "--pool-id", pool_id])
         procs.append(hosted)
         env_file = os.path.join(work, ".env")
         lines = [l for l in open(env_file).read().splitlines() if not l.startswith("COGNITO_USER_POOL_DOMAIN=")]

@@ -10,10 +10,16 @@
 //!   as the OAuth 2.1 authorization server for MCP clients, sends browsers to the
 //!   Cognito hosted UI, and proxies `/mcp/{slug}` to upstream MCP servers.
 //!
-//! Shared by both: [`secret`], a string that never prints itself, and
+//! Shared by both, on the floor below them: [`contract`], everything the two
+//! binaries must agree on (identifier rules, derived URLs, env keys, the
+//! policy stanza); [`secret`], a string that never prints itself; and
 //! [`dotenv`], the env file format.
 
+pub mod contract;
 pub mod dotenv;
 pub mod gateway;
 pub mod provision;
 pub mod secret;
+
+#[cfg(test)]
+mod contract_tests;

@@ -27,7 +27,8 @@ struct Cli {
     #[arg(long, env = "COGNIGATE_LISTEN", default_value = "127.0.0.1:9000")]
     listen: SocketAddr,
     /// URL clients reach the gateway at (issuer, resource URLs, IdP callback).
-    /// Default: http://localhost:PORT for a loopback --listen.
+    /// Default: COGNIGATE_PUBLIC_URL from the env file (`cognigate up` writes
+    /// it), else http://localhost:PORT for a loopback --listen.
     #[arg(long, env = "COGNIGATE_PUBLIC_URL")]
     public_url: Option<String>,
     /// State store: sqlite:PATH, or redis://HOST:PORT[/DB] for replicas sharing state.

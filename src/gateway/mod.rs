@@ -1,6 +1,6 @@
 //! The `cognigate-gateway` server: boots from the env file and `config/`, runs
 //! the OAuth 2.1 authorization server for MCP clients and proxies
-//! `/mcp/{slug}` to upstream MCP servers (DESIGN.md section 3).
+//! `/mcp/{slug}` to upstream MCP servers.
 //!
 //! Data flow: [`config`] (files → validated routes and policies) → [`state`]
 //! (runtime objects: store, signing key, HTTP clients) → [`router`]:
@@ -29,6 +29,8 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
+
+use crate::contract;
 
 pub use config::{ConfigError, Env, GatewayConfig};
 pub use state::{AppState, StateError};
@@ -86,7 +88,7 @@ const FIXED_LABELS: [&str; 11] = [
     "/oauth/jwks",
     "/oauth/register",
     "/oauth/authorize",
-    "/oauth/callback",
+    crate::contract::CALLBACK_PATH,
     "/oauth/consent",
     "/oauth/token",
     "/oauth/revoke",
@@ -160,8 +162,34 @@ pub fn boot(options: &ServeOptions) -> Result<AppState, BootError> {
     let env = Env::from_file_and_process(options.env_file.as_deref())?;
     let config = GatewayConfig::load(&options.config_dir, &env)?;
     let store = options.store.open()?;
-    let public_url = options.public_url.clone().unwrap_or_else(|| default_public_url(options.listen));
+    let public_url = public_url(options, &env);
     Ok(AppState::build(config, &public_url, store)?)
+}
+
+/// The URL clients reach the gateway at: `--public-url`, else the one `cognigate
+/// up` wrote to the env file (so the callback sent to Cognito is the one it
+/// has), else `http://localhost:PORT`. A `--public-url` that differs from the
+/// env file's wins, with a warning: Cognito will refuse its callback unless
+/// the app client lists it too.
+fn public_url(options: &ServeOptions, env: &Env) -> String {
+    let from_env_file = env.get(contract::env_keys::PUBLIC_URL).map(|url| url.trim().trim_end_matches('/'));
+    match (&options.public_url, from_env_file) {
+        (Some(flag), Some(written)) if !written.is_empty() && flag.trim_end_matches('/') != written => {
+            let callback = contract::callback_url(flag);
+            tracing::warn!(
+                public_url = %flag,
+                env_file_public_url = %written,
+                "--public-url differs from the env file's {}: the Cognito app client must list {callback} as a \
+                 callback URL, or the login fails with redirect_mismatch. Fix: cognigate up --gateway-url {}",
+                contract::env_keys::PUBLIC_URL,
+                flag.trim_end_matches('/'),
+            );
+            flag.clone()
+        }
+        (Some(flag), _) => flag.clone(),
+        (None, Some(written)) if !written.is_empty() => written.to_owned(),
+        (None, _) => default_public_url(options.listen),
+    }
 }
 
 /// Boots and serves until SIGTERM or Ctrl-C.

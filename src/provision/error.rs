@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::validate::InvalidInput;
+use super::validate::InvalidValue;
 
 pub const EXIT_FAILURE: i32 = 1;
 pub const EXIT_USAGE: i32 = 64;
@@ -14,7 +14,7 @@ pub const EXIT_USAGE: i32 = 64;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
-    Invalid(#[from] InvalidInput),
+    Invalid(#[from] InvalidValue),
 
     /// A missing or contradictory setting.
     #[error("{0}")]

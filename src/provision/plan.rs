@@ -276,13 +276,15 @@ fn plan_client(spec: &StackSpec, client: Option<&ClientState>, desired: &ClientS
 pub(crate) mod tests_support {
     use std::path::PathBuf;
 
-    use crate::provision::spec::{DomainSpec, LOCALHOST_CALLBACK, OutputFiles, PoolTarget, StackSpec};
-    use crate::provision::validate::{RegionName, StackName};
+    use crate::provision::spec::{DomainSpec, OutputFiles, PoolTarget, StackSpec};
+    use crate::provision::validate::{Region, StackName};
+
+    pub(crate) const LOCALHOST_CALLBACK: &str = "http://localhost:9000/oauth/callback";
 
     pub(crate) fn spec() -> StackSpec {
         StackSpec {
             stack: StackName::parse("demo").unwrap(),
-            region: RegionName::parse("us-east-1").unwrap(),
+            region: Region::parse("us-east-1").unwrap(),
             pool: PoolTarget::Managed,
             domain: DomainSpec::Prefix("demo-prefix".into()),
             domain_is_derived: false,
@@ -306,9 +308,9 @@ mod tests {
 
     use aws_sdk_cognitoidentityprovider::types::{OAuthFlowType, UserPoolClientType};
 
+    use super::tests_support::LOCALHOST_CALLBACK;
     use super::*;
     use crate::provision::cognito::discover::DomainState;
-    use crate::provision::spec::LOCALHOST_CALLBACK;
     use crate::secret::Secret;
 
     use super::tests_support::spec;

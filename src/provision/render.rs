@@ -16,15 +16,12 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::error::{Error, Result};
+use super::spec::StackSpec;
+use crate::contract::{self, HostedUiDomain, Region, StackUrls, UserPoolId, env_keys};
 use crate::secret::Secret;
 
-const ENV_TEMPLATE: &str = include_str!("../../templates/env.hbs");
-const POLICY_TEMPLATE: &str = include_str!("../../templates/policy.json.hbs");
-const ROUTES_TEMPLATE: &str = include_str!("../../templates/routes.oas.json.hbs");
-
-/// The keys cognigate owns in the env file.
-pub const ENV_KEYS: [&str; 4] =
-    ["COGNITO_USER_POOL_ID", "COGNITO_USER_POOL_DOMAIN", "COGNITO_CLIENT_ID", "COGNITO_CLIENT_SECRET"];
+const ENV_TEMPLATE: &str = include_str!("../../templates/provision/env.hbs");
+const ROUTES_TEMPLATE: &str = include_str!("../../templates/provision/routes.oas.json.hbs");
 
 /// Upstream of the starter route until the user points it at their server.
 pub const STARTER_UPSTREAM: &str = "http://localhost:8000/mcp";
@@ -49,11 +46,57 @@ pub fn label(outcome: FileOutcome) -> &'static str {
 #[derive(Debug, Clone)]
 pub struct EnvValues<'a> {
     pub stack: &'a str,
-    pub region: &'a str,
+    pub region: &'a Region,
     pub user_pool_id: &'a str,
     pub user_pool_domain: &'a str,
     pub client_id: &'a str,
     pub client_secret: &'a Secret,
+    /// The gateway's public URL (its callback is registered at Cognito).
+    pub public_url: &'a str,
+    /// The endpoint override `up` ran against, if any (an emulator).
+    pub aws_endpoint: Option<&'a str>,
+}
+
+impl<'a> EnvValues<'a> {
+    /// The values for `spec`'s stack once it exists in Cognito.
+    pub fn new(
+        spec: &'a StackSpec,
+        aws_endpoint: Option<&'a str>,
+        user_pool_id: &'a str,
+        user_pool_domain: &'a str,
+        client_id: &'a str,
+        client_secret: &'a Secret,
+    ) -> Self {
+        Self {
+            stack: spec.stack.as_str(),
+            region: &spec.region,
+            user_pool_id,
+            user_pool_domain,
+            client_id,
+            client_secret,
+            public_url: spec.public_url(),
+            aws_endpoint,
+        }
+    }
+
+    /// The four URLs the gateway will derive from these values.
+    pub fn urls(&self) -> Result<StackUrls> {
+        let pool = UserPoolId::parse(self.user_pool_id)?;
+        let domain = HostedUiDomain::parse(self.user_pool_domain)?;
+        Ok(StackUrls::derive(self.region, &pool, &domain, self.aws_endpoint)?)
+    }
+
+    fn entries(&self) -> Vec<(&'static str, &'a str)> {
+        let mut entries = vec![
+            (env_keys::USER_POOL_ID, self.user_pool_id),
+            (env_keys::USER_POOL_DOMAIN, self.user_pool_domain),
+            (env_keys::CLIENT_ID, self.client_id),
+            (env_keys::CLIENT_SECRET, self.client_secret.expose()),
+            (env_keys::PUBLIC_URL, self.public_url),
+        ];
+        entries.extend(self.aws_endpoint.map(|endpoint| (env_keys::AWS_ENDPOINT_URL, endpoint)));
+        entries
+    }
 }
 
 fn engine() -> Handlebars<'static> {
@@ -73,16 +116,11 @@ fn render_template(template: &str, data: &Value) -> Result<String> {
 
 /// The env block for the given values, as the template lays it out.
 pub fn render_env_block(values: &EnvValues) -> Result<String> {
+    let entries: Vec<Value> =
+        values.entries().into_iter().map(|(key, value)| json!({ "key": key, "value": value })).collect();
     render_template(
         ENV_TEMPLATE,
-        &json!({
-            "stack": values.stack,
-            "region": values.region,
-            "user_pool_id": values.user_pool_id,
-            "user_pool_domain": values.user_pool_domain,
-            "client_id": values.client_id,
-            "client_secret": values.client_secret.expose(),
-        }),
+        &json!({ "stack": values.stack, "region": values.region.as_str(), "entries": entries }),
     )
 }
 
@@ -96,8 +134,10 @@ fn env_key(line: &str) -> Option<&str> {
 }
 
 /// Merges the rendered block into an existing env file: our keys are replaced
-/// where they stand (later duplicates dropped), other lines kept verbatim, and
-/// missing keys appended with the template's comment.
+/// where they stand (later duplicates dropped), a key of ours that the block no
+/// longer has (an endpoint override from an earlier run) is dropped, other
+/// lines are kept verbatim, and missing keys appended with the template's
+/// comment.
 pub fn merge_env(existing: Option<&str>, block: &str) -> String {
     let Some(existing) = existing.filter(|e| !e.trim().is_empty()) else { return block.to_owned() };
     let ours: HashMap<&str, &str> = block.lines().filter_map(|l| Some((env_key(l)?, l))).collect();
@@ -112,6 +152,7 @@ pub fn merge_env(existing: Option<&str>, block: &str) -> String {
                     written.push(key);
                 }
             }
+            None if env_key(line).is_some_and(|key| env_keys::ALL.contains(&key)) => {}
             None => {
                 out.push_str(line);
                 out.push('\n');
@@ -150,10 +191,9 @@ pub fn write_env_file(path: &Path, values: &EnvValues) -> Result<FileOutcome> {
 }
 
 /// The policy stanza as JSON (never holds a secret: only `$env(...)` references).
-pub fn render_policy(policy_name: &str, region: &str) -> Result<Value> {
-    let text = render_template(POLICY_TEMPLATE, &json!({ "policy_name": policy_name, "region": region }))?;
-    serde_json::from_str(&text)
-        .map_err(|e| Error::Conflict(format!("policy template is not JSON (a cognigate bug): {e}")))
+pub fn render_policy(policy_name: &str, region: &Region) -> Result<Value> {
+    serde_json::to_value(contract::cognito_stanza(policy_name, region))
+        .map_err(|e| Error::Conflict(format!("cannot serialize the policy stanza (a cognigate bug): {e}")))
 }
 
 /// Inserts or replaces the stanza by `name`; every other policy is kept in place.
@@ -194,7 +234,7 @@ fn shape_error(path: &Path) -> Error {
     }
 }
 
-pub fn write_policies_file(path: &Path, policy_name: &str, region: &str) -> Result<FileOutcome> {
+pub fn write_policies_file(path: &Path, policy_name: &str, region: &Region) -> Result<FileOutcome> {
     let existing = read_env_file(path)?;
     let merged = merge_policies(existing.as_deref(), render_policy(policy_name, region)?, path)?;
     write_if_changed(path, existing.as_deref(), &merged, None)
@@ -267,12 +307,12 @@ fn is_template_comment(line: &str) -> bool {
     })
 }
 
-/// Removes our keys ([`ENV_KEYS`]) and the template's comment lines from an
+/// Removes our keys ([`env_keys::ALL`]) and the template's comment lines from an
 /// env file, keeping every other line verbatim. A blank line that only
 /// separated our block from what came before goes with it.
 pub fn strip_env(existing: &str) -> String {
     let lines: Vec<&str> = existing.lines().collect();
-    let ours = |line: &str| env_key(line).is_some_and(|k| ENV_KEYS.contains(&k)) || is_template_comment(line);
+    let ours = |line: &str| env_key(line).is_some_and(|k| env_keys::ALL.contains(&k)) || is_template_comment(line);
     let mut keep: Vec<bool> = lines.iter().map(|l| !ours(l)).collect();
     let mut i = 0;
     while i < lines.len() {
@@ -380,33 +420,57 @@ fn set_mode(_path: &Path, _mode: u32) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn values(secret: &Secret) -> EnvValues<'_> {
+    fn region(code: &str) -> Region {
+        Region::parse(code).unwrap()
+    }
+
+    fn values<'a>(secret: &'a Secret, region: &'a Region) -> EnvValues<'a> {
         EnvValues {
             stack: "demo",
-            region: "us-east-1",
+            region,
             user_pool_id: "us-east-1_abc",
             user_pool_domain: "demo-1.auth.us-east-1.amazoncognito.com",
             client_id: "client123",
             client_secret: secret,
+            public_url: "https://mcp.example.com",
+            aws_endpoint: None,
         }
     }
 
     #[test]
     fn fresh_env_file_is_the_template() {
         let secret = Secret::new("s3cret");
-        let block = render_env_block(&values(&secret)).unwrap();
+        let us_east_1 = region("us-east-1");
+        let block = render_env_block(&values(&secret, &us_east_1)).unwrap();
         let parsed = crate::dotenv::parse(&block).unwrap();
         assert_eq!(parsed["COGNITO_USER_POOL_ID"], "us-east-1_abc");
         assert_eq!(parsed["COGNITO_USER_POOL_DOMAIN"], "demo-1.auth.us-east-1.amazoncognito.com");
         assert_eq!(parsed["COGNITO_CLIENT_ID"], "client123");
         assert_eq!(parsed["COGNITO_CLIENT_SECRET"], "s3cret");
+        assert_eq!(parsed["COGNIGATE_PUBLIC_URL"], "https://mcp.example.com");
+        assert!(!parsed.contains_key("AWS_ENDPOINT_URL"), "no override, no endpoint key");
         assert_eq!(merge_env(None, &block), block);
+    }
+
+    #[test]
+    fn an_endpoint_override_is_written_and_dropped_again_without_one() {
+        let secret = Secret::new("s3cret");
+        let us_east_1 = region("us-east-1");
+        let emulated = EnvValues { aws_endpoint: Some("http://127.0.0.1:5000"), ..values(&secret, &us_east_1) };
+        let block = render_env_block(&emulated).unwrap();
+        assert_eq!(crate::dotenv::parse(&block).unwrap()["AWS_ENDPOINT_URL"], "http://127.0.0.1:5000");
+        let merged = merge_env(Some("KEEP=1\n"), &block);
+        let real = merge_env(Some(&merged), &render_env_block(&values(&secret, &us_east_1)).unwrap());
+        let parsed = crate::dotenv::parse(&real).unwrap();
+        assert!(!parsed.contains_key("AWS_ENDPOINT_URL"), "{real}");
+        assert_eq!(parsed["KEEP"], "1");
     }
 
     #[test]
     fn merge_keeps_other_keys_and_replaces_ours_in_place() {
         let secret = Secret::new("new-secret");
-        let block = render_env_block(&values(&secret)).unwrap();
+        let us_east_1 = region("us-east-1");
+        let block = render_env_block(&values(&secret, &us_east_1)).unwrap();
         let existing = "# mine\nPORT=9000\nCOGNITO_CLIENT_ID=old\nexport OTHER=\"x y\"\nCOGNITO_CLIENT_ID=dup\n";
         let merged = merge_env(Some(existing), &block);
         let lines: Vec<&str> = merged.lines().collect();
@@ -422,7 +486,7 @@ mod tests {
 
     #[test]
     fn stanza_matches_the_contract() {
-        let stanza = render_policy("cognito-managed-oauth", "eu-west-1").unwrap();
+        let stanza = render_policy("cognito-managed-oauth", &region("eu-west-1")).unwrap();
         let expected = json!({ "name": "cognito-managed-oauth", "policyType": "mcp-cognito-oauth-inbound",
           "handler": { "module": "$import(@zuplo/runtime/mcp-gateway)",
             "export": "McpCognitoOAuthInboundPolicy",
@@ -436,7 +500,7 @@ mod tests {
 
     #[test]
     fn policy_names_with_quotes_stay_valid_json() {
-        let stanza = render_policy("we\"ird", "us-east-1").unwrap();
+        let stanza = render_policy("we\"ird", &region("us-east-1")).unwrap();
         assert_eq!(stanza["name"], "we\"ird");
     }
 
@@ -445,7 +509,8 @@ mod tests {
         let path = Path::new("policies.json");
         let existing = r#"{"policies":[{"name":"rate-limit","policyType":"rate-limit-inbound"},{"name":"cognito-managed-oauth","old":true}]}"#;
         let merged =
-            merge_policies(Some(existing), render_policy("cognito-managed-oauth", "us-east-1").unwrap(), path).unwrap();
+            merge_policies(Some(existing), render_policy("cognito-managed-oauth", &region("us-east-1")).unwrap(), path)
+                .unwrap();
         let doc: Value = serde_json::from_str(&merged).unwrap();
         let policies = doc["policies"].as_array().unwrap();
         assert_eq!(policies.len(), 2);
@@ -453,7 +518,8 @@ mod tests {
         assert_eq!(policies[1]["policyType"], "mcp-cognito-oauth-inbound");
         assert!(policies[1].get("old").is_none());
         let again =
-            merge_policies(Some(&merged), render_policy("cognito-managed-oauth", "us-east-1").unwrap(), path).unwrap();
+            merge_policies(Some(&merged), render_policy("cognito-managed-oauth", &region("us-east-1")).unwrap(), path)
+                .unwrap();
         assert_eq!(again, merged);
     }
 
@@ -482,7 +548,8 @@ mod tests {
     #[test]
     fn strip_env_removes_our_keys_and_comments_only() {
         let secret = Secret::new("s3cret");
-        let block = render_env_block(&values(&secret)).unwrap();
+        let us_east_1 = region("us-east-1");
+        let block = render_env_block(&values(&secret, &us_east_1)).unwrap();
         let merged = merge_env(Some("# mine\nPORT=9000\nexport OTHER=\"x y\"\n"), &block);
         assert_eq!(strip_env(&merged), "# mine\nPORT=9000\nexport OTHER=\"x y\"\n");
         // Only our block: nothing left.
@@ -518,19 +585,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let env = dir.path().join(".env");
         let secret = Secret::new("s3cret");
-        write_env_file(&env, &values(&secret)).unwrap();
+        let us_east_1 = region("us-east-1");
+        write_env_file(&env, &values(&secret, &us_east_1)).unwrap();
         assert_eq!(clean_env_file(&env).unwrap(), Cleaned::Removed);
         assert!(!env.exists());
         assert_eq!(clean_env_file(&env).unwrap(), Cleaned::Unchanged);
 
         std::fs::write(&env, "KEEP=1\n").unwrap();
-        write_env_file(&env, &values(&secret)).unwrap();
+        write_env_file(&env, &values(&secret, &us_east_1)).unwrap();
         assert_eq!(clean_env_file(&env).unwrap(), Cleaned::Updated);
         assert_eq!(std::fs::read_to_string(&env).unwrap(), "KEEP=1\n");
         assert_eq!(clean_env_file(&env).unwrap(), Cleaned::Unchanged);
 
         let policies = dir.path().join("policies.json");
-        write_policies_file(&policies, "ours", "us-east-1").unwrap();
+        write_policies_file(&policies, "ours", &region("us-east-1")).unwrap();
         assert_eq!(clean_policies_file(&policies, "ours").unwrap(), Cleaned::Updated);
         assert_eq!(std::fs::read_to_string(&policies).unwrap(), "{\n  \"policies\": []\n}\n");
         assert_eq!(clean_policies_file(&policies, "ours").unwrap(), Cleaned::Unchanged);
@@ -546,11 +614,12 @@ mod tests {
         std::fs::write(&path, "KEEP=1\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let secret = Secret::new("s3cret");
-        assert_eq!(write_env_file(&path, &values(&secret)).unwrap(), FileOutcome::Updated);
+        let us_east_1 = region("us-east-1");
+        assert_eq!(write_env_file(&path, &values(&secret, &us_east_1)).unwrap(), FileOutcome::Updated);
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert!(std::fs::read_to_string(&path).unwrap().starts_with("KEEP=1\n"));
-        assert_eq!(write_env_file(&path, &values(&secret)).unwrap(), FileOutcome::Unchanged);
+        assert_eq!(write_env_file(&path, &values(&secret, &us_east_1)).unwrap(), FileOutcome::Unchanged);
         let leftovers: Vec<_> =
             std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name() != ".env").collect();
         assert!(leftovers.is_empty(), "temp files left behind");

@@ -7,8 +7,9 @@ use serde::Deserialize;
 
 use super::cli::{GlobalArgs, StackArgs};
 use super::error::{Error, Result};
-use super::spec::{DEFAULT_POLICY_NAME, DomainSpec, LOCALHOST_CALLBACK, OutputFiles, PoolTarget, StackSpec};
-use super::validate::{self, RegionName, StackName, UserPoolId};
+use super::spec::{DomainSpec, OutputFiles, PoolTarget, StackSpec};
+use super::validate::{self, Region, StackName, UserPoolId};
+use crate::contract::{self, DEFAULT_POLICY_NAME};
 
 /// `cognigate.toml`: the same settings as the flags, for a project to commit.
 #[derive(Debug, Default, Deserialize)]
@@ -52,16 +53,16 @@ impl SettingsFile {
 pub struct AwsTarget {
     pub profile: Option<String>,
     /// `None` lets aws-config's chain (the profile's region) decide.
-    pub region: Option<RegionName>,
+    pub region: Option<Region>,
     pub endpoint_url: Option<String>,
 }
 
 pub fn aws_target(global: &GlobalArgs, file: &SettingsFile) -> Result<AwsTarget> {
     let region = global.region.clone().or_else(|| file.region.clone());
-    let region = region.filter(|r| !r.is_empty()).map(|r| RegionName::parse(&r)).transpose()?;
+    let region = region.filter(|r| !r.is_empty()).map(|r| Region::parse(&r)).transpose()?;
     let endpoint_url = global.endpoint_url.clone().or_else(|| file.endpoint_url.clone()).filter(|u| !u.is_empty());
     if let Some(url) = &endpoint_url {
-        url::Url::parse(url).map_err(|e| validate::InvalidInput {
+        url::Url::parse(url).map_err(|e| validate::InvalidValue {
             setting: "endpoint URL",
             value: url.clone(),
             problem: format!("{e}; give an absolute URL such as http://127.0.0.1:5000"),
@@ -75,7 +76,7 @@ pub fn aws_target(global: &GlobalArgs, file: &SettingsFile) -> Result<AwsTarget>
 }
 
 /// Builds the validated desired state. `region` is the one the AWS client resolved.
-pub fn stack_spec(args: &StackArgs, file: &SettingsFile, region: RegionName) -> Result<StackSpec> {
+pub fn stack_spec(args: &StackArgs, file: &SettingsFile, region: Region) -> Result<StackSpec> {
     let stack = args.stack.clone().or_else(|| file.stack.clone()).ok_or_else(|| {
         Error::Usage(
             "no stack name: pass --stack NAME, set COGNIGATE_STACK, or put stack = \"NAME\" in cognigate.toml".into(),
@@ -132,8 +133,8 @@ pub fn stack_spec(args: &StackArgs, file: &SettingsFile, region: RegionName) -> 
     let mut callback_urls: Vec<String> = Vec::new();
     let candidates = gateway_urls
         .iter()
-        .map(|base| format!("{base}/oauth/callback"))
-        .chain(localhost.then(|| LOCALHOST_CALLBACK.to_owned()))
+        .map(|base| contract::callback_url(base))
+        .chain(localhost.then(|| contract::callback_url(contract::DEFAULT_PUBLIC_URL)))
         .chain(extra_callbacks.iter().filter(|u| !u.is_empty()).cloned());
     for url in candidates {
         validate::callback_url(&url)?;
@@ -159,7 +160,7 @@ pub fn stack_spec(args: &StackArgs, file: &SettingsFile, region: RegionName) -> 
         .clone()
         .or_else(|| file.ttl.clone())
         .map(|t| {
-            humantime::parse_duration(&t).map_err(|e| validate::InvalidInput {
+            humantime::parse_duration(&t).map_err(|e| validate::InvalidValue {
                 setting: "ttl",
                 value: t.clone(),
                 problem: format!("{e}; use a duration such as 30m, 2h or 7days"),
@@ -217,14 +218,14 @@ mod tests {
         }
     }
 
-    fn region() -> RegionName {
-        RegionName::parse("us-east-1").unwrap()
+    fn region() -> Region {
+        Region::parse("us-east-1").unwrap()
     }
 
     #[test]
     fn defaults() {
         let spec = stack_spec(&args("demo"), &SettingsFile::default(), region()).unwrap();
-        assert_eq!(spec.callback_urls, vec![LOCALHOST_CALLBACK]);
+        assert_eq!(spec.callback_urls, vec![contract::callback_url(contract::DEFAULT_PUBLIC_URL)]);
         assert_eq!(spec.files.env_file, PathBuf::from(".env"));
         assert_eq!(spec.files.policies_file, PathBuf::from("config/policies.json"));
         assert_eq!(spec.files.policy_name, DEFAULT_POLICY_NAME);
@@ -240,7 +241,11 @@ mod tests {
         let spec = stack_spec(&a, &SettingsFile::default(), region()).unwrap();
         assert_eq!(
             spec.callback_urls,
-            vec!["https://gw.example.com/oauth/callback", LOCALHOST_CALLBACK, "https://other.example.com/cb"]
+            vec![
+                "https://gw.example.com/oauth/callback".to_owned(),
+                contract::callback_url(contract::DEFAULT_PUBLIC_URL),
+                "https://other.example.com/cb".to_owned()
+            ]
         );
     }
 

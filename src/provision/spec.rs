@@ -6,9 +6,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::validate::{RegionName, StackName, UserPoolId};
+use super::validate::StackName;
+use crate::contract::{self, Region, UserPoolId};
 
-/// Tag keys cognigate puts on the pools it creates (DESIGN.md section 1).
+/// Tag keys cognigate puts on the pools it creates.
 pub mod tags {
     pub const STACK: &str = "cognigate:stack";
     pub const MANAGED: &str = "cognigate:managed";
@@ -18,9 +19,6 @@ pub mod tags {
 
 /// The OAuth scopes the gateway asks Cognito for.
 pub const OAUTH_SCOPES: [&str; 3] = ["openid", "profile", "email"];
-/// The local gateway's callback, added unless `--no-localhost-callback`.
-pub const LOCALHOST_CALLBACK: &str = "http://localhost:9000/oauth/callback";
-pub const DEFAULT_POLICY_NAME: &str = "cognito-managed-oauth";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PoolTarget {
@@ -48,7 +46,7 @@ impl DomainSpec {
     }
 
     /// The host the hosted UI answers on (`COGNITO_USER_POOL_DOMAIN`).
-    pub fn host(&self, region: &RegionName) -> String {
+    pub fn host(&self, region: &Region) -> String {
         match self {
             Self::Prefix(prefix) => format!("{prefix}.auth.{region}.amazoncognito.com"),
             Self::Custom { host, .. } => host.clone(),
@@ -67,7 +65,7 @@ pub struct OutputFiles {
 #[derive(Debug, Clone)]
 pub struct StackSpec {
     pub stack: StackName,
-    pub region: RegionName,
+    pub region: Region,
     pub pool: PoolTarget,
     pub domain: DomainSpec,
     /// True when no prefix or custom domain was given; an adopted pool then
@@ -75,7 +73,8 @@ pub struct StackSpec {
     pub domain_is_derived: bool,
     /// Exact callback URLs for the app client, deduplicated, in order.
     pub callback_urls: Vec<String>,
-    /// The gateway's public base URLs (for the starter routes file and the summary).
+    /// The gateway's public base URLs; the first is the one the gateway
+    /// learns from the env file.
     pub gateway_urls: Vec<String>,
     pub ttl: Option<Duration>,
     pub deletion_protection: bool,
@@ -85,6 +84,12 @@ pub struct StackSpec {
 impl StackSpec {
     pub fn pool_name(&self) -> &str {
         self.stack.as_str()
+    }
+
+    /// The gateway's public URL as the env file carries it: the first
+    /// `--gateway-url`, or the local default.
+    pub fn public_url(&self) -> &str {
+        self.gateway_urls.first().map_or(contract::DEFAULT_PUBLIC_URL, String::as_str)
     }
 
     pub fn client_name(&self) -> String {

@@ -1,7 +1,7 @@
 //! Deleting one stack in the order Cognito requires, shared by `destroy` and `gc`.
 //!
 //! A pool with a domain cannot be deleted, and a domain takes a while to go
-//! (DESIGN.md section 2), so the order is: deletion protection off (only when
+//! (a prefix domain about a minute), so the order is: deletion protection off (only when
 //! the caller allows it), the prefix and custom domains deleted and waited
 //! for until `DescribeUserPoolDomain` comes back empty, every app client, and
 //! last the pool. Each step treats "not found" as done, so a teardown that was
@@ -169,7 +169,7 @@ mod tests {
     type CallLog = std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>;
 
     fn fake_cognito() -> (Cognito, CallLog) {
-        use aws_sdk_cognitoidentityprovider::config::{BehaviorVersion, Credentials, Region};
+        use aws_sdk_cognitoidentityprovider::config::{BehaviorVersion, Credentials};
         use std::sync::Arc;
         let calls: CallLog = Arc::default();
         let log = calls.clone();
@@ -200,11 +200,11 @@ mod tests {
         });
         let config = aws_sdk_cognitoidentityprovider::Config::builder()
             .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
+            .region(aws_sdk_cognitoidentityprovider::config::Region::new("us-east-1"))
             .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
             .http_client(http)
             .build();
-        let region = crate::provision::validate::RegionName::parse("us-east-1").unwrap();
+        let region = crate::provision::validate::Region::parse("us-east-1").unwrap();
         (Cognito { client: aws_sdk_cognitoidentityprovider::Client::from_conf(config), region, endpoint: None }, calls)
     }
 

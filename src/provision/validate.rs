@@ -8,18 +8,8 @@ use std::fmt;
 
 use url::Url;
 
-/// A rejected input: which setting, what was wrong, how to fix it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {setting} {value:?}: {problem}")]
-pub struct InvalidInput {
-    pub setting: &'static str,
-    pub value: String,
-    pub problem: String,
-}
-
-fn invalid(setting: &'static str, value: &str, problem: impl Into<String>) -> InvalidInput {
-    InvalidInput { setting, value: value.to_owned(), problem: problem.into() }
-}
+use crate::contract::invalid;
+pub(crate) use crate::contract::{InvalidValue, Region, UserPoolId};
 
 /// The name of a stack: the user pool's name and the `cognigate:stack` tag value.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -28,7 +18,7 @@ pub struct StackName(String);
 impl StackName {
     pub const MAX_LEN: usize = 64;
 
-    pub fn parse(value: &str) -> Result<Self, InvalidInput> {
+    pub fn parse(value: &str) -> Result<Self, InvalidValue> {
         let fix =
             "use 1 to 64 letters, digits, '-', '_' or '.', starting with a letter or digit (for example \"my-mcp\")";
         let mut chars = value.chars();
@@ -58,75 +48,12 @@ impl fmt::Display for StackName {
     }
 }
 
-/// An AWS region code such as `us-east-1`, `eu-central-2` or `us-gov-west-1`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RegionName(String);
-
-impl RegionName {
-    pub fn parse(value: &str) -> Result<Self, InvalidInput> {
-        let fix = "expected a region code like \"us-east-1\" or \"eu-west-3\" (flag --region, or AWS_REGION)";
-        let parts: Vec<&str> = value.split('-').collect();
-        let well_formed = parts.len() >= 3
-            && parts[0].len() == 2
-            && parts[0].chars().all(|c| c.is_ascii_lowercase())
-            && parts[1..parts.len() - 1].iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
-            && parts[parts.len() - 1].parse::<u8>().is_ok_and(|n| n > 0);
-        if !well_formed {
-            return Err(invalid("region", value, fix));
-        }
-        Ok(Self(value.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for RegionName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A Cognito user pool id: `<region>_<alphanumerics>`, e.g. `us-east-1_AbC123xyz`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct UserPoolId(String);
-
-impl UserPoolId {
-    pub fn parse(value: &str) -> Result<Self, InvalidInput> {
-        let fix = "a user pool id looks like \"us-east-1_AbC123xyz\" (region, underscore, letters and digits)";
-        let Some((region, suffix)) = value.split_once('_') else {
-            return Err(invalid("user pool id", value, fix));
-        };
-        if RegionName::parse(region).is_err() || suffix.is_empty() || !suffix.chars().all(|c| c.is_ascii_alphanumeric())
-        {
-            return Err(invalid("user pool id", value, fix));
-        }
-        Ok(Self(value.to_owned()))
-    }
-
-    /// The region the id belongs to, which must match the region we talk to.
-    pub fn region(&self) -> &str {
-        self.0.split_once('_').map_or("", |(region, _)| region)
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for UserPoolId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// Words Cognito refuses anywhere in a prefix domain.
 const RESERVED_DOMAIN_WORDS: [&str; 3] = ["aws", "amazon", "cognito"];
 
 /// Checks a hosted UI prefix against Cognito's rules:
 /// `^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$` and none of the reserved words.
-pub fn domain_prefix(value: &str) -> Result<(), InvalidInput> {
+pub fn domain_prefix(value: &str) -> Result<(), InvalidValue> {
     let setting = "domain prefix";
     if value.is_empty() || value.len() > 63 {
         return Err(invalid(setting, value, "use 1 to 63 characters (flag --domain-prefix)"));
@@ -154,7 +81,7 @@ pub fn domain_prefix(value: &str) -> Result<(), InvalidInput> {
 /// A prefix derived from the stack name when none is given: lowercase, with a
 /// short stable hash so two stacks named alike in other accounts rarely collide
 /// (prefixes are unique per region across all of AWS).
-pub fn derived_domain_prefix(stack: &StackName, region: &RegionName) -> String {
+pub fn derived_domain_prefix(stack: &StackName, region: &Region) -> String {
     use sha2::{Digest, Sha256};
 
     let mut base = String::with_capacity(stack.as_str().len());
@@ -176,15 +103,9 @@ pub fn derived_domain_prefix(stack: &StackName, region: &RegionName) -> String {
 }
 
 /// A custom hosted UI domain (`auth.example.com`): a DNS name, no scheme or path.
-pub fn custom_domain(value: &str) -> Result<(), InvalidInput> {
-    let setting = "custom domain";
-    if value.contains("://") || value.contains('/') {
-        return Err(invalid(
-            setting,
-            value,
-            "give the host name only, without scheme or path (for example auth.example.com)",
-        ));
-    }
+pub fn custom_domain(value: &str) -> Result<(), InvalidValue> {
+    // The rules every hosted-UI domain follows (the gateway applies the same ones).
+    crate::contract::HostedUiDomain::parse(value).map_err(|err| InvalidValue { setting: "custom domain", ..err })?;
     let labels: Vec<&str> = value.split('.').collect();
     let ok = labels.len() >= 2
         && value.len() <= 253
@@ -196,13 +117,13 @@ pub fn custom_domain(value: &str) -> Result<(), InvalidInput> {
                 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         });
     if !ok {
-        return Err(invalid(setting, value, "not a valid DNS name (for example auth.example.com)"));
+        return Err(invalid("custom domain", value, "not a valid DNS name (for example auth.example.com)"));
     }
     Ok(())
 }
 
 /// An ACM certificate ARN; Cognito custom domains need one in us-east-1.
-pub fn certificate_arn(value: &str) -> Result<(), InvalidInput> {
+pub fn certificate_arn(value: &str) -> Result<(), InvalidValue> {
     let setting = "certificate ARN";
     let parts: Vec<&str> = value.splitn(6, ':').collect();
     if parts.len() != 6 || parts[0] != "arn" || parts[2] != "acm" || !parts[5].starts_with("certificate/") {
@@ -224,7 +145,7 @@ fn is_localhost(url: &Url) -> bool {
 
 /// A gateway's public base URL: absolute, https (http only for localhost), no
 /// query or fragment. Returns it without a trailing slash.
-pub fn gateway_url(value: &str) -> Result<String, InvalidInput> {
+pub fn gateway_url(value: &str) -> Result<String, InvalidValue> {
     let setting = "gateway URL";
     let url = Url::parse(value)
         .map_err(|e| invalid(setting, value, format!("{e}; give an absolute URL such as https://mcp.example.com")))?;
@@ -243,7 +164,7 @@ pub fn gateway_url(value: &str) -> Result<String, InvalidInput> {
 }
 
 /// An exact callback URL: absolute, no fragment, https except http://localhost.
-pub fn callback_url(value: &str) -> Result<(), InvalidInput> {
+pub fn callback_url(value: &str) -> Result<(), InvalidValue> {
     let setting = "callback URL";
     let url = Url::parse(value).map_err(|e| invalid(setting, value, format!("{e}; callback URLs must be absolute")))?;
     if url.fragment().is_some() {
@@ -277,25 +198,6 @@ mod tests {
     }
 
     #[test]
-    fn regions() {
-        for good in ["us-east-1", "eu-west-3", "ap-southeast-2", "us-gov-west-1"] {
-            assert!(RegionName::parse(good).is_ok(), "{good}");
-        }
-        for bad in ["", "us-east", "useast1", "US-EAST-1", "us-east-0", "u-east-1", "us--1"] {
-            assert!(RegionName::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn pool_ids() {
-        let id = UserPoolId::parse("eu-west-1_AbC123").unwrap();
-        assert_eq!(id.region(), "eu-west-1");
-        for bad in ["", "eu-west-1", "eu-west-1_", "eu-west-1_ab-c", "nope_abc"] {
-            assert!(UserPoolId::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
     fn domain_prefixes() {
         assert!(domain_prefix("my-mcp-1").is_ok());
         assert!(domain_prefix("a").is_ok());
@@ -319,7 +221,7 @@ mod tests {
 
     #[test]
     fn derived_prefixes_are_valid_and_stable() {
-        let region = RegionName::parse("us-east-1").unwrap();
+        let region = Region::parse("us-east-1").unwrap();
         for stack in ["my-mcp", "AWS_Demo", "cognito", "x.y_z", &"long".repeat(16)] {
             let stack = StackName::parse(stack).unwrap();
             let prefix = derived_domain_prefix(&stack, &region);
@@ -328,7 +230,7 @@ mod tests {
         }
         let a = derived_domain_prefix(&StackName::parse("my-mcp").unwrap(), &region);
         assert!(a.starts_with("my-mcp-"), "{a}");
-        let other_region = RegionName::parse("eu-west-1").unwrap();
+        let other_region = Region::parse("eu-west-1").unwrap();
         assert_ne!(a, derived_domain_prefix(&StackName::parse("my-mcp").unwrap(), &other_region));
     }
 

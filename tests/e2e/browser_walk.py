@@ -24,7 +24,7 @@ prints one JSON object: the outcome (`redirect` with code/state/error, or
 `page` with the status, URL and text of the page where the walk stopped).
 With `--cases '[{"name": ..., "mutation": {...}}, ...]' --hosted-ui URL` it
 runs one walk per case, each after queueing the case's ID-token mutation at the
-stand-in (see hosted_ui.py), and prints `{"results": [...]}`.
+login page (see local/login_page.py), and prints `{"results": [...]}`.
 """
 
 from __future__ import annotations

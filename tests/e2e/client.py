@@ -16,6 +16,10 @@ runs the refresh_token grant before the next request), calls `add` again, and
 prints one JSON line with what the Rust test asserts on.
 
     client.py --url http://localhost:PORT/mcp/echo --username U --password P
+
+With `--call TOOL --arguments JSON` it does only the login, `tools/list` and
+that one call (what `scripts/demo` runs to prove the local mode), and reports
+the browser leg's steps and the tool's result.
 """
 
 from __future__ import annotations
@@ -105,6 +109,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 out["server_name"] = init.server_info.name
                 tools = await session.list_tools()
                 out["tools"] = sorted(t.name for t in tools.tools)
+                if args.call:
+                    arguments = json.loads(args.arguments)
+                    result = await session.call_tool(args.call, arguments)
+                    out["call"] = {"tool": args.call, "arguments": arguments, "is_error": bool(result.is_error),
+                                   "text": _text(result)}
+                    out["steps"] = walks[0].steps if walks else []
+                    out["client_id"] = storage.client_info.client_id if storage.client_info else None
+                    out["token_type"] = storage.tokens.token_type if storage.tokens else None
+                    out["refresh_token"] = bool(storage.tokens and storage.tokens.refresh_token)
+                    return out
                 out["echo"] = _text(await session.call_tool("echo", {"text": args.text}))
                 out["add"] = _text(await session.call_tool("add", {"a": 2, "b": 40}))
                 headers = await session.call_tool("whoami_headers", {})
@@ -141,6 +155,8 @@ def main() -> None:
     parser.add_argument("--redirect-uri", default="http://127.0.0.1:33419/callback")
     parser.add_argument("--client-name", default="cognigate e2e python client")
     parser.add_argument("--text", default="hello from python")
+    parser.add_argument("--call", help="only list the tools and call this one")
+    parser.add_argument("--arguments", default="{}", help="JSON arguments for --call")
     args = parser.parse_args()
     print(json.dumps(asyncio.run(run(args))), flush=True)
 

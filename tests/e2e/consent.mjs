@@ -11,7 +11,11 @@
 //
 //   node consent.mjs --gateway http://localhost:PORT --route /mcp/echo \
 //     --username U --password P --expect-user alice@example.com \
-//     --decisions approve,deny [--screenshot ../artifacts/consent.png]
+//     --decisions approve,deny [--screenshot ../artifacts/consent.png] \
+//     [--wrong-password X --login-screenshot ../artifacts/login-error.png]
+//
+// With --wrong-password the first run signs in with it first and reports
+// whether the login page showed its error (`login_error`), then signs in right.
 //
 // One browser, one run per decision (each with its own client registration and
 // browser context; the screenshot is taken in the first run). Prints one JSON
@@ -98,7 +102,22 @@ async function consentRun(browser, args, decision, timeout, screenshot) {
     const password = page.locator('input[type=password]');
     await password.waitFor();
     const loginForm = page.locator('form', { has: password });
-    await loginForm.locator('input[type=text], input[type=email], input:not([type])').first().fill(args.username);
+    const usernameField = loginForm.locator('input[type=text], input[type=email], input:not([type])').first();
+    if (args.wrongPassword && screenshot) {
+      await usernameField.fill(args.username);
+      await password.fill(args.wrongPassword);
+      await Promise.all([page.waitForLoadState('load'), loginForm.locator('[type=submit]').first().click()]);
+      const error = page.locator('[role=alert], .error').first();
+      await error.waitFor();
+      out.login_error = { text: (await error.innerText()).trim(), url: page.url(), title: await page.title() };
+      if (args.loginScreenshot) {
+        const path = resolve(args.loginScreenshot);
+        mkdirSync(dirname(path), { recursive: true });
+        await page.screenshot({ path, fullPage: true });
+        out.login_error.screenshot = path;
+      }
+    }
+    await usernameField.fill(args.username);
     await password.fill(args.password);
     await Promise.all([
       page.waitForURL((url) => !url.toString().includes('/oauth2/authorize') && !url.pathname.endsWith('/login')),

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Provision moto the way `cognigate up` does (DESIGN.md section 1), and add a user.
+"""Provision moto the way `cognigate up` does, and add a user.
 
 The end-to-end tests provision with `cognigate up` itself and use this script
 only for what `up` does not do: the test user (permanent password, email
@@ -13,7 +13,7 @@ Sub-commands (each prints one JSON object on stdout):
 - `stack --moto URL --name NAME --callback URL [--callback URL ...]`
   → `{"pool_id", "client_id", "client_secret", "domain"}`
 - `client --moto URL --pool-id ID --name NAME [--flows code] [--scopes ...]
-  [--callback URL ...] [--no-secret] [--no-oauth] [--idp COGNITO]`
+  [--callback URL ...] [--logout-url URL ...] [--no-secret] [--no-oauth] [--idp COGNITO]`
   → `{"client_id", "client_secret"}`: an extra client for the stand-in's checks
 - `user --moto URL --pool-id ID --username U --password P --email E`
   → `{"username", "sub"}`
@@ -39,7 +39,7 @@ def _idp(moto: str):
     )
 
 
-def _client(idp, pool_id: str, name: str, *, secret: bool, oauth: bool, flows, scopes, callbacks, idps):
+def _client(idp, pool_id: str, name: str, *, secret: bool, oauth: bool, flows, scopes, callbacks, idps, logouts=()):
     params = {
         "UserPoolId": pool_id,
         "ClientName": name,
@@ -54,6 +54,8 @@ def _client(idp, pool_id: str, name: str, *, secret: bool, oauth: bool, flows, s
             AllowedOAuthScopes=scopes,
             CallbackURLs=callbacks,
         )
+        if logouts:
+            params["LogoutURLs"] = list(logouts)
     client = idp.create_user_pool_client(**params)["UserPoolClient"]
     return {"client_id": client["ClientId"], "client_secret": client.get("ClientSecret")}
 
@@ -92,6 +94,7 @@ def client(args) -> dict:
         scopes=args.scopes,
         callbacks=args.callback,
         idps=args.idp,
+        logouts=args.logout_url,
     )
 
 
@@ -133,6 +136,7 @@ def main() -> None:
     p.add_argument("--idp", nargs="+", default=["COGNITO"])
     p.add_argument("--no-secret", action="store_true")
     p.add_argument("--no-oauth", action="store_true")
+    p.add_argument("--logout-url", action="append", default=[], help="a sign-out URL (LogoutURLs)")
     p.set_defaults(run=client)
 
     p = sub.add_parser("user")

@@ -4,10 +4,12 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod contract;
 mod destroy;
 mod e2e;
 mod gateway;
 mod gc;
 mod lifecycle;
+mod local_mode;
 mod strict;
 mod up;

@@ -57,7 +57,9 @@ fn cold_up_provisions_the_contract_and_writes_outputs() {
     let client_id = doc["clientId"].as_str().unwrap().to_owned();
     assert_eq!(doc["resources"], json!({ "userPool": "created", "domain": "created", "appClient": "created" }));
     assert_eq!(doc["issuer"], format!("https://cognito-idp.us-east-1.amazonaws.com/{pool_id}"));
-    assert_eq!(doc["jwksUrl"], format!("https://cognito-idp.us-east-1.amazonaws.com/{pool_id}/.well-known/jwks.json"));
+    // Under an endpoint override (moto here) the keys are fetched where the API is.
+    assert_eq!(doc["jwksUrl"], format!("{}/{pool_id}/.well-known/jwks.json", moto.endpoint()));
+    assert_eq!(doc["publicUrl"], "https://gw.example.com");
     assert_eq!(doc["authorizationUrl"], format!("https://{prefix}.auth.us-east-1.amazoncognito.com/oauth2/authorize"));
     assert_eq!(doc["tokenUrl"], format!("https://{prefix}.auth.us-east-1.amazoncognito.com/oauth2/token"));
     assert!(doc.get("clientSecret").is_none(), "secret printed without --show-secret");
@@ -108,6 +110,8 @@ fn cold_up_provisions_the_contract_and_writes_outputs() {
         assert_eq!(env["COGNITO_USER_POOL_DOMAIN"], format!("{prefix}.auth.us-east-1.amazoncognito.com"));
         assert_eq!(env["COGNITO_CLIENT_ID"], client_id);
         assert_eq!(env["COGNITO_CLIENT_SECRET"], client.client_secret().unwrap());
+        assert_eq!(env["COGNIGATE_PUBLIC_URL"], "https://gw.example.com");
+        assert_eq!(env["AWS_ENDPOINT_URL"], moto.endpoint());
         let mode = std::fs::metadata(ws.path(".env")).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
     });

@@ -1,8 +1,8 @@
 //! The real peers of the end-to-end tests, run as child processes.
 //!
-//! Everything the gateway talks to in production has a real counterpart here
-//! (DESIGN.md section 4): moto for the Cognito API (`support::moto`), the hosted UI stand-in
-//! (`tests/support/hosted_ui.py`) for the browser leg, an upstream MCP server
+//! Everything the gateway talks to in production has a real counterpart here:
+//! moto for the Cognito API (`support::moto`), the hosted UI stand-in
+//! (`local/login_page.py`, the local mode's login page) for the browser leg, an upstream MCP server
 //! on the Python SDK (`tests/support/upstream_mcp.py`), and the MCP clients of
 //! both official SDKs plus headless Chromium (`tests/e2e/`).
 //!
@@ -362,15 +362,15 @@ pub fn run_json(name: &str, cmd: Command, timeout: Duration) -> serde_json::Valu
     output.json().unwrap_or_else(|| panic!("{name} printed no JSON line:\n{}", output.describe()))
 }
 
-/// The hosted UI stand-in (`tests/support/hosted_ui.py`) for one user pool.
+/// The hosted UI stand-in (`local/login_page.py`) for one user pool.
 pub struct HostedUi {
     peer: Peer,
 }
 
 impl HostedUi {
     pub fn start(tools: &Toolchain, moto: &str, pool_id: &str, log_dir: &Path) -> HostedUi {
-        let mut cmd = tools.python_script("tests/support/hosted_ui.py");
-        cmd.args(["--moto", moto, "--pool-id", pool_id, "--port", "0"]);
+        let mut cmd = tools.python_script("local/login_page.py");
+        cmd.args(["--moto", moto, "--pool-id", pool_id, "--port", "0", "--test-knobs"]);
         HostedUi { peer: Peer::spawn("hosted-ui", cmd, log_dir) }
     }
 
@@ -384,7 +384,7 @@ impl HostedUi {
         self.peer.url().trim_start_matches("http://").trim_end_matches('/').to_owned()
     }
 
-    /// Makes the next token response carry a crafted ID token (see hosted_ui.py).
+    /// Makes the next token response carry a crafted ID token (see local/login_page.py).
     pub fn queue_id_token_mutation(&self, mutation: &serde_json::Value) {
         let url = format!("{}/_test/next-id-token", self.url());
         let status = block_on(async { http_client().post(url).json(mutation).send().await.map(|r| r.status()) })

@@ -23,12 +23,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
+import sys
 import threading
+from pathlib import Path
 from typing import Any
 
-import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
+
+# The port binding and readiness line are the local mode's example server's.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "local"))
+from example_mcp import serve as serve_app  # noqa: E402
 
 
 class HeaderRecorder:
@@ -106,19 +110,7 @@ def build_server() -> MCPServer:
 async def serve(args: argparse.Namespace) -> None:
     app = build_server().streamable_http_app(json_response=args.json_response, host=args.host)
     wrapped = HeaderRecorder(app, forbid_authorization=args.forbid_authorization)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.host, args.port))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(wrapped, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            await task  # re-raise the startup failure
-            return
-        await asyncio.sleep(0.01)
-    print(f"Running on http://{args.host}:{port}/mcp", flush=True)
-    await task
+    await serve_app(wrapped, args.host, args.port)
 
 
 def main() -> None:

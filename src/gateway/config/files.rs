@@ -9,6 +9,8 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::contract::GatewayOptions;
+
 #[derive(Debug, Deserialize)]
 pub(crate) struct PoliciesFile {
     pub policies: Vec<PolicyEntry>,
@@ -30,21 +32,6 @@ pub(crate) struct HandlerRef {
     pub export: String,
     #[serde(default)]
     pub options: Value,
-}
-
-/// `mcp-cognito-oauth-inbound` options (after `$env` substitution).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct CognitoOptions {
-    pub aws_region: String,
-    pub user_pool_id: String,
-    pub user_pool_domain: String,
-    pub client_id: String,
-    pub client_secret: String,
-    #[serde(default)]
-    pub scope: Option<String>,
-    #[serde(default)]
-    pub gateway: Option<GatewayOptions>,
 }
 
 /// `mcp-oauth-inbound` options (after `$env` substitution).
@@ -73,23 +60,6 @@ pub(crate) struct BrowserLoginOptions {
     pub client_secret: String,
     #[serde(default)]
     pub scope: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct GatewayOptions {
-    #[serde(default)]
-    pub access_token_ttl_seconds: Option<Seconds>,
-    #[serde(default)]
-    pub refresh_token_ttl_seconds: Option<Seconds>,
-}
-
-/// A number of seconds, written as a JSON number or (after `$env`) a string.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub(crate) enum Seconds {
-    Number(u64),
-    Text(String),
 }
 
 #[derive(Debug, Deserialize)]

@@ -20,9 +20,11 @@ use serde_json::Value;
 use url::Url;
 
 pub use env::{Env, EnvFileError};
-use files::{CognitoOptions, GenericOptions, PoliciesFile, ProxyOptions, RoutesFile, ZuploRoute};
+use files::{GenericOptions, PoliciesFile, ProxyOptions, RoutesFile, ZuploRoute};
 pub use policy::OAuthPolicy;
-use policy::{COGNITO_EXPORT, COGNITO_POLICY_TYPE, GENERIC_EXPORT, GENERIC_POLICY_TYPE};
+use policy::{GENERIC_EXPORT, GENERIC_POLICY_TYPE};
+
+use crate::contract::{COGNITO_POLICY_EXPORT, COGNITO_POLICY_TYPE, CognitoOptions};
 
 pub(crate) const PROXY_EXPORT: &str = "McpProxyHandler";
 const ROUTE_PREFIX: &str = "/mcp/";
@@ -146,7 +148,7 @@ fn policy_for(
     };
     let owner = format!("policy `{name}`");
     let expected_export = match entry.policy_type.as_str() {
-        COGNITO_POLICY_TYPE => COGNITO_EXPORT,
+        COGNITO_POLICY_TYPE => COGNITO_POLICY_EXPORT,
         GENERIC_POLICY_TYPE => GENERIC_EXPORT,
         other => {
             return Err(ConfigError::Policy {
@@ -233,7 +235,7 @@ fn build_route(
         let zuplo: ZuploRoute = serde_json::from_value(zuplo.clone()).map_err(|err| {
             route_err(
                 format!("`{key}`.x-zuplo-route is malformed: {err}"),
-                "see DESIGN.md section 3 for the route shape",
+                "give each operation an x-zuplo-route with handler {export: McpProxyHandler, options: {rewritePattern}} and policies.inbound",
             )
         })?;
         if zuplo.handler.export != PROXY_EXPORT {
@@ -321,7 +323,7 @@ fn typed_options<T: DeserializeOwned>(options: Value, owner: &str) -> Result<T, 
         owner: owner.to_owned(),
         option: "handler.options".into(),
         problem: err.to_string(),
-        fix: "see DESIGN.md section 3 for the supported options and their spelling".into(),
+        fix: "check the option names against the policy type's documented options (they are case-sensitive)".into(),
     })
 }
 

@@ -1,5 +1,6 @@
 //! Inbound OAuth policies: the Cognito policy, the generic OIDC policy it
-//! derives (DESIGN.md section 3, the derivation table), and their validation.
+//! derives (issuer, JWKS, authorize and token URLs, by the contract's
+//! derivation), and their validation.
 
 use std::time::Duration;
 
@@ -7,11 +8,12 @@ use url::Url;
 
 use super::ConfigError;
 use super::env::Env;
-use super::files::{CognitoOptions, GatewayOptions, GenericOptions, Seconds};
+use super::files::GenericOptions;
+use crate::contract::{
+    self, CognitoOptions, GatewayOptions, HostedUiDomain, InvalidValue, Region, Seconds, StackUrls, UserPoolId,
+};
 use crate::secret::Secret;
 
-pub(crate) const COGNITO_POLICY_TYPE: &str = "mcp-cognito-oauth-inbound";
-pub(crate) const COGNITO_EXPORT: &str = "McpCognitoOAuthInboundPolicy";
 pub(crate) const GENERIC_POLICY_TYPE: &str = "mcp-oauth-inbound";
 pub(crate) const GENERIC_EXPORT: &str = "McpOAuthInboundPolicy";
 
@@ -59,25 +61,14 @@ impl OAuthPolicy {
             problem,
             fix: fix.to_owned(),
         };
-        let region = options.aws_region.trim();
-        if !is_region(region) {
-            return Err(invalid(
-                "awsRegion",
-                format!("`{region}` is not an AWS region"),
-                "use a region code such as us-east-1 or eu-west-3",
-            ));
-        }
-        let pool = options.user_pool_id.trim();
-        check_pool_id(pool, region).map_err(|problem| {
-            invalid("userPoolId", problem, "use the pool id `cognigate up` wrote to the env file (COGNITO_USER_POOL_ID), e.g. us-east-1_AbC123xyz, in the pool's region")
+        let region = Region::parse(options.aws_region.trim()).map_err(|err| {
+            invalid("awsRegion", problem_of(err), "use the region of the user pool, e.g. us-east-1 or eu-west-3")
         })?;
-        let domain = options.user_pool_domain.trim();
-        let base = domain_base_url(domain).map_err(|problem| {
-            invalid(
-                "userPoolDomain",
-                problem,
-                "give the host only, e.g. my-prefix.auth.us-east-1.amazoncognito.com (no https://, no path, no trailing slash)",
-            )
+        let pool = UserPoolId::parse_in(options.user_pool_id.trim(), &region).map_err(|err| {
+            invalid("userPoolId", problem_of(err), "use the pool id `cognigate up` wrote to the env file (COGNITO_USER_POOL_ID), e.g. us-east-1_AbC123xyz, in the pool's region")
+        })?;
+        let domain = HostedUiDomain::parse(options.user_pool_domain.trim()).map_err(|err| {
+            invalid("userPoolDomain", problem_of(err), "give the host only, e.g. my-prefix.auth.us-east-1.amazoncognito.com (no https://, no path, no trailing slash)")
         })?;
         if options.client_id.trim().is_empty() {
             return Err(invalid("clientId", "is empty".into(), "set the app client id (COGNITO_CLIENT_ID)"));
@@ -89,24 +80,16 @@ impl OAuthPolicy {
                 "set the app client secret (COGNITO_CLIENT_SECRET); the app client must be confidential",
             ));
         }
-        let issuer = format!("https://cognito-idp.{region}.amazonaws.com/{pool}");
-        let jwks = match aws_endpoint(env) {
-            Some(endpoint) => format!("{endpoint}/{pool}/.well-known/jwks.json"),
-            None => format!("{issuer}/.well-known/jwks.json"),
-        };
-        let jwks_url = parse_url(&jwks)
-            .map_err(|problem| invalid("userPoolId", problem, "check AWS_ENDPOINT_URL and the pool id"))?;
+        let endpoint = contract::aws_endpoint_override(|name| env.get(name).map(str::to_owned));
+        let urls = StackUrls::derive(&region, &pool, &domain, endpoint.as_deref())
+            .map_err(|err| invalid("userPoolId", problem_of(err), "check AWS_ENDPOINT_URL and the pool id"))?;
         let (access, refresh) = ttls(name, options.gateway)?;
         Ok(Self {
             name: name.to_owned(),
-            oidc: Oidc { issuer, jwks_url },
+            oidc: Oidc { issuer: urls.issuer, jwks_url: urls.jwks },
             browser_login: BrowserLogin {
-                url: base
-                    .join("oauth2/authorize")
-                    .map_err(|err| invalid("userPoolDomain", err.to_string(), "give the host only"))?,
-                token_url: base
-                    .join("oauth2/token")
-                    .map_err(|err| invalid("userPoolDomain", err.to_string(), "give the host only"))?,
+                url: urls.authorize,
+                token_url: urls.token,
                 client_id: options.client_id.trim().to_owned(),
                 client_secret: Secret::new(options.client_secret),
                 scope: scope_or_default(options.scope),
@@ -125,7 +108,7 @@ impl OAuthPolicy {
                 problem,
                 fix: "give an absolute https URL (http only for localhost / 127.0.0.1)".to_owned(),
             })?;
-            if url.scheme() != "https" && !(url.scheme() == "http" && is_loopback_host(&url)) {
+            if url.scheme() != "https" && !(url.scheme() == "http" && contract::is_loopback(&url)) {
                 return Err(ConfigError::InvalidOption {
                     owner: format!("policy `{name}`"),
                     option: option.to_owned(),
@@ -195,102 +178,22 @@ fn seconds(name: &str, option: &str, value: Option<Seconds>, default: u64) -> Re
     }
 }
 
-/// `AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER` or `AWS_ENDPOINT_URL` (the AWS
-/// SDK convention), without a trailing slash.
-fn aws_endpoint(env: &Env) -> Option<String> {
-    ["AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", "AWS_ENDPOINT_URL"]
-        .iter()
-        .filter_map(|name| env.get(name))
-        .map(|value| value.trim().trim_end_matches('/').to_owned())
-        .find(|value| !value.is_empty())
+/// The problem of a contract rule, without the value it repeats (the option
+/// names it already).
+fn problem_of(err: InvalidValue) -> String {
+    format!("`{}`: {}", err.value, err.problem)
 }
 
 fn parse_url(value: &str) -> Result<Url, String> {
     Url::parse(value.trim()).map_err(|err| format!("`{value}` is not a URL ({err})"))
 }
 
-pub(crate) fn is_loopback_host(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
-
-/// AWS region codes: `us-east-1`, `eu-west-3`, `us-gov-west-1`, `ap-southeast-2`.
-pub(crate) fn is_region(region: &str) -> bool {
-    let parts: Vec<&str> = region.split('-').collect();
-    let Some((number, words)) = parts.split_last() else {
-        return false;
-    };
-    words.len() >= 2
-        && words[0].len() == 2
-        && words.iter().all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
-        && !number.is_empty()
-        && number.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// `<region>_<alphanumeric>` with the region of the policy.
-fn check_pool_id(pool: &str, region: &str) -> Result<(), String> {
-    let Some((prefix, id)) = pool.split_once('_') else {
-        return Err(format!("`{pool}` is not a user pool id (expected <region>_<id>)"));
-    };
-    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(format!("`{pool}` is not a user pool id (expected <region>_<letters and digits>)"));
-    }
-    if prefix != region {
-        return Err(format!("`{pool}` belongs to region `{prefix}`, but awsRegion is `{region}`"));
-    }
-    Ok(())
-}
-
-/// The hosted UI base URL for a `userPoolDomain` that must be a bare host
-/// (optionally with a port). Loopback hosts are reached over http so tests can
-/// put a stand-in there; everything else is https.
-fn domain_base_url(domain: &str) -> Result<Url, String> {
-    if domain.is_empty() {
-        return Err("is empty".into());
-    }
-    if domain.contains("://") {
-        return Err(format!("`{domain}` has a scheme"));
-    }
-    if domain.ends_with('/') {
-        return Err(format!("`{domain}` has a trailing slash"));
-    }
-    if domain.contains('/') {
-        return Err(format!("`{domain}` has a path"));
-    }
-    if domain.contains(['?', '#', '@', ' ']) {
-        return Err(format!("`{domain}` is not a host name"));
-    }
-    let https =
-        Url::parse(&format!("https://{domain}/")).map_err(|err| format!("`{domain}` is not a host name ({err})"))?;
-    if https.host_str().is_none() {
-        return Err(format!("`{domain}` is not a host name"));
-    }
-    if is_loopback_host(&https) {
-        let mut http = https;
-        // Infallible for a special scheme to another special scheme.
-        let _ = http.set_scheme("http");
-        // Keep an explicit port even when it equals https's default.
-        if http.port().is_none()
-            && let Some((_, port)) = domain.rsplit_once(':')
-            && let Ok(port) = port.parse::<u16>()
-        {
-            let _ = http.set_port(Some(port));
-        }
-        return Ok(http);
-    }
-    Ok(https)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{OAuthPolicy, domain_base_url, is_region};
+    use super::OAuthPolicy;
+    use crate::contract::CognitoOptions;
     use crate::gateway::config::ConfigError;
     use crate::gateway::config::env::Env;
-    use crate::gateway::config::files::CognitoOptions;
 
     fn options(domain: &str) -> CognitoOptions {
         serde_json::from_value(serde_json::json!({
@@ -335,13 +238,6 @@ mod tests {
     }
 
     #[test]
-    fn loopback_domains_use_http() {
-        assert_eq!(domain_base_url("127.0.0.1:8123").unwrap().as_str(), "http://127.0.0.1:8123/");
-        assert_eq!(domain_base_url("localhost:443").unwrap().as_str(), "http://localhost:443/");
-        assert_eq!(domain_base_url("auth.example.com:8443").unwrap().as_str(), "https://auth.example.com:8443/");
-    }
-
-    #[test]
     fn domain_errors_name_policy_option_and_fix() {
         for (domain, problem) in [
             ("https://team.auth.us-east-1.amazoncognito.com", "has a scheme"),
@@ -360,20 +256,14 @@ mod tests {
 
     #[test]
     fn region_and_pool_rules() {
-        for ok in ["us-east-1", "eu-west-3", "us-gov-west-1", "ap-southeast-2"] {
-            assert!(is_region(ok), "{ok}");
-        }
-        for bad in ["us-east", "US-EAST-1", "useast1", "u-east-1", "us--1", ""] {
-            assert!(!is_region(bad), "{bad}");
-        }
         let mut opts = options("a.example.com");
         opts.aws_region = "us-east".into();
         let text = OAuthPolicy::from_cognito("p", opts, &Env::default()).unwrap_err().to_string();
         assert!(text.contains("awsRegion") && text.contains("Fix:"), "{text}");
 
         for (pool, needle) in [
-            ("us-east-1_AbC", "region `us-east-1`"),
-            ("eu-west-3-AbC", "not a user pool id"),
+            ("us-east-1_AbC", "in us-east-1"),
+            ("eu-west-3-AbC", "looks like"),
             ("eu-west-3_ab-c", "letters and digits"),
         ] {
             let mut opts = options("a.example.com");

@@ -138,7 +138,7 @@ pub(super) async fn authorize(State(state): State<AppState>, RawQuery(query): Ra
 }
 
 pub(crate) fn callback_url(state: &AppState) -> String {
-    format!("{}/oauth/callback", state.public_url)
+    crate::contract::callback_url(&state.public_url)
 }
 
 pub(super) async fn callback(

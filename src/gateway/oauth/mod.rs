@@ -52,7 +52,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/oauth/jwks", get(metadata::jwks))
         .route("/oauth/register", post(register::register))
         .route("/oauth/authorize", get(authorize::authorize))
-        .route("/oauth/callback", get(authorize::callback))
+        .route(crate::contract::CALLBACK_PATH, get(authorize::callback))
         .route("/oauth/consent", post(consent::decide))
         .route("/oauth/token", post(token::token))
         .route("/oauth/revoke", post(token::revoke))

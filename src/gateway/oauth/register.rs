@@ -141,7 +141,7 @@ pub(crate) fn check_redirect_uri(uri: &str) -> Result<(), String> {
     }
     match url.scheme() {
         "https" if url.host().is_some() => Ok(()),
-        "http" if crate::gateway::config::policy::is_loopback_host(&url) => Ok(()),
+        "http" if crate::contract::is_loopback(&url) => Ok(()),
         "http" => {
             Err(format!("`{uri}` uses http on a non-loopback host; use https, or http://127.0.0.1 / [::1] / localhost"))
         }

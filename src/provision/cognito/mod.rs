@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_sdk_cognitoidentityprovider::config::{BehaviorVersion, ProvideCredentials, Region};
+use aws_sdk_cognitoidentityprovider::config::{BehaviorVersion, ProvideCredentials};
 
 use super::error::{Error, Result};
 use super::settings::AwsTarget;
-use super::validate::RegionName;
+use super::validate::Region;
 
 /// Attempts per AWS call (first try included). Throttling and transient errors
 /// are retried by the SDK with exponential backoff; `COGNIGATE_AWS_MAX_ATTEMPTS`
@@ -28,13 +28,13 @@ const DEFAULT_MAX_ATTEMPTS: u32 = 6;
 #[derive(Clone, Debug)]
 pub struct Cognito {
     pub client: aws_sdk_cognitoidentityprovider::Client,
-    pub region: RegionName,
+    pub region: Region,
     /// Shown in connection errors; `None` means the public AWS endpoint.
     pub endpoint: Option<String>,
 }
 
 /// The region from flags/env/settings, else the AWS profile's; makes no AWS call.
-pub async fn resolve_region(target: &AwsTarget) -> Result<RegionName> {
+pub async fn resolve_region(target: &AwsTarget) -> Result<Region> {
     if let Some(region) = &target.region {
         return Ok(region.clone());
     }
@@ -45,13 +45,13 @@ pub async fn resolve_region(target: &AwsTarget) -> Result<RegionName> {
     let region = chain.build().region().await.ok_or_else(|| {
         Error::Usage("no AWS region: pass --region, set AWS_REGION, or set a region in your AWS profile".into())
     })?;
-    Ok(RegionName::parse(region.as_ref())?)
+    Ok(Region::parse(region.as_ref())?)
 }
 
 impl Cognito {
     /// Resolves credentials the way the AWS CLI does and fails early, with
     /// instructions, when there are none. Makes no AWS API call.
-    pub async fn connect(target: &AwsTarget, region: &RegionName) -> Result<Self> {
+    pub async fn connect(target: &AwsTarget, region: &Region) -> Result<Self> {
         let max_attempts = std::env::var("COGNIGATE_AWS_MAX_ATTEMPTS")
             .ok()
             .and_then(|v| v.parse::<u32>().ok())
@@ -71,7 +71,7 @@ impl Cognito {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(retry)
             .timeout_config(timeouts)
-            .region(Region::new(region.as_str().to_owned()));
+            .region(aws_sdk_cognitoidentityprovider::config::Region::new(region.as_str().to_owned()));
         if let Some(profile) = &target.profile {
             loader = loader.profile_name(profile);
         }
@@ -88,6 +88,13 @@ impl Cognito {
 
         let endpoint = target.endpoint_url.clone().or_else(|| config.endpoint_url().map(str::to_owned));
         Ok(Self { client: aws_sdk_cognitoidentityprovider::Client::new(&config), region: region.clone(), endpoint })
+    }
+}
+
+impl Cognito {
+    /// The endpoint override in use (an emulator or proxy); `None` for AWS itself.
+    pub fn endpoint_override(&self) -> Option<String> {
+        self.endpoint.clone()
     }
 }
 

@@ -1,4 +1,5 @@
-//! Mutating Cognito calls, each shaped by a Cognito fact from DESIGN.md section 2.
+//! Mutating Cognito calls, each shaped by a fact of the Cognito API (what it
+//! resets when a field is omitted, what it refuses, what it cannot change).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -328,7 +329,7 @@ pub fn domain_taken(prefix: &str, owner: Option<&str>) -> Error {
 /// sends the full field set the real service needs.
 #[cfg(test)]
 mod request_shape {
-    use aws_sdk_cognitoidentityprovider::config::{BehaviorVersion, Credentials, Region};
+    use aws_sdk_cognitoidentityprovider::config::{BehaviorVersion, Credentials};
     use aws_sdk_cognitoidentityprovider::types::{
         ExplicitAuthFlowsType, OAuthFlowType, TimeUnitsType, TokenValidityUnitsType, UserPoolClientType,
     };
@@ -337,18 +338,18 @@ mod request_shape {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::provision::validate::RegionName;
+    use crate::provision::validate::Region;
 
     fn cognito(replay: &StaticReplayClient) -> Cognito {
         let config = aws_sdk_cognitoidentityprovider::Config::builder()
             .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
+            .region(aws_sdk_cognitoidentityprovider::config::Region::new("us-east-1"))
             .credentials_provider(Credentials::new("a", "b", None, None, "test"))
             .http_client(replay.clone())
             .build();
         Cognito {
             client: aws_sdk_cognitoidentityprovider::Client::from_conf(config),
-            region: RegionName::parse("us-east-1").unwrap(),
+            region: Region::parse("us-east-1").unwrap(),
             endpoint: None,
         }
     }

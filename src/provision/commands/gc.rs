@@ -22,7 +22,7 @@ use crate::provision::progress::Progress;
 use crate::provision::settings::{self, SettingsFile};
 use crate::provision::spec::tags;
 use crate::provision::teardown::{self, Guard, Removed};
-use crate::provision::validate::InvalidInput;
+use crate::provision::validate::InvalidValue;
 
 /// DescribeUserPool calls in flight at once.
 const DESCRIBE_CONCURRENCY: usize = 4;
@@ -147,7 +147,7 @@ pub async fn run(global: &GlobalArgs, args: &GcArgs) -> Result<()> {
         .older_than
         .as_deref()
         .map(|v| {
-            humantime::parse_duration(v).map_err(|e| InvalidInput {
+            humantime::parse_duration(v).map_err(|e| InvalidValue {
                 setting: "--older-than",
                 value: v.to_owned(),
                 problem: format!("{e}; use a duration such as 30m, 2h or 7days"),

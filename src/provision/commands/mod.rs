@@ -19,6 +19,7 @@ use super::render;
 use super::settings::{self, AwsTarget, SettingsFile};
 use super::spec::{DomainSpec, PoolTarget, StackSpec};
 use super::state::{Actual, Hint};
+use crate::contract::env_keys;
 
 /// Settings file + flags → validated spec and a connected client. Input is
 /// validated before credentials are looked at, so typos fail first.
@@ -52,8 +53,8 @@ pub fn hint_from_env_file(path: &Path) -> Hint {
     // A file we cannot parse gives no hint; discovery by name still works.
     let values = crate::dotenv::parse(&text).unwrap_or_default();
     Hint {
-        pool_id: values.get("COGNITO_USER_POOL_ID").filter(|v| !v.is_empty()).cloned(),
-        client_id: values.get("COGNITO_CLIENT_ID").filter(|v| !v.is_empty()).cloned(),
+        pool_id: values.get(env_keys::USER_POOL_ID).filter(|v| !v.is_empty()).cloned(),
+        client_id: values.get(env_keys::CLIENT_ID).filter(|v| !v.is_empty()).cloned(),
     }
 }
 

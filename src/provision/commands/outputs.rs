@@ -7,7 +7,6 @@ use super::{prepare, read_and_plan};
 use crate::provision::cli::{GlobalArgs, OutputFormat, OutputsArgs};
 use crate::provision::error::{Error, Result};
 use crate::provision::render::{self, EnvValues};
-use crate::provision::report::StackUrls;
 
 pub async fn run(global: &GlobalArgs, args: &OutputsArgs) -> Result<()> {
     let (mut spec, cognito) = prepare(global, &args.stack).await?;
@@ -23,17 +22,11 @@ pub async fn run(global: &GlobalArgs, args: &OutputsArgs) -> Result<()> {
     };
     let secret = client.secret.clone().unwrap_or_default();
     let domain_host = spec.domain.host(&spec.region);
-    let values = EnvValues {
-        stack: spec.stack.as_str(),
-        region: spec.region.as_str(),
-        user_pool_id: &pool.id,
-        user_pool_domain: &domain_host,
-        client_id: &client.id,
-        client_secret: &secret,
-    };
+    let endpoint = cognito.endpoint_override();
+    let values = EnvValues::new(&spec, endpoint.as_deref(), &pool.id, &domain_host, &client.id, &secret);
     match global.output {
         OutputFormat::Json => {
-            let urls = StackUrls::new(&spec.region, &pool.id, &domain_host);
+            let urls = values.urls()?;
             let masked = crate::secret::Secret::new(secret.masked());
             let env_values = EnvValues { client_secret: if args.show_secret { &secret } else { &masked }, ..values };
             let doc = json!({
@@ -41,18 +34,18 @@ pub async fn run(global: &GlobalArgs, args: &OutputsArgs) -> Result<()> {
                 "region": spec.region.as_str(),
                 "env": crate::dotenv::parse(&render::render_env_block(&env_values)?)
                     .map_err(|(line, problem)| Error::Conflict(format!("env template line {line}: {problem} (a cognigate bug)")))?,
-                "policy": render::render_policy(&spec.files.policy_name, spec.region.as_str())?,
+                "policy": render::render_policy(&spec.files.policy_name, &spec.region)?,
                 "issuer": urls.issuer,
-                "jwksUrl": urls.jwks,
-                "authorizationUrl": urls.authorize,
-                "tokenUrl": urls.token,
+                "jwksUrl": urls.jwks.as_str(),
+                "authorizationUrl": urls.authorize.as_str(),
+                "tokenUrl": urls.token.as_str(),
             });
             println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
         OutputFormat::Text => {
             let files = &spec.files;
             let env = render::write_env_file(&files.env_file, &values)?;
-            let policies = render::write_policies_file(&files.policies_file, &files.policy_name, spec.region.as_str())?;
+            let policies = render::write_policies_file(&files.policies_file, &files.policy_name, &spec.region)?;
             println!("  env file    {}  {}", files.env_file.display(), render::label(env));
             println!("  policies    {}  {}", files.policies_file.display(), render::label(policies));
         }

@@ -50,16 +50,10 @@ pub async fn run(global: &GlobalArgs, args: &RotateSecretArgs) -> Result<()> {
         .map(Secret::new)
         .ok_or_else(|| Error::Conflict("AddUserPoolClientSecret returned no secret value".into()))?;
     let domain_host = spec.domain.host(&spec.region);
+    let endpoint = cognito.endpoint_override();
     let outcome = render::write_env_file(
         &spec.files.env_file,
-        &EnvValues {
-            stack: spec.stack.as_str(),
-            region: spec.region.as_str(),
-            user_pool_id: &pool.id,
-            user_pool_domain: &domain_host,
-            client_id: &client.id,
-            client_secret: &secret,
-        },
+        &EnvValues::new(&spec, endpoint.as_deref(), &pool.id, &domain_host, &client.id, &secret),
     )?;
     let id = descriptor.as_ref().and_then(|d| d.client_secret_id()).unwrap_or_default();
     report(

@@ -3,16 +3,17 @@
 use serde_json::json;
 
 use super::{confirm, prepare, read_and_plan};
-use crate::provision::apply::{Applied, apply};
+use crate::provision::apply::apply;
 use crate::provision::cli::{GlobalArgs, OutputFormat, UpArgs};
 use crate::provision::error::Result;
 use crate::provision::progress::Progress;
 use crate::provision::render::{self, EnvValues, FileOutcome};
-use crate::provision::report::{StackUrls, label};
+use crate::provision::report::label;
 use crate::provision::spec::StackSpec;
 
 pub async fn run(global: &GlobalArgs, args: &UpArgs) -> Result<()> {
     let (mut spec, cognito) = prepare(global, &args.stack).await?;
+    let endpoint = cognito.endpoint_override();
     let (actual, plan) = read_and_plan(&cognito, &mut spec).await?;
     let text = global.output == OutputFormat::Text;
     if text && plan.has_changes() {
@@ -23,10 +24,18 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs) -> Result<()> {
     }
     let progress = Progress::new(text);
     let applied = apply(&cognito, &spec, actual, &plan, &progress).await?;
-    let files = write_outputs(&spec, &applied)?;
+    let values = EnvValues::new(
+        &spec,
+        endpoint.as_deref(),
+        &applied.pool_id,
+        &applied.domain_host,
+        &applied.client_id,
+        &applied.client_secret,
+    );
+    let urls = values.urls()?;
+    let files = write_outputs(&spec, &values)?;
 
     let changed = plan.has_changes() || files.iter().any(|(_, _, o)| *o != FileOutcome::Unchanged);
-    let urls = StackUrls::new(&spec.region, &applied.pool_id, &applied.domain_host);
     match global.output {
         OutputFormat::Json => {
             let mut doc = json!({
@@ -36,10 +45,11 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs) -> Result<()> {
                 "userPoolDomain": applied.domain_host,
                 "clientId": applied.client_id,
                 "issuer": urls.issuer,
-                "jwksUrl": urls.jwks,
-                "authorizationUrl": urls.authorize,
-                "tokenUrl": urls.token,
+                "jwksUrl": urls.jwks.as_str(),
+                "authorizationUrl": urls.authorize.as_str(),
+                "tokenUrl": urls.token.as_str(),
                 "callbackUrls": spec.callback_urls,
+                "publicUrl": spec.public_url(),
                 "resources": { "userPool": applied.pool, "domain": applied.domain, "appClient": applied.client },
                 "files": files.iter().map(|(kind, path, outcome)| (kind.to_string(), json!({ "path": path, "outcome": outcome }))).collect::<serde_json::Map<_, _>>(),
                 "changed": changed,
@@ -80,22 +90,14 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs) -> Result<()> {
 
 type FileReport = (&'static str, std::path::PathBuf, FileOutcome);
 
-fn write_outputs(spec: &StackSpec, applied: &Applied) -> Result<Vec<FileReport>> {
-    let values = EnvValues {
-        stack: spec.stack.as_str(),
-        region: spec.region.as_str(),
-        user_pool_id: &applied.pool_id,
-        user_pool_domain: &applied.domain_host,
-        client_id: &applied.client_id,
-        client_secret: &applied.client_secret,
-    };
+fn write_outputs(spec: &StackSpec, values: &EnvValues) -> Result<Vec<FileReport>> {
     let files = &spec.files;
     Ok(vec![
-        ("env file", files.env_file.clone(), render::write_env_file(&files.env_file, &values)?),
+        ("env file", files.env_file.clone(), render::write_env_file(&files.env_file, values)?),
         (
             "policies",
             files.policies_file.clone(),
-            render::write_policies_file(&files.policies_file, &files.policy_name, spec.region.as_str())?,
+            render::write_policies_file(&files.policies_file, &files.policy_name, &spec.region)?,
         ),
         ("routes", files.routes_file.clone(), render::write_starter_routes(&files.routes_file, &files.policy_name)?),
     ])

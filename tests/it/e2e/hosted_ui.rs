@@ -1,4 +1,4 @@
-//! The hosted UI stand-in checks what Cognito checks (DESIGN.md section 4):
+//! The hosted UI stand-in checks what Cognito checks:
 //! these tests hold it to that, against moto provisioned like `cognigate up`,
 //! so the gateway's e2e tests cannot pass against a stand-in that accepts
 //! anything. No gateway here.

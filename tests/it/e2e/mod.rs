@@ -1,6 +1,6 @@
 //! End to end: `cognigate up` against moto, the hosted UI stand-in, an upstream
 //! MCP server, `cognigate-gateway`, and the official MCP client SDKs and headless
-//! Chromium driving the whole OAuth flow (DESIGN.md section 4).
+//! Chromium driving the whole OAuth flow.
 //!
 //! Every test builds its own world in a temp dir on free ports, so the tests
 //! run in parallel and leave nothing behind: [`Cognito`] is moto provisioned
@@ -27,7 +27,7 @@ use crate::support::peers::{self, HostedUi, Peer, Toolchain, UpstreamMcp};
 pub const USERNAME: &str = "alice";
 pub const PASSWORD: &str = "Corr3ct-Horse-Battery!";
 pub const EMAIL: &str = "alice@example.com";
-/// The policy name `cognigate up` writes (DESIGN.md section 1).
+/// The policy name `cognigate up` writes.
 pub const POLICY: &str = "cognito-managed-oauth";
 
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);

@@ -1,19 +1,26 @@
 #!/usr/bin/env python3
-"""A stand-in for the Amazon Cognito hosted UI, backed by moto.
+"""cognigate's local login page: the Amazon Cognito hosted UI, for a user pool in moto.
 
-moto emulates the Cognito API but has no hosted UI (`/oauth2/*` answer 404), so
-the gateway's browser leg needs something to talk to. This server plays the
-three parts of the hosted UI that an OAuth relying party touches:
+moto emulates the Cognito API but has no hosted UI (`/oauth2/*` answer 404),
+so without this page nobody could log in to a gateway provisioned against the
+emulator. `scripts/demo` runs it for the local mode, and the tests run it
+wherever the real hosted UI would be. Point `COGNITO_USER_POOL_DOMAIN` at it
+(`127.0.0.1:PORT`: the gateway reaches a loopback domain over http).
 
-- `GET /oauth2/authorize` validates the request against moto's
-  `DescribeUserPoolClient` the way Cognito does (client id, response type,
-  allowed flows, scopes, exact callback URL, identity provider, PKCE method) and
-  shows a login form. Like Cognito, it only redirects an error back to the
-  client when the redirect URI is one the client registered; otherwise it shows
-  an error page.
+It plays the parts of the hosted UI that an OAuth relying party and a person
+touch, with the checks Cognito makes:
+
+- `GET /oauth2/authorize` (and `GET /login`) validates the request against
+  moto's `DescribeUserPoolClient`: client id, response type, allowed flows,
+  scopes, exact callback URL, identity provider, PKCE method. Like Cognito, it
+  only redirects an error back to a callback URL the client registered; an
+  unknown client or callback gets an error page that says what is wrong and
+  how to fix it. A browser that signed in before (the `cognito` session
+  cookie) gets its code straight away unless `prompt=login` is sent.
 - `POST /login` checks the credentials with moto's `AdminInitiateAuth`
-  (ADMIN_USER_PASSWORD_AUTH, with SECRET_HASH for a client with a secret) and
-  redirects to the callback with a single-use code and the caller's state.
+  (ADMIN_USER_PASSWORD_AUTH, with SECRET_HASH for a client with a secret),
+  shows "Incorrect username or password." on a miss, and otherwise redirects
+  to the callback with a single-use code and the caller's state.
 - `POST /oauth2/token` requires client authentication (client_secret_basic, or
   client_secret_post) for a client with a secret, checks the code's binding to
   client and redirect URI and the PKCE S256 verifier, and returns moto's real
@@ -21,9 +28,12 @@ three parts of the hosted UI that an OAuth relying party touches:
   moto does not (the authorize request's `nonce`, the user's `email` when the
   `email` scope was granted, `at_hash`), then re-signed with moto's shipped
   private key under the same kid, so a relying party verifying it against
-  moto's JWKS does real verification.
+  moto's JWKS does real verification. `cognito:groups` comes from moto.
+- `GET /logout` ends the session (server side and the cookie) and, given
+  `client_id` and a `logout_uri` among the client's sign-out URLs, redirects
+  there; an unknown `logout_uri` gets the error page.
 
-Test knobs (not part of Cognito):
+Test knobs (not part of Cognito, off unless `--test-knobs` is given):
 
 - `POST /_test/next-id-token` with a JSON mutation queues a crafted ID token for
   the next successful token response. Fields (all optional):
@@ -34,7 +44,7 @@ Test knobs (not part of Cognito):
 - `GET /_test/log` returns the requests seen, for assertions on how a client
   authenticated at the token endpoint.
 
-Usage: `hosted_ui.py --moto http://127.0.0.1:PORT --pool-id us-east-1_x --port 0`
+Usage: `login_page.py --moto http://127.0.0.1:PORT --pool-id us-east-1_x [--port 0]`
 prints `Running on http://127.0.0.1:PORT` once it accepts connections.
 """
 
@@ -66,6 +76,10 @@ from werkzeug.serving import make_server
 
 CODE_TTL_SECONDS = 300  # Cognito's authorization codes live 5 minutes.
 LOGIN_TTL_SECONDS = 600
+# Cognito's hosted UI session cookie lasts an hour; a browser that signed in
+# within it is not asked again (unless the client sends prompt=login).
+SESSION_TTL_SECONDS = 3600
+SESSION_COOKIE = "cognito"
 
 
 @dataclass
@@ -76,6 +90,15 @@ class PendingLogin:
     state: str | None
     nonce: str | None
     code_challenge: str | None
+    created: float = field(default_factory=time.time)
+
+
+@dataclass
+class Session:
+    """A browser that signed in: who, and a refresh token per client to mint fresh tokens."""
+
+    username: str
+    refresh_tokens: dict[str, str] = field(default_factory=dict)
     created: float = field(default_factory=time.time)
 
 
@@ -94,9 +117,10 @@ class IssuedCode:
 class HostedUi:
     """The stand-in's state and its view of moto."""
 
-    def __init__(self, moto_url: str, pool_id: str, region: str) -> None:
+    def __init__(self, moto_url: str, pool_id: str, region: str, test_knobs: bool = False) -> None:
         self.pool_id = pool_id
         self.region = region
+        self.test_knobs = test_knobs
         self.idp = boto3.client(
             "cognito-idp",
             region_name=region,
@@ -108,6 +132,7 @@ class HostedUi:
         self.lock = threading.Lock()
         self.pending: dict[str, PendingLogin] = {}
         self.codes: dict[str, IssuedCode] = {}
+        self.sessions: dict[str, Session] = {}
         self.id_token_mutations: list[dict[str, Any]] = []
         self.log: list[dict[str, Any]] = []
         self.moto_key = RSAKey.import_key(json.loads(_moto_private_jwk()))
@@ -148,11 +173,29 @@ def _with_query(url: str, params: dict[str, str]) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
 
 
-def _error_page(message: str, status: int = 400) -> Response:
-    body = (
-        "<!doctype html><html><head><title>Error</title></head><body>"
-        "<h1>An error was encountered with the requested page.</h1>"
-        f"<p id=\"error\">{html.escape(message)}</p></body></html>"
+# What each error page says, and how to fix it (Cognito shows the bare code;
+# a person running this locally deserves the reason).
+ERROR_HINTS = {
+    "invalid_request": "The sign-in link is incomplete or malformed. Start the sign-in again from your app.",
+    "client_not_found": "No app client with this client_id exists in the user pool. Check COGNITO_CLIENT_ID "
+    "in the gateway's env file (`cognigate outputs` rewrites it).",
+    "redirect_mismatch": "The redirect_uri is not one of the app client's callback URLs (they match exactly). "
+    "Add it with `cognigate up --gateway-url URL` or `--callback-url URL`.",
+    "logout_mismatch": "The logout_uri is not one of the app client's sign-out URLs.",
+    "session_expired": "This sign-in page has expired. Go back to your app and start the sign-in again.",
+}
+
+
+def _error_page(error: str, description: str | None = None, status: int = 400) -> Response:
+    """Cognito's error page ("An error was encountered with the requested page."), with a hint."""
+    hint = ERROR_HINTS.get(error, "")
+    detail = f'<p class="detail">{html.escape(description)}</p>' if description else ""
+    body = _page(
+        "Error",
+        f"""<h1>An error was encountered with the requested page.</h1>
+<p class="error" id="error"><code>{html.escape(error)}</code></p>
+{detail}
+<p class="hint">{html.escape(hint)}</p>""",
     )
     return Response(body, status=status, mimetype="text/html")
 
@@ -168,7 +211,7 @@ def _token_error(error: str, status: int = 400, description: str | None = None) 
 
 
 def create_app(ui: HostedUi) -> Flask:
-    app = Flask("hosted_ui")
+    app = Flask("login_page")
 
     @app.get("/oauth2/authorize")
     @app.get("/login")
@@ -178,14 +221,14 @@ def create_app(ui: HostedUi) -> Flask:
         redirect_uri = args.get("redirect_uri", "")
         ui.record(endpoint="authorize", params=dict(args))
         if not client_id:
-            return _error_page("invalid_request: client_id is required")
+            return _error_page("invalid_request", "client_id is required")
         client = ui.describe_client(client_id)
         if client is None:
-            return _error_page("invalid_request: client does not exist")
+            return _error_page("client_not_found", f"client_id {client_id} does not exist in {ui.pool_id}")
         # Cognito only redirects back to a URL it knows belongs to the client;
         # anything else is `redirect_mismatch` on its own error page.
         if not redirect_uri or redirect_uri not in client.get("CallbackURLs", []):
-            return _error_page("redirect_mismatch")
+            return _error_page("redirect_mismatch", f"redirect_uri {redirect_uri or '(none)'} is not registered")
 
         state = args.get("state")
 
@@ -216,55 +259,60 @@ def create_app(ui: HostedUi) -> Flask:
         if code_challenge is None and method is not None:
             return fail("invalid_request", "code_challenge_method without code_challenge")
 
+        pending = PendingLogin(
+            client_id=client_id,
+            redirect_uri=redirect_uri,
+            scopes=scopes,
+            state=state,
+            nonce=args.get("nonce"),
+            code_challenge=code_challenge,
+        )
+        prompts = set(args.get("prompt", "").split())
+        if "login" not in prompts:
+            reused = _code_from_session(pending)
+            if reused is not None:
+                return reused
+        if "none" in prompts:
+            return fail("login_required", "the user is not signed in")
         login_id = secrets.token_urlsafe(24)
         with ui.lock:
-            ui.pending[login_id] = PendingLogin(
-                client_id=client_id,
-                redirect_uri=redirect_uri,
-                scopes=scopes,
-                state=state,
-                nonce=args.get("nonce"),
-                code_challenge=code_challenge,
-            )
-        return _login_form(login_id, client_id, error=None)
+            ui.pending[login_id] = pending
+        return _login_form(login_id, _client_label(client), error=None)
 
-    @app.post("/login")
-    def login() -> Response:
-        login_id = request.form.get("login_id", "")
-        username = request.form.get("username", "")
-        password = request.form.get("password", "")
+    def _session() -> tuple[str, Session] | None:
+        session_id = request.cookies.get(SESSION_COOKIE, "")
         with ui.lock:
-            pending = ui.pending.get(login_id)
-        if pending is None or time.time() - pending.created > LOGIN_TTL_SECONDS:
-            return _error_page("login session expired or unknown")
-        client = ui.describe_client(pending.client_id)
-        if client is None:
-            return _error_page("invalid_request: client does not exist")
-        auth_params = {"USERNAME": username, "PASSWORD": password}
-        secret = client.get("ClientSecret")
-        if secret:
-            auth_params["SECRET_HASH"] = _secret_hash(username, pending.client_id, secret)
+            session = ui.sessions.get(session_id)
+            if session is None:
+                return None
+            if time.time() - session.created > SESSION_TTL_SECONDS:
+                ui.sessions.pop(session_id, None)
+                return None
+        return session_id, session
+
+    def _code_from_session(pending: PendingLogin) -> Response | None:
+        """A code for a browser that signed in to this client before, or None (show the form)."""
+        found = _session()
+        refresh = found[1].refresh_tokens.get(pending.client_id) if found else None
+        if found is None or refresh is None:
+            return None
         try:
             result = ui.idp.admin_initiate_auth(
                 UserPoolId=ui.pool_id,
                 ClientId=pending.client_id,
-                AuthFlow="ADMIN_USER_PASSWORD_AUTH",
-                AuthParameters=auth_params,
+                AuthFlow="REFRESH_TOKEN_AUTH",
+                AuthParameters={"REFRESH_TOKEN": refresh},
             )
-        except ClientError as err:
-            code = err.response["Error"]["Code"]
-            if code in ("NotAuthorizedException", "UserNotFoundException"):
-                ui.record(endpoint="login", ok=False, username=username)
-                return _login_form(login_id, pending.client_id, error="Incorrect username or password.", status=200)
-            raise
-        if "AuthenticationResult" not in result:
-            challenge = result.get("ChallengeName", "unknown")
-            return _login_form(
-                login_id, pending.client_id, error=f"This stand-in cannot answer the {challenge} challenge."
-            )
-        with ui.lock:
-            ui.pending.pop(login_id, None)
-        auth = result["AuthenticationResult"]
+        except ClientError:
+            return None  # the refresh token went stale: ask for the password again
+        auth = result.get("AuthenticationResult")
+        if not auth:
+            return None
+        auth.setdefault("RefreshToken", refresh)
+        ui.record(endpoint="authorize", session=True, username=found[1].username)
+        return _redirect_with_code(pending, found[1].username, auth)
+
+    def _redirect_with_code(pending: PendingLogin, username: str, auth: dict[str, Any]) -> Response:
         code = secrets.token_urlsafe(32)
         issued = IssuedCode(
             client_id=pending.client_id,
@@ -282,11 +330,102 @@ def create_app(ui: HostedUi) -> Flask:
         )
         with ui.lock:
             ui.codes[code] = issued
-        ui.record(endpoint="login", ok=True, username=username)
         params = {"code": code}
         if pending.state is not None:
             params["state"] = pending.state
         return redirect(_with_query(pending.redirect_uri, params), code=302)
+
+    @app.post("/login")
+    def login() -> Response:
+        login_id = request.form.get("login_id", "")
+        username = request.form.get("username", "")
+        password = request.form.get("password", "")
+        with ui.lock:
+            pending = ui.pending.get(login_id)
+        if pending is None or time.time() - pending.created > LOGIN_TTL_SECONDS:
+            return _error_page("session_expired", "the login session expired or is unknown")
+        client = ui.describe_client(pending.client_id)
+        if client is None:
+            return _error_page("client_not_found", f"client_id {pending.client_id} does not exist")
+        auth_params = {"USERNAME": username, "PASSWORD": password}
+        secret = client.get("ClientSecret")
+        if secret:
+            auth_params["SECRET_HASH"] = _secret_hash(username, pending.client_id, secret)
+        try:
+            result = ui.idp.admin_initiate_auth(
+                UserPoolId=ui.pool_id,
+                ClientId=pending.client_id,
+                AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+                AuthParameters=auth_params,
+            )
+        except ClientError as err:
+            code = err.response["Error"]["Code"]
+            if code in ("NotAuthorizedException", "UserNotFoundException"):
+                ui.record(endpoint="login", ok=False, username=username)
+                return _login_form(
+                    login_id, _client_label(client), error="Incorrect username or password.", username=username
+                )
+            raise
+        if "AuthenticationResult" not in result:
+            challenge = result.get("ChallengeName", "unknown")
+            return _login_form(
+                login_id,
+                _client_label(client),
+                error=f"The local login page cannot answer the {challenge} challenge: "
+                "set a permanent password (AdminSetUserPassword with Permanent=true).",
+                username=username,
+            )
+        with ui.lock:
+            ui.pending.pop(login_id, None)
+        auth = result["AuthenticationResult"]
+        ui.record(endpoint="login", ok=True, username=username)
+        response = _redirect_with_code(pending, username, auth)
+        _remember(response, username, pending.client_id, auth.get("RefreshToken"))
+        return response
+
+    def _remember(response: Response, username: str, client_id: str, refresh_token: str | None) -> None:
+        """Starts (or extends) the browser's session after a successful sign-in."""
+        found = _session()
+        if found is not None and found[1].username == username:
+            session_id, session = found
+        else:
+            session_id, session = secrets.token_urlsafe(32), Session(username=username)
+        if refresh_token:
+            session.refresh_tokens[client_id] = refresh_token
+        with ui.lock:
+            ui.sessions[session_id] = session
+        response.set_cookie(
+            SESSION_COOKIE, session_id, max_age=SESSION_TTL_SECONDS, httponly=True, samesite="Lax", path="/"
+        )
+
+    @app.get("/logout")
+    def logout() -> Response:
+        args = request.args
+        logout_uri = args.get("logout_uri")
+        client_id = args.get("client_id", "")
+        target: str | None = None
+        if logout_uri is not None:
+            # Cognito only sends the browser on to a sign-out URL the client registered.
+            client = ui.describe_client(client_id) if client_id else None
+            if client is None:
+                return _error_page("client_not_found", f"client_id {client_id or '(none)'} does not exist")
+            if logout_uri not in client.get("LogoutURLs", []):
+                return _error_page("logout_mismatch", f"logout_uri {logout_uri} is not registered")
+            target = logout_uri
+        found = _session()
+        if found is not None:
+            with ui.lock:
+                ui.sessions.pop(found[0], None)
+        ui.record(endpoint="logout", had_session=found is not None)
+        if target is not None:
+            response = redirect(target, code=302)
+        else:
+            response = Response(
+                _page("Signed out", '<h1>You are signed out.</h1><p id="signedOut">You can close this window.</p>'),
+                mimetype="text/html",
+            )
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
 
     @app.post("/oauth2/token")
     def token() -> Response:
@@ -432,6 +571,12 @@ def create_app(ui: HostedUi) -> Flask:
         key = ui.moto_key if mutation.get("key", "moto") == "moto" else RSAKey.generate_key(2048)
         return jwt.encode({"alg": "RS256", "kid": kid}, claims, key)
 
+    @app.before_request
+    def knobs_only_when_asked() -> Response | None:
+        if request.path.startswith("/_test/") and not ui.test_knobs:
+            return Response("not found\n", status=404, mimetype="text/plain")
+        return None
+
     @app.post("/_test/next-id-token")
     def next_id_token() -> Response:
         mutation = request.get_json(force=True)
@@ -453,23 +598,69 @@ def create_app(ui: HostedUi) -> Flask:
     return app
 
 
-def _login_form(login_id: str, client_id: str, error: str | None, status: int = 200) -> Response:
-    error_html = f'<p class="error" id="loginErrorMessage">{html.escape(error)}</p>' if error else ""
-    body = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>Signin</title></head>
-<body>
-<h1>Sign in with your username and password</h1>
+def _client_label(client: dict[str, Any]) -> str:
+    return str(client.get("ClientName") or client.get("ClientId") or "your app")
+
+
+STYLE = """
+:root { color-scheme: light; --accent: #ec7211; --ink: #16191f; --muted: #5f6b7a; }
+* { box-sizing: border-box; }
+body { margin: 0; min-height: 100vh; display: flex; align-items: center; justify-content: center;
+  font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--ink);
+  background: #f2f3f3; }
+main { width: min(420px, 92vw); background: #fff; border-radius: 10px; padding: 32px 32px 24px;
+  box-shadow: 0 1px 3px rgba(0,0,0,.12), 0 8px 24px rgba(0,0,0,.06); }
+h1 { font-size: 20px; margin: 0 0 4px; }
+.sub { color: var(--muted); margin: 0 0 20px; }
+label { display: block; font-weight: 600; margin: 14px 0 6px; }
+input[type=text], input[type=password] { width: 100%; padding: 10px 12px; font: inherit;
+  border: 1px solid #aab7b8; border-radius: 6px; }
+input:focus { outline: 2px solid #0073bb; outline-offset: 1px; border-color: #0073bb; }
+button { width: 100%; margin-top: 22px; padding: 11px; font: inherit; font-weight: 700; color: #fff;
+  background: var(--accent); border: 0; border-radius: 6px; cursor: pointer; }
+button:hover { background: #eb5f07; }
+.error { background: #fdf3f1; border: 1px solid #d13212; color: #d13212; border-radius: 6px;
+  padding: 10px 12px; margin: 0 0 8px; }
+.hint, .detail, footer { color: var(--muted); }
+footer { font-size: 12px; margin-top: 22px; border-top: 1px solid #eaeded; padding-top: 12px; }
+code { font-size: 14px; }
+"""
+
+
+def _page(title: str, content: str) -> str:
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title><style>{STYLE}</style></head>
+<body><main>
+{content}
+<footer>cognigate local login page &middot; stands in for the Amazon Cognito hosted UI;
+users and passwords live in the local emulator.</footer>
+</main></body></html>
+"""
+
+
+def _login_form(login_id: str, client_label: str, error: str | None, username: str = "") -> Response:
+    error_html = f'<p class="error" id="loginErrorMessage" role="alert">{html.escape(error)}</p>' if error else ""
+    content = f"""<h1>Sign in</h1>
+<p class="sub">with your username and password to continue to <strong>{html.escape(client_label)}</strong></p>
 {error_html}
 <form id="login" method="post" action="/login">
   <input type="hidden" name="login_id" value="{html.escape(login_id)}">
-  <input type="hidden" name="client_id" value="{html.escape(client_id)}">
-  <label>Username <input id="signInFormUsername" name="username" type="text" autocomplete="username"></label>
-  <label>Password <input id="signInFormPassword" name="password" type="password" autocomplete="current-password"></label>
-  <input name="signInSubmitButton" type="submit" value="Sign in">
-</form>
-</body></html>
-"""
-    return Response(body, status=status, mimetype="text/html")
+  <label for="signInFormUsername">Username</label>
+  <input id="signInFormUsername" name="username" type="text" autocomplete="username" autocapitalize="none"
+    value="{html.escape(username)}" required autofocus>
+  <label for="signInFormPassword">Password</label>
+  <input id="signInFormPassword" name="password" type="password" autocomplete="current-password" required>
+  <button name="signInSubmitButton" type="submit" value="Sign in">Sign in</button>
+</form>"""
+    # A page holding a form with a one-time login id must not be cached or framed.
+    return Response(
+        _page("Sign in", content),
+        status=200,
+        mimetype="text/html",
+        headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY",
+                 "Content-Security-Policy": "frame-ancestors 'none'"},
+    )
 
 
 def main() -> None:
@@ -479,9 +670,10 @@ def main() -> None:
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--test-knobs", action="store_true", help="serve /_test/* (crafted ID tokens, request log)")
     args = parser.parse_args()
 
-    ui = HostedUi(args.moto, args.pool_id, args.region)
+    ui = HostedUi(args.moto, args.pool_id, args.region, test_knobs=args.test_knobs)
     server = make_server(args.host, args.port, create_app(ui), threaded=True)
     print(f"Running on http://{args.host}:{server.server_port}", flush=True)
     try:
