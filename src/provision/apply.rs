@@ -118,6 +118,11 @@ async fn settle_pool_race(cognito: &Cognito, spec: &StackSpec, created: PoolStat
     match pools.into_iter().next() {
         Some(oldest) if oldest.id != created.id => {
             tracing::warn!(ours = %created.id, kept = %oldest.id, "a concurrent run created the same stack first; removing our pool");
+            // Cognito refuses to delete a protected pool (issue 13, item 2); the
+            // pool is our own and seconds old, so lifting it loses nothing.
+            if created.deletion_protection {
+                cognito.disable_deletion_protection(&created).await?;
+            }
             cognito.delete_pool(&created.id).await?;
             Ok(oldest)
         }
@@ -226,5 +231,89 @@ async fn converge_client(
                 _ => Ok((created, Outcome::Created)),
             }
         }
+    }
+}
+
+/// The twin clean-up on the SDK's replay client (the race itself cannot be
+/// staged deterministically against moto).
+#[cfg(test)]
+mod twin_race {
+    use aws_sdk_cognitoidentityprovider::config::{BehaviorVersion, Credentials, Region};
+    use aws_smithy_http_client::test_util::{ReplayEvent, StaticReplayClient};
+    use aws_smithy_types::body::SdkBody;
+
+    use super::*;
+    use crate::provision::validate::Region as RegionName;
+
+    fn answer(body: &str) -> ReplayEvent {
+        ReplayEvent::new(
+            http::Request::builder()
+                .uri("https://cognito-idp.us-east-1.amazonaws.com/")
+                .body(SdkBody::empty())
+                .unwrap(),
+            http::Response::builder().status(200).body(SdkBody::from(body.to_owned())).unwrap(),
+        )
+    }
+
+    fn described(id: &str, created: u64) -> String {
+        format!(
+            r#"{{"UserPool":{{"Id":"{id}","Name":"demo","CreationDate":{created},"DeletionProtection":"ACTIVE",
+                "UserPoolTags":{{"cognigate:stack":"demo","cognigate:managed":"true"}}}}}}"#
+        )
+    }
+
+    /// Issue 13, item 2: the loser of a `--deletion-protection` race must lift
+    /// protection on its own pool before deleting it, or Cognito refuses.
+    #[tokio::test]
+    async fn the_loser_of_a_protected_race_lifts_protection_before_deleting_its_pool() {
+        let listed = r#"{"UserPools":[{"Id":"us-east-1_new","Name":"demo"},{"Id":"us-east-1_old","Name":"demo"}]}"#;
+        let replay = StaticReplayClient::new(vec![
+            answer(listed),
+            answer(listed),
+            answer(&described("us-east-1_new", 2_000_000_000)),
+            answer(&described("us-east-1_old", 1_000_000_000)),
+            answer("{}"),
+            answer("{}"),
+        ]);
+        let config = aws_sdk_cognitoidentityprovider::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("a", "b", None, None, "test"))
+            .http_client(replay.clone())
+            .build();
+        let cognito = Cognito {
+            client: aws_sdk_cognitoidentityprovider::Client::from_conf(config),
+            region: RegionName::parse("us-east-1").unwrap(),
+            endpoint: None,
+        };
+        let mut spec = crate::provision::plan::tests_support::spec();
+        spec.deletion_protection = true;
+        let ours = PoolState {
+            id: "us-east-1_new".into(),
+            name: "demo".into(),
+            tags: std::collections::HashMap::from([("cognigate:stack".to_owned(), "demo".to_owned())]),
+            domain: None,
+            custom_domain: None,
+            deletion_protection: true,
+            created: Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(2_000_000_000)),
+        };
+        let kept = settle_pool_race(&cognito, &spec, ours).await.unwrap();
+        assert_eq!(kept.id, "us-east-1_old");
+        let sent: Vec<(String, serde_json::Value)> = replay
+            .actual_requests()
+            .map(|r| {
+                let target = r.headers().get("x-amz-target").unwrap_or_default();
+                let body = r.body().bytes().map(|b| serde_json::from_slice(b).unwrap()).unwrap_or_default();
+                (target.rsplit('.').next().unwrap_or_default().to_owned(), body)
+            })
+            .collect();
+        let mutating: Vec<&(String, serde_json::Value)> =
+            sent.iter().filter(|(op, _)| op.starts_with("Update") || op.starts_with("Delete")).collect();
+        assert_eq!(mutating.len(), 2, "{sent:?}");
+        assert_eq!(mutating[0].0, "UpdateUserPool");
+        assert_eq!(mutating[0].1["UserPoolId"], "us-east-1_new");
+        assert_eq!(mutating[0].1["DeletionProtection"], "INACTIVE");
+        assert_eq!(mutating[1].0, "DeleteUserPool");
+        assert_eq!(mutating[1].1["UserPoolId"], "us-east-1_new");
     }
 }

@@ -58,7 +58,7 @@ fn cold_up_provisions_the_contract_and_writes_outputs() {
     assert_eq!(doc["resources"], json!({ "userPool": "created", "domain": "created", "appClient": "created" }));
     assert_eq!(doc["issuer"], format!("https://cognito-idp.us-east-1.amazonaws.com/{pool_id}"));
     // Under an endpoint override (moto here) the keys are fetched where the API is.
-    assert_eq!(doc["jwksUrl"], format!("{}/{pool_id}/.well-known/jwks.json", moto.endpoint()));
+    assert_eq!(doc["jwksUrl"], format!("{}/{pool_id}/.well-known/jwks.json", ws.endpoint));
     assert_eq!(doc["publicUrl"], "https://gw.example.com");
     assert_eq!(doc["authorizationUrl"], format!("https://{prefix}.auth.us-east-1.amazoncognito.com/oauth2/authorize"));
     assert_eq!(doc["tokenUrl"], format!("https://{prefix}.auth.us-east-1.amazoncognito.com/oauth2/token"));

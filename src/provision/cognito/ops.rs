@@ -4,7 +4,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_sdk_cognitoidentityprovider::types::{CustomDomainConfigType, DeletionProtectionType, OAuthFlowType};
+use aws_sdk_cognitoidentityprovider::types::{
+    CustomDomainConfigType, DeletionProtectionType, ExplicitAuthFlowsType, OAuthFlowType,
+    PreventUserExistenceErrorTypes,
+};
 
 use super::discover::{ClientState, PoolState};
 use super::{Cognito, errors};
@@ -107,7 +110,7 @@ impl Cognito {
         self.client
             .update_user_pool()
             .user_pool_id(&pool.id)
-            .set_user_pool_tags(Some(pool.tags.clone()).filter(|t| !t.is_empty()))
+            .set_user_pool_tags(Some(sendable_tags(&pool.tags)).filter(|t| !t.is_empty()))
             .deletion_protection(DeletionProtectionType::Inactive)
             .send()
             .await
@@ -129,9 +132,8 @@ impl Cognito {
         match request.send().await {
             Ok(_) => Ok(()),
             Err(e) => {
-                let text = errors::message(&e).unwrap_or_default().to_ascii_lowercase();
                 if errors::code(&e) == Some("InvalidParameterException")
-                    && (text.contains("already") || text.contains("exists"))
+                    && means_prefix_taken(errors::message(&e).unwrap_or_default())
                 {
                     return Err(domain_taken(domain.api_name(), None));
                 }
@@ -218,6 +220,10 @@ impl Cognito {
             .user_pool_id(pool_id)
             .client_name(name)
             .generate_secret(true)
+            // The gateway only uses the authorization code flow: no password or
+            // SRP sign-in through the API, and no hint whether a user exists.
+            .explicit_auth_flows(ExplicitAuthFlowsType::AllowRefreshTokenAuth)
+            .prevent_user_existence_errors(PreventUserExistenceErrorTypes::Enabled)
             .set_callback_urls(Some(settings.callback_urls.clone()))
             .set_allowed_o_auth_flows(Some(
                 settings.oauth_flows.iter().map(|f| OAuthFlowType::from(f.as_str())).collect(),
@@ -245,7 +251,8 @@ impl Cognito {
 
     /// Describe → merge → full update: `UpdateUserPoolClient` resets every field
     /// it is not sent, so every field of the existing client goes back with
-    /// only cognigate's own fields replaced. Empty lists are never sent.
+    /// only cognigate's own fields replaced. Empty lists are not sent, except
+    /// `ExplicitAuthFlows`, whose omission means Cognito's defaults.
     pub async fn update_client(
         &self,
         pool_id: &str,
@@ -297,9 +304,15 @@ pub fn merged_client_update(
         .set_token_validity_units(c.token_validity_units().cloned())
         .set_read_attributes(non_empty(c.read_attributes()))
         .set_write_attributes(non_empty(c.write_attributes()))
-        .set_explicit_auth_flows(non_empty(c.explicit_auth_flows()))
+        // Sent even when empty: an omitted list makes Cognito give the client
+        // its three default flows (issue 13, item 6).
+        .set_explicit_auth_flows(Some(c.explicit_auth_flows().to_vec()))
         .set_logout_urls(non_empty(c.logout_urls()))
-        .set_default_redirect_uri(c.default_redirect_uri().map(str::to_owned))
+        // Cognito refuses the whole update when the default redirect is not one
+        // of the new callback URLs (issue 13, item 1).
+        .set_default_redirect_uri(
+            c.default_redirect_uri().filter(|uri| settings.callback_urls.iter().any(|u| u == uri)).map(str::to_owned),
+        )
         .set_analytics_configuration(c.analytics_configuration().cloned())
         .set_prevent_user_existence_errors(c.prevent_user_existence_errors().cloned())
         .set_enable_token_revocation(c.enable_token_revocation())
@@ -311,6 +324,21 @@ pub fn merged_client_update(
         .set_allowed_o_auth_scopes(non_empty(&settings.oauth_scopes))
         .set_supported_identity_providers(non_empty(&settings.identity_providers))
         .allowed_o_auth_flows_user_pool_client(settings.oauth_flows_user_pool_client)
+}
+
+/// Whether a CreateUserPoolDomain refusal means another pool holds the name.
+/// "The user pool already has a domain configured" does not (issue 13, item 8):
+/// it is this pool's own domain, and a suggestion of another prefix would mislead.
+fn means_prefix_taken(message: &str) -> bool {
+    let text = message.to_ascii_lowercase();
+    text.contains("associated with another user pool") || text.contains("already exists")
+}
+
+/// Tags that can be sent back to Cognito: the `aws:` prefix is reserved, and a
+/// pool created by CloudFormation or another AWS tool carries such tags, which
+/// Cognito refuses in UpdateUserPool (issue 13, item 9).
+pub fn sendable_tags(tags: &HashMap<String, String>) -> HashMap<String, String> {
+    tags.iter().filter(|(key, _)| !key.starts_with("aws:")).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 /// The error for a prefix that another pool holds, with a free-looking suggestion.
@@ -472,9 +500,78 @@ mod request_shape {
         cognito(&replay).update_client("us-east-1_abc", &bare, &desired()).await.unwrap();
         let (_, body) = &sent(&replay)[0];
         for (key, value) in body.as_object().unwrap() {
-            assert!(value.as_array().is_none_or(|a| !a.is_empty()), "{key} sent as an empty list");
+            if key != "ExplicitAuthFlows" {
+                assert!(value.as_array().is_none_or(|a| !a.is_empty()), "{key} sent as an empty list");
+            }
         }
         assert!(body.get("RefreshTokenValidity").is_none(), "an unset validity must not be sent as 0");
+    }
+
+    /// Issue 13, item 6: an omitted `ExplicitAuthFlows` becomes Cognito's three defaults.
+    #[tokio::test]
+    async fn client_update_sends_an_empty_auth_flow_list_back_as_empty() {
+        let replay = StaticReplayClient::new(vec![answer(r#"{"UserPoolClient":{"ClientId":"c1"}}"#)]);
+        let mut bare = customised_client();
+        bare.described.explicit_auth_flows = None;
+        cognito(&replay).update_client("us-east-1_abc", &bare, &desired()).await.unwrap();
+        let (_, body) = &sent(&replay)[0];
+        assert_eq!(body["ExplicitAuthFlows"], json!([]));
+    }
+
+    /// Issue 13, item 1: Cognito refuses a default redirect outside the callback URLs.
+    #[tokio::test]
+    async fn client_update_keeps_the_default_redirect_only_when_it_is_a_new_callback() {
+        for (redirect, kept) in [("https://evil.example.com/cb", false), ("http://localhost:9000/oauth/callback", true)]
+        {
+            let replay = StaticReplayClient::new(vec![answer(r#"{"UserPoolClient":{"ClientId":"c1"}}"#)]);
+            let mut client = customised_client();
+            client.described.default_redirect_uri = Some(redirect.into());
+            cognito(&replay).update_client("us-east-1_abc", &client, &desired()).await.unwrap();
+            let (_, body) = &sent(&replay)[0];
+            assert_eq!(body.get("DefaultRedirectURI").is_some(), kept, "{redirect}: {body}");
+        }
+    }
+
+    /// Issue 13, item 6: new clients get the code flow's refresh only, and no user enumeration.
+    #[tokio::test]
+    async fn client_is_created_with_refresh_only_auth_flows_and_no_user_existence_errors() {
+        let replay =
+            StaticReplayClient::new(vec![answer(r#"{"UserPoolClient":{"ClientId":"c1","ClientSecret":"s"}}"#)]);
+        cognito(&replay).create_client("us-east-1_abc", "demo-gateway", &desired()).await.unwrap();
+        let (operation, body) = &sent(&replay)[0];
+        assert_eq!(operation, "CreateUserPoolClient");
+        assert_eq!(body["ExplicitAuthFlows"], json!(["ALLOW_REFRESH_TOKEN_AUTH"]));
+        assert_eq!(body["PreventUserExistenceErrors"], "ENABLED");
+    }
+
+    /// Issue 13, item 8: only "associated with another user pool" / "already exists" mean taken.
+    #[test]
+    fn only_a_foreign_owner_means_the_prefix_is_taken() {
+        assert!(means_prefix_taken("Domain already associated with another user pool."));
+        assert!(means_prefix_taken("Domain my-prefix already exists."));
+        assert!(!means_prefix_taken("The user pool already has a domain configured."));
+    }
+
+    /// Issue 13, item 9: `aws:` tags cannot be sent back in UpdateUserPool.
+    #[tokio::test]
+    async fn lifting_protection_sends_no_reserved_aws_tags() {
+        let replay = StaticReplayClient::new(vec![answer("{}")]);
+        let pool = PoolState {
+            id: "us-east-1_abc".into(),
+            name: "demo".into(),
+            tags: HashMap::from([
+                ("cognigate:stack".to_owned(), "demo".to_owned()),
+                ("aws:cloudformation:stack-name".to_owned(), "other".to_owned()),
+            ]),
+            domain: None,
+            custom_domain: None,
+            deletion_protection: true,
+            created: None,
+        };
+        cognito(&replay).disable_deletion_protection(&pool).await.unwrap();
+        let (operation, body) = &sent(&replay)[0];
+        assert_eq!(operation, "UpdateUserPool");
+        assert_eq!(body["UserPoolTags"], json!({ "cognigate:stack": "demo" }));
     }
 
     #[tokio::test]
