@@ -247,3 +247,23 @@ fn throttling_is_retried_and_a_persistent_one_explained() {
     let failed = ws.run(&["up", "--stack", &other]).failure(1, "CreateUserPool failed: TooManyRequestsException");
     assert!(failed.stderr.contains("hint:") && failed.stderr.contains("run again"), "{}", failed.stderr);
 }
+
+/// Issue 13, item 8: a quota is not throttling; retrying it only delays the error.
+#[test]
+fn a_reached_quota_stops_at_once_with_its_name() {
+    let moto = MotoServer::shared();
+    let proxy = AwsProxy::start(moto.endpoint());
+    let ws = Workspace::new(proxy.url());
+    let quota = "The maximum number of user pools per account (1000) has been reached";
+    proxy.fail("CreateUserPool", 400, "LimitExceededException", quota, 10);
+    let run = Run::from(
+        ws.command()
+            .env("COGNIGATE_AWS_MAX_ATTEMPTS", "4")
+            .args(["up", "--stack", &unique_stack("quota")])
+            .output()
+            .unwrap(),
+    )
+    .failure(1, "CreateUserPool failed: LimitExceededException");
+    assert!(run.stderr.contains(quota) && run.stderr.contains("quota"), "{}", run.stderr);
+    assert_eq!(proxy.count("CreateUserPool"), 1, "a quota was retried: {:?}", proxy.calls());
+}

@@ -13,7 +13,10 @@ use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
+use aws_sdk_cognitoidentityprovider::config::interceptors::InterceptorContext;
+use aws_sdk_cognitoidentityprovider::config::retry::{ClassifyRetry, RetryAction};
 use aws_sdk_cognitoidentityprovider::config::{BehaviorVersion, ProvideCredentials};
+use aws_smithy_runtime_api::client::retries::classifiers::RetryClassifierPriority;
 
 use super::error::{Error, Result};
 use super::settings::AwsTarget;
@@ -87,7 +90,10 @@ impl Cognito {
         })?;
 
         let endpoint = target.endpoint_url.clone().or_else(|| config.endpoint_url().map(str::to_owned));
-        Ok(Self { client: aws_sdk_cognitoidentityprovider::Client::new(&config), region: region.clone(), endpoint })
+        let client_config =
+            aws_sdk_cognitoidentityprovider::config::Builder::from(&config).retry_classifier(QuotaIsFinal).build();
+        let client = aws_sdk_cognitoidentityprovider::Client::from_conf(client_config);
+        Ok(Self { client, region: region.clone(), endpoint })
     }
 }
 
@@ -96,6 +102,43 @@ impl Cognito {
     pub fn endpoint_override(&self) -> Option<String> {
         self.endpoint.clone()
     }
+}
+
+/// `LimitExceededException` is a Cognito quota (pools, domains, clients per
+/// account), not a rate; the SDK retries it as throttling, which only delays
+/// the error by the whole backoff (issue 13, item 8). This classifier runs
+/// after the SDK's error-code one and forbids the retry.
+#[derive(Debug)]
+struct QuotaIsFinal;
+
+impl ClassifyRetry for QuotaIsFinal {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        let Some(response) = ctx.response() else { return RetryAction::NoActionIndicated };
+        if is_quota(response.headers().get("x-amzn-errortype"), response.body().bytes()) {
+            RetryAction::RetryForbidden
+        } else {
+            RetryAction::NoActionIndicated
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "cognigate: a quota is not throttling"
+    }
+
+    fn priority(&self) -> RetryClassifierPriority {
+        RetryClassifierPriority::run_after(RetryClassifierPriority::transient_error_classifier())
+    }
+}
+
+/// The AWS JSON protocol names the error in `X-Amzn-ErrorType` or the body's `__type`.
+fn is_quota(error_type: Option<&str>, body: Option<&[u8]>) -> bool {
+    const QUOTA: &str = "LimitExceededException";
+    let named = |t: &str| t.split([':', '#']).any(|part| part == QUOTA);
+    error_type.is_some_and(named)
+        || body
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+            .and_then(|v| v.get("__type").and_then(|t| t.as_str()).map(named))
+            .unwrap_or(false)
 }
 
 fn no_credentials() -> Error {
