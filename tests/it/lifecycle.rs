@@ -267,3 +267,22 @@ fn a_reached_quota_stops_at_once_with_its_name() {
     assert!(run.stderr.contains(quota) && run.stderr.contains("quota"), "{}", run.stderr);
     assert_eq!(proxy.count("CreateUserPool"), 1, "a quota was retried: {:?}", proxy.calls());
 }
+
+/// Issue 13, item 7: with two secrets present a third is refused by Cognito;
+/// rotate-secret says to finish the rotation first and adds nothing.
+#[test]
+fn rotate_secret_twice_says_finish_first_then_rotates_again() {
+    let moto = MotoServer::shared();
+    let proxy = AwsProxy::start(moto.endpoint());
+    let ws = Workspace::new(proxy.url());
+    let stack = unique_stack("rotate2");
+    ws.run(&["up", "--stack", &stack]).success();
+    ws.run(&["rotate-secret", "--stack", &stack, "--yes"]).success();
+    let rotated = ws.read(".env");
+    proxy.reset();
+    ws.run(&["rotate-secret", "--stack", &stack, "--yes"]).failure(1, "--finish");
+    assert_eq!(proxy.count("AddUserPoolClientSecret"), 0, "a third secret was asked for: {:?}", proxy.calls());
+    assert_eq!(ws.read(".env"), rotated, "the env file changed although nothing was rotated");
+    ws.run(&["rotate-secret", "--stack", &stack, "--finish", "--yes"]).success();
+    ws.run(&["rotate-secret", "--stack", &stack, "--yes"]).success();
+}

@@ -37,6 +37,19 @@ pub async fn run(global: &GlobalArgs, args: &RotateSecretArgs) -> Result<()> {
         return Ok(());
     }
 
+    // Cognito holds at most two secrets per client (issue 13, item 7): with two
+    // already, a third is refused, and the half-finished rotation must end first.
+    let held = list_secrets(&cognito, &pool.id, &client.id).await?;
+    if held.len() >= 2 {
+        return Err(Error::Conflict(format!(
+            "app client {} already has {} client secrets, the most Cognito allows: a rotation is half done. \
+             Once every gateway runs with the env file's secret, run `cognigate rotate-secret --stack {} --finish` \
+             first, then rotate again",
+            client.id,
+            held.len(),
+            spec.stack
+        )));
+    }
     confirm("Add a new client secret and write it to the env file?", args.yes)?;
     let response =
         cognito.client.add_user_pool_client_secret().user_pool_id(&pool.id).client_id(&client.id).send().await;
@@ -69,7 +82,11 @@ pub async fn run(global: &GlobalArgs, args: &RotateSecretArgs) -> Result<()> {
     Ok(())
 }
 
-async fn finish(cognito: &Cognito, pool_id: &str, client_id: &str, yes: bool) -> Result<Vec<String>> {
+async fn list_secrets(
+    cognito: &Cognito,
+    pool_id: &str,
+    client_id: &str,
+) -> Result<Vec<aws_sdk_cognitoidentityprovider::types::ClientSecretDescriptorType>> {
     let listed = cognito
         .client
         .list_user_pool_client_secrets()
@@ -78,7 +95,11 @@ async fn finish(cognito: &Cognito, pool_id: &str, client_id: &str, yes: bool) ->
         .send()
         .await
         .map_err(|e| unavailable_or(e, "ListUserPoolClientSecrets", cognito))?;
-    let mut secrets: Vec<_> = listed.client_secrets().to_vec();
+    Ok(listed.client_secrets().to_vec())
+}
+
+async fn finish(cognito: &Cognito, pool_id: &str, client_id: &str, yes: bool) -> Result<Vec<String>> {
+    let mut secrets = list_secrets(cognito, pool_id, client_id).await?;
     secrets.sort_by_key(|s| s.client_secret_create_date().map(|d| d.as_nanos()));
     let Some((_newest, older)) = secrets.split_last() else { return Ok(vec![]) };
     if older.is_empty() {
