@@ -150,3 +150,59 @@ fn no_credentials() -> Error {
             .into(),
     )
 }
+
+/// Issue 13, item 10: the README's IAM table names exactly the Cognito
+/// operations the code calls, so a new call cannot ship without its permission.
+#[cfg(test)]
+mod iam_table {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    /// `CreateUserPool` for every `client.create_user_pool()` in the provisioning code.
+    fn called(dir: &Path, found: &mut BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                called(&path, found);
+                continue;
+            }
+            let text: String = std::fs::read_to_string(&path).unwrap().split_whitespace().collect();
+            for call in text.split("client.").skip(1) {
+                let name: String = call.chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
+                if name.contains("user_pool") && call[name.len()..].starts_with("()") {
+                    found.insert(name.split('_').map(|w| w[..1].to_uppercase() + &w[1..]).collect());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn readme_iam_table_names_every_operation_the_code_calls() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut code = BTreeSet::new();
+        called(&root.join("src/provision"), &mut code);
+        assert!(code.contains("DeleteUserPool") && code.len() > 10, "the scan found too little: {code:?}");
+
+        let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+        let table = readme.split("| for | actions |").nth(1).and_then(|t| t.split("\n\n").next()).unwrap();
+        let listed: BTreeSet<String> = table
+            .split('`')
+            .filter(|w| w.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && w.contains("UserPool"))
+            .map(str::to_owned)
+            .collect();
+        let missing: Vec<_> = code.difference(&listed).collect();
+        let stale: Vec<_> = listed.difference(&code).collect();
+        assert!(missing.is_empty(), "README's IAM table lacks {missing:?}, which the code calls");
+        assert!(stale.is_empty(), "README's IAM table lists {stale:?}, which the code never calls");
+
+        // Per command, the calls the union above cannot place: `up` deletes a
+        // twin pool; `destroy`, `gc` and `rotate-secret` read the stack first,
+        // and the teardown waits on DescribeUserPoolDomain.
+        let row = |start: &str| table.lines().find(|l| l.starts_with(start)).unwrap_or_default();
+        assert!(row("| `up` (create").contains("`DeleteUserPool`"), "{table}");
+        for command in ["| `destroy`", "| `rotate-secret`"] {
+            assert!(row(command).contains("the read set"), "{command}: {table}");
+        }
+        assert!(row("| `destroy`").contains("`DescribeUserPoolDomain`"), "{table}");
+    }
+}
