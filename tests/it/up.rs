@@ -111,7 +111,7 @@ fn cold_up_provisions_the_contract_and_writes_outputs() {
         assert_eq!(env["COGNITO_CLIENT_ID"], client_id);
         assert_eq!(env["COGNITO_CLIENT_SECRET"], client.client_secret().unwrap());
         assert_eq!(env["COGNIGATE_PUBLIC_URL"], "https://gw.example.com");
-        assert_eq!(env["AWS_ENDPOINT_URL"], moto.endpoint());
+        assert_eq!(env["AWS_ENDPOINT_URL"], ws.endpoint);
         let mode = std::fs::metadata(ws.path(".env")).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
     });
