@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::contract::{Region, StackUrls};
 use crate::gateway::config::{Env, GatewayConfig, OAuthPolicy};
-use crate::provision::cli::{GlobalArgs, OutputFormat, StackArgs};
+use crate::provision::cli::{GlobalArgs, OutputFormat, StackArgs, StackIdArgs};
 use crate::provision::plan::tests_support;
 use crate::provision::render::{self, EnvValues};
 use crate::provision::settings::{self, SettingsFile};
@@ -121,7 +121,8 @@ fn cli_and_gateway_accept_and_refuse_the_same_regions() {
 fn cli_and_gateway_accept_and_refuse_the_same_pool_ids() {
     let region = Region::parse("us-east-1").unwrap();
     for pool in ["us-east-1_Abc123", "us-east-1_", "us-east-1-Abc", "us-east-1_ab-c", "eu-west-1_Abc123", "nope"] {
-        let args = StackArgs { stack: Some("demo".into()), user_pool_id: Some(pool.into()), ..StackArgs::default() };
+        let id = StackIdArgs { stack: Some("demo".into()), user_pool_id: Some(pool.into()) };
+        let args = StackArgs { id, ..StackArgs::default() };
         let cli = settings::stack_spec(&args, &SettingsFile::default(), region.clone()).is_ok();
         let gateway = gateway_accepts("us-east-1", pool, DOMAIN);
         assert_eq!(cli, gateway, "pool id {pool:?}: cli {cli}, gateway {gateway}");

@@ -1,17 +1,15 @@
 //! `cognigate`: provision Amazon Cognito for an MCP gateway.
 
-use std::process::ExitCode;
-
 use clap::Parser;
-use cognigate::provision::{self, cli::Cli, error};
+use cognigate::provision::{self, cli::Cli, error::ExitCode};
 use tracing_subscriber::EnvFilter;
 
-fn main() -> ExitCode {
+fn main() -> std::process::ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(error::EXIT_USAGE as u8) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() { ExitCode::Usage } else { ExitCode::Success }.into();
         }
     };
     init_logging(cli.global.verbose);
@@ -19,14 +17,14 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(error::EXIT_FAILURE as u8);
+            return ExitCode::Failure.into();
         }
     };
     match runtime.block_on(provision::run(cli)) {
-        Ok(code) => ExitCode::from(code as u8),
+        Ok(code) => code.into(),
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(e.exit_code() as u8)
+            e.exit_code().into()
         }
     }
 }

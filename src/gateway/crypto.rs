@@ -5,6 +5,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 /// `bytes` random bytes (from the OS-seeded CSPRNG), base64url without padding.
 pub(crate) fn random_token(bytes: usize) -> String {
@@ -43,8 +44,10 @@ pub(crate) fn verify_pkce(verifier: &str, challenge: &str) -> bool {
     is_valid_verifier(verifier) && constant_time_eq(pkce_challenge(verifier).as_bytes(), challenge.as_bytes())
 }
 
+/// Equality whose time does not depend on where the inputs differ (only on
+/// their lengths, which are public here: hashes and fixed-size tokens).
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.ct_eq(b).into()
 }
 
 #[cfg(test)]

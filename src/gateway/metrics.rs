@@ -1,7 +1,8 @@
 //! Prometheus metrics, hand-rolled on atomics: requests by route and status, a
 //! latency histogram by route, tokens issued by grant type, upstream errors by
 //! route. Route labels are the configured paths (bounded by the config), never
-//! raw request paths.
+//! raw request paths: this module also owns the label set and the mapping from
+//! a request path to its label.
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -14,7 +15,46 @@ const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 const STATUS_RANGE: std::ops::Range<u16> = 100..600;
 
 /// The label every request outside the known set is counted under.
-pub const OTHER: &str = "(other)";
+pub(crate) const OTHER: &str = "(other)";
+
+/// Endpoints counted under their own path.
+const FIXED_LABELS: [&str; 11] = [
+    "/healthz",
+    "/metrics",
+    "/.well-known/oauth-authorization-server",
+    "/.well-known/oauth-protected-resource",
+    "/oauth/jwks",
+    "/oauth/register",
+    "/oauth/authorize",
+    crate::contract::CALLBACK_PATH,
+    "/oauth/consent",
+    "/oauth/token",
+    "/oauth/revoke",
+];
+const RESOURCE_METADATA_LABEL: &str = "/.well-known/oauth-protected-resource/mcp/{slug}";
+/// `/mcp/{slug}` requests whose slug names no configured route.
+pub(crate) const UNKNOWN_ROUTE_LABEL: &str = "/mcp/(unknown)";
+
+/// Every label metrics can see: fixed when the state is built.
+pub(crate) fn labels<'a>(route_paths: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    FIXED_LABELS.into_iter().chain([RESOURCE_METADATA_LABEL, UNKNOWN_ROUTE_LABEL]).chain(route_paths).collect()
+}
+
+/// The metrics label of a path: fixed endpoints by name, configured routes by
+/// path (`route_path` looks a slug up), everything else lumped together, so
+/// the label set stays bounded.
+pub(crate) fn label<'a>(path: &str, route_path: impl FnOnce(&str) -> Option<&'a str>) -> &'a str {
+    if let Some(fixed) = FIXED_LABELS.iter().find(|fixed| **fixed == path) {
+        return fixed;
+    }
+    if let Some(slug) = path.strip_prefix("/mcp/") {
+        return route_path(slug).unwrap_or(UNKNOWN_ROUTE_LABEL);
+    }
+    if path.starts_with("/.well-known/oauth-protected-resource/") {
+        return RESOURCE_METADATA_LABEL;
+    }
+    OTHER
+}
 
 /// Counters of one label. All atomics: recording a request takes no lock, so
 /// serving threads never wait on each other here.
@@ -40,7 +80,7 @@ impl Default for RouteStats {
 
 /// The label set is fixed at boot (endpoints and configured routes), so the
 /// map is read-only afterwards and needs no lock.
-pub struct Metrics {
+pub(crate) struct Metrics {
     routes: HashMap<String, RouteStats>,
     tokens_authorization_code: AtomicU64,
     tokens_refresh_token: AtomicU64,
@@ -53,7 +93,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn new<'a>(labels: impl IntoIterator<Item = &'a str>) -> Self {
+    pub(crate) fn new<'a>(labels: impl IntoIterator<Item = &'a str>) -> Self {
         let mut routes: HashMap<String, RouteStats> =
             labels.into_iter().map(|label| (label.to_owned(), RouteStats::default())).collect();
         routes.entry(OTHER.to_owned()).or_default();
@@ -64,7 +104,7 @@ impl Metrics {
         self.routes.get(label).or_else(|| self.routes.get(OTHER)).expect("the (other) label exists from construction")
     }
 
-    pub fn record(&self, label: &str, status: u16, elapsed: Duration) {
+    pub(crate) fn record(&self, label: &str, status: u16, elapsed: Duration) {
         let stats = self.route(label);
         if STATUS_RANGE.contains(&status) {
             stats.statuses[usize::from(status - STATUS_RANGE.start)].fetch_add(1, Ordering::Relaxed);
@@ -79,25 +119,32 @@ impl Metrics {
         stats.sum_micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
     }
 
-    pub fn upstream_error(&self, label: &str) {
+    pub(crate) fn upstream_error(&self, label: &str) {
         self.route(label).upstream_errors.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn token_issued(&self, grant_type: &str) {
+    pub(crate) fn token_issued(&self, grant_type: &str) {
         let counter =
             if grant_type == "refresh_token" { &self.tokens_refresh_token } else { &self.tokens_authorization_code };
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition format (version 0.0.4).
-    pub fn render(&self) -> String {
-        let routes = &self.routes;
-        let mut labels: Vec<&String> = routes.keys().collect();
+    pub(crate) fn render(&self) -> String {
+        let mut labels: Vec<&String> = self.routes.keys().collect();
         labels.sort();
         let mut out = String::new();
+        self.render_requests(&labels, &mut out);
+        self.render_durations(&labels, &mut out);
+        self.render_upstream_errors(&labels, &mut out);
+        self.render_tokens(&mut out);
+        out
+    }
+
+    fn render_requests(&self, labels: &[&String], out: &mut String) {
         out.push_str("# HELP cognigate_requests_total HTTP requests by route and status.\n# TYPE cognigate_requests_total counter\n");
-        for label in &labels {
-            let statuses = routes[*label].statuses.iter().zip(STATUS_RANGE);
+        for label in labels {
+            let statuses = self.routes[*label].statuses.iter().zip(STATUS_RANGE);
             for (status, count) in statuses.map(|(c, s)| (s, c.load(Ordering::Relaxed))).filter(|(_, c)| *c > 0) {
                 let _ = writeln!(
                     out,
@@ -106,9 +153,12 @@ impl Metrics {
                 );
             }
         }
+    }
+
+    fn render_durations(&self, labels: &[&String], out: &mut String) {
         out.push_str("# HELP cognigate_request_duration_seconds Time to response headers by route.\n# TYPE cognigate_request_duration_seconds histogram\n");
-        for label in &labels {
-            let stats = &routes[*label];
+        for label in labels {
+            let stats = &self.routes[*label];
             let route = escape(label);
             for (bucket, bound) in stats.buckets.iter().zip(BUCKETS) {
                 let _ = writeln!(
@@ -126,13 +176,19 @@ impl Metrics {
             );
             let _ = writeln!(out, "cognigate_request_duration_seconds_count{{route=\"{route}\"}} {count}");
         }
+    }
+
+    fn render_upstream_errors(&self, labels: &[&String], out: &mut String) {
         out.push_str("# HELP cognigate_upstream_errors_total Upstream connection failures and timeouts by route.\n# TYPE cognigate_upstream_errors_total counter\n");
-        for label in &labels {
-            let errors = routes[*label].upstream_errors.load(Ordering::Relaxed);
+        for label in labels {
+            let errors = self.routes[*label].upstream_errors.load(Ordering::Relaxed);
             if errors > 0 || label.starts_with("/mcp/") {
                 let _ = writeln!(out, "cognigate_upstream_errors_total{{route=\"{}\"}} {errors}", escape(label));
             }
         }
+    }
+
+    fn render_tokens(&self, out: &mut String) {
         out.push_str("# HELP cognigate_tokens_issued_total Access tokens issued by grant type.\n# TYPE cognigate_tokens_issued_total counter\n");
         let _ = writeln!(
             out,
@@ -144,7 +200,6 @@ impl Metrics {
             "cognigate_tokens_issued_total{{grant_type=\"refresh_token\"}} {}",
             self.tokens_refresh_token.load(Ordering::Relaxed)
         );
-        out
     }
 }
 
@@ -154,8 +209,18 @@ fn escape(label: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::Metrics;
+    use super::{Metrics, OTHER, UNKNOWN_ROUTE_LABEL, label};
     use std::time::Duration;
+
+    #[test]
+    fn labels_stay_bounded() {
+        let routes = |slug: &str| (slug == "echo").then_some("/mcp/echo");
+        assert_eq!(label("/oauth/token", routes), "/oauth/token");
+        assert_eq!(label("/mcp/echo", routes), "/mcp/echo");
+        assert_eq!(label("/mcp/nope", routes), UNKNOWN_ROUTE_LABEL);
+        assert_eq!(label("/.well-known/oauth-protected-resource/mcp/x", routes), super::RESOURCE_METADATA_LABEL);
+        assert_eq!(label("/favicon.ico", routes), OTHER);
+    }
 
     #[test]
     fn renders_counters_and_histogram() {

@@ -11,13 +11,13 @@
 pub mod config;
 mod cors;
 mod crypto;
-pub mod metrics;
-pub mod oauth;
-pub mod oidc;
-pub mod proxy;
+pub(crate) mod metrics;
+pub(crate) mod oauth;
+pub(crate) mod oidc;
+pub(crate) mod proxy;
 pub mod state;
 pub mod store;
-pub mod tokens;
+pub(crate) mod tokens;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,6 +35,7 @@ use crate::contract;
 pub use config::{ConfigError, Env, GatewayConfig};
 pub use state::{AppState, StateError};
 pub use store::{StoreError, StoreUrl};
+pub use tokens::TokenError;
 
 /// How often expired rows are deleted and revocations re-read from the store.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
@@ -69,7 +70,8 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     let started = Instant::now();
     let logged =
         tracing::enabled!(tracing::Level::DEBUG).then(|| (request.method().clone(), request.uri().path().to_owned()));
-    let label = metric_label(&state, request.uri().path());
+    let label =
+        metrics::label(request.uri().path(), |slug| state.routes.get(slug).map(|route| route.route.path.as_str()));
     let response = next.run(request).await;
     let elapsed = started.elapsed();
     state.metrics.record(label, response.status().as_u16(), elapsed);
@@ -77,43 +79,6 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         tracing::debug!(%method, %path, status = response.status().as_u16(), micros = elapsed.as_micros() as u64, "request");
     }
     response
-}
-
-/// Endpoints counted under their own path.
-const FIXED_LABELS: [&str; 11] = [
-    "/healthz",
-    "/metrics",
-    "/.well-known/oauth-authorization-server",
-    "/.well-known/oauth-protected-resource",
-    "/oauth/jwks",
-    "/oauth/register",
-    "/oauth/authorize",
-    crate::contract::CALLBACK_PATH,
-    "/oauth/consent",
-    "/oauth/token",
-    "/oauth/revoke",
-];
-const RESOURCE_METADATA_LABEL: &str = "/.well-known/oauth-protected-resource/mcp/{slug}";
-pub(crate) const UNKNOWN_ROUTE_LABEL: &str = "/mcp/(unknown)";
-
-/// Every label metrics can see: fixed when the state is built.
-pub(crate) fn metric_labels<'a>(route_paths: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
-    FIXED_LABELS.into_iter().chain([RESOURCE_METADATA_LABEL, UNKNOWN_ROUTE_LABEL]).chain(route_paths).collect()
-}
-
-/// The metrics label of a path: fixed endpoints by name, configured routes by
-/// path, everything else lumped together, so the label set stays bounded.
-fn metric_label<'a>(state: &'a AppState, path: &str) -> &'a str {
-    if let Some(fixed) = FIXED_LABELS.iter().find(|fixed| **fixed == path) {
-        return fixed;
-    }
-    if let Some(slug) = path.strip_prefix("/mcp/") {
-        return state.routes.get(slug).map_or(UNKNOWN_ROUTE_LABEL, |route| route.route.path.as_str());
-    }
-    if path.starts_with("/.well-known/oauth-protected-resource/") {
-        return RESOURCE_METADATA_LABEL;
-    }
-    metrics::OTHER
 }
 
 /// What the binary passes in.
@@ -149,7 +114,7 @@ pub enum BootError {
     Serve(std::io::Error),
 }
 
-pub fn default_public_url(listen: SocketAddr) -> String {
+pub(crate) fn default_public_url(listen: SocketAddr) -> String {
     if listen.ip().is_loopback() || listen.ip().is_unspecified() {
         format!("http://localhost:{}", listen.port())
     } else {
@@ -158,7 +123,7 @@ pub fn default_public_url(listen: SocketAddr) -> String {
 }
 
 /// Loads the config, opens the store and builds the state (blocking).
-pub fn boot(options: &ServeOptions) -> Result<AppState, BootError> {
+pub(crate) fn boot(options: &ServeOptions) -> Result<AppState, BootError> {
     let env = Env::from_file_and_process(options.env_file.as_deref())?;
     let config = GatewayConfig::load(&options.config_dir, &env)?;
     let store = options.store.open()?;
@@ -202,51 +167,15 @@ pub async fn serve(options: ServeOptions) -> Result<(), BootError> {
     let mut listeners =
         bind_listeners(options.listen, workers).map_err(|source| BootError::Bind { addr: options.listen, source })?;
     let local = listeners[0].local_addr().map_err(BootError::Serve)?;
-    let mut routes: Vec<&str> = state.routes.values().map(|r| r.route.path.as_str()).collect();
-    routes.sort_unstable();
-    tracing::info!(listen = %local, public_url = %state.public_url, ?routes, workers, "cognigate-gateway ready");
+    log_ready(&state, local, workers);
     spawn_maintenance(state.clone());
 
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = |mut stop_rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = stop_rx.wait_for(|stop| *stop).await;
-    };
-
-    // Thread per core, as nginx's worker processes: each extra thread runs its
-    // own single-threaded runtime on its own listener, so a request, its
-    // upstream call and their wake-ups stay on one core. Measured on 2 cores: a
-    // shared 2-thread runtime served fewer requests/s than a single thread.
-    let mut finished = Vec::new();
-    for listener in listeners.drain(1..) {
-        let (app, stop_rx) = (app.clone(), stop_rx.clone());
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-        finished.push(done_rx);
-        std::thread::Builder::new()
-            .name("gateway-worker".into())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    Ok(runtime) => runtime,
-                    Err(err) => return tracing::error!(error = %err, "cannot start a serving thread"),
-                };
-                runtime.block_on(async move {
-                    match tokio::net::TcpListener::from_std(listener) {
-                        Ok(listener) => {
-                            if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx)).await
-                            {
-                                tracing::error!(error = %err, "serving thread failed");
-                            }
-                        }
-                        Err(err) => tracing::error!(error = %err, "cannot register a listener"),
-                    }
-                });
-                let _ = done_tx.send(());
-            })
-            .map_err(BootError::Serve)?;
-    }
-
-    let listener = tokio::net::TcpListener::from_std(listeners.remove(0)).map_err(BootError::Serve)?;
-    let server = axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx.clone()));
+    let first = listeners.remove(0);
+    let finished = spawn_workers(listeners, &app, &stop_rx)?;
+    let listener = tokio::net::TcpListener::from_std(first).map_err(BootError::Serve)?;
+    let server = axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx));
     let mut server = std::pin::pin!(server.into_future());
     tokio::select! {
         result = &mut server => return result.map_err(BootError::Serve),
@@ -254,6 +183,73 @@ pub async fn serve(options: ServeOptions) -> Result<(), BootError> {
     }
     tracing::info!("shutting down: no new connections; waiting for open requests");
     let _ = stop_tx.send(true);
+    drain(server, finished).await
+}
+
+type App = axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, SocketAddr>;
+
+fn log_ready(state: &AppState, local: SocketAddr, workers: usize) {
+    let mut routes: Vec<&str> = state.routes.values().map(|r| r.route.path.as_str()).collect();
+    routes.sort_unstable();
+    tracing::info!(listen = %local, public_url = %state.public_url, ?routes, workers, "cognigate-gateway ready");
+}
+
+/// Resolves once the stop flag is raised: the graceful-shutdown signal of
+/// every serving thread.
+async fn stopped(mut stop_rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop_rx.wait_for(|stop| *stop).await;
+}
+
+/// Thread per core, as nginx's worker processes: each extra thread runs its
+/// own single-threaded runtime on its own listener, so a request, its
+/// upstream call and their wake-ups stay on one core. Measured on 2 cores: a
+/// shared 2-thread runtime served fewer requests/s than a single thread.
+/// Returns, per thread, a receiver that completes when the thread is done.
+fn spawn_workers(
+    listeners: Vec<std::net::TcpListener>,
+    app: &App,
+    stop_rx: &tokio::sync::watch::Receiver<bool>,
+) -> Result<Vec<tokio::sync::oneshot::Receiver<()>>, BootError> {
+    let mut finished = Vec::new();
+    for listener in listeners {
+        let (app, stop_rx) = (app.clone(), stop_rx.clone());
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        finished.push(done_rx);
+        std::thread::Builder::new()
+            .name("gateway-worker".into())
+            .spawn(move || {
+                serve_on_this_thread(listener, app, stop_rx);
+                let _ = done_tx.send(());
+            })
+            .map_err(BootError::Serve)?;
+    }
+    Ok(finished)
+}
+
+/// One serving thread: its own current-thread runtime, until the stop flag.
+fn serve_on_this_thread(listener: std::net::TcpListener, app: App, stop_rx: tokio::sync::watch::Receiver<bool>) {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => return tracing::error!(error = %err, "cannot start a serving thread"),
+    };
+    runtime.block_on(async move {
+        match tokio::net::TcpListener::from_std(listener) {
+            Ok(listener) => {
+                if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx)).await {
+                    tracing::error!(error = %err, "serving thread failed");
+                }
+            }
+            Err(err) => tracing::error!(error = %err, "cannot register a listener"),
+        }
+    });
+}
+
+/// Waits for the main server and every serving thread to finish their open
+/// requests, up to [`SHUTDOWN_GRACE`]; streams still open then are closed.
+async fn drain(
+    server: impl std::future::Future<Output = std::io::Result<()>>,
+    finished: Vec<tokio::sync::oneshot::Receiver<()>>,
+) -> Result<(), BootError> {
     let all_done = async {
         let result = server.await;
         for done in finished {

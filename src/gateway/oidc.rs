@@ -24,7 +24,7 @@ pub(crate) const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 const ID_TOKEN_LEEWAY_SECONDS: u64 = 60;
 
 #[derive(Debug, thiserror::Error)]
-pub enum OidcError {
+pub(crate) enum OidcError {
     #[error("the identity provider is unreachable: {0}")]
     Unreachable(String),
     #[error("the token endpoint answered {status}: {error}")]
@@ -52,21 +52,21 @@ pub enum OidcError {
 impl OidcError {
     /// Whether the provider (not the token) is at fault: the callback answers
     /// 502 for those and 401 for a bad token.
-    pub fn is_upstream(&self) -> bool {
+    pub(crate) fn is_upstream(&self) -> bool {
         matches!(self, Self::Unreachable(_) | Self::TokenEndpoint { .. } | Self::MissingIdToken | Self::Jwks(_))
     }
 }
 
 /// The claims of a verified ID token that the gateway uses.
 #[derive(Debug, Clone, Deserialize)]
-pub struct IdClaims {
-    pub sub: String,
+pub(crate) struct IdClaims {
+    pub(crate) sub: String,
     #[serde(default)]
-    pub email: Option<String>,
+    pub(crate) email: Option<String>,
     #[serde(default, rename = "cognito:username")]
-    pub cognito_username: Option<String>,
+    pub(crate) cognito_username: Option<String>,
     #[serde(default)]
-    pub preferred_username: Option<String>,
+    pub(crate) preferred_username: Option<String>,
     #[serde(default)]
     token_use: Option<String>,
     #[serde(default)]
@@ -75,7 +75,7 @@ pub struct IdClaims {
 
 impl IdClaims {
     /// What the consent screen calls the user.
-    pub fn display_name(&self) -> &str {
+    pub(crate) fn display_name(&self) -> &str {
         self.email
             .as_deref()
             .or(self.preferred_username.as_deref())
@@ -85,8 +85,8 @@ impl IdClaims {
 }
 
 /// One provider (one inbound policy): its settings and cached keys.
-pub struct IdentityProvider {
-    pub policy: Arc<OAuthPolicy>,
+pub(crate) struct IdentityProvider {
+    pub(crate) policy: Arc<OAuthPolicy>,
     keys: RwLock<HashMap<String, Arc<DecodingKey>>>,
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
     refetch_interval: Duration,
@@ -105,16 +105,16 @@ struct TokenErrorBody {
 }
 
 impl IdentityProvider {
-    pub fn new(policy: Arc<OAuthPolicy>) -> Self {
+    pub(crate) fn new(policy: Arc<OAuthPolicy>) -> Self {
         Self::with_refetch_interval(policy, JWKS_REFETCH_INTERVAL)
     }
 
-    pub fn with_refetch_interval(policy: Arc<OAuthPolicy>, refetch_interval: Duration) -> Self {
+    pub(crate) fn with_refetch_interval(policy: Arc<OAuthPolicy>, refetch_interval: Duration) -> Self {
         Self { policy, keys: RwLock::new(HashMap::new()), last_fetch: tokio::sync::Mutex::new(None), refetch_interval }
     }
 
     /// The hosted-UI URL the browser is sent to.
-    pub fn authorize_url(&self, redirect_uri: &str, state: &str, nonce: &str, code_challenge: &str) -> Url {
+    pub(crate) fn authorize_url(&self, redirect_uri: &str, state: &str, nonce: &str, code_challenge: &str) -> Url {
         let login = &self.policy.browser_login;
         let mut url = login.url.clone();
         url.query_pairs_mut()
@@ -131,7 +131,7 @@ impl IdentityProvider {
 
     /// Exchanges the provider's code (client_secret_basic, RFC 6749 2.3.1) and
     /// returns the raw ID token.
-    pub async fn exchange_code(
+    pub(crate) async fn exchange_code(
         &self,
         http: &reqwest::Client,
         code: &str,
@@ -171,7 +171,7 @@ impl IdentityProvider {
     }
 
     /// Verifies an ID token; see the module docs for the checks.
-    pub async fn verify_id_token(
+    pub(crate) async fn verify_id_token(
         &self,
         http: &reqwest::Client,
         token: &str,

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::HeaderValue;
-use handlebars::Handlebars;
 use url::Url;
 
 use super::config::{GatewayConfig, Route};
@@ -18,34 +17,6 @@ use super::store::{Lifetimes, Store, StoreError, StoreHandle};
 use super::tokens::{Revocations, SigningKey, TokenCache, TokenError, TokenIssuer};
 
 const TOKEN_CACHE_CAPACITY: usize = 100_000;
-const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The HTTP client for upstream MCP servers: hyper's pooled client, http and
-/// https (rustls, the platform's trust store), HTTP/1.1. Each serving thread
-/// builds its own (see `proxy::upstream`), so pooled connections stay on the
-/// thread that uses them. hyper rather than reqwest on this path: a proxy
-/// needs neither redirects nor URL handling per request, and both showed in
-/// the profile.
-pub(crate) type UpstreamClient = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    axum::body::Body,
->;
-
-pub(crate) fn upstream_client() -> UpstreamClient {
-    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
-    http.set_connect_timeout(Some(UPSTREAM_CONNECT_TIMEOUT));
-    http.set_nodelay(true);
-    http.enforce_http(false);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_platform_verifier()
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
-    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_timer(hyper_util::rt::TokioTimer::new())
-        .build(https)
-}
 const IDP_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, thiserror::Error)]
@@ -65,40 +36,52 @@ pub enum StateError {
 }
 
 /// A route as served: the config plus precomputed URLs and headers.
-pub struct RouteState {
-    pub route: Arc<Route>,
+pub(crate) struct RouteState {
+    pub(crate) route: Arc<Route>,
     /// `{public_url}/mcp/{slug}`: the RFC 8707 resource and the tokens' `aud`.
-    pub resource: String,
-    pub metadata_url: String,
+    pub(crate) resource: String,
     /// `Bearer resource_metadata="…"`, without and with `error="invalid_token"`.
-    pub challenge: HeaderValue,
-    pub challenge_invalid: HeaderValue,
-    pub idp: Arc<IdentityProvider>,
+    pub(crate) challenge: HeaderValue,
+    pub(crate) challenge_invalid: HeaderValue,
+    pub(crate) idp: Arc<IdentityProvider>,
     /// The upstream URL as a request URI, parsed once.
-    pub upstream_uri: axum::http::Uri,
+    pub(crate) upstream_uri: axum::http::Uri,
+}
+
+impl RouteState {
+    fn new(route: Arc<Route>, idp: Arc<IdentityProvider>, public_url: &str) -> Result<Self, StateError> {
+        let resource = format!("{public_url}{}", route.path);
+        let metadata_url = format!("{public_url}/.well-known/oauth-protected-resource{}", route.path);
+        let challenge = header(&format!("Bearer resource_metadata=\"{metadata_url}\""))?;
+        let challenge_invalid =
+            header(&format!("Bearer error=\"invalid_token\", resource_metadata=\"{metadata_url}\""))?;
+        let upstream_uri = route
+            .upstream
+            .as_str()
+            .parse()
+            .map_err(|_| StateError::Http(format!("upstream URL {} is not a valid request URI", route.upstream)))?;
+        Ok(Self { route, resource, challenge, challenge_invalid, idp, upstream_uri })
+    }
 }
 
 pub struct Inner {
     /// No trailing slash.
-    pub public_url: String,
-    pub public_host: String,
-    pub public_scheme: String,
+    pub(crate) public_url: String,
     /// `X-Forwarded-Proto` / `X-Forwarded-Host` values sent upstream.
-    pub forwarded_proto: HeaderValue,
-    pub forwarded_host: HeaderValue,
-    pub secure_cookies: bool,
-    pub routes: HashMap<String, RouteState>,
-    pub store: StoreHandle,
+    pub(crate) forwarded_proto: HeaderValue,
+    pub(crate) forwarded_host: HeaderValue,
+    pub(crate) secure_cookies: bool,
+    pub(crate) routes: HashMap<String, RouteState>,
+    pub(crate) store: StoreHandle,
     pub tokens: TokenIssuer,
-    pub token_cache: TokenCache,
-    pub revocations: Revocations,
-    pub idp_http: reqwest::Client,
-    pub templates: Handlebars<'static>,
-    pub metrics: Metrics,
+    pub(crate) token_cache: TokenCache,
+    pub(crate) revocations: Revocations,
+    pub(crate) idp_http: reqwest::Client,
+    pub(crate) metrics: Metrics,
 }
 
 #[derive(Clone)]
-pub struct AppState(pub Arc<Inner>);
+pub struct AppState(pub(crate) Arc<Inner>);
 
 impl std::ops::Deref for AppState {
     type Target = Inner;
@@ -125,26 +108,16 @@ impl AppState {
         let mut idps: HashMap<String, Arc<IdentityProvider>> = HashMap::new();
         let mut routes = HashMap::new();
         for (slug, route) in config.routes {
+            // Routes sharing a policy share its identity provider (and its JWKS cache).
             let idp = idps
                 .entry(route.policy.name.clone())
                 .or_insert_with(|| Arc::new(IdentityProvider::new(route.policy.clone())))
                 .clone();
-            let resource = format!("{public_url}{}", route.path);
-            let metadata_url = format!("{public_url}/.well-known/oauth-protected-resource{}", route.path);
-            let challenge = header(&format!("Bearer resource_metadata=\"{metadata_url}\""))?;
-            let challenge_invalid =
-                header(&format!("Bearer error=\"invalid_token\", resource_metadata=\"{metadata_url}\""))?;
-            let upstream_uri =
-                route.upstream.as_str().parse().map_err(|_| {
-                    StateError::Http(format!("upstream URL {} is not a valid request URI", route.upstream))
-                })?;
-            routes.insert(
-                slug,
-                RouteState { route, resource, metadata_url, challenge, challenge_invalid, idp, upstream_uri },
-            );
+            routes.insert(slug, RouteState::new(route, idp, &public_url)?);
         }
 
-        let metrics = Metrics::new(super::metric_labels(routes.values().map(|r| r.route.path.as_str())));
+        super::oauth::pages::check().map_err(StateError::Template)?;
+        let metrics = Metrics::new(super::metrics::labels(routes.values().map(|r| r.route.path.as_str())));
         let idp_http = reqwest::Client::builder()
             .timeout(IDP_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
@@ -153,24 +126,21 @@ impl AppState {
 
         Ok(Self(Arc::new(Inner {
             secure_cookies: public.scheme() == "https",
-            public_scheme: public.scheme().to_owned(),
             forwarded_proto: header(public.scheme())?,
             forwarded_host: header(&public_host)?,
             public_url,
-            public_host,
             routes,
             store: StoreHandle::new(store),
             tokens,
             token_cache: TokenCache::new(TOKEN_CACHE_CAPACITY),
             revocations: Revocations::default(),
             idp_http,
-            templates: super::oauth::templates().map_err(StateError::Template)?,
             metrics,
         })))
     }
 
     /// Token lifetimes of a route's policy.
-    pub fn lifetimes(&self, slug: &str) -> Option<Lifetimes> {
+    pub(crate) fn lifetimes(&self, slug: &str) -> Option<Lifetimes> {
         self.routes.get(slug).map(|route| Lifetimes {
             refresh: route.route.policy.refresh_token_ttl.as_secs() as i64,
             access: route.route.policy.access_token_ttl.as_secs() as i64,
@@ -178,7 +148,7 @@ impl AppState {
     }
 
     /// The route a `resource` URL names.
-    pub fn route_for_resource(&self, resource: &str) -> Option<&RouteState> {
+    pub(crate) fn route_for_resource(&self, resource: &str) -> Option<&RouteState> {
         let resource = resource.trim_end_matches('/');
         self.routes.values().find(|route| route.resource == resource)
     }

@@ -39,7 +39,7 @@ pub enum TokenError {
 const ED25519_PKCS8_PREFIX: [u8; 16] =
     [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
 
-pub struct SigningKey {
+pub(crate) struct SigningKey {
     kid: String,
     encoding: EncodingKey,
     decoding: DecodingKey,
@@ -54,12 +54,12 @@ impl std::fmt::Debug for SigningKey {
 
 impl SigningKey {
     /// A new random seed in the stored form (base64url).
-    pub fn generate_stored() -> String {
+    pub(crate) fn generate_stored() -> String {
         random_token(32)
     }
 
     /// The key from its stored form.
-    pub fn from_stored(stored: &str) -> Result<Self, TokenError> {
+    pub(crate) fn from_stored(stored: &str) -> Result<Self, TokenError> {
         let seed = URL_SAFE_NO_PAD.decode(stored.trim()).map_err(|err| TokenError::Key(err.to_string()))?;
         if seed.len() != 32 {
             return Err(TokenError::Key(format!("expected a 32-byte Ed25519 seed, found {} bytes", seed.len())));
@@ -80,7 +80,7 @@ impl SigningKey {
     }
 
     /// The public key as a JWK (published at `/oauth/jwks`).
-    pub fn public_jwk(&self) -> &Jwk {
+    pub(crate) fn public_jwk(&self) -> &Jwk {
         &self.jwk
     }
 }
@@ -88,14 +88,14 @@ impl SigningKey {
 /// Claims of a gateway access token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AccessClaims {
-    pub iss: String,
-    pub sub: String,
-    pub aud: String,
-    pub client_id: String,
-    pub scope: String,
-    pub iat: i64,
-    pub exp: i64,
-    pub jti: String,
+    pub(crate) iss: String,
+    pub(crate) sub: String,
+    pub(crate) aud: String,
+    pub(crate) client_id: String,
+    pub(crate) scope: String,
+    pub(crate) iat: i64,
+    pub(crate) exp: i64,
+    pub(crate) jti: String,
 }
 
 /// Mints and verifies access tokens.
@@ -106,7 +106,7 @@ pub struct TokenIssuer {
 }
 
 impl TokenIssuer {
-    pub fn new(issuer: String, key: SigningKey) -> Self {
+    pub(crate) fn new(issuer: String, key: SigningKey) -> Self {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[issuer.as_str()]);
         // `aud` is compared with the route by the caller: one verification
@@ -117,7 +117,7 @@ impl TokenIssuer {
         Self { issuer, key, validation }
     }
 
-    pub fn key(&self) -> &SigningKey {
+    pub(crate) fn key(&self) -> &SigningKey {
         &self.key
     }
 
@@ -150,7 +150,7 @@ impl TokenIssuer {
     }
 
     /// Signature, issuer and expiry; not the audience and not revocation.
-    pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
+    pub(crate) fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
         jsonwebtoken::decode::<AccessClaims>(token, &self.key.decoding, &self.validation)
             .map(|data| data.claims)
             .map_err(TokenError::Invalid)
@@ -159,19 +159,19 @@ impl TokenIssuer {
 
 /// Verified access tokens by SHA-256, until they expire. Only valid tokens are
 /// cached, and the raw token is never kept.
-pub struct TokenCache {
+pub(crate) struct TokenCache {
     entries: RwLock<HashMap<[u8; 32], Arc<AccessClaims>>>,
     capacity: usize,
 }
 
 impl TokenCache {
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Self { entries: RwLock::new(HashMap::new()), capacity }
     }
 
     /// Claims of a valid, unexpired token: from the cache, or verified by
     /// `issuer` and cached.
-    pub fn verify(&self, issuer: &TokenIssuer, token: &str, now: i64) -> Result<Arc<AccessClaims>, TokenError> {
+    pub(crate) fn verify(&self, issuer: &TokenIssuer, token: &str, now: i64) -> Result<Arc<AccessClaims>, TokenError> {
         let key = sha256_bytes(token.as_bytes());
         if let Some(claims) = self.read().get(&key)
             && claims.exp > now
@@ -193,12 +193,9 @@ impl TokenCache {
         Ok(claims)
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.read().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<[u8; 32], Arc<AccessClaims>>> {
@@ -210,17 +207,17 @@ impl TokenCache {
 /// process are added at once; those of other replicas arrive with the periodic
 /// sync ([`Revocations::sync_from`]).
 #[derive(Default)]
-pub struct Revocations {
+pub(crate) struct Revocations {
     jtis: RwLock<HashMap<String, i64>>,
     synced_at: AtomicI64,
 }
 
 impl Revocations {
-    pub fn is_revoked(&self, jti: &str) -> bool {
+    pub(crate) fn is_revoked(&self, jti: &str) -> bool {
         self.jtis.read().unwrap_or_else(|poisoned| poisoned.into_inner()).contains_key(jti)
     }
 
-    pub fn add(&self, revoked: impl IntoIterator<Item = RevokedAccess>) {
+    pub(crate) fn add(&self, revoked: impl IntoIterator<Item = RevokedAccess>) {
         let mut jtis = self.jtis.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         for item in revoked {
             jtis.insert(item.jti, item.expires_at);
@@ -229,11 +226,11 @@ impl Revocations {
 
     /// Time of the last sync; the next one asks the store for revocations at or
     /// after it (a small overlap is harmless).
-    pub fn synced_at(&self) -> i64 {
+    pub(crate) fn synced_at(&self) -> i64 {
         self.synced_at.load(Ordering::Relaxed)
     }
 
-    pub fn sync_from(&self, revoked: Vec<RevokedAccess>, started_at: i64) {
+    pub(crate) fn sync_from(&self, revoked: Vec<RevokedAccess>, started_at: i64) {
         self.add(revoked);
         self.jtis.write().unwrap_or_else(|poisoned| poisoned.into_inner()).retain(|_, exp| *exp > started_at);
         self.synced_at.store(started_at, Ordering::Relaxed);

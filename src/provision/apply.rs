@@ -6,7 +6,6 @@
 //! end with one pool and one client: the older resource wins (ties broken by
 //! id, so both runs agree) and the loser deletes what it just made.
 
-use aws_sdk_cognitoidentityprovider::types::CustomDomainConfigType;
 use serde::Serialize;
 
 use super::cognito::Cognito;
@@ -84,9 +83,10 @@ pub async fn apply(
         converge_client(cognito, spec, &pool, actual.client.clone(), client_step, &plan_),
     )?;
     let (client, client_outcome) = client;
-    let client_secret = client.secret.clone().ok_or_else(|| {
-        Error::Conflict(format!("app client {} returned no secret; it must be a confidential client", client.id))
-    })?;
+    let client_secret = client
+        .secret
+        .clone()
+        .ok_or_else(|| Error::ClientWithoutSecret { name: client.name.clone(), id: client.id.clone() })?;
     Ok(Applied {
         pool_id: pool.id,
         client_id: client.id,
@@ -147,7 +147,7 @@ async fn converge_domain(
             Ok(Outcome::Reused)
         }
         Action::Create => {
-            create_domain_idempotently(cognito, spec, pool).await?;
+            cognito.create_domain(&pool.id, &spec.domain).await?;
             cognito.wait_domain_active(name, custom, progress).await?;
             Ok(Outcome::Created)
         }
@@ -156,42 +156,17 @@ async fn converge_domain(
                 cognito.delete_domain(&pool.id, old).await?;
                 cognito.wait_domain_gone(old, progress).await?;
             }
-            create_domain_idempotently(cognito, spec, pool).await?;
+            cognito.create_domain(&pool.id, &spec.domain).await?;
             cognito.wait_domain_active(name, custom, progress).await?;
             Ok(Outcome::Replaced)
         }
         Action::Update => {
             let DomainSpec::Custom { certificate_arn, .. } = &spec.domain else { return Ok(Outcome::Reused) };
-            let config = CustomDomainConfigType::builder()
-                .certificate_arn(certificate_arn)
-                .build()
-                .map_err(|e| Error::Usage(format!("invalid custom domain configuration: {e}")))?;
-            cognito
-                .client
-                .update_user_pool_domain()
-                .user_pool_id(&pool.id)
-                .domain(name)
-                .custom_domain_config(config)
-                .send()
-                .await
-                .map_err(|e| super::cognito::errors::map("UpdateUserPoolDomain", cognito.endpoint.as_deref(), e))?;
+            cognito.update_domain_certificate(&pool.id, name, certificate_arn).await?;
             cognito.wait_domain_active(name, custom, progress).await?;
             Ok(Outcome::Updated)
         }
         Action::Delete => Ok(Outcome::Reused),
-    }
-}
-
-/// Creating a domain that a concurrent run of this stack just created is fine;
-/// one that another pool holds is an error with a suggestion.
-async fn create_domain_idempotently(cognito: &Cognito, spec: &StackSpec, pool: &PoolState) -> Result<()> {
-    match cognito.create_domain(&pool.id, &spec.domain).await {
-        Ok(()) => Ok(()),
-        Err(Error::Conflict(message)) => match cognito.describe_domain(spec.domain.api_name()).await? {
-            Some(existing) if existing.pool_id == pool.id => Ok(()),
-            _ => Err(Error::Conflict(message)),
-        },
-        Err(other) => Err(other),
     }
 }
 
@@ -243,7 +218,6 @@ mod twin_race {
     use aws_smithy_types::body::SdkBody;
 
     use super::*;
-    use crate::provision::validate::Region as RegionName;
 
     fn answer(body: &str) -> ReplayEvent {
         ReplayEvent::new(
@@ -281,11 +255,7 @@ mod twin_race {
             .credentials_provider(Credentials::new("a", "b", None, None, "test"))
             .http_client(replay.clone())
             .build();
-        let cognito = Cognito {
-            client: aws_sdk_cognitoidentityprovider::Client::from_conf(config),
-            region: RegionName::parse("us-east-1").unwrap(),
-            endpoint: None,
-        };
+        let cognito = Cognito::from_conf(config);
         let mut spec = crate::provision::plan::tests_support::spec();
         spec.deletion_protection = true;
         let ours = PoolState {

@@ -80,35 +80,45 @@ pub enum Command {
     Gc(GcArgs),
 }
 
-/// What a stack is: used by every command that reads or changes one.
+/// Which stack: every command that reads or changes one takes these.
 #[derive(Debug, Clone, Default, Args)]
-pub struct StackArgs {
+pub struct StackIdArgs {
     /// Stack name: the user pool's name and its `cognigate:stack` tag.
-    #[arg(long, env = "COGNIGATE_STACK")]
+    #[arg(long, env = "COGNIGATE_STACK", hide_env_values = true)]
     pub stack: Option<String>,
 
-    /// Adopt this existing user pool instead of finding or creating one (it stays untagged).
-    #[arg(long, env = "COGNIGATE_USER_POOL_ID")]
+    /// Use this existing user pool instead of finding the stack's own by name and tag (an adopted
+    /// pool stays untagged).
+    #[arg(long, env = "COGNIGATE_USER_POOL_ID", hide_env_values = true)]
     pub user_pool_id: Option<String>,
+}
 
+/// The hosted UI domain, for the commands that find or create it.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DomainArgs {
     /// Hosted UI prefix: <prefix>.auth.<region>.amazoncognito.com (default: derived from the stack).
-    #[arg(long, env = "COGNIGATE_DOMAIN_PREFIX", conflicts_with = "custom_domain")]
+    #[arg(long, env = "COGNIGATE_DOMAIN_PREFIX", hide_env_values = true, conflicts_with = "custom_domain")]
     pub domain_prefix: Option<String>,
 
     /// Custom hosted UI domain (needs --certificate-arn, an ACM certificate in us-east-1).
-    #[arg(long, env = "COGNIGATE_CUSTOM_DOMAIN", requires = "certificate_arn")]
+    #[arg(long, env = "COGNIGATE_CUSTOM_DOMAIN", hide_env_values = true, requires = "certificate_arn")]
     pub custom_domain: Option<String>,
 
     /// ACM certificate for --custom-domain.
-    #[arg(long, env = "COGNIGATE_CERTIFICATE_ARN")]
+    #[arg(long, env = "COGNIGATE_CERTIFICATE_ARN", hide_env_values = true)]
     pub certificate_arn: Option<String>,
+}
 
+/// What the stack should look like: only `up` and `plan` take these.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ShapeArgs {
     /// Public URL of the gateway; `/oauth/callback` is appended for the client's callback URL. Repeatable.
-    #[arg(long = "gateway-url", env = "COGNIGATE_GATEWAY_URL", value_delimiter = ',')]
+    /// The first one is written to the env file as COGNIGATE_PUBLIC_URL for the gateway.
+    #[arg(long = "gateway-url", env = "COGNIGATE_GATEWAY_URL", hide_env_values = true, value_delimiter = ',')]
     pub gateway_urls: Vec<String>,
 
     /// An extra exact callback URL for the app client. Repeatable.
-    #[arg(long = "callback-url", env = "COGNIGATE_CALLBACK_URL", value_delimiter = ',')]
+    #[arg(long = "callback-url", env = "COGNIGATE_CALLBACK_URL", hide_env_values = true, value_delimiter = ',')]
     pub callback_urls: Vec<String>,
 
     /// Do not add http://localhost:9000/oauth/callback (the local gateway's callback).
@@ -116,41 +126,61 @@ pub struct StackArgs {
     pub no_localhost_callback: bool,
 
     /// Mark the stack for `cognigate gc` after this long, e.g. 2h or 7days.
-    #[arg(long, env = "COGNIGATE_TTL")]
+    #[arg(long, env = "COGNIGATE_TTL", hide_env_values = true)]
     pub ttl: Option<String>,
 
     /// Turn on the pool's deletion protection when creating it.
     #[arg(long)]
     pub deletion_protection: bool,
 
-    #[command(flatten)]
-    pub files: FileArgs,
+    /// Gateway routes file; a starter one is written when it does not exist.
+    #[arg(long, env = "COGNIGATE_ROUTES_FILE", hide_env_values = true)]
+    pub routes_file: Option<PathBuf>,
 }
 
-/// Where outputs are written.
+/// The env file cognigate writes the stack's settings into.
 #[derive(Debug, Clone, Default, Args)]
-pub struct FileArgs {
-    /// Env file to write the Cognito settings into (other keys are kept).
-    #[arg(long, env = "COGNIGATE_ENV_FILE")]
+pub struct EnvFileArgs {
+    /// Env file holding the Cognito settings (other keys in it are kept).
+    #[arg(long, env = "COGNIGATE_ENV_FILE", hide_env_values = true)]
     pub env_file: Option<PathBuf>,
+}
 
-    /// Gateway policies file to merge the stanza into (other policies are kept).
-    #[arg(long, env = "COGNIGATE_POLICIES_FILE")]
+/// The gateway policies file and the name of cognigate's stanza in it.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PolicyFileArgs {
+    /// Gateway policies file holding the stanza (other policies in it are kept).
+    #[arg(long, env = "COGNIGATE_POLICIES_FILE", hide_env_values = true)]
     pub policies_file: Option<PathBuf>,
 
     /// Name of the policy stanza in the policies file.
-    #[arg(long, env = "COGNIGATE_POLICY_NAME")]
+    #[arg(long, env = "COGNIGATE_POLICY_NAME", hide_env_values = true)]
     pub policy_name: Option<String>,
+}
 
-    /// Gateway routes file; a starter one is written when it does not exist.
-    #[arg(long, env = "COGNIGATE_ROUTES_FILE")]
-    pub routes_file: Option<PathBuf>,
+/// Everything a stack is resolved from: each command contributes the groups
+/// it takes, [`super::settings`] fills the rest from `cognigate.toml`.
+#[derive(Debug, Clone, Default)]
+pub struct StackArgs {
+    pub id: StackIdArgs,
+    pub domain: DomainArgs,
+    pub shape: ShapeArgs,
+    pub env: EnvFileArgs,
+    pub policies: PolicyFileArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
     #[command(flatten)]
-    pub stack: StackArgs,
+    pub id: StackIdArgs,
+    #[command(flatten)]
+    pub domain: DomainArgs,
+    #[command(flatten)]
+    pub shape: ShapeArgs,
+    #[command(flatten)]
+    pub env: EnvFileArgs,
+    #[command(flatten)]
+    pub policies: PolicyFileArgs,
 
     /// Print the client secret in the output (it is always written to the env file).
     #[arg(long)]
@@ -164,7 +194,15 @@ pub struct UpArgs {
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     #[command(flatten)]
-    pub stack: StackArgs,
+    pub id: StackIdArgs,
+    #[command(flatten)]
+    pub domain: DomainArgs,
+    #[command(flatten)]
+    pub shape: ShapeArgs,
+    #[command(flatten)]
+    pub env: EnvFileArgs,
+    #[command(flatten)]
+    pub policies: PolicyFileArgs,
 
     /// Exit 0 when there is nothing to change, 2 when there are changes, 1 on error.
     #[arg(long)]
@@ -174,7 +212,13 @@ pub struct PlanArgs {
 #[derive(Debug, Args)]
 pub struct OutputsArgs {
     #[command(flatten)]
-    pub stack: StackArgs,
+    pub id: StackIdArgs,
+    #[command(flatten)]
+    pub domain: DomainArgs,
+    #[command(flatten)]
+    pub env: EnvFileArgs,
+    #[command(flatten)]
+    pub policies: PolicyFileArgs,
 
     /// Include the client secret in `--output json`.
     #[arg(long)]
@@ -184,7 +228,11 @@ pub struct OutputsArgs {
 #[derive(Debug, Args)]
 pub struct RotateSecretArgs {
     #[command(flatten)]
-    pub stack: StackArgs,
+    pub id: StackIdArgs,
+    #[command(flatten)]
+    pub domain: DomainArgs,
+    #[command(flatten)]
+    pub env: EnvFileArgs,
 
     /// Delete every secret but the newest, once all gateways run with the new one.
     #[arg(long)]
@@ -197,26 +245,14 @@ pub struct RotateSecretArgs {
 
 #[derive(Debug, Args)]
 pub struct DestroyArgs {
-    /// Stack name, as given to `up`: its pools are found by name and `cognigate:stack` tag.
-    #[arg(long, env = "COGNIGATE_STACK")]
-    pub stack: Option<String>,
-
-    /// Destroy this one user pool instead (a pool adopted by `up`, or a twin). Refused without
-    /// --force unless it is tagged as the stack's own.
-    #[arg(long, env = "COGNIGATE_USER_POOL_ID")]
-    pub user_pool_id: Option<String>,
-
-    /// Env file that --clean-files removes the COGNITO_* keys from.
-    #[arg(long, env = "COGNIGATE_ENV_FILE")]
-    pub env_file: Option<PathBuf>,
-
+    #[command(flatten)]
+    pub id: StackIdArgs,
+    /// Env file that --clean-files removes cognigate's keys from.
+    #[command(flatten)]
+    pub env: EnvFileArgs,
     /// Policies file that --clean-files removes the stanza from.
-    #[arg(long, env = "COGNIGATE_POLICIES_FILE")]
-    pub policies_file: Option<PathBuf>,
-
-    /// Name of the stanza that --clean-files removes.
-    #[arg(long, env = "COGNIGATE_POLICY_NAME")]
-    pub policy_name: Option<String>,
+    #[command(flatten)]
+    pub policies: PolicyFileArgs,
 
     /// Also delete pools cognigate did not create (untagged or adopted with --user-pool-id) and
     /// pools with deletion protection on (it is turned off first).
@@ -224,10 +260,10 @@ pub struct DestroyArgs {
     pub force: bool,
 
     /// Do not ask for confirmation (implied when stdin is not a terminal).
-    #[arg(long)]
+    #[arg(long, short = 'y')]
     pub yes: bool,
 
-    /// Also remove the COGNITO_* keys from the env file and the policy stanza from the policies file.
+    /// Also remove cognigate's keys from the env file and its stanza from the policies file.
     #[arg(long)]
     pub clean_files: bool,
 }
@@ -252,18 +288,54 @@ pub struct GcArgs {
     pub force: bool,
 }
 
-impl DestroyArgs {
-    /// The stack these flags name, in the shape `settings` resolves for every command.
+impl UpArgs {
     pub fn stack_args(&self) -> StackArgs {
         StackArgs {
-            stack: self.stack.clone(),
-            user_pool_id: self.user_pool_id.clone(),
-            files: FileArgs {
-                env_file: self.env_file.clone(),
-                policies_file: self.policies_file.clone(),
-                policy_name: self.policy_name.clone(),
-                ..FileArgs::default()
-            },
+            id: self.id.clone(),
+            domain: self.domain.clone(),
+            shape: self.shape.clone(),
+            env: self.env.clone(),
+            policies: self.policies.clone(),
+        }
+    }
+}
+
+impl PlanArgs {
+    pub fn stack_args(&self) -> StackArgs {
+        StackArgs {
+            id: self.id.clone(),
+            domain: self.domain.clone(),
+            shape: self.shape.clone(),
+            env: self.env.clone(),
+            policies: self.policies.clone(),
+        }
+    }
+}
+
+impl OutputsArgs {
+    pub fn stack_args(&self) -> StackArgs {
+        StackArgs {
+            id: self.id.clone(),
+            domain: self.domain.clone(),
+            env: self.env.clone(),
+            policies: self.policies.clone(),
+            ..StackArgs::default()
+        }
+    }
+}
+
+impl RotateSecretArgs {
+    pub fn stack_args(&self) -> StackArgs {
+        StackArgs { id: self.id.clone(), domain: self.domain.clone(), env: self.env.clone(), ..StackArgs::default() }
+    }
+}
+
+impl DestroyArgs {
+    pub fn stack_args(&self) -> StackArgs {
+        StackArgs {
+            id: self.id.clone(),
+            env: self.env.clone(),
+            policies: self.policies.clone(),
             ..StackArgs::default()
         }
     }

@@ -6,33 +6,35 @@
 //! dependency order; [`render`] writes the env file and the policies stanza.
 //! [`commands`] holds one file per subcommand.
 
-pub mod apply;
+pub(crate) mod apply;
 pub mod cli;
-pub mod cognito;
-pub mod commands;
+pub(crate) mod cognito;
+pub(crate) mod commands;
 pub mod error;
-pub mod plan;
-pub mod progress;
-pub mod render;
-pub mod report;
-pub mod settings;
-pub mod spec;
-pub mod state;
-pub mod teardown;
-pub mod validate;
+pub(crate) mod plan;
+pub(crate) mod progress;
+pub(crate) mod render;
+pub(crate) mod report;
+pub(crate) mod settings;
+pub(crate) mod spec;
+pub(crate) mod state;
+pub(crate) mod teardown;
+pub(crate) mod validate;
 
 use cli::{Cli, Command};
-use error::Result;
+use error::{ExitCode, Result};
 
 /// Runs a parsed command line; `Ok(code)` is the exit code of a command that
 /// succeeded but reports something through it (`plan --detailed-exitcode`).
-pub async fn run(cli: Cli) -> Result<i32> {
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let global = &cli.global;
+    let done = |()| ExitCode::Success;
     match &cli.command {
-        Command::Up(args) => commands::up::run(&cli.global, args).await.map(|()| 0),
-        Command::Plan(args) => commands::plan::run(&cli.global, args).await,
-        Command::Outputs(args) => commands::outputs::run(&cli.global, args).await.map(|()| 0),
-        Command::RotateSecret(args) => commands::rotate_secret::run(&cli.global, args).await.map(|()| 0),
-        Command::Destroy(args) => commands::destroy::run(&cli.global, args).await.map(|()| 0),
-        Command::Gc(args) => commands::gc::run(&cli.global, args).await.map(|()| 0),
+        Command::Up(args) => commands::up::run(global, args).await.map(done),
+        Command::Plan(args) => commands::plan::run(global, args).await,
+        Command::Outputs(args) => commands::outputs::run(global, args).await.map(done),
+        Command::RotateSecret(args) => commands::rotate_secret::run(global, args).await.map(done),
+        Command::Destroy(args) => commands::destroy::run(global, args).await.map(done),
+        Command::Gc(args) => commands::gc::run(global, args).await.map(done),
     }
 }

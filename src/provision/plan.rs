@@ -167,7 +167,7 @@ pub fn plan(spec: &StackSpec, actual: &Actual) -> Result<Plan> {
             reason: None,
         },
         (None, PoolTarget::Adopted(id)) => {
-            return Err(Error::Usage(format!("user pool {id} does not exist; check --user-pool-id")));
+            return Err(Error::PoolNotFound { id: id.to_string(), region: spec.region.to_string() });
         }
     });
 
@@ -191,7 +191,7 @@ fn plan_domain(spec: &StackSpec, actual: &Actual, pool: Option<&PoolState>) -> R
     if let Some(existing) = &actual.domain {
         let ours = pool.is_some_and(|p| p.id == existing.pool_id);
         if !ours {
-            return Err(domain_taken(&name, Some(&existing.pool_id)));
+            return Err(domain_taken(&name, existing.pool_id.clone()).into());
         }
     }
     // The pool's current domain of the same kind, if it differs: a replace.
@@ -235,13 +235,7 @@ fn plan_client(spec: &StackSpec, client: Option<&ClientState>, desired: &ClientS
         });
     };
     if client.secret.is_none() {
-        return Err(Error::Conflict(format!(
-            "app client {} ({}) has no client secret, and Cognito cannot add one to an existing client \
-             (GenerateSecret is fixed at creation). cognigate will not delete it for you: delete it \
-             (aws cognito-idp delete-user-pool-client --user-pool-id <pool> --client-id {}) and run \
-             `cognigate up` again to create a confidential one",
-            client.name, client.id, client.id
-        )));
+        return Err(Error::ClientWithoutSecret { name: client.name.clone(), id: client.id.clone() });
     }
     let actual = ClientSettings::actual(client);
     let mut changes = Vec::new();

@@ -109,9 +109,7 @@ fn engine() -> Handlebars<'static> {
 }
 
 fn render_template(template: &str, data: &Value) -> Result<String> {
-    engine()
-        .render_template(template, data)
-        .map_err(|e| Error::Conflict(format!("template error (a cognigate bug): {e}")))
+    engine().render_template(template, data).map_err(|e| Error::Internal(format!("template error: {e}")))
 }
 
 /// The env block for the given values, as the template lays it out.
@@ -193,7 +191,7 @@ pub fn write_env_file(path: &Path, values: &EnvValues) -> Result<FileOutcome> {
 /// The policy stanza as JSON (never holds a secret: only `$env(...)` references).
 pub fn render_policy(policy_name: &str, region: &Region) -> Result<Value> {
     serde_json::to_value(contract::cognito_stanza(policy_name, region))
-        .map_err(|e| Error::Conflict(format!("cannot serialize the policy stanza (a cognigate bug): {e}")))
+        .map_err(|e| Error::Internal(format!("cannot serialize the policy stanza: {e}")))
 }
 
 /// Inserts or replaces the stanza by `name`; every other policy is kept in place.
@@ -221,7 +219,8 @@ pub fn merge_policies(existing: Option<&str>, stanza: Value, path: &Path) -> Res
         Some(slot) => *slot = stanza,
         None => policies.push(stanza),
     }
-    let mut text = serde_json::to_string_pretty(&document).map_err(|e| Error::Conflict(e.to_string()))?;
+    let mut text = serde_json::to_string_pretty(&document)
+        .map_err(|e| Error::Internal(format!("cannot serialize the policies file: {e}")))?;
     text.push('\n');
     Ok(text)
 }
@@ -360,7 +359,8 @@ pub fn strip_policy(existing: &str, policy_name: &str, path: &Path) -> Result<Op
     if policies.len() == before {
         return Ok(None);
     }
-    let mut text = serde_json::to_string_pretty(&document).map_err(|e| Error::Conflict(e.to_string()))?;
+    let mut text = serde_json::to_string_pretty(&document)
+        .map_err(|e| Error::Internal(format!("cannot serialize the policies file: {e}")))?;
     text.push('\n');
     Ok(Some(text))
 }

@@ -77,103 +77,11 @@ pub fn aws_target(global: &GlobalArgs, file: &SettingsFile) -> Result<AwsTarget>
 
 /// Builds the validated desired state. `region` is the one the AWS client resolved.
 pub fn stack_spec(args: &StackArgs, file: &SettingsFile, region: Region) -> Result<StackSpec> {
-    let stack = args.stack.clone().or_else(|| file.stack.clone()).ok_or_else(|| {
-        Error::Usage(
-            "no stack name: pass --stack NAME, set COGNIGATE_STACK, or put stack = \"NAME\" in cognigate.toml".into(),
-        )
-    })?;
-    let stack = StackName::parse(&stack)?;
-
-    let pool = match args.user_pool_id.clone().or_else(|| file.user_pool_id.clone()) {
-        Some(id) => {
-            let id = UserPoolId::parse(&id)?;
-            if id.region() != region.as_str() {
-                return Err(Error::Usage(format!(
-                    "user pool {id} is in {}, but the region is {region}; pass --region {}",
-                    id.region(),
-                    id.region()
-                )));
-            }
-            PoolTarget::Adopted(id)
-        }
-        None => PoolTarget::Managed,
-    };
-
-    let custom_domain = args.custom_domain.clone().or_else(|| file.custom_domain.clone());
-    let domain_prefix = args.domain_prefix.clone().or_else(|| file.domain_prefix.clone());
-    let domain_is_derived = custom_domain.is_none() && domain_prefix.is_none();
-    let domain = match (custom_domain, domain_prefix) {
-        (Some(_), Some(_)) => {
-            return Err(Error::Usage("give either a domain prefix or a custom domain, not both".into()));
-        }
-        (Some(host), None) => {
-            validate::custom_domain(&host)?;
-            let arn = args.certificate_arn.clone().or_else(|| file.certificate_arn.clone()).ok_or_else(|| {
-                Error::Usage(format!("custom domain {host} needs --certificate-arn (an ACM certificate in us-east-1)"))
-            })?;
-            validate::certificate_arn(&arn)?;
-            DomainSpec::Custom { host, certificate_arn: arn }
-        }
-        (None, Some(prefix)) => {
-            validate::domain_prefix(&prefix)?;
-            DomainSpec::Prefix(prefix)
-        }
-        (None, None) => DomainSpec::Prefix(validate::derived_domain_prefix(&stack, &region)),
-    };
-
-    let gateway_urls = if args.gateway_urls.is_empty() { &file.gateway_urls } else { &args.gateway_urls };
-    let gateway_urls = gateway_urls
-        .iter()
-        .filter(|u| !u.is_empty())
-        .map(|u| validate::gateway_url(u))
-        .collect::<Result<Vec<_>, _>>()?;
-    let extra_callbacks = if args.callback_urls.is_empty() { &file.callback_urls } else { &args.callback_urls };
-    let localhost = !args.no_localhost_callback && file.localhost_callback.unwrap_or(true);
-
-    let mut callback_urls: Vec<String> = Vec::new();
-    let candidates = gateway_urls
-        .iter()
-        .map(|base| contract::callback_url(base))
-        .chain(localhost.then(|| contract::callback_url(contract::DEFAULT_PUBLIC_URL)))
-        .chain(extra_callbacks.iter().filter(|u| !u.is_empty()).cloned());
-    for url in candidates {
-        validate::callback_url(&url)?;
-        if !callback_urls.contains(&url) {
-            callback_urls.push(url);
-        }
-    }
-    if callback_urls.is_empty() {
-        return Err(Error::Usage(
-            "no callback URLs: pass --gateway-url URL, --callback-url URL, or drop --no-localhost-callback".into(),
-        ));
-    }
-    if callback_urls.len() > validate::MAX_CALLBACK_URLS {
-        return Err(Error::Usage(format!(
-            "{} callback URLs given; Cognito allows at most {}",
-            callback_urls.len(),
-            validate::MAX_CALLBACK_URLS
-        )));
-    }
-
-    let ttl = args
-        .ttl
-        .clone()
-        .or_else(|| file.ttl.clone())
-        .map(|t| {
-            humantime::parse_duration(&t).map_err(|e| validate::InvalidValue {
-                setting: "ttl",
-                value: t.clone(),
-                problem: format!("{e}; use a duration such as 30m, 2h or 7days"),
-            })
-        })
-        .transpose()?;
-
-    let policy_name = args.files.policy_name.clone().or_else(|| file.policy_name.clone());
-    let policy_name = policy_name.unwrap_or_else(|| DEFAULT_POLICY_NAME.to_owned());
-    if policy_name.trim().is_empty() {
-        return Err(Error::Usage("the policy name must not be empty (--policy-name)".into()));
-    }
-
+    let stack = stack_name(args, file)?;
+    let pool = pool_target(args, file, &region)?;
+    let (domain, domain_is_derived) = domain_spec(args, file, &stack, &region)?;
+    let gateway_urls = gateway_urls(args, file)?;
+    let callback_urls = callback_urls(args, file, &gateway_urls)?;
     Ok(StackSpec {
         stack,
         region,
@@ -182,14 +90,127 @@ pub fn stack_spec(args: &StackArgs, file: &SettingsFile, region: Region) -> Resu
         domain_is_derived,
         callback_urls,
         gateway_urls,
-        ttl,
-        deletion_protection: args.deletion_protection || file.deletion_protection.unwrap_or(false),
-        files: OutputFiles {
-            env_file: pick(&args.files.env_file, &file.env_file, ".env"),
-            policies_file: pick(&args.files.policies_file, &file.policies_file, "config/policies.json"),
-            policy_name,
-            routes_file: pick(&args.files.routes_file, &file.routes_file, "config/routes.oas.json"),
-        },
+        ttl: ttl(args, file)?,
+        deletion_protection: args.shape.deletion_protection || file.deletion_protection.unwrap_or(false),
+        files: output_files(args, file)?,
+    })
+}
+
+fn stack_name(args: &StackArgs, file: &SettingsFile) -> Result<StackName> {
+    let stack = args.id.stack.clone().or_else(|| file.stack.clone()).ok_or_else(|| {
+        Error::Usage(
+            "no stack name: pass --stack NAME, set COGNIGATE_STACK, or put stack = \"NAME\" in cognigate.toml".into(),
+        )
+    })?;
+    Ok(StackName::parse(&stack)?)
+}
+
+fn pool_target(args: &StackArgs, file: &SettingsFile, region: &Region) -> Result<PoolTarget> {
+    let Some(id) = args.id.user_pool_id.clone().or_else(|| file.user_pool_id.clone()) else {
+        return Ok(PoolTarget::Managed);
+    };
+    let id = UserPoolId::parse(&id)?;
+    if id.region() != region.as_str() {
+        return Err(Error::Usage(format!(
+            "user pool {id} is in {}, but the region is {region}; pass --region {}",
+            id.region(),
+            id.region()
+        )));
+    }
+    Ok(PoolTarget::Adopted(id))
+}
+
+/// The domain asked for, and whether it was derived (nothing asked).
+fn domain_spec(
+    args: &StackArgs,
+    file: &SettingsFile,
+    stack: &StackName,
+    region: &Region,
+) -> Result<(DomainSpec, bool)> {
+    let custom_domain = args.domain.custom_domain.clone().or_else(|| file.custom_domain.clone());
+    let domain_prefix = args.domain.domain_prefix.clone().or_else(|| file.domain_prefix.clone());
+    let domain = match (custom_domain, domain_prefix) {
+        (Some(_), Some(_)) => {
+            return Err(Error::Usage("give either a domain prefix or a custom domain, not both".into()));
+        }
+        (Some(host), None) => {
+            validate::custom_domain(&host)?;
+            let arn =
+                args.domain.certificate_arn.clone().or_else(|| file.certificate_arn.clone()).ok_or_else(|| {
+                    Error::Usage(format!(
+                        "custom domain {host} needs --certificate-arn (an ACM certificate in us-east-1)"
+                    ))
+                })?;
+            validate::certificate_arn(&arn)?;
+            DomainSpec::Custom { host, certificate_arn: arn }
+        }
+        (None, Some(prefix)) => {
+            validate::domain_prefix(&prefix)?;
+            DomainSpec::Prefix(prefix)
+        }
+        (None, None) => return Ok((DomainSpec::Prefix(validate::derived_domain_prefix(stack, region)), true)),
+    };
+    Ok((domain, false))
+}
+
+fn gateway_urls(args: &StackArgs, file: &SettingsFile) -> Result<Vec<String>> {
+    let given = if args.shape.gateway_urls.is_empty() { &file.gateway_urls } else { &args.shape.gateway_urls };
+    Ok(given.iter().filter(|u| !u.is_empty()).map(|u| validate::gateway_url(u)).collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Each gateway's callback, the local gateway's (unless turned off), then the
+/// extra ones; exact, deduplicated, in order, within Cognito's limit.
+fn callback_urls(args: &StackArgs, file: &SettingsFile, gateway_urls: &[String]) -> Result<Vec<String>> {
+    let extra = if args.shape.callback_urls.is_empty() { &file.callback_urls } else { &args.shape.callback_urls };
+    let localhost = !args.shape.no_localhost_callback && file.localhost_callback.unwrap_or(true);
+    let candidates = gateway_urls
+        .iter()
+        .map(|base| contract::callback_url(base))
+        .chain(localhost.then(|| contract::callback_url(contract::DEFAULT_PUBLIC_URL)))
+        .chain(extra.iter().filter(|u| !u.is_empty()).cloned());
+    let mut urls: Vec<String> = Vec::new();
+    for url in candidates {
+        validate::callback_url(&url)?;
+        if !urls.contains(&url) {
+            urls.push(url);
+        }
+    }
+    if urls.is_empty() {
+        return Err(Error::Usage(
+            "no callback URLs: pass --gateway-url URL, --callback-url URL, or drop --no-localhost-callback".into(),
+        ));
+    }
+    if urls.len() > validate::MAX_CALLBACK_URLS {
+        return Err(Error::Usage(format!(
+            "{} callback URLs given; Cognito allows at most {}",
+            urls.len(),
+            validate::MAX_CALLBACK_URLS
+        )));
+    }
+    Ok(urls)
+}
+
+fn ttl(args: &StackArgs, file: &SettingsFile) -> Result<Option<std::time::Duration>> {
+    let Some(text) = args.shape.ttl.clone().or_else(|| file.ttl.clone()) else { return Ok(None) };
+    let ttl = humantime::parse_duration(text.trim()).map_err(|_| validate::InvalidValue {
+        setting: "ttl",
+        value: text.clone(),
+        problem: "not a duration; write a number and a unit, such as 30m, 2h, 7days or 1day 12h".into(),
+    })?;
+    Ok(Some(ttl))
+}
+
+fn output_files(args: &StackArgs, file: &SettingsFile) -> Result<OutputFiles> {
+    let policy_name = args.policies.policy_name.clone().or_else(|| file.policy_name.clone());
+    let policy_name = policy_name.unwrap_or_else(|| DEFAULT_POLICY_NAME.to_owned());
+    if policy_name.trim().is_empty() {
+        return Err(Error::Usage("the policy name must not be empty (--policy-name)".into()));
+    }
+    Ok(OutputFiles {
+        env_file: pick(&args.env.env_file, &file.env_file, ".env"),
+        policies_file: pick(&args.policies.policies_file, &file.policies_file, "config/policies.json"),
+        policy_name,
+        routes_file: pick(&args.shape.routes_file, &file.routes_file, "config/routes.oas.json"),
     })
 }
 
@@ -200,22 +221,10 @@ fn pick(flag: &Option<PathBuf>, file: &Option<PathBuf>, default: &str) -> PathBu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provision::cli::FileArgs;
+    use crate::provision::cli::StackIdArgs;
 
     fn args(stack: &str) -> StackArgs {
-        StackArgs {
-            stack: Some(stack.into()),
-            user_pool_id: None,
-            domain_prefix: None,
-            custom_domain: None,
-            certificate_arn: None,
-            gateway_urls: vec![],
-            callback_urls: vec![],
-            no_localhost_callback: false,
-            ttl: None,
-            deletion_protection: false,
-            files: FileArgs { env_file: None, policies_file: None, policy_name: None, routes_file: None },
-        }
+        StackArgs { id: StackIdArgs { stack: Some(stack.into()), user_pool_id: None }, ..StackArgs::default() }
     }
 
     fn region() -> Region {
@@ -236,8 +245,8 @@ mod tests {
     #[test]
     fn gateway_urls_become_callbacks_first_and_deduplicated() {
         let mut a = args("demo");
-        a.gateway_urls = vec!["https://gw.example.com/".into(), "http://localhost:9000".into()];
-        a.callback_urls = vec!["https://other.example.com/cb".into()];
+        a.shape.gateway_urls = vec!["https://gw.example.com/".into(), "http://localhost:9000".into()];
+        a.shape.callback_urls = vec!["https://other.example.com/cb".into()];
         let spec = stack_spec(&a, &SettingsFile::default(), region()).unwrap();
         assert_eq!(
             spec.callback_urls,
@@ -256,7 +265,7 @@ mod tests {
         )
         .unwrap();
         let mut a = args("from-flag");
-        a.domain_prefix = Some("flag-prefix".into());
+        a.domain.domain_prefix = Some("flag-prefix".into());
         let spec = stack_spec(&a, &file, region()).unwrap();
         assert_eq!(spec.stack.as_str(), "from-flag");
         assert_eq!(spec.domain, DomainSpec::Prefix("flag-prefix".into()));
@@ -272,29 +281,31 @@ mod tests {
     #[test]
     fn bad_inputs_are_usage_errors() {
         let mut a = args("demo");
-        a.stack = None;
+        a.id.stack = None;
         let err = stack_spec(&a, &SettingsFile::default(), region()).unwrap_err();
         assert!(err.to_string().contains("--stack"), "{err}");
-        assert_eq!(err.exit_code(), 64);
+        assert_eq!(err.exit_code(), crate::provision::error::ExitCode::Usage);
 
         let mut a = args("demo");
-        a.no_localhost_callback = true;
+        a.shape.no_localhost_callback = true;
         assert!(
             stack_spec(&a, &SettingsFile::default(), region()).unwrap_err().to_string().contains("no callback URLs")
         );
 
         let mut a = args("demo");
-        a.user_pool_id = Some("eu-west-1_abc".into());
+        a.id.user_pool_id = Some("eu-west-1_abc".into());
         assert!(
             stack_spec(&a, &SettingsFile::default(), region()).unwrap_err().to_string().contains("--region eu-west-1")
         );
 
         let mut a = args("demo");
-        a.ttl = Some("soon".into());
-        assert!(stack_spec(&a, &SettingsFile::default(), region()).unwrap_err().to_string().contains("ttl"));
+        a.shape.ttl = Some("forever".into());
+        let text = stack_spec(&a, &SettingsFile::default(), region()).unwrap_err().to_string();
+        assert!(text.contains("ttl") && text.contains("such as 30m, 2h"), "{text}");
+        assert!(!text.contains("expected number"), "no parser internals: {text}");
 
         let mut a = args("demo");
-        a.callback_urls = (0..100).map(|i| format!("https://e.example.com/{i}")).collect();
+        a.shape.callback_urls = (0..100).map(|i| format!("https://e.example.com/{i}")).collect();
         assert!(stack_spec(&a, &SettingsFile::default(), region()).unwrap_err().to_string().contains("at most 100"));
     }
 }

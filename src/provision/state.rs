@@ -61,12 +61,8 @@ impl Cognito {
         let mut actual = Actual { domain, ..Actual::default() };
         match &spec.pool {
             PoolTarget::Adopted(id) => {
-                let pool = pool.ok_or_else(|| {
-                    Error::Usage(format!(
-                        "user pool {id} does not exist in {} (or these credentials cannot see it); check --user-pool-id and --region",
-                        spec.region
-                    ))
-                })?;
+                let pool =
+                    pool.ok_or_else(|| Error::PoolNotFound { id: id.to_string(), region: spec.region.to_string() })?;
                 actual.pool = Some(pool);
             }
             PoolTarget::Managed => {

@@ -204,8 +204,7 @@ mod tests {
             .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
             .http_client(http)
             .build();
-        let region = crate::provision::validate::Region::parse("us-east-1").unwrap();
-        (Cognito { client: aws_sdk_cognitoidentityprovider::Client::from_conf(config), region, endpoint: None }, calls)
+        (Cognito::from_conf(config), calls)
     }
 
     /// What moto cannot show: the real order and request shapes. Protection

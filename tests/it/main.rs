@@ -13,3 +13,4 @@ mod lifecycle;
 mod local_mode;
 mod strict;
 mod up;
+mod usage;

@@ -57,7 +57,8 @@ fn cold_up_provisions_the_contract_and_writes_outputs() {
     let client_id = doc["clientId"].as_str().unwrap().to_owned();
     assert_eq!(doc["resources"], json!({ "userPool": "created", "domain": "created", "appClient": "created" }));
     assert_eq!(doc["issuer"], format!("https://cognito-idp.us-east-1.amazonaws.com/{pool_id}"));
-    // Under an endpoint override (moto here) the keys are fetched where the API is.
+    // Under an endpoint override (moto here) the keys are fetched where the API
+    // is; the issuer stays the one Cognito writes into tokens.
     assert_eq!(doc["jwksUrl"], format!("{}/{pool_id}/.well-known/jwks.json", ws.endpoint));
     assert_eq!(doc["publicUrl"], "https://gw.example.com");
     assert_eq!(doc["authorizationUrl"], format!("https://{prefix}.auth.us-east-1.amazoncognito.com/oauth2/authorize"));
@@ -283,6 +284,42 @@ fn unreachable_endpoint_is_a_clear_error() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let ws = Workspace::bare(&format!("http://127.0.0.1:{port}"));
     ws.run(&["up", "--stack", &unique_stack("unreach")]).failure(1, "cannot reach");
+}
+
+/// An endpoint that answers like a web server, not like Cognito (an unknown
+/// region's error page, a wrong proxy): every request gets an HTML 500.
+fn html_error_server() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buffer = [0u8; 65536];
+            let _ = stream.read(&mut buffer);
+            let body = "<html><body><h1>500 Internal Server Error</h1></body></html>";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    format!("http://{address}")
+}
+
+#[test]
+fn an_answer_that_is_not_cognitos_is_one_clear_line() {
+    let ws = Workspace::bare(&html_error_server());
+    let run = ws.run(&["up", "--stack", &unique_stack("html500")]).failure(1, "(HTTP 500)");
+    let error: Vec<&str> = run.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(error.len(), 1, "more than one line:\n{}", run.stderr);
+    let line = error[0];
+    assert!(line.starts_with("error: DescribeUserPoolDomain got an answer that is not Cognito's"), "{line}");
+    assert!(line.contains(&ws.endpoint) && line.contains("--endpoint-url"), "no hint: {line}");
+    for dump in ["SdkError", "raw:", "Response {", "<html>"] {
+        assert!(!line.contains(dump), "debug dump ({dump}) in: {line}");
+    }
 }
 
 #[test]

@@ -28,9 +28,9 @@ impl std::fmt::Debug for Env {
 #[derive(Debug, thiserror::Error)]
 #[error("{path}:{line}: {problem}")]
 pub struct EnvFileError {
-    pub path: String,
-    pub line: usize,
-    pub problem: String,
+    pub(crate) path: String,
+    pub(crate) line: usize,
+    pub(crate) problem: String,
 }
 
 impl Env {
@@ -41,7 +41,7 @@ impl Env {
     }
 
     /// The env file's variables with the process environment laid over them.
-    pub fn from_file_and_process(file: Option<&Path>) -> Result<Self, EnvFileError> {
+    pub(crate) fn from_file_and_process(file: Option<&Path>) -> Result<Self, EnvFileError> {
         let mut vars = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|err| EnvFileError {
@@ -61,14 +61,14 @@ impl Env {
         Ok(Self { vars })
     }
 
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.vars.get(name).map(String::as_str)
     }
 }
 
 /// A `$env(NAME)` whose variable is not set.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct UnsetVar(pub String);
+pub(crate) struct UnsetVar(pub(crate) String);
 
 /// Replaces every `$env(NAME)` in `text` with the variable's value.
 pub(crate) fn substitute(text: &str, env: &Env) -> Result<String, UnsetVar> {

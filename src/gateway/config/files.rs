@@ -3,88 +3,59 @@
 //! Both files follow Zuplo's MCP gateway format, so the outer layers accept the
 //! fields Zuplo writes (OpenAPI `info`, `summary`, `x-zuplo-path`, `corsPolicy`)
 //! without complaint. The handler options of the policy types we implement are
-//! ours to validate, so those structs deny unknown fields: a misspelt
+//! ours to validate, so those structs (here for the proxy handler, beside each
+//! policy type in `policy/` for the policies) deny unknown fields: a misspelt
 //! `userPoolID` must stop the boot, not silently fall back to nothing.
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::contract::GatewayOptions;
-
 #[derive(Debug, Deserialize)]
 pub(crate) struct PoliciesFile {
-    pub policies: Vec<PolicyEntry>,
+    pub(crate) policies: Vec<PolicyEntry>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct PolicyEntry {
-    pub name: String,
-    pub policy_type: String,
-    pub handler: HandlerRef,
+    pub(crate) name: String,
+    pub(crate) policy_type: String,
+    pub(crate) handler: HandlerRef,
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct HandlerRef {
     #[serde(default)]
     #[allow(dead_code)] // Zuplo's `$import(...)`; the export names the behaviour.
-    pub module: Option<String>,
-    pub export: String,
+    pub(crate) module: Option<String>,
+    pub(crate) export: String,
     #[serde(default)]
-    pub options: Value,
-}
-
-/// `mcp-oauth-inbound` options (after `$env` substitution).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct GenericOptions {
-    pub oidc: OidcOptions,
-    pub browser_login: BrowserLoginOptions,
-    #[serde(default)]
-    pub gateway: Option<GatewayOptions>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct OidcOptions {
-    pub issuer: String,
-    pub jwks_url: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct BrowserLoginOptions {
-    pub url: String,
-    pub token_url: String,
-    pub client_id: String,
-    pub client_secret: String,
-    #[serde(default)]
-    pub scope: Option<String>,
+    pub(crate) options: Value,
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct RoutesFile {
     #[serde(default)]
-    pub paths: Map<String, Value>,
+    pub(crate) paths: Map<String, Value>,
 }
 
 /// The `x-zuplo-route` of one operation.
 #[derive(Debug, Deserialize)]
 pub(crate) struct ZuploRoute {
-    pub handler: HandlerRef,
+    pub(crate) handler: HandlerRef,
     #[serde(default)]
-    pub policies: RoutePolicies,
+    pub(crate) policies: RoutePolicies,
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct RoutePolicies {
     #[serde(default)]
-    pub inbound: Vec<String>,
+    pub(crate) inbound: Vec<String>,
 }
 
 /// `McpProxyHandler` options (after `$env` substitution).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct ProxyOptions {
-    pub rewrite_pattern: String,
+    pub(crate) rewrite_pattern: String,
 }

@@ -3,13 +3,14 @@
 //!
 //! The flow is files → serde shapes ([`files`]) → `$env(NAME)` substitution on
 //! every option string ([`env`]) → fallible conversion into [`GatewayConfig`]
-//! ([`policy`] for the OAuth policies). Every error names what is wrong (the
+//! ([`policy`]: one module per policy type, each with its options type and
+//! validation, picked by `policyType`). Every error names what is wrong (the
 //! policy or route, the option) and how to fix it, because it is the first thing
 //! a new user reads.
 
-pub mod env;
+pub(crate) mod env;
 mod files;
-pub mod policy;
+pub(crate) mod policy;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -20,11 +21,9 @@ use serde_json::Value;
 use url::Url;
 
 pub use env::{Env, EnvFileError};
-use files::{GenericOptions, PoliciesFile, ProxyOptions, RoutesFile, ZuploRoute};
-pub use policy::OAuthPolicy;
-use policy::{GENERIC_EXPORT, GENERIC_POLICY_TYPE};
-
-use crate::contract::{COGNITO_POLICY_EXPORT, COGNITO_POLICY_TYPE, CognitoOptions};
+use files::{PoliciesFile, ProxyOptions, RoutesFile, ZuploRoute};
+use policy::InboundPolicy;
+pub(crate) use policy::OAuthPolicy;
 
 pub(crate) const PROXY_EXPORT: &str = "McpProxyHandler";
 const ROUTE_PREFIX: &str = "/mcp/";
@@ -55,18 +54,24 @@ pub enum ConfigError {
 #[derive(Debug)]
 pub struct GatewayConfig {
     /// By slug (`echo` for `/mcp/echo`).
-    pub routes: HashMap<String, Arc<Route>>,
+    pub(crate) routes: HashMap<String, Arc<Route>>,
 }
 
 /// One `/mcp/{slug}` route.
+///
+/// Its inbound policies today are exactly one OAuth policy (`policy`). A
+/// policy type that acts on requests (headers, rate limits, capability
+/// filters) will add an `inbound: Vec<InboundPolicy>` beside it, in the order
+/// `policies.inbound` names them, built by `build_route` from the same
+/// [`policy::KINDS`] table and run by the proxy after the token check.
 #[derive(Debug)]
-pub struct Route {
-    pub slug: String,
+pub(crate) struct Route {
+    pub(crate) slug: String,
     /// `/mcp/{slug}`
-    pub path: String,
-    pub upstream: Url,
-    pub methods: Vec<axum::http::Method>,
-    pub policy: Arc<OAuthPolicy>,
+    pub(crate) path: String,
+    pub(crate) upstream: Url,
+    pub(crate) methods: Vec<axum::http::Method>,
+    pub(crate) policy: Arc<OAuthPolicy>,
 }
 
 impl GatewayConfig {
@@ -119,7 +124,7 @@ impl GatewayConfig {
 
 enum PolicySlot {
     Unbuilt(files::PolicyEntry),
-    Built(Arc<OAuthPolicy>),
+    Built(InboundPolicy),
 }
 
 /// Builds a policy the first time a route refers to it, so that policies of
@@ -130,7 +135,7 @@ fn policy_for(
     route: &str,
     known: &mut HashMap<String, PolicySlot>,
     env: &Env,
-) -> Result<Arc<OAuthPolicy>, ConfigError> {
+) -> Result<InboundPolicy, ConfigError> {
     let Some(slot) = known.get_mut(name) else {
         let mut names: Vec<&String> = known.keys().collect();
         names.sort();
@@ -146,41 +151,31 @@ fn policy_for(
         PolicySlot::Built(policy) => return Ok(policy.clone()),
         PolicySlot::Unbuilt(entry) => entry,
     };
-    let owner = format!("policy `{name}`");
-    let expected_export = match entry.policy_type.as_str() {
-        COGNITO_POLICY_TYPE => COGNITO_POLICY_EXPORT,
-        GENERIC_POLICY_TYPE => GENERIC_EXPORT,
-        other => {
-            return Err(ConfigError::Policy {
-                policy: name.to_owned(),
-                problem: format!("has the policy type `{other}`, which this gateway does not support"),
-                fix: format!(
-                    "use `{COGNITO_POLICY_TYPE}` or `{GENERIC_POLICY_TYPE}`, or remove the policy from the route"
-                ),
-            });
-        }
+    let Some(kind) = policy::kind(&entry.policy_type) else {
+        return Err(ConfigError::Policy {
+            policy: name.to_owned(),
+            problem: format!("has the policy type `{}`, which this gateway does not support", entry.policy_type),
+            fix: format!("use {}, or remove the policy from the route", policy::supported_types()),
+        });
     };
-    if entry.handler.export != expected_export {
+    if entry.handler.export != kind.export {
         return Err(ConfigError::Policy {
             policy: name.to_owned(),
             problem: format!(
                 "has handler.export `{}`, which is not supported for `{}`",
                 entry.handler.export, entry.policy_type
             ),
-            fix: format!("set handler.export to `{expected_export}`"),
+            fix: format!("set handler.export to `{}`", kind.export),
         });
     }
-    let options = substitute_tree(&entry.handler.options, &owner, "", env)?;
-    let policy = if entry.policy_type == COGNITO_POLICY_TYPE {
-        OAuthPolicy::from_cognito(name, typed_options::<CognitoOptions>(options, &owner)?, env)?
-    } else {
-        OAuthPolicy::from_generic(name, typed_options::<GenericOptions>(options, &owner)?)?
-    };
-    let policy = Arc::new(policy);
+    let options = substitute_tree(&entry.handler.options, &format!("policy `{name}`"), "", env)?;
+    let policy = (kind.build)(name, options, env)?;
     *slot = PolicySlot::Built(policy.clone());
     Ok(policy)
 }
 
+/// One `paths` entry of `routes.oas.json` as a [`Route`]: the slug, the
+/// methods with their upstream, and the route's inbound policies.
 fn build_route(
     path: &str,
     item: Value,
@@ -188,28 +183,51 @@ fn build_route(
     env: &Env,
     routes_path: &str,
 ) -> Result<Route, ConfigError> {
-    let route_err =
-        |problem: String, fix: &str| ConfigError::Route { route: path.to_owned(), problem, fix: fix.to_owned() };
-    let slug = path.strip_prefix(ROUTE_PREFIX).unwrap_or_default();
-    if slug.contains(['{', '}']) {
-        return Err(route_err(
-            "has a path parameter; routes are literal".into(),
-            "declare one path per upstream, e.g. /mcp/echo",
-        ));
-    }
-    if slug.is_empty() || !slug.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') {
-        return Err(route_err(
-            "is not of the form /mcp/{name}".into(),
-            "use a path like /mcp/echo (letters, digits, '-', '_', '.')",
-        ));
-    }
+    let slug = route_slug(path)?;
     let Value::Object(item) = item else {
         return Err(ConfigError::Shape {
             path: routes_path.to_owned(),
             problem: format!("paths.{path} is not an object"),
         });
     };
+    let Operations { methods, upstream, inbound } = operations(path, item, env)?;
+    let policy = oauth_policy(path, &inbound, known, env)?;
+    Ok(Route { slug: slug.to_owned(), path: path.to_owned(), upstream, methods, policy })
+}
 
+fn route_error(path: &str, problem: impl Into<String>, fix: &str) -> ConfigError {
+    ConfigError::Route { route: path.to_owned(), problem: problem.into(), fix: fix.to_owned() }
+}
+
+/// `echo` of `/mcp/echo`: literal, one segment, a conservative alphabet.
+fn route_slug(path: &str) -> Result<&str, ConfigError> {
+    let slug = path.strip_prefix(ROUTE_PREFIX).unwrap_or_default();
+    if slug.contains(['{', '}']) {
+        return Err(route_error(
+            path,
+            "has a path parameter; routes are literal",
+            "declare one path per upstream, e.g. /mcp/echo",
+        ));
+    }
+    if slug.is_empty() || !slug.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') {
+        return Err(route_error(
+            path,
+            "is not of the form /mcp/{name}",
+            "use a path like /mcp/echo (letters, digits, '-', '_', '.')",
+        ));
+    }
+    Ok(slug)
+}
+
+/// What the operations of a route declare; they must agree on the upstream
+/// and the policies, since the gateway serves one route per path.
+struct Operations {
+    methods: Vec<axum::http::Method>,
+    upstream: Url,
+    inbound: Vec<String>,
+}
+
+fn operations(path: &str, item: serde_json::Map<String, Value>, env: &Env) -> Result<Operations, ConfigError> {
     let mut methods = Vec::new();
     let mut target: Option<(Url, Vec<String>)> = None;
     for (key, operation) in item {
@@ -218,7 +236,8 @@ fn build_route(
             "post" => axum::http::Method::POST,
             "delete" => axum::http::Method::DELETE,
             "put" | "patch" | "head" | "options" | "trace" => {
-                return Err(route_err(
+                return Err(route_error(
+                    path,
                     format!("declares `{key}`, which MCP's streamable HTTP transport does not use"),
                     "declare only post, get and delete",
                 ));
@@ -226,48 +245,11 @@ fn build_route(
             // x-zuplo-path, summary, description, parameters, servers: Zuplo / OpenAPI metadata.
             _ => continue,
         };
-        let Some(zuplo) = operation.get("x-zuplo-route") else {
-            return Err(route_err(
-                format!("`{key}` has no x-zuplo-route"),
-                "add x-zuplo-route with the McpProxyHandler handler",
-            ));
-        };
-        let zuplo: ZuploRoute = serde_json::from_value(zuplo.clone()).map_err(|err| {
-            route_err(
-                format!("`{key}`.x-zuplo-route is malformed: {err}"),
-                "give each operation an x-zuplo-route with handler {export: McpProxyHandler, options: {rewritePattern}} and policies.inbound",
-            )
-        })?;
-        if zuplo.handler.export != PROXY_EXPORT {
-            return Err(route_err(
-                format!("`{key}` uses the handler `{}`, which this gateway does not support", zuplo.handler.export),
-                "use handler.export McpProxyHandler with options.rewritePattern = the upstream MCP URL",
-            ));
-        }
-        let owner = format!("route `{path}`");
-        let options = substitute_tree(&zuplo.handler.options, &owner, "", env)?;
-        let options: ProxyOptions = typed_options(options, &owner)?;
-        let upstream = Url::parse(options.rewrite_pattern.trim())
-            .ok()
-            .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
-            .ok_or_else(|| ConfigError::InvalidOption {
-                owner: owner.clone(),
-                option: "rewritePattern".into(),
-                problem: format!("`{}` is not an absolute http(s) URL", options.rewrite_pattern),
-                fix: "give the upstream MCP server's URL, e.g. http://127.0.0.1:8000/mcp".into(),
-            })?;
-        if options.rewrite_pattern.contains("${") {
-            return Err(ConfigError::InvalidOption {
-                owner,
-                option: "rewritePattern".into(),
-                problem: "uses a ${...} template, which this gateway does not expand".into(),
-                fix: "give the literal upstream URL (use $env(NAME) for values from the env file)".into(),
-            });
-        }
-        let inbound = zuplo.policies.inbound;
+        let (upstream, inbound) = operation_target(path, &key, &operation, env)?;
         match &target {
             Some((url, policies)) if *url != upstream || *policies != inbound => {
-                return Err(route_err(
+                return Err(route_error(
+                    path,
                     format!("`{key}` has a different rewritePattern or inbound policies than the other methods"),
                     "give post, get and delete the same handler options and policies",
                 ));
@@ -277,29 +259,97 @@ fn build_route(
         methods.push(method);
     }
     let Some((upstream, inbound)) = target else {
-        return Err(route_err(
-            "declares no post/get/delete operation".into(),
+        return Err(route_error(
+            path,
+            "declares no post/get/delete operation",
             "add post (and get, delete) with x-zuplo-route",
         ));
     };
+    Ok(Operations { methods, upstream, inbound })
+}
 
+/// One operation's `x-zuplo-route`: its upstream URL and inbound policy names.
+fn operation_target(path: &str, key: &str, operation: &Value, env: &Env) -> Result<(Url, Vec<String>), ConfigError> {
+    let Some(zuplo) = operation.get("x-zuplo-route") else {
+        return Err(route_error(
+            path,
+            format!("`{key}` has no x-zuplo-route"),
+            "add x-zuplo-route with the McpProxyHandler handler",
+        ));
+    };
+    let zuplo: ZuploRoute = serde_json::from_value(zuplo.clone()).map_err(|err| {
+        route_error(
+            path,
+            format!("`{key}`.x-zuplo-route is malformed: {err}"),
+            "give each operation an x-zuplo-route with handler {export: McpProxyHandler, options: {rewritePattern}} and policies.inbound",
+        )
+    })?;
+    if zuplo.handler.export != PROXY_EXPORT {
+        return Err(route_error(
+            path,
+            format!("`{key}` uses the handler `{}`, which this gateway does not support", zuplo.handler.export),
+            "use handler.export McpProxyHandler with options.rewritePattern = the upstream MCP URL",
+        ));
+    }
+    let owner = format!("route `{path}`");
+    let options = substitute_tree(&zuplo.handler.options, &owner, "", env)?;
+    let options: ProxyOptions = typed_options(options, &owner)?;
+    Ok((upstream_url(&owner, &options.rewrite_pattern)?, zuplo.policies.inbound))
+}
+
+/// The proxy handler's `rewritePattern`: an absolute http(s) URL, taken as it
+/// is (Zuplo's `${...}` templates are not expanded here).
+fn upstream_url(owner: &str, rewrite_pattern: &str) -> Result<Url, ConfigError> {
+    let invalid = |problem: String, fix: &str| ConfigError::InvalidOption {
+        owner: owner.to_owned(),
+        option: "rewritePattern".into(),
+        problem,
+        fix: fix.to_owned(),
+    };
+    let upstream = Url::parse(rewrite_pattern.trim())
+        .ok()
+        .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
+        .ok_or_else(|| {
+            invalid(
+                format!("`{rewrite_pattern}` is not an absolute http(s) URL"),
+                "give the upstream MCP server's URL, e.g. http://127.0.0.1:8000/mcp",
+            )
+        })?;
+    if rewrite_pattern.contains("${") {
+        return Err(invalid(
+            "uses a ${...} template, which this gateway does not expand".into(),
+            "give the literal upstream URL (use $env(NAME) for values from the env file)",
+        ));
+    }
+    Ok(upstream)
+}
+
+/// The route's one OAuth policy among the inbound policies it names: none
+/// would leave the route open, two would make the login ambiguous.
+fn oauth_policy(
+    path: &str,
+    inbound: &[String],
+    known: &mut HashMap<String, PolicySlot>,
+    env: &Env,
+) -> Result<Arc<OAuthPolicy>, ConfigError> {
     let mut oauth = None;
-    for name in &inbound {
-        let policy = policy_for(name, path, known, env)?;
+    for name in inbound {
+        let InboundPolicy::OAuth(policy) = policy_for(name, path, known, env)?;
         if oauth.replace(policy).is_some() {
-            return Err(route_err(
-                "names more than one OAuth inbound policy".into(),
+            return Err(route_error(
+                path,
+                "names more than one OAuth inbound policy",
                 "keep exactly one mcp-cognito-oauth-inbound / mcp-oauth-inbound policy per route",
             ));
         }
     }
-    let Some(policy) = oauth else {
-        return Err(route_err(
-            "has no inbound OAuth policy; it would be open to anyone".into(),
+    oauth.ok_or_else(|| {
+        route_error(
+            path,
+            "has no inbound OAuth policy; it would be open to anyone",
             "add the policy name (e.g. cognito-managed-oauth) to x-zuplo-route.policies.inbound",
-        ));
-    };
-    Ok(Route { slug: slug.to_owned(), path: path.to_owned(), upstream, methods, policy })
+        )
+    })
 }
 
 fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {

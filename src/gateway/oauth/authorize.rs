@@ -7,13 +7,14 @@
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
-use url::Url;
+use axum::response::Response;
 
 use super::consent::render_consent;
+use super::redirect::{found, redirect_error};
 use super::{PENDING_LOGIN_TTL, PageError, granted_scope};
 use crate::gateway::crypto::{is_valid_challenge, pkce_challenge, random_token};
-use crate::gateway::state::AppState;
+use crate::gateway::oidc::IdClaims;
+use crate::gateway::state::{AppState, RouteState};
 use crate::gateway::store::{PendingLogin, now};
 
 /// Query parameters, kept as pairs so repeated `resource` values are seen.
@@ -33,88 +34,16 @@ impl Params {
     }
 }
 
-/// Sends the browser back to the client with an OAuth error (RFC 6749
-/// 4.1.2.1), including `state` and `iss` (RFC 9207).
-pub(crate) fn redirect_error(
-    state: &AppState,
-    redirect_uri: &str,
-    error: &str,
-    description: &str,
-    client_state: Option<&str>,
-) -> Response {
-    let mut pairs = vec![("error", error), ("error_description", description)];
-    if let Some(client_state) = client_state {
-        pairs.push(("state", client_state));
-    }
-    pairs.push(("iss", state.public_url.as_str()));
-    redirect_with(redirect_uri, &pairs)
-}
-
-/// A 302 to `uri` with `pairs` appended to its query.
-pub(crate) fn redirect_with(uri: &str, pairs: &[(&str, &str)]) -> Response {
-    match Url::parse(uri) {
-        Ok(mut url) => {
-            {
-                let mut query = url.query_pairs_mut();
-                for (key, value) in pairs {
-                    query.append_pair(key, value);
-                }
-            }
-            found(url.as_str())
-        }
-        Err(err) => PageError::internal(format!("stored redirect URI is unparsable: {err}")).into_response(),
-    }
-}
-
-/// 302 Found (browsers follow it with GET, also after a form POST).
-fn found(location: &str) -> Response {
-    let mut response = Redirect::to(location).into_response();
-    *response.status_mut() = StatusCode::FOUND;
-    response.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
-    response
-}
-
 pub(super) async fn authorize(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Response, PageError> {
     let params = Params::parse(query.as_deref());
-    let Some(client_id) = params.get("client_id").map(str::to_owned) else {
-        return Err(PageError::bad_request("The request has no client_id."));
-    };
-    let lookup = client_id.clone();
-    let Some(client) = state.store.run(move |store| store.client(&lookup)).await? else {
-        return Err(PageError::bad_request("This application is not registered with the gateway (unknown client_id)."));
-    };
-    let redirect_uri = match params.get("redirect_uri") {
-        Some(uri) if client.redirect_uris.iter().any(|registered| registered == uri) => uri.to_owned(),
-        Some(_) => return Err(PageError::bad_request("The redirect_uri is not registered for this application.")),
-        None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
-        None => return Err(PageError::bad_request("The request has no redirect_uri.")),
-    };
-
+    let (client_id, redirect_uri) = trusted_redirect(&state, &params).await?;
     // From here on the redirect URI is trusted: errors go back to the client.
     let client_state = params.get("state");
-    let fail =
-        |error: &str, description: &str| Ok(redirect_error(&state, &redirect_uri, error, description, client_state));
-    if params.get("response_type") != Some("code") {
-        return fail("unsupported_response_type", "only response_type=code is supported");
-    }
-    let Some(challenge) = params.get("code_challenge") else {
-        return fail("invalid_request", "code_challenge is required (PKCE)");
-    };
-    if params.get("code_challenge_method") != Some("S256") {
-        return fail("invalid_request", "code_challenge_method must be S256");
-    }
-    if !is_valid_challenge(challenge) {
-        return fail("invalid_request", "code_challenge is not an S256 challenge");
-    }
-    let resources = params.all("resource");
-    let route = match resources.as_slice() {
-        [resource] => state.route_for_resource(resource),
-        [] if state.routes.len() == 1 => state.routes.values().next(),
-        [] => None,
-        _ => return fail("invalid_target", "give exactly one resource"),
-    };
-    let Some(route) = route else {
-        return fail("invalid_target", "resource must be one of the gateway's MCP URLs ({public_url}/mcp/{name})");
+    let (challenge, route) = match checked_request(&state, &params) {
+        Ok(checked) => checked,
+        Err((error, description)) => {
+            return Ok(redirect_error(&state, &redirect_uri, error, description, client_state));
+        }
     };
 
     let idp_verifier = random_token(32);
@@ -135,6 +64,56 @@ pub(super) async fn authorize(State(state): State<AppState>, RawQuery(query): Ra
     tracing::info!(client_id = %login.client_id, route = %route.route.path, "login started; browser sent to the identity provider");
     state.store.run(move |store| store.insert_pending_login(&login)).await?;
     Ok(found(location.as_str()))
+}
+
+/// The client and the redirect URI it registered. Until both are known to be
+/// genuine, failures are pages, never redirects.
+async fn trusted_redirect(state: &AppState, params: &Params) -> Result<(String, String), PageError> {
+    let Some(client_id) = params.get("client_id").map(str::to_owned) else {
+        return Err(PageError::bad_request("The request has no client_id."));
+    };
+    let lookup = client_id.clone();
+    let Some(client) = state.store.run(move |store| store.client(&lookup)).await? else {
+        return Err(PageError::bad_request("This application is not registered with the gateway (unknown client_id)."));
+    };
+    let redirect_uri = match params.get("redirect_uri") {
+        Some(uri) if client.redirect_uris.iter().any(|registered| registered == uri) => uri.to_owned(),
+        Some(_) => return Err(PageError::bad_request("The redirect_uri is not registered for this application.")),
+        None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
+        None => return Err(PageError::bad_request("The request has no redirect_uri.")),
+    };
+    Ok((client_id, redirect_uri))
+}
+
+/// The PKCE challenge and the route the request is for, or the OAuth error
+/// (code, description) to send back to the client.
+fn checked_request<'a>(
+    state: &'a AppState,
+    params: &'a Params,
+) -> Result<(&'a str, &'a RouteState), (&'static str, &'static str)> {
+    if params.get("response_type") != Some("code") {
+        return Err(("unsupported_response_type", "only response_type=code is supported"));
+    }
+    let Some(challenge) = params.get("code_challenge") else {
+        return Err(("invalid_request", "code_challenge is required (PKCE)"));
+    };
+    if params.get("code_challenge_method") != Some("S256") {
+        return Err(("invalid_request", "code_challenge_method must be S256"));
+    }
+    if !is_valid_challenge(challenge) {
+        return Err(("invalid_request", "code_challenge is not an S256 challenge"));
+    }
+    let resources = params.all("resource");
+    let route = match resources.as_slice() {
+        [resource] => state.route_for_resource(resource),
+        [] if state.routes.len() == 1 => state.routes.values().next(),
+        [] => None,
+        _ => return Err(("invalid_target", "give exactly one resource")),
+    };
+    let Some(route) = route else {
+        return Err(("invalid_target", "resource must be one of the gateway's MCP URLs ({public_url}/mcp/{name})"));
+    };
+    Ok((challenge, route))
 }
 
 pub(crate) fn callback_url(state: &AppState) -> String {
@@ -168,9 +147,22 @@ pub(super) async fn callback(
     let Some(route) = state.routes.get(&login.slug) else {
         return Err(PageError::bad_request("The MCP route of this sign-in no longer exists."));
     };
+    let claims = signed_in_claims(&state, route, &login, code).await?;
+    tracing::info!(client_id = %login.client_id, route = %route.route.path, "user signed in at the identity provider");
+    render_consent(&state, &headers, login, route, &claims).await
+}
+
+/// The IdP leg's end: the code exchanged for an ID token (with our PKCE
+/// verifier), and the token verified against the login's nonce.
+async fn signed_in_claims(
+    state: &AppState,
+    route: &RouteState,
+    login: &PendingLogin,
+    code: &str,
+) -> Result<IdClaims, PageError> {
     let idp = &route.idp;
     let id_token = idp
-        .exchange_code(&state.idp_http, code, &login.idp_code_verifier, &callback_url(&state))
+        .exchange_code(&state.idp_http, code, &login.idp_code_verifier, &callback_url(state))
         .await
         .map_err(|err| {
             let status = if err.is_upstream()
@@ -194,6 +186,5 @@ pub(super) async fn callback(
             format!("policy {}: {err}", idp.policy.name),
         )
     })?;
-    tracing::info!(client_id = %login.client_id, route = %route.route.path, "user signed in at the identity provider");
-    render_consent(&state, &headers, login, route, &claims).await
+    Ok(claims)
 }

@@ -14,11 +14,10 @@ use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
 
-use super::authorize::{redirect_error, redirect_with};
-use super::register::{redirect_csp_source, redirect_host};
-use super::{CODE_TTL, CONSENT_TEMPLATE, CONSENT_TTL, PageError};
+use super::pages::{self, ConsentPage};
+use super::redirect::{redirect_csp_source, redirect_error, redirect_host, redirect_with};
+use super::{CODE_TTL, CONSENT_TTL, PageError};
 use crate::gateway::crypto::{constant_time_eq, random_token, sha256_hex};
 use crate::gateway::oidc::IdClaims;
 use crate::gateway::state::{AppState, RouteState};
@@ -60,9 +59,30 @@ pub(super) async fn render_consent(
         return Err(PageError::bad_request("The application is no longer registered."));
     };
     let csrf = csrf_cookie(state, headers).unwrap_or_else(|| random_token(32));
-    let consent = Consent {
+    let consent = consent_record(&login, claims, &csrf);
+    let redirect_host = redirect_host(&login.redirect_uri);
+    let html = pages::consent(&ConsentPage {
+        client_name: client.client_name.as_deref().unwrap_or("An unnamed application"),
+        redirect_host: &redirect_host,
+        route: &route.route.path,
+        resource: &route.resource,
+        scope: &login.scope,
+        user: claims.display_name(),
+        consent_id: &consent.id,
+        csrf_token: &csrf,
+    })
+    .map_err(PageError::internal)?;
+    let redirect_uri = login.redirect_uri;
+    state.store.run(move |store| store.insert_consent(&consent)).await?;
+    consent_response(state, html, &csrf, &redirect_uri)
+}
+
+/// What the server keeps while the screen is open; the form must come back
+/// with its id and the CSRF token whose hash it holds.
+fn consent_record(login: &PendingLogin, claims: &IdClaims, csrf: &str) -> Consent {
+    Consent {
         id: random_token(32),
-        csrf_hash: sha256_hex(&csrf),
+        csrf_hash: sha256_hex(csrf),
         redirect_uri: login.redirect_uri.clone(),
         client_state: login.client_state.clone(),
         code_challenge: login.code_challenge.clone(),
@@ -73,29 +93,16 @@ pub(super) async fn render_consent(
             subject: claims.sub.clone(),
         },
         expires_at: now() + CONSENT_TTL,
-    };
-    let html = state
-        .templates
-        .render(
-            CONSENT_TEMPLATE,
-            &json!({
-                "client_name": client.client_name.as_deref().unwrap_or("An unnamed application"),
-                "redirect_host": redirect_host(&login.redirect_uri),
-                "route": route.route.path,
-                "resource": route.resource,
-                "scope": login.scope,
-                "user": claims.display_name(),
-                "consent_id": consent.id,
-                "csrf_token": csrf,
-            }),
-        )
-        .map_err(PageError::internal)?;
-    let form_action = match redirect_csp_source(&login.redirect_uri) {
+    }
+}
+
+/// The page with its CSRF cookie and the headers that keep it out of frames
+/// and let its form submit only to us and the client's redirect origin.
+fn consent_response(state: &AppState, html: String, csrf: &str, redirect_uri: &str) -> Result<Response, PageError> {
+    let form_action = match redirect_csp_source(redirect_uri) {
         Some(source) => format!("'self' {source}"),
         None => "'self'".to_owned(),
     };
-    state.store.run(move |store| store.insert_consent(&consent)).await?;
-
     let mut response = (StatusCode::OK, Html(html)).into_response();
     let out = response.headers_mut();
     let secure = if state.secure_cookies { "; Secure" } else { "" };
@@ -149,24 +156,7 @@ pub(super) async fn decide(
         return Err(forbidden());
     }
     match form.decision.as_str() {
-        "approve" => {
-            let code = random_token(32);
-            let record = AuthCode {
-                redirect_uri: consent.redirect_uri.clone(),
-                code_challenge: consent.code_challenge.clone(),
-                grant: consent.grant.clone(),
-                expires_at: now() + CODE_TTL,
-            };
-            let hash = sha256_hex(&code);
-            state.store.run(move |store| store.insert_code(&hash, &record)).await?;
-            tracing::info!(client_id = %consent.grant.client_id, route = %consent.grant.slug, "consent approved; code issued");
-            let mut pairs = vec![("code", code.as_str())];
-            if let Some(client_state) = consent.client_state.as_deref() {
-                pairs.push(("state", client_state));
-            }
-            pairs.push(("iss", state.public_url.as_str()));
-            Ok(redirect_with(&consent.redirect_uri, &pairs))
-        }
+        "approve" => approve(&state, consent).await,
         "deny" => {
             tracing::info!(client_id = %consent.grant.client_id, route = %consent.grant.slug, "consent denied");
             Ok(redirect_error(
@@ -179,4 +169,25 @@ pub(super) async fn decide(
         }
         _ => Err(PageError::bad_request("The consent form has no decision.")),
     }
+}
+
+/// Issues the single-use code and sends the browser back with it (RFC 6749
+/// 4.1.2, with `iss` per RFC 9207).
+async fn approve(state: &AppState, consent: Consent) -> Result<Response, PageError> {
+    let code = random_token(32);
+    let record = AuthCode {
+        redirect_uri: consent.redirect_uri.clone(),
+        code_challenge: consent.code_challenge.clone(),
+        grant: consent.grant.clone(),
+        expires_at: now() + CODE_TTL,
+    };
+    let hash = sha256_hex(&code);
+    state.store.run(move |store| store.insert_code(&hash, &record)).await?;
+    tracing::info!(client_id = %consent.grant.client_id, route = %consent.grant.slug, "consent approved; code issued");
+    let mut pairs = vec![("code", code.as_str())];
+    if let Some(client_state) = consent.client_state.as_deref() {
+        pairs.push(("state", client_state));
+    }
+    pairs.push(("iss", state.public_url.as_str()));
+    Ok(redirect_with(&consent.redirect_uri, &pairs))
 }

@@ -11,7 +11,7 @@ use crate::gateway::store::StoreError;
 use crate::gateway::tokens::TokenError;
 
 #[derive(Debug, thiserror::Error)]
-pub enum OAuthError {
+pub(crate) enum OAuthError {
     #[error("invalid_request: {0}")]
     InvalidRequest(String),
     #[error("invalid_client: {0}")]
@@ -81,7 +81,7 @@ impl IntoResponse for OAuthError {
 
 /// A browser-facing failure: an HTML page with a short explanation.
 #[derive(Debug)]
-pub struct PageError {
+pub(crate) struct PageError {
     status: StatusCode,
     message: String,
     detail: String,
@@ -89,16 +89,16 @@ pub struct PageError {
 
 impl PageError {
     /// `message` is shown to the user; `detail` is only logged.
-    pub fn new(status: StatusCode, message: impl Into<String>, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>, detail: impl Into<String>) -> Self {
         Self { status, message: message.into(), detail: detail.into() }
     }
 
-    pub fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         let message = message.into();
         Self { status: StatusCode::BAD_REQUEST, detail: message.clone(), message }
     }
 
-    pub fn internal(detail: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(detail: impl std::fmt::Display) -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "The gateway failed to complete the sign-in. Try again.",
@@ -120,13 +120,7 @@ impl IntoResponse for PageError {
         } else {
             tracing::warn!(status = self.status.as_u16(), detail = %self.detail, "sign-in refused");
         }
-        let body = format!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign-in failed</title></head>\
-             <body style=\"font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto\">\
-             <h1>Sign-in failed</h1><p id=\"error\">{}</p>\
-             <p>Start again from your MCP client.</p></body></html>",
-            html_escape(&self.message)
-        );
+        let body = super::pages::error(&self.message);
         let mut response = (self.status, axum::response::Html(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -137,19 +131,4 @@ impl IntoResponse for PageError {
         );
         response
     }
-}
-
-pub(crate) fn html_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            other => out.push(other),
-        }
-    }
-    out
 }

@@ -8,6 +8,8 @@
 //! - [`register`]: RFC 7591 dynamic client registration
 //! - [`authorize`]: `/oauth/authorize` and the IdP `/oauth/callback`
 //! - [`consent`]: the consent screen and its CSRF-protected form
+//! - [`pages`]: the consent screen and the error page (HTML, escaped by handlebars)
+//! - [`redirect`]: the redirects back to the client and how the consent screen shows them
 //! - [`token`]: `/oauth/token` (code + PKCE, refresh rotation) and RFC 7009 revocation
 
 mod authorize;
@@ -15,18 +17,17 @@ mod client_auth;
 mod consent;
 mod error;
 mod metadata;
+pub(crate) mod pages;
+mod redirect;
 mod register;
 mod token;
 
 use axum::Router;
 use axum::routing::{get, post};
-use handlebars::Handlebars;
 
-pub use error::{OAuthError, PageError};
+pub(crate) use error::{OAuthError, PageError};
 
 use super::state::AppState;
-
-pub(crate) const CONSENT_TEMPLATE: &str = "consent";
 
 /// Pending logins (browser at the IdP) live 10 minutes.
 pub(crate) const PENDING_LOGIN_TTL: i64 = 600;
@@ -34,15 +35,6 @@ pub(crate) const PENDING_LOGIN_TTL: i64 = 600;
 pub(crate) const CONSENT_TTL: i64 = 600;
 /// Authorization codes: single use, 60 seconds.
 pub(crate) const CODE_TTL: i64 = 60;
-
-pub(crate) fn templates() -> Result<Handlebars<'static>, String> {
-    let mut templates = Handlebars::new();
-    templates.set_strict_mode(true);
-    templates
-        .register_template_string(CONSENT_TEMPLATE, include_str!("../../../templates/gateway/consent.html.hbs"))
-        .map_err(|err| err.to_string())?;
-    Ok(templates)
-}
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()

@@ -67,16 +67,7 @@ pub(super) async fn register(State(state): State<AppState>, body: axum::body::By
 /// Checks the request and builds the client; returns the secret in the clear
 /// (shown once) for confidential clients.
 fn validate(request: RegistrationRequest, now: i64) -> Result<(Client, Option<String>), OAuthError> {
-    let redirect_uris = request.redirect_uris.unwrap_or_default();
-    if redirect_uris.is_empty() {
-        return Err(OAuthError::InvalidRedirectUri("redirect_uris is required".into()));
-    }
-    if redirect_uris.len() > MAX_REDIRECT_URIS {
-        return Err(OAuthError::InvalidRedirectUri(format!("at most {MAX_REDIRECT_URIS} redirect_uris")));
-    }
-    for uri in &redirect_uris {
-        check_redirect_uri(uri).map_err(OAuthError::InvalidRedirectUri)?;
-    }
+    let redirect_uris = checked_redirect_uris(request.redirect_uris.unwrap_or_default())?;
     // RFC 7591 2: the default method is client_secret_basic.
     let method = request.token_endpoint_auth_method.unwrap_or_else(|| "client_secret_basic".into());
     if !matches!(method.as_str(), "none" | "client_secret_post" | "client_secret_basic") {
@@ -84,18 +75,7 @@ fn validate(request: RegistrationRequest, now: i64) -> Result<(Client, Option<St
             "token_endpoint_auth_method `{method}` is not supported (none, client_secret_post, client_secret_basic)"
         )));
     }
-    // RFC 7591 defaults to authorization_code alone, but MCP clients that omit
-    // grant_types still expect to refresh; 3.2.1 lets the server adjust
-    // metadata as long as the response says so, and it does.
-    let grant_types = request.grant_types.unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]);
-    if grant_types.is_empty() || grant_types.iter().any(|g| g != "authorization_code" && g != "refresh_token") {
-        return Err(OAuthError::InvalidClientMetadata(
-            "grant_types may only hold authorization_code and refresh_token".into(),
-        ));
-    }
-    if !grant_types.iter().any(|g| g == "authorization_code") {
-        return Err(OAuthError::InvalidClientMetadata("grant_types must include authorization_code".into()));
-    }
+    let grant_types = checked_grant_types(request.grant_types)?;
     let response_types = request.response_types.unwrap_or_else(|| vec!["code".into()]);
     if response_types != ["code"] {
         return Err(OAuthError::InvalidClientMetadata("response_types must be [\"code\"]".into()));
@@ -116,6 +96,35 @@ fn validate(request: RegistrationRequest, now: i64) -> Result<(Client, Option<St
         client_id_issued_at: now,
     };
     Ok((client, secret))
+}
+
+fn checked_redirect_uris(redirect_uris: Vec<String>) -> Result<Vec<String>, OAuthError> {
+    if redirect_uris.is_empty() {
+        return Err(OAuthError::InvalidRedirectUri("redirect_uris is required".into()));
+    }
+    if redirect_uris.len() > MAX_REDIRECT_URIS {
+        return Err(OAuthError::InvalidRedirectUri(format!("at most {MAX_REDIRECT_URIS} redirect_uris")));
+    }
+    for uri in &redirect_uris {
+        check_redirect_uri(uri).map_err(OAuthError::InvalidRedirectUri)?;
+    }
+    Ok(redirect_uris)
+}
+
+fn checked_grant_types(grant_types: Option<Vec<String>>) -> Result<Vec<String>, OAuthError> {
+    // RFC 7591 defaults to authorization_code alone, but MCP clients that omit
+    // grant_types still expect to refresh; 3.2.1 lets the server adjust
+    // metadata as long as the response says so, and it does.
+    let grant_types = grant_types.unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]);
+    if grant_types.is_empty() || grant_types.iter().any(|g| g != "authorization_code" && g != "refresh_token") {
+        return Err(OAuthError::InvalidClientMetadata(
+            "grant_types may only hold authorization_code and refresh_token".into(),
+        ));
+    }
+    if !grant_types.iter().any(|g| g == "authorization_code") {
+        return Err(OAuthError::InvalidClientMetadata("grant_types must include authorization_code".into()));
+    }
+    Ok(grant_types)
 }
 
 /// Schemes that must never receive an authorization code.
@@ -152,34 +161,9 @@ pub(crate) fn check_redirect_uri(uri: &str) -> Result<(), String> {
     }
 }
 
-/// The origin a redirect goes to, as a CSP source: `https://host:port` or, for
-/// a private-use scheme, `scheme:`.
-pub(crate) fn redirect_csp_source(uri: &str) -> Option<String> {
-    let url = Url::parse(uri).ok()?;
-    match url.scheme() {
-        "http" | "https" => Some(url.origin().ascii_serialization()),
-        scheme => Some(format!("{scheme}:")),
-    }
-}
-
-/// What the consent screen shows as the destination.
-pub(crate) fn redirect_host(uri: &str) -> String {
-    match Url::parse(uri) {
-        Ok(url) => match (url.scheme(), url.host_str()) {
-            ("http" | "https", Some(host)) => match url.port() {
-                Some(port) => format!("{host}:{port}"),
-                None => host.to_owned(),
-            },
-            (scheme, Some(host)) if !host.is_empty() => format!("{scheme}://{host}"),
-            (scheme, _) => format!("{scheme}: (an app on this device)"),
-        },
-        Err(_) => uri.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{RegistrationRequest, check_redirect_uri, redirect_csp_source, redirect_host, validate};
+    use super::{RegistrationRequest, check_redirect_uri, validate};
 
     #[test]
     fn redirect_uri_rules() {
@@ -206,15 +190,6 @@ mod tests {
         ] {
             assert!(check_redirect_uri(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn csp_sources_and_hosts() {
-        assert_eq!(redirect_csp_source("http://127.0.0.1:5555/cb").unwrap(), "http://127.0.0.1:5555");
-        assert_eq!(redirect_csp_source("cursor://x/cb").unwrap(), "cursor:");
-        assert_eq!(redirect_host("https://app.example.com/cb"), "app.example.com");
-        assert_eq!(redirect_host("http://127.0.0.1:5555/cb"), "127.0.0.1:5555");
-        assert!(redirect_host("com.example.app:/cb").starts_with("com.example.app:"));
     }
 
     fn request(json: serde_json::Value) -> RegistrationRequest {

@@ -42,90 +42,104 @@ pub enum StoreError {
 /// A dynamically registered OAuth client (RFC 7591).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Client {
-    pub client_id: String,
-    pub client_name: Option<String>,
-    pub redirect_uris: Vec<String>,
-    pub grant_types: Vec<String>,
-    pub response_types: Vec<String>,
-    pub token_endpoint_auth_method: String,
+    pub(crate) client_id: String,
+    pub(crate) client_name: Option<String>,
+    pub(crate) redirect_uris: Vec<String>,
+    pub(crate) grant_types: Vec<String>,
+    pub(crate) response_types: Vec<String>,
+    pub(crate) token_endpoint_auth_method: String,
     /// SHA-256 (hex) of the client secret, for confidential clients.
-    pub client_secret_hash: Option<String>,
-    pub client_id_issued_at: i64,
+    pub(crate) client_secret_hash: Option<String>,
+    pub(crate) client_id_issued_at: i64,
 }
 
 /// What the user is asked to approve and what a code or refresh token grants.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Grant {
-    pub client_id: String,
+    pub(crate) client_id: String,
     /// The route the tokens are bound to (`aud` = `{public_url}/mcp/{slug}`).
-    pub slug: String,
-    pub scope: String,
+    pub(crate) slug: String,
+    pub(crate) scope: String,
     /// The IdP's `sub`.
-    pub subject: String,
+    pub(crate) subject: String,
 }
 
 /// A browser sent to the IdP, waiting for `/oauth/callback` (keyed by the
 /// gateway's own `state`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PendingLogin {
-    pub state: String,
-    pub client_id: String,
-    pub redirect_uri: String,
-    pub client_state: Option<String>,
-    pub code_challenge: String,
-    pub slug: String,
-    pub scope: String,
-    pub nonce: String,
-    pub idp_code_verifier: String,
-    pub expires_at: i64,
+    pub(crate) state: String,
+    pub(crate) client_id: String,
+    pub(crate) redirect_uri: String,
+    pub(crate) client_state: Option<String>,
+    pub(crate) code_challenge: String,
+    pub(crate) slug: String,
+    pub(crate) scope: String,
+    pub(crate) nonce: String,
+    pub(crate) idp_code_verifier: String,
+    pub(crate) expires_at: i64,
 }
 
 /// A consent screen shown to a logged-in user.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Consent {
-    pub id: String,
+    pub(crate) id: String,
     /// SHA-256 (hex) of the CSRF token in the form and the cookie.
-    pub csrf_hash: String,
-    pub redirect_uri: String,
-    pub client_state: Option<String>,
-    pub code_challenge: String,
-    pub grant: Grant,
-    pub expires_at: i64,
+    pub(crate) csrf_hash: String,
+    pub(crate) redirect_uri: String,
+    pub(crate) client_state: Option<String>,
+    pub(crate) code_challenge: String,
+    pub(crate) grant: Grant,
+    pub(crate) expires_at: i64,
 }
 
 /// An authorization code (stored by hash).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AuthCode {
-    pub redirect_uri: String,
-    pub code_challenge: String,
-    pub grant: Grant,
-    pub expires_at: i64,
+    pub(crate) redirect_uri: String,
+    pub(crate) code_challenge: String,
+    pub(crate) grant: Grant,
+    pub(crate) expires_at: i64,
 }
 
 /// A refresh token (stored by hash) in its rotation family.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RefreshToken {
-    pub family: String,
-    pub grant: Grant,
-    pub expires_at: i64,
+    pub(crate) family: String,
+    pub(crate) grant: Grant,
+    pub(crate) expires_at: i64,
     /// The access token issued with it, revoked with the family.
-    pub access_jti: String,
-    pub access_expires_at: i64,
+    pub(crate) access_jti: String,
+    pub(crate) access_expires_at: i64,
+}
+
+impl RefreshToken {
+    /// The token that replaces this one in its family: same grant, new
+    /// lifetimes from `now`, bound to the access token issued with it.
+    pub(crate) fn successor(&self, next: &Rotation, lifetimes: Lifetimes, now: i64) -> Self {
+        Self {
+            family: self.family.clone(),
+            grant: self.grant.clone(),
+            expires_at: now + lifetimes.refresh,
+            access_jti: next.access_jti.clone(),
+            access_expires_at: now + lifetimes.access,
+        }
+    }
 }
 
 /// A rotation that replaces the presented refresh token.
 #[derive(Debug, Clone)]
 pub struct Rotation {
-    pub new_hash: String,
+    pub(crate) new_hash: String,
     /// The access token issued with the successor.
-    pub access_jti: String,
+    pub(crate) access_jti: String,
 }
 
 /// Lifetimes (seconds) of the tokens a grant's route issues.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Lifetimes {
-    pub refresh: i64,
-    pub access: i64,
+    pub(crate) refresh: i64,
+    pub(crate) access: i64,
 }
 
 #[derive(Debug, PartialEq)]
@@ -146,8 +160,8 @@ pub enum RefreshUse {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RevokedAccess {
-    pub jti: String,
-    pub expires_at: i64,
+    pub(crate) jti: String,
+    pub(crate) expires_at: i64,
 }
 
 /// Gateway state behind one interface; see the module docs for why it is sync.
@@ -228,7 +242,7 @@ impl std::str::FromStr for StoreUrl {
 }
 
 impl StoreUrl {
-    pub fn open(&self) -> Result<Arc<dyn Store>, StoreError> {
+    pub(crate) fn open(&self) -> Result<Arc<dyn Store>, StoreError> {
         match self {
             Self::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path)?)),
             Self::Redis(url) => Ok(Arc::new(RedisStore::open(url)?)),
@@ -238,15 +252,15 @@ impl StoreUrl {
 
 /// The store as async code uses it.
 #[derive(Clone)]
-pub struct StoreHandle(Arc<dyn Store>);
+pub(crate) struct StoreHandle(Arc<dyn Store>);
 
 impl StoreHandle {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub(crate) fn new(store: Arc<dyn Store>) -> Self {
         Self(store)
     }
 
     /// Runs one store call on the blocking pool.
-    pub async fn run<T, F>(&self, call: F) -> Result<T, StoreError>
+    pub(crate) async fn run<T, F>(&self, call: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
@@ -255,11 +269,6 @@ impl StoreHandle {
         tokio::task::spawn_blocking(move || call(store.as_ref()))
             .await
             .map_err(|err| StoreError::Task(err.to_string()))?
-    }
-
-    /// Direct access for boot-time and test code outside the runtime.
-    pub fn blocking(&self) -> &dyn Store {
-        self.0.as_ref()
     }
 }
 

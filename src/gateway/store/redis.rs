@@ -299,13 +299,7 @@ impl Store for RedisStore {
         let Some(lifetimes) = lifetimes(&token.grant) else {
             return Ok(RefreshUse::Unknown);
         };
-        let successor = RefreshToken {
-            family: family.clone(),
-            grant: token.grant.clone(),
-            expires_at: now + lifetimes.refresh,
-            access_jti: next.access_jti.clone(),
-            access_expires_at: now + lifetimes.access,
-        };
+        let successor = token.successor(next, lifetimes, now);
         let rotated: i64 = self.with(|conn| {
             Ok(redis::cmd("EVAL")
                 .arg(ROTATE)

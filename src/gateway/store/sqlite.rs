@@ -214,13 +214,7 @@ impl Store for SqliteStore {
             return Ok(RefreshUse::Unknown);
         };
         tx.execute("UPDATE refresh_tokens SET state = 'used' WHERE hash = ?1", params![hash])?;
-        let successor = RefreshToken {
-            family: family.clone(),
-            grant: token.grant.clone(),
-            expires_at: now + lifetimes.refresh,
-            access_jti: next.access_jti.clone(),
-            access_expires_at: now + lifetimes.access,
-        };
+        let successor = token.successor(next, lifetimes, now);
         tx.execute(
             "INSERT INTO refresh_tokens (hash, family, client_id, state, data, expires_at) VALUES (?1, ?2, ?3, 'active', ?4, ?5)",
             params![next.new_hash, family, client_id, encode(&successor)?, successor.expires_at],

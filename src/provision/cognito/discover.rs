@@ -14,7 +14,7 @@ use futures_util::future::try_join_all;
 
 use super::Cognito;
 use super::errors;
-use crate::provision::error::Result;
+use super::errors::Result;
 use crate::provision::spec::tags;
 use crate::secret::Secret;
 
@@ -70,6 +70,12 @@ pub struct ClientState {
 }
 
 impl ClientState {
+    /// The gateway URL this client was provisioned for: its first callback URL
+    /// under the gateway's callback path, without that path.
+    pub fn registered_public_url(&self) -> Option<&str> {
+        self.described.callback_urls().iter().find_map(|url| url.strip_suffix(crate::contract::CALLBACK_PATH))
+    }
+
     fn from_described(described: UserPoolClientType) -> Self {
         Self {
             id: described.client_id().unwrap_or_default().to_owned(),
@@ -92,7 +98,7 @@ impl Cognito {
         let response = match response {
             Ok(r) => r,
             Err(e) if errors::code(&e) == Some("ResourceNotFoundException") => return Ok(None),
-            Err(e) => return Err(errors::map("DescribeUserPool", self.endpoint.as_deref(), e)),
+            Err(e) => return Err(errors::map("DescribeUserPool", self.target(), e)),
         };
         let Some(pool) = response.user_pool() else { return Ok(None) };
         Ok(Some(PoolState {
@@ -117,7 +123,7 @@ impl Cognito {
             .send()
             .try_collect()
             .await
-            .map_err(|e| errors::map("ListUserPools", self.endpoint.as_deref(), e))?;
+            .map_err(|e| errors::map("ListUserPools", self.target(), e))?;
         Ok(pools.into_iter().filter_map(|p| Some((p.id?, p.name?))).collect())
     }
 
@@ -140,7 +146,7 @@ impl Cognito {
         let response = match response {
             Ok(r) => r,
             Err(e) if errors::code(&e) == Some("ResourceNotFoundException") => return Ok(None),
-            Err(e) => return Err(errors::map("DescribeUserPoolDomain", self.endpoint.as_deref(), e)),
+            Err(e) => return Err(errors::map("DescribeUserPoolDomain", self.target(), e)),
         };
         let Some(description) = response.domain_description() else { return Ok(None) };
         let Some(pool_id) = description.user_pool_id().filter(|id| !id.is_empty()) else { return Ok(None) };
@@ -159,7 +165,7 @@ impl Cognito {
         match response {
             Ok(r) => Ok(r.user_pool_client().cloned().map(ClientState::from_described)),
             Err(e) if errors::code(&e) == Some("ResourceNotFoundException") => Ok(None),
-            Err(e) => Err(errors::map("DescribeUserPoolClient", self.endpoint.as_deref(), e)),
+            Err(e) => Err(errors::map("DescribeUserPoolClient", self.target(), e)),
         }
     }
 
@@ -185,7 +191,7 @@ impl Cognito {
             .send()
             .try_collect()
             .await
-            .map_err(|e| errors::map("ListUserPoolClients", self.endpoint.as_deref(), e))?;
+            .map_err(|e| errors::map("ListUserPoolClients", self.target(), e))?;
         Ok(clients.into_iter().filter_map(|c| Some((c.client_id?, c.client_name.unwrap_or_default()))).collect())
     }
 }

@@ -1,53 +1,144 @@
-//! SDK errors → [`Error`] with the operation, the AWS error code and a hint.
+//! What can go wrong talking to Cognito, as typed values: the SDK's errors
+//! mapped to the operation, the AWS error code and a hint, plus the outcomes of
+//! Cognito calls that callers act on (a domain prefix that is taken, a domain
+//! that failed or timed out). Callers match on variants, never on message text.
 
+use std::time::Duration;
+
+use aws_sdk_cognitoidentityprovider::config::http::HttpResponse;
 use aws_sdk_cognitoidentityprovider::error::{ProvideErrorMetadata, SdkError};
 
-use crate::provision::error::Error;
+pub(crate) type Result<T, E = CognitoError> = std::result::Result<T, E>;
 
-/// The AWS error code of a failed call, if the service answered.
-pub fn code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
+#[derive(Debug, thiserror::Error)]
+pub enum CognitoError {
+    /// Cognito answered with an error code; retrying will not fix it.
+    #[error("{operation} failed: {code}: {message}{hint}", hint = hint_line(hint.as_deref()))]
+    Service { operation: &'static str, code: String, message: String, hint: Option<String> },
+
+    /// Something answered, but not the way Cognito does (an HTML error page for
+    /// an unknown region, a proxy, a wrong endpoint), so the SDK could not read it.
+    #[error("{operation} got an answer that is not Cognito's (HTTP {status}) from {target}; {hint}")]
+    Unreadable { operation: &'static str, status: u16, target: String, hint: String },
+
+    /// AWS could not be reached.
+    #[error(
+        "cannot reach {target} for {operation}: {why}; check --endpoint-url / AWS_ENDPOINT_URL, your network and proxy settings"
+    )]
+    Unreachable { operation: &'static str, target: String, why: String },
+
+    /// The SDK's own time limit for one call ran out.
+    #[error("{operation} timed out talking to {target}; check your network, or try again")]
+    CallTimedOut { operation: &'static str, target: String },
+
+    /// A call succeeded but its answer lacks what it always carries.
+    #[error("{operation} answered without {missing}; run again, and report it if it persists")]
+    EmptyResponse { operation: &'static str, missing: &'static str },
+
+    /// The endpoint does not implement an operation (emulators, older partitions).
+    #[error(
+        "{operation} is not available at {target}: this endpoint does not implement Cognito's {feature}. Nothing was changed. {workaround}"
+    )]
+    Unsupported { operation: &'static str, target: String, feature: &'static str, workaround: &'static str },
+
+    #[error(
+        "the domain prefix {prefix:?} is already taken (it belongs to user pool {owner}); prefixes are unique per \
+         region across all AWS accounts. Choose another one, for example --domain-prefix {suggestion}"
+    )]
+    DomainTaken { prefix: String, owner: String, suggestion: String },
+
+    #[error(
+        "domain {domain} failed to provision; for a custom domain check that the ACM certificate is \
+         ISSUED in us-east-1 and covers the host, then run `cognigate up` again"
+    )]
+    DomainFailed { domain: String },
+
+    #[error("domain {domain} disappeared while waiting for it; run `cognigate up` again")]
+    DomainVanished { domain: String },
+
+    /// Waited as long as the operation can take and it has not finished.
+    #[error("{what} is still {status} after {}; {next}", humantime::format_duration(*.waited))]
+    WaitTimedOut { what: String, status: String, waited: Duration, next: &'static str },
+
+    #[error(
+        "no AWS credentials found. Provide them the way the AWS CLI reads them: \
+         --profile NAME (or AWS_PROFILE) for a profile in ~/.aws/config, \
+         AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment, \
+         `aws sso login` for an SSO profile, or an instance/container role"
+    )]
+    NoCredentials,
+
+    /// A request the SDK refused to build: cognigate built it wrong.
+    #[error("cannot build the {operation} request (a cognigate bug): {problem}")]
+    Internal { operation: &'static str, problem: String },
+}
+
+fn hint_line(hint: Option<&str>) -> String {
+    hint.map(|h| format!("\n  hint: {h}")).unwrap_or_default()
+}
+
+/// The AWS error code of a failed call, if the service answered with one.
+pub(crate) fn code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
     match err {
         SdkError::ServiceError(service) => service.err().code(),
         _ => None,
     }
 }
 
-pub fn message<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
+fn message<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
     match err {
         SdkError::ServiceError(service) => service.err().message(),
         _ => None,
     }
 }
 
-/// Maps a failed call. `endpoint` names where we tried to go, for connection errors.
-pub fn map<E, R>(operation: &'static str, endpoint: Option<&str>, err: SdkError<E, R>) -> Error
+/// The HTTP status of the answer, if there was one.
+pub(crate) fn status<E>(err: &SdkError<E, HttpResponse>) -> Option<u16> {
+    err.raw_response().map(|r| r.status().as_u16())
+}
+
+/// Maps a failed call. `endpoint` names where we tried to go (`None`: AWS itself).
+pub(crate) fn map<E>(operation: &'static str, endpoint: Option<&str>, err: SdkError<E, HttpResponse>) -> CognitoError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let target = endpoint.unwrap_or("the Cognito endpoint of the region");
+    let target = endpoint.unwrap_or("the Cognito endpoint of the region").to_owned();
     match &err {
         SdkError::DispatchFailure(failure) => {
             let why = failure.as_connector_error().map(|c| c.to_string()).unwrap_or_else(|| "dispatch failed".into());
-            Error::Connection(format!(
-                "cannot reach {target} for {operation}: {why}; check --endpoint-url / AWS_ENDPOINT_URL, your network and proxy settings"
-            ))
+            CognitoError::Unreachable { operation, target, why }
         }
-        SdkError::TimeoutError(_) => {
-            Error::Connection(format!("{operation} timed out talking to {target}; check your network, or try again"))
-        }
-        SdkError::ServiceError(_) => {
-            let code = code(&err).unwrap_or("Unknown").to_owned();
-            let message = message(&err).unwrap_or("").to_owned();
+        SdkError::TimeoutError(_) => CognitoError::CallTimedOut { operation, target },
+        SdkError::ServiceError(_) if code(&err).is_some() => {
+            let code = code(&err).unwrap_or_default().to_owned();
+            let message = message(&err).unwrap_or_default().to_owned();
             let hint = hint(operation, &code);
-            Error::Aws { operation, code, message, hint }
+            CognitoError::Service { operation, code, message, hint }
         }
-        _ => Error::Aws {
-            operation,
-            code: "Unknown".into(),
-            message: aws_sdk_cognitoidentityprovider::error::DisplayErrorContext(&err).to_string(),
-            hint: None,
+        // No error code: the body was not Cognito's JSON. Say so in one line;
+        // the SDK's own rendering of such an answer is a debug dump.
+        _ => match status(&err) {
+            Some(status) => {
+                CognitoError::Unreadable { operation, status, target, hint: unreadable_hint(status, endpoint) }
+            }
+            None => CognitoError::Internal {
+                operation,
+                problem: aws_sdk_cognitoidentityprovider::error::DisplayErrorContext(&err).to_string(),
+            },
         },
+    }
+}
+
+fn unreadable_hint(status: u16, endpoint: Option<&str>) -> String {
+    let place = match endpoint {
+        Some(_) => {
+            "check that --endpoint-url / AWS_ENDPOINT_URL points at a Cognito API (an emulator or a proxy to it)"
+        }
+        None => "check the region: it must be an AWS region that offers Cognito (for example us-east-1)",
+    };
+    match status {
+        500..=599 => format!("{place}; if it does, the service had a fault: run again later"),
+        _ => place.to_owned(),
     }
 }
 

@@ -1,13 +1,15 @@
 //! Talking to Cognito: building the SDK client, reading what exists
-//! ([`discover`]), changing it ([`ops`]), and turning SDK errors into messages
-//! that say what to do ([`errors`]).
+//! ([`discover`]), changing it ([`ops`], [`secrets`]), and turning SDK errors
+//! into typed errors that say what to do ([`errors`]).
 //!
 //! Everything here is a thin, typed layer over `aws-sdk-cognitoidentityprovider`;
-//! deciding *what* to call lives in `plan` and `apply`.
+//! deciding *what* to call lives in `plan` and `apply`. Every SDK call of the
+//! CLI is made here: the client itself is private to this module.
 
-pub mod discover;
-pub mod errors;
-pub mod ops;
+pub(crate) mod discover;
+pub(crate) mod errors;
+pub(crate) mod ops;
+pub(crate) mod secrets;
 
 use std::time::Duration;
 
@@ -17,6 +19,8 @@ use aws_sdk_cognitoidentityprovider::config::interceptors::InterceptorContext;
 use aws_sdk_cognitoidentityprovider::config::retry::{ClassifyRetry, RetryAction};
 use aws_sdk_cognitoidentityprovider::config::{BehaviorVersion, ProvideCredentials};
 use aws_smithy_runtime_api::client::retries::classifiers::RetryClassifierPriority;
+
+use errors::CognitoError;
 
 use super::error::{Error, Result};
 use super::settings::AwsTarget;
@@ -29,15 +33,14 @@ const DEFAULT_MAX_ATTEMPTS: u32 = 6;
 
 /// A connected Cognito client and where it points.
 #[derive(Clone, Debug)]
-pub struct Cognito {
-    pub client: aws_sdk_cognitoidentityprovider::Client,
-    pub region: Region,
+pub(crate) struct Cognito {
+    client: aws_sdk_cognitoidentityprovider::Client,
     /// Shown in connection errors; `None` means the public AWS endpoint.
-    pub endpoint: Option<String>,
+    endpoint: Option<String>,
 }
 
 /// The region from flags/env/settings, else the AWS profile's; makes no AWS call.
-pub async fn resolve_region(target: &AwsTarget) -> Result<Region> {
+pub(crate) async fn resolve_region(target: &AwsTarget) -> Result<Region> {
     if let Some(region) = &target.region {
         return Ok(region.clone());
     }
@@ -54,7 +57,7 @@ pub async fn resolve_region(target: &AwsTarget) -> Result<Region> {
 impl Cognito {
     /// Resolves credentials the way the AWS CLI does and fails early, with
     /// instructions, when there are none. Makes no AWS API call.
-    pub async fn connect(target: &AwsTarget, region: &Region) -> Result<Self> {
+    pub(crate) async fn connect(target: &AwsTarget, region: &Region) -> Result<Self> {
         let max_attempts = std::env::var("COGNIGATE_AWS_MAX_ATTEMPTS")
             .ok()
             .and_then(|v| v.parse::<u32>().ok())
@@ -83,24 +86,34 @@ impl Cognito {
         }
         let config = loader.load().await;
 
-        let credentials = config.credentials_provider().ok_or_else(no_credentials)?;
+        let credentials = config.credentials_provider().ok_or(CognitoError::NoCredentials)?;
         credentials.provide_credentials().await.map_err(|e| {
             tracing::debug!(error = %e, "credential chain failed");
-            no_credentials()
+            CognitoError::NoCredentials
         })?;
 
         let endpoint = target.endpoint_url.clone().or_else(|| config.endpoint_url().map(str::to_owned));
         let client_config =
             aws_sdk_cognitoidentityprovider::config::Builder::from(&config).retry_classifier(QuotaIsFinal).build();
-        let client = aws_sdk_cognitoidentityprovider::Client::from_conf(client_config);
-        Ok(Self { client, region: region.clone(), endpoint })
+        Ok(Self { client: aws_sdk_cognitoidentityprovider::Client::from_conf(client_config), endpoint })
     }
 }
 
 impl Cognito {
     /// The endpoint override in use (an emulator or proxy); `None` for AWS itself.
-    pub fn endpoint_override(&self) -> Option<String> {
+    pub(crate) fn endpoint_override(&self) -> Option<String> {
         self.endpoint.clone()
+    }
+
+    /// Where calls go, for error messages.
+    fn target(&self) -> Option<&str> {
+        self.endpoint.as_deref()
+    }
+
+    /// A client over a given SDK configuration (tests: a fake HTTP client).
+    #[cfg(test)]
+    pub(crate) fn from_conf(config: aws_sdk_cognitoidentityprovider::Config) -> Self {
+        Self { client: aws_sdk_cognitoidentityprovider::Client::from_conf(config), endpoint: None }
     }
 }
 
@@ -139,16 +152,6 @@ fn is_quota(error_type: Option<&str>, body: Option<&[u8]>) -> bool {
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
             .and_then(|v| v.get("__type").and_then(|t| t.as_str()).map(named))
             .unwrap_or(false)
-}
-
-fn no_credentials() -> Error {
-    Error::Connection(
-        "no AWS credentials found. Provide them the way the AWS CLI reads them: \
-         --profile NAME (or AWS_PROFILE) for a profile in ~/.aws/config, \
-         AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment, \
-         `aws sso login` for an SSO profile, or an instance/container role"
-            .into(),
-    )
 }
 
 /// Issue 13, item 10: the README's IAM table names exactly the Cognito

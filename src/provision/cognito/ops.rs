@@ -10,11 +10,14 @@ use aws_sdk_cognitoidentityprovider::types::{
 };
 
 use super::discover::{ClientState, PoolState};
+use super::errors::{CognitoError, Result};
 use super::{Cognito, errors};
-use crate::provision::error::{Error, Result};
 use crate::provision::progress::Progress;
 use crate::provision::spec::{DomainSpec, OAUTH_SCOPES, StackSpec, tags};
 use crate::secret::Secret;
+
+/// How long a domain may take to go away.
+const DELETE_LIMIT: Duration = Duration::from_secs(3600);
 
 /// The settings of the app client that cognigate owns; every other field of an
 /// existing client is kept as it is.
@@ -76,13 +79,10 @@ impl Cognito {
             .deletion_protection(protection)
             .send()
             .await
-            .map_err(|e| errors::map("CreateUserPool", self.endpoint.as_deref(), e))?;
-        let pool = response.user_pool().ok_or_else(|| Error::Aws {
-            operation: "CreateUserPool",
-            code: "EmptyResponse".into(),
-            message: "the response carried no user pool".into(),
-            hint: None,
-        })?;
+            .map_err(|e| errors::map("CreateUserPool", self.target(), e))?;
+        let pool = response
+            .user_pool()
+            .ok_or(CognitoError::EmptyResponse { operation: "CreateUserPool", missing: "the user pool" })?;
         Ok(PoolState {
             id: pool.id().unwrap_or_default().to_owned(),
             name: spec.pool_name().to_owned(),
@@ -98,7 +98,7 @@ impl Cognito {
         match self.client.delete_user_pool().user_pool_id(pool_id).send().await {
             Ok(_) => Ok(()),
             Err(e) if errors::code(&e) == Some("ResourceNotFoundException") => Ok(()),
-            Err(e) => Err(errors::map("DeleteUserPool", self.endpoint.as_deref(), e)),
+            Err(e) => Err(errors::map("DeleteUserPool", self.target(), e)),
         }
     }
 
@@ -115,38 +115,63 @@ impl Cognito {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| errors::map("UpdateUserPool", self.endpoint.as_deref(), e))
+            .map_err(|e| errors::map("UpdateUserPool", self.target(), e))
     }
 
-    /// Creates the hosted UI domain. "Already exists" from Cognito means the
-    /// prefix belongs to another pool, possibly in another AWS account.
+    /// Creates the hosted UI domain; one that this pool already has (a
+    /// concurrent run of the stack made it) counts as created. Cognito answers
+    /// `InvalidParameterException` both for a domain another pool holds and for
+    /// other refusals, with only its message telling them apart; describing the
+    /// domain finds an owner in this account, and otherwise the error carries
+    /// Cognito's own message, with a hint for the other-account case only when
+    /// the message says the name is held elsewhere (issue 13, item 8: "the user
+    /// pool already has a domain configured" is about this pool).
     pub async fn create_domain(&self, pool_id: &str, domain: &DomainSpec) -> Result<()> {
         let mut request = self.client.create_user_pool_domain().user_pool_id(pool_id).domain(domain.api_name());
         if let DomainSpec::Custom { certificate_arn, .. } = domain {
-            let config = CustomDomainConfigType::builder()
-                .certificate_arn(certificate_arn)
-                .build()
-                .map_err(|e| Error::Usage(format!("invalid custom domain configuration: {e}")))?;
-            request = request.custom_domain_config(config);
+            request = request.custom_domain_config(custom_domain_config("CreateUserPoolDomain", certificate_arn)?);
         }
-        match request.send().await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                if errors::code(&e) == Some("InvalidParameterException")
-                    && means_prefix_taken(errors::message(&e).unwrap_or_default())
+        let Err(e) = request.send().await else { return Ok(()) };
+        if errors::code(&e) != Some("InvalidParameterException") {
+            return Err(errors::map("CreateUserPoolDomain", self.target(), e));
+        }
+        match self.describe_domain(domain.api_name()).await? {
+            Some(existing) if existing.pool_id == pool_id => Ok(()),
+            Some(existing) => Err(domain_taken(domain.api_name(), existing.pool_id)),
+            None => Err(match (errors::map("CreateUserPoolDomain", self.target(), e), domain) {
+                (CognitoError::Service { operation, code, message, hint: None }, DomainSpec::Prefix(prefix))
+                    if means_prefix_taken(&message) =>
                 {
-                    return Err(domain_taken(domain.api_name(), None));
+                    let hint = Some(format!(
+                        "if another AWS account holds this prefix (prefixes are unique per region across all \
+                         accounts), choose another one, for example --domain-prefix {}",
+                        suggested_prefix(prefix)
+                    ));
+                    CognitoError::Service { operation, code, message, hint }
                 }
-                Err(errors::map("CreateUserPoolDomain", self.endpoint.as_deref(), e))
-            }
+                (other, _) => other,
+            }),
         }
+    }
+
+    /// Points a custom domain at another ACM certificate.
+    pub async fn update_domain_certificate(&self, pool_id: &str, domain: &str, certificate_arn: &str) -> Result<()> {
+        self.client
+            .update_user_pool_domain()
+            .user_pool_id(pool_id)
+            .domain(domain)
+            .custom_domain_config(custom_domain_config("UpdateUserPoolDomain", certificate_arn)?)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| errors::map("UpdateUserPoolDomain", self.target(), e))
     }
 
     pub async fn delete_domain(&self, pool_id: &str, domain: &str) -> Result<()> {
         match self.client.delete_user_pool_domain().user_pool_id(pool_id).domain(domain).send().await {
             Ok(_) => Ok(()),
             Err(e) if errors::code(&e) == Some("ResourceNotFoundException") => Ok(()),
-            Err(e) => Err(errors::map("DeleteUserPoolDomain", self.endpoint.as_deref(), e)),
+            Err(e) => Err(errors::map("DeleteUserPoolDomain", self.target(), e)),
         }
     }
 
@@ -169,24 +194,20 @@ impl Cognito {
                 }
                 Some("FAILED") => {
                     task.finish("FAILED");
-                    return Err(Error::Conflict(format!(
-                        "domain {domain} failed to provision; for a custom domain check that the ACM certificate is \
-                         ISSUED in us-east-1 and covers the host, then run `cognigate up` again"
-                    )));
+                    return Err(CognitoError::DomainFailed { domain: domain.to_owned() });
                 }
                 None => {
-                    return Err(Error::Conflict(format!(
-                        "domain {domain} disappeared while waiting for it; run `cognigate up` again"
-                    )));
+                    return Err(CognitoError::DomainVanished { domain: domain.to_owned() });
                 }
                 Some(other) => task.update(other),
             }
             if started.elapsed() > limit {
-                return Err(Error::Conflict(format!(
-                    "domain {domain} is still {} after {}; run `cognigate up` again later to keep waiting",
-                    status.unwrap_or_default(),
-                    humantime::format_duration(limit)
-                )));
+                return Err(CognitoError::WaitTimedOut {
+                    what: format!("domain {domain}"),
+                    status: status.unwrap_or_default(),
+                    waited: limit,
+                    next: "run `cognigate up` again later to keep waiting",
+                });
             }
             tokio::time::sleep(interval).await;
         }
@@ -197,17 +218,21 @@ impl Cognito {
         let started = Instant::now();
         let task = progress.task(format!("deleting domain {domain}"));
         loop {
-            match self.describe_domain(domain).await? {
+            let status = match self.describe_domain(domain).await? {
                 None => {
                     task.finish("deleted");
                     return Ok(());
                 }
-                Some(state) => task.update(&state.status),
-            }
-            if started.elapsed() > Duration::from_secs(3600) {
-                return Err(Error::Conflict(format!(
-                    "domain {domain} is still being deleted after an hour; try again later"
-                )));
+                Some(state) => state.status,
+            };
+            task.update(&status);
+            if started.elapsed() > DELETE_LIMIT {
+                return Err(CognitoError::WaitTimedOut {
+                    what: format!("domain {domain}"),
+                    status,
+                    waited: DELETE_LIMIT,
+                    next: "try again later",
+                });
             }
             tokio::time::sleep(Duration::from_secs(3)).await;
         }
@@ -233,13 +258,11 @@ impl Cognito {
             .allowed_o_auth_flows_user_pool_client(settings.oauth_flows_user_pool_client)
             .send()
             .await
-            .map_err(|e| errors::map("CreateUserPoolClient", self.endpoint.as_deref(), e))?;
-        let described = response.user_pool_client().cloned().ok_or_else(|| Error::Aws {
-            operation: "CreateUserPoolClient",
-            code: "EmptyResponse".into(),
-            message: "the response carried no client".into(),
-            hint: None,
-        })?;
+            .map_err(|e| errors::map("CreateUserPoolClient", self.target(), e))?;
+        let described = response
+            .user_pool_client()
+            .cloned()
+            .ok_or(CognitoError::EmptyResponse { operation: "CreateUserPoolClient", missing: "the app client" })?;
         Ok(ClientState {
             id: described.client_id().unwrap_or_default().to_owned(),
             name: name.to_owned(),
@@ -260,8 +283,7 @@ impl Cognito {
         settings: &ClientSettings,
     ) -> Result<ClientState> {
         let request = merged_client_update(&self.client, pool_id, current, settings);
-        let response =
-            request.send().await.map_err(|e| errors::map("UpdateUserPoolClient", self.endpoint.as_deref(), e))?;
+        let response = request.send().await.map_err(|e| errors::map("UpdateUserPoolClient", self.target(), e))?;
         let mut described = response.user_pool_client().cloned().unwrap_or_else(|| current.described.clone());
         // UpdateUserPoolClient does not return the secret; keep the one we read.
         if described.client_secret().is_none() {
@@ -274,7 +296,7 @@ impl Cognito {
         match self.client.delete_user_pool_client().user_pool_id(pool_id).client_id(client_id).send().await {
             Ok(_) => Ok(()),
             Err(e) if errors::code(&e) == Some("ResourceNotFoundException") => Ok(()),
-            Err(e) => Err(errors::map("DeleteUserPoolClient", self.endpoint.as_deref(), e)),
+            Err(e) => Err(errors::map("DeleteUserPoolClient", self.target(), e)),
         }
     }
 }
@@ -337,19 +359,28 @@ fn means_prefix_taken(message: &str) -> bool {
 /// Tags that can be sent back to Cognito: the `aws:` prefix is reserved, and a
 /// pool created by CloudFormation or another AWS tool carries such tags, which
 /// Cognito refuses in UpdateUserPool (issue 13, item 9).
-pub fn sendable_tags(tags: &HashMap<String, String>) -> HashMap<String, String> {
+pub(crate) fn sendable_tags(tags: &HashMap<String, String>) -> HashMap<String, String> {
     tags.iter().filter(|(key, _)| !key.starts_with("aws:")).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 /// The error for a prefix that another pool holds, with a free-looking suggestion.
-pub fn domain_taken(prefix: &str, owner: Option<&str>) -> Error {
+pub(crate) fn domain_taken(prefix: &str, owner: String) -> CognitoError {
+    CognitoError::DomainTaken { prefix: prefix.to_owned(), owner, suggestion: suggested_prefix(prefix) }
+}
+
+/// The prefix with a random suffix, still within Cognito's 63 characters.
+fn suggested_prefix(prefix: &str) -> String {
     let suffix = format!("{:06x}", rand::random::<u32>() & 0xff_ffff);
     let base: String = prefix.chars().take(63 - 7).collect();
-    let owner = owner.map(|o| format!(" (it belongs to user pool {o})")).unwrap_or_default();
-    Error::Conflict(format!(
-        "the domain prefix {prefix:?} is already taken{owner}; prefixes are unique per region across all AWS \
-         accounts. Choose another one, for example --domain-prefix {base}-{suffix}"
-    ))
+    format!("{base}-{suffix}")
+}
+
+/// The certificate part of a custom domain request.
+fn custom_domain_config(operation: &'static str, certificate_arn: &str) -> Result<CustomDomainConfigType> {
+    CustomDomainConfigType::builder()
+        .certificate_arn(certificate_arn)
+        .build()
+        .map_err(|e| CognitoError::Internal { operation, problem: e.to_string() })
 }
 
 /// Request-shape tests on the SDK's replay client: moto merges on
@@ -366,7 +397,6 @@ mod request_shape {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::provision::validate::Region;
 
     fn cognito(replay: &StaticReplayClient) -> Cognito {
         let config = aws_sdk_cognitoidentityprovider::Config::builder()
@@ -375,11 +405,7 @@ mod request_shape {
             .credentials_provider(Credentials::new("a", "b", None, None, "test"))
             .http_client(replay.clone())
             .build();
-        Cognito {
-            client: aws_sdk_cognitoidentityprovider::Client::from_conf(config),
-            region: Region::parse("us-east-1").unwrap(),
-            endpoint: None,
-        }
+        Cognito::from_conf(config)
     }
 
     fn answer(body: &str) -> ReplayEvent {

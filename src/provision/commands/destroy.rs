@@ -16,11 +16,11 @@ use super::{confirm, prepare};
 use crate::provision::cli::{DestroyArgs, GlobalArgs, OutputFormat};
 use crate::provision::cognito::Cognito;
 use crate::provision::cognito::discover::PoolState;
-use crate::provision::error::{Error, Result};
+use crate::provision::error::{Error, Refusal, Result};
 use crate::provision::progress::Progress;
 use crate::provision::render::{self, Cleaned};
 use crate::provision::spec::{PoolTarget, StackSpec};
-use crate::provision::teardown::{self, Guard, Removed};
+use crate::provision::teardown::{self, Removed};
 
 /// The pools `destroy` would delete, and namesakes it leaves alone.
 struct Found {
@@ -81,26 +81,15 @@ async fn find(cognito: &Cognito, spec: &StackSpec) -> Result<Found> {
 /// Without `--force`, any pool that is not the stack's own, or is protected,
 /// stops the whole destroy before anything is deleted.
 fn refuse_unowned(spec: &StackSpec, pools: &[PoolState]) -> Result<()> {
-    let refusals: Vec<(String, Vec<Guard>)> = pools
+    let refusals: Vec<Refusal> = pools
         .iter()
-        .map(|p| (format!("user pool {} ({})", p.id, p.name), teardown::guards(p, Some(spec.stack.as_str()))))
-        .filter(|(_, guards)| !guards.is_empty())
+        .map(|p| Refusal {
+            pool: format!("user pool {} ({})", p.id, p.name),
+            guards: teardown::guards(p, Some(spec.stack.as_str())),
+        })
+        .filter(|r| !r.guards.is_empty())
         .collect();
-    if refusals.is_empty() {
-        return Ok(());
-    }
-    let mut message = String::from("refusing to destroy; nothing was deleted:");
-    for (pool, guards) in &refusals {
-        let why: Vec<String> = guards.iter().map(Guard::why).collect();
-        message.push_str(&format!("\n  {pool} is {}", why.join(", and ")));
-    }
-    let protected = refusals.iter().any(|(_, g)| g.contains(&Guard::Protected));
-    message.push_str(if protected {
-        "\n  pass --force to delete it anyway (deletion protection is turned off first)"
-    } else {
-        "\n  pass --force to delete it anyway"
-    });
-    Err(Error::Conflict(message))
+    if refusals.is_empty() { Ok(()) } else { Err(Error::DestroyRefused(refusals)) }
 }
 
 fn question(spec: &StackSpec, pools: &[PoolState]) -> String {

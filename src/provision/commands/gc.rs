@@ -143,70 +143,17 @@ pub async fn run(global: &GlobalArgs, args: &GcArgs) -> Result<()> {
     if prefix.is_empty() {
         return Err(Error::Usage("--prefix must not be empty: gc only touches pools whose name starts with it".into()));
     }
-    let older_than = args
-        .older_than
-        .as_deref()
-        .map(|v| {
-            humantime::parse_duration(v).map_err(|e| InvalidValue {
-                setting: "--older-than",
-                value: v.to_owned(),
-                problem: format!("{e}; use a duration such as 30m, 2h or 7days"),
-            })
-        })
-        .transpose()?;
+    let older_than = older_than(args)?;
     let cognito = connect(global).await?;
-    let now = SystemTime::now();
 
     let mut names: Vec<(String, String)> =
         cognito.all_pools().await?.into_iter().filter(|(_, name)| name.starts_with(prefix)).collect();
     names.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
-    let described: Vec<_> = stream::iter(&names)
-        .map(|(id, name)| {
-            let cognito = &cognito;
-            async move { (id, name, cognito.describe_pool(id).await) }
-        })
-        .buffer_unordered(DESCRIBE_CONCURRENCY)
-        .collect()
-        .await;
-
-    let mut report = Report::default();
-    let mut doomed: Vec<(PoolState, String)> = Vec::new();
-    for (id, name, result) in described {
-        match result {
-            // Deleted meanwhile (another gc): nothing to do, nothing to say.
-            Ok(None) => {}
-            Err(e) => {
-                report.skipped.push(Entry { reason: Some(Skip::Error), ..Entry::new(id, name, None, e.to_string()) })
-            }
-            Ok(Some(pool)) => match verdict(&pool, now, older_than, args.force) {
-                (Verdict::Remove(why), _) => doomed.push((pool, why)),
-                (Verdict::Skip(skip), detail) => {
-                    report.skipped.push(Entry { reason: Some(skip), ..Entry::new(id, name, Some(&pool), detail) })
-                }
-            },
-        }
-    }
-    let describe_failed = report.skipped.iter().any(|e| e.reason == Some(Skip::Error));
-
+    let (mut report, doomed) = judge(&cognito, &names, older_than, args.force).await;
     if args.dry_run {
         report.would_remove = doomed.iter().map(|(p, why)| Entry::new(&p.id, &p.name, Some(p), why.clone())).collect();
     } else {
-        let progress = Progress::new(global.output == OutputFormat::Text);
-        let results: Vec<_> = stream::iter(&doomed)
-            .map(|(pool, why)| {
-                let (cognito, progress) = (&cognito, &progress);
-                async move { (pool, why, teardown::remove(cognito, pool, progress).await) }
-            })
-            .buffer_unordered(TEARDOWN_CONCURRENCY)
-            .collect()
-            .await;
-        for (pool, why, result) in results {
-            let entry = Entry::new(&pool.id, &pool.name, Some(pool), why.clone());
-            match result {
-                Ok(removed) => report.removed.push(Entry { deleted: Some(removed), ..entry }),
-                Err(e) => report.failed.push(Entry { detail: format!("{why}; {e}"), ..entry }),
-            }
-        }
+        remove(&cognito, global, &doomed, &mut report).await;
     }
     for list in [&mut report.removed, &mut report.would_remove, &mut report.skipped, &mut report.failed] {
         list.sort_by(|a, b| (&a.name, &a.user_pool_id).cmp(&(&b.name, &b.user_pool_id)));
@@ -216,13 +163,75 @@ pub async fn run(global: &GlobalArgs, args: &GcArgs) -> Result<()> {
         OutputFormat::Json => print_json(prefix, args, &names, &report),
         OutputFormat::Text => print_text(prefix, args.dry_run, &names, &report),
     }
-    if !report.failed.is_empty() || describe_failed {
-        let errors = report.failed.len() + report.skipped.iter().filter(|e| e.reason == Some(Skip::Error)).count();
-        return Err(Error::Conflict(format!(
-            "{errors} stack(s) could not be examined or removed (listed above); the rest were handled. Run gc again to retry"
-        )));
+    let errors = report.failed.len() + report.skipped.iter().filter(|e| e.reason == Some(Skip::Error)).count();
+    if errors > 0 {
+        return Err(Error::GcIncomplete { failed: errors });
     }
     Ok(())
+}
+
+fn older_than(args: &GcArgs) -> Result<Option<Duration>> {
+    let Some(text) = args.older_than.as_deref() else { return Ok(None) };
+    let duration = humantime::parse_duration(text.trim()).map_err(|_| InvalidValue {
+        setting: "--older-than",
+        value: text.to_owned(),
+        problem: "not a duration; write a number and a unit, such as 30m, 2h or 7days".into(),
+    })?;
+    Ok(Some(duration))
+}
+
+/// Describes the candidate pools a few at a time and sorts them into the
+/// ones to remove (with the reason) and the ones skipped (with why).
+async fn judge(
+    cognito: &Cognito,
+    names: &[(String, String)],
+    older_than: Option<Duration>,
+    force: bool,
+) -> (Report, Vec<(PoolState, String)>) {
+    let now = SystemTime::now();
+    let described: Vec<_> = stream::iter(names)
+        .map(|(id, name)| async move { (id, name, cognito.describe_pool(id).await) })
+        .buffer_unordered(DESCRIBE_CONCURRENCY)
+        .collect()
+        .await;
+    let mut report = Report::default();
+    let mut doomed: Vec<(PoolState, String)> = Vec::new();
+    for (id, name, result) in described {
+        match result {
+            // Deleted meanwhile (another gc): nothing to do, nothing to say.
+            Ok(None) => {}
+            Err(e) => {
+                report.skipped.push(Entry { reason: Some(Skip::Error), ..Entry::new(id, name, None, e.to_string()) })
+            }
+            Ok(Some(pool)) => match verdict(&pool, now, older_than, force) {
+                (Verdict::Remove(why), _) => doomed.push((pool, why)),
+                (Verdict::Skip(skip), detail) => {
+                    report.skipped.push(Entry { reason: Some(skip), ..Entry::new(id, name, Some(&pool), detail) })
+                }
+            },
+        }
+    }
+    (report, doomed)
+}
+
+/// Tears the doomed stacks down, a few at a time (Cognito's request quotas).
+async fn remove(cognito: &Cognito, global: &GlobalArgs, doomed: &[(PoolState, String)], report: &mut Report) {
+    let progress = Progress::new(global.output == OutputFormat::Text);
+    let results: Vec<_> = stream::iter(doomed)
+        .map(|(pool, why)| {
+            let progress = &progress;
+            async move { (pool, why, teardown::remove(cognito, pool, progress).await) }
+        })
+        .buffer_unordered(TEARDOWN_CONCURRENCY)
+        .collect()
+        .await;
+    for (pool, why, result) in results {
+        let entry = Entry::new(&pool.id, &pool.name, Some(pool), why.clone());
+        match result {
+            Ok(removed) => report.removed.push(Entry { deleted: Some(removed), ..entry }),
+            Err(e) => report.failed.push(Entry { detail: format!("{why}; {e}"), ..entry }),
+        }
+    }
 }
 
 async fn connect(global: &GlobalArgs) -> Result<Cognito> {

@@ -12,6 +12,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 use super::cli::{GlobalArgs, StackArgs};
+use super::cognito::discover::ClientState;
 use super::cognito::{Cognito, resolve_region};
 use super::error::{Error, Result};
 use super::plan::{Plan, plan};
@@ -47,6 +48,16 @@ pub async fn read_and_plan(cognito: &Cognito, spec: &mut StackSpec) -> Result<(A
     Ok((actual, plan))
 }
 
+/// The public URL to write for an existing stack: the first `--gateway-url`
+/// when given, else the one its app client registered, so re-rendering the
+/// env file (`outputs`, `rotate-secret`) never points the gateway elsewhere.
+pub fn public_url_of<'a>(spec: &'a StackSpec, client: &'a ClientState) -> &'a str {
+    match (spec.gateway_urls.first(), client.registered_public_url()) {
+        (None, Some(registered)) => registered,
+        _ => spec.public_url(),
+    }
+}
+
 /// Ids from the env file of a previous run: a shortcut, verified before use.
 pub fn hint_from_env_file(path: &Path) -> Hint {
     let Ok(Some(text)) = render::read_env_file(path) else { return Hint::default() };
@@ -68,10 +79,6 @@ pub fn confirm(question: &str, yes: bool) -> Result<()> {
     eprint!("{question} [y/N] ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
-    stdin.lock().read_line(&mut answer).map_err(|e| Error::Usage(format!("cannot read the answer: {e}")))?;
-    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
-        Ok(())
-    } else {
-        Err(Error::Conflict("cancelled; nothing was changed (pass --yes to skip the question)".into()))
-    }
+    stdin.lock().read_line(&mut answer).map_err(Error::Prompt)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") { Ok(()) } else { Err(Error::Cancelled) }
 }

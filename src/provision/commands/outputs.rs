@@ -3,27 +3,27 @@
 
 use serde_json::json;
 
-use super::{prepare, read_and_plan};
+use super::{prepare, public_url_of, read_and_plan};
 use crate::provision::cli::{GlobalArgs, OutputFormat, OutputsArgs};
 use crate::provision::error::{Error, Result};
 use crate::provision::render::{self, EnvValues};
 
 pub async fn run(global: &GlobalArgs, args: &OutputsArgs) -> Result<()> {
-    let (mut spec, cognito) = prepare(global, &args.stack).await?;
+    let (mut spec, cognito) = prepare(global, &args.stack_args()).await?;
     let (actual, _) = read_and_plan(&cognito, &mut spec).await?;
     let domain_is_ours = actual.domain.as_ref().zip(actual.pool.as_ref()).is_some_and(|(d, p)| d.pool_id == p.id);
     let (Some(pool), Some(client), true) = (&actual.pool, &actual.client, domain_is_ours) else {
-        return Err(Error::Conflict(format!(
-            "stack {} ({}) is not fully provisioned (pool, domain {} and app client are needed); run `cognigate up` first",
-            spec.stack,
-            spec.region,
-            spec.domain.api_name()
-        )));
+        return Err(Error::NotProvisioned {
+            stack: spec.stack.to_string(),
+            region: spec.region.to_string(),
+            needs: format!("pool, domain {} and app client are needed", spec.domain.api_name()),
+        });
     };
     let secret = client.secret.clone().unwrap_or_default();
     let domain_host = spec.domain.host(&spec.region);
     let endpoint = cognito.endpoint_override();
-    let values = EnvValues::new(&spec, endpoint.as_deref(), &pool.id, &domain_host, &client.id, &secret);
+    let mut values = EnvValues::new(&spec, endpoint.as_deref(), &pool.id, &domain_host, &client.id, &secret);
+    values.public_url = public_url_of(&spec, client);
     match global.output {
         OutputFormat::Json => {
             let urls = values.urls()?;
@@ -33,7 +33,7 @@ pub async fn run(global: &GlobalArgs, args: &OutputsArgs) -> Result<()> {
                 "stack": spec.stack.as_str(),
                 "region": spec.region.as_str(),
                 "env": crate::dotenv::parse(&render::render_env_block(&env_values)?)
-                    .map_err(|(line, problem)| Error::Conflict(format!("env template line {line}: {problem} (a cognigate bug)")))?,
+                    .map_err(|(line, problem)| Error::Internal(format!("env template line {line}: {problem}")))?,
                 "policy": render::render_policy(&spec.files.policy_name, &spec.region)?,
                 "issuer": urls.issuer,
                 "jwksUrl": urls.jwks.as_str(),

@@ -2,13 +2,10 @@
 
 use super::{prepare, read_and_plan};
 use crate::provision::cli::{GlobalArgs, OutputFormat, PlanArgs};
-use crate::provision::error::Result;
+use crate::provision::error::{ExitCode, Result};
 
-/// Exit code of `--detailed-exitcode` when there are changes (as Terraform's).
-pub const EXIT_CHANGES: i32 = 2;
-
-pub async fn run(global: &GlobalArgs, args: &PlanArgs) -> Result<i32> {
-    let (mut spec, cognito) = prepare(global, &args.stack).await?;
+pub async fn run(global: &GlobalArgs, args: &PlanArgs) -> Result<ExitCode> {
+    let (mut spec, cognito) = prepare(global, &args.stack_args()).await?;
     let (_, plan) = read_and_plan(&cognito, &mut spec).await?;
     match global.output {
         OutputFormat::Text => {
@@ -25,5 +22,5 @@ pub async fn run(global: &GlobalArgs, args: &PlanArgs) -> Result<i32> {
             println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
     }
-    Ok(if args.detailed_exitcode && plan.has_changes() { EXIT_CHANGES } else { 0 })
+    Ok(if args.detailed_exitcode && plan.has_changes() { ExitCode::Changes } else { ExitCode::Success })
 }

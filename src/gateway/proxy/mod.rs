@@ -13,12 +13,12 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::state::{AppState, RouteState, UpstreamClient};
-use super::store::now;
+use crate::gateway::cors;
+use crate::gateway::metrics::UNKNOWN_ROUTE_LABEL;
+use crate::gateway::state::{AppState, RouteState};
+use crate::gateway::store::now;
 
-/// Waiting this long for upstream response headers is a failure. Generous:
-/// a JSON-mode `tools/call` answers only when the tool is done.
-const UPSTREAM_RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+mod upstream;
 
 /// Request headers passed to the upstream. `Content-Length` keeps a streamed
 /// body from turning into a chunked upload that some servers refuse.
@@ -42,11 +42,7 @@ const RESPONSE_HEADERS: [HeaderName; 6] = [
 ];
 
 #[derive(Debug, thiserror::Error)]
-pub enum ProxyError {
-    #[error("no such route")]
-    UnknownRoute,
-    #[error("method not allowed on this route")]
-    Method,
+pub(crate) enum ProxyError {
     #[error("missing bearer token")]
     MissingToken,
     #[error("invalid token: {0}")]
@@ -99,20 +95,6 @@ fn jsonrpc_error(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-thread_local! {
-    /// This thread's upstream client. A pool shared by all threads hands a
-    /// connection made (and driven) on one thread to a request on another,
-    /// and every request then costs cross-thread wake-ups; per-thread pools
-    /// keep a request and its upstream connection on one core.
-    static UPSTREAM: UpstreamClient = super::state::upstream_client();
-}
-
-/// Sends on this thread's client; the response future owns what it needs, so
-/// the client is borrowed, not cloned, per request.
-fn send_upstream(request: axum::http::Request<Body>) -> hyper_util::client::legacy::ResponseFuture {
-    UPSTREAM.with(|client| client.request(request))
-}
-
 /// Bodies of refused requests up to this size are read and dropped.
 const DRAIN_LIMIT: usize = 64 * 1024;
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -137,13 +119,13 @@ pub(crate) async fn proxy(State(state): State<AppState>, request: Request) -> Re
     let cross_origin = request.headers().contains_key(header::ORIGIN);
     let slug = request.uri().path().strip_prefix("/mcp/").unwrap_or_default();
     let route = state.routes.get(slug);
-    let label = route.map_or(super::UNKNOWN_ROUTE_LABEL, |route| route.route.path.as_str());
-    let mut response = match super::cors::preflight(&request).filter(|_| cross_origin) {
+    let label = route.map_or(UNKNOWN_ROUTE_LABEL, |route| route.route.path.as_str());
+    let mut response = match cors::preflight(&request).filter(|_| cross_origin) {
         Some(preflight) => preflight,
         None => serve_route(&state, route, request).await,
     };
     if cross_origin {
-        super::cors::allow_origin(&mut response);
+        cors::allow_origin(&mut response);
     }
     let elapsed = started.elapsed();
     state.metrics.record(label, response.status().as_u16(), elapsed);
@@ -178,50 +160,15 @@ async fn serve_route(state: &AppState, route: Option<&RouteState>, request: Requ
 
 async fn forward(state: &AppState, route: &RouteState, request: Request) -> Result<Response, ProxyError> {
     let (parts, body) = request.into_parts();
-    let uri = match parts.uri.query() {
-        None => route.upstream_uri.clone(),
-        Some(query) => {
-            let upstream = &route.route.upstream;
-            let merged = match upstream.query() {
-                Some(existing) => format!("{existing}&{query}"),
-                None => query.to_owned(),
-            };
-            let mut url = upstream.clone();
-            url.set_query(Some(&merged));
-            url.as_str().parse().map_err(|_| ProxyError::Upstream("the query makes an invalid upstream URI".into()))?
-        }
-    };
-
+    let uri = upstream_uri(route, &parts.uri)?;
     let mut upstream_request = axum::http::Request::builder().method(parts.method).uri(uri);
     if let Some(headers) = upstream_request.headers_mut() {
-        headers.reserve(REQUEST_HEADERS.len() + 3);
-        for name in &REQUEST_HEADERS {
-            for value in parts.headers.get_all(name) {
-                headers.append(name.clone(), value.clone());
-            }
-        }
-        // X-Forwarded-For: the incoming chain plus the peer we saw.
-        let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|info| info.0.ip());
-        let forwarded_for = match (parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()), peer) {
-            (Some(chain), Some(peer)) => HeaderValue::from_str(&format!("{chain}, {peer}")).ok(),
-            (Some(chain), None) => HeaderValue::from_str(chain).ok(),
-            (None, Some(peer)) => HeaderValue::from_str(&peer.to_string()).ok(),
-            (None, None) => None,
-        };
-        if let Some(value) = forwarded_for {
-            headers.insert("x-forwarded-for", value);
-        }
-        headers.insert("x-forwarded-proto", state.forwarded_proto.clone());
-        let host = parts.headers.get(header::HOST).cloned().unwrap_or_else(|| state.forwarded_host.clone());
-        headers.insert("x-forwarded-host", host);
+        forwarded_headers(state, &parts.headers, &parts.extensions, headers);
     }
     // The body goes through as it is: it keeps its size, so a JSON request
     // stays a Content-Length request and SSE streams.
     let upstream_request = upstream_request.body(body).map_err(|err| ProxyError::Upstream(err.to_string()))?;
-    let upstream = tokio::time::timeout(UPSTREAM_RESPONSE_TIMEOUT, send_upstream(upstream_request))
-        .await
-        .map_err(|_| ProxyError::Upstream("timed out waiting for response headers".into()))?
-        .map_err(|err| ProxyError::Upstream(error_chain(&err)))?;
+    let upstream = upstream::send(upstream_request).await.map_err(ProxyError::Upstream)?;
 
     let (upstream_parts, upstream_body) = upstream.into_parts();
     let mut response = Response::new(Body::new(upstream_body));
@@ -235,15 +182,47 @@ async fn forward(state: &AppState, route: &RouteState, request: Request) -> Resu
     Ok(response)
 }
 
-/// An error and its sources on one line (hyper's top-level message alone is
-/// just "client error (Connect)").
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+/// The route's upstream URL, with the request's query appended to its own.
+fn upstream_uri(route: &RouteState, uri: &axum::http::Uri) -> Result<axum::http::Uri, ProxyError> {
+    let Some(query) = uri.query() else {
+        return Ok(route.upstream_uri.clone());
+    };
+    let upstream = &route.route.upstream;
+    let merged = match upstream.query() {
+        Some(existing) => format!("{existing}&{query}"),
+        None => query.to_owned(),
+    };
+    let mut url = upstream.clone();
+    url.set_query(Some(&merged));
+    url.as_str().parse().map_err(|_| ProxyError::Upstream("the query makes an invalid upstream URI".into()))
+}
+
+/// The request headers the upstream sees: MCP's own, plus `X-Forwarded-*`
+/// naming the client and how it reached us.
+fn forwarded_headers(
+    state: &AppState,
+    incoming: &HeaderMap,
+    extensions: &axum::http::Extensions,
+    headers: &mut HeaderMap,
+) {
+    headers.reserve(REQUEST_HEADERS.len() + 3);
+    for name in &REQUEST_HEADERS {
+        for value in incoming.get_all(name) {
+            headers.append(name.clone(), value.clone());
+        }
     }
-    text
+    // X-Forwarded-For: the incoming chain plus the peer we saw.
+    let peer = extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|info| info.0.ip());
+    let forwarded_for = match (incoming.get("x-forwarded-for").and_then(|v| v.to_str().ok()), peer) {
+        (Some(chain), Some(peer)) => HeaderValue::from_str(&format!("{chain}, {peer}")).ok(),
+        (Some(chain), None) => HeaderValue::from_str(chain).ok(),
+        (None, Some(peer)) => HeaderValue::from_str(&peer.to_string()).ok(),
+        (None, None) => None,
+    };
+    if let Some(value) = forwarded_for {
+        headers.insert("x-forwarded-for", value);
+    }
+    headers.insert("x-forwarded-proto", state.forwarded_proto.clone());
+    let host = incoming.get(header::HOST).cloned().unwrap_or_else(|| state.forwarded_host.clone());
+    headers.insert("x-forwarded-host", host);
 }

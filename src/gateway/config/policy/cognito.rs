@@ -1,56 +1,24 @@
-//! Inbound OAuth policies: the Cognito policy, the generic OIDC policy it
-//! derives (issuer, JWKS, authorize and token URLs, by the contract's
-//! derivation), and their validation.
+//! `mcp-cognito-oauth-inbound`: an Amazon Cognito user pool as the identity
+//! provider. Its options are the contract's [`CognitoOptions`] (what `cognigate
+//! up` writes); the four URLs are derived from region, pool and domain by the
+//! contract's one derivation, so they match what `up` printed.
 
-use std::time::Duration;
+use serde_json::Value;
 
-use url::Url;
-
-use super::ConfigError;
-use super::env::Env;
-use super::files::GenericOptions;
+use super::super::{ConfigError, typed_options};
+use super::{BrowserLogin, InboundPolicy, OAuthPolicy, Oidc, PolicyKind, problem_of, scope_or_default, ttls};
 use crate::contract::{
-    self, CognitoOptions, GatewayOptions, HostedUiDomain, InvalidValue, Region, Seconds, StackUrls, UserPoolId,
+    self, COGNITO_POLICY_EXPORT, COGNITO_POLICY_TYPE, CognitoOptions, HostedUiDomain, Region, StackUrls, UserPoolId,
 };
+use crate::gateway::config::env::Env;
 use crate::secret::Secret;
 
-pub(crate) const GENERIC_POLICY_TYPE: &str = "mcp-oauth-inbound";
-pub(crate) const GENERIC_EXPORT: &str = "McpOAuthInboundPolicy";
+pub(super) const KIND: PolicyKind =
+    PolicyKind { policy_type: COGNITO_POLICY_TYPE, export: COGNITO_POLICY_EXPORT, build };
 
-const DEFAULT_SCOPE: &str = "openid profile email";
-const DEFAULT_ACCESS_TTL: u64 = 900;
-const DEFAULT_REFRESH_TTL: u64 = 2_592_000;
-
-/// A validated inbound OAuth policy: where users log in and how their ID token
-/// is checked, plus the lifetimes of the gateway's own tokens.
-#[derive(Debug)]
-pub struct OAuthPolicy {
-    pub name: String,
-    pub oidc: Oidc,
-    pub browser_login: BrowserLogin,
-    /// Cognito ID tokens carry `token_use: id`; an access token presented in
-    /// their place must be refused. Generic OIDC providers have no such claim.
-    pub require_token_use_id: bool,
-    pub access_token_ttl: Duration,
-    pub refresh_token_ttl: Duration,
-}
-
-#[derive(Debug)]
-pub struct Oidc {
-    /// Compared byte for byte with the ID token's `iss`.
-    pub issuer: String,
-    /// Where the signing keys are fetched (may differ from the issuer's host
-    /// under `AWS_ENDPOINT_URL`).
-    pub jwks_url: Url,
-}
-
-#[derive(Debug)]
-pub struct BrowserLogin {
-    pub url: Url,
-    pub token_url: Url,
-    pub client_id: String,
-    pub client_secret: Secret,
-    pub scope: String,
+fn build(name: &str, options: Value, env: &Env) -> Result<InboundPolicy, ConfigError> {
+    let options: CognitoOptions = typed_options(options, &format!("policy `{name}`"))?;
+    Ok(InboundPolicy::OAuth(std::sync::Arc::new(OAuthPolicy::from_cognito(name, options, env)?)))
 }
 
 impl OAuthPolicy {
@@ -99,98 +67,11 @@ impl OAuthPolicy {
             refresh_token_ttl: refresh,
         })
     }
-
-    pub(crate) fn from_generic(name: &str, options: GenericOptions) -> Result<Self, ConfigError> {
-        let url_option = |option: &str, value: &str| {
-            let url = parse_url(value).map_err(|problem| ConfigError::InvalidOption {
-                owner: format!("policy `{name}`"),
-                option: option.to_owned(),
-                problem,
-                fix: "give an absolute https URL (http only for localhost / 127.0.0.1)".to_owned(),
-            })?;
-            if url.scheme() != "https" && !(url.scheme() == "http" && contract::is_loopback(&url)) {
-                return Err(ConfigError::InvalidOption {
-                    owner: format!("policy `{name}`"),
-                    option: option.to_owned(),
-                    problem: format!("`{value}` is not https"),
-                    fix: "use https (http is accepted only for localhost / 127.0.0.1)".to_owned(),
-                });
-            }
-            Ok(url)
-        };
-        url_option("oidc.issuer", &options.oidc.issuer)?;
-        let (access, refresh) = ttls(name, options.gateway)?;
-        let login = options.browser_login;
-        if login.client_id.trim().is_empty() {
-            return Err(ConfigError::InvalidOption {
-                owner: format!("policy `{name}`"),
-                option: "browserLogin.clientId".into(),
-                problem: "is empty".into(),
-                fix: "set the OIDC client id".into(),
-            });
-        }
-        Ok(Self {
-            name: name.to_owned(),
-            oidc: Oidc { issuer: options.oidc.issuer, jwks_url: url_option("oidc.jwksUrl", &options.oidc.jwks_url)? },
-            browser_login: BrowserLogin {
-                url: url_option("browserLogin.url", &login.url)?,
-                token_url: url_option("browserLogin.tokenUrl", &login.token_url)?,
-                client_id: login.client_id.trim().to_owned(),
-                client_secret: Secret::new(login.client_secret),
-                scope: scope_or_default(login.scope),
-            },
-            require_token_use_id: false,
-            access_token_ttl: access,
-            refresh_token_ttl: refresh,
-        })
-    }
-}
-
-fn scope_or_default(scope: Option<String>) -> String {
-    match scope {
-        Some(scope) if !scope.trim().is_empty() => scope.split_whitespace().collect::<Vec<_>>().join(" "),
-        _ => DEFAULT_SCOPE.to_owned(),
-    }
-}
-
-fn ttls(name: &str, gateway: Option<GatewayOptions>) -> Result<(Duration, Duration), ConfigError> {
-    let gateway = gateway.unwrap_or_default();
-    let access = seconds(name, "gateway.accessTokenTtlSeconds", gateway.access_token_ttl_seconds, DEFAULT_ACCESS_TTL)?;
-    let refresh =
-        seconds(name, "gateway.refreshTokenTtlSeconds", gateway.refresh_token_ttl_seconds, DEFAULT_REFRESH_TTL)?;
-    Ok((access, refresh))
-}
-
-fn seconds(name: &str, option: &str, value: Option<Seconds>, default: u64) -> Result<Duration, ConfigError> {
-    let parsed = match value {
-        None => Some(default),
-        Some(Seconds::Number(n)) => Some(n),
-        Some(Seconds::Text(text)) => text.trim().parse().ok(),
-    };
-    match parsed {
-        Some(n) if n > 0 => Ok(Duration::from_secs(n)),
-        _ => Err(ConfigError::InvalidOption {
-            owner: format!("policy `{name}`"),
-            option: option.to_owned(),
-            problem: "is not a positive whole number of seconds".into(),
-            fix: format!("give a number of seconds, e.g. {default}"),
-        }),
-    }
-}
-
-/// The problem of a contract rule, without the value it repeats (the option
-/// names it already).
-fn problem_of(err: InvalidValue) -> String {
-    format!("`{}`: {}", err.value, err.problem)
-}
-
-fn parse_url(value: &str) -> Result<Url, String> {
-    Url::parse(value.trim()).map_err(|err| format!("`{value}` is not a URL ({err})"))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::OAuthPolicy;
+    use super::super::OAuthPolicy;
     use crate::contract::CognitoOptions;
     use crate::gateway::config::ConfigError;
     use crate::gateway::config::env::Env;

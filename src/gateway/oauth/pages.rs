@@ -1,0 +1,106 @@
+//! The HTML the gateway shows a browser: the consent screen and the sign-in
+//! error page, rendered by one handlebars engine from `templates/gateway/`.
+//! Every value goes through handlebars' HTML escaping (`{{value}}`, never
+//! `{{{value}}}`), so a client name or an IdP's message cannot inject markup.
+
+use std::sync::LazyLock;
+
+use handlebars::Handlebars;
+use serde::Serialize;
+
+const CONSENT: &str = "consent";
+const ERROR: &str = "error";
+
+/// Shown when the error page itself cannot be rendered (a bug: the template
+/// is compiled into the binary and checked at boot by [`check`]).
+const FALLBACK_ERROR_PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign-in failed</title></head><body><h1>Sign-in failed</h1><p>Start again from your MCP client.</p></body></html>";
+
+/// The engine, built once per process. A page error is answered without the
+/// application state at hand, so the engine is not kept there.
+static ENGINE: LazyLock<Result<Handlebars<'static>, String>> = LazyLock::new(engine);
+
+fn engine() -> Result<Handlebars<'static>, String> {
+    let mut engine = Handlebars::new();
+    // A misspelt variable fails the render instead of showing an empty field.
+    engine.set_strict_mode(true);
+    for (name, text) in [
+        (CONSENT, include_str!("../../../templates/gateway/consent.html.hbs")),
+        (ERROR, include_str!("../../../templates/gateway/error.html.hbs")),
+    ] {
+        engine.register_template_string(name, text).map_err(|err| format!("template `{name}`: {err}"))?;
+    }
+    Ok(engine)
+}
+
+/// Whether every template compiles: called at boot, so a broken template
+/// stops the gateway instead of failing the first sign-in.
+pub(crate) fn check() -> Result<(), String> {
+    ENGINE.as_ref().map(|_| ()).map_err(Clone::clone)
+}
+
+/// What the consent screen shows and submits.
+#[derive(Debug, Serialize)]
+pub(super) struct ConsentPage<'a> {
+    pub(crate) client_name: &'a str,
+    pub(crate) redirect_host: &'a str,
+    pub(crate) route: &'a str,
+    pub(crate) resource: &'a str,
+    pub(crate) scope: &'a str,
+    pub(crate) user: &'a str,
+    pub(crate) consent_id: &'a str,
+    pub(crate) csrf_token: &'a str,
+}
+
+pub(super) fn consent(page: &ConsentPage<'_>) -> Result<String, String> {
+    render(CONSENT, page)
+}
+
+/// The sign-in error page with `message` (escaped) as its explanation.
+pub(super) fn error(message: &str) -> String {
+    #[derive(Serialize)]
+    struct ErrorPage<'a> {
+        message: &'a str,
+    }
+    render(ERROR, &ErrorPage { message }).unwrap_or_else(|err| {
+        tracing::error!(error = %err, "cannot render the error page");
+        FALLBACK_ERROR_PAGE.to_owned()
+    })
+}
+
+fn render(name: &str, data: &impl Serialize) -> Result<String, String> {
+    let engine = ENGINE.as_ref().map_err(Clone::clone)?;
+    engine.render(name, data).map_err(|err| err.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ConsentPage, check, consent, error};
+
+    #[test]
+    fn templates_compile() {
+        check().unwrap();
+    }
+
+    #[test]
+    fn values_are_html_escaped() {
+        let page = error("<script>alert('x')</script> & \"more\"");
+        assert!(
+            page.contains(
+                "<p id=\"error\">&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &quot;more&quot;</p>"
+            ),
+            "{page}"
+        );
+        let html = consent(&ConsentPage {
+            client_name: "<b>Evil</b>",
+            redirect_host: "app.example.com",
+            route: "/mcp/echo",
+            resource: "http://localhost:9000/mcp/echo",
+            scope: "openid",
+            user: "a@example.com",
+            consent_id: "id",
+            csrf_token: "token",
+        })
+        .unwrap();
+        assert!(html.contains("&lt;b&gt;Evil&lt;/b&gt;") && !html.contains("<b>Evil"), "{html}");
+    }
+}
