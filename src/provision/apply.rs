@@ -121,7 +121,7 @@ async fn settle_pool_race(cognito: &Cognito, spec: &StackSpec, created: PoolStat
             // Cognito refuses to delete a protected pool (issue 13, item 2); the
             // pool is our own and seconds old, so lifting it loses nothing.
             if created.deletion_protection {
-                cognito.disable_deletion_protection(&created).await?;
+                cognito.disable_deletion_protection(&created.id).await?;
             }
             cognito.delete_pool(&created.id).await?;
             Ok(oldest)
@@ -246,6 +246,7 @@ mod twin_race {
             answer(listed),
             answer(&described("us-east-1_new", 2_000_000_000)),
             answer(&described("us-east-1_old", 1_000_000_000)),
+            answer(&described("us-east-1_new", 2_000_000_000)),
             answer("{}"),
             answer("{}"),
         ]);

@@ -352,3 +352,20 @@ fn unreadable_policies_file_is_never_overwritten() {
     // The env file was still written: the secret is not lost.
     assert!(env_map(&ws.read(".env")).contains_key("COGNITO_CLIENT_SECRET"));
 }
+
+/// Issue 13, item 9: ids in the env file are only a hint. One of another
+/// region or not shaped like an id is ignored with a warning and never sent
+/// (the strict peer would record a malformed ClientId as a violation).
+#[test]
+fn env_file_ids_of_the_wrong_shape_or_region_are_ignored_with_a_warning() {
+    let moto = MotoServer::shared();
+    let proxy = AwsProxy::start(moto.endpoint());
+    let ws = Workspace::new(proxy.url());
+    ws.write(".env", "COGNITO_USER_POOL_ID=eu-west-1_Abc123\nCOGNITO_CLIENT_ID=not a client id!\n");
+    let run = ws.run(&["up", "--stack", &unique_stack("badhint"), "--output", "json"]).success();
+    assert!(run.stderr.contains("ignoring COGNITO_USER_POOL_ID") && run.stderr.contains("eu-west-1"), "{}", run.stderr);
+    assert!(run.stderr.contains("ignoring COGNITO_CLIENT_ID"), "{}", run.stderr);
+    // Discovery by name took over: the stack was created, without a call on the hint.
+    assert_eq!(proxy.count("DescribeUserPoolClient"), 0, "{:?}", proxy.calls());
+    assert!(run.json()["userPoolId"].as_str().is_some_and(|id| id.starts_with("us-east-1_")));
+}

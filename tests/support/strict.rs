@@ -76,7 +76,18 @@ pub fn scoped(endpoint: &str) -> String {
 /// request, each naming its operation and member); `None` when the endpoint is
 /// not a strict peer.
 pub fn violations(endpoint: &str) -> Option<Vec<serde_json::Value>> {
-    let url = format!("{}/strict/violations", endpoint.trim_end_matches('/'));
+    serde_json::from_value(get(endpoint, "strict/violations")?).ok()
+}
+
+/// In the scope of `endpoint`, the first DeleteUserPool after each domain
+/// deletion is answered "It has a domain configured", as Cognito may answer
+/// while the deletion propagates.
+pub fn linger_domains(endpoint: &str) {
+    get(endpoint, "strict/linger-domains").expect("the strict peer's linger-domains switch");
+}
+
+fn get(endpoint: &str, what: &str) -> Option<serde_json::Value> {
+    let url = format!("{}/{what}", endpoint.trim_end_matches('/'));
     let rest = url.strip_prefix("http://")?;
     let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}")))?;
     let mut stream = TcpStream::connect(host).ok()?;

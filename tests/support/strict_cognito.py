@@ -13,6 +13,9 @@ the integration tests goes through this proxy, which:
 - makes UpdateUserPool and UpdateUserPoolClient reset what they are not sent,
   as Cognito does (moto merges), by filling the omitted members with Cognito's
   defaults before forwarding;
+- on request (`GET /strict/linger-domains` in a scope), answers the first
+  DeleteUserPool after a domain deletion as Cognito sometimes does while the
+  deletion propagates ("It has a domain configured");
 - emulates the client secret API (AddUserPoolClientSecret and friends, which
   moto lacks) with Cognito's limit of two secrets per app client.
 
@@ -91,11 +94,14 @@ MAX_CLIENT_SECRETS = 2
 class Refusal(Exception):
     """A request Cognito would refuse: answered with `code` and recorded."""
 
-    def __init__(self, code, message, status=400):
+    def __init__(self, code, message, status=400, rule=True):
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
+        # False for an answer Cognito gives to a valid request (a transient
+        # state): not a violation of cognigate's.
+        self.rule = rule
 
 
 class State:
@@ -104,6 +110,8 @@ class State:
         self.lock = threading.RLock()
         self.violations = {}  # scope -> [{"operation", "code", "message"}]
         self.secrets = {}  # (pool, client) -> [{"id", "value", "created"}]
+        self.linger_scopes = set()  # scopes where a deleted domain lingers once
+        self.lingering = set()  # pools whose next DeleteUserPool still sees a domain
 
     def record(self, scope, operation, refusal):
         with self.lock:
@@ -282,6 +290,13 @@ class Handler(BaseHTTPRequestHandler):
             with self.state.lock:
                 found = list(self.state.violations.get(scope, []))
             return self._answer(200, json.dumps(found).encode(), "application/json")
+        if path.startswith("/strict/linger-domains"):
+            # Cognito is eventually consistent: right after a domain is gone,
+            # DeleteUserPool may still answer "has a domain configured". In
+            # this scope, it does so once per deleted domain's pool.
+            with self.state.lock:
+                self.state.linger_scopes.add(scope)
+            return self._answer(200, b"{}", "application/json")
         return self._pass(scope, path, b"")
 
     def do_POST(self):
@@ -299,7 +314,7 @@ class Handler(BaseHTTPRequestHandler):
                 return handler(scope, path, request)
             return self._pass(scope, path, body)
         except Refusal as refusal:
-            if refusal.status == 400 and refusal.code == "InvalidParameterException":
+            if refusal.rule and refusal.status == 400 and refusal.code == "InvalidParameterException":
                 self.state.record(scope, operation, refusal)
             return self._error(refusal)
         except ValueError as e:
@@ -331,8 +346,25 @@ class Handler(BaseHTTPRequestHandler):
         status, headers, data = self._call(path, "UpdateUserPool", {**POOL_DEFAULTS, **request})
         return self._answer(status, data, headers=headers)
 
+    def op_DeleteUserPoolDomain(self, scope, path, request):
+        status, headers, data = self._call(path, "DeleteUserPoolDomain", request)
+        if status == 200:
+            with self.state.lock:
+                if scope in self.state.linger_scopes:
+                    self.state.lingering.add(request["UserPoolId"])
+        return self._answer(status, data, headers=headers)
+
     def op_DeleteUserPool(self, scope, path, request):
         pool_id = request["UserPoolId"]
+        with self.state.lock:
+            lingers = pool_id in self.state.lingering
+            self.state.lingering.discard(pool_id)
+        if lingers:
+            raise Refusal(
+                "InvalidParameterException",
+                "User pool cannot be deleted. It has a domain configured that should be deleted first.",
+                rule=False,
+            )
         status, _, data = self._call(path, "DescribeUserPool", {"UserPoolId": pool_id})
         if status == 200:
             pool = json.loads(data).get("UserPool", {})

@@ -4,9 +4,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
+use aws_sdk_cognitoidentityprovider::operation::update_user_pool::builders::UpdateUserPoolFluentBuilder;
 use aws_sdk_cognitoidentityprovider::types::{
-    CustomDomainConfigType, DeletionProtectionType, ExplicitAuthFlowsType, OAuthFlowType,
-    PreventUserExistenceErrorTypes,
+    AdminCreateUserConfigType, CustomDomainConfigType, DeletionProtectionType, ExplicitAuthFlowsType, OAuthFlowType,
+    PreventUserExistenceErrorTypes, UserPoolType,
 };
 
 use super::discover::{ClientState, PoolState};
@@ -18,6 +19,20 @@ use crate::secret::Secret;
 
 /// How long a domain may take to go away.
 const DELETE_LIMIT: Duration = Duration::from_secs(3600);
+
+/// DeleteUserPool attempts while Cognito still sees a just-deleted domain, and
+/// the first pause between them (doubled each time: 0.5 + 1 + 2 + 4 s at most).
+const DOMAIN_LINGER_ATTEMPTS: u32 = 5;
+const DOMAIN_LINGER_FIRST_PAUSE: Duration = Duration::from_millis(500);
+
+/// "User pool cannot be deleted. It has a domain configured that should be
+/// deleted first." after the domain was deleted and seen gone.
+fn domain_lingers<E: aws_sdk_cognitoidentityprovider::error::ProvideErrorMetadata, R>(
+    err: &aws_sdk_cognitoidentityprovider::error::SdkError<E, R>,
+) -> bool {
+    errors::code(err) == Some("InvalidParameterException")
+        && errors::message(err).is_some_and(|m| m.to_ascii_lowercase().contains("domain configured"))
+}
 
 /// The settings of the app client that cognigate owns; every other field of an
 /// existing client is kept as it is.
@@ -94,24 +109,50 @@ impl Cognito {
         })
     }
 
+    /// Deletes the pool. Right after its domain is gone (DescribeUserPoolDomain
+    /// empty), Cognito may still answer that the pool "has a domain
+    /// configured" for a few seconds (issue 13, item 8): that answer is retried
+    /// a bounded number of times with a short, growing pause.
     pub async fn delete_pool(&self, pool_id: &str) -> Result<()> {
-        match self.client.delete_user_pool().user_pool_id(pool_id).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if errors::code(&e) == Some("ResourceNotFoundException") => Ok(()),
-            Err(e) => Err(errors::map("DeleteUserPool", self.target(), e)),
+        let mut pause = DOMAIN_LINGER_FIRST_PAUSE;
+        for attempt in 1.. {
+            match self.client.delete_user_pool().user_pool_id(pool_id).send().await {
+                Ok(_) => return Ok(()),
+                Err(e) if errors::code(&e) == Some("ResourceNotFoundException") => return Ok(()),
+                Err(e) if attempt < DOMAIN_LINGER_ATTEMPTS && domain_lingers(&e) => {
+                    tracing::debug!(pool = %pool_id, attempt, "Cognito still sees the deleted domain; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                Err(e) => return Err(errors::map("DeleteUserPool", self.target(), e)),
+            }
         }
+        Ok(())
     }
 
-    /// `UpdateUserPool` resets omitted fields, so turning protection off is done
-    /// only by `destroy --force`, right before the pool is deleted. The tags go
-    /// back with it: a pool whose deletion then fails must still be recognised
-    /// as cognigate's (by `destroy` and `gc`) instead of losing its tags.
-    pub async fn disable_deletion_protection(&self, pool: &PoolState) -> Result<()> {
-        self.client
-            .update_user_pool()
-            .user_pool_id(&pool.id)
-            .set_user_pool_tags(Some(sendable_tags(&pool.tags)).filter(|t| !t.is_empty()))
-            .deletion_protection(DeletionProtectionType::Inactive)
+    /// Turns deletion protection off, keeping every other setting of the pool
+    /// (see [`Cognito::update_pool`]). Called right before `DeleteUserPool`,
+    /// so a teardown that stops earlier leaves the pool protected.
+    pub async fn disable_deletion_protection(&self, pool_id: &str) -> Result<()> {
+        self.update_pool(pool_id, &PoolChanges { deletion_protection: Some(false), ..PoolChanges::default() }).await
+    }
+
+    /// `UpdateUserPool` resets every member it is not sent (triggers, MFA,
+    /// password policy, e-mail settings, admin-only sign-up, the feature plan),
+    /// so the pool is described first and every settable member goes back
+    /// with only `changes` applied, as Terraform does.
+    pub(crate) async fn update_pool(&self, pool_id: &str, changes: &PoolChanges) -> Result<()> {
+        let described = self
+            .client
+            .describe_user_pool()
+            .user_pool_id(pool_id)
+            .send()
+            .await
+            .map_err(|e| errors::map("DescribeUserPool", self.target(), e))?;
+        let pool = described
+            .user_pool()
+            .ok_or(CognitoError::EmptyResponse { operation: "DescribeUserPool", missing: "the user pool" })?;
+        pool_update_from_described(self.client.update_user_pool().user_pool_id(pool_id), pool, changes)
             .send()
             .await
             .map(|_| ())
@@ -348,6 +389,75 @@ pub fn merged_client_update(
         .allowed_o_auth_flows_user_pool_client(settings.oauth_flows_user_pool_client)
 }
 
+/// The pool settings a caller changes through [`Cognito::update_pool`]; `None`
+/// keeps the described value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct PoolChanges {
+    pub deletion_protection: Option<bool>,
+    /// `AdminCreateUserConfig.AllowAdminCreateUserOnly`: only administrators
+    /// create users (no self sign-up on the hosted UI).
+    pub admin_create_user_only: Option<bool>,
+}
+
+/// An `UpdateUserPool` request that sends back every settable member of the
+/// described pool, with `changes` applied. Omitted members would be reset to
+/// Cognito's defaults; the `aws:` tags cannot be sent (item 9), and the
+/// deprecated `UnusedAccountValidityDays` is dropped when the password policy
+/// sets `TemporaryPasswordValidityDays` (Cognito refuses both at once).
+pub(crate) fn pool_update_from_described(
+    request: UpdateUserPoolFluentBuilder,
+    pool: &UserPoolType,
+    changes: &PoolChanges,
+) -> UpdateUserPoolFluentBuilder {
+    let protection = match changes.deletion_protection {
+        Some(true) => Some(DeletionProtectionType::Active),
+        Some(false) => Some(DeletionProtectionType::Inactive),
+        None => pool.deletion_protection().cloned(),
+    };
+    let temporary_days = pool
+        .policies()
+        .and_then(|p| p.password_policy())
+        .map(|p| p.temporary_password_validity_days())
+        .filter(|days| *days != 0);
+    let mut admin = pool.admin_create_user_config().cloned();
+    if temporary_days.is_some() || changes.admin_create_user_only.is_some() {
+        let base = admin.unwrap_or_else(|| AdminCreateUserConfigType::builder().build());
+        let mut builder = AdminCreateUserConfigType::builder()
+            .allow_admin_create_user_only(changes.admin_create_user_only.unwrap_or(base.allow_admin_create_user_only()))
+            .set_invite_message_template(base.invite_message_template().cloned());
+        if temporary_days.is_none() {
+            builder = builder
+                .set_unused_account_validity_days(Some(base.unused_account_validity_days()).filter(|days| *days != 0));
+        }
+        admin = Some(builder.build());
+    }
+    let tags = pool.user_pool_tags().map(sendable_tags).filter(|t| !t.is_empty());
+    request
+        .set_policies(pool.policies().cloned())
+        .set_deletion_protection(protection)
+        .set_lambda_config(pool.lambda_config().cloned())
+        .set_auto_verified_attributes(non_empty(pool.auto_verified_attributes()))
+        .set_sms_verification_message(pool.sms_verification_message().map(str::to_owned))
+        .set_email_verification_message(pool.email_verification_message().map(str::to_owned))
+        .set_email_verification_subject(pool.email_verification_subject().map(str::to_owned))
+        .set_verification_message_template(pool.verification_message_template().cloned())
+        .set_sms_authentication_message(pool.sms_authentication_message().map(str::to_owned))
+        .set_user_attribute_update_settings(pool.user_attribute_update_settings().cloned())
+        .set_mfa_configuration(pool.mfa_configuration().cloned())
+        .set_device_configuration(pool.device_configuration().cloned())
+        .set_email_configuration(pool.email_configuration().cloned())
+        .set_sms_configuration(pool.sms_configuration().cloned())
+        .set_user_pool_tags(tags)
+        .set_admin_create_user_config(admin)
+        .set_user_pool_add_ons(pool.user_pool_add_ons().cloned())
+        .set_account_recovery_setting(pool.account_recovery_setting().cloned())
+        .set_pool_name(pool.name().map(str::to_owned))
+        .set_user_pool_tier(pool.user_pool_tier().cloned())
+        .set_key_configuration(pool.key_configuration().cloned())
+        .set_issuer_configuration(pool.issuer_configuration().cloned())
+        .set_acr_configuration(pool.acr_configuration().cloned())
+}
+
 /// Whether a CreateUserPoolDomain refusal means another pool holds the name.
 /// "The user pool already has a domain configured" does not (issue 13, item 8):
 /// it is this pool's own domain, and a suggestion of another prefix would mislead.
@@ -578,26 +688,71 @@ mod request_shape {
         assert!(!means_prefix_taken("The user pool already has a domain configured."));
     }
 
-    /// Issue 13, item 9: `aws:` tags cannot be sent back in UpdateUserPool.
+    /// Issue 13, items 4 and 9: lifting protection sends back every setting
+    /// DescribeUserPool shows (UpdateUserPool resets what it is not sent), with
+    /// the reserved `aws:` tags left out and only the protection changed.
     #[tokio::test]
-    async fn lifting_protection_sends_no_reserved_aws_tags() {
-        let replay = StaticReplayClient::new(vec![answer("{}")]);
-        let pool = PoolState {
-            id: "us-east-1_abc".into(),
-            name: "demo".into(),
-            tags: HashMap::from([
-                ("cognigate:stack".to_owned(), "demo".to_owned()),
-                ("aws:cloudformation:stack-name".to_owned(), "other".to_owned()),
-            ]),
-            domain: None,
-            custom_domain: None,
-            deletion_protection: true,
-            created: None,
-        };
-        cognito(&replay).disable_deletion_protection(&pool).await.unwrap();
-        let (operation, body) = &sent(&replay)[0];
-        assert_eq!(operation, "UpdateUserPool");
+    async fn lifting_protection_keeps_every_described_setting() {
+        let described = json!({ "UserPool": {
+            "Id": "us-east-1_abc", "Name": "adopted", "DeletionProtection": "ACTIVE",
+            "Policies": { "PasswordPolicy": { "MinimumLength": 12, "RequireSymbols": true,
+                                              "TemporaryPasswordValidityDays": 3 } },
+            "LambdaConfig": { "PreSignUp": "arn:aws:lambda:us-east-1:123456789012:function:pre" },
+            "AutoVerifiedAttributes": ["email"],
+            "MfaConfiguration": "OPTIONAL",
+            "EmailConfiguration": { "EmailSendingAccount": "DEVELOPER",
+                                    "SourceArn": "arn:aws:ses:us-east-1:123456789012:identity/example.com" },
+            "AdminCreateUserConfig": { "AllowAdminCreateUserOnly": true, "UnusedAccountValidityDays": 7 },
+            "UserPoolTier": "PLUS",
+            "UserPoolAddOns": { "AdvancedSecurityMode": "ENFORCED" },
+            "AccountRecoverySetting": { "RecoveryMechanisms": [{ "Priority": 1, "Name": "verified_email" }] },
+            "VerificationMessageTemplate": { "DefaultEmailOption": "CONFIRM_WITH_CODE" },
+            "UserPoolTags": { "cognigate:stack": "demo", "aws:cloudformation:stack-name": "other" }
+        }});
+        let replay = StaticReplayClient::new(vec![answer(&described.to_string()), answer("{}")]);
+        cognito(&replay).disable_deletion_protection("us-east-1_abc").await.unwrap();
+        let sent = sent(&replay);
+        assert_eq!(sent.iter().map(|(op, _)| op.as_str()).collect::<Vec<_>>(), ["DescribeUserPool", "UpdateUserPool"]);
+        let body = &sent[1].1;
+        let pool = &described["UserPool"];
+        assert_eq!(body["DeletionProtection"], "INACTIVE");
+        let password = &body["Policies"]["PasswordPolicy"];
+        assert_eq!((&password["MinimumLength"], &password["RequireSymbols"]), (&json!(12), &json!(true)), "{body}");
+        assert_eq!(password["TemporaryPasswordValidityDays"], 3);
+        for kept in [
+            "LambdaConfig",
+            "AutoVerifiedAttributes",
+            "MfaConfiguration",
+            "EmailConfiguration",
+            "UserPoolTier",
+            "UserPoolAddOns",
+            "AccountRecoverySetting",
+            "VerificationMessageTemplate",
+        ] {
+            assert_eq!(body[kept], pool[kept], "{kept} not sent back: {body}");
+        }
+        assert_eq!(body["PoolName"], "adopted");
+        // Cognito refuses UnusedAccountValidityDays beside TemporaryPasswordValidityDays
+        // (the SDK always serializes the number; 0 means unset).
+        assert_eq!(body["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"], true);
+        assert_eq!(body["AdminCreateUserConfig"]["UnusedAccountValidityDays"], 0);
         assert_eq!(body["UserPoolTags"], json!({ "cognigate:stack": "demo" }));
+    }
+
+    /// The same request builder changes only what it is asked to.
+    #[test]
+    fn pool_update_applies_only_the_requested_changes() {
+        let described = UserPoolType::builder()
+            .deletion_protection(DeletionProtectionType::Active)
+            .admin_create_user_config(AdminCreateUserConfigType::builder().allow_admin_create_user_only(false).build())
+            .build();
+        let replay = StaticReplayClient::new(vec![]);
+        let client = cognito(&replay);
+        let changes = PoolChanges { admin_create_user_only: Some(true), ..PoolChanges::default() };
+        let request = pool_update_from_described(client.client.update_user_pool(), &described, &changes);
+        let input = request.as_input();
+        assert_eq!(input.get_deletion_protection(), &Some(DeletionProtectionType::Active));
+        assert_eq!(input.get_admin_create_user_config().as_ref().map(|c| c.allow_admin_create_user_only()), Some(true));
     }
 
     #[tokio::test]

@@ -20,7 +20,8 @@ use super::render;
 use super::settings::{self, AwsTarget, SettingsFile};
 use super::spec::{DomainSpec, PoolTarget, StackSpec};
 use super::state::{Actual, Hint};
-use crate::contract::env_keys;
+use super::validate::Region;
+use crate::contract::{UserPoolId, env_keys};
 
 /// Settings file + flags → validated spec and a connected client. Input is
 /// validated before credentials are looked at, so typos fail first.
@@ -35,7 +36,7 @@ pub async fn prepare(global: &GlobalArgs, stack: &StackArgs) -> Result<(StackSpe
 
 /// Reads the stack and plans it; shared by `up` and `plan` so both always agree.
 pub async fn read_and_plan(cognito: &Cognito, spec: &mut StackSpec) -> Result<(Actual, Plan)> {
-    let hint = hint_from_env_file(&spec.files.env_file);
+    let hint = hint_from_env_file(&spec.files.env_file, &spec.region);
     let mut actual = cognito.read_stack(spec, &hint).await?;
     // An adopted pool keeps the domain it has unless another one was asked for.
     if let (PoolTarget::Adopted(_), true) = (&spec.pool, spec.domain_is_derived)
@@ -59,14 +60,38 @@ pub fn public_url_of<'a>(spec: &'a StackSpec, client: &'a ClientState) -> &'a st
 }
 
 /// Ids from the env file of a previous run: a shortcut, verified before use.
-pub fn hint_from_env_file(path: &Path) -> Hint {
+/// An id of the wrong shape or of another region (a hand-edited file, one
+/// copied from another stack) is never sent to AWS: it is dropped with a
+/// warning, and discovery by name takes over (issue 13, item 9).
+pub fn hint_from_env_file(path: &Path, region: &Region) -> Hint {
     let Ok(Some(text)) = render::read_env_file(path) else { return Hint::default() };
     // A file we cannot parse gives no hint; discovery by name still works.
     let values = crate::dotenv::parse(&text).unwrap_or_default();
-    Hint {
-        pool_id: values.get(env_keys::USER_POOL_ID).filter(|v| !v.is_empty()).cloned(),
-        client_id: values.get(env_keys::CLIENT_ID).filter(|v| !v.is_empty()).cloned(),
-    }
+    let value = |key: &str| values.get(key).filter(|v| !v.is_empty()).cloned();
+    let pool_id = value(env_keys::USER_POOL_ID).filter(|id| match UserPoolId::parse_in(id, region) {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(file = %path.display(), "ignoring {}: {e}", env_keys::USER_POOL_ID);
+            false
+        }
+    });
+    let client_id = value(env_keys::CLIENT_ID).filter(|id| {
+        let valid = is_client_id(id);
+        if !valid {
+            tracing::warn!(
+                file = %path.display(),
+                "ignoring {}: {id:?} is not an app client id (1 to 128 letters, digits, '_' or '+')",
+                env_keys::CLIENT_ID
+            );
+        }
+        valid
+    });
+    Hint { pool_id, client_id }
+}
+
+/// Cognito's `ClientIdType`: `[\w+]+`, at most 128 characters.
+fn is_client_id(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '+')
 }
 
 /// Asks on a terminal; without one (CI, pipes) the answer is yes, as if
