@@ -286,3 +286,30 @@ fn rotate_secret_twice_says_finish_first_then_rotates_again() {
     ws.run(&["rotate-secret", "--stack", &stack, "--finish", "--yes"]).success();
     ws.run(&["rotate-secret", "--stack", &stack, "--yes"]).success();
 }
+
+/// Issue 13, item 7: while a rotation is half done, DescribeUserPoolClient
+/// shows the old secret (the strict peer answers as Cognito may); `up` and
+/// `outputs` keep the env file's new secret instead of swapping it back.
+#[test]
+fn up_and_outputs_keep_the_rotated_secret_while_two_exist() {
+    let moto = MotoServer::shared();
+    let ws = Workspace::new(moto.endpoint());
+    let stack = unique_stack("rotkeep");
+    ws.run(&["up", "--stack", &stack]).success();
+    let secret_in =
+        |text: &str| text.lines().find_map(|l| l.strip_prefix("COGNITO_CLIENT_SECRET=")).unwrap_or_default().to_owned();
+    let original = secret_in(&ws.read(".env"));
+    ws.run(&["rotate-secret", "--stack", &stack, "--yes"]).success();
+    let rotated = secret_in(&ws.read(".env"));
+    assert!(!rotated.is_empty() && rotated != original);
+
+    ws.run(&["up", "--stack", &stack]).success();
+    assert_eq!(secret_in(&ws.read(".env")), rotated, "up wrote the old secret back");
+    ws.run(&["outputs", "--stack", &stack]).success();
+    assert_eq!(secret_in(&ws.read(".env")), rotated, "outputs wrote the old secret back");
+
+    // Once the rotation is finished, the only secret left is the env file's.
+    ws.run(&["rotate-secret", "--stack", &stack, "--finish", "--yes"]).success();
+    ws.run(&["up", "--stack", &stack]).success();
+    assert_eq!(secret_in(&ws.read(".env")), rotated);
+}

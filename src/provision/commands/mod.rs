@@ -13,6 +13,7 @@ use std::path::Path;
 
 use super::cli::{GlobalArgs, StackArgs};
 use super::cognito::discover::ClientState;
+use super::cognito::errors::CognitoError;
 use super::cognito::{Cognito, resolve_region};
 use super::error::{Error, Result};
 use super::plan::{Plan, plan};
@@ -22,6 +23,7 @@ use super::spec::{DomainSpec, PoolTarget, StackSpec};
 use super::state::{Actual, Hint};
 use super::validate::Region;
 use crate::contract::{UserPoolId, env_keys};
+use crate::secret::Secret;
 
 /// Settings file + flags → validated spec and a connected client. Input is
 /// validated before credentials are looked at, so typos fail first.
@@ -92,6 +94,35 @@ pub fn hint_from_env_file(path: &Path, region: &Region) -> Hint {
 /// Cognito's `ClientIdType`: `[\w+]+`, at most 128 characters.
 fn is_client_id(id: &str) -> bool {
     (1..=128).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '+')
+}
+
+/// The client secret to write to the env file. DescribeUserPoolClient shows
+/// one of the client's secrets; while a rotation is half done (two secrets),
+/// the env file's secret is the new one the gateways are moving to, so it is
+/// kept instead of being swapped back (issue 13, item 7). Secrets are listed
+/// only when the env file's differs; an endpoint without the rotation API
+/// cannot hold two.
+pub(crate) async fn secret_to_write(
+    cognito: &Cognito,
+    env_file: &Path,
+    pool_id: &str,
+    client_id: &str,
+    described: &Secret,
+) -> Result<Secret> {
+    let Ok(Some(text)) = render::read_env_file(env_file) else { return Ok(described.clone()) };
+    let values = crate::dotenv::parse(&text).unwrap_or_default();
+    let same_client = values.get(env_keys::CLIENT_ID).is_some_and(|id| id == client_id);
+    let Some(written) = values.get(env_keys::CLIENT_SECRET).filter(|s| same_client && !s.is_empty()) else {
+        return Ok(described.clone());
+    };
+    if written == described.expose() {
+        return Ok(described.clone());
+    }
+    match cognito.client_secret_ids(pool_id, client_id).await {
+        Ok(ids) if ids.len() >= 2 => Ok(Secret::new(written.clone())),
+        Ok(_) | Err(CognitoError::Unsupported { .. }) => Ok(described.clone()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Asks on a terminal; without one (CI, pipes) the answer is yes, as if

@@ -25,7 +25,15 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs) -> Result<()> {
         confirm("Apply these changes?", args.yes)?;
     }
     let progress = Progress::new(text);
-    let applied = apply(&cognito, &spec, actual, &plan, &progress).await?;
+    let mut applied = apply(&cognito, &spec, actual, &plan, &progress).await?;
+    applied.client_secret = super::secret_to_write(
+        &cognito,
+        &spec.files.env_file,
+        &applied.pool_id,
+        &applied.client_id,
+        &applied.client_secret,
+    )
+    .await?;
     let values = EnvValues::new(
         &spec,
         endpoint.as_deref(),
