@@ -9,11 +9,12 @@
 use serde::Serialize;
 
 use super::cognito::Cognito;
+use super::cognito::branding::Branding;
 use super::cognito::discover::{ClientState, PoolState};
 use super::error::{Error, Result};
 use super::plan::{Action, Plan, Resource, plan};
 use super::progress::Progress;
-use super::spec::{DomainSpec, StackSpec};
+use super::spec::{DomainSpec, ManagedLogin, StackSpec};
 use super::state::{Actual, Hint};
 use crate::secret::Secret;
 
@@ -34,6 +35,8 @@ pub struct Applied {
     pub client_id: String,
     pub client_secret: Secret,
     pub domain_host: String,
+    /// A custom domain's CloudFront distribution: the alias record's target.
+    pub cloudfront: Option<String>,
     pub pool: Outcome,
     pub domain: Outcome,
     pub client: Outcome,
@@ -78,11 +81,26 @@ pub async fn apply(
 
     let domain_step = plan_.step(Resource::Domain).map_or(Action::Keep, |s| s.action);
     let client_step = plan_.step(Resource::AppClient).map_or(Action::Keep, |s| s.action);
-    let (domain_outcome, client) = tokio::try_join!(
+    let (domain, client) = tokio::try_join!(
         converge_domain(cognito, spec, &pool, domain_step, plan_.old_domain.as_deref(), progress),
         converge_client(cognito, spec, &pool, actual.client.clone(), client_step, &plan_),
     )?;
+    let (domain_outcome, created_cloudfront) = domain;
     let (client, client_outcome) = client;
+    // The version the domain serves now: the spec's when cognigate just made
+    // it, else the described one (an adopted domain may be on managed login).
+    let described = actual.domain.as_ref().filter(|d| d.pool_id == pool.id);
+    let version = match domain_outcome {
+        Outcome::Created | Outcome::Replaced => Some(spec.managed_login),
+        _ => described.and_then(|d| d.managed_login_version).map(ManagedLogin::from_version),
+    };
+    if version == Some(ManagedLogin::Branded) {
+        ensure_branding(cognito, spec, &pool.id, &client.id).await?;
+    }
+    let cloudfront = match spec.domain {
+        DomainSpec::Custom { .. } => created_cloudfront.or_else(|| described.and_then(|d| d.cloudfront.clone())),
+        DomainSpec::Prefix(_) => None,
+    };
     let client_secret = client
         .secret
         .clone()
@@ -92,6 +110,7 @@ pub async fn apply(
         client_id: client.id,
         client_secret,
         domain_host: spec.domain.host(&spec.region),
+        cloudfront,
         pool: pool_outcome,
         domain: domain_outcome,
         client: client_outcome,
@@ -130,6 +149,24 @@ async fn settle_pool_race(cognito: &Cognito, spec: &StackSpec, created: PoolStat
     }
 }
 
+/// A managed login (v2) domain shows no sign-in page to a client without a
+/// branding style (issue 13, item 5); Cognito's default style is created.
+async fn ensure_branding(cognito: &Cognito, spec: &StackSpec, pool_id: &str, client_id: &str) -> Result<()> {
+    match cognito.ensure_branding(pool_id, client_id).await? {
+        Branding::Created => tracing::info!(client = %client_id, "created the managed login branding style"),
+        Branding::Existing => {}
+        Branding::Unsupported => tracing::warn!(
+            "domain {} uses managed login (version 2), whose sign-in pages need a branding style for app client \
+             {client_id}, and this endpoint does not implement CreateManagedLoginBranding: the login pages will \
+             not work until one exists. On AWS: aws cognito-idp create-managed-login-branding --user-pool-id \
+             {pool_id} --client-id {client_id} --use-cognito-provided-values",
+            spec.domain.api_name()
+        ),
+    }
+    Ok(())
+}
+
+/// The outcome, and a new custom domain's CloudFront distribution.
 async fn converge_domain(
     cognito: &Cognito,
     spec: &StackSpec,
@@ -137,36 +174,36 @@ async fn converge_domain(
     action: Action,
     old_domain: Option<&str>,
     progress: &Progress,
-) -> Result<Outcome> {
+) -> Result<(Outcome, Option<String>)> {
     let name = spec.domain.api_name();
     let custom = matches!(spec.domain, DomainSpec::Custom { .. });
     match action {
-        Action::Keep => Ok(Outcome::Reused),
+        Action::Keep => Ok((Outcome::Reused, None)),
         Action::Wait => {
             cognito.wait_domain_active(name, custom, progress).await?;
-            Ok(Outcome::Reused)
+            Ok((Outcome::Reused, None))
         }
         Action::Create => {
-            cognito.create_domain(&pool.id, &spec.domain).await?;
+            let cloudfront = cognito.create_domain(&pool.id, &spec.domain, spec.managed_login).await?;
             cognito.wait_domain_active(name, custom, progress).await?;
-            Ok(Outcome::Created)
+            Ok((Outcome::Created, cloudfront))
         }
         Action::Replace => {
             if let Some(old) = old_domain {
                 cognito.delete_domain(&pool.id, old).await?;
                 cognito.wait_domain_gone(old, progress).await?;
             }
-            cognito.create_domain(&pool.id, &spec.domain).await?;
+            let cloudfront = cognito.create_domain(&pool.id, &spec.domain, spec.managed_login).await?;
             cognito.wait_domain_active(name, custom, progress).await?;
-            Ok(Outcome::Replaced)
+            Ok((Outcome::Replaced, cloudfront))
         }
         Action::Update => {
-            let DomainSpec::Custom { certificate_arn, .. } = &spec.domain else { return Ok(Outcome::Reused) };
+            let DomainSpec::Custom { certificate_arn, .. } = &spec.domain else { return Ok((Outcome::Reused, None)) };
             cognito.update_domain_certificate(&pool.id, name, certificate_arn).await?;
             cognito.wait_domain_active(name, custom, progress).await?;
-            Ok(Outcome::Updated)
+            Ok((Outcome::Updated, None))
         }
-        Action::Delete => Ok(Outcome::Reused),
+        Action::Delete => Ok((Outcome::Reused, None)),
     }
 }
 

@@ -282,6 +282,7 @@ pub(crate) mod tests_support {
             pool: PoolTarget::Managed,
             domain: DomainSpec::Prefix("demo-prefix".into()),
             domain_is_derived: false,
+            managed_login: crate::provision::spec::ManagedLogin::default(),
             callback_urls: vec!["https://gw.example.com/oauth/callback".into(), LOCALHOST_CALLBACK.into()],
             gateway_urls: vec!["https://gw.example.com".into()],
             ttl: None,
@@ -328,6 +329,7 @@ mod tests {
             status: status.into(),
             certificate_arn: None,
             cloudfront: None,
+            managed_login_version: None,
         }
     }
 

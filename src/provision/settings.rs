@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::cli::{GlobalArgs, StackArgs};
 use super::error::{Error, Result};
-use super::spec::{DomainSpec, OutputFiles, PoolTarget, StackSpec};
+use super::spec::{DomainSpec, ManagedLogin, OutputFiles, PoolTarget, StackSpec};
 use super::validate::{self, Region, StackName, UserPoolId};
 use crate::contract::{self, DEFAULT_POLICY_NAME};
 
@@ -88,6 +88,7 @@ pub fn stack_spec(args: &StackArgs, file: &SettingsFile, region: Region) -> Resu
         pool,
         domain,
         domain_is_derived,
+        managed_login: ManagedLogin::default(),
         callback_urls,
         gateway_urls,
         ttl: ttl(args, file)?,

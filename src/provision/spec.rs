@@ -54,6 +54,29 @@ impl DomainSpec {
     }
 }
 
+/// Which login pages a domain serves, as Cognito's `ManagedLoginVersion`:
+/// the classic hosted UI (1) or managed login (2), whose pages need a
+/// branding style for each app client before they work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ManagedLogin {
+    #[default]
+    Classic,
+    Branded,
+}
+
+impl ManagedLogin {
+    pub fn version(self) -> i32 {
+        match self {
+            Self::Classic => 1,
+            Self::Branded => 2,
+        }
+    }
+
+    pub fn from_version(version: i32) -> Self {
+        if version == 2 { Self::Branded } else { Self::Classic }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputFiles {
     pub env_file: PathBuf,
@@ -71,6 +94,9 @@ pub struct StackSpec {
     /// True when no prefix or custom domain was given; an adopted pool then
     /// keeps the domain it already has.
     pub domain_is_derived: bool,
+    /// The login pages a domain cognigate creates serves; an existing
+    /// domain keeps its own version.
+    pub managed_login: ManagedLogin,
     /// Exact callback URLs for the app client, deduplicated, in order.
     pub callback_urls: Vec<String>,
     /// The gateway's public base URLs; the first is the one the gateway

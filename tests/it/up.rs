@@ -369,3 +369,71 @@ fn env_file_ids_of_the_wrong_shape_or_region_are_ignored_with_a_warning() {
     assert_eq!(proxy.count("DescribeUserPoolClient"), 0, "{:?}", proxy.calls());
     assert!(run.json()["userPoolId"].as_str().is_some_and(|id| id.starts_with("us-east-1_")));
 }
+
+/// Issue 13, item 3: a custom domain is served by CloudFront; `up` names the
+/// distribution and the alias record to create, in JSON and in text (a
+/// re-run reads it back from DescribeUserPoolDomain).
+#[test]
+fn custom_domain_prints_its_cloudfront_target_and_alias_record() {
+    let moto = MotoServer::shared();
+    let ws = Workspace::new(moto.endpoint());
+    let stack = unique_stack("cfdomain");
+    let host = format!("auth.{stack}.example.com");
+    let args = [
+        "up",
+        "--stack",
+        &stack,
+        "--custom-domain",
+        &host,
+        "--certificate-arn",
+        "arn:aws:acm:us-east-1:123456789012:certificate/0000",
+    ];
+    let doc = ws.run(&[&args[..], &["--output", "json"]].concat()).success().json();
+    let target = doc["customDomain"]["cloudFrontDomain"].as_str().unwrap_or_default().to_owned();
+    assert!(!target.is_empty(), "no CloudFront target: {doc}");
+    assert_eq!(doc["customDomain"]["aliasRecord"]["name"], host.as_str());
+    assert_eq!(doc["customDomain"]["aliasRecord"]["value"], target.as_str());
+    let text = ws.run(&args).success().stdout;
+    assert!(text.contains(&format!("CNAME {host} -> {target}")), "{text}");
+}
+
+/// Issue 13, item 5: the domain is created with ManagedLoginVersion 1 sent
+/// explicitly (the strict peer, like Cognito, reports what it was given).
+#[test]
+fn domain_is_created_on_the_classic_hosted_ui_explicitly() {
+    let moto = MotoServer::shared();
+    let ws = Workspace::new(moto.endpoint());
+    let prefix = format!("mlv1-{}", std::process::id());
+    ws.run(&["up", "--stack", &unique_stack("mlv1"), "--domain-prefix", &prefix]).success();
+    let aws = sdk(&ws.endpoint);
+    let version = block_on(async {
+        let described = aws.describe_user_pool_domain().domain(&prefix).send().await.unwrap();
+        described.domain_description().and_then(|d| d.managed_login_version())
+    });
+    assert_eq!(version, Some(1));
+}
+
+/// Issue 13, item 5: an adopted pool whose domain is on managed login (v2)
+/// gets Cognito's default branding style for the new app client, without
+/// which its login pages do not work; a second run leaves it alone.
+#[test]
+fn adopted_managed_login_domain_gets_a_branding_style_for_the_client() {
+    let moto = MotoServer::shared();
+    let ws = Workspace::new(moto.endpoint());
+    let aws = sdk(&ws.endpoint);
+    let prefix = format!("mlv2-{}", std::process::id());
+    let pool_id = block_on(async {
+        let id = aws.create_user_pool().pool_name("adopted-v2").send().await.unwrap().user_pool.unwrap().id.unwrap();
+        aws.create_user_pool_domain().user_pool_id(&id).domain(&prefix).managed_login_version(2).send().await.unwrap();
+        id
+    });
+    let stack = unique_stack("mlv2");
+    let doc = ws.run(&["up", "--stack", &stack, "--user-pool-id", &pool_id, "--output", "json"]).success().json();
+    let client_id = doc["clientId"].as_str().unwrap().to_owned();
+    let branding = block_on(async {
+        aws.describe_managed_login_branding_by_client().user_pool_id(&pool_id).client_id(&client_id).send().await
+    });
+    let branding = branding.expect("no branding style for the client").managed_login_branding.unwrap();
+    assert!(branding.use_cognito_provided_values());
+    ws.run(&["up", "--stack", &stack, "--user-pool-id", &pool_id]).success();
+}

@@ -16,6 +16,9 @@ the integration tests goes through this proxy, which:
 - on request (`GET /strict/linger-domains` in a scope), answers the first
   DeleteUserPool after a domain deletion as Cognito sometimes does while the
   deletion propagates ("It has a domain configured");
+- keeps each domain's ManagedLoginVersion (an UpdateUserPoolDomain without
+  one puts the domain back on version 1, the classic hosted UI) and emulates
+  the managed login branding API per app client, both of which moto lacks;
 - emulates the client secret API (AddUserPoolClientSecret and friends, which
   moto lacks) with Cognito's limit of two secrets per app client.
 
@@ -110,6 +113,8 @@ class State:
         self.lock = threading.RLock()
         self.violations = {}  # scope -> [{"operation", "code", "message"}]
         self.secrets = {}  # (pool, client) -> [{"id", "value", "created"}]
+        self.login_versions = {}  # domain -> ManagedLoginVersion (moto keeps none)
+        self.brandings = {}  # (pool, client) -> the CreateManagedLoginBranding request
         self.linger_scopes = set()  # scopes where a deleted domain lingers once
         self.lingering = set()  # pools whose next DeleteUserPool still sees a domain
 
@@ -345,6 +350,61 @@ class Handler(BaseHTTPRequestHandler):
     def op_UpdateUserPool(self, scope, path, request):
         status, headers, data = self._call(path, "UpdateUserPool", {**POOL_DEFAULTS, **request})
         return self._answer(status, data, headers=headers)
+
+    # -- managed login, which moto lacks
+
+    def op_CreateUserPoolDomain(self, scope, path, request):
+        forwarded = {k: v for k, v in request.items() if k not in ("ManagedLoginVersion", "Routing")}
+        status, headers, data = self._call(path, "CreateUserPoolDomain", forwarded)
+        if status == 200 and "ManagedLoginVersion" in request:
+            with self.state.lock:
+                self.state.login_versions[request["Domain"]] = request["ManagedLoginVersion"]
+        return self._answer(status, data, headers=headers)
+
+    def op_UpdateUserPoolDomain(self, scope, path, request):
+        forwarded = {k: v for k, v in request.items() if k not in ("ManagedLoginVersion", "Routing")}
+        status, headers, data = self._call(path, "UpdateUserPoolDomain", forwarded)
+        if status == 200:
+            with self.state.lock:
+                self.state.login_versions[request["Domain"]] = request.get("ManagedLoginVersion", 1)
+        return self._answer(status, data, headers=headers)
+
+    def op_DescribeUserPoolDomain(self, scope, path, request):
+        status, headers, data = self._call(path, "DescribeUserPoolDomain", request)
+        with self.state.lock:
+            version = self.state.login_versions.get(request["Domain"])
+        if status == 200 and version is not None:
+            document = json.loads(data)
+            description = document.get("DomainDescription") or {}
+            if description.get("UserPoolId"):
+                description["ManagedLoginVersion"] = version
+                data = json.dumps(document).encode()
+        return self._answer(status, data, headers=headers)
+
+    def op_DescribeManagedLoginBrandingByClient(self, scope, path, request):
+        with self.state.lock:
+            found = self.state.brandings.get((request["UserPoolId"], request["ClientId"]))
+        if found is None:
+            raise Refusal("ResourceNotFoundException", "no managed login branding for this app client")
+        return self._answer(200, json.dumps({"ManagedLoginBranding": found}).encode())
+
+    def op_CreateManagedLoginBranding(self, scope, path, request):
+        key = (request["UserPoolId"], request["ClientId"])
+        if not request.get("UseCognitoProvidedValues") and not request.get("Settings"):
+            raise Refusal(
+                "InvalidParameterException",
+                "CreateManagedLoginBranding: either UseCognitoProvidedValues or Settings is required",
+            )
+        with self.state.lock:
+            if key in self.state.brandings:
+                raise Refusal("ManagedLoginBrandingExistsException", "this app client already has a branding style")
+            branding = {
+                "ManagedLoginBrandingId": secrets.token_hex(16),
+                "UserPoolId": key[0],
+                "UseCognitoProvidedValues": bool(request.get("UseCognitoProvidedValues")),
+            }
+            self.state.brandings[key] = branding
+        return self._answer(200, json.dumps({"ManagedLoginBranding": branding}).encode())
 
     def op_DeleteUserPoolDomain(self, scope, path, request):
         status, headers, data = self._call(path, "DeleteUserPoolDomain", request)

@@ -56,6 +56,8 @@ pub struct DomainState {
     pub status: String,
     pub certificate_arn: Option<String>,
     pub cloudfront: Option<String>,
+    /// `ManagedLoginVersion`: 1 the classic hosted UI, 2 managed login.
+    pub managed_login_version: Option<i32>,
 }
 
 #[derive(Debug, Clone)]
@@ -156,6 +158,7 @@ impl Cognito {
             status: description.status().map(|s| s.as_str().to_owned()).unwrap_or_else(|| "ACTIVE".into()),
             certificate_arn: description.custom_domain_config().map(|c| c.certificate_arn().to_owned()),
             cloudfront: description.cloud_front_distribution().map(str::to_owned),
+            managed_login_version: description.managed_login_version(),
         }))
     }
 

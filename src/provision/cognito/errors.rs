@@ -92,6 +92,14 @@ pub(crate) fn message<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Optio
     }
 }
 
+/// Whether the endpoint does not implement the operation (emulators, older
+/// partitions): an unknown-operation code, or a bare HTTP 404/500/501.
+pub(crate) fn unknown_operation<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    let code = code(err);
+    matches!(code, Some("UnknownOperationException" | "InvalidAction" | "NotImplemented"))
+        || (code.is_none() && matches!(status(err), Some(404 | 500 | 501)))
+}
+
 /// The HTTP status of the answer, if there was one.
 pub(crate) fn status<E>(err: &SdkError<E, HttpResponse>) -> Option<u16> {
     err.raw_response().map(|r| r.status().as_u16())

@@ -14,7 +14,7 @@ use super::discover::{ClientState, PoolState};
 use super::errors::{CognitoError, Result};
 use super::{Cognito, errors};
 use crate::provision::progress::Progress;
-use crate::provision::spec::{DomainSpec, OAUTH_SCOPES, StackSpec, tags};
+use crate::provision::spec::{DomainSpec, ManagedLogin, OAUTH_SCOPES, StackSpec, tags};
 use crate::secret::Secret;
 
 /// How long a domain may take to go away.
@@ -167,17 +167,35 @@ impl Cognito {
     /// Cognito's own message, with a hint for the other-account case only when
     /// the message says the name is held elsewhere (issue 13, item 8: "the user
     /// pool already has a domain configured" is about this pool).
-    pub async fn create_domain(&self, pool_id: &str, domain: &DomainSpec) -> Result<()> {
-        let mut request = self.client.create_user_pool_domain().user_pool_id(pool_id).domain(domain.api_name());
+    /// The login pages are chosen explicitly (`ManagedLoginVersion`): Cognito's
+    /// own default has changed over time, and cognigate's app client works with
+    /// the classic hosted UI without a branding style (issue 13, item 5).
+    /// Returns the CloudFront distribution a custom domain's alias record must
+    /// point at (Cognito answers it here; a prefix domain has none to set up).
+    pub async fn create_domain(
+        &self,
+        pool_id: &str,
+        domain: &DomainSpec,
+        managed_login: ManagedLogin,
+    ) -> Result<Option<String>> {
+        let mut request = self
+            .client
+            .create_user_pool_domain()
+            .user_pool_id(pool_id)
+            .domain(domain.api_name())
+            .managed_login_version(managed_login.version());
         if let DomainSpec::Custom { certificate_arn, .. } = domain {
             request = request.custom_domain_config(custom_domain_config("CreateUserPoolDomain", certificate_arn)?);
         }
-        let Err(e) = request.send().await else { return Ok(()) };
+        let e = match request.send().await {
+            Ok(created) => return Ok(created.cloud_front_domain().filter(|d| !d.is_empty()).map(str::to_owned)),
+            Err(e) => e,
+        };
         if errors::code(&e) != Some("InvalidParameterException") {
             return Err(errors::map("CreateUserPoolDomain", self.target(), e));
         }
         match self.describe_domain(domain.api_name()).await? {
-            Some(existing) if existing.pool_id == pool_id => Ok(()),
+            Some(existing) if existing.pool_id == pool_id => Ok(existing.cloudfront),
             Some(existing) => Err(domain_taken(domain.api_name(), existing.pool_id)),
             None => Err(match (errors::map("CreateUserPoolDomain", self.target(), e), domain) {
                 (CognitoError::Service { operation, code, message, hint: None }, DomainSpec::Prefix(prefix))
@@ -195,12 +213,17 @@ impl Cognito {
         }
     }
 
-    /// Points a custom domain at another ACM certificate.
+    /// Points a custom domain at another ACM certificate. UpdateUserPoolDomain
+    /// also sets `ManagedLoginVersion`, and an omitted one may put a managed
+    /// login (v2) domain back on the classic pages: the described version is
+    /// sent back (issue 13, item 5).
     pub async fn update_domain_certificate(&self, pool_id: &str, domain: &str, certificate_arn: &str) -> Result<()> {
+        let version = self.describe_domain(domain).await?.and_then(|d| d.managed_login_version);
         self.client
             .update_user_pool_domain()
             .user_pool_id(pool_id)
             .domain(domain)
+            .set_managed_login_version(version)
             .custom_domain_config(custom_domain_config("UpdateUserPoolDomain", certificate_arn)?)
             .send()
             .await
@@ -753,6 +776,21 @@ mod request_shape {
         let input = request.as_input();
         assert_eq!(input.get_deletion_protection(), &Some(DeletionProtectionType::Active));
         assert_eq!(input.get_admin_create_user_config().as_ref().map(|c| c.allow_admin_create_user_only()), Some(true));
+    }
+
+    /// Issue 13, item 5: a certificate change sends the described
+    /// ManagedLoginVersion back, so a managed login domain stays on version 2.
+    #[tokio::test]
+    async fn certificate_update_keeps_the_described_managed_login_version() {
+        let described = r#"{"DomainDescription":{"Domain":"auth.example.com","UserPoolId":"us-east-1_abc",
+            "Status":"ACTIVE","ManagedLoginVersion":2}}"#;
+        let replay = StaticReplayClient::new(vec![answer(described), answer("{}")]);
+        let certificate = "arn:aws:acm:us-east-1:123456789012:certificate/new";
+        cognito(&replay).update_domain_certificate("us-east-1_abc", "auth.example.com", certificate).await.unwrap();
+        let (operation, body) = &sent(&replay)[1];
+        assert_eq!(operation, "UpdateUserPoolDomain");
+        assert_eq!(body["ManagedLoginVersion"], 2);
+        assert_eq!(body["CustomDomainConfig"]["CertificateArn"], certificate);
     }
 
     #[tokio::test]

@@ -82,6 +82,14 @@ fn print_json(summary: &Summary, plan: &Plan, show_secret: bool) {
         "changed": changed,
         "plan": plan,
     });
+    if let Some(target) = &applied.cloudfront {
+        doc["customDomain"] = json!({
+            "host": applied.domain_host,
+            "cloudFrontDomain": target,
+            "aliasRecord": { "name": applied.domain_host, "type": "CNAME", "value": target,
+                             "route53": { "type": "A", "alias": true, "hostedZoneId": CLOUDFRONT_ZONE } },
+        });
+    }
     if show_secret {
         doc["clientSecret"] = json!(applied.client_secret.expose());
     }
@@ -102,6 +110,14 @@ fn print_text(summary: &Summary, show_secret: bool) {
         println!("  {kind:<11} {}  {}", path.display(), render::label(*outcome));
     }
     println!("  issuer      {}", urls.issuer);
+    if let Some(target) = &applied.cloudfront {
+        let host = &applied.domain_host;
+        println!("  cloudfront  {target}");
+        println!(
+            "DNS: the custom domain answers only once {host} points at {target}: create a CNAME {host} -> \
+             {target} (Route 53: an A alias record to that distribution, hosted zone {CLOUDFRONT_ZONE})."
+        );
+    }
     if show_secret {
         println!("  secret      {}", applied.client_secret.expose());
     }
@@ -113,6 +129,9 @@ fn print_text(summary: &Summary, show_secret: bool) {
         );
     }
 }
+
+/// The hosted zone id every CloudFront distribution's alias target uses in Route 53.
+const CLOUDFRONT_ZONE: &str = "Z2FDTNDATAQYW2";
 
 type FileReport = (&'static str, std::path::PathBuf, FileOutcome);
 
