@@ -313,3 +313,39 @@ fn up_and_outputs_keep_the_rotated_secret_while_two_exist() {
     ws.run(&["up", "--stack", &stack]).success();
     assert_eq!(secret_in(&ws.read(".env")), rotated);
 }
+
+/// The README's row for `command` (the table is cognito::OPERATIONS, a unit test says so).
+fn iam_row(command: &str) -> Vec<String> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let row = readme.lines().find(|l| l.starts_with(&format!("| `{command}` |"))).expect("no IAM row");
+    row.split('`').skip(3).step_by(2).map(str::to_owned).collect()
+}
+
+/// Issue 13, item 10: every command calls only the operations its IAM row
+/// names (read from the proxy's log), so the README grants what each needs.
+#[test]
+fn every_command_calls_only_what_its_iam_row_names() {
+    let moto = MotoServer::shared();
+    let proxy = AwsProxy::start(moto.endpoint());
+    let ws = Workspace::new(proxy.url());
+    let stack = unique_stack("iamrow");
+    let runs: [(&str, Vec<&str>); 8] = [
+        ("plan", vec!["plan", "--stack", &stack]),
+        ("up", vec!["up", "--stack", &stack, "--deletion-protection"]),
+        ("rotate-secret", vec!["rotate-secret", "--stack", &stack, "--yes"]),
+        ("up", vec!["up", "--stack", &stack]),
+        ("outputs", vec!["outputs", "--stack", &stack]),
+        ("rotate-secret", vec!["rotate-secret", "--stack", &stack, "--finish", "--yes"]),
+        ("gc", vec!["gc", "--prefix", &stack, "--older-than", "1h"]),
+        ("destroy", vec!["destroy", "--stack", &stack, "--force", "--yes"]),
+    ];
+    for (command, args) in runs {
+        proxy.reset();
+        ws.run(&args).success();
+        let allowed = iam_row(command);
+        let calls = proxy.calls();
+        let outside: Vec<&String> = calls.iter().filter(|c| !allowed.contains(c)).collect();
+        assert!(outside.is_empty(), "{args:?} called {outside:?}, which the README's `{command}` row lacks");
+        assert!(!calls.is_empty(), "{args:?} made no call");
+    }
+}

@@ -27,6 +27,99 @@ use super::error::{Error, Result};
 use super::settings::AwsTarget;
 use super::validate::Region;
 
+/// The Cognito operations each subcommand may call, in the order the README's
+/// IAM table lists them: the table is rendered from this list (a test keeps
+/// them equal), a test checks that the list names every SDK call of this
+/// module, and the integration tests check each command's calls against it
+/// through the README (issue 13, item 10).
+// Read by the tests that keep the README, the code and the calls in line.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) const OPERATIONS: &[(&str, &[&str])] = &[
+    (
+        "plan",
+        &[
+            "ListUserPools",
+            "DescribeUserPool",
+            "DescribeUserPoolDomain",
+            "ListUserPoolClients",
+            "DescribeUserPoolClient",
+        ],
+    ),
+    (
+        "up",
+        &[
+            "ListUserPools",
+            "DescribeUserPool",
+            "DescribeUserPoolDomain",
+            "ListUserPoolClients",
+            "DescribeUserPoolClient",
+            "CreateUserPool",
+            "CreateUserPoolDomain",
+            "UpdateUserPoolDomain",
+            "DeleteUserPoolDomain",
+            "CreateUserPoolClient",
+            "UpdateUserPoolClient",
+            "DeleteUserPoolClient",
+            "DeleteUserPool",
+            "UpdateUserPool",
+            "ListUserPoolClientSecrets",
+            "DescribeManagedLoginBrandingByClient",
+            "CreateManagedLoginBranding",
+        ],
+    ),
+    (
+        "outputs",
+        &[
+            "ListUserPools",
+            "DescribeUserPool",
+            "DescribeUserPoolDomain",
+            "ListUserPoolClients",
+            "DescribeUserPoolClient",
+            "ListUserPoolClientSecrets",
+        ],
+    ),
+    (
+        "rotate-secret",
+        &[
+            "ListUserPools",
+            "DescribeUserPool",
+            "DescribeUserPoolDomain",
+            "ListUserPoolClients",
+            "DescribeUserPoolClient",
+            "ListUserPoolClientSecrets",
+            "AddUserPoolClientSecret",
+            "DeleteUserPoolClientSecret",
+        ],
+    ),
+    (
+        "destroy",
+        &[
+            "ListUserPools",
+            "DescribeUserPool",
+            "DescribeUserPoolDomain",
+            "ListUserPoolClients",
+            "DescribeUserPoolClient",
+            "DeleteUserPoolDomain",
+            "DeleteUserPoolClient",
+            "UpdateUserPool",
+            "DeleteUserPool",
+        ],
+    ),
+    (
+        "gc",
+        &[
+            "ListUserPools",
+            "DescribeUserPool",
+            "DescribeUserPoolDomain",
+            "ListUserPoolClients",
+            "DeleteUserPoolDomain",
+            "DeleteUserPoolClient",
+            "UpdateUserPool",
+            "DeleteUserPool",
+        ],
+    ),
+];
+
 /// Attempts per AWS call (first try included). Throttling and transient errors
 /// are retried by the SDK with exponential backoff; `COGNIGATE_AWS_MAX_ATTEMPTS`
 /// overrides it (tests set 1 so an emulator's gap costs no seconds).
@@ -155,14 +248,17 @@ fn is_quota(error_type: Option<&str>, body: Option<&[u8]>) -> bool {
             .unwrap_or(false)
 }
 
-/// Issue 13, item 10: the README's IAM table names exactly the Cognito
-/// operations the code calls, so a new call cannot ship without its permission.
+/// Issue 13, item 10: the README's IAM table is [`OPERATIONS`], and
+/// [`OPERATIONS`] names exactly the Cognito operations this module calls, so a
+/// new call cannot ship without its permission.
 #[cfg(test)]
 mod iam_table {
     use std::collections::BTreeSet;
     use std::path::Path;
 
-    /// `CreateUserPool` for every `client.create_user_pool()` in the provisioning code.
+    use super::OPERATIONS;
+
+    /// `CreateUserPool` for every `client.create_user_pool()` in `dir`.
     fn called(dir: &Path, found: &mut BTreeSet<String>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
@@ -173,40 +269,42 @@ mod iam_table {
             let text: String = std::fs::read_to_string(&path).unwrap().split_whitespace().collect();
             for call in text.split("client.").skip(1) {
                 let name: String = call.chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
-                if name.contains("user_pool") && call[name.len()..].starts_with("()") {
+                if call[name.len()..].starts_with("()") {
                     found.insert(name.split('_').map(|w| w[..1].to_uppercase() + &w[1..]).collect());
                 }
             }
         }
     }
 
+    fn rendered() -> String {
+        let mut table = String::from("| command | actions |\n|---|---|\n");
+        for (command, operations) in OPERATIONS {
+            let listed: Vec<String> = operations.iter().map(|o| format!("`{o}`")).collect();
+            table.push_str(&format!("| `{command}` | {} |\n", listed.join(", ")));
+        }
+        table
+    }
+
     #[test]
-    fn readme_iam_table_names_every_operation_the_code_calls() {
+    fn readme_iam_table_is_the_code_list_of_operations() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+        let start = readme.find("| command | actions |").expect("the README has no IAM table");
+        let table = &readme[start..readme[start..].find("\n\n").map_or(readme.len(), |end| start + end + 1)];
+        assert_eq!(table, rendered(), "README's IAM table differs from cognito::OPERATIONS; paste:\n{}", rendered());
+    }
+
+    #[test]
+    fn the_list_of_operations_names_every_call_the_code_makes() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut code = BTreeSet::new();
-        called(&root.join("src/provision"), &mut code);
-        assert!(code.contains("DeleteUserPool") && code.len() > 10, "the scan found too little: {code:?}");
-
-        let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-        let table = readme.split("| for | actions |").nth(1).and_then(|t| t.split("\n\n").next()).unwrap();
-        let listed: BTreeSet<String> = table
-            .split('`')
-            .filter(|w| w.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && w.contains("UserPool"))
-            .map(str::to_owned)
-            .collect();
+        called(&root.join("src/provision/cognito"), &mut code);
+        assert!(code.contains("DeleteUserPool") && code.len() > 15, "the scan found too little: {code:?}");
+        let listed: BTreeSet<String> =
+            OPERATIONS.iter().flat_map(|(_, ops)| ops.iter().map(|o| (*o).to_owned())).collect();
         let missing: Vec<_> = code.difference(&listed).collect();
         let stale: Vec<_> = listed.difference(&code).collect();
-        assert!(missing.is_empty(), "README's IAM table lacks {missing:?}, which the code calls");
-        assert!(stale.is_empty(), "README's IAM table lists {stale:?}, which the code never calls");
-
-        // Per command, the calls the union above cannot place: `up` deletes a
-        // twin pool; `destroy`, `gc` and `rotate-secret` read the stack first,
-        // and the teardown waits on DescribeUserPoolDomain.
-        let row = |start: &str| table.lines().find(|l| l.starts_with(start)).unwrap_or_default();
-        assert!(row("| `up` (create").contains("`DeleteUserPool`"), "{table}");
-        for command in ["| `destroy`", "| `rotate-secret`"] {
-            assert!(row(command).contains("the read set"), "{command}: {table}");
-        }
-        assert!(row("| `destroy`").contains("`DescribeUserPoolDomain`"), "{table}");
+        assert!(missing.is_empty(), "cognito::OPERATIONS lacks {missing:?}, which the code calls");
+        assert!(stale.is_empty(), "cognito::OPERATIONS lists {stale:?}, which the code never calls");
     }
 }
