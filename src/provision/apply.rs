@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::cognito::Cognito;
 use super::cognito::branding::Branding;
 use super::cognito::discover::{ClientState, PoolState};
+use super::cognito::errors::CognitoError;
 use super::error::{Error, Result};
 use super::plan::{Action, Plan, Resource, plan};
 use super::progress::Progress;
@@ -118,35 +119,76 @@ pub async fn apply(
 }
 
 /// After creating a pool, look for a twin of the same stack; the oldest wins.
+///
+/// "Oldest" is by CreationDate, which Cognito stamps when it starts a create,
+/// while the pool shows in listings only once the create is done; so a run
+/// can create the younger pool, list before the older one is visible, see no
+/// twin and keep its pool, while the other run sees that younger twin and
+/// keeps its own older one: two stacks (seen under load). The older run
+/// therefore does not decide alone: it watches each younger twin until the
+/// twin's run either yields (the twin disappears) or has committed to it (it
+/// has a domain or an app client, which a yielding run never creates), and
+/// in that case yields itself.
 async fn settle_pool_race(cognito: &Cognito, spec: &StackSpec, created: PoolState) -> Result<PoolState> {
-    let others: Vec<String> = cognito
-        .all_pools()
-        .await?
-        .into_iter()
-        .filter(|(id, name)| name == spec.pool_name() && *id != created.id)
-        .map(|(id, _)| id)
-        .collect();
+    let others = twin_ids(cognito, spec, &created).await?;
     if others.is_empty() {
         return Ok(created);
     }
-    let mut pools = cognito.stack_pools(spec.pool_name(), spec.stack.as_str()).await?;
+    let mut pools = cognito.stack_pools_among(&others, spec.stack.as_str()).await?;
     if !pools.iter().any(|p| p.id == created.id) {
         pools.push(created.clone());
         pools.sort_by_key(PoolState::age_key);
     }
-    match pools.into_iter().next() {
-        Some(oldest) if oldest.id != created.id => {
-            tracing::warn!(ours = %created.id, kept = %oldest.id, "a concurrent run created the same stack first; removing our pool");
+    let winner = match pools.first() {
+        Some(oldest) if oldest.id != created.id => Some(oldest.clone()),
+        _ => committed_younger_twin(cognito, &pools[1..]).await?,
+    };
+    match winner {
+        Some(kept) => {
+            tracing::warn!(ours = %created.id, kept = %kept.id, "a concurrent run created the same stack; removing our pool");
             // Cognito refuses to delete a protected pool (issue 13, item 2); the
             // pool is our own and seconds old, so lifting it loses nothing.
             if created.deletion_protection {
                 cognito.disable_deletion_protection(&created.id).await?;
             }
             cognito.delete_pool(&created.id).await?;
-            Ok(oldest)
+            Ok(kept)
         }
-        _ => Ok(created),
+        None => Ok(created),
     }
+}
+
+/// How long the older run watches a younger twin, and how often.
+const TWIN_WATCH_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+const TWIN_WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Watches the younger twins until each is gone or one was committed to by
+/// its run (a domain or an app client); returns that one. A twin that does
+/// neither within the limit is left, with the warning `up` gives for twins.
+async fn committed_younger_twin(cognito: &Cognito, younger: &[PoolState]) -> Result<Option<PoolState>> {
+    let started = std::time::Instant::now();
+    let mut pending: Vec<PoolState> = younger.to_vec();
+    while !pending.is_empty() && started.elapsed() < TWIN_WATCH_LIMIT {
+        let mut still = Vec::new();
+        for twin in pending {
+            let Some(now) = cognito.describe_pool(&twin.id).await? else { continue };
+            if now.domain.is_some() || now.custom_domain.is_some() {
+                return Ok(Some(now));
+            }
+            match cognito.clients(&now.id).await {
+                Ok(clients) if !clients.is_empty() => return Ok(Some(now)),
+                Ok(_) => still.push(now),
+                // Deleted between the two calls: its run yielded.
+                Err(CognitoError::Service { code, .. }) if code == "ResourceNotFoundException" => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        pending = still;
+        if !pending.is_empty() {
+            tokio::time::sleep(TWIN_WATCH_INTERVAL).await;
+        }
+    }
+    Ok(None)
 }
 
 /// A managed login (v2) domain shows no sign-in page to a client without a
@@ -166,7 +208,17 @@ async fn ensure_branding(cognito: &Cognito, spec: &StackSpec, pool_id: &str, cli
     Ok(())
 }
 
-/// The outcome, and a new custom domain's CloudFront distribution.
+/// Pools named like the stack other than the one just created.
+async fn twin_ids(cognito: &Cognito, spec: &StackSpec, created: &PoolState) -> Result<Vec<String>> {
+    Ok(cognito
+        .all_pools()
+        .await?
+        .into_iter()
+        .filter(|(id, name)| name == spec.pool_name() && *id != created.id)
+        .map(|(id, _)| id)
+        .collect())
+}
+
 async fn converge_domain(
     cognito: &Cognito,
     spec: &StackSpec,
@@ -280,8 +332,6 @@ mod twin_race {
         let listed = r#"{"UserPools":[{"Id":"us-east-1_new","Name":"demo"},{"Id":"us-east-1_old","Name":"demo"}]}"#;
         let replay = StaticReplayClient::new(vec![
             answer(listed),
-            answer(listed),
-            answer(&described("us-east-1_new", 2_000_000_000)),
             answer(&described("us-east-1_old", 1_000_000_000)),
             answer(&described("us-east-1_new", 2_000_000_000)),
             answer("{}"),
@@ -323,5 +373,51 @@ mod twin_race {
         assert_eq!(mutating[0].1["DeletionProtection"], "INACTIVE");
         assert_eq!(mutating[1].0, "DeleteUserPool");
         assert_eq!(mutating[1].1["UserPoolId"], "us-east-1_new");
+    }
+
+    /// The flaky race: the younger pool's run listed before the older pool was
+    /// visible, saw no twin and went on (it gives its pool a domain). The older
+    /// run sees that twin, watches it, and yields once the twin is committed
+    /// to, instead of keeping a second stack.
+    #[tokio::test]
+    async fn the_older_run_yields_to_a_younger_twin_that_its_run_kept() {
+        let listed = r#"{"UserPools":[{"Id":"us-east-1_old","Name":"demo"},{"Id":"us-east-1_young","Name":"demo"}]}"#;
+        let young = described("us-east-1_young", 2_000_000_000).replace("ACTIVE", "INACTIVE");
+        let young_with_domain = young.replace(r#""Name":"demo","#, r#""Name":"demo","Domain":"demo-prefix","#);
+        let replay = StaticReplayClient::new(vec![
+            answer(listed),
+            answer(&young),
+            answer(&young),
+            answer(r#"{"UserPoolClients":[]}"#),
+            answer(&young_with_domain),
+            answer("{}"),
+        ]);
+        let config = aws_sdk_cognitoidentityprovider::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("a", "b", None, None, "test"))
+            .http_client(replay.clone())
+            .build();
+        let cognito = Cognito::from_conf(config);
+        let spec = crate::provision::plan::tests_support::spec();
+        let ours = PoolState {
+            id: "us-east-1_old".into(),
+            name: "demo".into(),
+            tags: std::collections::HashMap::from([("cognigate:stack".to_owned(), "demo".to_owned())]),
+            domain: None,
+            custom_domain: None,
+            deletion_protection: false,
+            created: Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000)),
+        };
+        let kept = settle_pool_race(&cognito, &spec, ours).await.unwrap();
+        assert_eq!(kept.id, "us-east-1_young");
+        let last = replay.actual_requests().last().map(|r| {
+            let target = r.headers().get("x-amz-target").unwrap_or_default().to_owned();
+            let body: serde_json::Value = serde_json::from_slice(r.body().bytes().unwrap()).unwrap();
+            (target, body)
+        });
+        let (target, body) = last.unwrap();
+        assert!(target.ends_with("DeleteUserPool"), "{target}");
+        assert_eq!(body["UserPoolId"], "us-east-1_old");
     }
 }
