@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use cognigate::gateway::audit::AuditTarget;
 use cognigate::gateway::{ServeOptions, StoreUrl, serve};
 
 const EXIT_BOOT: u8 = 1;
@@ -37,6 +38,15 @@ struct Cli {
     /// Serving threads (one per CPU by default); each has its own listener on the address.
     #[arg(long, env = "COGNIGATE_WORKERS")]
     workers: Option<usize>,
+    /// Audit log of MCP requests, one JSON line each: `stdout` or a file path
+    /// (appended, created 0600). Off by default; when on, every MCP POST body
+    /// is read to name its method and tool.
+    #[arg(long, env = "COGNIGATE_AUDIT_LOG", value_parser = parse_audit)]
+    audit_log: Option<AuditTarget>,
+}
+
+fn parse_audit(value: &str) -> Result<AuditTarget, String> {
+    value.parse()
 }
 
 fn parse_store(value: &str) -> Result<StoreUrl, String> {
@@ -58,7 +68,11 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // NO_COLOR (no-color.org): no escapes even on a terminal.
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        )
         .init();
 
     let env_file = match cli.env_file {
@@ -79,6 +93,7 @@ fn main() -> ExitCode {
         public_url: cli.public_url,
         store: cli.store,
         workers: cli.workers,
+        audit_log: cli.audit_log,
     };
     // The main thread serves too, on a single-threaded runtime like the other
     // serving threads `serve` starts.

@@ -13,7 +13,7 @@ use super::cognito::branding::Branding;
 use super::cognito::discover::{ClientState, PoolState};
 use super::cognito::errors::CognitoError;
 use super::error::{Error, Result};
-use super::plan::{Action, Plan, Resource, plan};
+use super::plan::{Action, FieldChange, Plan, Resource, plan};
 use super::progress::Progress;
 use super::spec::{DomainSpec, ManagedLogin, StackSpec};
 use super::state::{Actual, Hint};
@@ -22,7 +22,7 @@ use crate::secret::Secret;
 /// What happened to each resource, for the summary and `--output json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Created,
     Reused,
     Updated,
@@ -31,7 +31,7 @@ pub enum Outcome {
 }
 
 #[derive(Debug, Clone)]
-pub struct Applied {
+pub(crate) struct Applied {
     pub pool_id: String,
     pub client_id: String,
     pub client_secret: Secret,
@@ -41,9 +41,13 @@ pub struct Applied {
     pub pool: Outcome,
     pub domain: Outcome,
     pub client: Outcome,
+    /// The stack's listed groups and what happened to each.
+    pub groups: Vec<(String, Outcome)>,
+    /// Managed login v2 only: the app client's branding.
+    pub branding: Option<Branding>,
 }
 
-pub async fn apply(
+pub(crate) async fn apply(
     cognito: &Cognito,
     spec: &StackSpec,
     actual: Actual,
@@ -55,8 +59,13 @@ pub async fn apply(
     }
     let pool_action = plan_.step(Resource::UserPool).map_or(Action::Keep, |s| s.action);
     let (pool, pool_outcome, actual, plan_) = match (actual.pool.clone(), pool_action) {
-        (Some(pool), _) => {
-            let outcome = if matches!(spec.pool, super::spec::PoolTarget::Adopted(_)) {
+        (Some(pool), action) => {
+            let outcome = if action == Action::Update {
+                // The only pool setting cognigate owns after creation.
+                cognito.set_admin_only_signup(&pool.id, !spec.self_signup).await?;
+                tracing::info!(pool = %pool.id, "updated the pool's sign-up setting");
+                Outcome::Updated
+            } else if matches!(spec.pool, super::spec::PoolTarget::Adopted(_)) {
                 Outcome::Adopted
             } else {
                 Outcome::Reused
@@ -81,23 +90,20 @@ pub async fn apply(
     };
 
     let domain_step = plan_.step(Resource::Domain).map_or(Action::Keep, |s| s.action);
+    let domain_changes = plan_.step(Resource::Domain).map(|s| s.changes.as_slice()).unwrap_or_default();
     let client_step = plan_.step(Resource::AppClient).map_or(Action::Keep, |s| s.action);
-    let (domain, client) = tokio::try_join!(
-        converge_domain(cognito, spec, &pool, domain_step, plan_.old_domain.as_deref(), progress),
+    let (domain, client, groups) = tokio::try_join!(
+        converge_domain(cognito, spec, &pool, (domain_step, domain_changes), plan_.old_domain.as_deref(), progress),
         converge_client(cognito, spec, &pool, actual.client.clone(), client_step, &plan_),
+        converge_groups(cognito, spec, &pool, &plan_),
     )?;
     let (domain_outcome, created_cloudfront) = domain;
     let (client, client_outcome) = client;
-    // The version the domain serves now: the spec's when cognigate just made
-    // it, else the described one (an adopted domain may be on managed login).
-    let described = actual.domain.as_ref().filter(|d| d.pool_id == pool.id);
-    let version = match domain_outcome {
-        Outcome::Created | Outcome::Replaced => Some(spec.managed_login),
-        _ => described.and_then(|d| d.managed_login_version).map(ManagedLogin::from_version),
+    let branding = match spec.managed_login {
+        ManagedLogin::V1 => None,
+        ManagedLogin::V2 => Some(cognito.ensure_branding(&pool.id, &client.id).await?),
     };
-    if version == Some(ManagedLogin::Branded) {
-        ensure_branding(cognito, spec, &pool.id, &client.id).await?;
-    }
+    let described = actual.domain.as_ref().filter(|d| d.pool_id == pool.id);
     let cloudfront = match spec.domain {
         DomainSpec::Custom { .. } => created_cloudfront.or_else(|| described.and_then(|d| d.cloudfront.clone())),
         DomainSpec::Prefix(_) => None,
@@ -115,7 +121,31 @@ pub async fn apply(
         pool: pool_outcome,
         domain: domain_outcome,
         client: client_outcome,
+        groups,
+        branding,
     })
+}
+
+/// Creates the listed groups the plan found missing, one after another
+/// (a handful at most, and Cognito throttles bursts of CreateGroup).
+async fn converge_groups(
+    cognito: &Cognito,
+    spec: &StackSpec,
+    pool: &PoolState,
+    plan_: &Plan,
+) -> Result<Vec<(String, Outcome)>> {
+    let mut groups = Vec::new();
+    for step in plan_.steps.iter().filter(|s| s.resource == Resource::Group && spec.groups.contains(&s.name)) {
+        let outcome = if step.action == Action::Create {
+            cognito.create_group(&pool.id, &step.name).await?;
+            tracing::info!(group = %step.name, "created group");
+            Outcome::Created
+        } else {
+            Outcome::Reused
+        };
+        groups.push((step.name.clone(), outcome));
+    }
+    Ok(groups)
 }
 
 /// After creating a pool, look for a twin of the same stack; the oldest wins.
@@ -191,23 +221,6 @@ async fn committed_younger_twin(cognito: &Cognito, younger: &[PoolState]) -> Res
     Ok(None)
 }
 
-/// A managed login (v2) domain shows no sign-in page to a client without a
-/// branding style (issue 13, item 5); Cognito's default style is created.
-async fn ensure_branding(cognito: &Cognito, spec: &StackSpec, pool_id: &str, client_id: &str) -> Result<()> {
-    match cognito.ensure_branding(pool_id, client_id).await? {
-        Branding::Created => tracing::info!(client = %client_id, "created the managed login branding style"),
-        Branding::Existing => {}
-        Branding::Unsupported => tracing::warn!(
-            "domain {} uses managed login (version 2), whose sign-in pages need a branding style for app client \
-             {client_id}, and this endpoint does not implement CreateManagedLoginBranding: the login pages will \
-             not work until one exists. On AWS: aws cognito-idp create-managed-login-branding --user-pool-id \
-             {pool_id} --client-id {client_id} --use-cognito-provided-values",
-            spec.domain.api_name()
-        ),
-    }
-    Ok(())
-}
-
 /// Pools named like the stack other than the one just created.
 async fn twin_ids(cognito: &Cognito, spec: &StackSpec, created: &PoolState) -> Result<Vec<String>> {
     Ok(cognito
@@ -223,7 +236,7 @@ async fn converge_domain(
     cognito: &Cognito,
     spec: &StackSpec,
     pool: &PoolState,
-    action: Action,
+    (action, changes): (Action, &[FieldChange]),
     old_domain: Option<&str>,
     progress: &Progress,
 ) -> Result<(Outcome, Option<String>)> {
@@ -248,6 +261,12 @@ async fn converge_domain(
             let cloudfront = cognito.create_domain(&pool.id, &spec.domain, spec.managed_login).await?;
             cognito.wait_domain_active(name, custom, progress).await?;
             Ok((Outcome::Replaced, cloudfront))
+        }
+        Action::Update if changes.iter().any(|c| c.field == "managed_login_version") => {
+            // Sends the certificate of a custom domain along.
+            cognito.update_domain_version(&pool.id, &spec.domain, spec.managed_login).await?;
+            cognito.wait_domain_active(name, custom, progress).await?;
+            Ok((Outcome::Updated, None))
         }
         Action::Update => {
             let DomainSpec::Custom { certificate_arn, .. } = &spec.domain else { return Ok((Outcome::Reused, None)) };
@@ -353,6 +372,7 @@ mod twin_race {
             domain: None,
             custom_domain: None,
             deletion_protection: true,
+            admin_only_signup: false,
             created: Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(2_000_000_000)),
         };
         let kept = settle_pool_race(&cognito, &spec, ours).await.unwrap();
@@ -407,6 +427,7 @@ mod twin_race {
             domain: None,
             custom_domain: None,
             deletion_protection: false,
+            admin_only_signup: false,
             created: Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000)),
         };
         let kept = settle_pool_race(&cognito, &spec, ours).await.unwrap();

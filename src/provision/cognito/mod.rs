@@ -1,5 +1,6 @@
 //! Talking to Cognito: building the SDK client, reading what exists
-//! ([`discover`]), changing it ([`ops`], [`secrets`], [`branding`]), and turning SDK errors
+//! ([`discover`]), changing it ([`ops`], [`pool`], [`secrets`], [`branding`]), its groups
+//! and users ([`groups`], [`users`]), and turning SDK errors
 //! into typed errors that say what to do ([`errors`]).
 //!
 //! Everything here is a thin, typed layer over `aws-sdk-cognitoidentityprovider`;
@@ -9,8 +10,11 @@
 pub(crate) mod branding;
 pub(crate) mod discover;
 pub(crate) mod errors;
+pub(crate) mod groups;
 pub(crate) mod ops;
+pub(crate) mod pool;
 pub(crate) mod secrets;
+pub(crate) mod users;
 
 use std::time::Duration;
 
@@ -65,6 +69,8 @@ pub(crate) const OPERATIONS: &[(&str, &[&str])] = &[
             "ListUserPoolClientSecrets",
             "DescribeManagedLoginBrandingByClient",
             "CreateManagedLoginBranding",
+            "ListGroups",
+            "CreateGroup",
         ],
     ),
     (
@@ -103,6 +109,22 @@ pub(crate) const OPERATIONS: &[(&str, &[&str])] = &[
             "DeleteUserPoolClient",
             "UpdateUserPool",
             "DeleteUserPool",
+        ],
+    ),
+    (
+        "user",
+        &[
+            "ListUserPools",
+            "DescribeUserPool",
+            "AdminCreateUser",
+            "AdminSetUserPassword",
+            "AdminDeleteUser",
+            "ListUsers",
+            "ListGroups",
+            "ListUsersInGroup",
+            "AdminListGroupsForUser",
+            "AdminAddUserToGroup",
+            "AdminRemoveUserFromGroup",
         ],
     ),
     (

@@ -4,10 +4,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_sdk_cognitoidentityprovider::operation::update_user_pool::builders::UpdateUserPoolFluentBuilder;
 use aws_sdk_cognitoidentityprovider::types::{
     AdminCreateUserConfigType, CustomDomainConfigType, DeletionProtectionType, ExplicitAuthFlowsType, OAuthFlowType,
-    PreventUserExistenceErrorTypes, UserPoolType,
+    PreventUserExistenceErrorTypes,
 };
 
 use super::discover::{ClientState, PoolState};
@@ -37,7 +36,7 @@ fn domain_lingers<E: aws_sdk_cognitoidentityprovider::error::ProvideErrorMetadat
 /// The settings of the app client that cognigate owns; every other field of an
 /// existing client is kept as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientSettings {
+pub(crate) struct ClientSettings {
     pub callback_urls: Vec<String>,
     pub oauth_flows: Vec<String>,
     pub oauth_scopes: Vec<String>,
@@ -46,7 +45,7 @@ pub struct ClientSettings {
 }
 
 impl ClientSettings {
-    pub fn desired(spec: &StackSpec) -> Self {
+    pub(crate) fn desired(spec: &StackSpec) -> Self {
         Self {
             callback_urls: spec.callback_urls.clone(),
             oauth_flows: vec!["code".into()],
@@ -56,7 +55,7 @@ impl ClientSettings {
         }
     }
 
-    pub fn actual(client: &ClientState) -> Self {
+    pub(crate) fn actual(client: &ClientState) -> Self {
         let c = &client.described;
         Self {
             callback_urls: c.callback_urls().to_vec(),
@@ -69,7 +68,7 @@ impl ClientSettings {
 }
 
 /// The tags a managed pool is created with.
-pub fn pool_tags(spec: &StackSpec, now: SystemTime) -> HashMap<String, String> {
+pub(crate) fn pool_tags(spec: &StackSpec, now: SystemTime) -> HashMap<String, String> {
     let mut tags = HashMap::from([
         (tags::STACK.to_owned(), spec.stack.as_str().to_owned()),
         (tags::MANAGED.to_owned(), "true".to_owned()),
@@ -82,7 +81,7 @@ pub fn pool_tags(spec: &StackSpec, now: SystemTime) -> HashMap<String, String> {
 }
 
 impl Cognito {
-    pub async fn create_pool(&self, spec: &StackSpec) -> Result<PoolState> {
+    pub(crate) async fn create_pool(&self, spec: &StackSpec) -> Result<PoolState> {
         let tags = pool_tags(spec, SystemTime::now());
         let protection =
             if spec.deletion_protection { DeletionProtectionType::Active } else { DeletionProtectionType::Inactive };
@@ -92,6 +91,9 @@ impl Cognito {
             .pool_name(spec.pool_name())
             .set_user_pool_tags(Some(tags.clone()))
             .deletion_protection(protection)
+            .admin_create_user_config(
+                AdminCreateUserConfigType::builder().allow_admin_create_user_only(!spec.self_signup).build(),
+            )
             .send()
             .await
             .map_err(|e| errors::map("CreateUserPool", self.target(), e))?;
@@ -105,6 +107,7 @@ impl Cognito {
             domain: None,
             custom_domain: None,
             deletion_protection: spec.deletion_protection,
+            admin_only_signup: !spec.self_signup,
             created: pool.creation_date().and_then(|d| SystemTime::try_from(*d).ok()),
         })
     }
@@ -113,7 +116,7 @@ impl Cognito {
     /// empty), Cognito may still answer that the pool "has a domain
     /// configured" for a few seconds (issue 13, item 8): that answer is retried
     /// a bounded number of times with a short, growing pause.
-    pub async fn delete_pool(&self, pool_id: &str) -> Result<()> {
+    pub(crate) async fn delete_pool(&self, pool_id: &str) -> Result<()> {
         let mut pause = DOMAIN_LINGER_FIRST_PAUSE;
         for attempt in 1.. {
             match self.client.delete_user_pool().user_pool_id(pool_id).send().await {
@@ -131,28 +134,12 @@ impl Cognito {
     }
 
     /// Turns deletion protection off, keeping every other setting of the pool
-    /// (see [`Cognito::update_pool`]). Called right before `DeleteUserPool`,
+    /// (see [`super::pool::merged_pool_update`]). Called right before `DeleteUserPool`,
     /// so a teardown that stops earlier leaves the pool protected.
-    pub async fn disable_deletion_protection(&self, pool_id: &str) -> Result<()> {
-        self.update_pool(pool_id, &PoolChanges { deletion_protection: Some(false), ..PoolChanges::default() }).await
-    }
-
-    /// `UpdateUserPool` resets every member it is not sent (triggers, MFA,
-    /// password policy, e-mail settings, admin-only sign-up, the feature plan),
-    /// so the pool is described first and every settable member goes back
-    /// with only `changes` applied, as Terraform does.
-    pub(crate) async fn update_pool(&self, pool_id: &str, changes: &PoolChanges) -> Result<()> {
-        let described = self
-            .client
-            .describe_user_pool()
-            .user_pool_id(pool_id)
-            .send()
-            .await
-            .map_err(|e| errors::map("DescribeUserPool", self.target(), e))?;
-        let pool = described
-            .user_pool()
-            .ok_or(CognitoError::EmptyResponse { operation: "DescribeUserPool", missing: "the user pool" })?;
-        pool_update_from_described(self.client.update_user_pool().user_pool_id(pool_id), pool, changes)
+    pub(crate) async fn disable_deletion_protection(&self, pool_id: &str) -> Result<()> {
+        let described = self.describe_pool_settings(pool_id).await?;
+        super::pool::merged_pool_update(&self.client, &described)
+            .deletion_protection(DeletionProtectionType::Inactive)
             .send()
             .await
             .map(|_| ())
@@ -172,7 +159,7 @@ impl Cognito {
     /// the classic hosted UI without a branding style (issue 13, item 5).
     /// Returns the CloudFront distribution a custom domain's alias record must
     /// point at (Cognito answers it here; a prefix domain has none to set up).
-    pub async fn create_domain(
+    pub(crate) async fn create_domain(
         &self,
         pool_id: &str,
         domain: &DomainSpec,
@@ -183,6 +170,7 @@ impl Cognito {
             .create_user_pool_domain()
             .user_pool_id(pool_id)
             .domain(domain.api_name())
+            // Sent explicitly: Cognito's default for a new domain has changed before.
             .managed_login_version(managed_login.version());
         if let DomainSpec::Custom { certificate_arn, .. } = domain {
             request = request.custom_domain_config(custom_domain_config("CreateUserPoolDomain", certificate_arn)?);
@@ -213,11 +201,36 @@ impl Cognito {
         }
     }
 
+    /// Switches the domain's login pages between v1 and v2; a custom domain's
+    /// certificate goes along, as UpdateUserPoolDomain takes both together.
+    pub(crate) async fn update_domain_version(
+        &self,
+        pool_id: &str,
+        domain: &DomainSpec,
+        login: ManagedLogin,
+    ) -> Result<()> {
+        let mut request = self
+            .client
+            .update_user_pool_domain()
+            .user_pool_id(pool_id)
+            .domain(domain.api_name())
+            .managed_login_version(login.version());
+        if let DomainSpec::Custom { certificate_arn, .. } = domain {
+            request = request.custom_domain_config(custom_domain_config("UpdateUserPoolDomain", certificate_arn)?);
+        }
+        request.send().await.map(|_| ()).map_err(|e| errors::map("UpdateUserPoolDomain", self.target(), e))
+    }
+
     /// Points a custom domain at another ACM certificate. UpdateUserPoolDomain
     /// also sets `ManagedLoginVersion`, and an omitted one may put a managed
     /// login (v2) domain back on the classic pages: the described version is
     /// sent back (issue 13, item 5).
-    pub async fn update_domain_certificate(&self, pool_id: &str, domain: &str, certificate_arn: &str) -> Result<()> {
+    pub(crate) async fn update_domain_certificate(
+        &self,
+        pool_id: &str,
+        domain: &str,
+        certificate_arn: &str,
+    ) -> Result<()> {
         let version = self.describe_domain(domain).await?.and_then(|d| d.managed_login_version);
         self.client
             .update_user_pool_domain()
@@ -231,7 +244,7 @@ impl Cognito {
             .map_err(|e| errors::map("UpdateUserPoolDomain", self.target(), e))
     }
 
-    pub async fn delete_domain(&self, pool_id: &str, domain: &str) -> Result<()> {
+    pub(crate) async fn delete_domain(&self, pool_id: &str, domain: &str) -> Result<()> {
         match self.client.delete_user_pool_domain().user_pool_id(pool_id).domain(domain).send().await {
             Ok(_) => Ok(()),
             Err(e) if errors::code(&e) == Some("ResourceNotFoundException") => Ok(()),
@@ -241,7 +254,7 @@ impl Cognito {
 
     /// Polls until the domain is ACTIVE. Prefix domains take about a minute,
     /// custom domains up to an hour (a CloudFront distribution is created).
-    pub async fn wait_domain_active(&self, domain: &str, custom: bool, progress: &Progress) -> Result<()> {
+    pub(crate) async fn wait_domain_active(&self, domain: &str, custom: bool, progress: &Progress) -> Result<()> {
         let (interval, limit) = if custom {
             (Duration::from_secs(15), Duration::from_secs(3600))
         } else {
@@ -278,7 +291,7 @@ impl Cognito {
     }
 
     /// Polls until the domain is gone (a pool with a domain cannot be deleted).
-    pub async fn wait_domain_gone(&self, domain: &str, progress: &Progress) -> Result<()> {
+    pub(crate) async fn wait_domain_gone(&self, domain: &str, progress: &Progress) -> Result<()> {
         let started = Instant::now();
         let task = progress.task(format!("deleting domain {domain}"));
         loop {
@@ -302,7 +315,12 @@ impl Cognito {
         }
     }
 
-    pub async fn create_client(&self, pool_id: &str, name: &str, settings: &ClientSettings) -> Result<ClientState> {
+    pub(crate) async fn create_client(
+        &self,
+        pool_id: &str,
+        name: &str,
+        settings: &ClientSettings,
+    ) -> Result<ClientState> {
         let response = self
             .client
             .create_user_pool_client()
@@ -340,7 +358,7 @@ impl Cognito {
     /// it is not sent, so every field of the existing client goes back with
     /// only cognigate's own fields replaced. Empty lists are not sent, except
     /// `ExplicitAuthFlows`, whose omission means Cognito's defaults.
-    pub async fn update_client(
+    pub(crate) async fn update_client(
         &self,
         pool_id: &str,
         current: &ClientState,
@@ -356,7 +374,7 @@ impl Cognito {
         Ok(ClientState { described, ..current.clone() })
     }
 
-    pub async fn delete_client(&self, pool_id: &str, client_id: &str) -> Result<()> {
+    pub(crate) async fn delete_client(&self, pool_id: &str, client_id: &str) -> Result<()> {
         match self.client.delete_user_pool_client().user_pool_id(pool_id).client_id(client_id).send().await {
             Ok(_) => Ok(()),
             Err(e) if errors::code(&e) == Some("ResourceNotFoundException") => Ok(()),
@@ -371,7 +389,7 @@ fn non_empty<T: Clone>(values: &[T]) -> Option<Vec<T>> {
 
 /// Builds the full `UpdateUserPoolClient` request (separate so request-shape
 /// tests can inspect exactly what is sent).
-pub fn merged_client_update(
+pub(crate) fn merged_client_update(
     client: &aws_sdk_cognitoidentityprovider::Client,
     pool_id: &str,
     current: &ClientState,
@@ -412,88 +430,12 @@ pub fn merged_client_update(
         .allowed_o_auth_flows_user_pool_client(settings.oauth_flows_user_pool_client)
 }
 
-/// The pool settings a caller changes through [`Cognito::update_pool`]; `None`
-/// keeps the described value.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct PoolChanges {
-    pub deletion_protection: Option<bool>,
-    /// `AdminCreateUserConfig.AllowAdminCreateUserOnly`: only administrators
-    /// create users (no self sign-up on the hosted UI).
-    pub admin_create_user_only: Option<bool>,
-}
-
-/// An `UpdateUserPool` request that sends back every settable member of the
-/// described pool, with `changes` applied. Omitted members would be reset to
-/// Cognito's defaults; the `aws:` tags cannot be sent (item 9), and the
-/// deprecated `UnusedAccountValidityDays` is dropped when the password policy
-/// sets `TemporaryPasswordValidityDays` (Cognito refuses both at once).
-pub(crate) fn pool_update_from_described(
-    request: UpdateUserPoolFluentBuilder,
-    pool: &UserPoolType,
-    changes: &PoolChanges,
-) -> UpdateUserPoolFluentBuilder {
-    let protection = match changes.deletion_protection {
-        Some(true) => Some(DeletionProtectionType::Active),
-        Some(false) => Some(DeletionProtectionType::Inactive),
-        None => pool.deletion_protection().cloned(),
-    };
-    let temporary_days = pool
-        .policies()
-        .and_then(|p| p.password_policy())
-        .map(|p| p.temporary_password_validity_days())
-        .filter(|days| *days != 0);
-    let mut admin = pool.admin_create_user_config().cloned();
-    if temporary_days.is_some() || changes.admin_create_user_only.is_some() {
-        let base = admin.unwrap_or_else(|| AdminCreateUserConfigType::builder().build());
-        let mut builder = AdminCreateUserConfigType::builder()
-            .allow_admin_create_user_only(changes.admin_create_user_only.unwrap_or(base.allow_admin_create_user_only()))
-            .set_invite_message_template(base.invite_message_template().cloned());
-        if temporary_days.is_none() {
-            builder = builder
-                .set_unused_account_validity_days(Some(base.unused_account_validity_days()).filter(|days| *days != 0));
-        }
-        admin = Some(builder.build());
-    }
-    let tags = pool.user_pool_tags().map(sendable_tags).filter(|t| !t.is_empty());
-    request
-        .set_policies(pool.policies().cloned())
-        .set_deletion_protection(protection)
-        .set_lambda_config(pool.lambda_config().cloned())
-        .set_auto_verified_attributes(non_empty(pool.auto_verified_attributes()))
-        .set_sms_verification_message(pool.sms_verification_message().map(str::to_owned))
-        .set_email_verification_message(pool.email_verification_message().map(str::to_owned))
-        .set_email_verification_subject(pool.email_verification_subject().map(str::to_owned))
-        .set_verification_message_template(pool.verification_message_template().cloned())
-        .set_sms_authentication_message(pool.sms_authentication_message().map(str::to_owned))
-        .set_user_attribute_update_settings(pool.user_attribute_update_settings().cloned())
-        .set_mfa_configuration(pool.mfa_configuration().cloned())
-        .set_device_configuration(pool.device_configuration().cloned())
-        .set_email_configuration(pool.email_configuration().cloned())
-        .set_sms_configuration(pool.sms_configuration().cloned())
-        .set_user_pool_tags(tags)
-        .set_admin_create_user_config(admin)
-        .set_user_pool_add_ons(pool.user_pool_add_ons().cloned())
-        .set_account_recovery_setting(pool.account_recovery_setting().cloned())
-        .set_pool_name(pool.name().map(str::to_owned))
-        .set_user_pool_tier(pool.user_pool_tier().cloned())
-        .set_key_configuration(pool.key_configuration().cloned())
-        .set_issuer_configuration(pool.issuer_configuration().cloned())
-        .set_acr_configuration(pool.acr_configuration().cloned())
-}
-
 /// Whether a CreateUserPoolDomain refusal means another pool holds the name.
 /// "The user pool already has a domain configured" does not (issue 13, item 8):
 /// it is this pool's own domain, and a suggestion of another prefix would mislead.
 fn means_prefix_taken(message: &str) -> bool {
     let text = message.to_ascii_lowercase();
     text.contains("associated with another user pool") || text.contains("already exists")
-}
-
-/// Tags that can be sent back to Cognito: the `aws:` prefix is reserved, and a
-/// pool created by CloudFormation or another AWS tool carries such tags, which
-/// Cognito refuses in UpdateUserPool (issue 13, item 9).
-pub(crate) fn sendable_tags(tags: &HashMap<String, String>) -> HashMap<String, String> {
-    tags.iter().filter(|(key, _)| !key.starts_with("aws:")).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 /// The error for a prefix that another pool holds, with a free-looking suggestion.
@@ -760,22 +702,6 @@ mod request_shape {
         assert_eq!(body["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"], true);
         assert_eq!(body["AdminCreateUserConfig"]["UnusedAccountValidityDays"], 0);
         assert_eq!(body["UserPoolTags"], json!({ "cognigate:stack": "demo" }));
-    }
-
-    /// The same request builder changes only what it is asked to.
-    #[test]
-    fn pool_update_applies_only_the_requested_changes() {
-        let described = UserPoolType::builder()
-            .deletion_protection(DeletionProtectionType::Active)
-            .admin_create_user_config(AdminCreateUserConfigType::builder().allow_admin_create_user_only(false).build())
-            .build();
-        let replay = StaticReplayClient::new(vec![]);
-        let client = cognito(&replay);
-        let changes = PoolChanges { admin_create_user_only: Some(true), ..PoolChanges::default() };
-        let request = pool_update_from_described(client.client.update_user_pool(), &described, &changes);
-        let input = request.as_input();
-        assert_eq!(input.get_deletion_protection(), &Some(DeletionProtectionType::Active));
-        assert_eq!(input.get_admin_create_user_config().as_ref().map(|c| c.allow_admin_create_user_only()), Some(true));
     }
 
     /// Issue 13, item 5: a certificate change sends the described

@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod access;
 mod authorize;
 mod boot;
 mod discovery;
