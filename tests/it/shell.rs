@@ -49,6 +49,15 @@ fn quiet_prints_nothing_on_a_no_op_up_and_no_color_leaves_no_escapes() {
     assert_eq!(quiet.stderr, "");
     // An error still goes out under --quiet.
     ws.run(&["up", "--quiet"]).failure(64, "no stack name");
+    // Nor do the other commands' summaries; data asked for (json) still does.
+    for args in [&["outputs", "--stack", &stack, "--quiet"][..], &["gc", "--prefix", &stack, "--quiet"][..]] {
+        let run = ws.run(args).success();
+        assert_eq!(run.stdout, "", "{args:?} printed under --quiet");
+    }
+    let json = ws.run(&["outputs", "--stack", &stack, "--quiet", "--output", "json"]).success();
+    assert!(json.json()["stack"] == stack.as_str(), "{}", json.stdout);
+    let destroyed = ws.run(&["destroy", "--stack", &stack, "--quiet", "--yes"]).success();
+    assert_eq!(destroyed.stdout, "", "destroy printed under --quiet");
 
     // NO_COLOR (and --no-color), even with logs at trace level: no ANSI escape anywhere.
     for args in [vec!["-vvv"], vec!["-vvv", "--no-color"]] {

@@ -63,6 +63,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: &DestroyArgs) -> Result<()> {
 
     match global.output {
         OutputFormat::Json => print_json(&spec, &removed, &found.strangers, &files),
+        OutputFormat::Text if global.quiet => {}
         OutputFormat::Text => print_text(&spec, &removed, &found.strangers, &files, args.clean_files),
     }
     Ok(())

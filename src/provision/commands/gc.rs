@@ -179,6 +179,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: &GcArgs) -> Result<()> {
 
     match global.output {
         OutputFormat::Json => print_json(prefix, args, &names, &report),
+        OutputFormat::Text if global.quiet => {}
         OutputFormat::Text => print_text(prefix, args.dry_run, &names, &report),
     }
     let errors = report.failed.len() + report.skipped.iter().filter(|e| e.reason == Some(Skip::Error)).count();

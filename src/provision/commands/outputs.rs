@@ -47,8 +47,10 @@ pub(crate) async fn run(global: &GlobalArgs, args: &OutputsArgs) -> Result<()> {
             let files = &spec.files;
             let env = render::write_env_file(&files.env_file, &values)?;
             let policies = render::write_policies_file(&files.policies_file, &files.policy_name, &spec.region)?;
-            println!("  env file    {}  {}", files.env_file.display(), render::label(env));
-            println!("  policies    {}  {}", files.policies_file.display(), render::label(policies));
+            if !global.quiet {
+                println!("  env file    {}  {}", files.env_file.display(), render::label(env));
+                println!("  policies    {}  {}", files.policies_file.display(), render::label(policies));
+            }
         }
     }
     Ok(())

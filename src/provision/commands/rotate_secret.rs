@@ -94,6 +94,7 @@ async fn finish(cognito: &Cognito, pool_id: &str, client_id: &str, yes: bool) ->
 fn report(global: &GlobalArgs, json: &serde_json::Value, text: impl FnOnce()) {
     match global.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(json).unwrap_or_default()),
+        OutputFormat::Text if global.quiet => {}
         OutputFormat::Text => text(),
     }
 }
