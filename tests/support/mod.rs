@@ -1,6 +1,7 @@
 //! Real peers for the integration tests, started by the tests themselves.
 //!
 //! - [`moto`]: moto's server for the Cognito API (one per test process).
+//! - [`strict`]: a strict Cognito in front of moto, refusing what Cognito refuses.
 //! - [`aws_proxy`]: a counting, fault-injecting proxy in front of it.
 //! - [`client_documents`]: Client ID Metadata Documents over https with a test CA.
 //! - [`front_proxy`]: a reverse proxy in front of the gateway that can hide paths.
@@ -18,6 +19,7 @@ pub mod client_documents;
 pub mod front_proxy;
 pub mod moto;
 pub mod peers;
+pub mod strict;
 
 use std::path::PathBuf;
 
