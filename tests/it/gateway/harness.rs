@@ -134,16 +134,25 @@ pub fn unsigned_token(claims: &Value) -> String {
 pub struct Upstream {
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,
+    /// The SSE stream holds its second event until this is notified, so a
+    /// test can tell a streamed first event from a buffered body without
+    /// looking at a clock.
+    pub release_second_event: Arc<tokio::sync::Notify>,
 }
 
 impl Upstream {
     pub async fn start() -> Self {
         let hits = Arc::new(AtomicUsize::new(0));
+        let release = Arc::new(tokio::sync::Notify::new());
+        let sse = {
+            let release = release.clone();
+            move |headers: HeaderMap| upstream_sse(headers, release.clone())
+        };
         let router = Router::new()
-            .route("/mcp", post(upstream_post).get(upstream_sse).delete(upstream_delete))
+            .route("/mcp", post(upstream_post).get(sse).delete(upstream_delete))
             .route("/other", post(upstream_post))
             .with_state(hits.clone());
-        Self { addr: spawn(router).await, hits }
+        Self { addr: spawn(router).await, hits, release_second_event: release }
     }
 }
 
@@ -166,10 +175,10 @@ async fn upstream_post(
     response
 }
 
-/// An SSE stream: one event now, one after 300 ms, then ends.
-async fn upstream_sse(headers: HeaderMap) -> Response {
+/// An SSE stream: one event now, one when the test releases it, then ends.
+async fn upstream_sse(headers: HeaderMap, release: Arc<tokio::sync::Notify>) -> Response {
     let last_event = headers.get("last-event-id").and_then(|v| v.to_str().ok()).unwrap_or("none").to_owned();
-    let stream = async_stream(last_event);
+    let stream = async_stream(last_event, release);
     Response::builder()
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")
@@ -177,14 +186,17 @@ async fn upstream_sse(headers: HeaderMap) -> Response {
         .unwrap()
 }
 
-fn async_stream(last_event: String) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
+fn async_stream(
+    last_event: String,
+    release: Arc<tokio::sync::Notify>,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
     futures_util::stream::unfold(0u8, move |step| {
-        let last_event = last_event.clone();
+        let (last_event, release) = (last_event.clone(), release.clone());
         async move {
             match step {
                 0 => Some((Ok(bytes::Bytes::from(format!("id: 1\ndata: first last-event-id={last_event}\n\n"))), 1)),
                 1 => {
-                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    release.notified().await;
                     Some((Ok(bytes::Bytes::from_static(b"id: 2\ndata: second\n\n")), 2))
                 }
                 _ => None,
