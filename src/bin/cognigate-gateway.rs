@@ -7,6 +7,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use std::time::Duration;
+
+use cognigate::gateway::security::{Cidr, SecurityOptions};
+use cognigate::gateway::server::ConnectionLimits;
 use cognigate::gateway::{ServeOptions, StoreUrl, serve};
 
 const EXIT_BOOT: u8 = 1;
@@ -37,10 +41,43 @@ struct Cli {
     /// Serving threads (one per CPU by default); each has its own listener on the address.
     #[arg(long, env = "COGNIGATE_WORKERS")]
     workers: Option<usize>,
+    /// Origin a browser-based MCP client may call from besides the public URL's
+    /// (e.g. http://localhost:6274 for MCP Inspector); repeat or comma-separate.
+    #[arg(long = "allowed-origin", env = "COGNIGATE_ALLOWED_ORIGINS", value_delimiter = ',')]
+    allowed_origins: Vec<String>,
+    /// Reverse proxy (IP or CIDR) whose X-Forwarded-For is believed; repeat or comma-separate.
+    #[arg(long = "trusted-proxy", env = "COGNIGATE_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<Cidr>,
+    /// Time a client has to send request headers (and to start its next request
+    /// on an idle keep-alive connection).
+    #[arg(long, env = "COGNIGATE_HEADER_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    header_timeout: Duration,
+    /// Connections kept open at once; more are closed on accept.
+    #[arg(long, env = "COGNIGATE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    max_connections: usize,
+    /// Dynamic client registrations per client IP per minute.
+    #[arg(long, env = "COGNIGATE_REGISTER_RATE", default_value_t = 20)]
+    register_rate: u64,
+    /// Authorization requests per client IP per minute.
+    #[arg(long, env = "COGNIGATE_AUTHORIZE_RATE", default_value_t = 120)]
+    authorize_rate: u64,
+    /// Logins one client may have pending at the identity provider at once.
+    #[arg(long, env = "COGNIGATE_PENDING_LOGINS_PER_CLIENT", default_value_t = 50)]
+    pending_logins_per_client: u64,
+    /// A registration never used for a login this long is deleted.
+    #[arg(long, env = "COGNIGATE_UNUSED_REGISTRATION_TTL", default_value = "7d", value_parser = parse_duration)]
+    unused_registration_ttl: Duration,
+    /// A refresh-token family ends this long after its login, however often it rotates.
+    #[arg(long, env = "COGNIGATE_REFRESH_FAMILY_LIFETIME", default_value = "30d", value_parser = parse_duration)]
+    refresh_family_lifetime: Duration,
 }
 
 fn parse_store(value: &str) -> Result<StoreUrl, String> {
     value.parse()
+}
+
+fn parse_duration(value: &str) -> Result<Duration, String> {
+    humantime::parse_duration(value).map_err(|_| format!("`{value}` is not a duration; use e.g. 30s, 15m, 7d"))
 }
 
 fn main() -> ExitCode {
@@ -79,6 +116,17 @@ fn main() -> ExitCode {
         public_url: cli.public_url,
         store: cli.store,
         workers: cli.workers,
+        security: SecurityOptions {
+            allowed_origins: cli.allowed_origins.iter().map(|o| o.trim().trim_end_matches('/').to_owned()).collect(),
+            trusted_proxies: cli.trusted_proxies,
+            register_per_minute: cli.register_rate,
+            authorize_per_minute: cli.authorize_rate,
+            pending_logins_per_client: cli.pending_logins_per_client,
+            unused_registration_ttl: cli.unused_registration_ttl,
+            refresh_family_lifetime: cli.refresh_family_lifetime,
+            ..SecurityOptions::default()
+        },
+        limits: ConnectionLimits { header_read_timeout: cli.header_timeout, max_connections: cli.max_connections },
     };
     // The main thread serves too, on a single-threaded runtime like the other
     // serving threads `serve` starts.

@@ -15,6 +15,8 @@ pub(crate) mod metrics;
 pub(crate) mod oauth;
 pub(crate) mod oidc;
 pub(crate) mod proxy;
+pub mod security;
+pub mod server;
 pub mod state;
 pub mod store;
 pub(crate) mod tokens;
@@ -49,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics_text))
         .merge(oauth::routes())
+        .layer(middleware::from_fn_with_state(state.clone(), security::guard))
         .layer(middleware::from_fn(cors::cors))
         .layer(middleware::from_fn_with_state(state.clone(), observe));
     // The proxy route records its own metrics and CORS (see `proxy::proxy`).
@@ -96,6 +99,10 @@ pub struct ServeOptions {
     /// Serving threads, each with its own single-threaded runtime and listener
     /// (SO_REUSEPORT); `None`: one per CPU.
     pub workers: Option<usize>,
+    pub security: security::SecurityOptions,
+    /// Header deadline and the connection cap, for the whole process (the
+    /// cap is shared out between the serving threads).
+    pub limits: server::ConnectionLimits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,7 +135,9 @@ pub(crate) fn boot(options: &ServeOptions) -> Result<AppState, BootError> {
     let config = GatewayConfig::load(&options.config_dir, &env)?;
     let store = options.store.open()?;
     let public_url = public_url(options, &env);
-    Ok(AppState::build(config, &public_url, store)?)
+    let mut security = options.security.clone();
+    security.loopback_only |= options.listen.ip().is_loopback();
+    Ok(AppState::build_with(config, &public_url, store, security)?)
 }
 
 /// The URL clients reach the gateway at: `--public-url`, else the one `cognigate
@@ -170,13 +179,17 @@ pub async fn serve(options: ServeOptions) -> Result<(), BootError> {
     log_ready(&state, local, workers);
     spawn_maintenance(state.clone());
 
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(state);
+    let limits = server::ConnectionLimits {
+        max_connections: options.limits.max_connections.div_ceil(workers).max(1),
+        ..options.limits
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let first = listeners.remove(0);
-    let finished = spawn_workers(listeners, &app, &stop_rx)?;
+    let finished = spawn_workers(listeners, &app, limits, &stop_rx)?;
     let listener = tokio::net::TcpListener::from_std(first).map_err(BootError::Serve)?;
-    let server = axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx));
-    let mut server = std::pin::pin!(server.into_future());
+    let server = server::serve_listener(listener, app, limits, stop_rx);
+    let mut server = std::pin::pin!(server);
     tokio::select! {
         result = &mut server => return result.map_err(BootError::Serve),
         () = shutdown_signal() => {}
@@ -186,18 +199,10 @@ pub async fn serve(options: ServeOptions) -> Result<(), BootError> {
     drain(server, finished).await
 }
 
-type App = axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, SocketAddr>;
-
 fn log_ready(state: &AppState, local: SocketAddr, workers: usize) {
     let mut routes: Vec<&str> = state.routes.values().map(|r| r.route.path.as_str()).collect();
     routes.sort_unstable();
     tracing::info!(listen = %local, public_url = %state.public_url, ?routes, workers, "cognigate-gateway ready");
-}
-
-/// Resolves once the stop flag is raised: the graceful-shutdown signal of
-/// every serving thread.
-async fn stopped(mut stop_rx: tokio::sync::watch::Receiver<bool>) {
-    let _ = stop_rx.wait_for(|stop| *stop).await;
 }
 
 /// Thread per core, as nginx's worker processes: each extra thread runs its
@@ -207,7 +212,8 @@ async fn stopped(mut stop_rx: tokio::sync::watch::Receiver<bool>) {
 /// Returns, per thread, a receiver that completes when the thread is done.
 fn spawn_workers(
     listeners: Vec<std::net::TcpListener>,
-    app: &App,
+    app: &Router,
+    limits: server::ConnectionLimits,
     stop_rx: &tokio::sync::watch::Receiver<bool>,
 ) -> Result<Vec<tokio::sync::oneshot::Receiver<()>>, BootError> {
     let mut finished = Vec::new();
@@ -218,7 +224,7 @@ fn spawn_workers(
         std::thread::Builder::new()
             .name("gateway-worker".into())
             .spawn(move || {
-                serve_on_this_thread(listener, app, stop_rx);
+                serve_on_this_thread(listener, app, limits, stop_rx);
                 let _ = done_tx.send(());
             })
             .map_err(BootError::Serve)?;
@@ -227,7 +233,12 @@ fn spawn_workers(
 }
 
 /// One serving thread: its own current-thread runtime, until the stop flag.
-fn serve_on_this_thread(listener: std::net::TcpListener, app: App, stop_rx: tokio::sync::watch::Receiver<bool>) {
+fn serve_on_this_thread(
+    listener: std::net::TcpListener,
+    app: Router,
+    limits: server::ConnectionLimits,
+    stop_rx: tokio::sync::watch::Receiver<bool>,
+) {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => return tracing::error!(error = %err, "cannot start a serving thread"),
@@ -235,7 +246,7 @@ fn serve_on_this_thread(listener: std::net::TcpListener, app: App, stop_rx: toki
     runtime.block_on(async move {
         match tokio::net::TcpListener::from_std(listener) {
             Ok(listener) => {
-                if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx)).await {
+                if let Err(err) = server::serve_listener(listener, app, limits, stop_rx).await {
                     tracing::error!(error = %err, "serving thread failed");
                 }
             }
@@ -329,6 +340,12 @@ fn spawn_maintenance(state: AppState) {
                     Ok(0) => {}
                     Ok(deleted) => tracing::debug!(deleted, "expired rows deleted"),
                     Err(err) => tracing::warn!(error = %err, "store sweep failed"),
+                }
+                let unused_before = started - state.security.unused_registration_ttl.as_secs() as i64;
+                match state.store.run(move |store| store.expire_unused_clients(unused_before)).await {
+                    Ok(0) => {}
+                    Ok(deleted) => tracing::info!(deleted, "registrations never used for a login deleted"),
+                    Err(err) => tracing::warn!(error = %err, "cannot delete unused registrations"),
                 }
             }
         }

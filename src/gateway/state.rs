@@ -13,6 +13,7 @@ use url::Url;
 use super::config::{GatewayConfig, Route};
 use super::metrics::Metrics;
 use super::oidc::IdentityProvider;
+use super::security::SecurityOptions;
 use super::store::{Lifetimes, Store, StoreError, StoreHandle};
 use super::tokens::{Revocations, SigningKey, TokenCache, TokenError, TokenIssuer};
 
@@ -70,6 +71,9 @@ pub struct Inner {
     /// `X-Forwarded-Proto` / `X-Forwarded-Host` values sent upstream.
     pub(crate) forwarded_proto: HeaderValue,
     pub(crate) forwarded_host: HeaderValue,
+    /// The public URL's `host[:port]`, as a `Host` header would carry it.
+    pub(crate) forwarded_host_text: String,
+    pub(crate) security: SecurityOptions,
     pub(crate) secure_cookies: bool,
     pub(crate) routes: HashMap<String, RouteState>,
     pub(crate) store: StoreHandle,
@@ -96,6 +100,16 @@ impl AppState {
     /// Call from outside the async runtime or inside `spawn_blocking`: the
     /// store is synchronous.
     pub fn build(config: GatewayConfig, public_url: &str, store: Arc<dyn Store>) -> Result<Self, StateError> {
+        Self::build_with(config, public_url, store, SecurityOptions::default())
+    }
+
+    /// [`AppState::build`] with the operator's security options.
+    pub fn build_with(
+        config: GatewayConfig,
+        public_url: &str,
+        store: Arc<dyn Store>,
+        security: SecurityOptions,
+    ) -> Result<Self, StateError> {
         let public = parse_public_url(public_url)?;
         let public_url = public.as_str().trim_end_matches('/').to_owned();
         let public_host = match public.port() {
@@ -128,6 +142,8 @@ impl AppState {
             secure_cookies: public.scheme() == "https",
             forwarded_proto: header(public.scheme())?,
             forwarded_host: header(&public_host)?,
+            forwarded_host_text: public_host,
+            security,
             public_url,
             routes,
             store: StoreHandle::new(store),

@@ -14,6 +14,7 @@ use super::redirect::{found, redirect_error};
 use super::{PENDING_LOGIN_TTL, PageError, granted_scope};
 use crate::gateway::crypto::{is_valid_challenge, pkce_challenge, random_token};
 use crate::gateway::oidc::IdClaims;
+use crate::gateway::security::MAX_AUTHORIZE_PARAM_LEN;
 use crate::gateway::state::{AppState, RouteState};
 use crate::gateway::store::{PendingLogin, now};
 
@@ -37,6 +38,16 @@ impl Params {
 pub(super) async fn authorize(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Response, PageError> {
     let params = Params::parse(query.as_deref());
     let (client_id, redirect_uri) = trusted_redirect(&state, &params).await?;
+    // Each authorization request stores a pending login: bound what one
+    // client can make the store hold.
+    let pending_key = format!("pending:{client_id}");
+    let cap = state.security.pending_logins_per_client;
+    if let Err(response) =
+        crate::gateway::security::limit(&state, pending_key, cap, PENDING_LOGIN_TTL, "pending logins for this client")
+            .await
+    {
+        return Ok(response);
+    }
     // From here on the redirect URI is trusted: errors go back to the client.
     let client_state = params.get("state");
     let (challenge, route) = match checked_request(&state, &params) {
@@ -91,6 +102,12 @@ fn checked_request<'a>(
     state: &'a AppState,
     params: &'a Params,
 ) -> Result<(&'a str, &'a RouteState), (&'static str, &'static str)> {
+    let long = ["state", "scope", "resource", "code_challenge"]
+        .into_iter()
+        .find(|name| params.all(name).iter().any(|value| value.len() > MAX_AUTHORIZE_PARAM_LEN));
+    if long.is_some() {
+        return Err(("invalid_request", "a parameter is longer than 1024 bytes"));
+    }
     if params.get("response_type") != Some("code") {
         return Err(("unsupported_response_type", "only response_type=code is supported"));
     }

@@ -56,7 +56,11 @@ pub(super) async fn token(
     }
     let (grant, family) = match grant_type {
         "authorization_code" => {
-            (redeem_code(&state, &client.client_id, &client.redirect_uris, &form).await?, random_token(16))
+            let grant = redeem_code(&state, &client.client_id, &client.redirect_uris, &form).await?;
+            // A completed login keeps the registration from expiring unused.
+            let used = client.client_id.clone();
+            state.store.run(move |store| store.mark_client_used(&used)).await?;
+            (grant, random_token(16))
         }
         "refresh_token" => return refresh(&state, &client.client_id, &form).await,
         "" => return Err(OAuthError::InvalidRequest("grant_type is required".into())),
@@ -162,9 +166,11 @@ async fn issue(
             let record = RefreshToken {
                 family,
                 grant: grant.clone(),
-                expires_at: issued_at + route.route.policy.refresh_token_ttl.as_secs() as i64,
+                expires_at: issued_at
+                    + route.route.policy.refresh_token_ttl.min(state.security.refresh_family_lifetime).as_secs() as i64,
                 access_jti: access_jti.clone(),
                 access_expires_at: issued_at + route.route.policy.access_token_ttl.as_secs() as i64,
+                family_expires_at: Some(issued_at + state.security.refresh_family_lifetime.as_secs() as i64),
             };
             let hash = sha256_hex(&token);
             state.store.run(move |store| store.insert_refresh(&hash, &record)).await?;

@@ -120,9 +120,12 @@ pub(crate) async fn proxy(State(state): State<AppState>, request: Request) -> Re
     let slug = request.uri().path().strip_prefix("/mcp/").unwrap_or_default();
     let route = state.routes.get(slug);
     let label = route.map_or(UNKNOWN_ROUTE_LABEL, |route| route.route.path.as_str());
-    let mut response = match cors::preflight(&request).filter(|_| cross_origin) {
-        Some(preflight) => preflight,
-        None => serve_route(&state, route, request).await,
+    let refusal = crate::gateway::security::rebinding_refusal(&state, request.headers());
+    // A preflight does nothing by itself; the request it announces is checked.
+    let mut response = match (cors::preflight(&request).filter(|_| cross_origin), refusal) {
+        (Some(preflight), _) => preflight,
+        (None, Some(reason)) => refuse(request, crate::gateway::security::forbidden(reason)).await,
+        (None, None) => serve_route(&state, route, request).await,
     };
     if cross_origin {
         cors::allow_origin(&mut response);
@@ -211,9 +214,15 @@ fn forwarded_headers(
             headers.append(name.clone(), value.clone());
         }
     }
-    // X-Forwarded-For: the incoming chain plus the peer we saw.
-    let peer = extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|info| info.0.ip());
-    let forwarded_for = match (incoming.get("x-forwarded-for").and_then(|v| v.to_str().ok()), peer) {
+    // X-Forwarded-For: the peer we saw, after the incoming chain when the
+    // peer is a trusted proxy (anyone else could forge the chain).
+    let peer = crate::gateway::security::peer(extensions);
+    let chain = if crate::gateway::security::from_trusted_proxy(state, peer) {
+        incoming.get("x-forwarded-for").and_then(|v| v.to_str().ok())
+    } else {
+        None
+    };
+    let forwarded_for = match (chain, peer) {
         (Some(chain), Some(peer)) => HeaderValue::from_str(&format!("{chain}, {peer}")).ok(),
         (Some(chain), None) => HeaderValue::from_str(chain).ok(),
         (None, Some(peer)) => HeaderValue::from_str(&peer.to_string()).ok(),

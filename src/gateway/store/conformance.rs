@@ -15,6 +15,48 @@ pub(crate) fn run_all(store: &dyn Store) {
     refresh_bound_to_client_expiry_and_route(store);
     revoking_a_family(store);
     access_revocations(store);
+    rate_counters_are_per_window(store);
+    unused_clients_expire(store);
+    families_end_at_their_lifetime(store);
+}
+
+fn rate_counters_are_per_window(store: &dyn Store) {
+    assert_eq!(store.count_hit("register:1.2.3.4", 60, 120).unwrap(), 1);
+    assert_eq!(store.count_hit("register:1.2.3.4", 60, 150).unwrap(), 2, "same window");
+    assert_eq!(store.count_hit("register:5.6.7.8", 60, 150).unwrap(), 1, "per key");
+    assert_eq!(store.count_hit("register:1.2.3.4", 60, 180).unwrap(), 1, "next window starts afresh");
+}
+
+fn unused_clients_expire(store: &dyn Store) {
+    let client = |id: &str, at: i64| Client {
+        client_id: id.into(),
+        client_name: None,
+        redirect_uris: vec!["cursor://cb".into()],
+        grant_types: vec!["authorization_code".into()],
+        response_types: vec!["code".into()],
+        token_endpoint_auth_method: "none".into(),
+        client_secret_hash: None,
+        client_id_issued_at: at,
+    };
+    store.insert_client(&client("old-unused", 100)).unwrap();
+    store.insert_client(&client("old-used", 100)).unwrap();
+    store.insert_client(&client("recent", 900)).unwrap();
+    store.mark_client_used("old-used").unwrap();
+    assert!(store.expire_unused_clients(500).unwrap() >= 1);
+    assert_eq!(store.client("old-unused").unwrap(), None, "never used: deleted");
+    assert!(store.client("old-used").unwrap().is_some(), "used: kept");
+    assert!(store.client("recent").unwrap().is_some(), "recent: kept");
+}
+
+fn families_end_at_their_lifetime(store: &dyn Store) {
+    let token = RefreshToken { family_expires_at: Some(5_000), ..refresh("fam-life", "c-life", "j0") };
+    store.insert_refresh("life-h1", &token).unwrap();
+    // Rotated at 4_500: the successor would live to 13_500, but the family ends at 5_000.
+    assert!(matches!(
+        rotate(store, "life-h1", "c-life", rotation("life-h2", "j1"), 4_500).unwrap(),
+        RefreshUse::Rotated { .. }
+    ));
+    assert_eq!(rotate(store, "life-h2", "c-life", rotation("life-h3", "j2"), 5_000).unwrap(), RefreshUse::Expired);
 }
 
 fn grant(client: &str) -> Grant {
@@ -28,6 +70,7 @@ fn refresh(family: &str, client: &str, jti: &str) -> RefreshToken {
         expires_at: 10_000,
         access_jti: jti.into(),
         access_expires_at: 2_000,
+        family_expires_at: None,
     }
 }
 

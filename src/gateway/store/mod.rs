@@ -111,18 +111,26 @@ pub struct RefreshToken {
     /// The access token issued with it, revoked with the family.
     pub(crate) access_jti: String,
     pub(crate) access_expires_at: i64,
+    /// When the family ends whatever its rotations: fixed at the login, so a
+    /// stolen or long-lived chain of refreshes cannot outlive it. `None` for
+    /// tokens stored before families had a lifetime.
+    #[serde(default)]
+    pub(crate) family_expires_at: Option<i64>,
 }
 
 impl RefreshToken {
     /// The token that replaces this one in its family: same grant, new
-    /// lifetimes from `now`, bound to the access token issued with it.
+    /// lifetimes from `now` (never past the family's end), bound to the access
+    /// token issued with it.
     pub(crate) fn successor(&self, next: &Rotation, lifetimes: Lifetimes, now: i64) -> Self {
+        let expires_at = now + lifetimes.refresh;
         Self {
             family: self.family.clone(),
             grant: self.grant.clone(),
-            expires_at: now + lifetimes.refresh,
+            expires_at: self.family_expires_at.map_or(expires_at, |end| expires_at.min(end)),
             access_jti: next.access_jti.clone(),
             access_expires_at: now + lifetimes.access,
+            family_expires_at: self.family_expires_at,
         }
     }
 }
@@ -210,6 +218,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes expired rows; returns how many.
     fn sweep(&self, now: i64) -> Result<usize, StoreError>;
+
+    /// Counts one hit on `key` in the fixed window of `window` seconds that
+    /// holds `now`; returns the window's count so far, this hit included.
+    /// Shared by every replica on the store, so a per-IP limit holds across
+    /// them.
+    fn count_hit(&self, key: &str, window: i64, now: i64) -> Result<u64, StoreError>;
+    /// Records that a client completed a login (its registration is in use
+    /// and is kept).
+    fn mark_client_used(&self, client_id: &str) -> Result<(), StoreError>;
+    /// Deletes clients registered before `created_before` that never completed
+    /// a login; returns how many.
+    fn expire_unused_clients(&self, created_before: i64) -> Result<usize, StoreError>;
 }
 
 /// Where the store lives: `sqlite:PATH` (the default) or `redis://...`.

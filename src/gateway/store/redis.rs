@@ -14,6 +14,8 @@
 //! | `rt:{hash}` | hash: `family`, `client_id`, `state` (active/used/revoked), `data` |
 //! | `rtfam:{family}` | set of the family's token hashes |
 //! | `revoked` | sorted set, score = revocation time, member = `{exp}:{jti}` |
+//! | `clients:unused` | sorted set, score = registration time, member = client id (removed at first login) |
+//! | `hits:{key}:{window}` | a rate-limit counter (INCR), expiring with its window |
 //!
 //! Expiry is logical, as in SQLite (each record's `expires_at` is compared with
 //! the caller's clock), and Redis deletes a key [`GRACE`] seconds after it.
@@ -208,7 +210,22 @@ impl Store for RedisStore {
     }
 
     fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
-        self.put(key("client", &client.client_id), encode(client)?, None)
+        let data = encode(client)?;
+        self.with(|conn| {
+            redis::pipe()
+                .atomic()
+                .cmd("SET")
+                .arg(key("client", &client.client_id))
+                .arg(&data)
+                .ignore()
+                .cmd("ZADD")
+                .arg(key("clients", "unused"))
+                .arg(client.client_id_issued_at)
+                .arg(&client.client_id)
+                .ignore()
+                .query::<()>(conn)?;
+            Ok(())
+        })
     }
 
     fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
@@ -376,6 +393,57 @@ impl Store for RedisStore {
             return Ok(0);
         }
         self.with(|conn| Ok(redis::cmd("ZREM").arg(&name).arg(&expired).query(conn)?))
+    }
+
+    fn count_hit(&self, key_name: &str, window: i64, now: i64) -> Result<u64, StoreError> {
+        let window = window.max(1);
+        let name = key("hits", &format!("{key_name}:{}", now / window));
+        let expires_at = (now / window + 1) * window;
+        let (count,): (u64,) = self.with(|conn| {
+            Ok(redis::pipe()
+                .atomic()
+                .cmd("INCR")
+                .arg(&name)
+                .cmd("EXPIREAT")
+                .arg(&name)
+                .arg(expire_at(expires_at))
+                .ignore()
+                .query(conn)?)
+        })?;
+        Ok(count)
+    }
+
+    fn mark_client_used(&self, client_id: &str) -> Result<(), StoreError> {
+        self.with(|conn| {
+            redis::cmd("ZREM").arg(key("clients", "unused")).arg(client_id).query::<()>(conn)?;
+            Ok(())
+        })
+    }
+
+    fn expire_unused_clients(&self, created_before: i64) -> Result<usize, StoreError> {
+        let name = key("clients", "unused");
+        // Exclusive bound, as SQLite's `created_at < ?`.
+        let stale: Vec<String> = self.with(|conn| {
+            Ok(redis::cmd("ZRANGEBYSCORE").arg(&name).arg("-inf").arg(format!("({created_before}")).query(conn)?)
+        })?;
+        if stale.is_empty() {
+            return Ok(0);
+        }
+        let keys: Vec<String> = stale.iter().map(|id| key("client", id)).collect();
+        self.with(|conn| {
+            redis::pipe()
+                .atomic()
+                .cmd("DEL")
+                .arg(&keys)
+                .ignore()
+                .cmd("ZREM")
+                .arg(&name)
+                .arg(&stale)
+                .ignore()
+                .query::<()>(conn)?;
+            Ok(())
+        })?;
+        Ok(stale.len())
     }
 }
 

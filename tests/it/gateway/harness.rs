@@ -15,6 +15,7 @@ use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cognigate::gateway::config::{Env, GatewayConfig};
+use cognigate::gateway::security::SecurityOptions;
 use cognigate::gateway::state::AppState;
 use cognigate::gateway::store::SqliteStore;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -256,18 +257,40 @@ impl Gateway {
 
     /// `redis`: a Redis URL for the store instead of SQLite.
     pub async fn start_on(routes: impl FnOnce(SocketAddr) -> Value, redis: Option<&str>) -> Self {
+        Self::start_secured(routes, redis, SecurityOptions::default()).await
+    }
+
+    /// The two default routes with the given security options.
+    pub async fn start_with_security(security: SecurityOptions) -> Self {
+        Self::start_secured(
+            |upstream| {
+                json!({"paths": {
+                    "/mcp/echo": route(&format!("http://{upstream}/mcp")),
+                    "/mcp/other": route(&format!("http://{upstream}/other")),
+                }})
+            },
+            None,
+            security,
+        )
+        .await
+    }
+
+    pub async fn start_secured(
+        routes: impl FnOnce(SocketAddr) -> Value,
+        redis: Option<&str>,
+        security: SecurityOptions,
+    ) -> Self {
         let idp = Idp::start().await;
         let upstream = Upstream::start().await;
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("policies.json"), policies().to_string()).unwrap();
         std::fs::write(dir.path().join("routes.oas.json"), routes(upstream.addr).to_string()).unwrap();
         std::fs::write(dir.path().join(".env"), env_text(idp.addr)).unwrap();
-        let state = match redis {
-            None => Self::state(dir.path()),
-            Some(url) => {
-                Self::state_with(dir.path(), Arc::new(cognigate::gateway::store::RedisStore::open(url).unwrap()))
-            }
+        let store: Arc<dyn cognigate::gateway::store::Store> = match redis {
+            None => Arc::new(SqliteStore::open(&dir.path().join("gw.db")).unwrap()),
+            Some(url) => Arc::new(cognigate::gateway::store::RedisStore::open(url).unwrap()),
         };
+        let state = Self::state_secured(dir.path(), store, security);
         let router = cognigate::gateway::router(state.clone());
         Self { state, router, idp, upstream, dir }
     }
@@ -278,11 +301,19 @@ impl Gateway {
     }
 
     pub fn state_with(dir: &std::path::Path, store: Arc<dyn cognigate::gateway::store::Store>) -> AppState {
+        Self::state_secured(dir, store, SecurityOptions::default())
+    }
+
+    pub fn state_secured(
+        dir: &std::path::Path,
+        store: Arc<dyn cognigate::gateway::store::Store>,
+        security: SecurityOptions,
+    ) -> AppState {
         let text = std::fs::read_to_string(dir.join(".env")).unwrap();
         let env =
             Env::from_pairs(text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())));
         let config = GatewayConfig::load(dir, &env).unwrap();
-        AppState::build(config, PUBLIC_URL, store).unwrap()
+        AppState::build_with(config, PUBLIC_URL, store, security).unwrap()
     }
 
     pub async fn send(&self, request: Request<Body>) -> Response {
