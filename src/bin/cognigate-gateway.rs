@@ -41,6 +41,9 @@ struct Cli {
     /// Serving threads (one per CPU by default); each has its own listener on the address.
     #[arg(long, env = "COGNIGATE_WORKERS")]
     workers: Option<usize>,
+    /// Serve /metrics on this address only (e.g. 127.0.0.1:9100), not on --listen.
+    #[arg(long, env = "COGNIGATE_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// Origin a browser-based MCP client may call from besides the public URL's
     /// (e.g. http://localhost:6274 for MCP Inspector); repeat or comma-separate.
     #[arg(long = "allowed-origin", env = "COGNIGATE_ALLOWED_ORIGINS", value_delimiter = ',')]
@@ -126,6 +129,7 @@ fn main() -> ExitCode {
             refresh_family_lifetime: cli.refresh_family_lifetime,
             ..SecurityOptions::default()
         },
+        metrics_listen: cli.metrics_listen,
         limits: ConnectionLimits { header_read_timeout: cli.header_timeout, max_connections: cli.max_connections },
     };
     // The main thread serves too, on a single-threaded runtime like the other

@@ -47,15 +47,22 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// The gateway's HTTP surface.
 pub fn router(state: AppState) -> Router {
-    let endpoints = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(metrics_text))
+    let mut endpoints = Router::new().route("/healthz", get(|| async { "ok" }));
+    if !state.security.metrics_separate {
+        endpoints = endpoints.route("/metrics", get(metrics_text));
+    }
+    let endpoints = endpoints
         .merge(oauth::routes())
         .layer(middleware::from_fn_with_state(state.clone(), security::guard))
         .layer(middleware::from_fn(cors::cors))
         .layer(middleware::from_fn_with_state(state.clone(), observe));
     // The proxy route records its own metrics and CORS (see `proxy::proxy`).
     Router::new().route("/mcp/{slug}", any(proxy::proxy)).merge(endpoints).with_state(state)
+}
+
+/// `/metrics` alone, for `--metrics-listen` (an address only the scraper reaches).
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new().route("/metrics", get(metrics_text)).with_state(state)
 }
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
@@ -100,6 +107,8 @@ pub struct ServeOptions {
     /// (SO_REUSEPORT); `None`: one per CPU.
     pub workers: Option<usize>,
     pub security: security::SecurityOptions,
+    /// Serve `/metrics` here instead of on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
     /// Header deadline and the connection cap, for the whole process (the
     /// cap is shared out between the serving threads).
     pub limits: server::ConnectionLimits,
@@ -137,6 +146,7 @@ pub(crate) fn boot(options: &ServeOptions) -> Result<AppState, BootError> {
     let public_url = public_url(options, &env);
     let mut security = options.security.clone();
     security.loopback_only |= options.listen.ip().is_loopback();
+    security.metrics_separate |= options.metrics_listen.is_some();
     Ok(AppState::build_with(config, &public_url, store, security)?)
 }
 
@@ -176,10 +186,16 @@ pub async fn serve(options: ServeOptions) -> Result<(), BootError> {
     let mut listeners =
         bind_listeners(options.listen, workers).map_err(|source| BootError::Bind { addr: options.listen, source })?;
     let local = listeners[0].local_addr().map_err(BootError::Serve)?;
+    let metrics_listener = match options.metrics_listen {
+        Some(addr) => {
+            Some(tokio::net::TcpListener::bind(addr).await.map_err(|source| BootError::Bind { addr, source })?)
+        }
+        None => None,
+    };
     log_ready(&state, local, workers);
     spawn_maintenance(state.clone());
 
-    let app = router(state);
+    let app = router(state.clone());
     let limits = server::ConnectionLimits {
         max_connections: options.limits.max_connections.div_ceil(workers).max(1),
         ..options.limits
@@ -187,6 +203,11 @@ pub async fn serve(options: ServeOptions) -> Result<(), BootError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let first = listeners.remove(0);
     let finished = spawn_workers(listeners, &app, limits, &stop_rx)?;
+    if let Some(listener) = metrics_listener {
+        tracing::info!(metrics_listen = ?listener.local_addr().ok(), "metrics served on their own address");
+        let metrics_limits = server::ConnectionLimits { max_connections: 64, ..limits };
+        tokio::spawn(server::serve_listener(listener, metrics_router(state), metrics_limits, stop_rx.clone()));
+    }
     let listener = tokio::net::TcpListener::from_std(first).map_err(BootError::Serve)?;
     let server = server::serve_listener(listener, app, limits, stop_rx);
     let mut server = std::pin::pin!(server);

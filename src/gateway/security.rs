@@ -54,6 +54,9 @@ pub struct SecurityOptions {
     pub refresh_family_lifetime: Duration,
     /// How long an OAuth endpoint waits for a request body.
     pub body_read_timeout: Duration,
+    /// `/metrics` is served on its own address (`--metrics-listen`), not on
+    /// the public one.
+    pub metrics_separate: bool,
 }
 
 impl Default for SecurityOptions {
@@ -68,6 +71,7 @@ impl Default for SecurityOptions {
             unused_registration_ttl: Duration::from_secs(7 * 24 * 3600),
             refresh_family_lifetime: Duration::from_secs(30 * 24 * 3600),
             body_read_timeout: Duration::from_secs(10),
+            metrics_separate: false,
         }
     }
 }
@@ -176,13 +180,12 @@ pub(crate) fn rebinding_refusal(state: &AppState, headers: &HeaderMap) -> Option
 
 /// `localhost`, `*.localhost`, `127.x.x.x` or `[::1]`, with any port.
 pub(crate) fn is_loopback_host(host: &str) -> bool {
-    let name =
-        match host.strip_prefix('[') {
-            Some(rest) => rest.split(']').next().unwrap_or_default(),
-            None => host
-                .rsplit_once(':')
-                .map_or(host, |(name, port)| if port.bytes().all(|b| b.is_ascii_digit()) { name } else { host }),
-        };
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host
+            .rsplit_once(':')
+            .map_or(host, |(name, port)| if port.bytes().all(|b| b.is_ascii_digit()) { name } else { host }),
+    };
     let name = name.trim_end_matches('.').to_ascii_lowercase();
     name == "localhost" || name.ends_with(".localhost") || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }

@@ -1,9 +1,11 @@
 //! `/oauth/authorize` (the MCP client's browser arrives) and `/oauth/callback`
 //! (the browser returns from the IdP's hosted login).
 //!
-//! Until the client and its redirect URI are known to be genuine, errors are
-//! shown as a page (RFC 6749 4.1.2.1: never redirect to an unverified URI);
-//! after that they go back to the client as `error=` on its redirect URI.
+//! Errors here are shown as a page: before the client and its redirect URI
+//! are known to be genuine (RFC 6749 4.1.2.1: never redirect to an
+//! unverified URI), and after that too, because no user has acted yet (RFC
+//! 9700 4.11.2). Errors after the user signed in go back to the client as
+//! `error=` on its redirect URI.
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
@@ -38,6 +40,16 @@ impl Params {
 pub(super) async fn authorize(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Response, PageError> {
     let params = Params::parse(query.as_deref());
     let (client_id, redirect_uri) = trusted_redirect(&state, &params).await?;
+    // Errors before any user interaction are pages, even to a registered URI
+    // (RFC 9700 section 4.11.2): anyone can register a client, and an error
+    // redirect without the user's involvement would make this endpoint an
+    // open redirector to the attacker's registered URI.
+    let (challenge, route) = match checked_request(&state, &params) {
+        Ok(checked) => checked,
+        Err((error, description)) => {
+            return Err(PageError::bad_request(format!("The request was refused ({error}): {description}.")));
+        }
+    };
     // Each authorization request stores a pending login: bound what one
     // client can make the store hold.
     let pending_key = format!("pending:{client_id}");
@@ -48,14 +60,7 @@ pub(super) async fn authorize(State(state): State<AppState>, RawQuery(query): Ra
     {
         return Ok(response);
     }
-    // From here on the redirect URI is trusted: errors go back to the client.
     let client_state = params.get("state");
-    let (challenge, route) = match checked_request(&state, &params) {
-        Ok(checked) => checked,
-        Err((error, description)) => {
-            return Ok(redirect_error(&state, &redirect_uri, error, description, client_state));
-        }
-    };
 
     let idp_verifier = random_token(32);
     let login = PendingLogin {

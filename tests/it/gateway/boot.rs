@@ -111,3 +111,59 @@ async fn serves_and_stops_on_sigterm() {
     assert_eq!(status.code(), Some(0));
     assert!(dir.path().join("state/gw.db").exists(), "the SQLite store was created");
 }
+
+/// A free loopback address.
+fn free_addr() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    format!("127.0.0.1:{port}")
+}
+
+#[tokio::test]
+async fn metrics_on_their_own_address() {
+    let idp = "127.0.0.1:9".parse().unwrap();
+    let routes = json!({"paths": {"/mcp/echo": route("http://127.0.0.1:9/mcp")}});
+    let dir = config_dir(policies(), routes, &env_text(idp));
+    let (listen, metrics) = (free_addr(), free_addr());
+    let mut child = Command::new(BIN)
+        .args(["--listen", &listen, "--metrics-listen", &metrics, "--store", "sqlite:gw.db"])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let mut scraped = None;
+    for _ in 0..100 {
+        if let Ok(response) = http.get(format!("http://{metrics}/metrics")).send().await {
+            scraped = Some((response.status(), response.text().await.unwrap()));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let public = http.get(format!("http://{listen}/metrics")).send().await.map(|r| r.status());
+    let _ = child.kill();
+    let _ = child.wait();
+    let (status, text) = scraped.expect("the metrics address answers");
+    assert_eq!(status, 200);
+    assert!(text.contains("cognigate_"), "{text}");
+    assert_eq!(public.unwrap(), 404, "not on the public address");
+}
+
+#[test]
+fn a_store_readable_by_others_stops_the_boot_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let idp = "127.0.0.1:9".parse().unwrap();
+    let routes = json!({"paths": {"/mcp/echo": route("http://127.0.0.1:9/mcp")}});
+    let dir = config_dir(policies(), routes, &env_text(idp));
+    let db = dir.path().join("gw.db");
+    std::fs::write(&db, b"").unwrap();
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = Command::new(BIN)
+        .args(["--listen", &free_addr(), "--store", "sqlite:gw.db"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Fix: chmod 600 gw.db"), "{stderr}");
+}
