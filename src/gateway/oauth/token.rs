@@ -17,7 +17,7 @@ use super::OAuthError;
 use super::client_auth::authenticate;
 use crate::gateway::crypto::{random_token, sha256_hex, verify_pkce};
 use crate::gateway::state::AppState;
-use crate::gateway::store::{Grant, RefreshToken, RefreshUse, RevokedAccess, Rotation, now};
+use crate::gateway::store::{CodeUse, Grant, RefreshToken, RefreshUse, RevokedAccess, Rotation, now};
 
 #[derive(Deserialize)]
 pub(super) struct TokenForm {
@@ -67,7 +67,8 @@ pub(super) async fn token(
         other => return Err(OAuthError::UnsupportedGrantType(format!("`{other}` is not supported"))),
     };
     let with_refresh = client.grant_types.iter().any(|g| g == "refresh_token");
-    issue(&state, grant, with_refresh.then_some(family), "authorization_code").await
+    let code_hash = form.code.as_deref().map(sha256_hex);
+    issue(&state, grant, with_refresh.then_some(family), code_hash, "authorization_code").await
 }
 
 async fn redeem_code(
@@ -82,11 +83,11 @@ async fn redeem_code(
         .as_deref()
         .ok_or_else(|| OAuthError::InvalidRequest("code_verifier is required (PKCE)".into()))?;
     let hash = sha256_hex(code);
-    let record = state
-        .store
-        .run(move |store| store.take_code(&hash, now()))
-        .await?
-        .ok_or_else(|| OAuthError::InvalidGrant("the code is invalid, expired or already used".into()))?;
+    let lookup = hash.clone();
+    let Some(record) = state.store.run(move |store| store.take_code(&lookup, now())).await? else {
+        revoke_replayed_code(state, hash).await?;
+        return Err(OAuthError::InvalidGrant("the code is invalid, expired or already used".into()));
+    };
     if record.grant.client_id != client_id {
         return Err(OAuthError::InvalidGrant("the code was issued to another client".into()));
     }
@@ -105,6 +106,35 @@ async fn redeem_code(
     }
     check_resource(state, form.resource.as_deref(), &record.grant)?;
     Ok(record.grant)
+}
+
+/// A code presented again after it was redeemed: someone else has it (it
+/// leaked from the redirect), so what the first use issued is revoked (RFC
+/// 6749 section 4.1.2, OAuth 2.1 section 4.1.3).
+async fn revoke_replayed_code(state: &AppState, hash: String) -> Result<(), OAuthError> {
+    let at = now();
+    let revoked = state
+        .store
+        .run(move |store| {
+            let Some(used) = store.take_code_use(&hash, at)? else {
+                return Ok(None);
+            };
+            let mut revoked = match &used.family {
+                Some(family) => store.revoke_family_id(family, at)?,
+                None => Vec::new(),
+            };
+            if used.access.expires_at > at {
+                store.revoke_access(&used.access, at)?;
+                revoked.push(used.access);
+            }
+            Ok(Some(revoked))
+        })
+        .await?;
+    if let Some(revoked) = revoked {
+        tracing::warn!(revoked_access_tokens = revoked.len(), "authorization code replayed: what it issued is revoked");
+        state.revocations.add(revoked);
+    }
+    Ok(())
 }
 
 /// An RFC 8707 `resource` at the token endpoint must name the granted route.
@@ -153,6 +183,7 @@ async fn issue(
     state: &AppState,
     grant: Grant,
     family: Option<String>,
+    code_hash: Option<String>,
     grant_type: &str,
 ) -> Result<Response, OAuthError> {
     let Some(route) = state.routes.get(&grant.slug) else {
@@ -160,6 +191,15 @@ async fn issue(
     };
     let issued_at = now();
     let access_jti = random_token(16);
+    let access_expires_at = issued_at + route.route.policy.access_token_ttl.as_secs() as i64;
+    if let Some(hash) = code_hash {
+        let used = CodeUse {
+            family: family.clone(),
+            access: RevokedAccess { jti: access_jti.clone(), expires_at: access_expires_at },
+            expires_at: access_expires_at,
+        };
+        state.store.run(move |store| store.insert_code_use(&hash, &used)).await?;
+    }
     let refresh = match family {
         Some(family) => {
             let token = random_token(32);

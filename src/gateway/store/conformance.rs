@@ -2,8 +2,8 @@
 //! Times are synthetic (small numbers) so expiry is tested without sleeping.
 
 use super::{
-    AuthCode, Client, Consent, Grant, Lifetimes, PendingLogin, RefreshToken, RefreshUse, RevokedAccess, Rotation,
-    Store, StoreError,
+    AuthCode, Client, CodeUse, Consent, Grant, Lifetimes, PendingLogin, RefreshToken, RefreshUse, RevokedAccess,
+    Rotation, Store, StoreError,
 };
 
 pub(crate) fn run_all(store: &dyn Store) {
@@ -18,6 +18,25 @@ pub(crate) fn run_all(store: &dyn Store) {
     rate_counters_are_per_window(store);
     unused_clients_expire(store);
     families_end_at_their_lifetime(store);
+    code_uses_revoke_their_family(store);
+}
+
+fn code_uses_revoke_their_family(store: &dyn Store) {
+    store.insert_refresh("cu-h1", &refresh("cu-fam", "c-cu", "cu-j1")).unwrap();
+    let used = CodeUse {
+        family: Some("cu-fam".into()),
+        access: RevokedAccess { jti: "cu-j0".into(), expires_at: 2_000 },
+        expires_at: 2_000,
+    };
+    store.insert_code_use("cu-code", &used).unwrap();
+    assert_eq!(store.take_code_use("cu-code", 100).unwrap(), Some(used));
+    assert_eq!(store.take_code_use("cu-code", 100).unwrap(), None, "once");
+    let revoked = store.revoke_family_id("cu-fam", 100).unwrap();
+    assert_eq!(revoked.iter().map(|r| r.jti.as_str()).collect::<Vec<_>>(), ["cu-j1"]);
+    assert!(matches!(
+        rotate(store, "cu-h1", "c-cu", rotation("cu-h2", "cu-j2"), 100).unwrap(),
+        RefreshUse::Reused { .. }
+    ));
 }
 
 fn rate_counters_are_per_window(store: &dyn Store) {

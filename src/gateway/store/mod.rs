@@ -102,6 +102,16 @@ pub struct AuthCode {
     pub(crate) expires_at: i64,
 }
 
+/// What a redeemed authorization code issued, kept (by the code's hash)
+/// until the code would have expired and the access token with it: a second
+/// use of the code revokes it all (RFC 6749 section 4.1.2).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CodeUse {
+    pub(crate) family: Option<String>,
+    pub(crate) access: RevokedAccess,
+    pub(crate) expires_at: i64,
+}
+
 /// A refresh token (stored by hash) in its rotation family.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RefreshToken {
@@ -166,7 +176,7 @@ pub enum RefreshUse {
     },
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RevokedAccess {
     pub(crate) jti: String,
     pub(crate) expires_at: i64,
@@ -218,6 +228,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes expired rows; returns how many.
     fn sweep(&self, now: i64) -> Result<usize, StoreError>;
+
+    /// Records what the code `hash` issued when it was redeemed.
+    fn insert_code_use(&self, hash: &str, used: &CodeUse) -> Result<(), StoreError>;
+    /// What the redeemed code `hash` issued, if it was redeemed and the record
+    /// has not expired; removed (a replay revokes once).
+    fn take_code_use(&self, hash: &str, now: i64) -> Result<Option<CodeUse>, StoreError>;
+    /// Revokes every token of refresh family `family`; returns the unexpired
+    /// access tokens it issued, now revoked too.
+    fn revoke_family_id(&self, family: &str, now: i64) -> Result<Vec<RevokedAccess>, StoreError>;
 
     /// Counts one hit on `key` in the fixed window of `window` seconds that
     /// holds `now`; returns the window's count so far, this hit included.

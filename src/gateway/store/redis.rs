@@ -10,7 +10,7 @@
 //! |---|---|
 //! | `meta:signing_key` | the signing key (SET NX) |
 //! | `client:{id}` | client JSON, no expiry |
-//! | `login:{state}`, `consent:{id}`, `code:{hash}` | record JSON; taken with GETDEL |
+//! | `login:{state}`, `consent:{id}`, `code:{hash}`, `codeuse:{hash}` | record JSON; taken with GETDEL |
 //! | `rt:{hash}` | hash: `family`, `client_id`, `state` (active/used/revoked), `data` |
 //! | `rtfam:{family}` | set of the family's token hashes |
 //! | `revoked` | sorted set, score = revocation time, member = `{exp}:{jti}` |
@@ -32,8 +32,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    AuthCode, Client, Consent, Grant, Lifetimes, PendingLogin, RefreshToken, RefreshUse, RevokedAccess, Rotation,
-    Store, StoreError, now,
+    AuthCode, Client, CodeUse, Consent, Grant, Lifetimes, PendingLogin, RefreshToken, RefreshUse, RevokedAccess,
+    Rotation, Store, StoreError, now,
 };
 
 const PREFIX: &str = "cognigate:";
@@ -393,6 +393,18 @@ impl Store for RedisStore {
             return Ok(0);
         }
         self.with(|conn| Ok(redis::cmd("ZREM").arg(&name).arg(&expired).query(conn)?))
+    }
+
+    fn insert_code_use(&self, hash: &str, used: &CodeUse) -> Result<(), StoreError> {
+        self.put(key("codeuse", hash), encode(used)?, Some(used.expires_at))
+    }
+
+    fn take_code_use(&self, hash: &str, now: i64) -> Result<Option<CodeUse>, StoreError> {
+        self.take(key("codeuse", hash), |u: &CodeUse| u.expires_at, now)
+    }
+
+    fn revoke_family_id(&self, family: &str, now: i64) -> Result<Vec<RevokedAccess>, StoreError> {
+        self.revoke_family(family, now)
     }
 
     fn count_hit(&self, key_name: &str, window: i64, now: i64) -> Result<u64, StoreError> {

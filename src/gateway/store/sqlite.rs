@@ -14,8 +14,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    AuthCode, Client, Consent, Grant, Lifetimes, PendingLogin, RefreshToken, RefreshUse, RevokedAccess, Rotation,
-    Store, StoreError,
+    AuthCode, Client, CodeUse, Consent, Grant, Lifetimes, PendingLogin, RefreshToken, RefreshUse, RevokedAccess,
+    Rotation, Store, StoreError,
 };
 
 const SCHEMA: &str = "
@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS revoked_access (jti TEXT PRIMARY KEY, expires_at INTE
 CREATE INDEX IF NOT EXISTS revoked_access_at ON revoked_access (revoked_at);
 CREATE TABLE IF NOT EXISTS rate_hits (key TEXT PRIMARY KEY, count INTEGER NOT NULL, expires_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS used_clients (client_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS code_uses (hash TEXT PRIMARY KEY, data TEXT NOT NULL, expires_at INTEGER NOT NULL);
 ";
 
 pub struct SqliteStore {
@@ -306,10 +307,32 @@ impl Store for SqliteStore {
     fn sweep(&self, now: i64) -> Result<usize, StoreError> {
         let conn = self.conn();
         let mut deleted = 0;
-        for table in ["pending_logins", "consents", "auth_codes", "refresh_tokens", "revoked_access", "rate_hits"] {
+        for table in
+            ["pending_logins", "consents", "auth_codes", "refresh_tokens", "revoked_access", "rate_hits", "code_uses"]
+        {
             deleted += conn.execute(&format!("DELETE FROM {table} WHERE expires_at <= ?1"), params![now])?;
         }
         Ok(deleted)
+    }
+
+    fn insert_code_use(&self, hash: &str, used: &CodeUse) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO code_uses (hash, data, expires_at) VALUES (?1, ?2, ?3)",
+            params![hash, encode(used)?, used.expires_at],
+        )?;
+        Ok(())
+    }
+
+    fn take_code_use(&self, hash: &str, now: i64) -> Result<Option<CodeUse>, StoreError> {
+        take(&self.conn(), "code_uses", "hash", hash, now)
+    }
+
+    fn revoke_family_id(&self, family: &str, now: i64) -> Result<Vec<RevokedAccess>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let revoked = revoke_family(&tx, family, now)?;
+        tx.commit()?;
+        Ok(revoked)
     }
 
     fn count_hit(&self, key: &str, window: i64, now: i64) -> Result<u64, StoreError> {

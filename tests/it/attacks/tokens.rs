@@ -58,3 +58,56 @@ async fn forged_x_forwarded_for_is_dropped_unless_from_a_trusted_proxy() {
     assert_eq!(forwarded_for(&gw, "198.51.100.4").await.as_deref(), Some("198.51.100.4"), "the peer only");
     assert_eq!(forwarded_for(&gw, "10.1.2.3").await.as_deref(), Some("203.0.113.9, 10.1.2.3"), "the proxy's chain");
 }
+
+#[tokio::test]
+async fn a_replayed_code_revokes_what_its_first_use_issued() {
+    let gw = Gateway::start().await;
+    let client_id = gw.register().await;
+    let (verifier, challenge) = crate::gateway::harness::pkce();
+    let callback = crate::gateway::harness::login_until_callback(
+        &gw,
+        &client_id,
+        &challenge,
+        "http://gw.test/mcp/echo",
+        |nonce| crate::gateway::harness::sign_id_token(&crate::gateway::harness::id_claims(nonce), "dummy"),
+    )
+    .await;
+    let page = crate::gateway::harness::consent_page(callback).await;
+    let approved = crate::gateway::harness::post_consent(&gw, &page, "approve").await;
+    let code = crate::gateway::harness::query(&crate::gateway::harness::location(&approved), "code").unwrap();
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", crate::gateway::harness::REDIRECT_URI),
+        ("code_verifier", verifier.as_str()),
+        ("client_id", client_id.as_str()),
+    ];
+    let redeem = || gw.post_form("/oauth/token", &form);
+    let first = json_body(redeem().await).await;
+    let access = first["access_token"].as_str().unwrap().to_owned();
+    let call = || {
+        gw.send(
+            bearer("/mcp/echo", &access)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#))
+                .unwrap(),
+        )
+    };
+    assert_eq!(call().await.status(), StatusCode::OK, "the first use's token works");
+
+    let replay = redeem().await;
+    assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(json_body(replay).await["error"], "invalid_grant");
+    assert_eq!(call().await.status(), StatusCode::UNAUTHORIZED, "the access token is revoked");
+    let refresh = gw
+        .post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", first["refresh_token"].as_str().unwrap()),
+                ("client_id", &client_id),
+            ],
+        )
+        .await;
+    assert_eq!(json_body(refresh).await["error"], "invalid_grant", "and the refresh family");
+}
