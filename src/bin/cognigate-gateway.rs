@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use std::time::Duration;
 
+use cognigate::gateway::audit::AuditTarget;
 use cognigate::gateway::security::{Cidr, SecurityOptions};
 use cognigate::gateway::server::ConnectionLimits;
 use cognigate::gateway::{ServeOptions, StoreUrl, serve};
@@ -73,6 +74,15 @@ struct Cli {
     /// A refresh-token family ends this long after its login, however often it rotates.
     #[arg(long, env = "COGNIGATE_REFRESH_FAMILY_LIFETIME", default_value = "30d", value_parser = parse_duration)]
     refresh_family_lifetime: Duration,
+    /// Audit log of MCP requests, one JSON line each: `stdout` or a file path
+    /// (appended, created 0600). Off by default; when on, every MCP POST body
+    /// is read to name its method and tool.
+    #[arg(long, env = "COGNIGATE_AUDIT_LOG", value_parser = parse_audit)]
+    audit_log: Option<AuditTarget>,
+}
+
+fn parse_audit(value: &str) -> Result<AuditTarget, String> {
+    value.parse()
 }
 
 fn parse_store(value: &str) -> Result<StoreUrl, String> {
@@ -98,7 +108,11 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // NO_COLOR (no-color.org): no escapes even on a terminal.
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        )
         .init();
 
     let env_file = match cli.env_file {
@@ -131,6 +145,7 @@ fn main() -> ExitCode {
         },
         metrics_listen: cli.metrics_listen,
         limits: ConnectionLimits { header_read_timeout: cli.header_timeout, max_connections: cli.max_connections },
+        audit_log: cli.audit_log,
     };
     // The main thread serves too, on a single-threaded runtime like the other
     // serving threads `serve` starts.

@@ -6,8 +6,10 @@
 //! (runtime objects: store, signing key, HTTP clients) → [`router`]:
 //! [`oauth`] (the authorization server and the IdP leg in [`oidc`]) and
 //! [`proxy`]. [`store`] holds what outlives a request; [`tokens`] the
-//! gateway's own access tokens; [`metrics`] the Prometheus counters.
+//! gateway's own access tokens; [`metrics`] the Prometheus counters;
+//! [`audit`] the one-line-per-MCP-request audit log.
 
+pub mod audit;
 pub mod config;
 mod cors;
 mod crypto;
@@ -112,6 +114,8 @@ pub struct ServeOptions {
     /// Header deadline and the connection cap, for the whole process (the
     /// cap is shared out between the serving threads).
     pub limits: server::ConnectionLimits,
+    /// Where the audit log goes; `None`: no audit log.
+    pub audit_log: Option<audit::AuditTarget>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +132,8 @@ pub enum BootError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    #[error("{0}")]
+    Audit(String),
 }
 
 pub(crate) fn default_public_url(listen: SocketAddr) -> String {
@@ -147,7 +153,8 @@ pub(crate) fn boot(options: &ServeOptions) -> Result<AppState, BootError> {
     let mut security = options.security.clone();
     security.loopback_only |= options.listen.ip().is_loopback();
     security.metrics_separate |= options.metrics_listen.is_some();
-    Ok(AppState::build_with(config, &public_url, store, security)?)
+    let audit = options.audit_log.as_ref().map(audit::AuditLog::open).transpose().map_err(BootError::Audit)?;
+    Ok(AppState::build_with(config, &public_url, store, security)?.with_audit(audit))
 }
 
 /// The URL clients reach the gateway at: `--public-url`, else the one `cognigate

@@ -216,7 +216,10 @@ pub(crate) fn too_many(retry_after: i64, what: &str) -> Response {
 /// when more than `limit` hits fell in it (or the store failed).
 pub(crate) async fn limit(state: &AppState, key: String, limit: u64, window: i64, what: &str) -> Result<(), Response> {
     let at = now();
-    match state.store.run(move |store| store.count_hit(&key, window, at)).await {
+    let window = window.max(1);
+    let (index, window_end) = (at / window, (at / window + 1) * window);
+    let key = format!("{key}:{index}");
+    match state.store.run(move |store| store.count_request(&key, window_end, at)).await {
         Ok(count) if count <= limit => Ok(()),
         Ok(_) => Err(too_many(window - at.rem_euclid(window), what)),
         Err(err) => Err(super::oauth::OAuthError::Store(err).into_response()),

@@ -9,18 +9,19 @@
 use serde::Serialize;
 
 use super::cognito::Cognito;
+use super::cognito::branding::Branding;
 use super::cognito::discover::{ClientState, PoolState};
 use super::error::{Error, Result};
-use super::plan::{Action, Plan, Resource, plan};
+use super::plan::{Action, FieldChange, Plan, Resource, plan};
 use super::progress::Progress;
-use super::spec::{DomainSpec, StackSpec};
+use super::spec::{DomainSpec, ManagedLogin, StackSpec};
 use super::state::{Actual, Hint};
 use crate::secret::Secret;
 
 /// What happened to each resource, for the summary and `--output json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Created,
     Reused,
     Updated,
@@ -29,7 +30,7 @@ pub enum Outcome {
 }
 
 #[derive(Debug, Clone)]
-pub struct Applied {
+pub(crate) struct Applied {
     pub pool_id: String,
     pub client_id: String,
     pub client_secret: Secret,
@@ -37,9 +38,13 @@ pub struct Applied {
     pub pool: Outcome,
     pub domain: Outcome,
     pub client: Outcome,
+    /// The stack's listed groups and what happened to each.
+    pub groups: Vec<(String, Outcome)>,
+    /// Managed login v2 only: the app client's branding.
+    pub branding: Option<Branding>,
 }
 
-pub async fn apply(
+pub(crate) async fn apply(
     cognito: &Cognito,
     spec: &StackSpec,
     actual: Actual,
@@ -51,8 +56,13 @@ pub async fn apply(
     }
     let pool_action = plan_.step(Resource::UserPool).map_or(Action::Keep, |s| s.action);
     let (pool, pool_outcome, actual, plan_) = match (actual.pool.clone(), pool_action) {
-        (Some(pool), _) => {
-            let outcome = if matches!(spec.pool, super::spec::PoolTarget::Adopted(_)) {
+        (Some(pool), action) => {
+            let outcome = if action == Action::Update {
+                // The only pool setting cognigate owns after creation.
+                cognito.set_admin_only_signup(&pool.id, !spec.self_signup).await?;
+                tracing::info!(pool = %pool.id, "updated the pool's sign-up setting");
+                Outcome::Updated
+            } else if matches!(spec.pool, super::spec::PoolTarget::Adopted(_)) {
                 Outcome::Adopted
             } else {
                 Outcome::Reused
@@ -77,12 +87,18 @@ pub async fn apply(
     };
 
     let domain_step = plan_.step(Resource::Domain).map_or(Action::Keep, |s| s.action);
+    let domain_changes = plan_.step(Resource::Domain).map(|s| s.changes.as_slice()).unwrap_or_default();
     let client_step = plan_.step(Resource::AppClient).map_or(Action::Keep, |s| s.action);
-    let (domain_outcome, client) = tokio::try_join!(
-        converge_domain(cognito, spec, &pool, domain_step, plan_.old_domain.as_deref(), progress),
+    let (domain_outcome, client, groups) = tokio::try_join!(
+        converge_domain(cognito, spec, &pool, (domain_step, domain_changes), plan_.old_domain.as_deref(), progress),
         converge_client(cognito, spec, &pool, actual.client.clone(), client_step, &plan_),
+        converge_groups(cognito, spec, &pool, &plan_),
     )?;
     let (client, client_outcome) = client;
+    let branding = match spec.managed_login {
+        ManagedLogin::V1 => None,
+        ManagedLogin::V2 => Some(cognito.ensure_branding(&pool.id, &client.id).await?),
+    };
     let client_secret = client
         .secret
         .clone()
@@ -95,7 +111,31 @@ pub async fn apply(
         pool: pool_outcome,
         domain: domain_outcome,
         client: client_outcome,
+        groups,
+        branding,
     })
+}
+
+/// Creates the listed groups the plan found missing, one after another
+/// (a handful at most, and Cognito throttles bursts of CreateGroup).
+async fn converge_groups(
+    cognito: &Cognito,
+    spec: &StackSpec,
+    pool: &PoolState,
+    plan_: &Plan,
+) -> Result<Vec<(String, Outcome)>> {
+    let mut groups = Vec::new();
+    for step in plan_.steps.iter().filter(|s| s.resource == Resource::Group && spec.groups.contains(&s.name)) {
+        let outcome = if step.action == Action::Create {
+            cognito.create_group(&pool.id, &step.name).await?;
+            tracing::info!(group = %step.name, "created group");
+            Outcome::Created
+        } else {
+            Outcome::Reused
+        };
+        groups.push((step.name.clone(), outcome));
+    }
+    Ok(groups)
 }
 
 /// After creating a pool, look for a twin of the same stack; the oldest wins.
@@ -129,7 +169,7 @@ async fn converge_domain(
     cognito: &Cognito,
     spec: &StackSpec,
     pool: &PoolState,
-    action: Action,
+    (action, changes): (Action, &[FieldChange]),
     old_domain: Option<&str>,
     progress: &Progress,
 ) -> Result<Outcome> {
@@ -142,7 +182,7 @@ async fn converge_domain(
             Ok(Outcome::Reused)
         }
         Action::Create => {
-            cognito.create_domain(&pool.id, &spec.domain).await?;
+            cognito.create_domain(&pool.id, &spec.domain, spec.managed_login).await?;
             cognito.wait_domain_active(name, custom, progress).await?;
             Ok(Outcome::Created)
         }
@@ -151,9 +191,15 @@ async fn converge_domain(
                 cognito.delete_domain(&pool.id, old).await?;
                 cognito.wait_domain_gone(old, progress).await?;
             }
-            cognito.create_domain(&pool.id, &spec.domain).await?;
+            cognito.create_domain(&pool.id, &spec.domain, spec.managed_login).await?;
             cognito.wait_domain_active(name, custom, progress).await?;
             Ok(Outcome::Replaced)
+        }
+        Action::Update if changes.iter().any(|c| c.field == "managed_login_version") => {
+            // Sends the certificate of a custom domain along.
+            cognito.update_domain_version(&pool.id, &spec.domain, spec.managed_login).await?;
+            cognito.wait_domain_active(name, custom, progress).await?;
+            Ok(Outcome::Updated)
         }
         Action::Update => {
             let DomainSpec::Custom { certificate_arn, .. } = &spec.domain else { return Ok(Outcome::Reused) };

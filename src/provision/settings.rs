@@ -5,16 +5,16 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::cli::{GlobalArgs, StackArgs};
+use super::cli::{GlobalArgs, ManagedLoginArg, StackArgs};
 use super::error::{Error, Result};
-use super::spec::{DomainSpec, OutputFiles, PoolTarget, StackSpec};
+use super::spec::{DomainSpec, ManagedLogin, OutputFiles, PoolTarget, StackSpec};
 use super::validate::{self, Region, StackName, UserPoolId};
 use crate::contract::{self, DEFAULT_POLICY_NAME};
 
 /// `cognigate.toml`: the same settings as the flags, for a project to commit.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct SettingsFile {
+pub(crate) struct SettingsFile {
     pub stack: Option<String>,
     pub region: Option<String>,
     pub profile: Option<String>,
@@ -30,6 +30,11 @@ pub struct SettingsFile {
     pub localhost_callback: Option<bool>,
     pub ttl: Option<String>,
     pub deletion_protection: Option<bool>,
+    pub self_signup: Option<bool>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// "v1" or "v2".
+    pub managed_login: Option<String>,
     pub env_file: Option<PathBuf>,
     pub policies_file: Option<PathBuf>,
     pub policy_name: Option<String>,
@@ -38,7 +43,7 @@ pub struct SettingsFile {
 
 impl SettingsFile {
     /// Reads the file if it exists; a missing default file is not an error.
-    pub fn load(path: &Path) -> Result<Self> {
+    pub(crate) fn load(path: &Path) -> Result<Self> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
@@ -50,14 +55,14 @@ impl SettingsFile {
 
 /// Where to reach AWS: resolved from flags/env over the settings file.
 #[derive(Debug, Clone, Default)]
-pub struct AwsTarget {
+pub(crate) struct AwsTarget {
     pub profile: Option<String>,
     /// `None` lets aws-config's chain (the profile's region) decide.
     pub region: Option<Region>,
     pub endpoint_url: Option<String>,
 }
 
-pub fn aws_target(global: &GlobalArgs, file: &SettingsFile) -> Result<AwsTarget> {
+pub(crate) fn aws_target(global: &GlobalArgs, file: &SettingsFile) -> Result<AwsTarget> {
     let region = global.region.clone().or_else(|| file.region.clone());
     let region = region.filter(|r| !r.is_empty()).map(|r| Region::parse(&r)).transpose()?;
     let endpoint_url = global.endpoint_url.clone().or_else(|| file.endpoint_url.clone()).filter(|u| !u.is_empty());
@@ -76,7 +81,7 @@ pub fn aws_target(global: &GlobalArgs, file: &SettingsFile) -> Result<AwsTarget>
 }
 
 /// Builds the validated desired state. `region` is the one the AWS client resolved.
-pub fn stack_spec(args: &StackArgs, file: &SettingsFile, region: Region) -> Result<StackSpec> {
+pub(crate) fn stack_spec(args: &StackArgs, file: &SettingsFile, region: Region) -> Result<StackSpec> {
     let stack = stack_name(args, file)?;
     let pool = pool_target(args, file, &region)?;
     let (domain, domain_is_derived) = domain_spec(args, file, &stack, &region)?;
@@ -92,6 +97,9 @@ pub fn stack_spec(args: &StackArgs, file: &SettingsFile, region: Region) -> Resu
         gateway_urls,
         ttl: ttl(args, file)?,
         deletion_protection: args.shape.deletion_protection || file.deletion_protection.unwrap_or(false),
+        self_signup: args.shape.self_signup || file.self_signup.unwrap_or(false),
+        groups: groups(args, file)?,
+        managed_login: managed_login(args, file)?,
         files: output_files(args, file)?,
     })
 }
@@ -188,6 +196,38 @@ fn callback_urls(args: &StackArgs, file: &SettingsFile, gateway_urls: &[String])
         )));
     }
     Ok(urls)
+}
+
+/// Flags replace the file's list; names are checked and deduplicated in order.
+fn groups(args: &StackArgs, file: &SettingsFile) -> Result<Vec<String>> {
+    let given = if args.shape.groups.is_empty() { &file.groups } else { &args.shape.groups };
+    let mut groups: Vec<String> = Vec::new();
+    for name in given {
+        validate::group_name(name)?;
+        if !groups.contains(name) {
+            groups.push(name.clone());
+        }
+    }
+    Ok(groups)
+}
+
+fn managed_login(args: &StackArgs, file: &SettingsFile) -> Result<ManagedLogin> {
+    if let Some(arg) = args.shape.managed_login {
+        return Ok(match arg {
+            ManagedLoginArg::V1 => ManagedLogin::V1,
+            ManagedLoginArg::V2 => ManagedLogin::V2,
+        });
+    }
+    match file.managed_login.as_deref() {
+        None | Some("v1") => Ok(ManagedLogin::V1),
+        Some("v2") => Ok(ManagedLogin::V2),
+        Some(other) => Err(validate::InvalidValue {
+            setting: "managed_login",
+            value: other.to_owned(),
+            problem: "write \"v1\" (the classic hosted UI) or \"v2\" (managed login)".into(),
+        }
+        .into()),
+    }
 }
 
 fn ttl(args: &StackArgs, file: &SettingsFile) -> Result<Option<std::time::Duration>> {

@@ -54,7 +54,7 @@ impl Guard {
 
 /// Every reason to refuse deleting `pool` without `--force`. `stack` is the
 /// stack the caller means; `None` accepts any managed pool (gc).
-pub fn guards(pool: &PoolState, stack: Option<&str>) -> Vec<Guard> {
+pub(crate) fn guards(pool: &PoolState, stack: Option<&str>) -> Vec<Guard> {
     let mut guards = Vec::new();
     if !pool.is_managed() {
         guards.push(Guard::NotManaged);
@@ -72,25 +72,60 @@ pub fn guards(pool: &PoolState, stack: Option<&str>) -> Vec<Guard> {
 /// What a teardown deleted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Removed {
+pub(crate) struct Removed {
     pub user_pool_id: String,
     pub name: String,
     /// Domains as Cognito names them: the prefix, or the custom host.
     pub domains: Vec<String>,
     pub app_clients: Vec<String>,
     pub deletion_protection_disabled: bool,
+    /// The pool was adopted (`up --user-pool-id`) and stays; only what
+    /// cognigate created in it was deleted.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pool_kept: bool,
 }
 
-/// Deletes the pool's domains (waiting until they are gone), its app clients
-/// and the pool. The caller has checked [`guards`]: a protected pool reaching
-/// this function has its protection turned off.
-pub async fn remove(cognito: &Cognito, pool: &PoolState, progress: &Progress) -> Result<Removed> {
+/// Deletes what `up` created in an adopted pool, and nothing else: the
+/// domain `up` would have given it (`domain`, when the pool has it) and the
+/// app clients named `client_name`. The pool and its other clients stay.
+pub(crate) async fn remove_from_adopted(
+    cognito: &Cognito,
+    pool: &PoolState,
+    domain: Option<&str>,
+    client_name: &str,
+    progress: &Progress,
+) -> Result<Removed> {
     let mut removed = Removed {
         user_pool_id: pool.id.clone(),
         name: pool.name.clone(),
         domains: Vec::new(),
         app_clients: Vec::new(),
         deletion_protection_disabled: false,
+        pool_kept: true,
+    };
+    if let Some(domain) = domain {
+        cognito.delete_domain(&pool.id, domain).await?;
+        cognito.wait_domain_gone(domain, progress).await?;
+        removed.domains.push(domain.to_owned());
+    }
+    for client in cognito.clients_named(&pool.id, client_name).await? {
+        cognito.delete_client(&pool.id, &client.id).await?;
+        removed.app_clients.push(client.id);
+    }
+    Ok(removed)
+}
+
+/// Deletes the pool's domains (waiting until they are gone), its app clients
+/// and the pool. The caller has checked [`guards`]: a protected pool reaching
+/// this function has its protection turned off.
+pub(crate) async fn remove(cognito: &Cognito, pool: &PoolState, progress: &Progress) -> Result<Removed> {
+    let mut removed = Removed {
+        user_pool_id: pool.id.clone(),
+        name: pool.name.clone(),
+        domains: Vec::new(),
+        app_clients: Vec::new(),
+        deletion_protection_disabled: false,
+        pool_kept: false,
     };
 
     // First, so that a refusal (permissions) leaves the whole stack in place.
@@ -136,6 +171,7 @@ mod tests {
             domain: None,
             custom_domain: None,
             deletion_protection: protected,
+            admin_only_signup: true,
             created: None,
         }
     }

@@ -107,28 +107,45 @@ fn untagged_pool_is_refused_without_force_and_removed_with_it() {
 }
 
 #[test]
-fn adopted_pool_is_refused_without_force_and_removed_in_order_with_it() {
+fn adopted_pool_keeps_the_pool_and_loses_what_cognigate_created_in_it() {
     let moto = MotoServer::shared();
     let proxy = AwsProxy::start(moto.endpoint());
     let ws = Workspace::new(proxy.url());
     let aws = sdk(moto.endpoint());
     let stack = unique_stack("adopted");
-    let prefix = format!("a-{stack}");
     let pool_id = untagged_pool(&aws, &format!("{stack}-theirs"));
     let adopt = ["--stack", stack.as_str(), "--user-pool-id", pool_id.as_str()];
-    ws.run(&[&["up", "--domain-prefix", prefix.as_str()], &adopt[..]].concat()).success();
+    let up = ws.run(&[&["up", "--output", "json"], &adopt[..]].concat()).success().json();
+    let host = up["userPoolDomain"].as_str().unwrap().to_owned();
+    let prefix = host.split('.').next().unwrap().to_owned();
 
+    // Without --force: the domain and client cognigate made go, the pool stays, and the output says so.
     proxy.reset();
-    ws.run(&[&["destroy"], &adopt[..]].concat()).failure(1, "adopted with --user-pool-id");
-    assert!(proxy.mutating_calls().is_empty(), "{:?}", proxy.calls());
-    assert!(pool_exists(&aws, &pool_id) && domain_exists(&aws, &prefix));
+    let out = ws.run(&[&["destroy"], &adopt[..]].concat()).success();
+    assert_eq!(proxy.mutating_calls(), ["DeleteUserPoolDomain", "DeleteUserPoolClient"]);
+    assert!(
+        out.stdout.contains(&format!("Destroyed what cognigate created in adopted user pool {pool_id}")),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("kept (adopted") && out.stdout.contains("--force` deletes it"), "{}", out.stdout);
+    assert!(pool_exists(&aws, &pool_id) && !domain_exists(&aws, &prefix));
 
+    // Found through the env file alone (no --user-pool-id), as `up` left it.
+    ws.run(&[&["up"], &adopt[..]].concat()).success();
+    proxy.reset();
+    let doc = ws.run(&["destroy", "--stack", &stack, "--output", "json"]).success().json();
+    assert_eq!(proxy.mutating_calls(), ["DeleteUserPoolDomain", "DeleteUserPoolClient"]);
+    assert_eq!(doc["destroyed"][0]["poolKept"], true, "{doc}");
+    assert!(pool_exists(&aws, &pool_id));
+
+    // --force deletes the pool itself, in order.
+    ws.run(&[&["up"], &adopt[..]].concat()).success();
     proxy.reset();
     let doc = ws.run(&[&["destroy", "--force", "--output", "json"], &adopt[..]].concat()).success().json();
     assert_eq!(proxy.mutating_calls(), ["DeleteUserPoolDomain", "DeleteUserPoolClient", "DeleteUserPool"]);
     assert_eq!(doc["destroyed"][0]["userPoolId"], pool_id.as_str());
     assert_eq!(doc["destroyed"][0]["domains"][0], prefix.as_str());
-    assert_eq!(doc["destroyed"][0]["appClients"].as_array().unwrap().len(), 1);
     assert!(!pool_exists(&aws, &pool_id) && !domain_exists(&aws, &prefix));
 }
 
@@ -225,4 +242,16 @@ fn clean_files_removes_our_keys_and_stanza_and_keeps_the_rest() {
     let again = ws.run(&["destroy", "--stack", &stack, "--policy-name", "my-cognito", "--clean-files"]).success();
     assert!(again.stdout.contains("Nothing to destroy") && again.stdout.contains("unchanged"), "{}", again.stdout);
     assert_eq!(ws.read(".env"), "# my settings\nPORT=9000\nexport OTHER=\"x y\"\n");
+}
+
+#[test]
+fn clean_files_removes_a_policies_file_that_held_only_our_stanza() {
+    let moto = MotoServer::shared();
+    let ws = Workspace::new(moto.endpoint());
+    let stack = unique_stack("cleanonly");
+    ws.run(&["up", "--stack", &stack]).success();
+    let doc = ws.run(&["destroy", "--stack", &stack, "--clean-files", "--output", "json"]).success().json();
+    assert_eq!(doc["files"]["policies"]["outcome"], "removed", "{doc}");
+    assert!(!ws.path("config/policies.json").exists(), "no empty {{\"policies\": []}} left behind");
+    assert_eq!(doc["files"]["env file"]["outcome"], "removed");
 }

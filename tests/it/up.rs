@@ -17,15 +17,10 @@ fn env_map(text: &str) -> std::collections::HashMap<String, String> {
         .collect()
 }
 
+/// What `up` must write: the contract's stanza, serialized.
 fn contract_stanza(region: &str) -> Value {
-    json!({ "name": "cognito-managed-oauth", "policyType": "mcp-cognito-oauth-inbound",
-      "handler": { "module": "$import(@zuplo/runtime/mcp-gateway)",
-        "export": "McpCognitoOAuthInboundPolicy",
-        "options": { "awsRegion": region,
-          "userPoolId": "$env(COGNITO_USER_POOL_ID)",
-          "userPoolDomain": "$env(COGNITO_USER_POOL_DOMAIN)",
-          "clientId": "$env(COGNITO_CLIENT_ID)",
-          "clientSecret": "$env(COGNITO_CLIENT_SECRET)" } } })
+    let region = cognigate::contract::Region::parse(region).expect("region");
+    serde_json::to_value(cognigate::contract::cognito_stanza("cognito-managed-oauth", &region)).expect("stanza")
 }
 
 #[test]
@@ -220,10 +215,13 @@ fn adopted_pool_gets_domain_and_client_but_no_tags() {
     let ws = Workspace::new(moto.endpoint());
     let doc = ws.run(&["up", "--stack", &stack, "--user-pool-id", &pool_id, "--output", "json"]).success().json();
     assert_eq!(doc["userPoolId"], pool_id.as_str());
-    assert_eq!(doc["resources"]["userPool"], "adopted");
+    // A pool made with Cognito's default lets anyone sign up; `up` turns that
+    // off (saying so in its plan) and otherwise uses the pool as it is.
+    assert_eq!(doc["resources"]["userPool"], "updated");
     assert_eq!(doc["resources"]["appClient"], "created");
     block_on(async {
         let pool = aws.describe_user_pool().user_pool_id(&pool_id).send().await.unwrap().user_pool.unwrap();
+        assert!(pool.admin_create_user_config().unwrap().allow_admin_create_user_only);
         assert!(
             pool.user_pool_tags().is_none_or(|t| t.is_empty()),
             "adopted pool was tagged: {:?}",

@@ -15,7 +15,6 @@
 //! | `rtfam:{family}` | set of the family's token hashes |
 //! | `revoked` | sorted set, score = revocation time, member = `{exp}:{jti}` |
 //! | `clients:unused` | sorted set, score = registration time, member = client id (removed at first login) |
-//! | `hits:{key}:{window}` | a rate-limit counter (INCR), expiring with its window |
 //!
 //! Expiry is logical, as in SQLite (each record's `expires_at` is compared with
 //! the caller's clock), and Redis deletes a key [`GRACE`] seconds after it.
@@ -377,6 +376,16 @@ impl Store for RedisStore {
             .collect())
     }
 
+    /// INCR and EXPIREAT in one transaction: the counter never outlives its
+    /// window, even if this replica dies between the two.
+    fn count_request(&self, key: &str, window_end: i64, _now: i64) -> Result<u64, StoreError> {
+        let name = self::key("rate", key);
+        let (count,): (u64,) = self.with(|conn| {
+            Ok(redis::pipe().atomic().incr(&name, 1).expire_at(&name, expire_at(window_end)).ignore().query(conn)?)
+        })?;
+        Ok(count)
+    }
+
     /// Records with a TTL expire by themselves; only the revocation set needs
     /// pruning.
     fn sweep(&self, now: i64) -> Result<usize, StoreError> {
@@ -405,24 +414,6 @@ impl Store for RedisStore {
 
     fn revoke_family_id(&self, family: &str, now: i64) -> Result<Vec<RevokedAccess>, StoreError> {
         self.revoke_family(family, now)
-    }
-
-    fn count_hit(&self, key_name: &str, window: i64, now: i64) -> Result<u64, StoreError> {
-        let window = window.max(1);
-        let name = key("hits", &format!("{key_name}:{}", now / window));
-        let expires_at = (now / window + 1) * window;
-        let (count,): (u64,) = self.with(|conn| {
-            Ok(redis::pipe()
-                .atomic()
-                .cmd("INCR")
-                .arg(&name)
-                .cmd("EXPIREAT")
-                .arg(&name)
-                .arg(expire_at(expires_at))
-                .ignore()
-                .query(conn)?)
-        })?;
-        Ok(count)
     }
 
     fn mark_client_used(&self, client_id: &str) -> Result<(), StoreError> {

@@ -1,15 +1,20 @@
 //! Talking to Cognito: building the SDK client, reading what exists
-//! ([`discover`]), changing it ([`ops`], [`secrets`]), and turning SDK errors
+//! ([`discover`]), changing it ([`ops`], [`pool`], [`secrets`], [`branding`]), its groups
+//! and users ([`groups`], [`users`]), and turning SDK errors
 //! into typed errors that say what to do ([`errors`]).
 //!
 //! Everything here is a thin, typed layer over `aws-sdk-cognitoidentityprovider`;
 //! deciding *what* to call lives in `plan` and `apply`. Every SDK call of the
 //! CLI is made here: the client itself is private to this module.
 
+pub(crate) mod branding;
 pub(crate) mod discover;
 pub(crate) mod errors;
+pub(crate) mod groups;
 pub(crate) mod ops;
+pub(crate) mod pool;
 pub(crate) mod secrets;
+pub(crate) mod users;
 
 use std::time::Duration;
 

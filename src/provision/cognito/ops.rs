@@ -4,13 +4,15 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_sdk_cognitoidentityprovider::types::{CustomDomainConfigType, DeletionProtectionType, OAuthFlowType};
+use aws_sdk_cognitoidentityprovider::types::{
+    AdminCreateUserConfigType, CustomDomainConfigType, DeletionProtectionType, OAuthFlowType,
+};
 
 use super::discover::{ClientState, PoolState};
 use super::errors::{CognitoError, Result};
 use super::{Cognito, errors};
 use crate::provision::progress::Progress;
-use crate::provision::spec::{DomainSpec, OAUTH_SCOPES, StackSpec, tags};
+use crate::provision::spec::{DomainSpec, ManagedLogin, OAUTH_SCOPES, StackSpec, tags};
 use crate::secret::Secret;
 
 /// How long a domain may take to go away.
@@ -19,7 +21,7 @@ const DELETE_LIMIT: Duration = Duration::from_secs(3600);
 /// The settings of the app client that cognigate owns; every other field of an
 /// existing client is kept as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientSettings {
+pub(crate) struct ClientSettings {
     pub callback_urls: Vec<String>,
     pub oauth_flows: Vec<String>,
     pub oauth_scopes: Vec<String>,
@@ -28,7 +30,7 @@ pub struct ClientSettings {
 }
 
 impl ClientSettings {
-    pub fn desired(spec: &StackSpec) -> Self {
+    pub(crate) fn desired(spec: &StackSpec) -> Self {
         Self {
             callback_urls: spec.callback_urls.clone(),
             oauth_flows: vec!["code".into()],
@@ -38,7 +40,7 @@ impl ClientSettings {
         }
     }
 
-    pub fn actual(client: &ClientState) -> Self {
+    pub(crate) fn actual(client: &ClientState) -> Self {
         let c = &client.described;
         Self {
             callback_urls: c.callback_urls().to_vec(),
@@ -51,7 +53,7 @@ impl ClientSettings {
 }
 
 /// The tags a managed pool is created with.
-pub fn pool_tags(spec: &StackSpec, now: SystemTime) -> HashMap<String, String> {
+pub(crate) fn pool_tags(spec: &StackSpec, now: SystemTime) -> HashMap<String, String> {
     let mut tags = HashMap::from([
         (tags::STACK.to_owned(), spec.stack.as_str().to_owned()),
         (tags::MANAGED.to_owned(), "true".to_owned()),
@@ -64,7 +66,7 @@ pub fn pool_tags(spec: &StackSpec, now: SystemTime) -> HashMap<String, String> {
 }
 
 impl Cognito {
-    pub async fn create_pool(&self, spec: &StackSpec) -> Result<PoolState> {
+    pub(crate) async fn create_pool(&self, spec: &StackSpec) -> Result<PoolState> {
         let tags = pool_tags(spec, SystemTime::now());
         let protection =
             if spec.deletion_protection { DeletionProtectionType::Active } else { DeletionProtectionType::Inactive };
@@ -74,6 +76,9 @@ impl Cognito {
             .pool_name(spec.pool_name())
             .set_user_pool_tags(Some(tags.clone()))
             .deletion_protection(protection)
+            .admin_create_user_config(
+                AdminCreateUserConfigType::builder().allow_admin_create_user_only(!spec.self_signup).build(),
+            )
             .send()
             .await
             .map_err(|e| errors::map("CreateUserPool", self.target(), e))?;
@@ -87,11 +92,12 @@ impl Cognito {
             domain: None,
             custom_domain: None,
             deletion_protection: spec.deletion_protection,
+            admin_only_signup: !spec.self_signup,
             created: pool.creation_date().and_then(|d| SystemTime::try_from(*d).ok()),
         })
     }
 
-    pub async fn delete_pool(&self, pool_id: &str) -> Result<()> {
+    pub(crate) async fn delete_pool(&self, pool_id: &str) -> Result<()> {
         match self.client.delete_user_pool().user_pool_id(pool_id).send().await {
             Ok(_) => Ok(()),
             Err(e) if errors::code(&e) == Some("ResourceNotFoundException") => Ok(()),
@@ -103,7 +109,7 @@ impl Cognito {
     /// only by `destroy --force`, right before the pool is deleted. The tags go
     /// back with it: a pool whose deletion then fails must still be recognised
     /// as cognigate's (by `destroy` and `gc`) instead of losing its tags.
-    pub async fn disable_deletion_protection(&self, pool: &PoolState) -> Result<()> {
+    pub(crate) async fn disable_deletion_protection(&self, pool: &PoolState) -> Result<()> {
         self.client
             .update_user_pool()
             .user_pool_id(&pool.id)
@@ -121,8 +127,14 @@ impl Cognito {
     /// other refusals, with only its message telling them apart; describing the
     /// domain finds an owner in this account, and otherwise the error carries
     /// Cognito's own message with a hint for the other-account case.
-    pub async fn create_domain(&self, pool_id: &str, domain: &DomainSpec) -> Result<()> {
-        let mut request = self.client.create_user_pool_domain().user_pool_id(pool_id).domain(domain.api_name());
+    pub(crate) async fn create_domain(&self, pool_id: &str, domain: &DomainSpec, login: ManagedLogin) -> Result<()> {
+        let mut request = self
+            .client
+            .create_user_pool_domain()
+            .user_pool_id(pool_id)
+            .domain(domain.api_name())
+            // Sent explicitly: Cognito's default for a new domain has changed before.
+            .managed_login_version(login.version());
         if let DomainSpec::Custom { certificate_arn, .. } = domain {
             request = request.custom_domain_config(custom_domain_config("CreateUserPoolDomain", certificate_arn)?);
         }
@@ -147,8 +159,33 @@ impl Cognito {
         }
     }
 
+    /// Switches the domain's login pages between v1 and v2; a custom domain's
+    /// certificate goes along, as UpdateUserPoolDomain takes both together.
+    pub(crate) async fn update_domain_version(
+        &self,
+        pool_id: &str,
+        domain: &DomainSpec,
+        login: ManagedLogin,
+    ) -> Result<()> {
+        let mut request = self
+            .client
+            .update_user_pool_domain()
+            .user_pool_id(pool_id)
+            .domain(domain.api_name())
+            .managed_login_version(login.version());
+        if let DomainSpec::Custom { certificate_arn, .. } = domain {
+            request = request.custom_domain_config(custom_domain_config("UpdateUserPoolDomain", certificate_arn)?);
+        }
+        request.send().await.map(|_| ()).map_err(|e| errors::map("UpdateUserPoolDomain", self.target(), e))
+    }
+
     /// Points a custom domain at another ACM certificate.
-    pub async fn update_domain_certificate(&self, pool_id: &str, domain: &str, certificate_arn: &str) -> Result<()> {
+    pub(crate) async fn update_domain_certificate(
+        &self,
+        pool_id: &str,
+        domain: &str,
+        certificate_arn: &str,
+    ) -> Result<()> {
         self.client
             .update_user_pool_domain()
             .user_pool_id(pool_id)
@@ -160,7 +197,7 @@ impl Cognito {
             .map_err(|e| errors::map("UpdateUserPoolDomain", self.target(), e))
     }
 
-    pub async fn delete_domain(&self, pool_id: &str, domain: &str) -> Result<()> {
+    pub(crate) async fn delete_domain(&self, pool_id: &str, domain: &str) -> Result<()> {
         match self.client.delete_user_pool_domain().user_pool_id(pool_id).domain(domain).send().await {
             Ok(_) => Ok(()),
             Err(e) if errors::code(&e) == Some("ResourceNotFoundException") => Ok(()),
@@ -170,7 +207,7 @@ impl Cognito {
 
     /// Polls until the domain is ACTIVE. Prefix domains take about a minute,
     /// custom domains up to an hour (a CloudFront distribution is created).
-    pub async fn wait_domain_active(&self, domain: &str, custom: bool, progress: &Progress) -> Result<()> {
+    pub(crate) async fn wait_domain_active(&self, domain: &str, custom: bool, progress: &Progress) -> Result<()> {
         let (interval, limit) = if custom {
             (Duration::from_secs(15), Duration::from_secs(3600))
         } else {
@@ -207,7 +244,7 @@ impl Cognito {
     }
 
     /// Polls until the domain is gone (a pool with a domain cannot be deleted).
-    pub async fn wait_domain_gone(&self, domain: &str, progress: &Progress) -> Result<()> {
+    pub(crate) async fn wait_domain_gone(&self, domain: &str, progress: &Progress) -> Result<()> {
         let started = Instant::now();
         let task = progress.task(format!("deleting domain {domain}"));
         loop {
@@ -231,7 +268,12 @@ impl Cognito {
         }
     }
 
-    pub async fn create_client(&self, pool_id: &str, name: &str, settings: &ClientSettings) -> Result<ClientState> {
+    pub(crate) async fn create_client(
+        &self,
+        pool_id: &str,
+        name: &str,
+        settings: &ClientSettings,
+    ) -> Result<ClientState> {
         let response = self
             .client
             .create_user_pool_client()
@@ -264,7 +306,7 @@ impl Cognito {
     /// Describe → merge → full update: `UpdateUserPoolClient` resets every field
     /// it is not sent, so every field of the existing client goes back with
     /// only cognigate's own fields replaced. Empty lists are never sent.
-    pub async fn update_client(
+    pub(crate) async fn update_client(
         &self,
         pool_id: &str,
         current: &ClientState,
@@ -280,7 +322,7 @@ impl Cognito {
         Ok(ClientState { described, ..current.clone() })
     }
 
-    pub async fn delete_client(&self, pool_id: &str, client_id: &str) -> Result<()> {
+    pub(crate) async fn delete_client(&self, pool_id: &str, client_id: &str) -> Result<()> {
         match self.client.delete_user_pool_client().user_pool_id(pool_id).client_id(client_id).send().await {
             Ok(_) => Ok(()),
             Err(e) if errors::code(&e) == Some("ResourceNotFoundException") => Ok(()),
@@ -295,7 +337,7 @@ fn non_empty<T: Clone>(values: &[T]) -> Option<Vec<T>> {
 
 /// Builds the full `UpdateUserPoolClient` request (separate so request-shape
 /// tests can inspect exactly what is sent).
-pub fn merged_client_update(
+pub(crate) fn merged_client_update(
     client: &aws_sdk_cognitoidentityprovider::Client,
     pool_id: &str,
     current: &ClientState,

@@ -31,7 +31,7 @@ const TEARDOWN_CONCURRENCY: usize = 3;
 
 /// What gc decides for one pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Expired; the string says why ("created 3h ago, older than 2h").
     Remove(String),
     Skip(Skip),
@@ -39,9 +39,11 @@ pub enum Verdict {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Skip {
+pub(crate) enum Skip {
     NotManaged,
     TooYoung,
+    /// Neither `--older-than` nor a `cognigate:ttl` tag: never expires.
+    NoTtl,
     DeletionProtection,
     NoCreationTime,
     Error,
@@ -52,6 +54,7 @@ impl Skip {
         match self {
             Self::NotManaged => "not managed",
             Self::TooYoung => "too young",
+            Self::NoTtl => "no ttl",
             Self::DeletionProtection => "deletion protection on",
             Self::NoCreationTime => "no creation time",
             Self::Error => "error",
@@ -60,13 +63,18 @@ impl Skip {
 }
 
 /// When the stack was created: its `cognigate:created-at` tag, else the pool's CreationDate.
-pub fn created_at(pool: &PoolState) -> Option<SystemTime> {
+pub(crate) fn created_at(pool: &PoolState) -> Option<SystemTime> {
     pool.tags.get(tags::CREATED_AT).and_then(|t| humantime::parse_rfc3339_weak(t).ok()).or(pool.created)
 }
 
 /// The decision for one pool, at `now`. Unmanaged pools are never removed;
 /// protected ones only with `force` (protection is then turned off first).
-pub fn verdict(pool: &PoolState, now: SystemTime, older_than: Option<Duration>, force: bool) -> (Verdict, String) {
+pub(crate) fn verdict(
+    pool: &PoolState,
+    now: SystemTime,
+    older_than: Option<Duration>,
+    force: bool,
+) -> (Verdict, String) {
     if teardown::guards(pool, None).contains(&Guard::NotManaged) {
         return (Verdict::Skip(Skip::NotManaged), "no cognigate:managed=true tag".into());
     }
@@ -79,6 +87,16 @@ pub fn verdict(pool: &PoolState, now: SystemTime, older_than: Option<Duration>, 
         .filter(|limit| age > *limit)
         .map(|limit| format!("created {} ago, older than {}", short(age), short(limit)));
     let by_ttl = ttl.filter(|ttl| age > *ttl).map(|ttl| format!("ttl {} passed {} ago", short(ttl), short(age - ttl)));
+    if older_than.is_none() && ttl.is_none() {
+        return (
+            Verdict::Skip(Skip::NoTtl),
+            format!(
+                "created {} ago, has no cognigate:ttl tag, and no --older-than was given, so gc never collects it; \
+                 pass --older-than DURATION, or give it a ttl with `cognigate up --ttl DURATION`",
+                short(age)
+            ),
+        );
+    }
     let Some(why) = by_age.or(by_ttl) else {
         let mut detail = format!("created {} ago", short(age));
         if let Some(limit) = older_than {
@@ -138,7 +156,7 @@ struct Report {
     failed: Vec<Entry>,
 }
 
-pub async fn run(global: &GlobalArgs, args: &GcArgs) -> Result<()> {
+pub(crate) async fn run(global: &GlobalArgs, args: &GcArgs) -> Result<()> {
     let prefix = args.prefix.trim();
     if prefix.is_empty() {
         return Err(Error::Usage("--prefix must not be empty: gc only touches pools whose name starts with it".into()));
@@ -161,6 +179,7 @@ pub async fn run(global: &GlobalArgs, args: &GcArgs) -> Result<()> {
 
     match global.output {
         OutputFormat::Json => print_json(prefix, args, &names, &report),
+        OutputFormat::Text if global.quiet => {}
         OutputFormat::Text => print_text(prefix, args.dry_run, &names, &report),
     }
     let errors = report.failed.len() + report.skipped.iter().filter(|e| e.reason == Some(Skip::Error)).count();
@@ -296,6 +315,7 @@ mod tests {
             domain: None,
             custom_domain: None,
             deletion_protection: protected,
+            admin_only_signup: true,
             created,
         }
     }
@@ -323,7 +343,7 @@ mod tests {
         let young = pool(&managed(now() - HOUR, &[]), None, false);
         assert!(matches!(verdict(&young, now(), Some(2 * HOUR), false).0, Verdict::Skip(Skip::TooYoung)));
         // Without --older-than only a ttl expires a stack.
-        assert!(matches!(verdict(&old, now(), None, false).0, Verdict::Skip(Skip::TooYoung)));
+        assert!(matches!(verdict(&old, now(), None, false).0, Verdict::Skip(Skip::NoTtl)));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::provision::cli::{GlobalArgs, OutputFormat, OutputsArgs};
 use crate::provision::error::{Error, Result};
 use crate::provision::render::{self, EnvValues};
 
-pub async fn run(global: &GlobalArgs, args: &OutputsArgs) -> Result<()> {
+pub(crate) async fn run(global: &GlobalArgs, args: &OutputsArgs) -> Result<()> {
     let (mut spec, cognito) = prepare(global, &args.stack_args()).await?;
     let (actual, _) = read_and_plan(&cognito, &mut spec).await?;
     let domain_is_ours = actual.domain.as_ref().zip(actual.pool.as_ref()).is_some_and(|(d, p)| d.pool_id == p.id);
@@ -46,8 +46,10 @@ pub async fn run(global: &GlobalArgs, args: &OutputsArgs) -> Result<()> {
             let files = &spec.files;
             let env = render::write_env_file(&files.env_file, &values)?;
             let policies = render::write_policies_file(&files.policies_file, &files.policy_name, &spec.region)?;
-            println!("  env file    {}  {}", files.env_file.display(), render::label(env));
-            println!("  policies    {}  {}", files.policies_file.display(), render::label(policies));
+            if !global.quiet {
+                println!("  env file    {}  {}", files.env_file.display(), render::label(env));
+                println!("  policies    {}  {}", files.policies_file.display(), render::label(policies));
+            }
         }
     }
     Ok(())

@@ -11,7 +11,7 @@ use crate::provision::cognito::Cognito;
 use crate::provision::error::{Error, Result};
 use crate::provision::render::{self, EnvValues};
 
-pub async fn run(global: &GlobalArgs, args: &RotateSecretArgs) -> Result<()> {
+pub(crate) async fn run(global: &GlobalArgs, args: &RotateSecretArgs) -> Result<()> {
     let (mut spec, cognito) = prepare(global, &args.stack_args()).await?;
     let (actual, _) = read_and_plan(&cognito, &mut spec).await?;
     let (Some(pool), Some(client)) = (&actual.pool, &actual.client) else {
@@ -84,6 +84,7 @@ async fn finish(cognito: &Cognito, pool_id: &str, client_id: &str, yes: bool) ->
 fn report(global: &GlobalArgs, json: &serde_json::Value, text: impl FnOnce()) {
     match global.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(json).unwrap_or_default()),
+        OutputFormat::Text if global.quiet => {}
         OutputFormat::Text => text(),
     }
 }
