@@ -12,7 +12,7 @@
 pub mod audit;
 pub mod config;
 mod cors;
-mod crypto;
+pub(crate) mod crypto;
 pub(crate) mod metrics;
 pub(crate) mod oauth;
 pub(crate) mod oidc;

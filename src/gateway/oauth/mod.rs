@@ -13,13 +13,13 @@
 //! - [`token`]: `/oauth/token` (code + PKCE, refresh rotation) and RFC 7009 revocation
 
 mod authorize;
-mod client_auth;
+pub(crate) mod client_auth;
 mod consent;
 mod error;
 mod metadata;
 pub(crate) mod pages;
 mod redirect;
-mod register;
+pub(crate) mod register;
 mod token;
 
 use axum::Router;
