@@ -21,6 +21,8 @@ const EXIT_USAGE: u8 = 64;
 #[derive(Debug, Parser)]
 #[command(name = "cognigate-gateway", version)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Directory holding policies.json and routes.oas.json.
     #[arg(long, env = "COGNIGATE_CONFIG_DIR", default_value = "config")]
     config_dir: PathBuf,
@@ -37,7 +39,7 @@ struct Cli {
     #[arg(long, env = "COGNIGATE_PUBLIC_URL")]
     public_url: Option<String>,
     /// State store: sqlite:PATH, or redis://HOST:PORT[/DB] for replicas sharing state.
-    #[arg(long, env = "COGNIGATE_STORE", default_value = "sqlite:cognigate-gateway.db", value_parser = parse_store)]
+    #[arg(long, global = true, env = "COGNIGATE_STORE", default_value = "sqlite:cognigate-gateway.db", value_parser = parse_store)]
     store: StoreUrl,
     /// Serving threads (one per CPU by default); each has its own listener on the address.
     #[arg(long, env = "COGNIGATE_WORKERS")]
@@ -81,6 +83,22 @@ struct Cli {
     audit_log: Option<AuditTarget>,
 }
 
+/// Operator commands on the store (without one, the gateway serves).
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Revoke a user's or a client's grants: their refresh tokens and the
+    /// access tokens those issued (running replicas refuse them within
+    /// seconds). With --client, the registration is deleted too.
+    Revoke {
+        /// The user's subject (the Cognito `sub`).
+        #[arg(long = "sub", required_unless_present = "client")]
+        sub: Option<String>,
+        /// The client id the gateway gave the MCP client at registration.
+        #[arg(long)]
+        client: Option<String>,
+    },
+}
+
 fn parse_audit(value: &str) -> Result<AuditTarget, String> {
     value.parse()
 }
@@ -115,6 +133,22 @@ fn main() -> ExitCode {
         )
         .init();
 
+    if let Some(Command::Revoke { sub, client }) = &cli.command {
+        return match cognigate::gateway::admin::revoke(&cli.store, sub.as_deref(), client.as_deref()) {
+            Ok(revoked) => {
+                println!(
+                    "revoked: {} access token(s) refused from now on{}",
+                    revoked.access_tokens,
+                    if revoked.client_deleted { "; client registration deleted" } else { "" }
+                );
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("cognigate-gateway revoke: {err}");
+                ExitCode::from(EXIT_BOOT)
+            }
+        };
+    }
     let env_file = match cli.env_file {
         Some(path) if !path.is_file() => {
             eprintln!(

@@ -9,6 +9,7 @@
 //! gateway's own access tokens; [`metrics`] the Prometheus counters;
 //! [`audit`] the one-line-per-MCP-request audit log.
 
+pub mod admin;
 pub mod audit;
 pub mod config;
 mod cors;

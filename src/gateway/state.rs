@@ -75,6 +75,8 @@ pub struct Inner {
     /// The public URL's `host[:port]`, as a `Host` header would carry it.
     pub(crate) forwarded_host_text: String,
     pub(crate) security: SecurityOptions,
+    /// Key of the `Mcp-Session-Id` binding (see `security::session`).
+    pub(crate) session_key: [u8; 32],
     pub(crate) secure_cookies: bool,
     pub(crate) routes: HashMap<String, RouteState>,
     pub(crate) store: StoreHandle,
@@ -146,6 +148,7 @@ impl AppState {
             forwarded_proto: header(public.scheme())?,
             forwarded_host: header(&public_host)?,
             forwarded_host_text: public_host,
+            session_key: super::security::session::key(&stored),
             security,
             public_url,
             routes,

@@ -18,6 +18,7 @@ pub(crate) fn run_all(store: &dyn Store) {
     unused_clients_expire(store);
     families_end_at_their_lifetime(store);
     code_uses_revoke_their_family(store);
+    operators_revoke_by_subject_or_client(store);
     rate_counts(store);
 }
 
@@ -27,6 +28,26 @@ fn rate_counts(store: &dyn Store) {
     assert_eq!(store.count_request("rl:user-a:1", 120, 61).unwrap(), 2);
     assert_eq!(store.count_request("rl:user-b:1", 120, 61).unwrap(), 1, "per key");
     assert_eq!(store.count_request("rl:user-a:1", 120, 62).unwrap(), 3);
+}
+
+fn operators_revoke_by_subject_or_client(store: &dyn Store) {
+    let for_subject = |subject: &str, client: &str, jti: &str| RefreshToken {
+        grant: Grant { subject: subject.into(), ..grant(client) },
+        ..refresh(&format!("op-{jti}"), client, jti)
+    };
+    store.insert_refresh("op-h1", &for_subject("op-alice", "op-c1", "op-j1")).unwrap();
+    store.insert_refresh("op-h2", &for_subject("op-bob", "op-c1", "op-j2")).unwrap();
+    store.insert_refresh("op-h3", &for_subject("op-bob", "op-c2", "op-j3")).unwrap();
+    let by_subject = store.revoke_grants(Some("op-alice"), None, 100).unwrap();
+    assert_eq!(by_subject.iter().map(|r| r.jti.as_str()).collect::<Vec<_>>(), ["op-j1"]);
+    let mut by_client: Vec<String> =
+        store.revoke_grants(None, Some("op-c1"), 100).unwrap().into_iter().map(|r| r.jti).collect();
+    by_client.sort();
+    assert_eq!(by_client, ["op-j1", "op-j2"], "alice's again (already revoked) and bob's on c1");
+    assert!(
+        matches!(rotate(store, "op-h3", "op-c2", rotation("op-h4", "op-j4"), 100).unwrap(), RefreshUse::Rotated { .. }),
+        "bob on c2 untouched"
+    );
 }
 
 fn code_uses_revoke_their_family(store: &dyn Store) {

@@ -260,6 +260,18 @@ pub trait Store: Send + Sync + 'static {
     /// access tokens it issued, now revoked too.
     fn revoke_family_id(&self, family: &str, now: i64) -> Result<Vec<RevokedAccess>, StoreError>;
 
+    /// Revokes every refresh family whose grant is for `subject` and/or
+    /// `client_id` (at least one is given); returns the unexpired access
+    /// tokens they issued, now revoked too. For operators (`revoke`).
+    fn revoke_grants(
+        &self,
+        subject: Option<&str>,
+        client_id: Option<&str>,
+        now: i64,
+    ) -> Result<Vec<RevokedAccess>, StoreError>;
+    /// Deletes a client registration; `false` when there was none.
+    fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
+
     /// Records that a client completed a login (its registration is in use
     /// and is kept).
     fn mark_client_used(&self, client_id: &str) -> Result<(), StoreError>;

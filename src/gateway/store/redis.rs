@@ -416,6 +416,46 @@ impl Store for RedisStore {
         self.revoke_family(family, now)
     }
 
+    /// Walks every refresh token with SCAN: an operator command, not a hot path.
+    fn revoke_grants(
+        &self,
+        subject: Option<&str>,
+        client_id: Option<&str>,
+        now: i64,
+    ) -> Result<Vec<RevokedAccess>, StoreError> {
+        let pattern = format!("{PREFIX}rt:*");
+        let mut cursor: u64 = 0;
+        let mut families = std::collections::BTreeSet::new();
+        loop {
+            let (next, keys): (u64, Vec<String>) = self.with(|conn| {
+                Ok(redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(500).query(conn)?)
+            })?;
+            for name in keys {
+                let Some(hash) = name.strip_prefix(&format!("{PREFIX}rt:")).map(str::to_owned) else { continue };
+                let Some((family, owner, _, data)) = self.refresh_row(&hash)? else { continue };
+                let token: RefreshToken = decode(&data)?;
+                if subject.is_none_or(|s| token.grant.subject == s) && client_id.is_none_or(|c| owner == c) {
+                    families.insert(family);
+                }
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let mut revoked = Vec::new();
+        for family in families {
+            revoked.extend(self.revoke_family(&family, now)?);
+        }
+        Ok(revoked)
+    }
+
+    fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+        let deleted: i64 = self.with(|conn| Ok(redis::cmd("DEL").arg(key("client", client_id)).query(conn)?))?;
+        self.mark_client_used(client_id)?;
+        Ok(deleted > 0)
+    }
+
     fn mark_client_used(&self, client_id: &str) -> Result<(), StoreError> {
         self.with(|conn| {
             redis::cmd("ZREM").arg(key("clients", "unused")).arg(client_id).query::<()>(conn)?;

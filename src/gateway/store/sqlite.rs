@@ -350,6 +350,36 @@ impl Store for SqliteStore {
         Ok(revoked)
     }
 
+    fn revoke_grants(
+        &self,
+        subject: Option<&str>,
+        client_id: Option<&str>,
+        now: i64,
+    ) -> Result<Vec<RevokedAccess>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let families = {
+            let mut statement = tx.prepare(
+                "SELECT DISTINCT family FROM refresh_tokens
+                 WHERE (?1 IS NULL OR json_extract(data, '$.grant.subject') = ?1)
+                   AND (?2 IS NULL OR client_id = ?2)",
+            )?;
+            statement
+                .query_map(params![subject, client_id], |row| row.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let mut revoked = Vec::new();
+        for family in families {
+            revoked.extend(revoke_family(&tx, &family, now)?);
+        }
+        tx.commit()?;
+        Ok(revoked)
+    }
+
+    fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+        Ok(self.conn().execute("DELETE FROM clients WHERE client_id = ?1", params![client_id])? > 0)
+    }
+
     fn mark_client_used(&self, client_id: &str) -> Result<(), StoreError> {
         self.conn().execute("INSERT OR IGNORE INTO used_clients (client_id) VALUES (?1)", params![client_id])?;
         Ok(())

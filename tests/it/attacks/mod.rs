@@ -16,7 +16,7 @@
 //! | storage amplification | `attacks::storage::*` |
 //! | DNS rebinding (`Origin`, `Host`) | `attacks::rebinding::*` |
 //! | slow clients, huge headers and bodies, connection floods | `attacks::slow::*` |
-//! | forged `X-Forwarded-For`, refresh family past its lifetime | `attacks::tokens::*` |
+//! | forged `X-Forwarded-For`, refresh family past its lifetime, code replay, session hijack | `attacks::tokens::*` |
 
 mod rebinding;
 mod slow;

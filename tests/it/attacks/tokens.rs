@@ -111,3 +111,65 @@ async fn a_replayed_code_revokes_what_its_first_use_issued() {
         .await;
     assert_eq!(json_body(refresh).await["error"], "invalid_grant", "and the refresh family");
 }
+
+#[tokio::test]
+async fn a_session_id_is_bound_to_the_user_and_client_that_opened_it() {
+    let gw = Gateway::start().await;
+    let resource = "http://gw.test/mcp/echo";
+    let mint = |sub: &str, client: &str| {
+        gw.state.tokens.mint(sub, resource, client, "openid", now(), 60, format!("jti-{sub}-{client}")).unwrap().0
+    };
+    let post = |token: String, session: Option<String>| {
+        let mut request = bearer("/mcp/echo", &token).header(header::CONTENT_TYPE, "application/json");
+        if let Some(session) = session {
+            request = request.header("mcp-session-id", session);
+        }
+        gw.send(request.body(Body::from(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)).unwrap())
+    };
+    let opened = post(mint("alice", "c1"), None).await;
+    let session = opened.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    assert_eq!(post(mint("alice", "c1"), Some(session.clone())).await.status(), StatusCode::OK, "its owner");
+    let hits = gw.upstream.hits.load(std::sync::atomic::Ordering::SeqCst);
+    for (sub, client) in [("mallory", "c1"), ("alice", "c2")] {
+        let response = post(mint(sub, client), Some(session.clone())).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{sub} via {client}");
+    }
+    let bare = post(mint("alice", "c1"), Some("session-from-upstream".into())).await;
+    assert_eq!(bare.status(), StatusCode::NOT_FOUND, "an unbound id");
+    assert_eq!(gw.upstream.hits.load(std::sync::atomic::Ordering::SeqCst), hits, "none reached the upstream");
+}
+
+#[tokio::test]
+async fn operator_revoke_by_subject_and_by_client_ends_refresh() {
+    let gw = Gateway::start().await;
+    let client_id = gw.register().await;
+    let tokens = full_login(&gw, &client_id).await;
+    let revoke = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cognigate-gateway"))
+            .args(["--store", &format!("sqlite:{}", gw.dir.path().join("gw.db").display())])
+            .arg("revoke")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let said = revoke(&["--sub", "user-sub-1"]);
+    assert!(said.contains("1 access token(s)"), "{said}");
+    let refresh = gw
+        .post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+                ("client_id", &client_id),
+            ],
+        )
+        .await;
+    assert_eq!(json_body(refresh).await["error"], "invalid_grant");
+    let said = revoke(&["--client", &client_id]);
+    assert!(said.contains("client registration deleted"), "{said}");
+    let (_, challenge) = crate::gateway::harness::pkce();
+    let again = gw.get(&crate::gateway::harness::authorize_uri(&client_id, &challenge, None)).await;
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST, "the client must register again");
+}
