@@ -38,7 +38,8 @@ struct Cli {
     /// it), else http://localhost:PORT for a loopback --listen.
     #[arg(long, env = "COGNIGATE_PUBLIC_URL")]
     public_url: Option<String>,
-    /// State store: sqlite:PATH, or redis://HOST:PORT[/DB] for replicas sharing state.
+    /// State store: sqlite:PATH, or redis[s]://[USER:PASSWORD@]HOST:PORT[/DB] for replicas
+    /// sharing state (rediss: TLS; SSL_CERT_FILE names a private CA).
     #[arg(long, global = true, env = "COGNIGATE_STORE", default_value = "sqlite:cognigate-gateway.db", value_parser = parse_store)]
     store: StoreUrl,
     /// Serving threads (one per CPU by default); each has its own listener on the address.

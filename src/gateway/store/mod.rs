@@ -284,7 +284,7 @@ pub trait Store: Send + Sync + 'static {
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoreUrl {
     Sqlite(std::path::PathBuf),
-    /// `redis://[user:password@]host[:port][/db]`
+    /// `redis[s]://[user:password@]host[:port][/db]`
     Redis(String),
 }
 
@@ -299,11 +299,10 @@ impl std::str::FromStr for StoreUrl {
             }
             return Ok(Self::Sqlite(path.into()));
         }
-        if value.starts_with("redis://") {
+        // rediss:// is TLS, verified against the system's roots (SSL_CERT_FILE
+        // names a private CA); user:password@ logs in as a Redis ACL user.
+        if value.starts_with("redis://") || value.starts_with("rediss://") {
             return Ok(Self::Redis(value.to_owned()));
-        }
-        if value.starts_with("rediss://") {
-            return Err("rediss:// (TLS) is not supported; use redis:// on a private network, or sqlite:PATH".into());
         }
         Err(format!("`{value}` is not a store URL; use sqlite:PATH or redis://HOST:PORT"))
     }
@@ -359,6 +358,9 @@ mod tests {
             "redis://127.0.0.1:6379/0".parse::<StoreUrl>().unwrap(),
             StoreUrl::Redis("redis://127.0.0.1:6379/0".into())
         );
-        assert!("rediss://x".parse::<StoreUrl>().is_err());
+        assert_eq!(
+            "rediss://gw:pw@redis.internal:6380/0".parse::<StoreUrl>().unwrap(),
+            StoreUrl::Redis("rediss://gw:pw@redis.internal:6380/0".into())
+        );
     }
 }

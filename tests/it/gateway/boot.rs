@@ -167,3 +167,116 @@ fn a_store_readable_by_others_stops_the_boot_with_the_fix() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("Fix: chmod 600 gw.db"), "{stderr}");
 }
+
+/// A `redis-server` with TLS only and an ACL user, its CA in `dir`.
+struct TlsRedis {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tls_redis(dir: &std::path::Path) -> TlsRedis {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir).output().unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+    ]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .args(["--tls-cert-file", "server.pem", "--tls-key-file", "server.key", "--tls-ca-cert-file", "ca.pem"])
+        .args(["--tls-auth-clients", "no", "--user", "default", "off"])
+        .args(["--user", "gw", "on", ">gw-secret", "~cognigate:*", "&*", "+@all"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "redis-server (TLS) did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    TlsRedis { child, port }
+}
+
+#[test]
+fn rediss_with_an_acl_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = tls_redis(dir.path());
+    let run = |url: &str| {
+        Command::new(BIN)
+            .args(["--store", url, "revoke", "--sub", "nobody"])
+            .env("SSL_CERT_FILE", dir.path().join("ca.pem"))
+            .output()
+            .unwrap()
+    };
+    let ok = run(&format!("rediss://gw:gw-secret@127.0.0.1:{}/0", redis.port));
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("revoked: 0"));
+    let wrong_password = run(&format!("rediss://gw:nope@127.0.0.1:{}/0", redis.port));
+    assert!(!wrong_password.status.success(), "the ACL user's password is checked");
+    let plain = run(&format!("redis://gw:gw-secret@127.0.0.1:{}/0", redis.port));
+    assert!(!plain.status.success(), "the server speaks TLS only");
+}
