@@ -38,6 +38,7 @@ use axum::routing::{any, get};
 use crate::contract;
 
 pub use config::{ConfigError, Env, GatewayConfig};
+pub use oauth::OAuthOptions;
 pub use state::{AppState, StateError};
 pub use store::{StoreError, StoreUrl};
 pub use tokens::TokenError;
@@ -115,6 +116,8 @@ pub struct ServeOptions {
     /// Header deadline and the connection cap, for the whole process (the
     /// cap is shared out between the serving threads).
     pub limits: server::ConnectionLimits,
+    /// The authorization server's options (refresh grace, client-id documents).
+    pub oauth: OAuthOptions,
     /// Where the audit log goes; `None`: no audit log.
     pub audit_log: Option<audit::AuditTarget>,
 }
@@ -155,7 +158,9 @@ pub(crate) fn boot(options: &ServeOptions) -> Result<AppState, BootError> {
     security.loopback_only |= options.listen.ip().is_loopback();
     security.metrics_separate |= options.metrics_listen.is_some();
     let audit = options.audit_log.as_ref().map(audit::AuditLog::open).transpose().map_err(BootError::Audit)?;
-    Ok(AppState::build_with(config, &public_url, store, security)?.with_audit(audit))
+    Ok(AppState::build_with(config, &public_url, store, options.oauth.clone())?
+        .with_security(security)
+        .with_audit(audit))
 }
 
 /// The URL clients reach the gateway at: `--public-url`, else the one `cognigate

@@ -1,10 +1,10 @@
 //! Deleting one stack in the order Cognito requires, shared by `destroy` and `gc`.
 //!
 //! A pool with a domain cannot be deleted, and a domain takes a while to go
-//! (a prefix domain about a minute), so the order is: deletion protection off (only when
-//! the caller allows it), the prefix and custom domains deleted and waited
-//! for until `DescribeUserPoolDomain` comes back empty, every app client, and
-//! last the pool. Each step treats "not found" as done, so a teardown that was
+//! (a prefix domain about a minute), so the order is: the prefix and custom
+//! domains deleted and waited for until `DescribeUserPoolDomain` comes back
+//! empty, every app client, deletion protection off (only when the caller
+//! allows it), and last the pool. Each step treats "not found" as done, so a teardown that was
 //! interrupted, or that races another one, converges when run again.
 //!
 //! What may be deleted at all is decided here too ([`guards`]): cognigate
@@ -128,15 +128,6 @@ pub(crate) async fn remove(cognito: &Cognito, pool: &PoolState, progress: &Progr
         pool_kept: false,
     };
 
-    // First, so that a refusal (permissions) leaves the whole stack in place.
-    // UpdateUserPool resets every field it is not sent to its default; that is
-    // acceptable only because the pool is about to be deleted. Its tags are
-    // sent back, so a teardown that fails later can be resumed by destroy or gc.
-    if pool.deletion_protection {
-        cognito.disable_deletion_protection(pool).await?;
-        removed.deletion_protection_disabled = true;
-    }
-
     let domains: Vec<&str> = [pool.domain.as_deref(), pool.custom_domain.as_deref()].into_iter().flatten().collect();
     for domain in &domains {
         cognito.delete_domain(&pool.id, domain).await?;
@@ -153,6 +144,13 @@ pub(crate) async fn remove(cognito: &Cognito, pool: &PoolState, progress: &Progr
         removed.app_clients.push(client_id);
     }
 
+    // Last, right before the deletion: a teardown that stops earlier (a
+    // permission, a domain that will not go) leaves the pool protected, and
+    // the update sends back every other setting as described.
+    if pool.deletion_protection {
+        cognito.disable_deletion_protection(&pool.id).await?;
+        removed.deletion_protection_disabled = true;
+    }
     cognito.delete_pool(&pool.id).await?;
     Ok(removed)
 }
@@ -222,6 +220,9 @@ mod tests {
                     r#"{"DomainDescription":{"Domain":"demo-prefix","UserPoolId":"us-east-1_abc","Status":"DELETING"}}"#
                 }
                 "DescribeUserPoolDomain" => r#"{"DomainDescription":{}}"#,
+                "DescribeUserPool" => {
+                    r#"{"UserPool":{"Id":"us-east-1_abc","Name":"demo","DeletionProtection":"ACTIVE","MfaConfiguration":"OPTIONAL","UserPoolTags":{"cognigate:managed":"true","cognigate:stack":"demo"}}}"#
+                }
                 "ListUserPoolClients" => {
                     r#"{"UserPoolClients":[{"ClientId":"c1","ClientName":"demo-gateway","UserPoolId":"us-east-1_abc"},{"ClientId":"c2","ClientName":"other","UserPoolId":"us-east-1_abc"}]}"#
                 }
@@ -243,9 +244,10 @@ mod tests {
         (Cognito::from_conf(config), calls)
     }
 
-    /// What moto cannot show: the real order and request shapes. Protection
-    /// off (tags sent back), both domains deleted and waited for while they are
-    /// still DELETING, then every client, and only then the pool.
+    /// What moto cannot show: the real order and request shapes. Both domains
+    /// deleted and waited for while they are still DELETING, then every client,
+    /// then protection off (the described settings and tags sent back, issue
+    /// 13 item 4) right before the pool is deleted.
     #[tokio::test]
     async fn teardown_request_shapes_and_order() {
         let (cognito, calls) = fake_cognito();
@@ -263,7 +265,6 @@ mod tests {
             .map(|(op, b)| (op.clone(), b["Domain"].as_str().or(b["ClientId"].as_str()).unwrap_or_default().to_owned()))
             .collect();
         let expected = [
-            ("UpdateUserPool", ""),
             ("DeleteUserPoolDomain", "demo-prefix"),
             ("DeleteUserPoolDomain", "auth.example.com"),
             ("DescribeUserPoolDomain", "demo-prefix"),
@@ -272,11 +273,14 @@ mod tests {
             ("ListUserPoolClients", ""),
             ("DeleteUserPoolClient", "c1"),
             ("DeleteUserPoolClient", "c2"),
+            ("DescribeUserPool", ""),
+            ("UpdateUserPool", ""),
             ("DeleteUserPool", ""),
         ];
         assert_eq!(shape, expected.map(|(op, arg)| (op.to_owned(), arg.to_owned())));
-        let update = &calls[0].1;
+        let update = &calls[calls.len() - 2].1;
         assert_eq!(update["DeletionProtection"], "INACTIVE");
+        assert_eq!(update["MfaConfiguration"], "OPTIONAL");
         assert_eq!(update["UserPoolTags"]["cognigate:managed"], "true");
         assert_eq!(update["UserPoolTags"]["cognigate:stack"], "demo");
         assert!(calls.iter().all(|(_, b)| b.get("UserPoolId").is_none_or(|id| id == "us-east-1_abc")));

@@ -107,17 +107,32 @@ pub(crate) fn custom_domain(value: &str) -> Result<(), InvalidValue> {
     // The rules every hosted-UI domain follows (the gateway applies the same ones).
     crate::contract::HostedUiDomain::parse(value).map_err(|err| InvalidValue { setting: "custom domain", ..err })?;
     let labels: Vec<&str> = value.split('.').collect();
-    let ok = labels.len() >= 2
-        && value.len() <= 253
-        && labels.iter().all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        });
+    let ok = labels.iter().all(|l| {
+        !l.is_empty()
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    });
     if !ok {
-        return Err(invalid("custom domain", value, "not a valid DNS name (for example auth.example.com)"));
+        return Err(invalid(
+            "custom domain",
+            value,
+            "not a valid lowercase DNS name (letters a-z, digits and hyphens; for example auth.example.com)",
+        ));
+    }
+    // Cognito's own limits on the `Domain` member (issue 13, item 3): at most 63
+    // characters in all, and a subdomain of a domain you own, whose apex needs
+    // an A record before Cognito accepts it.
+    if value.len() > 63 {
+        return Err(invalid("custom domain", value, "longer than the 63 characters Cognito accepts"));
+    }
+    if labels.len() < 3 {
+        return Err(invalid(
+            "custom domain",
+            value,
+            "Cognito needs a subdomain such as auth.example.com (at least three labels), and the parent domain \
+             (example.com) must have a DNS A record before the custom domain can be created",
+        ));
     }
     Ok(())
 }
@@ -286,6 +301,11 @@ mod tests {
         assert!(custom_domain("auth.example.com").is_ok());
         assert!(custom_domain("https://auth.example.com").is_err());
         assert!(custom_domain("localhost").is_err());
+        // Issue 13, item 3: Cognito's limits, not DNS's.
+        assert!(custom_domain("Auth.Example.com").unwrap_err().problem.contains("lowercase"));
+        assert!(custom_domain("example.com").unwrap_err().problem.contains("A record"));
+        let long = format!("{}.{}.example.com", "a".repeat(40), "b".repeat(20));
+        assert!(custom_domain(&long).unwrap_err().problem.contains("63"));
         assert!(certificate_arn("arn:aws:acm:us-east-1:123456789012:certificate/abc").is_ok());
         assert!(
             certificate_arn("arn:aws:acm:eu-west-1:123456789012:certificate/abc")

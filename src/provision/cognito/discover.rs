@@ -138,6 +138,12 @@ impl Cognito {
     pub(crate) async fn stack_pools(&self, pool_name: &str, stack: &str) -> Result<Vec<PoolState>> {
         let ids: Vec<String> =
             self.all_pools().await?.into_iter().filter(|(_, name)| name == pool_name).map(|(id, _)| id).collect();
+        self.stack_pools_among(&ids, stack).await
+    }
+
+    /// Of the pools `ids`, those tagged `cognigate:stack=<stack>` that still
+    /// exist, described, oldest first.
+    pub(crate) async fn stack_pools_among(&self, ids: &[String], stack: &str) -> Result<Vec<PoolState>> {
         let described = try_join_all(ids.iter().map(|id| self.describe_pool(id))).await?;
         let mut pools: Vec<PoolState> =
             described.into_iter().flatten().filter(|p| p.stack_tag() == Some(stack)).collect();

@@ -120,11 +120,19 @@ pub(crate) fn code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&
     }
 }
 
-fn message<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
+pub(crate) fn message<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
     match err {
         SdkError::ServiceError(service) => service.err().message(),
         _ => None,
     }
+}
+
+/// Whether the endpoint does not implement the operation (emulators, older
+/// partitions): an unknown-operation code, or a bare HTTP 404/500/501.
+pub(crate) fn unknown_operation<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    let code = code(err);
+    matches!(code, Some("UnknownOperationException" | "InvalidAction" | "NotImplemented"))
+        || (code.is_none() && matches!(status(err), Some(404 | 500 | 501)))
 }
 
 /// The HTTP status of the answer, if there was one.

@@ -82,6 +82,9 @@ pub(crate) fn merged_pool_update(
         .set_account_recovery_setting(pool.account_recovery_setting().cloned())
         .set_pool_name(pool.name().map(str::to_owned))
         .set_user_pool_tier(pool.user_pool_tier().cloned())
+        .set_key_configuration(pool.key_configuration().cloned())
+        .set_issuer_configuration(pool.issuer_configuration().cloned())
+        .set_acr_configuration(pool.acr_configuration().cloned())
 }
 
 /// The pool's sign-up configuration with only `AllowAdminCreateUserOnly` changed.

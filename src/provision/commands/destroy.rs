@@ -71,7 +71,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: &DestroyArgs) -> Result<()> {
 
 /// The pool the env file names, when it is not another stack's.
 async fn env_file_pool(cognito: &Cognito, spec: &StackSpec) -> Result<Option<PoolState>> {
-    let Some(id) = hint_from_env_file(&spec.files.env_file).pool_id else { return Ok(None) };
+    let Some(id) = hint_from_env_file(&spec.files.env_file, &spec.region).pool_id else { return Ok(None) };
     let pool = cognito.describe_pool(&id).await?;
     Ok(pool.filter(|p| p.stack_tag().is_none_or(|s| s == spec.stack.as_str())))
 }

@@ -19,7 +19,8 @@ pub(crate) async fn run(global: &GlobalArgs, args: &OutputsArgs) -> Result<()> {
             needs: format!("pool, domain {} and app client are needed", spec.domain.api_name()),
         });
     };
-    let secret = client.secret.clone().unwrap_or_default();
+    let described = client.secret.clone().unwrap_or_default();
+    let secret = super::secret_to_write(&cognito, &spec.files.env_file, &pool.id, &client.id, &described).await?;
     let domain_host = spec.domain.host(&spec.region);
     let endpoint = cognito.endpoint_override();
     let mut values = EnvValues::new(&spec, endpoint.as_deref(), &pool.id, &domain_host, &client.id, &secret);

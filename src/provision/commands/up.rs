@@ -26,7 +26,15 @@ pub(crate) async fn run(global: &GlobalArgs, args: &UpArgs) -> Result<()> {
         confirm("Apply these changes?", args.yes)?;
     }
     let progress = Progress::new(text);
-    let applied = apply(&cognito, &spec, actual, &plan, &progress).await?;
+    let mut applied = apply(&cognito, &spec, actual, &plan, &progress).await?;
+    applied.client_secret = super::secret_to_write(
+        &cognito,
+        &spec.files.env_file,
+        &applied.pool_id,
+        &applied.client_id,
+        &applied.client_secret,
+    )
+    .await?;
     let values = EnvValues::new(
         &spec,
         endpoint.as_deref(),
@@ -80,6 +88,14 @@ fn print_json(summary: &Summary, plan: &Plan, show_secret: bool) {
         "changed": changed,
         "plan": plan,
     });
+    if let Some(target) = &applied.cloudfront {
+        doc["customDomain"] = json!({
+            "host": applied.domain_host,
+            "cloudFrontDomain": target,
+            "aliasRecord": { "name": applied.domain_host, "type": "CNAME", "value": target,
+                             "route53": { "type": "A", "alias": true, "hostedZoneId": CLOUDFRONT_ZONE } },
+        });
+    }
     if show_secret {
         doc["clientSecret"] = json!(applied.client_secret.expose());
     }
@@ -106,6 +122,14 @@ fn print_text(summary: &Summary, show_secret: bool) {
         println!("  {kind:<11} {}  {}", path.display(), render::label(*outcome));
     }
     println!("  issuer      {}", urls.issuer);
+    if let Some(target) = &applied.cloudfront {
+        let host = &applied.domain_host;
+        println!("  cloudfront  {target}");
+        println!(
+            "DNS: the custom domain answers only once {host} points at {target}: create a CNAME {host} -> \
+             {target} (Route 53: an A alias record to that distribution, hosted zone {CLOUDFRONT_ZONE})."
+        );
+    }
     if show_secret {
         println!("  secret      {}", applied.client_secret.expose());
     }
@@ -118,6 +142,8 @@ fn print_text(summary: &Summary, show_secret: bool) {
     }
 }
 
+/// The hosted zone id every CloudFront distribution's alias target uses in Route 53.
+const CLOUDFRONT_ZONE: &str = "Z2FDTNDATAQYW2";
 /// The branding outcome; an endpoint without the API is a note, not a failure.
 fn branding_label(branding: Branding) -> &'static str {
     match branding {

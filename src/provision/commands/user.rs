@@ -37,7 +37,7 @@ pub(crate) async fn run(global: &GlobalArgs, command: &UserCommand) -> Result<()
 /// Settings → client → the stack's pool.
 async fn open_pool(global: &GlobalArgs, args: &UserPoolArgs) -> Result<(Cognito, PoolState)> {
     let (spec, cognito) = prepare(global, &args.stack_args()).await?;
-    let hint = hint_from_env_file(&spec.files.env_file);
+    let hint = hint_from_env_file(&spec.files.env_file, &spec.region);
     let pool = cognito.find_pool(&spec, &hint).await?;
     Ok((cognito, pool))
 }

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cognigate::gateway::OAuthOptions;
 use cognigate::gateway::config::{Env, GatewayConfig};
 use cognigate::gateway::security::SecurityOptions;
 use cognigate::gateway::state::AppState;
@@ -245,8 +246,10 @@ impl Gateway {
     }
 
     /// `redis`: a Redis URL for the store instead of SQLite.
+    /// No refresh grace window: the reuse tests present a spent refresh
+    /// token at once and expect its family revoked (spec.rs tests the window).
     pub async fn start_on(routes: impl FnOnce(SocketAddr) -> Value, redis: Option<&str>) -> Self {
-        Self::start_secured(routes, redis, SecurityOptions::default()).await
+        Self::start_full(routes, redis, policies(), no_grace()).await
     }
 
     /// The two default routes with the given security options.
@@ -259,27 +262,43 @@ impl Gateway {
                 }})
             },
             None,
+            policies(),
+            no_grace(),
             security,
         )
         .await
     }
 
+    /// Everything chosen: routes, store, `policies.json` and the
+    /// authorization server's options.
+    pub async fn start_full(
+        routes: impl FnOnce(SocketAddr) -> Value,
+        redis: Option<&str>,
+        policies: Value,
+        options: OAuthOptions,
+    ) -> Self {
+        Self::start_secured(routes, redis, policies, options, SecurityOptions::default()).await
+    }
+
+    /// [`Gateway::start_full`] with security options.
     pub async fn start_secured(
         routes: impl FnOnce(SocketAddr) -> Value,
         redis: Option<&str>,
+        policies: Value,
+        options: OAuthOptions,
         security: SecurityOptions,
     ) -> Self {
         let idp = Idp::start().await;
         let upstream = Upstream::start().await;
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("policies.json"), policies().to_string()).unwrap();
+        std::fs::write(dir.path().join("policies.json"), policies.to_string()).unwrap();
         std::fs::write(dir.path().join("routes.oas.json"), routes(upstream.addr).to_string()).unwrap();
         std::fs::write(dir.path().join(".env"), env_text(idp.addr)).unwrap();
         let store: Arc<dyn cognigate::gateway::store::Store> = match redis {
             None => Arc::new(SqliteStore::open(&dir.path().join("gw.db")).unwrap()),
             Some(url) => Arc::new(cognigate::gateway::store::RedisStore::open(url).unwrap()),
         };
-        let state = Self::state_secured(dir.path(), store, security);
+        let state = Self::state_full(dir.path(), store, options).with_security(security);
         let router = cognigate::gateway::router(state.clone());
         Self { state, router, idp, upstream, dir }
     }
@@ -290,19 +309,19 @@ impl Gateway {
     }
 
     pub fn state_with(dir: &std::path::Path, store: Arc<dyn cognigate::gateway::store::Store>) -> AppState {
-        Self::state_secured(dir, store, SecurityOptions::default())
+        Self::state_full(dir, store, no_grace())
     }
 
-    pub fn state_secured(
+    pub fn state_full(
         dir: &std::path::Path,
         store: Arc<dyn cognigate::gateway::store::Store>,
-        security: SecurityOptions,
+        options: OAuthOptions,
     ) -> AppState {
         let text = std::fs::read_to_string(dir.join(".env")).unwrap();
         let env =
             Env::from_pairs(text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())));
         let config = GatewayConfig::load(dir, &env).unwrap();
-        AppState::build_with(config, PUBLIC_URL, store, security).unwrap()
+        AppState::build_with(config, PUBLIC_URL, store, options).unwrap()
     }
 
     pub async fn send(&self, request: Request<Body>) -> Response {
@@ -355,6 +374,11 @@ impl Gateway {
             .unwrap()
             .0
     }
+}
+
+/// The default options without the refresh grace window.
+pub fn no_grace() -> OAuthOptions {
+    OAuthOptions { refresh_grace: Duration::ZERO, ..OAuthOptions::default() }
 }
 
 fn rand_suffix() -> usize {

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::harness::{Gateway, bearer, body_text, json_body, now};
 
-const METADATA: &str = "resource_metadata=\"http://gw.test/.well-known/oauth-protected-resource/mcp/echo\"";
+const METADATA: &str = "resource_metadata=\"http://gw.test/.well-known/oauth-protected-resource/mcp/echo\", scope=\"openid profile email\"";
 
 fn challenge(response: &axum::response::Response) -> String {
     response.headers()[header::WWW_AUTHENTICATE].to_str().unwrap().to_owned()

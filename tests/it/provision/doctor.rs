@@ -46,6 +46,30 @@ fn failed(doc: &Value) -> Vec<String> {
         .collect()
 }
 
+/// An UpdateUserPoolClient request carrying the client's described settings.
+fn kept_client_update(
+    client: &aws_sdk_cognitoidentityprovider::Client,
+    pool: &str,
+    client_id: &str,
+) -> aws_sdk_cognitoidentityprovider::operation::update_user_pool_client::builders::UpdateUserPoolClientFluentBuilder {
+    let described = block_on(client.describe_user_pool_client().user_pool_id(pool).client_id(client_id).send())
+        .expect("describe client")
+        .user_pool_client
+        .expect("the client");
+    client
+        .update_user_pool_client()
+        .user_pool_id(pool)
+        .client_id(client_id)
+        .set_client_name(described.client_name)
+        .set_callback_urls(described.callback_urls)
+        .set_allowed_o_auth_flows(described.allowed_o_auth_flows)
+        .set_allowed_o_auth_scopes(described.allowed_o_auth_scopes)
+        .set_supported_identity_providers(described.supported_identity_providers)
+        .set_allowed_o_auth_flows_user_pool_client(described.allowed_o_auth_flows_user_pool_client)
+        .set_explicit_auth_flows(described.explicit_auth_flows)
+        .set_prevent_user_existence_errors(described.prevent_user_existence_errors)
+}
+
 fn env_value(ws: &Workspace, key: &str) -> String {
     let env = ws.read(".env");
     env.lines().find_map(|l| l.strip_prefix(&format!("{key}="))).unwrap_or_else(|| panic!("no {key}")).to_owned()
@@ -110,11 +134,11 @@ fn a_removed_callback_url_is_named_with_its_fix() {
     let (ws, stack) = stack("doctor-cb", &[]);
     let client = sdk(&ws.endpoint);
     let (pool, client_id) = (env_value(&ws, "COGNITO_USER_POOL_ID"), env_value(&ws, "COGNITO_CLIENT_ID"));
+    // UpdateUserPoolClient resets what it is not sent (the strict peer too):
+    // everything else goes back as described.
     block_on(
-        client
-            .update_user_pool_client()
-            .user_pool_id(&pool)
-            .client_id(&client_id)
+        kept_client_update(&client, &pool, &client_id)
+            .set_callback_urls(None)
             .callback_urls("https://elsewhere.example.com/cb")
             .send(),
     )
@@ -133,11 +157,11 @@ fn changed_scopes_are_named_with_their_fix() {
     let (ws, stack) = stack("doctor-scope", &[]);
     let client = sdk(&ws.endpoint);
     let (pool, client_id) = (env_value(&ws, "COGNITO_USER_POOL_ID"), env_value(&ws, "COGNITO_CLIENT_ID"));
+    // UpdateUserPoolClient resets what it is not sent (the strict peer too):
+    // everything else goes back as described.
     block_on(
-        client
-            .update_user_pool_client()
-            .user_pool_id(&pool)
-            .client_id(&client_id)
+        kept_client_update(&client, &pool, &client_id)
+            .set_allowed_o_auth_scopes(None)
             .allowed_o_auth_scopes("openid")
             .send(),
     )

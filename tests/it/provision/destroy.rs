@@ -11,9 +11,15 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
+use aws_sdk_cognitoidentityprovider::types::{
+    AdminCreateUserConfigType, DeletionProtectionType, LambdaConfigType, PasswordPolicyType, UserPoolPolicyType,
+};
+
 use crate::support::aws_proxy::AwsProxy;
 use crate::support::cli::{Workspace, block_on, pools_named, sdk, unique_stack};
 use crate::support::moto::MotoServer;
+
+const PRE_SIGN_UP: &str = "arn:aws:lambda:us-east-1:123456789012:function:pre-sign-up";
 
 fn position(calls: &[String], operation: &str) -> usize {
     calls.iter().position(|c| c == operation).unwrap_or_else(|| panic!("no {operation} in {calls:?}"))
@@ -168,14 +174,36 @@ fn deletion_protection_is_refused_then_turned_off_with_force() {
     assert!(proxy.mutating_calls().is_empty(), "{:?}", proxy.calls());
     assert!(pool_exists(&aws, &pool_id));
 
-    // --force: protection off first (tags kept), then the usual order. The
-    // last step fails once, to show that a half-done destroy resumes.
+    // An adopted-looking pool carries settings of its own: a trigger, a
+    // password policy, admin-only sign-up (set through the strict peer, which
+    // like Cognito resets what UpdateUserPool is not sent).
+    block_on(async {
+        let pool = aws.describe_user_pool().user_pool_id(&pool_id).send().await.unwrap().user_pool.unwrap();
+        aws.update_user_pool()
+            .user_pool_id(&pool_id)
+            .deletion_protection(DeletionProtectionType::Active)
+            .set_user_pool_tags(pool.user_pool_tags().cloned())
+            .lambda_config(LambdaConfigType::builder().pre_sign_up(PRE_SIGN_UP).build())
+            .policies(
+                UserPoolPolicyType::builder()
+                    .password_policy(PasswordPolicyType::builder().minimum_length(12).require_symbols(true).build())
+                    .build(),
+            )
+            .admin_create_user_config(AdminCreateUserConfigType::builder().allow_admin_create_user_only(true).build())
+            .send()
+            .await
+            .unwrap();
+    });
+
+    // --force: the usual order, and protection off right before DeleteUserPool
+    // (issue 13, item 4), every other setting sent back. The last step fails
+    // once, to show that a half-done destroy resumes and loses nothing.
     proxy.reset();
     proxy.fail("DeleteUserPool", 400, "InvalidParameterException", "injected by the test", 1);
     ws.run(&["destroy", "--stack", &stack, "--force"]).failure(1, "DeleteUserPool failed");
     assert_eq!(
         proxy.mutating_calls(),
-        ["UpdateUserPool", "DeleteUserPoolDomain", "DeleteUserPoolClient", "DeleteUserPool"]
+        ["DeleteUserPoolDomain", "DeleteUserPoolClient", "UpdateUserPool", "DeleteUserPool"]
     );
     block_on(async {
         let pool = aws.describe_user_pool().user_pool_id(&pool_id).send().await.unwrap().user_pool.unwrap();
@@ -186,6 +214,10 @@ fn deletion_protection_is_refused_then_turned_off_with_force() {
             Some("true"),
             "UpdateUserPool dropped the tags: {tags:?}"
         );
+        assert_eq!(pool.lambda_config().and_then(|l| l.pre_sign_up()), Some(PRE_SIGN_UP), "trigger wiped");
+        let password = pool.policies().and_then(|p| p.password_policy()).expect("password policy wiped");
+        assert_eq!((password.minimum_length(), password.require_symbols()), (Some(12), true));
+        assert!(pool.admin_create_user_config().is_some_and(|c| c.allow_admin_create_user_only()), "sign-up reopened");
     });
 
     // What is left is an unprotected managed pool: no --force needed any more.
@@ -242,6 +274,27 @@ fn clean_files_removes_our_keys_and_stanza_and_keeps_the_rest() {
     let again = ws.run(&["destroy", "--stack", &stack, "--policy-name", "my-cognito", "--clean-files"]).success();
     assert!(again.stdout.contains("Nothing to destroy") && again.stdout.contains("unchanged"), "{}", again.stdout);
     assert_eq!(ws.read(".env"), "# my settings\nPORT=9000\nexport OTHER=\"x y\"\n");
+}
+
+/// Issue 13, item 8: right after its domain is gone, Cognito may still refuse
+/// DeleteUserPool with "It has a domain configured"; the strict peer answers
+/// so once, and destroy retries instead of failing.
+#[test]
+fn a_pool_that_still_sees_its_deleted_domain_is_deleted_on_a_retry() {
+    let moto = MotoServer::shared();
+    let proxy = AwsProxy::start(moto.endpoint());
+    let ws = Workspace::new(proxy.url());
+    let aws = sdk(moto.endpoint());
+    let stack = unique_stack("linger");
+    let pool_id = ws.run(&["up", "--stack", &stack, "--output", "json"]).success().json()["userPoolId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    crate::support::strict::linger_domains(&ws.endpoint);
+    proxy.reset();
+    ws.run(&["destroy", "--stack", &stack]).success();
+    assert_eq!(proxy.count("DeleteUserPool"), 2, "{:?}", proxy.calls());
+    assert!(!pool_exists(&aws, &pool_id));
 }
 
 #[test]

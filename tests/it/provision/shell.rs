@@ -11,7 +11,7 @@ use crate::support::moto::MotoServer;
 
 #[test]
 fn bash_completions_list_the_subcommands() {
-    let ws = Workspace::new("http://127.0.0.1:9");
+    let ws = Workspace::bare("http://127.0.0.1:9");
     let out = ws.run(&["completions", "bash"]).success();
     for sub in ["up", "plan", "outputs", "rotate-secret", "destroy", "gc", "doctor", "export", "completions", "man"] {
         assert!(out.stdout.contains(sub), "{sub} missing from the bash completions");
@@ -22,7 +22,7 @@ fn bash_completions_list_the_subcommands() {
 
 #[test]
 fn the_man_page_renders() {
-    let ws = Workspace::new("http://127.0.0.1:9");
+    let ws = Workspace::bare("http://127.0.0.1:9");
     let out = ws.run(&["man"]).success();
     assert!(out.stdout.starts_with(".ie") || out.stdout.contains(".TH cognigate 1"), "{}", &out.stdout[..200]);
     assert!(out.stdout.contains(".TH cognigate-doctor 1"), "one section per subcommand");
