@@ -23,3 +23,5 @@ pub mod secret;
 
 #[cfg(test)]
 mod contract_tests;
+#[cfg(test)]
+mod fuzz_tests;

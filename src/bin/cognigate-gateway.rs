@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use std::time::Duration;
+
 use cognigate::gateway::audit::AuditTarget;
+use cognigate::gateway::security::{Cidr, SecurityOptions};
+use cognigate::gateway::server::ConnectionLimits;
 use cognigate::gateway::{OAuthOptions, ServeOptions, StoreUrl, serve};
 
 const EXIT_BOOT: u8 = 1;
@@ -17,6 +21,8 @@ const EXIT_USAGE: u8 = 64;
 #[derive(Debug, Parser)]
 #[command(name = "cognigate-gateway", version)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Directory holding policies.json and routes.oas.json.
     #[arg(long, env = "COGNIGATE_CONFIG_DIR", default_value = "config")]
     config_dir: PathBuf,
@@ -32,12 +38,45 @@ struct Cli {
     /// it), else http://localhost:PORT for a loopback --listen.
     #[arg(long, env = "COGNIGATE_PUBLIC_URL")]
     public_url: Option<String>,
-    /// State store: sqlite:PATH, or redis://HOST:PORT[/DB] for replicas sharing state.
-    #[arg(long, env = "COGNIGATE_STORE", default_value = "sqlite:cognigate-gateway.db", value_parser = parse_store)]
+    /// State store: sqlite:PATH, or redis[s]://[USER:PASSWORD@]HOST:PORT[/DB] for replicas
+    /// sharing state (rediss: TLS; SSL_CERT_FILE names a private CA).
+    #[arg(long, global = true, env = "COGNIGATE_STORE", default_value = "sqlite:cognigate-gateway.db", value_parser = parse_store)]
     store: StoreUrl,
     /// Serving threads (one per CPU by default); each has its own listener on the address.
     #[arg(long, env = "COGNIGATE_WORKERS")]
     workers: Option<usize>,
+    /// Serve /metrics on this address only (e.g. 127.0.0.1:9100), not on --listen.
+    #[arg(long, env = "COGNIGATE_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// Origin a browser-based MCP client may call from besides the public URL's
+    /// (e.g. http://localhost:6274 for MCP Inspector); repeat or comma-separate.
+    #[arg(long = "allowed-origin", env = "COGNIGATE_ALLOWED_ORIGINS", value_delimiter = ',')]
+    allowed_origins: Vec<String>,
+    /// Reverse proxy (IP or CIDR) whose X-Forwarded-For is believed; repeat or comma-separate.
+    #[arg(long = "trusted-proxy", env = "COGNIGATE_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<Cidr>,
+    /// Time a client has to send request headers (and to start its next request
+    /// on an idle keep-alive connection).
+    #[arg(long, env = "COGNIGATE_HEADER_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    header_timeout: Duration,
+    /// Connections kept open at once; more are closed on accept.
+    #[arg(long, env = "COGNIGATE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    max_connections: usize,
+    /// Dynamic client registrations per client IP per minute.
+    #[arg(long, env = "COGNIGATE_REGISTER_RATE", default_value_t = 20)]
+    register_rate: u64,
+    /// Authorization requests per client IP per minute.
+    #[arg(long, env = "COGNIGATE_AUTHORIZE_RATE", default_value_t = 120)]
+    authorize_rate: u64,
+    /// Logins one client may have pending at the identity provider at once.
+    #[arg(long, env = "COGNIGATE_PENDING_LOGINS_PER_CLIENT", default_value_t = 50)]
+    pending_logins_per_client: u64,
+    /// A registration never used for a login this long is deleted.
+    #[arg(long, env = "COGNIGATE_UNUSED_REGISTRATION_TTL", default_value = "7d", value_parser = parse_duration)]
+    unused_registration_ttl: Duration,
+    /// A refresh-token family ends this long after its login, however often it rotates.
+    #[arg(long, env = "COGNIGATE_REFRESH_FAMILY_LIFETIME", default_value = "30d", value_parser = parse_duration)]
+    refresh_family_lifetime: Duration,
     /// Seconds during which a refresh token presented again by the same client
     /// gets the same new tokens as the first time (two sessions refreshing at
     /// once), instead of revoking its grant. 0 turns the grace off; at most 60.
@@ -58,12 +97,32 @@ struct Cli {
     audit_log: Option<AuditTarget>,
 }
 
+/// Operator commands on the store (without one, the gateway serves).
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Revoke a user's or a client's grants: their refresh tokens and the
+    /// access tokens those issued (running replicas refuse them within
+    /// seconds). With --client, the registration is deleted too.
+    Revoke {
+        /// The user's subject (the Cognito `sub`).
+        #[arg(long = "sub", required_unless_present = "client")]
+        sub: Option<String>,
+        /// The client id the gateway gave the MCP client at registration.
+        #[arg(long)]
+        client: Option<String>,
+    },
+}
+
 fn parse_audit(value: &str) -> Result<AuditTarget, String> {
     value.parse()
 }
 
 fn parse_store(value: &str) -> Result<StoreUrl, String> {
     value.parse()
+}
+
+fn parse_duration(value: &str) -> Result<Duration, String> {
+    humantime::parse_duration(value).map_err(|_| format!("`{value}` is not a duration; use e.g. 30s, 15m, 7d"))
 }
 
 fn main() -> ExitCode {
@@ -88,6 +147,22 @@ fn main() -> ExitCode {
         )
         .init();
 
+    if let Some(Command::Revoke { sub, client }) = &cli.command {
+        return match cognigate::gateway::admin::revoke(&cli.store, sub.as_deref(), client.as_deref()) {
+            Ok(revoked) => {
+                println!(
+                    "revoked: {} access token(s) refused from now on{}",
+                    revoked.access_tokens,
+                    if revoked.client_deleted { "; client registration deleted" } else { "" }
+                );
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("cognigate-gateway revoke: {err}");
+                ExitCode::from(EXIT_BOOT)
+            }
+        };
+    }
     let env_file = match cli.env_file {
         Some(path) if !path.is_file() => {
             eprintln!(
@@ -106,6 +181,18 @@ fn main() -> ExitCode {
         public_url: cli.public_url,
         store: cli.store,
         workers: cli.workers,
+        security: SecurityOptions {
+            allowed_origins: cli.allowed_origins.iter().map(|o| o.trim().trim_end_matches('/').to_owned()).collect(),
+            trusted_proxies: cli.trusted_proxies,
+            register_per_minute: cli.register_rate,
+            authorize_per_minute: cli.authorize_rate,
+            pending_logins_per_client: cli.pending_logins_per_client,
+            unused_registration_ttl: cli.unused_registration_ttl,
+            refresh_family_lifetime: cli.refresh_family_lifetime,
+            ..SecurityOptions::default()
+        },
+        metrics_listen: cli.metrics_listen,
+        limits: ConnectionLimits { header_read_timeout: cli.header_timeout, max_connections: cli.max_connections },
         oauth: OAuthOptions {
             refresh_grace: std::time::Duration::from_secs(cli.refresh_grace_seconds),
             client_id_hosts: cli

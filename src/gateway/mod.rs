@@ -9,14 +9,17 @@
 //! gateway's own access tokens; [`metrics`] the Prometheus counters;
 //! [`audit`] the one-line-per-MCP-request audit log.
 
+pub mod admin;
 pub mod audit;
 pub mod config;
 mod cors;
-mod crypto;
+pub(crate) mod crypto;
 pub(crate) mod metrics;
 pub(crate) mod oauth;
 pub(crate) mod oidc;
 pub(crate) mod proxy;
+pub mod security;
+pub mod server;
 pub mod state;
 pub mod store;
 pub(crate) mod tokens;
@@ -48,14 +51,22 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// The gateway's HTTP surface.
 pub fn router(state: AppState) -> Router {
-    let endpoints = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(metrics_text))
+    let mut endpoints = Router::new().route("/healthz", get(|| async { "ok" }));
+    if !state.security.metrics_separate {
+        endpoints = endpoints.route("/metrics", get(metrics_text));
+    }
+    let endpoints = endpoints
         .merge(oauth::routes())
+        .layer(middleware::from_fn_with_state(state.clone(), security::guard))
         .layer(middleware::from_fn(cors::cors))
         .layer(middleware::from_fn_with_state(state.clone(), observe));
     // The proxy route records its own metrics and CORS (see `proxy::proxy`).
     Router::new().route("/mcp/{slug}", any(proxy::proxy)).merge(endpoints).with_state(state)
+}
+
+/// `/metrics` alone, for `--metrics-listen` (an address only the scraper reaches).
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new().route("/metrics", get(metrics_text)).with_state(state)
 }
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
@@ -99,6 +110,12 @@ pub struct ServeOptions {
     /// Serving threads, each with its own single-threaded runtime and listener
     /// (SO_REUSEPORT); `None`: one per CPU.
     pub workers: Option<usize>,
+    pub security: security::SecurityOptions,
+    /// Serve `/metrics` here instead of on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Header deadline and the connection cap, for the whole process (the
+    /// cap is shared out between the serving threads).
+    pub limits: server::ConnectionLimits,
     /// The authorization server's options (refresh grace, client-id documents).
     pub oauth: OAuthOptions,
     /// Where the audit log goes; `None`: no audit log.
@@ -137,8 +154,13 @@ pub(crate) fn boot(options: &ServeOptions) -> Result<AppState, BootError> {
     let config = GatewayConfig::load(&options.config_dir, &env)?;
     let store = options.store.open()?;
     let public_url = public_url(options, &env);
+    let mut security = options.security.clone();
+    security.loopback_only |= options.listen.ip().is_loopback();
+    security.metrics_separate |= options.metrics_listen.is_some();
     let audit = options.audit_log.as_ref().map(audit::AuditLog::open).transpose().map_err(BootError::Audit)?;
-    Ok(AppState::build_with(config, &public_url, store, options.oauth.clone())?.with_audit(audit))
+    Ok(AppState::build_with(config, &public_url, store, options.oauth.clone())?
+        .with_security(security)
+        .with_audit(audit))
 }
 
 /// The URL clients reach the gateway at: `--public-url`, else the one `cognigate
@@ -177,16 +199,31 @@ pub async fn serve(options: ServeOptions) -> Result<(), BootError> {
     let mut listeners =
         bind_listeners(options.listen, workers).map_err(|source| BootError::Bind { addr: options.listen, source })?;
     let local = listeners[0].local_addr().map_err(BootError::Serve)?;
+    let metrics_listener = match options.metrics_listen {
+        Some(addr) => {
+            Some(tokio::net::TcpListener::bind(addr).await.map_err(|source| BootError::Bind { addr, source })?)
+        }
+        None => None,
+    };
     log_ready(&state, local, workers);
     spawn_maintenance(state.clone());
 
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(state.clone());
+    let limits = server::ConnectionLimits {
+        max_connections: options.limits.max_connections.div_ceil(workers).max(1),
+        ..options.limits
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let first = listeners.remove(0);
-    let finished = spawn_workers(listeners, &app, &stop_rx)?;
+    let finished = spawn_workers(listeners, &app, limits, &stop_rx)?;
+    if let Some(listener) = metrics_listener {
+        tracing::info!(metrics_listen = ?listener.local_addr().ok(), "metrics served on their own address");
+        let metrics_limits = server::ConnectionLimits { max_connections: 64, ..limits };
+        tokio::spawn(server::serve_listener(listener, metrics_router(state), metrics_limits, stop_rx.clone()));
+    }
     let listener = tokio::net::TcpListener::from_std(first).map_err(BootError::Serve)?;
-    let server = axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx));
-    let mut server = std::pin::pin!(server.into_future());
+    let server = server::serve_listener(listener, app, limits, stop_rx);
+    let mut server = std::pin::pin!(server);
     tokio::select! {
         result = &mut server => return result.map_err(BootError::Serve),
         () = shutdown_signal() => {}
@@ -196,18 +233,10 @@ pub async fn serve(options: ServeOptions) -> Result<(), BootError> {
     drain(server, finished).await
 }
 
-type App = axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, SocketAddr>;
-
 fn log_ready(state: &AppState, local: SocketAddr, workers: usize) {
     let mut routes: Vec<&str> = state.routes.values().map(|r| r.route.path.as_str()).collect();
     routes.sort_unstable();
     tracing::info!(listen = %local, public_url = %state.public_url, ?routes, workers, "cognigate-gateway ready");
-}
-
-/// Resolves once the stop flag is raised: the graceful-shutdown signal of
-/// every serving thread.
-async fn stopped(mut stop_rx: tokio::sync::watch::Receiver<bool>) {
-    let _ = stop_rx.wait_for(|stop| *stop).await;
 }
 
 /// Thread per core, as nginx's worker processes: each extra thread runs its
@@ -217,7 +246,8 @@ async fn stopped(mut stop_rx: tokio::sync::watch::Receiver<bool>) {
 /// Returns, per thread, a receiver that completes when the thread is done.
 fn spawn_workers(
     listeners: Vec<std::net::TcpListener>,
-    app: &App,
+    app: &Router,
+    limits: server::ConnectionLimits,
     stop_rx: &tokio::sync::watch::Receiver<bool>,
 ) -> Result<Vec<tokio::sync::oneshot::Receiver<()>>, BootError> {
     let mut finished = Vec::new();
@@ -228,7 +258,7 @@ fn spawn_workers(
         std::thread::Builder::new()
             .name("gateway-worker".into())
             .spawn(move || {
-                serve_on_this_thread(listener, app, stop_rx);
+                serve_on_this_thread(listener, app, limits, stop_rx);
                 let _ = done_tx.send(());
             })
             .map_err(BootError::Serve)?;
@@ -237,7 +267,12 @@ fn spawn_workers(
 }
 
 /// One serving thread: its own current-thread runtime, until the stop flag.
-fn serve_on_this_thread(listener: std::net::TcpListener, app: App, stop_rx: tokio::sync::watch::Receiver<bool>) {
+fn serve_on_this_thread(
+    listener: std::net::TcpListener,
+    app: Router,
+    limits: server::ConnectionLimits,
+    stop_rx: tokio::sync::watch::Receiver<bool>,
+) {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => return tracing::error!(error = %err, "cannot start a serving thread"),
@@ -245,7 +280,7 @@ fn serve_on_this_thread(listener: std::net::TcpListener, app: App, stop_rx: toki
     runtime.block_on(async move {
         match tokio::net::TcpListener::from_std(listener) {
             Ok(listener) => {
-                if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx)).await {
+                if let Err(err) = server::serve_listener(listener, app, limits, stop_rx).await {
                     tracing::error!(error = %err, "serving thread failed");
                 }
             }
@@ -339,6 +374,12 @@ fn spawn_maintenance(state: AppState) {
                     Ok(0) => {}
                     Ok(deleted) => tracing::debug!(deleted, "expired rows deleted"),
                     Err(err) => tracing::warn!(error = %err, "store sweep failed"),
+                }
+                let unused_before = started - state.security.unused_registration_ttl.as_secs() as i64;
+                match state.store.run(move |store| store.expire_unused_clients(unused_before)).await {
+                    Ok(0) => {}
+                    Ok(deleted) => tracing::info!(deleted, "registrations never used for a login deleted"),
+                    Err(err) => tracing::warn!(error = %err, "cannot delete unused registrations"),
                 }
             }
         }

@@ -16,6 +16,7 @@ use super::metrics::Metrics;
 use super::oauth::OAuthOptions;
 use super::oauth::cimd::CimdClients;
 use super::oidc::IdentityProvider;
+use super::security::SecurityOptions;
 use super::store::{Lifetimes, Store, StoreError, StoreHandle};
 use super::tokens::{Revocations, SigningKey, TokenCache, TokenError, TokenIssuer};
 
@@ -90,6 +91,11 @@ pub struct Inner {
     /// `X-Forwarded-Proto` / `X-Forwarded-Host` values sent upstream.
     pub(crate) forwarded_proto: HeaderValue,
     pub(crate) forwarded_host: HeaderValue,
+    /// The public URL's `host[:port]`, as a `Host` header would carry it.
+    pub(crate) forwarded_host_text: String,
+    pub(crate) security: SecurityOptions,
+    /// Key of the `Mcp-Session-Id` binding (see `security::session`).
+    pub(crate) session_key: [u8; 32],
     pub(crate) secure_cookies: bool,
     pub(crate) routes: HashMap<String, RouteState>,
     pub(crate) store: StoreHandle,
@@ -163,6 +169,9 @@ impl AppState {
             secure_cookies: public.scheme() == "https",
             forwarded_proto: header(public.scheme())?,
             forwarded_host: header(&public_host)?,
+            forwarded_host_text: public_host,
+            session_key: super::security::session::key(&stored),
+            security: SecurityOptions::default(),
             public_url,
             routes,
             store: StoreHandle::new(store),
@@ -175,6 +184,19 @@ impl AppState {
             cimd,
             audit: None,
         })))
+    }
+
+    /// The state with the operator's security options (call before the
+    /// state is shared).
+    pub fn with_security(self, security: SecurityOptions) -> Self {
+        match Arc::try_unwrap(self.0) {
+            Ok(mut inner) => {
+                inner.security = security;
+                Self(Arc::new(inner))
+            }
+            // Already shared: keep it as it is (boot calls this first).
+            Err(shared) => Self(shared),
+        }
     }
 
     /// The state with an audit log (call before the state is shared).

@@ -168,9 +168,6 @@ async def checks(args: argparse.Namespace) -> dict[str, Any]:
             out["access_on_route"] = await gw.call(args.route, tokens["access_token"])
             return out
 
-        status, body = await gw.token(first["exchange"])
-        out["code_reuse"] = {"status": status, "error": body.get("error")}
-
         out["no_token"] = await gw.call(args.route, None)
         out["garbage_token"] = await gw.call(args.route, "not-a-token")
         out["access_on_route"] = await gw.call(args.route, tokens["access_token"])
@@ -185,7 +182,12 @@ async def checks(args: argparse.Namespace) -> dict[str, Any]:
         out["rotated_after_reuse"] = {"status": status, "error": body.get("error")}
         out["refreshed_access_after_reuse"] = await gw.call(args.route, rotated.get("access_token"))
 
-        second = (await gw.login(args, client_id, args.route))["tokens"]
+        second_login = await gw.login(args, client_id, args.route)
+        second = second_login["tokens"]
+        # A replayed code fails, and revokes what its first use issued.
+        status, body = await gw.token(second_login["exchange"])
+        out["code_reuse"] = {"status": status, "error": body.get("error")}
+        out["access_after_code_reuse"] = await gw.call(args.route, second["access_token"])
         revoke = await http.post(
             gw.meta.get("revocation_endpoint", base + "/oauth/revoke"),
             data={"token": second["refresh_token"], "token_type_hint": "refresh_token", "client_id": client_id},

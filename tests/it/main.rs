@@ -10,6 +10,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod attacks;
 mod contract;
 mod e2e;
 mod gateway;

@@ -1,9 +1,11 @@
 //! `/oauth/authorize` (the MCP client's browser arrives) and `/oauth/callback`
 //! (the browser returns from the IdP's hosted login).
 //!
-//! Until the client and its redirect URI are known to be genuine, errors are
-//! shown as a page (RFC 6749 4.1.2.1: never redirect to an unverified URI);
-//! after that they go back to the client as `error=` on its redirect URI.
+//! Errors here are shown as a page: before the client and its redirect URI
+//! are known to be genuine (RFC 6749 4.1.2.1: never redirect to an
+//! unverified URI), and after that too, because no user has acted yet (RFC
+//! 9700 4.11.2). Errors after the user signed in go back to the client as
+//! `error=` on its redirect URI.
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
@@ -15,6 +17,7 @@ use super::redirect::{found, redirect_error, redirect_matches};
 use super::{PENDING_LOGIN_TTL, PageError, find_client, granted_scope};
 use crate::gateway::crypto::{is_valid_challenge, pkce_challenge, random_token};
 use crate::gateway::oidc::IdClaims;
+use crate::gateway::security::MAX_AUTHORIZE_PARAM_LEN;
 use crate::gateway::state::{AppState, RouteState};
 use crate::gateway::store::{PendingLogin, now};
 
@@ -38,14 +41,27 @@ impl Params {
 pub(super) async fn authorize(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Response, PageError> {
     let params = Params::parse(query.as_deref());
     let (client_id, redirect_uri) = trusted_redirect(&state, &params).await?;
-    // From here on the redirect URI is trusted: errors go back to the client.
-    let client_state = params.get("state");
+    // Errors before any user interaction are pages, even to a registered URI
+    // (RFC 9700 section 4.11.2): anyone can register a client, and an error
+    // redirect without the user's involvement would make this endpoint an
+    // open redirector to the attacker's registered URI.
     let (challenge, route) = match checked_request(&state, &params) {
         Ok(checked) => checked,
         Err((error, description)) => {
-            return Ok(redirect_error(&state, &redirect_uri, error, description, client_state));
+            return Err(PageError::bad_request(format!("The request was refused ({error}): {description}.")));
         }
     };
+    // Each authorization request stores a pending login: bound what one
+    // client can make the store hold.
+    let pending_key = format!("pending:{client_id}");
+    let cap = state.security.pending_logins_per_client;
+    if let Err(response) =
+        crate::gateway::security::limit(&state, pending_key, cap, PENDING_LOGIN_TTL, "pending logins for this client")
+            .await
+    {
+        return Ok(response);
+    }
+    let client_state = params.get("state");
 
     let idp_verifier = random_token(32);
     let login = PendingLogin {
@@ -97,6 +113,12 @@ fn checked_request<'a>(
     state: &'a AppState,
     params: &'a Params,
 ) -> Result<(&'a str, &'a RouteState), (&'static str, &'static str)> {
+    let long = ["state", "scope", "resource", "code_challenge"]
+        .into_iter()
+        .find(|name| params.all(name).iter().any(|value| value.len() > MAX_AUTHORIZE_PARAM_LEN));
+    if long.is_some() {
+        return Err(("invalid_request", "a parameter is longer than 1024 bytes"));
+    }
     if params.get("response_type") != Some("code") {
         return Err(("unsupported_response_type", "only response_type=code is supported"));
     }

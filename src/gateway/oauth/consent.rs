@@ -136,9 +136,14 @@ fn consent_response(state: &AppState, html: String, csrf: &str, redirect_uri: &s
     out.insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(PageError::internal)?);
     out.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    out.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    let csp =
-        format!("frame-ancestors 'none'; default-src 'none'; style-src 'unsafe-inline'; form-action {form_action}");
+    // `same-origin`, not `no-referrer`: under `no-referrer` browsers send
+    // `Origin: null` with the form, which the Origin check must refuse. The
+    // consent URL still never reaches another site.
+    out.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    let csp = format!(
+        "frame-ancestors 'none'; default-src 'none'; style-src 'unsafe-inline'; script-src {}; form-action {form_action}",
+        *pages::CONSENT_SCRIPT_SOURCE
+    );
     out.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_str(&csp).map_err(PageError::internal)?);
     Ok(response)
 }

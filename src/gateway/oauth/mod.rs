@@ -16,7 +16,7 @@
 
 mod authorize;
 pub(crate) mod cimd;
-mod client_auth;
+pub(crate) mod client_auth;
 mod consent;
 mod device;
 mod error;
@@ -25,7 +25,7 @@ mod metadata;
 mod options;
 pub(crate) mod pages;
 mod redirect;
-mod register;
+pub(crate) mod register;
 mod token;
 
 use axum::Router;

@@ -34,6 +34,22 @@ fn engine() -> Result<Handlebars<'static>, String> {
     Ok(engine)
 }
 
+/// The CSP source (`'sha256-…'`) of the consent page's one inline script,
+/// which keeps Approve disabled for a moment after the page shows or regains
+/// focus: a page that swaps this window under the user's cursor cannot turn
+/// a double click into an approval.
+pub(super) static CONSENT_SCRIPT_SOURCE: LazyLock<String> = LazyLock::new(|| {
+    use base64::Engine;
+    use sha2::Digest;
+    let template = include_str!("../../../templates/gateway/consent.html.hbs");
+    let script = template
+        .split_once("<script>")
+        .and_then(|(_, rest)| rest.split_once("</script>"))
+        .map_or("", |(script, _)| script);
+    let digest = sha2::Sha256::digest(script.as_bytes());
+    format!("'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(digest))
+});
+
 /// Whether every template compiles: called at boot, so a broken template
 /// stops the gateway instead of failing the first sign-in.
 pub(crate) fn check() -> Result<(), String> {

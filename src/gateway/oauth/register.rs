@@ -15,6 +15,7 @@ use url::Url;
 
 use super::OAuthError;
 use crate::gateway::crypto::{random_token, sha256_hex};
+use crate::gateway::security::MAX_REDIRECT_URI_LEN;
 use crate::gateway::state::AppState;
 use crate::gateway::store::{Client, now};
 
@@ -122,6 +123,12 @@ fn checked_redirect_uris(redirect_uris: Vec<String>) -> Result<Vec<String>, OAut
         return Err(OAuthError::InvalidRedirectUri(format!("at most {MAX_REDIRECT_URIS} redirect_uris")));
     }
     for uri in &redirect_uris {
+        if uri.len() > MAX_REDIRECT_URI_LEN {
+            return Err(OAuthError::InvalidRedirectUri(format!(
+                "a redirect URI is {} bytes long; at most {MAX_REDIRECT_URI_LEN}",
+                uri.len()
+            )));
+        }
         check_redirect_uri(uri).map_err(OAuthError::InvalidRedirectUri)?;
     }
     Ok(redirect_uris)
@@ -131,7 +138,10 @@ fn checked_grant_types(grant_types: Option<Vec<String>>) -> Result<Vec<String>, 
     // RFC 7591 defaults to authorization_code alone, but MCP clients that omit
     // grant_types still expect to refresh; 3.2.1 lets the server adjust
     // metadata as long as the response says so, and it does.
-    let grant_types = grant_types.unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]);
+    let mut grant_types = grant_types.unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]);
+    // Stored with the client: a list repeating one value is kept once.
+    let mut seen = std::collections::HashSet::new();
+    grant_types.retain(|grant| seen.insert(grant.clone()));
     if grant_types.is_empty() || grant_types.iter().any(|g| !SUPPORTED_GRANTS.contains(&g.as_str())) {
         return Err(OAuthError::InvalidClientMetadata(format!(
             "grant_types may only hold authorization_code, refresh_token and {DEVICE_CODE_GRANT}"

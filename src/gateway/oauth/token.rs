@@ -18,7 +18,7 @@ use super::register::DEVICE_CODE_GRANT;
 use super::{OAuthError, device, grace};
 use crate::gateway::crypto::{random_token, sha256_hex, verify_pkce};
 use crate::gateway::state::AppState;
-use crate::gateway::store::{Grant, RefreshToken, RefreshUse, RevokedAccess, Rotation, now};
+use crate::gateway::store::{CodeUse, Grant, RefreshToken, RefreshUse, RevokedAccess, Rotation, now};
 
 #[derive(Deserialize)]
 pub(super) struct TokenForm {
@@ -59,7 +59,11 @@ pub(super) async fn token(
     }
     let (grant, family) = match grant_type {
         "authorization_code" => {
-            (redeem_code(&state, &client.client_id, &client.redirect_uris, &form).await?, random_token(16))
+            let grant = redeem_code(&state, &client.client_id, &client.redirect_uris, &form).await?;
+            // A completed login keeps the registration from expiring unused.
+            let used = client.client_id.clone();
+            state.store.run(move |store| store.mark_client_used(&used)).await?;
+            (grant, random_token(16))
         }
         "refresh_token" => return refresh(&state, &client.client_id, &form).await,
         DEVICE_CODE_GRANT => {
@@ -70,7 +74,9 @@ pub(super) async fn token(
     };
     let with_refresh = client.grant_types.iter().any(|g| g == "refresh_token");
     let label = if grant_type == DEVICE_CODE_GRANT { "device_code" } else { "authorization_code" };
-    issue(&state, grant, with_refresh.then_some(family), label).await
+    // A redeemed code is remembered, so a replay revokes what it issued.
+    let code_hash = if grant_type == "authorization_code" { form.code.as_deref().map(sha256_hex) } else { None };
+    issue(&state, grant, with_refresh.then_some(family), code_hash, label).await
 }
 
 async fn redeem_code(
@@ -85,11 +91,11 @@ async fn redeem_code(
         .as_deref()
         .ok_or_else(|| OAuthError::InvalidRequest("code_verifier is required (PKCE)".into()))?;
     let hash = sha256_hex(code);
-    let record = state
-        .store
-        .run(move |store| store.take_code(&hash, now()))
-        .await?
-        .ok_or_else(|| OAuthError::InvalidGrant("the code is invalid, expired or already used".into()))?;
+    let lookup = hash.clone();
+    let Some(record) = state.store.run(move |store| store.take_code(&lookup, now())).await? else {
+        revoke_replayed_code(state, hash).await?;
+        return Err(OAuthError::InvalidGrant("the code is invalid, expired or already used".into()));
+    };
     if record.grant.client_id != client_id {
         return Err(OAuthError::InvalidGrant("the code was issued to another client".into()));
     }
@@ -108,6 +114,35 @@ async fn redeem_code(
     }
     check_resource(state, form.resource.as_deref(), &record.grant)?;
     Ok(record.grant)
+}
+
+/// A code presented again after it was redeemed: someone else has it (it
+/// leaked from the redirect), so what the first use issued is revoked (RFC
+/// 6749 section 4.1.2, OAuth 2.1 section 4.1.3).
+async fn revoke_replayed_code(state: &AppState, hash: String) -> Result<(), OAuthError> {
+    let at = now();
+    let revoked = state
+        .store
+        .run(move |store| {
+            let Some(used) = store.take_code_use(&hash, at)? else {
+                return Ok(None);
+            };
+            let mut revoked = match &used.family {
+                Some(family) => store.revoke_family_id(family, at)?,
+                None => Vec::new(),
+            };
+            if used.access.expires_at > at {
+                store.revoke_access(&used.access, at)?;
+                revoked.push(used.access);
+            }
+            Ok(Some(revoked))
+        })
+        .await?;
+    if let Some(revoked) = revoked {
+        tracing::warn!(revoked_access_tokens = revoked.len(), "authorization code replayed: what it issued is revoked");
+        state.revocations.add(revoked);
+    }
+    Ok(())
 }
 
 /// An RFC 8707 `resource` at the token endpoint must name the granted route.
@@ -188,6 +223,7 @@ async fn issue(
     state: &AppState,
     grant: Grant,
     family: Option<String>,
+    code_hash: Option<String>,
     grant_type: &str,
 ) -> Result<Response, OAuthError> {
     let Some(route) = state.routes.get(&grant.slug) else {
@@ -198,15 +234,26 @@ async fn issue(
     }
     let issued_at = now();
     let access_jti = random_token(16);
+    let access_expires_at = issued_at + route.route.policy.access_token_ttl.as_secs() as i64;
+    if let Some(hash) = code_hash {
+        let used = CodeUse {
+            family: family.clone(),
+            access: RevokedAccess { jti: access_jti.clone(), expires_at: access_expires_at },
+            expires_at: access_expires_at,
+        };
+        state.store.run(move |store| store.insert_code_use(&hash, &used)).await?;
+    }
     let refresh = match family {
         Some(family) => {
             let token = random_token(32);
             let record = RefreshToken {
                 family,
                 grant: grant.clone(),
-                expires_at: issued_at + route.route.policy.refresh_token_ttl.as_secs() as i64,
+                expires_at: issued_at
+                    + route.route.policy.refresh_token_ttl.min(state.security.refresh_family_lifetime).as_secs() as i64,
                 access_jti: access_jti.clone(),
                 access_expires_at: issued_at + route.route.policy.access_token_ttl.as_secs() as i64,
+                family_expires_at: Some(issued_at + state.security.refresh_family_lifetime.as_secs() as i64),
                 replaced: None,
             };
             let hash = sha256_hex(&token);

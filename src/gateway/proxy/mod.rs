@@ -152,9 +152,12 @@ pub(crate) async fn proxy(State(state): State<AppState>, request: Request) -> Re
     let slug = request.uri().path().strip_prefix("/mcp/").unwrap_or_default();
     let route = state.routes.get(slug);
     let label = route.map_or(UNKNOWN_ROUTE_LABEL, |route| route.route.path.as_str());
-    let mut response = match cors::preflight(&request).filter(|_| cross_origin) {
-        Some(preflight) => preflight,
-        None => serve_route(&state, route, request).await,
+    let refusal = crate::gateway::security::rebinding_refusal(&state, request.headers());
+    // A preflight does nothing by itself; the request it announces is checked.
+    let mut response = match (cors::preflight(&request).filter(|_| cross_origin), refusal) {
+        (Some(preflight), _) => preflight,
+        (None, Some(reason)) => refuse(request, crate::gateway::security::forbidden(reason)).await,
+        (None, None) => serve_route(&state, route, request).await,
     };
     if cross_origin {
         cors::allow_origin(&mut response);
@@ -185,17 +188,62 @@ async fn serve_route(state: &AppState, route: Option<&RouteState>, request: Requ
         }
         Err(err) => return refuse(request, unauthorized(route, &err)).await,
     };
+    let mut request = request;
+    if !unbind_session(state, &claims, request.headers_mut()) {
+        tracing::info!(route = %route.route.path, "Mcp-Session-Id of another user or client refused");
+        return refuse(request, jsonrpc_error(StatusCode::NOT_FOUND, "session not found")).await;
+    }
     // Policies (and the audit log) take the policy path; a route with none
     // keeps this one, which never reads the body.
-    if !route.route.inbound.is_empty() || state.audit.is_some() {
-        return policies::serve(state, route, claims, request).await;
+    let mut response = if !route.route.inbound.is_empty() || state.audit.is_some() {
+        policies::serve(state, route, claims.clone(), request).await
+    } else {
+        match forward_with(state, route, request, &[]).await {
+            Ok(response) => response,
+            Err(err) => {
+                tracing::warn!(route = %route.route.path, error = %err, "upstream request failed");
+                state.metrics.upstream_error(&route.route.path);
+                jsonrpc_error(StatusCode::BAD_GATEWAY, "upstream unavailable")
+            }
+        }
+    };
+    bind_session(state, &claims, response.headers_mut());
+    response
+}
+
+const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+
+/// Replaces the client's bound `Mcp-Session-Id` with the upstream's id;
+/// `false` when the token's subject and client do not own it.
+fn unbind_session(state: &AppState, claims: &crate::gateway::tokens::AccessClaims, headers: &mut HeaderMap) -> bool {
+    let Some(value) = headers.get(&MCP_SESSION_ID) else {
+        return true;
+    };
+    let bound = value.to_str().unwrap_or_default();
+    let key = &state.session_key;
+    match crate::gateway::security::session::unbind(key, &claims.sub, &claims.client_id, bound)
+        .and_then(|id| HeaderValue::from_str(id).ok())
+    {
+        Some(id) => {
+            headers.insert(MCP_SESSION_ID, id);
+            true
+        }
+        None => false,
     }
-    match forward_with(state, route, request, &[]).await {
-        Ok(response) => response,
-        Err(err) => {
-            tracing::warn!(route = %route.route.path, error = %err, "upstream request failed");
-            state.metrics.upstream_error(&route.route.path);
-            jsonrpc_error(StatusCode::BAD_GATEWAY, "upstream unavailable")
+}
+
+/// Binds the upstream's `Mcp-Session-Id` to the token's subject and client.
+fn bind_session(state: &AppState, claims: &crate::gateway::tokens::AccessClaims, headers: &mut HeaderMap) {
+    let Some(id) = headers.get(&MCP_SESSION_ID).and_then(|value| value.to_str().ok()) else {
+        return;
+    };
+    let bound = crate::gateway::security::session::bind(&state.session_key, &claims.sub, &claims.client_id, id);
+    match HeaderValue::from_str(&bound) {
+        Ok(value) => {
+            headers.insert(MCP_SESSION_ID, value);
+        }
+        Err(_) => {
+            headers.remove(MCP_SESSION_ID);
         }
     }
 }
@@ -263,9 +311,15 @@ fn forwarded_headers(
             headers.append(name.clone(), value.clone());
         }
     }
-    // X-Forwarded-For: the incoming chain plus the peer we saw.
-    let peer = extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|info| info.0.ip());
-    let forwarded_for = match (incoming.get("x-forwarded-for").and_then(|v| v.to_str().ok()), peer) {
+    // X-Forwarded-For: the peer we saw, after the incoming chain when the
+    // peer is a trusted proxy (anyone else could forge the chain).
+    let peer = crate::gateway::security::peer(extensions);
+    let chain = if crate::gateway::security::from_trusted_proxy(state, peer) {
+        incoming.get("x-forwarded-for").and_then(|v| v.to_str().ok())
+    } else {
+        None
+    };
+    let forwarded_for = match (chain, peer) {
         (Some(chain), Some(peer)) => HeaderValue::from_str(&format!("{chain}, {peer}")).ok(),
         (Some(chain), None) => HeaderValue::from_str(chain).ok(),
         (None, Some(peer)) => HeaderValue::from_str(&peer.to_string()).ok(),

@@ -2,8 +2,8 @@
 //! Times are synthetic (small numbers) so expiry is tested without sleeping.
 
 use super::{
-    AuthCode, Client, Consent, DeviceAuthorization, DeviceStatus, Grant, Lifetimes, PendingLogin, RefreshToken,
-    RefreshUse, RevokedAccess, Rotation, Store, StoreError,
+    AuthCode, Client, CodeUse, Consent, DeviceAuthorization, DeviceStatus, Grant, Lifetimes, PendingLogin,
+    RefreshToken, RefreshUse, RevokedAccess, Rotation, Store, StoreError,
 };
 
 pub(crate) fn run_all(store: &dyn Store) {
@@ -15,6 +15,10 @@ pub(crate) fn run_all(store: &dyn Store) {
     refresh_bound_to_client_expiry_and_route(store);
     revoking_a_family(store);
     access_revocations(store);
+    unused_clients_expire(store);
+    families_end_at_their_lifetime(store);
+    code_uses_revoke_their_family(store);
+    operators_revoke_by_subject_or_client(store);
     refresh_grace_replays_then_revokes(store);
     device_authorizations(store);
     rate_counts(store);
@@ -26,6 +30,76 @@ fn rate_counts(store: &dyn Store) {
     assert_eq!(store.count_request("rl:user-a:1", 120, 61).unwrap(), 2);
     assert_eq!(store.count_request("rl:user-b:1", 120, 61).unwrap(), 1, "per key");
     assert_eq!(store.count_request("rl:user-a:1", 120, 62).unwrap(), 3);
+}
+
+fn operators_revoke_by_subject_or_client(store: &dyn Store) {
+    let for_subject = |subject: &str, client: &str, jti: &str| RefreshToken {
+        grant: Grant { subject: subject.into(), ..grant(client) },
+        ..refresh(&format!("op-{jti}"), client, jti)
+    };
+    store.insert_refresh("op-h1", &for_subject("op-alice", "op-c1", "op-j1")).unwrap();
+    store.insert_refresh("op-h2", &for_subject("op-bob", "op-c1", "op-j2")).unwrap();
+    store.insert_refresh("op-h3", &for_subject("op-bob", "op-c2", "op-j3")).unwrap();
+    let by_subject = store.revoke_grants(Some("op-alice"), None, 100).unwrap();
+    assert_eq!(by_subject.iter().map(|r| r.jti.as_str()).collect::<Vec<_>>(), ["op-j1"]);
+    let mut by_client: Vec<String> =
+        store.revoke_grants(None, Some("op-c1"), 100).unwrap().into_iter().map(|r| r.jti).collect();
+    by_client.sort();
+    assert_eq!(by_client, ["op-j1", "op-j2"], "alice's again (already revoked) and bob's on c1");
+    assert!(
+        matches!(rotate(store, "op-h3", "op-c2", rotation("op-h4", "op-j4"), 100).unwrap(), RefreshUse::Rotated { .. }),
+        "bob on c2 untouched"
+    );
+}
+
+fn code_uses_revoke_their_family(store: &dyn Store) {
+    store.insert_refresh("cu-h1", &refresh("cu-fam", "c-cu", "cu-j1")).unwrap();
+    let used = CodeUse {
+        family: Some("cu-fam".into()),
+        access: RevokedAccess { jti: "cu-j0".into(), expires_at: 2_000 },
+        expires_at: 2_000,
+    };
+    store.insert_code_use("cu-code", &used).unwrap();
+    assert_eq!(store.take_code_use("cu-code", 100).unwrap(), Some(used));
+    assert_eq!(store.take_code_use("cu-code", 100).unwrap(), None, "once");
+    let revoked = store.revoke_family_id("cu-fam", 100).unwrap();
+    assert_eq!(revoked.iter().map(|r| r.jti.as_str()).collect::<Vec<_>>(), ["cu-j1"]);
+    assert!(matches!(
+        rotate(store, "cu-h1", "c-cu", rotation("cu-h2", "cu-j2"), 100).unwrap(),
+        RefreshUse::Reused { .. }
+    ));
+}
+
+fn unused_clients_expire(store: &dyn Store) {
+    let client = |id: &str, at: i64| Client {
+        client_id: id.into(),
+        client_name: None,
+        redirect_uris: vec!["cursor://cb".into()],
+        grant_types: vec!["authorization_code".into()],
+        response_types: vec!["code".into()],
+        token_endpoint_auth_method: "none".into(),
+        client_secret_hash: None,
+        client_id_issued_at: at,
+    };
+    store.insert_client(&client("old-unused", 100)).unwrap();
+    store.insert_client(&client("old-used", 100)).unwrap();
+    store.insert_client(&client("recent", 900)).unwrap();
+    store.mark_client_used("old-used").unwrap();
+    assert!(store.expire_unused_clients(500).unwrap() >= 1);
+    assert_eq!(store.client("old-unused").unwrap(), None, "never used: deleted");
+    assert!(store.client("old-used").unwrap().is_some(), "used: kept");
+    assert!(store.client("recent").unwrap().is_some(), "recent: kept");
+}
+
+fn families_end_at_their_lifetime(store: &dyn Store) {
+    let token = RefreshToken { family_expires_at: Some(5_000), ..refresh("fam-life", "c-life", "j0") };
+    store.insert_refresh("life-h1", &token).unwrap();
+    // Rotated at 4_500: the successor would live to 13_500, but the family ends at 5_000.
+    assert!(matches!(
+        rotate(store, "life-h1", "c-life", rotation("life-h2", "j1"), 4_500).unwrap(),
+        RefreshUse::Rotated { .. }
+    ));
+    assert_eq!(rotate(store, "life-h2", "c-life", rotation("life-h3", "j2"), 5_000).unwrap(), RefreshUse::Expired);
 }
 
 fn grant(client: &str) -> Grant {
@@ -45,6 +119,7 @@ fn refresh(family: &str, client: &str, jti: &str) -> RefreshToken {
         expires_at: 10_000,
         access_jti: jti.into(),
         access_expires_at: 2_000,
+        family_expires_at: None,
         replaced: None,
     }
 }

@@ -126,6 +126,16 @@ pub struct AuthCode {
     pub(crate) expires_at: i64,
 }
 
+/// What a redeemed authorization code issued, kept (by the code's hash)
+/// until the code would have expired and the access token with it: a second
+/// use of the code revokes it all (RFC 6749 section 4.1.2).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CodeUse {
+    pub(crate) family: Option<String>,
+    pub(crate) access: RevokedAccess,
+    pub(crate) expires_at: i64,
+}
+
 /// A refresh token (stored by hash) in its rotation family.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RefreshToken {
@@ -135,6 +145,11 @@ pub struct RefreshToken {
     /// The access token issued with it, revoked with the family.
     pub(crate) access_jti: String,
     pub(crate) access_expires_at: i64,
+    /// When the family ends whatever its rotations: fixed at the login, so a
+    /// stolen or long-lived chain of refreshes cannot outlive it. `None` for
+    /// tokens stored before families had a lifetime.
+    #[serde(default)]
+    pub(crate) family_expires_at: Option<i64>,
     /// Set once the token is rotated: what the rotation answered, so a
     /// replay within the grace window gets the same answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -153,14 +168,17 @@ pub struct Replacement {
 
 impl RefreshToken {
     /// The token that replaces this one in its family: same grant, new
-    /// lifetimes from `now`, bound to the access token issued with it.
+    /// lifetimes from `now` (never past the family's end), bound to the access
+    /// token issued with it.
     pub(crate) fn successor(&self, next: &Rotation, lifetimes: Lifetimes, now: i64) -> Self {
+        let expires_at = now + lifetimes.refresh;
         Self {
             family: self.family.clone(),
             grant: self.grant.clone(),
-            expires_at: now + lifetimes.refresh,
+            expires_at: self.family_expires_at.map_or(expires_at, |end| expires_at.min(end)),
             access_jti: next.access_jti.clone(),
             access_expires_at: now + lifetimes.access,
+            family_expires_at: self.family_expires_at,
             replaced: None,
         }
     }
@@ -242,7 +260,7 @@ pub enum DeviceStatus {
     Denied,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RevokedAccess {
     pub(crate) jti: String,
     pub(crate) expires_at: i64,
@@ -311,13 +329,41 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes expired rows; returns how many.
     fn sweep(&self, now: i64) -> Result<usize, StoreError>;
+
+    /// Records what the code `hash` issued when it was redeemed.
+    fn insert_code_use(&self, hash: &str, used: &CodeUse) -> Result<(), StoreError>;
+    /// What the redeemed code `hash` issued, if it was redeemed and the record
+    /// has not expired; removed (a replay revokes once).
+    fn take_code_use(&self, hash: &str, now: i64) -> Result<Option<CodeUse>, StoreError>;
+    /// Revokes every token of refresh family `family`; returns the unexpired
+    /// access tokens it issued, now revoked too.
+    fn revoke_family_id(&self, family: &str, now: i64) -> Result<Vec<RevokedAccess>, StoreError>;
+
+    /// Revokes every refresh family whose grant is for `subject` and/or
+    /// `client_id` (at least one is given); returns the unexpired access
+    /// tokens they issued, now revoked too. For operators (`revoke`).
+    fn revoke_grants(
+        &self,
+        subject: Option<&str>,
+        client_id: Option<&str>,
+        now: i64,
+    ) -> Result<Vec<RevokedAccess>, StoreError>;
+    /// Deletes a client registration; `false` when there was none.
+    fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
+
+    /// Records that a client completed a login (its registration is in use
+    /// and is kept).
+    fn mark_client_used(&self, client_id: &str) -> Result<(), StoreError>;
+    /// Deletes clients registered before `created_before` that never completed
+    /// a login; returns how many.
+    fn expire_unused_clients(&self, created_before: i64) -> Result<usize, StoreError>;
 }
 
 /// Where the store lives: `sqlite:PATH` (the default) or `redis://...`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoreUrl {
     Sqlite(std::path::PathBuf),
-    /// `redis://[user:password@]host[:port][/db]`
+    /// `redis[s]://[user:password@]host[:port][/db]`
     Redis(String),
 }
 
@@ -332,11 +378,10 @@ impl std::str::FromStr for StoreUrl {
             }
             return Ok(Self::Sqlite(path.into()));
         }
-        if value.starts_with("redis://") {
+        // rediss:// is TLS, verified against the system's roots (SSL_CERT_FILE
+        // names a private CA); user:password@ logs in as a Redis ACL user.
+        if value.starts_with("redis://") || value.starts_with("rediss://") {
             return Ok(Self::Redis(value.to_owned()));
-        }
-        if value.starts_with("rediss://") {
-            return Err("rediss:// (TLS) is not supported; use redis:// on a private network, or sqlite:PATH".into());
         }
         Err(format!("`{value}` is not a store URL; use sqlite:PATH or redis://HOST:PORT"))
     }
@@ -392,6 +437,9 @@ mod tests {
             "redis://127.0.0.1:6379/0".parse::<StoreUrl>().unwrap(),
             StoreUrl::Redis("redis://127.0.0.1:6379/0".into())
         );
-        assert!("rediss://x".parse::<StoreUrl>().is_err());
+        assert_eq!(
+            "rediss://gw:pw@redis.internal:6380/0".parse::<StoreUrl>().unwrap(),
+            StoreUrl::Redis("rediss://gw:pw@redis.internal:6380/0".into())
+        );
     }
 }

@@ -10,10 +10,11 @@
 //! |---|---|
 //! | `meta:signing_key` | the signing key (SET NX) |
 //! | `client:{id}` | client JSON, no expiry |
-//! | `login:{state}`, `consent:{id}`, `code:{hash}` | record JSON; taken with GETDEL |
+//! | `login:{state}`, `consent:{id}`, `code:{hash}`, `codeuse:{hash}` | record JSON; taken with GETDEL |
 //! | `rt:{hash}` | hash: `family`, `client_id`, `state` (active/used/revoked), `data` |
 //! | `rtfam:{family}` | set of the family's token hashes |
 //! | `revoked` | sorted set, score = revocation time, member = `{exp}:{jti}` |
+//! | `clients:unused` | sorted set, score = registration time, member = client id (removed at first login) |
 //!
 //! Expiry is logical, as in SQLite (each record's `expires_at` is compared with
 //! the caller's clock), and Redis deletes a key [`GRACE`] seconds after it.
@@ -30,8 +31,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    AuthCode, Client, Consent, DeviceAuthorization, DeviceStatus, Grant, Lifetimes, PendingLogin, RefreshToken,
-    RefreshUse, RevokedAccess, Rotation, Store, StoreError, now,
+    AuthCode, Client, CodeUse, Consent, DeviceAuthorization, DeviceStatus, Grant, Lifetimes, PendingLogin,
+    RefreshToken, RefreshUse, RevokedAccess, Rotation, Store, StoreError, now,
 };
 
 const PREFIX: &str = "cognigate:";
@@ -235,7 +236,22 @@ impl Store for RedisStore {
     }
 
     fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
-        self.put(key("client", &client.client_id), encode(client)?, None)
+        let data = encode(client)?;
+        self.with(|conn| {
+            redis::pipe()
+                .atomic()
+                .cmd("SET")
+                .arg(key("client", &client.client_id))
+                .arg(&data)
+                .ignore()
+                .cmd("ZADD")
+                .arg(key("clients", "unused"))
+                .arg(client.client_id_issued_at)
+                .arg(&client.client_id)
+                .ignore()
+                .query::<()>(conn)?;
+            Ok(())
+        })
     }
 
     fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
@@ -504,6 +520,91 @@ impl Store for RedisStore {
             return Ok(0);
         }
         self.with(|conn| Ok(redis::cmd("ZREM").arg(&name).arg(&expired).query(conn)?))
+    }
+
+    fn insert_code_use(&self, hash: &str, used: &CodeUse) -> Result<(), StoreError> {
+        self.put(key("codeuse", hash), encode(used)?, Some(used.expires_at))
+    }
+
+    fn take_code_use(&self, hash: &str, now: i64) -> Result<Option<CodeUse>, StoreError> {
+        self.take(key("codeuse", hash), |u: &CodeUse| u.expires_at, now)
+    }
+
+    fn revoke_family_id(&self, family: &str, now: i64) -> Result<Vec<RevokedAccess>, StoreError> {
+        self.revoke_family(family, now)
+    }
+
+    /// Walks every refresh token with SCAN: an operator command, not a hot path.
+    fn revoke_grants(
+        &self,
+        subject: Option<&str>,
+        client_id: Option<&str>,
+        now: i64,
+    ) -> Result<Vec<RevokedAccess>, StoreError> {
+        let pattern = format!("{PREFIX}rt:*");
+        let mut cursor: u64 = 0;
+        let mut families = std::collections::BTreeSet::new();
+        loop {
+            let (next, keys): (u64, Vec<String>) = self.with(|conn| {
+                Ok(redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(500).query(conn)?)
+            })?;
+            for name in keys {
+                let Some(hash) = name.strip_prefix(&format!("{PREFIX}rt:")).map(str::to_owned) else { continue };
+                let Some((family, owner, _, data)) = self.refresh_row(&hash)? else { continue };
+                let token: RefreshToken = decode(&data)?;
+                if subject.is_none_or(|s| token.grant.subject == s) && client_id.is_none_or(|c| owner == c) {
+                    families.insert(family);
+                }
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let mut revoked = Vec::new();
+        for family in families {
+            revoked.extend(self.revoke_family(&family, now)?);
+        }
+        Ok(revoked)
+    }
+
+    fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+        let deleted: i64 = self.with(|conn| Ok(redis::cmd("DEL").arg(key("client", client_id)).query(conn)?))?;
+        self.mark_client_used(client_id)?;
+        Ok(deleted > 0)
+    }
+
+    fn mark_client_used(&self, client_id: &str) -> Result<(), StoreError> {
+        self.with(|conn| {
+            redis::cmd("ZREM").arg(key("clients", "unused")).arg(client_id).query::<()>(conn)?;
+            Ok(())
+        })
+    }
+
+    fn expire_unused_clients(&self, created_before: i64) -> Result<usize, StoreError> {
+        let name = key("clients", "unused");
+        // Exclusive bound, as SQLite's `created_at < ?`.
+        let stale: Vec<String> = self.with(|conn| {
+            Ok(redis::cmd("ZRANGEBYSCORE").arg(&name).arg("-inf").arg(format!("({created_before}")).query(conn)?)
+        })?;
+        if stale.is_empty() {
+            return Ok(0);
+        }
+        let keys: Vec<String> = stale.iter().map(|id| key("client", id)).collect();
+        self.with(|conn| {
+            redis::pipe()
+                .atomic()
+                .cmd("DEL")
+                .arg(&keys)
+                .ignore()
+                .cmd("ZREM")
+                .arg(&name)
+                .arg(&stale)
+                .ignore()
+                .query::<()>(conn)?;
+            Ok(())
+        })?;
+        Ok(stale.len())
     }
 }
 

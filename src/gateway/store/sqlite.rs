@@ -14,8 +14,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    AuthCode, Client, Consent, DeviceAuthorization, DeviceStatus, Grant, Lifetimes, PendingLogin, RefreshToken,
-    RefreshUse, RevokedAccess, Rotation, Store, StoreError,
+    AuthCode, Client, CodeUse, Consent, DeviceAuthorization, DeviceStatus, Grant, Lifetimes, PendingLogin,
+    RefreshToken, RefreshUse, RevokedAccess, Rotation, Store, StoreError,
 };
 
 const SCHEMA: &str = "
@@ -44,6 +44,8 @@ CREATE TABLE IF NOT EXISTS devices (
     expires_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS rate_counts (key TEXT PRIMARY KEY, count INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS used_clients (client_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS code_uses (hash TEXT PRIMARY KEY, data TEXT NOT NULL, expires_at INTEGER NOT NULL);
 ";
 
 pub struct SqliteStore {
@@ -51,7 +53,10 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// Opens (or creates, mode 0600) the database. It holds the signing key,
+    /// so a file that group or others may read is refused.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        private_file(path)?;
         let conn = Connection::open(path)
             .map_err(|err| StoreError::Open(format!("cannot open the SQLite store {}: {err}", path.display())))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -66,6 +71,44 @@ impl SqliteStore {
         // (statements are atomic), so a poisoned lock is still usable.
         self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// Creates `path` 0600 when missing; refuses an existing database, `-wal` or
+/// `-shm` that group or others can access. SQLite gives the `-wal` and `-shm`
+/// files it creates the database file's mode.
+fn private_file(path: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        if !path.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)
+                .map_err(|err| StoreError::Open(format!("cannot create the SQLite store {}: {err}", path.display())))?;
+        }
+        let mut files = vec![path.to_path_buf()];
+        for suffix in ["-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            files.push(name.into());
+        }
+        for file in files {
+            let Ok(metadata) = std::fs::metadata(&file) else { continue };
+            let mode = metadata.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(StoreError::Open(format!(
+                    "the SQLite store {} has mode {mode:o}: it holds the gateway's signing key, and group or \
+                     others may read it. Fix: chmod 600 {}",
+                    file.display(),
+                    file.display()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<String, StoreError> {
@@ -359,12 +402,81 @@ impl Store for SqliteStore {
     fn sweep(&self, now: i64) -> Result<usize, StoreError> {
         let conn = self.conn();
         let mut deleted = 0;
-        for table in
-            ["pending_logins", "consents", "auth_codes", "refresh_tokens", "revoked_access", "rate_counts", "devices"]
-        {
+        for table in [
+            "pending_logins",
+            "consents",
+            "auth_codes",
+            "refresh_tokens",
+            "revoked_access",
+            "rate_counts",
+            "code_uses",
+            "devices",
+        ] {
             deleted += conn.execute(&format!("DELETE FROM {table} WHERE expires_at <= ?1"), params![now])?;
         }
         Ok(deleted)
+    }
+
+    fn insert_code_use(&self, hash: &str, used: &CodeUse) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO code_uses (hash, data, expires_at) VALUES (?1, ?2, ?3)",
+            params![hash, encode(used)?, used.expires_at],
+        )?;
+        Ok(())
+    }
+
+    fn take_code_use(&self, hash: &str, now: i64) -> Result<Option<CodeUse>, StoreError> {
+        take(&self.conn(), "code_uses", "hash", hash, now)
+    }
+
+    fn revoke_family_id(&self, family: &str, now: i64) -> Result<Vec<RevokedAccess>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let revoked = revoke_family(&tx, family, now)?;
+        tx.commit()?;
+        Ok(revoked)
+    }
+
+    fn revoke_grants(
+        &self,
+        subject: Option<&str>,
+        client_id: Option<&str>,
+        now: i64,
+    ) -> Result<Vec<RevokedAccess>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let families = {
+            let mut statement = tx.prepare(
+                "SELECT DISTINCT family FROM refresh_tokens
+                 WHERE (?1 IS NULL OR json_extract(data, '$.grant.subject') = ?1)
+                   AND (?2 IS NULL OR client_id = ?2)",
+            )?;
+            statement
+                .query_map(params![subject, client_id], |row| row.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let mut revoked = Vec::new();
+        for family in families {
+            revoked.extend(revoke_family(&tx, &family, now)?);
+        }
+        tx.commit()?;
+        Ok(revoked)
+    }
+
+    fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+        Ok(self.conn().execute("DELETE FROM clients WHERE client_id = ?1", params![client_id])? > 0)
+    }
+
+    fn mark_client_used(&self, client_id: &str) -> Result<(), StoreError> {
+        self.conn().execute("INSERT OR IGNORE INTO used_clients (client_id) VALUES (?1)", params![client_id])?;
+        Ok(())
+    }
+
+    fn expire_unused_clients(&self, created_before: i64) -> Result<usize, StoreError> {
+        Ok(self.conn().execute(
+            "DELETE FROM clients WHERE created_at < ?1 AND client_id NOT IN (SELECT client_id FROM used_clients)",
+            params![created_before],
+        )?)
     }
 }
 
@@ -407,6 +519,24 @@ mod tests {
         assert_eq!(store.take_pending_login("s", 700).unwrap(), None);
         assert_eq!(store.sweep(700).unwrap(), 1, "s2 swept, s already gone");
         assert_eq!(store.take_pending_login("s2", 10).unwrap(), None);
+    }
+
+    #[test]
+    fn created_private_and_refused_when_readable_by_others() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.db");
+        let store = SqliteStore::open(&path).unwrap();
+        store.signing_key_or_insert("k").unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let file = dir.path().join(format!("gw.db{suffix}"));
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{} is {mode:o}", file.display());
+        }
+        drop(store);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = SqliteStore::open(&path).err().unwrap().to_string();
+        assert!(err.contains("mode 644") && err.contains(&format!("Fix: chmod 600 {}", path.display())), "{err}");
     }
 
     #[test]

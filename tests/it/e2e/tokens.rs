@@ -31,6 +31,7 @@ fn codes_route_binding_refresh_rotation_reuse_and_revocation() {
     assert_eq!(out["expires_in"], 900, "the default access token TTL: {}", ctx());
     assert_eq!(out["code_reuse"]["status"], 400, "{}", ctx());
     assert_eq!(out["code_reuse"]["error"], "invalid_grant", "{}", ctx());
+    assert_eq!(out["access_after_code_reuse"]["status"], 401, "a replayed code revokes its tokens: {}", ctx());
 
     assert_eq!(out["no_token"]["status"], 401, "{}", ctx());
     assert!(challenge_names(&out["no_token"], "echo", gw), "{}", ctx());

@@ -2,9 +2,7 @@
 
 use axum::http::StatusCode;
 
-use super::harness::{
-    COGNITO_CLIENT_ID, Gateway, PUBLIC_URL, REDIRECT_URI, authorize_uri, body_text, location, pkce, query,
-};
+use super::harness::{COGNITO_CLIENT_ID, Gateway, REDIRECT_URI, authorize_uri, body_text, location, pkce, query};
 
 #[tokio::test]
 async fn redirects_to_the_hosted_ui_with_its_own_state_nonce_and_pkce() {
@@ -55,15 +53,17 @@ fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// Errors after the redirect URI is trusted go back to the client.
+/// Errors before any user interaction are pages, never redirects, even to
+/// the registered URI (RFC 9700 4.11.2: no open redirector). Returns
+/// (error code, page text).
 async fn redirected_error(gw: &Gateway, uri: &str) -> (String, String) {
     let response = gw.get(uri).await;
-    assert_eq!(response.status(), StatusCode::FOUND, "{uri}");
-    let to = location(&response);
-    assert!(to.as_str().starts_with(REDIRECT_URI), "{to}");
-    assert_eq!(query(&to, "state").unwrap(), "client-state-1");
-    assert_eq!(query(&to, "iss").unwrap(), PUBLIC_URL);
-    (query(&to, "error").unwrap(), query(&to, "error_description").unwrap_or_default())
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{uri}");
+    assert!(response.headers().get("location").is_none(), "no redirect before user interaction: {uri}");
+    let text = body_text(response).await;
+    let start = text.find("refused (").expect("the page names the error") + "refused (".len();
+    let code = text[start..start + text[start..].find(')').unwrap()].to_owned();
+    (code, text)
 }
 
 #[tokio::test]

@@ -111,3 +111,172 @@ async fn serves_and_stops_on_sigterm() {
     assert_eq!(status.code(), Some(0));
     assert!(dir.path().join("state/gw.db").exists(), "the SQLite store was created");
 }
+
+/// A free loopback address.
+fn free_addr() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    format!("127.0.0.1:{port}")
+}
+
+#[tokio::test]
+async fn metrics_on_their_own_address() {
+    let idp = "127.0.0.1:9".parse().unwrap();
+    let routes = json!({"paths": {"/mcp/echo": route("http://127.0.0.1:9/mcp")}});
+    let dir = config_dir(policies(), routes, &env_text(idp));
+    let (listen, metrics) = (free_addr(), free_addr());
+    let mut child = Command::new(BIN)
+        .args(["--listen", &listen, "--metrics-listen", &metrics, "--store", "sqlite:gw.db"])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let mut scraped = None;
+    for _ in 0..100 {
+        if let Ok(response) = http.get(format!("http://{metrics}/metrics")).send().await {
+            scraped = Some((response.status(), response.text().await.unwrap()));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let public = http.get(format!("http://{listen}/metrics")).send().await.map(|r| r.status());
+    let _ = child.kill();
+    let _ = child.wait();
+    let (status, text) = scraped.expect("the metrics address answers");
+    assert_eq!(status, 200);
+    assert!(text.contains("cognigate_"), "{text}");
+    assert_eq!(public.unwrap(), 404, "not on the public address");
+}
+
+#[test]
+fn a_store_readable_by_others_stops_the_boot_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let idp = "127.0.0.1:9".parse().unwrap();
+    let routes = json!({"paths": {"/mcp/echo": route("http://127.0.0.1:9/mcp")}});
+    let dir = config_dir(policies(), routes, &env_text(idp));
+    let db = dir.path().join("gw.db");
+    std::fs::write(&db, b"").unwrap();
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = Command::new(BIN)
+        .args(["--listen", &free_addr(), "--store", "sqlite:gw.db"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Fix: chmod 600 gw.db"), "{stderr}");
+}
+
+/// A `redis-server` with TLS only and an ACL user, its CA in `dir`.
+struct TlsRedis {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tls_redis(dir: &std::path::Path) -> TlsRedis {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir).output().unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+    ]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .args(["--tls-cert-file", "server.pem", "--tls-key-file", "server.key", "--tls-ca-cert-file", "ca.pem"])
+        .args(["--tls-auth-clients", "no", "--user", "default", "off"])
+        .args(["--user", "gw", "on", ">gw-secret", "~cognigate:*", "&*", "+@all"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "redis-server (TLS) did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    TlsRedis { child, port }
+}
+
+#[test]
+fn rediss_with_an_acl_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = tls_redis(dir.path());
+    let run = |url: &str| {
+        Command::new(BIN)
+            .args(["--store", url, "revoke", "--sub", "nobody"])
+            .env("SSL_CERT_FILE", dir.path().join("ca.pem"))
+            .output()
+            .unwrap()
+    };
+    let ok = run(&format!("rediss://gw:gw-secret@127.0.0.1:{}/0", redis.port));
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("revoked: 0"));
+    let wrong_password = run(&format!("rediss://gw:nope@127.0.0.1:{}/0", redis.port));
+    assert!(!wrong_password.status.success(), "the ACL user's password is checked");
+    let plain = run(&format!("redis://gw:gw-secret@127.0.0.1:{}/0", redis.port));
+    assert!(!plain.status.success(), "the server speaks TLS only");
+}

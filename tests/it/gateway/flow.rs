@@ -85,7 +85,14 @@ async fn consent_screen_names_everything_and_is_locked_down() {
     assert!(page.html.contains("/mcp/echo"), "route");
     assert!(page.html.contains("alice@example.com"), "user");
     assert!(page.html.contains(r#"<form method="post" action="/oauth/consent">"#));
-    assert!(page.html.contains(r#"<button type="submit" name="decision" value="approve">Approve</button>"#));
+    // Approve starts disabled; the page's script enables it a moment after
+    // the page shows or regains focus, and the CSP allows that script alone.
+    assert!(page.html.contains(r#"<button type="submit" name="decision" value="approve" disabled>Approve</button>"#));
+    let script = page.html.split_once("<script>").unwrap().1.split_once("</script>").unwrap().0;
+    assert!(script.contains("setTimeout") && script.contains("visibilitychange"), "{script}");
+    let hash = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, sha2::Sha256::digest(script));
+    let csp_text = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp_text.contains(&format!("script-src 'sha256-{hash}'")), "{csp_text}");
     assert!(page.html.contains(r#"<button type="submit" name="decision" value="deny">Deny</button>"#));
     assert_eq!(page.headers["x-frame-options"], "DENY");
     let csp = page.headers["content-security-policy"].to_str().unwrap();

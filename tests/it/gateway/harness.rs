@@ -16,6 +16,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cognigate::gateway::OAuthOptions;
 use cognigate::gateway::config::{Env, GatewayConfig};
+use cognigate::gateway::security::SecurityOptions;
 use cognigate::gateway::state::AppState;
 use cognigate::gateway::store::SqliteStore;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -263,6 +264,23 @@ impl Gateway {
         Self::start_full(routes, redis, policies(), no_grace()).await
     }
 
+    /// The two default routes with the given security options.
+    pub async fn start_with_security(security: SecurityOptions) -> Self {
+        Self::start_secured(
+            |upstream| {
+                json!({"paths": {
+                    "/mcp/echo": route(&format!("http://{upstream}/mcp")),
+                    "/mcp/other": route(&format!("http://{upstream}/other")),
+                }})
+            },
+            None,
+            policies(),
+            no_grace(),
+            security,
+        )
+        .await
+    }
+
     /// Everything chosen: routes, store, `policies.json` and the
     /// authorization server's options.
     pub async fn start_full(
@@ -270,6 +288,17 @@ impl Gateway {
         redis: Option<&str>,
         policies: Value,
         options: OAuthOptions,
+    ) -> Self {
+        Self::start_secured(routes, redis, policies, options, SecurityOptions::default()).await
+    }
+
+    /// [`Gateway::start_full`] with security options.
+    pub async fn start_secured(
+        routes: impl FnOnce(SocketAddr) -> Value,
+        redis: Option<&str>,
+        policies: Value,
+        options: OAuthOptions,
+        security: SecurityOptions,
     ) -> Self {
         let idp = Idp::start().await;
         let upstream = Upstream::start().await;
@@ -281,7 +310,7 @@ impl Gateway {
             None => Arc::new(SqliteStore::open(&dir.path().join("gw.db")).unwrap()),
             Some(url) => Arc::new(cognigate::gateway::store::RedisStore::open(url).unwrap()),
         };
-        let state = Self::state_full(dir.path(), store, options);
+        let state = Self::state_full(dir.path(), store, options).with_security(security);
         let router = cognigate::gateway::router(state.clone());
         Self { state, router, idp, upstream, dir }
     }

@@ -56,12 +56,23 @@ async fn invalid_expired_and_other_route_tokens_are_401_invalid_token() {
 async fn forwards_json_with_mcp_headers_and_without_credentials() {
     let gw = Gateway::start().await;
     let token = gw.mint("echo", now(), 60);
+    // The session id the client holds is the upstream's, bound to its user and client.
+    let opened = gw
+        .send(
+            bearer("/mcp/echo", &token)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(r#"{"jsonrpc":"2.0","id":0,"method":"initialize"}"#))
+                .unwrap(),
+        )
+        .await;
+    let session = opened.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    assert!(session.starts_with("session-from-upstream."), "{session}");
     let response = gw
         .send(
             bearer("/mcp/echo?x=1", &token)
                 .header(header::CONTENT_TYPE, "application/json")
                 .header(header::ACCEPT, "application/json, text/event-stream")
-                .header("mcp-session-id", "session-abc")
+                .header("mcp-session-id", &session)
                 .header("mcp-protocol-version", "2025-06-18")
                 .header(header::COOKIE, "cognigate_csrf=secret-cookie")
                 .header("x-forwarded-for", "203.0.113.9")
@@ -73,13 +84,13 @@ async fn forwards_json_with_mcp_headers_and_without_credentials() {
         )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.headers()["mcp-session-id"], "session-from-upstream");
+    assert_eq!(response.headers()["mcp-session-id"], session.as_str());
     assert!(response.headers().get(header::SET_COOKIE).is_none(), "upstream cookies stay upstream");
     let body = json_body(response).await;
     let seen = &body["result"]["headers"];
     assert_eq!(body["result"]["body"], r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
     assert_eq!(body["result"]["query"], "x=1");
-    assert_eq!(seen["mcp-session-id"], "session-abc");
+    assert_eq!(seen["mcp-session-id"], "session-from-upstream", "the upstream sees its own id");
     assert_eq!(seen["mcp-protocol-version"], "2025-06-18");
     assert_eq!(seen["accept"], "application/json, text/event-stream");
     assert_eq!(seen["content-type"], "application/json");
@@ -92,7 +103,8 @@ async fn forwards_json_with_mcp_headers_and_without_credentials() {
     assert!(seen.get("authorization").is_none(), "Authorization never forwarded: {seen}");
     assert!(seen.get("cookie").is_none(), "cookies never forwarded: {seen}");
     assert!(seen.get("x-custom").is_none());
-    assert_eq!(seen["x-forwarded-for"], "203.0.113.9");
+    // No trusted proxies are configured: the client's own chain is dropped.
+    assert!(seen.get("x-forwarded-for").is_none(), "a forged X-Forwarded-For is not passed on: {seen}");
     assert_eq!(seen["x-forwarded-proto"], "http");
     assert_eq!(seen["x-forwarded-host"], "gw.test");
 }

@@ -1,0 +1,24 @@
+//! The attack matrix: one named test per attack on the gateway, each showing
+//! the attack fail. New attacks live in this directory; attacks that earlier
+//! tests already cover are listed here with the test that covers them.
+//!
+//! | attack | test |
+//! |---|---|
+//! | token expired, other route, tampered, garbage | `gateway::proxy::invalid_expired_and_other_route_tokens_are_401_invalid_token` |
+//! | ID token expired / wrong issuer / wrong audience / access token / nonce | `gateway::flow::callback_rejects_*` |
+//! | `alg: none`, HS256 keyed with the public key, unknown `kid` | `gateway::flow::callback_rejects_alg_none`, `callback_rejects_hs256`, `callback_rejects_an_unknown_kid_and_rate_limits_jwks_fetches` |
+//! | PKCE missing / plain / wrong | `gateway::authorize::pkce_and_response_type_are_required`, `gateway::token::code_checks` |
+//! | redirect URI unregistered / `javascript:` / `data:` | `gateway::authorize::errors_before_the_redirect_uri_is_trusted_are_pages`, `gateway::register::refuses_bad_redirect_uris` |
+//! | state missing or replayed (IdP leg) | `gateway::authorize::callback_refuses_unknown_or_reused_state` |
+//! | consent without / with another CSRF token, framed | `gateway::flow::consent_requires_the_csrf_cookie`, `consent_screen_names_everything_and_is_locked_down` |
+//! | code twice / other client / other redirect / other resource | `gateway::token::code_checks`, `resource_at_the_token_endpoint_must_match` |
+//! | refresh reused / by another client | `gateway::token::refresh_rotation_and_reuse_revokes_the_family`, `refresh_token_is_bound_to_its_client` |
+//! | storage amplification | `attacks::storage::*` |
+//! | DNS rebinding (`Origin`, `Host`) | `attacks::rebinding::*` |
+//! | slow clients, huge headers and bodies, connection floods | `attacks::slow::*` |
+//! | forged `X-Forwarded-For`, refresh family past its lifetime, code replay, session hijack | `attacks::tokens::*` |
+
+mod rebinding;
+mod slow;
+mod storage;
+mod tokens;
