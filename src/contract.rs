@@ -302,6 +302,10 @@ pub struct GatewayOptions {
     pub access_token_ttl_seconds: Option<Seconds>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token_ttl_seconds: Option<Seconds>,
+    /// Scopes a token must carry to call the routes of this policy (beyond
+    /// the login's); a token without one gets 403 `insufficient_scope`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_scopes: Option<Vec<String>>,
     /// Route-level group access: only users in one of these Cognito groups
     /// (the ID token's `cognito:groups`) get past consent and refresh.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use cognigate::gateway::audit::AuditTarget;
-use cognigate::gateway::{ServeOptions, StoreUrl, serve};
+use cognigate::gateway::{OAuthOptions, ServeOptions, StoreUrl, serve};
 
 const EXIT_BOOT: u8 = 1;
 const EXIT_USAGE: u8 = 64;
@@ -38,6 +38,19 @@ struct Cli {
     /// Serving threads (one per CPU by default); each has its own listener on the address.
     #[arg(long, env = "COGNIGATE_WORKERS")]
     workers: Option<usize>,
+    /// Seconds during which a refresh token presented again by the same client
+    /// gets the same new tokens as the first time (two sessions refreshing at
+    /// once), instead of revoking its grant. 0 turns the grace off; at most 60.
+    #[arg(long, env = "COGNIGATE_REFRESH_GRACE_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=60))]
+    refresh_grace_seconds: u64,
+    /// Hosts whose URLs MCP clients may use as client ids (Client ID Metadata
+    /// Documents), comma-separated. Default: any public host.
+    #[arg(long, env = "COGNIGATE_CLIENT_ID_HOSTS", value_delimiter = ',')]
+    client_id_hosts: Vec<String>,
+    /// Lets client-id documents be fetched from loopback and private
+    /// addresses (refused by default: the gateway would fetch inside your network).
+    #[arg(long, env = "COGNIGATE_CLIENT_ID_PRIVATE_ADDRESSES")]
+    client_id_private_addresses: bool,
     /// Audit log of MCP requests, one JSON line each: `stdout` or a file path
     /// (appended, created 0600). Off by default; when on, every MCP POST body
     /// is read to name its method and tool.
@@ -93,6 +106,19 @@ fn main() -> ExitCode {
         public_url: cli.public_url,
         store: cli.store,
         workers: cli.workers,
+        oauth: OAuthOptions {
+            refresh_grace: std::time::Duration::from_secs(cli.refresh_grace_seconds),
+            client_id_hosts: cli
+                .client_id_hosts
+                .into_iter()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+                .collect(),
+            client_id_private_addresses: cli.client_id_private_addresses,
+            // Like curl and OpenSSL-based tools: extra roots for client-id
+            // documents served with a private CA.
+            extra_roots: std::env::var_os("SSL_CERT_FILE").map(PathBuf::from),
+        },
         audit_log: cli.audit_log,
     };
     // The main thread serves too, on a single-threaded runtime like the other

@@ -35,6 +35,7 @@ use axum::routing::{any, get};
 use crate::contract;
 
 pub use config::{ConfigError, Env, GatewayConfig};
+pub use oauth::OAuthOptions;
 pub use state::{AppState, StateError};
 pub use store::{StoreError, StoreUrl};
 pub use tokens::TokenError;
@@ -98,6 +99,8 @@ pub struct ServeOptions {
     /// Serving threads, each with its own single-threaded runtime and listener
     /// (SO_REUSEPORT); `None`: one per CPU.
     pub workers: Option<usize>,
+    /// The authorization server's options (refresh grace, client-id documents).
+    pub oauth: OAuthOptions,
     /// Where the audit log goes; `None`: no audit log.
     pub audit_log: Option<audit::AuditTarget>,
 }
@@ -135,7 +138,7 @@ pub(crate) fn boot(options: &ServeOptions) -> Result<AppState, BootError> {
     let store = options.store.open()?;
     let public_url = public_url(options, &env);
     let audit = options.audit_log.as_ref().map(audit::AuditLog::open).transpose().map_err(BootError::Audit)?;
-    Ok(AppState::build(config, &public_url, store)?.with_audit(audit))
+    Ok(AppState::build_with(config, &public_url, store, options.oauth.clone())?.with_audit(audit))
 }
 
 /// The URL clients reach the gateway at: `--public-url`, else the one `cognigate

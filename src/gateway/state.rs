@@ -13,6 +13,8 @@ use url::Url;
 use super::audit::AuditLog;
 use super::config::{GatewayConfig, Route};
 use super::metrics::Metrics;
+use super::oauth::OAuthOptions;
+use super::oauth::cimd::CimdClients;
 use super::oidc::IdentityProvider;
 use super::store::{Lifetimes, Store, StoreError, StoreHandle};
 use super::tokens::{Revocations, SigningKey, TokenCache, TokenError, TokenIssuer};
@@ -41,9 +43,14 @@ pub(crate) struct RouteState {
     pub(crate) route: Arc<Route>,
     /// `{public_url}/mcp/{slug}`: the RFC 8707 resource and the tokens' `aud`.
     pub(crate) resource: String,
-    /// `Bearer resource_metadata="…"`, without and with `error="invalid_token"`.
+    /// `Bearer resource_metadata="…", scope="…"`, without and with
+    /// `error="invalid_token"` (RFC 6750 3, RFC 9728 5.1): the scope is every
+    /// scope the route's tokens may carry, which clients then ask for.
     pub(crate) challenge: HeaderValue,
     pub(crate) challenge_invalid: HeaderValue,
+    /// The 403 for a token without a required scope (`error="insufficient_scope"`,
+    /// naming every required scope), when the route requires any.
+    pub(crate) challenge_scope: Option<HeaderValue>,
     pub(crate) idp: Arc<IdentityProvider>,
     /// The upstream URL as a request URI, parsed once.
     pub(crate) upstream_uri: axum::http::Uri,
@@ -53,15 +60,27 @@ impl RouteState {
     fn new(route: Arc<Route>, idp: Arc<IdentityProvider>, public_url: &str) -> Result<Self, StateError> {
         let resource = format!("{public_url}{}", route.path);
         let metadata_url = format!("{public_url}/.well-known/oauth-protected-resource{}", route.path);
-        let challenge = header(&format!("Bearer resource_metadata=\"{metadata_url}\""))?;
-        let challenge_invalid =
-            header(&format!("Bearer error=\"invalid_token\", resource_metadata=\"{metadata_url}\""))?;
+        let scope = route.policy.supported_scopes().join(" ");
+        let challenge = header(&format!("Bearer resource_metadata=\"{metadata_url}\", scope=\"{scope}\""))?;
+        let challenge_invalid = header(&format!(
+            "Bearer error=\"invalid_token\", resource_metadata=\"{metadata_url}\", scope=\"{scope}\""
+        ))?;
+        let required = &route.policy.required_scopes;
+        let challenge_scope = if required.is_empty() {
+            None
+        } else {
+            Some(header(&format!(
+                "Bearer error=\"insufficient_scope\", scope=\"{}\", resource_metadata=\"{metadata_url}\", error_description=\"this MCP server needs the scopes {}\"",
+                required.join(" "),
+                required.join(", ")
+            ))?)
+        };
         let upstream_uri = route
             .upstream
             .as_str()
             .parse()
             .map_err(|_| StateError::Http(format!("upstream URL {} is not a valid request URI", route.upstream)))?;
-        Ok(Self { route, resource, challenge, challenge_invalid, idp, upstream_uri })
+        Ok(Self { route, resource, challenge, challenge_invalid, challenge_scope, idp, upstream_uri })
     }
 }
 
@@ -79,6 +98,8 @@ pub struct Inner {
     pub(crate) revocations: Revocations,
     pub(crate) idp_http: reqwest::Client,
     pub(crate) metrics: Metrics,
+    pub(crate) oauth: OAuthOptions,
+    pub(crate) cimd: CimdClients,
     /// `--audit-log`; `None` keeps routes without policies on the plain path.
     pub(crate) audit: Option<AuditLog>,
 }
@@ -99,6 +120,16 @@ impl AppState {
     /// Call from outside the async runtime or inside `spawn_blocking`: the
     /// store is synchronous.
     pub fn build(config: GatewayConfig, public_url: &str, store: Arc<dyn Store>) -> Result<Self, StateError> {
+        Self::build_with(config, public_url, store, OAuthOptions::default())
+    }
+
+    /// [`AppState::build`] with the authorization server's own options.
+    pub fn build_with(
+        config: GatewayConfig,
+        public_url: &str,
+        store: Arc<dyn Store>,
+        oauth: OAuthOptions,
+    ) -> Result<Self, StateError> {
         let public = parse_public_url(public_url)?;
         let public_url = public.as_str().trim_end_matches('/').to_owned();
         let public_host = match public.port() {
@@ -126,6 +157,7 @@ impl AppState {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|err| StateError::Http(err.to_string()))?;
+        let cimd = CimdClients::new(&oauth).map_err(StateError::Http)?;
 
         Ok(Self(Arc::new(Inner {
             secure_cookies: public.scheme() == "https",
@@ -139,6 +171,8 @@ impl AppState {
             revocations: Revocations::default(),
             idp_http,
             metrics,
+            oauth,
+            cimd,
             audit: None,
         })))
     }

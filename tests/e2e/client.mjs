@@ -15,6 +15,7 @@
 // Prints one JSON line for the Rust test.
 //
 //   node client.mjs --url http://localhost:PORT/mcp/echo --username U --password P
+//                   [--client-metadata-url https://…/client.json]
 
 import { randomBytes } from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -23,8 +24,12 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { parseArgs, walk } from './lib.mjs';
 
 class E2EOAuthProvider {
-  constructor({ redirectUri, clientName, username, password }) {
+  constructor({ redirectUri, clientName, username, password, clientMetadataUrl }) {
     this._redirectUri = redirectUri;
+    // With a URL, the SDK uses it as the client id (a Client ID Metadata
+    // Document) when the server advertises support, instead of registering.
+    this.clientMetadataUrl = clientMetadataUrl;
+    this.authorizeClientIds = [];
     this._clientName = clientName;
     this._credentials = { username, password };
     this._client = undefined;
@@ -74,6 +79,7 @@ class E2EOAuthProvider {
   }
 
   async redirectToAuthorization(authorizationUrl) {
+    this.authorizeClientIds.push(new URL(authorizationUrl.toString()).searchParams.get('client_id'));
     this.walks.push(
       await walk(authorizationUrl.toString(), {
         redirectUri: this._redirectUri,
@@ -166,6 +172,7 @@ async function main() {
     firstTokens?.refresh_token && secondTokens?.refresh_token && firstTokens.refresh_token !== secondTokens.refresh_token,
   );
   out.client_id = provider.clientInformation()?.client_id ?? null;
+  out.authorize_client_ids = provider.authorizeClientIds;
   console.log(JSON.stringify(out));
 }
 

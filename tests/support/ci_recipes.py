@@ -1,7 +1,7 @@
 """Parse the CI recipes in examples/ci as YAML and print every `cognigate`
 command they run, as JSON: [{"file", "job", "subcommand", "flags", "text"}].
 
-Used by tests/it/recipes.rs, which checks each flag against the binary's help.
+Used by tests/it/provision/recipes.rs, which checks each flag against the binary's help.
 """
 import json
 import shlex

@@ -3,6 +3,8 @@
 //! - [`moto`]: moto's server for the Cognito API (one per test process).
 //! - [`strict`]: a strict Cognito in front of moto, refusing what Cognito refuses.
 //! - [`aws_proxy`]: a counting, fault-injecting proxy in front of it.
+//! - [`client_documents`]: Client ID Metadata Documents over https with a test CA.
+//! - [`front_proxy`]: a reverse proxy in front of the gateway that can hide paths.
 //! - [`cli`]: runs the real `cognigate` binary in an isolated environment, and
 //!   an SDK client for asserting what exists afterwards.
 //!
@@ -13,6 +15,8 @@
 
 pub mod aws_proxy;
 pub mod cli;
+pub mod client_documents;
+pub mod front_proxy;
 pub mod moto;
 pub mod peers;
 pub mod strict;

@@ -1,4 +1,4 @@
-"""Parses a Terraform file with python-hcl2 and prints it as JSON (for tests/it/shell.rs).
+"""Parses a Terraform file with python-hcl2 and prints it as JSON (for tests/it/provision/shell.rs).
 
 python-hcl2 8 keeps string literals quoted ('"abc"'); they are unquoted here
 (with their escapes decoded) so the test compares plain values.

@@ -9,9 +9,10 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
+use super::cimd::is_client_id_url;
 use super::consent::render_consent;
-use super::redirect::{found, redirect_error};
-use super::{PENDING_LOGIN_TTL, PageError, granted_scope};
+use super::redirect::{found, redirect_error, redirect_matches};
+use super::{PENDING_LOGIN_TTL, PageError, find_client, granted_scope};
 use crate::gateway::crypto::{is_valid_challenge, pkce_challenge, random_token};
 use crate::gateway::oidc::IdClaims;
 use crate::gateway::state::{AppState, RouteState};
@@ -54,10 +55,11 @@ pub(super) async fn authorize(State(state): State<AppState>, RawQuery(query): Ra
         client_state: client_state.map(str::to_owned),
         code_challenge: challenge.to_owned(),
         slug: route.route.slug.clone(),
-        scope: granted_scope(params.get("scope"), &route.route.policy.browser_login.scope),
+        scope: granted_scope(params.get("scope"), &route.route.policy),
         nonce: random_token(32),
         idp_code_verifier: idp_verifier.clone(),
         expires_at: now() + PENDING_LOGIN_TTL,
+        device_user_code: None,
     };
     let location =
         route.idp.authorize_url(&callback_url(&state), &login.state, &login.nonce, &pkce_challenge(&idp_verifier));
@@ -72,12 +74,16 @@ async fn trusted_redirect(state: &AppState, params: &Params) -> Result<(String, 
     let Some(client_id) = params.get("client_id").map(str::to_owned) else {
         return Err(PageError::bad_request("The request has no client_id."));
     };
-    let lookup = client_id.clone();
-    let Some(client) = state.store.run(move |store| store.client(&lookup)).await? else {
+    let Some(client) = find_client(state, &client_id).await? else {
         return Err(PageError::bad_request("This application is not registered with the gateway (unknown client_id)."));
     };
     let redirect_uri = match params.get("redirect_uri") {
-        Some(uri) if client.redirect_uris.iter().any(|registered| registered == uri) => uri.to_owned(),
+        Some(uri) if client.redirect_uris.iter().any(|registered| redirect_matches(registered, uri)) => uri.to_owned(),
+        Some(_) if is_client_id_url(&client_id) => {
+            return Err(PageError::bad_request(
+                "The redirect_uri is not listed in the application's client-id metadata document.",
+            ));
+        }
         Some(_) => return Err(PageError::bad_request("The redirect_uri is not registered for this application.")),
         None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
         None => return Err(PageError::bad_request("The request has no redirect_uri.")),
@@ -139,6 +145,11 @@ pub(super) async fn callback(
             "access_denied" => ("access_denied", "the user did not sign in"),
             _ => ("server_error", "the identity provider refused the sign-in"),
         };
+        if login.device_user_code.is_some() {
+            return Err(PageError::bad_request(
+                "You did not sign in, so the device was not signed in. Start again from your device.",
+            ));
+        }
         return Ok(redirect_error(&state, &login.redirect_uri, code, description, login.client_state.as_deref()));
     }
     let Some(code) = params.get("code") else {

@@ -7,7 +7,7 @@ use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use super::OAuthError;
+use super::{OAuthError, find_client};
 use crate::gateway::crypto::{constant_time_eq, sha256_hex};
 use crate::gateway::state::AppState;
 use crate::gateway::store::Client;
@@ -34,12 +34,8 @@ pub(super) async fn authenticate(
         },
         (None, None) => return Err(OAuthError::InvalidClient("no client_id".into())),
     };
-    let lookup = client_id.clone();
-    let client = state
-        .store
-        .run(move |store| store.client(&lookup))
-        .await?
-        .ok_or_else(|| OAuthError::InvalidClient("unknown client".into()))?;
+    let client =
+        find_client(state, &client_id).await?.ok_or_else(|| OAuthError::InvalidClient("unknown client".into()))?;
     match client.client_secret_hash.as_deref() {
         None => Ok(client),
         Some(expected) => {

@@ -15,13 +15,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
+use super::cimd::is_client_id_url;
 use super::pages::{self, ConsentPage};
 use super::redirect::{redirect_csp_source, redirect_error, redirect_host, redirect_with};
-use super::{CODE_TTL, CONSENT_TTL, PageError};
+use super::{CODE_TTL, CONSENT_TTL, PageError, device, find_client};
 use crate::gateway::crypto::{constant_time_eq, random_token, sha256_hex};
 use crate::gateway::oidc::IdClaims;
 use crate::gateway::state::{AppState, RouteState};
-use crate::gateway::store::{AuthCode, Consent, Grant, Identity, PendingLogin, now};
+use crate::gateway::store::{AuthCode, Consent, DeviceStatus, Grant, Identity, PendingLogin, now};
 
 fn cookie_name(state: &AppState) -> &'static str {
     // `__Host-` requires Secure, which cookie jars refuse over plain http.
@@ -48,14 +49,7 @@ pub(super) async fn render_consent(
     route: &RouteState,
     claims: &IdClaims,
 ) -> Result<Response, PageError> {
-    let Some(client) = state
-        .store
-        .run({
-            let id = login.client_id.clone();
-            move |store| store.client(&id)
-        })
-        .await?
-    else {
+    let Some(client) = find_client(state, &login.client_id).await? else {
         return Err(PageError::bad_request("The application is no longer registered."));
     };
     let identity = claims.identity(&route.route.claims);
@@ -64,9 +58,19 @@ pub(super) async fn render_consent(
     }
     let csrf = csrf_cookie(state, headers).unwrap_or_else(|| random_token(32));
     let consent = consent_record(&login, claims, identity, &csrf);
-    let redirect_host = redirect_host(&login.redirect_uri);
+    let redirect_host = match &login.device_user_code {
+        Some(code) => format!("your device (code {code})"),
+        None => redirect_host(&login.redirect_uri),
+    };
+    let client_id_host = is_client_id_url(&client.client_id)
+        .then(|| url::Url::parse(&client.client_id).ok()?.host_str().map(str::to_owned))
+        .flatten();
     let html = pages::consent(&ConsentPage {
         client_name: client.client_name.as_deref().unwrap_or("An unnamed application"),
+        client_id_host: client_id_host.as_deref(),
+        user_code: login.device_user_code.as_deref(),
+        loopback_warning: client_id_host.is_some()
+            && url::Url::parse(&login.redirect_uri).is_ok_and(|url| crate::contract::is_loopback(&url)),
         redirect_host: &redirect_host,
         route: &route.route.path,
         resource: &route.resource,
@@ -113,6 +117,7 @@ fn consent_record(login: &PendingLogin, claims: &IdClaims, identity: Identity, c
             identity,
         },
         expires_at: now() + CONSENT_TTL,
+        device_user_code: login.device_user_code.clone(),
     }
 }
 
@@ -174,6 +179,14 @@ pub(super) async fn decide(
     };
     if !constant_time_eq(sha256_hex(&form.csrf_token).as_bytes(), consent.csrf_hash.as_bytes()) {
         return Err(forbidden());
+    }
+    if let Some(user_code) = &consent.device_user_code {
+        let status = match form.decision.as_str() {
+            "approve" => DeviceStatus::Approved(consent.grant.clone()),
+            "deny" => DeviceStatus::Denied,
+            _ => return Err(PageError::bad_request("The consent form has no decision.")),
+        };
+        return device::decide(&state, user_code, status).await;
     }
     match form.decision.as_str() {
         "approve" => approve(&state, consent).await,

@@ -28,6 +28,14 @@ pub(crate) enum OAuthError {
     InvalidRedirectUri(String),
     #[error("invalid_client_metadata: {0}")]
     InvalidClientMetadata(String),
+    #[error("authorization_pending: {0}")]
+    AuthorizationPending(String),
+    #[error("slow_down: {0}")]
+    SlowDown(String),
+    #[error("expired_token: {0}")]
+    ExpiredToken(String),
+    #[error("access_denied: {0}")]
+    AccessDenied(String),
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error("token: {0}")]
@@ -45,6 +53,10 @@ impl OAuthError {
             Self::InvalidTarget(_) => "invalid_target",
             Self::InvalidRedirectUri(_) => "invalid_redirect_uri",
             Self::InvalidClientMetadata(_) => "invalid_client_metadata",
+            Self::AuthorizationPending(_) => "authorization_pending",
+            Self::SlowDown(_) => "slow_down",
+            Self::ExpiredToken(_) => "expired_token",
+            Self::AccessDenied(_) => "access_denied",
             Self::Store(_) | Self::Token(_) => "server_error",
         }
     }
@@ -67,10 +79,14 @@ impl IntoResponse for OAuthError {
             | Self::UnsupportedGrantType(detail)
             | Self::InvalidTarget(detail)
             | Self::InvalidRedirectUri(detail)
-            | Self::InvalidClientMetadata(detail) => {
+            | Self::InvalidClientMetadata(detail)
+            | Self::ExpiredToken(detail)
+            | Self::AccessDenied(detail) => {
                 tracing::info!(error = self.code(), detail = %detail, "oauth request refused");
                 (StatusCode::BAD_REQUEST, detail.clone())
             }
+            // RFC 8628 3.5: the normal answers while a device polls; not worth a log line each.
+            Self::AuthorizationPending(detail) | Self::SlowDown(detail) => (StatusCode::BAD_REQUEST, detail.clone()),
         };
         let mut response =
             (status, axum::Json(json!({"error": self.code(), "error_description": description}))).into_response();
@@ -130,5 +146,33 @@ impl IntoResponse for PageError {
             HeaderValue::from_static("frame-ancestors 'none'; default-src 'none'; style-src 'unsafe-inline'"),
         );
         response
+    }
+}
+
+/// Why a client could not be looked up: the store failed, or its client-id
+/// metadata document was refused.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ClientLookupError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Document(#[from] super::cimd::CimdError),
+}
+
+impl From<ClientLookupError> for OAuthError {
+    fn from(err: ClientLookupError) -> Self {
+        match err {
+            ClientLookupError::Store(err) => Self::Store(err),
+            ClientLookupError::Document(err) => Self::InvalidClient(err.to_string()),
+        }
+    }
+}
+
+impl From<ClientLookupError> for PageError {
+    fn from(err: ClientLookupError) -> Self {
+        match err {
+            ClientLookupError::Store(err) => Self::internal(err),
+            ClientLookupError::Document(err) => Self::bad_request(format!("The application cannot sign in: {err}.")),
+        }
     }
 }

@@ -8,7 +8,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::supported_scopes;
+use super::register::DEVICE_CODE_GRANT;
+use crate::gateway::config::policy::OFFLINE_ACCESS;
 use crate::gateway::state::{AppState, RouteState};
 
 fn protected_resource_document(state: &AppState, route: &RouteState) -> Value {
@@ -16,7 +17,7 @@ fn protected_resource_document(state: &AppState, route: &RouteState) -> Value {
         "resource": route.resource,
         "authorization_servers": [state.public_url],
         "bearer_methods_supported": ["header"],
-        "scopes_supported": supported_scopes(&route.route.policy.browser_login.scope),
+        "scopes_supported": route.route.policy.supported_scopes(),
         "resource_name": route.route.path,
     })
 }
@@ -37,10 +38,15 @@ pub(super) async fn protected_resource_root(State(state): State<AppState>) -> Re
     }
 }
 
+/// RFC 8414 metadata, served at `/.well-known/oauth-authorization-server`
+/// and, for clients that only try OpenID discovery (MCP authorization
+/// 2025-11-25 asks clients to try both), at `/.well-known/openid-configuration`.
+/// Both carry the issuer exactly as the public URL clients build the
+/// discovery URL from: clients compare them byte for byte.
 pub(super) async fn authorization_server(State(state): State<AppState>) -> Json<Value> {
     let base = &state.public_url;
-    let mut scopes: Vec<&str> =
-        state.routes.values().flat_map(|r| supported_scopes(&r.route.policy.browser_login.scope)).collect();
+    let mut scopes: Vec<&str> = state.routes.values().flat_map(|r| r.route.policy.supported_scopes()).collect();
+    scopes.push(OFFLINE_ACCESS);
     scopes.sort_unstable();
     scopes.dedup();
     Json(json!({
@@ -53,11 +59,13 @@ pub(super) async fn authorization_server(State(state): State<AppState>) -> Json<
         "scopes_supported": scopes,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": ["authorization_code", "refresh_token", DEVICE_CODE_GRANT],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["none", "client_secret_post", "client_secret_basic"],
         "revocation_endpoint_auth_methods_supported": ["none", "client_secret_post", "client_secret_basic"],
         "authorization_response_iss_parameter_supported": true,
+        "client_id_metadata_document_supported": true,
+        "device_authorization_endpoint": format!("{base}/oauth/device_authorization"),
     }))
 }
 

@@ -10,13 +10,19 @@
 //! - [`consent`]: the consent screen and its CSRF-protected form
 //! - [`pages`]: the consent screen and the error page (HTML, escaped by handlebars)
 //! - [`redirect`]: the redirects back to the client and how the consent screen shows them
+//! - [`device`]: the device authorization grant (RFC 8628)
+//! - [`cimd`]: Client ID Metadata Documents
 //! - [`token`]: `/oauth/token` (code + PKCE, refresh rotation) and RFC 7009 revocation
 
 mod authorize;
+pub(crate) mod cimd;
 mod client_auth;
 mod consent;
+mod device;
 mod error;
+mod grace;
 mod metadata;
+mod options;
 pub(crate) mod pages;
 mod redirect;
 mod register;
@@ -25,9 +31,12 @@ mod token;
 use axum::Router;
 use axum::routing::{get, post};
 
-pub(crate) use error::{OAuthError, PageError};
+pub(crate) use error::{ClientLookupError, OAuthError, PageError};
+pub use options::OAuthOptions;
 
+use super::config::policy::{OAuthPolicy, OFFLINE_ACCESS};
 use super::state::AppState;
+use super::store::Client;
 
 /// Pending logins (browser at the IdP) live 10 minutes.
 pub(crate) const PENDING_LOGIN_TTL: i64 = 600;
@@ -39,6 +48,7 @@ pub(crate) const CODE_TTL: i64 = 60;
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/.well-known/oauth-authorization-server", get(metadata::authorization_server))
+        .route("/.well-known/openid-configuration", get(metadata::authorization_server))
         .route("/.well-known/oauth-protected-resource", get(metadata::protected_resource_root))
         .route("/.well-known/oauth-protected-resource/mcp/{slug}", get(metadata::protected_resource))
         .route("/oauth/jwks", get(metadata::jwks))
@@ -46,34 +56,65 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/oauth/authorize", get(authorize::authorize))
         .route(crate::contract::CALLBACK_PATH, get(authorize::callback))
         .route("/oauth/consent", post(consent::decide))
+        .route("/oauth/device_authorization", post(device::device_authorization))
+        .route("/oauth/device", get(device::verify))
         .route("/oauth/token", post(token::token))
         .route("/oauth/revoke", post(token::revoke))
 }
 
-/// The scopes a route's tokens may carry: the policy's login scopes.
-pub(crate) fn supported_scopes(scope: &str) -> Vec<&str> {
-    scope.split_whitespace().collect()
+/// The client `client_id` names: a client-id metadata document (fetched or
+/// cached) when it is an https URL, else a registration in the store.
+pub(crate) async fn find_client(state: &AppState, client_id: &str) -> Result<Option<Client>, ClientLookupError> {
+    if cimd::is_client_id_url(client_id) {
+        return Ok(Some(state.cimd.client(client_id).await?));
+    }
+    let lookup = client_id.to_owned();
+    Ok(state.store.run(move |store| store.client(&lookup)).await?)
 }
 
-/// The granted scope: the requested scopes we support, or all of them when the
-/// client asked for none we know (RFC 6749 3.3 lets the server choose; the
-/// token response always says what was granted).
-pub(crate) fn granted_scope(requested: Option<&str>, supported: &str) -> String {
-    let supported = supported_scopes(supported);
-    let granted: Vec<&str> =
-        requested.unwrap_or_default().split_whitespace().filter(|scope| supported.contains(scope)).collect();
-    if granted.is_empty() { supported.join(" ") } else { granted.join(" ") }
+/// The granted scope: the requested scopes the route supports (and
+/// `offline_access`, which clients send to ask for refresh tokens and which
+/// stays with the gateway), or all the route's scopes when the client asked
+/// for none of them (RFC 6749 3.3 lets the server choose; the token response
+/// always says what was granted).
+pub(crate) fn granted_scope(requested: Option<&str>, policy: &OAuthPolicy) -> String {
+    let supported = policy.supported_scopes();
+    let requested: Vec<&str> = requested.unwrap_or_default().split_whitespace().collect();
+    let mut granted: Vec<&str> = requested.iter().copied().filter(|scope| supported.contains(scope)).collect();
+    if granted.is_empty() {
+        granted = supported;
+    }
+    if requested.contains(&OFFLINE_ACCESS) {
+        granted.push(OFFLINE_ACCESS);
+    }
+    granted.join(" ")
 }
 
 #[cfg(test)]
 mod tests {
     use super::granted_scope;
+    use crate::gateway::config::policy::OAuthPolicy;
+
+    fn policy(required: &[&str]) -> OAuthPolicy {
+        let mut policy = OAuthPolicy::for_tests();
+        policy.required_scopes = required.iter().map(|s| (*s).to_owned()).collect();
+        policy
+    }
 
     #[test]
     fn scope_is_narrowed_to_supported() {
-        let supported = "openid profile email";
-        assert_eq!(granted_scope(Some("email openid offline_access"), supported), "email openid");
-        assert_eq!(granted_scope(Some("offline_access"), supported), supported);
-        assert_eq!(granted_scope(None, supported), supported);
+        let policy = policy(&[]);
+        assert_eq!(granted_scope(Some("email openid offline_access"), &policy), "email openid offline_access");
+        assert_eq!(granted_scope(Some("offline_access"), &policy), "openid profile email offline_access");
+        assert_eq!(granted_scope(Some("admin"), &policy), "openid profile email");
+        assert_eq!(granted_scope(None, &policy), "openid profile email");
+    }
+
+    #[test]
+    fn required_scopes_are_grantable_and_offline_access_is_not_a_resource_scope() {
+        let policy = policy(&["mcp:admin"]);
+        assert_eq!(policy.supported_scopes(), ["openid", "profile", "email", "mcp:admin"]);
+        assert_eq!(granted_scope(Some("openid mcp:admin"), &policy), "openid mcp:admin");
+        assert_eq!(granted_scope(Some("openid"), &policy), "openid");
     }
 }

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 const CONSENT: &str = "consent";
 const ERROR: &str = "error";
+const DEVICE: &str = "device";
 
 /// Shown when the error page itself cannot be rendered (a bug: the template
 /// is compiled into the binary and checked at boot by [`check`]).
@@ -26,6 +27,7 @@ fn engine() -> Result<Handlebars<'static>, String> {
     for (name, text) in [
         (CONSENT, include_str!("../../../templates/gateway/consent.html.hbs")),
         (ERROR, include_str!("../../../templates/gateway/error.html.hbs")),
+        (DEVICE, include_str!("../../../templates/gateway/device.html.hbs")),
     ] {
         engine.register_template_string(name, text).map_err(|err| format!("template `{name}`: {err}"))?;
     }
@@ -42,6 +44,14 @@ pub(crate) fn check() -> Result<(), String> {
 #[derive(Debug, Serialize)]
 pub(super) struct ConsentPage<'a> {
     pub(crate) client_name: &'a str,
+    /// The host of a client-id metadata document: who vouches for the name.
+    pub(crate) client_id_host: Option<&'a str>,
+    /// The user code of a device login, for the user to compare.
+    pub(crate) user_code: Option<&'a str>,
+    /// A client-id document's name sent to a loopback redirect: any program
+    /// on the user's machine could claim that name (MCP authorization
+    /// 2026-07-28, localhost redirect URI risks), so the page says so.
+    pub(crate) loopback_warning: bool,
     pub(crate) redirect_host: &'a str,
     pub(crate) route: &'a str,
     pub(crate) resource: &'a str,
@@ -67,6 +77,31 @@ pub(super) fn error(message: &str) -> String {
     })
 }
 
+#[derive(Serialize)]
+struct DevicePage<'a> {
+    /// Shown above the form (a wrong code), or alone once decided.
+    message: Option<&'a str>,
+    /// Whether to show the form for the user code.
+    form: bool,
+}
+
+/// The device login's page for entering the user code, with `message`.
+pub(super) fn device_entry(message: Option<&str>) -> String {
+    device(&DevicePage { message, form: true })
+}
+
+/// The device login's last page: `message` says what happened.
+pub(super) fn device_done(message: &str) -> String {
+    device(&DevicePage { message: Some(message), form: false })
+}
+
+fn device(page: &DevicePage<'_>) -> String {
+    render(DEVICE, page).unwrap_or_else(|err| {
+        tracing::error!(error = %err, "cannot render the device page");
+        FALLBACK_ERROR_PAGE.to_owned()
+    })
+}
+
 fn render(name: &str, data: &impl Serialize) -> Result<String, String> {
     let engine = ENGINE.as_ref().map_err(Clone::clone)?;
     engine.render(name, data).map_err(|err| err.to_string())
@@ -79,6 +114,9 @@ mod tests {
     #[test]
     fn templates_compile() {
         check().unwrap();
+        let entry = super::device_entry(Some("<b>wrong</b>"));
+        assert!(entry.contains("name=\"user_code\"") && entry.contains("&lt;b&gt;wrong"), "{entry}");
+        assert!(!super::device_done("Done").contains("name=\"user_code\""));
     }
 
     #[test]
@@ -92,6 +130,9 @@ mod tests {
         );
         let html = consent(&ConsentPage {
             client_name: "<b>Evil</b>",
+            client_id_host: Some("app.example.com"),
+            user_code: None,
+            loopback_warning: true,
             redirect_host: "app.example.com",
             route: "/mcp/echo",
             resource: "http://localhost:9000/mcp/echo",
@@ -102,5 +143,8 @@ mod tests {
         })
         .unwrap();
         assert!(html.contains("&lt;b&gt;Evil&lt;/b&gt;") && !html.contains("<b>Evil"), "{html}");
+        assert!(html.contains("<dd id=\"client-id-host\">app.example.com</dd>"), "{html}");
+        assert!(!html.contains("user-code"), "{html}");
+        assert!(html.contains("id=\"loopback-warning\""), "{html}");
     }
 }

@@ -52,6 +52,34 @@ pub(super) fn found(location: &str) -> Response {
     response
 }
 
+/// Whether a presented redirect URI matches a registered one: exactly, or,
+/// for a loopback IP literal over http, on any port (RFC 8252 7.3: a native
+/// app picks its port when it starts). `localhost` is not given that
+/// latitude (8.3: the name may resolve elsewhere).
+pub(crate) fn redirect_matches(registered: &str, presented: &str) -> bool {
+    if registered == presented {
+        return true;
+    }
+    let (Ok(registered), Ok(mut presented)) = (Url::parse(registered), Url::parse(presented)) else {
+        return false;
+    };
+    let loopback_ip = |url: &Url| {
+        url.scheme() == "http"
+            && match url.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                _ => false,
+            }
+    };
+    if !loopback_ip(&registered) || !loopback_ip(&presented) {
+        return false;
+    }
+    if presented.set_port(registered.port()).is_err() {
+        return false;
+    }
+    presented == registered
+}
+
 /// The origin a redirect goes to, as a CSP source: `https://host:port` or, for
 /// a private-use scheme, `scheme:`.
 pub(super) fn redirect_csp_source(uri: &str) -> Option<String> {
@@ -79,7 +107,19 @@ pub(super) fn redirect_host(uri: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{redirect_csp_source, redirect_host};
+    use super::{redirect_csp_source, redirect_host, redirect_matches};
+
+    #[test]
+    fn loopback_ip_redirects_match_any_port() {
+        assert!(redirect_matches("http://127.0.0.1/callback", "http://127.0.0.1:49152/callback"));
+        assert!(redirect_matches("http://127.0.0.1:33418/callback", "http://127.0.0.1:5000/callback"));
+        assert!(redirect_matches("http://[::1]/cb", "http://[::1]:8080/cb"));
+        assert!(!redirect_matches("http://127.0.0.1/callback", "http://127.0.0.1:49152/other"));
+        assert!(!redirect_matches("http://127.0.0.1/cb", "http://127.0.0.1:1/cb?x=1"));
+        assert!(!redirect_matches("http://localhost/cb", "http://localhost:8080/cb"));
+        assert!(!redirect_matches("https://app.example/cb", "https://app.example:8443/cb"));
+        assert!(!redirect_matches("http://127.0.0.1/cb", "http://[::1]:80/cb"));
+    }
 
     #[test]
     fn csp_sources_and_hosts() {

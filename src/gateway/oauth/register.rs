@@ -35,11 +35,19 @@ pub(super) struct RegistrationRequest {
     grant_types: Option<Vec<String>>,
     #[serde(default)]
     response_types: Option<Vec<String>>,
+    #[serde(default)]
+    application_type: Option<String>,
 }
+
+/// RFC 8628's grant type, registered by clients that log in with a user code.
+pub(crate) const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+/// The grants a client may register (and a client-id document may list).
+pub(crate) const SUPPORTED_GRANTS: [&str; 3] = ["authorization_code", "refresh_token", DEVICE_CODE_GRANT];
 
 pub(super) async fn register(State(state): State<AppState>, body: axum::body::Bytes) -> Result<Response, OAuthError> {
     let request: RegistrationRequest = serde_json::from_slice(&body)
         .map_err(|err| OAuthError::InvalidClientMetadata(format!("the body is not a registration request: {err}")))?;
+    let application_type = request.application_type.clone();
     let (client, secret) = validate(request, now())?;
     let stored = client.clone();
     state.store.run(move |store| store.insert_client(&stored)).await?;
@@ -55,6 +63,9 @@ pub(super) async fn register(State(state): State<AppState>, body: axum::body::By
     if let Some(name) = &client.client_name {
         body["client_name"] = json!(name);
     }
+    if let Some(kind) = application_type {
+        body["application_type"] = json!(kind);
+    }
     if let Some(secret) = secret {
         body["client_secret"] = json!(secret);
         body["client_secret_expires_at"] = json!(0);
@@ -67,7 +78,13 @@ pub(super) async fn register(State(state): State<AppState>, body: axum::body::By
 /// Checks the request and builds the client; returns the secret in the clear
 /// (shown once) for confidential clients.
 fn validate(request: RegistrationRequest, now: i64) -> Result<(Client, Option<String>), OAuthError> {
-    let redirect_uris = checked_redirect_uris(request.redirect_uris.unwrap_or_default())?;
+    let grant_types = checked_grant_types(request.grant_types)?;
+    // A device-grant-only client has no browser coming back to it.
+    let redirect_uris = match request.redirect_uris {
+        None if !grant_types.iter().any(|g| g == "authorization_code") => Vec::new(),
+        uris => checked_redirect_uris(uris.unwrap_or_default())?,
+    };
+    check_application_type(request.application_type.as_deref(), &redirect_uris)?;
     // RFC 7591 2: the default method is client_secret_basic.
     let method = request.token_endpoint_auth_method.unwrap_or_else(|| "client_secret_basic".into());
     if !matches!(method.as_str(), "none" | "client_secret_post" | "client_secret_basic") {
@@ -75,7 +92,6 @@ fn validate(request: RegistrationRequest, now: i64) -> Result<(Client, Option<St
             "token_endpoint_auth_method `{method}` is not supported (none, client_secret_post, client_secret_basic)"
         )));
     }
-    let grant_types = checked_grant_types(request.grant_types)?;
     let response_types = request.response_types.unwrap_or_else(|| vec!["code".into()]);
     if response_types != ["code"] {
         return Err(OAuthError::InvalidClientMetadata("response_types must be [\"code\"]".into()));
@@ -116,15 +132,41 @@ fn checked_grant_types(grant_types: Option<Vec<String>>) -> Result<Vec<String>, 
     // grant_types still expect to refresh; 3.2.1 lets the server adjust
     // metadata as long as the response says so, and it does.
     let grant_types = grant_types.unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]);
-    if grant_types.is_empty() || grant_types.iter().any(|g| g != "authorization_code" && g != "refresh_token") {
-        return Err(OAuthError::InvalidClientMetadata(
-            "grant_types may only hold authorization_code and refresh_token".into(),
-        ));
+    if grant_types.is_empty() || grant_types.iter().any(|g| !SUPPORTED_GRANTS.contains(&g.as_str())) {
+        return Err(OAuthError::InvalidClientMetadata(format!(
+            "grant_types may only hold authorization_code, refresh_token and {DEVICE_CODE_GRANT}"
+        )));
     }
-    if !grant_types.iter().any(|g| g == "authorization_code") {
-        return Err(OAuthError::InvalidClientMetadata("grant_types must include authorization_code".into()));
+    if !grant_types.iter().any(|g| g == "authorization_code" || g == DEVICE_CODE_GRANT) {
+        return Err(OAuthError::InvalidClientMetadata(format!(
+            "grant_types must include authorization_code or {DEVICE_CODE_GRANT}"
+        )));
     }
     Ok(grant_types)
+}
+
+/// `application_type` (OpenID Connect Registration 2, as MCP 2026-07-28
+/// asks registrations to send it): a `web` client's redirects are https on a
+/// host of its own; a `native` one uses loopback, a private-use scheme or a
+/// claimed https URL (RFC 8252 7). Absent, the redirect rules alone apply,
+/// as before the field existed.
+fn check_application_type(kind: Option<&str>, redirect_uris: &[String]) -> Result<(), OAuthError> {
+    match kind {
+        None | Some("native") => Ok(()),
+        Some("web") => match redirect_uris.iter().find(|uri| !is_web_redirect(uri)) {
+            Some(uri) => Err(OAuthError::InvalidRedirectUri(format!(
+                "`{uri}` is not a web redirect: a web application redirects to https on a non-loopback host (register as application_type native for loopback or app schemes)"
+            ))),
+            None => Ok(()),
+        },
+        Some(other) => {
+            Err(OAuthError::InvalidClientMetadata(format!("application_type `{other}` is neither web nor native")))
+        }
+    }
+}
+
+fn is_web_redirect(uri: &str) -> bool {
+    Url::parse(uri).is_ok_and(|url| url.scheme() == "https" && !crate::contract::is_loopback(&url))
 }
 
 /// Schemes that must never receive an authorization code.
@@ -219,5 +261,28 @@ mod tests {
                 .is_err()
         );
         assert!(validate(request(serde_json::json!({"redirect_uris": ["https://a/cb"], "token_endpoint_auth_method": "private_key_jwt"})), 5).is_err());
+    }
+
+    #[test]
+    fn application_type_matches_redirect_kinds() {
+        let ok = |json| validate(request(json), 5).is_ok();
+        assert!(ok(serde_json::json!({"redirect_uris": ["https://app.example/cb"], "application_type": "web"})));
+        assert!(!ok(serde_json::json!({"redirect_uris": ["http://127.0.0.1/cb"], "application_type": "web"})));
+        assert!(!ok(serde_json::json!({"redirect_uris": ["cursor://x/cb"], "application_type": "web"})));
+        assert!(ok(
+            serde_json::json!({"redirect_uris": ["http://127.0.0.1/cb", "cursor://x/cb"], "application_type": "native"})
+        ));
+        assert!(!ok(serde_json::json!({"redirect_uris": ["https://a/cb"], "application_type": "desktop"})));
+    }
+
+    #[test]
+    fn device_grant_clients_need_no_redirect() {
+        let (client, _) = validate(
+            request(serde_json::json!({"grant_types": [super::DEVICE_CODE_GRANT, "refresh_token"], "token_endpoint_auth_method": "none"})),
+            5,
+        )
+        .unwrap();
+        assert!(client.redirect_uris.is_empty());
+        assert!(validate(request(serde_json::json!({"grant_types": ["refresh_token"]})), 5).is_err());
     }
 }

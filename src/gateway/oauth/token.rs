@@ -13,8 +13,9 @@ use axum::{Form, Json};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::OAuthError;
 use super::client_auth::authenticate;
+use super::register::DEVICE_CODE_GRANT;
+use super::{OAuthError, device, grace};
 use crate::gateway::crypto::{random_token, sha256_hex, verify_pkce};
 use crate::gateway::state::AppState;
 use crate::gateway::store::{Grant, RefreshToken, RefreshUse, RevokedAccess, Rotation, now};
@@ -31,6 +32,8 @@ pub(super) struct TokenForm {
     code_verifier: Option<String>,
     #[serde(default)]
     refresh_token: Option<String>,
+    #[serde(default)]
+    device_code: Option<String>,
     #[serde(default)]
     resource: Option<String>,
     #[serde(default)]
@@ -50,7 +53,7 @@ pub(super) async fn token(
     let client = authenticate(&state, &headers, form.client_id.as_deref(), form.client_secret.as_deref()).await?;
     let grant_type = form.grant_type.as_deref().unwrap_or_default();
     if !client.grant_types.iter().any(|g| g == grant_type)
-        && matches!(grant_type, "authorization_code" | "refresh_token")
+        && matches!(grant_type, "authorization_code" | "refresh_token" | DEVICE_CODE_GRANT)
     {
         return Err(OAuthError::UnauthorizedClient(format!("the client did not register the {grant_type} grant")));
     }
@@ -59,11 +62,15 @@ pub(super) async fn token(
             (redeem_code(&state, &client.client_id, &client.redirect_uris, &form).await?, random_token(16))
         }
         "refresh_token" => return refresh(&state, &client.client_id, &form).await,
+        DEVICE_CODE_GRANT => {
+            (device::redeem(&state, &client.client_id, form.device_code.as_deref()).await?, random_token(16))
+        }
         "" => return Err(OAuthError::InvalidRequest("grant_type is required".into())),
         other => return Err(OAuthError::UnsupportedGrantType(format!("`{other}` is not supported"))),
     };
     let with_refresh = client.grant_types.iter().any(|g| g == "refresh_token");
-    issue(&state, grant, with_refresh.then_some(family), "authorization_code").await
+    let label = if grant_type == DEVICE_CODE_GRANT { "device_code" } else { "authorization_code" };
+    issue(&state, grant, with_refresh.then_some(family), label).await
 }
 
 async fn redeem_code(
@@ -121,7 +128,11 @@ async fn refresh(state: &AppState, client_id: &str, form: &TokenForm) -> Result<
     let new_refresh = random_token(32);
     let access_jti = random_token(16);
     let issued_at = now();
-    let rotation = Rotation { new_hash: sha256_hex(&new_refresh), access_jti: access_jti.clone() };
+    let sealed = grace::seal(&new_refresh, presented)
+        .ok_or_else(|| OAuthError::InvalidRequest("the refresh token is malformed".into()))?;
+    let grace_seconds = state.oauth.refresh_grace.as_secs() as i64;
+    let rotation =
+        Rotation { new_hash: sha256_hex(&new_refresh), access_jti: access_jti.clone(), sealed, grace: grace_seconds };
     let owner = client_id.to_owned();
     let routes = state.clone();
     let outcome = state
@@ -132,6 +143,16 @@ async fn refresh(state: &AppState, client_id: &str, form: &TokenForm) -> Result<
         .await?;
     let grant = match outcome {
         RefreshUse::Rotated { grant, .. } => grant,
+        RefreshUse::Replayed { grant, replacement } => {
+            // The same answer as the first time: the sealed successor, and
+            // the access token with the same id and issue time (EdDSA
+            // signatures are deterministic, so it is the same token).
+            let successor = grace::open(&replacement.sealed, presented)
+                .ok_or_else(|| OAuthError::InvalidGrant("the refresh token is invalid".into()))?;
+            tracing::info!(client_id = %client_id, "refresh token presented again within the grace window; same answer");
+            check_resource(state, form.resource.as_deref(), &grant)?;
+            return respond(state, &grant, replacement.access_jti, Some(successor), replacement.at, "refresh_token");
+        }
         RefreshUse::Unknown => return Err(OAuthError::InvalidGrant("the refresh token is invalid".into())),
         RefreshUse::Expired => return Err(OAuthError::InvalidGrant("the refresh token has expired".into())),
         RefreshUse::Reused { revoked_access } => {
@@ -186,6 +207,7 @@ async fn issue(
                 expires_at: issued_at + route.route.policy.refresh_token_ttl.as_secs() as i64,
                 access_jti: access_jti.clone(),
                 access_expires_at: issued_at + route.route.policy.access_token_ttl.as_secs() as i64,
+                replaced: None,
             };
             let hash = sha256_hex(&token);
             state.store.run(move |store| store.insert_refresh(&hash, &record)).await?;

@@ -23,13 +23,20 @@ mod upstream;
 
 /// Request headers passed to the upstream. `Content-Length` keeps a streamed
 /// body from turning into a chunked upload that some servers refuse.
-const REQUEST_HEADERS: [HeaderName; 6] = [
+/// `Mcp-Method` and `Mcp-Name` are the 2026-07-28 transport's routing
+/// headers (the request needs no session there); `traceparent` and
+/// `tracestate` carry W3C trace context so a trace spans the gateway.
+const REQUEST_HEADERS: [HeaderName; 10] = [
     header::CONTENT_TYPE,
     header::CONTENT_LENGTH,
     header::ACCEPT,
     HeaderName::from_static("mcp-session-id"),
     HeaderName::from_static("mcp-protocol-version"),
     HeaderName::from_static("last-event-id"),
+    HeaderName::from_static("mcp-method"),
+    HeaderName::from_static("mcp-name"),
+    HeaderName::from_static("traceparent"),
+    HeaderName::from_static("tracestate"),
 ];
 
 /// Response headers passed back to the client.
@@ -48,6 +55,8 @@ pub(crate) enum ProxyError {
     MissingToken,
     #[error("invalid token: {0}")]
     InvalidToken(&'static str),
+    #[error("the token lacks a scope the route requires")]
+    InsufficientScope,
     #[error("upstream unavailable: {0}")]
     Upstream(String),
 }
@@ -79,7 +88,24 @@ fn check_token(
     if state.revocations.is_revoked(&claims.jti) {
         return Err(ProxyError::InvalidToken("revoked"));
     }
+    let required = &route.route.policy.required_scopes;
+    if !required.iter().all(|needed| claims.scope.split_whitespace().any(|held| held == needed)) {
+        return Err(ProxyError::InsufficientScope);
+    }
     Ok(claims)
+}
+
+/// 403 `insufficient_scope` (RFC 6750 3.1; MCP authorization 2025-11-25
+/// step-up): the client asks the user again, for the scopes named.
+fn forbidden(route: &RouteState, challenge: HeaderValue) -> Response {
+    tracing::info!(route = %route.route.path, "request refused: a required scope is missing");
+    let mut response = (
+        StatusCode::FORBIDDEN,
+        axum::Json(serde_json::json!({"error": "insufficient_scope", "error_description": format!("this MCP server needs the scopes: {}", route.route.policy.required_scopes.join(" "))})),
+    )
+        .into_response();
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+    response
 }
 
 fn unauthorized(route: &RouteState, err: &ProxyError) -> Response {
@@ -153,6 +179,10 @@ async fn serve_route(state: &AppState, route: Option<&RouteState>, request: Requ
     }
     let claims = match check_token(state, route, request.headers()) {
         Ok(claims) => claims,
+        Err(ProxyError::InsufficientScope) if route.challenge_scope.is_some() => {
+            let challenge = route.challenge_scope.clone().unwrap_or_else(|| route.challenge_invalid.clone());
+            return refuse(request, forbidden(route, challenge)).await;
+        }
         Err(err) => return refuse(request, unauthorized(route, &err)).await,
     };
     // Policies (and the audit log) take the policy path; a route with none

@@ -2,8 +2,8 @@
 //! Times are synthetic (small numbers) so expiry is tested without sleeping.
 
 use super::{
-    AuthCode, Client, Consent, Grant, Lifetimes, PendingLogin, RefreshToken, RefreshUse, RevokedAccess, Rotation,
-    Store, StoreError,
+    AuthCode, Client, Consent, DeviceAuthorization, DeviceStatus, Grant, Lifetimes, PendingLogin, RefreshToken,
+    RefreshUse, RevokedAccess, Rotation, Store, StoreError,
 };
 
 pub(crate) fn run_all(store: &dyn Store) {
@@ -15,6 +15,8 @@ pub(crate) fn run_all(store: &dyn Store) {
     refresh_bound_to_client_expiry_and_route(store);
     revoking_a_family(store);
     access_revocations(store);
+    refresh_grace_replays_then_revokes(store);
+    device_authorizations(store);
     rate_counts(store);
 }
 
@@ -43,11 +45,13 @@ fn refresh(family: &str, client: &str, jti: &str) -> RefreshToken {
         expires_at: 10_000,
         access_jti: jti.into(),
         access_expires_at: 2_000,
+        replaced: None,
     }
 }
 
+/// A rotation without a grace window.
 fn rotation(hash: &str, jti: &str) -> Rotation {
-    Rotation { new_hash: hash.into(), access_jti: jti.into() }
+    Rotation { new_hash: hash.into(), access_jti: jti.into(), sealed: format!("sealed-{hash}"), grace: 0 }
 }
 
 fn lifetimes(_: &Grant) -> Option<Lifetimes> {
@@ -105,6 +109,7 @@ fn pending_logins_and_consents_are_single_use(store: &dyn Store) {
         nonce: "n".into(),
         idp_code_verifier: "v".into(),
         expires_at: 600,
+        device_user_code: None,
     };
     store.insert_pending_login(&login).unwrap();
     assert_eq!(store.take_pending_login("login-s", 10).unwrap(), Some(login.clone()));
@@ -120,6 +125,7 @@ fn pending_logins_and_consents_are_single_use(store: &dyn Store) {
         code_challenge: "cc".into(),
         grant: grant("c1"),
         expires_at: 600,
+        device_user_code: Some("BCDF-GHJK".into()),
     };
     store.insert_consent(&consent).unwrap();
     assert_eq!(store.take_consent("consent-1", 10).unwrap(), Some(consent));
@@ -183,4 +189,71 @@ fn access_revocations(store: &dyn Store) {
     assert_eq!(since, ["acc-new"], "only revocations at or after 3500");
     let live: Vec<_> = store.revoked_since(3_000, 6_000).unwrap().into_iter().map(|r| r.jti).collect();
     assert_eq!(live, ["acc-new"], "expired revocations are not returned");
+}
+
+fn refresh_grace_replays_then_revokes(store: &dyn Store) {
+    let graced = |hash: &str, jti: &str| Rotation { grace: 30, ..rotation(hash, jti) };
+    store.insert_refresh("rg1", &refresh("fam-g", "c1", "g1")).unwrap();
+    assert!(matches!(rotate(store, "rg1", "c1", graced("rg2", "g2"), 1_000).unwrap(), RefreshUse::Rotated { .. }));
+    // Presented again within the window by the same client: the first answer.
+    for now in [1_000, 1_030] {
+        let RefreshUse::Replayed { grant: g, replacement } =
+            rotate(store, "rg1", "c1", graced("rg-fork", "g-fork"), now).unwrap()
+        else {
+            panic!("replay within the window at {now}")
+        };
+        assert_eq!(g, grant("c1"));
+        assert_eq!(
+            (replacement.at, replacement.sealed.as_str(), replacement.access_jti.as_str()),
+            (1_000, "sealed-rg2", "g2")
+        );
+    }
+    assert_eq!(rotate(store, "rg1", "other", graced("x", "y"), 1_001).unwrap(), RefreshUse::Unknown, "another client");
+    // No fork was stored: the would-be successor of a replay does not exist.
+    assert_eq!(rotate(store, "rg-fork", "c1", graced("x", "y"), 1_001).unwrap(), RefreshUse::Unknown);
+    // After the window, reuse revokes the family, the successor included.
+    let RefreshUse::Reused { revoked_access } = rotate(store, "rg1", "c1", graced("rg3", "g3"), 1_031).unwrap() else {
+        panic!("reuse after the window")
+    };
+    let mut jtis: Vec<_> = revoked_access.iter().map(|r| r.jti.as_str()).collect();
+    jtis.sort();
+    assert_eq!(jtis, ["g1", "g2"]);
+    assert!(matches!(rotate(store, "rg2", "c1", graced("rg4", "g4"), 1_031).unwrap(), RefreshUse::Reused { .. }));
+}
+
+fn device_authorizations(store: &dyn Store) {
+    let device = |code: &str| DeviceAuthorization {
+        user_code: code.into(),
+        client_id: "c1".into(),
+        slug: "echo".into(),
+        scope: "openid".into(),
+        expires_at: 2_000,
+        status: DeviceStatus::Pending,
+    };
+    store.insert_device("dev-a", &device("BCDF-GHJK")).unwrap();
+    store.insert_device("dev-b", &device("LMNP-QRST")).unwrap();
+    assert_eq!(store.pending_device("BCDF-GHJK", 1_000).unwrap(), Some(device("BCDF-GHJK")));
+    assert_eq!(store.pending_device("BCDF-GHJK", 2_000).unwrap(), None, "expired");
+    assert_eq!(store.pending_device("ZZZZ-ZZZZ", 1_000).unwrap(), None);
+    // Polls while pending: the previous poll's time comes back.
+    assert_eq!(store.poll_device("dev-a", 1_000).unwrap().map(|(_, last)| last), Some(0));
+    assert_eq!(store.poll_device("dev-a", 1_005).unwrap().map(|(_, last)| last), Some(1_000));
+    // One decision only.
+    let approved = DeviceStatus::Approved(grant("c1"));
+    assert!(store.decide_device("BCDF-GHJK", &approved, 1_006).unwrap());
+    assert!(!store.decide_device("BCDF-GHJK", &DeviceStatus::Denied, 1_006).unwrap(), "decided once");
+    assert_eq!(store.pending_device("BCDF-GHJK", 1_006).unwrap(), None, "no longer pending");
+    // The answer is given once.
+    let (answered, _) = store.poll_device("dev-a", 1_010).unwrap().unwrap();
+    assert_eq!(answered.status, approved);
+    assert_eq!(store.poll_device("dev-a", 1_015).unwrap(), None);
+    assert!(store.decide_device("LMNP-QRST", &DeviceStatus::Denied, 1_000).unwrap());
+    assert_eq!(store.poll_device("dev-b", 1_000).unwrap().unwrap().0.status, DeviceStatus::Denied);
+    assert_eq!(store.poll_device("dev-b", 2_500).unwrap(), None);
+    // Expired while pending: said once, then unknown.
+    store.insert_device("dev-c", &device("VWXZ-BCDF")).unwrap();
+    let (expired, _) = store.poll_device("dev-c", 2_000).unwrap().unwrap();
+    assert_eq!((expired.status, expired.expires_at), (DeviceStatus::Pending, 2_000));
+    assert_eq!(store.poll_device("dev-c", 2_001).unwrap(), None);
+    assert_eq!(store.poll_device("never", 1_000).unwrap(), None);
 }

@@ -95,6 +95,10 @@ pub struct PendingLogin {
     pub(crate) nonce: String,
     pub(crate) idp_code_verifier: String,
     pub(crate) expires_at: i64,
+    /// Set for a device login (RFC 8628): the user code being approved;
+    /// such a login has no redirect URI and no PKCE challenge of the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) device_user_code: Option<String>,
 }
 
 /// A consent screen shown to a logged-in user.
@@ -108,6 +112,9 @@ pub struct Consent {
     pub(crate) code_challenge: String,
     pub(crate) grant: Grant,
     pub(crate) expires_at: i64,
+    /// The user code of a device login (see [`PendingLogin`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) device_user_code: Option<String>,
 }
 
 /// An authorization code (stored by hash).
@@ -128,6 +135,20 @@ pub struct RefreshToken {
     /// The access token issued with it, revoked with the family.
     pub(crate) access_jti: String,
     pub(crate) access_expires_at: i64,
+    /// Set once the token is rotated: what the rotation answered, so a
+    /// replay within the grace window gets the same answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) replaced: Option<Replacement>,
+}
+
+/// The answer a rotation gave: the successor refresh token sealed with the
+/// presented one (only its holder can open it; see `oauth::grace`), and the
+/// access token's id and issue time, from which it is minted again.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Replacement {
+    pub(crate) at: i64,
+    pub(crate) sealed: String,
+    pub(crate) access_jti: String,
 }
 
 impl RefreshToken {
@@ -140,7 +161,22 @@ impl RefreshToken {
             expires_at: now + lifetimes.refresh,
             access_jti: next.access_jti.clone(),
             access_expires_at: now + lifetimes.access,
+            replaced: None,
         }
+    }
+
+    /// This token as stored once rotated by `next` at `now`.
+    pub(crate) fn replaced_by(&self, next: &Rotation, now: i64) -> Self {
+        Self {
+            replaced: Some(Replacement { at: now, sealed: next.sealed.clone(), access_jti: next.access_jti.clone() }),
+            ..self.clone()
+        }
+    }
+
+    /// The earlier answer, if this used token is presented again within
+    /// `grace` seconds of its rotation.
+    pub(crate) fn replay(&self, grace: i64, now: i64) -> Option<Replacement> {
+        self.replaced.clone().filter(|replaced| grace > 0 && now >= replaced.at && now - replaced.at <= grace)
     }
 }
 
@@ -150,6 +186,11 @@ pub struct Rotation {
     pub(crate) new_hash: String,
     /// The access token issued with the successor.
     pub(crate) access_jti: String,
+    /// The successor sealed with the presented token (kept for replays).
+    pub(crate) sealed: String,
+    /// Seconds during which the same client presenting the used token again
+    /// gets [`RefreshUse::Replayed`] instead of revoking the family.
+    pub(crate) grace: i64,
 }
 
 /// Lifetimes (seconds) of the tokens a grant's route issues.
@@ -173,6 +214,32 @@ pub enum RefreshUse {
         grant: Grant,
         family: String,
     },
+    /// The token was rotated moments ago (within the grace window) for this
+    /// client: the answer of that rotation, given again.
+    Replayed {
+        grant: Grant,
+        replacement: Replacement,
+    },
+}
+
+/// An RFC 8628 device authorization, stored under the hash of its device
+/// code and found by its user code.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DeviceAuthorization {
+    pub(crate) user_code: String,
+    pub(crate) client_id: String,
+    pub(crate) slug: String,
+    pub(crate) scope: String,
+    pub(crate) expires_at: i64,
+    pub(crate) status: DeviceStatus,
+}
+
+/// Where a device authorization stands: the user decides once.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum DeviceStatus {
+    Pending,
+    Approved(Grant),
+    Denied,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -229,6 +296,18 @@ pub trait Store: Send + Sync + 'static {
     /// policy, caller and window) and returns the count including it. The
     /// counter lives until `window_end`; replicas on one store share it.
     fn count_request(&self, key: &str, window_end: i64, now: i64) -> Result<u64, StoreError>;
+
+    fn insert_device(&self, device_hash: &str, device: &DeviceAuthorization) -> Result<(), StoreError>;
+    /// The unexpired, still pending authorization of a user code.
+    fn pending_device(&self, user_code: &str, now: i64) -> Result<Option<DeviceAuthorization>, StoreError>;
+    /// Records the user's decision on the pending authorization of
+    /// `user_code`, once: `false` when it is no longer pending (or expired).
+    fn decide_device(&self, user_code: &str, status: &DeviceStatus, now: i64) -> Result<bool, StoreError>;
+    /// A poll with a device code: the authorization (an approved or denied
+    /// one is removed: its answer is given once; an expired one too, after
+    /// this answer) and the time of the previous poll (0 for the first), now
+    /// recorded as `now`. Unknown or already answered → `None`.
+    fn poll_device(&self, device_hash: &str, now: i64) -> Result<Option<(DeviceAuthorization, i64)>, StoreError>;
 
     /// Deletes expired rows; returns how many.
     fn sweep(&self, now: i64) -> Result<usize, StoreError>;

@@ -30,8 +30,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    AuthCode, Client, Consent, Grant, Lifetimes, PendingLogin, RefreshToken, RefreshUse, RevokedAccess, Rotation,
-    Store, StoreError, now,
+    AuthCode, Client, Consent, DeviceAuthorization, DeviceStatus, Grant, Lifetimes, PendingLogin, RefreshToken,
+    RefreshUse, RevokedAccess, Rotation, Store, StoreError, now,
 };
 
 const PREFIX: &str = "cognigate:";
@@ -39,13 +39,14 @@ const PREFIX: &str = "cognigate:";
 const GRACE: i64 = 60;
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Marks `KEYS[1]` used and creates its successor, if it is still active.
-/// KEYS: old token, new token, family set. ARGV: new hash, family, client id,
-/// successor JSON, expire-at. Returns 1 on success, 0 if the old token was no
+/// Marks `KEYS[1]` used (its data now holding the rotation's answer) and
+/// creates its successor, if it is still active. KEYS: old token, new token,
+/// family set. ARGV: new hash, family, client id, successor JSON, expire-at,
+/// the old token's new JSON. Returns 1 on success, 0 if the old token was no
 /// longer active (a concurrent use).
 const ROTATE: &str = r#"
 if redis.call('HGET', KEYS[1], 'state') ~= 'active' then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'used')
+redis.call('HSET', KEYS[1], 'state', 'used', 'data', ARGV[6])
 redis.call('HSET', KEYS[2], 'family', ARGV[2], 'client_id', ARGV[3], 'state', 'active', 'data', ARGV[4])
 redis.call('EXPIREAT', KEYS[2], ARGV[5])
 redis.call('SADD', KEYS[3], ARGV[1])
@@ -65,6 +66,27 @@ for _, hash in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   end
 end
 return out
+"#;
+
+/// Records a decision on a pending device authorization. KEYS: the device
+/// record. ARGV: the decided JSON. Returns 1 if it was pending.
+const DECIDE_DEVICE: &str = r#"
+if redis.call('HGET', KEYS[1], 'pending') ~= '1' then return 0 end
+redis.call('HSET', KEYS[1], 'pending', '0', 'data', ARGV[1])
+return 1
+"#;
+
+/// A poll: returns {data, previous poll}, records this one; a decided
+/// record is deleted. KEYS: the device record. ARGV: now.
+const POLL_DEVICE: &str = r#"
+local fields = redis.call('HMGET', KEYS[1], 'data', 'last_poll', 'pending')
+if not fields[1] then return nil end
+if fields[3] == '1' then
+  redis.call('HSET', KEYS[1], 'last_poll', ARGV[1])
+else
+  redis.call('DEL', KEYS[1])
+end
+return {fields[1], fields[2]}
 "#;
 
 pub struct RedisStore {
@@ -178,6 +200,11 @@ impl RedisStore {
         Ok(revoked)
     }
 
+    /// The device-code hash a user code points at.
+    fn device_hash(&self, user_code: &str) -> Result<Option<String>, StoreError> {
+        self.with(|conn| Ok(redis::cmd("GET").arg(key("devcode", user_code)).query(conn)?))
+    }
+
     /// `(family, client_id, state, data)` of a refresh token.
     fn refresh_row(&self, hash: &str) -> Result<Option<(String, String, String, String)>, StoreError> {
         let fields: Vec<Option<String>> = self.with(|conn| {
@@ -289,10 +316,15 @@ impl Store for RedisStore {
         if owner != client_id {
             return Ok(RefreshUse::Unknown);
         }
+        let token: RefreshToken = decode(&data)?;
+        if state == "used"
+            && let Some(replacement) = token.replay(next.grace, now)
+        {
+            return Ok(RefreshUse::Replayed { grant: token.grant, replacement });
+        }
         if state != "active" {
             return Ok(RefreshUse::Reused { revoked_access: self.revoke_family(&family, now)? });
         }
-        let token: RefreshToken = decode(&data)?;
         if token.expires_at <= now {
             return Ok(RefreshUse::Expired);
         }
@@ -312,14 +344,22 @@ impl Store for RedisStore {
                 .arg(client_id)
                 .arg(encode(&successor)?)
                 .arg(expire_at(successor.expires_at))
+                .arg(encode(&token.replaced_by(next, now))?)
                 .query(conn)?)
         })?;
         if rotated == 1 {
-            Ok(RefreshUse::Rotated { grant: token.grant, family })
-        } else {
-            // Another request used the token between our read and the script.
-            Ok(RefreshUse::Reused { revoked_access: self.revoke_family(&family, now)? })
+            return Ok(RefreshUse::Rotated { grant: token.grant, family });
         }
+        // Another request used the token between our read and the script:
+        // within the grace window that is the concurrent refresh the window
+        // is for, and it gets that request's answer.
+        if let Some((_, _, state, data)) = self.refresh_row(hash)?
+            && state == "used"
+            && let Some(replacement) = decode::<RefreshToken>(&data)?.replay(next.grace, now)
+        {
+            return Ok(RefreshUse::Replayed { grant: token.grant, replacement });
+        }
+        Ok(RefreshUse::Reused { revoked_access: self.revoke_family(&family, now)? })
     }
 
     fn revoke_refresh_family(
@@ -368,6 +408,84 @@ impl Store for RedisStore {
             Ok(redis::pipe().atomic().incr(&name, 1).expire_at(&name, expire_at(window_end)).ignore().query(conn)?)
         })?;
         Ok(count)
+    }
+
+    fn insert_device(&self, device_hash: &str, device: &DeviceAuthorization) -> Result<(), StoreError> {
+        let record = key("device", device_hash);
+        let by_code = key("devcode", &device.user_code);
+        let expire = expire_at(device.expires_at);
+        self.with(|conn| {
+            redis::pipe()
+                .atomic()
+                .cmd("HSET")
+                .arg(&record)
+                .arg("pending")
+                .arg("1")
+                .arg("last_poll")
+                .arg(0)
+                .arg("data")
+                .arg(encode(device)?)
+                .ignore()
+                .expire_at(&record, expire)
+                .ignore()
+                .cmd("SET")
+                .arg(&by_code)
+                .arg(device_hash)
+                .arg("EXAT")
+                .arg(expire)
+                .ignore()
+                .query::<()>(conn)?;
+            Ok(())
+        })
+    }
+
+    fn pending_device(&self, user_code: &str, now: i64) -> Result<Option<DeviceAuthorization>, StoreError> {
+        let Some(hash) = self.device_hash(user_code)? else {
+            return Ok(None);
+        };
+        let fields: Vec<Option<String>> = self
+            .with(|conn| Ok(redis::cmd("HMGET").arg(key("device", &hash)).arg("pending").arg("data").query(conn)?))?;
+        match fields.as_slice() {
+            [Some(pending), Some(data)] if pending == "1" => {
+                let device: DeviceAuthorization = decode(data)?;
+                Ok((device.expires_at > now).then_some(device))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn decide_device(&self, user_code: &str, status: &DeviceStatus, now: i64) -> Result<bool, StoreError> {
+        let Some(mut device) = self.pending_device(user_code, now)? else {
+            return Ok(false);
+        };
+        let Some(hash) = self.device_hash(user_code)? else {
+            return Ok(false);
+        };
+        device.status = status.clone();
+        let decided: i64 = self.with(|conn| {
+            Ok(redis::cmd("EVAL")
+                .arg(DECIDE_DEVICE)
+                .arg(1)
+                .arg(key("device", &hash))
+                .arg(encode(&device)?)
+                .query(conn)?)
+        })?;
+        Ok(decided == 1)
+    }
+
+    fn poll_device(&self, device_hash: &str, now: i64) -> Result<Option<(DeviceAuthorization, i64)>, StoreError> {
+        let fields: Option<(String, String)> = self.with(|conn| {
+            Ok(redis::cmd("EVAL").arg(POLL_DEVICE).arg(1).arg(key("device", device_hash)).arg(now).query(conn)?)
+        })?;
+        let Some((data, last_poll)) = fields else {
+            return Ok(None);
+        };
+        let device: DeviceAuthorization = decode(&data)?;
+        if device.expires_at <= now {
+            // Answered once as expired, then gone.
+            self.with(|conn| Ok(redis::cmd("DEL").arg(key("device", device_hash)).query::<()>(conn)?))?;
+        }
+        Ok(Some((device, last_poll.parse().unwrap_or_default())))
     }
 
     /// Records with a TTL expire by themselves; only the revocation set needs

@@ -14,8 +14,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    AuthCode, Client, Consent, Grant, Lifetimes, PendingLogin, RefreshToken, RefreshUse, RevokedAccess, Rotation,
-    Store, StoreError,
+    AuthCode, Client, Consent, DeviceAuthorization, DeviceStatus, Grant, Lifetimes, PendingLogin, RefreshToken,
+    RefreshUse, RevokedAccess, Rotation, Store, StoreError,
 };
 
 const SCHEMA: &str = "
@@ -35,6 +35,14 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
 CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens (family);
 CREATE TABLE IF NOT EXISTS revoked_access (jti TEXT PRIMARY KEY, expires_at INTEGER NOT NULL, revoked_at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS revoked_access_at ON revoked_access (revoked_at);
+CREATE TABLE IF NOT EXISTS devices (
+    hash TEXT PRIMARY KEY,
+    user_code TEXT NOT NULL UNIQUE,
+    pending INTEGER NOT NULL,
+    last_poll INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS rate_counts (key TEXT PRIMARY KEY, count INTEGER NOT NULL, expires_at INTEGER NOT NULL);
 ";
 
@@ -202,19 +210,27 @@ impl Store for SqliteStore {
         if owner != client_id {
             return Ok(RefreshUse::Unknown);
         }
+        let token: RefreshToken = decode(&data)?;
+        if state == "used"
+            && let Some(replacement) = token.replay(next.grace, now)
+        {
+            return Ok(RefreshUse::Replayed { grant: token.grant, replacement });
+        }
         if state != "active" {
             let revoked_access = revoke_family(&tx, &family, now)?;
             tx.commit()?;
             return Ok(RefreshUse::Reused { revoked_access });
         }
-        let token: RefreshToken = decode(&data)?;
         if token.expires_at <= now {
             return Ok(RefreshUse::Expired);
         }
         let Some(lifetimes) = lifetimes(&token.grant) else {
             return Ok(RefreshUse::Unknown);
         };
-        tx.execute("UPDATE refresh_tokens SET state = 'used' WHERE hash = ?1", params![hash])?;
+        tx.execute(
+            "UPDATE refresh_tokens SET state = 'used', data = ?2 WHERE hash = ?1",
+            params![hash, encode(&token.replaced_by(next, now))?],
+        )?;
         let successor = token.successor(next, lifetimes, now);
         tx.execute(
             "INSERT INTO refresh_tokens (hash, family, client_id, state, data, expires_at) VALUES (?1, ?2, ?3, 'active', ?4, ?5)",
@@ -276,10 +292,76 @@ impl Store for SqliteStore {
         Ok(count.max(0) as u64)
     }
 
+    fn insert_device(&self, device_hash: &str, device: &DeviceAuthorization) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO devices (hash, user_code, pending, last_poll, data, expires_at) VALUES (?1, ?2, 1, 0, ?3, ?4)",
+            params![device_hash, device.user_code, encode(device)?, device.expires_at],
+        )?;
+        Ok(())
+    }
+
+    fn pending_device(&self, user_code: &str, now: i64) -> Result<Option<DeviceAuthorization>, StoreError> {
+        let data: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT data FROM devices WHERE user_code = ?1 AND pending = 1 AND expires_at > ?2",
+                params![user_code, now],
+                |row| row.get(0),
+            )
+            .optional()?;
+        data.map(|data| decode(&data)).transpose()
+    }
+
+    fn decide_device(&self, user_code: &str, status: &DeviceStatus, now: i64) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let data: Option<String> = tx
+            .query_row(
+                "SELECT data FROM devices WHERE user_code = ?1 AND pending = 1 AND expires_at > ?2",
+                params![user_code, now],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let Some(data) = data else {
+            return Ok(false);
+        };
+        let mut device: DeviceAuthorization = decode(&data)?;
+        device.status = status.clone();
+        tx.execute(
+            "UPDATE devices SET pending = 0, data = ?2 WHERE user_code = ?1",
+            params![user_code, encode(&device)?],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn poll_device(&self, device_hash: &str, now: i64) -> Result<Option<(DeviceAuthorization, i64)>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let row: Option<(String, i64, i64)> = tx
+            .query_row("SELECT data, last_poll, expires_at FROM devices WHERE hash = ?1", params![device_hash], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .optional()?;
+        let Some((data, last_poll, expires_at)) = row else {
+            return Ok(None);
+        };
+        let device: DeviceAuthorization = decode(&data)?;
+        if device.status == DeviceStatus::Pending && expires_at > now {
+            tx.execute("UPDATE devices SET last_poll = ?2 WHERE hash = ?1", params![device_hash, now])?;
+        } else {
+            tx.execute("DELETE FROM devices WHERE hash = ?1", params![device_hash])?;
+        }
+        tx.commit()?;
+        Ok(Some((device, last_poll)))
+    }
+
     fn sweep(&self, now: i64) -> Result<usize, StoreError> {
         let conn = self.conn();
         let mut deleted = 0;
-        for table in ["pending_logins", "consents", "auth_codes", "refresh_tokens", "revoked_access", "rate_counts"] {
+        for table in
+            ["pending_logins", "consents", "auth_codes", "refresh_tokens", "revoked_access", "rate_counts", "devices"]
+        {
             deleted += conn.execute(&format!("DELETE FROM {table} WHERE expires_at <= ?1"), params![now])?;
         }
         Ok(deleted)
@@ -318,6 +400,7 @@ mod tests {
             nonce: "n".into(),
             idp_code_verifier: "v".into(),
             expires_at: 600,
+            device_user_code: None,
         };
         store.insert_pending_login(&login).unwrap();
         store.insert_pending_login(&PendingLogin { state: "s2".into(), ..login.clone() }).unwrap();

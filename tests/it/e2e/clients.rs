@@ -79,6 +79,50 @@ fn node_sdk_client_logs_in_calls_tools_and_refreshes() {
     assert_client_run(&world, "node", &out);
 }
 
+/// The npm SDK with a client-id URL: the gateway advertises Client ID
+/// Metadata Documents, so the SDK skips registration and uses the URL; the
+/// gateway fetches the document over https (a test CA, served on 127.0.0.1).
+#[test]
+fn node_sdk_client_logs_in_with_a_client_id_metadata_document() {
+    use crate::support::client_documents::{DocumentServer, TestCa, document, served};
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::create(dir.path());
+    // Any port on 127.0.0.1 matches the document's loopback redirect.
+    let doc = document("node-client.json", "cognigate e2e node client", "http://127.0.0.1/callback");
+    let server = DocumentServer::start(dir.path(), &ca, &serde_json::json!({"/node-client.json": served(&doc)}));
+    let client_id = format!("{}/node-client.json", server.base);
+    let world = World::start_with(Extras { client_id_ca: Some(ca.ca.clone()), ..Extras::default() });
+    let mut cmd = world.tools().node_script("client.mjs");
+    cmd.args(["--url", &world.route_url("echo"), "--username", USERNAME, "--password", PASSWORD]).args([
+        "--client-metadata-url",
+        &client_id,
+        "--redirect-uri",
+        "http://127.0.0.1:43871/callback",
+    ]);
+    let out = world.run_json("client.mjs (client-id document)", cmd);
+    assert_eq!(out["authorize_client_ids"], serde_json::json!([client_id]), "{out:#}\n\n{}", world.logs());
+    assert!(out["consent_text"].as_str().unwrap_or_default().contains("localhost"), "the document's host: {out:#}");
+    assert_client_run(&world, "node", &out);
+}
+
+/// The Python SDK finds the authorization-server metadata only through
+/// OpenID discovery: a proxy in front of the gateway answers 404 for the
+/// RFC 8414 path, and the SDK falls back to `openid-configuration`, whose
+/// issuer is byte-identical to the URL it built.
+#[test]
+fn python_sdk_client_discovers_through_openid_configuration_only() {
+    let world = World::start_with(Extras { hide_rfc8414: true, ..Extras::default() });
+    let mut cmd = world.tools().python_script("tests/e2e/client.py");
+    cmd.args(["--url", &world.route_url("echo"), "--username", USERNAME, "--password", PASSWORD]);
+    let out = world.run_json("client.py (openid-configuration only)", cmd);
+    assert_eq!(out["echo"], "hello from python", "{out:#}\n\n{}", world.logs());
+    assert_client_run(&world, "python", &out);
+    let paths = world.front.as_ref().expect("the front proxy").paths();
+    let asked = |path: &str| paths.iter().any(|p| p == path);
+    assert!(asked("/.well-known/oauth-authorization-server"), "the SDK tried RFC 8414 first: {paths:?}");
+    assert!(asked("/.well-known/openid-configuration"), "then OpenID discovery: {paths:?}");
+}
+
 #[test]
 fn json_upstream_and_dead_upstream() {
     let world = World::start_with(Extras { json_upstream: true, dead_upstream: true, ..Extras::default() });

@@ -12,6 +12,7 @@ mod clients;
 mod consent;
 mod hosted_ui;
 mod id_token;
+mod mcp_remote;
 mod tokens;
 
 use std::fs;
@@ -22,6 +23,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::support::front_proxy::FrontProxy;
 use crate::support::moto::MotoServer;
 use crate::support::peers::{self, HostedUi, Peer, Toolchain, UpstreamMcp};
 
@@ -222,34 +224,47 @@ pub struct World {
     pub cognito: Cognito,
     pub gateway_url: String,
     port: u16,
+    listen_port: u16,
+    client_id_ca: Option<std::path::PathBuf>,
+    /// The front proxy, when there is one (see [`Extras::hide_rfc8414`]).
+    pub front: Option<FrontProxy>,
 }
 
 /// `cognigate-gateway` booted from the files `up` wrote (plus the routes), on `port`.
-fn spawn_gateway(cognito: &Cognito, port: u16) -> Peer {
+/// `port` is the public URL's, `listen_port` where the gateway listens (the
+/// same unless a front proxy takes `port`).
+fn spawn_gateway(cognito: &Cognito, port: u16, listen_port: u16, client_id_ca: Option<&Path>) -> Peer {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cognigate-gateway"));
     cmd.arg("--config-dir")
         .arg(cognito.path().join("config"))
         .arg("--env-file")
         .arg(cognito.path().join(".env"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--public-url", &format!("http://localhost:{port}")])
+        .args(["--listen", &format!("127.0.0.1:{listen_port}"), "--public-url", &format!("http://localhost:{port}")])
         .arg("--store")
         .arg(format!("sqlite:{}", cognito.path().join("gw.db").display()))
         .env("RUST_LOG", "info,cognigate=debug")
+        // The token checks present a spent refresh token at once and expect
+        // the family revoked: no grace window here (tests/it/gateway/spec.rs
+        // covers the window).
+        .env("COGNIGATE_REFRESH_GRACE_SECONDS", "0")
         .current_dir(cognito.path());
+    if let Some(ca) = client_id_ca {
+        cmd.env("SSL_CERT_FILE", ca).arg("--client-id-private-addresses");
+    }
     // The audit log is on only where access policies are configured, so the
     // other worlds keep the plain proxy path.
     if cognito.path().join("config/access.marker").exists() {
         cmd.arg("--audit-log").arg(cognito.path().join("audit.jsonl"));
     }
     aws_env(&mut cmd, cognito.moto.endpoint());
-    let health = format!("http://127.0.0.1:{port}/healthz");
+    let health = format!("http://127.0.0.1:{listen_port}/healthz");
     Peer::spawn_polled("gateway", cmd, cognito.path(), &format!("http://localhost:{port}"), || {
         peers::http_status(&health) == Some(200)
     })
 }
 
 /// What a [`World`] has besides `/mcp/echo` and `/mcp/other` (both SSE upstream).
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Extras {
     /// `/mcp/json`: an upstream answering plain JSON instead of SSE.
     pub json_upstream: bool,
@@ -258,6 +273,13 @@ pub struct Extras {
     /// The access policies of `access.rs` on `/mcp/echo` and `/mcp/admin`,
     /// and the audit log in `audit.jsonl`.
     pub access: bool,
+    /// A CA file the gateway trusts for client-id documents (`SSL_CERT_FILE`),
+    /// which it may then fetch from 127.0.0.1 (`--client-id-private-addresses`).
+    pub client_id_ca: Option<std::path::PathBuf>,
+    /// A proxy in front of the gateway (on the public URL's port) that
+    /// answers 404 for `/.well-known/oauth-authorization-server`, so clients
+    /// find the metadata only at `/.well-known/openid-configuration`.
+    pub hide_rfc8414: bool,
 }
 
 impl World {
@@ -296,8 +318,31 @@ impl World {
             access::configure(&config, upstream.url());
         }
 
-        let gateway = spawn_gateway(&cognito, port);
-        World { gateway, upstream, json_upstream, cognito, gateway_url, port }
+        // Behind a front proxy, the gateway listens elsewhere and the proxy
+        // takes the public URL's port.
+        let (listen_port, front) = if extras.hide_rfc8414 {
+            let inner = peers::free_port();
+            let front = FrontProxy::start(
+                port,
+                &format!("http://127.0.0.1:{inner}"),
+                &["/.well-known/oauth-authorization-server"],
+            );
+            (inner, Some(front))
+        } else {
+            (port, None)
+        };
+        let gateway = spawn_gateway(&cognito, port, listen_port, extras.client_id_ca.as_deref());
+        World {
+            gateway,
+            upstream,
+            json_upstream,
+            cognito,
+            gateway_url,
+            port,
+            listen_port,
+            client_id_ca: extras.client_id_ca,
+            front,
+        }
     }
 
     /// Stops the gateway with SIGTERM (it must exit cleanly, in time) and boots it
@@ -312,7 +357,7 @@ impl World {
         // The old log is overwritten by the new process; keep it beside.
         let log = self.cognito.path().join("gateway.log");
         let _ = fs::rename(&log, self.cognito.path().join("gateway.before-restart.log"));
-        self.gateway = spawn_gateway(&self.cognito, self.port);
+        self.gateway = spawn_gateway(&self.cognito, self.port, self.listen_port, self.client_id_ca.as_deref());
     }
 
     pub fn tools(&self) -> &Toolchain {

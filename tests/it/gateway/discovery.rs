@@ -40,7 +40,10 @@ async fn authorization_server_metadata() {
     assert_eq!(doc["registration_endpoint"], "http://gw.test/oauth/register");
     assert_eq!(doc["revocation_endpoint"], "http://gw.test/oauth/revoke");
     assert_eq!(doc["response_types_supported"], json!(["code"]));
-    assert_eq!(doc["grant_types_supported"], json!(["authorization_code", "refresh_token"]));
+    assert_eq!(
+        doc["grant_types_supported"],
+        json!(["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"])
+    );
     assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
     assert_eq!(
         doc["token_endpoint_auth_methods_supported"],

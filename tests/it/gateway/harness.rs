@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cognigate::gateway::OAuthOptions;
 use cognigate::gateway::config::{Env, GatewayConfig};
 use cognigate::gateway::state::AppState;
 use cognigate::gateway::store::SqliteStore;
@@ -133,16 +134,25 @@ pub fn unsigned_token(claims: &Value) -> String {
 pub struct Upstream {
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,
+    /// The SSE stream holds its second event until this is notified, so a
+    /// test can tell a streamed first event from a buffered body without
+    /// looking at a clock.
+    pub release_second_event: Arc<tokio::sync::Notify>,
 }
 
 impl Upstream {
     pub async fn start() -> Self {
         let hits = Arc::new(AtomicUsize::new(0));
+        let release = Arc::new(tokio::sync::Notify::new());
+        let sse = {
+            let release = release.clone();
+            move |headers: HeaderMap| upstream_sse(headers, release.clone())
+        };
         let router = Router::new()
-            .route("/mcp", post(upstream_post).get(upstream_sse).delete(upstream_delete))
+            .route("/mcp", post(upstream_post).get(sse).delete(upstream_delete))
             .route("/other", post(upstream_post))
             .with_state(hits.clone());
-        Self { addr: spawn(router).await, hits }
+        Self { addr: spawn(router).await, hits, release_second_event: release }
     }
 }
 
@@ -165,10 +175,10 @@ async fn upstream_post(
     response
 }
 
-/// An SSE stream: one event now, one after 300 ms, then ends.
-async fn upstream_sse(headers: HeaderMap) -> Response {
+/// An SSE stream: one event now, one when the test releases it, then ends.
+async fn upstream_sse(headers: HeaderMap, release: Arc<tokio::sync::Notify>) -> Response {
     let last_event = headers.get("last-event-id").and_then(|v| v.to_str().ok()).unwrap_or("none").to_owned();
-    let stream = async_stream(last_event);
+    let stream = async_stream(last_event, release);
     Response::builder()
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")
@@ -176,14 +186,17 @@ async fn upstream_sse(headers: HeaderMap) -> Response {
         .unwrap()
 }
 
-fn async_stream(last_event: String) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
+fn async_stream(
+    last_event: String,
+    release: Arc<tokio::sync::Notify>,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
     futures_util::stream::unfold(0u8, move |step| {
-        let last_event = last_event.clone();
+        let (last_event, release) = (last_event.clone(), release.clone());
         async move {
             match step {
                 0 => Some((Ok(bytes::Bytes::from(format!("id: 1\ndata: first last-event-id={last_event}\n\n"))), 1)),
                 1 => {
-                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    release.notified().await;
                     Some((Ok(bytes::Bytes::from_static(b"id: 2\ndata: second\n\n")), 2))
                 }
                 _ => None,
@@ -244,19 +257,31 @@ impl Gateway {
     }
 
     /// `redis`: a Redis URL for the store instead of SQLite.
+    /// No refresh grace window: the reuse tests present a spent refresh
+    /// token at once and expect its family revoked (spec.rs tests the window).
     pub async fn start_on(routes: impl FnOnce(SocketAddr) -> Value, redis: Option<&str>) -> Self {
+        Self::start_full(routes, redis, policies(), no_grace()).await
+    }
+
+    /// Everything chosen: routes, store, `policies.json` and the
+    /// authorization server's options.
+    pub async fn start_full(
+        routes: impl FnOnce(SocketAddr) -> Value,
+        redis: Option<&str>,
+        policies: Value,
+        options: OAuthOptions,
+    ) -> Self {
         let idp = Idp::start().await;
         let upstream = Upstream::start().await;
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("policies.json"), policies().to_string()).unwrap();
+        std::fs::write(dir.path().join("policies.json"), policies.to_string()).unwrap();
         std::fs::write(dir.path().join("routes.oas.json"), routes(upstream.addr).to_string()).unwrap();
         std::fs::write(dir.path().join(".env"), env_text(idp.addr)).unwrap();
-        let state = match redis {
-            None => Self::state(dir.path()),
-            Some(url) => {
-                Self::state_with(dir.path(), Arc::new(cognigate::gateway::store::RedisStore::open(url).unwrap()))
-            }
+        let store: Arc<dyn cognigate::gateway::store::Store> = match redis {
+            None => Arc::new(SqliteStore::open(&dir.path().join("gw.db")).unwrap()),
+            Some(url) => Arc::new(cognigate::gateway::store::RedisStore::open(url).unwrap()),
         };
+        let state = Self::state_full(dir.path(), store, options);
         let router = cognigate::gateway::router(state.clone());
         Self { state, router, idp, upstream, dir }
     }
@@ -267,11 +292,19 @@ impl Gateway {
     }
 
     pub fn state_with(dir: &std::path::Path, store: Arc<dyn cognigate::gateway::store::Store>) -> AppState {
+        Self::state_full(dir, store, no_grace())
+    }
+
+    pub fn state_full(
+        dir: &std::path::Path,
+        store: Arc<dyn cognigate::gateway::store::Store>,
+        options: OAuthOptions,
+    ) -> AppState {
         let text = std::fs::read_to_string(dir.join(".env")).unwrap();
         let env =
             Env::from_pairs(text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())));
         let config = GatewayConfig::load(dir, &env).unwrap();
-        AppState::build(config, PUBLIC_URL, store).unwrap()
+        AppState::build_with(config, PUBLIC_URL, store, options).unwrap()
     }
 
     pub async fn send(&self, request: Request<Body>) -> Response {
@@ -324,6 +357,11 @@ impl Gateway {
             .unwrap()
             .0
     }
+}
+
+/// The default options without the refresh grace window.
+pub fn no_grace() -> OAuthOptions {
+    OAuthOptions { refresh_grace: Duration::ZERO, ..OAuthOptions::default() }
 }
 
 fn rand_suffix() -> usize {

@@ -95,6 +95,7 @@ impl OAuthPolicy {
             access_token_ttl: settings.access,
             refresh_token_ttl: settings.refresh,
             allowed_groups: settings.allowed_groups,
+            required_scopes: settings.required_scopes,
         })
     }
 }

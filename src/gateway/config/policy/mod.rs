@@ -89,6 +89,9 @@ pub(crate) struct OAuthPolicy {
     pub(crate) require_token_use_id: bool,
     pub(crate) access_token_ttl: Duration,
     pub(crate) refresh_token_ttl: Duration,
+    /// `gateway.requiredScopes`: scopes of the gateway's own (never sent to
+    /// the IdP) that every token for these routes must carry.
+    pub(crate) required_scopes: Vec<String>,
     /// cognigate's `gateway.allowedGroups`: when set, only users in one of
     /// these groups get past consent and refresh.
     pub(crate) allowed_groups: Option<Vec<String>>,
@@ -99,6 +102,46 @@ impl OAuthPolicy {
     pub(crate) fn admits(&self, groups: &[String]) -> bool {
         self.allowed_groups.as_ref().is_none_or(|allowed| allowed.iter().any(|group| groups.contains(group)))
     }
+
+    /// What a route's tokens may carry (its protected-resource
+    /// `scopes_supported`): the login scopes, then the required ones.
+    /// `offline_access` is never among them (MCP authorization 2025-11-25:
+    /// it is the authorization server's business, not the resource's).
+    pub(crate) fn supported_scopes(&self) -> Vec<&str> {
+        let mut scopes: Vec<&str> = self.browser_login.scope.split_whitespace().collect();
+        for scope in &self.required_scopes {
+            if !scopes.contains(&scope.as_str()) {
+                scopes.push(scope);
+            }
+        }
+        scopes.retain(|scope| *scope != OFFLINE_ACCESS);
+        scopes
+    }
+}
+
+/// The OpenID scope that asks for refresh tokens. Cognito has none (a login
+/// asking for it fails), so it is accepted from clients and never forwarded.
+pub(crate) const OFFLINE_ACCESS: &str = "offline_access";
+
+/// `gateway.requiredScopes`: scope tokens (RFC 6749 3.3 syntax), not
+/// `offline_access`.
+fn required_scopes(name: &str, gateway: Option<&GatewayOptions>) -> Result<Vec<String>, ConfigError> {
+    let scopes = gateway.and_then(|gateway| gateway.required_scopes.clone()).unwrap_or_default();
+    for scope in &scopes {
+        let valid = !scope.is_empty()
+            && scope.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+        if !valid || scope == OFFLINE_ACCESS {
+            return Err(ConfigError::InvalidOption {
+                owner: format!("policy `{name}`"),
+                option: "gateway.requiredScopes".to_owned(),
+                problem: format!("`{scope}` is not a scope a route can require"),
+                fix:
+                    "list scope names without spaces or quotes, e.g. [\"mcp:tools\"]; offline_access cannot be required"
+                        .to_owned(),
+            });
+        }
+    }
+    Ok(scopes)
 }
 
 #[derive(Debug)]
@@ -131,9 +174,11 @@ pub(super) struct GatewaySettings {
     pub(super) access: Duration,
     pub(super) refresh: Duration,
     pub(super) allowed_groups: Option<Vec<String>>,
+    pub(super) required_scopes: Vec<String>,
 }
 
 pub(super) fn gateway_settings(name: &str, gateway: Option<GatewayOptions>) -> Result<GatewaySettings, ConfigError> {
+    let required_scopes = required_scopes(name, gateway.as_ref())?;
     let gateway = gateway.unwrap_or_default();
     let access = seconds(name, "gateway.accessTokenTtlSeconds", gateway.access_token_ttl_seconds, DEFAULT_ACCESS_TTL)?;
     let refresh =
@@ -153,7 +198,7 @@ pub(super) fn gateway_settings(name: &str, gateway: Option<GatewayOptions>) -> R
             Some(groups)
         }
     };
-    Ok(GatewaySettings { access, refresh, allowed_groups })
+    Ok(GatewaySettings { access, refresh, allowed_groups, required_scopes })
 }
 
 fn seconds(name: &str, option: &str, value: Option<Seconds>, default: u64) -> Result<Duration, ConfigError> {
@@ -181,4 +226,30 @@ pub(super) fn problem_of(err: InvalidValue) -> String {
 
 pub(super) fn parse_url(value: &str) -> Result<Url, String> {
     Url::parse(value.trim()).map_err(|err| format!("`{value}` is not a URL ({err})"))
+}
+
+#[cfg(test)]
+impl OAuthPolicy {
+    /// A Cognito-shaped policy with the default scopes and lifetimes.
+    pub(crate) fn for_tests() -> Self {
+        Self {
+            name: "test".into(),
+            oidc: Oidc {
+                issuer: "https://idp.example".into(),
+                jwks_url: Url::parse("https://idp.example/jwks").expect("a URL"),
+            },
+            browser_login: BrowserLogin {
+                url: Url::parse("https://idp.example/authorize").expect("a URL"),
+                token_url: Url::parse("https://idp.example/token").expect("a URL"),
+                client_id: "c".into(),
+                client_secret: Secret::new("s"),
+                scope: DEFAULT_SCOPE.into(),
+            },
+            require_token_use_id: true,
+            access_token_ttl: Duration::from_secs(DEFAULT_ACCESS_TTL),
+            refresh_token_ttl: Duration::from_secs(DEFAULT_REFRESH_TTL),
+            required_scopes: Vec::new(),
+            allowed_groups: None,
+        }
+    }
 }

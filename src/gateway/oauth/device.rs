@@ -1,0 +1,264 @@
+//! The device authorization grant (RFC 8628), for clients without a browser
+//! on their machine (`mcp-remote --device-code` on a server, in a container,
+//! over SSH).
+//!
+//! The client asks `/oauth/device_authorization` for a device code and a
+//! short user code; the user opens `/oauth/device` on any device, enters the
+//! user code, signs in at the identity provider like a browser login, and
+//! sees the same consent screen, with the user code on it to compare. The
+//! client meanwhile polls `/oauth/token` and gets `authorization_pending`,
+//! `slow_down` (polling faster than the interval), `access_denied`,
+//! `expired_token`, or its tokens once.
+//!
+//! User codes are 8 letters from an alphabet without vowels (no words) and
+//! without 0/O/1/I look-alikes, shown as `XXXX-XXXX`: 20^8 (about 2^34)
+//! codes, each valid 10 minutes and used once, with wrong entries limited
+//! per address, so guessing one is out of reach.
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::Extensions;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::{Form, Json};
+use rand::Rng;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::client_auth::authenticate;
+use super::redirect::found;
+use super::register::DEVICE_CODE_GRANT;
+use super::{OAuthError, PENDING_LOGIN_TTL, PageError, granted_scope, pages};
+use crate::gateway::crypto::{pkce_challenge, random_token, sha256_hex};
+use crate::gateway::state::AppState;
+use crate::gateway::store::{DeviceAuthorization, DeviceStatus, Grant, PendingLogin, now};
+
+/// How long a device code and its user code live.
+const DEVICE_TTL: i64 = 600;
+/// The polling interval asked of clients (RFC 8628 3.2's default).
+const INTERVAL: i64 = 5;
+/// Consonants without look-alikes (RFC 8628 6.1).
+const ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
+/// Wrong or expired user codes one address may enter per minute.
+const WRONG_CODES_PER_MINUTE: u64 = 10;
+
+fn user_code() -> String {
+    let mut rng = rand::rng();
+    let letters: String = (0..8).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
+    format!("{}-{}", &letters[..4], &letters[4..])
+}
+
+/// What a user typed, in the stored form: letters upper-cased, dashes and
+/// spaces dropped, `XXXX-XXXX`; `None` if it cannot be a user code.
+fn normalized(input: &str) -> Option<String> {
+    let letters: String = input.chars().filter(|c| !matches!(c, '-' | ' ')).map(|c| c.to_ascii_uppercase()).collect();
+    (letters.len() == 8 && letters.bytes().all(|b| ALPHABET.contains(&b)))
+        .then(|| format!("{}-{}", &letters[..4], &letters[4..]))
+}
+
+#[derive(Deserialize)]
+pub(super) struct DeviceForm {
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    client_secret: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    resource: Option<String>,
+}
+
+/// `POST /oauth/device_authorization` (RFC 8628 3.1, 3.2).
+pub(super) async fn device_authorization(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<DeviceForm>, FormRejection>,
+) -> Result<Response, OAuthError> {
+    let Form(form) = form.map_err(|err| {
+        OAuthError::InvalidRequest(format!("expected an application/x-www-form-urlencoded body: {}", err.body_text()))
+    })?;
+    let client = authenticate(&state, &headers, form.client_id.as_deref(), form.client_secret.as_deref()).await?;
+    if !client.grant_types.iter().any(|grant| grant == DEVICE_CODE_GRANT) {
+        return Err(OAuthError::UnauthorizedClient(format!(
+            "the client did not register the {DEVICE_CODE_GRANT} grant; register it in grant_types"
+        )));
+    }
+    let route = match form.resource.as_deref().filter(|r| !r.is_empty()) {
+        Some(resource) => state.route_for_resource(resource),
+        None if state.routes.len() == 1 => state.routes.values().next(),
+        None => None,
+    }
+    .ok_or_else(|| {
+        OAuthError::InvalidTarget("resource must be one of the gateway's MCP URLs ({public_url}/mcp/{name})".into())
+    })?;
+    let device_code = random_token(32);
+    let device = DeviceAuthorization {
+        user_code: user_code(),
+        client_id: client.client_id.clone(),
+        slug: route.route.slug.clone(),
+        scope: granted_scope(form.scope.as_deref(), &route.route.policy),
+        expires_at: now() + DEVICE_TTL,
+        status: DeviceStatus::Pending,
+    };
+    let verification_uri = format!("{}/oauth/device", state.public_url);
+    let body = json!({
+        "device_code": device_code,
+        "user_code": device.user_code,
+        "verification_uri": verification_uri,
+        "verification_uri_complete": format!("{verification_uri}?user_code={}", device.user_code),
+        "expires_in": DEVICE_TTL,
+        "interval": INTERVAL,
+    });
+    let hash = sha256_hex(&device_code);
+    tracing::info!(client_id = %client.client_id, route = %route.route.path, "device authorization started");
+    state.store.run(move |store| store.insert_device(&hash, &device)).await?;
+    let mut response = Json(body).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// `GET /oauth/device`: the form for the user code, or, with a code, the
+/// start of the sign-in at the identity provider.
+pub(super) async fn verify(
+    State(state): State<AppState>,
+    extensions: Extensions,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
+    let entered = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(key, _)| key == "user_code")
+        .map(|(_, value)| value.into_owned())
+        .filter(|value| !value.trim().is_empty());
+    let Some(entered) = entered else {
+        return Ok(entry_page(None));
+    };
+    let address = extensions
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |ConnectInfo(addr)| addr.ip().to_string());
+    let pending = match normalized(&entered) {
+        Some(code) => {
+            let lookup = code.clone();
+            state.store.run(move |store| store.pending_device(&lookup, now())).await?.map(|device| (code, device))
+        }
+        None => None,
+    };
+    let Some((code, device)) = pending else {
+        let started = now();
+        let key = format!("device-code:{address}:{}", started / 60);
+        let wrong = state.store.run(move |store| store.count_request(&key, started / 60 * 60 + 60, started)).await?;
+        if wrong > WRONG_CODES_PER_MINUTE {
+            return Err(PageError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many wrong codes. Wait a minute, then enter the code your device shows.",
+                format!("{wrong} wrong user codes from {address} this minute"),
+            ));
+        }
+        return Ok(entry_page(Some("That code is not valid or has expired. Check the code your device shows.")));
+    };
+    let Some(route) = state.routes.get(&device.slug) else {
+        return Err(PageError::bad_request("The MCP route of this sign-in no longer exists."));
+    };
+    let idp_verifier = random_token(32);
+    let login = PendingLogin {
+        state: random_token(32),
+        client_id: device.client_id,
+        redirect_uri: String::new(),
+        client_state: None,
+        code_challenge: String::new(),
+        slug: device.slug,
+        scope: device.scope,
+        nonce: random_token(32),
+        idp_code_verifier: idp_verifier.clone(),
+        expires_at: now() + PENDING_LOGIN_TTL,
+        device_user_code: Some(code),
+    };
+    let location = route.idp.authorize_url(
+        &super::authorize::callback_url(&state),
+        &login.state,
+        &login.nonce,
+        &pkce_challenge(&idp_verifier),
+    );
+    tracing::info!(client_id = %login.client_id, route = %route.route.path, "device sign-in started; browser sent to the identity provider");
+    state.store.run(move |store| store.insert_pending_login(&login)).await?;
+    Ok(found(location.as_str()))
+}
+
+fn entry_page(message: Option<&str>) -> Response {
+    let mut response = (StatusCode::OK, Html(pages::device_entry(message))).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "frame-ancestors 'none'; default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+        ),
+    );
+    response
+}
+
+/// The page after the user decided on the consent screen of a device login.
+pub(super) async fn decide(state: &AppState, user_code: &str, status: DeviceStatus) -> Result<Response, PageError> {
+    let approved = matches!(status, DeviceStatus::Approved(_));
+    let code = user_code.to_owned();
+    let decided = state.store.run(move |store| store.decide_device(&code, &status, now())).await?;
+    if !decided {
+        return Err(PageError::bad_request("This device sign-in has expired or was already answered."));
+    }
+    tracing::info!(approved, "device sign-in decided");
+    let message = if approved {
+        "Done: your device is signed in. You can close this page and return to it."
+    } else {
+        "Access denied: your device will not be signed in. You can close this page."
+    };
+    let mut response = (StatusCode::OK, Html(pages::device_done(message))).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// The device grant at the token endpoint (RFC 8628 3.4, 3.5): the grant
+/// once approved, else the error the client's polling acts on.
+pub(super) async fn redeem(state: &AppState, client_id: &str, device_code: Option<&str>) -> Result<Grant, OAuthError> {
+    let device_code = device_code.ok_or_else(|| OAuthError::InvalidRequest("device_code is required".into()))?;
+    let hash = sha256_hex(device_code);
+    let polled_at = now();
+    let polled = state.store.run(move |store| store.poll_device(&hash, polled_at)).await?;
+    let Some((device, last_poll)) = polled else {
+        return Err(OAuthError::InvalidGrant("the device code is unknown or was already used".into()));
+    };
+    if device.client_id != client_id {
+        return Err(OAuthError::InvalidGrant("the device code was issued to another client".into()));
+    }
+    if device.expires_at <= polled_at && device.status == DeviceStatus::Pending {
+        return Err(OAuthError::ExpiredToken("the device code has expired; start the sign-in again".into()));
+    }
+    match device.status {
+        DeviceStatus::Approved(grant) => Ok(grant),
+        DeviceStatus::Denied => Err(OAuthError::AccessDenied("the user denied access".into())),
+        DeviceStatus::Pending if last_poll > 0 && polled_at - last_poll < INTERVAL => {
+            Err(OAuthError::SlowDown(format!("poll at most every {INTERVAL} seconds")))
+        }
+        DeviceStatus::Pending => {
+            Err(OAuthError::AuthorizationPending("the user has not yet approved this device".into()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ALPHABET, normalized, user_code};
+
+    #[test]
+    fn user_codes_are_short_and_unambiguous() {
+        for _ in 0..200 {
+            let code = user_code();
+            assert_eq!(code.len(), 9);
+            assert_eq!(&code[4..5], "-");
+            assert!(code.bytes().filter(|b| *b != b'-').all(|b| ALPHABET.contains(&b)), "{code}");
+            assert!(!code.contains(['0', 'O', '1', 'I']), "{code}");
+        }
+        assert_eq!(normalized("bcdf ghjk").as_deref(), Some("BCDF-GHJK"));
+        assert_eq!(normalized("BCDF-GHJK").as_deref(), Some("BCDF-GHJK"));
+        assert_eq!(normalized("BCDF-GHJ0"), None);
+        assert_eq!(normalized("BCDF"), None);
+    }
+}

@@ -1,0 +1,166 @@
+//! Client ID Metadata Documents over real https: a test CA made with the
+//! openssl CLI, the documents served by `tests/support/cimd_server.py`
+//! (`support::client_documents`), the
+//! gateway trusting that CA as an extra root. A client whose `client_id` is a
+//! document URL logs in; documents that break a rule are refused, each with
+//! its own error.
+
+use std::path::Path;
+
+use axum::http::StatusCode;
+use cognigate::gateway::OAuthOptions;
+use serde_json::json;
+
+use super::harness::{
+    Gateway, PUBLIC_URL, body_text, consent_page, id_claims, json_body, location, pkce, policies, post_consent, query,
+    route, sign_id_token,
+};
+use crate::support::client_documents::{DocumentServer, TestCa, document, served};
+
+fn serve_documents(dir: &Path, ca: &TestCa) -> DocumentServer {
+    let mut mismatched = document("mismatch.json", "Metadata Client", "http://127.0.0.1/callback");
+    mismatched["client_id"] = json!("{base}/someone-else.json");
+    let mut oversized = document("big.json", "Metadata Client", "http://127.0.0.1/callback");
+    oversized["client_name"] = json!("x".repeat(20_000));
+    let docs = json!({
+        "/good.json": served(&document("good.json", "Metadata Client", "http://127.0.0.1/callback")),
+        "/mismatch.json": served(&mismatched),
+        "/big.json": served(&oversized),
+        "/other-redirect.json": served(&document("other-redirect.json", "Metadata Client", "https://app.example/callback")),
+        "/moved.json": {"status": 302, "headers": {"Location": "{base}/good.json"}, "body": ""},
+    });
+    DocumentServer::start(dir, ca, &docs)
+}
+
+/// A gateway trusting the test CA; `private_addresses`: whether it may fetch
+/// from 127.0.0.1 (where the test server is).
+async fn gateway(ca: &Path, private_addresses: bool) -> Gateway {
+    let options = OAuthOptions {
+        client_id_private_addresses: private_addresses,
+        extra_roots: Some(ca.to_owned()),
+        ..OAuthOptions::default()
+    };
+    Gateway::start_full(
+        |upstream| json!({"paths": {"/mcp/echo": route(&format!("http://{upstream}/mcp"))}}),
+        None,
+        policies(),
+        options,
+    )
+    .await
+}
+
+fn authorize_uri(client_id: &str, redirect_uri: &str, challenge: &str) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", redirect_uri)
+        .append_pair("code_challenge", challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("state", "s1")
+        .append_pair("resource", &format!("{PUBLIC_URL}/mcp/echo"))
+        .finish();
+    format!("/oauth/authorize?{query}")
+}
+
+#[tokio::test]
+async fn a_client_with_a_metadata_document_logs_in_and_bad_documents_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::create(dir.path());
+    let server = serve_documents(dir.path(), &ca);
+    let gw = gateway(&ca.ca, true).await;
+
+    // The good document: login with a loopback redirect on any port, no
+    // registration, no secret.
+    let client_id = format!("{}/good.json", server.base);
+    let redirect = "http://127.0.0.1:47123/callback";
+    let (verifier, challenge) = pkce();
+    let response = gw.get(&authorize_uri(&client_id, redirect, &challenge)).await;
+    assert_eq!(response.status(), StatusCode::FOUND, "{}", body_text(response).await);
+    let to_idp = location(&response);
+    gw.idp.will_return(sign_id_token(&id_claims(&query(&to_idp, "nonce").unwrap()), "dummy"));
+    let callback = gw.get(&format!("/oauth/callback?code=c&state={}", query(&to_idp, "state").unwrap())).await;
+    let page = consent_page(callback).await;
+    assert!(page.html.contains("<span id=\"client-name\">Metadata Client</span>"), "{}", page.html);
+    assert!(page.html.contains("<dd id=\"client-id-host\">localhost</dd>"), "the client-id host is shown");
+    assert!(page.html.contains("<dd id=\"redirect-host\">127.0.0.1:47123</dd>"), "and the redirect host");
+    assert!(page.html.contains("id=\"loopback-warning\""), "a loopback redirect is flagged");
+    let approved = post_consent(&gw, &page, "approve").await;
+    let code = query(&location(&approved), "code").unwrap();
+    let token = gw
+        .post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", redirect),
+                ("code_verifier", &verifier),
+                ("client_id", &client_id),
+            ],
+        )
+        .await;
+    assert_eq!(token.status(), StatusCode::OK);
+    let tokens = json_body(token).await;
+    let refreshed = gw
+        .post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+                ("client_id", &client_id),
+            ],
+        )
+        .await;
+    assert_eq!(refreshed.status(), StatusCode::OK, "the cached document serves the token endpoint too");
+
+    // Each broken document is refused with its own reason.
+    let (_, challenge) = pkce();
+    for (path, redirect, needle) in [
+        ("/mismatch.json", "http://127.0.0.1:1/callback", "differs from its URL"),
+        ("/moved.json", "http://127.0.0.1:1/callback", "answered with a redirect"),
+        ("/big.json", "http://127.0.0.1:1/callback", "is larger than"),
+        ("/missing.json", "http://127.0.0.1:1/callback", "answered HTTP 404"),
+        ("/good.json", "http://127.0.0.1:1/elsewhere", "not listed in the application"),
+        ("/other-redirect.json", "https://evil.example/callback", "not listed in the application"),
+    ] {
+        let response = gw.get(&authorize_uri(&format!("{}{path}", server.base), redirect, &challenge)).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");
+        assert!(response.headers().get("location").is_none(), "never a redirect to an unverified URI: {path}");
+        let page = body_text(response).await;
+        assert!(page.contains(needle), "{path}: {page}");
+    }
+
+    // The same server refused when private addresses are not allowed (the default).
+    let strict = gateway(&ca.ca, false).await;
+    let response = strict.get(&authorize_uri(&client_id, redirect, &challenge)).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let page = body_text(response).await;
+    assert!(page.contains("non-public address") && page.contains("127.0.0.1"), "{page}");
+    // And at the token endpoint: invalid_client with the reason.
+    let response = strict
+        .post_form(
+            "/oauth/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", "x"), ("client_id", &client_id)],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let body = json_body(response).await;
+    assert_eq!(body["error"], "invalid_client");
+    assert!(body["error_description"].as_str().unwrap().contains("non-public"), "{body}");
+}
+
+#[tokio::test]
+async fn client_id_urls_that_break_the_rules_are_refused_before_any_fetch() {
+    let gw = Gateway::start().await;
+    let (_, challenge) = pkce();
+    for (client_id, needle) in [
+        ("https://169.254.169.254/latest/meta-data", "non-public address"),
+        ("https://[::1]/client.json", "non-public address"),
+        ("https://app.example.com/", "no path"),
+        ("https://app.example.com/a/../client.json", "normal form"),
+    ] {
+        let response = gw.get(&authorize_uri(client_id, "http://127.0.0.1:1/cb", &challenge)).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{client_id}");
+        let page = body_text(response).await;
+        assert!(page.contains(needle), "{client_id}: {page}");
+    }
+}

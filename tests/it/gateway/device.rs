@@ -1,0 +1,149 @@
+//! The device authorization grant (RFC 8628): a client without a browser
+//! gets a user code, the user approves on the verification page after
+//! signing in, and the client's polling gets each answer the RFC names.
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use super::harness::{
+    Gateway, PUBLIC_URL, body_text, consent_page, id_claims, json_body, location, post_consent, query, sign_id_token,
+};
+
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+async fn register_device_client(gw: &Gateway) -> String {
+    let response = gw
+        .post_json(
+            "/oauth/register",
+            &json!({"grant_types": [DEVICE_GRANT, "refresh_token"], "token_endpoint_auth_method": "none", "client_name": "Headless"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    json_body(response).await["client_id"].as_str().unwrap().to_owned()
+}
+
+async fn start(gw: &Gateway, client: &str) -> Value {
+    let response = gw
+        .post_form(
+            "/oauth/device_authorization",
+            &[
+                ("client_id", client),
+                ("scope", "openid email offline_access"),
+                ("resource", &format!("{PUBLIC_URL}/mcp/echo")),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    json_body(response).await
+}
+
+async fn poll(gw: &Gateway, client: &str, device_code: &str) -> (StatusCode, Value) {
+    let response = gw
+        .post_form("/oauth/token", &[("grant_type", DEVICE_GRANT), ("device_code", device_code), ("client_id", client)])
+        .await;
+    (response.status(), json_body(response).await)
+}
+
+/// The user's side: the verification page with `typed`, the IdP, the
+/// consent screen (returned, not yet answered).
+async fn sign_in_with_code(gw: &Gateway, typed: &str) -> super::harness::ConsentPage {
+    let response = gw
+        .get(&format!(
+            "/oauth/device?user_code={}",
+            url::form_urlencoded::byte_serialize(typed.as_bytes()).collect::<String>()
+        ))
+        .await;
+    assert_eq!(response.status(), StatusCode::FOUND, "a valid code starts the sign-in");
+    let to_idp = location(&response);
+    gw.idp.will_return(sign_id_token(&id_claims(&query(&to_idp, "nonce").unwrap()), "dummy"));
+    let callback = gw.get(&format!("/oauth/callback?code=c&state={}", query(&to_idp, "state").unwrap())).await;
+    consent_page(callback).await
+}
+
+#[tokio::test]
+async fn a_device_signs_in_with_a_user_code_and_polls_for_its_tokens() {
+    let gw = Gateway::start().await;
+    let client = register_device_client(&gw).await;
+    let started = start(&gw, &client).await;
+    let user_code = started["user_code"].as_str().unwrap().to_owned();
+    let device_code = started["device_code"].as_str().unwrap().to_owned();
+    assert_eq!(user_code.len(), 9, "{user_code}");
+    assert!(!user_code.contains(['0', 'O', '1', 'I']), "{user_code}");
+    assert_eq!(started["verification_uri"], "http://gw.test/oauth/device");
+    assert_eq!(started["verification_uri_complete"], format!("http://gw.test/oauth/device?user_code={user_code}"));
+    assert_eq!(started["interval"], 5);
+    assert_eq!(started["expires_in"], 600);
+
+    let (status, body) = poll(&gw, &client, &device_code).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("authorization_pending")));
+    let (status, body) = poll(&gw, &client, &device_code).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("slow_down")), "polled too fast");
+
+    // The verification page: a form, and a wrong code is refused on it.
+    let entry = gw.get("/oauth/device").await;
+    assert_eq!(entry.status(), StatusCode::OK);
+    assert!(body_text(entry).await.contains("name=\"user_code\""));
+    let wrong = body_text(gw.get("/oauth/device?user_code=BBBB-BBBB").await).await;
+    assert!(wrong.contains("not valid or has expired"), "{wrong}");
+
+    // Typed loosely (lower case, no dash): still the code.
+    let page = sign_in_with_code(&gw, &user_code.replace('-', " ").to_lowercase()).await;
+    assert!(page.html.contains(&format!("<dd id=\"user-code\">{user_code}</dd>")), "{}", page.html);
+    assert!(page.html.contains("<span id=\"client-name\">Headless</span>"));
+    assert!(!page.html.contains("loopback-warning"), "only client-id documents with loopback redirects are flagged");
+    let done = post_consent(&gw, &page, "approve").await;
+    assert_eq!(done.status(), StatusCode::OK);
+    assert!(body_text(done).await.contains("your device is signed in"));
+
+    let (status, tokens) = poll(&gw, &client, &device_code).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(tokens["scope"], "openid email offline_access");
+    assert!(tokens["refresh_token"].is_string());
+    let call = gw
+        .send(
+            super::harness::bearer("/mcp/echo", tokens["access_token"].as_str().unwrap())
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from("{}"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(call.status(), StatusCode::OK);
+
+    // Single use: the device code answers once, the user code works once.
+    let (status, body) = poll(&gw, &client, &device_code).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    let reused = body_text(gw.get(&format!("/oauth/device?user_code={user_code}")).await).await;
+    assert!(reused.contains("not valid or has expired"), "{reused}");
+}
+
+#[tokio::test]
+async fn a_denied_device_gets_access_denied_and_other_clients_get_nothing() {
+    let gw = Gateway::start().await;
+    let client = register_device_client(&gw).await;
+    let started = start(&gw, &client).await;
+    let device_code = started["device_code"].as_str().unwrap();
+    let other = register_device_client(&gw).await;
+    let (status, body) = poll(&gw, &other, device_code).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+
+    let page = sign_in_with_code(&gw, started["user_code"].as_str().unwrap()).await;
+    let done = post_consent(&gw, &page, "deny").await;
+    assert!(body_text(done).await.contains("Access denied"));
+    let (status, body) = poll(&gw, &client, device_code).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("access_denied")));
+}
+
+#[tokio::test]
+async fn only_device_clients_start_and_wrong_codes_are_rate_limited() {
+    let gw = Gateway::start().await;
+    let browser_client = gw.register().await;
+    let response = gw.post_form("/oauth/device_authorization", &[("client_id", browser_client.as_str())]).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(json_body(response).await["error"], "unauthorized_client");
+
+    let mut last = StatusCode::OK;
+    for _ in 0..12 {
+        last = gw.get("/oauth/device?user_code=CCCC-CCCC").await.status();
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+}
