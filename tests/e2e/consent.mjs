@@ -13,6 +13,12 @@
 //     --username U --password P --expect-user alice@example.com \
 //     --decisions approve,deny [--screenshot ../artifacts/consent.png] \
 //     [--wrong-password X --login-screenshot ../artifacts/login-error.png]
+//     [--expect refusal]
+//
+// With --expect refusal the user is one the route turns away after sign-in
+// (outside its allowedGroups): instead of a consent page the run reports the
+// page the browser shows (`refusal`: status, text, url, whether any decision
+// button is there) and screenshots it; no decision is clicked.
 //
 // With --wrong-password the first run signs in with it first and reports
 // whether the login page showed its error (`login_error`), then signs in right.
@@ -124,6 +130,12 @@ async function consentRun(browser, args, decision, timeout, screenshot) {
       loginForm.locator('[type=submit]').first().click(),
     ]);
 
+    if (args.expect === 'refusal') {
+      out.refusal = await refusal(page, documents, screenshot);
+      out.screenshot = out.refusal.screenshot;
+      return out;
+    }
+
     // The gateway's consent page.
     const approve = page.locator('button[name=decision][value=approve], input[name=decision][value=approve]');
     const deny = page.locator('button[name=decision][value=deny], input[name=decision][value=deny]');
@@ -201,6 +213,28 @@ async function consentRun(browser, args, decision, timeout, screenshot) {
     }
   } finally {
     await context.close();
+  }
+  return out;
+}
+
+/** The page shown instead of the consent screen, as the browser got it. */
+async function refusal(page, documents, screenshot) {
+  await page.waitForLoadState('load');
+  const document = documents.at(-1);
+  const decisions = await page.locator('[name=decision]').count();
+  const out = {
+    status: document ? document.status() : null,
+    url: page.url(),
+    title: await page.title(),
+    text: (await page.locator('body').innerText()).trim(),
+    has_decision_buttons: decisions > 0,
+    screenshot: null,
+  };
+  if (screenshot) {
+    const path = resolve(screenshot);
+    mkdirSync(dirname(path), { recursive: true });
+    await page.screenshot({ path, fullPage: true });
+    out.screenshot = path;
   }
   return out;
 }

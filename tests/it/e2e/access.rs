@@ -188,3 +188,36 @@ fn groups_filter_tools_set_upstream_credentials_and_refuse_outsiders() {
         "{metrics}"
     );
 }
+
+/// `allowedGroups` as a person meets it: headless Chromium signs a user who is
+/// in no group in on the login page and is shown the gateway's refusal (403,
+/// no consent buttons, the reason and what to do), kept as
+/// `tests/artifacts/access-refused.png`.
+#[test]
+fn outsider_sees_the_refusal_page_in_chromium() {
+    let world = World::start_with(Extras { access: true, ..Extras::default() });
+    add_user(&world, "erin", &[]);
+    let screenshot = World::artifacts_dir().join("access-refused.png");
+    let _ = fs::remove_file(&screenshot);
+
+    let mut cmd = world.tools().node_script("consent.mjs");
+    cmd.args(["--gateway", &world.gateway_url, "--route", "/mcp/admin"])
+        .args(["--username", "erin", "--password", PASSWORD, "--expect", "refusal"])
+        .arg("--executable-path")
+        .arg(world.tools().chromium())
+        .arg("--screenshot")
+        .arg(&screenshot);
+    let out = world.run_json("consent.mjs as erin", cmd);
+    let ctx = || format!("{out:#}\n\n{}", world.logs());
+    let page = &out["runs"][0]["refusal"];
+    assert_eq!(page["status"], 403, "{}", ctx());
+    assert!(page["url"].as_str().is_some_and(|u| u.starts_with(&world.gateway_url)), "{}", ctx());
+    assert_eq!(page["has_decision_buttons"], false, "no way to approve: {}", ctx());
+    let text = page["text"].as_str().unwrap_or_default();
+    assert!(text.contains("erin@example.com") && text.contains("/mcp/admin"), "who and where: {}", ctx());
+    assert!(text.contains("not in any of the groups allowed"), "the reason: {}", ctx());
+    assert!(text.contains("Ask an administrator"), "what to do: {}", ctx());
+    assert!(!text.contains("admins"), "the allowed groups stay the administrator's to tell: {}", ctx());
+    let png = fs::read(&screenshot).unwrap_or_else(|e| panic!("screenshot {}: {e}", screenshot.display()));
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 1000, "{} is not a real PNG", screenshot.display());
+}
