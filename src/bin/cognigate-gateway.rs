@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use cognigate::gateway::{ServeOptions, StoreUrl, serve};
@@ -37,6 +38,14 @@ struct Cli {
     /// Serving threads (one per CPU by default); each has its own listener on the address.
     #[arg(long, env = "COGNIGATE_WORKERS")]
     workers: Option<usize>,
+    /// How long to wait for an upstream's response headers before answering
+    /// 502 (a JSON-mode `tools/call` answers only when the tool is done).
+    #[arg(long, env = "COGNIGATE_UPSTREAM_TIMEOUT", default_value = "300s", value_parser = humantime::parse_duration)]
+    upstream_timeout: Duration,
+    /// After SIGTERM, how long open requests and streams get to finish
+    /// before they are closed and the process exits.
+    #[arg(long, env = "COGNIGATE_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    shutdown_grace: Duration,
 }
 
 fn parse_store(value: &str) -> Result<StoreUrl, String> {
@@ -79,6 +88,8 @@ fn main() -> ExitCode {
         public_url: cli.public_url,
         store: cli.store,
         workers: cli.workers,
+        upstream_timeout: cli.upstream_timeout,
+        shutdown_grace: cli.shutdown_grace,
     };
     // The main thread serves too, on a single-threaded runtime like the other
     // serving threads `serve` starts.

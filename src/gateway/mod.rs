@@ -40,8 +40,6 @@ pub use tokens::TokenError;
 /// How often expired rows are deleted and revocations re-read from the store.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 const REVOCATION_SYNC_INTERVAL: Duration = Duration::from_secs(5);
-/// After SIGTERM, open streams (SSE) get this long to finish.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// The gateway's HTTP surface.
 pub fn router(state: AppState) -> Router {
@@ -96,6 +94,10 @@ pub struct ServeOptions {
     /// Serving threads, each with its own single-threaded runtime and listener
     /// (SO_REUSEPORT); `None`: one per CPU.
     pub workers: Option<usize>,
+    /// Waiting longer than this for an upstream's response headers is a 502.
+    pub upstream_timeout: Duration,
+    /// After SIGTERM, open requests and streams (SSE) get this long to finish.
+    pub shutdown_grace: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +170,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), BootError> {
         bind_listeners(options.listen, workers).map_err(|source| BootError::Bind { addr: options.listen, source })?;
     let local = listeners[0].local_addr().map_err(BootError::Serve)?;
     log_ready(&state, local, workers);
+    proxy::set_upstream_timeout(options.upstream_timeout);
     spawn_maintenance(state.clone());
 
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -183,7 +186,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), BootError> {
     }
     tracing::info!("shutting down: no new connections; waiting for open requests");
     let _ = stop_tx.send(true);
-    drain(server, finished).await
+    drain(server, finished, options.shutdown_grace).await
 }
 
 type App = axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, SocketAddr>;
@@ -245,10 +248,11 @@ fn serve_on_this_thread(listener: std::net::TcpListener, app: App, stop_rx: toki
 }
 
 /// Waits for the main server and every serving thread to finish their open
-/// requests, up to [`SHUTDOWN_GRACE`]; streams still open then are closed.
+/// requests, up to `grace`; streams still open then are closed.
 async fn drain(
     server: impl std::future::Future<Output = std::io::Result<()>>,
     finished: Vec<tokio::sync::oneshot::Receiver<()>>,
+    grace: Duration,
 ) -> Result<(), BootError> {
     let all_done = async {
         let result = server.await;
@@ -257,10 +261,10 @@ async fn drain(
         }
         result
     };
-    match tokio::time::timeout(SHUTDOWN_GRACE, all_done).await {
+    match tokio::time::timeout(grace, all_done).await {
         Ok(result) => result.map_err(BootError::Serve),
         Err(_) => {
-            tracing::warn!(grace_seconds = SHUTDOWN_GRACE.as_secs(), "open streams did not finish; closing them");
+            tracing::warn!(grace_seconds = grace.as_secs_f64(), "open streams did not finish; closing them");
             Ok(())
         }
     }

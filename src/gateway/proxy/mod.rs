@@ -20,6 +20,8 @@ use crate::gateway::store::now;
 
 mod upstream;
 
+pub(crate) use upstream::set_response_timeout as set_upstream_timeout;
+
 /// Request headers passed to the upstream. `Content-Length` keeps a streamed
 /// body from turning into a chunked upload that some servers refuse.
 const REQUEST_HEADERS: [HeaderName; 6] = [

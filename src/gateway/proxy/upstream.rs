@@ -3,6 +3,7 @@
 //! thread. hyper rather than reqwest on this path: a proxy needs neither
 //! redirects nor URL handling per request, and both showed in the profile.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -11,9 +12,17 @@ use hyper_util::client::legacy::connect::HttpConnector;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-/// Waiting this long for upstream response headers is a failure. Generous:
-/// a JSON-mode `tools/call` answers only when the tool is done.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Waiting this long for upstream response headers is a failure, unless
+/// `--upstream-timeout` says otherwise. Generous: a JSON-mode `tools/call`
+/// answers only when the tool is done.
+const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(300);
+static RESPONSE_TIMEOUT: OnceLock<Duration> = OnceLock::new();
+
+/// Sets the response-header timeout once, at boot (later calls are ignored:
+/// one process serves one configuration).
+pub(crate) fn set_response_timeout(timeout: Duration) {
+    let _ = RESPONSE_TIMEOUT.set(timeout);
+}
 
 type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>;
 
@@ -49,7 +58,8 @@ pub(super) async fn send(
     request: axum::http::Request<Body>,
 ) -> Result<axum::http::Response<hyper::body::Incoming>, String> {
     let pending = UPSTREAM.with(|client| client.request(request));
-    tokio::time::timeout(RESPONSE_TIMEOUT, pending)
+    let timeout = RESPONSE_TIMEOUT.get().copied().unwrap_or(DEFAULT_RESPONSE_TIMEOUT);
+    tokio::time::timeout(timeout, pending)
         .await
         .map_err(|_| "timed out waiting for response headers".to_owned())?
         .map_err(|err| error_chain(&err))

@@ -10,4 +10,6 @@ mod discovery;
 mod flow;
 mod proxy;
 mod register;
+mod store_down;
 mod token;
+mod upstream_faults;
