@@ -14,6 +14,7 @@ pub mod aws_proxy;
 pub mod cli;
 pub mod moto;
 pub mod peers;
+pub mod round_robin;
 
 use std::path::PathBuf;
 

@@ -11,6 +11,7 @@ mod clients;
 mod consent;
 mod hosted_ui;
 mod id_token;
+mod replicas;
 mod tokens;
 
 use std::fs;

@@ -2,7 +2,7 @@
 //! (`tower::ServiceExt::oneshot`), against a real upstream MCP stand-in and a
 //! minimal IdP (JWKS + token endpoint) signing with moto's shipped RSA key.
 
-mod harness;
+pub(crate) mod harness;
 
 mod authorize;
 mod boot;
