@@ -20,7 +20,7 @@ use crate::secret::Secret;
 /// What happened to each resource, for the summary and `--output json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Created,
     Reused,
     Updated,
@@ -29,7 +29,7 @@ pub enum Outcome {
 }
 
 #[derive(Debug, Clone)]
-pub struct Applied {
+pub(crate) struct Applied {
     pub pool_id: String,
     pub client_id: String,
     pub client_secret: Secret,
@@ -39,7 +39,7 @@ pub struct Applied {
     pub client: Outcome,
 }
 
-pub async fn apply(
+pub(crate) async fn apply(
     cognito: &Cognito,
     spec: &StackSpec,
     actual: Actual,

@@ -14,7 +14,7 @@ use super::state::Actual;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Action {
+pub(crate) enum Action {
     Create,
     Update,
     /// Delete the old resource, wait until it is gone, create the new one.
@@ -27,7 +27,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub fn changes_aws(self) -> bool {
+    pub(crate) fn changes_aws(self) -> bool {
         matches!(self, Self::Create | Self::Update | Self::Replace | Self::Delete)
     }
 
@@ -43,7 +43,7 @@ impl Action {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldChange {
+pub(crate) struct FieldChange {
     pub field: &'static str,
     pub before: String,
     pub after: String,
@@ -51,7 +51,7 @@ pub struct FieldChange {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Resource {
+pub(crate) enum Resource {
     UserPool,
     Domain,
     AppClient,
@@ -68,7 +68,7 @@ impl Resource {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Step {
+pub(crate) struct Step {
     pub resource: Resource,
     /// Name or id the user recognises (pool id once known, domain, client name).
     pub name: String,
@@ -80,7 +80,7 @@ pub struct Step {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub steps: Vec<Step>,
     /// What `apply` needs beyond the steps: old domain to remove on replace.
     #[serde(skip)]
@@ -91,16 +91,16 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn has_changes(&self) -> bool {
+    pub(crate) fn has_changes(&self) -> bool {
         self.steps.iter().any(|s| s.action.changes_aws())
     }
 
-    pub fn step(&self, resource: Resource) -> Option<&Step> {
+    pub(crate) fn step(&self, resource: Resource) -> Option<&Step> {
         self.steps.iter().find(|s| s.resource == resource)
     }
 
     /// A diff-like rendering; secrets never appear in plans.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::new();
         for step in &self.steps {
             let what = match step.action {
@@ -145,7 +145,7 @@ fn same_set(a: &[String], b: &[String]) -> bool {
     a.len() == b.len() && a.iter().all(|x| b.contains(x))
 }
 
-pub fn plan(spec: &StackSpec, actual: &Actual) -> Result<Plan> {
+pub(crate) fn plan(spec: &StackSpec, actual: &Actual) -> Result<Plan> {
     let desired_client = ClientSettings::desired(spec);
     let mut steps = Vec::with_capacity(3);
 

@@ -8,19 +8,19 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 #[derive(Debug)]
-pub struct Progress {
+pub(crate) struct Progress {
     bars: Option<MultiProgress>,
 }
 
 impl Progress {
     /// Spinners only when stderr is a terminal and output is not JSON.
-    pub fn new(interactive: bool) -> Self {
+    pub(crate) fn new(interactive: bool) -> Self {
         let bars = (interactive && std::io::stderr().is_terminal())
             .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
         Self { bars }
     }
 
-    pub fn task(&self, label: String) -> Task {
+    pub(crate) fn task(&self, label: String) -> Task {
         let bar = self.bars.as_ref().map(|bars| {
             let bar = bars.add(ProgressBar::new_spinner());
             bar.set_style(
@@ -35,7 +35,7 @@ impl Progress {
     }
 }
 
-pub struct Task {
+pub(crate) struct Task {
     label: String,
     bar: Option<ProgressBar>,
     last: Mutex<String>,
@@ -43,7 +43,7 @@ pub struct Task {
 
 impl Task {
     /// Reports a status; plain output prints a line only when it changes.
-    pub fn update(&self, status: &str) {
+    pub(crate) fn update(&self, status: &str) {
         match &self.bar {
             Some(bar) => bar.set_message(status.to_owned()),
             None => {
@@ -56,7 +56,7 @@ impl Task {
         }
     }
 
-    pub fn finish(&self, status: &str) {
+    pub(crate) fn finish(&self, status: &str) {
         match &self.bar {
             Some(bar) => bar.finish_with_message(status.to_owned()),
             None => self.update(status),

@@ -24,17 +24,17 @@ const ENV_TEMPLATE: &str = include_str!("../../templates/provision/env.hbs");
 const ROUTES_TEMPLATE: &str = include_str!("../../templates/provision/routes.oas.json.hbs");
 
 /// Upstream of the starter route until the user points it at their server.
-pub const STARTER_UPSTREAM: &str = "http://localhost:8000/mcp";
+pub(crate) const STARTER_UPSTREAM: &str = "http://localhost:8000/mcp";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum FileOutcome {
+pub(crate) enum FileOutcome {
     Created,
     Updated,
     Unchanged,
 }
 
-pub fn label(outcome: FileOutcome) -> &'static str {
+pub(crate) fn label(outcome: FileOutcome) -> &'static str {
     match outcome {
         FileOutcome::Created => "created",
         FileOutcome::Updated => "updated",
@@ -44,7 +44,7 @@ pub fn label(outcome: FileOutcome) -> &'static str {
 
 /// What goes into the env file.
 #[derive(Debug, Clone)]
-pub struct EnvValues<'a> {
+pub(crate) struct EnvValues<'a> {
     pub stack: &'a str,
     pub region: &'a Region,
     pub user_pool_id: &'a str,
@@ -59,7 +59,7 @@ pub struct EnvValues<'a> {
 
 impl<'a> EnvValues<'a> {
     /// The values for `spec`'s stack once it exists in Cognito.
-    pub fn new(
+    pub(crate) fn new(
         spec: &'a StackSpec,
         aws_endpoint: Option<&'a str>,
         user_pool_id: &'a str,
@@ -80,7 +80,7 @@ impl<'a> EnvValues<'a> {
     }
 
     /// The four URLs the gateway will derive from these values.
-    pub fn urls(&self) -> Result<StackUrls> {
+    pub(crate) fn urls(&self) -> Result<StackUrls> {
         let pool = UserPoolId::parse(self.user_pool_id)?;
         let domain = HostedUiDomain::parse(self.user_pool_domain)?;
         Ok(StackUrls::derive(self.region, &pool, &domain, self.aws_endpoint)?)
@@ -113,7 +113,7 @@ fn render_template(template: &str, data: &Value) -> Result<String> {
 }
 
 /// The env block for the given values, as the template lays it out.
-pub fn render_env_block(values: &EnvValues) -> Result<String> {
+pub(crate) fn render_env_block(values: &EnvValues) -> Result<String> {
     let entries: Vec<Value> =
         values.entries().into_iter().map(|(key, value)| json!({ "key": key, "value": value })).collect();
     render_template(
@@ -136,7 +136,7 @@ fn env_key(line: &str) -> Option<&str> {
 /// longer has (an endpoint override from an earlier run) is dropped, other
 /// lines are kept verbatim, and missing keys appended with the template's
 /// comment.
-pub fn merge_env(existing: Option<&str>, block: &str) -> String {
+pub(crate) fn merge_env(existing: Option<&str>, block: &str) -> String {
     let Some(existing) = existing.filter(|e| !e.trim().is_empty()) else { return block.to_owned() };
     let ours: HashMap<&str, &str> = block.lines().filter_map(|l| Some((env_key(l)?, l))).collect();
     let mut written: Vec<&str> = Vec::new();
@@ -174,7 +174,7 @@ pub fn merge_env(existing: Option<&str>, block: &str) -> String {
     out
 }
 
-pub fn read_env_file(path: &Path) -> Result<Option<String>> {
+pub(crate) fn read_env_file(path: &Path) -> Result<Option<String>> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -182,20 +182,20 @@ pub fn read_env_file(path: &Path) -> Result<Option<String>> {
     }
 }
 
-pub fn write_env_file(path: &Path, values: &EnvValues) -> Result<FileOutcome> {
+pub(crate) fn write_env_file(path: &Path, values: &EnvValues) -> Result<FileOutcome> {
     let existing = read_env_file(path)?;
     let merged = merge_env(existing.as_deref(), &render_env_block(values)?);
     write_if_changed(path, existing.as_deref(), &merged, Some(0o600))
 }
 
 /// The policy stanza as JSON (never holds a secret: only `$env(...)` references).
-pub fn render_policy(policy_name: &str, region: &Region) -> Result<Value> {
+pub(crate) fn render_policy(policy_name: &str, region: &Region) -> Result<Value> {
     serde_json::to_value(contract::cognito_stanza(policy_name, region))
         .map_err(|e| Error::Internal(format!("cannot serialize the policy stanza: {e}")))
 }
 
 /// Inserts or replaces the stanza by `name`; every other policy is kept in place.
-pub fn merge_policies(existing: Option<&str>, stanza: Value, path: &Path) -> Result<String> {
+pub(crate) fn merge_policies(existing: Option<&str>, stanza: Value, path: &Path) -> Result<String> {
     let mut document: Value = match existing.filter(|t| !t.trim().is_empty()) {
         None => json!({ "policies": [] }),
         Some(text) => serde_json::from_str(text).map_err(|e| Error::FileContent {
@@ -233,14 +233,14 @@ fn shape_error(path: &Path) -> Error {
     }
 }
 
-pub fn write_policies_file(path: &Path, policy_name: &str, region: &Region) -> Result<FileOutcome> {
+pub(crate) fn write_policies_file(path: &Path, policy_name: &str, region: &Region) -> Result<FileOutcome> {
     let existing = read_env_file(path)?;
     let merged = merge_policies(existing.as_deref(), render_policy(policy_name, region)?, path)?;
     write_if_changed(path, existing.as_deref(), &merged, None)
 }
 
 /// Writes a starter routes file only when none exists: routes are the user's.
-pub fn write_starter_routes(path: &Path, policy_name: &str) -> Result<FileOutcome> {
+pub(crate) fn write_starter_routes(path: &Path, policy_name: &str) -> Result<FileOutcome> {
     if path.exists() {
         return Ok(FileOutcome::Unchanged);
     }
@@ -251,7 +251,12 @@ pub fn write_starter_routes(path: &Path, policy_name: &str) -> Result<FileOutcom
 
 /// Atomic write (temp file + fsync + rename) when the content differs; a
 /// wanted mode is also enforced on an unchanged file.
-pub fn write_if_changed(path: &Path, existing: Option<&str>, content: &str, mode: Option<u32>) -> Result<FileOutcome> {
+pub(crate) fn write_if_changed(
+    path: &Path,
+    existing: Option<&str>,
+    content: &str,
+    mode: Option<u32>,
+) -> Result<FileOutcome> {
     if existing == Some(content) {
         if let Some(mode) = mode {
             set_mode(path, mode)?;
@@ -280,7 +285,7 @@ pub fn write_if_changed(path: &Path, existing: Option<&str>, content: &str, mode
 /// What `destroy --clean-files` did to a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Cleaned {
+pub(crate) enum Cleaned {
     /// Nothing of ours was in it (or it does not exist).
     Unchanged,
     /// Our part was removed, everything else kept.
@@ -289,7 +294,7 @@ pub enum Cleaned {
     Removed,
 }
 
-pub fn cleaned_label(outcome: Cleaned) -> &'static str {
+pub(crate) fn cleaned_label(outcome: Cleaned) -> &'static str {
     match outcome {
         Cleaned::Unchanged => "unchanged",
         Cleaned::Updated => "cleaned",
@@ -309,7 +314,7 @@ fn is_template_comment(line: &str) -> bool {
 /// Removes our keys ([`env_keys::ALL`]) and the template's comment lines from an
 /// env file, keeping every other line verbatim. A blank line that only
 /// separated our block from what came before goes with it.
-pub fn strip_env(existing: &str) -> String {
+pub(crate) fn strip_env(existing: &str) -> String {
     let lines: Vec<&str> = existing.lines().collect();
     let ours = |line: &str| env_key(line).is_some_and(|k| env_keys::ALL.contains(&k)) || is_template_comment(line);
     let mut keep: Vec<bool> = lines.iter().map(|l| !ours(l)).collect();
@@ -341,7 +346,7 @@ pub fn strip_env(existing: &str) -> String {
 
 /// Removes the policy named `policy_name` from a policies document; `None`
 /// when there is none (the text is then left exactly as it is).
-pub fn strip_policy(existing: &str, policy_name: &str, path: &Path) -> Result<Option<String>> {
+pub(crate) fn strip_policy(existing: &str, policy_name: &str, path: &Path) -> Result<Option<String>> {
     if existing.trim().is_empty() {
         return Ok(None);
     }
@@ -367,7 +372,7 @@ pub fn strip_policy(existing: &str, policy_name: &str, path: &Path) -> Result<Op
 
 /// `destroy --clean-files` on the env file: our keys and comments go, the
 /// rest stays (with its mode); a file left empty is removed.
-pub fn clean_env_file(path: &Path) -> Result<Cleaned> {
+pub(crate) fn clean_env_file(path: &Path) -> Result<Cleaned> {
     let Some(existing) = read_env_file(path)? else { return Ok(Cleaned::Unchanged) };
     let stripped = strip_env(&existing);
     if stripped.trim().is_empty() {
@@ -382,7 +387,7 @@ pub fn clean_env_file(path: &Path) -> Result<Cleaned> {
 
 /// `destroy --clean-files` on the policies file: our stanza goes, every
 /// other policy stays; the file stays even when its list becomes empty.
-pub fn clean_policies_file(path: &Path, policy_name: &str) -> Result<Cleaned> {
+pub(crate) fn clean_policies_file(path: &Path, policy_name: &str) -> Result<Cleaned> {
     let Some(existing) = read_env_file(path)? else { return Ok(Cleaned::Unchanged) };
     match strip_policy(&existing, policy_name, path)? {
         None => Ok(Cleaned::Unchanged),

@@ -2,7 +2,7 @@
 
 use super::apply::Outcome;
 
-pub fn label(outcome: Outcome) -> &'static str {
+pub(crate) fn label(outcome: Outcome) -> &'static str {
     match outcome {
         Outcome::Created => "created",
         Outcome::Reused => "reused",

@@ -14,7 +14,7 @@ use crate::contract::{self, DEFAULT_POLICY_NAME};
 /// `cognigate.toml`: the same settings as the flags, for a project to commit.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct SettingsFile {
+pub(crate) struct SettingsFile {
     pub stack: Option<String>,
     pub region: Option<String>,
     pub profile: Option<String>,
@@ -38,7 +38,7 @@ pub struct SettingsFile {
 
 impl SettingsFile {
     /// Reads the file if it exists; a missing default file is not an error.
-    pub fn load(path: &Path) -> Result<Self> {
+    pub(crate) fn load(path: &Path) -> Result<Self> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
@@ -50,14 +50,14 @@ impl SettingsFile {
 
 /// Where to reach AWS: resolved from flags/env over the settings file.
 #[derive(Debug, Clone, Default)]
-pub struct AwsTarget {
+pub(crate) struct AwsTarget {
     pub profile: Option<String>,
     /// `None` lets aws-config's chain (the profile's region) decide.
     pub region: Option<Region>,
     pub endpoint_url: Option<String>,
 }
 
-pub fn aws_target(global: &GlobalArgs, file: &SettingsFile) -> Result<AwsTarget> {
+pub(crate) fn aws_target(global: &GlobalArgs, file: &SettingsFile) -> Result<AwsTarget> {
     let region = global.region.clone().or_else(|| file.region.clone());
     let region = region.filter(|r| !r.is_empty()).map(|r| Region::parse(&r)).transpose()?;
     let endpoint_url = global.endpoint_url.clone().or_else(|| file.endpoint_url.clone()).filter(|u| !u.is_empty());
@@ -76,7 +76,7 @@ pub fn aws_target(global: &GlobalArgs, file: &SettingsFile) -> Result<AwsTarget>
 }
 
 /// Builds the validated desired state. `region` is the one the AWS client resolved.
-pub fn stack_spec(args: &StackArgs, file: &SettingsFile, region: Region) -> Result<StackSpec> {
+pub(crate) fn stack_spec(args: &StackArgs, file: &SettingsFile, region: Region) -> Result<StackSpec> {
     let stack = stack_name(args, file)?;
     let pool = pool_target(args, file, &region)?;
     let (domain, domain_is_derived) = domain_spec(args, file, &stack, &region)?;

@@ -10,18 +10,18 @@ use super::validate::StackName;
 use crate::contract::{self, Region, UserPoolId};
 
 /// Tag keys cognigate puts on the pools it creates.
-pub mod tags {
-    pub const STACK: &str = "cognigate:stack";
-    pub const MANAGED: &str = "cognigate:managed";
-    pub const CREATED_AT: &str = "cognigate:created-at";
-    pub const TTL: &str = "cognigate:ttl";
+pub(crate) mod tags {
+    pub(crate) const STACK: &str = "cognigate:stack";
+    pub(crate) const MANAGED: &str = "cognigate:managed";
+    pub(crate) const CREATED_AT: &str = "cognigate:created-at";
+    pub(crate) const TTL: &str = "cognigate:ttl";
 }
 
 /// The OAuth scopes the gateway asks Cognito for.
-pub const OAUTH_SCOPES: [&str; 3] = ["openid", "profile", "email"];
+pub(crate) const OAUTH_SCOPES: [&str; 3] = ["openid", "profile", "email"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PoolTarget {
+pub(crate) enum PoolTarget {
     /// Find the pool by name and `cognigate:stack` tag; create it when absent.
     Managed,
     /// Use this existing pool as it is (`--user-pool-id`); never created or tagged.
@@ -29,7 +29,7 @@ pub enum PoolTarget {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DomainSpec {
+pub(crate) enum DomainSpec {
     /// `<prefix>.auth.<region>.amazoncognito.com`
     Prefix(String),
     /// A custom domain served through CloudFront with an ACM certificate.
@@ -38,7 +38,7 @@ pub enum DomainSpec {
 
 impl DomainSpec {
     /// The name Cognito's domain APIs take: the prefix, or the full custom host.
-    pub fn api_name(&self) -> &str {
+    pub(crate) fn api_name(&self) -> &str {
         match self {
             Self::Prefix(prefix) => prefix,
             Self::Custom { host, .. } => host,
@@ -46,7 +46,7 @@ impl DomainSpec {
     }
 
     /// The host the hosted UI answers on (`COGNITO_USER_POOL_DOMAIN`).
-    pub fn host(&self, region: &Region) -> String {
+    pub(crate) fn host(&self, region: &Region) -> String {
         match self {
             Self::Prefix(prefix) => format!("{prefix}.auth.{region}.amazoncognito.com"),
             Self::Custom { host, .. } => host.clone(),
@@ -55,7 +55,7 @@ impl DomainSpec {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutputFiles {
+pub(crate) struct OutputFiles {
     pub env_file: PathBuf,
     pub policies_file: PathBuf,
     pub policy_name: String,
@@ -63,7 +63,7 @@ pub struct OutputFiles {
 }
 
 #[derive(Debug, Clone)]
-pub struct StackSpec {
+pub(crate) struct StackSpec {
     pub stack: StackName,
     pub region: Region,
     pub pool: PoolTarget,
@@ -82,17 +82,17 @@ pub struct StackSpec {
 }
 
 impl StackSpec {
-    pub fn pool_name(&self) -> &str {
+    pub(crate) fn pool_name(&self) -> &str {
         self.stack.as_str()
     }
 
     /// The gateway's public URL as the env file carries it: the first
     /// `--gateway-url`, or the local default.
-    pub fn public_url(&self) -> &str {
+    pub(crate) fn public_url(&self) -> &str {
         self.gateway_urls.first().map_or(contract::DEFAULT_PUBLIC_URL, String::as_str)
     }
 
-    pub fn client_name(&self) -> String {
+    pub(crate) fn client_name(&self) -> String {
         format!("{}-gateway", self.stack)
     }
 }

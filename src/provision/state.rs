@@ -14,13 +14,13 @@ use super::spec::{PoolTarget, StackSpec};
 
 /// Ids remembered from a previous run (the env file); only a shortcut.
 #[derive(Debug, Clone, Default)]
-pub struct Hint {
+pub(crate) struct Hint {
     pub pool_id: Option<String>,
     pub client_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Actual {
+pub(crate) struct Actual {
     /// The stack's pool (the oldest one if a race left twins).
     pub pool: Option<PoolState>,
     /// Newer pools of the same stack, left by concurrent runs.
@@ -33,7 +33,7 @@ pub struct Actual {
 }
 
 impl Cognito {
-    pub async fn read_stack(&self, spec: &StackSpec, hint: &Hint) -> Result<Actual> {
+    pub(crate) async fn read_stack(&self, spec: &StackSpec, hint: &Hint) -> Result<Actual> {
         let client_name = spec.client_name();
         let domain_name = spec.domain.api_name();
 

@@ -54,7 +54,7 @@ impl Guard {
 
 /// Every reason to refuse deleting `pool` without `--force`. `stack` is the
 /// stack the caller means; `None` accepts any managed pool (gc).
-pub fn guards(pool: &PoolState, stack: Option<&str>) -> Vec<Guard> {
+pub(crate) fn guards(pool: &PoolState, stack: Option<&str>) -> Vec<Guard> {
     let mut guards = Vec::new();
     if !pool.is_managed() {
         guards.push(Guard::NotManaged);
@@ -72,7 +72,7 @@ pub fn guards(pool: &PoolState, stack: Option<&str>) -> Vec<Guard> {
 /// What a teardown deleted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Removed {
+pub(crate) struct Removed {
     pub user_pool_id: String,
     pub name: String,
     /// Domains as Cognito names them: the prefix, or the custom host.
@@ -84,7 +84,7 @@ pub struct Removed {
 /// Deletes the pool's domains (waiting until they are gone), its app clients
 /// and the pool. The caller has checked [`guards`]: a protected pool reaching
 /// this function has its protection turned off.
-pub async fn remove(cognito: &Cognito, pool: &PoolState, progress: &Progress) -> Result<Removed> {
+pub(crate) async fn remove(cognito: &Cognito, pool: &PoolState, progress: &Progress) -> Result<Removed> {
     let mut removed = Removed {
         user_pool_id: pool.id.clone(),
         name: pool.name.clone(),

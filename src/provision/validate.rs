@@ -13,12 +13,12 @@ pub(crate) use crate::contract::{InvalidValue, Region, UserPoolId};
 
 /// The name of a stack: the user pool's name and the `cognigate:stack` tag value.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct StackName(String);
+pub(crate) struct StackName(String);
 
 impl StackName {
-    pub const MAX_LEN: usize = 64;
+    pub(crate) const MAX_LEN: usize = 64;
 
-    pub fn parse(value: &str) -> Result<Self, InvalidValue> {
+    pub(crate) fn parse(value: &str) -> Result<Self, InvalidValue> {
         let fix =
             "use 1 to 64 letters, digits, '-', '_' or '.', starting with a letter or digit (for example \"my-mcp\")";
         let mut chars = value.chars();
@@ -37,7 +37,7 @@ impl StackName {
         Ok(Self(value.to_owned()))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -53,7 +53,7 @@ const RESERVED_DOMAIN_WORDS: [&str; 3] = ["aws", "amazon", "cognito"];
 
 /// Checks a hosted UI prefix against Cognito's rules:
 /// `^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$` and none of the reserved words.
-pub fn domain_prefix(value: &str) -> Result<(), InvalidValue> {
+pub(crate) fn domain_prefix(value: &str) -> Result<(), InvalidValue> {
     let setting = "domain prefix";
     if value.is_empty() || value.len() > 63 {
         return Err(invalid(setting, value, "use 1 to 63 characters (flag --domain-prefix)"));
@@ -81,7 +81,7 @@ pub fn domain_prefix(value: &str) -> Result<(), InvalidValue> {
 /// A prefix derived from the stack name when none is given: lowercase, with a
 /// short stable hash so two stacks named alike in other accounts rarely collide
 /// (prefixes are unique per region across all of AWS).
-pub fn derived_domain_prefix(stack: &StackName, region: &Region) -> String {
+pub(crate) fn derived_domain_prefix(stack: &StackName, region: &Region) -> String {
     use sha2::{Digest, Sha256};
 
     let mut base = String::with_capacity(stack.as_str().len());
@@ -103,7 +103,7 @@ pub fn derived_domain_prefix(stack: &StackName, region: &Region) -> String {
 }
 
 /// A custom hosted UI domain (`auth.example.com`): a DNS name, no scheme or path.
-pub fn custom_domain(value: &str) -> Result<(), InvalidValue> {
+pub(crate) fn custom_domain(value: &str) -> Result<(), InvalidValue> {
     // The rules every hosted-UI domain follows (the gateway applies the same ones).
     crate::contract::HostedUiDomain::parse(value).map_err(|err| InvalidValue { setting: "custom domain", ..err })?;
     let labels: Vec<&str> = value.split('.').collect();
@@ -123,7 +123,7 @@ pub fn custom_domain(value: &str) -> Result<(), InvalidValue> {
 }
 
 /// An ACM certificate ARN; Cognito custom domains need one in us-east-1.
-pub fn certificate_arn(value: &str) -> Result<(), InvalidValue> {
+pub(crate) fn certificate_arn(value: &str) -> Result<(), InvalidValue> {
     let setting = "certificate ARN";
     let parts: Vec<&str> = value.splitn(6, ':').collect();
     if parts.len() != 6 || parts[0] != "arn" || parts[2] != "acm" || !parts[5].starts_with("certificate/") {
@@ -145,7 +145,7 @@ fn is_localhost(url: &Url) -> bool {
 
 /// A gateway's public base URL: absolute, https (http only for localhost), no
 /// query or fragment. Returns it without a trailing slash.
-pub fn gateway_url(value: &str) -> Result<String, InvalidValue> {
+pub(crate) fn gateway_url(value: &str) -> Result<String, InvalidValue> {
     let setting = "gateway URL";
     let url = Url::parse(value)
         .map_err(|e| invalid(setting, value, format!("{e}; give an absolute URL such as https://mcp.example.com")))?;
@@ -164,7 +164,7 @@ pub fn gateway_url(value: &str) -> Result<String, InvalidValue> {
 }
 
 /// An exact callback URL: absolute, no fragment, https except http://localhost.
-pub fn callback_url(value: &str) -> Result<(), InvalidValue> {
+pub(crate) fn callback_url(value: &str) -> Result<(), InvalidValue> {
     let setting = "callback URL";
     let url = Url::parse(value).map_err(|e| invalid(setting, value, format!("{e}; callback URLs must be absolute")))?;
     if url.fragment().is_some() {
@@ -181,7 +181,7 @@ pub fn callback_url(value: &str) -> Result<(), InvalidValue> {
 }
 
 /// Cognito's limit on callback URLs per app client.
-pub const MAX_CALLBACK_URLS: usize = 100;
+pub(crate) const MAX_CALLBACK_URLS: usize = 100;
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,9 @@
 //! Integration tests: one binary (so the AWS SDK links once), real peers from
 //! `tests/support`, the real `cognigate` binaries.
 
+// The harness is one private tree; `pub` there marks what tests share.
+#![allow(unreachable_pub)]
+
 #[path = "../support/mod.rs"]
 mod support;
 

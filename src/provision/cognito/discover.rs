@@ -22,7 +22,7 @@ use crate::secret::Secret;
 const PAGE_SIZE: i32 = 60;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PoolState {
+pub(crate) struct PoolState {
     pub id: String,
     pub name: String,
     pub tags: HashMap<String, String>,
@@ -34,22 +34,22 @@ pub struct PoolState {
 }
 
 impl PoolState {
-    pub fn stack_tag(&self) -> Option<&str> {
+    pub(crate) fn stack_tag(&self) -> Option<&str> {
         self.tags.get(tags::STACK).map(String::as_str)
     }
 
-    pub fn is_managed(&self) -> bool {
+    pub(crate) fn is_managed(&self) -> bool {
         self.tags.get(tags::MANAGED).is_some_and(|v| v == "true")
     }
 
     /// Older first; the id breaks ties so that concurrent runs agree.
-    pub fn age_key(&self) -> (Option<SystemTime>, String) {
+    pub(crate) fn age_key(&self) -> (Option<SystemTime>, String) {
         (self.created, self.id.clone())
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DomainState {
+pub(crate) struct DomainState {
     pub domain: String,
     pub pool_id: String,
     /// CREATING | DELETING | UPDATING | ACTIVE | FAILED
@@ -59,7 +59,7 @@ pub struct DomainState {
 }
 
 #[derive(Debug, Clone)]
-pub struct ClientState {
+pub(crate) struct ClientState {
     pub id: String,
     pub name: String,
     pub secret: Option<Secret>,
@@ -72,7 +72,7 @@ pub struct ClientState {
 impl ClientState {
     /// The gateway URL this client was provisioned for: its first callback URL
     /// under the gateway's callback path, without that path.
-    pub fn registered_public_url(&self) -> Option<&str> {
+    pub(crate) fn registered_public_url(&self) -> Option<&str> {
         self.described.callback_urls().iter().find_map(|url| url.strip_suffix(crate::contract::CALLBACK_PATH))
     }
 
@@ -86,14 +86,14 @@ impl ClientState {
         }
     }
 
-    pub fn age_key(&self) -> (Option<SystemTime>, String) {
+    pub(crate) fn age_key(&self) -> (Option<SystemTime>, String) {
         (self.created, self.id.clone())
     }
 }
 
 impl Cognito {
     /// `DescribeUserPool`; `None` when it does not exist.
-    pub async fn describe_pool(&self, id: &str) -> Result<Option<PoolState>> {
+    pub(crate) async fn describe_pool(&self, id: &str) -> Result<Option<PoolState>> {
         let response = self.client.describe_user_pool().user_pool_id(id).send().await;
         let response = match response {
             Ok(r) => r,
@@ -113,7 +113,7 @@ impl Cognito {
     }
 
     /// Every pool (id, name) in the region, all pages of `ListUserPools`.
-    pub async fn all_pools(&self) -> Result<Vec<(String, String)>> {
+    pub(crate) async fn all_pools(&self) -> Result<Vec<(String, String)>> {
         let pools = self
             .client
             .list_user_pools()
@@ -129,7 +129,7 @@ impl Cognito {
 
     /// The pools of a stack: named like it and tagged `cognigate:stack=<stack>`,
     /// oldest first. More than one means a race left twins behind.
-    pub async fn stack_pools(&self, pool_name: &str, stack: &str) -> Result<Vec<PoolState>> {
+    pub(crate) async fn stack_pools(&self, pool_name: &str, stack: &str) -> Result<Vec<PoolState>> {
         let ids: Vec<String> =
             self.all_pools().await?.into_iter().filter(|(_, name)| name == pool_name).map(|(id, _)| id).collect();
         let described = try_join_all(ids.iter().map(|id| self.describe_pool(id))).await?;
@@ -141,7 +141,7 @@ impl Cognito {
 
     /// `DescribeUserPoolDomain`; Cognito answers an empty description for a
     /// domain that does not exist (in this account).
-    pub async fn describe_domain(&self, domain: &str) -> Result<Option<DomainState>> {
+    pub(crate) async fn describe_domain(&self, domain: &str) -> Result<Option<DomainState>> {
         let response = self.client.describe_user_pool_domain().domain(domain).send().await;
         let response = match response {
             Ok(r) => r,
@@ -160,7 +160,7 @@ impl Cognito {
     }
 
     /// `DescribeUserPoolClient`; `None` when it does not exist.
-    pub async fn describe_client(&self, pool_id: &str, client_id: &str) -> Result<Option<ClientState>> {
+    pub(crate) async fn describe_client(&self, pool_id: &str, client_id: &str) -> Result<Option<ClientState>> {
         let response = self.client.describe_user_pool_client().user_pool_id(pool_id).client_id(client_id).send().await;
         match response {
             Ok(r) => Ok(r.user_pool_client().cloned().map(ClientState::from_described)),
@@ -170,7 +170,7 @@ impl Cognito {
     }
 
     /// All app clients of a pool named `name`, described, oldest first.
-    pub async fn clients_named(&self, pool_id: &str, name: &str) -> Result<Vec<ClientState>> {
+    pub(crate) async fn clients_named(&self, pool_id: &str, name: &str) -> Result<Vec<ClientState>> {
         let ids: Vec<String> =
             self.clients(pool_id).await?.into_iter().filter(|(_, n)| n == name).map(|(id, _)| id).collect();
         let described = try_join_all(ids.iter().map(|id| self.describe_client(pool_id, id))).await?;
@@ -180,7 +180,7 @@ impl Cognito {
     }
 
     /// Every app client (id, name) of a pool, all pages of `ListUserPoolClients`.
-    pub async fn clients(&self, pool_id: &str) -> Result<Vec<(String, String)>> {
+    pub(crate) async fn clients(&self, pool_id: &str) -> Result<Vec<(String, String)>> {
         let clients = self
             .client
             .list_user_pool_clients()

@@ -19,7 +19,7 @@ const DELETE_LIMIT: Duration = Duration::from_secs(3600);
 /// The settings of the app client that cognigate owns; every other field of an
 /// existing client is kept as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientSettings {
+pub(crate) struct ClientSettings {
     pub callback_urls: Vec<String>,
     pub oauth_flows: Vec<String>,
     pub oauth_scopes: Vec<String>,
@@ -28,7 +28,7 @@ pub struct ClientSettings {
 }
 
 impl ClientSettings {
-    pub fn desired(spec: &StackSpec) -> Self {
+    pub(crate) fn desired(spec: &StackSpec) -> Self {
         Self {
             callback_urls: spec.callback_urls.clone(),
             oauth_flows: vec!["code".into()],
@@ -38,7 +38,7 @@ impl ClientSettings {
         }
     }
 
-    pub fn actual(client: &ClientState) -> Self {
+    pub(crate) fn actual(client: &ClientState) -> Self {
         let c = &client.described;
         Self {
             callback_urls: c.callback_urls().to_vec(),
@@ -51,7 +51,7 @@ impl ClientSettings {
 }
 
 /// The tags a managed pool is created with.
-pub fn pool_tags(spec: &StackSpec, now: SystemTime) -> HashMap<String, String> {
+pub(crate) fn pool_tags(spec: &StackSpec, now: SystemTime) -> HashMap<String, String> {
     let mut tags = HashMap::from([
         (tags::STACK.to_owned(), spec.stack.as_str().to_owned()),
         (tags::MANAGED.to_owned(), "true".to_owned()),
@@ -64,7 +64,7 @@ pub fn pool_tags(spec: &StackSpec, now: SystemTime) -> HashMap<String, String> {
 }
 
 impl Cognito {
-    pub async fn create_pool(&self, spec: &StackSpec) -> Result<PoolState> {
+    pub(crate) async fn create_pool(&self, spec: &StackSpec) -> Result<PoolState> {
         let tags = pool_tags(spec, SystemTime::now());
         let protection =
             if spec.deletion_protection { DeletionProtectionType::Active } else { DeletionProtectionType::Inactive };
@@ -91,7 +91,7 @@ impl Cognito {
         })
     }
 
-    pub async fn delete_pool(&self, pool_id: &str) -> Result<()> {
+    pub(crate) async fn delete_pool(&self, pool_id: &str) -> Result<()> {
         match self.client.delete_user_pool().user_pool_id(pool_id).send().await {
             Ok(_) => Ok(()),
             Err(e) if errors::code(&e) == Some("ResourceNotFoundException") => Ok(()),
@@ -103,7 +103,7 @@ impl Cognito {
     /// only by `destroy --force`, right before the pool is deleted. The tags go
     /// back with it: a pool whose deletion then fails must still be recognised
     /// as cognigate's (by `destroy` and `gc`) instead of losing its tags.
-    pub async fn disable_deletion_protection(&self, pool: &PoolState) -> Result<()> {
+    pub(crate) async fn disable_deletion_protection(&self, pool: &PoolState) -> Result<()> {
         self.client
             .update_user_pool()
             .user_pool_id(&pool.id)
@@ -121,7 +121,7 @@ impl Cognito {
     /// other refusals, with only its message telling them apart; describing the
     /// domain finds an owner in this account, and otherwise the error carries
     /// Cognito's own message with a hint for the other-account case.
-    pub async fn create_domain(&self, pool_id: &str, domain: &DomainSpec) -> Result<()> {
+    pub(crate) async fn create_domain(&self, pool_id: &str, domain: &DomainSpec) -> Result<()> {
         let mut request = self.client.create_user_pool_domain().user_pool_id(pool_id).domain(domain.api_name());
         if let DomainSpec::Custom { certificate_arn, .. } = domain {
             request = request.custom_domain_config(custom_domain_config("CreateUserPoolDomain", certificate_arn)?);
@@ -148,7 +148,12 @@ impl Cognito {
     }
 
     /// Points a custom domain at another ACM certificate.
-    pub async fn update_domain_certificate(&self, pool_id: &str, domain: &str, certificate_arn: &str) -> Result<()> {
+    pub(crate) async fn update_domain_certificate(
+        &self,
+        pool_id: &str,
+        domain: &str,
+        certificate_arn: &str,
+    ) -> Result<()> {
         self.client
             .update_user_pool_domain()
             .user_pool_id(pool_id)
@@ -160,7 +165,7 @@ impl Cognito {
             .map_err(|e| errors::map("UpdateUserPoolDomain", self.target(), e))
     }
 
-    pub async fn delete_domain(&self, pool_id: &str, domain: &str) -> Result<()> {
+    pub(crate) async fn delete_domain(&self, pool_id: &str, domain: &str) -> Result<()> {
         match self.client.delete_user_pool_domain().user_pool_id(pool_id).domain(domain).send().await {
             Ok(_) => Ok(()),
             Err(e) if errors::code(&e) == Some("ResourceNotFoundException") => Ok(()),
@@ -170,7 +175,7 @@ impl Cognito {
 
     /// Polls until the domain is ACTIVE. Prefix domains take about a minute,
     /// custom domains up to an hour (a CloudFront distribution is created).
-    pub async fn wait_domain_active(&self, domain: &str, custom: bool, progress: &Progress) -> Result<()> {
+    pub(crate) async fn wait_domain_active(&self, domain: &str, custom: bool, progress: &Progress) -> Result<()> {
         let (interval, limit) = if custom {
             (Duration::from_secs(15), Duration::from_secs(3600))
         } else {
@@ -207,7 +212,7 @@ impl Cognito {
     }
 
     /// Polls until the domain is gone (a pool with a domain cannot be deleted).
-    pub async fn wait_domain_gone(&self, domain: &str, progress: &Progress) -> Result<()> {
+    pub(crate) async fn wait_domain_gone(&self, domain: &str, progress: &Progress) -> Result<()> {
         let started = Instant::now();
         let task = progress.task(format!("deleting domain {domain}"));
         loop {
@@ -231,7 +236,12 @@ impl Cognito {
         }
     }
 
-    pub async fn create_client(&self, pool_id: &str, name: &str, settings: &ClientSettings) -> Result<ClientState> {
+    pub(crate) async fn create_client(
+        &self,
+        pool_id: &str,
+        name: &str,
+        settings: &ClientSettings,
+    ) -> Result<ClientState> {
         let response = self
             .client
             .create_user_pool_client()
@@ -264,7 +274,7 @@ impl Cognito {
     /// Describe → merge → full update: `UpdateUserPoolClient` resets every field
     /// it is not sent, so every field of the existing client goes back with
     /// only cognigate's own fields replaced. Empty lists are never sent.
-    pub async fn update_client(
+    pub(crate) async fn update_client(
         &self,
         pool_id: &str,
         current: &ClientState,
@@ -280,7 +290,7 @@ impl Cognito {
         Ok(ClientState { described, ..current.clone() })
     }
 
-    pub async fn delete_client(&self, pool_id: &str, client_id: &str) -> Result<()> {
+    pub(crate) async fn delete_client(&self, pool_id: &str, client_id: &str) -> Result<()> {
         match self.client.delete_user_pool_client().user_pool_id(pool_id).client_id(client_id).send().await {
             Ok(_) => Ok(()),
             Err(e) if errors::code(&e) == Some("ResourceNotFoundException") => Ok(()),
@@ -295,7 +305,7 @@ fn non_empty<T: Clone>(values: &[T]) -> Option<Vec<T>> {
 
 /// Builds the full `UpdateUserPoolClient` request (separate so request-shape
 /// tests can inspect exactly what is sent).
-pub fn merged_client_update(
+pub(crate) fn merged_client_update(
     client: &aws_sdk_cognitoidentityprovider::Client,
     pool_id: &str,
     current: &ClientState,

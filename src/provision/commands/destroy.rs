@@ -29,7 +29,7 @@ struct Found {
     strangers: Vec<PoolState>,
 }
 
-pub async fn run(global: &GlobalArgs, args: &DestroyArgs) -> Result<()> {
+pub(crate) async fn run(global: &GlobalArgs, args: &DestroyArgs) -> Result<()> {
     let (spec, cognito) = prepare(global, &args.stack_args()).await?;
     let found = find(&cognito, &spec).await?;
 

@@ -31,7 +31,7 @@ const TEARDOWN_CONCURRENCY: usize = 3;
 
 /// What gc decides for one pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Expired; the string says why ("created 3h ago, older than 2h").
     Remove(String),
     Skip(Skip),
@@ -39,7 +39,7 @@ pub enum Verdict {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Skip {
+pub(crate) enum Skip {
     NotManaged,
     TooYoung,
     DeletionProtection,
@@ -60,13 +60,18 @@ impl Skip {
 }
 
 /// When the stack was created: its `cognigate:created-at` tag, else the pool's CreationDate.
-pub fn created_at(pool: &PoolState) -> Option<SystemTime> {
+pub(crate) fn created_at(pool: &PoolState) -> Option<SystemTime> {
     pool.tags.get(tags::CREATED_AT).and_then(|t| humantime::parse_rfc3339_weak(t).ok()).or(pool.created)
 }
 
 /// The decision for one pool, at `now`. Unmanaged pools are never removed;
 /// protected ones only with `force` (protection is then turned off first).
-pub fn verdict(pool: &PoolState, now: SystemTime, older_than: Option<Duration>, force: bool) -> (Verdict, String) {
+pub(crate) fn verdict(
+    pool: &PoolState,
+    now: SystemTime,
+    older_than: Option<Duration>,
+    force: bool,
+) -> (Verdict, String) {
     if teardown::guards(pool, None).contains(&Guard::NotManaged) {
         return (Verdict::Skip(Skip::NotManaged), "no cognigate:managed=true tag".into());
     }
@@ -138,7 +143,7 @@ struct Report {
     failed: Vec<Entry>,
 }
 
-pub async fn run(global: &GlobalArgs, args: &GcArgs) -> Result<()> {
+pub(crate) async fn run(global: &GlobalArgs, args: &GcArgs) -> Result<()> {
     let prefix = args.prefix.trim();
     if prefix.is_empty() {
         return Err(Error::Usage("--prefix must not be empty: gc only touches pools whose name starts with it".into()));

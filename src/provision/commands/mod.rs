@@ -1,12 +1,12 @@
 //! One file per subcommand; each reads settings, talks to Cognito through
 //! `cognito`, and prints through `report`.
 
-pub mod destroy;
-pub mod gc;
-pub mod outputs;
-pub mod plan;
-pub mod rotate_secret;
-pub mod up;
+pub(crate) mod destroy;
+pub(crate) mod gc;
+pub(crate) mod outputs;
+pub(crate) mod plan;
+pub(crate) mod rotate_secret;
+pub(crate) mod up;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
@@ -24,7 +24,7 @@ use crate::contract::env_keys;
 
 /// Settings file + flags → validated spec and a connected client. Input is
 /// validated before credentials are looked at, so typos fail first.
-pub async fn prepare(global: &GlobalArgs, stack: &StackArgs) -> Result<(StackSpec, Cognito)> {
+pub(crate) async fn prepare(global: &GlobalArgs, stack: &StackArgs) -> Result<(StackSpec, Cognito)> {
     let file = SettingsFile::load(&global.config)?;
     let target: AwsTarget = settings::aws_target(global, &file)?;
     let region = resolve_region(&target).await?;
@@ -34,7 +34,7 @@ pub async fn prepare(global: &GlobalArgs, stack: &StackArgs) -> Result<(StackSpe
 }
 
 /// Reads the stack and plans it; shared by `up` and `plan` so both always agree.
-pub async fn read_and_plan(cognito: &Cognito, spec: &mut StackSpec) -> Result<(Actual, Plan)> {
+pub(crate) async fn read_and_plan(cognito: &Cognito, spec: &mut StackSpec) -> Result<(Actual, Plan)> {
     let hint = hint_from_env_file(&spec.files.env_file);
     let mut actual = cognito.read_stack(spec, &hint).await?;
     // An adopted pool keeps the domain it has unless another one was asked for.
@@ -51,7 +51,7 @@ pub async fn read_and_plan(cognito: &Cognito, spec: &mut StackSpec) -> Result<(A
 /// The public URL to write for an existing stack: the first `--gateway-url`
 /// when given, else the one its app client registered, so re-rendering the
 /// env file (`outputs`, `rotate-secret`) never points the gateway elsewhere.
-pub fn public_url_of<'a>(spec: &'a StackSpec, client: &'a ClientState) -> &'a str {
+pub(crate) fn public_url_of<'a>(spec: &'a StackSpec, client: &'a ClientState) -> &'a str {
     match (spec.gateway_urls.first(), client.registered_public_url()) {
         (None, Some(registered)) => registered,
         _ => spec.public_url(),
@@ -59,7 +59,7 @@ pub fn public_url_of<'a>(spec: &'a StackSpec, client: &'a ClientState) -> &'a st
 }
 
 /// Ids from the env file of a previous run: a shortcut, verified before use.
-pub fn hint_from_env_file(path: &Path) -> Hint {
+pub(crate) fn hint_from_env_file(path: &Path) -> Hint {
     let Ok(Some(text)) = render::read_env_file(path) else { return Hint::default() };
     // A file we cannot parse gives no hint; discovery by name still works.
     let values = crate::dotenv::parse(&text).unwrap_or_default();
@@ -71,7 +71,7 @@ pub fn hint_from_env_file(path: &Path) -> Hint {
 
 /// Asks on a terminal; without one (CI, pipes) the answer is yes, as if
 /// `--yes` had been given. The question goes to stderr to keep stdout clean.
-pub fn confirm(question: &str, yes: bool) -> Result<()> {
+pub(crate) fn confirm(question: &str, yes: bool) -> Result<()> {
     let stdin = std::io::stdin();
     if yes || !stdin.is_terminal() {
         return Ok(());

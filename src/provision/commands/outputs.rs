@@ -8,7 +8,7 @@ use crate::provision::cli::{GlobalArgs, OutputFormat, OutputsArgs};
 use crate::provision::error::{Error, Result};
 use crate::provision::render::{self, EnvValues};
 
-pub async fn run(global: &GlobalArgs, args: &OutputsArgs) -> Result<()> {
+pub(crate) async fn run(global: &GlobalArgs, args: &OutputsArgs) -> Result<()> {
     let (mut spec, cognito) = prepare(global, &args.stack_args()).await?;
     let (actual, _) = read_and_plan(&cognito, &mut spec).await?;
     let domain_is_ours = actual.domain.as_ref().zip(actual.pool.as_ref()).is_some_and(|(d, p)| d.pool_id == p.id);

@@ -4,7 +4,7 @@ use super::{prepare, read_and_plan};
 use crate::provision::cli::{GlobalArgs, OutputFormat, PlanArgs};
 use crate::provision::error::{ExitCode, Result};
 
-pub async fn run(global: &GlobalArgs, args: &PlanArgs) -> Result<ExitCode> {
+pub(crate) async fn run(global: &GlobalArgs, args: &PlanArgs) -> Result<ExitCode> {
     let (mut spec, cognito) = prepare(global, &args.stack_args()).await?;
     let (_, plan) = read_and_plan(&cognito, &mut spec).await?;
     match global.output {

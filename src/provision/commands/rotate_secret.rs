@@ -11,7 +11,7 @@ use crate::provision::cognito::Cognito;
 use crate::provision::error::{Error, Result};
 use crate::provision::render::{self, EnvValues};
 
-pub async fn run(global: &GlobalArgs, args: &RotateSecretArgs) -> Result<()> {
+pub(crate) async fn run(global: &GlobalArgs, args: &RotateSecretArgs) -> Result<()> {
     let (mut spec, cognito) = prepare(global, &args.stack_args()).await?;
     let (actual, _) = read_and_plan(&cognito, &mut spec).await?;
     let (Some(pool), Some(client)) = (&actual.pool, &actual.client) else {

@@ -13,7 +13,7 @@ use crate::provision::render::{self, EnvValues, FileOutcome};
 use crate::provision::report::label;
 use crate::provision::spec::StackSpec;
 
-pub async fn run(global: &GlobalArgs, args: &UpArgs) -> Result<()> {
+pub(crate) async fn run(global: &GlobalArgs, args: &UpArgs) -> Result<()> {
     let (mut spec, cognito) = prepare(global, &args.stack_args()).await?;
     let endpoint = cognito.endpoint_override();
     let (actual, plan) = read_and_plan(&cognito, &mut spec).await?;
