@@ -8,7 +8,6 @@
 //! `Authorization` and cookies never reach the upstream, and upstream cookies
 //! never reach the client.
 
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -173,7 +172,7 @@ async fn forward(state: &AppState, route: &RouteState, request: Request) -> Resu
     let upstream = upstream::send(upstream_request).await.map_err(ProxyError::Upstream)?;
 
     let (upstream_parts, upstream_body) = upstream.into_parts();
-    let mut response = Response::new(Body::new(upstream_body));
+    let mut response = Response::new(upstream_body);
     *response.status_mut() = upstream_parts.status;
     let out = response.headers_mut();
     for name in &RESPONSE_HEADERS {
