@@ -161,6 +161,7 @@ async def one_round(pid, port, token, up_port, args):
         after = w.rss_kib(pid)
         for task in readers:
             task.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
         per_stream = (after - before) / args.streams
         q = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))] if latencies else float("nan")
         return per_stream, q(0.5), q(0.99), before, after

@@ -302,6 +302,10 @@ pub struct GatewayOptions {
     pub access_token_ttl_seconds: Option<Seconds>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token_ttl_seconds: Option<Seconds>,
+    /// Route-level group access: only users in one of these Cognito groups
+    /// (the ID token's `cognito:groups`) get past consent and refresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_groups: Option<Vec<String>>,
 }
 
 /// A number of seconds, written as a JSON number or (after `$env`) a string.

@@ -91,6 +91,8 @@ fn global() -> GlobalArgs {
         config: "cognigate.toml".into(),
         output: OutputFormat::Text,
         verbose: 0,
+        quiet: false,
+        no_color: false,
     }
 }
 

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use cognigate::gateway::audit::AuditTarget;
 use cognigate::gateway::{ServeOptions, StoreUrl, serve};
 
 const EXIT_BOOT: u8 = 1;
@@ -46,6 +47,15 @@ struct Cli {
     /// before they are closed and the process exits.
     #[arg(long, env = "COGNIGATE_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     shutdown_grace: Duration,
+    /// Audit log of MCP requests, one JSON line each: `stdout` or a file path
+    /// (appended, created 0600). Off by default; when on, every MCP POST body
+    /// is read to name its method and tool.
+    #[arg(long, env = "COGNIGATE_AUDIT_LOG", value_parser = parse_audit)]
+    audit_log: Option<AuditTarget>,
+}
+
+fn parse_audit(value: &str) -> Result<AuditTarget, String> {
+    value.parse()
 }
 
 fn parse_store(value: &str) -> Result<StoreUrl, String> {
@@ -67,7 +77,11 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // NO_COLOR (no-color.org): no escapes even on a terminal.
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        )
         .init();
 
     let env_file = match cli.env_file {
@@ -90,6 +104,7 @@ fn main() -> ExitCode {
         workers: cli.workers,
         upstream_timeout: cli.upstream_timeout,
         shutdown_grace: cli.shutdown_grace,
+        audit_log: cli.audit_log,
     };
     // The main thread serves too, on a single-threaded runtime like the other
     // serving threads `serve` starts.

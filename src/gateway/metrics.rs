@@ -84,7 +84,16 @@ pub(crate) struct Metrics {
     routes: HashMap<String, RouteStats>,
     tokens_authorization_code: AtomicU64,
     tokens_refresh_token: AtomicU64,
+    /// MCP calls by (route, tool or prompt name, outcome). Only requests on
+    /// routes with policies are parsed, so only those are counted here; the
+    /// caller passes names a capability filter allows, and this map lumps
+    /// every name past [`TOOL_LABEL_CAP`] under `(other)`, so a client
+    /// inventing names cannot grow it.
+    tools: std::sync::Mutex<HashMap<(String, String, &'static str), u64>>,
 }
+
+/// Distinct tool labels kept before new names count as `(other)`.
+pub(crate) const TOOL_LABEL_CAP: usize = 512;
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -97,7 +106,12 @@ impl Metrics {
         let mut routes: HashMap<String, RouteStats> =
             labels.into_iter().map(|label| (label.to_owned(), RouteStats::default())).collect();
         routes.entry(OTHER.to_owned()).or_default();
-        Self { routes, tokens_authorization_code: AtomicU64::new(0), tokens_refresh_token: AtomicU64::new(0) }
+        Self {
+            routes,
+            tokens_authorization_code: AtomicU64::new(0),
+            tokens_refresh_token: AtomicU64::new(0),
+            tools: std::sync::Mutex::new(HashMap::new()),
+        }
     }
 
     fn route(&self, label: &str) -> &RouteStats {
@@ -129,6 +143,18 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// One MCP call of `tool` on `route` with `outcome` (forwarded, hidden, …).
+    pub(crate) fn tool_call(&self, route: &str, tool: &str, outcome: &'static str) {
+        let mut tools = self.tools.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let key = (route.to_owned(), tool.to_owned(), outcome);
+        if let Some(count) = tools.get_mut(&key) {
+            *count += 1;
+            return;
+        }
+        let key = if tools.len() >= TOOL_LABEL_CAP { (route.to_owned(), OTHER.to_owned(), outcome) } else { key };
+        *tools.entry(key).or_default() += 1;
+    }
+
     /// The Prometheus text exposition format (version 0.0.4).
     pub(crate) fn render(&self) -> String {
         let mut labels: Vec<&String> = self.routes.keys().collect();
@@ -138,7 +164,23 @@ impl Metrics {
         self.render_durations(&labels, &mut out);
         self.render_upstream_errors(&labels, &mut out);
         self.render_tokens(&mut out);
+        self.render_tools(&mut out);
         out
+    }
+
+    fn render_tools(&self, out: &mut String) {
+        out.push_str("# HELP cognigate_mcp_calls_total MCP tool calls and prompt gets by route, name and outcome (routes with policies).\n# TYPE cognigate_mcp_calls_total counter\n");
+        let tools = self.tools.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut rows: Vec<_> = tools.iter().collect();
+        rows.sort();
+        for ((route, tool, outcome), count) in rows {
+            let _ = writeln!(
+                out,
+                "cognigate_mcp_calls_total{{route=\"{}\",tool=\"{}\",outcome=\"{outcome}\"}} {count}",
+                escape(route),
+                escape(tool)
+            );
+        }
     }
 
     fn render_requests(&self, labels: &[&String], out: &mut String) {

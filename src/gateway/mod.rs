@@ -6,8 +6,10 @@
 //! (runtime objects: store, signing key, HTTP clients) → [`router`]:
 //! [`oauth`] (the authorization server and the IdP leg in [`oidc`]) and
 //! [`proxy`]. [`store`] holds what outlives a request; [`tokens`] the
-//! gateway's own access tokens; [`metrics`] the Prometheus counters.
+//! gateway's own access tokens; [`metrics`] the Prometheus counters;
+//! [`audit`] the one-line-per-MCP-request audit log.
 
+pub mod audit;
 pub mod config;
 mod cors;
 mod crypto;
@@ -98,6 +100,8 @@ pub struct ServeOptions {
     pub upstream_timeout: Duration,
     /// After SIGTERM, open requests and streams (SSE) get this long to finish.
     pub shutdown_grace: Duration,
+    /// Where the audit log goes; `None`: no audit log.
+    pub audit_log: Option<audit::AuditTarget>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +118,8 @@ pub enum BootError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    #[error("{0}")]
+    Audit(String),
 }
 
 pub(crate) fn default_public_url(listen: SocketAddr) -> String {
@@ -130,7 +136,8 @@ pub(crate) fn boot(options: &ServeOptions) -> Result<AppState, BootError> {
     let config = GatewayConfig::load(&options.config_dir, &env)?;
     let store = options.store.open()?;
     let public_url = public_url(options, &env);
-    Ok(AppState::build(config, &public_url, store)?)
+    let audit = options.audit_log.as_ref().map(audit::AuditLog::open).transpose().map_err(BootError::Audit)?;
+    Ok(AppState::build(config, &public_url, store)?.with_audit(audit))
 }
 
 /// The URL clients reach the gateway at: `--public-url`, else the one `cognigate

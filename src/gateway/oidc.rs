@@ -71,9 +71,36 @@ pub(crate) struct IdClaims {
     token_use: Option<String>,
     #[serde(default)]
     nonce: Option<String>,
+    /// Every other claim, for the group and role claims a route names.
+    #[serde(flatten)]
+    other: serde_json::Map<String, serde_json::Value>,
 }
 
 impl IdClaims {
+    /// The strings of the claim `name`: an array of strings (Cognito's
+    /// `cognito:groups`) or one space- or comma-separated string.
+    pub(crate) fn values(&self, name: &str) -> Vec<String> {
+        match self.other.get(name) {
+            Some(serde_json::Value::Array(items)) => {
+                items.iter().filter_map(serde_json::Value::as_str).map(str::to_owned).collect()
+            }
+            Some(serde_json::Value::String(text)) => {
+                text.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// What a grant keeps of the user: e-mail, and the groups and roles of
+    /// the claims the route reads.
+    pub(crate) fn identity(&self, claims: &crate::gateway::config::ClaimNames) -> crate::gateway::store::Identity {
+        crate::gateway::store::Identity {
+            email: self.email.clone(),
+            groups: self.values(&claims.groups),
+            roles: claims.roles.as_deref().map(|name| self.values(name)).unwrap_or_default(),
+        }
+    }
+
     /// What the consent screen calls the user.
     pub(crate) fn display_name(&self) -> &str {
         self.email

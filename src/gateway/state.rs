@@ -10,6 +10,7 @@ use std::time::Duration;
 use axum::http::HeaderValue;
 use url::Url;
 
+use super::audit::AuditLog;
 use super::config::{GatewayConfig, Route};
 use super::metrics::Metrics;
 use super::oidc::IdentityProvider;
@@ -78,6 +79,8 @@ pub struct Inner {
     pub(crate) revocations: Revocations,
     pub(crate) idp_http: reqwest::Client,
     pub(crate) metrics: Metrics,
+    /// `--audit-log`; `None` keeps routes without policies on the plain path.
+    pub(crate) audit: Option<AuditLog>,
 }
 
 #[derive(Clone)]
@@ -136,7 +139,20 @@ impl AppState {
             revocations: Revocations::default(),
             idp_http,
             metrics,
+            audit: None,
         })))
+    }
+
+    /// The state with an audit log (call before the state is shared).
+    pub(crate) fn with_audit(self, audit: Option<AuditLog>) -> Self {
+        match Arc::try_unwrap(self.0) {
+            Ok(mut inner) => {
+                inner.audit = audit;
+                Self(Arc::new(inner))
+            }
+            // Already shared: keep it as it is (boot calls this first).
+            Err(shared) => Self(shared),
+        }
     }
 
     /// Token lifetimes of a route's policy.

@@ -21,7 +21,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use super::crypto::{random_token, sha256_bytes};
-use super::store::RevokedAccess;
+use super::store::{Identity, RevokedAccess};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -96,6 +96,40 @@ pub struct AccessClaims {
     pub(crate) iat: i64,
     pub(crate) exp: i64,
     pub(crate) jti: String,
+    /// The user's e-mail, groups and roles from the login (see
+    /// `store::Identity`): the proxy's per-user policies read them here, so
+    /// they cost no store lookup per request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) email: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) roles: Vec<String>,
+}
+
+impl AccessClaims {
+    /// The user facts policies decide on.
+    pub(crate) fn identity(&self) -> Identity {
+        Identity { email: self.email.clone(), groups: self.groups.clone(), roles: self.roles.clone() }
+    }
+}
+
+/// Claims of the identity JWT sent to an upstream (`cognigate-identity-inbound`).
+#[derive(Debug, Serialize)]
+pub(crate) struct UpstreamIdentity<'a> {
+    pub(crate) iss: &'a str,
+    pub(crate) sub: &'a str,
+    /// The upstream URL: a token meant for one upstream is useless at another.
+    pub(crate) aud: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) email: Option<&'a str>,
+    pub(crate) groups: &'a [String],
+    pub(crate) client_id: &'a str,
+    /// The route path, `/mcp/{slug}`.
+    pub(crate) route: &'a str,
+    pub(crate) iat: i64,
+    pub(crate) exp: i64,
+    pub(crate) jti: String,
 }
 
 /// Mints and verifies access tokens.
@@ -121,6 +155,7 @@ impl TokenIssuer {
         &self.key
     }
 
+    /// An access token without user facts (tests and tools).
     #[allow(clippy::too_many_arguments)]
     pub fn mint(
         &self,
@@ -132,7 +167,26 @@ impl TokenIssuer {
         ttl: i64,
         jti: String,
     ) -> Result<(String, AccessClaims), TokenError> {
+        self.mint_for(&Identity::default(), sub, aud, client_id, scope, now, ttl, jti)
+    }
+
+    /// An access token carrying the user's e-mail, groups and roles.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn mint_for(
+        &self,
+        identity: &Identity,
+        sub: &str,
+        aud: &str,
+        client_id: &str,
+        scope: &str,
+        now: i64,
+        ttl: i64,
+        jti: String,
+    ) -> Result<(String, AccessClaims), TokenError> {
         let claims = AccessClaims {
+            email: identity.email.clone(),
+            groups: identity.groups.clone(),
+            roles: identity.roles.clone(),
             iss: self.issuer.clone(),
             sub: sub.to_owned(),
             aud: aud.to_owned(),
@@ -147,6 +201,18 @@ impl TokenIssuer {
         header.typ = Some("at+jwt".into());
         let token = jsonwebtoken::encode(&header, &claims, &self.key.encoding).map_err(TokenError::Sign)?;
         Ok((token, claims))
+    }
+
+    /// The identity JWT for an upstream, signed with the gateway's key.
+    pub(crate) fn sign_identity(&self, claims: &UpstreamIdentity<'_>) -> Result<String, TokenError> {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.key.kid.clone());
+        header.typ = Some("cognigate-identity+jwt".into());
+        jsonwebtoken::encode(&header, claims, &self.key.encoding).map_err(TokenError::Sign)
+    }
+
+    pub(crate) fn issuer(&self) -> &str {
+        &self.issuer
     }
 
     /// Signature, issuer and expiry; not the audience and not revocation.

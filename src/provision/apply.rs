@@ -9,11 +9,13 @@
 use serde::Serialize;
 
 use super::cognito::Cognito;
+use super::cognito::branding::Branding;
 use super::cognito::discover::{ClientState, PoolState};
+use super::cognito::errors::CognitoError;
 use super::error::{Error, Result};
-use super::plan::{Action, Plan, Resource, plan};
+use super::plan::{Action, FieldChange, Plan, Resource, plan};
 use super::progress::Progress;
-use super::spec::{DomainSpec, StackSpec};
+use super::spec::{DomainSpec, ManagedLogin, StackSpec};
 use super::state::{Actual, Hint};
 use crate::secret::Secret;
 
@@ -34,9 +36,15 @@ pub(crate) struct Applied {
     pub client_id: String,
     pub client_secret: Secret,
     pub domain_host: String,
+    /// A custom domain's CloudFront distribution: the alias record's target.
+    pub cloudfront: Option<String>,
     pub pool: Outcome,
     pub domain: Outcome,
     pub client: Outcome,
+    /// The stack's listed groups and what happened to each.
+    pub groups: Vec<(String, Outcome)>,
+    /// Managed login v2 only: the app client's branding.
+    pub branding: Option<Branding>,
 }
 
 pub(crate) async fn apply(
@@ -51,8 +59,13 @@ pub(crate) async fn apply(
     }
     let pool_action = plan_.step(Resource::UserPool).map_or(Action::Keep, |s| s.action);
     let (pool, pool_outcome, actual, plan_) = match (actual.pool.clone(), pool_action) {
-        (Some(pool), _) => {
-            let outcome = if matches!(spec.pool, super::spec::PoolTarget::Adopted(_)) {
+        (Some(pool), action) => {
+            let outcome = if action == Action::Update {
+                // The only pool setting cognigate owns after creation.
+                cognito.set_admin_only_signup(&pool.id, !spec.self_signup).await?;
+                tracing::info!(pool = %pool.id, "updated the pool's sign-up setting");
+                Outcome::Updated
+            } else if matches!(spec.pool, super::spec::PoolTarget::Adopted(_)) {
                 Outcome::Adopted
             } else {
                 Outcome::Reused
@@ -77,12 +90,24 @@ pub(crate) async fn apply(
     };
 
     let domain_step = plan_.step(Resource::Domain).map_or(Action::Keep, |s| s.action);
+    let domain_changes = plan_.step(Resource::Domain).map(|s| s.changes.as_slice()).unwrap_or_default();
     let client_step = plan_.step(Resource::AppClient).map_or(Action::Keep, |s| s.action);
-    let (domain_outcome, client) = tokio::try_join!(
-        converge_domain(cognito, spec, &pool, domain_step, plan_.old_domain.as_deref(), progress),
+    let (domain, client, groups) = tokio::try_join!(
+        converge_domain(cognito, spec, &pool, (domain_step, domain_changes), plan_.old_domain.as_deref(), progress),
         converge_client(cognito, spec, &pool, actual.client.clone(), client_step, &plan_),
+        converge_groups(cognito, spec, &pool, &plan_),
     )?;
+    let (domain_outcome, created_cloudfront) = domain;
     let (client, client_outcome) = client;
+    let branding = match spec.managed_login {
+        ManagedLogin::V1 => None,
+        ManagedLogin::V2 => Some(cognito.ensure_branding(&pool.id, &client.id).await?),
+    };
+    let described = actual.domain.as_ref().filter(|d| d.pool_id == pool.id);
+    let cloudfront = match spec.domain {
+        DomainSpec::Custom { .. } => created_cloudfront.or_else(|| described.and_then(|d| d.cloudfront.clone())),
+        DomainSpec::Prefix(_) => None,
+    };
     let client_secret = client
         .secret
         .clone()
@@ -92,76 +117,164 @@ pub(crate) async fn apply(
         client_id: client.id,
         client_secret,
         domain_host: spec.domain.host(&spec.region),
+        cloudfront,
         pool: pool_outcome,
         domain: domain_outcome,
         client: client_outcome,
+        groups,
+        branding,
     })
 }
 
+/// Creates the listed groups the plan found missing, one after another
+/// (a handful at most, and Cognito throttles bursts of CreateGroup).
+async fn converge_groups(
+    cognito: &Cognito,
+    spec: &StackSpec,
+    pool: &PoolState,
+    plan_: &Plan,
+) -> Result<Vec<(String, Outcome)>> {
+    let mut groups = Vec::new();
+    for step in plan_.steps.iter().filter(|s| s.resource == Resource::Group && spec.groups.contains(&s.name)) {
+        let outcome = if step.action == Action::Create {
+            cognito.create_group(&pool.id, &step.name).await?;
+            tracing::info!(group = %step.name, "created group");
+            Outcome::Created
+        } else {
+            Outcome::Reused
+        };
+        groups.push((step.name.clone(), outcome));
+    }
+    Ok(groups)
+}
+
 /// After creating a pool, look for a twin of the same stack; the oldest wins.
+///
+/// "Oldest" is by CreationDate, which Cognito stamps when it starts a create,
+/// while the pool shows in listings only once the create is done; so a run
+/// can create the younger pool, list before the older one is visible, see no
+/// twin and keep its pool, while the other run sees that younger twin and
+/// keeps its own older one: two stacks (seen under load). The older run
+/// therefore does not decide alone: it watches each younger twin until the
+/// twin's run either yields (the twin disappears) or has committed to it (it
+/// has a domain or an app client, which a yielding run never creates), and
+/// in that case yields itself.
 async fn settle_pool_race(cognito: &Cognito, spec: &StackSpec, created: PoolState) -> Result<PoolState> {
-    let others: Vec<String> = cognito
+    let others = twin_ids(cognito, spec, &created).await?;
+    if others.is_empty() {
+        return Ok(created);
+    }
+    let mut pools = cognito.stack_pools_among(&others, spec.stack.as_str()).await?;
+    if !pools.iter().any(|p| p.id == created.id) {
+        pools.push(created.clone());
+        pools.sort_by_key(PoolState::age_key);
+    }
+    let winner = match pools.first() {
+        Some(oldest) if oldest.id != created.id => Some(oldest.clone()),
+        _ => committed_younger_twin(cognito, &pools[1..]).await?,
+    };
+    match winner {
+        Some(kept) => {
+            tracing::warn!(ours = %created.id, kept = %kept.id, "a concurrent run created the same stack; removing our pool");
+            // Cognito refuses to delete a protected pool (issue 13, item 2); the
+            // pool is our own and seconds old, so lifting it loses nothing.
+            if created.deletion_protection {
+                cognito.disable_deletion_protection(&created.id).await?;
+            }
+            cognito.delete_pool(&created.id).await?;
+            Ok(kept)
+        }
+        None => Ok(created),
+    }
+}
+
+/// How long the older run watches a younger twin, and how often.
+const TWIN_WATCH_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+const TWIN_WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Watches the younger twins until each is gone or one was committed to by
+/// its run (a domain or an app client); returns that one. A twin that does
+/// neither within the limit is left, with the warning `up` gives for twins.
+async fn committed_younger_twin(cognito: &Cognito, younger: &[PoolState]) -> Result<Option<PoolState>> {
+    let started = std::time::Instant::now();
+    let mut pending: Vec<PoolState> = younger.to_vec();
+    while !pending.is_empty() && started.elapsed() < TWIN_WATCH_LIMIT {
+        let mut still = Vec::new();
+        for twin in pending {
+            let Some(now) = cognito.describe_pool(&twin.id).await? else { continue };
+            if now.domain.is_some() || now.custom_domain.is_some() {
+                return Ok(Some(now));
+            }
+            match cognito.clients(&now.id).await {
+                Ok(clients) if !clients.is_empty() => return Ok(Some(now)),
+                Ok(_) => still.push(now),
+                // Deleted between the two calls: its run yielded.
+                Err(CognitoError::Service { code, .. }) if code == "ResourceNotFoundException" => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        pending = still;
+        if !pending.is_empty() {
+            tokio::time::sleep(TWIN_WATCH_INTERVAL).await;
+        }
+    }
+    Ok(None)
+}
+
+/// Pools named like the stack other than the one just created.
+async fn twin_ids(cognito: &Cognito, spec: &StackSpec, created: &PoolState) -> Result<Vec<String>> {
+    Ok(cognito
         .all_pools()
         .await?
         .into_iter()
         .filter(|(id, name)| name == spec.pool_name() && *id != created.id)
         .map(|(id, _)| id)
-        .collect();
-    if others.is_empty() {
-        return Ok(created);
-    }
-    let mut pools = cognito.stack_pools(spec.pool_name(), spec.stack.as_str()).await?;
-    if !pools.iter().any(|p| p.id == created.id) {
-        pools.push(created.clone());
-        pools.sort_by_key(PoolState::age_key);
-    }
-    match pools.into_iter().next() {
-        Some(oldest) if oldest.id != created.id => {
-            tracing::warn!(ours = %created.id, kept = %oldest.id, "a concurrent run created the same stack first; removing our pool");
-            cognito.delete_pool(&created.id).await?;
-            Ok(oldest)
-        }
-        _ => Ok(created),
-    }
+        .collect())
 }
 
 async fn converge_domain(
     cognito: &Cognito,
     spec: &StackSpec,
     pool: &PoolState,
-    action: Action,
+    (action, changes): (Action, &[FieldChange]),
     old_domain: Option<&str>,
     progress: &Progress,
-) -> Result<Outcome> {
+) -> Result<(Outcome, Option<String>)> {
     let name = spec.domain.api_name();
     let custom = matches!(spec.domain, DomainSpec::Custom { .. });
     match action {
-        Action::Keep => Ok(Outcome::Reused),
+        Action::Keep => Ok((Outcome::Reused, None)),
         Action::Wait => {
             cognito.wait_domain_active(name, custom, progress).await?;
-            Ok(Outcome::Reused)
+            Ok((Outcome::Reused, None))
         }
         Action::Create => {
-            cognito.create_domain(&pool.id, &spec.domain).await?;
+            let cloudfront = cognito.create_domain(&pool.id, &spec.domain, spec.managed_login).await?;
             cognito.wait_domain_active(name, custom, progress).await?;
-            Ok(Outcome::Created)
+            Ok((Outcome::Created, cloudfront))
         }
         Action::Replace => {
             if let Some(old) = old_domain {
                 cognito.delete_domain(&pool.id, old).await?;
                 cognito.wait_domain_gone(old, progress).await?;
             }
-            cognito.create_domain(&pool.id, &spec.domain).await?;
+            let cloudfront = cognito.create_domain(&pool.id, &spec.domain, spec.managed_login).await?;
             cognito.wait_domain_active(name, custom, progress).await?;
-            Ok(Outcome::Replaced)
+            Ok((Outcome::Replaced, cloudfront))
+        }
+        Action::Update if changes.iter().any(|c| c.field == "managed_login_version") => {
+            // Sends the certificate of a custom domain along.
+            cognito.update_domain_version(&pool.id, &spec.domain, spec.managed_login).await?;
+            cognito.wait_domain_active(name, custom, progress).await?;
+            Ok((Outcome::Updated, None))
         }
         Action::Update => {
-            let DomainSpec::Custom { certificate_arn, .. } = &spec.domain else { return Ok(Outcome::Reused) };
+            let DomainSpec::Custom { certificate_arn, .. } = &spec.domain else { return Ok((Outcome::Reused, None)) };
             cognito.update_domain_certificate(&pool.id, name, certificate_arn).await?;
             cognito.wait_domain_active(name, custom, progress).await?;
-            Ok(Outcome::Updated)
+            Ok((Outcome::Updated, None))
         }
-        Action::Delete => Ok(Outcome::Reused),
+        Action::Delete => Ok((Outcome::Reused, None)),
     }
 }
 
@@ -201,5 +314,131 @@ async fn converge_client(
                 _ => Ok((created, Outcome::Created)),
             }
         }
+    }
+}
+
+/// The twin clean-up on the SDK's replay client (the race itself cannot be
+/// staged deterministically against moto).
+#[cfg(test)]
+mod twin_race {
+    use aws_sdk_cognitoidentityprovider::config::{BehaviorVersion, Credentials, Region};
+    use aws_smithy_http_client::test_util::{ReplayEvent, StaticReplayClient};
+    use aws_smithy_types::body::SdkBody;
+
+    use super::*;
+
+    fn answer(body: &str) -> ReplayEvent {
+        ReplayEvent::new(
+            http::Request::builder()
+                .uri("https://cognito-idp.us-east-1.amazonaws.com/")
+                .body(SdkBody::empty())
+                .unwrap(),
+            http::Response::builder().status(200).body(SdkBody::from(body.to_owned())).unwrap(),
+        )
+    }
+
+    fn described(id: &str, created: u64) -> String {
+        format!(
+            r#"{{"UserPool":{{"Id":"{id}","Name":"demo","CreationDate":{created},"DeletionProtection":"ACTIVE",
+                "UserPoolTags":{{"cognigate:stack":"demo","cognigate:managed":"true"}}}}}}"#
+        )
+    }
+
+    /// Issue 13, item 2: the loser of a `--deletion-protection` race must lift
+    /// protection on its own pool before deleting it, or Cognito refuses.
+    #[tokio::test]
+    async fn the_loser_of_a_protected_race_lifts_protection_before_deleting_its_pool() {
+        let listed = r#"{"UserPools":[{"Id":"us-east-1_new","Name":"demo"},{"Id":"us-east-1_old","Name":"demo"}]}"#;
+        let replay = StaticReplayClient::new(vec![
+            answer(listed),
+            answer(&described("us-east-1_old", 1_000_000_000)),
+            answer(&described("us-east-1_new", 2_000_000_000)),
+            answer("{}"),
+            answer("{}"),
+        ]);
+        let config = aws_sdk_cognitoidentityprovider::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("a", "b", None, None, "test"))
+            .http_client(replay.clone())
+            .build();
+        let cognito = Cognito::from_conf(config);
+        let mut spec = crate::provision::plan::tests_support::spec();
+        spec.deletion_protection = true;
+        let ours = PoolState {
+            id: "us-east-1_new".into(),
+            name: "demo".into(),
+            tags: std::collections::HashMap::from([("cognigate:stack".to_owned(), "demo".to_owned())]),
+            domain: None,
+            custom_domain: None,
+            deletion_protection: true,
+            admin_only_signup: false,
+            created: Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(2_000_000_000)),
+        };
+        let kept = settle_pool_race(&cognito, &spec, ours).await.unwrap();
+        assert_eq!(kept.id, "us-east-1_old");
+        let sent: Vec<(String, serde_json::Value)> = replay
+            .actual_requests()
+            .map(|r| {
+                let target = r.headers().get("x-amz-target").unwrap_or_default();
+                let body = r.body().bytes().map(|b| serde_json::from_slice(b).unwrap()).unwrap_or_default();
+                (target.rsplit('.').next().unwrap_or_default().to_owned(), body)
+            })
+            .collect();
+        let mutating: Vec<&(String, serde_json::Value)> =
+            sent.iter().filter(|(op, _)| op.starts_with("Update") || op.starts_with("Delete")).collect();
+        assert_eq!(mutating.len(), 2, "{sent:?}");
+        assert_eq!(mutating[0].0, "UpdateUserPool");
+        assert_eq!(mutating[0].1["UserPoolId"], "us-east-1_new");
+        assert_eq!(mutating[0].1["DeletionProtection"], "INACTIVE");
+        assert_eq!(mutating[1].0, "DeleteUserPool");
+        assert_eq!(mutating[1].1["UserPoolId"], "us-east-1_new");
+    }
+
+    /// The flaky race: the younger pool's run listed before the older pool was
+    /// visible, saw no twin and went on (it gives its pool a domain). The older
+    /// run sees that twin, watches it, and yields once the twin is committed
+    /// to, instead of keeping a second stack.
+    #[tokio::test]
+    async fn the_older_run_yields_to_a_younger_twin_that_its_run_kept() {
+        let listed = r#"{"UserPools":[{"Id":"us-east-1_old","Name":"demo"},{"Id":"us-east-1_young","Name":"demo"}]}"#;
+        let young = described("us-east-1_young", 2_000_000_000).replace("ACTIVE", "INACTIVE");
+        let young_with_domain = young.replace(r#""Name":"demo","#, r#""Name":"demo","Domain":"demo-prefix","#);
+        let replay = StaticReplayClient::new(vec![
+            answer(listed),
+            answer(&young),
+            answer(&young),
+            answer(r#"{"UserPoolClients":[]}"#),
+            answer(&young_with_domain),
+            answer("{}"),
+        ]);
+        let config = aws_sdk_cognitoidentityprovider::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("a", "b", None, None, "test"))
+            .http_client(replay.clone())
+            .build();
+        let cognito = Cognito::from_conf(config);
+        let spec = crate::provision::plan::tests_support::spec();
+        let ours = PoolState {
+            id: "us-east-1_old".into(),
+            name: "demo".into(),
+            tags: std::collections::HashMap::from([("cognigate:stack".to_owned(), "demo".to_owned())]),
+            domain: None,
+            custom_domain: None,
+            deletion_protection: false,
+            admin_only_signup: false,
+            created: Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000)),
+        };
+        let kept = settle_pool_race(&cognito, &spec, ours).await.unwrap();
+        assert_eq!(kept.id, "us-east-1_young");
+        let last = replay.actual_requests().last().map(|r| {
+            let target = r.headers().get("x-amz-target").unwrap_or_default().to_owned();
+            let body: serde_json::Value = serde_json::from_slice(r.body().bytes().unwrap()).unwrap();
+            (target, body)
+        });
+        let (target, body) = last.unwrap();
+        assert!(target.ends_with("DeleteUserPool"), "{target}");
+        assert_eq!(body["UserPoolId"], "us-east-1_old");
     }
 }

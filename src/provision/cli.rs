@@ -47,8 +47,25 @@ pub struct GlobalArgs {
     pub output: OutputFormat,
 
     /// More logging on stderr (-v info, -vv debug, -vvv trace).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
+
+    /// Print only errors and the data asked for: no progress, no summaries.
+    #[arg(short, long, global = true, env = "COGNIGATE_QUIET")]
+    pub quiet: bool,
+
+    /// No colours or other terminal escapes in any output (also when NO_COLOR is set).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+impl GlobalArgs {
+    /// Whether terminal escapes (colours, spinners) are allowed at all:
+    /// not with `--no-color`, not when `NO_COLOR` is set to anything non-empty
+    /// (no-color.org).
+    pub fn color(&self) -> bool {
+        !self.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -78,6 +95,75 @@ pub enum Command {
 
     /// Destroy managed stacks whose name starts with a prefix once they are older than a duration or past their ttl.
     Gc(GcArgs),
+
+    /// Check a live stack end to end and print a checklist, with the fix for each failure.
+    Doctor(DoctorArgs),
+
+    /// Write the stack as infrastructure code (Terraform) with import blocks for the live ids.
+    Export(ExportArgs),
+
+    /// Print a shell completion script, e.g. `cognigate completions bash > /etc/bash_completion.d/cognigate`.
+    Completions(CompletionsArgs),
+
+    /// Print the man page (roff), e.g. `cognigate man > cognigate.1`.
+    Man,
+
+    /// Manage the stack's users: add (with an invitation or a password), list, remove, change groups.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub id: StackIdArgs,
+    #[command(flatten)]
+    pub env: EnvFileArgs,
+    #[command(flatten)]
+    pub policies: PolicyFileArgs,
+
+    /// The gateway's public URL: its callback must be registered, and the running gateway is probed.
+    #[arg(long, env = "COGNIGATE_GATEWAY_URL")]
+    pub gateway_url: Option<String>,
+
+    /// Gateway routes file; its first route is probed for the 401 challenge.
+    #[arg(long, env = "COGNIGATE_ROUTES_FILE")]
+    pub routes_file: Option<PathBuf>,
+
+    /// Against an emulator: the local login page standing in for the hosted UI (checked instead of skipped).
+    #[arg(long, env = "COGNIGATE_LOGIN_PAGE")]
+    pub login_page: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// aws_cognito_user_pool, aws_cognito_user_pool_domain and aws_cognito_user_pool_client, with import blocks.
+    Terraform,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// What to write.
+    #[arg(value_enum)]
+    pub format: ExportFormat,
+
+    #[command(flatten)]
+    pub id: StackIdArgs,
+    #[command(flatten)]
+    pub domain: DomainArgs,
+    #[command(flatten)]
+    pub env: EnvFileArgs,
+
+    /// Write to this file instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// Which stack: every command that reads or changes one takes these.
@@ -136,6 +222,26 @@ pub struct ShapeArgs {
     /// Gateway routes file; a starter one is written when it does not exist.
     #[arg(long, env = "COGNIGATE_ROUTES_FILE", hide_env_values = true)]
     pub routes_file: Option<PathBuf>,
+
+    /// Let anyone sign up through the login pages (default: only an administrator creates users,
+    /// with `cognigate user add`).
+    #[arg(long)]
+    pub self_signup: bool,
+
+    /// A user group the pool should have (created when missing; groups not listed are kept). Repeatable.
+    #[arg(long = "group", value_name = "NAME")]
+    pub groups: Vec<String>,
+
+    /// The hosted login's version: v1 (the classic hosted UI) or v2 (managed login, with
+    /// Cognito's default branding created for the app client). Default: v1.
+    #[arg(long, value_enum)]
+    pub managed_login: Option<ManagedLoginArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ManagedLoginArg {
+    V1,
+    V2,
 }
 
 /// The env file cognigate writes the stack's settings into.
@@ -158,29 +264,27 @@ pub struct PolicyFileArgs {
     pub policy_name: Option<String>,
 }
 
-/// Everything a stack is resolved from: each command contributes the groups
-/// it takes, [`super::settings`] fills the rest from `cognigate.toml`.
-#[derive(Debug, Clone, Default)]
+/// Everything a stack is resolved from. `up` and `plan` take all of it as
+/// flags; the other commands contribute the groups they take, and
+/// [`super::settings`] fills the rest from `cognigate.toml`.
+#[derive(Debug, Clone, Default, Args)]
 pub struct StackArgs {
+    #[command(flatten)]
     pub id: StackIdArgs,
+    #[command(flatten)]
     pub domain: DomainArgs,
+    #[command(flatten)]
     pub shape: ShapeArgs,
+    #[command(flatten)]
     pub env: EnvFileArgs,
+    #[command(flatten)]
     pub policies: PolicyFileArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
     #[command(flatten)]
-    pub id: StackIdArgs,
-    #[command(flatten)]
-    pub domain: DomainArgs,
-    #[command(flatten)]
-    pub shape: ShapeArgs,
-    #[command(flatten)]
-    pub env: EnvFileArgs,
-    #[command(flatten)]
-    pub policies: PolicyFileArgs,
+    pub stack: StackArgs,
 
     /// Print the client secret in the output (it is always written to the env file).
     #[arg(long)]
@@ -194,15 +298,7 @@ pub struct UpArgs {
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     #[command(flatten)]
-    pub id: StackIdArgs,
-    #[command(flatten)]
-    pub domain: DomainArgs,
-    #[command(flatten)]
-    pub shape: ShapeArgs,
-    #[command(flatten)]
-    pub env: EnvFileArgs,
-    #[command(flatten)]
-    pub policies: PolicyFileArgs,
+    pub stack: StackArgs,
 
     /// Exit 0 when there is nothing to change, 2 when there are changes, 1 on error.
     #[arg(long)]
@@ -288,27 +384,109 @@ pub struct GcArgs {
     pub force: bool,
 }
 
-impl UpArgs {
+impl DoctorArgs {
     pub fn stack_args(&self) -> StackArgs {
+        let shape = ShapeArgs {
+            gateway_urls: self.gateway_url.iter().cloned().collect(),
+            routes_file: self.routes_file.clone(),
+            ..ShapeArgs::default()
+        };
         StackArgs {
             id: self.id.clone(),
-            domain: self.domain.clone(),
-            shape: self.shape.clone(),
+            shape,
             env: self.env.clone(),
             policies: self.policies.clone(),
+            ..StackArgs::default()
         }
     }
 }
 
-impl PlanArgs {
+impl ExportArgs {
     pub fn stack_args(&self) -> StackArgs {
-        StackArgs {
-            id: self.id.clone(),
-            domain: self.domain.clone(),
-            shape: self.shape.clone(),
-            env: self.env.clone(),
-            policies: self.policies.clone(),
-        }
+        StackArgs { id: self.id.clone(), domain: self.domain.clone(), env: self.env.clone(), ..StackArgs::default() }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user named by their e-mail address; Cognito e-mails an invitation with a temporary
+    /// password unless --password-stdin or --suppress-invite is given.
+    Add(UserAddArgs),
+    /// List the pool's users with their status and groups.
+    List(UserListArgs),
+    /// Delete a user.
+    Remove(UserRemoveArgs),
+    /// Add a user to groups or remove them from groups.
+    Groups(UserGroupsArgs),
+}
+
+/// Which stack's pool a `user` command works on.
+#[derive(Debug, Clone, Default, Args)]
+pub struct UserPoolArgs {
+    #[command(flatten)]
+    pub id: StackIdArgs,
+    /// Env file of a previous `up` (its pool id is used when it belongs to the stack).
+    #[command(flatten)]
+    pub env: EnvFileArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UserAddArgs {
+    /// The user's e-mail address; it is also their username.
+    pub email: String,
+    #[command(flatten)]
+    pub pool: UserPoolArgs,
+
+    /// Add the user to this group (it must exist: `cognigate up --group NAME`). Repeatable.
+    #[arg(long = "group", value_name = "NAME")]
+    pub groups: Vec<String>,
+
+    /// Read a permanent password from stdin (first line) instead of sending an invitation.
+    #[arg(long)]
+    pub password_stdin: bool,
+
+    /// Do not send the invitation e-mail (hand the temporary password over yourself, or reset it later).
+    #[arg(long)]
+    pub suppress_invite: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UserListArgs {
+    #[command(flatten)]
+    pub pool: UserPoolArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UserRemoveArgs {
+    /// The user's e-mail address (their username).
+    pub email: String,
+    #[command(flatten)]
+    pub pool: UserPoolArgs,
+
+    /// Do not ask for confirmation (implied when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UserGroupsArgs {
+    /// The user's e-mail address (their username).
+    pub email: String,
+    #[command(flatten)]
+    pub pool: UserPoolArgs,
+
+    /// Add the user to this group. Repeatable.
+    #[arg(long = "add", value_name = "GROUP")]
+    pub add: Vec<String>,
+
+    /// Remove the user from this group. Repeatable.
+    #[arg(long = "remove", value_name = "GROUP")]
+    pub remove: Vec<String>,
+}
+
+impl UserPoolArgs {
+    pub fn stack_args(&self) -> StackArgs {
+        StackArgs { id: self.id.clone(), env: self.env.clone(), ..StackArgs::default() }
     }
 }
 

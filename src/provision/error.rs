@@ -80,6 +80,15 @@ pub enum Error {
     )]
     ClientWithoutSecret { name: String, id: String },
 
+    /// `rotate-secret` met a client that already holds Cognito's maximum of two
+    /// secrets: the previous rotation was never finished.
+    #[error(
+        "app client {client_id} already has {secrets} client secrets, the most Cognito allows: a rotation is half \
+         done. Once every gateway runs with the env file's secret, run `cognigate rotate-secret --stack {stack} \
+         --finish` first, then rotate again"
+    )]
+    RotationUnfinished { client_id: String, secrets: usize, stack: String },
+
     /// `destroy` without `--force` met pools it does not own or that are protected.
     #[error("{}", refusal_text(.0))]
     DestroyRefused(Vec<Refusal>),

@@ -28,6 +28,7 @@ use error::{ExitCode, Result};
 /// succeeded but reports something through it (`plan --detailed-exitcode`).
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let global = &cli.global;
+    progress::configure(global.color(), global.quiet);
     let done = |()| ExitCode::Success;
     match &cli.command {
         Command::Up(args) => commands::up::run(global, args).await.map(done),
@@ -36,5 +37,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::RotateSecret(args) => commands::rotate_secret::run(global, args).await.map(done),
         Command::Destroy(args) => commands::destroy::run(global, args).await.map(done),
         Command::Gc(args) => commands::gc::run(global, args).await.map(done),
+        Command::Doctor(args) => commands::doctor::run(global, args).await,
+        Command::Export(args) => commands::export::run(global, args).await.map(done),
+        Command::Completions(args) => commands::shell::completions(args.shell).map(done),
+        Command::Man => commands::shell::man().map(done),
+        Command::User(command) => commands::user::run(global, command).await.map(done),
     }
 }

@@ -55,6 +55,7 @@ pub(crate) enum Resource {
     UserPool,
     Domain,
     AppClient,
+    Group,
 }
 
 impl Resource {
@@ -63,6 +64,7 @@ impl Resource {
             Self::UserPool => "user pool",
             Self::Domain => "domain",
             Self::AppClient => "app client",
+            Self::Group => "group",
         }
     }
 }
@@ -116,7 +118,12 @@ impl Plan {
                 let _ = writeln!(out, "      # {reason}");
             }
             for change in &step.changes {
-                let _ = writeln!(out, "      {}: {} → {}", change.field, change.before, change.after);
+                // A setting of something new has no "before".
+                if change.before.is_empty() {
+                    let _ = writeln!(out, "      {}: {}", change.field, change.after);
+                } else {
+                    let _ = writeln!(out, "      {}: {} → {}", change.field, change.before, change.after);
+                }
             }
         }
         let counts = |a: Action| self.steps.iter().filter(|s| s.action == a).count();
@@ -150,32 +157,79 @@ pub(crate) fn plan(spec: &StackSpec, actual: &Actual) -> Result<Plan> {
     let mut steps = Vec::with_capacity(3);
 
     let pool = actual.pool.as_ref();
-    steps.push(match (pool, &spec.pool) {
-        (Some(p), _) => Step {
-            resource: Resource::UserPool,
-            name: p.id.clone(),
-            action: Action::Keep,
-            changes: vec![],
-            reason: matches!(spec.pool, PoolTarget::Adopted(_))
-                .then(|| "adopted with --user-pool-id; left untagged".into()),
-        },
+    steps.push(plan_pool(spec, pool)?);
+    let (domain_step, old_domain) = plan_domain(spec, actual, pool)?;
+    steps.push(domain_step);
+    steps.push(plan_client(spec, actual.client.as_ref(), &desired_client)?);
+    steps.extend(plan_groups(spec, actual.groups.as_deref()));
+
+    Ok(Plan { steps, old_domain, client_settings: desired_client })
+}
+
+/// How the sign-up setting reads in a plan.
+fn signup(admin_only: bool) -> String {
+    if admin_only { "admin only".into() } else { "self sign-up (anyone)".into() }
+}
+
+fn plan_pool(spec: &StackSpec, pool: Option<&PoolState>) -> Result<Step> {
+    let admin_only = !spec.self_signup;
+    Ok(match (pool, &spec.pool) {
+        (Some(p), _) => {
+            let changes: Vec<FieldChange> = (p.admin_only_signup != admin_only)
+                .then(|| FieldChange {
+                    field: "sign_up",
+                    before: signup(p.admin_only_signup),
+                    after: signup(admin_only),
+                })
+                .into_iter()
+                .collect();
+            let adopted = matches!(spec.pool, PoolTarget::Adopted(_));
+            let reason = match (adopted, changes.is_empty()) {
+                (true, _) => Some("adopted with --user-pool-id; left untagged".into()),
+                (false, false) => Some("every other setting of the pool is kept".into()),
+                (false, true) => None,
+            };
+            Step {
+                resource: Resource::UserPool,
+                name: p.id.clone(),
+                action: if changes.is_empty() { Action::Keep } else { Action::Update },
+                changes,
+                reason,
+            }
+        }
         (None, PoolTarget::Managed) => Step {
             resource: Resource::UserPool,
             name: spec.pool_name().to_owned(),
             action: Action::Create,
-            changes: vec![],
+            changes: vec![FieldChange { field: "sign_up", before: String::new(), after: signup(admin_only) }],
             reason: None,
         },
         (None, PoolTarget::Adopted(id)) => {
             return Err(Error::PoolNotFound { id: id.to_string(), region: spec.region.to_string() });
         }
+    })
+}
+
+/// One step per listed group (created when missing), and the groups the pool
+/// has beyond them, which are kept: cognigate never deletes a group.
+fn plan_groups(spec: &StackSpec, existing: Option<&[String]>) -> Vec<Step> {
+    let existing = existing.unwrap_or_default();
+    let step = |name: &str, action, reason: Option<&str>| Step {
+        resource: Resource::Group,
+        name: name.to_owned(),
+        action,
+        changes: vec![],
+        reason: reason.map(str::to_owned),
+    };
+    let listed = spec.groups.iter().map(|g| {
+        let action = if existing.contains(g) { Action::Keep } else { Action::Create };
+        step(g, action, None)
     });
-
-    let (domain_step, old_domain) = plan_domain(spec, actual, pool)?;
-    steps.push(domain_step);
-    steps.push(plan_client(spec, actual.client.as_ref(), &desired_client)?);
-
-    Ok(Plan { steps, old_domain, client_settings: desired_client })
+    let kept = existing
+        .iter()
+        .filter(|g| !spec.groups.contains(g))
+        .map(|g| step(g, Action::Keep, Some("not listed in --group / groups; kept (cognigate never deletes groups)")));
+    listed.chain(kept).collect()
 }
 
 fn plan_domain(spec: &StackSpec, actual: &Actual, pool: Option<&PoolState>) -> Result<(Step, Option<String>)> {
@@ -204,18 +258,31 @@ fn plan_domain(spec: &StackSpec, actual: &Actual, pool: Option<&PoolState>) -> R
         let reason = Some("a pool has one domain of each kind; the old one is deleted first".into());
         return Ok((step(Action::Replace, reason, vec![change]), Some(current)));
     }
+    let version = spec.managed_login.version();
     let Some(existing) = &actual.domain else {
-        return Ok((step(Action::Create, None, vec![]), None));
+        let change = FieldChange { field: "managed_login_version", before: String::new(), after: version.to_string() };
+        return Ok((step(Action::Create, None, vec![change]), None));
     };
+    let mut changes = Vec::new();
     if let DomainSpec::Custom { certificate_arn, .. } = &spec.domain
         && existing.certificate_arn.as_deref() != Some(certificate_arn.as_str())
     {
-        let change = FieldChange {
+        changes.push(FieldChange {
             field: "certificate_arn",
             before: existing.certificate_arn.clone().unwrap_or_else(|| "(none)".into()),
             after: certificate_arn.clone(),
-        };
-        return Ok((step(Action::Update, None, vec![change]), None));
+        });
+    }
+    // An endpoint that does not report the version (an emulator) is not drift.
+    if let Some(current) = existing.managed_login_version.filter(|v| *v != version) {
+        changes.push(FieldChange {
+            field: "managed_login_version",
+            before: current.to_string(),
+            after: version.to_string(),
+        });
+    }
+    if !changes.is_empty() {
+        return Ok((step(Action::Update, None, changes), None));
     }
     Ok(match existing.status.as_str() {
         "ACTIVE" => (step(Action::Keep, None, vec![]), None),
@@ -286,6 +353,9 @@ pub(crate) mod tests_support {
             gateway_urls: vec!["https://gw.example.com".into()],
             ttl: None,
             deletion_protection: false,
+            self_signup: false,
+            groups: vec![],
+            managed_login: crate::provision::spec::ManagedLogin::V1,
             files: OutputFiles {
                 env_file: PathBuf::from(".env"),
                 policies_file: PathBuf::from("config/policies.json"),
@@ -317,6 +387,7 @@ mod tests {
             domain: domain.map(str::to_owned),
             custom_domain: None,
             deletion_protection: false,
+            admin_only_signup: true,
             created: None,
         }
     }
@@ -328,6 +399,7 @@ mod tests {
             status: status.into(),
             certificate_arn: None,
             cloudfront: None,
+            managed_login_version: None,
         }
     }
 

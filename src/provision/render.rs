@@ -386,11 +386,16 @@ pub(crate) fn clean_env_file(path: &Path) -> Result<Cleaned> {
 }
 
 /// `destroy --clean-files` on the policies file: our stanza goes, every
-/// other policy stays; the file stays even when its list becomes empty.
+/// other policy stays. A file that held nothing but our stanza (as `up`
+/// creates it) is removed; one with anything else in it is kept.
 pub(crate) fn clean_policies_file(path: &Path, policy_name: &str) -> Result<Cleaned> {
     let Some(existing) = read_env_file(path)? else { return Ok(Cleaned::Unchanged) };
     match strip_policy(&existing, policy_name, path)? {
         None => Ok(Cleaned::Unchanged),
+        Some(text) if serde_json::from_str::<Value>(&text).ok() == Some(json!({ "policies": [] })) => {
+            std::fs::remove_file(path).map_err(|e| Error::file("remove", path, e))?;
+            Ok(Cleaned::Removed)
+        }
         Some(text) => {
             write_if_changed(path, Some(&existing), &text, None)?;
             Ok(Cleaned::Updated)
@@ -604,8 +609,14 @@ mod tests {
 
         let policies = dir.path().join("policies.json");
         write_policies_file(&policies, "ours", &region("us-east-1")).unwrap();
+        // Only our stanza: the file goes (no empty {"policies": []} left behind).
+        assert_eq!(clean_policies_file(&policies, "ours").unwrap(), Cleaned::Removed);
+        assert!(!policies.exists());
+        // Anything else in it: the file stays without our stanza.
+        std::fs::write(&policies, "{\"policies\": [], \"note\": \"mine\"}").unwrap();
+        write_policies_file(&policies, "ours", &region("us-east-1")).unwrap();
         assert_eq!(clean_policies_file(&policies, "ours").unwrap(), Cleaned::Updated);
-        assert_eq!(std::fs::read_to_string(&policies).unwrap(), "{\n  \"policies\": []\n}\n");
+        assert_eq!(std::fs::read_to_string(&policies).unwrap(), "{\n  \"policies\": [],\n  \"note\": \"mine\"\n}\n");
         assert_eq!(clean_policies_file(&policies, "ours").unwrap(), Cleaned::Unchanged);
         assert_eq!(clean_policies_file(&dir.path().join("missing.json"), "ours").unwrap(), Cleaned::Unchanged);
     }

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::cli::{GlobalArgs, StackArgs};
+use super::cli::{GlobalArgs, ManagedLoginArg, StackArgs};
 use super::error::{Error, Result};
-use super::spec::{DomainSpec, OutputFiles, PoolTarget, StackSpec};
+use super::spec::{DomainSpec, ManagedLogin, OutputFiles, PoolTarget, StackSpec};
 use super::validate::{self, Region, StackName, UserPoolId};
 use crate::contract::{self, DEFAULT_POLICY_NAME};
 
@@ -30,6 +30,11 @@ pub(crate) struct SettingsFile {
     pub localhost_callback: Option<bool>,
     pub ttl: Option<String>,
     pub deletion_protection: Option<bool>,
+    pub self_signup: Option<bool>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// "v1" or "v2".
+    pub managed_login: Option<String>,
     pub env_file: Option<PathBuf>,
     pub policies_file: Option<PathBuf>,
     pub policy_name: Option<String>,
@@ -92,6 +97,9 @@ pub(crate) fn stack_spec(args: &StackArgs, file: &SettingsFile, region: Region) 
         gateway_urls,
         ttl: ttl(args, file)?,
         deletion_protection: args.shape.deletion_protection || file.deletion_protection.unwrap_or(false),
+        self_signup: args.shape.self_signup || file.self_signup.unwrap_or(false),
+        groups: groups(args, file)?,
+        managed_login: managed_login(args, file)?,
         files: output_files(args, file)?,
     })
 }
@@ -188,6 +196,38 @@ fn callback_urls(args: &StackArgs, file: &SettingsFile, gateway_urls: &[String])
         )));
     }
     Ok(urls)
+}
+
+/// Flags replace the file's list; names are checked and deduplicated in order.
+fn groups(args: &StackArgs, file: &SettingsFile) -> Result<Vec<String>> {
+    let given = if args.shape.groups.is_empty() { &file.groups } else { &args.shape.groups };
+    let mut groups: Vec<String> = Vec::new();
+    for name in given {
+        validate::group_name(name)?;
+        if !groups.contains(name) {
+            groups.push(name.clone());
+        }
+    }
+    Ok(groups)
+}
+
+fn managed_login(args: &StackArgs, file: &SettingsFile) -> Result<ManagedLogin> {
+    if let Some(arg) = args.shape.managed_login {
+        return Ok(match arg {
+            ManagedLoginArg::V1 => ManagedLogin::V1,
+            ManagedLoginArg::V2 => ManagedLogin::V2,
+        });
+    }
+    match file.managed_login.as_deref() {
+        None | Some("v1") => Ok(ManagedLogin::V1),
+        Some("v2") => Ok(ManagedLogin::V2),
+        Some(other) => Err(validate::InvalidValue {
+            setting: "managed_login",
+            value: other.to_owned(),
+            problem: "write \"v1\" (the classic hosted UI) or \"v2\" (managed login)".into(),
+        }
+        .into()),
+    }
 }
 
 fn ttl(args: &StackArgs, file: &SettingsFile) -> Result<Option<std::time::Duration>> {

@@ -78,7 +78,34 @@ pub(crate) struct StackSpec {
     pub gateway_urls: Vec<String>,
     pub ttl: Option<Duration>,
     pub deletion_protection: bool,
+    /// Anyone may sign up through the login pages; off by default, so only an
+    /// administrator (`cognigate user add`) creates users.
+    pub self_signup: bool,
+    /// Groups the pool must have; others it has are kept.
+    pub groups: Vec<String>,
+    pub managed_login: ManagedLogin,
     pub files: OutputFiles,
+}
+
+/// The hosted login pages' version (the domain's `ManagedLoginVersion`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum ManagedLogin {
+    /// The classic hosted UI: works without any branding.
+    #[default]
+    V1,
+    /// Managed login: needs a branding style per app client, or the pages
+    /// answer "login pages unavailable".
+    V2,
+}
+
+impl ManagedLogin {
+    /// The number Cognito's `ManagedLoginVersion` takes.
+    pub(crate) fn version(self) -> i32 {
+        match self {
+            Self::V1 => 1,
+            Self::V2 => 2,
+        }
+    }
 }
 
 impl StackSpec {

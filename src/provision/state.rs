@@ -30,6 +30,8 @@ pub(crate) struct Actual {
     /// The stack's app client (the oldest one if a race left twins).
     pub client: Option<ClientState>,
     pub twin_clients: Vec<ClientState>,
+    /// The pool's groups; read only when the stack lists groups.
+    pub groups: Option<Vec<String>>,
 }
 
 impl Cognito {
@@ -79,17 +81,50 @@ impl Cognito {
             }
         }
 
-        let Some(pool) = &actual.pool else { return Ok(actual) };
+        let Some(pool) = actual.pool.clone() else { return Ok(actual) };
         let hinted_client =
             hinted_client.filter(|c| c.name == client_name && Some(pool.id.as_str()) == hinted_pool.as_deref());
-        match hinted_client {
-            Some(client) => actual.client = Some(client),
-            None => {
-                let mut clients = self.clients_named(&pool.id, &client_name).await?.into_iter();
-                actual.client = clients.next();
-                actual.twin_clients = clients.collect();
-            }
-        }
+        let (clients, groups) = tokio::try_join!(
+            async {
+                match hinted_client {
+                    Some(client) => Ok(vec![client]),
+                    None => self.clients_named(&pool.id, &client_name).await,
+                }
+            },
+            async {
+                // The warm path stays three describes for a stack without groups.
+                if spec.groups.is_empty() { Ok(None) } else { self.group_names(&pool.id).await.map(Some) }
+            },
+        )?;
+        let mut clients = clients.into_iter();
+        actual.client = clients.next();
+        actual.twin_clients = clients.collect();
+        actual.groups = groups;
         Ok(actual)
+    }
+
+    /// The stack's pool for commands that only need the pool (`user`): the
+    /// adopted one, the env file's when it is the stack's, else found by name
+    /// and tag (the oldest of twins).
+    pub(crate) async fn find_pool(&self, spec: &StackSpec, hint: &Hint) -> Result<PoolState> {
+        let not_found = || Error::NotProvisioned {
+            stack: spec.stack.to_string(),
+            region: spec.region.to_string(),
+            needs: "it has no user pool".into(),
+        };
+        if let PoolTarget::Adopted(id) = &spec.pool {
+            return self
+                .describe_pool(id.as_str())
+                .await?
+                .ok_or_else(|| Error::PoolNotFound { id: id.to_string(), region: spec.region.to_string() });
+        }
+        if let Some(id) = &hint.pool_id
+            && let Some(pool) = self.describe_pool(id).await?
+            && pool.name == spec.pool_name()
+            && pool.stack_tag() == Some(spec.stack.as_str())
+        {
+            return Ok(pool);
+        }
+        self.stack_pools(spec.pool_name(), spec.stack.as_str()).await?.into_iter().next().ok_or_else(not_found)
     }
 }

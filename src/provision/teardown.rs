@@ -1,10 +1,10 @@
 //! Deleting one stack in the order Cognito requires, shared by `destroy` and `gc`.
 //!
 //! A pool with a domain cannot be deleted, and a domain takes a while to go
-//! (a prefix domain about a minute), so the order is: deletion protection off (only when
-//! the caller allows it), the prefix and custom domains deleted and waited
-//! for until `DescribeUserPoolDomain` comes back empty, every app client, and
-//! last the pool. Each step treats "not found" as done, so a teardown that was
+//! (a prefix domain about a minute), so the order is: the prefix and custom
+//! domains deleted and waited for until `DescribeUserPoolDomain` comes back
+//! empty, every app client, deletion protection off (only when the caller
+//! allows it), and last the pool. Each step treats "not found" as done, so a teardown that was
 //! interrupted, or that races another one, converges when run again.
 //!
 //! What may be deleted at all is decided here too ([`guards`]): cognigate
@@ -79,6 +79,40 @@ pub(crate) struct Removed {
     pub domains: Vec<String>,
     pub app_clients: Vec<String>,
     pub deletion_protection_disabled: bool,
+    /// The pool was adopted (`up --user-pool-id`) and stays; only what
+    /// cognigate created in it was deleted.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pool_kept: bool,
+}
+
+/// Deletes what `up` created in an adopted pool, and nothing else: the
+/// domain `up` would have given it (`domain`, when the pool has it) and the
+/// app clients named `client_name`. The pool and its other clients stay.
+pub(crate) async fn remove_from_adopted(
+    cognito: &Cognito,
+    pool: &PoolState,
+    domain: Option<&str>,
+    client_name: &str,
+    progress: &Progress,
+) -> Result<Removed> {
+    let mut removed = Removed {
+        user_pool_id: pool.id.clone(),
+        name: pool.name.clone(),
+        domains: Vec::new(),
+        app_clients: Vec::new(),
+        deletion_protection_disabled: false,
+        pool_kept: true,
+    };
+    if let Some(domain) = domain {
+        cognito.delete_domain(&pool.id, domain).await?;
+        cognito.wait_domain_gone(domain, progress).await?;
+        removed.domains.push(domain.to_owned());
+    }
+    for client in cognito.clients_named(&pool.id, client_name).await? {
+        cognito.delete_client(&pool.id, &client.id).await?;
+        removed.app_clients.push(client.id);
+    }
+    Ok(removed)
 }
 
 /// Deletes the pool's domains (waiting until they are gone), its app clients
@@ -91,16 +125,8 @@ pub(crate) async fn remove(cognito: &Cognito, pool: &PoolState, progress: &Progr
         domains: Vec::new(),
         app_clients: Vec::new(),
         deletion_protection_disabled: false,
+        pool_kept: false,
     };
-
-    // First, so that a refusal (permissions) leaves the whole stack in place.
-    // UpdateUserPool resets every field it is not sent to its default; that is
-    // acceptable only because the pool is about to be deleted. Its tags are
-    // sent back, so a teardown that fails later can be resumed by destroy or gc.
-    if pool.deletion_protection {
-        cognito.disable_deletion_protection(pool).await?;
-        removed.deletion_protection_disabled = true;
-    }
 
     let domains: Vec<&str> = [pool.domain.as_deref(), pool.custom_domain.as_deref()].into_iter().flatten().collect();
     for domain in &domains {
@@ -118,6 +144,13 @@ pub(crate) async fn remove(cognito: &Cognito, pool: &PoolState, progress: &Progr
         removed.app_clients.push(client_id);
     }
 
+    // Last, right before the deletion: a teardown that stops earlier (a
+    // permission, a domain that will not go) leaves the pool protected, and
+    // the update sends back every other setting as described.
+    if pool.deletion_protection {
+        cognito.disable_deletion_protection(&pool.id).await?;
+        removed.deletion_protection_disabled = true;
+    }
     cognito.delete_pool(&pool.id).await?;
     Ok(removed)
 }
@@ -136,6 +169,7 @@ mod tests {
             domain: None,
             custom_domain: None,
             deletion_protection: protected,
+            admin_only_signup: true,
             created: None,
         }
     }
@@ -186,6 +220,9 @@ mod tests {
                     r#"{"DomainDescription":{"Domain":"demo-prefix","UserPoolId":"us-east-1_abc","Status":"DELETING"}}"#
                 }
                 "DescribeUserPoolDomain" => r#"{"DomainDescription":{}}"#,
+                "DescribeUserPool" => {
+                    r#"{"UserPool":{"Id":"us-east-1_abc","Name":"demo","DeletionProtection":"ACTIVE","MfaConfiguration":"OPTIONAL","UserPoolTags":{"cognigate:managed":"true","cognigate:stack":"demo"}}}"#
+                }
                 "ListUserPoolClients" => {
                     r#"{"UserPoolClients":[{"ClientId":"c1","ClientName":"demo-gateway","UserPoolId":"us-east-1_abc"},{"ClientId":"c2","ClientName":"other","UserPoolId":"us-east-1_abc"}]}"#
                 }
@@ -207,9 +244,10 @@ mod tests {
         (Cognito::from_conf(config), calls)
     }
 
-    /// What moto cannot show: the real order and request shapes. Protection
-    /// off (tags sent back), both domains deleted and waited for while they are
-    /// still DELETING, then every client, and only then the pool.
+    /// What moto cannot show: the real order and request shapes. Both domains
+    /// deleted and waited for while they are still DELETING, then every client,
+    /// then protection off (the described settings and tags sent back, issue
+    /// 13 item 4) right before the pool is deleted.
     #[tokio::test]
     async fn teardown_request_shapes_and_order() {
         let (cognito, calls) = fake_cognito();
@@ -227,7 +265,6 @@ mod tests {
             .map(|(op, b)| (op.clone(), b["Domain"].as_str().or(b["ClientId"].as_str()).unwrap_or_default().to_owned()))
             .collect();
         let expected = [
-            ("UpdateUserPool", ""),
             ("DeleteUserPoolDomain", "demo-prefix"),
             ("DeleteUserPoolDomain", "auth.example.com"),
             ("DescribeUserPoolDomain", "demo-prefix"),
@@ -236,11 +273,14 @@ mod tests {
             ("ListUserPoolClients", ""),
             ("DeleteUserPoolClient", "c1"),
             ("DeleteUserPoolClient", "c2"),
+            ("DescribeUserPool", ""),
+            ("UpdateUserPool", ""),
             ("DeleteUserPool", ""),
         ];
         assert_eq!(shape, expected.map(|(op, arg)| (op.to_owned(), arg.to_owned())));
-        let update = &calls[0].1;
+        let update = &calls[calls.len() - 2].1;
         assert_eq!(update["DeletionProtection"], "INACTIVE");
+        assert_eq!(update["MfaConfiguration"], "OPTIONAL");
         assert_eq!(update["UserPoolTags"]["cognigate:managed"], "true");
         assert_eq!(update["UserPoolTags"]["cognigate:stack"], "demo");
         assert!(calls.iter().all(|(_, b)| b.get("UserPoolId").is_none_or(|id| id == "us-east-1_abc")));

@@ -107,17 +107,32 @@ pub(crate) fn custom_domain(value: &str) -> Result<(), InvalidValue> {
     // The rules every hosted-UI domain follows (the gateway applies the same ones).
     crate::contract::HostedUiDomain::parse(value).map_err(|err| InvalidValue { setting: "custom domain", ..err })?;
     let labels: Vec<&str> = value.split('.').collect();
-    let ok = labels.len() >= 2
-        && value.len() <= 253
-        && labels.iter().all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        });
+    let ok = labels.iter().all(|l| {
+        !l.is_empty()
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    });
     if !ok {
-        return Err(invalid("custom domain", value, "not a valid DNS name (for example auth.example.com)"));
+        return Err(invalid(
+            "custom domain",
+            value,
+            "not a valid lowercase DNS name (letters a-z, digits and hyphens; for example auth.example.com)",
+        ));
+    }
+    // Cognito's own limits on the `Domain` member (issue 13, item 3): at most 63
+    // characters in all, and a subdomain of a domain you own, whose apex needs
+    // an A record before Cognito accepts it.
+    if value.len() > 63 {
+        return Err(invalid("custom domain", value, "longer than the 63 characters Cognito accepts"));
+    }
+    if labels.len() < 3 {
+        return Err(invalid(
+            "custom domain",
+            value,
+            "Cognito needs a subdomain such as auth.example.com (at least three labels), and the parent domain \
+             (example.com) must have a DNS A record before the custom domain can be created",
+        ));
     }
     Ok(())
 }
@@ -182,6 +197,35 @@ pub(crate) fn callback_url(value: &str) -> Result<(), InvalidValue> {
 
 /// Cognito's limit on callback URLs per app client.
 pub(crate) const MAX_CALLBACK_URLS: usize = 100;
+
+/// A user group name as Cognito takes it: 1 to 128 letters, marks, symbols,
+/// digits or punctuation (`[\p{L}\p{M}\p{S}\p{N}\p{P}]+`), so no spaces.
+pub(crate) fn group_name(value: &str) -> Result<(), InvalidValue> {
+    let fix = "use 1 to 128 characters without spaces (for example \"mcp-users\")";
+    if value.is_empty() || value.chars().count() > 128 {
+        return Err(invalid("group name", value, fix));
+    }
+    if let Some(bad) = value.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid("group name", value, format!("it contains {bad:?}; {fix}")));
+    }
+    Ok(())
+}
+
+/// An e-mail address used as a username: one '@' with text on both sides and
+/// no spaces; Cognito checks deliverability itself when it sends the invitation.
+pub(crate) fn email(value: &str) -> Result<(), InvalidValue> {
+    let fix = "give the user's e-mail address, for example alice@example.com";
+    let Some((local, domain)) = value.split_once('@') else {
+        return Err(invalid("e-mail address", value, format!("it has no '@'; {fix}")));
+    };
+    if local.is_empty() || domain.is_empty() || domain.contains('@') || value.chars().any(char::is_whitespace) {
+        return Err(invalid("e-mail address", value, fix));
+    }
+    if value.len() > 128 {
+        return Err(invalid("e-mail address", value, "Cognito usernames are at most 128 characters"));
+    }
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {
@@ -257,6 +301,11 @@ mod tests {
         assert!(custom_domain("auth.example.com").is_ok());
         assert!(custom_domain("https://auth.example.com").is_err());
         assert!(custom_domain("localhost").is_err());
+        // Issue 13, item 3: Cognito's limits, not DNS's.
+        assert!(custom_domain("Auth.Example.com").unwrap_err().problem.contains("lowercase"));
+        assert!(custom_domain("example.com").unwrap_err().problem.contains("A record"));
+        let long = format!("{}.{}.example.com", "a".repeat(40), "b".repeat(20));
+        assert!(custom_domain(&long).unwrap_err().problem.contains("63"));
         assert!(certificate_arn("arn:aws:acm:us-east-1:123456789012:certificate/abc").is_ok());
         assert!(
             certificate_arn("arn:aws:acm:eu-west-1:123456789012:certificate/abc")

@@ -36,6 +36,7 @@ import httpx2
 from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -111,9 +112,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 out["tools"] = sorted(t.name for t in tools.tools)
                 if args.call:
                     arguments = json.loads(args.arguments)
-                    result = await session.call_tool(args.call, arguments)
-                    out["call"] = {"tool": args.call, "arguments": arguments, "is_error": bool(result.is_error),
-                                   "text": _text(result)}
+                    try:
+                        result = await session.call_tool(args.call, arguments)
+                        out["call"] = {"tool": args.call, "arguments": arguments,
+                                       "is_error": bool(result.is_error), "text": _text(result),
+                                       "structured": result.structured_content}
+                    except MCPError as err:
+                        # A JSON-RPC error answer (e.g. -32601 for a tool the gateway hides).
+                        out["call"] = {"tool": args.call, "arguments": arguments,
+                                       "error": {"code": err.error.code, "message": err.error.message}}
                     out["steps"] = walks[0].steps if walks else []
                     out["client_id"] = storage.client_info.client_id if storage.client_info else None
                     out["token_type"] = storage.tokens.token_type if storage.tokens else None

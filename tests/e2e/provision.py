@@ -112,8 +112,14 @@ def user(args) -> dict:
     idp.admin_set_user_password(
         UserPoolId=args.pool_id, Username=args.username, Password=args.password, Permanent=True
     )
+    for group in args.group:
+        try:
+            idp.create_group(UserPoolId=args.pool_id, GroupName=group)
+        except idp.exceptions.GroupExistsException:
+            pass
+        idp.admin_add_user_to_group(UserPoolId=args.pool_id, Username=args.username, GroupName=group)
     sub = next((a["Value"] for a in created.get("Attributes", []) if a["Name"] == "sub"), None)
-    return {"username": args.username, "sub": sub}
+    return {"username": args.username, "sub": sub, "groups": args.group}
 
 
 def main() -> None:
@@ -145,6 +151,7 @@ def main() -> None:
     p.add_argument("--username", required=True)
     p.add_argument("--password", required=True)
     p.add_argument("--email", required=True)
+    p.add_argument("--group", action="append", default=[], help="a group to put the user in (created if missing)")
     p.set_defaults(run=user)
 
     args = parser.parse_args()

@@ -1,5 +1,8 @@
 //! Integration tests: one binary (so the AWS SDK links once), real peers from
-//! `tests/support`, the real `cognigate` binaries.
+//! `tests/support`, the real `cognigate` binaries. The folders mirror `src/`:
+//! `provision/` for the CLI, `gateway/` for the gateway (its router driven
+//! without a port), `e2e/` for both binaries with the official MCP clients and
+//! Chromium; `contract` and `local_mode` span both.
 
 // The harness is one private tree; `pub` there marks what tests share.
 #![allow(unreachable_pub)]
@@ -8,11 +11,7 @@
 mod support;
 
 mod contract;
-mod destroy;
 mod e2e;
 mod gateway;
-mod gc;
-mod lifecycle;
 mod local_mode;
-mod up;
-mod usage;
+mod provision;

@@ -18,14 +18,26 @@ pub fn unique_stack(label: &str) -> String {
 }
 
 /// A working directory and the endpoint the CLI talks to.
+///
+/// The endpoint carries a scope of the strict peer of its own; dropping the
+/// workspace fails the test if any request in that scope broke a Cognito rule.
 pub struct Workspace {
     pub dir: tempfile::TempDir,
     pub endpoint: String,
+    strict: bool,
 }
 
 impl Workspace {
+    /// `endpoint` leads to the strict peer, directly or through an [`AwsProxy`].
+    ///
+    /// [`AwsProxy`]: super::aws_proxy::AwsProxy
     pub fn new(endpoint: &str) -> Self {
-        Self { dir: tempfile::tempdir().expect("temp dir"), endpoint: endpoint.to_owned() }
+        Self { dir: tempfile::tempdir().expect("temp dir"), endpoint: super::strict::scoped(endpoint), strict: true }
+    }
+
+    /// A workspace talking to an endpoint without the strict peer (moto bare).
+    pub fn bare(endpoint: &str) -> Self {
+        Self { dir: tempfile::tempdir().expect("temp dir"), endpoint: endpoint.to_owned(), strict: false }
     }
 
     pub fn path(&self, relative: &str) -> PathBuf {
@@ -55,6 +67,15 @@ impl Workspace {
 
     pub fn run(&self, args: &[&str]) -> Run {
         Run::from(self.command().args(args).output().expect("run cognigate"))
+    }
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        // A test that already failed says why; a second panic would abort.
+        if self.strict && !std::thread::panicking() {
+            super::strict::assert_no_violations(&self.endpoint);
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Real peers for the integration tests, started by the tests themselves.
 //!
 //! - [`moto`]: moto's server for the Cognito API (one per test process).
+//! - [`strict`]: a strict Cognito in front of moto, refusing what Cognito refuses.
 //! - [`aws_proxy`]: a counting, fault-injecting proxy in front of it.
 //! - [`cli`]: runs the real `cognigate` binary in an isolated environment, and
 //!   an SDK client for asserting what exists afterwards.
@@ -15,6 +16,7 @@ pub mod cli;
 pub mod moto;
 pub mod peers;
 pub mod round_robin;
+pub mod strict;
 
 use std::path::PathBuf;
 

@@ -1,4 +1,6 @@
-//! moto's server on a free 127.0.0.1 port, shared by the tests of one process.
+//! moto's server on a free 127.0.0.1 port, shared by the tests of one process,
+//! behind the strict Cognito peer ([`super::strict`]): [`MotoServer::endpoint`]
+//! is the strict peer's, so no test talks to the bare emulator by accident.
 //!
 //! moto keeps its state in memory, so tests share one server and stay apart by
 //! using unique stack names. The server runs under a small shell guard that
@@ -9,8 +11,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use super::strict::StrictPeer;
+
 pub struct MotoServer {
     endpoint: String,
+    strict: StrictPeer,
     _guard: Mutex<Child>,
 }
 
@@ -52,10 +57,18 @@ impl MotoServer {
             std::thread::sleep(Duration::from_millis(50));
         };
         wait_ready(&endpoint);
-        MotoServer { endpoint, _guard: Mutex::new(child) }
+        let strict = StrictPeer::start(&endpoint);
+        MotoServer { endpoint, strict, _guard: Mutex::new(child) }
     }
 
+    /// Where Cognito requests go: the strict peer in front of moto.
     pub fn endpoint(&self) -> &str {
+        self.strict.endpoint()
+    }
+
+    /// moto itself, for the few tests about an endpoint that lacks an API the
+    /// strict peer emulates.
+    pub fn bare_endpoint(&self) -> &str {
         &self.endpoint
     }
 }

@@ -58,7 +58,7 @@ class HeaderRecorder:
             return
         if scope["path"] == "/_test/stats":
             with self.lock:
-                body = json.dumps(self.stats).encode()
+                body = json.dumps({**self.stats, "tool_calls": dict(TOOL_CALLS)}).encode()
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", b"application/json")]})
             await send({"type": "http.response.body", "body": body})
@@ -86,22 +86,34 @@ class HeaderRecorder:
         await self.app(scope, receive, send)
 
 
+# Tool calls that reached this server, by tool name: a test checks that a call
+# the gateway refused never got here.
+TOOL_CALLS: dict[str, int] = {}
+
+
+def _called(name: str) -> None:
+    TOOL_CALLS[name] = TOOL_CALLS.get(name, 0) + 1
+
+
 def build_server() -> MCPServer:
     server = MCPServer(name="cognigate-e2e-upstream", version="1.0.0")
 
     @server.tool()
     def echo(text: str) -> str:
         """Return the text unchanged."""
+        _called("echo")
         return text
 
     @server.tool()
     def add(a: int, b: int) -> int:
         """Add two integers."""
+        _called("add")
         return a + b
 
     @server.tool()
     def whoami_headers(ctx: Context) -> dict[str, str]:
         """The HTTP request headers this server received for this call."""
+        _called("whoami_headers")
         return {k.lower(): v for k, v in (ctx.headers or {}).items()}
 
     return server

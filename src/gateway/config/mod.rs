@@ -22,7 +22,7 @@ use url::Url;
 
 pub use env::{Env, EnvFileError};
 use files::{PoliciesFile, ProxyOptions, RoutesFile, ZuploRoute};
-use policy::InboundPolicy;
+pub(crate) use policy::InboundPolicy;
 pub(crate) use policy::OAuthPolicy;
 
 pub(crate) const PROXY_EXPORT: &str = "McpProxyHandler";
@@ -59,11 +59,11 @@ pub struct GatewayConfig {
 
 /// One `/mcp/{slug}` route.
 ///
-/// Its inbound policies today are exactly one OAuth policy (`policy`). A
-/// policy type that acts on requests (headers, rate limits, capability
-/// filters) will add an `inbound: Vec<InboundPolicy>` beside it, in the order
-/// `policies.inbound` names them, built by `build_route` from the same
-/// [`policy::KINDS`] table and run by the proxy after the token check.
+/// Its inbound policies are exactly one OAuth policy (`policy`, whose hook is
+/// the token check that always runs first) and the policies that act on
+/// requests after it (`inbound`), in the order `policies.inbound` names them.
+/// A route whose `inbound` is empty keeps the proxy's plain path: no body is
+/// read.
 #[derive(Debug)]
 pub(crate) struct Route {
     pub(crate) slug: String,
@@ -72,6 +72,24 @@ pub(crate) struct Route {
     pub(crate) upstream: Url,
     pub(crate) methods: Vec<axum::http::Method>,
     pub(crate) policy: Arc<OAuthPolicy>,
+    pub(crate) inbound: Vec<InboundPolicy>,
+    /// The ID-token claims a login on this route keeps as the user's groups
+    /// and roles (from its capability filters; Cognito's groups by default).
+    pub(crate) claims: ClaimNames,
+}
+
+/// Which ID-token claims hold a user's groups and roles.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ClaimNames {
+    pub(crate) groups: String,
+    pub(crate) roles: Option<String>,
+}
+
+impl Route {
+    /// Whether any policy needs the JSON-RPC body (capability filters).
+    pub(crate) fn inspects_body(&self) -> bool {
+        self.inbound.iter().any(|policy| matches!(policy, InboundPolicy::CapabilityFilter(_)))
+    }
 }
 
 impl GatewayConfig {
@@ -191,8 +209,9 @@ fn build_route(
         });
     };
     let Operations { methods, upstream, inbound } = operations(path, item, env)?;
-    let policy = oauth_policy(path, &inbound, known, env)?;
-    Ok(Route { slug: slug.to_owned(), path: path.to_owned(), upstream, methods, policy })
+    let (policy, inbound) = route_policies(path, &inbound, known, env)?;
+    let claims = claim_names(path, &inbound)?;
+    Ok(Route { slug: slug.to_owned(), path: path.to_owned(), upstream, methods, policy, inbound, claims })
 }
 
 fn route_error(path: &str, problem: impl Into<String>, fix: &str) -> ConfigError {
@@ -324,17 +343,25 @@ fn upstream_url(owner: &str, rewrite_pattern: &str) -> Result<Url, ConfigError> 
     Ok(upstream)
 }
 
-/// The route's one OAuth policy among the inbound policies it names: none
-/// would leave the route open, two would make the login ambiguous.
-fn oauth_policy(
+/// The route's one OAuth policy among the inbound policies it names (none
+/// would leave the route open, two would make the login ambiguous), and the
+/// others in their order.
+fn route_policies(
     path: &str,
     inbound: &[String],
     known: &mut HashMap<String, PolicySlot>,
     env: &Env,
-) -> Result<Arc<OAuthPolicy>, ConfigError> {
+) -> Result<(Arc<OAuthPolicy>, Vec<InboundPolicy>), ConfigError> {
     let mut oauth = None;
+    let mut others = Vec::new();
     for name in inbound {
-        let InboundPolicy::OAuth(policy) = policy_for(name, path, known, env)?;
+        let policy = match policy_for(name, path, known, env)? {
+            InboundPolicy::OAuth(policy) => policy,
+            other => {
+                others.push(other);
+                continue;
+            }
+        };
         if oauth.replace(policy).is_some() {
             return Err(route_error(
                 path,
@@ -343,6 +370,34 @@ fn oauth_policy(
             ));
         }
     }
+    let oauth = oauth_or_refuse(path, oauth)?;
+    Ok((oauth, others))
+}
+
+/// The group and role claims a route's capability filters read; they must
+/// agree, since a login keeps one set of groups for the route.
+fn claim_names(path: &str, inbound: &[InboundPolicy]) -> Result<ClaimNames, ConfigError> {
+    use policy::capability_filter::{AccessMode, COGNITO_GROUP_CLAIM};
+    let mut names: Option<ClaimNames> = None;
+    for policy in inbound {
+        let InboundPolicy::CapabilityFilter(filter) = policy else { continue };
+        let AccessMode::RolesAndGroups { group_claim, role_claim } = &filter.access else { continue };
+        let these = ClaimNames { groups: group_claim.clone(), roles: role_claim.clone() };
+        match &names {
+            Some(seen) if *seen != these => {
+                return Err(route_error(
+                    path,
+                    format!("has capability filters reading different group or role claims (policy `{}`)", filter.name),
+                    "give every mcp-capability-filter-inbound policy of the route the same groupClaim and roleClaim",
+                ));
+            }
+            _ => names = Some(these),
+        }
+    }
+    Ok(names.unwrap_or_else(|| ClaimNames { groups: COGNITO_GROUP_CLAIM.to_owned(), roles: None }))
+}
+
+fn oauth_or_refuse(path: &str, oauth: Option<Arc<OAuthPolicy>>) -> Result<Arc<OAuthPolicy>, ConfigError> {
     oauth.ok_or_else(|| {
         route_error(
             path,
@@ -408,23 +463,14 @@ pub(crate) mod tests {
     use super::{ConfigError, Env, GatewayConfig};
     use serde_json::{Value, json};
 
+    /// The stanza `cognigate up` writes, with one of cognigate's own options
+    /// coming from the env file too.
     pub(crate) fn policies() -> Value {
-        json!({"policies": [{
-            "name": "cognito-managed-oauth",
-            "policyType": "mcp-cognito-oauth-inbound",
-            "handler": {
-                "module": "$import(@zuplo/runtime/mcp-gateway)",
-                "export": "McpCognitoOAuthInboundPolicy",
-                "options": {
-                    "awsRegion": "us-east-1",
-                    "userPoolId": "$env(COGNITO_USER_POOL_ID)",
-                    "userPoolDomain": "$env(COGNITO_USER_POOL_DOMAIN)",
-                    "clientId": "$env(COGNITO_CLIENT_ID)",
-                    "clientSecret": "$env(COGNITO_CLIENT_SECRET)",
-                    "gateway": {"accessTokenTtlSeconds": "$env(ACCESS_TTL)"}
-                }
-            }
-        }]})
+        let region = crate::contract::Region::parse("us-east-1").unwrap();
+        let mut stanza =
+            serde_json::to_value(crate::contract::cognito_stanza("cognito-managed-oauth", &region)).unwrap();
+        stanza["handler"]["options"]["gateway"] = json!({"accessTokenTtlSeconds": "$env(ACCESS_TTL)"});
+        json!({ "policies": [stanza] })
     }
 
     pub(crate) fn routes() -> Value {

@@ -21,7 +21,7 @@ use super::{CODE_TTL, CONSENT_TTL, PageError};
 use crate::gateway::crypto::{constant_time_eq, random_token, sha256_hex};
 use crate::gateway::oidc::IdClaims;
 use crate::gateway::state::{AppState, RouteState};
-use crate::gateway::store::{AuthCode, Consent, Grant, PendingLogin, now};
+use crate::gateway::store::{AuthCode, Consent, Grant, Identity, PendingLogin, now};
 
 fn cookie_name(state: &AppState) -> &'static str {
     // `__Host-` requires Secure, which cookie jars refuse over plain http.
@@ -58,8 +58,12 @@ pub(super) async fn render_consent(
     else {
         return Err(PageError::bad_request("The application is no longer registered."));
     };
+    let identity = claims.identity(&route.route.claims);
+    if !route.route.policy.admits(&identity.groups) {
+        return Err(not_in_allowed_groups(route, claims));
+    }
     let csrf = csrf_cookie(state, headers).unwrap_or_else(|| random_token(32));
-    let consent = consent_record(&login, claims, &csrf);
+    let consent = consent_record(&login, claims, identity, &csrf);
     let redirect_host = redirect_host(&login.redirect_uri);
     let html = pages::consent(&ConsentPage {
         client_name: client.client_name.as_deref().unwrap_or("An unnamed application"),
@@ -77,9 +81,24 @@ pub(super) async fn render_consent(
     consent_response(state, html, &csrf, &redirect_uri)
 }
 
+/// The page for a user outside the route's `allowedGroups`: no consent
+/// screen, no code. The page does not list the groups (who may use what is
+/// the administrator's to tell).
+fn not_in_allowed_groups(route: &RouteState, claims: &IdClaims) -> PageError {
+    PageError::new(
+        StatusCode::FORBIDDEN,
+        format!(
+            "You are signed in as {}, but your account is not in any of the groups allowed to use {}. Ask an administrator of this gateway to add you to one of them.",
+            claims.display_name(),
+            route.route.path
+        ),
+        "user not in the route's allowedGroups",
+    )
+}
+
 /// What the server keeps while the screen is open; the form must come back
 /// with its id and the CSRF token whose hash it holds.
-fn consent_record(login: &PendingLogin, claims: &IdClaims, csrf: &str) -> Consent {
+fn consent_record(login: &PendingLogin, claims: &IdClaims, identity: Identity, csrf: &str) -> Consent {
     Consent {
         id: random_token(32),
         csrf_hash: sha256_hex(csrf),
@@ -91,6 +110,7 @@ fn consent_record(login: &PendingLogin, claims: &IdClaims, csrf: &str) -> Consen
             slug: login.slug.clone(),
             scope: login.scope.clone(),
             subject: claims.sub.clone(),
+            identity,
         },
         expires_at: now() + CONSENT_TTL,
     }

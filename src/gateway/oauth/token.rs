@@ -141,7 +141,25 @@ async fn refresh(state: &AppState, client_id: &str, form: &TokenForm) -> Result<
         }
     };
     check_resource(state, form.resource.as_deref(), &grant)?;
+    if !admitted(state, &grant) {
+        // The successor was stored by the rotation: revoke the family so no
+        // token of this grant stays usable.
+        let hash = sha256_hex(&new_refresh);
+        let owner = client_id.to_owned();
+        if let Some(revoked) = state.store.run(move |store| store.revoke_refresh_family(&hash, &owner, now())).await? {
+            state.revocations.add(revoked);
+        }
+        tracing::info!(client_id = %client_id, route = %grant.slug, "refresh refused: user not in the route's allowedGroups");
+        return Err(OAuthError::InvalidGrant("the user is not in a group allowed to use this MCP server".into()));
+    }
     respond(state, &grant, access_jti, Some(new_refresh), issued_at, "refresh_token")
+}
+
+/// Whether the grant's user is in the route's `allowedGroups` (when it has
+/// them): checked again at every refresh, so tightening the list takes effect
+/// within an access token's lifetime.
+fn admitted(state: &AppState, grant: &Grant) -> bool {
+    state.routes.get(&grant.slug).is_some_and(|route| route.route.policy.admits(&grant.identity.groups))
 }
 
 /// Issues an access token and, with `family`, a new refresh token family.
@@ -154,6 +172,9 @@ async fn issue(
     let Some(route) = state.routes.get(&grant.slug) else {
         return Err(OAuthError::InvalidGrant("the route of this grant no longer exists".into()));
     };
+    if !admitted(state, &grant) {
+        return Err(OAuthError::InvalidGrant("the user is not in a group allowed to use this MCP server".into()));
+    }
     let issued_at = now();
     let access_jti = random_token(16);
     let refresh = match family {
@@ -187,8 +208,16 @@ fn respond(
         return Err(OAuthError::InvalidGrant("the route of this grant no longer exists".into()));
     };
     let ttl = route.route.policy.access_token_ttl.as_secs() as i64;
-    let (access, _) =
-        state.tokens.mint(&grant.subject, &route.resource, &grant.client_id, &grant.scope, issued_at, ttl, jti)?;
+    let (access, _) = state.tokens.mint_for(
+        &grant.identity,
+        &grant.subject,
+        &route.resource,
+        &grant.client_id,
+        &grant.scope,
+        issued_at,
+        ttl,
+        jti,
+    )?;
     state.metrics.token_issued(grant_type);
     tracing::info!(client_id = %grant.client_id, route = %route.route.path, grant_type, "access token issued");
     let mut body = json!({

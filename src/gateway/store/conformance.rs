@@ -15,10 +15,25 @@ pub(crate) fn run_all(store: &dyn Store) {
     refresh_bound_to_client_expiry_and_route(store);
     revoking_a_family(store);
     access_revocations(store);
+    rate_counts(store);
+}
+
+/// Counters add up per key and start again after their window.
+fn rate_counts(store: &dyn Store) {
+    assert_eq!(store.count_request("rl:user-a:1", 120, 60).unwrap(), 1);
+    assert_eq!(store.count_request("rl:user-a:1", 120, 61).unwrap(), 2);
+    assert_eq!(store.count_request("rl:user-b:1", 120, 61).unwrap(), 1, "per key");
+    assert_eq!(store.count_request("rl:user-a:1", 120, 62).unwrap(), 3);
 }
 
 fn grant(client: &str) -> Grant {
-    Grant { client_id: client.into(), slug: "echo".into(), scope: "openid".into(), subject: "user-sub".into() }
+    Grant {
+        client_id: client.into(),
+        slug: "echo".into(),
+        scope: "openid".into(),
+        subject: "user-sub".into(),
+        identity: super::Identity { email: Some("u@example.com".into()), groups: vec!["admins".into()], roles: vec![] },
+    }
 }
 
 fn refresh(family: &str, client: &str, jti: &str) -> RefreshToken {

@@ -66,6 +66,23 @@ pub struct Grant {
     pub(crate) scope: String,
     /// The IdP's `sub`.
     pub(crate) subject: String,
+    /// Who the user is and which groups and roles the ID token gave them at
+    /// login: they travel with the grant (and its refresh family) into every
+    /// access token, so per-tool access needs no lookup per request. Absent in
+    /// records written before they existed (read as none).
+    #[serde(default)]
+    pub(crate) identity: Identity,
+}
+
+/// The user facts a grant keeps from the ID token.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Identity {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) email: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) roles: Vec<String>,
 }
 
 /// A browser sent to the IdP, waiting for `/oauth/callback` (keyed by the
@@ -211,6 +228,11 @@ pub trait Store: Send + Sync + 'static {
     fn revoke_access(&self, revoked: &RevokedAccess, now: i64) -> Result<(), StoreError>;
     /// Revocations recorded at or after `since` that have not expired.
     fn revoked_since(&self, since: i64, now: i64) -> Result<Vec<RevokedAccess>, StoreError>;
+
+    /// Counts one request against the rate-limit counter `key` (one per
+    /// policy, caller and window) and returns the count including it. The
+    /// counter lives until `window_end`; replicas on one store share it.
+    fn count_request(&self, key: &str, window_end: i64, now: i64) -> Result<u64, StoreError>;
 
     /// Deletes expired rows; returns how many.
     fn sweep(&self, now: i64) -> Result<usize, StoreError>;

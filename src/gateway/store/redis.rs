@@ -402,6 +402,16 @@ impl Store for RedisStore {
             .collect())
     }
 
+    /// INCR and EXPIREAT in one transaction: the counter never outlives its
+    /// window, even if this replica dies between the two.
+    fn count_request(&self, key: &str, window_end: i64, _now: i64) -> Result<u64, StoreError> {
+        let name = self::key("rate", key);
+        let (count,): (u64,) = self.with(|conn| {
+            Ok(redis::pipe().atomic().incr(&name, 1).expire_at(&name, expire_at(window_end)).ignore().query(conn)?)
+        })?;
+        Ok(count)
+    }
+
     /// Records with a TTL expire by themselves; only the revocation set needs
     /// pruning.
     fn sweep(&self, now: i64) -> Result<usize, StoreError> {

@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
 CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens (family);
 CREATE TABLE IF NOT EXISTS revoked_access (jti TEXT PRIMARY KEY, expires_at INTEGER NOT NULL, revoked_at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS revoked_access_at ON revoked_access (revoked_at);
+CREATE TABLE IF NOT EXISTS rate_counts (key TEXT PRIMARY KEY, count INTEGER NOT NULL, expires_at INTEGER NOT NULL);
 ";
 
 pub struct SqliteStore {
@@ -260,10 +261,25 @@ impl Store for SqliteStore {
         Ok(rows)
     }
 
+    fn count_request(&self, key: &str, window_end: i64, now: i64) -> Result<u64, StoreError> {
+        let conn = self.conn();
+        // A counter left over past its window (not yet swept) starts again.
+        let count: i64 = conn.query_row(
+            "INSERT INTO rate_counts (key, count, expires_at) VALUES (?1, 1, ?2)
+             ON CONFLICT (key) DO UPDATE SET
+               count = CASE WHEN rate_counts.expires_at <= ?3 THEN 1 ELSE rate_counts.count + 1 END,
+               expires_at = excluded.expires_at
+             RETURNING count",
+            params![key, window_end, now],
+            |row| row.get(0),
+        )?;
+        Ok(count.max(0) as u64)
+    }
+
     fn sweep(&self, now: i64) -> Result<usize, StoreError> {
         let conn = self.conn();
         let mut deleted = 0;
-        for table in ["pending_logins", "consents", "auth_codes", "refresh_tokens", "revoked_access"] {
+        for table in ["pending_logins", "consents", "auth_codes", "refresh_tokens", "revoked_access", "rate_counts"] {
             deleted += conn.execute(&format!("DELETE FROM {table} WHERE expires_at <= ?1"), params![now])?;
         }
         Ok(deleted)

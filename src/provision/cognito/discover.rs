@@ -30,6 +30,8 @@ pub(crate) struct PoolState {
     pub domain: Option<String>,
     pub custom_domain: Option<String>,
     pub deletion_protection: bool,
+    /// `AdminCreateUserConfig.AllowAdminCreateUserOnly`: no self sign-up.
+    pub admin_only_signup: bool,
     pub created: Option<SystemTime>,
 }
 
@@ -56,6 +58,9 @@ pub(crate) struct DomainState {
     pub status: String,
     pub certificate_arn: Option<String>,
     pub cloudfront: Option<String>,
+    /// 1 (classic hosted UI) or 2 (managed login); `None` when the endpoint
+    /// does not report it (emulators).
+    pub managed_login_version: Option<i32>,
 }
 
 #[derive(Debug, Clone)]
@@ -108,6 +113,7 @@ impl Cognito {
             domain: pool.domain().filter(|d| !d.is_empty()).map(str::to_owned),
             custom_domain: pool.custom_domain().filter(|d| !d.is_empty()).map(str::to_owned),
             deletion_protection: pool.deletion_protection() == Some(&DeletionProtectionType::Active),
+            admin_only_signup: pool.admin_create_user_config().is_some_and(|c| c.allow_admin_create_user_only),
             created: pool.creation_date().and_then(|d| SystemTime::try_from(*d).ok()),
         }))
     }
@@ -132,6 +138,12 @@ impl Cognito {
     pub(crate) async fn stack_pools(&self, pool_name: &str, stack: &str) -> Result<Vec<PoolState>> {
         let ids: Vec<String> =
             self.all_pools().await?.into_iter().filter(|(_, name)| name == pool_name).map(|(id, _)| id).collect();
+        self.stack_pools_among(&ids, stack).await
+    }
+
+    /// Of the pools `ids`, those tagged `cognigate:stack=<stack>` that still
+    /// exist, described, oldest first.
+    pub(crate) async fn stack_pools_among(&self, ids: &[String], stack: &str) -> Result<Vec<PoolState>> {
         let described = try_join_all(ids.iter().map(|id| self.describe_pool(id))).await?;
         let mut pools: Vec<PoolState> =
             described.into_iter().flatten().filter(|p| p.stack_tag() == Some(stack)).collect();
@@ -156,6 +168,7 @@ impl Cognito {
             status: description.status().map(|s| s.as_str().to_owned()).unwrap_or_else(|| "ACTIVE".into()),
             certificate_arn: description.custom_domain_config().map(|c| c.certificate_arn().to_owned()),
             cloudfront: description.cloud_front_distribution().map(str::to_owned),
+            managed_login_version: description.managed_login_version(),
         }))
     }
 

@@ -68,9 +68,44 @@ pub enum CognitoError {
     )]
     NoCredentials,
 
+    #[error(
+        "user {username} already exists in this pool; change their groups with `cognigate user groups {username} \
+         --add GROUP`, or remove them first with `cognigate user remove {username}`"
+    )]
+    UserExists { username: String },
+
+    #[error("no user {username} in this pool; `cognigate user list` shows who is there")]
+    UserNotFound { username: String },
+
+    /// Groups a command names that the pool does not have.
+    #[error(
+        "{} not exist in this pool; create {} with `cognigate up {}` (or list {} in `groups` in cognigate.toml)",
+        group_list(groups), if groups.len() == 1 { "it" } else { "them" }, group_flags(groups),
+        if groups.len() == 1 { "it" } else { "them" }
+    )]
+    GroupNotFound { groups: Vec<String> },
+
+    /// The pool's password policy refused a password; nothing was created.
+    #[error(
+        "the password does not meet the pool's password policy: {policy}. No user was created; run the command \
+         again with a password that does"
+    )]
+    WeakPassword { policy: String },
+
     /// A request the SDK refused to build: cognigate built it wrong.
     #[error("cannot build the {operation} request (a cognigate bug): {problem}")]
     Internal { operation: &'static str, problem: String },
+}
+
+fn group_list(groups: &[String]) -> String {
+    match groups {
+        [one] => format!("group {one} does"),
+        many => format!("groups {} do", many.join(", ")),
+    }
+}
+
+fn group_flags(groups: &[String]) -> String {
+    groups.iter().map(|g| format!("--group {g}")).collect::<Vec<_>>().join(" ")
 }
 
 fn hint_line(hint: Option<&str>) -> String {
@@ -85,11 +120,19 @@ pub(crate) fn code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&
     }
 }
 
-fn message<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
+pub(crate) fn message<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
     match err {
         SdkError::ServiceError(service) => service.err().message(),
         _ => None,
     }
+}
+
+/// Whether the endpoint does not implement the operation (emulators, older
+/// partitions): an unknown-operation code, or a bare HTTP 404/500/501.
+pub(crate) fn unknown_operation<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    let code = code(err);
+    matches!(code, Some("UnknownOperationException" | "InvalidAction" | "NotImplemented"))
+        || (code.is_none() && matches!(status(err), Some(404 | 500 | 501)))
 }
 
 /// The HTTP status of the answer, if there was one.

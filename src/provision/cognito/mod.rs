@@ -1,27 +1,146 @@
 //! Talking to Cognito: building the SDK client, reading what exists
-//! ([`discover`]), changing it ([`ops`], [`secrets`]), and turning SDK errors
+//! ([`discover`]), changing it ([`ops`], [`pool`], [`secrets`], [`branding`]), its groups
+//! and users ([`groups`], [`users`]), and turning SDK errors
 //! into typed errors that say what to do ([`errors`]).
 //!
 //! Everything here is a thin, typed layer over `aws-sdk-cognitoidentityprovider`;
 //! deciding *what* to call lives in `plan` and `apply`. Every SDK call of the
 //! CLI is made here: the client itself is private to this module.
 
+pub(crate) mod branding;
 pub(crate) mod discover;
 pub(crate) mod errors;
+pub(crate) mod groups;
 pub(crate) mod ops;
+pub(crate) mod pool;
 pub(crate) mod secrets;
+pub(crate) mod users;
 
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
+use aws_sdk_cognitoidentityprovider::config::interceptors::InterceptorContext;
+use aws_sdk_cognitoidentityprovider::config::retry::{ClassifyRetry, RetryAction};
 use aws_sdk_cognitoidentityprovider::config::{BehaviorVersion, ProvideCredentials};
+use aws_smithy_runtime_api::client::retries::classifiers::RetryClassifierPriority;
 
 use errors::CognitoError;
 
 use super::error::{Error, Result};
 use super::settings::AwsTarget;
 use super::validate::Region;
+
+/// The Cognito operations each subcommand may call, in the order the README's
+/// IAM table lists them: the table is rendered from this list (a test keeps
+/// them equal), a test checks that the list names every SDK call of this
+/// module, and the integration tests check each command's calls against it
+/// through the README (issue 13, item 10).
+// Read by the tests that keep the README, the code and the calls in line.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) const OPERATIONS: &[(&str, &[&str])] = &[
+    (
+        "plan",
+        &[
+            "ListUserPools",
+            "DescribeUserPool",
+            "DescribeUserPoolDomain",
+            "ListUserPoolClients",
+            "DescribeUserPoolClient",
+        ],
+    ),
+    (
+        "up",
+        &[
+            "ListUserPools",
+            "DescribeUserPool",
+            "DescribeUserPoolDomain",
+            "ListUserPoolClients",
+            "DescribeUserPoolClient",
+            "CreateUserPool",
+            "CreateUserPoolDomain",
+            "UpdateUserPoolDomain",
+            "DeleteUserPoolDomain",
+            "CreateUserPoolClient",
+            "UpdateUserPoolClient",
+            "DeleteUserPoolClient",
+            "DeleteUserPool",
+            "UpdateUserPool",
+            "ListUserPoolClientSecrets",
+            "DescribeManagedLoginBrandingByClient",
+            "CreateManagedLoginBranding",
+            "ListGroups",
+            "CreateGroup",
+        ],
+    ),
+    (
+        "outputs",
+        &[
+            "ListUserPools",
+            "DescribeUserPool",
+            "DescribeUserPoolDomain",
+            "ListUserPoolClients",
+            "DescribeUserPoolClient",
+            "ListUserPoolClientSecrets",
+        ],
+    ),
+    (
+        "rotate-secret",
+        &[
+            "ListUserPools",
+            "DescribeUserPool",
+            "DescribeUserPoolDomain",
+            "ListUserPoolClients",
+            "DescribeUserPoolClient",
+            "ListUserPoolClientSecrets",
+            "AddUserPoolClientSecret",
+            "DeleteUserPoolClientSecret",
+        ],
+    ),
+    (
+        "destroy",
+        &[
+            "ListUserPools",
+            "DescribeUserPool",
+            "DescribeUserPoolDomain",
+            "ListUserPoolClients",
+            "DescribeUserPoolClient",
+            "DeleteUserPoolDomain",
+            "DeleteUserPoolClient",
+            "UpdateUserPool",
+            "DeleteUserPool",
+        ],
+    ),
+    (
+        "user",
+        &[
+            "ListUserPools",
+            "DescribeUserPool",
+            "AdminCreateUser",
+            "AdminSetUserPassword",
+            "AdminDeleteUser",
+            "ListUsers",
+            "ListGroups",
+            "ListUsersInGroup",
+            "AdminListGroupsForUser",
+            "AdminAddUserToGroup",
+            "AdminRemoveUserFromGroup",
+        ],
+    ),
+    (
+        "gc",
+        &[
+            "ListUserPools",
+            "DescribeUserPool",
+            "DescribeUserPoolDomain",
+            "ListUserPoolClients",
+            "DeleteUserPoolDomain",
+            "DeleteUserPoolClient",
+            "UpdateUserPool",
+            "DeleteUserPool",
+        ],
+    ),
+];
 
 /// Attempts per AWS call (first try included). Throttling and transient errors
 /// are retried by the SDK with exponential backoff; `COGNIGATE_AWS_MAX_ATTEMPTS`
@@ -90,7 +209,9 @@ impl Cognito {
         })?;
 
         let endpoint = target.endpoint_url.clone().or_else(|| config.endpoint_url().map(str::to_owned));
-        Ok(Self { client: aws_sdk_cognitoidentityprovider::Client::new(&config), endpoint })
+        let client_config =
+            aws_sdk_cognitoidentityprovider::config::Builder::from(&config).retry_classifier(QuotaIsFinal).build();
+        Ok(Self { client: aws_sdk_cognitoidentityprovider::Client::from_conf(client_config), endpoint })
     }
 }
 
@@ -109,5 +230,103 @@ impl Cognito {
     #[cfg(test)]
     pub(crate) fn from_conf(config: aws_sdk_cognitoidentityprovider::Config) -> Self {
         Self { client: aws_sdk_cognitoidentityprovider::Client::from_conf(config), endpoint: None }
+    }
+}
+
+/// `LimitExceededException` is a Cognito quota (pools, domains, clients per
+/// account), not a rate; the SDK retries it as throttling, which only delays
+/// the error by the whole backoff (issue 13, item 8). This classifier runs
+/// after the SDK's error-code one and forbids the retry.
+#[derive(Debug)]
+struct QuotaIsFinal;
+
+impl ClassifyRetry for QuotaIsFinal {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        let Some(response) = ctx.response() else { return RetryAction::NoActionIndicated };
+        if is_quota(response.headers().get("x-amzn-errortype"), response.body().bytes()) {
+            RetryAction::RetryForbidden
+        } else {
+            RetryAction::NoActionIndicated
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "cognigate: a quota is not throttling"
+    }
+
+    fn priority(&self) -> RetryClassifierPriority {
+        RetryClassifierPriority::run_after(RetryClassifierPriority::transient_error_classifier())
+    }
+}
+
+/// The AWS JSON protocol names the error in `X-Amzn-ErrorType` or the body's `__type`.
+fn is_quota(error_type: Option<&str>, body: Option<&[u8]>) -> bool {
+    const QUOTA: &str = "LimitExceededException";
+    let named = |t: &str| t.split([':', '#']).any(|part| part == QUOTA);
+    error_type.is_some_and(named)
+        || body
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+            .and_then(|v| v.get("__type").and_then(|t| t.as_str()).map(named))
+            .unwrap_or(false)
+}
+
+/// Issue 13, item 10: the README's IAM table is [`OPERATIONS`], and
+/// [`OPERATIONS`] names exactly the Cognito operations this module calls, so a
+/// new call cannot ship without its permission.
+#[cfg(test)]
+mod iam_table {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use super::OPERATIONS;
+
+    /// `CreateUserPool` for every `client.create_user_pool()` in `dir`.
+    fn called(dir: &Path, found: &mut BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                called(&path, found);
+                continue;
+            }
+            let text: String = std::fs::read_to_string(&path).unwrap().split_whitespace().collect();
+            for call in text.split("client.").skip(1) {
+                let name: String = call.chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
+                if call[name.len()..].starts_with("()") {
+                    found.insert(name.split('_').map(|w| w[..1].to_uppercase() + &w[1..]).collect());
+                }
+            }
+        }
+    }
+
+    fn rendered() -> String {
+        let mut table = String::from("| command | actions |\n|---|---|\n");
+        for (command, operations) in OPERATIONS {
+            let listed: Vec<String> = operations.iter().map(|o| format!("`{o}`")).collect();
+            table.push_str(&format!("| `{command}` | {} |\n", listed.join(", ")));
+        }
+        table
+    }
+
+    #[test]
+    fn readme_iam_table_is_the_code_list_of_operations() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+        let start = readme.find("| command | actions |").expect("the README has no IAM table");
+        let table = &readme[start..readme[start..].find("\n\n").map_or(readme.len(), |end| start + end + 1)];
+        assert_eq!(table, rendered(), "README's IAM table differs from cognito::OPERATIONS; paste:\n{}", rendered());
+    }
+
+    #[test]
+    fn the_list_of_operations_names_every_call_the_code_makes() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut code = BTreeSet::new();
+        called(&root.join("src/provision/cognito"), &mut code);
+        assert!(code.contains("DeleteUserPool") && code.len() > 15, "the scan found too little: {code:?}");
+        let listed: BTreeSet<String> =
+            OPERATIONS.iter().flat_map(|(_, ops)| ops.iter().map(|o| (*o).to_owned())).collect();
+        let missing: Vec<_> = code.difference(&listed).collect();
+        let stale: Vec<_> = listed.difference(&code).collect();
+        assert!(missing.is_empty(), "cognito::OPERATIONS lacks {missing:?}, which the code calls");
+        assert!(stale.is_empty(), "cognito::OPERATIONS lists {stale:?}, which the code never calls");
     }
 }

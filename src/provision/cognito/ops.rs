@@ -4,17 +4,34 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_sdk_cognitoidentityprovider::types::{CustomDomainConfigType, DeletionProtectionType, OAuthFlowType};
+use aws_sdk_cognitoidentityprovider::types::{
+    AdminCreateUserConfigType, CustomDomainConfigType, DeletionProtectionType, ExplicitAuthFlowsType, OAuthFlowType,
+    PreventUserExistenceErrorTypes,
+};
 
 use super::discover::{ClientState, PoolState};
 use super::errors::{CognitoError, Result};
 use super::{Cognito, errors};
 use crate::provision::progress::Progress;
-use crate::provision::spec::{DomainSpec, OAUTH_SCOPES, StackSpec, tags};
+use crate::provision::spec::{DomainSpec, ManagedLogin, OAUTH_SCOPES, StackSpec, tags};
 use crate::secret::Secret;
 
 /// How long a domain may take to go away.
 const DELETE_LIMIT: Duration = Duration::from_secs(3600);
+
+/// DeleteUserPool attempts while Cognito still sees a just-deleted domain, and
+/// the first pause between them (doubled each time: 0.5 + 1 + 2 + 4 s at most).
+const DOMAIN_LINGER_ATTEMPTS: u32 = 5;
+const DOMAIN_LINGER_FIRST_PAUSE: Duration = Duration::from_millis(500);
+
+/// "User pool cannot be deleted. It has a domain configured that should be
+/// deleted first." after the domain was deleted and seen gone.
+fn domain_lingers<E: aws_sdk_cognitoidentityprovider::error::ProvideErrorMetadata, R>(
+    err: &aws_sdk_cognitoidentityprovider::error::SdkError<E, R>,
+) -> bool {
+    errors::code(err) == Some("InvalidParameterException")
+        && errors::message(err).is_some_and(|m| m.to_ascii_lowercase().contains("domain configured"))
+}
 
 /// The settings of the app client that cognigate owns; every other field of an
 /// existing client is kept as it is.
@@ -74,6 +91,9 @@ impl Cognito {
             .pool_name(spec.pool_name())
             .set_user_pool_tags(Some(tags.clone()))
             .deletion_protection(protection)
+            .admin_create_user_config(
+                AdminCreateUserConfigType::builder().allow_admin_create_user_only(!spec.self_signup).build(),
+            )
             .send()
             .await
             .map_err(|e| errors::map("CreateUserPool", self.target(), e))?;
@@ -87,27 +107,38 @@ impl Cognito {
             domain: None,
             custom_domain: None,
             deletion_protection: spec.deletion_protection,
+            admin_only_signup: !spec.self_signup,
             created: pool.creation_date().and_then(|d| SystemTime::try_from(*d).ok()),
         })
     }
 
+    /// Deletes the pool. Right after its domain is gone (DescribeUserPoolDomain
+    /// empty), Cognito may still answer that the pool "has a domain
+    /// configured" for a few seconds (issue 13, item 8): that answer is retried
+    /// a bounded number of times with a short, growing pause.
     pub(crate) async fn delete_pool(&self, pool_id: &str) -> Result<()> {
-        match self.client.delete_user_pool().user_pool_id(pool_id).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if errors::code(&e) == Some("ResourceNotFoundException") => Ok(()),
-            Err(e) => Err(errors::map("DeleteUserPool", self.target(), e)),
+        let mut pause = DOMAIN_LINGER_FIRST_PAUSE;
+        for attempt in 1.. {
+            match self.client.delete_user_pool().user_pool_id(pool_id).send().await {
+                Ok(_) => return Ok(()),
+                Err(e) if errors::code(&e) == Some("ResourceNotFoundException") => return Ok(()),
+                Err(e) if attempt < DOMAIN_LINGER_ATTEMPTS && domain_lingers(&e) => {
+                    tracing::debug!(pool = %pool_id, attempt, "Cognito still sees the deleted domain; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                Err(e) => return Err(errors::map("DeleteUserPool", self.target(), e)),
+            }
         }
+        Ok(())
     }
 
-    /// `UpdateUserPool` resets omitted fields, so turning protection off is done
-    /// only by `destroy --force`, right before the pool is deleted. The tags go
-    /// back with it: a pool whose deletion then fails must still be recognised
-    /// as cognigate's (by `destroy` and `gc`) instead of losing its tags.
-    pub(crate) async fn disable_deletion_protection(&self, pool: &PoolState) -> Result<()> {
-        self.client
-            .update_user_pool()
-            .user_pool_id(&pool.id)
-            .set_user_pool_tags(Some(pool.tags.clone()).filter(|t| !t.is_empty()))
+    /// Turns deletion protection off, keeping every other setting of the pool
+    /// (see [`super::pool::merged_pool_update`]). Called right before `DeleteUserPool`,
+    /// so a teardown that stops earlier leaves the pool protected.
+    pub(crate) async fn disable_deletion_protection(&self, pool_id: &str) -> Result<()> {
+        let described = self.describe_pool_settings(pool_id).await?;
+        super::pool::merged_pool_update(&self.client, &described)
             .deletion_protection(DeletionProtectionType::Inactive)
             .send()
             .await
@@ -120,21 +151,44 @@ impl Cognito {
     /// `InvalidParameterException` both for a domain another pool holds and for
     /// other refusals, with only its message telling them apart; describing the
     /// domain finds an owner in this account, and otherwise the error carries
-    /// Cognito's own message with a hint for the other-account case.
-    pub(crate) async fn create_domain(&self, pool_id: &str, domain: &DomainSpec) -> Result<()> {
-        let mut request = self.client.create_user_pool_domain().user_pool_id(pool_id).domain(domain.api_name());
+    /// Cognito's own message, with a hint for the other-account case only when
+    /// the message says the name is held elsewhere (issue 13, item 8: "the user
+    /// pool already has a domain configured" is about this pool).
+    /// The login pages are chosen explicitly (`ManagedLoginVersion`): Cognito's
+    /// own default has changed over time, and cognigate's app client works with
+    /// the classic hosted UI without a branding style (issue 13, item 5).
+    /// Returns the CloudFront distribution a custom domain's alias record must
+    /// point at (Cognito answers it here; a prefix domain has none to set up).
+    pub(crate) async fn create_domain(
+        &self,
+        pool_id: &str,
+        domain: &DomainSpec,
+        managed_login: ManagedLogin,
+    ) -> Result<Option<String>> {
+        let mut request = self
+            .client
+            .create_user_pool_domain()
+            .user_pool_id(pool_id)
+            .domain(domain.api_name())
+            // Sent explicitly: Cognito's default for a new domain has changed before.
+            .managed_login_version(managed_login.version());
         if let DomainSpec::Custom { certificate_arn, .. } = domain {
             request = request.custom_domain_config(custom_domain_config("CreateUserPoolDomain", certificate_arn)?);
         }
-        let Err(e) = request.send().await else { return Ok(()) };
+        let e = match request.send().await {
+            Ok(created) => return Ok(created.cloud_front_domain().filter(|d| !d.is_empty()).map(str::to_owned)),
+            Err(e) => e,
+        };
         if errors::code(&e) != Some("InvalidParameterException") {
             return Err(errors::map("CreateUserPoolDomain", self.target(), e));
         }
         match self.describe_domain(domain.api_name()).await? {
-            Some(existing) if existing.pool_id == pool_id => Ok(()),
+            Some(existing) if existing.pool_id == pool_id => Ok(existing.cloudfront),
             Some(existing) => Err(domain_taken(domain.api_name(), existing.pool_id)),
             None => Err(match (errors::map("CreateUserPoolDomain", self.target(), e), domain) {
-                (CognitoError::Service { operation, code, message, hint: None }, DomainSpec::Prefix(prefix)) => {
+                (CognitoError::Service { operation, code, message, hint: None }, DomainSpec::Prefix(prefix))
+                    if means_prefix_taken(&message) =>
+                {
                     let hint = Some(format!(
                         "if another AWS account holds this prefix (prefixes are unique per region across all \
                          accounts), choose another one, for example --domain-prefix {}",
@@ -147,17 +201,42 @@ impl Cognito {
         }
     }
 
-    /// Points a custom domain at another ACM certificate.
+    /// Switches the domain's login pages between v1 and v2; a custom domain's
+    /// certificate goes along, as UpdateUserPoolDomain takes both together.
+    pub(crate) async fn update_domain_version(
+        &self,
+        pool_id: &str,
+        domain: &DomainSpec,
+        login: ManagedLogin,
+    ) -> Result<()> {
+        let mut request = self
+            .client
+            .update_user_pool_domain()
+            .user_pool_id(pool_id)
+            .domain(domain.api_name())
+            .managed_login_version(login.version());
+        if let DomainSpec::Custom { certificate_arn, .. } = domain {
+            request = request.custom_domain_config(custom_domain_config("UpdateUserPoolDomain", certificate_arn)?);
+        }
+        request.send().await.map(|_| ()).map_err(|e| errors::map("UpdateUserPoolDomain", self.target(), e))
+    }
+
+    /// Points a custom domain at another ACM certificate. UpdateUserPoolDomain
+    /// also sets `ManagedLoginVersion`, and an omitted one may put a managed
+    /// login (v2) domain back on the classic pages: the described version is
+    /// sent back (issue 13, item 5).
     pub(crate) async fn update_domain_certificate(
         &self,
         pool_id: &str,
         domain: &str,
         certificate_arn: &str,
     ) -> Result<()> {
+        let version = self.describe_domain(domain).await?.and_then(|d| d.managed_login_version);
         self.client
             .update_user_pool_domain()
             .user_pool_id(pool_id)
             .domain(domain)
+            .set_managed_login_version(version)
             .custom_domain_config(custom_domain_config("UpdateUserPoolDomain", certificate_arn)?)
             .send()
             .await
@@ -248,6 +327,10 @@ impl Cognito {
             .user_pool_id(pool_id)
             .client_name(name)
             .generate_secret(true)
+            // The gateway only uses the authorization code flow: no password or
+            // SRP sign-in through the API, and no hint whether a user exists.
+            .explicit_auth_flows(ExplicitAuthFlowsType::AllowRefreshTokenAuth)
+            .prevent_user_existence_errors(PreventUserExistenceErrorTypes::Enabled)
             .set_callback_urls(Some(settings.callback_urls.clone()))
             .set_allowed_o_auth_flows(Some(
                 settings.oauth_flows.iter().map(|f| OAuthFlowType::from(f.as_str())).collect(),
@@ -273,7 +356,8 @@ impl Cognito {
 
     /// Describe → merge → full update: `UpdateUserPoolClient` resets every field
     /// it is not sent, so every field of the existing client goes back with
-    /// only cognigate's own fields replaced. Empty lists are never sent.
+    /// only cognigate's own fields replaced. Empty lists are not sent, except
+    /// `ExplicitAuthFlows`, whose omission means Cognito's defaults.
     pub(crate) async fn update_client(
         &self,
         pool_id: &str,
@@ -324,9 +408,15 @@ pub(crate) fn merged_client_update(
         .set_token_validity_units(c.token_validity_units().cloned())
         .set_read_attributes(non_empty(c.read_attributes()))
         .set_write_attributes(non_empty(c.write_attributes()))
-        .set_explicit_auth_flows(non_empty(c.explicit_auth_flows()))
+        // Sent even when empty: an omitted list makes Cognito give the client
+        // its three default flows (issue 13, item 6).
+        .set_explicit_auth_flows(Some(c.explicit_auth_flows().to_vec()))
         .set_logout_urls(non_empty(c.logout_urls()))
-        .set_default_redirect_uri(c.default_redirect_uri().map(str::to_owned))
+        // Cognito refuses the whole update when the default redirect is not one
+        // of the new callback URLs (issue 13, item 1).
+        .set_default_redirect_uri(
+            c.default_redirect_uri().filter(|uri| settings.callback_urls.iter().any(|u| u == uri)).map(str::to_owned),
+        )
         .set_analytics_configuration(c.analytics_configuration().cloned())
         .set_prevent_user_existence_errors(c.prevent_user_existence_errors().cloned())
         .set_enable_token_revocation(c.enable_token_revocation())
@@ -338,6 +428,14 @@ pub(crate) fn merged_client_update(
         .set_allowed_o_auth_scopes(non_empty(&settings.oauth_scopes))
         .set_supported_identity_providers(non_empty(&settings.identity_providers))
         .allowed_o_auth_flows_user_pool_client(settings.oauth_flows_user_pool_client)
+}
+
+/// Whether a CreateUserPoolDomain refusal means another pool holds the name.
+/// "The user pool already has a domain configured" does not (issue 13, item 8):
+/// it is this pool's own domain, and a suggestion of another prefix would mislead.
+fn means_prefix_taken(message: &str) -> bool {
+    let text = message.to_ascii_lowercase();
+    text.contains("associated with another user pool") || text.contains("already exists")
 }
 
 /// The error for a prefix that another pool holds, with a free-looking suggestion.
@@ -503,9 +601,122 @@ mod request_shape {
         cognito(&replay).update_client("us-east-1_abc", &bare, &desired()).await.unwrap();
         let (_, body) = &sent(&replay)[0];
         for (key, value) in body.as_object().unwrap() {
-            assert!(value.as_array().is_none_or(|a| !a.is_empty()), "{key} sent as an empty list");
+            if key != "ExplicitAuthFlows" {
+                assert!(value.as_array().is_none_or(|a| !a.is_empty()), "{key} sent as an empty list");
+            }
         }
         assert!(body.get("RefreshTokenValidity").is_none(), "an unset validity must not be sent as 0");
+    }
+
+    /// Issue 13, item 6: an omitted `ExplicitAuthFlows` becomes Cognito's three defaults.
+    #[tokio::test]
+    async fn client_update_sends_an_empty_auth_flow_list_back_as_empty() {
+        let replay = StaticReplayClient::new(vec![answer(r#"{"UserPoolClient":{"ClientId":"c1"}}"#)]);
+        let mut bare = customised_client();
+        bare.described.explicit_auth_flows = None;
+        cognito(&replay).update_client("us-east-1_abc", &bare, &desired()).await.unwrap();
+        let (_, body) = &sent(&replay)[0];
+        assert_eq!(body["ExplicitAuthFlows"], json!([]));
+    }
+
+    /// Issue 13, item 1: Cognito refuses a default redirect outside the callback URLs.
+    #[tokio::test]
+    async fn client_update_keeps_the_default_redirect_only_when_it_is_a_new_callback() {
+        for (redirect, kept) in [("https://evil.example.com/cb", false), ("http://localhost:9000/oauth/callback", true)]
+        {
+            let replay = StaticReplayClient::new(vec![answer(r#"{"UserPoolClient":{"ClientId":"c1"}}"#)]);
+            let mut client = customised_client();
+            client.described.default_redirect_uri = Some(redirect.into());
+            cognito(&replay).update_client("us-east-1_abc", &client, &desired()).await.unwrap();
+            let (_, body) = &sent(&replay)[0];
+            assert_eq!(body.get("DefaultRedirectURI").is_some(), kept, "{redirect}: {body}");
+        }
+    }
+
+    /// Issue 13, item 6: new clients get the code flow's refresh only, and no user enumeration.
+    #[tokio::test]
+    async fn client_is_created_with_refresh_only_auth_flows_and_no_user_existence_errors() {
+        let replay =
+            StaticReplayClient::new(vec![answer(r#"{"UserPoolClient":{"ClientId":"c1","ClientSecret":"s"}}"#)]);
+        cognito(&replay).create_client("us-east-1_abc", "demo-gateway", &desired()).await.unwrap();
+        let (operation, body) = &sent(&replay)[0];
+        assert_eq!(operation, "CreateUserPoolClient");
+        assert_eq!(body["ExplicitAuthFlows"], json!(["ALLOW_REFRESH_TOKEN_AUTH"]));
+        assert_eq!(body["PreventUserExistenceErrors"], "ENABLED");
+    }
+
+    /// Issue 13, item 8: only "associated with another user pool" / "already exists" mean taken.
+    #[test]
+    fn only_a_foreign_owner_means_the_prefix_is_taken() {
+        assert!(means_prefix_taken("Domain already associated with another user pool."));
+        assert!(means_prefix_taken("Domain my-prefix already exists."));
+        assert!(!means_prefix_taken("The user pool already has a domain configured."));
+    }
+
+    /// Issue 13, items 4 and 9: lifting protection sends back every setting
+    /// DescribeUserPool shows (UpdateUserPool resets what it is not sent), with
+    /// the reserved `aws:` tags left out and only the protection changed.
+    #[tokio::test]
+    async fn lifting_protection_keeps_every_described_setting() {
+        let described = json!({ "UserPool": {
+            "Id": "us-east-1_abc", "Name": "adopted", "DeletionProtection": "ACTIVE",
+            "Policies": { "PasswordPolicy": { "MinimumLength": 12, "RequireSymbols": true,
+                                              "TemporaryPasswordValidityDays": 3 } },
+            "LambdaConfig": { "PreSignUp": "arn:aws:lambda:us-east-1:123456789012:function:pre" },
+            "AutoVerifiedAttributes": ["email"],
+            "MfaConfiguration": "OPTIONAL",
+            "EmailConfiguration": { "EmailSendingAccount": "DEVELOPER",
+                                    "SourceArn": "arn:aws:ses:us-east-1:123456789012:identity/example.com" },
+            "AdminCreateUserConfig": { "AllowAdminCreateUserOnly": true, "UnusedAccountValidityDays": 7 },
+            "UserPoolTier": "PLUS",
+            "UserPoolAddOns": { "AdvancedSecurityMode": "ENFORCED" },
+            "AccountRecoverySetting": { "RecoveryMechanisms": [{ "Priority": 1, "Name": "verified_email" }] },
+            "VerificationMessageTemplate": { "DefaultEmailOption": "CONFIRM_WITH_CODE" },
+            "UserPoolTags": { "cognigate:stack": "demo", "aws:cloudformation:stack-name": "other" }
+        }});
+        let replay = StaticReplayClient::new(vec![answer(&described.to_string()), answer("{}")]);
+        cognito(&replay).disable_deletion_protection("us-east-1_abc").await.unwrap();
+        let sent = sent(&replay);
+        assert_eq!(sent.iter().map(|(op, _)| op.as_str()).collect::<Vec<_>>(), ["DescribeUserPool", "UpdateUserPool"]);
+        let body = &sent[1].1;
+        let pool = &described["UserPool"];
+        assert_eq!(body["DeletionProtection"], "INACTIVE");
+        let password = &body["Policies"]["PasswordPolicy"];
+        assert_eq!((&password["MinimumLength"], &password["RequireSymbols"]), (&json!(12), &json!(true)), "{body}");
+        assert_eq!(password["TemporaryPasswordValidityDays"], 3);
+        for kept in [
+            "LambdaConfig",
+            "AutoVerifiedAttributes",
+            "MfaConfiguration",
+            "EmailConfiguration",
+            "UserPoolTier",
+            "UserPoolAddOns",
+            "AccountRecoverySetting",
+            "VerificationMessageTemplate",
+        ] {
+            assert_eq!(body[kept], pool[kept], "{kept} not sent back: {body}");
+        }
+        assert_eq!(body["PoolName"], "adopted");
+        // Cognito refuses UnusedAccountValidityDays beside TemporaryPasswordValidityDays
+        // (the SDK always serializes the number; 0 means unset).
+        assert_eq!(body["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"], true);
+        assert_eq!(body["AdminCreateUserConfig"]["UnusedAccountValidityDays"], 0);
+        assert_eq!(body["UserPoolTags"], json!({ "cognigate:stack": "demo" }));
+    }
+
+    /// Issue 13, item 5: a certificate change sends the described
+    /// ManagedLoginVersion back, so a managed login domain stays on version 2.
+    #[tokio::test]
+    async fn certificate_update_keeps_the_described_managed_login_version() {
+        let described = r#"{"DomainDescription":{"Domain":"auth.example.com","UserPoolId":"us-east-1_abc",
+            "Status":"ACTIVE","ManagedLoginVersion":2}}"#;
+        let replay = StaticReplayClient::new(vec![answer(described), answer("{}")]);
+        let certificate = "arn:aws:acm:us-east-1:123456789012:certificate/new";
+        cognito(&replay).update_domain_certificate("us-east-1_abc", "auth.example.com", certificate).await.unwrap();
+        let (operation, body) = &sent(&replay)[1];
+        assert_eq!(operation, "UpdateUserPoolDomain");
+        assert_eq!(body["ManagedLoginVersion"], 2);
+        assert_eq!(body["CustomDomainConfig"]["CertificateArn"], certificate);
     }
 
     #[tokio::test]

@@ -67,10 +67,7 @@ impl Cognito {
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let code = errors::code(&err);
-        let unknown_operation = matches!(code, Some("UnknownOperationException" | "InvalidAction" | "NotImplemented"))
-            || (code.is_none() && matches!(errors::status(&err), Some(404 | 500 | 501)));
-        if unknown_operation {
+        if errors::unknown_operation(&err) {
             return CognitoError::Unsupported {
                 operation,
                 target: self.target().unwrap_or("this endpoint").to_owned(),

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use futures_util::future::try_join_all;
 use serde_json::json;
 
-use super::{confirm, prepare};
+use super::{confirm, hint_from_env_file, prepare};
 use crate::provision::cli::{DestroyArgs, GlobalArgs, OutputFormat};
 use crate::provision::cognito::Cognito;
 use crate::provision::cognito::discover::PoolState;
@@ -20,7 +20,7 @@ use crate::provision::error::{Error, Refusal, Result};
 use crate::provision::progress::Progress;
 use crate::provision::render::{self, Cleaned};
 use crate::provision::spec::{PoolTarget, StackSpec};
-use crate::provision::teardown::{self, Removed};
+use crate::provision::teardown::{self, Guard, Removed};
 
 /// The pools `destroy` would delete, and namesakes it leaves alone.
 struct Found {
@@ -31,7 +31,21 @@ struct Found {
 
 pub(crate) async fn run(global: &GlobalArgs, args: &DestroyArgs) -> Result<()> {
     let (spec, cognito) = prepare(global, &args.stack_args()).await?;
-    let found = find(&cognito, &spec).await?;
+    let mut found = find(&cognito, &spec).await?;
+    if found.pools.is_empty() && spec.pool == PoolTarget::Managed {
+        // No tagged pool: an adopted one is found through the env file of `up`.
+        found.pools.extend(env_file_pool(&cognito, &spec).await?);
+    }
+    if !args.force
+        && let [pool] = found.pools.as_slice()
+        && teardown::guards(pool, Some(spec.stack.as_str())) == [Guard::NotManaged]
+    {
+        // Only when `up` left something there; a pool it never touched is refused below.
+        let domain = our_domain(&spec, pool);
+        if domain.is_some() || !cognito.clients_named(&pool.id, &spec.client_name()).await?.is_empty() {
+            return destroy_in_adopted(global, args, &spec, &cognito, pool, domain).await;
+        }
+    }
 
     if !args.force {
         refuse_unowned(&spec, &found.pools)?;
@@ -49,7 +63,67 @@ pub(crate) async fn run(global: &GlobalArgs, args: &DestroyArgs) -> Result<()> {
 
     match global.output {
         OutputFormat::Json => print_json(&spec, &removed, &found.strangers, &files),
+        OutputFormat::Text if global.quiet => {}
         OutputFormat::Text => print_text(&spec, &removed, &found.strangers, &files, args.clean_files),
+    }
+    Ok(())
+}
+
+/// The pool the env file names, when it is not another stack's.
+async fn env_file_pool(cognito: &Cognito, spec: &StackSpec) -> Result<Option<PoolState>> {
+    let Some(id) = hint_from_env_file(&spec.files.env_file, &spec.region).pool_id else { return Ok(None) };
+    let pool = cognito.describe_pool(&id).await?;
+    Ok(pool.filter(|p| p.stack_tag().is_none_or(|s| s == spec.stack.as_str())))
+}
+
+/// `up` keeps an adopted pool's own domain unless told another; a domain it
+/// created is the stack's (derived or given) one.
+fn our_domain<'a>(spec: &StackSpec, pool: &'a PoolState) -> Option<&'a str> {
+    let ours = spec.domain.api_name();
+    [pool.domain.as_deref(), pool.custom_domain.as_deref()].into_iter().flatten().find(|d| *d == ours)
+}
+
+/// An adopted pool (untagged, `up --user-pool-id`) stays without `--force`:
+/// only the app client `up` created there and the domain `up` gave it go.
+async fn destroy_in_adopted(
+    global: &GlobalArgs,
+    args: &DestroyArgs,
+    spec: &StackSpec,
+    cognito: &Cognito,
+    pool: &PoolState,
+    domain: Option<&str>,
+) -> Result<()> {
+    let client_name = spec.client_name();
+    let domain_text = domain.map(|d| format!("the domain {d} and ")).unwrap_or_default();
+    confirm(
+        &format!(
+            "User pool {} ({}) was adopted: it stays. Delete {domain_text}the app client {client_name} that cognigate created in it?",
+            pool.id, pool.name
+        ),
+        args.yes,
+    )?;
+    let progress = Progress::new(global.output == OutputFormat::Text);
+    let removed = teardown::remove_from_adopted(cognito, pool, domain, &client_name, &progress).await?;
+    let files = if args.clean_files { clean_files(spec)? } else { Vec::new() };
+    match global.output {
+        OutputFormat::Json => print_json(spec, std::slice::from_ref(&removed), &[], &files),
+        OutputFormat::Text if global.quiet => {}
+        OutputFormat::Text => {
+            println!("Destroyed what cognigate created in adopted user pool {} ({}).", pool.id, pool.name);
+            for domain in &removed.domains {
+                println!("  domain      {domain}  deleted");
+            }
+            for client in &removed.app_clients {
+                println!("  app client  {client}  deleted");
+            }
+            println!(
+                "  user pool   {}  kept (adopted with --user-pool-id; `cognigate destroy --user-pool-id {} --force` deletes it)",
+                pool.id, pool.id
+            );
+            for (kind, path, outcome) in &files {
+                println!("  {kind:<11} {}  {}", path.display(), render::cleaned_label(*outcome));
+            }
+        }
     }
     Ok(())
 }

@@ -42,6 +42,8 @@ pub(crate) enum Verdict {
 pub(crate) enum Skip {
     NotManaged,
     TooYoung,
+    /// Neither `--older-than` nor a `cognigate:ttl` tag: never expires.
+    NoTtl,
     DeletionProtection,
     NoCreationTime,
     Error,
@@ -52,6 +54,7 @@ impl Skip {
         match self {
             Self::NotManaged => "not managed",
             Self::TooYoung => "too young",
+            Self::NoTtl => "no ttl",
             Self::DeletionProtection => "deletion protection on",
             Self::NoCreationTime => "no creation time",
             Self::Error => "error",
@@ -84,6 +87,16 @@ pub(crate) fn verdict(
         .filter(|limit| age > *limit)
         .map(|limit| format!("created {} ago, older than {}", short(age), short(limit)));
     let by_ttl = ttl.filter(|ttl| age > *ttl).map(|ttl| format!("ttl {} passed {} ago", short(ttl), short(age - ttl)));
+    if older_than.is_none() && ttl.is_none() {
+        return (
+            Verdict::Skip(Skip::NoTtl),
+            format!(
+                "created {} ago, has no cognigate:ttl tag, and no --older-than was given, so gc never collects it; \
+                 pass --older-than DURATION, or give it a ttl with `cognigate up --ttl DURATION`",
+                short(age)
+            ),
+        );
+    }
     let Some(why) = by_age.or(by_ttl) else {
         let mut detail = format!("created {} ago", short(age));
         if let Some(limit) = older_than {
@@ -166,6 +179,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: &GcArgs) -> Result<()> {
 
     match global.output {
         OutputFormat::Json => print_json(prefix, args, &names, &report),
+        OutputFormat::Text if global.quiet => {}
         OutputFormat::Text => print_text(prefix, args.dry_run, &names, &report),
     }
     let errors = report.failed.len() + report.skipped.iter().filter(|e| e.reason == Some(Skip::Error)).count();
@@ -301,6 +315,7 @@ mod tests {
             domain: None,
             custom_domain: None,
             deletion_protection: protected,
+            admin_only_signup: true,
             created,
         }
     }
@@ -328,7 +343,7 @@ mod tests {
         let young = pool(&managed(now() - HOUR, &[]), None, false);
         assert!(matches!(verdict(&young, now(), Some(2 * HOUR), false).0, Verdict::Skip(Skip::TooYoung)));
         // Without --older-than only a ttl expires a stack.
-        assert!(matches!(verdict(&old, now(), None, false).0, Verdict::Skip(Skip::TooYoung)));
+        assert!(matches!(verdict(&old, now(), None, false).0, Verdict::Skip(Skip::NoTtl)));
     }
 
     #[test]

@@ -19,7 +19,8 @@ pub(crate) async fn run(global: &GlobalArgs, args: &OutputsArgs) -> Result<()> {
             needs: format!("pool, domain {} and app client are needed", spec.domain.api_name()),
         });
     };
-    let secret = client.secret.clone().unwrap_or_default();
+    let described = client.secret.clone().unwrap_or_default();
+    let secret = super::secret_to_write(&cognito, &spec.files.env_file, &pool.id, &client.id, &described).await?;
     let domain_host = spec.domain.host(&spec.region);
     let endpoint = cognito.endpoint_override();
     let mut values = EnvValues::new(&spec, endpoint.as_deref(), &pool.id, &domain_host, &client.id, &secret);
@@ -46,8 +47,10 @@ pub(crate) async fn run(global: &GlobalArgs, args: &OutputsArgs) -> Result<()> {
             let files = &spec.files;
             let env = render::write_env_file(&files.env_file, &values)?;
             let policies = render::write_policies_file(&files.policies_file, &files.policy_name, &spec.region)?;
-            println!("  env file    {}  {}", files.env_file.display(), render::label(env));
-            println!("  policies    {}  {}", files.policies_file.display(), render::label(policies));
+            if !global.quiet {
+                println!("  env file    {}  {}", files.env_file.display(), render::label(env));
+                println!("  policies    {}  {}", files.policies_file.display(), render::label(policies));
+            }
         }
     }
     Ok(())

@@ -5,7 +5,7 @@ use crate::provision::cli::{GlobalArgs, OutputFormat, PlanArgs};
 use crate::provision::error::{ExitCode, Result};
 
 pub(crate) async fn run(global: &GlobalArgs, args: &PlanArgs) -> Result<ExitCode> {
-    let (mut spec, cognito) = prepare(global, &args.stack_args()).await?;
+    let (mut spec, cognito) = prepare(global, &args.stack).await?;
     let (_, plan) = read_and_plan(&cognito, &mut spec).await?;
     match global.output {
         OutputFormat::Text => {

@@ -38,6 +38,16 @@ pub(crate) async fn run(global: &GlobalArgs, args: &RotateSecretArgs) -> Result<
         return Ok(());
     }
 
+    // Cognito holds at most two secrets per client (issue 13, item 7): with two
+    // already, a third is refused, and the half-finished rotation must end first.
+    let held = cognito.client_secret_ids(&pool.id, &client.id).await?;
+    if held.len() >= 2 {
+        return Err(Error::RotationUnfinished {
+            client_id: client.id.clone(),
+            secrets: held.len(),
+            stack: spec.stack.to_string(),
+        });
+    }
     confirm("Add a new client secret and write it to the env file?", args.yes)?;
     let added = cognito.add_client_secret(&pool.id, &client.id).await?;
     let domain_host = spec.domain.host(&spec.region);
@@ -84,6 +94,7 @@ async fn finish(cognito: &Cognito, pool_id: &str, client_id: &str, yes: bool) ->
 fn report(global: &GlobalArgs, json: &serde_json::Value, text: impl FnOnce()) {
     match global.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(json).unwrap_or_default()),
+        OutputFormat::Text if global.quiet => {}
         OutputFormat::Text => text(),
     }
 }

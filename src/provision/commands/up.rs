@@ -6,6 +6,7 @@ use super::{confirm, prepare, read_and_plan};
 use crate::contract::StackUrls;
 use crate::provision::apply::{Applied, apply};
 use crate::provision::cli::{GlobalArgs, OutputFormat, UpArgs};
+use crate::provision::cognito::branding::Branding;
 use crate::provision::error::Result;
 use crate::provision::plan::Plan;
 use crate::provision::progress::Progress;
@@ -14,18 +15,26 @@ use crate::provision::report::label;
 use crate::provision::spec::StackSpec;
 
 pub(crate) async fn run(global: &GlobalArgs, args: &UpArgs) -> Result<()> {
-    let (mut spec, cognito) = prepare(global, &args.stack_args()).await?;
+    let (mut spec, cognito) = prepare(global, &args.stack).await?;
     let endpoint = cognito.endpoint_override();
     let (actual, plan) = read_and_plan(&cognito, &mut spec).await?;
     let text = global.output == OutputFormat::Text;
-    if text && plan.has_changes() {
+    if text && !global.quiet && plan.has_changes() {
         print!("{}", plan.render());
     }
     if plan.has_changes() {
         confirm("Apply these changes?", args.yes)?;
     }
     let progress = Progress::new(text);
-    let applied = apply(&cognito, &spec, actual, &plan, &progress).await?;
+    let mut applied = apply(&cognito, &spec, actual, &plan, &progress).await?;
+    applied.client_secret = super::secret_to_write(
+        &cognito,
+        &spec.files.env_file,
+        &applied.pool_id,
+        &applied.client_id,
+        &applied.client_secret,
+    )
+    .await?;
     let values = EnvValues::new(
         &spec,
         endpoint.as_deref(),
@@ -41,6 +50,8 @@ pub(crate) async fn run(global: &GlobalArgs, args: &UpArgs) -> Result<()> {
     let summary = Summary { spec: &spec, applied: &applied, urls: &urls, files: &files, changed };
     match global.output {
         OutputFormat::Json => print_json(&summary, &plan, args.show_secret),
+        // Quiet: the files are written; nothing else was asked for.
+        OutputFormat::Text if global.quiet => {}
         OutputFormat::Text => print_text(&summary, args.show_secret),
     }
     Ok(())
@@ -70,10 +81,21 @@ fn print_json(summary: &Summary, plan: &Plan, show_secret: bool) {
         "callbackUrls": spec.callback_urls,
         "publicUrl": spec.public_url(),
         "resources": { "userPool": applied.pool, "domain": applied.domain, "appClient": applied.client },
+        "selfSignup": spec.self_signup,
+        "managedLogin": { "version": spec.managed_login.version(), "branding": applied.branding.map(branding_label) },
+        "groups": applied.groups.iter().map(|(name, outcome)| (name.clone(), json!(outcome))).collect::<serde_json::Map<_, _>>(),
         "files": files.iter().map(|(kind, path, outcome)| (kind.to_string(), json!({ "path": path, "outcome": outcome }))).collect::<serde_json::Map<_, _>>(),
         "changed": changed,
         "plan": plan,
     });
+    if let Some(target) = &applied.cloudfront {
+        doc["customDomain"] = json!({
+            "host": applied.domain_host,
+            "cloudFrontDomain": target,
+            "aliasRecord": { "name": applied.domain_host, "type": "CNAME", "value": target,
+                             "route53": { "type": "A", "alias": true, "hostedZoneId": CLOUDFRONT_ZONE } },
+        });
+    }
     if show_secret {
         doc["clientSecret"] = json!(applied.client_secret.expose());
     }
@@ -90,10 +112,24 @@ fn print_text(summary: &Summary, show_secret: bool) {
     println!("  user pool   {}  {}", applied.pool_id, label(applied.pool));
     println!("  domain      {}  {}", applied.domain_host, label(applied.domain));
     println!("  app client  {}  {}", applied.client_id, label(applied.client));
+    if let Some(branding) = applied.branding {
+        println!("  branding    managed login v2  {}", branding_label(branding));
+    }
+    for (group, outcome) in &applied.groups {
+        println!("  group       {group}  {}", label(*outcome));
+    }
     for (kind, path, outcome) in files.iter() {
         println!("  {kind:<11} {}  {}", path.display(), render::label(*outcome));
     }
     println!("  issuer      {}", urls.issuer);
+    if let Some(target) = &applied.cloudfront {
+        let host = &applied.domain_host;
+        println!("  cloudfront  {target}");
+        println!(
+            "DNS: the custom domain answers only once {host} points at {target}: create a CNAME {host} -> \
+             {target} (Route 53: an A alias record to that distribution, hosted zone {CLOUDFRONT_ZONE})."
+        );
+    }
     if show_secret {
         println!("  secret      {}", applied.client_secret.expose());
     }
@@ -103,6 +139,17 @@ fn print_text(summary: &Summary, show_secret: bool) {
             spec.files.env_file.display(),
             spec.files.policies_file.parent().map_or(".".into(), |p| p.display().to_string())
         );
+    }
+}
+
+/// The hosted zone id every CloudFront distribution's alias target uses in Route 53.
+const CLOUDFRONT_ZONE: &str = "Z2FDTNDATAQYW2";
+/// The branding outcome; an endpoint without the API is a note, not a failure.
+fn branding_label(branding: Branding) -> &'static str {
+    match branding {
+        Branding::Present => "reused",
+        Branding::Created => "created",
+        Branding::Unsupported => "unsupported by this endpoint (on AWS it is created; nothing to do here)",
     }
 }
 

@@ -81,7 +81,7 @@ fn node_sdk_client_logs_in_calls_tools_and_refreshes() {
 
 #[test]
 fn json_upstream_and_dead_upstream() {
-    let world = World::start_with(Extras { json_upstream: true, dead_upstream: true });
+    let world = World::start_with(Extras { json_upstream: true, dead_upstream: true, ..Extras::default() });
 
     // An upstream answering application/json rather than SSE, through the Python SDK.
     let mut cmd = world.tools().python_script("tests/e2e/client.py");

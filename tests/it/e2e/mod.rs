@@ -7,6 +7,7 @@
 //! with a user and the stand-in in front of it; [`World`] adds the upstream
 //! and the gateway booted from the files `up` wrote.
 
+mod access;
 mod clients;
 mod consent;
 mod hosted_ui;
@@ -236,6 +237,11 @@ fn spawn_gateway(cognito: &Cognito, port: u16) -> Peer {
         .arg(format!("sqlite:{}", cognito.path().join("gw.db").display()))
         .env("RUST_LOG", "info,cognigate=debug")
         .current_dir(cognito.path());
+    // The audit log is on only where access policies are configured, so the
+    // other worlds keep the plain proxy path.
+    if cognito.path().join("config/access.marker").exists() {
+        cmd.arg("--audit-log").arg(cognito.path().join("audit.jsonl"));
+    }
     aws_env(&mut cmd, cognito.moto.endpoint());
     let health = format!("http://127.0.0.1:{port}/healthz");
     Peer::spawn_polled("gateway", cmd, cognito.path(), &format!("http://localhost:{port}"), || {
@@ -250,6 +256,9 @@ pub struct Extras {
     pub json_upstream: bool,
     /// `/mcp/down`: an upstream URL where nothing listens.
     pub dead_upstream: bool,
+    /// The access policies of `access.rs` on `/mcp/echo` and `/mcp/admin`,
+    /// and the audit log in `audit.jsonl`.
+    pub access: bool,
 }
 
 impl World {
@@ -284,6 +293,9 @@ impl World {
         }
         let routes: Vec<(&str, &str)> = routes.iter().map(|(s, u)| (*s, u.as_str())).collect();
         write_routes(&config, &routes);
+        if extras.access {
+            access::configure(&config, upstream.url());
+        }
 
         let gateway = spawn_gateway(&cognito, port);
         World { gateway, upstream, json_upstream, cognito, gateway_url, port }

@@ -206,22 +206,11 @@ pub struct Gateway {
     pub dir: tempfile::TempDir,
 }
 
+/// `policies.json` with the stanza `cognigate up` writes (the contract's own).
 pub fn policies() -> Value {
-    json!({"policies": [{
-        "name": "cognito-managed-oauth",
-        "policyType": "mcp-cognito-oauth-inbound",
-        "handler": {
-            "module": "$import(@zuplo/runtime/mcp-gateway)",
-            "export": "McpCognitoOAuthInboundPolicy",
-            "options": {
-                "awsRegion": "us-east-1",
-                "userPoolId": "$env(COGNITO_USER_POOL_ID)",
-                "userPoolDomain": "$env(COGNITO_USER_POOL_DOMAIN)",
-                "clientId": "$env(COGNITO_CLIENT_ID)",
-                "clientSecret": "$env(COGNITO_CLIENT_SECRET)"
-            }
-        }
-    }]})
+    let region = cognigate::contract::Region::parse("us-east-1").expect("region");
+    let stanza = cognigate::contract::cognito_stanza(cognigate::contract::DEFAULT_POLICY_NAME, &region);
+    json!({ "policies": [serde_json::to_value(stanza).expect("stanza")] })
 }
 
 pub fn route(upstream: &str) -> Value {

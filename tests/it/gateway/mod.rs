@@ -4,6 +4,7 @@
 
 pub(crate) mod harness;
 
+mod access;
 mod authorize;
 mod boot;
 mod discovery;

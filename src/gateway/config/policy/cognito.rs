@@ -6,7 +6,9 @@
 use serde_json::Value;
 
 use super::super::{ConfigError, typed_options};
-use super::{BrowserLogin, InboundPolicy, OAuthPolicy, Oidc, PolicyKind, problem_of, scope_or_default, ttls};
+use super::{
+    BrowserLogin, InboundPolicy, OAuthPolicy, Oidc, PolicyKind, gateway_settings, problem_of, scope_or_default,
+};
 use crate::contract::{
     self, COGNITO_POLICY_EXPORT, COGNITO_POLICY_TYPE, CognitoOptions, HostedUiDomain, Region, StackUrls, UserPoolId,
 };
@@ -51,7 +53,7 @@ impl OAuthPolicy {
         let endpoint = contract::aws_endpoint_override(|name| env.get(name).map(str::to_owned));
         let urls = StackUrls::derive(&region, &pool, &domain, endpoint.as_deref())
             .map_err(|err| invalid("userPoolId", problem_of(err), "check AWS_ENDPOINT_URL and the pool id"))?;
-        let (access, refresh) = ttls(name, options.gateway)?;
+        let settings = gateway_settings(name, options.gateway)?;
         Ok(Self {
             name: name.to_owned(),
             oidc: Oidc { issuer: urls.issuer, jwks_url: urls.jwks },
@@ -63,8 +65,9 @@ impl OAuthPolicy {
                 scope: scope_or_default(options.scope),
             },
             require_token_use_id: true,
-            access_token_ttl: access,
-            refresh_token_ttl: refresh,
+            access_token_ttl: settings.access,
+            refresh_token_ttl: settings.refresh,
+            allowed_groups: settings.allowed_groups,
         })
     }
 }

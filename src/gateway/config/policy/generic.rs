@@ -6,7 +6,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::super::{ConfigError, typed_options};
-use super::{BrowserLogin, InboundPolicy, OAuthPolicy, Oidc, PolicyKind, parse_url, scope_or_default, ttls};
+use super::{
+    BrowserLogin, InboundPolicy, OAuthPolicy, Oidc, PolicyKind, gateway_settings, parse_url, scope_or_default,
+};
 use crate::contract::{self, GatewayOptions};
 use crate::gateway::config::env::Env;
 use crate::secret::Secret;
@@ -69,7 +71,7 @@ impl OAuthPolicy {
             Ok(url)
         };
         url_option("oidc.issuer", &options.oidc.issuer)?;
-        let (access, refresh) = ttls(name, options.gateway)?;
+        let settings = gateway_settings(name, options.gateway)?;
         let login = options.browser_login;
         if login.client_id.trim().is_empty() {
             return Err(ConfigError::InvalidOption {
@@ -90,8 +92,9 @@ impl OAuthPolicy {
                 scope: scope_or_default(login.scope),
             },
             require_token_use_id: false,
-            access_token_ttl: access,
-            refresh_token_ttl: refresh,
+            access_token_ttl: settings.access,
+            refresh_token_ttl: settings.refresh,
+            allowed_groups: settings.allowed_groups,
         })
     }
 }

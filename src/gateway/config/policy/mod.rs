@@ -2,18 +2,25 @@
 //!
 //! One module per policy type, each owning its options type (as it appears
 //! in `policies.json`), its boot validation and what it builds; [`KINDS`] is
-//! the one table the loader dispatches on by `policyType`. Both types today
-//! are OAuth policies ([`cognito`]: `mcp-cognito-oauth-inbound`, [`generic`]:
+//! the one table the loader dispatches on by `policyType`. Two types are
+//! OAuth policies ([`cognito`]: `mcp-cognito-oauth-inbound`, [`generic`]:
 //! `mcp-oauth-inbound`); they build an [`OAuthPolicy`], whose request hook
 //! is the bearer-token check in the proxy and whose login is the IdP leg.
+//! The others act on requests after that check, in the order the route lists
+//! them: [`capability_filter`], [`set_headers`], [`rate_limit`] and
+//! cognigate's own [`identity`]; their hooks are in `proxy::policies`.
 //!
-//! Adding a policy type (e.g. a header or rate-limit policy): a new module
-//! with its options type and a [`PolicyKind`], a variant of [`InboundPolicy`]
-//! for what it builds, an entry in [`KINDS`]; the route keeps it in its
-//! inbound list (see `Route`) and the proxy runs its hook there.
+//! Adding a policy type: a new module with its options type and a
+//! [`PolicyKind`], a variant of [`InboundPolicy`] for what it builds, an
+//! entry in [`KINDS`]; the route keeps it in its inbound list (see `Route`)
+//! and the proxy's policy path runs its hook.
 
+pub(crate) mod capability_filter;
 mod cognito;
 mod generic;
+pub(crate) mod identity;
+pub(crate) mod rate_limit;
+pub(crate) mod set_headers;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,7 +48,8 @@ pub(crate) struct PolicyKind {
 }
 
 /// Every policy type this gateway implements.
-pub(crate) static KINDS: [PolicyKind; 2] = [cognito::KIND, generic::KIND];
+pub(crate) static KINDS: [PolicyKind; 6] =
+    [cognito::KIND, generic::KIND, capability_filter::KIND, set_headers::KIND, rate_limit::KIND, identity::KIND];
 
 /// The policy type named `policy_type`.
 pub(crate) fn kind(policy_type: &str) -> Option<&'static PolicyKind> {
@@ -59,6 +67,14 @@ pub(crate) enum InboundPolicy {
     /// Who may call the route: the gateway's own bearer tokens, issued after
     /// a login at the policy's identity provider.
     OAuth(Arc<OAuthPolicy>),
+    /// Which tools, prompts and resources the caller sees and may use.
+    CapabilityFilter(Arc<capability_filter::CapabilityFilter>),
+    /// Headers the upstream receives (e.g. its API key).
+    SetHeaders(Arc<set_headers::SetHeaders>),
+    /// Requests per window per user or IP, counted in the store.
+    RateLimit(Arc<rate_limit::RateLimit>),
+    /// A signed identity JWT for the upstream.
+    Identity(Arc<identity::IdentityHeader>),
 }
 
 /// A validated inbound OAuth policy: where users log in and how their ID token
@@ -73,6 +89,16 @@ pub(crate) struct OAuthPolicy {
     pub(crate) require_token_use_id: bool,
     pub(crate) access_token_ttl: Duration,
     pub(crate) refresh_token_ttl: Duration,
+    /// cognigate's `gateway.allowedGroups`: when set, only users in one of
+    /// these groups get past consent and refresh.
+    pub(crate) allowed_groups: Option<Vec<String>>,
+}
+
+impl OAuthPolicy {
+    /// Whether a user with `groups` may use routes of this policy.
+    pub(crate) fn admits(&self, groups: &[String]) -> bool {
+        self.allowed_groups.as_ref().is_none_or(|allowed| allowed.iter().any(|group| groups.contains(group)))
+    }
 }
 
 #[derive(Debug)]
@@ -100,12 +126,34 @@ pub(super) fn scope_or_default(scope: Option<String>) -> String {
     }
 }
 
-pub(super) fn ttls(name: &str, gateway: Option<GatewayOptions>) -> Result<(Duration, Duration), ConfigError> {
+/// What `gateway` (cognigate's own options) sets on an OAuth policy.
+pub(super) struct GatewaySettings {
+    pub(super) access: Duration,
+    pub(super) refresh: Duration,
+    pub(super) allowed_groups: Option<Vec<String>>,
+}
+
+pub(super) fn gateway_settings(name: &str, gateway: Option<GatewayOptions>) -> Result<GatewaySettings, ConfigError> {
     let gateway = gateway.unwrap_or_default();
     let access = seconds(name, "gateway.accessTokenTtlSeconds", gateway.access_token_ttl_seconds, DEFAULT_ACCESS_TTL)?;
     let refresh =
         seconds(name, "gateway.refreshTokenTtlSeconds", gateway.refresh_token_ttl_seconds, DEFAULT_REFRESH_TTL)?;
-    Ok((access, refresh))
+    let allowed_groups = match gateway.allowed_groups {
+        None => None,
+        Some(groups) => {
+            let groups: Vec<String> = groups.into_iter().map(|g| g.trim().to_owned()).collect();
+            if groups.is_empty() || groups.iter().any(String::is_empty) {
+                return Err(ConfigError::InvalidOption {
+                    owner: format!("policy `{name}`"),
+                    option: "gateway.allowedGroups".into(),
+                    problem: "is empty or has an empty group name (nobody could sign in)".into(),
+                    fix: "list the Cognito groups whose members may use the route, e.g. [\"engineering\"], or remove the option".into(),
+                });
+            }
+            Some(groups)
+        }
+    };
+    Ok(GatewaySettings { access, refresh, allowed_groups })
 }
 
 fn seconds(name: &str, option: &str, value: Option<Seconds>, default: u64) -> Result<Duration, ConfigError> {

@@ -162,7 +162,8 @@ fn outputs_rewrites_files_without_touching_aws() {
 #[test]
 fn rotate_secret_says_clearly_when_the_endpoint_lacks_the_api() {
     let moto = MotoServer::shared();
-    let ws = Workspace::new(moto.endpoint());
+    // The strict peer emulates the secret API; moto alone lacks it.
+    let ws = Workspace::bare(moto.bare_endpoint());
     let stack = unique_stack("rotate");
     ws.run(&["up", "--stack", &stack]).success();
     let before = ws.read(".env");
@@ -245,4 +246,106 @@ fn throttling_is_retried_and_a_persistent_one_explained() {
     proxy.fail("CreateUserPool", 400, "TooManyRequestsException", "Rate exceeded", 10);
     let failed = ws.run(&["up", "--stack", &other]).failure(1, "CreateUserPool failed: TooManyRequestsException");
     assert!(failed.stderr.contains("hint:") && failed.stderr.contains("run again"), "{}", failed.stderr);
+}
+
+/// Issue 13, item 8: a quota is not throttling; retrying it only delays the error.
+#[test]
+fn a_reached_quota_stops_at_once_with_its_name() {
+    let moto = MotoServer::shared();
+    let proxy = AwsProxy::start(moto.endpoint());
+    let ws = Workspace::new(proxy.url());
+    let quota = "The maximum number of user pools per account (1000) has been reached";
+    proxy.fail("CreateUserPool", 400, "LimitExceededException", quota, 10);
+    let run = Run::from(
+        ws.command()
+            .env("COGNIGATE_AWS_MAX_ATTEMPTS", "4")
+            .args(["up", "--stack", &unique_stack("quota")])
+            .output()
+            .unwrap(),
+    )
+    .failure(1, "CreateUserPool failed: LimitExceededException");
+    assert!(run.stderr.contains(quota) && run.stderr.contains("quota"), "{}", run.stderr);
+    assert_eq!(proxy.count("CreateUserPool"), 1, "a quota was retried: {:?}", proxy.calls());
+}
+
+/// Issue 13, item 7: with two secrets present a third is refused by Cognito;
+/// rotate-secret says to finish the rotation first and adds nothing.
+#[test]
+fn rotate_secret_twice_says_finish_first_then_rotates_again() {
+    let moto = MotoServer::shared();
+    let proxy = AwsProxy::start(moto.endpoint());
+    let ws = Workspace::new(proxy.url());
+    let stack = unique_stack("rotate2");
+    ws.run(&["up", "--stack", &stack]).success();
+    ws.run(&["rotate-secret", "--stack", &stack, "--yes"]).success();
+    let rotated = ws.read(".env");
+    proxy.reset();
+    ws.run(&["rotate-secret", "--stack", &stack, "--yes"]).failure(1, "--finish");
+    assert_eq!(proxy.count("AddUserPoolClientSecret"), 0, "a third secret was asked for: {:?}", proxy.calls());
+    assert_eq!(ws.read(".env"), rotated, "the env file changed although nothing was rotated");
+    ws.run(&["rotate-secret", "--stack", &stack, "--finish", "--yes"]).success();
+    ws.run(&["rotate-secret", "--stack", &stack, "--yes"]).success();
+}
+
+/// Issue 13, item 7: while a rotation is half done, DescribeUserPoolClient
+/// shows the old secret (the strict peer answers as Cognito may); `up` and
+/// `outputs` keep the env file's new secret instead of swapping it back.
+#[test]
+fn up_and_outputs_keep_the_rotated_secret_while_two_exist() {
+    let moto = MotoServer::shared();
+    let ws = Workspace::new(moto.endpoint());
+    let stack = unique_stack("rotkeep");
+    ws.run(&["up", "--stack", &stack]).success();
+    let secret_in =
+        |text: &str| text.lines().find_map(|l| l.strip_prefix("COGNITO_CLIENT_SECRET=")).unwrap_or_default().to_owned();
+    let original = secret_in(&ws.read(".env"));
+    ws.run(&["rotate-secret", "--stack", &stack, "--yes"]).success();
+    let rotated = secret_in(&ws.read(".env"));
+    assert!(!rotated.is_empty() && rotated != original);
+
+    ws.run(&["up", "--stack", &stack]).success();
+    assert_eq!(secret_in(&ws.read(".env")), rotated, "up wrote the old secret back");
+    ws.run(&["outputs", "--stack", &stack]).success();
+    assert_eq!(secret_in(&ws.read(".env")), rotated, "outputs wrote the old secret back");
+
+    // Once the rotation is finished, the only secret left is the env file's.
+    ws.run(&["rotate-secret", "--stack", &stack, "--finish", "--yes"]).success();
+    ws.run(&["up", "--stack", &stack]).success();
+    assert_eq!(secret_in(&ws.read(".env")), rotated);
+}
+
+/// The README's row for `command` (the table is cognito::OPERATIONS, a unit test says so).
+fn iam_row(command: &str) -> Vec<String> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let row = readme.lines().find(|l| l.starts_with(&format!("| `{command}` |"))).expect("no IAM row");
+    row.split('`').skip(3).step_by(2).map(str::to_owned).collect()
+}
+
+/// Issue 13, item 10: every command calls only the operations its IAM row
+/// names (read from the proxy's log), so the README grants what each needs.
+#[test]
+fn every_command_calls_only_what_its_iam_row_names() {
+    let moto = MotoServer::shared();
+    let proxy = AwsProxy::start(moto.endpoint());
+    let ws = Workspace::new(proxy.url());
+    let stack = unique_stack("iamrow");
+    let runs: [(&str, Vec<&str>); 8] = [
+        ("plan", vec!["plan", "--stack", &stack]),
+        ("up", vec!["up", "--stack", &stack, "--deletion-protection"]),
+        ("rotate-secret", vec!["rotate-secret", "--stack", &stack, "--yes"]),
+        ("up", vec!["up", "--stack", &stack]),
+        ("outputs", vec!["outputs", "--stack", &stack]),
+        ("rotate-secret", vec!["rotate-secret", "--stack", &stack, "--finish", "--yes"]),
+        ("gc", vec!["gc", "--prefix", &stack, "--older-than", "1h"]),
+        ("destroy", vec!["destroy", "--stack", &stack, "--force", "--yes"]),
+    ];
+    for (command, args) in runs {
+        proxy.reset();
+        ws.run(&args).success();
+        let allowed = iam_row(command);
+        let calls = proxy.calls();
+        let outside: Vec<&String> = calls.iter().filter(|c| !allowed.contains(c)).collect();
+        assert!(outside.is_empty(), "{args:?} called {outside:?}, which the README's `{command}` row lacks");
+        assert!(!calls.is_empty(), "{args:?} made no call");
+    }
 }

@@ -11,9 +11,15 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
+use aws_sdk_cognitoidentityprovider::types::{
+    AdminCreateUserConfigType, DeletionProtectionType, LambdaConfigType, PasswordPolicyType, UserPoolPolicyType,
+};
+
 use crate::support::aws_proxy::AwsProxy;
 use crate::support::cli::{Workspace, block_on, pools_named, sdk, unique_stack};
 use crate::support::moto::MotoServer;
+
+const PRE_SIGN_UP: &str = "arn:aws:lambda:us-east-1:123456789012:function:pre-sign-up";
 
 fn position(calls: &[String], operation: &str) -> usize {
     calls.iter().position(|c| c == operation).unwrap_or_else(|| panic!("no {operation} in {calls:?}"))
@@ -107,28 +113,45 @@ fn untagged_pool_is_refused_without_force_and_removed_with_it() {
 }
 
 #[test]
-fn adopted_pool_is_refused_without_force_and_removed_in_order_with_it() {
+fn adopted_pool_keeps_the_pool_and_loses_what_cognigate_created_in_it() {
     let moto = MotoServer::shared();
     let proxy = AwsProxy::start(moto.endpoint());
     let ws = Workspace::new(proxy.url());
     let aws = sdk(moto.endpoint());
     let stack = unique_stack("adopted");
-    let prefix = format!("a-{stack}");
     let pool_id = untagged_pool(&aws, &format!("{stack}-theirs"));
     let adopt = ["--stack", stack.as_str(), "--user-pool-id", pool_id.as_str()];
-    ws.run(&[&["up", "--domain-prefix", prefix.as_str()], &adopt[..]].concat()).success();
+    let up = ws.run(&[&["up", "--output", "json"], &adopt[..]].concat()).success().json();
+    let host = up["userPoolDomain"].as_str().unwrap().to_owned();
+    let prefix = host.split('.').next().unwrap().to_owned();
 
+    // Without --force: the domain and client cognigate made go, the pool stays, and the output says so.
     proxy.reset();
-    ws.run(&[&["destroy"], &adopt[..]].concat()).failure(1, "adopted with --user-pool-id");
-    assert!(proxy.mutating_calls().is_empty(), "{:?}", proxy.calls());
-    assert!(pool_exists(&aws, &pool_id) && domain_exists(&aws, &prefix));
+    let out = ws.run(&[&["destroy"], &adopt[..]].concat()).success();
+    assert_eq!(proxy.mutating_calls(), ["DeleteUserPoolDomain", "DeleteUserPoolClient"]);
+    assert!(
+        out.stdout.contains(&format!("Destroyed what cognigate created in adopted user pool {pool_id}")),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("kept (adopted") && out.stdout.contains("--force` deletes it"), "{}", out.stdout);
+    assert!(pool_exists(&aws, &pool_id) && !domain_exists(&aws, &prefix));
 
+    // Found through the env file alone (no --user-pool-id), as `up` left it.
+    ws.run(&[&["up"], &adopt[..]].concat()).success();
+    proxy.reset();
+    let doc = ws.run(&["destroy", "--stack", &stack, "--output", "json"]).success().json();
+    assert_eq!(proxy.mutating_calls(), ["DeleteUserPoolDomain", "DeleteUserPoolClient"]);
+    assert_eq!(doc["destroyed"][0]["poolKept"], true, "{doc}");
+    assert!(pool_exists(&aws, &pool_id));
+
+    // --force deletes the pool itself, in order.
+    ws.run(&[&["up"], &adopt[..]].concat()).success();
     proxy.reset();
     let doc = ws.run(&[&["destroy", "--force", "--output", "json"], &adopt[..]].concat()).success().json();
     assert_eq!(proxy.mutating_calls(), ["DeleteUserPoolDomain", "DeleteUserPoolClient", "DeleteUserPool"]);
     assert_eq!(doc["destroyed"][0]["userPoolId"], pool_id.as_str());
     assert_eq!(doc["destroyed"][0]["domains"][0], prefix.as_str());
-    assert_eq!(doc["destroyed"][0]["appClients"].as_array().unwrap().len(), 1);
     assert!(!pool_exists(&aws, &pool_id) && !domain_exists(&aws, &prefix));
 }
 
@@ -151,14 +174,36 @@ fn deletion_protection_is_refused_then_turned_off_with_force() {
     assert!(proxy.mutating_calls().is_empty(), "{:?}", proxy.calls());
     assert!(pool_exists(&aws, &pool_id));
 
-    // --force: protection off first (tags kept), then the usual order. The
-    // last step fails once, to show that a half-done destroy resumes.
+    // An adopted-looking pool carries settings of its own: a trigger, a
+    // password policy, admin-only sign-up (set through the strict peer, which
+    // like Cognito resets what UpdateUserPool is not sent).
+    block_on(async {
+        let pool = aws.describe_user_pool().user_pool_id(&pool_id).send().await.unwrap().user_pool.unwrap();
+        aws.update_user_pool()
+            .user_pool_id(&pool_id)
+            .deletion_protection(DeletionProtectionType::Active)
+            .set_user_pool_tags(pool.user_pool_tags().cloned())
+            .lambda_config(LambdaConfigType::builder().pre_sign_up(PRE_SIGN_UP).build())
+            .policies(
+                UserPoolPolicyType::builder()
+                    .password_policy(PasswordPolicyType::builder().minimum_length(12).require_symbols(true).build())
+                    .build(),
+            )
+            .admin_create_user_config(AdminCreateUserConfigType::builder().allow_admin_create_user_only(true).build())
+            .send()
+            .await
+            .unwrap();
+    });
+
+    // --force: the usual order, and protection off right before DeleteUserPool
+    // (issue 13, item 4), every other setting sent back. The last step fails
+    // once, to show that a half-done destroy resumes and loses nothing.
     proxy.reset();
     proxy.fail("DeleteUserPool", 400, "InvalidParameterException", "injected by the test", 1);
     ws.run(&["destroy", "--stack", &stack, "--force"]).failure(1, "DeleteUserPool failed");
     assert_eq!(
         proxy.mutating_calls(),
-        ["UpdateUserPool", "DeleteUserPoolDomain", "DeleteUserPoolClient", "DeleteUserPool"]
+        ["DeleteUserPoolDomain", "DeleteUserPoolClient", "UpdateUserPool", "DeleteUserPool"]
     );
     block_on(async {
         let pool = aws.describe_user_pool().user_pool_id(&pool_id).send().await.unwrap().user_pool.unwrap();
@@ -169,6 +214,10 @@ fn deletion_protection_is_refused_then_turned_off_with_force() {
             Some("true"),
             "UpdateUserPool dropped the tags: {tags:?}"
         );
+        assert_eq!(pool.lambda_config().and_then(|l| l.pre_sign_up()), Some(PRE_SIGN_UP), "trigger wiped");
+        let password = pool.policies().and_then(|p| p.password_policy()).expect("password policy wiped");
+        assert_eq!((password.minimum_length(), password.require_symbols()), (Some(12), true));
+        assert!(pool.admin_create_user_config().is_some_and(|c| c.allow_admin_create_user_only()), "sign-up reopened");
     });
 
     // What is left is an unprotected managed pool: no --force needed any more.
@@ -225,4 +274,37 @@ fn clean_files_removes_our_keys_and_stanza_and_keeps_the_rest() {
     let again = ws.run(&["destroy", "--stack", &stack, "--policy-name", "my-cognito", "--clean-files"]).success();
     assert!(again.stdout.contains("Nothing to destroy") && again.stdout.contains("unchanged"), "{}", again.stdout);
     assert_eq!(ws.read(".env"), "# my settings\nPORT=9000\nexport OTHER=\"x y\"\n");
+}
+
+/// Issue 13, item 8: right after its domain is gone, Cognito may still refuse
+/// DeleteUserPool with "It has a domain configured"; the strict peer answers
+/// so once, and destroy retries instead of failing.
+#[test]
+fn a_pool_that_still_sees_its_deleted_domain_is_deleted_on_a_retry() {
+    let moto = MotoServer::shared();
+    let proxy = AwsProxy::start(moto.endpoint());
+    let ws = Workspace::new(proxy.url());
+    let aws = sdk(moto.endpoint());
+    let stack = unique_stack("linger");
+    let pool_id = ws.run(&["up", "--stack", &stack, "--output", "json"]).success().json()["userPoolId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    crate::support::strict::linger_domains(&ws.endpoint);
+    proxy.reset();
+    ws.run(&["destroy", "--stack", &stack]).success();
+    assert_eq!(proxy.count("DeleteUserPool"), 2, "{:?}", proxy.calls());
+    assert!(!pool_exists(&aws, &pool_id));
+}
+
+#[test]
+fn clean_files_removes_a_policies_file_that_held_only_our_stanza() {
+    let moto = MotoServer::shared();
+    let ws = Workspace::new(moto.endpoint());
+    let stack = unique_stack("cleanonly");
+    ws.run(&["up", "--stack", &stack]).success();
+    let doc = ws.run(&["destroy", "--stack", &stack, "--clean-files", "--output", "json"]).success().json();
+    assert_eq!(doc["files"]["policies"]["outcome"], "removed", "{doc}");
+    assert!(!ws.path("config/policies.json").exists(), "no empty {{\"policies\": []}} left behind");
+    assert_eq!(doc["files"]["env file"]["outcome"], "removed");
 }

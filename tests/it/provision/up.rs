@@ -17,15 +17,10 @@ fn env_map(text: &str) -> std::collections::HashMap<String, String> {
         .collect()
 }
 
+/// What `up` must write: the contract's stanza, serialized.
 fn contract_stanza(region: &str) -> Value {
-    json!({ "name": "cognito-managed-oauth", "policyType": "mcp-cognito-oauth-inbound",
-      "handler": { "module": "$import(@zuplo/runtime/mcp-gateway)",
-        "export": "McpCognitoOAuthInboundPolicy",
-        "options": { "awsRegion": region,
-          "userPoolId": "$env(COGNITO_USER_POOL_ID)",
-          "userPoolDomain": "$env(COGNITO_USER_POOL_DOMAIN)",
-          "clientId": "$env(COGNITO_CLIENT_ID)",
-          "clientSecret": "$env(COGNITO_CLIENT_SECRET)" } } })
+    let region = cognigate::contract::Region::parse(region).expect("region");
+    serde_json::to_value(cognigate::contract::cognito_stanza("cognito-managed-oauth", &region)).expect("stanza")
 }
 
 #[test]
@@ -59,7 +54,7 @@ fn cold_up_provisions_the_contract_and_writes_outputs() {
     assert_eq!(doc["issuer"], format!("https://cognito-idp.us-east-1.amazonaws.com/{pool_id}"));
     // Under an endpoint override (moto here) the keys are fetched where the API
     // is; the issuer stays the one Cognito writes into tokens.
-    assert_eq!(doc["jwksUrl"], format!("{}/{pool_id}/.well-known/jwks.json", moto.endpoint()));
+    assert_eq!(doc["jwksUrl"], format!("{}/{pool_id}/.well-known/jwks.json", ws.endpoint));
     assert_eq!(doc["publicUrl"], "https://gw.example.com");
     assert_eq!(doc["authorizationUrl"], format!("https://{prefix}.auth.us-east-1.amazoncognito.com/oauth2/authorize"));
     assert_eq!(doc["tokenUrl"], format!("https://{prefix}.auth.us-east-1.amazoncognito.com/oauth2/token"));
@@ -112,7 +107,7 @@ fn cold_up_provisions_the_contract_and_writes_outputs() {
         assert_eq!(env["COGNITO_CLIENT_ID"], client_id);
         assert_eq!(env["COGNITO_CLIENT_SECRET"], client.client_secret().unwrap());
         assert_eq!(env["COGNIGATE_PUBLIC_URL"], "https://gw.example.com");
-        assert_eq!(env["AWS_ENDPOINT_URL"], moto.endpoint());
+        assert_eq!(env["AWS_ENDPOINT_URL"], ws.endpoint);
         let mode = std::fs::metadata(ws.path(".env")).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
     });
@@ -220,10 +215,13 @@ fn adopted_pool_gets_domain_and_client_but_no_tags() {
     let ws = Workspace::new(moto.endpoint());
     let doc = ws.run(&["up", "--stack", &stack, "--user-pool-id", &pool_id, "--output", "json"]).success().json();
     assert_eq!(doc["userPoolId"], pool_id.as_str());
-    assert_eq!(doc["resources"]["userPool"], "adopted");
+    // A pool made with Cognito's default lets anyone sign up; `up` turns that
+    // off (saying so in its plan) and otherwise uses the pool as it is.
+    assert_eq!(doc["resources"]["userPool"], "updated");
     assert_eq!(doc["resources"]["appClient"], "created");
     block_on(async {
         let pool = aws.describe_user_pool().user_pool_id(&pool_id).send().await.unwrap().user_pool.unwrap();
+        assert!(pool.admin_create_user_config().unwrap().allow_admin_create_user_only);
         assert!(
             pool.user_pool_tags().is_none_or(|t| t.is_empty()),
             "adopted pool was tagged: {:?}",
@@ -282,7 +280,7 @@ fn missing_credentials_say_how_to_provide_them() {
 fn unreachable_endpoint_is_a_clear_error() {
     // A port nothing listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let ws = Workspace::new(&format!("http://127.0.0.1:{port}"));
+    let ws = Workspace::bare(&format!("http://127.0.0.1:{port}"));
     ws.run(&["up", "--stack", &unique_stack("unreach")]).failure(1, "cannot reach");
 }
 
@@ -310,7 +308,7 @@ fn html_error_server() -> String {
 
 #[test]
 fn an_answer_that_is_not_cognitos_is_one_clear_line() {
-    let ws = Workspace::new(&html_error_server());
+    let ws = Workspace::bare(&html_error_server());
     let run = ws.run(&["up", "--stack", &unique_stack("html500")]).failure(1, "(HTTP 500)");
     let error: Vec<&str> = run.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(error.len(), 1, "more than one line:\n{}", run.stderr);
@@ -351,4 +349,89 @@ fn unreadable_policies_file_is_never_overwritten() {
     assert_eq!(ws.read("config/policies.json"), "{ \"policies\": [ oops ] }");
     // The env file was still written: the secret is not lost.
     assert!(env_map(&ws.read(".env")).contains_key("COGNITO_CLIENT_SECRET"));
+}
+
+/// Issue 13, item 9: ids in the env file are only a hint. One of another
+/// region or not shaped like an id is ignored with a warning and never sent
+/// (the strict peer would record a malformed ClientId as a violation).
+#[test]
+fn env_file_ids_of_the_wrong_shape_or_region_are_ignored_with_a_warning() {
+    let moto = MotoServer::shared();
+    let proxy = AwsProxy::start(moto.endpoint());
+    let ws = Workspace::new(proxy.url());
+    ws.write(".env", "COGNITO_USER_POOL_ID=eu-west-1_Abc123\nCOGNITO_CLIENT_ID=not a client id!\n");
+    let run = ws.run(&["up", "--stack", &unique_stack("badhint"), "--output", "json"]).success();
+    assert!(run.stderr.contains("ignoring COGNITO_USER_POOL_ID") && run.stderr.contains("eu-west-1"), "{}", run.stderr);
+    assert!(run.stderr.contains("ignoring COGNITO_CLIENT_ID"), "{}", run.stderr);
+    // Discovery by name took over: the stack was created, without a call on the hint.
+    assert_eq!(proxy.count("DescribeUserPoolClient"), 0, "{:?}", proxy.calls());
+    assert!(run.json()["userPoolId"].as_str().is_some_and(|id| id.starts_with("us-east-1_")));
+}
+
+/// Issue 13, item 3: a custom domain is served by CloudFront; `up` names the
+/// distribution and the alias record to create, in JSON and in text (a
+/// re-run reads it back from DescribeUserPoolDomain).
+#[test]
+fn custom_domain_prints_its_cloudfront_target_and_alias_record() {
+    let moto = MotoServer::shared();
+    let ws = Workspace::new(moto.endpoint());
+    let stack = unique_stack("cfdomain");
+    let host = format!("auth.{stack}.example.com");
+    let args = [
+        "up",
+        "--stack",
+        &stack,
+        "--custom-domain",
+        &host,
+        "--certificate-arn",
+        "arn:aws:acm:us-east-1:123456789012:certificate/0000",
+    ];
+    let doc = ws.run(&[&args[..], &["--output", "json"]].concat()).success().json();
+    let target = doc["customDomain"]["cloudFrontDomain"].as_str().unwrap_or_default().to_owned();
+    assert!(!target.is_empty(), "no CloudFront target: {doc}");
+    assert_eq!(doc["customDomain"]["aliasRecord"]["name"], host.as_str());
+    assert_eq!(doc["customDomain"]["aliasRecord"]["value"], target.as_str());
+    let text = ws.run(&args).success().stdout;
+    assert!(text.contains(&format!("CNAME {host} -> {target}")), "{text}");
+}
+
+/// Issue 13, item 5: the domain is created with ManagedLoginVersion 1 sent
+/// explicitly (the strict peer, like Cognito, reports what it was given).
+#[test]
+fn domain_is_created_on_the_classic_hosted_ui_explicitly() {
+    let moto = MotoServer::shared();
+    let ws = Workspace::new(moto.endpoint());
+    let prefix = format!("mlv1-{}", std::process::id());
+    ws.run(&["up", "--stack", &unique_stack("mlv1"), "--domain-prefix", &prefix]).success();
+    let aws = sdk(&ws.endpoint);
+    let version = block_on(async {
+        let described = aws.describe_user_pool_domain().domain(&prefix).send().await.unwrap();
+        described.domain_description().and_then(|d| d.managed_login_version())
+    });
+    assert_eq!(version, Some(1));
+}
+
+/// Issue 13, item 5: an adopted pool whose domain is on managed login (v2)
+/// gets Cognito's default branding style for the new app client, without
+/// which its login pages do not work; a second run leaves it alone.
+#[test]
+fn adopted_managed_login_domain_gets_a_branding_style_for_the_client() {
+    let moto = MotoServer::shared();
+    let ws = Workspace::new(moto.endpoint());
+    let aws = sdk(&ws.endpoint);
+    let prefix = format!("mlv2-{}", std::process::id());
+    let pool_id = block_on(async {
+        let id = aws.create_user_pool().pool_name("adopted-v2").send().await.unwrap().user_pool.unwrap().id.unwrap();
+        aws.create_user_pool_domain().user_pool_id(&id).domain(&prefix).managed_login_version(2).send().await.unwrap();
+        id
+    });
+    let stack = unique_stack("mlv2");
+    let doc = ws.run(&["up", "--stack", &stack, "--user-pool-id", &pool_id, "--output", "json"]).success().json();
+    let client_id = doc["clientId"].as_str().unwrap().to_owned();
+    let branding = block_on(async {
+        aws.describe_managed_login_branding_by_client().user_pool_id(&pool_id).client_id(&client_id).send().await
+    });
+    let branding = branding.expect("no branding style for the client").managed_login_branding.unwrap();
+    assert!(branding.use_cognito_provided_values());
+    ws.run(&["up", "--stack", &stack, "--user-pool-id", &pool_id]).success();
 }

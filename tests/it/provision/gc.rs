@@ -288,3 +288,22 @@ fn gc_of_30_stacks_removes_them_all_and_reports_its_calls() {
     }
     assert_eq!(by_operation.get("DeleteUserPool"), Some(&30));
 }
+
+#[test]
+fn a_stack_without_a_ttl_is_said_never_to_be_collected() {
+    let moto = MotoServer::shared();
+    let ws = Workspace::new(moto.endpoint());
+    let aws = sdk(moto.endpoint());
+    let prefix = format!("{}-", unique_stack("gcnottl"));
+    let name = format!("{prefix}a");
+    make(&aws, &name, Make::managed(3 * HOUR));
+    let doc = ws.run(&["gc", "--prefix", &prefix, "--output", "json"]).success().json();
+    let skipped = &doc["skipped"][0];
+    assert_eq!(skipped["reason"], "no-ttl", "{doc}");
+    let detail = skipped["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("gc never collects it") && detail.contains("--older-than") && detail.contains("--ttl"),
+        "{detail}"
+    );
+    assert!(!doc.to_string().contains("too-young"));
+}

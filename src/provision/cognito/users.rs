@@ -1,0 +1,247 @@
+//! A pool's users: created by an administrator (the pool refuses self sign-up
+//! by default), listed with their groups, moved between groups, deleted.
+//!
+//! The username is the user's e-mail address, which is also set as a verified
+//! `email` attribute: Cognito sends the invitation there, and the hosted login
+//! puts it into the ID token the gateway reads.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_cognitoidentityprovider::types::{AttributeType, DeliveryMediumType, MessageActionType};
+use futures_util::future::try_join_all;
+
+use super::Cognito;
+use super::errors::{self, CognitoError, Result};
+use crate::secret::Secret;
+
+/// Cognito's page size limits for ListUsers and the group listings.
+const USERS_PAGE: i32 = 60;
+const GROUPS_PAGE: i32 = 60;
+
+/// One user as `user list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct UserSummary {
+    pub username: String,
+    pub email: Option<String>,
+    /// Cognito's status: CONFIRMED, FORCE_CHANGE_PASSWORD, ...
+    pub status: String,
+    pub enabled: bool,
+    pub groups: Vec<String>,
+}
+
+/// How a new user gets their first password.
+pub(crate) enum FirstPassword<'a> {
+    /// Cognito e-mails a temporary one (the invitation).
+    Invite,
+    /// Cognito makes a temporary one and sends nothing.
+    Suppressed,
+    /// This one, made permanent right away; no invitation.
+    Permanent(&'a Secret),
+}
+
+impl Cognito {
+    /// Creates the user, then (for a permanent password) sets it. A password
+    /// Cognito refuses leaves no user behind: the new user is deleted again,
+    /// so the command can simply be re-run with a better one.
+    pub(crate) async fn create_user(&self, pool_id: &str, email: &str, password: FirstPassword<'_>) -> Result<()> {
+        let attributes = [attribute("email", email)?, attribute("email_verified", "true")?];
+        let mut request = self
+            .client
+            .admin_create_user()
+            .user_pool_id(pool_id)
+            .username(email)
+            .set_user_attributes(Some(attributes.to_vec()));
+        request = match password {
+            FirstPassword::Invite => request.desired_delivery_mediums(DeliveryMediumType::Email),
+            FirstPassword::Suppressed => request.message_action(MessageActionType::Suppress),
+            // Cognito checks a temporary password against the policy before it
+            // creates the user, so a weak one is refused with nothing created.
+            FirstPassword::Permanent(secret) => {
+                request.message_action(MessageActionType::Suppress).temporary_password(secret.expose())
+            }
+        };
+        if let Err(e) = request.send().await {
+            return Err(match errors::code(&e) {
+                Some("UsernameExistsException") => CognitoError::UserExists { username: email.to_owned() },
+                Some("InvalidPasswordException") => self.weak_password(pool_id).await,
+                _ => errors::map("AdminCreateUser", self.target(), e),
+            });
+        }
+        let FirstPassword::Permanent(secret) = password else { return Ok(()) };
+        let set = self
+            .client
+            .admin_set_user_password()
+            .user_pool_id(pool_id)
+            .username(email)
+            .password(secret.expose())
+            .permanent(true)
+            .send()
+            .await;
+        let Err(e) = set else { return Ok(()) };
+        let error = match errors::code(&e) {
+            Some("InvalidPasswordException") => self.weak_password(pool_id).await,
+            _ => errors::map("AdminSetUserPassword", self.target(), e),
+        };
+        self.delete_user(pool_id, email).await?;
+        Err(error)
+    }
+
+    /// The weak-password error, naming the pool's policy when it can be read.
+    async fn weak_password(&self, pool_id: &str) -> CognitoError {
+        let policy = match self.password_policy(pool_id).await {
+            Ok(Some(policy)) => super::pool::describe_password_policy(&policy),
+            _ => "see the pool's password policy in the Cognito console".to_owned(),
+        };
+        CognitoError::WeakPassword { policy }
+    }
+
+    /// `AdminDeleteUser`.
+    pub(crate) async fn delete_user(&self, pool_id: &str, username: &str) -> Result<()> {
+        match self.client.admin_delete_user().user_pool_id(pool_id).username(username).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if errors::code(&e) == Some("UserNotFoundException") => {
+                Err(CognitoError::UserNotFound { username: username.to_owned() })
+            }
+            Err(e) => Err(errors::map("AdminDeleteUser", self.target(), e)),
+        }
+    }
+
+    /// Every user of the pool with their groups: `ListUsers`, then each group's
+    /// members (`ListUsersInGroup`), which takes one call per group instead of
+    /// one per user.
+    pub(crate) async fn users(&self, pool_id: &str) -> Result<Vec<UserSummary>> {
+        let (users, groups) = tokio::try_join!(
+            async {
+                self.client
+                    .list_users()
+                    .user_pool_id(pool_id)
+                    .limit(USERS_PAGE)
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .try_collect()
+                    .await
+                    .map_err(|e| errors::map("ListUsers", self.target(), e))
+            },
+            self.group_names(pool_id),
+        )?;
+        let members = try_join_all(groups.iter().map(|group| self.members(pool_id, group))).await?;
+        let mut groups_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (group, users) in groups.iter().zip(members) {
+            for user in users {
+                groups_of.entry(user).or_default().push(group.clone());
+            }
+        }
+        Ok(users
+            .into_iter()
+            .map(|user| {
+                let username = user.username().unwrap_or_default().to_owned();
+                let email =
+                    user.attributes().iter().find(|a| a.name() == "email").and_then(|a| a.value()).map(str::to_owned);
+                UserSummary {
+                    groups: groups_of.remove(&username).unwrap_or_default(),
+                    email,
+                    status: user.user_status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                    enabled: user.enabled(),
+                    username,
+                }
+            })
+            .collect())
+    }
+
+    /// The usernames in one group.
+    async fn members(&self, pool_id: &str, group: &str) -> Result<Vec<String>> {
+        let users = self
+            .client
+            .list_users_in_group()
+            .user_pool_id(pool_id)
+            .group_name(group)
+            .limit(USERS_PAGE)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| errors::map("ListUsersInGroup", self.target(), e))?;
+        Ok(users.into_iter().filter_map(|u| u.username).collect())
+    }
+
+    /// The groups one user is in (`AdminListGroupsForUser`).
+    pub(crate) async fn groups_of(&self, pool_id: &str, username: &str) -> Result<Vec<String>> {
+        let groups = self
+            .client
+            .admin_list_groups_for_user()
+            .user_pool_id(pool_id)
+            .username(username)
+            .limit(GROUPS_PAGE)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await;
+        match groups {
+            Ok(groups) => Ok(groups.into_iter().filter_map(|g| g.group_name).collect()),
+            Err(e) if errors::code(&e) == Some("UserNotFoundException") => {
+                Err(CognitoError::UserNotFound { username: username.to_owned() })
+            }
+            Err(e) => Err(errors::map("AdminListGroupsForUser", self.target(), e)),
+        }
+    }
+
+    /// `AdminAddUserToGroup`.
+    pub(crate) async fn add_to_group(&self, pool_id: &str, username: &str, group: &str) -> Result<()> {
+        let sent = self
+            .client
+            .admin_add_user_to_group()
+            .user_pool_id(pool_id)
+            .username(username)
+            .group_name(group)
+            .send()
+            .await;
+        sent.map(|_| ()).map_err(|e| self.membership_error("AdminAddUserToGroup", username, group, e))
+    }
+
+    /// `AdminRemoveUserFromGroup`.
+    pub(crate) async fn remove_from_group(&self, pool_id: &str, username: &str, group: &str) -> Result<()> {
+        let sent = self
+            .client
+            .admin_remove_user_from_group()
+            .user_pool_id(pool_id)
+            .username(username)
+            .group_name(group)
+            .send()
+            .await;
+        sent.map(|_| ()).map_err(|e| self.membership_error("AdminRemoveUserFromGroup", username, group, e))
+    }
+
+    /// Cognito answers `ResourceNotFoundException` for a missing group and
+    /// `UserNotFoundException` for a missing user; callers check both first,
+    /// so these only happen when something was deleted meanwhile.
+    fn membership_error<E>(
+        &self,
+        operation: &'static str,
+        username: &str,
+        group: &str,
+        e: aws_sdk_cognitoidentityprovider::error::SdkError<
+            E,
+            aws_sdk_cognitoidentityprovider::config::http::HttpResponse,
+        >,
+    ) -> CognitoError
+    where
+        E: aws_sdk_cognitoidentityprovider::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        match errors::code(&e) {
+            Some("UserNotFoundException") => CognitoError::UserNotFound { username: username.to_owned() },
+            Some("ResourceNotFoundException") => CognitoError::GroupNotFound { groups: vec![group.to_owned()] },
+            _ => errors::map(operation, self.target(), e),
+        }
+    }
+}
+
+fn attribute(name: &str, value: &str) -> Result<AttributeType> {
+    AttributeType::builder()
+        .name(name)
+        .value(value)
+        .build()
+        .map_err(|e| CognitoError::Internal { operation: "AdminCreateUser", problem: e.to_string() })
+}

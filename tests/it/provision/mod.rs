@@ -1,0 +1,13 @@
+//! The `cognigate` CLI against moto behind the strict Cognito peer: what each
+//! command creates, changes, prints and refuses.
+
+mod destroy;
+mod doctor;
+mod gc;
+mod lifecycle;
+mod recipes;
+mod shell;
+mod strict;
+mod up;
+mod usage;
+mod users;
