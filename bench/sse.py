@@ -170,6 +170,8 @@ async def one_round(pid, port, token, up_port, args):
         server.close()
         for writer in list(upstream.writers):
             writer.close()
+        # Let the handlers see their connections close before the loop ends.
+        await asyncio.sleep(0.5)
 
 
 def print_table(results, args):
