@@ -5,9 +5,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
-use std::time::Duration;
 
 use cognigate::gateway::audit::AuditTarget;
 use cognigate::gateway::security::{Cidr, SecurityOptions};
@@ -90,6 +90,14 @@ struct Cli {
     /// addresses (refused by default: the gateway would fetch inside your network).
     #[arg(long, env = "COGNIGATE_CLIENT_ID_PRIVATE_ADDRESSES")]
     client_id_private_addresses: bool,
+    /// How long to wait for an upstream's response headers before answering
+    /// 502 (a JSON-mode `tools/call` answers only when the tool is done).
+    #[arg(long, env = "COGNIGATE_UPSTREAM_TIMEOUT", default_value = "300s", value_parser = humantime::parse_duration)]
+    upstream_timeout: Duration,
+    /// After SIGTERM, how long open requests and streams get to finish
+    /// before they are closed and the process exits.
+    #[arg(long, env = "COGNIGATE_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    shutdown_grace: Duration,
     /// Audit log of MCP requests, one JSON line each: `stdout` or a file path
     /// (appended, created 0600). Off by default; when on, every MCP POST body
     /// is read to name its method and tool.
@@ -206,6 +214,8 @@ fn main() -> ExitCode {
             // documents served with a private CA.
             extra_roots: std::env::var_os("SSL_CERT_FILE").map(PathBuf::from),
         },
+        upstream_timeout: cli.upstream_timeout,
+        shutdown_grace: cli.shutdown_grace,
         audit_log: cli.audit_log,
     };
     // The main thread serves too, on a single-threaded runtime like the other

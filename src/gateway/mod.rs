@@ -46,8 +46,6 @@ pub use tokens::TokenError;
 /// How often expired rows are deleted and revocations re-read from the store.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 const REVOCATION_SYNC_INTERVAL: Duration = Duration::from_secs(5);
-/// After SIGTERM, open streams (SSE) get this long to finish.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// The gateway's HTTP surface.
 pub fn router(state: AppState) -> Router {
@@ -118,6 +116,10 @@ pub struct ServeOptions {
     pub limits: server::ConnectionLimits,
     /// The authorization server's options (refresh grace, client-id documents).
     pub oauth: OAuthOptions,
+    /// Waiting longer than this for an upstream's response headers is a 502.
+    pub upstream_timeout: Duration,
+    /// After SIGTERM, open requests and streams (SSE) get this long to finish.
+    pub shutdown_grace: Duration,
     /// Where the audit log goes; `None`: no audit log.
     pub audit_log: Option<audit::AuditTarget>,
 }
@@ -206,6 +208,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), BootError> {
         None => None,
     };
     log_ready(&state, local, workers);
+    proxy::set_upstream_timeout(options.upstream_timeout);
     spawn_maintenance(state.clone());
 
     let app = router(state.clone());
@@ -230,7 +233,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), BootError> {
     }
     tracing::info!("shutting down: no new connections; waiting for open requests");
     let _ = stop_tx.send(true);
-    drain(server, finished).await
+    drain(server, finished, options.shutdown_grace).await
 }
 
 fn log_ready(state: &AppState, local: SocketAddr, workers: usize) {
@@ -290,10 +293,11 @@ fn serve_on_this_thread(
 }
 
 /// Waits for the main server and every serving thread to finish their open
-/// requests, up to [`SHUTDOWN_GRACE`]; streams still open then are closed.
+/// requests, up to `grace`; streams still open then are closed.
 async fn drain(
     server: impl std::future::Future<Output = std::io::Result<()>>,
     finished: Vec<tokio::sync::oneshot::Receiver<()>>,
+    grace: Duration,
 ) -> Result<(), BootError> {
     let all_done = async {
         let result = server.await;
@@ -302,10 +306,10 @@ async fn drain(
         }
         result
     };
-    match tokio::time::timeout(SHUTDOWN_GRACE, all_done).await {
+    match tokio::time::timeout(grace, all_done).await {
         Ok(result) => result.map_err(BootError::Serve),
         Err(_) => {
-            tracing::warn!(grace_seconds = SHUTDOWN_GRACE.as_secs(), "open streams did not finish; closing them");
+            tracing::warn!(grace_seconds = grace.as_secs_f64(), "open streams did not finish; closing them");
             Ok(())
         }
     }

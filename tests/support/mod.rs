@@ -19,6 +19,7 @@ pub mod client_documents;
 pub mod front_proxy;
 pub mod moto;
 pub mod peers;
+pub mod round_robin;
 pub mod strict;
 
 use std::path::PathBuf;

@@ -10,6 +10,10 @@ use serde_json::json;
 use crate::gateway::store::StoreError;
 use crate::gateway::tokens::TokenError;
 
+/// `Retry-After` (seconds) when the store cannot be reached: it backs off
+/// for about a second, and a restarting Redis is usually back within this.
+const RETRY_AFTER_SECONDS: &str = "2";
+
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum OAuthError {
     #[error("invalid_request: {0}")]
@@ -57,6 +61,7 @@ impl OAuthError {
             Self::SlowDown(_) => "slow_down",
             Self::ExpiredToken(_) => "expired_token",
             Self::AccessDenied(_) => "access_denied",
+            Self::Store(StoreError::Unavailable(_)) => "temporarily_unavailable",
             Self::Store(_) | Self::Token(_) => "server_error",
         }
     }
@@ -65,6 +70,10 @@ impl OAuthError {
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let (status, description) = match &self {
+            Self::Store(StoreError::Unavailable(_)) => {
+                tracing::warn!(error = %self, "oauth endpoint unavailable: the store does not answer");
+                (StatusCode::SERVICE_UNAVAILABLE, "the authorization server is briefly unavailable; retry".to_owned())
+            }
             Self::Store(_) | Self::Token(_) => {
                 tracing::error!(error = %self, "oauth endpoint failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal error".to_owned())
@@ -91,6 +100,9 @@ impl IntoResponse for OAuthError {
         let mut response =
             (status, axum::Json(json!({"error": self.code(), "error_description": description}))).into_response();
         response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        }
         response
     }
 }
@@ -125,7 +137,14 @@ impl PageError {
 
 impl From<StoreError> for PageError {
     fn from(err: StoreError) -> Self {
-        Self::internal(err)
+        match err {
+            StoreError::Unavailable(_) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The gateway is briefly unavailable. Try again in a moment.",
+                err.to_string(),
+            ),
+            _ => Self::internal(err),
+        }
     }
 }
 
@@ -140,6 +159,9 @@ impl IntoResponse for PageError {
         let mut response = (self.status, axum::response::Html(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        }
         headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
         headers.insert(
             header::CONTENT_SECURITY_POLICY,

@@ -8,7 +8,6 @@
 //! `Authorization` and cookies never reach the upstream, and upstream cookies
 //! never reach the client.
 
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -20,6 +19,8 @@ use crate::gateway::store::now;
 
 mod policies;
 mod upstream;
+
+pub(crate) use upstream::set_response_timeout as set_upstream_timeout;
 
 /// Request headers passed to the upstream. `Content-Length` keeps a streamed
 /// body from turning into a chunked upload that some servers refuse.
@@ -271,7 +272,7 @@ async fn forward_with(
     let upstream = upstream::send(upstream_request).await.map_err(ProxyError::Upstream)?;
 
     let (upstream_parts, upstream_body) = upstream.into_parts();
-    let mut response = Response::new(Body::new(upstream_body));
+    let mut response = Response::new(upstream_body);
     *response.status_mut() = upstream_parts.status;
     let out = response.headers_mut();
     for name in &RESPONSE_HEADERS {

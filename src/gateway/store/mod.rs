@@ -31,6 +31,10 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("redis: {0}")]
     Redis(String),
+    /// The store cannot be reached right now (down, hanging, restarting):
+    /// OAuth endpoints answer 503 with `Retry-After` instead of waiting.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     #[error("stored record is unreadable: {0}")]
     Encoding(#[from] serde_json::Error),
     #[error("store task failed: {0}")]

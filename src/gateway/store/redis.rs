@@ -23,8 +23,9 @@
 //! the family set, which a Redis Cluster would refuse: one Redis (or a
 //! primary with replicas) is the supported shape.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::{Connection, Value};
 use serde::Serialize;
@@ -38,7 +39,14 @@ use super::{
 const PREFIX: &str = "cognigate:";
 /// Seconds a key outlives its logical expiry before Redis deletes it.
 const GRACE: i64 = 60;
-const TIMEOUT: Duration = Duration::from_secs(5);
+/// Connect, read and write timeout of the Redis connection. Short: every
+/// command is a key lookup or a small script that answers in well under a
+/// millisecond, and a Redis that does not answer must turn into a 503 at once,
+/// not a request held open.
+const TIMEOUT: Duration = Duration::from_millis(1500);
+/// After Redis failed to answer, calls fail at once for this long instead of
+/// queueing behind the one connection's mutex, each waiting its own timeout.
+const BACKOFF: Duration = Duration::from_secs(1);
 
 /// Marks `KEYS[1]` used (its data now holding the rotation's answer) and
 /// creates its successor, if it is still active. KEYS: old token, new token,
@@ -93,11 +101,19 @@ return {fields[1], fields[2]}
 pub struct RedisStore {
     client: redis::Client,
     conn: Mutex<Option<Connection>>,
+    /// Milliseconds after `epoch` until which calls fail without trying
+    /// (0: Redis answered last time).
+    down_until: AtomicU64,
+    epoch: Instant,
 }
 
 impl From<redis::RedisError> for StoreError {
     fn from(err: redis::RedisError) -> Self {
-        StoreError::Redis(err.to_string())
+        if err.is_io_error() || err.is_timeout() || err.is_connection_refusal() || err.is_connection_dropped() {
+            StoreError::Unavailable(format!("Redis does not answer: {err}"))
+        } else {
+            StoreError::Redis(err.to_string())
+        }
     }
 }
 
@@ -123,7 +139,7 @@ impl RedisStore {
     pub fn open(url: &str) -> Result<Self, StoreError> {
         let client =
             redis::Client::open(url).map_err(|err| StoreError::Open(format!("`{url}` is not a Redis URL: {err}")))?;
-        let store = Self { client, conn: Mutex::new(None) };
+        let store = Self { client, conn: Mutex::new(None), down_until: AtomicU64::new(0), epoch: Instant::now() };
         store
             .with(|conn| redis::cmd("PING").query::<String>(conn).map_err(StoreError::from))
             .map_err(|err| StoreError::Open(format!("cannot reach Redis at {url}: {err}")))?;
@@ -131,27 +147,53 @@ impl RedisStore {
     }
 
     /// Runs `call` on the connection, opening it first if needed; a failure
-    /// drops the connection so the next call reconnects.
+    /// drops the connection so the next call reconnects. While Redis is known
+    /// to be down (see [`BACKOFF`]) it fails at once.
     fn with<T>(&self, call: impl FnOnce(&mut Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.check_backoff()?;
         let mut guard: MutexGuard<'_, Option<Connection>> =
             self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if guard.is_none() {
-            let conn = self.client.get_connection_with_timeout(TIMEOUT)?;
-            conn.set_read_timeout(Some(TIMEOUT))?;
-            conn.set_write_timeout(Some(TIMEOUT))?;
-            *guard = Some(conn);
-        }
-        let Some(conn) = guard.as_mut() else {
-            return Err(StoreError::Redis("no connection".into()));
-        };
-        let result = call(conn);
-        // After a Redis-level failure the connection may be half-dead (server
-        // restarted, timeout mid-reply): start afresh next time. Decoding
-        // errors leave it alone.
-        if matches!(result, Err(StoreError::Redis(_))) {
-            *guard = None;
+        // Callers that queued while another call timed out fail now too.
+        self.check_backoff()?;
+        let result = Self::call_on(&self.client, &mut guard, call);
+        match &result {
+            // After a Redis-level failure the connection may be half-dead
+            // (server restarted, timeout mid-reply): start afresh next time.
+            // Decoding errors leave it alone.
+            Err(StoreError::Unavailable(_)) => {
+                *guard = None;
+                let until = self.epoch.elapsed() + BACKOFF;
+                self.down_until.store(until.as_millis().max(1) as u64, Ordering::Relaxed);
+            }
+            Err(StoreError::Redis(_)) => *guard = None,
+            _ => {}
         }
         result
+    }
+
+    fn check_backoff(&self) -> Result<(), StoreError> {
+        let until = self.down_until.load(Ordering::Relaxed);
+        if until != 0 && (self.epoch.elapsed().as_millis() as u64) < until {
+            return Err(StoreError::Unavailable("Redis did not answer a moment ago; retrying shortly".into()));
+        }
+        Ok(())
+    }
+
+    fn call_on<T>(
+        client: &redis::Client,
+        slot: &mut Option<Connection>,
+        call: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if slot.is_none() {
+            let conn = client.get_connection_with_timeout(TIMEOUT)?;
+            conn.set_read_timeout(Some(TIMEOUT))?;
+            conn.set_write_timeout(Some(TIMEOUT))?;
+            *slot = Some(conn);
+        }
+        let Some(conn) = slot.as_mut() else {
+            return Err(StoreError::Redis("no connection".into()));
+        };
+        call(conn)
     }
 
     fn put(&self, key: String, value: String, expires_at: Option<i64>) -> Result<(), StoreError> {

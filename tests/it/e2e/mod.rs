@@ -13,6 +13,7 @@ mod consent;
 mod hosted_ui;
 mod id_token;
 mod mcp_remote;
+mod replicas;
 mod tokens;
 
 use std::fs;

@@ -549,8 +549,23 @@ impl RedisServer {
     }
 }
 
+impl RedisServer {
+    /// Sends `signal` (`STOP`, `CONT`, `KILL`...) to the server process.
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill(1)");
+        assert!(status.success(), "kill -{signal} redis-server failed");
+    }
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
+        // A stopped server ignores nothing but SIGKILL; resume it anyway so
+        // it does not linger as a stopped process.
+        let _ = std::process::Command::new("kill").arg("-CONT").arg(self.child.id().to_string()).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

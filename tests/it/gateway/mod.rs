@@ -14,4 +14,6 @@ mod flow;
 mod proxy;
 mod register;
 mod spec;
+mod store_down;
 mod token;
+mod upstream_faults;

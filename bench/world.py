@@ -1,0 +1,205 @@
+"""The world the gateway benches share: a tiny upstream (nginx answering a
+fixed JSON-RPC result), moto provisioned by `cognigate up`, a user, the hosted
+UI stand-in, and helpers to start gateways, log in and read memory.
+
+Imported by gateway.py, replicas.py and sse.py; everything listens on
+127.0.0.1 and lives in one temp dir.
+"""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+BODY = '{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}'
+UPSTREAM_ANSWER = '{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}'
+USERNAME, PASSWORD = "bench", "Bench-Passw0rd!"
+
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port):
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def http_ok(url):
+    try:
+        return urllib.request.urlopen(url, timeout=1).status == 200
+    except Exception:
+        return False
+
+
+def start(cmd, env=None, ready=None, cwd=None):
+    """Starts a process; waits for 'Running on URL' in its output or for `ready()`."""
+    out = tempfile.NamedTemporaryFile("w+", delete=False)
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        text = open(out.name).read()
+        if ready is None and "Running on " in text:
+            return proc, text.split("Running on ")[1].split()[0].rstrip("/")
+        if ready is not None and ready():
+            return proc, None
+        if proc.poll() is not None:
+            raise SystemExit(f"{cmd[0]} exited: {text}")
+        time.sleep(0.05)
+    raise SystemExit(f"{cmd[0]} did not start: {open(out.name).read()}")
+
+
+def nginx_bin():
+    return shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+def nginx_conf(directory, body, workers=2):
+    os.makedirs(directory, exist_ok=True)
+    conf = os.path.join(directory, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""
+daemon off;
+worker_processes {workers};
+worker_rlimit_nofile 65536;
+pid {directory}/nginx.pid;
+error_log {directory}/error.log warn;
+events {{ worker_connections 16384; }}
+http {{
+  access_log off;
+  client_body_temp_path {directory}/body;
+  proxy_temp_path {directory}/proxy;
+  fastcgi_temp_path {directory}/fastcgi;
+  uwsgi_temp_path {directory}/uwsgi;
+  scgi_temp_path {directory}/scgi;
+  {body}
+}}
+""")
+    return conf
+
+
+def start_nginx(world, name, port, body, workers=2):
+    conf = nginx_conf(os.path.join(world.work, name), body, workers)
+    proc, _ = start([nginx_bin(), "-c", conf], ready=lambda: port_open(port))
+    world.procs.append(proc)
+    return proc
+
+
+def pids_of(pid):
+    """A process and its children (nginx's workers)."""
+    pids = [pid]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        pids.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    return pids
+
+
+def status_kib(pid, field):
+    """A /proc status field (VmRSS, VmHWM) in KiB, summed over the process and its children."""
+    total = 0
+    for p in pids_of(pid):
+        try:
+            with open(f"/proc/{p}/status") as f:
+                total += next(int(l.split()[1]) for l in f if l.startswith(field + ":"))
+        except (OSError, StopIteration):
+            pass
+    return total
+
+
+def rss_peak_kib(pid):
+    return status_kib(pid, "VmHWM")
+
+
+def rss_kib(pid):
+    return status_kib(pid, "VmRSS")
+
+
+class World:
+    """moto + `cognigate up` + a user + the hosted UI stand-in, with the route
+    `/mcp/bench` pointing at `upstream_url`. `public` is the URL the gateways
+    announce (the first gateway's port)."""
+
+    def __init__(self, gateway_bin, venv, upstream_url):
+        self.gateway_bin = gateway_bin
+        self.cognigate = os.path.join(os.path.dirname(gateway_bin), "cognigate")
+        self.venv = venv
+        self.python = f"{venv}/bin/python"
+        self.work = tempfile.mkdtemp(prefix="cognigate-bench-")
+        self.procs = []
+        self.gateway_port = free_port()
+        self.public = f"http://localhost:{self.gateway_port}"
+        moto, moto_url = start([f"{venv}/bin/moto_server", "-H", "127.0.0.1", "-p", "0"])
+        self.procs.append(moto)
+        self.env = dict(os.environ, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="us-east-1",
+                        AWS_ENDPOINT_URL=moto_url, AWS_EC2_METADATA_DISABLED="true", RUST_LOG="warn")
+        up = subprocess.run([self.cognigate, "up", "--stack", "bench-gateway", "--gateway-url", self.public, "--output",
+                             "json", "--yes"], cwd=self.work, env=self.env, capture_output=True, text=True, check=True)
+        pool_id = json.loads(up.stdout)["userPoolId"]
+        subprocess.run([self.python, os.path.join(ROOT, "tests/e2e/provision.py"), "user", "--moto", moto_url,
+                        "--pool-id", pool_id, "--username", USERNAME, "--password", PASSWORD, "--email",
+                        "bench@example.com"], check=True, capture_output=True)
+        hosted, hosted_url = start([self.python, os.path.join(ROOT, "local/login_page.py"), "--moto", moto_url,
+                                    "--pool-id", pool_id])
+        self.procs.append(hosted)
+        env_file = os.path.join(self.work, ".env")
+        lines = [l for l in open(env_file).read().splitlines() if not l.startswith("COGNITO_USER_POOL_DOMAIN=")]
+        lines.append("COGNITO_USER_POOL_DOMAIN=" + hosted_url.split("://", 1)[1])
+        open(env_file, "w").write("\n".join(lines) + "\n")
+        routes_file = os.path.join(self.work, "config/routes.oas.json")
+        routes = json.load(open(routes_file))
+        route = routes["paths"].pop("/mcp/example")
+        for method in route.values():
+            if isinstance(method, dict) and "x-zuplo-route" in method:
+                method["x-zuplo-route"]["handler"]["options"]["rewritePattern"] = upstream_url
+        routes["paths"]["/mcp/bench"] = route
+        json.dump(routes, open(routes_file, "w"), indent=2)
+
+    def gateway(self, store, port=None, extra=()):
+        """Starts a gateway (on the public port unless `port`); returns (process, port)."""
+        port = port or self.gateway_port
+        proc, _ = start([self.gateway_bin, "--config-dir", "config", "--env-file", ".env", "--listen",
+                         f"127.0.0.1:{port}", "--public-url", self.public, "--store", store, *extra],
+                        env=self.env, cwd=self.work, ready=lambda: http_ok(f"http://127.0.0.1:{port}/healthz"))
+        self.procs.append(proc)
+        return proc, port
+
+    def login(self, name="tokens"):
+        """The whole OAuth flow through the public URL; returns {client_id, access_token, refresh_token}."""
+        saved = os.path.join(self.work, f"{name}.json")
+        subprocess.run([self.python, os.path.join(ROOT, "tests/e2e/token_checks.py"), "--gateway", self.public,
+                        "--username", USERNAME, "--password", PASSWORD, "--route", "/mcp/bench", "--save", saved],
+                       check=True, capture_output=True, text=True)
+        return json.load(open(saved))
+
+    def close(self):
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def upstream_nginx(world, port):
+    """The tiny upstream: nginx answering a fixed JSON-RPC result."""
+    return start_nginx(world, "upstream", port, f"""
+  server {{ listen 127.0.0.1:{port}; keepalive_requests 1000000;
+    location / {{ default_type application/json; return 200 '{UPSTREAM_ANSWER}'; }} }}""")
