@@ -322,20 +322,10 @@ async fn converge_client(
 #[cfg(test)]
 mod twin_race {
     use aws_sdk_cognitoidentityprovider::config::{BehaviorVersion, Credentials, Region};
-    use aws_smithy_http_client::test_util::{ReplayEvent, StaticReplayClient};
-    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_http_client::test_util::StaticReplayClient;
 
     use super::*;
-
-    fn answer(body: &str) -> ReplayEvent {
-        ReplayEvent::new(
-            http::Request::builder()
-                .uri("https://cognito-idp.us-east-1.amazonaws.com/")
-                .body(SdkBody::empty())
-                .unwrap(),
-            http::Response::builder().status(200).body(SdkBody::from(body.to_owned())).unwrap(),
-        )
-    }
+    use crate::provision::cognito::replay::answer;
 
     fn described(id: &str, created: u64) -> String {
         format!(

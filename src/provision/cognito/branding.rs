@@ -68,46 +68,14 @@ fn unsupported(code: Option<&str>, status: Option<u16>) -> bool {
 /// Request shapes on the SDK's replay client: moto has no branding API.
 #[cfg(test)]
 mod request_shape {
-    use aws_sdk_cognitoidentityprovider::config::{BehaviorVersion, Credentials, Region};
-    use aws_smithy_http_client::test_util::{ReplayEvent, StaticReplayClient};
-    use aws_smithy_types::body::SdkBody;
-    use serde_json::{Value, json};
+
+    use aws_smithy_http_client::test_util::StaticReplayClient;
+
+    use serde_json::json;
 
     use super::*;
+    use crate::provision::cognito::replay::{answer_with as answer, cognito, sent};
     use crate::provision::spec::{DomainSpec, ManagedLogin};
-
-    fn cognito(replay: &StaticReplayClient) -> Cognito {
-        let config = aws_sdk_cognitoidentityprovider::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("a", "b", None, None, "test"))
-            .http_client(replay.clone())
-            // One answer per request: the SDK would retry a 500.
-            .retry_config(aws_sdk_cognitoidentityprovider::config::retry::RetryConfig::disabled())
-            .build();
-        Cognito::from_conf(config)
-    }
-
-    fn answer(status: u16, body: &str) -> ReplayEvent {
-        ReplayEvent::new(
-            http::Request::builder()
-                .uri("https://cognito-idp.us-east-1.amazonaws.com/")
-                .body(SdkBody::empty())
-                .unwrap(),
-            http::Response::builder().status(status).body(SdkBody::from(body.to_owned())).unwrap(),
-        )
-    }
-
-    fn sent(replay: &StaticReplayClient) -> Vec<(String, Value)> {
-        replay
-            .actual_requests()
-            .map(|r| {
-                let target = r.headers().get("x-amz-target").unwrap_or_default().rsplit('.').next().unwrap_or_default();
-                let body = r.body().bytes().map(|b| serde_json::from_slice(b).unwrap()).unwrap_or(Value::Null);
-                (target.to_owned(), body)
-            })
-            .collect()
-    }
 
     const NOT_FOUND: &str = r#"{"__type":"ResourceNotFoundException","message":"no branding"}"#;
 

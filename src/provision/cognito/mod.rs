@@ -13,6 +13,8 @@ pub(crate) mod errors;
 pub(crate) mod groups;
 pub(crate) mod ops;
 pub(crate) mod pool;
+#[cfg(test)]
+pub(crate) mod replay;
 pub(crate) mod secrets;
 pub(crate) mod users;
 

@@ -463,53 +463,16 @@ fn custom_domain_config(operation: &'static str, certificate_arn: &str) -> Resul
 /// sends the full field set the real service needs.
 #[cfg(test)]
 mod request_shape {
-    use aws_sdk_cognitoidentityprovider::config::{BehaviorVersion, Credentials};
+
     use aws_sdk_cognitoidentityprovider::types::{
         ExplicitAuthFlowsType, OAuthFlowType, TimeUnitsType, TokenValidityUnitsType, UserPoolClientType,
     };
-    use aws_smithy_http_client::test_util::{ReplayEvent, StaticReplayClient};
-    use aws_smithy_types::body::SdkBody;
-    use serde_json::{Value, json};
+    use aws_smithy_http_client::test_util::StaticReplayClient;
+
+    use serde_json::json;
 
     use super::*;
-
-    fn cognito(replay: &StaticReplayClient) -> Cognito {
-        let config = aws_sdk_cognitoidentityprovider::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(aws_sdk_cognitoidentityprovider::config::Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("a", "b", None, None, "test"))
-            .http_client(replay.clone())
-            .build();
-        Cognito::from_conf(config)
-    }
-
-    fn answer(body: &str) -> ReplayEvent {
-        ReplayEvent::new(
-            http::Request::builder()
-                .uri("https://cognito-idp.us-east-1.amazonaws.com/")
-                .body(SdkBody::empty())
-                .unwrap(),
-            http::Response::builder().status(200).body(SdkBody::from(body.to_owned())).unwrap(),
-        )
-    }
-
-    fn sent(replay: &StaticReplayClient) -> Vec<(String, Value)> {
-        replay
-            .actual_requests()
-            .map(|r| {
-                let target = r
-                    .headers()
-                    .get("x-amz-target")
-                    .unwrap_or_default()
-                    .rsplit('.')
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-                let body = r.body().bytes().map(|b| serde_json::from_slice(b).unwrap()).unwrap_or(Value::Null);
-                (target, body)
-            })
-            .collect()
-    }
+    use crate::provision::cognito::replay::{answer, cognito, sent};
 
     fn customised_client() -> ClientState {
         let described = UserPoolClientType::builder()

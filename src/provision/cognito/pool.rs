@@ -155,21 +155,12 @@ pub(crate) fn describe_password_policy(policy: &PasswordPolicyType) -> String {
 #[cfg(test)]
 mod request_shape {
     use aws_sdk_cognitoidentityprovider::config::{BehaviorVersion, Credentials, Region};
-    use aws_smithy_http_client::test_util::{ReplayEvent, StaticReplayClient};
-    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_http_client::test_util::StaticReplayClient;
+
     use serde_json::Value;
 
     use super::*;
-
-    fn answer(body: &str) -> ReplayEvent {
-        ReplayEvent::new(
-            http::Request::builder()
-                .uri("https://cognito-idp.us-east-1.amazonaws.com/")
-                .body(SdkBody::empty())
-                .unwrap(),
-            http::Response::builder().status(200).body(SdkBody::from(body.to_owned())).unwrap(),
-        )
-    }
+    use crate::provision::cognito::replay::answer;
 
     #[tokio::test]
     async fn the_signup_change_sends_back_every_described_setting() {
