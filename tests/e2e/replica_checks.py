@@ -116,9 +116,15 @@ async def checks(args: argparse.Namespace) -> dict[str, Any]:
         winner = next((b for s, b in raced if s == 200), None)
         if winner is None:
             return out
+        # The losing replica saw a replayed code, which revokes what its first
+        # use issued (RFC 6749 10.5): on every replica, whichever won.
+        refresh = {"grant_type": "refresh_token", "client_id": client_id, "resource": resource}
+        status, body = await token(http, replicas[-1], dict(refresh, refresh_token=winner["refresh_token"]))
+        out["winner_after_replay"] = {"status": status, "error": body.get("error")}
 
         # Rotate on replica 1, reuse the spent token on the last replica.
-        refresh = {"grant_type": "refresh_token", "client_id": client_id, "resource": resource}
+        status, winner = await token(http, replicas[0], await login(http, meta, args, client_id, resource))
+        out["fresh_login"] = status
         status, rotated = await token(http, replicas[1], dict(refresh, refresh_token=winner["refresh_token"]))
         out["rotate"] = {"status": status, "rotated": rotated.get("refresh_token") not in (None, winner["refresh_token"])}
         out["rotated_access"] = [await call(http, r, args.route, rotated.get("access_token", "")) for r in replicas]

@@ -81,6 +81,8 @@ fn spawn_replica(cognito: &Cognito, index: usize, port: u16, public_url: &str, r
         .arg("--env-file")
         .arg(cognito.path().join(".env"))
         .args(["--listen", &format!("127.0.0.1:{port}"), "--public-url", public_url, "--store", redis])
+        // Reuse must revoke at once here; the grace window has its own tests.
+        .args(["--refresh-grace-seconds", "0"])
         .env("RUST_LOG", "info,cognigate=debug")
         .current_dir(cognito.path());
     aws_env(&mut cmd, cognito.moto.endpoint());
@@ -135,6 +137,13 @@ fn assert_replica_checks(world: &Replicas, out: &Value) {
     assert_eq!(won.len(), 1, "exactly one replica redeems a raced code: {}", ctx());
     let lost = race.iter().find(|r| r["status"] != 200).unwrap_or_else(|| panic!("{}", ctx()));
     assert_eq!(lost["error"], "invalid_grant", "{}", ctx());
+    assert_eq!(
+        out["winner_after_replay"]["error"],
+        "invalid_grant",
+        "the replay revoked the winner's grant: {}",
+        ctx()
+    );
+    assert_eq!(out["fresh_login"], 200, "{}", ctx());
 
     assert_eq!(out["rotate"]["status"], 200, "{}", ctx());
     assert_eq!(out["rotate"]["rotated"], true, "{}", ctx());
