@@ -321,11 +321,10 @@ async fn converge_client(
 /// staged deterministically against moto).
 #[cfg(test)]
 mod twin_race {
-    use aws_sdk_cognitoidentityprovider::config::{BehaviorVersion, Credentials, Region};
     use aws_smithy_http_client::test_util::StaticReplayClient;
 
     use super::*;
-    use crate::provision::cognito::replay::answer;
+    use crate::provision::cognito::replay::{answer, cognito, sent};
 
     fn described(id: &str, created: u64) -> String {
         format!(
@@ -346,13 +345,7 @@ mod twin_race {
             answer("{}"),
             answer("{}"),
         ]);
-        let config = aws_sdk_cognitoidentityprovider::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("a", "b", None, None, "test"))
-            .http_client(replay.clone())
-            .build();
-        let cognito = Cognito::from_conf(config);
+        let cognito = cognito(&replay);
         let mut spec = crate::provision::plan::tests_support::spec();
         spec.deletion_protection = true;
         let ours = PoolState {
@@ -367,14 +360,7 @@ mod twin_race {
         };
         let kept = settle_pool_race(&cognito, &spec, ours).await.unwrap();
         assert_eq!(kept.id, "us-east-1_old");
-        let sent: Vec<(String, serde_json::Value)> = replay
-            .actual_requests()
-            .map(|r| {
-                let target = r.headers().get("x-amz-target").unwrap_or_default();
-                let body = r.body().bytes().map(|b| serde_json::from_slice(b).unwrap()).unwrap_or_default();
-                (target.rsplit('.').next().unwrap_or_default().to_owned(), body)
-            })
-            .collect();
+        let sent = sent(&replay);
         let mutating: Vec<&(String, serde_json::Value)> =
             sent.iter().filter(|(op, _)| op.starts_with("Update") || op.starts_with("Delete")).collect();
         assert_eq!(mutating.len(), 2, "{sent:?}");
@@ -402,13 +388,7 @@ mod twin_race {
             answer(&young_with_domain),
             answer("{}"),
         ]);
-        let config = aws_sdk_cognitoidentityprovider::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("a", "b", None, None, "test"))
-            .http_client(replay.clone())
-            .build();
-        let cognito = Cognito::from_conf(config);
+        let cognito = cognito(&replay);
         let spec = crate::provision::plan::tests_support::spec();
         let ours = PoolState {
             id: "us-east-1_old".into(),

@@ -154,13 +154,10 @@ pub(crate) fn describe_password_policy(policy: &PasswordPolicyType) -> String {
 /// update omits only because it merges: real Cognito resets it).
 #[cfg(test)]
 mod request_shape {
-    use aws_sdk_cognitoidentityprovider::config::{BehaviorVersion, Credentials, Region};
     use aws_smithy_http_client::test_util::StaticReplayClient;
-
     use serde_json::Value;
 
-    use super::*;
-    use crate::provision::cognito::replay::answer;
+    use crate::provision::cognito::replay::{answer, cognito};
 
     #[tokio::test]
     async fn the_signup_change_sends_back_every_described_setting() {
@@ -175,13 +172,7 @@ mod request_shape {
               "InviteMessageTemplate":{"EmailSubject":"Welcome"}},
             "UserPoolTier":"PLUS","AccountRecoverySetting":{"RecoveryMechanisms":[{"Priority":1,"Name":"verified_email"}]}}}"#;
         let replay = StaticReplayClient::new(vec![answer(described), answer("{}")]);
-        let config = aws_sdk_cognitoidentityprovider::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("a", "b", None, None, "test"))
-            .http_client(replay.clone())
-            .build();
-        Cognito::from_conf(config).set_admin_only_signup("us-east-1_abc", true).await.unwrap();
+        cognito(&replay).set_admin_only_signup("us-east-1_abc", true).await.unwrap();
         let requests: Vec<_> = replay.actual_requests().collect();
         let body: Value = serde_json::from_slice(requests[1].body().bytes().unwrap()).unwrap();
         assert_eq!(body["UserPoolId"], "us-east-1_abc");
