@@ -2,18 +2,16 @@
 fixed JSON-RPC result), moto provisioned by `cognigate up`, a user, the hosted
 UI stand-in, and helpers to start gateways, log in and read memory.
 
-Imported by gateway.py, replicas.py and sse.py; everything listens on
+Imported by replicas.py and sse.py (process, port and nginx helpers come from
+gateway.py); everything listens on
 127.0.0.1 and lives in one temp dir.
 """
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -21,48 +19,8 @@ BODY = '{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}'
 UPSTREAM_ANSWER = '{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}'
 USERNAME, PASSWORD = "bench", "Bench-Passw0rd!"
 
-
-def log(*args):
-    print(*args, file=sys.stderr, flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_open(port):
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def http_ok(url):
-    try:
-        return urllib.request.urlopen(url, timeout=1).status == 200
-    except Exception:
-        return False
-
-
-def start(cmd, env=None, ready=None, cwd=None):
-    """Starts a process; waits for 'Running on URL' in its output or for `ready()`."""
-    out = tempfile.NamedTemporaryFile("w+", delete=False)
-    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        text = open(out.name).read()
-        if ready is None and "Running on " in text:
-            return proc, text.split("Running on ")[1].split()[0].rstrip("/")
-        if ready is not None and ready():
-            return proc, None
-        if proc.poll() is not None:
-            raise SystemExit(f"{cmd[0]} exited: {text}")
-        time.sleep(0.05)
-    raise SystemExit(f"{cmd[0]} did not start: {open(out.name).read()}")
-
-
-def nginx_bin():
-    return shutil.which("nginx") or "/usr/sbin/nginx"
+sys.path.insert(0, HERE)
+from gateway import free_port, http_ok, log, nginx_bin, port_open, start  # noqa: E402,F401  (shared helpers)
 
 
 def nginx_conf(directory, body, workers=2):

@@ -21,16 +21,7 @@ async fn refresh_family_ends_at_its_absolute_lifetime() {
     .await;
     let client_id = gw.register().await;
     let tokens = full_login(&gw, &client_id).await;
-    let response = gw
-        .post_form(
-            "/oauth/token",
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-                ("client_id", &client_id),
-            ],
-        )
-        .await;
+    let response = gw.refresh(tokens["refresh_token"].as_str().unwrap(), &client_id).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(json_body(response).await["error"], "invalid_grant");
 }
@@ -99,16 +90,7 @@ async fn a_replayed_code_revokes_what_its_first_use_issued() {
     assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
     assert_eq!(json_body(replay).await["error"], "invalid_grant");
     assert_eq!(call().await.status(), StatusCode::UNAUTHORIZED, "the access token is revoked");
-    let refresh = gw
-        .post_form(
-            "/oauth/token",
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", first["refresh_token"].as_str().unwrap()),
-                ("client_id", &client_id),
-            ],
-        )
-        .await;
+    let refresh = gw.refresh(first["refresh_token"].as_str().unwrap(), &client_id).await;
     assert_eq!(json_body(refresh).await["error"], "invalid_grant", "and the refresh family");
 }
 
@@ -156,16 +138,7 @@ async fn operator_revoke_by_subject_and_by_client_ends_refresh() {
     };
     let said = revoke(&["--sub", "user-sub-1"]);
     assert!(said.contains("1 access token(s)"), "{said}");
-    let refresh = gw
-        .post_form(
-            "/oauth/token",
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-                ("client_id", &client_id),
-            ],
-        )
-        .await;
+    let refresh = gw.refresh(tokens["refresh_token"].as_str().unwrap(), &client_id).await;
     assert_eq!(json_body(refresh).await["error"], "invalid_grant");
     let said = revoke(&["--client", &client_id]);
     assert!(said.contains("client registration deleted"), "{said}");

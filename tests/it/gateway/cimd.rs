@@ -100,16 +100,7 @@ async fn a_client_with_a_metadata_document_logs_in_and_bad_documents_are_refused
         .await;
     assert_eq!(token.status(), StatusCode::OK);
     let tokens = json_body(token).await;
-    let refreshed = gw
-        .post_form(
-            "/oauth/token",
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-                ("client_id", &client_id),
-            ],
-        )
-        .await;
+    let refreshed = gw.refresh(tokens["refresh_token"].as_str().unwrap(), &client_id).await;
     assert_eq!(refreshed.status(), StatusCode::OK, "the cached document serves the token endpoint too");
 
     // Each broken document is refused with its own reason.
@@ -136,12 +127,7 @@ async fn a_client_with_a_metadata_document_logs_in_and_bad_documents_are_refused
     let page = body_text(response).await;
     assert!(page.contains("non-public address") && page.contains("127.0.0.1"), "{page}");
     // And at the token endpoint: invalid_client with the reason.
-    let response = strict
-        .post_form(
-            "/oauth/token",
-            &[("grant_type", "refresh_token"), ("refresh_token", "x"), ("client_id", &client_id)],
-        )
-        .await;
+    let response = strict.refresh("x", &client_id).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let body = json_body(response).await;
     assert_eq!(body["error"], "invalid_client");

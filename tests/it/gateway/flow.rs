@@ -50,16 +50,7 @@ async fn full_flow_then_proxy_then_refresh() {
     let response = gw.send(bearer("/mcp/echo", access).body(Body::from("{}")).unwrap()).await;
     assert_eq!(response.status(), StatusCode::OK);
 
-    let refreshed = gw
-        .post_form(
-            "/oauth/token",
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-                ("client_id", &client),
-            ],
-        )
-        .await;
+    let refreshed = gw.refresh(tokens["refresh_token"].as_str().unwrap(), &client).await;
     assert_eq!(refreshed.status(), StatusCode::OK);
     let refreshed = json_body(refreshed).await;
     assert_ne!(refreshed["refresh_token"], tokens["refresh_token"], "rotated");

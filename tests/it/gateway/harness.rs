@@ -366,6 +366,15 @@ impl Gateway {
     }
 
     /// Registers a public client with [`REDIRECT_URI`] and refresh tokens.
+    /// `POST /oauth/token` with a refresh grant.
+    pub async fn refresh(&self, refresh_token: &str, client_id: &str) -> Response {
+        self.post_form(
+            "/oauth/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", refresh_token), ("client_id", client_id)],
+        )
+        .await
+    }
+
     pub async fn register(&self) -> String {
         let response = self
             .post_json(

@@ -185,8 +185,7 @@ fn a_required_scope_that_is_not_a_scope_stops_the_boot() {
 }
 
 async fn refresh(gw: &Gateway, client: &str, token: &str) -> axum::response::Response {
-    gw.post_form("/oauth/token", &[("grant_type", "refresh_token"), ("refresh_token", token), ("client_id", client)])
-        .await
+    gw.refresh(token, client).await
 }
 
 /// Two concurrent refreshes with one token both succeed, with the same

@@ -42,15 +42,7 @@ async fn assert_oauth_unavailable(gw: &Gateway, client_id: &str) {
     assert_eq!(authorize.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(authorize.headers().contains_key(header::RETRY_AFTER));
 
-    let token = tokio::time::timeout(
-        HANG_GUARD,
-        gw.post_form(
-            "/oauth/token",
-            &[("grant_type", "refresh_token"), ("refresh_token", "rt"), ("client_id", client_id)],
-        ),
-    )
-    .await
-    .expect("token hung");
+    let token = tokio::time::timeout(HANG_GUARD, gw.refresh("rt", client_id)).await.expect("token hung");
     assert_eq!(token.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(token.headers().contains_key(header::RETRY_AFTER));
 }

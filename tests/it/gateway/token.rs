@@ -164,13 +164,7 @@ async fn refresh_rotation_and_reuse_revokes_the_family() {
     let refresh = |token: String| {
         let gw = &gw;
         let client = client.clone();
-        async move {
-            gw.post_form(
-                "/oauth/token",
-                &[("grant_type", "refresh_token"), ("refresh_token", &token), ("client_id", &client)],
-            )
-            .await
-        }
+        async move { gw.refresh(&token, &client).await }
     };
     let second = refresh(first["refresh_token"].as_str().unwrap().to_owned()).await;
     assert_eq!(second.status(), StatusCode::OK);
@@ -199,27 +193,8 @@ async fn refresh_token_is_bound_to_its_client() {
     let other = gw.register().await;
     let tokens = full_login(&gw, &client).await;
     let token = tokens["refresh_token"].as_str().unwrap();
-    assert_eq!(
-        error_of(
-            gw.post_form(
-                "/oauth/token",
-                &[("grant_type", "refresh_token"), ("refresh_token", token), ("client_id", &other)]
-            )
-            .await
-        )
-        .await
-        .1,
-        "invalid_grant"
-    );
-    assert_eq!(
-        gw.post_form(
-            "/oauth/token",
-            &[("grant_type", "refresh_token"), ("refresh_token", token), ("client_id", &client)]
-        )
-        .await
-        .status(),
-        StatusCode::OK
-    );
+    assert_eq!(error_of(gw.refresh(token, &other).await).await.1, "invalid_grant");
+    assert_eq!(gw.refresh(token, &client).await.status(), StatusCode::OK);
 }
 
 #[tokio::test]
@@ -250,18 +225,7 @@ async fn revoke_access_and_refresh_tokens() {
         .status(),
         StatusCode::OK
     );
-    assert_eq!(
-        error_of(
-            gw.post_form(
-                "/oauth/token",
-                &[("grant_type", "refresh_token"), ("refresh_token", refresh), ("client_id", &client)]
-            )
-            .await
-        )
-        .await
-        .1,
-        "invalid_grant"
-    );
+    assert_eq!(error_of(gw.refresh(refresh, &client).await).await.1, "invalid_grant");
 
     // Unknown tokens: 200 all the same (RFC 7009 2.2).
     assert_eq!(
