@@ -82,6 +82,10 @@ struct Cli {
     /// once), instead of revoking its grant. 0 turns the grace off; at most 60.
     #[arg(long, env = "COGNIGATE_REFRESH_GRACE_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=60))]
     refresh_grace_seconds: u64,
+    /// How long a device login (`mcp-remote --device-code` and other clients
+    /// without a browser) waits for the user to approve it.
+    #[arg(long, env = "COGNIGATE_DEVICE_CODE_LIFETIME", default_value = "10m", value_parser = parse_duration)]
+    device_code_lifetime: Duration,
     /// Hosts whose URLs MCP clients may use as client ids (Client ID Metadata
     /// Documents), comma-separated. Default: any public host.
     #[arg(long, env = "COGNIGATE_CLIENT_ID_HOSTS", value_delimiter = ',')]
@@ -203,6 +207,7 @@ fn main() -> ExitCode {
         limits: ConnectionLimits { header_read_timeout: cli.header_timeout, max_connections: cli.max_connections },
         oauth: OAuthOptions {
             refresh_grace: std::time::Duration::from_secs(cli.refresh_grace_seconds),
+            device_code_lifetime: cli.device_code_lifetime,
             client_id_hosts: cli
                 .client_id_hosts
                 .into_iter()

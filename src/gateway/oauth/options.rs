@@ -1,5 +1,6 @@
 //! Options of the authorization server as a whole (not of one policy): the
-//! refresh grace window and how Client ID Metadata Documents are fetched.
+//! refresh grace window, how Client ID Metadata Documents are fetched, and
+//! how long a device login waits.
 //! The binary fills them from flags and the environment; tests set them
 //! directly.
 
@@ -10,6 +11,10 @@ use std::time::Duration;
 /// client (or a retried request) to refresh with the same token, short
 /// enough that a stolen token replayed later still revokes its family.
 pub(crate) const DEFAULT_REFRESH_GRACE: Duration = Duration::from_secs(10);
+
+/// How long a device login (RFC 8628) waits for the user: the RFC's example
+/// and what other authorization servers use.
+pub(crate) const DEFAULT_DEVICE_CODE_LIFETIME: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Clone)]
 pub struct OAuthOptions {
@@ -25,6 +30,9 @@ pub struct OAuthOptions {
     /// A PEM file of extra roots trusted for client-id documents, next to
     /// the system's (the binary passes `SSL_CERT_FILE`).
     pub extra_roots: Option<PathBuf>,
+    /// How long a device code and its user code stay valid; polling after
+    /// that gets `expired_token`.
+    pub device_code_lifetime: Duration,
 }
 
 impl Default for OAuthOptions {
@@ -34,6 +42,7 @@ impl Default for OAuthOptions {
             client_id_hosts: Vec::new(),
             client_id_private_addresses: false,
             extra_roots: None,
+            device_code_lifetime: DEFAULT_DEVICE_CODE_LIFETIME,
         }
     }
 }

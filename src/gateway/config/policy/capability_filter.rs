@@ -29,7 +29,7 @@ const EXPORT: &str = "McpCapabilityFilterInboundPolicy";
 /// The claim Cognito puts a user's groups in.
 pub(crate) const COGNITO_GROUP_CLAIM: &str = "cognito:groups";
 
-pub(super) const KIND: PolicyKind = PolicyKind { policy_type: POLICY_TYPE, export: EXPORT, build };
+pub(super) const KIND: PolicyKind = PolicyKind { policy_type: POLICY_TYPE, export: EXPORT, export_aliases: &[], build };
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -18,7 +18,13 @@ use crate::gateway::config::env::Env;
 pub(crate) const POLICY_TYPE: &str = "rate-limit-inbound";
 const EXPORT: &str = "RateLimitInboundPolicy";
 
-pub(super) const KIND: PolicyKind = PolicyKind { policy_type: POLICY_TYPE, export: EXPORT, build };
+pub(super) const KIND: PolicyKind = PolicyKind {
+    policy_type: POLICY_TYPE,
+    export: EXPORT,
+    // The name Zuplo's rate limiter was exported under before; its options are the same.
+    export_aliases: &["BasicRateLimitInboundPolicy"],
+    build,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
