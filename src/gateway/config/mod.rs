@@ -382,7 +382,7 @@ fn claim_names(path: &str, inbound: &[InboundPolicy]) -> Result<ClaimNames, Conf
     for policy in inbound {
         let InboundPolicy::CapabilityFilter(filter) = policy else { continue };
         let AccessMode::RolesAndGroups { group_claim, role_claim } = &filter.access else { continue };
-        let these = ClaimNames { groups: group_claim.clone(), roles: role_claim.clone() };
+        let these = ClaimNames { groups: group_claim.clone(), roles: Some(role_claim.clone()) };
         match &names {
             Some(seen) if *seen != these => {
                 return Err(route_error(
