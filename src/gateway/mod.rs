@@ -18,6 +18,7 @@ pub(crate) mod metrics;
 pub(crate) mod oauth;
 pub(crate) mod oidc;
 pub(crate) mod proxy;
+pub(crate) mod sealing;
 pub mod security;
 pub mod server;
 pub mod state;
@@ -160,9 +161,11 @@ pub(crate) fn boot(options: &ServeOptions) -> Result<AppState, BootError> {
     security.loopback_only |= options.listen.ip().is_loopback();
     security.metrics_separate |= options.metrics_listen.is_some();
     let audit = options.audit_log.as_ref().map(audit::AuditLog::open).transpose().map_err(BootError::Audit)?;
-    Ok(AppState::build_with(config, &public_url, store, options.oauth.clone())?
-        .with_security(security)
-        .with_audit(audit))
+    let mut oauth = options.oauth.clone();
+    if oauth.store_key.is_none() {
+        oauth.store_key = env.get(oauth::STORE_KEY_VAR).filter(|key| !key.is_empty()).map(crate::secret::Secret::new);
+    }
+    Ok(AppState::build_with(config, &public_url, store, oauth)?.with_security(security).with_audit(audit))
 }
 
 /// The URL clients reach the gateway at: `--public-url`, else the one `cognigate
