@@ -5,8 +5,9 @@
 //! Data flow: [`config`] (files → validated routes and policies) → [`state`]
 //! (runtime objects: store, signing key, HTTP clients) → [`router`]:
 //! [`oauth`] (the authorization server and the IdP leg in [`oidc`]) and
-//! [`proxy`]. [`store`] holds what outlives a request; [`tokens`] the
-//! gateway's own access tokens; [`metrics`] the Prometheus counters;
+//! [`proxy`]. [`store`] holds what outlives a request ([`sealing`] encrypts
+//! what it keeps of the identity provider); [`tokens`] the gateway's own
+//! access tokens; [`metrics`] the Prometheus counters;
 //! [`audit`] the one-line-per-MCP-request audit log.
 
 pub mod admin;

@@ -480,7 +480,20 @@ pub fn now() -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::StoreUrl;
+    use super::{Grant, IdpSession, RefreshToken, StoreUrl};
+
+    #[test]
+    fn records_without_an_idp_session_still_load() {
+        let old = r#"{"family":"f","grant":{"client_id":"c","slug":"echo","scope":"openid","subject":"s"},
+            "expires_at":10,"access_jti":"j","access_expires_at":5}"#;
+        let token: RefreshToken = serde_json::from_str(old).unwrap();
+        assert_eq!(token.grant.idp, None, "not re-checked: ends at its lifetime");
+        let grant =
+            Grant { idp: Some(IdpSession { sealed_refresh: "v1.x".into(), checked_at: 7 }), ..token.grant.clone() };
+        let text = serde_json::to_string(&grant).unwrap();
+        assert_eq!(serde_json::from_str::<Grant>(&text).unwrap(), grant);
+        assert!(!serde_json::to_string(&token.grant).unwrap().contains("idp"), "absent when there is none");
+    }
 
     #[test]
     fn parses_store_urls() {
