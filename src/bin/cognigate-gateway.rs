@@ -88,6 +88,10 @@ struct Cli {
     /// keeps getting tokens. 0 checks on every refresh.
     #[arg(long, env = "COGNIGATE_IDP_RECHECK_INTERVAL", default_value = "5m", value_parser = parse_duration)]
     idp_recheck_interval: Duration,
+    /// How long a device login (`mcp-remote --device-code` and other clients
+    /// without a browser) waits for the user to approve it.
+    #[arg(long, env = "COGNIGATE_DEVICE_CODE_LIFETIME", default_value = "10m", value_parser = parse_duration)]
+    device_code_lifetime: Duration,
     /// Hosts whose URLs MCP clients may use as client ids (Client ID Metadata
     /// Documents), comma-separated. Default: any public host.
     #[arg(long, env = "COGNIGATE_CLIENT_ID_HOSTS", value_delimiter = ',')]
@@ -212,6 +216,7 @@ fn main() -> ExitCode {
             idp_recheck_interval: cli.idp_recheck_interval,
             // COGNIGATE_STORE_KEY is read with the env file at boot.
             store_key: None,
+            device_code_lifetime: cli.device_code_lifetime,
             client_id_hosts: cli
                 .client_id_hosts
                 .into_iter()

@@ -84,6 +84,7 @@ pub(crate) struct Metrics {
     routes: HashMap<String, RouteStats>,
     tokens_authorization_code: AtomicU64,
     tokens_refresh_token: AtomicU64,
+    tokens_device_code: AtomicU64,
     /// MCP calls by (route, tool or prompt name, outcome). Only requests on
     /// routes with policies are parsed, so only those are counted here; the
     /// caller passes names a capability filter allows, and this map lumps
@@ -110,6 +111,7 @@ impl Metrics {
             routes,
             tokens_authorization_code: AtomicU64::new(0),
             tokens_refresh_token: AtomicU64::new(0),
+            tokens_device_code: AtomicU64::new(0),
             tools: std::sync::Mutex::new(HashMap::new()),
         }
     }
@@ -137,9 +139,14 @@ impl Metrics {
         self.route(label).upstream_errors.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// One access token issued; `grant_type` is the label: `authorization_code`,
+    /// `refresh_token` or `device_code`.
     pub(crate) fn token_issued(&self, grant_type: &str) {
-        let counter =
-            if grant_type == "refresh_token" { &self.tokens_refresh_token } else { &self.tokens_authorization_code };
+        let counter = match grant_type {
+            "refresh_token" => &self.tokens_refresh_token,
+            "device_code" => &self.tokens_device_code,
+            _ => &self.tokens_authorization_code,
+        };
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -241,6 +248,11 @@ impl Metrics {
             out,
             "cognigate_tokens_issued_total{{grant_type=\"refresh_token\"}} {}",
             self.tokens_refresh_token.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "cognigate_tokens_issued_total{{grant_type=\"device_code\"}} {}",
+            self.tokens_device_code.load(Ordering::Relaxed)
         );
     }
 }

@@ -371,9 +371,13 @@ fn spawn_maintenance(state: AppState) {
         loop {
             sync.tick().await;
             let started = store::now();
-            let since = state.revocations.synced_at();
-            match state.store.run(move |store| store.revoked_since(since.saturating_sub(1), started)).await {
-                Ok(revoked) => state.revocations.sync_from(revoked, started),
+            let mirror = state.clone();
+            match state.store.run(move |store| mirror.revocations.sync(store, started)).await {
+                Ok(synced) if synced.restarted => tracing::warn!(
+                    read = synced.read,
+                    "the store's revocation log started again (a Redis without persistence restarted?); re-read it whole"
+                ),
+                Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "cannot read revocations from the store"),
             }
             if last_sweep.elapsed() >= SWEEP_INTERVAL {

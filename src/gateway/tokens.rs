@@ -11,8 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::RwLock;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Mutex, RwLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -21,7 +20,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use super::crypto::{random_token, sha256_bytes};
-use super::store::{Identity, RevokedAccess};
+use super::store::{Identity, RevokedAccess, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -271,11 +270,31 @@ impl TokenCache {
 
 /// Revoked access-token ids, mirrored from the store. Revocations made by this
 /// process are added at once; those of other replicas arrive with the periodic
-/// sync ([`Revocations::sync_from`]).
+/// sync ([`Revocations::sync`]), which follows the store's numbered revocation
+/// log (`store::RevocationLog`) from where the last sync stopped.
 #[derive(Default)]
 pub(crate) struct Revocations {
     jtis: RwLock<HashMap<String, i64>>,
-    synced_at: AtomicI64,
+    cursor: Mutex<LogCursor>,
+}
+
+/// How far into the store's revocation log this process has read.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct LogCursor {
+    /// The log's epoch when it was read; empty before the first sync.
+    epoch: String,
+    /// The highest sequence number read.
+    through: u64,
+}
+
+/// What a sync did.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Synced {
+    /// Revocations read (those of this process included).
+    pub(crate) read: usize,
+    /// The log had started again (a Redis that came back empty) and was read
+    /// from the start.
+    pub(crate) restarted: bool,
 }
 
 impl Revocations {
@@ -290,24 +309,35 @@ impl Revocations {
         }
     }
 
-    /// Time of the last sync; the next one asks the store for revocations at or
-    /// after it (a small overlap is harmless).
-    pub(crate) fn synced_at(&self) -> i64 {
-        self.synced_at.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn sync_from(&self, revoked: Vec<RevokedAccess>, started_at: i64) {
-        self.add(revoked);
-        self.jtis.write().unwrap_or_else(|poisoned| poisoned.into_inner()).retain(|_, exp| *exp > started_at);
-        self.synced_at.store(started_at, Ordering::Relaxed);
+    /// Reads the revocations numbered after the last sync and forgets the
+    /// expired ones. Sequence numbers, not times: a revocation written by a
+    /// replica whose clock is behind is still numbered after everything this
+    /// process has read. When the log is not the one read last time (another
+    /// epoch, or a counter below what was read: the store lost its data), it
+    /// is read again from the start; what this process already knows stays
+    /// until it expires, as the store may have lost it.
+    pub(crate) fn sync(&self, store: &dyn Store, now: i64) -> Result<Synced, StoreError> {
+        // One sync at a time (the upkeep task): the cursor is held throughout.
+        let mut cursor = self.cursor.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut log = store.revocations_after(cursor.through, now)?;
+        // Before anything was read (`through` 0) the first read was whole anyway.
+        let restarted = cursor.through > 0 && (log.epoch != cursor.epoch || log.through < cursor.through);
+        if restarted {
+            log = store.revocations_after(0, now)?;
+        }
+        let read = log.revoked.len();
+        self.add(log.revoked);
+        self.jtis.write().unwrap_or_else(|poisoned| poisoned.into_inner()).retain(|_, exp| *exp > now);
+        *cursor = LogCursor { epoch: log.epoch, through: log.through };
+        Ok(Synced { read, restarted })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{Revocations, SigningKey, TokenCache, TokenIssuer};
+    use super::{Revocations, SigningKey, Synced, TokenCache, TokenIssuer};
     use crate::gateway::crypto::random_token;
-    use crate::gateway::store::RevokedAccess;
+    use crate::gateway::store::{RevokedAccess, SqliteStore, Store};
 
     fn issuer() -> TokenIssuer {
         TokenIssuer::new("http://gw.test".into(), SigningKey::from_stored(&SigningKey::generate_stored()).unwrap())
@@ -375,12 +405,16 @@ mod tests {
 
     #[test]
     fn revocations_sync_and_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("gw.db")).unwrap();
         let revocations = Revocations::default();
         revocations.add([RevokedAccess { jti: "a".into(), expires_at: 100 }]);
         assert!(revocations.is_revoked("a"));
-        revocations.sync_from(vec![RevokedAccess { jti: "b".into(), expires_at: 300 }], 200);
+        store.revoke_access(&RevokedAccess { jti: "b".into(), expires_at: 300 }, 150).unwrap();
+        let synced = revocations.sync(&store, 200).unwrap();
+        assert_eq!(synced, Synced { read: 1, restarted: false });
         assert!(!revocations.is_revoked("a"), "expired entries are dropped");
         assert!(revocations.is_revoked("b"));
-        assert_eq!(revocations.synced_at(), 200);
+        assert_eq!(revocations.sync(&store, 200).unwrap().read, 0, "the next sync starts after what was read");
     }
 }

@@ -6,7 +6,9 @@ announces); the checks address the replicas directly (`--replica`, given
 two or more times):
 
 - one authorization code redeemed at two replicas at the same moment:
-  exactly one exchange succeeds;
+  exactly one exchange succeeds, and the other, a replay, revokes what the
+  first issued (its refresh token fails, its access token is refused on
+  every replica), even when the winner had not stored it yet;
 - a refresh token rotated on one replica and then reused on another:
   refused, and the whole family is revoked on every replica (the rotated
   refresh token is refused elsewhere, and its access token stops working on
@@ -117,10 +119,12 @@ async def checks(args: argparse.Namespace) -> dict[str, Any]:
         if winner is None:
             return out
         # The losing replica saw a replayed code, which revokes what its first
-        # use issued (RFC 6749 10.5): on every replica, whichever won.
+        # use issued (RFC 6749 4.1.2): on every replica, whichever won.
         refresh = {"grant_type": "refresh_token", "client_id": client_id, "resource": resource}
         status, body = await token(http, replicas[-1], dict(refresh, refresh_token=winner["refresh_token"]))
         out["winner_after_replay"] = {"status": status, "error": body.get("error")}
+        out["winner_access_after_replay"] = await until_refused_everywhere(
+            http, replicas, args.route, winner.get("access_token", ""))
 
         # Rotate on replica 1, reuse the spent token on the last replica.
         status, winner = await token(http, replicas[0], await login(http, meta, args, client_id, resource))

@@ -176,7 +176,7 @@ fn policy_for(
             fix: format!("use {}, or remove the policy from the route", policy::supported_types()),
         });
     };
-    if entry.handler.export != kind.export {
+    if !kind.accepts_export(&entry.handler.export) {
         return Err(ConfigError::Policy {
             policy: name.to_owned(),
             problem: format!(
@@ -382,7 +382,7 @@ fn claim_names(path: &str, inbound: &[InboundPolicy]) -> Result<ClaimNames, Conf
     for policy in inbound {
         let InboundPolicy::CapabilityFilter(filter) = policy else { continue };
         let AccessMode::RolesAndGroups { group_claim, role_claim } = &filter.access else { continue };
-        let these = ClaimNames { groups: group_claim.clone(), roles: role_claim.clone() };
+        let these = ClaimNames { groups: group_claim.clone(), roles: Some(role_claim.clone()) };
         match &names {
             Some(seen) if *seen != these => {
                 return Err(route_error(
@@ -603,6 +603,34 @@ pub(crate) mod tests {
             "name": "rl", "policyType": "rate-limit-inbound", "handler": {"export": "RateLimitInboundPolicy", "options": {"x": "$env(NOT_SET)"}}
         }));
         assert!(load(&policies, &routes(), &env()).is_ok());
+    }
+
+    #[test]
+    fn rate_limit_loads_under_either_of_zuplos_export_names() {
+        for (export, loads) in
+            [("RateLimitInboundPolicy", true), ("BasicRateLimitInboundPolicy", true), ("RateLimitPolicy", false)]
+        {
+            let mut policies = policies();
+            policies["policies"].as_array_mut().unwrap().push(json!({
+                "name": "rl", "policyType": "rate-limit-inbound",
+                "handler": {"export": export, "options": {"requestsAllowed": 5, "timeWindowMinutes": 1}}
+            }));
+            let mut routes = routes();
+            for method in ["post", "get", "delete"] {
+                routes["paths"]["/mcp/echo"][method]["x-zuplo-route"]["policies"]["inbound"] =
+                    json!(["cognito-managed-oauth", "rl"]);
+            }
+            match load(&policies, &routes, &env()) {
+                Ok(_) => assert!(loads, "{export} should be refused"),
+                Err(err) => {
+                    let text = err.to_string();
+                    assert!(
+                        !loads && text.contains("`RateLimitPolicy`") && text.contains("RateLimitInboundPolicy"),
+                        "{export}: {text}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

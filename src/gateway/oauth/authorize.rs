@@ -139,6 +139,15 @@ fn checked_request<'a>(
         _ => return Err(("invalid_target", "give exactly one resource")),
     };
     let Some(route) = route else {
+        if let [resource] = resources.as_slice()
+            && resource.trim_end_matches('/') == state.public_url.trim_end_matches('/')
+        {
+            return Err((
+                "invalid_target",
+                "this gateway serves several MCP routes and a token is for one of them: \
+                 ask for the route's URL ({public_url}/mcp/{name}) as resource",
+            ));
+        }
         return Err(("invalid_target", "resource must be one of the gateway's MCP URLs ({public_url}/mcp/{name})"));
     };
     Ok((challenge, route))

@@ -34,7 +34,6 @@ use crate::gateway::state::AppState;
 use crate::gateway::store::{DeviceAuthorization, DeviceStatus, Grant, PendingLogin, now};
 
 /// How long a device code and its user code live.
-const DEVICE_TTL: i64 = 600;
 /// The polling interval asked of clients (RFC 8628 3.2's default).
 const INTERVAL: i64 = 5;
 /// Consonants without look-alikes (RFC 8628 6.1).
@@ -92,12 +91,13 @@ pub(super) async fn device_authorization(
         OAuthError::InvalidTarget("resource must be one of the gateway's MCP URLs ({public_url}/mcp/{name})".into())
     })?;
     let device_code = random_token(32);
+    let lifetime = state.oauth.device_code_lifetime.as_secs().max(1) as i64;
     let device = DeviceAuthorization {
         user_code: user_code(),
         client_id: client.client_id.clone(),
         slug: route.route.slug.clone(),
         scope: granted_scope(form.scope.as_deref(), &route.route.policy),
-        expires_at: now() + DEVICE_TTL,
+        expires_at: now() + lifetime,
         status: DeviceStatus::Pending,
     };
     let verification_uri = format!("{}/oauth/device", state.public_url);
@@ -106,7 +106,7 @@ pub(super) async fn device_authorization(
         "user_code": device.user_code,
         "verification_uri": verification_uri,
         "verification_uri_complete": format!("{verification_uri}?user_code={}", device.user_code),
-        "expires_in": DEVICE_TTL,
+        "expires_in": lifetime,
         "interval": INTERVAL,
     });
     let hash = sha256_hex(&device_code);

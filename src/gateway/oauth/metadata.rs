@@ -29,13 +29,32 @@ pub(super) async fn protected_resource(State(state): State<AppState>, Path(slug)
     }
 }
 
-/// The path-less form: meaningful only when the gateway serves one route.
+/// The path-less form (RFC 9728 section 3.1, the MCP authorization spec's
+/// fallback for clients that do not read `resource_metadata` from the 401):
+/// with one route, that route's document; with several, the gateway's own,
+/// whose `resource` is the public URL (the identifier this well-known URL is
+/// derived from) and whose scopes are every route's. Tokens are bound to one
+/// route, so asking for the public URL itself at `/oauth/authorize` is
+/// refused with the routes to choose from; every 401 names its route's
+/// document, which is where well-behaved clients look first.
 pub(super) async fn protected_resource_root(State(state): State<AppState>) -> Response {
     let mut routes = state.routes.values();
-    match (routes.next(), routes.next()) {
-        (Some(route), None) => Json(protected_resource_document(&state, route)).into_response(),
-        _ => (StatusCode::NOT_FOUND, Json(json!({"error": "not_found", "error_description": "use /.well-known/oauth-protected-resource/mcp/{name}"}))).into_response(),
+    if let (Some(route), None) = (routes.next(), routes.next()) {
+        return Json(protected_resource_document(&state, route)).into_response();
     }
+    let mut scopes: Vec<&str> = state.routes.values().flat_map(|r| r.route.policy.supported_scopes()).collect();
+    scopes.sort_unstable();
+    scopes.dedup();
+    let mut route_paths: Vec<&str> = state.routes.values().map(|r| r.route.path.as_str()).collect();
+    route_paths.sort_unstable();
+    Json(json!({
+        "resource": state.public_url,
+        "authorization_servers": [state.public_url],
+        "bearer_methods_supported": ["header"],
+        "scopes_supported": scopes,
+        "resource_name": format!("MCP gateway ({})", route_paths.join(", ")),
+    }))
+    .into_response()
 }
 
 /// RFC 8414 metadata, served at `/.well-known/oauth-authorization-server`

@@ -1,8 +1,9 @@
 //! Options of the authorization server as a whole (not of one policy): the
 //! refresh grace window, how often a refresh re-checks the user at the
 //! identity provider, the key that seals what the store keeps of the
-//! provider, and how Client ID Metadata Documents are fetched. The binary
-//! fills them from flags and the environment; tests set them directly.
+//! provider, how Client ID Metadata Documents are fetched, and how long a
+//! device login waits. The binary fills them from flags and the
+//! environment; tests set them directly.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -22,6 +23,10 @@ pub(crate) const DEFAULT_IDP_RECHECK_INTERVAL: Duration = Duration::from_secs(5 
 
 /// The variable (process environment or env file) holding the sealing key.
 pub(crate) const STORE_KEY_VAR: &str = "COGNIGATE_STORE_KEY";
+
+/// How long a device login (RFC 8628) waits for the user: the RFC's example
+/// and what other authorization servers use.
+pub(crate) const DEFAULT_DEVICE_CODE_LIFETIME: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Clone)]
 pub struct OAuthOptions {
@@ -44,6 +49,9 @@ pub struct OAuthOptions {
     /// A PEM file of extra roots trusted for client-id documents, next to
     /// the system's (the binary passes `SSL_CERT_FILE`).
     pub extra_roots: Option<PathBuf>,
+    /// How long a device code and its user code stay valid; polling after
+    /// that gets `expired_token`.
+    pub device_code_lifetime: Duration,
 }
 
 impl Default for OAuthOptions {
@@ -55,6 +63,7 @@ impl Default for OAuthOptions {
             client_id_hosts: Vec::new(),
             client_id_private_addresses: false,
             extra_roots: None,
+            device_code_lifetime: DEFAULT_DEVICE_CODE_LIFETIME,
         }
     }
 }

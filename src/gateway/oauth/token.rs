@@ -21,7 +21,7 @@ use super::register::DEVICE_CODE_GRANT;
 use super::{OAuthError, device, grace};
 use crate::gateway::crypto::{random_token, sha256_hex, verify_pkce};
 use crate::gateway::state::AppState;
-use crate::gateway::store::{CodeUse, Grant, RefreshToken, RefreshUse, RevokedAccess, Rotation, now};
+use crate::gateway::store::{AuthCode, CodeUse, Grant, RefreshToken, RefreshUse, RevokedAccess, Rotation, now};
 
 #[derive(Deserialize)]
 pub(super) struct TokenForm {
@@ -60,26 +60,51 @@ pub(super) async fn token(
     {
         return Err(OAuthError::UnauthorizedClient(format!("the client did not register the {grant_type} grant")));
     }
-    let (grant, family) = match grant_type {
+    let with_refresh = client.grant_types.iter().any(|g| g == "refresh_token");
+    let issuance =
+        Issuance { family: with_refresh.then(|| random_token(16)), access_jti: random_token(16), issued_at: now() };
+    let (grant, label) = match grant_type {
         "authorization_code" => {
-            let grant = redeem_code(&state, &client.client_id, &client.redirect_uris, &form).await?;
+            let grant = redeem_code(&state, &client.client_id, &client.redirect_uris, &form, &issuance).await?;
             // A completed login keeps the registration from expiring unused.
             let used = client.client_id.clone();
             state.store.run(move |store| store.mark_client_used(&used)).await?;
-            (grant, random_token(16))
+            (grant, "authorization_code")
         }
         "refresh_token" => return refresh(&state, &client.client_id, &form).await,
         DEVICE_CODE_GRANT => {
-            (device::redeem(&state, &client.client_id, form.device_code.as_deref()).await?, random_token(16))
+            (device::redeem(&state, &client.client_id, form.device_code.as_deref()).await?, "device_code")
         }
         "" => return Err(OAuthError::InvalidRequest("grant_type is required".into())),
         other => return Err(OAuthError::UnsupportedGrantType(format!("`{other}` is not supported"))),
     };
-    let with_refresh = client.grant_types.iter().any(|g| g == "refresh_token");
-    let label = if grant_type == DEVICE_CODE_GRANT { "device_code" } else { "authorization_code" };
-    // A redeemed code is remembered, so a replay revokes what it issued.
-    let code_hash = if grant_type == "authorization_code" { form.code.as_deref().map(sha256_hex) } else { None };
-    issue(&state, grant, with_refresh.then_some(family), code_hash, label).await
+    issue(&state, grant, issuance, label).await
+}
+
+/// What a code or device grant issues, decided before the grant is redeemed:
+/// a code's redemption records it in the same step as it takes the code (see
+/// `Store::take_code`), so a replay racing it revokes exactly these.
+#[derive(Clone)]
+struct Issuance {
+    /// The new refresh family (`None`: the client did not register the
+    /// refresh grant).
+    family: Option<String>,
+    access_jti: String,
+    issued_at: i64,
+}
+
+impl Issuance {
+    /// The record a code's redemption leaves: these tokens, kept until the
+    /// code would have expired and the access token with it.
+    fn code_use(&self, state: &AppState, code: &AuthCode) -> CodeUse {
+        let ttl = state.routes.get(&code.grant.slug).map_or(0, access_ttl);
+        let access = RevokedAccess { jti: self.access_jti.clone(), expires_at: self.issued_at + ttl };
+        CodeUse { family: self.family.clone(), expires_at: access.expires_at.max(code.expires_at), access }
+    }
+}
+
+fn access_ttl(route: &crate::gateway::state::RouteState) -> i64 {
+    route.route.policy.access_token_ttl.as_secs() as i64
 }
 
 async fn redeem_code(
@@ -87,6 +112,7 @@ async fn redeem_code(
     client_id: &str,
     client_redirect_uris: &[String],
     form: &TokenForm,
+    issuance: &Issuance,
 ) -> Result<Grant, OAuthError> {
     let code = form.code.as_deref().ok_or_else(|| OAuthError::InvalidRequest("code is required".into()))?;
     let verifier = form
@@ -95,7 +121,10 @@ async fn redeem_code(
         .ok_or_else(|| OAuthError::InvalidRequest("code_verifier is required (PKCE)".into()))?;
     let hash = sha256_hex(code);
     let lookup = hash.clone();
-    let Some(record) = state.store.run(move |store| store.take_code(&lookup, now())).await? else {
+    let (routes, issuance) = (state.clone(), issuance.clone());
+    let taken =
+        state.store.run(move |store| store.take_code(&lookup, &|code| issuance.code_use(&routes, code), now())).await?;
+    let Some(record) = taken else {
         revoke_replayed_code(state, hash).await?;
         return Err(OAuthError::InvalidGrant("the code is invalid, expired or already used".into()));
     };
@@ -121,26 +150,11 @@ async fn redeem_code(
 
 /// A code presented again after it was redeemed: someone else has it (it
 /// leaked from the redirect), so what the first use issued is revoked (RFC
-/// 6749 section 4.1.2, OAuth 2.1 section 4.1.3).
+/// 6749 section 4.1.2, OAuth 2.1 section 4.1.3), even when that use is still
+/// being answered on another replica: its refresh token then lands revoked,
+/// and its access token's id is already in the revocation log.
 async fn revoke_replayed_code(state: &AppState, hash: String) -> Result<(), OAuthError> {
-    let at = now();
-    let revoked = state
-        .store
-        .run(move |store| {
-            let Some(used) = store.take_code_use(&hash, at)? else {
-                return Ok(None);
-            };
-            let mut revoked = match &used.family {
-                Some(family) => store.revoke_family_id(family, at)?,
-                None => Vec::new(),
-            };
-            if used.access.expires_at > at {
-                store.revoke_access(&used.access, at)?;
-                revoked.push(used.access);
-            }
-            Ok(Some(revoked))
-        })
-        .await?;
+    let revoked = state.store.run(move |store| store.revoke_code_use(&hash, now())).await?;
     if let Some(revoked) = revoked {
         tracing::warn!(revoked_access_tokens = revoked.len(), "authorization code replayed: what it issued is revoked");
         state.revocations.add(revoked);
@@ -229,31 +243,16 @@ fn admitted(state: &AppState, grant: &Grant) -> bool {
     state.routes.get(&grant.slug).is_some_and(|route| route.route.policy.admits(&grant.identity.groups))
 }
 
-/// Issues an access token and, with `family`, a new refresh token family.
-async fn issue(
-    state: &AppState,
-    grant: Grant,
-    family: Option<String>,
-    code_hash: Option<String>,
-    grant_type: &str,
-) -> Result<Response, OAuthError> {
+/// Issues the access token and, with a family, the refresh token that
+/// `issuance` decided on.
+async fn issue(state: &AppState, grant: Grant, issuance: Issuance, grant_type: &str) -> Result<Response, OAuthError> {
     let Some(route) = state.routes.get(&grant.slug) else {
         return Err(OAuthError::InvalidGrant("the route of this grant no longer exists".into()));
     };
     if !admitted(state, &grant) {
         return Err(OAuthError::InvalidGrant("the user is not in a group allowed to use this MCP server".into()));
     }
-    let issued_at = now();
-    let access_jti = random_token(16);
-    let access_expires_at = issued_at + route.route.policy.access_token_ttl.as_secs() as i64;
-    if let Some(hash) = code_hash {
-        let used = CodeUse {
-            family: family.clone(),
-            access: RevokedAccess { jti: access_jti.clone(), expires_at: access_expires_at },
-            expires_at: access_expires_at,
-        };
-        state.store.run(move |store| store.insert_code_use(&hash, &used)).await?;
-    }
+    let Issuance { family, access_jti, issued_at } = issuance;
     let refresh = match family {
         Some(family) => {
             let token = random_token(32);
@@ -263,7 +262,7 @@ async fn issue(
                 expires_at: issued_at
                     + route.route.policy.refresh_token_ttl.min(state.security.refresh_family_lifetime).as_secs() as i64,
                 access_jti: access_jti.clone(),
-                access_expires_at: issued_at + route.route.policy.access_token_ttl.as_secs() as i64,
+                access_expires_at: issued_at + access_ttl(route),
                 family_expires_at: Some(issued_at + state.security.refresh_family_lifetime.as_secs() as i64),
                 replaced: None,
             };

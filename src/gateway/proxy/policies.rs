@@ -331,8 +331,10 @@ fn is_hidden(filter: &CapabilityFilter, message: &Message, identity: &Identity) 
     named || completion
 }
 
-/// 429 with `Retry-After` when the caller's window is used up; 503 when the
-/// store cannot count (refusing is safer than letting everything through).
+/// 429 (with `Retry-After` unless the policy turns it off) when the caller's
+/// window is used up. When the store cannot count: 503 if the policy says
+/// `throwOnFailure`, else the request passes (the proxy keeps serving through
+/// a store outage, as it does for token checks).
 async fn rate_limited(
     state: &AppState,
     limit: &RateLimit,
@@ -346,6 +348,7 @@ async fn rate_limited(
                 parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|info| info.0.ip());
             format!("ip:{}", peer.map(|ip| ip.to_string()).unwrap_or_default())
         }
+        LimitBy::All => "all".to_owned(),
     };
     let now = now();
     let (window, window_end) = limit.window(now);
@@ -356,10 +359,16 @@ async fn rate_limited(
         Ok(count) if count <= limit.allowed => None,
         Ok(_) => {
             let mut response = super::jsonrpc_error(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded; retry later");
-            if let Some(value) = retry_after(window_end - now) {
+            if limit.retry_after_header
+                && let Some(value) = retry_after(window_end - now)
+            {
                 response.headers_mut().insert(header::RETRY_AFTER, value);
             }
             Some(response)
+        }
+        Err(err) if !limit.fail_closed => {
+            tracing::warn!(policy = %limit.name, error = %err, "rate limit store unavailable; request let through");
+            None
         }
         Err(err) => {
             tracing::error!(policy = %limit.name, error = %err, "rate limit store unavailable");

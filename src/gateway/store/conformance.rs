@@ -5,6 +5,7 @@ use super::{
     AuthCode, Client, CodeUse, Consent, DeviceAuthorization, DeviceStatus, Grant, Identity, IdpSession, Lifetimes,
     PendingLogin, Recheck, RefreshToken, RefreshUse, RevokedAccess, Rotation, Store, StoreError,
 };
+use crate::gateway::tokens::Revocations;
 
 pub(crate) fn run_all(store: &dyn Store) {
     signing_key_is_kept(store);
@@ -14,15 +15,17 @@ pub(crate) fn run_all(store: &dyn Store) {
     refresh_rotation_and_reuse_detection(store);
     refresh_bound_to_client_expiry_and_route(store);
     revoking_a_family(store);
-    access_revocations(store);
+    revocations_follow_the_log_not_the_clock(store);
     unused_clients_expire(store);
     families_end_at_their_lifetime(store);
     code_uses_revoke_their_family(store);
+    replayed_code_revokes_a_family_not_yet_stored(store);
     operators_revoke_by_subject_or_client(store);
     refresh_grace_replays_then_revokes(store);
     device_authorizations(store);
     rate_counts(store);
     rechecks_ride_the_rotation(store);
+    revocation_numbers_survive_the_sweep(store);
 }
 
 /// The refresh grant looks at an active token without changing it, and a
@@ -88,21 +91,76 @@ fn operators_revoke_by_subject_or_client(store: &dyn Store) {
     );
 }
 
-fn code_uses_revoke_their_family(store: &dyn Store) {
-    store.insert_refresh("cu-h1", &refresh("cu-fam", "c-cu", "cu-j1")).unwrap();
-    let used = CodeUse {
-        family: Some("cu-fam".into()),
-        access: RevokedAccess { jti: "cu-j0".into(), expires_at: 2_000 },
+/// What a code's redemption issues, as the token endpoint records it.
+fn code_use(family: &str, jti: &str) -> CodeUse {
+    CodeUse {
+        family: Some(family.into()),
+        access: RevokedAccess { jti: jti.into(), expires_at: 2_000 },
         expires_at: 2_000,
-    };
-    store.insert_code_use("cu-code", &used).unwrap();
-    assert_eq!(store.take_code_use("cu-code", 100).unwrap(), Some(used));
-    assert_eq!(store.take_code_use("cu-code", 100).unwrap(), None, "once");
-    let revoked = store.revoke_family_id("cu-fam", 100).unwrap();
-    assert_eq!(revoked.iter().map(|r| r.jti.as_str()).collect::<Vec<_>>(), ["cu-j1"]);
+    }
+}
+
+fn code(client: &str) -> AuthCode {
+    AuthCode {
+        redirect_uri: "http://127.0.0.1/cb".into(),
+        code_challenge: "x".into(),
+        grant: grant(client),
+        expires_at: 600,
+    }
+}
+
+/// Redeemed, stored, then replayed: the family and its access tokens are revoked.
+fn code_uses_revoke_their_family(store: &dyn Store) {
+    store.insert_code("cu-code", &code("c-cu")).unwrap();
+    assert_eq!(store.take_code("cu-code", &|_| code_use("cu-fam", "cu-j1"), 100).unwrap(), Some(code("c-cu")));
+    store.insert_refresh("cu-h1", &refresh("cu-fam", "c-cu", "cu-j1")).unwrap();
+    // The replay: the code is gone, what it issued is revoked.
+    assert_eq!(store.take_code("cu-code", &|_| code_use("cu-other", "cu-jx"), 100).unwrap(), None);
+    let revoked = store.revoke_code_use("cu-code", 100).unwrap().unwrap();
+    assert_eq!(revoked, [RevokedAccess { jti: "cu-j1".into(), expires_at: 2_000 }], "family and access token, once");
+    assert_eq!(store.revoke_code_use("cu-code", 100).unwrap(), None, "a second replay finds nothing left");
     assert!(matches!(
         rotate(store, "cu-h1", "c-cu", rotation("cu-h2", "cu-j2"), 100).unwrap(),
         RefreshUse::Reused { .. }
+    ));
+    let log: Vec<String> = store.revocations_after(0, 100).unwrap().revoked.into_iter().map(|r| r.jti).collect();
+    assert!(log.contains(&"cu-j1".to_owned()), "{log:?}");
+    // A code never redeemed (or expired) has nothing to revoke.
+    assert_eq!(store.revoke_code_use("cu-never", 100).unwrap(), None);
+    store.insert_code("cu-late", &code("c-cu")).unwrap();
+    assert_eq!(store.take_code("cu-late", &|_| code_use("cu-late-fam", "cu-late-j"), 600).unwrap(), None, "expired");
+    assert_eq!(store.revoke_code_use("cu-late", 100).unwrap(), None, "an expired code records nothing");
+}
+
+/// Two replicas redeem one code at once: the winner took it (recording what it
+/// will issue) but has not stored its refresh token yet when the loser's
+/// replay revokes. The winner's access token id is in the log, and its
+/// refresh token lands revoked (RFC 6749 section 4.1.2: everything issued
+/// from the code).
+fn replayed_code_revokes_a_family_not_yet_stored(store: &dyn Store) {
+    store.insert_code("race-code", &code("c-race")).unwrap();
+    assert!(store.take_code("race-code", &|_| code_use("race-fam", "race-j1"), 100).unwrap().is_some());
+    let revoked = store.revoke_code_use("race-code", 101).unwrap().unwrap();
+    assert_eq!(revoked, [RevokedAccess { jti: "race-j1".into(), expires_at: 2_000 }]);
+    let mirror = Revocations::default();
+    mirror.sync(store, 102).unwrap();
+    assert!(mirror.is_revoked("race-j1"), "another replica learns the winner's access token is revoked");
+    // Now the winner stores its refresh token: revoked on arrival.
+    store.insert_refresh("race-h1", &refresh("race-fam", "c-race", "race-j1")).unwrap();
+    assert!(matches!(
+        rotate(store, "race-h1", "c-race", rotation("race-h2", "race-j2"), 103).unwrap(),
+        RefreshUse::Reused { .. }
+    ));
+    assert_eq!(
+        rotate(store, "race-h2", "c-race", rotation("race-h3", "race-j3"), 103).unwrap(),
+        RefreshUse::Unknown,
+        "no successor was stored"
+    );
+    // Other families are not touched by the tombstone.
+    store.insert_refresh("race-other", &refresh("race-fam-2", "c-race", "race-j9")).unwrap();
+    assert!(matches!(
+        rotate(store, "race-other", "c-race", rotation("race-other-2", "race-j10"), 103).unwrap(),
+        RefreshUse::Rotated { .. }
     ));
 }
 
@@ -202,17 +260,13 @@ fn clients_round_trip(store: &dyn Store) {
 }
 
 fn codes_are_single_use_and_expire(store: &dyn Store) {
-    let code = AuthCode {
-        redirect_uri: "http://127.0.0.1/cb".into(),
-        code_challenge: "x".into(),
-        grant: grant("c1"),
-        expires_at: 100,
-    };
+    let code = AuthCode { expires_at: 100, ..code("c1") };
+    let issued = |_: &AuthCode| code_use("code-fam", "code-j");
     store.insert_code("code-h1", &code).unwrap();
-    assert_eq!(store.take_code("code-h1", 50).unwrap(), Some(code.clone()));
-    assert_eq!(store.take_code("code-h1", 50).unwrap(), None, "single use");
+    assert_eq!(store.take_code("code-h1", &issued, 50).unwrap(), Some(code.clone()));
+    assert_eq!(store.take_code("code-h1", &issued, 50).unwrap(), None, "single use");
     store.insert_code("code-h2", &code).unwrap();
-    assert_eq!(store.take_code("code-h2", 100).unwrap(), None, "expired at 100");
+    assert_eq!(store.take_code("code-h2", &issued, 100).unwrap(), None, "expired at 100");
 }
 
 fn pending_logins_and_consents_are_single_use(store: &dyn Store) {
@@ -271,7 +325,7 @@ fn refresh_rotation_and_reuse_detection(store: &dyn Store) {
         matches!(rotate(store, "rr3", "c1", rotation("rr5", "a5"), 1_000).unwrap(), RefreshUse::Reused { .. }),
         "successor revoked"
     );
-    let mut revoked: Vec<_> = store.revoked_since(0, 1_000).unwrap().into_iter().map(|r| r.jti).collect();
+    let mut revoked: Vec<_> = store.revocations_after(0, 1_000).unwrap().revoked.into_iter().map(|r| r.jti).collect();
     revoked.sort();
     revoked.dedup();
     assert!(["a1", "a2", "a3"].iter().all(|j| revoked.iter().any(|r| r == j)), "{revoked:?}");
@@ -300,13 +354,59 @@ fn revoking_a_family(store: &dyn Store) {
     assert_eq!(store.revoke_refresh_family("never", "c1", 1_000).unwrap(), None);
 }
 
-fn access_revocations(store: &dyn Store) {
-    store.revoke_access(&RevokedAccess { jti: "acc-old".into(), expires_at: 5_000 }, 3_000).unwrap();
-    store.revoke_access(&RevokedAccess { jti: "acc-new".into(), expires_at: 9_000 }, 4_000).unwrap();
-    let since: Vec<_> = store.revoked_since(3_500, 3_500).unwrap().into_iter().map(|r| r.jti).collect();
-    assert_eq!(since, ["acc-new"], "only revocations at or after 3500");
-    let live: Vec<_> = store.revoked_since(3_000, 6_000).unwrap().into_iter().map(|r| r.jti).collect();
-    assert_eq!(live, ["acc-new"], "expired revocations are not returned");
+fn jtis(revoked: Vec<RevokedAccess>) -> Vec<String> {
+    revoked.into_iter().map(|r| r.jti).collect()
+}
+
+/// Revocations are numbered as they are recorded, and read by number: one
+/// recorded by a replica whose clock is far behind still comes after what a
+/// reader has seen.
+fn revocations_follow_the_log_not_the_clock(store: &dyn Store) {
+    let start = store.revocations_after(0, 0).unwrap();
+    let revoke = |jti: &str, expires_at: i64, now: i64| {
+        store.revoke_access(&RevokedAccess { jti: jti.into(), expires_at }, now).unwrap();
+    };
+    revoke("acc-first", 9_000, 5_000);
+    let first = store.revocations_after(start.through, 5_000).unwrap();
+    assert_eq!(jtis(first.revoked), ["acc-first"]);
+    assert!(first.through > start.through);
+    assert_eq!(first.epoch, start.epoch, "one log");
+    // Recorded by a replica whose clock says 1_000: after the reader's cursor all the same.
+    revoke("acc-behind", 9_000, 1_000);
+    let behind = store.revocations_after(first.through, 5_000).unwrap();
+    assert_eq!(jtis(behind.revoked), ["acc-behind"], "a revocation from a clock behind is not missed");
+    // Expired at the reader's time: not handed out, but the cursor passes it.
+    revoke("acc-expired", 4_000, 3_000);
+    let expired = store.revocations_after(behind.through, 5_000).unwrap();
+    assert!(expired.revoked.is_empty());
+    assert!(expired.through > behind.through);
+    // The same token revoked again keeps its number.
+    revoke("acc-first", 9_000, 6_000);
+    let again = store.revocations_after(expired.through, 6_000).unwrap();
+    assert_eq!((again.revoked.len(), again.through), (0, expired.through));
+    // Through the in-memory mirror a replica keeps: whatever each writer's clock said.
+    let mirror = Revocations::default();
+    mirror.sync(store, 5_000).unwrap();
+    assert!(mirror.is_revoked("acc-first") && mirror.is_revoked("acc-behind"));
+    assert!(!mirror.is_revoked("acc-expired"));
+    revoke("acc-late-clock", 9_000, 10);
+    assert_eq!(mirror.sync(store, 5_000).unwrap().read, 1, "only the new one is read");
+    assert!(mirror.is_revoked("acc-late-clock"));
+}
+
+/// The sweep prunes expired revocations but never hands a number out again:
+/// a replica's cursor stays valid.
+fn revocation_numbers_survive_the_sweep(store: &dyn Store) {
+    let before = store.revocations_after(0, 0).unwrap();
+    assert!(before.through > 0);
+    store.sweep(50_000).unwrap();
+    let swept = store.revocations_after(0, 0).unwrap();
+    assert!(swept.revoked.is_empty(), "everything expired by 50_000 is pruned: {:?}", swept.revoked);
+    assert_eq!((swept.through, &swept.epoch), (before.through, &before.epoch));
+    store.revoke_access(&RevokedAccess { jti: "after-sweep".into(), expires_at: 90_000 }, 50_000).unwrap();
+    let next = store.revocations_after(before.through, 50_000).unwrap();
+    assert_eq!(jtis(next.revoked), ["after-sweep"]);
+    assert!(next.through > before.through);
 }
 
 fn refresh_grace_replays_then_revokes(store: &dyn Store) {

@@ -171,9 +171,12 @@ pub struct AuthCode {
     pub(crate) expires_at: i64,
 }
 
-/// What a redeemed authorization code issued, kept (by the code's hash)
+/// What a redeemed authorization code issues, kept (by the code's hash)
 /// until the code would have expired and the access token with it: a second
-/// use of the code revokes it all (RFC 6749 section 4.1.2).
+/// use of the code revokes it all (RFC 6749 section 4.1.2). The redeeming
+/// request picks the family and the access token's id before it takes the
+/// code, and the take stores this record in the same step, so a replay that
+/// races the redemption on another replica always finds what to revoke.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CodeUse {
     pub(crate) family: Option<String>,
@@ -317,6 +320,23 @@ pub struct RevokedAccess {
     pub(crate) expires_at: i64,
 }
 
+/// A stretch of the store's revocation log: every unexpired revocation whose
+/// sequence number is above the one asked for.
+///
+/// Replicas follow the log by sequence number, not by time: the store numbers
+/// each revocation as it records it (in the same transaction), so a replica
+/// that has read up to `through` has seen every revocation numbered up to it,
+/// whatever the clocks of the replicas that wrote them said. `epoch` names
+/// this log: it changes when the log starts again from nothing (a Redis that
+/// came back empty), and then a replica reads it again from the start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RevocationLog {
+    pub(crate) epoch: String,
+    /// The highest sequence number handed out so far (0: none yet).
+    pub(crate) through: u64,
+    pub(crate) revoked: Vec<RevokedAccess>,
+}
+
 /// Gateway state behind one interface; see the module docs for why it is sync.
 pub trait Store: Send + Sync + 'static {
     /// The stored signing key, or `candidate` stored and returned when there is
@@ -334,8 +354,19 @@ pub trait Store: Send + Sync + 'static {
     fn take_consent(&self, id: &str, now: i64) -> Result<Option<Consent>, StoreError>;
 
     fn insert_code(&self, hash: &str, code: &AuthCode) -> Result<(), StoreError>;
-    fn take_code(&self, hash: &str, now: i64) -> Result<Option<AuthCode>, StoreError>;
+    /// Redeems the code `hash`: removes it and, in the same atomic step,
+    /// stores `issued(&code)` (what the redemption is about to issue) under
+    /// its hash for [`Store::revoke_code_use`]. An expired code is removed,
+    /// records nothing and gives `None`, as does an unknown or spent one.
+    fn take_code(
+        &self,
+        hash: &str,
+        issued: &dyn Fn(&AuthCode) -> CodeUse,
+        now: i64,
+    ) -> Result<Option<AuthCode>, StoreError>;
 
+    /// Stores the first token of a family. Into a family already revoked (a
+    /// replayed code's, see [`Store::revoke_code_use`]) it lands revoked.
     fn insert_refresh(&self, hash: &str, token: &RefreshToken) -> Result<(), StoreError>;
     /// The refresh token `hash` as stored, if it was issued to `client_id`
     /// and is neither used nor revoked; changes nothing (the refresh grant
@@ -361,9 +392,13 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> Result<Option<Vec<RevokedAccess>>, StoreError>;
 
+    /// Records the revocation under the log's next sequence number (a jti
+    /// already in the log keeps its number).
     fn revoke_access(&self, revoked: &RevokedAccess, now: i64) -> Result<(), StoreError>;
-    /// Revocations recorded at or after `since` that have not expired.
-    fn revoked_since(&self, since: i64, now: i64) -> Result<Vec<RevokedAccess>, StoreError>;
+    /// The revocation log after sequence number `after`: the entries numbered
+    /// above it that have not expired at `now`, the log's epoch and the
+    /// highest number handed out. See [`RevocationLog`].
+    fn revocations_after(&self, after: u64, now: i64) -> Result<RevocationLog, StoreError>;
 
     /// Counts one request against the rate-limit counter `key` (one per
     /// policy, caller and window) and returns the count including it. The
@@ -385,14 +420,14 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes expired rows; returns how many.
     fn sweep(&self, now: i64) -> Result<usize, StoreError>;
 
-    /// Records what the code `hash` issued when it was redeemed.
-    fn insert_code_use(&self, hash: &str, used: &CodeUse) -> Result<(), StoreError>;
-    /// What the redeemed code `hash` issued, if it was redeemed and the record
-    /// has not expired; removed (a replay revokes once).
-    fn take_code_use(&self, hash: &str, now: i64) -> Result<Option<CodeUse>, StoreError>;
-    /// Revokes every token of refresh family `family`; returns the unexpired
-    /// access tokens it issued, now revoked too.
-    fn revoke_family_id(&self, family: &str, now: i64) -> Result<Vec<RevokedAccess>, StoreError>;
+    /// A redeemed code `hash` presented again: revokes what its redemption
+    /// issued, the access token and the refresh family, and removes the
+    /// record. The family is revoked by id and stays revoked for the
+    /// record's lifetime, so a refresh token the redeeming request has not
+    /// stored yet lands revoked. Returns the unexpired access tokens now
+    /// revoked; `None` when there is no unexpired record (never redeemed,
+    /// already replayed, or long ago).
+    fn revoke_code_use(&self, hash: &str, now: i64) -> Result<Option<Vec<RevokedAccess>>, StoreError>;
 
     /// Revokes every refresh family whose grant is for `subject` and/or
     /// `client_id` (at least one is given); returns the unexpired access

@@ -10,10 +10,14 @@
 //! |---|---|
 //! | `meta:signing_key` | the signing key (SET NX) |
 //! | `client:{id}` | client JSON, no expiry |
-//! | `login:{state}`, `consent:{id}`, `code:{hash}`, `codeuse:{hash}` | record JSON; taken with GETDEL |
+//! | `login:{state}`, `consent:{id}` | record JSON; taken with GETDEL |
+//! | `code:{hash}` | code JSON; swapped for `codeuse:{hash}` (what its redemption issues) by [`TAKE_CODE`] |
 //! | `rt:{hash}` | hash: `family`, `client_id`, `state` (active/used/revoked), `data` |
 //! | `rtfam:{family}` | set of the family's token hashes |
-//! | `revoked` | sorted set, score = revocation time, member = `{exp}:{jti}` |
+//! | `rtdead:{family}` | a family revoked by a replayed code: tokens inserted into it land revoked |
+//! | `revoked:log` | sorted set, score = sequence number, member = `{exp}:{jti}` |
+//! | `revoked:seq` | the last sequence number handed out (INCR) |
+//! | `revoked:epoch` | the log's name; a new one whenever `revoked:seq` starts again |
 //! | `clients:unused` | sorted set, score = registration time, member = client id (removed at first login) |
 //!
 //! Expiry is logical, as in SQLite (each record's `expires_at` is compared with
@@ -33,8 +37,9 @@ use serde::de::DeserializeOwned;
 
 use super::{
     AuthCode, Client, CodeUse, Consent, DeviceAuthorization, DeviceStatus, Grant, Lifetimes, PendingLogin,
-    RefreshToken, RefreshUse, RevokedAccess, Rotation, Store, StoreError, now,
+    RefreshToken, RefreshUse, RevocationLog, RevokedAccess, Rotation, Store, StoreError, now,
 };
+use crate::gateway::crypto::random_token;
 
 const PREFIX: &str = "cognigate:";
 /// Seconds a key outlives its logical expiry before Redis deletes it.
@@ -75,6 +80,68 @@ for _, hash in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   end
 end
 return out
+"#;
+
+/// Swaps the code `KEYS[1]` for the record of what its redemption issues
+/// (`KEYS[2]`), if it still holds `ARGV[1]` (the code as read a moment ago:
+/// codes are single use, so equal data means no other request took it in
+/// between). ARGV: code JSON, code-use JSON, expire-at. Returns 1 if swapped.
+const TAKE_CODE: &str = r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], ARGV[2], 'EXAT', ARGV[3])
+return 1
+"#;
+
+/// Stores the first token of a family: revoked if the family was revoked by
+/// a replayed code (`KEYS[3]` exists). KEYS: token, family set, tombstone.
+/// ARGV: family, client id, token JSON, expire-at, token hash.
+const INSERT_REFRESH: &str = r#"
+local state = 'active'
+if redis.call('EXISTS', KEYS[3]) == 1 then state = 'revoked' end
+redis.call('HSET', KEYS[1], 'family', ARGV[1], 'client_id', ARGV[2], 'state', state, 'data', ARGV[3])
+redis.call('EXPIREAT', KEYS[1], ARGV[4])
+redis.call('SADD', KEYS[2], ARGV[5])
+redis.call('EXPIREAT', KEYS[2], ARGV[4])
+return 1
+"#;
+
+/// Appends `ARGV[1]` (`{exp}:{jti}`) to the revocation log under the next
+/// sequence number, unless it is there already. A counter that does not exist
+/// (a new or emptied Redis) starts a new epoch (`ARGV[2]`), so replicas that
+/// followed an older log read this one from the start.
+/// KEYS: epoch, counter, log.
+const APPEND_REVOCATION: &str = r#"
+if redis.call('ZSCORE', KEYS[3], ARGV[1]) then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('SET', KEYS[1], ARGV[2]) end
+local seq = redis.call('INCR', KEYS[2])
+redis.call('ZADD', KEYS[3], seq, ARGV[1])
+return seq
+"#;
+
+/// The log after sequence number `ARGV[1]`: {epoch, last number, members}.
+/// A missing epoch is created (`ARGV[2]`), so every replica reads the same.
+/// KEYS: epoch, counter, log.
+const READ_REVOCATIONS: &str = r#"
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+  epoch = ARGV[2]
+  redis.call('SET', KEYS[1], epoch)
+end
+local through = redis.call('GET', KEYS[2]) or '0'
+return {epoch, through, redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. ARGV[1], '+inf')}
+"#;
+
+/// Moves revocations kept by time (before they were numbered; KEYS[4]) into
+/// the numbered log. KEYS: epoch, counter, log, old set. ARGV: a new epoch.
+const MIGRATE_REVOCATIONS: &str = r#"
+for _, member in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
+  if not redis.call('ZSCORE', KEYS[3], member) then
+    if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('SET', KEYS[1], ARGV[1]) end
+    redis.call('ZADD', KEYS[3], redis.call('INCR', KEYS[2]), member)
+  end
+end
+return redis.call('DEL', KEYS[4])
 "#;
 
 /// Records a decision on a pending device authorization. KEYS: the device
@@ -143,7 +210,33 @@ impl RedisStore {
         store
             .with(|conn| redis::cmd("PING").query::<String>(conn).map_err(StoreError::from))
             .map_err(|err| StoreError::Open(format!("cannot reach Redis at {url}: {err}")))?;
+        store.migrate_revocations().map_err(|err| {
+            StoreError::Open(format!(
+                "cannot move the revocations Redis at {url} keeps by time into the numbered log: {err}"
+            ))
+        })?;
         Ok(store)
+    }
+
+    /// The three keys of the revocation log, in the scripts' KEYS order.
+    fn log_keys() -> [String; 3] {
+        [key("revoked", "epoch"), key("revoked", "seq"), key("revoked", "log")]
+    }
+
+    fn migrate_revocations(&self) -> Result<(), StoreError> {
+        let [epoch, seq, log] = Self::log_keys();
+        self.with(|conn| {
+            redis::cmd("EVAL")
+                .arg(MIGRATE_REVOCATIONS)
+                .arg(4)
+                .arg(&epoch)
+                .arg(&seq)
+                .arg(&log)
+                .arg(key("revoked", "access"))
+                .arg(random_token(16))
+                .query::<()>(conn)?;
+            Ok(())
+        })
     }
 
     /// Runs `call` on the connection, opening it first if needed; a failure
@@ -322,39 +415,53 @@ impl Store for RedisStore {
         self.put(key("code", hash), encode(code)?, Some(code.expires_at))
     }
 
-    fn take_code(&self, hash: &str, now: i64) -> Result<Option<AuthCode>, StoreError> {
-        self.take(key("code", hash), |c: &AuthCode| c.expires_at, now)
+    /// Read, then swapped by [`TAKE_CODE`] only if no other request took the
+    /// code in between: the decision of what to record needs the code.
+    fn take_code(
+        &self,
+        hash: &str,
+        issued: &dyn Fn(&AuthCode) -> CodeUse,
+        now: i64,
+    ) -> Result<Option<AuthCode>, StoreError> {
+        let name = key("code", hash);
+        let data: Option<String> = self.with(|conn| Ok(redis::cmd("GET").arg(&name).query(conn)?))?;
+        let Some(data) = data else {
+            return Ok(None);
+        };
+        let code: AuthCode = decode(&data)?;
+        if code.expires_at <= now {
+            self.with(|conn| Ok(redis::cmd("DEL").arg(&name).query::<()>(conn)?))?;
+            return Ok(None);
+        }
+        let used = issued(&code);
+        let swapped: i64 = self.with(|conn| {
+            Ok(redis::cmd("EVAL")
+                .arg(TAKE_CODE)
+                .arg(2)
+                .arg(&name)
+                .arg(key("codeuse", hash))
+                .arg(&data)
+                .arg(encode(&used)?)
+                .arg(expire_at(used.expires_at))
+                .query(conn)?)
+        })?;
+        Ok((swapped == 1).then_some(code))
     }
 
     fn insert_refresh(&self, hash: &str, token: &RefreshToken) -> Result<(), StoreError> {
         let data = encode(token)?;
-        let at = expire_at(token.expires_at);
         self.with(|conn| {
-            redis::pipe()
-                .atomic()
-                .cmd("HSET")
+            redis::cmd("EVAL")
+                .arg(INSERT_REFRESH)
+                .arg(3)
                 .arg(key("rt", hash))
-                .arg("family")
+                .arg(key("rtfam", &token.family))
+                .arg(key("rtdead", &token.family))
                 .arg(&token.family)
-                .arg("client_id")
                 .arg(&token.grant.client_id)
-                .arg("state")
-                .arg("active")
-                .arg("data")
                 .arg(&data)
-                .ignore()
-                .cmd("EXPIREAT")
-                .arg(key("rt", hash))
-                .arg(at)
-                .ignore()
-                .cmd("SADD")
-                .arg(key("rtfam", &token.family))
+                .arg(expire_at(token.expires_at))
                 .arg(hash)
-                .ignore()
-                .cmd("EXPIREAT")
-                .arg(key("rtfam", &token.family))
-                .arg(at)
-                .ignore()
                 .query::<()>(conn)?;
             Ok(())
         })
@@ -439,30 +546,44 @@ impl Store for RedisStore {
         }
     }
 
-    fn revoke_access(&self, revoked: &RevokedAccess, now: i64) -> Result<(), StoreError> {
+    fn revoke_access(&self, revoked: &RevokedAccess, _now: i64) -> Result<(), StoreError> {
+        let [epoch, seq, log] = Self::log_keys();
         self.with(|conn| {
-            redis::cmd("ZADD")
-                .arg(key("revoked", "access"))
-                .arg("NX")
-                .arg(now)
+            redis::cmd("EVAL")
+                .arg(APPEND_REVOCATION)
+                .arg(3)
+                .arg(&epoch)
+                .arg(&seq)
+                .arg(&log)
                 .arg(format!("{}:{}", revoked.expires_at, revoked.jti))
+                .arg(random_token(16))
                 .query::<()>(conn)?;
             Ok(())
         })
     }
 
-    fn revoked_since(&self, since: i64, now: i64) -> Result<Vec<RevokedAccess>, StoreError> {
-        let members: Vec<String> = self.with(|conn| {
-            Ok(redis::cmd("ZRANGEBYSCORE").arg(key("revoked", "access")).arg(since).arg("+inf").query(conn)?)
+    fn revocations_after(&self, after: u64, now: i64) -> Result<RevocationLog, StoreError> {
+        let [epoch, seq, log] = Self::log_keys();
+        let (epoch, through, members): (String, u64, Vec<String>) = self.with(|conn| {
+            Ok(redis::cmd("EVAL")
+                .arg(READ_REVOCATIONS)
+                .arg(3)
+                .arg(&epoch)
+                .arg(&seq)
+                .arg(&log)
+                .arg(after)
+                .arg(random_token(16))
+                .query(conn)?)
         })?;
-        Ok(members
+        let revoked = members
             .iter()
             .filter_map(|member| {
                 let (exp, jti) = member.split_once(':')?;
                 let expires_at: i64 = exp.parse().ok()?;
                 (expires_at > now).then(|| RevokedAccess { jti: jti.to_owned(), expires_at })
             })
-            .collect())
+            .collect();
+        Ok(RevocationLog { epoch, through, revoked })
     }
 
     /// INCR and EXPIREAT in one transaction: the counter never outlives its
@@ -553,10 +674,10 @@ impl Store for RedisStore {
         Ok(Some((device, last_poll.parse().unwrap_or_default())))
     }
 
-    /// Records with a TTL expire by themselves; only the revocation set needs
-    /// pruning.
+    /// Records with a TTL expire by themselves; only the revocation log needs
+    /// pruning (its counter stays: numbers are never handed out twice).
     fn sweep(&self, now: i64) -> Result<usize, StoreError> {
-        let name = key("revoked", "access");
+        let name = key("revoked", "log");
         let members: Vec<String> =
             self.with(|conn| Ok(redis::cmd("ZRANGE").arg(&name).arg(0).arg(-1).query(conn)?))?;
         let expired: Vec<&String> = members
@@ -571,16 +692,33 @@ impl Store for RedisStore {
         self.with(|conn| Ok(redis::cmd("ZREM").arg(&name).arg(&expired).query(conn)?))
     }
 
-    fn insert_code_use(&self, hash: &str, used: &CodeUse) -> Result<(), StoreError> {
-        self.put(key("codeuse", hash), encode(used)?, Some(used.expires_at))
-    }
-
-    fn take_code_use(&self, hash: &str, now: i64) -> Result<Option<CodeUse>, StoreError> {
-        self.take(key("codeuse", hash), |u: &CodeUse| u.expires_at, now)
-    }
-
-    fn revoke_family_id(&self, family: &str, now: i64) -> Result<Vec<RevokedAccess>, StoreError> {
-        self.revoke_family(family, now)
+    /// The record is read, acted on and only then deleted: a replica that
+    /// dies half way leaves it for the next replay, and every step is
+    /// idempotent, so two replays at once revoke the same things twice. The
+    /// tombstone goes first: a refresh token inserted before it is in the
+    /// family set the revocation walks, one inserted after it lands revoked
+    /// (see [`INSERT_REFRESH`]).
+    fn revoke_code_use(&self, hash: &str, now: i64) -> Result<Option<Vec<RevokedAccess>>, StoreError> {
+        let name = key("codeuse", hash);
+        let data: Option<String> = self.with(|conn| Ok(redis::cmd("GET").arg(&name).query(conn)?))?;
+        let Some(used) = data.map(|data| decode::<CodeUse>(&data)).transpose()? else {
+            return Ok(None);
+        };
+        if used.expires_at <= now {
+            self.with(|conn| Ok(redis::cmd("DEL").arg(&name).query::<()>(conn)?))?;
+            return Ok(None);
+        }
+        let mut revoked = Vec::new();
+        if let Some(family) = &used.family {
+            self.put(key("rtdead", family), "1".into(), Some(used.expires_at))?;
+            revoked = self.revoke_family(family, now)?;
+        }
+        if used.access.expires_at > now && !revoked.contains(&used.access) {
+            self.revoke_access(&used.access, now)?;
+            revoked.push(used.access);
+        }
+        self.with(|conn| Ok(redis::cmd("DEL").arg(&name).query::<()>(conn)?))?;
+        Ok(Some(revoked))
     }
 
     /// Walks every refresh token with SCAN: an operator command, not a hot path.
@@ -673,7 +811,14 @@ pub(crate) mod tests {
 
     impl RedisServer {
         pub(crate) fn start() -> Self {
+            // The probe listener is dropped here, before the server binds the port.
             let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            Self::start_on(port)
+        }
+
+        /// On `port`: a server started again on the port of one that was
+        /// stopped is that Redis restarted without persistence (empty).
+        pub(crate) fn start_on(port: u16) -> Self {
             let child = Command::new("redis-server")
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
                 .stdout(Stdio::null())
@@ -751,6 +896,84 @@ pub(crate) mod tests {
         let _ = child.kill();
         let _ = child.wait();
         assert_eq!(result.unwrap(), None);
+    }
+
+    /// Retries `call` until Redis answers again after a restart (the store
+    /// backs off for a moment after a failure).
+    fn once_up<T>(mut call: impl FnMut() -> Result<T, crate::gateway::store::StoreError>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match call() {
+                Ok(value) => return value,
+                Err(err) if Instant::now() > deadline => panic!("Redis did not come back: {err}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
+    #[test]
+    fn a_redis_that_comes_back_empty_is_read_again_from_the_start() {
+        use crate::gateway::store::{RevokedAccess, Store};
+        use crate::gateway::tokens::{Revocations, Synced};
+        let server = RedisServer::start();
+        let port = server.url.trim_start_matches("redis://127.0.0.1:").trim_end_matches('/').parse().unwrap();
+        let store = RedisStore::open(&server.url).unwrap();
+        let revoke = |jti: &str| store.revoke_access(&RevokedAccess { jti: jti.into(), expires_at: 9_000 }, 1_000);
+        let mirror = Revocations::default();
+        for jti in ["a1", "a2", "a3"] {
+            revoke(jti).unwrap();
+        }
+        assert_eq!(mirror.sync(&store, 1_000).unwrap(), Synced { read: 3, restarted: false });
+
+        // Restarted without persistence: the log and its counter are gone.
+        drop(server);
+        let _server = RedisServer::start_on(port);
+        // More revocations than the mirror had read: numbered 1 to 5 again,
+        // so "after 3" alone would miss the first three.
+        once_up(|| revoke("b1"));
+        for jti in ["b2", "b3", "b4", "b5"] {
+            revoke(jti).unwrap();
+        }
+        assert_eq!(mirror.sync(&store, 1_000).unwrap(), Synced { read: 5, restarted: true });
+        for jti in ["b1", "b2", "b3", "b4", "b5"] {
+            assert!(mirror.is_revoked(jti), "{jti} reached the replica");
+        }
+        assert!(mirror.is_revoked("a1"), "what the store lost stays revoked in memory until it expires");
+        revoke("c1").unwrap();
+        assert_eq!(mirror.sync(&store, 1_000).unwrap(), Synced { read: 1, restarted: false }, "following again");
+
+        // Only the epoch lost (evicted): a new one is made and the log is read again whole.
+        store.with(|conn| Ok(redis::cmd("DEL").arg(super::key("revoked", "epoch")).query::<()>(conn)?)).unwrap();
+        assert_eq!(mirror.sync(&store, 1_000).unwrap(), Synced { read: 6, restarted: true });
+        // Only the counter lost: the next revocation starts a new epoch.
+        store.with(|conn| Ok(redis::cmd("DEL").arg(super::key("revoked", "seq")).query::<()>(conn)?)).unwrap();
+        revoke("d1").unwrap();
+        assert_eq!(mirror.sync(&store, 1_000).unwrap(), Synced { read: 7, restarted: true });
+        assert!(mirror.is_revoked("d1"));
+    }
+
+    #[test]
+    fn revocations_kept_by_time_join_the_numbered_log() {
+        use crate::gateway::store::Store;
+        let server = RedisServer::start();
+        let client = redis::Client::open(server.url.as_str()).unwrap();
+        let mut conn = client.get_connection().unwrap();
+        redis::cmd("ZADD")
+            .arg("cognigate:revoked:access")
+            .arg(1_000)
+            .arg("9000:old-1")
+            .arg(1_001)
+            .arg("9000:old-2")
+            .query::<()>(&mut conn)
+            .unwrap();
+        let store = RedisStore::open(&server.url).unwrap();
+        let log = store.revocations_after(0, 1_000).unwrap();
+        let jtis: Vec<&str> = log.revoked.iter().map(|r| r.jti.as_str()).collect();
+        assert_eq!((jtis, log.through), (vec!["old-1", "old-2"], 2));
+        let old: bool = redis::cmd("EXISTS").arg("cognigate:revoked:access").query(&mut conn).unwrap();
+        assert!(!old, "the old set is gone");
+        drop(store);
+        assert_eq!(RedisStore::open(&server.url).unwrap().revocations_after(0, 1_000).unwrap().through, 2, "once");
     }
 
     #[test]

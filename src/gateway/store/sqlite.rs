@@ -15,8 +15,9 @@ use serde::de::DeserializeOwned;
 
 use super::{
     AuthCode, Client, CodeUse, Consent, DeviceAuthorization, DeviceStatus, Grant, Lifetimes, PendingLogin,
-    RefreshToken, RefreshUse, RevokedAccess, Rotation, Store, StoreError,
+    RefreshToken, RefreshUse, RevocationLog, RevokedAccess, Rotation, Store, StoreError,
 };
+use crate::gateway::crypto::random_token;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -33,8 +34,12 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
     expires_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens (family);
-CREATE TABLE IF NOT EXISTS revoked_access (jti TEXT PRIMARY KEY, expires_at INTEGER NOT NULL, revoked_at INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS revoked_access_at ON revoked_access (revoked_at);
+CREATE TABLE IF NOT EXISTS revocations (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    jti TEXT NOT NULL UNIQUE,
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS revoked_families (family TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS devices (
     hash TEXT PRIMARY KEY,
     user_code TEXT NOT NULL UNIQUE,
@@ -63,6 +68,13 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        migrate_revocations(&conn)?;
+        // The revocation log's name: a new database file is a new log, and
+        // replicas that followed the old one read this one from the start.
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('revocation_epoch', ?1)",
+            params![random_token(16)],
+        )?;
         Ok(Self { conn: Mutex::new(conn) })
     }
 
@@ -111,6 +123,27 @@ fn private_file(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Databases written before revocations were numbered kept them in
+/// `revoked_access`, by time: they join the numbered log once, in one
+/// transaction.
+fn migrate_revocations(conn: &Connection) -> Result<(), StoreError> {
+    let old: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'revoked_access')",
+        [],
+        |row| row.get(0),
+    )?;
+    if old {
+        conn.execute_batch(
+            "BEGIN IMMEDIATE;
+             INSERT OR IGNORE INTO revocations (jti, expires_at)
+               SELECT jti, expires_at FROM revoked_access ORDER BY revoked_at;
+             DROP TABLE revoked_access;
+             COMMIT;",
+        )?;
+    }
+    Ok(())
+}
+
 fn encode<T: Serialize>(value: &T) -> Result<String, StoreError> {
     Ok(serde_json::to_string(value)?)
 }
@@ -147,17 +180,22 @@ fn revoke_family(conn: &Connection, family: &str, now: i64) -> Result<Vec<Revoke
         let token: RefreshToken = decode(&data)?;
         if token.access_expires_at > now {
             let access = RevokedAccess { jti: token.access_jti, expires_at: token.access_expires_at };
-            insert_revoked(conn, &access, now)?;
+            insert_revoked(conn, &access)?;
             revoked.push(access);
         }
     }
     Ok(revoked)
 }
 
-fn insert_revoked(conn: &Connection, access: &RevokedAccess, now: i64) -> Result<(), StoreError> {
+/// Appends to the revocation log: AUTOINCREMENT numbers the row, and since
+/// SQLite commits one writer at a time, a reader never sees a number before
+/// every lower one is visible too.
+fn insert_revoked(conn: &Connection, access: &RevokedAccess) -> Result<(), StoreError> {
     conn.execute(
-        "INSERT OR IGNORE INTO revoked_access (jti, expires_at, revoked_at) VALUES (?1, ?2, ?3)",
-        params![access.jti, access.expires_at, now],
+        // Not INSERT OR IGNORE: that would use up a number for nothing.
+        "INSERT INTO revocations (jti, expires_at) SELECT ?1, ?2
+         WHERE NOT EXISTS (SELECT 1 FROM revocations WHERE jti = ?1)",
+        params![access.jti, access.expires_at],
     )?;
     Ok(())
 }
@@ -217,13 +255,32 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn take_code(&self, hash: &str, now: i64) -> Result<Option<AuthCode>, StoreError> {
-        take(&self.conn(), "auth_codes", "hash", hash, now)
+    fn take_code(
+        &self,
+        hash: &str,
+        issued: &dyn Fn(&AuthCode) -> CodeUse,
+        now: i64,
+    ) -> Result<Option<AuthCode>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let Some(code) = take::<AuthCode>(&tx, "auth_codes", "hash", hash, now)? else {
+            tx.commit()?;
+            return Ok(None);
+        };
+        let used = issued(&code);
+        tx.execute(
+            "INSERT OR REPLACE INTO code_uses (hash, data, expires_at) VALUES (?1, ?2, ?3)",
+            params![hash, encode(&used)?, used.expires_at],
+        )?;
+        tx.commit()?;
+        Ok(Some(code))
     }
 
     fn insert_refresh(&self, hash: &str, token: &RefreshToken) -> Result<(), StoreError> {
         self.conn().execute(
-            "INSERT INTO refresh_tokens (hash, family, client_id, state, data, expires_at) VALUES (?1, ?2, ?3, 'active', ?4, ?5)",
+            "INSERT INTO refresh_tokens (hash, family, client_id, state, data, expires_at) VALUES (?1, ?2, ?3,
+               CASE WHEN EXISTS (SELECT 1 FROM revoked_families WHERE family = ?2) THEN 'revoked' ELSE 'active' END,
+               ?4, ?5)",
             params![hash, token.family, token.grant.client_id, encode(token)?, token.expires_at],
         )?;
         Ok(())
@@ -318,18 +375,33 @@ impl Store for SqliteStore {
         Ok(Some(revoked))
     }
 
-    fn revoke_access(&self, revoked: &RevokedAccess, now: i64) -> Result<(), StoreError> {
-        insert_revoked(&self.conn(), revoked, now)
+    fn revoke_access(&self, revoked: &RevokedAccess, _now: i64) -> Result<(), StoreError> {
+        insert_revoked(&self.conn(), revoked)
     }
 
-    fn revoked_since(&self, since: i64, now: i64) -> Result<Vec<RevokedAccess>, StoreError> {
-        let conn = self.conn();
-        let mut statement =
-            conn.prepare("SELECT jti, expires_at FROM revoked_access WHERE revoked_at >= ?1 AND expires_at > ?2")?;
-        let rows = statement
-            .query_map(params![since, now], |row| Ok(RevokedAccess { jti: row.get(0)?, expires_at: row.get(1)? }))?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+    /// One read transaction, so `through` and the rows agree. `through`
+    /// comes from `sqlite_sequence`, which keeps the highest number ever
+    /// handed out even after the sweep deleted those rows.
+    fn revocations_after(&self, after: u64, now: i64) -> Result<RevocationLog, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let epoch: String =
+            tx.query_row("SELECT value FROM meta WHERE key = 'revocation_epoch'", [], |row| row.get(0))?;
+        let through: i64 = tx
+            .query_row("SELECT seq FROM sqlite_sequence WHERE name = 'revocations'", [], |row| row.get(0))
+            .optional()?
+            .unwrap_or(0);
+        let revoked = {
+            let mut statement =
+                tx.prepare("SELECT jti, expires_at FROM revocations WHERE seq > ?1 AND expires_at > ?2 ORDER BY seq")?;
+            statement
+                .query_map(params![i64::try_from(after).unwrap_or(i64::MAX), now], |row| {
+                    Ok(RevokedAccess { jti: row.get(0)?, expires_at: row.get(1)? })
+                })?
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        tx.commit()?;
+        Ok(RevocationLog { epoch, through: through.max(0) as u64, revoked })
     }
 
     fn count_request(&self, key: &str, window_end: i64, now: i64) -> Result<u64, StoreError> {
@@ -419,7 +491,8 @@ impl Store for SqliteStore {
             "consents",
             "auth_codes",
             "refresh_tokens",
-            "revoked_access",
+            "revocations",
+            "revoked_families",
             "rate_counts",
             "code_uses",
             "devices",
@@ -429,24 +502,27 @@ impl Store for SqliteStore {
         Ok(deleted)
     }
 
-    fn insert_code_use(&self, hash: &str, used: &CodeUse) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT OR REPLACE INTO code_uses (hash, data, expires_at) VALUES (?1, ?2, ?3)",
-            params![hash, encode(used)?, used.expires_at],
-        )?;
-        Ok(())
-    }
-
-    fn take_code_use(&self, hash: &str, now: i64) -> Result<Option<CodeUse>, StoreError> {
-        take(&self.conn(), "code_uses", "hash", hash, now)
-    }
-
-    fn revoke_family_id(&self, family: &str, now: i64) -> Result<Vec<RevokedAccess>, StoreError> {
+    fn revoke_code_use(&self, hash: &str, now: i64) -> Result<Option<Vec<RevokedAccess>>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let revoked = revoke_family(&tx, family, now)?;
+        let Some(used) = take::<CodeUse>(&tx, "code_uses", "hash", hash, now)? else {
+            tx.commit()?;
+            return Ok(None);
+        };
+        let mut revoked = Vec::new();
+        if let Some(family) = &used.family {
+            tx.execute(
+                "INSERT OR REPLACE INTO revoked_families (family, expires_at) VALUES (?1, ?2)",
+                params![family, used.expires_at],
+            )?;
+            revoked = revoke_family(&tx, family, now)?;
+        }
+        if used.access.expires_at > now && !revoked.contains(&used.access) {
+            insert_revoked(&tx, &used.access)?;
+            revoked.push(used.access);
+        }
         tx.commit()?;
-        Ok(revoked)
+        Ok(Some(revoked))
     }
 
     fn revoke_grants(
@@ -549,6 +625,28 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = SqliteStore::open(&path).err().unwrap().to_string();
         assert!(err.contains("mode 644") && err.contains(&format!("Fix: chmod 600 {}", path.display())), "{err}");
+    }
+
+    #[test]
+    fn revocations_kept_by_time_join_the_numbered_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.db");
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE revoked_access (jti TEXT PRIMARY KEY, expires_at INTEGER NOT NULL, revoked_at INTEGER NOT NULL);
+                 INSERT INTO revoked_access VALUES ('old-2', 9000, 1001), ('old-1', 9000, 1000);",
+            )
+            .unwrap();
+        }
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let store = SqliteStore::open(&path).unwrap();
+        let log = store.revocations_after(0, 1_000).unwrap();
+        let jtis: Vec<&str> = log.revoked.iter().map(|r| r.jti.as_str()).collect();
+        assert_eq!((jtis, log.through), (vec!["old-1", "old-2"], 2), "numbered in the order they were revoked");
+        drop(store);
+        let reopened = SqliteStore::open(&path).unwrap().revocations_after(0, 1_000).unwrap();
+        assert_eq!((reopened.through, reopened.epoch), (2, log.epoch), "migrated once; the epoch is kept");
     }
 
     #[test]

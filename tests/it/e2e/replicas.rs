@@ -3,8 +3,9 @@
 //! replica. The official Python SDK client's whole flow (discovery,
 //! registration, login, consent, code exchange, calls, refresh) succeeds with
 //! its steps spread over the replicas; a code raced at two replicas is redeemed
-//! once; a refresh token reused on another replica revokes its family on all of
-//! them; a revocation on one is honoured by the others.
+//! once, and the losing attempt revokes what the winner issued; a refresh
+//! token reused on another replica revokes its family on all of them; a
+//! revocation on one is honoured by the others.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -137,9 +138,22 @@ fn assert_replica_checks(world: &Replicas, out: &Value) {
     assert_eq!(won.len(), 1, "exactly one replica redeems a raced code: {}", ctx());
     let lost = race.iter().find(|r| r["status"] != 200).unwrap_or_else(|| panic!("{}", ctx()));
     assert_eq!(lost["error"], "invalid_grant", "{}", ctx());
-    // `winner_after_replay` is recorded, not asserted: when the two
-    // redemptions truly overlap, the loser can see the code spent before the
-    // winner has stored what it issued, so the replay revocation may miss it.
+    // The loser's attempt is a replay of a redeemed code: everything the
+    // winner issued is revoked, even when the loser got there before the
+    // winner had stored its refresh token (the redemption recorded what it
+    // would issue as it took the code).
+    assert_eq!(
+        out["winner_after_replay"]["error"],
+        "invalid_grant",
+        "the replay revoked the winner's refresh token: {}",
+        ctx()
+    );
+    assert_eq!(
+        out["winner_access_after_replay"],
+        serde_json::json!(vec![401; world.ports.len()]),
+        "the replay revoked the winner's access token on every replica: {}",
+        ctx()
+    );
     assert_eq!(out["fresh_login"], 200, "{}", ctx());
 
     assert_eq!(out["rotate"]["status"], 200, "{}", ctx());

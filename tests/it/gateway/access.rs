@@ -75,6 +75,60 @@ async fn rate_limit_is_shared_by_replicas_on_redis() {
     assert_eq!(routers[0].clone().oneshot(mcp_call(&bob, "echo")).await.unwrap().status(), StatusCode::OK);
 }
 
+/// Zuplo's other rate-limit options: one count for every caller, no
+/// `Retry-After` (`headerMode: none`), and what a store outage does: the
+/// request passes by default, 503 with `throwOnFailure`.
+#[tokio::test]
+async fn rate_limit_for_all_callers_and_through_a_store_outage() {
+    let redis = RedisServer::start();
+    let upstream = Upstream::start().await;
+    let state_for = |throw_on_failure: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let limit = json!({"name": "everyone", "policyType": "rate-limit-inbound", "handler": {
+            "export": "BasicRateLimitInboundPolicy", "module": "$import(@zuplo/runtime)",
+            "options": {"rateLimitBy": "all", "requestsAllowed": 2, "timeWindowMinutes": 60,
+                        "headerMode": "none", "throwOnFailure": throw_on_failure, "mode": "async"}}});
+        write_config(
+            dir.path(),
+            vec![limit],
+            json!(["cognito-managed-oauth", "everyone"]),
+            &format!("http://{}/mcp", upstream.addr),
+        );
+        let state = Gateway::state_with(dir.path(), Arc::new(RedisStore::open(&redis.url).unwrap()));
+        (dir, state)
+    };
+    let (_open_dir, fail_open) = state_for(false);
+    let (_closed_dir, fail_closed) = state_for(true);
+    let token = |state: &cognigate::gateway::state::AppState, sub: &str| {
+        state
+            .tokens
+            .mint(sub, "http://gw.test/mcp/echo", "client-x", "openid", now(), 300, format!("jti-{sub}"))
+            .unwrap()
+            .0
+    };
+    let router = cognigate::gateway::router(fail_open.clone());
+    let mut statuses = Vec::new();
+    for sub in ["alice", "bob", "carol"] {
+        let response = router.clone().oneshot(mcp_call(&token(&fail_open, sub), "echo")).await.unwrap();
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(response.headers().get(header::RETRY_AFTER).is_none(), "headerMode none");
+        }
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 429], "one count shared by every caller");
+
+    redis.signal("KILL");
+    let passed = router.clone().oneshot(mcp_call(&token(&fail_open, "dave"), "echo")).await.unwrap();
+    assert_eq!(passed.status(), StatusCode::OK, "the store cannot count: the request passes by default");
+    let refused = cognigate::gateway::router(fail_closed.clone())
+        .oneshot(mcp_call(&token(&fail_closed, "erin"), "echo"))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE, "throwOnFailure: 503");
+    assert!(refused.headers().contains_key(header::RETRY_AFTER));
+    assert_eq!(upstream.hits.load(std::sync::atomic::Ordering::SeqCst), 3, "only the admitted requests went through");
+}
+
 #[tokio::test]
 async fn transport_headers_must_agree_with_the_body() {
     let upstream = Upstream::start().await;

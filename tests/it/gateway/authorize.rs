@@ -98,6 +98,10 @@ async fn resource_must_name_a_route() {
     // Two routes and no resource: ambiguous.
     let (error, _) = redirected_error(&gw, &authorize_uri(&client, &challenge, None)).await;
     assert_eq!(error, "invalid_target");
+    // The gateway-wide resource of the path-less metadata: one route must be chosen.
+    let (error, description) = redirected_error(&gw, &authorize_uri(&client, &challenge, Some("http://gw.test"))).await;
+    assert_eq!(error, "invalid_target");
+    assert!(description.contains("several MCP routes") && description.contains("/mcp/{name}"), "{description}");
     // Two resources.
     let two = format!(
         "{}&resource={}",

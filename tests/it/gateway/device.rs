@@ -2,11 +2,15 @@
 //! gets a user code, the user approves on the verification page after
 //! signing in, and the client's polling gets each answer the RFC names.
 
+use std::time::Duration;
+
 use axum::http::StatusCode;
+use cognigate::gateway::OAuthOptions;
 use serde_json::{Value, json};
 
 use super::harness::{
-    Gateway, PUBLIC_URL, body_text, consent_page, id_claims, json_body, location, post_consent, query, sign_id_token,
+    Gateway, PUBLIC_URL, body_text, consent_page, id_claims, json_body, location, no_grace, policies, post_consent,
+    query, route, sign_id_token,
 };
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -114,6 +118,40 @@ async fn a_device_signs_in_with_a_user_code_and_polls_for_its_tokens() {
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
     let reused = body_text(gw.get(&format!("/oauth/device?user_code={user_code}")).await).await;
     assert!(reused.contains("not valid or has expired"), "{reused}");
+
+    // Counted as what it was: a device login, not a code exchange.
+    let metrics = body_text(gw.get("/metrics").await).await;
+    assert!(metrics.contains("cognigate_tokens_issued_total{grant_type=\"device_code\"} 1"), "{metrics}");
+    assert!(metrics.contains("cognigate_tokens_issued_total{grant_type=\"authorization_code\"} 0"), "{metrics}");
+}
+
+#[tokio::test]
+async fn an_unapproved_device_code_expires_with_expired_token() {
+    let options = OAuthOptions { device_code_lifetime: Duration::from_secs(1), ..no_grace() };
+    let gw = Gateway::start_full(
+        |upstream| json!({"paths": {"/mcp/echo": route(&format!("http://{upstream}/mcp"))}}),
+        None,
+        policies(),
+        options,
+    )
+    .await;
+    let client = register_device_client(&gw).await;
+    let started = start(&gw, &client).await;
+    assert_eq!(started["expires_in"], 1, "the configured lifetime is announced");
+    let user_code = started["user_code"].as_str().unwrap().to_owned();
+    let device_code = started["device_code"].as_str().unwrap().to_owned();
+    let (status, body) = poll(&gw, &client, &device_code).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("authorization_pending")));
+
+    // Wait out the lifetime: the whole second the code was issued in, and one more.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let late = body_text(gw.get(&format!("/oauth/device?user_code={user_code}")).await).await;
+    assert!(late.contains("not valid or has expired"), "the user can no longer approve it: {late}");
+    let (status, body) = poll(&gw, &client, &device_code).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("expired_token")), "{body}");
+    // Answered once: the expired authorization is gone.
+    let (status, body) = poll(&gw, &client, &device_code).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{body}");
 }
 
 #[tokio::test]

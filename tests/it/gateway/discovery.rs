@@ -17,8 +17,21 @@ async fn protected_resource_metadata_per_route() {
     assert_eq!(doc["scopes_supported"], json!(["openid", "profile", "email"]));
 
     assert_eq!(gw.get("/.well-known/oauth-protected-resource/mcp/nope").await.status(), StatusCode::NOT_FOUND);
-    // Two routes: the path-less form is ambiguous.
-    assert_eq!(gw.get("/.well-known/oauth-protected-resource").await.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn path_less_metadata_with_several_routes_describes_the_gateway() {
+    let gw = Gateway::start().await;
+    let response = gw.get("/.well-known/oauth-protected-resource").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let doc = json_body(response).await;
+    // RFC 9728 section 3.3: the resource is the identifier the well-known URL
+    // was built from, here the gateway's public URL.
+    assert_eq!(doc["resource"], PUBLIC_URL);
+    assert_eq!(doc["authorization_servers"], json!([PUBLIC_URL]));
+    assert_eq!(doc["scopes_supported"], json!(["email", "openid", "profile"]));
+    let name = doc["resource_name"].as_str().unwrap();
+    assert!(name.contains("/mcp/echo") && name.contains("/mcp/other"), "{name}");
 }
 
 #[tokio::test]

@@ -28,8 +28,10 @@ pub(crate) const POLICY_TYPE: &str = "mcp-capability-filter-inbound";
 const EXPORT: &str = "McpCapabilityFilterInboundPolicy";
 /// The claim Cognito puts a user's groups in.
 pub(crate) const COGNITO_GROUP_CLAIM: &str = "cognito:groups";
+/// Where roles are read from when `roleClaim` is not given (Zuplo's default).
+const DEFAULT_ROLE_CLAIM: &str = "roles";
 
-pub(super) const KIND: PolicyKind = PolicyKind { policy_type: POLICY_TYPE, export: EXPORT, build };
+pub(super) const KIND: PolicyKind = PolicyKind { policy_type: POLICY_TYPE, export: EXPORT, export_aliases: &[], build };
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -155,7 +157,7 @@ pub(crate) struct Entry {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum AccessMode {
     AllPublic,
-    RolesAndGroups { group_claim: String, role_claim: Option<String> },
+    RolesAndGroups { group_claim: String, role_claim: String },
 }
 
 /// A built capability filter.
@@ -200,8 +202,20 @@ impl CapabilityFilter {
                         .group_claim
                         .filter(|claim| !claim.trim().is_empty())
                         .unwrap_or_else(|| COGNITO_GROUP_CLAIM.to_owned()),
-                    role_claim: control.role_claim.filter(|claim| !claim.trim().is_empty()),
+                    // Zuplo's default; Cognito puts no roles in its ID tokens
+                    // unless a pre-token-generation trigger adds them.
+                    role_claim: control
+                        .role_claim
+                        .filter(|claim| !claim.trim().is_empty())
+                        .unwrap_or_else(|| DEFAULT_ROLE_CLAIM.to_owned()),
                 },
+                "function" => {
+                    return Err(invalid(
+                        "accessControl.mode".into(),
+                        "`function` delegates to a custom resolver, code this gateway does not run".into(),
+                        "use rolesAndGroups with groups / roles on each entry, or allPublic",
+                    ));
+                }
                 other => {
                     return Err(invalid(
                         "accessControl.mode".into(),
@@ -358,17 +372,11 @@ fn entry(kind: Capability, item: Value, access: &AccessMode) -> Result<(String, 
             ));
         }
         AccessMode::AllPublic => Audience::Everyone,
-        AccessMode::RolesAndGroups { role_claim, .. } => {
+        AccessMode::RolesAndGroups { .. } => {
             if projection.public == Some(true) && restricted {
                 return Err((
                     "is public and also lists groups or roles".into(),
                     "either keep \"public\": true (everyone sees it) or list groups / roles, not both",
-                ));
-            }
-            if projection.roles.is_some() && role_claim.is_none() {
-                return Err((
-                    "lists roles but accessControl has no roleClaim".into(),
-                    "set accessControl.roleClaim to the ID token claim that holds roles, or use groups",
                 ));
             }
             if projection.public == Some(true) {

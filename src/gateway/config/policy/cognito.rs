@@ -16,7 +16,7 @@ use crate::gateway::config::env::Env;
 use crate::secret::Secret;
 
 pub(super) const KIND: PolicyKind =
-    PolicyKind { policy_type: COGNITO_POLICY_TYPE, export: COGNITO_POLICY_EXPORT, build };
+    PolicyKind { policy_type: COGNITO_POLICY_TYPE, export: COGNITO_POLICY_EXPORT, export_aliases: &[], build };
 
 fn build(name: &str, options: Value, env: &Env) -> Result<InboundPolicy, ConfigError> {
     let options: CognitoOptions = typed_options(options, &format!("policy `{name}`"))?;

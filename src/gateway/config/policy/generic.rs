@@ -16,7 +16,7 @@ use crate::secret::Secret;
 pub(crate) const POLICY_TYPE: &str = "mcp-oauth-inbound";
 pub(crate) const EXPORT: &str = "McpOAuthInboundPolicy";
 
-pub(super) const KIND: PolicyKind = PolicyKind { policy_type: POLICY_TYPE, export: EXPORT, build };
+pub(super) const KIND: PolicyKind = PolicyKind { policy_type: POLICY_TYPE, export: EXPORT, export_aliases: &[], build };
 
 /// `mcp-oauth-inbound` options (after `$env` substitution).
 #[derive(Debug, Deserialize)]

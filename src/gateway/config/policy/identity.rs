@@ -22,7 +22,7 @@ const DEFAULT_HEADER: &str = "x-cognigate-identity";
 const DEFAULT_TTL: u64 = 60;
 const MAX_TTL: u64 = 3600;
 
-pub(super) const KIND: PolicyKind = PolicyKind { policy_type: POLICY_TYPE, export: EXPORT, build };
+pub(super) const KIND: PolicyKind = PolicyKind { policy_type: POLICY_TYPE, export: EXPORT, export_aliases: &[], build };
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

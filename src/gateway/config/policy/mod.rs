@@ -43,6 +43,9 @@ pub(crate) struct PolicyKind {
     pub(crate) policy_type: &'static str,
     /// The `handler.export` Zuplo pairs with this type.
     pub(crate) export: &'static str,
+    /// Older names of that export still found in Zuplo projects (accepted
+    /// as well, so such a project loads unchanged).
+    pub(crate) export_aliases: &'static [&'static str],
     /// Validates the options of the policy `name` and builds it.
     pub(crate) build: fn(name: &str, options: Value, env: &Env) -> Result<InboundPolicy, ConfigError>,
 }
@@ -50,6 +53,12 @@ pub(crate) struct PolicyKind {
 /// Every policy type this gateway implements.
 pub(crate) static KINDS: [PolicyKind; 6] =
     [cognito::KIND, generic::KIND, capability_filter::KIND, set_headers::KIND, rate_limit::KIND, identity::KIND];
+
+impl PolicyKind {
+    pub(crate) fn accepts_export(&self, export: &str) -> bool {
+        export == self.export || self.export_aliases.contains(&export)
+    }
+}
 
 /// The policy type named `policy_type`.
 pub(crate) fn kind(policy_type: &str) -> Option<&'static PolicyKind> {

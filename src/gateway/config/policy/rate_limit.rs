@@ -1,10 +1,16 @@
 //! `rate-limit-inbound`: at most `requestsAllowed` requests per
-//! `timeWindowMinutes` per user (the token's subject) or per client IP.
+//! `timeWindowMinutes` per user (the token's subject), per client IP, or for
+//! all callers together.
 //!
 //! Windows are fixed (aligned on multiples of the window since the epoch) and
 //! counted in the store, so replicas sharing a Redis share the counts; a
 //! refused request gets 429 with `Retry-After` = the seconds until its window
-//! ends. Zuplo's `function` mode needs custom code and is refused at boot.
+//! ends (`headerMode: none` leaves the header out). When the store cannot
+//! count, the request passes (Zuplo's default, and the proxy keeps serving
+//! through a Redis outage) unless `throwOnFailure` asks for a 503. Zuplo's
+//! `async` mode (check beside the request) is accepted and counted before
+//! forwarding like `strict`: the limit is exact either way. Zuplo's
+//! `function` mode needs custom code and is refused at boot.
 
 use std::sync::Arc;
 
@@ -18,7 +24,13 @@ use crate::gateway::config::env::Env;
 pub(crate) const POLICY_TYPE: &str = "rate-limit-inbound";
 const EXPORT: &str = "RateLimitInboundPolicy";
 
-pub(super) const KIND: PolicyKind = PolicyKind { policy_type: POLICY_TYPE, export: EXPORT, build };
+pub(super) const KIND: PolicyKind = PolicyKind {
+    policy_type: POLICY_TYPE,
+    export: EXPORT,
+    // The name Zuplo's rate limiter was exported under before; its options are the same.
+    export_aliases: &["BasicRateLimitInboundPolicy"],
+    build,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -27,6 +39,15 @@ struct RateLimitOptions {
     rate_limit_by: Option<String>,
     requests_allowed: Number,
     time_window_minutes: Number,
+    #[serde(default)]
+    header_mode: Option<String>,
+    #[serde(default)]
+    throw_on_failure: Option<bool>,
+    #[serde(default)]
+    mode: Option<String>,
+    /// Only meaningful with `rateLimitBy: function`, which is refused.
+    #[serde(default)]
+    identifier: Option<Value>,
 }
 
 /// A count written as a JSON number or (after `$env`) a string.
@@ -52,6 +73,8 @@ impl Number {
 pub(crate) enum LimitBy {
     User,
     Ip,
+    /// One count shared by every caller of the routes the policy is on.
+    All,
 }
 
 #[derive(Debug)]
@@ -60,6 +83,10 @@ pub(crate) struct RateLimit {
     pub(crate) by: LimitBy,
     pub(crate) allowed: u64,
     pub(crate) window_seconds: i64,
+    /// `Retry-After` on a 429 (`headerMode: retry-after`, the default).
+    pub(crate) retry_after_header: bool,
+    /// 503 when the store cannot count (`throwOnFailure`); else the request passes.
+    pub(crate) fail_closed: bool,
 }
 
 fn build(name: &str, options: Value, _env: &Env) -> Result<InboundPolicy, ConfigError> {
@@ -73,14 +100,40 @@ fn build(name: &str, options: Value, _env: &Env) -> Result<InboundPolicy, Config
     let by = match options.rate_limit_by.as_deref().unwrap_or("user") {
         "user" => LimitBy::User,
         "ip" => LimitBy::Ip,
+        "all" => LimitBy::All,
         other => {
             return Err(invalid(
                 "rateLimitBy",
-                format!("`{other}` is not supported by this gateway"),
-                "use user (per signed-in user) or ip (per client address)",
+                format!(
+                    "`{other}` is not supported by this gateway (a `function` runs custom code, which it does not)"
+                ),
+                "use user (per signed-in user), ip (per client address) or all (one count for every caller)",
             ));
         }
     };
+    if options.identifier.is_some() {
+        return Err(invalid(
+            "identifier",
+            "names a custom function, which this gateway does not run".into(),
+            "remove identifier and choose rateLimitBy user, ip or all",
+        ));
+    }
+    let retry_after_header = match options.header_mode.as_deref().unwrap_or("retry-after") {
+        "retry-after" => true,
+        "none" => false,
+        other => {
+            return Err(invalid(
+                "headerMode",
+                format!("`{other}` is not a header mode"),
+                "use retry-after (the default) or none",
+            ));
+        }
+    };
+    if let Some(mode) = options.mode.as_deref()
+        && !matches!(mode, "strict" | "async")
+    {
+        return Err(invalid("mode", format!("`{mode}` is not a mode"), "use strict (the default) or async"));
+    }
     let allowed = options.requests_allowed.positive().ok_or_else(|| {
         invalid(
             "requestsAllowed",
@@ -100,6 +153,8 @@ fn build(name: &str, options: Value, _env: &Env) -> Result<InboundPolicy, Config
         by,
         allowed,
         window_seconds: minutes as i64 * 60,
+        retry_after_header,
+        fail_closed: options.throw_on_failure.unwrap_or(false),
     })))
 }
 
@@ -128,11 +183,28 @@ mod tests {
             panic!("not a rate limit")
         };
         assert_eq!((limit.by, limit.allowed, limit.window_seconds), (LimitBy::Ip, 2, 60));
+        assert_eq!((limit.retry_after_header, limit.fail_closed), (true, false), "Zuplo's defaults");
         assert_eq!(limit.window(125), (2, 180));
+        let InboundPolicy::RateLimit(limit) = build(
+            "rl",
+            json!({"rateLimitBy": "all", "requestsAllowed": 2, "timeWindowMinutes": 1,
+                   "headerMode": "none", "throwOnFailure": true, "mode": "async"}),
+            &Env::default(),
+        )
+        .unwrap() else {
+            panic!("not a rate limit")
+        };
+        assert_eq!((limit.by, limit.retry_after_header, limit.fail_closed), (LimitBy::All, false, true));
         for (options, needle) in [
             (json!({"rateLimitBy": "function", "requestsAllowed": 2, "timeWindowMinutes": 1}), "rateLimitBy"),
             (json!({"requestsAllowed": 0, "timeWindowMinutes": 1}), "requestsAllowed"),
             (json!({"requestsAllowed": 1, "timeWindowMinutes": 1, "burst": 3}), "burst"),
+            (json!({"requestsAllowed": 1, "timeWindowMinutes": 1, "headerMode": "x-ratelimit"}), "headerMode"),
+            (json!({"requestsAllowed": 1, "timeWindowMinutes": 1, "mode": "eventual"}), "mode"),
+            (
+                json!({"requestsAllowed": 1, "timeWindowMinutes": 1, "identifier": {"module": "m", "export": "default"}}),
+                "identifier",
+            ),
         ] {
             let text = build("rl", options, &Env::default()).unwrap_err().to_string();
             assert!(text.contains("policy `rl`") && text.contains(needle) && text.contains("Fix:"), "{text}");

@@ -18,7 +18,7 @@ use crate::secret::Secret;
 pub(crate) const POLICY_TYPE: &str = "set-headers-inbound";
 const EXPORT: &str = "SetHeadersInboundPolicy";
 
-pub(super) const KIND: PolicyKind = PolicyKind { policy_type: POLICY_TYPE, export: EXPORT, build };
+pub(super) const KIND: PolicyKind = PolicyKind { policy_type: POLICY_TYPE, export: EXPORT, export_aliases: &[], build };
 
 /// Headers the proxy owns: setting one would corrupt the forwarded request.
 const RESERVED: [&str; 12] = [
