@@ -305,6 +305,14 @@ def create_app(ui: HostedUi) -> Flask:
         refresh = found[1].refresh_tokens.get(pending.client_id) if found else None
         if found is None or refresh is None:
             return None
+        # A user disabled or deleted since signing in gets the form (where
+        # Cognito refuses them), not a code from the old session.
+        try:
+            user = ui.idp.admin_get_user(UserPoolId=ui.pool_id, Username=found[1].username)
+        except ClientError:
+            return None
+        if not user.get("Enabled", True):
+            return None
         try:
             result = ui.idp.admin_initiate_auth(
                 UserPoolId=ui.pool_id,

@@ -30,7 +30,7 @@
 use std::time::Duration;
 
 use super::OAuthError;
-use crate::gateway::oidc::{IdentityProvider, OidcError};
+use crate::gateway::oidc::{IdentityProvider, IdpTokens, OidcError};
 use crate::gateway::state::{AppState, RouteState};
 use crate::gateway::store::{IdpSession, Recheck, RefreshToken, now};
 
@@ -94,7 +94,7 @@ async fn checked(
     route: &RouteState,
     token: &RefreshToken,
     session: &IdpSession,
-    tokens: crate::gateway::oidc::IdpTokens,
+    tokens: IdpTokens,
     at: i64,
 ) -> Result<Recheck, OAuthError> {
     let idp = &route.idp;
