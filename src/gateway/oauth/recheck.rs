@@ -22,7 +22,9 @@
 //!
 //! Only an active token is re-checked: a used one (a replay within the grace
 //! window, or a reuse) goes straight to the rotation, which gives the earlier
-//! answer or revokes the family, so a replay never asks the provider again.
+//! answer or revokes the family, so a replay after the rotation never asks
+//! the provider again. (Two presentations racing each other may both ask;
+//! the rotation still lets only one of them rotate.)
 //! Families whose grant holds no provider token (logged in before the gateway
 //! kept it, or at a provider that issues none) are not re-checked and end at
 //! their absolute lifetime.
