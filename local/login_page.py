@@ -29,6 +29,10 @@ touch, with the checks Cognito makes:
   `email` scope was granted, `at_hash`), then re-signed with moto's shipped
   private key under the same kid, so a relying party verifying it against
   moto's JWKS does real verification. `cognito:groups` comes from moto.
+  `grant_type=refresh_token` answers new access and ID tokens (no nonce, the
+  e-mail as at sign-in) while the user may sign in, and `invalid_grant`
+  ("User is disabled.", "User does not exist.") once the user is disabled or
+  deleted, as Cognito does; moto alone would keep refreshing a disabled user.
 - `GET /logout` ends the session (server side and the cookie) and, given
   `client_id` and a `logout_uri` among the client's sign-out URLs, redirects
   there; an unknown `logout_uri` gets the error page.
@@ -43,6 +47,9 @@ Test knobs (not part of Cognito, off unless `--test-knobs` is given):
   `key` (`"moto"`, the default, or `"random"` for a key nobody publishes).
 - `GET /_test/log` returns the requests seen, for assertions on how a client
   authenticated at the token endpoint.
+- `GET /_test/refresh-tokens` returns the refresh tokens `/oauth2/token` has
+  handed out, so a test can check a relying party does not store them in
+  the clear.
 
 Usage: `login_page.py --moto http://127.0.0.1:PORT --pool-id us-east-1_x [--port 0]`
 prints `Running on http://127.0.0.1:PORT` once it accepts connections.
@@ -134,6 +141,8 @@ class HostedUi:
         self.codes: dict[str, IssuedCode] = {}
         self.sessions: dict[str, Session] = {}
         self.id_token_mutations: list[dict[str, Any]] = []
+        # Whose each refresh token handed out at /oauth2/token is, with the scopes it was granted.
+        self.issued_refresh: dict[str, tuple[str, list[str]]] = {}
         self.log: list[dict[str, Any]] = []
         self.moto_key = RSAKey.import_key(json.loads(_moto_private_jwk()))
 
@@ -295,6 +304,14 @@ def create_app(ui: HostedUi) -> Flask:
         found = _session()
         refresh = found[1].refresh_tokens.get(pending.client_id) if found else None
         if found is None or refresh is None:
+            return None
+        # A user disabled or deleted since signing in gets the form (where
+        # Cognito refuses them), not a code from the old session.
+        try:
+            user = ui.idp.admin_get_user(UserPoolId=ui.pool_id, Username=found[1].username)
+        except ClientError:
+            return None
+        if not user.get("Enabled", True):
             return None
         try:
             result = ui.idp.admin_initiate_auth(
@@ -503,24 +520,70 @@ def create_app(ui: HostedUi) -> Flask:
             body["id_token"] = _hosted_ui_id_token(issued)
         if tokens.get("refresh_token"):
             body["refresh_token"] = tokens["refresh_token"]
+            with ui.lock:
+                ui.issued_refresh[tokens["refresh_token"]] = (issued.username, issued.scopes)
         resp = jsonify(body)
         resp.headers["Cache-Control"] = "no-store"
         return resp
 
     def _refresh_grant(client_id: str, client: dict[str, Any]) -> Response:
+        """Cognito's refresh grant: new tokens only while the user may still sign in.
+
+        moto's REFRESH_TOKEN_AUTH mints tokens for a disabled user (it checks
+        `Enabled` on password sign-in only), so the user is looked up with
+        AdminGetUser as Cognito does: disabled or deleted is `invalid_grant`.
+        A token issued to another app client is refused too.
+        """
         refresh_token = request.form.get("refresh_token", "")
         params = {"REFRESH_TOKEN": refresh_token}
+
+        def refused(description: str) -> Response:
+            ui.record(endpoint="token", grant_type="refresh_token", ok=False, reason=description)
+            return _token_error("invalid_grant", description=description)
+
+        def user_or_refusal(username: str) -> tuple[dict[str, Any] | None, str | None]:
+            try:
+                user = ui.idp.admin_get_user(UserPoolId=ui.pool_id, Username=username)
+            except ClientError as err:
+                if err.response["Error"]["Code"] == "UserNotFoundException":
+                    return None, "User does not exist."
+                raise
+            return user, None if user.get("Enabled", True) else "User is disabled."
+
+        with ui.lock:
+            username, scopes = ui.issued_refresh.get(refresh_token, (None, []))
+        # A deleted user's token makes moto fail with a 500, so the user of a
+        # token this process handed out is looked up first; another's (from
+        # before a restart) after moto named its user in the ID token.
+        if username is not None:
+            _, refusal = user_or_refusal(username)
+            if refusal:
+                return refused(refusal)
         try:
             result = ui.idp.admin_initiate_auth(
                 UserPoolId=ui.pool_id, ClientId=client_id, AuthFlow="REFRESH_TOKEN_AUTH", AuthParameters=params
             )
         except ClientError:
-            return _token_error("invalid_grant")
+            return refused("Invalid Refresh Token")
         auth = result["AuthenticationResult"]
+        claims = dict(jwt.decode(auth["IdToken"], ui.moto_key).claims)
+        if claims.get("aud") != client_id:
+            return refused("Invalid Refresh Token")
+        user, refusal = user_or_refusal(claims["cognito:username"])
+        if user is None or refusal:
+            return refused(refusal or "User does not exist.")
+        # Like the login's, the refreshed ID token carries the e-mail when the
+        # sign-in was granted the email scope.
+        if "email" in scopes:
+            attrs = {a["Name"]: a["Value"] for a in user.get("UserAttributes", [])}
+            if "email" in attrs:
+                claims["email"] = attrs["email"]
+                claims["email_verified"] = attrs.get("email_verified", "false") == "true"
+        ui.record(endpoint="token", grant_type="refresh_token", ok=True)
         resp = jsonify(
             {
                 "access_token": auth["AccessToken"],
-                "id_token": auth["IdToken"],
+                "id_token": jwt.encode({"alg": "RS256", "kid": "dummy"}, claims, ui.moto_key),
                 "token_type": "Bearer",
                 "expires_in": auth.get("ExpiresIn", 3600),
             }
@@ -585,6 +648,11 @@ def create_app(ui: HostedUi) -> Flask:
         with ui.lock:
             ui.id_token_mutations.append(mutation)
         return jsonify({"queued": len(ui.id_token_mutations)})
+
+    @app.get("/_test/refresh-tokens")
+    def issued_refresh_tokens() -> Response:
+        with ui.lock:
+            return jsonify(list(ui.issued_refresh))
 
     @app.get("/_test/log")
     def test_log() -> Response:

@@ -82,6 +82,12 @@ struct Cli {
     /// once), instead of revoking its grant. 0 turns the grace off; at most 60.
     #[arg(long, env = "COGNIGATE_REFRESH_GRACE_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=60))]
     refresh_grace_seconds: u64,
+    /// A refresh whose login last checked the user at Cognito longer ago than
+    /// this asks Cognito again (with Cognito's refresh token of the login) and
+    /// fails for a disabled or deleted user; it bounds how long such a user
+    /// keeps getting tokens. 0 checks on every refresh.
+    #[arg(long, env = "COGNIGATE_IDP_RECHECK_INTERVAL", default_value = "5m", value_parser = parse_duration)]
+    idp_recheck_interval: Duration,
     /// How long a device login (`mcp-remote --device-code` and other clients
     /// without a browser) waits for the user to approve it.
     #[arg(long, env = "COGNIGATE_DEVICE_CODE_LIFETIME", default_value = "10m", value_parser = parse_duration)]
@@ -207,6 +213,9 @@ fn main() -> ExitCode {
         limits: ConnectionLimits { header_read_timeout: cli.header_timeout, max_connections: cli.max_connections },
         oauth: OAuthOptions {
             refresh_grace: std::time::Duration::from_secs(cli.refresh_grace_seconds),
+            idp_recheck_interval: cli.idp_recheck_interval,
+            // COGNIGATE_STORE_KEY is read with the env file at boot.
+            store_key: None,
             device_code_lifetime: cli.device_code_lifetime,
             client_id_hosts: cli
                 .client_id_hosts

@@ -5,8 +5,9 @@
 //! Data flow: [`config`] (files → validated routes and policies) → [`state`]
 //! (runtime objects: store, signing key, HTTP clients) → [`router`]:
 //! [`oauth`] (the authorization server and the IdP leg in [`oidc`]) and
-//! [`proxy`]. [`store`] holds what outlives a request; [`tokens`] the
-//! gateway's own access tokens; [`metrics`] the Prometheus counters;
+//! [`proxy`]. [`store`] holds what outlives a request ([`sealing`] encrypts
+//! what it keeps of the identity provider); [`tokens`] the gateway's own
+//! access tokens; [`metrics`] the Prometheus counters;
 //! [`audit`] the one-line-per-MCP-request audit log.
 
 pub mod admin;
@@ -18,6 +19,7 @@ pub(crate) mod metrics;
 pub(crate) mod oauth;
 pub(crate) mod oidc;
 pub(crate) mod proxy;
+pub(crate) mod sealing;
 pub mod security;
 pub mod server;
 pub mod state;
@@ -160,9 +162,11 @@ pub(crate) fn boot(options: &ServeOptions) -> Result<AppState, BootError> {
     security.loopback_only |= options.listen.ip().is_loopback();
     security.metrics_separate |= options.metrics_listen.is_some();
     let audit = options.audit_log.as_ref().map(audit::AuditLog::open).transpose().map_err(BootError::Audit)?;
-    Ok(AppState::build_with(config, &public_url, store, options.oauth.clone())?
-        .with_security(security)
-        .with_audit(audit))
+    let mut oauth = options.oauth.clone();
+    if oauth.store_key.is_none() {
+        oauth.store_key = env.get(oauth::STORE_KEY_VAR).filter(|key| !key.is_empty()).map(crate::secret::Secret::new);
+    }
+    Ok(AppState::build_with(config, &public_url, store, oauth)?.with_security(security).with_audit(audit))
 }
 
 /// The URL clients reach the gateway at: `--public-url`, else the one `cognigate

@@ -8,6 +8,12 @@
 //! sent and, for Cognito, `token_use: id`. Keys are cached; an unknown `kid`
 //! triggers one re-fetch, at most once per [`JWKS_REFETCH_INTERVAL`], so a
 //! stream of forged tokens cannot turn the gateway into a JWKS hammer.
+//!
+//! The provider's refresh token of a login is kept, sealed with a key of this
+//! provider (see `sealing`), and used on the gateway's own refresh grant to
+//! ask the provider whether the user may still sign in (`refresh`); the ID
+//! token that comes back is verified like the login's, except that it carries
+//! no nonce (OpenID Connect Core 12.2) and must name the same subject.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -19,6 +25,8 @@ use serde::Deserialize;
 use url::Url;
 
 use super::config::OAuthPolicy;
+use super::sealing::{SealingError, SealingKey};
+use crate::secret::Secret;
 
 pub(crate) const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 const ID_TOKEN_LEEWAY_SECONDS: u64 = 60;
@@ -47,6 +55,8 @@ pub(crate) enum OidcError {
     TokenUse(Option<String>),
     #[error("the ID token's nonce does not match the login")]
     Nonce,
+    #[error("the refreshed ID token names another subject than the login's")]
+    Subject,
 }
 
 impl OidcError {
@@ -111,18 +121,25 @@ impl IdClaims {
     }
 }
 
-/// One provider (one inbound policy): its settings and cached keys.
+/// One provider (one inbound policy): its settings, cached keys and the key
+/// its refresh tokens are sealed with.
 pub(crate) struct IdentityProvider {
     pub(crate) policy: Arc<OAuthPolicy>,
     keys: RwLock<HashMap<String, Arc<DecodingKey>>>,
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
     refetch_interval: Duration,
+    sealing: SealingKey,
 }
 
+/// What the provider's token endpoint answered (the parts the gateway uses).
 #[derive(Deserialize)]
-struct TokenResponse {
+pub(crate) struct IdpTokens {
     #[serde(default)]
-    id_token: Option<String>,
+    pub(crate) id_token: Option<String>,
+    /// Present on a code exchange; on a refresh only when the provider
+    /// rotates its refresh tokens.
+    #[serde(default)]
+    pub(crate) refresh_token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -132,12 +149,31 @@ struct TokenErrorBody {
 }
 
 impl IdentityProvider {
-    pub(crate) fn new(policy: Arc<OAuthPolicy>) -> Self {
-        Self::with_refetch_interval(policy, JWKS_REFETCH_INTERVAL)
+    /// `store_key`: the operator's `COGNIGATE_STORE_KEY`; without it the
+    /// sealing key is derived from the policy's client secret.
+    pub(crate) fn new(policy: Arc<OAuthPolicy>, store_key: Option<&Secret>) -> Result<Self, SealingError> {
+        let login = &policy.browser_login;
+        let secret = store_key.unwrap_or(&login.client_secret);
+        let sealing =
+            SealingKey::derive(secret.expose().as_bytes(), &format!("idp refresh token {}", login.client_id))?;
+        Ok(Self {
+            policy,
+            keys: RwLock::new(HashMap::new()),
+            last_fetch: tokio::sync::Mutex::new(None),
+            refetch_interval: JWKS_REFETCH_INTERVAL,
+            sealing,
+        })
     }
 
-    pub(crate) fn with_refetch_interval(policy: Arc<OAuthPolicy>, refetch_interval: Duration) -> Self {
-        Self { policy, keys: RwLock::new(HashMap::new()), last_fetch: tokio::sync::Mutex::new(None), refetch_interval }
+    /// The provider's refresh token sealed for the user `subject`.
+    pub(crate) fn seal_refresh(&self, refresh_token: &str, subject: &str) -> Option<String> {
+        self.sealing.seal(refresh_token, subject)
+    }
+
+    /// What [`IdentityProvider::seal_refresh`] sealed; `None` when it does
+    /// not open (another key, another subject, tampered).
+    pub(crate) fn open_refresh(&self, sealed: &str, subject: &str) -> Option<String> {
+        self.sealing.open(sealed, subject)
     }
 
     /// The hosted-UI URL the browser is sent to.
@@ -156,24 +192,42 @@ impl IdentityProvider {
         url
     }
 
-    /// Exchanges the provider's code (client_secret_basic, RFC 6749 2.3.1) and
-    /// returns the raw ID token.
+    /// Exchanges the provider's code (client_secret_basic, RFC 6749 2.3.1):
+    /// the raw ID token, and the provider's refresh token if it sent one.
     pub(crate) async fn exchange_code(
         &self,
         http: &reqwest::Client,
         code: &str,
         verifier: &str,
         redirect_uri: &str,
-    ) -> Result<String, OidcError> {
-        let login = &self.policy.browser_login;
-        let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    ) -> Result<(String, Option<String>), OidcError> {
         let form = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("grant_type", "authorization_code")
             .append_pair("code", code)
             .append_pair("redirect_uri", redirect_uri)
             .append_pair("code_verifier", verifier)
-            .append_pair("client_id", &login.client_id)
+            .append_pair("client_id", &self.policy.browser_login.client_id)
             .finish();
+        let tokens = self.token_request(http, form).await?;
+        Ok((tokens.id_token.ok_or(OidcError::MissingIdToken)?, tokens.refresh_token))
+    }
+
+    /// The refresh grant at the provider (RFC 6749 section 6, as the
+    /// confidential client): succeeds only while the provider still lets the
+    /// user sign in. Cognito answers `invalid_grant` for a disabled or
+    /// deleted user and a revoked token.
+    pub(crate) async fn refresh(&self, http: &reqwest::Client, refresh_token: &str) -> Result<IdpTokens, OidcError> {
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "refresh_token")
+            .append_pair("refresh_token", refresh_token)
+            .append_pair("client_id", &self.policy.browser_login.client_id)
+            .finish();
+        self.token_request(http, form).await
+    }
+
+    async fn token_request(&self, http: &reqwest::Client, form: String) -> Result<IdpTokens, OidcError> {
+        let login = &self.policy.browser_login;
+        let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let response = http
             .post(login.token_url.clone())
             .basic_auth(encode(&login.client_id), Some(encode(login.client_secret.expose())))
@@ -193,17 +247,39 @@ impl IdentityProvider {
                 .unwrap_or_else(|| "(no error code)".into());
             return Err(OidcError::TokenEndpoint { status: status.as_u16(), error });
         }
-        let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|_| OidcError::MissingIdToken)?;
-        parsed.id_token.ok_or(OidcError::MissingIdToken)
+        serde_json::from_slice(&body).map_err(|_| OidcError::MissingIdToken)
     }
 
-    /// Verifies an ID token; see the module docs for the checks.
+    /// Verifies a login's ID token; see the module docs for the checks.
     pub(crate) async fn verify_id_token(
         &self,
         http: &reqwest::Client,
         token: &str,
         nonce: &str,
     ) -> Result<IdClaims, OidcError> {
+        let claims = self.verify(http, token).await?;
+        if claims.nonce.as_deref() != Some(nonce) {
+            return Err(OidcError::Nonce);
+        }
+        Ok(claims)
+    }
+
+    /// Verifies an ID token from a refresh: the login's checks but the
+    /// nonce, which such a token does not carry, and the same subject.
+    pub(crate) async fn verify_refreshed_id_token(
+        &self,
+        http: &reqwest::Client,
+        token: &str,
+        subject: &str,
+    ) -> Result<IdClaims, OidcError> {
+        let claims = self.verify(http, token).await?;
+        if claims.sub != subject {
+            return Err(OidcError::Subject);
+        }
+        Ok(claims)
+    }
+
+    async fn verify(&self, http: &reqwest::Client, token: &str) -> Result<IdClaims, OidcError> {
         let header = jsonwebtoken::decode_header(token).map_err(OidcError::Header)?;
         if header.alg != Algorithm::RS256 {
             return Err(OidcError::Algorithm(header.alg));
@@ -219,9 +295,6 @@ impl IdentityProvider {
         let claims = jsonwebtoken::decode::<IdClaims>(token, &key, &validation).map_err(OidcError::Invalid)?.claims;
         if policy.require_token_use_id && claims.token_use.as_deref() != Some("id") {
             return Err(OidcError::TokenUse(claims.token_use));
-        }
-        if claims.nonce.as_deref() != Some(nonce) {
-            return Err(OidcError::Nonce);
         }
         Ok(claims)
     }

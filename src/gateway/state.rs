@@ -16,6 +16,7 @@ use super::metrics::Metrics;
 use super::oauth::OAuthOptions;
 use super::oauth::cimd::CimdClients;
 use super::oidc::IdentityProvider;
+use super::sealing::MIN_STORE_KEY_LEN;
 use super::security::SecurityOptions;
 use super::store::{Lifetimes, Store, StoreError, StoreHandle};
 use super::tokens::{Revocations, SigningKey, TokenCache, TokenError, TokenIssuer};
@@ -37,6 +38,10 @@ pub enum StateError {
     Http(String),
     #[error("cannot load the templates: {0}")]
     Template(String),
+    #[error(
+        "COGNIGATE_STORE_KEY is shorter than {MIN_STORE_KEY_LEN} characters. Fix: set it to a long random value, e.g. the output of `openssl rand -base64 32`"
+    )]
+    StoreKey,
 }
 
 /// A route as served: the config plus precomputed URLs and headers.
@@ -147,12 +152,22 @@ impl AppState {
 
         let mut idps: HashMap<String, Arc<IdentityProvider>> = HashMap::new();
         let mut routes = HashMap::new();
+        if oauth.store_key.as_ref().is_some_and(|key| key.expose().len() < MIN_STORE_KEY_LEN) {
+            return Err(StateError::StoreKey);
+        }
         for (slug, route) in config.routes {
             // Routes sharing a policy share its identity provider (and its JWKS cache).
-            let idp = idps
-                .entry(route.policy.name.clone())
-                .or_insert_with(|| Arc::new(IdentityProvider::new(route.policy.clone())))
-                .clone();
+            let idp = match idps.get(&route.policy.name) {
+                Some(idp) => idp.clone(),
+                None => {
+                    let idp = Arc::new(
+                        IdentityProvider::new(route.policy.clone(), oauth.store_key.as_ref())
+                            .map_err(|err| StateError::Http(err.to_string()))?,
+                    );
+                    idps.insert(route.policy.name.clone(), idp.clone());
+                    idp
+                }
+            };
             routes.insert(slug, RouteState::new(route, idp, &public_url)?);
         }
 

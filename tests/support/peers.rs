@@ -369,9 +369,31 @@ pub struct HostedUi {
 
 impl HostedUi {
     pub fn start(tools: &Toolchain, moto: &str, pool_id: &str, log_dir: &Path) -> HostedUi {
+        Self::start_on(tools, moto, pool_id, log_dir, 0)
+    }
+
+    /// On `port` (0: a free one).
+    pub fn start_on(tools: &Toolchain, moto: &str, pool_id: &str, log_dir: &Path, port: u16) -> HostedUi {
         let mut cmd = tools.python_script("local/login_page.py");
-        cmd.args(["--moto", moto, "--pool-id", pool_id, "--port", "0", "--test-knobs"]);
+        cmd.args(["--moto", moto, "--pool-id", pool_id, "--port", &port.to_string(), "--test-knobs"]);
         HostedUi { peer: Peer::spawn("hosted-ui", cmd, log_dir) }
+    }
+
+    /// Stops the stand-in (Cognito down) until [`HostedUi::start_on`] its port again.
+    pub fn stop(&mut self) {
+        self.peer.terminate(Duration::from_secs(5));
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        url::Url::parse(self.peer.url()).ok().and_then(|u| u.port()).expect("the stand-in's port")
+    }
+
+    /// The refresh tokens its token endpoint handed out.
+    pub fn issued_refresh_tokens(&self) -> Vec<String> {
+        let url = format!("{}/_test/refresh-tokens", self.url());
+        block_on(async { http_client().get(url).send().await?.json::<Vec<String>>().await })
+            .expect("read the stand-in's issued refresh tokens")
     }
 
     /// `http://127.0.0.1:PORT`.

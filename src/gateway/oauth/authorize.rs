@@ -19,7 +19,7 @@ use crate::gateway::crypto::{is_valid_challenge, pkce_challenge, random_token};
 use crate::gateway::oidc::IdClaims;
 use crate::gateway::security::MAX_AUTHORIZE_PARAM_LEN;
 use crate::gateway::state::{AppState, RouteState};
-use crate::gateway::store::{PendingLogin, now};
+use crate::gateway::store::{IdpSession, PendingLogin, now};
 
 /// Query parameters, kept as pairs so repeated `resource` values are seen.
 struct Params(Vec<(String, String)>);
@@ -189,21 +189,23 @@ pub(super) async fn callback(
     let Some(route) = state.routes.get(&login.slug) else {
         return Err(PageError::bad_request("The MCP route of this sign-in no longer exists."));
     };
-    let claims = signed_in_claims(&state, route, &login, code).await?;
+    let (claims, idp_session) = signed_in_claims(&state, route, &login, code).await?;
     tracing::info!(client_id = %login.client_id, route = %route.route.path, "user signed in at the identity provider");
-    render_consent(&state, &headers, login, route, &claims).await
+    render_consent(&state, &headers, login, route, &claims, idp_session).await
 }
 
 /// The IdP leg's end: the code exchanged for an ID token (with our PKCE
-/// verifier), and the token verified against the login's nonce.
+/// verifier), and the token verified against the login's nonce. The
+/// provider's refresh token, sealed, is what later refreshes re-check the
+/// user with (none when the provider sent none).
 async fn signed_in_claims(
     state: &AppState,
     route: &RouteState,
     login: &PendingLogin,
     code: &str,
-) -> Result<IdClaims, PageError> {
+) -> Result<(IdClaims, Option<IdpSession>), PageError> {
     let idp = &route.idp;
-    let id_token = idp
+    let (id_token, idp_refresh) = idp
         .exchange_code(&state.idp_http, code, &login.idp_code_verifier, &callback_url(state))
         .await
         .map_err(|err| {
@@ -228,5 +230,11 @@ async fn signed_in_claims(
             format!("policy {}: {err}", idp.policy.name),
         )
     })?;
-    Ok(claims)
+    let session = idp_refresh
+        .and_then(|token| idp.seal_refresh(&token, &claims.sub))
+        .map(|sealed_refresh| IdpSession { sealed_refresh, checked_at: now() });
+    if session.is_none() {
+        tracing::debug!(policy = %idp.policy.name, "no identity-provider refresh token: this login's refreshes are not re-checked");
+    }
+    Ok((claims, session))
 }

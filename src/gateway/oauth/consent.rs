@@ -22,7 +22,7 @@ use super::{CODE_TTL, CONSENT_TTL, PageError, device, find_client};
 use crate::gateway::crypto::{constant_time_eq, random_token, sha256_hex};
 use crate::gateway::oidc::IdClaims;
 use crate::gateway::state::{AppState, RouteState};
-use crate::gateway::store::{AuthCode, Consent, DeviceStatus, Grant, Identity, PendingLogin, now};
+use crate::gateway::store::{AuthCode, Consent, DeviceStatus, Grant, Identity, IdpSession, PendingLogin, now};
 
 fn cookie_name(state: &AppState) -> &'static str {
     // `__Host-` requires Secure, which cookie jars refuse over plain http.
@@ -48,6 +48,7 @@ pub(super) async fn render_consent(
     login: PendingLogin,
     route: &RouteState,
     claims: &IdClaims,
+    idp_session: Option<IdpSession>,
 ) -> Result<Response, PageError> {
     let Some(client) = find_client(state, &login.client_id).await? else {
         return Err(PageError::bad_request("The application is no longer registered."));
@@ -57,7 +58,7 @@ pub(super) async fn render_consent(
         return Err(not_in_allowed_groups(route, claims));
     }
     let csrf = csrf_cookie(state, headers).unwrap_or_else(|| random_token(32));
-    let consent = consent_record(&login, claims, identity, &csrf);
+    let consent = consent_record(&login, claims, identity, idp_session, &csrf);
     let redirect_host = match &login.device_user_code {
         Some(code) => format!("your device (code {code})"),
         None => redirect_host(&login.redirect_uri),
@@ -102,7 +103,13 @@ fn not_in_allowed_groups(route: &RouteState, claims: &IdClaims) -> PageError {
 
 /// What the server keeps while the screen is open; the form must come back
 /// with its id and the CSRF token whose hash it holds.
-fn consent_record(login: &PendingLogin, claims: &IdClaims, identity: Identity, csrf: &str) -> Consent {
+fn consent_record(
+    login: &PendingLogin,
+    claims: &IdClaims,
+    identity: Identity,
+    idp: Option<IdpSession>,
+    csrf: &str,
+) -> Consent {
     Consent {
         id: random_token(32),
         csrf_hash: sha256_hex(csrf),
@@ -115,6 +122,7 @@ fn consent_record(login: &PendingLogin, claims: &IdClaims, identity: Identity, c
             scope: login.scope.clone(),
             subject: claims.sub.clone(),
             identity,
+            idp,
         },
         expires_at: now() + CONSENT_TTL,
         device_user_code: login.device_user_code.clone(),

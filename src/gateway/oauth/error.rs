@@ -40,6 +40,10 @@ pub(crate) enum OAuthError {
     ExpiredToken(String),
     #[error("access_denied: {0}")]
     AccessDenied(String),
+    /// A peer the answer depends on (the identity provider) cannot be asked
+    /// right now: 503 with `Retry-After`, nothing revoked.
+    #[error("temporarily_unavailable: {0}")]
+    TemporarilyUnavailable(String),
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error("token: {0}")]
@@ -61,6 +65,7 @@ impl OAuthError {
             Self::SlowDown(_) => "slow_down",
             Self::ExpiredToken(_) => "expired_token",
             Self::AccessDenied(_) => "access_denied",
+            Self::TemporarilyUnavailable(_) => "temporarily_unavailable",
             Self::Store(StoreError::Unavailable(_)) => "temporarily_unavailable",
             Self::Store(_) | Self::Token(_) => "server_error",
         }
@@ -73,6 +78,10 @@ impl IntoResponse for OAuthError {
             Self::Store(StoreError::Unavailable(_)) => {
                 tracing::warn!(error = %self, "oauth endpoint unavailable: the store does not answer");
                 (StatusCode::SERVICE_UNAVAILABLE, "the authorization server is briefly unavailable; retry".to_owned())
+            }
+            Self::TemporarilyUnavailable(detail) => {
+                tracing::warn!(error = %self, "oauth request deferred");
+                (StatusCode::SERVICE_UNAVAILABLE, detail.clone())
             }
             Self::Store(_) | Self::Token(_) => {
                 tracing::error!(error = %self, "oauth endpoint failed");

@@ -13,6 +13,7 @@
 //! - [`device`]: the device authorization grant (RFC 8628)
 //! - [`cimd`]: Client ID Metadata Documents
 //! - [`token`]: `/oauth/token` (code + PKCE, refresh rotation) and RFC 7009 revocation
+//! - [`recheck`]: the refresh grant's re-check of the user at the identity provider
 
 mod authorize;
 pub(crate) mod cimd;
@@ -24,6 +25,7 @@ mod grace;
 mod metadata;
 mod options;
 pub(crate) mod pages;
+mod recheck;
 mod redirect;
 pub(crate) mod register;
 mod token;
@@ -33,6 +35,7 @@ use axum::routing::{get, post};
 
 pub(crate) use error::{ClientLookupError, OAuthError, PageError};
 pub use options::OAuthOptions;
+pub(crate) use options::STORE_KEY_VAR;
 
 use super::config::policy::{OAuthPolicy, OFFLINE_ACCESS};
 use super::state::AppState;

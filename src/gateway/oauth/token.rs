@@ -4,6 +4,8 @@
 //! Refresh tokens rotate on every use; presenting a used one revokes its whole
 //! family and the access tokens it issued (OAuth 2.1 section 4.3.1, RFC 9700
 //! section 4.14.2), because only a thief or a badly broken client does that.
+//! Before it rotates, a refresh may re-check the user at the identity
+//! provider (see `recheck`).
 
 use axum::extract::State;
 use axum::extract::rejection::FormRejection;
@@ -14,6 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::client_auth::authenticate;
+use super::recheck::recheck_if_due;
 use super::register::DEVICE_CODE_GRANT;
 use super::{OAuthError, device, grace};
 use crate::gateway::crypto::{random_token, sha256_hex, verify_pkce};
@@ -174,14 +177,22 @@ async fn refresh(state: &AppState, client_id: &str, form: &TokenForm) -> Result<
     let presented =
         form.refresh_token.as_deref().ok_or_else(|| OAuthError::InvalidRequest("refresh_token is required".into()))?;
     let hash = sha256_hex(presented);
+    // Before anything rotates: a family due for it asks the identity
+    // provider whether the user may still sign in.
+    let recheck = recheck_if_due(state, client_id, &hash).await?;
     let new_refresh = random_token(32);
     let access_jti = random_token(16);
     let issued_at = now();
     let sealed = grace::seal(&new_refresh, presented)
         .ok_or_else(|| OAuthError::InvalidRequest("the refresh token is malformed".into()))?;
     let grace_seconds = state.oauth.refresh_grace.as_secs() as i64;
-    let rotation =
-        Rotation { new_hash: sha256_hex(&new_refresh), access_jti: access_jti.clone(), sealed, grace: grace_seconds };
+    let rotation = Rotation {
+        new_hash: sha256_hex(&new_refresh),
+        access_jti: access_jti.clone(),
+        sealed,
+        grace: grace_seconds,
+        recheck: recheck.clone(),
+    };
     let owner = client_id.to_owned();
     let routes = state.clone();
     let outcome = state
@@ -191,7 +202,7 @@ async fn refresh(state: &AppState, client_id: &str, form: &TokenForm) -> Result<
         })
         .await?;
     let grant = match outcome {
-        RefreshUse::Rotated { grant, .. } => grant,
+        RefreshUse::Rotated { grant, .. } => grant.rechecked(recheck.as_ref()),
         RefreshUse::Replayed { grant, replacement } => {
             // The same answer as the first time: the sealed successor, and
             // the access token with the same id and issue time (EdDSA

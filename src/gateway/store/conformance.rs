@@ -2,8 +2,8 @@
 //! Times are synthetic (small numbers) so expiry is tested without sleeping.
 
 use super::{
-    AuthCode, Client, CodeUse, Consent, DeviceAuthorization, DeviceStatus, Grant, Lifetimes, PendingLogin,
-    RefreshToken, RefreshUse, RevokedAccess, Rotation, Store, StoreError,
+    AuthCode, Client, CodeUse, Consent, DeviceAuthorization, DeviceStatus, Grant, Identity, IdpSession, Lifetimes,
+    PendingLogin, Recheck, RefreshToken, RefreshUse, RevokedAccess, Rotation, Store, StoreError,
 };
 use crate::gateway::tokens::Revocations;
 
@@ -24,7 +24,43 @@ pub(crate) fn run_all(store: &dyn Store) {
     refresh_grace_replays_then_revokes(store);
     device_authorizations(store);
     rate_counts(store);
+    rechecks_ride_the_rotation(store);
     revocation_numbers_survive_the_sweep(store);
+}
+
+/// The refresh grant looks at an active token without changing it, and a
+/// re-check made before the rotation reaches the successor (and the used
+/// token, whose grace replay answers for the user as re-checked).
+fn rechecks_ride_the_rotation(store: &dyn Store) {
+    let login = IdpSession { sealed_refresh: "v1.sealed-at-login".into(), checked_at: 100 };
+    let token = RefreshToken {
+        grant: Grant { idp: Some(login.clone()), ..grant("c-rc") },
+        ..refresh("rc-fam", "c-rc", "rc-j1")
+    };
+    store.insert_refresh("rc-h1", &token).unwrap();
+    assert_eq!(store.active_refresh("rc-h1", "c-rc").unwrap(), Some(token.clone()));
+    assert_eq!(store.active_refresh("rc-h1", "c-other").unwrap(), None, "bound to its client");
+    assert_eq!(store.active_refresh("rc-h1", "c-rc").unwrap(), Some(token.clone()), "looking changes nothing");
+    let recheck = Recheck {
+        idp: IdpSession { sealed_refresh: "v1.sealed-rotated".into(), checked_at: 400 },
+        identity: Some(Identity { email: Some("u@example.com".into()), groups: vec!["readers".into()], roles: vec![] }),
+    };
+    let next = Rotation { recheck: Some(recheck.clone()), grace: 30, ..rotation("rc-h2", "rc-j2") };
+    assert!(matches!(rotate(store, "rc-h1", "c-rc", next.clone(), 400).unwrap(), RefreshUse::Rotated { .. }));
+    assert_eq!(store.active_refresh("rc-h1", "c-rc").unwrap(), None, "used");
+    let successor = store.active_refresh("rc-h2", "c-rc").unwrap().expect("the successor is active");
+    assert_eq!(successor.grant.idp, Some(recheck.idp.clone()));
+    assert_eq!(successor.grant.identity.groups, ["readers"]);
+    match rotate(store, "rc-h1", "c-rc", next, 401).unwrap() {
+        RefreshUse::Replayed { grant, .. } => assert_eq!(grant.identity.groups, ["readers"]),
+        other => panic!("a replay within the grace window: {other:?}"),
+    }
+    // Without a re-check the successor keeps the session as it was.
+    assert!(matches!(
+        rotate(store, "rc-h2", "c-rc", rotation("rc-h3", "rc-j3"), 500).unwrap(),
+        RefreshUse::Rotated { .. }
+    ));
+    assert_eq!(store.active_refresh("rc-h3", "c-rc").unwrap().unwrap().grant.idp, Some(recheck.idp));
 }
 
 /// Counters add up per key and start again after their window.
@@ -167,6 +203,7 @@ fn grant(client: &str) -> Grant {
         scope: "openid".into(),
         subject: "user-sub".into(),
         identity: super::Identity { email: Some("u@example.com".into()), groups: vec!["admins".into()], roles: vec![] },
+        idp: None,
     }
 }
 
@@ -184,7 +221,13 @@ fn refresh(family: &str, client: &str, jti: &str) -> RefreshToken {
 
 /// A rotation without a grace window.
 fn rotation(hash: &str, jti: &str) -> Rotation {
-    Rotation { new_hash: hash.into(), access_jti: jti.into(), sealed: format!("sealed-{hash}"), grace: 0 }
+    Rotation {
+        new_hash: hash.into(),
+        access_jti: jti.into(),
+        sealed: format!("sealed-{hash}"),
+        grace: 0,
+        recheck: None,
+    }
 }
 
 fn lifetimes(_: &Grant) -> Option<Lifetimes> {

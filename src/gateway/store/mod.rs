@@ -11,7 +11,8 @@
 //! in memory (see `tokens::Revocations`).
 //!
 //! Secrets at rest: authorization codes and refresh tokens are stored as
-//! SHA-256 hashes, never in the clear; client secrets likewise.
+//! SHA-256 hashes, never in the clear; client secrets likewise. The identity
+//! provider's refresh token of a login is stored sealed (`gateway::sealing`).
 
 #[cfg(test)]
 mod conformance;
@@ -72,6 +73,46 @@ pub struct Grant {
     /// records written before they existed (read as none).
     #[serde(default)]
     pub(crate) identity: Identity,
+    /// The identity provider's side of the login, for re-checking the user
+    /// on refresh. Absent for logins made before the gateway kept it (their
+    /// families are not re-checked and end at their absolute lifetime) and
+    /// for providers that issue no refresh token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) idp: Option<IdpSession>,
+}
+
+/// The identity provider's refresh token of a login, sealed (see
+/// `gateway::sealing`: never stored in the clear), and when the user was last
+/// checked with it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IdpSession {
+    pub(crate) sealed_refresh: String,
+    /// Unix seconds of the last successful check (the login, then each
+    /// re-check on refresh).
+    pub(crate) checked_at: i64,
+}
+
+/// What a re-check of the user at the identity provider gave: the session to
+/// keep (new check time; a new sealed token if the provider rotated it) and,
+/// when it sent a new ID token, the user's groups and e-mail as they are now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recheck {
+    pub(crate) idp: IdpSession,
+    pub(crate) identity: Option<Identity>,
+}
+
+impl Grant {
+    /// This grant as the re-check found the user.
+    pub(crate) fn rechecked(&self, recheck: Option<&Recheck>) -> Self {
+        let mut grant = self.clone();
+        if let Some(recheck) = recheck {
+            grant.idp = Some(recheck.idp.clone());
+            if let Some(identity) = &recheck.identity {
+                grant.identity = identity.clone();
+            }
+        }
+        grant
+    }
 }
 
 /// The user facts a grant keeps from the ID token.
@@ -181,7 +222,7 @@ impl RefreshToken {
         let expires_at = now + lifetimes.refresh;
         Self {
             family: self.family.clone(),
-            grant: self.grant.clone(),
+            grant: self.grant.rechecked(next.recheck.as_ref()),
             expires_at: self.family_expires_at.map_or(expires_at, |end| expires_at.min(end)),
             access_jti: next.access_jti.clone(),
             access_expires_at: now + lifetimes.access,
@@ -190,9 +231,12 @@ impl RefreshToken {
         }
     }
 
-    /// This token as stored once rotated by `next` at `now`.
+    /// This token as stored once rotated by `next` at `now` (with the
+    /// re-checked grant, so a replay within the grace window is answered for
+    /// the user as the re-check found them).
     pub(crate) fn replaced_by(&self, next: &Rotation, now: i64) -> Self {
         Self {
+            grant: self.grant.rechecked(next.recheck.as_ref()),
             replaced: Some(Replacement { at: now, sealed: next.sealed.clone(), access_jti: next.access_jti.clone() }),
             ..self.clone()
         }
@@ -216,6 +260,9 @@ pub struct Rotation {
     /// Seconds during which the same client presenting the used token again
     /// gets [`RefreshUse::Replayed`] instead of revoking the family.
     pub(crate) grace: i64,
+    /// The re-check at the identity provider made before this rotation, if
+    /// one was due: the successor carries its result.
+    pub(crate) recheck: Option<Recheck>,
 }
 
 /// Lifetimes (seconds) of the tokens a grant's route issues.
@@ -321,6 +368,10 @@ pub trait Store: Send + Sync + 'static {
     /// Stores the first token of a family. Into a family already revoked (a
     /// replayed code's, see [`Store::revoke_code_use`]) it lands revoked.
     fn insert_refresh(&self, hash: &str, token: &RefreshToken) -> Result<(), StoreError>;
+    /// The refresh token `hash` as stored, if it was issued to `client_id`
+    /// and is neither used nor revoked; changes nothing (the refresh grant
+    /// looks before it re-checks the user and rotates).
+    fn active_refresh(&self, hash: &str, client_id: &str) -> Result<Option<RefreshToken>, StoreError>;
     /// Marks `hash` used and stores its successor in the same family, in one
     /// transaction. A used or revoked token revokes its family. `lifetimes`
     /// gives the successor's lifetimes from the grant (its route's policy);
@@ -464,7 +515,20 @@ pub fn now() -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::StoreUrl;
+    use super::{Grant, IdpSession, RefreshToken, StoreUrl};
+
+    #[test]
+    fn records_without_an_idp_session_still_load() {
+        let old = r#"{"family":"f","grant":{"client_id":"c","slug":"echo","scope":"openid","subject":"s"},
+            "expires_at":10,"access_jti":"j","access_expires_at":5}"#;
+        let token: RefreshToken = serde_json::from_str(old).unwrap();
+        assert_eq!(token.grant.idp, None, "not re-checked: ends at its lifetime");
+        let grant =
+            Grant { idp: Some(IdpSession { sealed_refresh: "v1.x".into(), checked_at: 7 }), ..token.grant.clone() };
+        let text = serde_json::to_string(&grant).unwrap();
+        assert_eq!(serde_json::from_str::<Grant>(&text).unwrap(), grant);
+        assert!(!serde_json::to_string(&token.grant).unwrap().contains("idp"), "absent when there is none");
+    }
 
     #[test]
     fn parses_store_urls() {

@@ -467,6 +467,13 @@ impl Store for RedisStore {
         })
     }
 
+    fn active_refresh(&self, hash: &str, client_id: &str) -> Result<Option<RefreshToken>, StoreError> {
+        match self.refresh_row(hash)? {
+            Some((_, owner, state, data)) if owner == client_id && state == "active" => Ok(Some(decode(&data)?)),
+            _ => Ok(None),
+        }
+    }
+
     fn rotate_refresh(
         &self,
         hash: &str,

@@ -286,6 +286,18 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn active_refresh(&self, hash: &str, client_id: &str) -> Result<Option<RefreshToken>, StoreError> {
+        let data: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT data FROM refresh_tokens WHERE hash = ?1 AND client_id = ?2 AND state = 'active'",
+                params![hash, client_id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        data.map(|data| decode(&data)).transpose()
+    }
+
     fn rotate_refresh(
         &self,
         hash: &str,

@@ -13,6 +13,7 @@ mod consent;
 mod hosted_ui;
 mod id_token;
 mod mcp_remote;
+mod recheck;
 mod replicas;
 mod tokens;
 
@@ -227,6 +228,7 @@ pub struct World {
     port: u16,
     listen_port: u16,
     client_id_ca: Option<std::path::PathBuf>,
+    refresh: (Option<String>, Option<u64>),
     /// The front proxy, when there is one (see [`Extras::hide_rfc8414`]).
     pub front: Option<FrontProxy>,
 }
@@ -234,7 +236,13 @@ pub struct World {
 /// `cognigate-gateway` booted from the files `up` wrote (plus the routes), on `port`.
 /// `port` is the public URL's, `listen_port` where the gateway listens (the
 /// same unless a front proxy takes `port`).
-fn spawn_gateway(cognito: &Cognito, port: u16, listen_port: u16, client_id_ca: Option<&Path>) -> Peer {
+fn spawn_gateway(
+    cognito: &Cognito,
+    port: u16,
+    listen_port: u16,
+    client_id_ca: Option<&Path>,
+    (idp_recheck_interval, refresh_grace_seconds): (Option<&str>, Option<u64>),
+) -> Peer {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cognigate-gateway"));
     cmd.arg("--config-dir")
         .arg(cognito.path().join("config"))
@@ -247,10 +255,13 @@ fn spawn_gateway(cognito: &Cognito, port: u16, listen_port: u16, client_id_ca: O
         // The token checks present a spent refresh token at once and expect
         // the family revoked: no grace window here (tests/it/gateway/spec.rs
         // covers the window).
-        .env("COGNIGATE_REFRESH_GRACE_SECONDS", "0")
+        .env("COGNIGATE_REFRESH_GRACE_SECONDS", refresh_grace_seconds.unwrap_or(0).to_string())
         .current_dir(cognito.path());
     if let Some(ca) = client_id_ca {
         cmd.env("SSL_CERT_FILE", ca).arg("--client-id-private-addresses");
+    }
+    if let Some(interval) = idp_recheck_interval {
+        cmd.env("COGNIGATE_IDP_RECHECK_INTERVAL", interval);
     }
     // The audit log is on only where access policies are configured, so the
     // other worlds keep the plain proxy path.
@@ -281,6 +292,10 @@ pub struct Extras {
     /// answers 404 for `/.well-known/oauth-authorization-server`, so clients
     /// find the metadata only at `/.well-known/openid-configuration`.
     pub hide_rfc8414: bool,
+    /// `COGNIGATE_IDP_RECHECK_INTERVAL` for the gateway (its default when `None`),
+    /// and the refresh grace window in seconds (0 when `None`).
+    pub idp_recheck_interval: Option<String>,
+    pub refresh_grace_seconds: Option<u64>,
 }
 
 impl World {
@@ -332,7 +347,13 @@ impl World {
         } else {
             (port, None)
         };
-        let gateway = spawn_gateway(&cognito, port, listen_port, extras.client_id_ca.as_deref());
+        let gateway = spawn_gateway(
+            &cognito,
+            port,
+            listen_port,
+            extras.client_id_ca.as_deref(),
+            (extras.idp_recheck_interval.as_deref(), extras.refresh_grace_seconds),
+        );
         World {
             gateway,
             upstream,
@@ -342,6 +363,7 @@ impl World {
             port,
             listen_port,
             client_id_ca: extras.client_id_ca,
+            refresh: (extras.idp_recheck_interval, extras.refresh_grace_seconds),
             front,
         }
     }
@@ -358,7 +380,13 @@ impl World {
         // The old log is overwritten by the new process; keep it beside.
         let log = self.cognito.path().join("gateway.log");
         let _ = fs::rename(&log, self.cognito.path().join("gateway.before-restart.log"));
-        self.gateway = spawn_gateway(&self.cognito, self.port, self.listen_port, self.client_id_ca.as_deref());
+        self.gateway = spawn_gateway(
+            &self.cognito,
+            self.port,
+            self.listen_port,
+            self.client_id_ca.as_deref(),
+            (self.refresh.0.as_deref(), self.refresh.1),
+        );
     }
 
     pub fn tools(&self) -> &Toolchain {

@@ -59,6 +59,21 @@ fn boot_errors_exit_1_with_the_fix() {
     assert!(stderr.contains("missing.env"), "{stderr}");
 }
 
+#[test]
+fn a_short_store_key_or_a_bad_recheck_interval_stops_the_boot() {
+    let idp = "127.0.0.1:9".parse().unwrap();
+    let routes = json!({"paths": {"/mcp/echo": route("http://127.0.0.1:9/mcp")}});
+    let dir = config_dir(policies(), routes, &(env_text(idp) + "COGNIGATE_STORE_KEY=too-short\n"));
+    let (code, stderr) = run(dir.path(), &["--listen", "127.0.0.1:0"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("COGNIGATE_STORE_KEY is shorter than 32") && stderr.contains("Fix:"), "{stderr}");
+    assert!(!stderr.contains("too-short"), "the key is not echoed: {stderr}");
+
+    let (code, stderr) = run(dir.path(), &["--idp-recheck-interval", "often"]);
+    assert_eq!(code, 64, "{stderr}");
+    assert!(stderr.contains("`often` is not a duration"), "{stderr}");
+}
+
 #[tokio::test]
 async fn serves_and_stops_on_sigterm() {
     let idp = "127.0.0.1:9".parse().unwrap();
