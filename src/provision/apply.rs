@@ -298,22 +298,68 @@ async fn converge_client(
             let name = spec.client_name();
             let created = cognito.create_client(&pool.id, &name, settings).await?;
             tracing::info!(client = %created.id, "created app client");
-            // Twin check, as for pools: describe only when there are others.
-            let others =
-                cognito.clients(&pool.id).await?.into_iter().filter(|(id, n)| *n == name && *id != created.id).count();
-            if others == 0 {
-                return Ok((created, Outcome::Created));
-            }
-            let clients = cognito.clients_named(&pool.id, &name).await?;
-            match clients.into_iter().next() {
-                Some(oldest) if oldest.id != created.id => {
-                    tracing::warn!(ours = %created.id, kept = %oldest.id, "a concurrent run created the client first; removing ours");
-                    cognito.delete_client(&pool.id, &created.id).await?;
-                    Ok((oldest, Outcome::Reused))
-                }
-                _ => Ok((created, Outcome::Created)),
+            settle_client_race(cognito, &pool.id, &name, created).await
+        }
+    }
+}
+
+/// After creating the app client, look for a twin of the same name; the
+/// oldest wins, as for pools, and for the same reason the oldest does not
+/// decide alone. Two creates in one second are ordered by id (CreationDate
+/// has whole seconds on some endpoints), so the run whose client is younger
+/// by that order may have listed before the other client was visible, kept
+/// its own and returned. A run whose client comes first therefore watches
+/// the younger twin for a moment: a yielding run deletes its client within a
+/// few calls; one that stays was kept by a run that never saw ours, and ours
+/// yields to it.
+async fn settle_client_race(
+    cognito: &Cognito,
+    pool_id: &str,
+    name: &str,
+    created: ClientState,
+) -> Result<(ClientState, Outcome)> {
+    // Describe only when there are others.
+    let others = cognito.clients(pool_id).await?.into_iter().filter(|(id, n)| n == name && *id != created.id).count();
+    if others == 0 {
+        return Ok((created, Outcome::Created));
+    }
+    let clients = cognito.clients_named(pool_id, name).await?;
+    let winner = match clients.first() {
+        Some(oldest) if oldest.id != created.id => Some(oldest.clone()),
+        _ => kept_younger_client(cognito, pool_id, &clients[1..]).await?,
+    };
+    match winner {
+        Some(kept) => {
+            tracing::warn!(ours = %created.id, kept = %kept.id, "a concurrent run created the client too; removing ours");
+            cognito.delete_client(pool_id, &created.id).await?;
+            Ok((kept, Outcome::Reused))
+        }
+        None => Ok((created, Outcome::Created)),
+    }
+}
+
+/// How long a run whose client came first waits for a younger twin's run to
+/// yield: it deletes its client a list, a describe and a delete after
+/// creating it.
+const CLIENT_TWIN_WATCH_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The first younger twin still there once the watch ends (its run kept it);
+/// `None` when every one disappeared.
+async fn kept_younger_client(cognito: &Cognito, pool_id: &str, younger: &[ClientState]) -> Result<Option<ClientState>> {
+    let started = std::time::Instant::now();
+    let mut pending: Vec<ClientState> = younger.to_vec();
+    loop {
+        let mut still = Vec::new();
+        for twin in pending {
+            if let Some(now) = cognito.describe_client(pool_id, &twin.id).await? {
+                still.push(now);
             }
         }
+        if still.is_empty() || started.elapsed() >= CLIENT_TWIN_WATCH_LIMIT {
+            return Ok(still.into_iter().next());
+        }
+        pending = still;
+        tokio::time::sleep(TWIN_WATCH_INTERVAL).await;
     }
 }
 
@@ -369,6 +415,70 @@ mod twin_race {
         assert_eq!(mutating[0].1["DeletionProtection"], "INACTIVE");
         assert_eq!(mutating[1].0, "DeleteUserPool");
         assert_eq!(mutating[1].1["UserPoolId"], "us-east-1_new");
+    }
+
+    fn client_described(id: &str, created: u64) -> String {
+        format!(
+            r#"{{"UserPoolClient":{{"ClientId":"{id}","ClientName":"demo-client","UserPoolId":"us-east-1_p","CreationDate":{created}}}}}"#
+        )
+    }
+
+    fn client(id: &str, created: u64) -> ClientState {
+        ClientState::from_described(
+            aws_sdk_cognitoidentityprovider::types::UserPoolClientType::builder()
+                .client_id(id)
+                .client_name("demo-client")
+                .creation_date(aws_sdk_cognitoidentityprovider::primitives::DateTime::from_secs(created as i64))
+                .build(),
+        )
+    }
+
+    /// Two clients created in one second: ours sorts first, but the other
+    /// run listed before ours was visible and kept its own. Ours watches the
+    /// twin, sees it stay, and yields to it (the flaky concurrent-`up` test).
+    #[tokio::test]
+    async fn the_first_client_yields_to_a_twin_its_run_kept() {
+        let listed = r#"{"UserPoolClients":[{"ClientId":"bbb","ClientName":"demo-client"},{"ClientId":"aaa","ClientName":"demo-client"}]}"#;
+        let mut answers = vec![
+            answer(listed),
+            answer(listed),
+            answer(&client_described("aaa", 1_000)),
+            answer(&client_described("bbb", 1_000)),
+        ];
+        // The watch: the twin is described until the limit, then ours is deleted.
+        answers.extend((0..40).map(|_| answer(&client_described("bbb", 1_000))));
+        let replay = StaticReplayClient::new(answers);
+        let cognito = cognito(&replay);
+        let (kept, outcome) =
+            settle_client_race(&cognito, "us-east-1_p", "demo-client", client("aaa", 1_000)).await.unwrap();
+        assert_eq!((kept.id.as_str(), outcome), ("bbb", Outcome::Reused));
+        let sent = sent(&replay);
+        let deletes: Vec<_> = sent.iter().filter(|(op, _)| op.starts_with("Delete")).collect();
+        assert_eq!(deletes.len(), 1, "{sent:?}");
+        assert_eq!(
+            (deletes[0].0.as_str(), &deletes[0].1["ClientId"]),
+            ("DeleteUserPoolClient", &serde_json::json!("aaa"))
+        );
+    }
+
+    /// The same race where the other run saw ours and yielded: its client
+    /// disappears during the watch and ours is kept.
+    #[tokio::test]
+    async fn the_first_client_is_kept_when_the_twin_yields() {
+        let listed = r#"{"UserPoolClients":[{"ClientId":"bbb","ClientName":"demo-client"},{"ClientId":"aaa","ClientName":"demo-client"}]}"#;
+        let gone = r#"{"__type":"ResourceNotFoundException","message":"User pool client bbb does not exist."}"#;
+        let replay = StaticReplayClient::new(vec![
+            answer(listed),
+            answer(listed),
+            answer(&client_described("aaa", 1_000)),
+            answer(&client_described("bbb", 1_000)),
+            crate::provision::cognito::replay::answer_with(400, gone),
+        ]);
+        let cognito = cognito(&replay);
+        let (kept, outcome) =
+            settle_client_race(&cognito, "us-east-1_p", "demo-client", client("aaa", 1_000)).await.unwrap();
+        assert_eq!((kept.id.as_str(), outcome), ("aaa", Outcome::Created));
+        assert!(sent(&replay).iter().all(|(op, _)| !op.starts_with("Delete")));
     }
 
     /// The flaky race: the younger pool's run listed before the older pool was

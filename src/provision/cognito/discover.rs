@@ -81,7 +81,7 @@ impl ClientState {
         self.described.callback_urls().iter().find_map(|url| url.strip_suffix(crate::contract::CALLBACK_PATH))
     }
 
-    fn from_described(described: UserPoolClientType) -> Self {
+    pub(crate) fn from_described(described: UserPoolClientType) -> Self {
         Self {
             id: described.client_id().unwrap_or_default().to_owned(),
             name: described.client_name().unwrap_or_default().to_owned(),
