@@ -11,14 +11,15 @@ use axum::http::HeaderValue;
 use url::Url;
 
 use super::audit::AuditLog;
-use super::config::{GatewayConfig, Route};
+use super::config::{GatewayConfig, InboundPolicy, Route};
+use super::keyring::{KeyRingError, KeyRotation, SharedIssuer};
 use super::metrics::Metrics;
 use super::oauth::OAuthOptions;
 use super::oauth::cimd::CimdClients;
 use super::oidc::IdentityProvider;
 use super::security::SecurityOptions;
 use super::store::{Lifetimes, Store, StoreError, StoreHandle};
-use super::tokens::{Revocations, SigningKey, TokenCache, TokenError, TokenIssuer};
+use super::tokens::{Revocations, SigningKey, TokenCache, TokenError};
 
 const TOKEN_CACHE_CAPACITY: usize = 100_000;
 const IDP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -33,6 +34,8 @@ pub enum StateError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Token(#[from] TokenError),
+    #[error(transparent)]
+    KeyRing(#[from] KeyRingError),
     #[error("cannot build the HTTP client: {0}")]
     Http(String),
     #[error("cannot load the templates: {0}")]
@@ -99,7 +102,9 @@ pub struct Inner {
     pub(crate) secure_cookies: bool,
     pub(crate) routes: HashMap<String, RouteState>,
     pub(crate) store: StoreHandle,
-    pub tokens: TokenIssuer,
+    pub tokens: SharedIssuer,
+    /// When the signing keys rotate and how long retired ones are kept.
+    pub(crate) key_ring: KeyRingPolicy,
     pub(crate) token_cache: TokenCache,
     pub(crate) revocations: Revocations,
     pub(crate) idp_http: reqwest::Client,
@@ -142,8 +147,12 @@ impl AppState {
             Some(port) => format!("{}:{port}", public.host_str().unwrap_or_default()),
             None => public.host_str().unwrap_or_default().to_owned(),
         };
+        // The first key ever stored also seeds the session binding, which
+        // must not change when the signing key rotates.
         let stored = store.signing_key_or_insert(&SigningKey::generate_stored())?;
-        let tokens = TokenIssuer::new(public_url.clone(), SigningKey::from_stored(&stored)?);
+        let ring = super::keyring::load(store.as_ref(), &stored, super::store::now())?;
+        let tokens = SharedIssuer::new(public_url.clone(), &ring)?;
+        let key_ring = KeyRingPolicy::new(&config.routes, KeyRotation::default(), stored.clone());
 
         let mut idps: HashMap<String, Arc<IdentityProvider>> = HashMap::new();
         let mut routes = HashMap::new();
@@ -176,6 +185,7 @@ impl AppState {
             routes,
             store: StoreHandle::new(store),
             tokens,
+            key_ring,
             token_cache: TokenCache::new(TOKEN_CACHE_CAPACITY),
             revocations: Revocations::default(),
             idp_http,
@@ -211,6 +221,60 @@ impl AppState {
         }
     }
 
+    /// The state with the operator's key rotation options (call before the
+    /// state is shared).
+    pub fn with_key_rotation(self, rotation: KeyRotation) -> Self {
+        match Arc::try_unwrap(self.0) {
+            Ok(mut inner) => {
+                inner.key_ring.rotation = rotation;
+                Self(Arc::new(inner))
+            }
+            // Already shared: keep it as it is (boot calls this first).
+            Err(shared) => Self(shared),
+        }
+    }
+
+    /// One key-ring tick (blocking: call on the blocking pool): writes back
+    /// keys the store lost, drops keys past retention, rotates when due, and
+    /// switches this replica to the ring as stored. Returns the current kid.
+    pub fn sync_signing_keys(&self) -> Result<String, KeyRingError> {
+        let held = self.tokens.load();
+        let policy = &self.key_ring;
+        let synced = super::keyring::sync(
+            self.store.get().as_ref(),
+            held.ring(),
+            &policy.rotation,
+            policy.retention(),
+            super::store::now(),
+        )?;
+        if synced.was_empty {
+            // The store lost everything (a Redis without persistence): put
+            // the session-binding seed back too, so replicas booting from
+            // now on bind sessions the way the running ones do.
+            let kept = self.store.get().signing_key_or_insert(&policy.session_seed)?;
+            if kept != policy.session_seed {
+                tracing::warn!(
+                    "another gateway stored a new session-binding key while the store was empty: MCP sessions opened on \
+                     this replica are not recognised by that one until it restarts"
+                );
+            }
+        }
+        if synced.restored > 0 {
+            tracing::warn!(
+                restored = synced.restored,
+                "the store had lost signing keys still in use (restarted without persistence?); wrote them back"
+            );
+        }
+        let current = synced.ring.current().map(|key| key.kid.clone()).unwrap_or_default();
+        if synced.rotated {
+            tracing::info!(kid = %current, "signing key rotated on schedule");
+        }
+        if self.tokens.adopt(&synced.ring)? {
+            tracing::info!(kid = %current, keys = synced.ring.keys().len(), "signing keys updated");
+        }
+        Ok(current)
+    }
+
     /// Token lifetimes of a route's policy.
     pub(crate) fn lifetimes(&self, slug: &str) -> Option<Lifetimes> {
         self.routes.get(slug).map(|route| Lifetimes {
@@ -223,6 +287,38 @@ impl AppState {
     pub(crate) fn route_for_resource(&self, resource: &str) -> Option<&RouteState> {
         let resource = resource.trim_end_matches('/');
         self.routes.values().find(|route| route.resource == resource)
+    }
+}
+
+/// How the signing-key ring is kept (see `keyring`).
+pub(crate) struct KeyRingPolicy {
+    pub(crate) rotation: KeyRotation,
+    /// The longest a token signed by a key can live: the longest access-token
+    /// lifetime of any route plus the longest identity-JWT lifetime.
+    token_lifetime: i64,
+    /// The first key ever stored (seeds the session binding), written back
+    /// to a store that lost it.
+    session_seed: String,
+}
+
+impl KeyRingPolicy {
+    fn new(routes: &HashMap<String, Arc<Route>>, rotation: KeyRotation, session_seed: String) -> Self {
+        let access = routes.values().map(|route| route.policy.access_token_ttl.as_secs() as i64).max().unwrap_or(0);
+        let identity = routes
+            .values()
+            .flat_map(|route| route.inbound.iter())
+            .filter_map(|policy| match policy {
+                InboundPolicy::Identity(identity) => Some(identity.ttl_seconds),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        Self { rotation, token_lifetime: access + identity, session_seed }
+    }
+
+    /// Seconds a retired key stays in the ring and the JWKS.
+    pub(crate) fn retention(&self) -> i64 {
+        self.token_lifetime.saturating_add(self.rotation.grace.as_secs() as i64)
     }
 }
 
