@@ -36,6 +36,17 @@ pub fn revoke(store: &StoreUrl, subject: Option<&str>, client_id: Option<&str>) 
 /// in the JWKS, until the tokens it signed have expired; the replicas switch
 /// at their next tick. Never prints or returns key material.
 pub fn rotate_key(store: &StoreUrl) -> Result<Rotated, KeyRingError> {
+    // Opening a missing SQLite file would create an empty store and rotate
+    // a key no gateway uses.
+    if let StoreUrl::Sqlite(path) = store
+        && !path.exists()
+    {
+        return Err(StoreError::Open(format!(
+            "no store at {}. Fix: pass the gateway's own --store (e.g. sqlite:/var/lib/cognigate/gateway.db)",
+            path.display()
+        ))
+        .into());
+    }
     let store = store.open()?;
     let now = now();
     // A store written by a gateway from before the ring: its key enters the

@@ -247,10 +247,10 @@ impl AppState {
             policy.retention(),
             super::store::now(),
         )?;
-        if synced.was_empty {
-            // The store lost everything (a Redis without persistence): put
-            // the session-binding seed back too, so replicas booting from
-            // now on bind sessions the way the running ones do.
+        if synced.was_empty || synced.restored > 0 {
+            // The store lost its data (a Redis without persistence): put the
+            // session-binding seed back too, so replicas booting from now on
+            // bind sessions the way the running ones do.
             let kept = self.store.get().signing_key_or_insert(&policy.session_seed)?;
             if kept != policy.session_seed {
                 tracing::warn!(
@@ -269,8 +269,14 @@ impl AppState {
         if synced.rotated {
             tracing::info!(kid = %current, "signing key rotated on schedule");
         }
+        let dropped = held.ring().keys().iter().any(|key| !synced.ring.keys().iter().any(|k| k.kid == key.kid));
         if self.tokens.adopt(&synced.ring)? {
             tracing::info!(kid = %current, keys = synced.ring.keys().len(), "signing keys updated");
+            if dropped {
+                // Tokens of a dropped key have expired; none may be served
+                // from the cache past that either.
+                self.token_cache.clear();
+            }
         }
         Ok(current)
     }

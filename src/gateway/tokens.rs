@@ -303,6 +303,12 @@ impl TokenCache {
         Ok(claims)
     }
 
+    /// Forgets every verified token (after a key was dropped: tokens it
+    /// signed must not be served from here either).
+    pub(crate) fn clear(&self) {
+        self.entries.write().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.read().len()
