@@ -22,13 +22,21 @@ use std::time::Duration;
 use jsonwebtoken::jwk::Jwk;
 use serde::{Deserialize, Serialize};
 
+use super::config::{InboundPolicy, Route};
 use super::store::{Identity, Store, StoreError};
 use super::tokens::{AccessClaims, SigningKey, TokenError, TokenIssuer, UpstreamIdentity, Verify};
+use crate::secret::Secret;
 
 /// Compare-and-set attempts before giving up on a ring other writers keep
 /// changing (each attempt is one read and one write; a handful of replicas
 /// settle within two).
 const ATTEMPTS: usize = 16;
+
+/// Keys in use at most. A rotation interval shorter than the retention would
+/// otherwise grow the ring (and every JWKS response) without bound: when it
+/// is full, scheduled rotations wait for the oldest key to retire and
+/// `rotate-key` refuses.
+pub(crate) const MAX_KEYS: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyRingError {
@@ -48,6 +56,11 @@ pub enum KeyRingError {
     Contended,
     #[error("the signing-key ring is empty. Fix: start the gateway once so it creates its first key")]
     Empty,
+    #[error(
+        "{MAX_KEYS} signing keys are still in use (retired keys stay until their tokens expire), the most the \
+         gateway keeps. Fix: wait until the oldest retires, or shorten the token lifetimes and --signing-key-grace"
+    )]
+    Full,
 }
 
 /// When keys are rotated and how long a retired one stays (cognigate's own
@@ -67,6 +80,42 @@ impl Default for KeyRotation {
     /// long enough that upstreams caching the JWKS see few changes.
     fn default() -> Self {
         Self { every: Some(Duration::from_secs(30 * 24 * 3600)), grace: Duration::from_secs(600) }
+    }
+}
+
+/// How a replica keeps the ring: its rotation options and how long a retired
+/// key stays.
+pub(crate) struct KeyRingPolicy {
+    pub(crate) rotation: KeyRotation,
+    /// The longest a token signed by a key can live: the longest access-token
+    /// lifetime of any route plus the longest identity-JWT lifetime.
+    token_lifetime: i64,
+    /// The first key the store ever held, which seeds the `Mcp-Session-Id`
+    /// binding: written back to a store that lost it.
+    session_seed: Secret,
+}
+
+impl KeyRingPolicy {
+    pub(crate) fn new<'a>(
+        routes: impl Iterator<Item = &'a Arc<Route>>,
+        rotation: KeyRotation,
+        session_seed: &str,
+    ) -> Self {
+        let (mut access, mut identity) = (0, 0);
+        for route in routes {
+            access = access.max(route.policy.access_token_ttl.as_secs() as i64);
+            for policy in &route.inbound {
+                if let InboundPolicy::Identity(header) = policy {
+                    identity = identity.max(header.ttl_seconds);
+                }
+            }
+        }
+        Self { rotation, token_lifetime: access + identity, session_seed: Secret::new(session_seed) }
+    }
+
+    /// Seconds a retired key stays in the ring and the JWKS.
+    pub(crate) fn retention(&self) -> i64 {
+        self.token_lifetime.saturating_add(self.rotation.grace.as_secs() as i64)
     }
 }
 
@@ -238,6 +287,9 @@ pub struct Rotated {
 /// is added.
 pub(crate) fn rotate(store: &dyn Store, now: i64) -> Result<Rotated, KeyRingError> {
     let before = update(store, |_| None)?;
+    if before.keys.len() >= MAX_KEYS {
+        return Err(KeyRingError::Full);
+    }
     let expected = before.current().map(|key| key.kid.clone());
     let fresh = before.next_key(now)?;
     let after = update(store, |ring| {
@@ -274,7 +326,7 @@ pub(crate) fn sync(
         restored = ring.missing_from(held, now, retention);
         was_empty = ring.keys.is_empty();
         let mut next = ring.merged(held, now, retention);
-        rotated = next.rotation_due(now, rotation.every) || next.keys.is_empty();
+        rotated = (next.rotation_due(now, rotation.every) && next.keys.len() < MAX_KEYS) || next.keys.is_empty();
         if rotated {
             let key = match &fresh {
                 Some(key) if key.created_at > next.current().map_or(i64::MIN, |c| c.created_at) => key.clone(),
@@ -287,6 +339,54 @@ pub(crate) fn sync(
     })?;
     // `rotated` describes the last attempt, which is the one that stood.
     Ok(Synced { ring, restored, rotated, was_empty })
+}
+
+/// What a replica's tick left in place.
+pub(crate) struct Tick {
+    /// The kid that signs now.
+    pub(crate) current: String,
+    /// Whether a key this replica verified with was dropped.
+    pub(crate) dropped: bool,
+}
+
+/// A replica's periodic step: [`sync`] with what it holds, the session seed
+/// put back if the store lost its data, then `issuer` switched to the ring as
+/// stored.
+pub(crate) fn tick(
+    store: &dyn Store,
+    issuer: &SharedIssuer,
+    policy: &KeyRingPolicy,
+    now: i64,
+) -> Result<Tick, KeyRingError> {
+    let held = issuer.load();
+    let synced = sync(store, held.ring(), &policy.rotation, policy.retention(), now)?;
+    if synced.was_empty || synced.restored > 0 {
+        // A Redis without persistence came back empty: replicas booting from
+        // now on must bind sessions the way the running ones do.
+        let seed = policy.session_seed.expose();
+        if store.signing_key_or_insert(seed)? != seed {
+            tracing::warn!(
+                "another gateway stored a new session-binding key while the store was empty: MCP sessions opened \
+                 on this replica are not recognised by that one until it restarts"
+            );
+        }
+    }
+    if synced.restored > 0 {
+        tracing::warn!(
+            restored = synced.restored,
+            "the store had lost signing keys still in use (restarted without persistence?); wrote them back"
+        );
+    }
+    let current = synced.ring.current().map(|key| key.kid.clone()).ok_or(KeyRingError::Empty)?;
+    if synced.rotated {
+        tracing::info!(kid = %current, "signing key rotated on schedule");
+    }
+    let dropped = held.ring().keys().iter().any(|key| !synced.ring.contains(&key.kid));
+    let switched = issuer.adopt(&synced.ring)?;
+    if switched {
+        tracing::info!(kid = %current, keys = synced.ring.keys().len(), "signing keys updated");
+    }
+    Ok(Tick { current, dropped: switched && dropped })
 }
 
 /// The issuer in use, swapped whole when the ring changes. Reading it takes a
@@ -459,6 +559,27 @@ mod tests {
         let next = ring.next_key(50).unwrap();
         assert_eq!(next.created_at, 101);
         assert_eq!(ring.with(next.clone()).current().unwrap().kid, next.kid);
+    }
+
+    #[test]
+    fn a_full_ring_waits_for_its_oldest_key_to_retire() {
+        let (_dir, store) = store();
+        super::load(&store, &crate::gateway::tokens::SigningKey::generate_stored(), 0).unwrap();
+        for at in 1..super::MAX_KEYS as i64 {
+            super::rotate(&store, at).unwrap();
+        }
+        let held = super::update(&store, |_| None).unwrap();
+        assert_eq!(held.keys().len(), super::MAX_KEYS);
+        assert!(matches!(super::rotate(&store, 100), Err(super::KeyRingError::Full)));
+        let every_second = KeyRotation { every: Some(Duration::from_secs(1)), grace: Duration::ZERO };
+        let waiting = sync(&store, &held, &every_second, 1_000, 100).unwrap();
+        assert!(!waiting.rotated, "no ninth key while all eight are in use");
+        assert_eq!(waiting.ring.keys().len(), super::MAX_KEYS);
+        // Once the oldest retired key is past retention, it goes and a new key comes.
+        let later = sync(&store, &held, &every_second, 1_000, 1_001).unwrap();
+        assert!(later.rotated);
+        assert_eq!(later.ring.keys().len(), super::MAX_KEYS);
+        assert_ne!(later.ring.keys()[0].kid, held.keys()[0].kid);
     }
 
     #[test]

@@ -11,8 +11,8 @@ use axum::http::HeaderValue;
 use url::Url;
 
 use super::audit::AuditLog;
-use super::config::{GatewayConfig, InboundPolicy, Route};
-use super::keyring::{KeyRingError, KeyRotation, SharedIssuer};
+use super::config::{GatewayConfig, Route};
+use super::keyring::{KeyRingError, KeyRingPolicy, KeyRotation, SharedIssuer};
 use super::metrics::Metrics;
 use super::oauth::OAuthOptions;
 use super::oauth::cimd::CimdClients;
@@ -152,7 +152,7 @@ impl AppState {
         let stored = store.signing_key_or_insert(&SigningKey::generate_stored())?;
         let ring = super::keyring::load(store.as_ref(), &stored, super::store::now())?;
         let tokens = SharedIssuer::new(public_url.clone(), &ring)?;
-        let key_ring = KeyRingPolicy::new(&config.routes, KeyRotation::default(), stored.clone());
+        let key_ring = KeyRingPolicy::new(config.routes.values(), KeyRotation::default(), &stored);
 
         let mut idps: HashMap<String, Arc<IdentityProvider>> = HashMap::new();
         let mut routes = HashMap::new();
@@ -238,47 +238,13 @@ impl AppState {
     /// keys the store lost, drops keys past retention, rotates when due, and
     /// switches this replica to the ring as stored. Returns the current kid.
     pub fn sync_signing_keys(&self) -> Result<String, KeyRingError> {
-        let held = self.tokens.load();
-        let policy = &self.key_ring;
-        let synced = super::keyring::sync(
-            self.store.get().as_ref(),
-            held.ring(),
-            &policy.rotation,
-            policy.retention(),
-            super::store::now(),
-        )?;
-        if synced.was_empty || synced.restored > 0 {
-            // The store lost its data (a Redis without persistence): put the
-            // session-binding seed back too, so replicas booting from now on
-            // bind sessions the way the running ones do.
-            let kept = self.store.get().signing_key_or_insert(&policy.session_seed)?;
-            if kept != policy.session_seed {
-                tracing::warn!(
-                    "another gateway stored a new session-binding key while the store was empty: MCP sessions opened on \
-                     this replica are not recognised by that one until it restarts"
-                );
-            }
+        let tick = super::keyring::tick(self.store.get().as_ref(), &self.tokens, &self.key_ring, super::store::now())?;
+        if tick.dropped {
+            // Tokens of a dropped key have expired; none may be served from
+            // the cache past that either.
+            self.token_cache.clear();
         }
-        if synced.restored > 0 {
-            tracing::warn!(
-                restored = synced.restored,
-                "the store had lost signing keys still in use (restarted without persistence?); wrote them back"
-            );
-        }
-        let current = synced.ring.current().map(|key| key.kid.clone()).unwrap_or_default();
-        if synced.rotated {
-            tracing::info!(kid = %current, "signing key rotated on schedule");
-        }
-        let dropped = held.ring().keys().iter().any(|key| !synced.ring.keys().iter().any(|k| k.kid == key.kid));
-        if self.tokens.adopt(&synced.ring)? {
-            tracing::info!(kid = %current, keys = synced.ring.keys().len(), "signing keys updated");
-            if dropped {
-                // Tokens of a dropped key have expired; none may be served
-                // from the cache past that either.
-                self.token_cache.clear();
-            }
-        }
-        Ok(current)
+        Ok(tick.current)
     }
 
     /// Token lifetimes of a route's policy.
@@ -293,38 +259,6 @@ impl AppState {
     pub(crate) fn route_for_resource(&self, resource: &str) -> Option<&RouteState> {
         let resource = resource.trim_end_matches('/');
         self.routes.values().find(|route| route.resource == resource)
-    }
-}
-
-/// How the signing-key ring is kept (see `keyring`).
-pub(crate) struct KeyRingPolicy {
-    pub(crate) rotation: KeyRotation,
-    /// The longest a token signed by a key can live: the longest access-token
-    /// lifetime of any route plus the longest identity-JWT lifetime.
-    token_lifetime: i64,
-    /// The first key ever stored (seeds the session binding), written back
-    /// to a store that lost it.
-    session_seed: String,
-}
-
-impl KeyRingPolicy {
-    fn new(routes: &HashMap<String, Arc<Route>>, rotation: KeyRotation, session_seed: String) -> Self {
-        let access = routes.values().map(|route| route.policy.access_token_ttl.as_secs() as i64).max().unwrap_or(0);
-        let identity = routes
-            .values()
-            .flat_map(|route| route.inbound.iter())
-            .filter_map(|policy| match policy {
-                InboundPolicy::Identity(identity) => Some(identity.ttl_seconds),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(0);
-        Self { rotation, token_lifetime: access + identity, session_seed }
-    }
-
-    /// Seconds a retired key stays in the ring and the JWKS.
-    pub(crate) fn retention(&self) -> i64 {
-        self.token_lifetime.saturating_add(self.rotation.grace.as_secs() as i64)
     }
 }
 

@@ -159,15 +159,16 @@ fn signing_key_ring_is_compare_and_set(store: &dyn Store) {
 
 /// Replicas (each its own store connection) whose rotation falls due at the
 /// same moment add one key between them, and keep the keys the ring had.
-/// Several rounds, so the writers really do interleave in some of them.
+/// Several rounds (as many as fill the ring), so the writers really do
+/// interleave in some of them.
 pub(crate) fn simultaneous_rotations_add_one_key(replicas: &[&dyn Store]) {
     use std::time::Duration;
 
-    use crate::gateway::keyring::{self, KeyRotation, Ring};
+    use crate::gateway::keyring::{self, KeyRotation, MAX_KEYS, Ring};
 
     let mut held = keyring::load(replicas[0], &crate::gateway::tokens::SigningKey::generate_stored(), 1_000).unwrap();
     let due = KeyRotation { every: Some(Duration::from_secs(60)), grace: Duration::ZERO };
-    for round in 1..=10 {
+    for round in 1..MAX_KEYS as i64 {
         let now = 1_000 + round * 60;
         let barrier = std::sync::Barrier::new(replicas.len() * 2);
         let rings: Vec<Ring> = std::thread::scope(|scope| {
