@@ -134,7 +134,12 @@ enum Command {
     /// Make a new signing key current now (e.g. after a suspected leak). The
     /// old key keeps verifying tokens it signed until they expire; running
     /// replicas switch within seconds. Prints the new key id, never the key.
-    RotateKey,
+    RotateKey {
+        /// Withdraw every older key at once (after a leak): tokens they signed
+        /// are refused within seconds, and clients refresh or log in again.
+        #[arg(long)]
+        retire_previous: bool,
+    },
 }
 
 fn parse_audit(value: &str) -> Result<AuditTarget, String> {
@@ -198,14 +203,15 @@ fn main() -> ExitCode {
             }
         };
     }
-    if let Some(Command::RotateKey) = &cli.command {
-        return match cognigate::gateway::admin::rotate_key(&cli.store) {
+    if let Some(Command::RotateKey { retire_previous }) = &cli.command {
+        return match cognigate::gateway::admin::rotate_key(&cli.store, *retire_previous) {
             Ok(rotated) => {
                 println!(
-                    "signing key rotated: new kid {}{}; {} key(s) in use (replicas switch within seconds)",
+                    "signing key rotated: new kid {}{}; {} key(s) in use{} (replicas switch within seconds)",
                     rotated.kid,
                     rotated.previous.map(|kid| format!(" (replaces {kid})")).unwrap_or_default(),
-                    rotated.keys
+                    rotated.keys,
+                    if *retire_previous { ", older keys withdrawn" } else { "" }
                 );
                 ExitCode::SUCCESS
             }

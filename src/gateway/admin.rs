@@ -33,9 +33,11 @@ pub fn revoke(store: &StoreUrl, subject: Option<&str>, client_id: Option<&str>) 
 }
 
 /// Makes a new signing key current. The old one keeps verifying, and stays
-/// in the JWKS, until the tokens it signed have expired; the replicas switch
+/// in the JWKS, until the tokens it signed have expired; with
+/// `retire_previous` every older key is withdrawn at once instead (their
+/// tokens are refused; clients refresh or log in again). The replicas switch
 /// at their next tick. Never prints or returns key material.
-pub fn rotate_key(store: &StoreUrl) -> Result<Rotated, KeyRingError> {
+pub fn rotate_key(store: &StoreUrl, retire_previous: bool) -> Result<Rotated, KeyRingError> {
     // Opening a missing SQLite file would create an empty store and rotate
     // a key no gateway uses.
     if let StoreUrl::Sqlite(path) = store
@@ -53,5 +55,5 @@ pub fn rotate_key(store: &StoreUrl) -> Result<Rotated, KeyRingError> {
     // ring first, so the tokens it signed keep verifying.
     let legacy = store.signing_key_or_insert(&SigningKey::generate_stored())?;
     keyring::load(store.as_ref(), &legacy, now)?;
-    keyring::rotate(store.as_ref(), now)
+    keyring::rotate(store.as_ref(), now, retire_previous)
 }

@@ -155,18 +155,43 @@ impl StoredKey {
     }
 }
 
+/// How long a withdrawn key's kid is remembered: a replica that still holds
+/// the key must not write it back, and no replica goes that long without
+/// reading the ring.
+const WITHDRAWN_FOR: i64 = 90 * 24 * 3600;
+
+/// A key taken out of use before its time (`rotate-key --retire-previous`),
+/// remembered until `until` so no replica writes it back.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct Withdrawn {
+    pub(crate) kid: String,
+    pub(crate) until: i64,
+}
+
 /// The keys, oldest first; the last one signs.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub(crate) struct Ring {
     keys: Vec<StoredKey>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    withdrawn: Vec<Withdrawn>,
 }
 
 impl Ring {
     /// The ring of `keys` in canonical form: one entry per kid, ordered by
     /// (`created_at`, `kid`), each key retired when its successor was created.
     /// Every replica computes the same ring from the same keys.
+    #[cfg(test)]
     pub(crate) fn from_keys(keys: impl IntoIterator<Item = StoredKey>) -> Self {
-        let mut keys: Vec<StoredKey> = keys.into_iter().collect();
+        Self::build(keys, Vec::new())
+    }
+
+    /// [`Ring::from_keys`] without the `withdrawn` kids (kept, one entry per
+    /// kid with its latest `until`, ordered by kid).
+    fn build(keys: impl IntoIterator<Item = StoredKey>, mut withdrawn: Vec<Withdrawn>) -> Self {
+        withdrawn.sort_by(|a, b| (&a.kid, std::cmp::Reverse(a.until)).cmp(&(&b.kid, std::cmp::Reverse(b.until))));
+        withdrawn.dedup_by(|later, kept| later.kid == kept.kid);
+        let mut keys: Vec<StoredKey> =
+            keys.into_iter().filter(|key| !withdrawn.iter().any(|gone| gone.kid == key.kid)).collect();
         keys.sort_by(|a, b| (a.created_at, &a.kid).cmp(&(b.created_at, &b.kid)));
         // The same seed written back by two replicas carries the same
         // created_at; if not, the earliest wins (sorted first).
@@ -177,7 +202,7 @@ impl Ring {
         for (key, retired_at) in keys.iter_mut().zip(successors) {
             key.retired_at = retired_at;
         }
-        Self { keys }
+        Self { keys, withdrawn }
     }
 
     fn parse(stored: Option<&str>) -> Result<Self, KeyRingError> {
@@ -185,7 +210,7 @@ impl Ring {
             None => Ok(Self::default()),
             Some(text) => {
                 let ring: Ring = serde_json::from_str(text).map_err(KeyRingError::Unreadable)?;
-                Ok(Self::from_keys(ring.keys))
+                Ok(Self::build(ring.keys, ring.withdrawn))
             }
         }
     }
@@ -214,7 +239,14 @@ impl Ring {
     }
 
     fn with(&self, key: StoredKey) -> Self {
-        Self::from_keys(self.keys.iter().cloned().chain([key]))
+        Self::build(self.keys.iter().cloned().chain([key]), self.withdrawn.clone())
+    }
+
+    /// Only `key`: every other key withdrawn at once, its tokens refused.
+    fn replaced_by(&self, key: StoredKey, now: i64) -> Self {
+        let until = now.saturating_add(WITHDRAWN_FOR);
+        let gone = self.keys.iter().map(|old| Withdrawn { kid: old.kid.clone(), until });
+        Self::build([key], self.withdrawn.iter().cloned().chain(gone).collect())
     }
 
     /// Whether `key` may still have live tokens: current, or retired less
@@ -223,20 +255,31 @@ impl Ring {
         key.retired_at.is_none_or(|retired_at| retired_at.saturating_add(retention) > now)
     }
 
-    /// Without the keys whose tokens have all expired.
+    /// Without the keys whose tokens have all expired, and without the
+    /// withdrawn kids no longer worth remembering.
     fn pruned(&self, now: i64, retention: i64) -> Self {
-        Self { keys: self.keys.iter().filter(|key| Self::in_use(key, now, retention)).cloned().collect() }
+        Self {
+            keys: self.keys.iter().filter(|key| Self::in_use(key, now, retention)).cloned().collect(),
+            withdrawn: self.withdrawn.iter().filter(|gone| gone.until > now).cloned().collect(),
+        }
     }
 
-    /// This ring and the keys of `held` still in use, pruned.
+    fn is_withdrawn(&self, kid: &str) -> bool {
+        self.withdrawn.iter().any(|gone| gone.kid == kid)
+    }
+
+    /// This ring and the keys of `held` still in use, pruned; a kid either
+    /// side withdrew stays out.
     fn merged(&self, held: &Ring, now: i64, retention: i64) -> Self {
         let wanted = held.keys.iter().filter(|key| Self::in_use(key, now, retention));
-        Self::from_keys(self.keys.iter().cloned().chain(wanted.cloned())).pruned(now, retention)
+        let withdrawn = self.withdrawn.iter().chain(&held.withdrawn).cloned().collect();
+        Self::build(self.keys.iter().cloned().chain(wanted.cloned()), withdrawn).pruned(now, retention)
     }
 
-    /// Keys of `held` still in use that this ring has lost.
+    /// Keys of `held` still in use that this ring has lost (not withdrawn).
     fn missing_from(&self, held: &Ring, now: i64, retention: i64) -> usize {
-        held.keys.iter().filter(|key| Self::in_use(key, now, retention) && !self.contains(&key.kid)).count()
+        let lost = |key: &&StoredKey| !self.contains(&key.kid) && !self.is_withdrawn(&key.kid);
+        held.keys.iter().filter(|key| Self::in_use(key, now, retention)).filter(lost).count()
     }
 
     fn rotation_due(&self, now: i64, every: Option<Duration>) -> bool {
@@ -268,7 +311,12 @@ pub(crate) fn update(store: &dyn Store, mut change: impl FnMut(&Ring) -> Option<
 /// verifying after an upgrade).
 pub(crate) fn load(store: &dyn Store, legacy_seed: &str, now: i64) -> Result<Ring, KeyRingError> {
     let first = StoredKey::from_seed(legacy_seed.to_owned(), now)?;
-    update(store, |ring| ring.keys.is_empty().then(|| ring.with(first.clone())))
+    let spare = StoredKey::generate(now)?;
+    update(store, |ring| {
+        // The legacy key itself may have been withdrawn; then a fresh one.
+        let seeded = ring.keys.is_empty().then(|| ring.with(first.clone()))?;
+        Some(if seeded.keys.is_empty() { seeded.with(spare.clone()) } else { seeded })
+    })
 }
 
 /// What `rotate-key` did.
@@ -284,16 +332,22 @@ pub struct Rotated {
 
 /// A new current key, now. If another rotation lands first (the current key
 /// changed between reading and writing), that one stands and no second key
-/// is added.
-pub(crate) fn rotate(store: &dyn Store, now: i64) -> Result<Rotated, KeyRingError> {
+/// is added. With `retire_previous`, every other key is withdrawn at once
+/// (after a leak): the tokens they signed are refused from the replicas'
+/// next tick, and clients refresh or log in again.
+pub(crate) fn rotate(store: &dyn Store, now: i64, retire_previous: bool) -> Result<Rotated, KeyRingError> {
     let before = update(store, |_| None)?;
-    if before.keys.len() >= MAX_KEYS {
+    if before.keys.len() >= MAX_KEYS && !retire_previous {
         return Err(KeyRingError::Full);
     }
     let expected = before.current().map(|key| key.kid.clone());
     let fresh = before.next_key(now)?;
     let after = update(store, |ring| {
-        (ring.current().map(|key| key.kid.clone()) == expected).then(|| ring.with(fresh.clone()))
+        if retire_previous {
+            Some(ring.replaced_by(fresh.clone(), now))
+        } else {
+            (ring.current().map(|key| key.kid.clone()) == expected).then(|| ring.with(fresh.clone()))
+        }
     })?;
     let current = after.current().ok_or(KeyRingError::Empty)?;
     Ok(Rotated { kid: current.kid.clone(), previous: expected, keys: after.keys.len() })
@@ -566,11 +620,11 @@ mod tests {
         let (_dir, store) = store();
         super::load(&store, &crate::gateway::tokens::SigningKey::generate_stored(), 0).unwrap();
         for at in 1..super::MAX_KEYS as i64 {
-            super::rotate(&store, at).unwrap();
+            super::rotate(&store, at, false).unwrap();
         }
         let held = super::update(&store, |_| None).unwrap();
         assert_eq!(held.keys().len(), super::MAX_KEYS);
-        assert!(matches!(super::rotate(&store, 100), Err(super::KeyRingError::Full)));
+        assert!(matches!(super::rotate(&store, 100, false), Err(super::KeyRingError::Full)));
         let every_second = KeyRotation { every: Some(Duration::from_secs(1)), grace: Duration::ZERO };
         let waiting = sync(&store, &held, &every_second, 1_000, 100).unwrap();
         assert!(!waiting.rotated, "no ninth key while all eight are in use");
@@ -580,6 +634,31 @@ mod tests {
         assert!(later.rotated);
         assert_eq!(later.ring.keys().len(), super::MAX_KEYS);
         assert_ne!(later.ring.keys()[0].kid, held.keys()[0].kid);
+    }
+
+    #[test]
+    fn withdrawn_keys_are_not_written_back_by_replicas_that_hold_them() {
+        let (_dir, store) = store();
+        let held = super::load(&store, &crate::gateway::tokens::SigningKey::generate_stored(), 0).unwrap();
+        super::rotate(&store, 1, false).unwrap();
+        let held = sync(&store, &held, &ON_DEMAND, 1_000, 2).unwrap().ring;
+        assert_eq!(held.keys().len(), 2);
+        let rotated = super::rotate(&store, 3, true).unwrap();
+        assert_eq!(rotated.keys, 1, "only the new key is left");
+        // A replica still holding both keys does not bring them back ...
+        let after = sync(&store, &held, &ON_DEMAND, 1_000, 4).unwrap();
+        assert_eq!(after.restored, 0);
+        assert_eq!(after.ring.keys().len(), 1);
+        assert_eq!(after.ring.current().unwrap().kid, rotated.kid);
+        // ... nor after the store lost everything, once it has the withdrawal.
+        assert!(store.replace_signing_keys(store.signing_keys().unwrap().as_deref(), "{\"keys\":[]}").unwrap());
+        let wiped = sync(&store, &after.ring, &ON_DEMAND, 1_000, 5).unwrap();
+        assert_eq!(wiped.ring.keys().len(), 1);
+        assert!(wiped.ring.is_withdrawn(&held.keys()[0].kid), "the withdrawal is written back too");
+        // The withdrawal is forgotten only long after any token could live.
+        let much_later = sync(&store, &held, &ON_DEMAND, 1_000, 5 + super::WITHDRAWN_FOR).unwrap();
+        assert!(much_later.ring.withdrawn.is_empty());
+        assert_eq!(much_later.ring.keys().len(), 1, "the old keys are past retention by then anyway");
     }
 
     #[test]

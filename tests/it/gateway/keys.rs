@@ -88,7 +88,12 @@ fn kid_of(token: &str) -> String {
 
 /// Runs `rotate-key` against `store`; the new kid it printed.
 fn rotate_key(store: &str, seeds: impl Fn() -> Vec<String>) -> String {
-    let output = Command::new(BIN).args(["--store", store, "rotate-key"]).env_remove("RUST_LOG").output().unwrap();
+    rotate_key_with(store, &[], seeds)
+}
+
+fn rotate_key_with(store: &str, extra: &[&str], seeds: impl Fn() -> Vec<String>) -> String {
+    let output =
+        Command::new(BIN).args(["--store", store, "rotate-key"]).args(extra).env_remove("RUST_LOG").output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(output.status.success(), "rotate-key failed: {stdout}{stderr}");
@@ -157,6 +162,36 @@ fn rotate_key_refuses_a_sqlite_store_that_does_not_exist() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no store at") && stderr.contains("Fix:"), "{stderr}");
     assert!(!missing.exists(), "no empty store left behind");
+}
+
+/// After a leak: `rotate-key --retire-previous` leaves only the new key. Its
+/// tokens are refused by every replica at its next tick, including one that
+/// still held the old key (it does not write it back), and the new key's
+/// tokens work everywhere.
+#[tokio::test]
+async fn retire_previous_withdraws_the_old_key_on_every_replica() {
+    let redis = RedisServer::start();
+    let upstream = Upstream::start().await;
+    let dir = config_dir(upstream.addr, 900);
+    let open = || -> Arc<dyn Store> { Arc::new(RedisStore::open(&redis.url).unwrap()) };
+    let (a, b) = (Replica::boot(dir.path(), open()), Replica::boot(dir.path(), open()));
+    let old_kid = a.tick();
+    let (seen, unseen) = (a.mint("seen"), b.mint("unseen"));
+    assert_eq!(b.call(&seen).await, StatusCode::OK, "verified (and cached) before the withdrawal");
+
+    let probe = open();
+    let new_kid = rotate_key_with(&redis.url, &["--retire-previous"], || seeds_in(probe.signing_keys().unwrap()));
+    assert_ne!(new_kid, old_kid);
+    for replica in [&b, &a] {
+        assert_eq!(replica.tick(), new_kid);
+    }
+    for replica in [&a, &b] {
+        assert_eq!(replica.jwks_kids().await, vec![new_kid.clone()]);
+        for token in [&seen, &unseen] {
+            assert_eq!(replica.call(token).await, StatusCode::UNAUTHORIZED, "a token of the withdrawn key");
+        }
+    }
+    assert_eq!(a.call(&b.mint("new")).await, StatusCode::OK);
 }
 
 /// With 1-second access tokens and no grace, the retired key leaves the ring
