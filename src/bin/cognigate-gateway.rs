@@ -12,7 +12,7 @@ use clap::Parser;
 use cognigate::gateway::audit::AuditTarget;
 use cognigate::gateway::security::{Cidr, SecurityOptions};
 use cognigate::gateway::server::ConnectionLimits;
-use cognigate::gateway::{OAuthOptions, ServeOptions, StoreUrl, serve};
+use cognigate::gateway::{KeyRotation, OAuthOptions, ServeOptions, StoreUrl, serve};
 
 const EXIT_BOOT: u8 = 1;
 const EXIT_USAGE: u8 = 64;
@@ -113,7 +113,19 @@ struct Cli {
     /// is read to name its method and tool.
     #[arg(long, env = "COGNIGATE_AUDIT_LOG", value_parser = parse_audit)]
     audit_log: Option<AuditTarget>,
+    /// A new signing key every this long (e.g. 30d, 7d); `off` or 0: only
+    /// with `rotate-key`. Retired keys keep verifying until their tokens expire.
+    #[arg(long, env = "COGNIGATE_SIGNING_KEY_ROTATION", default_value = "30d", value_parser = parse_rotation)]
+    signing_key_rotation: Rotation,
+    /// How long a retired signing key stays published after the longest token
+    /// it signed can have expired (clock skew, replicas switching, upstream JWKS caches).
+    #[arg(long, env = "COGNIGATE_SIGNING_KEY_GRACE", default_value = "10m", value_parser = parse_duration)]
+    signing_key_grace: Duration,
 }
+
+/// `--signing-key-rotation`: an interval, or off.
+#[derive(Debug, Clone, Copy)]
+struct Rotation(Option<Duration>);
 
 /// Operator commands on the store (without one, the gateway serves).
 #[derive(Debug, clap::Subcommand)]
@@ -129,10 +141,30 @@ enum Command {
         #[arg(long)]
         client: Option<String>,
     },
+    /// Make a new signing key current now (e.g. after a suspected leak). The
+    /// old key keeps verifying tokens it signed until they expire; running
+    /// replicas switch within seconds. Prints the new key id, never the key.
+    RotateKey {
+        /// Withdraw every older key at once (after a leak): tokens they signed
+        /// are refused within seconds, and clients refresh or log in again.
+        #[arg(long)]
+        retire_previous: bool,
+    },
 }
 
 fn parse_audit(value: &str) -> Result<AuditTarget, String> {
     value.parse()
+}
+
+fn parse_rotation(value: &str) -> Result<Rotation, String> {
+    match value.trim() {
+        "off" | "0" => Ok(Rotation(None)),
+        other => match humantime::parse_duration(other) {
+            Ok(every) if every.is_zero() => Ok(Rotation(None)),
+            Ok(every) => Ok(Rotation(Some(every))),
+            Err(_) => Err(format!("`{value}` is not a duration; use e.g. 30d, 7d, 12h, or `off`")),
+        },
+    }
 }
 
 fn parse_store(value: &str) -> Result<StoreUrl, String> {
@@ -177,6 +209,24 @@ fn main() -> ExitCode {
             }
             Err(err) => {
                 eprintln!("cognigate-gateway revoke: {err}");
+                ExitCode::from(EXIT_BOOT)
+            }
+        };
+    }
+    if let Some(Command::RotateKey { retire_previous }) = &cli.command {
+        return match cognigate::gateway::admin::rotate_key(&cli.store, *retire_previous) {
+            Ok(rotated) => {
+                println!(
+                    "signing key rotated: new kid {}{}; {} key(s) in use{} (replicas switch within seconds)",
+                    rotated.kid,
+                    rotated.previous.map(|kid| format!(" (replaces {kid})")).unwrap_or_default(),
+                    rotated.keys,
+                    if *retire_previous { ", older keys withdrawn" } else { "" }
+                );
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("cognigate-gateway rotate-key: {err}");
                 ExitCode::from(EXIT_BOOT)
             }
         };
@@ -231,6 +281,7 @@ fn main() -> ExitCode {
         upstream_timeout: cli.upstream_timeout,
         shutdown_grace: cli.shutdown_grace,
         audit_log: cli.audit_log,
+        key_rotation: KeyRotation { every: cli.signing_key_rotation.0, grace: cli.signing_key_grace },
     };
     // The main thread serves too, on a single-threaded runtime like the other
     // serving threads `serve` starts.

@@ -1,8 +1,11 @@
-//! Operator commands on the store, run by `cognigate-gateway revoke`: they
-//! change what the running replicas honour, without restarting them (the
-//! replicas pick up revoked access tokens from the store within seconds).
+//! Operator commands on the store, run by `cognigate-gateway revoke` and
+//! `rotate-key`: they change what the running replicas honour, without
+//! restarting them (the replicas pick up revoked access tokens and a new
+//! signing key from the store within seconds).
 
+use super::keyring::{self, KeyRingError, Rotated};
 use super::store::{StoreError, StoreUrl, now};
+use super::tokens::SigningKey;
 
 /// What `revoke` did.
 #[derive(Debug, PartialEq)]
@@ -27,4 +30,30 @@ pub fn revoke(store: &StoreUrl, subject: Option<&str>, client_id: Option<&str>) 
         None => false,
     };
     Ok(Revoked { access_tokens: revoked.len(), client_deleted })
+}
+
+/// Makes a new signing key current. The old one keeps verifying, and stays
+/// in the JWKS, until the tokens it signed have expired; with
+/// `retire_previous` every older key is withdrawn at once instead (their
+/// tokens are refused; clients refresh or log in again). The replicas switch
+/// at their next tick. Never prints or returns key material.
+pub fn rotate_key(store: &StoreUrl, retire_previous: bool) -> Result<Rotated, KeyRingError> {
+    // Opening a missing SQLite file would create an empty store and rotate
+    // a key no gateway uses.
+    if let StoreUrl::Sqlite(path) = store
+        && !path.exists()
+    {
+        return Err(StoreError::Open(format!(
+            "no store at {}. Fix: pass the gateway's own --store (e.g. sqlite:/var/lib/cognigate/gateway.db)",
+            path.display()
+        ))
+        .into());
+    }
+    let store = store.open()?;
+    let now = now();
+    // A store written by a gateway from before the ring: its key enters the
+    // ring first, so the tokens it signed keep verifying.
+    let legacy = store.signing_key_or_insert(&SigningKey::generate_stored())?;
+    keyring::load(store.as_ref(), &legacy, now)?;
+    keyring::rotate(store.as_ref(), now, retire_previous)
 }

@@ -15,6 +15,7 @@ pub mod audit;
 pub mod config;
 mod cors;
 pub(crate) mod crypto;
+pub(crate) mod keyring;
 pub(crate) mod metrics;
 pub(crate) mod oauth;
 pub(crate) mod oidc;
@@ -40,6 +41,7 @@ use axum::routing::{any, get};
 use crate::contract;
 
 pub use config::{ConfigError, Env, GatewayConfig};
+pub use keyring::{KeyRingError, KeyRotation, Rotated};
 pub use oauth::OAuthOptions;
 pub use state::{AppState, StateError};
 pub use store::{StoreError, StoreUrl};
@@ -124,6 +126,8 @@ pub struct ServeOptions {
     pub shutdown_grace: Duration,
     /// Where the audit log goes; `None`: no audit log.
     pub audit_log: Option<audit::AuditTarget>,
+    /// When the signing key rotates and how long retired keys are kept.
+    pub key_rotation: KeyRotation,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -166,7 +170,10 @@ pub(crate) fn boot(options: &ServeOptions) -> Result<AppState, BootError> {
     if oauth.store_key.is_none() {
         oauth.store_key = env.get(oauth::STORE_KEY_VAR).filter(|key| !key.is_empty()).map(crate::secret::Secret::new);
     }
-    Ok(AppState::build_with(config, &public_url, store, oauth)?.with_security(security).with_audit(audit))
+    Ok(AppState::build_with(config, &public_url, store, oauth)?
+        .with_security(security)
+        .with_audit(audit)
+        .with_key_rotation(options.key_rotation))
 }
 
 /// The URL clients reach the gateway at: `--public-url`, else the one `cognigate
@@ -339,6 +346,16 @@ fn bind_listeners(addr: SocketAddr, count: usize) -> std::io::Result<Vec<std::ne
     Ok(listeners)
 }
 
+/// One key-ring tick on the blocking pool (see `AppState::sync_signing_keys`).
+async fn sync_signing_keys(state: &AppState) {
+    let ticking = state.clone();
+    match tokio::task::spawn_blocking(move || ticking.sync_signing_keys()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => tracing::warn!(error = %err, "cannot sync the signing keys with the store"),
+        Err(err) => tracing::warn!(error = %err, "signing-key sync task failed"),
+    }
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
@@ -363,7 +380,8 @@ async fn shutdown_signal() {
 }
 
 /// Background upkeep: delete expired rows; mirror revocations made elsewhere
-/// (other replicas sharing the store) into memory.
+/// (other replicas sharing the store) into memory; keep the signing-key ring
+/// (rotation, retirement, write-back after a store lost it) and follow it.
 fn spawn_maintenance(state: AppState) {
     tokio::spawn(async move {
         let mut sync = tokio::time::interval(REVOCATION_SYNC_INTERVAL);
@@ -380,6 +398,7 @@ fn spawn_maintenance(state: AppState) {
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "cannot read revocations from the store"),
             }
+            sync_signing_keys(&state).await;
             if last_sweep.elapsed() >= SWEEP_INTERVAL {
                 last_sweep = Instant::now();
                 match state.store.run(move |store| store.sweep(started)).await {

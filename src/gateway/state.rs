@@ -12,6 +12,7 @@ use url::Url;
 
 use super::audit::AuditLog;
 use super::config::{GatewayConfig, Route};
+use super::keyring::{KeyRingError, KeyRingPolicy, KeyRotation, SharedIssuer};
 use super::metrics::Metrics;
 use super::oauth::OAuthOptions;
 use super::oauth::cimd::CimdClients;
@@ -19,7 +20,7 @@ use super::oidc::IdentityProvider;
 use super::sealing::MIN_STORE_KEY_LEN;
 use super::security::SecurityOptions;
 use super::store::{Lifetimes, Store, StoreError, StoreHandle};
-use super::tokens::{Revocations, SigningKey, TokenCache, TokenError, TokenIssuer};
+use super::tokens::{Revocations, SigningKey, TokenCache, TokenError};
 
 const TOKEN_CACHE_CAPACITY: usize = 100_000;
 const IDP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -34,6 +35,8 @@ pub enum StateError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Token(#[from] TokenError),
+    #[error(transparent)]
+    KeyRing(#[from] KeyRingError),
     #[error("cannot build the HTTP client: {0}")]
     Http(String),
     #[error("cannot load the templates: {0}")]
@@ -104,7 +107,9 @@ pub struct Inner {
     pub(crate) secure_cookies: bool,
     pub(crate) routes: HashMap<String, RouteState>,
     pub(crate) store: StoreHandle,
-    pub tokens: TokenIssuer,
+    pub tokens: SharedIssuer,
+    /// When the signing keys rotate and how long retired ones are kept.
+    pub(crate) key_ring: KeyRingPolicy,
     pub(crate) token_cache: TokenCache,
     pub(crate) revocations: Revocations,
     pub(crate) idp_http: reqwest::Client,
@@ -147,8 +152,12 @@ impl AppState {
             Some(port) => format!("{}:{port}", public.host_str().unwrap_or_default()),
             None => public.host_str().unwrap_or_default().to_owned(),
         };
+        // The first key ever stored also seeds the session binding, which
+        // must not change when the signing key rotates.
         let stored = store.signing_key_or_insert(&SigningKey::generate_stored())?;
-        let tokens = TokenIssuer::new(public_url.clone(), SigningKey::from_stored(&stored)?);
+        let ring = super::keyring::load(store.as_ref(), &stored, super::store::now())?;
+        let tokens = SharedIssuer::new(public_url.clone(), &ring)?;
+        let key_ring = KeyRingPolicy::new(config.routes.values(), KeyRotation::default(), &stored);
 
         let mut idps: HashMap<String, Arc<IdentityProvider>> = HashMap::new();
         let mut routes = HashMap::new();
@@ -191,6 +200,7 @@ impl AppState {
             routes,
             store: StoreHandle::new(store),
             tokens,
+            key_ring,
             token_cache: TokenCache::new(TOKEN_CACHE_CAPACITY),
             revocations: Revocations::default(),
             idp_http,
@@ -224,6 +234,32 @@ impl AppState {
             // Already shared: keep it as it is (boot calls this first).
             Err(shared) => Self(shared),
         }
+    }
+
+    /// The state with the operator's key rotation options (call before the
+    /// state is shared).
+    pub fn with_key_rotation(self, rotation: KeyRotation) -> Self {
+        match Arc::try_unwrap(self.0) {
+            Ok(mut inner) => {
+                inner.key_ring.rotation = rotation;
+                Self(Arc::new(inner))
+            }
+            // Already shared: keep it as it is (boot calls this first).
+            Err(shared) => Self(shared),
+        }
+    }
+
+    /// One key-ring tick (blocking: call on the blocking pool): writes back
+    /// keys the store lost, drops keys past retention, rotates when due, and
+    /// switches this replica to the ring as stored. Returns the current kid.
+    pub fn sync_signing_keys(&self) -> Result<String, KeyRingError> {
+        let tick = super::keyring::tick(self.store.get().as_ref(), &self.tokens, &self.key_ring, super::store::now())?;
+        if tick.dropped {
+            // Tokens of a dropped key have expired; none may be served from
+            // the cache past that either.
+            self.token_cache.clear();
+        }
+        Ok(tick.current)
     }
 
     /// Token lifetimes of a route's policy.

@@ -3,8 +3,9 @@
 //!
 //! Access tokens are EdDSA (Ed25519) JWTs (RFC 9068 `at+jwt`), `aud` = the
 //! route's canonical URL, so a token for `/mcp/a` is refused on `/mcp/b`. The
-//! key is generated on first boot and kept in the store, so tokens survive a
-//! restart and replicas sharing a store share the key.
+//! keys are kept in the store as a ring (see `keyring`), so tokens survive a
+//! restart and replicas sharing a store share the keys; the newest key signs
+//! and a token verifies with the key its `kid` names.
 //!
 //! The proxy verifies a token once; after that a request costs one SHA-256 and
 //! a map lookup ([`TokenCache`]) plus a revocation lookup ([`Revocations`]).
@@ -20,6 +21,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use super::crypto::{random_token, sha256_bytes};
+use super::keyring::Ring;
 use super::store::{Identity, RevokedAccess, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +34,8 @@ pub enum TokenError {
     Invalid(jsonwebtoken::errors::Error),
     #[error("the token has expired")]
     Expired,
+    #[error("the token names no signing key in use")]
+    UnknownKey,
 }
 
 /// RFC 8410 PKCS#8 v1 prefix of an Ed25519 private key; the 32-byte seed follows.
@@ -82,6 +86,11 @@ impl SigningKey {
     pub(crate) fn public_jwk(&self) -> &Jwk {
         &self.jwk
     }
+
+    /// Derived from the public key: the same seed has the same kid everywhere.
+    pub(crate) fn kid(&self) -> &str {
+        &self.kid
+    }
 }
 
 /// Claims of a gateway access token.
@@ -131,15 +140,23 @@ pub(crate) struct UpstreamIdentity<'a> {
     pub(crate) jti: String,
 }
 
-/// Mints and verifies access tokens.
-pub struct TokenIssuer {
+/// Mints (with the ring's current key) and verifies (with the key a token's
+/// `kid` names) access tokens. Immutable: a new ring makes a new issuer.
+pub(crate) struct TokenIssuer {
     issuer: String,
-    key: SigningKey,
+    /// The ring's keys in its order; the last one signs.
+    keys: Vec<SigningKey>,
+    ring: Ring,
     validation: Validation,
 }
 
 impl TokenIssuer {
-    pub(crate) fn new(issuer: String, key: SigningKey) -> Self {
+    pub(crate) fn from_ring(issuer: String, ring: &Ring) -> Result<Self, TokenError> {
+        let keys =
+            ring.keys().iter().map(|stored| SigningKey::from_stored(&stored.seed)).collect::<Result<Vec<_>, _>>()?;
+        if keys.is_empty() {
+            return Err(TokenError::Key("the key ring is empty".into()));
+        }
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[issuer.as_str()]);
         // `aud` is compared with the route by the caller: one verification
@@ -147,16 +164,31 @@ impl TokenIssuer {
         validation.validate_aud = false;
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-        Self { issuer, key, validation }
+        Ok(Self { issuer, keys, ring: ring.clone(), validation })
     }
 
-    pub(crate) fn key(&self) -> &SigningKey {
-        &self.key
+    /// The key that signs: the ring's last (`from_ring` refuses an empty ring).
+    fn key(&self) -> &SigningKey {
+        &self.keys[self.keys.len() - 1]
+    }
+
+    pub(crate) fn current_kid(&self) -> &str {
+        self.key().kid()
+    }
+
+    /// The ring this issuer was built from.
+    pub(crate) fn ring(&self) -> &Ring {
+        &self.ring
+    }
+
+    /// Every key in use, oldest first (`/oauth/jwks`).
+    pub(crate) fn jwks(&self) -> Vec<Jwk> {
+        self.keys.iter().map(|key| key.public_jwk().clone()).collect()
     }
 
     /// An access token without user facts (tests and tools).
     #[allow(clippy::too_many_arguments)]
-    pub fn mint(
+    pub(crate) fn mint(
         &self,
         sub: &str,
         aud: &str,
@@ -196,29 +228,41 @@ impl TokenIssuer {
             jti,
         };
         let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.key.kid.clone());
+        header.kid = Some(self.key().kid.clone());
         header.typ = Some("at+jwt".into());
-        let token = jsonwebtoken::encode(&header, &claims, &self.key.encoding).map_err(TokenError::Sign)?;
+        let token = jsonwebtoken::encode(&header, &claims, &self.key().encoding).map_err(TokenError::Sign)?;
         Ok((token, claims))
     }
 
     /// The identity JWT for an upstream, signed with the gateway's key.
     pub(crate) fn sign_identity(&self, claims: &UpstreamIdentity<'_>) -> Result<String, TokenError> {
         let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.key.kid.clone());
+        header.kid = Some(self.key().kid.clone());
         header.typ = Some("cognigate-identity+jwt".into());
-        jsonwebtoken::encode(&header, claims, &self.key.encoding).map_err(TokenError::Sign)
+        jsonwebtoken::encode(&header, claims, &self.key().encoding).map_err(TokenError::Sign)
     }
 
-    pub(crate) fn issuer(&self) -> &str {
-        &self.issuer
-    }
-
-    /// Signature, issuer and expiry; not the audience and not revocation.
+    /// Signature (by the key the `kid` names), issuer and expiry; not the
+    /// audience and not revocation. A token without a `kid`, or naming a key
+    /// not in the ring (never ours, or dropped), is refused.
     pub(crate) fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        jsonwebtoken::decode::<AccessClaims>(token, &self.key.decoding, &self.validation)
+        let header = jsonwebtoken::decode_header(token).map_err(TokenError::Invalid)?;
+        let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
+        let key = self.keys.iter().find(|key| key.kid == kid).ok_or(TokenError::UnknownKey)?;
+        jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &self.validation)
             .map(|data| data.claims)
             .map_err(TokenError::Invalid)
+    }
+}
+
+/// What [`TokenCache`] verifies with: an issuer, or the shared one in use.
+pub(crate) trait Verify {
+    fn verify_token(&self, token: &str) -> Result<AccessClaims, TokenError>;
+}
+
+impl Verify for TokenIssuer {
+    fn verify_token(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        self.verify(token)
     }
 }
 
@@ -236,14 +280,14 @@ impl TokenCache {
 
     /// Claims of a valid, unexpired token: from the cache, or verified by
     /// `issuer` and cached.
-    pub(crate) fn verify(&self, issuer: &TokenIssuer, token: &str, now: i64) -> Result<Arc<AccessClaims>, TokenError> {
+    pub(crate) fn verify(&self, issuer: &impl Verify, token: &str, now: i64) -> Result<Arc<AccessClaims>, TokenError> {
         let key = sha256_bytes(token.as_bytes());
         if let Some(claims) = self.read().get(&key)
             && claims.exp > now
         {
             return Ok(claims.clone());
         }
-        let claims = Arc::new(issuer.verify(token)?);
+        let claims = Arc::new(issuer.verify_token(token)?);
         if claims.exp <= now {
             return Err(TokenError::Expired);
         }
@@ -256,6 +300,12 @@ impl TokenCache {
         }
         entries.insert(key, claims.clone());
         Ok(claims)
+    }
+
+    /// Forgets every verified token (after a key was dropped: tokens it
+    /// signed must not be served from here either).
+    pub(crate) fn clear(&self) {
+        self.entries.write().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
     }
 
     #[cfg(test)]
@@ -335,12 +385,21 @@ impl Revocations {
 
 #[cfg(test)]
 mod tests {
-    use super::{Revocations, SigningKey, Synced, TokenCache, TokenIssuer};
+    use super::{Revocations, SigningKey, Synced, TokenCache, TokenError, TokenIssuer};
     use crate::gateway::crypto::random_token;
+    use crate::gateway::keyring::{Ring, StoredKey};
     use crate::gateway::store::{RevokedAccess, SqliteStore, Store};
 
+    fn stored(created_at: i64) -> StoredKey {
+        StoredKey::from_seed(SigningKey::generate_stored(), created_at).unwrap()
+    }
+
+    fn issuer_of(keys: &[StoredKey]) -> TokenIssuer {
+        TokenIssuer::from_ring("http://gw.test".into(), &Ring::from_keys(keys.iter().cloned())).unwrap()
+    }
+
     fn issuer() -> TokenIssuer {
-        TokenIssuer::new("http://gw.test".into(), SigningKey::from_stored(&SigningKey::generate_stored()).unwrap())
+        issuer_of(&[stored(1)])
     }
 
     fn now() -> i64 {
@@ -377,10 +436,45 @@ mod tests {
         let a = SigningKey::from_stored(&stored).unwrap();
         let b = SigningKey::from_stored(&stored).unwrap();
         assert_eq!(a.kid, b.kid);
-        let issuer_a = TokenIssuer::new("i".into(), a);
-        let (token, _) = issuer_a.mint("s", "a", "c", "", now(), 60, random_token(16)).unwrap();
-        assert!(TokenIssuer::new("i".into(), b).verify(&token).is_ok(), "survives a restart");
+        let key = StoredKey::from_seed(stored, 1).unwrap();
+        let (token, _) =
+            issuer_of(std::slice::from_ref(&key)).mint("s", "a", "c", "", now(), 60, random_token(16)).unwrap();
+        assert!(issuer_of(&[key]).verify(&token).is_ok(), "survives a restart");
         assert!(SigningKey::from_stored("dG9vIHNob3J0").is_err());
+    }
+
+    #[test]
+    fn the_newest_key_signs_and_every_key_in_the_ring_verifies() {
+        let (old, new) = (stored(10), stored(20));
+        let before = issuer_of(std::slice::from_ref(&old));
+        let (old_token, old_claims) = before.mint("s", "a", "c", "", now(), 60, random_token(16)).unwrap();
+        let after = issuer_of(&[old.clone(), new.clone()]);
+        assert_eq!(after.current_kid(), new.kid);
+        let (new_token, _) = after.mint("s", "a", "c", "", now(), 60, random_token(16)).unwrap();
+        assert_eq!(jsonwebtoken::decode_header(&new_token).unwrap().kid.as_deref(), Some(new.kid.as_str()));
+        assert_eq!(after.verify(&old_token).unwrap(), old_claims, "the retired key still verifies");
+        let kids: Vec<Option<String>> = after.jwks().into_iter().map(|jwk| jwk.common.key_id).collect();
+        assert_eq!(kids, [Some(old.kid.clone()), Some(new.kid.clone())], "both published");
+        // Once the old key is dropped, its tokens name an unknown kid.
+        let dropped = issuer_of(&[new]);
+        assert!(matches!(dropped.verify(&old_token), Err(TokenError::UnknownKey)));
+        assert!(dropped.verify(&new_token).is_ok());
+    }
+
+    #[test]
+    fn a_kid_naming_one_key_with_another_keys_signature_is_refused() {
+        let (a, b) = (stored(10), stored(20));
+        let (token, _) =
+            issuer_of(std::slice::from_ref(&a)).mint("s", "a", "c", "", now(), 60, random_token(16)).unwrap();
+        // Same token, header rewritten to name `b`: b's key checks a's signature.
+        let mut header = jsonwebtoken::decode_header(&token).unwrap();
+        header.kid = Some(b.kid.clone());
+        let header = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            serde_json::to_vec(&header).unwrap(),
+        );
+        let forged = format!("{header}.{}", token.split_once('.').unwrap().1);
+        assert!(matches!(issuer_of(&[a, b]).verify(&forged), Err(TokenError::Invalid(_))));
     }
 
     #[test]

@@ -89,5 +89,5 @@ pub(super) async fn authorization_server(State(state): State<AppState>) -> Json<
 }
 
 pub(super) async fn jwks(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({"keys": [state.tokens.key().public_jwk()]}))
+    Json(json!({"keys": state.tokens.jwks()}))
 }

@@ -9,6 +9,7 @@ use crate::gateway::tokens::Revocations;
 
 pub(crate) fn run_all(store: &dyn Store) {
     signing_key_is_kept(store);
+    signing_key_ring_is_compare_and_set(store);
     clients_round_trip(store);
     codes_are_single_use_and_expire(store);
     pending_logins_and_consents_are_single_use(store);
@@ -241,6 +242,59 @@ fn rotate(store: &dyn Store, hash: &str, client: &str, next: Rotation, now: i64)
 fn signing_key_is_kept(store: &dyn Store) {
     let first = store.signing_key_or_insert("key-one").unwrap();
     assert_eq!(store.signing_key_or_insert("key-two").unwrap(), first, "one key, kept");
+}
+
+/// The ring is replaced only over the value the writer read, so a writer
+/// that lost a race learns it instead of overwriting the winner.
+fn signing_key_ring_is_compare_and_set(store: &dyn Store) {
+    assert_eq!(store.signing_keys().unwrap(), None, "no ring yet");
+    assert!(store.replace_signing_keys(None, "ring-a").unwrap(), "created when absent");
+    assert!(!store.replace_signing_keys(None, "ring-b").unwrap(), "a second creator loses");
+    assert!(!store.replace_signing_keys(Some("stale"), "ring-c").unwrap(), "a stale writer loses");
+    assert_eq!(store.signing_keys().unwrap().as_deref(), Some("ring-a"));
+    assert!(store.replace_signing_keys(Some("ring-a"), "ring-d").unwrap());
+    assert_eq!(store.signing_keys().unwrap().as_deref(), Some("ring-d"));
+    // Independent of the first key (the session-binding seed).
+    assert_eq!(store.signing_key_or_insert("key-three").unwrap(), store.signing_key_or_insert("key-four").unwrap());
+}
+
+/// Replicas (each its own store connection) whose rotation falls due at the
+/// same moment add one key between them, and keep the keys the ring had.
+/// Several rounds (as many as fill the ring), so the writers really do
+/// interleave in some of them.
+pub(crate) fn simultaneous_rotations_add_one_key(replicas: &[&dyn Store]) {
+    use std::time::Duration;
+
+    use crate::gateway::keyring::{self, KeyRotation, MAX_KEYS, Ring};
+
+    let mut held = keyring::load(replicas[0], &crate::gateway::tokens::SigningKey::generate_stored(), 1_000).unwrap();
+    let due = KeyRotation { every: Some(Duration::from_secs(60)), grace: Duration::ZERO };
+    for round in 1..MAX_KEYS as i64 {
+        let now = 1_000 + round * 60;
+        let barrier = std::sync::Barrier::new(replicas.len() * 2);
+        let rings: Vec<Ring> = std::thread::scope(|scope| {
+            let handles: Vec<_> = replicas
+                .iter()
+                .chain(replicas.iter())
+                .map(|store| {
+                    let (held, barrier, due) = (&held, &barrier, &due);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        keyring::sync(*store, held, due, 1_000_000, now).unwrap().ring
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|handle| handle.join().unwrap()).collect()
+        });
+        let stored = keyring::update(replicas[0], |_| None).unwrap();
+        assert_eq!(stored.keys().len(), held.keys().len() + 1, "round {round}: one new key: {stored:?}");
+        let kids = |ring: &Ring| ring.keys().iter().map(|key| key.kid.clone()).collect::<Vec<_>>();
+        assert_eq!(kids(&stored)[..held.keys().len()], kids(&held), "round {round}: the keys before are kept");
+        for ring in rings {
+            assert_eq!(ring, stored, "round {round}: every replica ends with the stored ring");
+        }
+        held = stored;
+    }
 }
 
 fn clients_round_trip(store: &dyn Store) {

@@ -1,6 +1,6 @@
 //! Gateway state that outlives a request: registered clients, pending logins,
 //! consent sessions, authorization codes, refresh tokens (families, rotation,
-//! reuse detection), revoked access tokens and the signing key.
+//! reuse detection), revoked access tokens and the signing keys.
 //!
 //! The trait is synchronous on purpose. Both back ends we care about have
 //! mature synchronous clients (rusqlite; redis), every operation is one short
@@ -343,6 +343,14 @@ pub trait Store: Send + Sync + 'static {
     /// none yet (first boot; atomic, so replicas agree on one key).
     fn signing_key_or_insert(&self, candidate: &str) -> Result<String, StoreError>;
 
+    /// The signing-key ring as stored (JSON, see `keyring`), `None` when
+    /// there is none (first boot, or a Redis that lost its data).
+    fn signing_keys(&self) -> Result<Option<String>, StoreError>;
+    /// Replaces the ring with `ring` if it is still `expected` (`None`: no
+    /// ring), in one atomic step; `false` when another writer changed it
+    /// first (the caller reads it again and re-decides).
+    fn replace_signing_keys(&self, expected: Option<&str>, ring: &str) -> Result<bool, StoreError>;
+
     fn insert_client(&self, client: &Client) -> Result<(), StoreError>;
     fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError>;
 
@@ -493,6 +501,11 @@ pub(crate) struct StoreHandle(Arc<dyn Store>);
 impl StoreHandle {
     pub(crate) fn new(store: Arc<dyn Store>) -> Self {
         Self(store)
+    }
+
+    /// The store itself, for callers already on the blocking pool.
+    pub(crate) fn get(&self) -> &Arc<dyn Store> {
+        &self.0
     }
 
     /// Runs one store call on the blocking pool.

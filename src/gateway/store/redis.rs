@@ -8,7 +8,8 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `meta:signing_key` | the signing key (SET NX) |
+//! | `meta:signing_key` | the first signing key and the session-binding secret (SET NX) |
+//! | `meta:signing_keys` | the signing-key ring, JSON (compare-and-set by script) |
 //! | `client:{id}` | client JSON, no expiry |
 //! | `login:{state}`, `consent:{id}` | record JSON; taken with GETDEL |
 //! | `code:{hash}` | code JSON; swapped for `codeuse:{hash}` (what its redemption issues) by [`TAKE_CODE`] |
@@ -163,6 +164,20 @@ else
   redis.call('DEL', KEYS[1])
 end
 return {fields[1], fields[2]}
+"#;
+
+/// Compare-and-set of a string key. KEYS: the key. ARGV: `1` if a value is
+/// expected (`0`: the key must be absent), the expected value, the new value.
+/// Returns 1 when it was replaced, 0 when another writer changed it first.
+const REPLACE_IF_UNCHANGED: &str = r#"
+local current = redis.call('GET', KEYS[1])
+if ARGV[1] == '1' then
+  if current ~= ARGV[2] then return 0 end
+elseif current then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[3])
+return 1
 "#;
 
 pub struct RedisStore {
@@ -368,6 +383,24 @@ impl Store for RedisStore {
             redis::cmd("SET").arg(&name).arg(candidate).arg("NX").query::<Value>(conn)?;
             Ok(redis::cmd("GET").arg(&name).query(conn)?)
         })
+    }
+
+    fn signing_keys(&self) -> Result<Option<String>, StoreError> {
+        self.with(|conn| Ok(redis::cmd("GET").arg(key("meta", "signing_keys")).query(conn)?))
+    }
+
+    fn replace_signing_keys(&self, expected: Option<&str>, ring: &str) -> Result<bool, StoreError> {
+        let replaced: i64 = self.with(|conn| {
+            Ok(redis::cmd("EVAL")
+                .arg(REPLACE_IF_UNCHANGED)
+                .arg(1)
+                .arg(key("meta", "signing_keys"))
+                .arg(if expected.is_some() { "1" } else { "0" })
+                .arg(expected.unwrap_or_default())
+                .arg(ring)
+                .query(conn)?)
+        })?;
+        Ok(replaced == 1)
     }
 
     fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
@@ -869,6 +902,14 @@ pub(crate) mod tests {
         use crate::gateway::store::Store;
         let key = a.signing_key_or_insert("from-a").unwrap();
         assert_eq!(b.signing_key_or_insert("from-b").unwrap(), key, "one key for all replicas");
+    }
+
+    #[test]
+    fn replicas_rotating_at_once_add_one_signing_key() {
+        let server = RedisServer::start();
+        let replicas: Vec<RedisStore> = (0..3).map(|_| RedisStore::open(&server.url).unwrap()).collect();
+        let stores: Vec<&dyn crate::gateway::store::Store> = replicas.iter().map(|s| s as _).collect();
+        conformance::simultaneous_rotations_add_one_key(&stores);
     }
 
     #[test]

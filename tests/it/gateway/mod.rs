@@ -11,6 +11,7 @@ mod cimd;
 mod device;
 mod discovery;
 mod flow;
+mod keys;
 mod proxy;
 mod register;
 mod spec;
