@@ -293,7 +293,7 @@ pub(super) async fn serve(
                     let response = if lists.is_empty() {
                         response
                     } else {
-                        filter_response(route, &identity, &lists, response).await
+                        Box::pin(filter_response(route, &identity, &lists, response)).await
                     };
                     (response, Outcome { label: "forwarded", upstream_status: Some(status) }, rpc)
                 }
@@ -329,27 +329,25 @@ async fn decide(
     let refused = |response: Response, label: &'static str, rpc: Rpc| {
         Err((response, Outcome { label, upstream_status: None }, rpc))
     };
-    let filters: Vec<&CapabilityFilter> = route
-        .route
-        .inbound
-        .iter()
-        .filter_map(|policy| match policy {
+    // The route's capability filters, walked where needed (no list is
+    // collected per request).
+    let filters = || {
+        route.route.inbound.iter().filter_map(|policy| match policy {
             InboundPolicy::CapabilityFilter(filter) => Some(filter.as_ref()),
             _ => None,
         })
-        .collect();
+    };
+    let filtered = filters().next().is_some();
     let Some(rpc) = rpc else {
         // Unparseable JSON: with a filter, what the upstream would make of it
         // cannot be checked, so it does not go.
-        if !filters.is_empty() {
+        if filtered {
             let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": "parse error: the body is not JSON-RPC"}});
             return refused((StatusCode::BAD_REQUEST, axum::Json(body)).into_response(), "refused", Rpc::default());
         }
         return Ok((Vec::new(), Vec::new(), Rpc::default()));
     };
-    if !filters.is_empty()
-        && let Some(problem) = header_mismatch(&parts.headers, &rpc)
-    {
+    if filtered && let Some(problem) = header_mismatch(&parts.headers, &rpc) {
         let id = rpc.first().and_then(|m| m.id.clone()).unwrap_or(Value::Null);
         let body = json!({"jsonrpc": "2.0", "id": id, "error": {"code": HEADER_MISMATCH, "message": problem}});
         return refused((StatusCode::BAD_REQUEST, axum::Json(body)).into_response(), "header_mismatch", rpc);
@@ -365,7 +363,9 @@ async fn decide(
                 }
             }
             InboundPolicy::RateLimit(limit) => {
-                if let Some(response) = rate_limited(state, limit, claims, peer).await {
+                // Boxed: the store's future is large, and inline it would
+                // make every request's future on this path as large.
+                if let Some(response) = Box::pin(rate_limited(state, limit, claims, peer)).await {
                     let label =
                         if response.status() == StatusCode::TOO_MANY_REQUESTS { "rate_limited" } else { "refused" };
                     return refused(response, label, rpc);
@@ -387,7 +387,7 @@ async fn decide(
     for message in &rpc.messages {
         let Some(kind) = message.method.as_deref().and_then(Capability::of_list_method) else { continue };
         if let Some(id) = &message.id
-            && filters.iter().any(|filter| filter.filters(kind))
+            && filters().any(|filter| filter.filters(kind))
         {
             lists.push((id.clone(), kind));
         }
@@ -432,10 +432,10 @@ fn header_mismatch(headers: &axum::http::HeaderMap, rpc: &Rpc) -> Option<String>
 /// batch, every request is answered (the others with -32600) and nothing is
 /// forwarded.
 fn hidden_items(filter: &CapabilityFilter, rpc: &Rpc, identity: &Identity) -> Option<Response> {
-    let hidden: Vec<bool> = rpc.messages.iter().map(|message| is_hidden(filter, message, identity)).collect();
-    if !hidden.contains(&true) {
+    if !rpc.messages.iter().any(|message| is_hidden(filter, message, identity)) {
         return None;
     }
+    let hidden: Vec<bool> = rpc.messages.iter().map(|message| is_hidden(filter, message, identity)).collect();
     let errors: Vec<Value> = rpc
         .messages
         .iter()
