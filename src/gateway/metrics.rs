@@ -98,8 +98,11 @@ pub(crate) struct Metrics {
 #[derive(Default)]
 struct ToolCounts {
     rows: usize,
-    by_route: HashMap<String, HashMap<String, Vec<(&'static str, u64)>>>,
+    by_route: HashMap<String, HashMap<String, Outcomes>>,
 }
+
+/// Counts by outcome label (a handful per tool).
+type Outcomes = Vec<(&'static str, u64)>;
 
 /// Distinct tool labels kept before new names count as `(other)`.
 pub(crate) const TOOL_LABEL_CAP: usize = 512;
