@@ -50,9 +50,9 @@ def configure(work, upstream):
     json.dump(routes, open(routes_path, "w"), indent=2)
 
 
-def wrk_call(url, token, seconds, connections, work):
+def wrk_call(url, token, seconds, connections, work, pid):
     bench.BODY = CALL  # the wrk script of gateway.py posts BODY
-    return bench.wrk(url, token, seconds, connections, work)
+    return bench.wrk(url, token, seconds, connections, work, pid)
 
 
 def main():
@@ -113,19 +113,20 @@ def main():
         for r in range(args.rounds):
             for slug in (["plain", "filtered"] if r % 2 == 0 else ["filtered", "plain"]):
                 url = f"http://127.0.0.1:{gw_port}/mcp/{slug}"
-                results[slug].append(wrk_call(url, tokens[slug], args.seconds, args.connections, work))
+                results[slug].append(wrk_call(url, tokens[slug], args.seconds, args.connections, work, gateway.pid))
                 bench.log(f"round {r + 1}/{args.rounds} {slug}: {results[slug][-1][0]:.0f} req/s")
         med = lambda runs, i: statistics.median(r[i] for r in runs)
         print(f"wrk -t2 -c{args.connections} -d{args.seconds}s, {args.rounds} rounds, POST tools/call; medians")
         print()
-        print("| route | requests/s | p50 latency | p99 latency |")
-        print("|---|---|---|---|")
+        print("| route | requests/s | p50 latency | p99 latency | gateway CPU per request |")
+        print("|---|---|---|---|---|")
         labels = {"plain": "plain (OAuth only)", "filtered": "capability filter + allowedGroups"}
         for slug, runs in results.items():
-            print(f"| {labels[slug]} | {med(runs, 0):,.0f} | {med(runs, 1):.2f} ms | {med(runs, 2):.2f} ms |")
+            print(f"| {labels[slug]} | {med(runs, 0):,.0f} | {med(runs, 1):.2f} ms | {med(runs, 2):.2f} ms | {med(runs, 3):.1f} µs |")
         print()
         print(f"- filtered vs plain: **{med(results['filtered'], 0) / med(results['plain'], 0):.2f}×** the requests/s "
-              f"(goal ≥ 0.9×), p99 {med(results['filtered'], 2):.2f} ms vs {med(results['plain'], 2):.2f} ms")
+              f"(goal ≥ 0.9×), p99 {med(results['filtered'], 2):.2f} ms vs {med(results['plain'], 2):.2f} ms, "
+              f"CPU per request **{med(results['filtered'], 3) / med(results['plain'], 3):.2f}×** the plain route's")
     finally:
         for proc in reversed(procs):
             proc.terminate()

@@ -114,7 +114,31 @@ def rss_peak_kib(pid):
     return total
 
 
-def wrk(url, token, seconds, connections, script_dir):
+def cpu_seconds(pid):
+    """User plus system CPU time of a process and its children (nginx's workers), in seconds."""
+    ticks = 0
+    for p in [pid] + [int(e) for e in os.listdir("/proc") if e.isdigit() and parent_of(int(e)) == pid]:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except (OSError, ValueError, IndexError):
+            pass
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def parent_of(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def wrk(url, token, seconds, connections, script_dir, pid=None):
+    """requests/s, p50 and p99 (ms), and the CPU time `pid` (with its
+    children) spent per request (µs): the figure that survives a loaded
+    machine, where throughput ratios move with whatever else runs."""
     script = os.path.join(script_dir, "post.lua")
     with open(script, "w") as f:
         f.write(f"""
@@ -125,6 +149,7 @@ wrk.headers["Accept"] = "application/json, text/event-stream"
 wrk.headers["MCP-Protocol-Version"] = "2025-06-18"
 wrk.headers["Authorization"] = "Bearer {token}"
 """)
+    cpu_before = cpu_seconds(pid) if pid else None
     result = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script, url],
                             capture_output=True, text=True, check=True)
     text = result.stdout
@@ -134,7 +159,9 @@ wrk.headers["Authorization"] = "Bearer {token}"
     percentiles = {}
     for p, value, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", text, re.M):
         percentiles[p] = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-    return rps, percentiles["50"], percentiles["99"]
+    requests = int(re.search(r"(\d+) requests in", text).group(1))
+    cpu = (cpu_seconds(pid) - cpu_before) * 1e6 / requests if pid and requests else float("nan")
+    return rps, percentiles["50"], percentiles["99"], cpu
 
 
 def main():
@@ -233,12 +260,14 @@ def main():
             "nginx proxy_pass + keepalive": f"http://127.0.0.1:{nginx_port}/mcp/bench",
             "cognigate-gateway": f"http://127.0.0.1:{gw_port}/mcp/bench",
         }
+        pids = {"direct (upstream)": up_proc.pid, "nginx proxy_pass (plain)": plain_proc.pid,
+                "nginx proxy_pass + keepalive": nginx_proc.pid, "cognigate-gateway": gateway.pid}
         names = list(contenders)
         results = {name: [] for name in names}
         for r in range(args.rounds):
             order = names[r % len(names):] + names[:r % len(names)]
             for name in order:
-                results[name].append(wrk(contenders[name], token, args.seconds, args.connections, work))
+                results[name].append(wrk(contenders[name], token, args.seconds, args.connections, work, pids[name]))
                 log(f"round {r + 1}/{args.rounds} {name}: {results[name][-1][0]:.0f} req/s")
         rss = {"nginx proxy_pass (plain)": rss_peak_kib(plain_proc.pid),
                "nginx proxy_pass + keepalive": rss_peak_kib(nginx_proc.pid),
@@ -265,15 +294,16 @@ def print_table(results, rss, args):
     print(f"wrk -t2 -c{args.connections} -d{args.seconds}s, {args.rounds} rounds, POST tools/list with a bearer token; "
           "medians (min–max)")
     print()
-    print("| contender | requests/s | p50 latency | p99 latency | peak RSS |")
-    print("|---|---|---|---|---|")
+    print("| contender | requests/s | p50 latency | p99 latency | CPU per request | peak RSS |")
+    print("|---|---|---|---|---|---|")
     for name, runs in results.items():
         rps = [r[0] for r in runs]
         p50 = [r[1] for r in runs]
         p99 = [r[2] for r in runs]
+        cpu = [r[3] for r in runs]
         peak = f"{rss[name] / 1024:.1f} MiB" if name in rss else "—"
         print(f"| {name} | {span(rps, lambda v: f'{v:,.0f}')} | {span(p50, lambda v: f'{v:.2f} ms')} | "
-              f"{span(p99, lambda v: f'{v:.2f} ms')} | {peak} |")
+              f"{span(p99, lambda v: f'{v:.2f} ms')} | {span(cpu, lambda v: f'{v:.1f} µs')} | {peak} |")
     m = lambda runs, i: med([r[i] for r in runs])
     direct, gw = results["direct (upstream)"], results["cognigate-gateway"]
     print()
@@ -281,6 +311,7 @@ def print_table(results, rss, args):
         nginx = results[name]
         print(f"- cognigate-gateway vs {name}: **{m(gw, 0) / m(nginx, 0):.2f}×** the requests/s, "
               f"p99 {m(gw, 2):.2f} ms vs {m(nginx, 2):.2f} ms (**{m(gw, 2) / m(nginx, 2):.2f}×**), "
+              f"CPU per request {m(gw, 3):.1f} µs vs {m(nginx, 3):.1f} µs (**{m(gw, 3) / m(nginx, 3):.2f}×**), "
               f"peak RSS {rss['cognigate-gateway'] / 1024:.1f} MiB vs {rss[name] / 1024:.1f} MiB")
     print(f"- added latency over calling the upstream directly: cognigate p50 +{m(gw, 1) - m(direct, 1):.2f} ms, "
           f"p99 {m(gw, 2) - m(direct, 2):+.2f} ms")

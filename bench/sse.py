@@ -66,7 +66,7 @@ async def open_stream(port, token, latencies, first, sem):
     async with sem:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write((f"GET /mcp/bench HTTP/1.1\r\nHost: localhost:{port}\r\nAccept: text/event-stream\r\n"
-                      f"Authorization: Bearer {token}\r\nMcp-Session-Id: bench\r\n\r\n").encode())
+                      f"Authorization: Bearer {token}\r\n\r\n").encode())
         status = await reader.readline()
         if b" 200 " not in status:
             raise SystemExit(f"stream refused: {status!r}")

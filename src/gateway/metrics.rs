@@ -60,6 +60,7 @@ pub(crate) fn label<'a>(path: &str, route_path: impl FnOnce(&str) -> Option<&'a 
 /// serving threads never wait on each other here.
 struct RouteStats {
     statuses: Box<[AtomicU64]>,
+    /// Requests per duration bucket, each counted once (not cumulative).
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     sum_micros: AtomicU64,
@@ -90,8 +91,19 @@ pub(crate) struct Metrics {
     /// caller passes names a capability filter allows, and this map lumps
     /// every name past [`TOOL_LABEL_CAP`] under `(other)`, so a client
     /// inventing names cannot grow it.
-    tools: std::sync::Mutex<HashMap<(String, String, &'static str), u64>>,
+    tools: std::sync::Mutex<ToolCounts>,
 }
+
+/// Tool-call counters nested route → name → outcome, so a call that counts
+/// an existing row looks it up by `&str` without allocating its key.
+#[derive(Default)]
+struct ToolCounts {
+    rows: usize,
+    by_route: HashMap<String, HashMap<String, Outcomes>>,
+}
+
+/// Counts by outcome label (a handful per tool).
+type Outcomes = Vec<(&'static str, u64)>;
 
 /// Distinct tool labels kept before new names count as `(other)`.
 pub(crate) const TOOL_LABEL_CAP: usize = 512;
@@ -112,7 +124,7 @@ impl Metrics {
             tokens_authorization_code: AtomicU64::new(0),
             tokens_refresh_token: AtomicU64::new(0),
             tokens_device_code: AtomicU64::new(0),
-            tools: std::sync::Mutex::new(HashMap::new()),
+            tools: std::sync::Mutex::new(ToolCounts::default()),
         }
     }
 
@@ -125,11 +137,12 @@ impl Metrics {
         if STATUS_RANGE.contains(&status) {
             stats.statuses[usize::from(status - STATUS_RANGE.start)].fetch_add(1, Ordering::Relaxed);
         }
+        // One counter per request, the first bucket that holds it (the
+        // exposition's cumulative counts are summed when rendered): every
+        // increment is an atomic on a line the serving threads share.
         let seconds = elapsed.as_secs_f64();
-        for (bucket, bound) in stats.buckets.iter().zip(BUCKETS) {
-            if seconds <= bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(index) = BUCKETS.iter().position(|bound| seconds <= *bound) {
+            stats.buckets[index].fetch_add(1, Ordering::Relaxed);
         }
         stats.count.fetch_add(1, Ordering::Relaxed);
         stats.sum_micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
@@ -153,13 +166,21 @@ impl Metrics {
     /// One MCP call of `tool` on `route` with `outcome` (forwarded, hidden, …).
     pub(crate) fn tool_call(&self, route: &str, tool: &str, outcome: &'static str) {
         let mut tools = self.tools.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let key = (route.to_owned(), tool.to_owned(), outcome);
-        if let Some(count) = tools.get_mut(&key) {
-            *count += 1;
+        let ToolCounts { rows, by_route } = &mut *tools;
+        let existing = by_route.get_mut(route).and_then(|names| names.get_mut(tool));
+        if let Some(count) = existing.and_then(|outcomes| outcomes.iter_mut().find(|(name, _)| *name == outcome)) {
+            count.1 += 1;
             return;
         }
-        let key = if tools.len() >= TOOL_LABEL_CAP { (route.to_owned(), OTHER.to_owned(), outcome) } else { key };
-        *tools.entry(key).or_default() += 1;
+        let tool = if *rows >= TOOL_LABEL_CAP { OTHER } else { tool };
+        let outcomes = by_route.entry(route.to_owned()).or_default().entry(tool.to_owned()).or_default();
+        match outcomes.iter_mut().find(|(name, _)| *name == outcome) {
+            Some(count) => count.1 += 1,
+            None => {
+                outcomes.push((outcome, 1));
+                *rows += 1;
+            }
+        }
     }
 
     /// The Prometheus text exposition format (version 0.0.4).
@@ -178,9 +199,17 @@ impl Metrics {
     fn render_tools(&self, out: &mut String) {
         out.push_str("# HELP cognigate_mcp_calls_total MCP tool calls and prompt gets by route, name and outcome (routes with policies).\n# TYPE cognigate_mcp_calls_total counter\n");
         let tools = self.tools.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut rows: Vec<_> = tools.iter().collect();
-        rows.sort();
-        for ((route, tool, outcome), count) in rows {
+        let mut rows: Vec<(&String, &String, &str, u64)> = tools
+            .by_route
+            .iter()
+            .flat_map(|(route, names)| {
+                names.iter().flat_map(move |(tool, outcomes)| {
+                    outcomes.iter().map(move |(outcome, count)| (route, tool, *outcome, *count))
+                })
+            })
+            .collect();
+        rows.sort_unstable();
+        for (route, tool, outcome, count) in rows {
             let _ = writeln!(
                 out,
                 "cognigate_mcp_calls_total{{route=\"{}\",tool=\"{}\",outcome=\"{outcome}\"}} {count}",
@@ -209,11 +238,12 @@ impl Metrics {
         for label in labels {
             let stats = &self.routes[*label];
             let route = escape(label);
+            let mut cumulative = 0;
             for (bucket, bound) in stats.buckets.iter().zip(BUCKETS) {
+                cumulative += bucket.load(Ordering::Relaxed);
                 let _ = writeln!(
                     out,
-                    "cognigate_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {}",
-                    bucket.load(Ordering::Relaxed)
+                    "cognigate_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
                 );
             }
             let count = stats.count.load(Ordering::Relaxed);

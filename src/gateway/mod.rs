@@ -222,7 +222,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), BootError> {
     proxy::set_upstream_timeout(options.upstream_timeout);
     spawn_maintenance(state.clone());
 
-    let app = router(state.clone());
+    let app = server::App::with_proxy(router(state.clone()), state.clone());
     let limits = server::ConnectionLimits {
         max_connections: options.limits.max_connections.div_ceil(workers).max(1),
         ..options.limits
@@ -260,7 +260,7 @@ fn log_ready(state: &AppState, local: SocketAddr, workers: usize) {
 /// Returns, per thread, a receiver that completes when the thread is done.
 fn spawn_workers(
     listeners: Vec<std::net::TcpListener>,
-    app: &Router,
+    app: &server::App,
     limits: server::ConnectionLimits,
     stop_rx: &tokio::sync::watch::Receiver<bool>,
 ) -> Result<Vec<tokio::sync::oneshot::Receiver<()>>, BootError> {
@@ -283,7 +283,7 @@ fn spawn_workers(
 /// One serving thread: its own current-thread runtime, until the stop flag.
 fn serve_on_this_thread(
     listener: std::net::TcpListener,
-    app: Router,
+    app: server::App,
     limits: server::ConnectionLimits,
     stop_rx: tokio::sync::watch::Receiver<bool>,
 ) {

@@ -171,7 +171,7 @@ pub(crate) fn rebinding_refusal(state: &AppState, headers: &HeaderMap) -> Option
         && let Some(host) = headers.get(header::HOST)
     {
         let host = host.to_str().unwrap_or_default();
-        if !is_loopback_host(host) && !host.eq_ignore_ascii_case(&state.forwarded_host_text) {
+        if !host.eq_ignore_ascii_case(&state.forwarded_host_text) && !is_loopback_host(host) {
             return Some("the gateway listens on loopback and the Host is not a loopback name");
         }
     }
@@ -186,8 +186,12 @@ pub(crate) fn is_loopback_host(host: &str) -> bool {
             .rsplit_once(':')
             .map_or(host, |(name, port)| if port.bytes().all(|b| b.is_ascii_digit()) { name } else { host }),
     };
-    let name = name.trim_end_matches('.').to_ascii_lowercase();
-    name == "localhost" || name.ends_with(".localhost") || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    // Compared without lowercasing a copy: this runs on every proxied request.
+    let name = name.trim_end_matches('.');
+    let suffix = name.len().checked_sub(".localhost".len()).and_then(|at| name.get(at..));
+    name.eq_ignore_ascii_case("localhost")
+        || suffix.is_some_and(|suffix| suffix.eq_ignore_ascii_case(".localhost"))
+        || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 pub(crate) fn forbidden(reason: &'static str) -> Response {

@@ -8,7 +8,14 @@
 //!
 //! A connection past the cap is accepted and closed at once: the kernel's
 //! backlog is not left to fill, and the clients already served are not slowed.
+//!
+//! Requests for `/mcp/{slug}` go straight to the proxy handler when the
+//! server is given the gateway's state: the router would only match the path,
+//! box the handler's future, clone the state and record the matched path and
+//! parameters, none of which the proxy uses (it sits outside the middleware
+//! stack anyway). Every other path goes through the router.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,10 +23,14 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use axum::response::Response;
+use futures_util::future::Either;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt;
+
+use crate::gateway::state::AppState;
 
 /// Largest request head (request line and headers) read; larger gets 431.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -40,15 +51,38 @@ impl Default for ConnectionLimits {
     }
 }
 
-/// Serves `router` on `listener` until `stop` turns true, then lets open
+/// What a serving thread answers with: the router, and (for the gateway's
+/// main listeners) the state whose proxy route is called directly.
+#[derive(Clone)]
+pub struct App {
+    router: Router,
+    proxy: Option<AppState>,
+}
+
+impl App {
+    /// `router` for everything, with `/mcp/{slug}` served by the proxy on
+    /// `state` without going through the router.
+    pub fn with_proxy(router: Router, state: AppState) -> Self {
+        Self { router, proxy: Some(state) }
+    }
+}
+
+impl From<Router> for App {
+    fn from(router: Router) -> Self {
+        Self { router, proxy: None }
+    }
+}
+
+/// Serves `app` on `listener` until `stop` turns true, then lets open
 /// requests finish (connections close once idle) and returns when none is
 /// left.
 pub async fn serve_listener(
     listener: tokio::net::TcpListener,
-    router: Router,
+    app: impl Into<App>,
     limits: ConnectionLimits,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    let app = app.into();
     let max = limits.max_connections.max(1);
     let open = Arc::new(Semaphore::new(max));
     loop {
@@ -71,9 +105,9 @@ pub async fn serve_listener(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let (router, stop) = (router.clone(), stop.clone());
+        let (app, stop) = (app.clone(), stop.clone());
         tokio::spawn(async move {
-            serve_connection(stream, peer, router, limits, stop).await;
+            serve_connection(stream, peer, app, limits, stop).await;
             drop(permit);
         });
     }
@@ -85,13 +119,23 @@ pub async fn serve_listener(
 async fn serve_connection(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
-    router: Router,
+    app: App,
     limits: ConnectionLimits,
     mut stop: watch::Receiver<bool>,
 ) {
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-        request.extensions_mut().insert(ConnectInfo(peer));
-        router.clone().oneshot(request.map(Body::new))
+        let proxy = app.proxy.as_ref().filter(|_| is_proxy_path(request.uri().path()));
+        match proxy {
+            // Boxed, as the router boxes its handlers: hyper keeps the
+            // allocation of a connection's request future for as long as the
+            // connection lives, so it must stay small (a held SSE stream
+            // would otherwise keep the whole proxy state machine's size).
+            Some(state) => Either::Left(Box::pin(proxy_call(state.clone(), request.map(Body::new), peer))),
+            None => {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                Either::Right(app.router.clone().oneshot(request.map(Body::new)))
+            }
+        }
     });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -108,6 +152,20 @@ async fn serve_connection(
     }
 }
 
+/// `/mcp/{slug}` with one non-empty segment: the paths the router would give
+/// the proxy route (anything else, `/mcp/a/b` included, is the router's).
+fn is_proxy_path(path: &str) -> bool {
+    path.strip_prefix("/mcp/").is_some_and(|slug| !slug.is_empty() && !slug.contains('/'))
+}
+
+async fn proxy_call(
+    state: AppState,
+    request: axum::extract::Request,
+    peer: SocketAddr,
+) -> Result<Response, Infallible> {
+    Ok(crate::gateway::proxy::serve(&state, request, Some(peer.ip())).await)
+}
+
 /// Resolves once the stop flag is raised (the guard `wait_for` returns is
 /// dropped here: it must not be held across an await).
 async fn stopped(stop: &mut watch::Receiver<bool>) {
@@ -118,5 +176,19 @@ fn log_end(result: hyper::Result<()>) {
     if let Err(err) = result {
         // Timeouts, resets and malformed requests: the client's doing.
         tracing::debug!(error = %err, "connection ended");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_proxy_path;
+
+    #[test]
+    fn only_one_segment_under_mcp_is_the_proxy_route() {
+        assert!(is_proxy_path("/mcp/bench"));
+        for path in ["/mcp/", "/mcp", "/mcp/a/b", "/mcp/a/", "/healthz", "/.well-known/oauth-protected-resource/mcp/a"]
+        {
+            assert!(!is_proxy_path(path), "{path}");
+        }
     }
 }

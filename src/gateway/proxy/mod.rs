@@ -8,6 +8,10 @@
 //! `Authorization` and cookies never reach the upstream, and upstream cookies
 //! never reach the client.
 
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -137,7 +141,15 @@ const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 /// response, and a client that already sent its next request (with the token
 /// it just obtained) on that connection sees it dropped. A body too large or
 /// too slow to drain gets `Connection: close` instead.
-async fn refuse(request: Request, mut response: Response) -> Response {
+///
+/// Boxed, like every branch the hot path does not take: the request's
+/// future is allocated per request, and its size is that of its largest
+/// branch; small, it comes from the allocator's per-thread cache.
+fn refuse(request: Request, response: Response) -> Pin<Box<dyn Future<Output = Response> + Send>> {
+    Box::pin(drain_then(request, response))
+}
+
+async fn drain_then(request: Request, mut response: Response) -> Response {
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, axum::body::to_bytes(request.into_body(), DRAIN_LIMIT)).await;
     if !matches!(drained, Ok(Ok(_))) {
         response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -148,17 +160,25 @@ async fn refuse(request: Request, mut response: Response) -> Response {
 /// `/mcp/{slug}`. It sits outside the router's middleware (the hot path
 /// allocates nothing per request for them): CORS and metrics are done here.
 pub(crate) async fn proxy(State(state): State<AppState>, request: Request) -> Response {
+    let peer = crate::gateway::security::peer(request.extensions());
+    serve(&state, request, peer).await
+}
+
+/// The proxy route for a request from `peer`: what the server calls
+/// directly, without the router (and without an extensions map to carry the
+/// peer: one allocation less per request).
+pub(crate) async fn serve(state: &AppState, request: Request, peer: Option<IpAddr>) -> Response {
     let started = std::time::Instant::now();
     let cross_origin = request.headers().contains_key(header::ORIGIN);
     let slug = request.uri().path().strip_prefix("/mcp/").unwrap_or_default();
     let route = state.routes.get(slug);
     let label = route.map_or(UNKNOWN_ROUTE_LABEL, |route| route.route.path.as_str());
-    let refusal = crate::gateway::security::rebinding_refusal(&state, request.headers());
+    let refusal = crate::gateway::security::rebinding_refusal(state, request.headers());
     // A preflight does nothing by itself; the request it announces is checked.
     let mut response = match (cors::preflight(&request).filter(|_| cross_origin), refusal) {
         (Some(preflight), _) => preflight,
         (None, Some(reason)) => refuse(request, crate::gateway::security::forbidden(reason)).await,
-        (None, None) => serve_route(&state, route, request).await,
+        (None, None) => serve_route(state, route, request, peer).await,
     };
     if cross_origin {
         cors::allow_origin(&mut response);
@@ -169,7 +189,7 @@ pub(crate) async fn proxy(State(state): State<AppState>, request: Request) -> Re
     response
 }
 
-async fn serve_route(state: &AppState, route: Option<&RouteState>, request: Request) -> Response {
+async fn serve_route(state: &AppState, route: Option<&RouteState>, request: Request, peer: Option<IpAddr>) -> Response {
     let Some(route) = route else {
         return refuse(request, jsonrpc_error(StatusCode::NOT_FOUND, "no such MCP server")).await;
     };
@@ -197,9 +217,10 @@ async fn serve_route(state: &AppState, route: Option<&RouteState>, request: Requ
     // Policies (and the audit log) take the policy path; a route with none
     // keeps this one, which never reads the body.
     let mut response = if !route.route.inbound.is_empty() || state.audit.is_some() {
-        policies::serve(state, route, claims.clone(), request).await
+        // Boxed: the policy path's future is much larger than this one.
+        Box::pin(policies::serve(state, route, claims.clone(), request, peer)).await
     } else {
-        match forward_with(state, route, request, &[]).await {
+        match forward_with(state, route, request, peer, &[]).await {
             Ok(response) => response,
             Err(err) => {
                 tracing::warn!(route = %route.route.path, error = %err, "upstream request failed");
@@ -255,32 +276,53 @@ async fn forward_with(
     state: &AppState,
     route: &RouteState,
     request: Request,
+    peer: Option<IpAddr>,
     extra: &[(HeaderName, HeaderValue)],
 ) -> Result<Response, ProxyError> {
-    let (parts, body) = request.into_parts();
-    let uri = upstream_uri(route, &parts.uri)?;
-    let mut upstream_request = axum::http::Request::builder().method(parts.method).uri(uri);
-    if let Some(headers) = upstream_request.headers_mut() {
-        forwarded_headers(state, &parts.headers, &parts.extensions, headers);
-        for (name, value) in extra {
-            headers.insert(name.clone(), value.clone());
-        }
+    // The client's request becomes the upstream's in place: its header map
+    // keeps MCP's headers and loses the rest, instead of a new map being
+    // built (and sized, and hashed into) per request.
+    let (mut parts, body) = request.into_parts();
+    parts.uri = upstream_uri(route, &parts.uri)?;
+    parts.version = axum::http::Version::HTTP_11;
+    parts.extensions = axum::http::Extensions::new();
+    forwarded_headers(state, &mut parts.headers, peer);
+    for (name, value) in extra {
+        parts.headers.insert(name.clone(), value.clone());
     }
     // The body goes through as it is: it keeps its size, so a JSON request
     // stays a Content-Length request and SSE streams.
-    let upstream_request = upstream_request.body(body).map_err(|err| ProxyError::Upstream(err.to_string()))?;
+    let upstream_request = axum::http::Request::from_parts(parts, body);
     let upstream = upstream::send(upstream_request).await.map_err(ProxyError::Upstream)?;
 
-    let (upstream_parts, upstream_body) = upstream.into_parts();
-    let mut response = Response::new(upstream_body);
-    *response.status_mut() = upstream_parts.status;
-    let out = response.headers_mut();
-    for name in &RESPONSE_HEADERS {
-        for value in upstream_parts.headers.get_all(name) {
-            out.append(name.clone(), value.clone());
+    let (mut parts, body) = upstream.into_parts();
+    retain_headers(&mut parts.headers, &RESPONSE_HEADERS);
+    parts.version = axum::http::Version::HTTP_11;
+    parts.extensions = axum::http::Extensions::new();
+    Ok(Response::from_parts(parts, body))
+}
+
+/// Removes, in place, every header not named in `allowed`. Names are taken
+/// out a few at a time (a map cannot be changed while its keys are read);
+/// hyper bounds a request to 100 headers, so the passes are few.
+fn retain_headers(headers: &mut HeaderMap, allowed: &[HeaderName]) {
+    loop {
+        let mut unwanted: [Option<HeaderName>; 8] = Default::default();
+        let mut found = 0;
+        for name in headers.keys().filter(|name| !allowed.contains(name)) {
+            unwanted[found] = Some(name.clone());
+            found += 1;
+            if found == unwanted.len() {
+                break;
+            }
+        }
+        if found == 0 {
+            return;
+        }
+        for name in unwanted.iter().flatten() {
+            headers.remove(name);
         }
     }
-    Ok(response)
 }
 
 /// The route's upstream URL, with the request's query appended to its own.
@@ -298,38 +340,70 @@ fn upstream_uri(route: &RouteState, uri: &axum::http::Uri) -> Result<axum::http:
     url.as_str().parse().map_err(|_| ProxyError::Upstream("the query makes an invalid upstream URI".into()))
 }
 
-/// The request headers the upstream sees: MCP's own, plus `X-Forwarded-*`
-/// naming the client and how it reached us.
-fn forwarded_headers(
-    state: &AppState,
-    incoming: &HeaderMap,
-    extensions: &axum::http::Extensions,
-    headers: &mut HeaderMap,
-) {
-    headers.reserve(REQUEST_HEADERS.len() + 3);
-    for name in &REQUEST_HEADERS {
-        for value in incoming.get_all(name) {
-            headers.append(name.clone(), value.clone());
-        }
-    }
+/// Turns the client's headers into the upstream's: MCP's own stay, the rest
+/// (`Authorization`, cookies, `Host`, hop-by-hop headers) go, and
+/// `X-Forwarded-*` name the client and how it reached us.
+fn forwarded_headers(state: &AppState, headers: &mut HeaderMap, peer: Option<IpAddr>) {
     // X-Forwarded-For: the peer we saw, after the incoming chain when the
     // peer is a trusted proxy (anyone else could forge the chain).
-    let peer = crate::gateway::security::peer(extensions);
     let chain = if crate::gateway::security::from_trusted_proxy(state, peer) {
-        incoming.get("x-forwarded-for").and_then(|v| v.to_str().ok())
+        headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok())
     } else {
         None
     };
     let forwarded_for = match (chain, peer) {
         (Some(chain), Some(peer)) => HeaderValue::from_str(&format!("{chain}, {peer}")).ok(),
         (Some(chain), None) => HeaderValue::from_str(chain).ok(),
-        (None, Some(peer)) => HeaderValue::from_str(&peer.to_string()).ok(),
+        (None, Some(peer)) => ip_header(peer),
         (None, None) => None,
     };
+    let host = headers.get(header::HOST).cloned().unwrap_or_else(|| state.forwarded_host.clone());
+    retain_headers(headers, &REQUEST_HEADERS);
     if let Some(value) = forwarded_for {
-        headers.insert("x-forwarded-for", value);
+        headers.insert(X_FORWARDED_FOR, value);
     }
-    headers.insert("x-forwarded-proto", state.forwarded_proto.clone());
-    let host = incoming.get(header::HOST).cloned().unwrap_or_else(|| state.forwarded_host.clone());
-    headers.insert("x-forwarded-host", host);
+    headers.insert(X_FORWARDED_PROTO, state.forwarded_proto.clone());
+    headers.insert(X_FORWARDED_HOST, host);
+}
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// An address as a header value, formatted on the stack (every proxied
+/// request sends one; `to_string` would allocate it twice).
+fn ip_header(ip: IpAddr) -> Option<HeaderValue> {
+    use std::io::Write;
+    // The longest textual IPv6 address is 45 bytes.
+    let mut text = [0u8; 64];
+    let mut cursor = std::io::Cursor::new(&mut text[..]);
+    write!(cursor, "{ip}").ok()?;
+    let len = usize::try_from(cursor.position()).ok()?;
+    HeaderValue::from_bytes(&text[..len]).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderMap, HeaderValue, header};
+
+    use super::{REQUEST_HEADERS, retain_headers};
+
+    #[test]
+    fn only_the_allowed_headers_stay_with_all_their_values() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer secret"));
+        headers.insert(header::COOKIE, HeaderValue::from_static("session=1"));
+        headers.insert(header::HOST, HeaderValue::from_static("gateway.example"));
+        for i in 0..20 {
+            headers.insert(format!("x-extra-{i}").parse::<axum::http::HeaderName>().unwrap(), HeaderValue::from(i));
+        }
+        headers.append(header::ACCEPT, HeaderValue::from_static("application/json"));
+        headers.append(header::ACCEPT, HeaderValue::from_static("text/event-stream"));
+        headers.insert("mcp-session-id", HeaderValue::from_static("s1"));
+        retain_headers(&mut headers, &REQUEST_HEADERS);
+        let mut names: Vec<&str> = headers.keys().map(|name| name.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["accept", "mcp-session-id"]);
+        assert_eq!(headers.get_all(header::ACCEPT).iter().count(), 2);
+    }
 }

@@ -11,6 +11,8 @@
 //! list responses (JSON, SSE events, batches); write the audit line and the
 //! per-tool counters.
 
+use std::borrow::Cow;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,6 +21,7 @@ use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Value, json};
 
 use super::{RouteState, forward_with};
@@ -54,6 +57,41 @@ struct Message {
     reference: Option<(String, String)>,
 }
 
+/// Visitor methods for the JSON values a lenient reader takes as "nothing
+/// here" (`$empty`): scalars are dropped, arrays skipped whole.
+macro_rules! skip_other_values {
+    ($empty:expr) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($empty)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($empty)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($empty)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($empty)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($empty)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok($empty)
+        }
+    };
+}
+
+/// Strings, where an object is expected: nothing there either.
+macro_rules! skip_strings {
+    ($empty:expr) => {
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($empty)
+        }
+    };
+}
+
 /// The parsed request body.
 #[derive(Debug, Default)]
 struct Rpc {
@@ -62,12 +100,12 @@ struct Rpc {
 }
 
 impl Rpc {
+    /// The messages of a JSON-RPC body (one object or a batch), or `None`
+    /// when it is not JSON or neither. Only `id`, `method` and the few
+    /// `params` fields policies look at are kept; the rest (a tool call's
+    /// arguments above all) is skipped by the parser without being built.
     fn parse(body: &[u8]) -> Option<Self> {
-        match serde_json::from_slice::<Value>(body).ok()? {
-            Value::Array(items) => Some(Self { messages: items.iter().map(message).collect(), batch: true }),
-            object @ Value::Object(_) => Some(Self { messages: vec![message(&object)], batch: false }),
-            _ => None,
-        }
+        serde_json::from_slice::<Rpc>(body).ok()
     }
 
     fn first(&self) -> Option<&Message> {
@@ -75,23 +113,145 @@ impl Rpc {
     }
 }
 
-fn message(value: &Value) -> Message {
-    let params = value.get("params");
-    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
-    let method = text(value.get("method"));
-    let name = match method.as_deref() {
-        Some("tools/call" | "prompts/get") => text(params.and_then(|p| p.get("name"))),
-        Some("resources/read" | "resources/subscribe" | "resources/unsubscribe") => {
-            text(params.and_then(|p| p.get("uri")))
+impl<'de> Deserialize<'de> for Rpc {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Body;
+        impl<'de> Visitor<'de> for Body {
+            type Value = Rpc;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON-RPC message or batch")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Rpc, A::Error> {
+                Ok(Rpc { messages: vec![Peek.visit_map(map)?], batch: false })
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Rpc, A::Error> {
+                let mut messages = Vec::new();
+                while let Some(message) = seq.next_element::<Message>()? {
+                    messages.push(message);
+                }
+                Ok(Rpc { messages, batch: true })
+            }
         }
-        _ => None,
-    };
-    let reference = params.and_then(|p| p.get("ref")).and_then(|r| {
-        let kind = text(r.get("type"))?;
-        let key = text(r.get("name")).or_else(|| text(r.get("uri")))?;
-        Some((kind, key))
-    });
-    Message { id: value.get("id").cloned(), method, name, reference }
+        deserializer.deserialize_any(Body)
+    }
+}
+
+/// Reads one message (any JSON value; what is not an object has no fields).
+/// A key given twice counts with its last value, as in a parsed `Value`.
+struct Peek;
+
+impl<'de> Visitor<'de> for Peek {
+    type Value = Message;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON-RPC message")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Message, A::Error> {
+        let (mut id, mut method, mut params) = (None, None, Params::default());
+        while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
+            match key.as_deref() {
+                Some("id") => id = Some(map.next_value::<Value>()?),
+                Some("method") => method = map.next_value::<Text<'de>>()?.into_string(),
+                Some("params") => params = map.next_value::<Params>()?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let name = match method.as_deref() {
+            Some("tools/call" | "prompts/get") => params.name,
+            Some("resources/read" | "resources/subscribe" | "resources/unsubscribe") => params.uri,
+            _ => None,
+        };
+        Ok(Message { id, method, name, reference: params.reference })
+    }
+    skip_other_values!(Message::default());
+    skip_strings!(Message::default());
+}
+
+impl<'de> Deserialize<'de> for Message {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(Peek)
+    }
+}
+
+/// The `params` fields policies read (`name`, `uri`, and `ref`, itself read
+/// as params with its `type`); params that are not an object have none.
+#[derive(Default)]
+struct Params {
+    name: Option<String>,
+    uri: Option<String>,
+    kind: Option<String>,
+    reference: Option<(String, String)>,
+}
+
+impl<'de> Deserialize<'de> for Params {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> Visitor<'de> for Fields {
+            type Value = Params;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("JSON-RPC params")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Params, A::Error> {
+                let mut params = Params::default();
+                while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
+                    match key.as_deref() {
+                        Some("name") => params.name = map.next_value::<Text<'de>>()?.into_string(),
+                        Some("uri") => params.uri = map.next_value::<Text<'de>>()?.into_string(),
+                        Some("type") => params.kind = map.next_value::<Text<'de>>()?.into_string(),
+                        Some("ref") => {
+                            let reference = map.next_value::<Params>()?;
+                            params.reference = reference.kind.zip(reference.name.or(reference.uri));
+                        }
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(params)
+            }
+            skip_other_values!(Params::default());
+            skip_strings!(Params::default());
+        }
+        deserializer.deserialize_any(Fields)
+    }
+}
+
+/// A JSON string (borrowed from the body when it has no escapes), or `None`
+/// for any other value, which is skipped.
+struct Text<'de>(Option<Cow<'de, str>>);
+
+impl Text<'_> {
+    fn into_string(self) -> Option<String> {
+        self.0.map(Cow::into_owned)
+    }
+}
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct AnyText;
+        impl<'de> Visitor<'de> for AnyText {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Some(Cow::Borrowed(v))))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Some(Cow::Owned(v.to_owned()))))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Text<'de>, E> {
+                Ok(Text(Some(Cow::Owned(v))))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Text<'de>, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Text(None))
+            }
+            skip_other_values!(Text(None));
+        }
+        deserializer.deserialize_any(AnyText)
+    }
 }
 
 /// What happened, for the audit line and the counters.
@@ -105,6 +265,7 @@ pub(super) async fn serve(
     route: &RouteState,
     claims: Arc<AccessClaims>,
     request: Request,
+    peer: Option<IpAddr>,
 ) -> Response {
     let started = Instant::now();
     let identity = claims.identity();
@@ -122,17 +283,17 @@ pub(super) async fn serve(
     } else {
         (body, Some(Rpc::default()))
     };
-    let (response, outcome, rpc) = match decide(state, route, &claims, &identity, &parts, rpc).await {
-        Err((response, outcome, rpc)) => (response, outcome, rpc),
+    let (response, outcome, rpc) = match decide(state, route, &claims, &identity, &parts, peer, rpc).await {
+        Err(refusal) => *refusal,
         Ok((extra, lists, rpc)) => {
-            let request = Request::from_parts(parts.clone(), body);
-            match forward_with(state, route, request, &extra).await {
+            let request = Request::from_parts(parts, body);
+            match forward_with(state, route, request, peer, &extra).await {
                 Ok(response) => {
                     let status = response.status().as_u16();
                     let response = if lists.is_empty() {
                         response
                     } else {
-                        filter_response(route, &identity, &lists, response).await
+                        Box::pin(filter_response(route, &identity, &lists, response)).await
                     };
                     (response, Outcome { label: "forwarded", upstream_status: Some(status) }, rpc)
                 }
@@ -153,8 +314,8 @@ pub(super) async fn serve(
 }
 
 /// Extra upstream headers, list requests whose responses need filtering, and
-/// the parsed body; or the refusal.
-type Decision = Result<(Vec<(HeaderName, HeaderValue)>, Vec<(Value, Capability)>, Rpc), (Response, Outcome, Rpc)>;
+/// the parsed body; or the refusal (boxed: rare, and large beside the rest).
+type Decision = Result<(Vec<(HeaderName, HeaderValue)>, Vec<(Value, Capability)>, Rpc), Box<(Response, Outcome, Rpc)>>;
 
 async fn decide(
     state: &AppState,
@@ -162,32 +323,31 @@ async fn decide(
     claims: &AccessClaims,
     identity: &Identity,
     parts: &axum::http::request::Parts,
+    peer: Option<IpAddr>,
     rpc: Option<Rpc>,
 ) -> Decision {
     let refused = |response: Response, label: &'static str, rpc: Rpc| {
-        Err((response, Outcome { label, upstream_status: None }, rpc))
+        Err(Box::new((response, Outcome { label, upstream_status: None }, rpc)))
     };
-    let filters: Vec<&CapabilityFilter> = route
-        .route
-        .inbound
-        .iter()
-        .filter_map(|policy| match policy {
+    // The route's capability filters, walked where needed (no list is
+    // collected per request).
+    let filters = || {
+        route.route.inbound.iter().filter_map(|policy| match policy {
             InboundPolicy::CapabilityFilter(filter) => Some(filter.as_ref()),
             _ => None,
         })
-        .collect();
+    };
+    let filtered = filters().next().is_some();
     let Some(rpc) = rpc else {
         // Unparseable JSON: with a filter, what the upstream would make of it
         // cannot be checked, so it does not go.
-        if !filters.is_empty() {
+        if filtered {
             let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": "parse error: the body is not JSON-RPC"}});
             return refused((StatusCode::BAD_REQUEST, axum::Json(body)).into_response(), "refused", Rpc::default());
         }
         return Ok((Vec::new(), Vec::new(), Rpc::default()));
     };
-    if !filters.is_empty()
-        && let Some(problem) = header_mismatch(&parts.headers, &rpc)
-    {
+    if filtered && let Some(problem) = header_mismatch(&parts.headers, &rpc) {
         let id = rpc.first().and_then(|m| m.id.clone()).unwrap_or(Value::Null);
         let body = json!({"jsonrpc": "2.0", "id": id, "error": {"code": HEADER_MISMATCH, "message": problem}});
         return refused((StatusCode::BAD_REQUEST, axum::Json(body)).into_response(), "header_mismatch", rpc);
@@ -203,7 +363,9 @@ async fn decide(
                 }
             }
             InboundPolicy::RateLimit(limit) => {
-                if let Some(response) = rate_limited(state, limit, claims, parts).await {
+                // Boxed: the store's future is large, and inline it would
+                // make every request's future on this path as large.
+                if let Some(response) = Box::pin(rate_limited(state, limit, claims, peer)).await {
                     let label =
                         if response.status() == StatusCode::TOO_MANY_REQUESTS { "rate_limited" } else { "refused" };
                     return refused(response, label, rpc);
@@ -225,7 +387,7 @@ async fn decide(
     for message in &rpc.messages {
         let Some(kind) = message.method.as_deref().and_then(Capability::of_list_method) else { continue };
         if let Some(id) = &message.id
-            && filters.iter().any(|filter| filter.filters(kind))
+            && filters().any(|filter| filter.filters(kind))
         {
             lists.push((id.clone(), kind));
         }
@@ -270,10 +432,10 @@ fn header_mismatch(headers: &axum::http::HeaderMap, rpc: &Rpc) -> Option<String>
 /// batch, every request is answered (the others with -32600) and nothing is
 /// forwarded.
 fn hidden_items(filter: &CapabilityFilter, rpc: &Rpc, identity: &Identity) -> Option<Response> {
-    let hidden: Vec<bool> = rpc.messages.iter().map(|message| is_hidden(filter, message, identity)).collect();
-    if !hidden.contains(&true) {
+    if !rpc.messages.iter().any(|message| is_hidden(filter, message, identity)) {
         return None;
     }
+    let hidden: Vec<bool> = rpc.messages.iter().map(|message| is_hidden(filter, message, identity)).collect();
     let errors: Vec<Value> = rpc
         .messages
         .iter()
@@ -339,15 +501,11 @@ async fn rate_limited(
     state: &AppState,
     limit: &RateLimit,
     claims: &AccessClaims,
-    parts: &axum::http::request::Parts,
+    peer: Option<IpAddr>,
 ) -> Option<Response> {
     let who = match limit.by {
         LimitBy::User => format!("user:{}", claims.sub),
-        LimitBy::Ip => {
-            let peer =
-                parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|info| info.0.ip());
-            format!("ip:{}", peer.map(|ip| ip.to_string()).unwrap_or_default())
-        }
+        LimitBy::Ip => format!("ip:{}", peer.map(|ip| ip.to_string()).unwrap_or_default()),
         LimitBy::All => "all".to_owned(),
     };
     let now = now();
@@ -603,6 +761,32 @@ mod tests {
         assert!(first.is_empty(), "incomplete event waits");
         let rest = sse.push(b"1}\n\nid: 7\ndata: x\r\n\r\n", &upper);
         assert_eq!(String::from_utf8(rest).unwrap(), "event: message\ndata: {\"A\":1}\n\nid: 7\ndata: X\n\n");
+    }
+
+    #[test]
+    fn the_body_is_read_for_the_fields_policies_use() {
+        let call = br#"{"params":{"arguments":{"name":"not this","deep":[{"uri":1}]},"name":"ec\u0068o"},"id":7,"method":"tools/call","jsonrpc":"2.0"}"#;
+        let rpc = Rpc::parse(call).unwrap();
+        let message = rpc.first().unwrap();
+        assert!(!rpc.batch);
+        assert_eq!((message.method.as_deref(), message.name.as_deref()), (Some("tools/call"), Some("echo")));
+        assert_eq!(message.id, Some(serde_json::json!(7)));
+
+        let batch = br#"[{"id":"a","method":"resources/read","params":{"uri":"file:///x","name":"n"}}, 3, "x", null,
+            {"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"p"}}},
+            {"method":7,"params":[1,2]}, {"method":"tools/call","method":"tools/list","params":"name"}]"#;
+        let rpc = Rpc::parse(batch).unwrap();
+        assert!(rpc.batch);
+        assert_eq!(rpc.messages.len(), 7);
+        assert_eq!(rpc.messages[0].name.as_deref(), Some("file:///x"), "resources are named by their uri");
+        assert!(rpc.messages[1..4].iter().all(|m| m.method.is_none() && m.id.is_none()), "non-objects have no fields");
+        assert_eq!(rpc.messages[4].reference, Some(("ref/prompt".to_owned(), "p".to_owned())));
+        assert_eq!((rpc.messages[5].method.as_deref(), rpc.messages[5].name.as_deref()), (None, None));
+        assert_eq!(rpc.messages[6].method.as_deref(), Some("tools/list"), "the last of a repeated key counts");
+
+        for bad in [&b"not json"[..], b"7", b"\"tools/call\"", br#"{"method":"tools/call"} trailing"#] {
+            assert!(Rpc::parse(bad).is_none(), "{}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]

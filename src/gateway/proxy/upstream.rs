@@ -61,11 +61,35 @@ fn connector() -> Connector {
         .wrap_connector(http)
 }
 
-/// One upstream's idle connections (most recently used last).
+/// One upstream's idle connections (most recently used last), and its
+/// `Host` header, made once rather than per request.
 struct Idle {
     scheme: Scheme,
     authority: Authority,
+    host: Option<HeaderValue>,
     connections: Vec<(SendRequest<Body>, Instant)>,
+}
+
+/// The pool's entry for this upstream, made on first use.
+fn entry<'a>(pool: &'a mut Pool, scheme: &Scheme, authority: &Authority) -> &'a mut Idle {
+    let index = match pool.upstreams.iter().position(|idle| same_upstream(idle, scheme, authority)) {
+        Some(index) => index,
+        None => {
+            pool.upstreams.push(Idle {
+                scheme: scheme.clone(),
+                authority: authority.clone(),
+                host: HeaderValue::from_str(authority.as_str()).ok(),
+                connections: Vec::new(),
+            });
+            pool.upstreams.len() - 1
+        }
+    };
+    &mut pool.upstreams[index]
+}
+
+/// The `Host` header for this upstream.
+fn host(scheme: &Scheme, authority: &Authority) -> Option<HeaderValue> {
+    POOL.with_borrow_mut(|pool| entry(pool, scheme, authority).host.clone())
 }
 
 #[derive(Default)]
@@ -100,18 +124,7 @@ fn checkin(scheme: &Scheme, authority: &Authority, sender: SendRequest<Body>) {
         return;
     }
     POOL.with_borrow_mut(|pool| {
-        let index = match pool.upstreams.iter().position(|idle| same_upstream(idle, scheme, authority)) {
-            Some(index) => index,
-            None => {
-                pool.upstreams.push(Idle {
-                    scheme: scheme.clone(),
-                    authority: authority.clone(),
-                    connections: Vec::new(),
-                });
-                pool.upstreams.len() - 1
-            }
-        };
-        let connections = &mut pool.upstreams[index].connections;
+        let connections = &mut entry(pool, scheme, authority).connections;
         if connections.len() < POOL_MAX_IDLE {
             connections.push((sender, Instant::now()));
         }
@@ -157,8 +170,7 @@ async fn send_pooled(request: Request<Body>) -> Result<Response<Body>, String> {
     // HTTP/1.1 sends the path and query, with the authority in Host.
     parts.uri = absolute.path_and_query().map_or_else(|| Uri::from_static("/"), |p| Uri::from(p.clone()));
     if !parts.headers.contains_key(header::HOST) {
-        let host =
-            HeaderValue::from_str(authority.as_str()).map_err(|_| "the upstream authority is not a valid Host")?;
+        let host = host(&scheme, &authority).ok_or("the upstream authority is not a valid Host")?;
         parts.headers.insert(header::HOST, host);
     }
     let mut request = Request::from_parts(parts, body);
@@ -168,7 +180,9 @@ async fn send_pooled(request: Request<Body>) -> Result<Response<Body>, String> {
     loop {
         let (mut sender, fresh) = match checkout(&scheme, &authority) {
             Some(sender) => (sender, false),
-            None => (connect(&absolute).await?, true),
+            // Boxed: connecting is rare on a warm pool, and inline its
+            // future would make every request's future several KiB.
+            None => (Box::pin(connect(&absolute)).await?, true),
         };
         if let Err(err) = sender.ready().await {
             if fresh {
