@@ -193,10 +193,35 @@ impl From<redis::RedisError> for StoreError {
     fn from(err: redis::RedisError) -> Self {
         if err.is_io_error() || err.is_timeout() || err.is_connection_refusal() || err.is_connection_dropped() {
             StoreError::Unavailable(format!("Redis does not answer: {err}"))
+        } else if is_transient(&err) {
+            StoreError::Unavailable(format!("Redis cannot serve right now: {err}"))
         } else {
             StoreError::Redis(err.to_string())
         }
     }
+}
+
+/// Answers of a Redis that is up but cannot serve yet: loading its data
+/// after a restart (`LOADING`, seconds with a large append-only file), in a
+/// failover (`MASTERDOWN`, `READONLY`, `TRYAGAIN`, `CLUSTERDOWN`) or running
+/// a long script (`BUSY`). Like a Redis that does not answer, they pass, so
+/// the OAuth endpoints say 503 with `Retry-After` rather than 500. A
+/// `MULTI`/`EXEC` the server refused carries the reason in each command's
+/// error.
+fn is_transient(err: &redis::RedisError) -> bool {
+    use redis::ServerErrorKind::{BusyLoading, ClusterDown, MasterDown, ReadOnly, TryAgain};
+    let transient = |kind: Option<redis::ServerErrorKind>, code: Option<&str>| {
+        matches!(kind, Some(BusyLoading | TryAgain | MasterDown | ClusterDown | ReadOnly)) || code == Some("BUSY")
+    };
+    let kind = match err.kind() {
+        redis::ErrorKind::Server(kind) => Some(kind),
+        _ => None,
+    };
+    transient(kind, err.code())
+        || err
+            .clone()
+            .into_server_errors()
+            .is_some_and(|errors| errors.iter().any(|(_, error)| transient(error.kind(), Some(error.code()))))
 }
 
 fn key(kind: &str, id: &str) -> String {

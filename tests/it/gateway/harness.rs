@@ -544,8 +544,15 @@ pub struct RedisServer {
 impl RedisServer {
     pub fn start() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        Self::start_with(port, &[])
+    }
+
+    /// On `port`, with more `redis-server` arguments (e.g. `--dir` to keep a
+    /// dump between two servers).
+    pub fn start_with(port: u16, args: &[&str]) -> Self {
         let child = std::process::Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(args)
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap_or_else(|err| panic!("cannot start redis-server ({err}); run scripts/test, which installs it"));

@@ -66,6 +66,45 @@ async fn redis_stopped_oauth_answers_503_and_the_proxy_keeps_serving() {
     assert_proxy_serves(&gw, &token).await;
 }
 
+/// A Redis restarted with persistence answers `LOADING` until its data is
+/// back in memory (seconds, with a large append-only file): a moment to wait
+/// out (503), not a server error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_loading_its_data_after_a_restart_answers_503_not_500() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_arg = dir.path().to_str().unwrap().to_owned();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let redis = RedisServer::start_with(port, &["--dir", &dir_arg]);
+    let gw = on_redis(&redis).await;
+    let client_id = gw.register().await;
+    let token = gw.mint("echo", super::harness::now(), 600);
+    // Enough data that the next server, loading it with a delay per key,
+    // stays in `LOADING` for the rest of the test.
+    let mut conn = redis::Client::open(redis.url.as_str()).unwrap().get_connection().unwrap();
+    let mut fill = redis::pipe();
+    for i in 0..20_000 {
+        fill.set(format!("filler:{i}"), "x".repeat(64)).ignore();
+    }
+    fill.query::<()>(&mut conn).unwrap();
+    redis::cmd("SAVE").query::<()>(&mut conn).unwrap();
+    drop(conn);
+    drop(redis);
+    let loading = RedisServer::start_with(
+        port,
+        &["--dir", &dir_arg, "--key-load-delay", "1000", "--loading-process-events-interval-bytes", "1024"],
+    );
+    let mut probe = redis::Client::open(loading.url.as_str()).unwrap().get_connection().unwrap();
+    let answer = redis::cmd("PING").query::<String>(&mut probe).unwrap_err();
+    assert_eq!(answer.code(), Some("LOADING"), "the restarted server is still loading: {answer}");
+    // The gateway's connection died with the first server: one call finds
+    // that out (503), then calls fail fast for the store's one-second
+    // back-off. Wait it out, so the calls below reach the loading server.
+    let _ = gw.post_json("/oauth/register", &register_body()).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_oauth_unavailable(&gw, &client_id).await;
+    assert_proxy_serves(&gw, &token).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_hanging_oauth_answers_503_and_recovers_when_it_resumes() {
     let redis = RedisServer::start();
