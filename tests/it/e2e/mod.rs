@@ -304,7 +304,11 @@ impl World {
     }
 
     pub fn start_with(extras: Extras) -> World {
-        let port = peers::free_port();
+        // The public URL's port stays bound until the gateway (or its front
+        // proxy) takes it: the peers started meanwhile pick ports of their
+        // own, and the kernel could otherwise hand one of them this one.
+        let reservation = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+        let port = reservation.local_addr().expect("reserved port").port();
         let gateway_url = format!("http://localhost:{port}");
         let tools = Toolchain::require();
         let dir = temp_dir();
@@ -336,6 +340,7 @@ impl World {
 
         // Behind a front proxy, the gateway listens elsewhere and the proxy
         // takes the public URL's port.
+        drop(reservation);
         let (listen_port, front) = if extras.hide_rfc8414 {
             let inner = peers::free_port();
             let front = FrontProxy::start(
