@@ -69,7 +69,7 @@ def main():
     procs = []
     try:
         up_port, gw_port = bench.free_port(), bench.free_port()
-        conf = bench.nginx_conf(os.path.join(work, "upstream"), up_port, f"""
+        conf = bench.nginx_conf(os.path.join(work, "upstream"), f"""
   server {{ listen 127.0.0.1:{up_port}; keepalive_requests 1000000;
     location / {{ default_type application/json; return 200 '{ANSWER}'; }} }}""")
         up_proc, _ = bench.start([bench.nginx_bin(), "-c", conf], ready=lambda: bench.port_open(up_port))
@@ -128,13 +128,7 @@ def main():
               f"(goal ≥ 0.9×), p99 {med(results['filtered'], 2):.2f} ms vs {med(results['plain'], 2):.2f} ms, "
               f"CPU per request **{med(results['filtered'], 3) / med(results['plain'], 3):.2f}×** the plain route's")
     finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        bench.stop_all(procs)
 
 
 if __name__ == "__main__":

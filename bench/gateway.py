@@ -66,16 +66,18 @@ def http_ok(url):
         return False
 
 
-def nginx_conf(directory, port, body):
+def nginx_conf(directory, body, workers=2):
+    """An nginx config in `directory` serving `body` (server and upstream blocks)."""
     os.makedirs(directory, exist_ok=True)
     conf = os.path.join(directory, "nginx.conf")
     with open(conf, "w") as f:
         f.write(f"""
 daemon off;
-worker_processes 2;
+worker_processes {workers};
+worker_rlimit_nofile 65536;
 pid {directory}/nginx.pid;
 error_log {directory}/error.log warn;
-events {{ worker_connections 4096; }}
+events {{ worker_connections 16384; }}
 http {{
   access_log off;
   client_body_temp_path {directory}/body;
@@ -93,8 +95,8 @@ def nginx_bin():
     return shutil.which("nginx") or "/usr/sbin/nginx"
 
 
-def rss_peak_kib(pid):
-    """Peak RSS (VmHWM) of a process and its children (nginx's workers)."""
+def pids_of(pid):
+    """A process and its children (nginx's workers)."""
     pids = [pid]
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -104,20 +106,33 @@ def rss_peak_kib(pid):
                         pids.append(int(entry))
             except (OSError, ValueError, IndexError):
                 pass
+    return pids
+
+
+def status_kib(pid, field):
+    """A /proc status field (VmRSS, VmHWM) in KiB, summed over the process and its children."""
     total = 0
-    for p in pids:
+    for p in pids_of(pid):
         try:
             with open(f"/proc/{p}/status") as f:
-                total += next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
+                total += next(int(l.split()[1]) for l in f if l.startswith(field + ":"))
         except (OSError, StopIteration):
             pass
     return total
 
 
+def rss_peak_kib(pid):
+    return status_kib(pid, "VmHWM")
+
+
+def rss_kib(pid):
+    return status_kib(pid, "VmRSS")
+
+
 def cpu_seconds(pid):
     """User plus system CPU time of a process and its children (nginx's workers), in seconds."""
     ticks = 0
-    for p in [pid] + [int(e) for e in os.listdir("/proc") if e.isdigit() and parent_of(int(e)) == pid]:
+    for p in pids_of(pid):
         try:
             with open(f"/proc/{p}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
@@ -127,12 +142,16 @@ def cpu_seconds(pid):
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def parent_of(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
+def stop_all(procs):
+    """Terminates the processes a bench started (the last first), killing any that linger."""
+    for proc in reversed(procs):
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def wrk(url, token, seconds, connections, script_dir, pid=None):
@@ -182,14 +201,14 @@ def main():
     try:
         # The tiny upstream and the nginx proxy in front of it.
         up_port, nginx_port, plain_port, gw_port = free_port(), free_port(), free_port(), free_port()
-        upstream_conf = nginx_conf(os.path.join(work, "upstream"), up_port, f"""
+        upstream_conf = nginx_conf(os.path.join(work, "upstream"), f"""
   server {{ listen 127.0.0.1:{up_port}; keepalive_requests 1000000;
     location / {{ default_type application/json; return 200 '{UPSTREAM_ANSWER}'; }} }}""")
-        proxy_conf = nginx_conf(os.path.join(work, "proxy"), nginx_port, f"""
+        proxy_conf = nginx_conf(os.path.join(work, "proxy"), f"""
   upstream mcp {{ server 127.0.0.1:{up_port}; keepalive 64; }}
   server {{ listen 127.0.0.1:{nginx_port}; keepalive_requests 1000000;
     location / {{ proxy_pass http://mcp; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}""")
-        plain_conf = nginx_conf(os.path.join(work, "plain"), plain_port, f"""
+        plain_conf = nginx_conf(os.path.join(work, "plain"), f"""
   server {{ listen 127.0.0.1:{plain_port};
     location / {{ proxy_pass http://127.0.0.1:{up_port}; }} }}""")
         up_proc, _ = start([nginx_bin(), "-c", upstream_conf], ready=lambda: port_open(up_port))
@@ -274,13 +293,7 @@ def main():
                "cognigate-gateway": rss_peak_kib(gateway.pid)}
         print_table(results, rss, args)
     finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs)
 
 
 def port_open(port):

@@ -8,7 +8,6 @@ gateway.py); everything listens on
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,31 +19,9 @@ UPSTREAM_ANSWER = '{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}'
 USERNAME, PASSWORD = "bench", "Bench-Passw0rd!"
 
 sys.path.insert(0, HERE)
-from gateway import free_port, http_ok, log, nginx_bin, port_open, start  # noqa: E402,F401  (shared helpers)
-
-
-def nginx_conf(directory, body, workers=2):
-    os.makedirs(directory, exist_ok=True)
-    conf = os.path.join(directory, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write(f"""
-daemon off;
-worker_processes {workers};
-worker_rlimit_nofile 65536;
-pid {directory}/nginx.pid;
-error_log {directory}/error.log warn;
-events {{ worker_connections 16384; }}
-http {{
-  access_log off;
-  client_body_temp_path {directory}/body;
-  proxy_temp_path {directory}/proxy;
-  fastcgi_temp_path {directory}/fastcgi;
-  uwsgi_temp_path {directory}/uwsgi;
-  scgi_temp_path {directory}/scgi;
-  {body}
-}}
-""")
-    return conf
+from gateway import (  # noqa: E402,F401  (shared helpers)
+    free_port, http_ok, log, nginx_bin, nginx_conf, port_open, rss_kib, rss_peak_kib, start, stop_all,
+)
 
 
 def start_nginx(world, name, port, body, workers=2):
@@ -52,40 +29,6 @@ def start_nginx(world, name, port, body, workers=2):
     proc, _ = start([nginx_bin(), "-c", conf], ready=lambda: port_open(port))
     world.procs.append(proc)
     return proc
-
-
-def pids_of(pid):
-    """A process and its children (nginx's workers)."""
-    pids = [pid]
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        pids.append(int(entry))
-            except (OSError, ValueError, IndexError):
-                pass
-    return pids
-
-
-def status_kib(pid, field):
-    """A /proc status field (VmRSS, VmHWM) in KiB, summed over the process and its children."""
-    total = 0
-    for p in pids_of(pid):
-        try:
-            with open(f"/proc/{p}/status") as f:
-                total += next(int(l.split()[1]) for l in f if l.startswith(field + ":"))
-        except (OSError, StopIteration):
-            pass
-    return total
-
-
-def rss_peak_kib(pid):
-    return status_kib(pid, "VmHWM")
-
-
-def rss_kib(pid):
-    return status_kib(pid, "VmRSS")
 
 
 class World:
@@ -146,14 +89,7 @@ class World:
         return json.load(open(saved))
 
     def close(self):
-        for proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(self.procs)
 
 
 def upstream_nginx(world, port):

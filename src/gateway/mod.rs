@@ -416,3 +416,17 @@ fn spawn_maintenance(state: AppState) {
         }
     });
 }
+
+/// An error and its sources on one line: the top-level message of an HTTP
+/// client error alone says little ("client error (Connect)"), the cause says
+/// what to fix.
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -22,6 +22,7 @@ use url::{Host, Url};
 
 use super::OAuthOptions;
 use super::register::check_redirect_uri;
+use crate::gateway::error_chain;
 use crate::gateway::store::{Client, now};
 
 /// The draft suggests 5 KB; documents with long names or many redirect URIs
@@ -333,17 +334,6 @@ fn private_address_in(err: &(dyn std::error::Error + 'static)) -> Option<String>
         source = cause.source();
     }
     None
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Whether an address is on the public internet: not loopback, private

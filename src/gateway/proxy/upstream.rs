@@ -25,6 +25,8 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::client::legacy::connect::HttpConnector;
 use tower_service::Service;
 
+use crate::gateway::error_chain;
+
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle connections older than this are closed rather than reused (servers
 /// commonly close theirs after 60–75 s; reusing one they are closing fails).
@@ -248,17 +250,4 @@ impl hyper::body::Body for Pooled {
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
     }
-}
-
-/// An error and its sources on one line (hyper's top-level message alone is
-/// just "client error (Connect)").
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
