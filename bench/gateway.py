@@ -66,8 +66,10 @@ def http_ok(url):
         return False
 
 
-def nginx_conf(directory, body, workers=2):
-    """An nginx config in `directory` serving `body` (server and upstream blocks)."""
+def nginx_conf(directory, body, workers=2, connections=4096):
+    """An nginx config in `directory` serving `body` (server and upstream blocks).
+    `connections` per worker: nginx allocates for them up front, so its RSS grows
+    with it; the SSE bench needs many, the hot-path bench keeps the default."""
     os.makedirs(directory, exist_ok=True)
     conf = os.path.join(directory, "nginx.conf")
     with open(conf, "w") as f:
@@ -77,7 +79,7 @@ worker_processes {workers};
 worker_rlimit_nofile 65536;
 pid {directory}/nginx.pid;
 error_log {directory}/error.log warn;
-events {{ worker_connections 16384; }}
+events {{ worker_connections {connections}; }}
 http {{
   access_log off;
   client_body_temp_path {directory}/body;

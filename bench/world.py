@@ -25,7 +25,7 @@ from gateway import (  # noqa: E402,F401  (shared helpers)
 
 
 def start_nginx(world, name, port, body, workers=2):
-    conf = nginx_conf(os.path.join(world.work, name), body, workers)
+    conf = nginx_conf(os.path.join(world.work, name), body, workers, connections=16384)
     proc, _ = start([nginx_bin(), "-c", conf], ready=lambda: port_open(port))
     world.procs.append(proc)
     return proc
