@@ -18,9 +18,9 @@ use url::Url;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {setting} {value:?}: {problem}")]
 pub struct InvalidValue {
-    pub setting: &'static str,
-    pub value: String,
-    pub problem: String,
+    pub(crate) setting: &'static str,
+    pub(crate) value: String,
+    pub(crate) problem: String,
 }
 
 pub(crate) fn invalid(setting: &'static str, value: &str, problem: impl Into<String>) -> InvalidValue {
@@ -29,36 +29,37 @@ pub(crate) fn invalid(setting: &'static str, value: &str, problem: impl Into<Str
 
 /// The gateway's OAuth callback, relative to its public URL. Cognito matches
 /// callback URLs exactly, so this path is part of what `up` registers.
-pub const CALLBACK_PATH: &str = "/oauth/callback";
+pub(crate) const CALLBACK_PATH: &str = "/oauth/callback";
 
 /// The public URL of a gateway run locally with its defaults.
-pub const DEFAULT_PUBLIC_URL: &str = "http://localhost:9000";
+pub(crate) const DEFAULT_PUBLIC_URL: &str = "http://localhost:9000";
 
 /// The callback URL of a gateway reached at `public_url` (no trailing slash).
-pub fn callback_url(public_url: &str) -> String {
+pub(crate) fn callback_url(public_url: &str) -> String {
     format!("{}{CALLBACK_PATH}", public_url.trim_end_matches('/'))
 }
 
 /// Keys of the env file that `cognigate up` owns and the gateway reads.
-pub mod env_keys {
-    pub const USER_POOL_ID: &str = "COGNITO_USER_POOL_ID";
-    pub const USER_POOL_DOMAIN: &str = "COGNITO_USER_POOL_DOMAIN";
-    pub const CLIENT_ID: &str = "COGNITO_CLIENT_ID";
-    pub const CLIENT_SECRET: &str = "COGNITO_CLIENT_SECRET";
+pub(crate) mod env_keys {
+    pub(crate) const USER_POOL_ID: &str = "COGNITO_USER_POOL_ID";
+    pub(crate) const USER_POOL_DOMAIN: &str = "COGNITO_USER_POOL_DOMAIN";
+    pub(crate) const CLIENT_ID: &str = "COGNITO_CLIENT_ID";
+    pub(crate) const CLIENT_SECRET: &str = "COGNITO_CLIENT_SECRET";
     /// The gateway's public URL, so the callback it sends is the one Cognito has.
-    pub const PUBLIC_URL: &str = "COGNIGATE_PUBLIC_URL";
+    pub(crate) const PUBLIC_URL: &str = "COGNIGATE_PUBLIC_URL";
     /// Written only when `up` ran against an endpoint override (an emulator):
     /// the gateway then fetches keys from the same place.
-    pub const AWS_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
+    pub(crate) const AWS_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
 
     /// Every key `up` may write, in the order it writes them.
-    pub const ALL: [&str; 6] = [USER_POOL_ID, USER_POOL_DOMAIN, CLIENT_ID, CLIENT_SECRET, PUBLIC_URL, AWS_ENDPOINT_URL];
+    pub(crate) const ALL: [&str; 6] =
+        [USER_POOL_ID, USER_POOL_DOMAIN, CLIENT_ID, CLIENT_SECRET, PUBLIC_URL, AWS_ENDPOINT_URL];
 }
 
 /// Where the AWS SDK convention says Cognito's API is reached instead of AWS:
 /// the service-specific variable first, then the general one. Trailing slash
 /// removed; empty values ignored.
-pub fn aws_endpoint_override(lookup: impl Fn(&str) -> Option<String>) -> Option<String> {
+pub(crate) fn aws_endpoint_override(lookup: impl Fn(&str) -> Option<String>) -> Option<String> {
     ["AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", "AWS_ENDPOINT_URL"]
         .iter()
         .filter_map(|name| lookup(name))
@@ -84,7 +85,7 @@ impl Region {
         Ok(Self(value.to_owned()))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -97,10 +98,10 @@ impl fmt::Display for Region {
 
 /// A Cognito user pool id: `<region>_<letters and digits>`, e.g. `us-east-1_AbC123xyz`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct UserPoolId(String);
+pub(crate) struct UserPoolId(String);
 
 impl UserPoolId {
-    pub fn parse(value: &str) -> Result<Self, InvalidValue> {
+    pub(crate) fn parse(value: &str) -> Result<Self, InvalidValue> {
         let fix = "a user pool id looks like \"us-east-1_AbC123xyz\" (region, underscore, letters and digits)";
         let Some((region, suffix)) = value.split_once('_') else {
             return Err(invalid("user pool id", value, fix));
@@ -112,7 +113,7 @@ impl UserPoolId {
     }
 
     /// A pool id that must belong to `region` (a pool lives in exactly one).
-    pub fn parse_in(value: &str, region: &Region) -> Result<Self, InvalidValue> {
+    pub(crate) fn parse_in(value: &str, region: &Region) -> Result<Self, InvalidValue> {
         let id = Self::parse(value)?;
         if id.region() != region.as_str() {
             return Err(invalid(
@@ -125,11 +126,11 @@ impl UserPoolId {
     }
 
     /// The region the id belongs to.
-    pub fn region(&self) -> &str {
+    pub(crate) fn region(&self) -> &str {
         self.0.split_once('_').map_or("", |(region, _)| region)
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -145,13 +146,13 @@ impl fmt::Display for UserPoolId {
 /// over http (that is how a local login page stands in for Cognito's); every
 /// other host over https.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostedUiDomain {
+pub(crate) struct HostedUiDomain {
     host: String,
     base_url: Url,
 }
 
 impl HostedUiDomain {
-    pub fn parse(value: &str) -> Result<Self, InvalidValue> {
+    pub(crate) fn parse(value: &str) -> Result<Self, InvalidValue> {
         const FIX: &str = "give the host only, e.g. my-prefix.auth.us-east-1.amazoncognito.com (no https://, no path, no trailing slash)";
         let problem = |what: &str| invalid("hosted UI domain", value, format!("{what}; {FIX}"));
         if value.is_empty() {
@@ -178,12 +179,12 @@ impl HostedUiDomain {
     }
 
     /// The value as written: host and optional port.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.host
     }
 
     /// `https://{host}/` (`http://` for loopback), ending in a slash.
-    pub fn base_url(&self) -> &Url {
+    pub(crate) fn base_url(&self) -> &Url {
         &self.base_url
     }
 }
@@ -209,7 +210,7 @@ fn as_http(https: Url, written: &str) -> Url {
 }
 
 /// Whether the URL's host is `localhost` or a loopback address.
-pub fn is_loopback(url: &Url) -> bool {
+pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -222,15 +223,15 @@ pub fn is_loopback(url: &Url) -> bool {
 /// canonical one (it is what tokens carry); only where the keys are fetched
 /// from follows an endpoint override, which is how an emulator stands in.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StackUrls {
-    pub issuer: String,
-    pub jwks: Url,
-    pub authorize: Url,
-    pub token: Url,
+pub(crate) struct StackUrls {
+    pub(crate) issuer: String,
+    pub(crate) jwks: Url,
+    pub(crate) authorize: Url,
+    pub(crate) token: Url,
 }
 
 impl StackUrls {
-    pub fn derive(
+    pub(crate) fn derive(
         region: &Region,
         pool: &UserPoolId,
         domain: &HostedUiDomain,
@@ -252,9 +253,9 @@ impl StackUrls {
 }
 
 /// The Zuplo module that provides the MCP gateway's handlers and policies.
-pub const ZUPLO_MCP_MODULE: &str = "$import(@zuplo/runtime/mcp-gateway)";
-pub const COGNITO_POLICY_TYPE: &str = "mcp-cognito-oauth-inbound";
-pub const COGNITO_POLICY_EXPORT: &str = "McpCognitoOAuthInboundPolicy";
+pub(crate) const ZUPLO_MCP_MODULE: &str = "$import(@zuplo/runtime/mcp-gateway)";
+pub(crate) const COGNITO_POLICY_TYPE: &str = "mcp-cognito-oauth-inbound";
+pub(crate) const COGNITO_POLICY_EXPORT: &str = "McpCognitoOAuthInboundPolicy";
 /// The policy name `up` writes unless told otherwise.
 pub const DEFAULT_POLICY_NAME: &str = "cognito-managed-oauth";
 
@@ -262,18 +263,18 @@ pub const DEFAULT_POLICY_NAME: &str = "cognito-managed-oauth";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyStanza<Options> {
-    pub name: String,
-    pub policy_type: String,
-    pub handler: PolicyHandler<Options>,
+    pub(crate) name: String,
+    pub(crate) policy_type: String,
+    pub(crate) handler: PolicyHandler<Options>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PolicyHandler<Options> {
+pub(crate) struct PolicyHandler<Options> {
     /// Zuplo's `$import(...)`; the export names the behaviour.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub module: Option<String>,
-    pub export: String,
-    pub options: Options,
+    pub(crate) module: Option<String>,
+    pub(crate) export: String,
+    pub(crate) options: Options,
 }
 
 /// `mcp-cognito-oauth-inbound` options. In the file they are `$env(NAME)`
@@ -283,45 +284,45 @@ pub struct PolicyHandler<Options> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CognitoOptions {
-    pub aws_region: String,
-    pub user_pool_id: String,
-    pub user_pool_domain: String,
-    pub client_id: String,
-    pub client_secret: String,
+    pub(crate) aws_region: String,
+    pub(crate) user_pool_id: String,
+    pub(crate) user_pool_domain: String,
+    pub(crate) client_id: String,
+    pub(crate) client_secret: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
+    pub(crate) scope: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gateway: Option<GatewayOptions>,
+    pub(crate) gateway: Option<GatewayOptions>,
 }
 
 /// cognigate's own options under `gateway` (Zuplo has none of these).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct GatewayOptions {
+pub(crate) struct GatewayOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub access_token_ttl_seconds: Option<Seconds>,
+    pub(crate) access_token_ttl_seconds: Option<Seconds>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub refresh_token_ttl_seconds: Option<Seconds>,
+    pub(crate) refresh_token_ttl_seconds: Option<Seconds>,
     /// Scopes a token must carry to call the routes of this policy (beyond
     /// the login's); a token without one gets 403 `insufficient_scope`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub required_scopes: Option<Vec<String>>,
+    pub(crate) required_scopes: Option<Vec<String>>,
     /// Route-level group access: only users in one of these Cognito groups
     /// (the ID token's `cognito:groups`) get past consent and refresh.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allowed_groups: Option<Vec<String>>,
+    pub(crate) allowed_groups: Option<Vec<String>>,
 }
 
 /// A number of seconds, written as a JSON number or (after `$env`) a string.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
-pub enum Seconds {
+pub(crate) enum Seconds {
     Number(u64),
     Text(String),
 }
 
 /// `$env(NAME)`: how a policy option refers to a value of the env file.
-pub fn env_ref(key: &str) -> String {
+pub(crate) fn env_ref(key: &str) -> String {
     format!("$env({key})")
 }
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 /// Parses dotenv syntax: `KEY=VALUE`, an optional `export ` prefix, values in
 /// single quotes (literal), double quotes (`\n`, `\"`, `\\` escapes) or bare
 /// (trailing ` # comment` removed, whitespace trimmed); `#` lines are comments.
-pub fn parse(text: &str) -> Result<HashMap<String, String>, (usize, String)> {
+pub(crate) fn parse(text: &str) -> Result<HashMap<String, String>, (usize, String)> {
     let mut vars = HashMap::new();
     for (index, raw) in text.lines().enumerate() {
         let line_no = index + 1;

@@ -9,16 +9,16 @@ use std::fmt;
 pub struct Secret(String);
 
 impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
+    pub(crate) fn new(value: impl Into<String>) -> Self {
         Self(value.into())
     }
 
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 
     /// A masked form for plans and logs: shows only that a value is present.
-    pub fn masked(&self) -> &'static str {
+    pub(crate) fn masked(&self) -> &'static str {
         if self.0.is_empty() { "(none)" } else { "(sensitive)" }
     }
 }

@@ -32,19 +32,19 @@ pub(crate) enum Outcome {
 
 #[derive(Debug, Clone)]
 pub(crate) struct Applied {
-    pub pool_id: String,
-    pub client_id: String,
-    pub client_secret: Secret,
-    pub domain_host: String,
+    pub(crate) pool_id: String,
+    pub(crate) client_id: String,
+    pub(crate) client_secret: Secret,
+    pub(crate) domain_host: String,
     /// A custom domain's CloudFront distribution: the alias record's target.
-    pub cloudfront: Option<String>,
-    pub pool: Outcome,
-    pub domain: Outcome,
-    pub client: Outcome,
+    pub(crate) cloudfront: Option<String>,
+    pub(crate) pool: Outcome,
+    pub(crate) domain: Outcome,
+    pub(crate) client: Outcome,
     /// The stack's listed groups and what happened to each.
-    pub groups: Vec<(String, Outcome)>,
+    pub(crate) groups: Vec<(String, Outcome)>,
     /// Managed login v2 only: the app client's branding.
-    pub branding: Option<Branding>,
+    pub(crate) branding: Option<Branding>,
 }
 
 pub(crate) async fn apply(

@@ -16,66 +16,66 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
                   app client for an MCP gateway, then writes the env file and the policies.json \
                   stanza that cognigate-gateway (or Zuplo) reads."
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
-    pub global: GlobalArgs,
+    pub(crate) global: GlobalArgs,
 
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Args)]
-pub struct GlobalArgs {
+pub(crate) struct GlobalArgs {
     /// AWS named profile (as the AWS CLI's --profile).
     #[arg(long, global = true, env = "AWS_PROFILE")]
-    pub profile: Option<String>,
+    pub(crate) profile: Option<String>,
 
     /// AWS region, e.g. us-east-1 (as the AWS CLI's --region).
     #[arg(long, global = true, env = "AWS_REGION")]
-    pub region: Option<String>,
+    pub(crate) region: Option<String>,
 
     /// Send AWS API calls to this endpoint instead of AWS (a local emulator, a proxy).
     #[arg(long, global = true, env = "AWS_ENDPOINT_URL")]
-    pub endpoint_url: Option<String>,
+    pub(crate) endpoint_url: Option<String>,
 
     /// Settings file; flags and environment variables override it.
     #[arg(long, global = true, env = "COGNIGATE_CONFIG", default_value = "cognigate.toml")]
-    pub config: PathBuf,
+    pub(crate) config: PathBuf,
 
     /// Output format on stdout.
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text, env = "COGNIGATE_OUTPUT")]
-    pub output: OutputFormat,
+    pub(crate) output: OutputFormat,
 
     /// More logging on stderr (-v info, -vv debug, -vvv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
-    pub verbose: u8,
+    pub(crate) verbose: u8,
 
     /// Print only errors and the data asked for: no progress, no summaries.
     #[arg(short, long, global = true, env = "COGNIGATE_QUIET")]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
 
     /// No colours or other terminal escapes in any output (also when NO_COLOR is set).
     #[arg(long, global = true)]
-    pub no_color: bool,
+    pub(crate) no_color: bool,
 }
 
 impl GlobalArgs {
     /// Whether terminal escapes (colours, spinners) are allowed at all:
     /// not with `--no-color`, not when `NO_COLOR` is set to anything non-empty
     /// (no-color.org).
-    pub fn color(&self) -> bool {
+    pub(crate) fn color(&self) -> bool {
         !self.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
+pub(crate) enum OutputFormat {
     Text,
     Json,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Create or reuse the stack's user pool, domain and app client, then write the outputs.
     #[command(visible_alias = "apply")]
     Up(UpArgs),
@@ -114,278 +114,278 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-pub struct DoctorArgs {
+pub(crate) struct DoctorArgs {
     #[command(flatten)]
-    pub id: StackIdArgs,
+    pub(crate) id: StackIdArgs,
     #[command(flatten)]
-    pub env: EnvFileArgs,
+    pub(crate) env: EnvFileArgs,
     #[command(flatten)]
-    pub policies: PolicyFileArgs,
+    pub(crate) policies: PolicyFileArgs,
 
     /// The gateway's public URL: its callback must be registered, and the running gateway is probed.
     #[arg(long, env = "COGNIGATE_GATEWAY_URL")]
-    pub gateway_url: Option<String>,
+    pub(crate) gateway_url: Option<String>,
 
     /// Gateway routes file; its first route is probed for the 401 challenge.
     #[arg(long, env = "COGNIGATE_ROUTES_FILE")]
-    pub routes_file: Option<PathBuf>,
+    pub(crate) routes_file: Option<PathBuf>,
 
     /// Against an emulator: the local login page standing in for the hosted UI (checked instead of skipped).
     #[arg(long, env = "COGNIGATE_LOGIN_PAGE")]
-    pub login_page: Option<String>,
+    pub(crate) login_page: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ExportFormat {
+pub(crate) enum ExportFormat {
     /// aws_cognito_user_pool, aws_cognito_user_pool_domain and aws_cognito_user_pool_client, with import blocks.
     Terraform,
 }
 
 #[derive(Debug, Args)]
-pub struct ExportArgs {
+pub(crate) struct ExportArgs {
     /// What to write.
     #[arg(value_enum)]
-    pub format: ExportFormat,
+    pub(crate) format: ExportFormat,
 
     #[command(flatten)]
-    pub id: StackIdArgs,
+    pub(crate) id: StackIdArgs,
     #[command(flatten)]
-    pub domain: DomainArgs,
+    pub(crate) domain: DomainArgs,
     #[command(flatten)]
-    pub env: EnvFileArgs,
+    pub(crate) env: EnvFileArgs,
 
     /// Write to this file instead of stdout.
     #[arg(long)]
-    pub out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
-pub struct CompletionsArgs {
+pub(crate) struct CompletionsArgs {
     /// The shell to complete for.
     #[arg(value_enum)]
-    pub shell: clap_complete::Shell,
+    pub(crate) shell: clap_complete::Shell,
 }
 
 /// Which stack: every command that reads or changes one takes these.
 #[derive(Debug, Clone, Default, Args)]
-pub struct StackIdArgs {
+pub(crate) struct StackIdArgs {
     /// Stack name: the user pool's name and its `cognigate:stack` tag.
     #[arg(long, env = "COGNIGATE_STACK", hide_env_values = true)]
-    pub stack: Option<String>,
+    pub(crate) stack: Option<String>,
 
     /// Use this existing user pool instead of finding the stack's own by name and tag (an adopted
     /// pool stays untagged).
     #[arg(long, env = "COGNIGATE_USER_POOL_ID", hide_env_values = true)]
-    pub user_pool_id: Option<String>,
+    pub(crate) user_pool_id: Option<String>,
 }
 
 /// The hosted UI domain, for the commands that find or create it.
 #[derive(Debug, Clone, Default, Args)]
-pub struct DomainArgs {
+pub(crate) struct DomainArgs {
     /// Hosted UI prefix: <prefix>.auth.<region>.amazoncognito.com (default: derived from the stack).
     #[arg(long, env = "COGNIGATE_DOMAIN_PREFIX", hide_env_values = true, conflicts_with = "custom_domain")]
-    pub domain_prefix: Option<String>,
+    pub(crate) domain_prefix: Option<String>,
 
     /// Custom hosted UI domain (needs --certificate-arn, an ACM certificate in us-east-1).
     #[arg(long, env = "COGNIGATE_CUSTOM_DOMAIN", hide_env_values = true, requires = "certificate_arn")]
-    pub custom_domain: Option<String>,
+    pub(crate) custom_domain: Option<String>,
 
     /// ACM certificate for --custom-domain.
     #[arg(long, env = "COGNIGATE_CERTIFICATE_ARN", hide_env_values = true)]
-    pub certificate_arn: Option<String>,
+    pub(crate) certificate_arn: Option<String>,
 }
 
 /// What the stack should look like: only `up` and `plan` take these.
 #[derive(Debug, Clone, Default, Args)]
-pub struct ShapeArgs {
+pub(crate) struct ShapeArgs {
     /// Public URL of the gateway; `/oauth/callback` is appended for the client's callback URL. Repeatable.
     /// The first one is written to the env file as COGNIGATE_PUBLIC_URL for the gateway.
     #[arg(long = "gateway-url", env = "COGNIGATE_GATEWAY_URL", hide_env_values = true, value_delimiter = ',')]
-    pub gateway_urls: Vec<String>,
+    pub(crate) gateway_urls: Vec<String>,
 
     /// An extra exact callback URL for the app client. Repeatable.
     #[arg(long = "callback-url", env = "COGNIGATE_CALLBACK_URL", hide_env_values = true, value_delimiter = ',')]
-    pub callback_urls: Vec<String>,
+    pub(crate) callback_urls: Vec<String>,
 
     /// Do not add http://localhost:9000/oauth/callback (the local gateway's callback).
     #[arg(long)]
-    pub no_localhost_callback: bool,
+    pub(crate) no_localhost_callback: bool,
 
     /// Mark the stack for `cognigate gc` after this long, e.g. 2h or 7days.
     #[arg(long, env = "COGNIGATE_TTL", hide_env_values = true)]
-    pub ttl: Option<String>,
+    pub(crate) ttl: Option<String>,
 
     /// Turn on the pool's deletion protection when creating it.
     #[arg(long)]
-    pub deletion_protection: bool,
+    pub(crate) deletion_protection: bool,
 
     /// Gateway routes file; a starter one is written when it does not exist.
     #[arg(long, env = "COGNIGATE_ROUTES_FILE", hide_env_values = true)]
-    pub routes_file: Option<PathBuf>,
+    pub(crate) routes_file: Option<PathBuf>,
 
     /// Let anyone sign up through the login pages (default: only an administrator creates users,
     /// with `cognigate user add`).
     #[arg(long)]
-    pub self_signup: bool,
+    pub(crate) self_signup: bool,
 
     /// A user group the pool should have (created when missing; groups not listed are kept). Repeatable.
     #[arg(long = "group", value_name = "NAME")]
-    pub groups: Vec<String>,
+    pub(crate) groups: Vec<String>,
 
     /// The hosted login's version: v1 (the classic hosted UI) or v2 (managed login, with
     /// Cognito's default branding created for the app client). Default: v1.
     #[arg(long, value_enum)]
-    pub managed_login: Option<ManagedLoginArg>,
+    pub(crate) managed_login: Option<ManagedLoginArg>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ManagedLoginArg {
+pub(crate) enum ManagedLoginArg {
     V1,
     V2,
 }
 
 /// The env file cognigate writes the stack's settings into.
 #[derive(Debug, Clone, Default, Args)]
-pub struct EnvFileArgs {
+pub(crate) struct EnvFileArgs {
     /// Env file holding the Cognito settings (other keys in it are kept).
     #[arg(long, env = "COGNIGATE_ENV_FILE", hide_env_values = true)]
-    pub env_file: Option<PathBuf>,
+    pub(crate) env_file: Option<PathBuf>,
 }
 
 /// The gateway policies file and the name of cognigate's stanza in it.
 #[derive(Debug, Clone, Default, Args)]
-pub struct PolicyFileArgs {
+pub(crate) struct PolicyFileArgs {
     /// Gateway policies file holding the stanza (other policies in it are kept).
     #[arg(long, env = "COGNIGATE_POLICIES_FILE", hide_env_values = true)]
-    pub policies_file: Option<PathBuf>,
+    pub(crate) policies_file: Option<PathBuf>,
 
     /// Name of the policy stanza in the policies file.
     #[arg(long, env = "COGNIGATE_POLICY_NAME", hide_env_values = true)]
-    pub policy_name: Option<String>,
+    pub(crate) policy_name: Option<String>,
 }
 
 /// Everything a stack is resolved from. `up` and `plan` take all of it as
 /// flags; the other commands contribute the groups they take, and
 /// [`super::settings`] fills the rest from `cognigate.toml`.
 #[derive(Debug, Clone, Default, Args)]
-pub struct StackArgs {
+pub(crate) struct StackArgs {
     #[command(flatten)]
-    pub id: StackIdArgs,
+    pub(crate) id: StackIdArgs,
     #[command(flatten)]
-    pub domain: DomainArgs,
+    pub(crate) domain: DomainArgs,
     #[command(flatten)]
-    pub shape: ShapeArgs,
+    pub(crate) shape: ShapeArgs,
     #[command(flatten)]
-    pub env: EnvFileArgs,
+    pub(crate) env: EnvFileArgs,
     #[command(flatten)]
-    pub policies: PolicyFileArgs,
+    pub(crate) policies: PolicyFileArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct UpArgs {
+pub(crate) struct UpArgs {
     #[command(flatten)]
-    pub stack: StackArgs,
+    pub(crate) stack: StackArgs,
 
     /// Print the client secret in the output (it is always written to the env file).
     #[arg(long)]
-    pub show_secret: bool,
+    pub(crate) show_secret: bool,
 
     /// Apply without asking (implied when stdin is not a terminal).
     #[arg(long, short = 'y')]
-    pub yes: bool,
+    pub(crate) yes: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct PlanArgs {
+pub(crate) struct PlanArgs {
     #[command(flatten)]
-    pub stack: StackArgs,
+    pub(crate) stack: StackArgs,
 
     /// Exit 0 when there is nothing to change, 2 when there are changes, 1 on error.
     #[arg(long)]
-    pub detailed_exitcode: bool,
+    pub(crate) detailed_exitcode: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct OutputsArgs {
+pub(crate) struct OutputsArgs {
     #[command(flatten)]
-    pub id: StackIdArgs,
+    pub(crate) id: StackIdArgs,
     #[command(flatten)]
-    pub domain: DomainArgs,
+    pub(crate) domain: DomainArgs,
     #[command(flatten)]
-    pub env: EnvFileArgs,
+    pub(crate) env: EnvFileArgs,
     #[command(flatten)]
-    pub policies: PolicyFileArgs,
+    pub(crate) policies: PolicyFileArgs,
 
     /// Include the client secret in `--output json`.
     #[arg(long)]
-    pub show_secret: bool,
+    pub(crate) show_secret: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct RotateSecretArgs {
+pub(crate) struct RotateSecretArgs {
     #[command(flatten)]
-    pub id: StackIdArgs,
+    pub(crate) id: StackIdArgs,
     #[command(flatten)]
-    pub domain: DomainArgs,
+    pub(crate) domain: DomainArgs,
     #[command(flatten)]
-    pub env: EnvFileArgs,
+    pub(crate) env: EnvFileArgs,
 
     /// Delete every secret but the newest, once all gateways run with the new one.
     #[arg(long)]
-    pub finish: bool,
+    pub(crate) finish: bool,
 
     /// Do not ask for confirmation (implied when stdin is not a terminal).
     #[arg(long, short = 'y')]
-    pub yes: bool,
+    pub(crate) yes: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct DestroyArgs {
+pub(crate) struct DestroyArgs {
     #[command(flatten)]
-    pub id: StackIdArgs,
+    pub(crate) id: StackIdArgs,
     /// Env file that --clean-files removes cognigate's keys from.
     #[command(flatten)]
-    pub env: EnvFileArgs,
+    pub(crate) env: EnvFileArgs,
     /// Policies file that --clean-files removes the stanza from.
     #[command(flatten)]
-    pub policies: PolicyFileArgs,
+    pub(crate) policies: PolicyFileArgs,
 
     /// Also delete pools cognigate did not create (untagged or adopted with --user-pool-id) and
     /// pools with deletion protection on (it is turned off first).
     #[arg(long)]
-    pub force: bool,
+    pub(crate) force: bool,
 
     /// Do not ask for confirmation (implied when stdin is not a terminal).
     #[arg(long, short = 'y')]
-    pub yes: bool,
+    pub(crate) yes: bool,
 
     /// Also remove cognigate's keys from the env file and its stanza from the policies file.
     #[arg(long)]
-    pub clean_files: bool,
+    pub(crate) clean_files: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct GcArgs {
+pub(crate) struct GcArgs {
     /// Only pools whose name starts with this (required, never empty).
     #[arg(long, env = "COGNIGATE_GC_PREFIX")]
-    pub prefix: String,
+    pub(crate) prefix: String,
 
     /// Remove managed stacks created longer ago than this, e.g. 2h or 7days. Without it only
     /// stacks whose own `cognigate:ttl` has passed are removed.
     #[arg(long)]
-    pub older_than: Option<String>,
+    pub(crate) older_than: Option<String>,
 
     /// Show what would be removed and why; delete nothing.
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
 
     /// Also remove stacks with deletion protection on (it is turned off first).
     #[arg(long)]
-    pub force: bool,
+    pub(crate) force: bool,
 }
 
 impl DoctorArgs {
-    pub fn stack_args(&self) -> StackArgs {
+    pub(crate) fn stack_args(&self) -> StackArgs {
         let shape = ShapeArgs {
             gateway_urls: self.gateway_url.iter().cloned().collect(),
             routes_file: self.routes_file.clone(),
@@ -402,13 +402,13 @@ impl DoctorArgs {
 }
 
 impl ExportArgs {
-    pub fn stack_args(&self) -> StackArgs {
+    pub(crate) fn stack_args(&self) -> StackArgs {
         StackArgs { id: self.id.clone(), domain: self.domain.clone(), env: self.env.clone(), ..StackArgs::default() }
     }
 }
 
 #[derive(Debug, Subcommand)]
-pub enum UserCommand {
+pub(crate) enum UserCommand {
     /// Create a user named by their e-mail address; Cognito e-mails an invitation with a temporary
     /// password unless --password-stdin or --suppress-invite is given.
     Add(UserAddArgs),
@@ -422,76 +422,76 @@ pub enum UserCommand {
 
 /// Which stack's pool a `user` command works on.
 #[derive(Debug, Clone, Default, Args)]
-pub struct UserPoolArgs {
+pub(crate) struct UserPoolArgs {
     #[command(flatten)]
-    pub id: StackIdArgs,
+    pub(crate) id: StackIdArgs,
     /// Env file of a previous `up` (its pool id is used when it belongs to the stack).
     #[command(flatten)]
-    pub env: EnvFileArgs,
+    pub(crate) env: EnvFileArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct UserAddArgs {
+pub(crate) struct UserAddArgs {
     /// The user's e-mail address; it is also their username.
-    pub email: String,
+    pub(crate) email: String,
     #[command(flatten)]
-    pub pool: UserPoolArgs,
+    pub(crate) pool: UserPoolArgs,
 
     /// Add the user to this group (it must exist: `cognigate up --group NAME`). Repeatable.
     #[arg(long = "group", value_name = "NAME")]
-    pub groups: Vec<String>,
+    pub(crate) groups: Vec<String>,
 
     /// Read a permanent password from stdin (first line) instead of sending an invitation.
     #[arg(long)]
-    pub password_stdin: bool,
+    pub(crate) password_stdin: bool,
 
     /// Do not send the invitation e-mail (hand the temporary password over yourself, or reset it later).
     #[arg(long)]
-    pub suppress_invite: bool,
+    pub(crate) suppress_invite: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct UserListArgs {
+pub(crate) struct UserListArgs {
     #[command(flatten)]
-    pub pool: UserPoolArgs,
+    pub(crate) pool: UserPoolArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct UserRemoveArgs {
+pub(crate) struct UserRemoveArgs {
     /// The user's e-mail address (their username).
-    pub email: String,
+    pub(crate) email: String,
     #[command(flatten)]
-    pub pool: UserPoolArgs,
+    pub(crate) pool: UserPoolArgs,
 
     /// Do not ask for confirmation (implied when stdin is not a terminal).
     #[arg(long, short = 'y')]
-    pub yes: bool,
+    pub(crate) yes: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct UserGroupsArgs {
+pub(crate) struct UserGroupsArgs {
     /// The user's e-mail address (their username).
-    pub email: String,
+    pub(crate) email: String,
     #[command(flatten)]
-    pub pool: UserPoolArgs,
+    pub(crate) pool: UserPoolArgs,
 
     /// Add the user to this group. Repeatable.
     #[arg(long = "add", value_name = "GROUP")]
-    pub add: Vec<String>,
+    pub(crate) add: Vec<String>,
 
     /// Remove the user from this group. Repeatable.
     #[arg(long = "remove", value_name = "GROUP")]
-    pub remove: Vec<String>,
+    pub(crate) remove: Vec<String>,
 }
 
 impl UserPoolArgs {
-    pub fn stack_args(&self) -> StackArgs {
+    pub(crate) fn stack_args(&self) -> StackArgs {
         StackArgs { id: self.id.clone(), env: self.env.clone(), ..StackArgs::default() }
     }
 }
 
 impl OutputsArgs {
-    pub fn stack_args(&self) -> StackArgs {
+    pub(crate) fn stack_args(&self) -> StackArgs {
         StackArgs {
             id: self.id.clone(),
             domain: self.domain.clone(),
@@ -503,13 +503,13 @@ impl OutputsArgs {
 }
 
 impl RotateSecretArgs {
-    pub fn stack_args(&self) -> StackArgs {
+    pub(crate) fn stack_args(&self) -> StackArgs {
         StackArgs { id: self.id.clone(), domain: self.domain.clone(), env: self.env.clone(), ..StackArgs::default() }
     }
 }
 
 impl DestroyArgs {
-    pub fn stack_args(&self) -> StackArgs {
+    pub(crate) fn stack_args(&self) -> StackArgs {
         StackArgs {
             id: self.id.clone(),
             env: self.env.clone(),

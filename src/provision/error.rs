@@ -8,12 +8,12 @@
 use std::path::{Path, PathBuf};
 
 use super::cognito::errors::CognitoError;
-use super::teardown::Guard;
+use super::guard::Guard;
 use super::validate::InvalidValue;
 
 /// Every exit code `cognigate` uses, in one place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitCode {
+pub(crate) enum ExitCode {
     Success,
     /// Something failed while doing what was asked.
     Failure,
@@ -24,7 +24,7 @@ pub enum ExitCode {
 }
 
 impl ExitCode {
-    pub fn code(self) -> u8 {
+    pub(crate) fn code(self) -> u8 {
         match self {
             Self::Success => 0,
             Self::Failure => 1,
@@ -41,7 +41,7 @@ impl From<ExitCode> for std::process::ExitCode {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error(transparent)]
     Invalid(#[from] InvalidValue),
 
@@ -112,10 +112,10 @@ pub enum Error {
 
 /// One pool `destroy` will not delete without `--force`, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
+pub(crate) struct Refusal {
     /// "user pool <id> (<name>)"
-    pub pool: String,
-    pub guards: Vec<Guard>,
+    pub(crate) pool: String,
+    pub(crate) guards: Vec<Guard>,
 }
 
 fn refusal_text(refusals: &[Refusal]) -> String {
@@ -134,7 +134,7 @@ fn refusal_text(refusals: &[Refusal]) -> String {
 }
 
 impl Error {
-    pub fn exit_code(&self) -> ExitCode {
+    pub(crate) fn exit_code(&self) -> ExitCode {
         match self {
             Self::Invalid(_) | Self::Usage(_) | Self::SettingsFile { .. } | Self::PoolNotFound { .. } => {
                 ExitCode::Usage
@@ -148,4 +148,4 @@ impl Error {
     }
 }
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;

@@ -44,9 +44,9 @@ impl Action {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct FieldChange {
-    pub field: &'static str,
-    pub before: String,
-    pub after: String,
+    pub(crate) field: &'static str,
+    pub(crate) before: String,
+    pub(crate) after: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -71,25 +71,25 @@ impl Resource {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct Step {
-    pub resource: Resource,
+    pub(crate) resource: Resource,
     /// Name or id the user recognises (pool id once known, domain, client name).
-    pub name: String,
-    pub action: Action,
+    pub(crate) name: String,
+    pub(crate) action: Action,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub changes: Vec<FieldChange>,
+    pub(crate) changes: Vec<FieldChange>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Plan {
-    pub steps: Vec<Step>,
+    pub(crate) steps: Vec<Step>,
     /// What `apply` needs beyond the steps: old domain to remove on replace.
     #[serde(skip)]
-    pub old_domain: Option<String>,
+    pub(crate) old_domain: Option<String>,
     /// The desired client settings, computed once.
     #[serde(skip)]
-    pub client_settings: ClientSettings,
+    pub(crate) client_settings: ClientSettings,
 }
 
 impl Plan {

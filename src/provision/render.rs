@@ -45,16 +45,16 @@ pub(crate) fn label(outcome: FileOutcome) -> &'static str {
 /// What goes into the env file.
 #[derive(Debug, Clone)]
 pub(crate) struct EnvValues<'a> {
-    pub stack: &'a str,
-    pub region: &'a Region,
-    pub user_pool_id: &'a str,
-    pub user_pool_domain: &'a str,
-    pub client_id: &'a str,
-    pub client_secret: &'a Secret,
+    pub(crate) stack: &'a str,
+    pub(crate) region: &'a Region,
+    pub(crate) user_pool_id: &'a str,
+    pub(crate) user_pool_domain: &'a str,
+    pub(crate) client_id: &'a str,
+    pub(crate) client_secret: &'a Secret,
     /// The gateway's public URL (its callback is registered at Cognito).
-    pub public_url: &'a str,
+    pub(crate) public_url: &'a str,
     /// The endpoint override `up` ran against, if any (an emulator).
-    pub aws_endpoint: Option<&'a str>,
+    pub(crate) aws_endpoint: Option<&'a str>,
 }
 
 impl<'a> EnvValues<'a> {

@@ -15,30 +15,30 @@ use crate::contract::{self, DEFAULT_POLICY_NAME};
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub(crate) struct SettingsFile {
-    pub stack: Option<String>,
-    pub region: Option<String>,
-    pub profile: Option<String>,
-    pub endpoint_url: Option<String>,
-    pub user_pool_id: Option<String>,
-    pub domain_prefix: Option<String>,
-    pub custom_domain: Option<String>,
-    pub certificate_arn: Option<String>,
+    pub(crate) stack: Option<String>,
+    pub(crate) region: Option<String>,
+    pub(crate) profile: Option<String>,
+    pub(crate) endpoint_url: Option<String>,
+    pub(crate) user_pool_id: Option<String>,
+    pub(crate) domain_prefix: Option<String>,
+    pub(crate) custom_domain: Option<String>,
+    pub(crate) certificate_arn: Option<String>,
     #[serde(default)]
-    pub gateway_urls: Vec<String>,
+    pub(crate) gateway_urls: Vec<String>,
     #[serde(default)]
-    pub callback_urls: Vec<String>,
-    pub localhost_callback: Option<bool>,
-    pub ttl: Option<String>,
-    pub deletion_protection: Option<bool>,
-    pub self_signup: Option<bool>,
+    pub(crate) callback_urls: Vec<String>,
+    pub(crate) localhost_callback: Option<bool>,
+    pub(crate) ttl: Option<String>,
+    pub(crate) deletion_protection: Option<bool>,
+    pub(crate) self_signup: Option<bool>,
     #[serde(default)]
-    pub groups: Vec<String>,
+    pub(crate) groups: Vec<String>,
     /// "v1" or "v2".
-    pub managed_login: Option<String>,
-    pub env_file: Option<PathBuf>,
-    pub policies_file: Option<PathBuf>,
-    pub policy_name: Option<String>,
-    pub routes_file: Option<PathBuf>,
+    pub(crate) managed_login: Option<String>,
+    pub(crate) env_file: Option<PathBuf>,
+    pub(crate) policies_file: Option<PathBuf>,
+    pub(crate) policy_name: Option<String>,
+    pub(crate) routes_file: Option<PathBuf>,
 }
 
 impl SettingsFile {
@@ -56,10 +56,10 @@ impl SettingsFile {
 /// Where to reach AWS: resolved from flags/env over the settings file.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AwsTarget {
-    pub profile: Option<String>,
+    pub(crate) profile: Option<String>,
     /// `None` lets aws-config's chain (the profile's region) decide.
-    pub region: Option<Region>,
-    pub endpoint_url: Option<String>,
+    pub(crate) region: Option<Region>,
+    pub(crate) endpoint_url: Option<String>,
 }
 
 pub(crate) fn aws_target(global: &GlobalArgs, file: &SettingsFile) -> Result<AwsTarget> {

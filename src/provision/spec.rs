@@ -56,35 +56,35 @@ impl DomainSpec {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct OutputFiles {
-    pub env_file: PathBuf,
-    pub policies_file: PathBuf,
-    pub policy_name: String,
-    pub routes_file: PathBuf,
+    pub(crate) env_file: PathBuf,
+    pub(crate) policies_file: PathBuf,
+    pub(crate) policy_name: String,
+    pub(crate) routes_file: PathBuf,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct StackSpec {
-    pub stack: StackName,
-    pub region: Region,
-    pub pool: PoolTarget,
-    pub domain: DomainSpec,
+    pub(crate) stack: StackName,
+    pub(crate) region: Region,
+    pub(crate) pool: PoolTarget,
+    pub(crate) domain: DomainSpec,
     /// True when no prefix or custom domain was given; an adopted pool then
     /// keeps the domain it already has.
-    pub domain_is_derived: bool,
+    pub(crate) domain_is_derived: bool,
     /// Exact callback URLs for the app client, deduplicated, in order.
-    pub callback_urls: Vec<String>,
+    pub(crate) callback_urls: Vec<String>,
     /// The gateway's public base URLs; the first is the one the gateway
     /// learns from the env file.
-    pub gateway_urls: Vec<String>,
-    pub ttl: Option<Duration>,
-    pub deletion_protection: bool,
+    pub(crate) gateway_urls: Vec<String>,
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) deletion_protection: bool,
     /// Anyone may sign up through the login pages; off by default, so only an
     /// administrator (`cognigate user add`) creates users.
-    pub self_signup: bool,
+    pub(crate) self_signup: bool,
     /// Groups the pool must have; others it has are kept.
-    pub groups: Vec<String>,
-    pub managed_login: ManagedLogin,
-    pub files: OutputFiles,
+    pub(crate) groups: Vec<String>,
+    pub(crate) managed_login: ManagedLogin,
+    pub(crate) files: OutputFiles,
 }
 
 /// The hosted login pages' version (the domain's `ManagedLoginVersion`).

@@ -15,23 +15,23 @@ use super::spec::{PoolTarget, StackSpec};
 /// Ids remembered from a previous run (the env file); only a shortcut.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Hint {
-    pub pool_id: Option<String>,
-    pub client_id: Option<String>,
+    pub(crate) pool_id: Option<String>,
+    pub(crate) client_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Actual {
     /// The stack's pool (the oldest one if a race left twins).
-    pub pool: Option<PoolState>,
+    pub(crate) pool: Option<PoolState>,
     /// Newer pools of the same stack, left by concurrent runs.
-    pub twin_pools: Vec<PoolState>,
+    pub(crate) twin_pools: Vec<PoolState>,
     /// The desired domain name as Cognito describes it (any owner).
-    pub domain: Option<DomainState>,
+    pub(crate) domain: Option<DomainState>,
     /// The stack's app client (the oldest one if a race left twins).
-    pub client: Option<ClientState>,
-    pub twin_clients: Vec<ClientState>,
+    pub(crate) client: Option<ClientState>,
+    pub(crate) twin_clients: Vec<ClientState>,
     /// The pool's groups; read only when the stack lists groups.
-    pub groups: Option<Vec<String>>,
+    pub(crate) groups: Option<Vec<String>>,
 }
 
 impl Cognito {

@@ -16,41 +16,8 @@ use serde::Serialize;
 use super::cognito::Cognito;
 use super::cognito::discover::PoolState;
 use super::error::Result;
+pub(crate) use super::guard::Guard;
 use super::progress::Progress;
-
-/// A reason not to delete a pool without `--force`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Guard {
-    /// No `cognigate:managed=true` tag: created by hand or by another tool, or
-    /// adopted with `--user-pool-id` (cognigate never tags an adopted pool).
-    NotManaged,
-    /// Managed, but by another stack (a `--user-pool-id` naming someone else's pool).
-    OtherStack(String),
-    /// `DeletionProtection=ACTIVE`.
-    Protected,
-}
-
-impl Guard {
-    /// Why, for messages: "user pool X is <why>".
-    pub fn why(&self) -> String {
-        match self {
-            Self::NotManaged => {
-                "not tagged cognigate:managed=true, so cognigate did not create it (it was made elsewhere or adopted with --user-pool-id)".into()
-            }
-            Self::OtherStack(other) => format!("managed by another stack ({other})"),
-            Self::Protected => "protected against deletion (DeletionProtection=ACTIVE)".into(),
-        }
-    }
-
-    /// A short label for reports.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Self::NotManaged => "not managed",
-            Self::OtherStack(_) => "another stack",
-            Self::Protected => "deletion protection on",
-        }
-    }
-}
 
 /// Every reason to refuse deleting `pool` without `--force`. `stack` is the
 /// stack the caller means; `None` accepts any managed pool (gc).
@@ -73,16 +40,16 @@ pub(crate) fn guards(pool: &PoolState, stack: Option<&str>) -> Vec<Guard> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Removed {
-    pub user_pool_id: String,
-    pub name: String,
+    pub(crate) user_pool_id: String,
+    pub(crate) name: String,
     /// Domains as Cognito names them: the prefix, or the custom host.
-    pub domains: Vec<String>,
-    pub app_clients: Vec<String>,
-    pub deletion_protection_disabled: bool,
+    pub(crate) domains: Vec<String>,
+    pub(crate) app_clients: Vec<String>,
+    pub(crate) deletion_protection_disabled: bool,
     /// The pool was adopted (`up --user-pool-id`) and stays; only what
     /// cognigate created in it was deleted.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub pool_kept: bool,
+    pub(crate) pool_kept: bool,
 }
 
 /// Deletes what `up` created in an adopted pool, and nothing else: the

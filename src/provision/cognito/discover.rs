@@ -23,16 +23,16 @@ const PAGE_SIZE: i32 = 60;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PoolState {
-    pub id: String,
-    pub name: String,
-    pub tags: HashMap<String, String>,
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) tags: HashMap<String, String>,
     /// The prefix domain, if any (`my-prefix`, not the full host).
-    pub domain: Option<String>,
-    pub custom_domain: Option<String>,
-    pub deletion_protection: bool,
+    pub(crate) domain: Option<String>,
+    pub(crate) custom_domain: Option<String>,
+    pub(crate) deletion_protection: bool,
     /// `AdminCreateUserConfig.AllowAdminCreateUserOnly`: no self sign-up.
-    pub admin_only_signup: bool,
-    pub created: Option<SystemTime>,
+    pub(crate) admin_only_signup: bool,
+    pub(crate) created: Option<SystemTime>,
 }
 
 impl PoolState {
@@ -52,26 +52,26 @@ impl PoolState {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DomainState {
-    pub domain: String,
-    pub pool_id: String,
+    pub(crate) domain: String,
+    pub(crate) pool_id: String,
     /// CREATING | DELETING | UPDATING | ACTIVE | FAILED
-    pub status: String,
-    pub certificate_arn: Option<String>,
-    pub cloudfront: Option<String>,
+    pub(crate) status: String,
+    pub(crate) certificate_arn: Option<String>,
+    pub(crate) cloudfront: Option<String>,
     /// 1 (classic hosted UI) or 2 (managed login); `None` when the endpoint
     /// does not report it (emulators).
-    pub managed_login_version: Option<i32>,
+    pub(crate) managed_login_version: Option<i32>,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct ClientState {
-    pub id: String,
-    pub name: String,
-    pub secret: Option<Secret>,
-    pub created: Option<SystemTime>,
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) secret: Option<Secret>,
+    pub(crate) created: Option<SystemTime>,
     /// The full description, kept so an update can send back every field it
     /// does not own (UpdateUserPoolClient resets omitted fields to defaults).
-    pub described: UserPoolClientType,
+    pub(crate) described: UserPoolClientType,
 }
 
 impl ClientState {

@@ -11,7 +11,7 @@ use aws_sdk_cognitoidentityprovider::error::{ProvideErrorMetadata, SdkError};
 pub(crate) type Result<T, E = CognitoError> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
-pub enum CognitoError {
+pub(crate) enum CognitoError {
     /// Cognito answered with an error code; retrying will not fix it.
     #[error("{operation} failed: {code}: {message}{hint}", hint = hint_line(hint.as_deref()))]
     Service { operation: &'static str, code: String, message: String, hint: Option<String> },

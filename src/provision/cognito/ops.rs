@@ -37,11 +37,11 @@ fn domain_lingers<E: aws_sdk_cognitoidentityprovider::error::ProvideErrorMetadat
 /// existing client is kept as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ClientSettings {
-    pub callback_urls: Vec<String>,
-    pub oauth_flows: Vec<String>,
-    pub oauth_scopes: Vec<String>,
-    pub identity_providers: Vec<String>,
-    pub oauth_flows_user_pool_client: bool,
+    pub(crate) callback_urls: Vec<String>,
+    pub(crate) oauth_flows: Vec<String>,
+    pub(crate) oauth_scopes: Vec<String>,
+    pub(crate) identity_providers: Vec<String>,
+    pub(crate) oauth_flows_user_pool_client: bool,
 }
 
 impl ClientSettings {

@@ -13,8 +13,8 @@ use crate::secret::Secret;
 
 /// A secret that was just added; its value goes to the env file only.
 pub(crate) struct NewSecret {
-    pub id: String,
-    pub value: Secret,
+    pub(crate) id: String,
+    pub(crate) value: Secret,
 }
 
 impl Cognito {

@@ -21,12 +21,12 @@ const GROUPS_PAGE: i32 = 60;
 /// One user as `user list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub(crate) struct UserSummary {
-    pub username: String,
-    pub email: Option<String>,
+    pub(crate) username: String,
+    pub(crate) email: Option<String>,
     /// Cognito's status: CONFIRMED, FORCE_CHANGE_PASSWORD, ...
-    pub status: String,
-    pub enabled: bool,
-    pub groups: Vec<String>,
+    pub(crate) status: String,
+    pub(crate) enabled: bool,
+    pub(crate) groups: Vec<String>,
 }
 
 /// How a new user gets their first password.

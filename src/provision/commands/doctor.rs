@@ -12,6 +12,7 @@
 //! HTTP probes run concurrently ([`http`]).
 
 mod aws;
+mod env_file;
 mod files;
 mod http;
 
@@ -103,7 +104,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: &DoctorArgs) -> Result<ExitCo
 
 /// Everything after a working connection: AWS, files, then HTTP.
 async fn check_stack(cognito: &Cognito, spec: &StackSpec, args: &DoctorArgs, checks: &mut Vec<Check>) {
-    let env = files::EnvFile::read(&spec.files.env_file);
+    let env = env_file::EnvFile::read(&spec.files.env_file);
     let found = aws::inspect(cognito, spec, &env, checks).await;
     let gateway_url = args.gateway_url.clone();
     let public_url = gateway_url

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use aws_sdk_cognitoidentityprovider::types::OAuthFlowType;
 
 use super::Check;
-use super::files::EnvFile;
+use super::env_file::EnvFile;
 use crate::contract::env_keys;
 use crate::provision::cognito::Cognito;
 use crate::provision::cognito::discover::{ClientState, PoolState};

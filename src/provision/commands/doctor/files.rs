@@ -2,13 +2,13 @@
 //! boots from, compared with what is in AWS and with what `up` writes.
 //! Values are compared, never printed: the env file holds the client secret.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 
 use super::Check;
 use super::aws::Found;
+use super::env_file::EnvFile;
 use crate::contract::{self, HostedUiDomain, env_keys};
 use crate::provision::render;
 use crate::provision::spec::StackSpec;
@@ -16,27 +16,6 @@ use crate::provision::spec::StackSpec;
 /// Env checks, listed so they can be skipped by name when there is no pool.
 pub(super) const ENV_CHECKS: [(&str, &str); 2] =
     [("env-file", "env file matches AWS"), ("env-domain", "env file's hosted UI domain")];
-
-/// The env file as read once.
-pub(super) struct EnvFile {
-    path: PathBuf,
-    values: std::result::Result<HashMap<String, String>, String>,
-}
-
-impl EnvFile {
-    pub(super) fn read(path: &Path) -> Self {
-        let values = match render::read_env_file(path) {
-            Ok(Some(text)) => crate::dotenv::parse(&text).map_err(|(line, problem)| format!("line {line}: {problem}")),
-            Ok(None) => Err("it does not exist".to_owned()),
-            Err(e) => Err(e.to_string()),
-        };
-        Self { path: path.to_owned(), values }
-    }
-
-    pub(super) fn value(&self, key: &str) -> Option<&str> {
-        self.values.as_ref().ok()?.get(key).map(String::as_str)
-    }
-}
 
 /// `--stack S`, plus `--user-pool-id` for an adopted pool: what `outputs` and
 /// `up` need to find this stack again.
