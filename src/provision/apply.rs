@@ -176,7 +176,7 @@ async fn settle_pool_race(cognito: &Cognito, spec: &StackSpec, created: PoolStat
     match winner {
         Some(kept) => {
             tracing::warn!(ours = %created.id, kept = %kept.id, "a concurrent run created the same stack; removing our pool");
-            // Cognito refuses to delete a protected pool (issue 13, item 2); the
+            // Cognito refuses to delete a protected pool; the
             // pool is our own and seconds old, so lifting it loses nothing.
             if created.deletion_protection {
                 cognito.disable_deletion_protection(&created.id).await?;
@@ -379,7 +379,7 @@ mod twin_race {
         )
     }
 
-    /// Issue 13, item 2: the loser of a `--deletion-protection` race must lift
+    /// The loser of a `--deletion-protection` race must lift
     /// protection on its own pool before deleting it, or Cognito refuses.
     #[tokio::test]
     async fn the_loser_of_a_protected_race_lifts_protection_before_deleting_its_pool() {

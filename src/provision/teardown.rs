@@ -213,8 +213,8 @@ mod tests {
 
     /// What moto cannot show: the real order and request shapes. Both domains
     /// deleted and waited for while they are still DELETING, then every client,
-    /// then protection off (the described settings and tags sent back, issue
-    /// 13 item 4) right before the pool is deleted.
+    /// then protection off (the described settings and tags sent back)
+    /// right before the pool is deleted.
     #[tokio::test]
     async fn teardown_request_shapes_and_order() {
         let (cognito, calls) = fake_cognito();

@@ -120,7 +120,7 @@ pub(crate) fn custom_domain(value: &str) -> Result<(), InvalidValue> {
             "not a valid lowercase DNS name (letters a-z, digits and hyphens; for example auth.example.com)",
         ));
     }
-    // Cognito's own limits on the `Domain` member (issue 13, item 3): at most 63
+    // Cognito's own limits on the `Domain` member: at most 63
     // characters in all, and a subdomain of a domain you own, whose apex needs
     // an A record before Cognito accepts it.
     if value.len() > 63 {
@@ -301,7 +301,7 @@ mod tests {
         assert!(custom_domain("auth.example.com").is_ok());
         assert!(custom_domain("https://auth.example.com").is_err());
         assert!(custom_domain("localhost").is_err());
-        // Issue 13, item 3: Cognito's limits, not DNS's.
+        // Cognito's limits, not DNS's.
         assert!(custom_domain("Auth.Example.com").unwrap_err().problem.contains("lowercase"));
         assert!(custom_domain("example.com").unwrap_err().problem.contains("A record"));
         let long = format!("{}.{}.example.com", "a".repeat(40), "b".repeat(20));

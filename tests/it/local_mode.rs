@@ -25,7 +25,7 @@ fn demo(tools: &Toolchain, state: &Path, port: u16) -> Command {
     let mut cmd = Command::new(peers::repo_root().join("scripts/demo"));
     cmd.args(["--port", &port.to_string()])
         .env("COGNIGATE_BIN_DIR", bin_dir)
-        .env("COGNIGATE_VENV", &tools.venv)
+        .env("COGNIGATE_TEST_VENV", &tools.venv)
         .env("COGNIGATE_DEMO_STATE", state)
         .env("RUST_LOG", "info")
         .env_remove("AWS_PROFILE")
@@ -92,6 +92,19 @@ fn demo_check_goes_from_nothing_to_a_tool_call_and_leaves_nothing_running() {
     for p in ports.into_iter().chain([port]) {
         assert!(port_is_free(p), "port {p} is still taken after --check:\n{ctx}");
     }
+}
+
+/// `--help` is the script's opening comment and nothing of its code.
+#[test]
+fn demo_help_prints_the_opening_comment_only() {
+    let out = Command::new(peers::repo_root().join("scripts/demo")).arg("--help").output().expect("run scripts/demo");
+    assert!(out.status.success(), "scripts/demo --help failed: {out:?}");
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.starts_with("The local mode:"), "help does not open with the summary:\n{help}");
+    assert!(help.contains("COGNIGATE_TEST_VENV"), "help does not name the venv variable:\n{help}");
+    let last = help.lines().last().unwrap_or_default();
+    assert!(last.ends_with("(default: any free port)."), "help ends with a line of code: {last:?}");
+    assert!(!help.contains("set -euo") && !help.contains("#!"), "help prints script code:\n{help}");
 }
 
 #[test]

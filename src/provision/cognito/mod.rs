@@ -37,7 +37,7 @@ use super::validate::Region;
 /// IAM table lists them: the table is rendered from this list (a test keeps
 /// them equal), a test checks that the list names every SDK call of this
 /// module, and the integration tests check each command's calls against it
-/// through the README (issue 13, item 10).
+/// through the README.
 // Read by the tests that keep the README, the code and the calls in line.
 #[cfg_attr(not(test), allow(dead_code))]
 pub(crate) const OPERATIONS: &[(&str, &[&str])] = &[
@@ -237,7 +237,7 @@ impl Cognito {
 
 /// `LimitExceededException` is a Cognito quota (pools, domains, clients per
 /// account), not a rate; the SDK retries it as throttling, which only delays
-/// the error by the whole backoff (issue 13, item 8). This classifier runs
+/// the error by the whole backoff. This classifier runs
 /// after the SDK's error-code one and forbids the retry.
 #[derive(Debug)]
 struct QuotaIsFinal;
@@ -272,7 +272,7 @@ fn is_quota(error_type: Option<&str>, body: Option<&[u8]>) -> bool {
             .unwrap_or(false)
 }
 
-/// Issue 13, item 10: the README's IAM table is [`OPERATIONS`], and
+/// The README's IAM table is [`OPERATIONS`], and
 /// [`OPERATIONS`] names exactly the Cognito operations this module calls, so a
 /// new call cannot ship without its permission.
 #[cfg(test)]

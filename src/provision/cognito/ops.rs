@@ -114,7 +114,7 @@ impl Cognito {
 
     /// Deletes the pool. Right after its domain is gone (DescribeUserPoolDomain
     /// empty), Cognito may still answer that the pool "has a domain
-    /// configured" for a few seconds (issue 13, item 8): that answer is retried
+    /// configured" for a few seconds: that answer is retried
     /// a bounded number of times with a short, growing pause.
     pub(crate) async fn delete_pool(&self, pool_id: &str) -> Result<()> {
         let mut pause = DOMAIN_LINGER_FIRST_PAUSE;
@@ -152,11 +152,11 @@ impl Cognito {
     /// other refusals, with only its message telling them apart; describing the
     /// domain finds an owner in this account, and otherwise the error carries
     /// Cognito's own message, with a hint for the other-account case only when
-    /// the message says the name is held elsewhere (issue 13, item 8: "the user
+    /// the message says the name is held elsewhere ("the user
     /// pool already has a domain configured" is about this pool).
     /// The login pages are chosen explicitly (`ManagedLoginVersion`): Cognito's
     /// own default has changed over time, and cognigate's app client works with
-    /// the classic hosted UI without a branding style (issue 13, item 5).
+    /// the classic hosted UI without a branding style.
     /// Returns the CloudFront distribution a custom domain's alias record must
     /// point at (Cognito answers it here; a prefix domain has none to set up).
     pub(crate) async fn create_domain(
@@ -224,7 +224,7 @@ impl Cognito {
     /// Points a custom domain at another ACM certificate. UpdateUserPoolDomain
     /// also sets `ManagedLoginVersion`, and an omitted one may put a managed
     /// login (v2) domain back on the classic pages: the described version is
-    /// sent back (issue 13, item 5).
+    /// sent back.
     pub(crate) async fn update_domain_certificate(
         &self,
         pool_id: &str,
@@ -409,11 +409,11 @@ pub(crate) fn merged_client_update(
         .set_read_attributes(non_empty(c.read_attributes()))
         .set_write_attributes(non_empty(c.write_attributes()))
         // Sent even when empty: an omitted list makes Cognito give the client
-        // its three default flows (issue 13, item 6).
+        // its three default flows.
         .set_explicit_auth_flows(Some(c.explicit_auth_flows().to_vec()))
         .set_logout_urls(non_empty(c.logout_urls()))
         // Cognito refuses the whole update when the default redirect is not one
-        // of the new callback URLs (issue 13, item 1).
+        // of the new callback URLs.
         .set_default_redirect_uri(
             c.default_redirect_uri().filter(|uri| settings.callback_urls.iter().any(|u| u == uri)).map(str::to_owned),
         )
@@ -431,7 +431,7 @@ pub(crate) fn merged_client_update(
 }
 
 /// Whether a CreateUserPoolDomain refusal means another pool holds the name.
-/// "The user pool already has a domain configured" does not (issue 13, item 8):
+/// "The user pool already has a domain configured" does not:
 /// it is this pool's own domain, and a suggestion of another prefix would mislead.
 fn means_prefix_taken(message: &str) -> bool {
     let text = message.to_ascii_lowercase();
@@ -571,7 +571,7 @@ mod request_shape {
         assert!(body.get("RefreshTokenValidity").is_none(), "an unset validity must not be sent as 0");
     }
 
-    /// Issue 13, item 6: an omitted `ExplicitAuthFlows` becomes Cognito's three defaults.
+    /// An omitted `ExplicitAuthFlows` becomes Cognito's three defaults.
     #[tokio::test]
     async fn client_update_sends_an_empty_auth_flow_list_back_as_empty() {
         let replay = StaticReplayClient::new(vec![answer(r#"{"UserPoolClient":{"ClientId":"c1"}}"#)]);
@@ -582,7 +582,7 @@ mod request_shape {
         assert_eq!(body["ExplicitAuthFlows"], json!([]));
     }
 
-    /// Issue 13, item 1: Cognito refuses a default redirect outside the callback URLs.
+    /// Cognito refuses a default redirect outside the callback URLs.
     #[tokio::test]
     async fn client_update_keeps_the_default_redirect_only_when_it_is_a_new_callback() {
         for (redirect, kept) in [("https://evil.example.com/cb", false), ("http://localhost:9000/oauth/callback", true)]
@@ -596,7 +596,7 @@ mod request_shape {
         }
     }
 
-    /// Issue 13, item 6: new clients get the code flow's refresh only, and no user enumeration.
+    /// New clients get the code flow's refresh only, and no user enumeration.
     #[tokio::test]
     async fn client_is_created_with_refresh_only_auth_flows_and_no_user_existence_errors() {
         let replay =
@@ -608,7 +608,7 @@ mod request_shape {
         assert_eq!(body["PreventUserExistenceErrors"], "ENABLED");
     }
 
-    /// Issue 13, item 8: only "associated with another user pool" / "already exists" mean taken.
+    /// Only "associated with another user pool" / "already exists" mean taken.
     #[test]
     fn only_a_foreign_owner_means_the_prefix_is_taken() {
         assert!(means_prefix_taken("Domain already associated with another user pool."));
@@ -616,7 +616,7 @@ mod request_shape {
         assert!(!means_prefix_taken("The user pool already has a domain configured."));
     }
 
-    /// Issue 13, items 4 and 9: lifting protection sends back every setting
+    /// Lifting protection sends back every setting
     /// DescribeUserPool shows (UpdateUserPool resets what it is not sent), with
     /// the reserved `aws:` tags left out and only the protection changed.
     #[tokio::test]
@@ -667,7 +667,7 @@ mod request_shape {
         assert_eq!(body["UserPoolTags"], json!({ "cognigate:stack": "demo" }));
     }
 
-    /// Issue 13, item 5: a certificate change sends the described
+    /// A certificate change sends the described
     /// ManagedLoginVersion back, so a managed login domain stays on version 2.
     #[tokio::test]
     async fn certificate_update_keeps_the_described_managed_login_version() {

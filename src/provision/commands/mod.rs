@@ -46,8 +46,8 @@ pub(crate) async fn read_and_plan(cognito: &Cognito, spec: &mut StackSpec) -> Re
     let mut actual = cognito.read_stack(spec, &hint).await?;
     // An adopted pool keeps the domain it has unless another one was asked
     // for, and a domain on managed login (v2) stays on it: the default v1
-    // must not put someone else's login pages back on the classic UI (issue
-    // 13, item 5); its app client then gets a branding style.
+    // must not put someone else's login pages back on the classic UI;
+    // its app client then gets a branding style.
     if let (PoolTarget::Adopted(_), true) = (&spec.pool, spec.domain_is_derived)
         && let Some(existing) = actual.pool.as_ref().and_then(|p| p.domain.clone())
     {
@@ -74,7 +74,7 @@ pub(crate) fn public_url_of<'a>(spec: &'a StackSpec, client: &'a ClientState) ->
 /// Ids from the env file of a previous run: a shortcut, verified before use.
 /// An id of the wrong shape or of another region (a hand-edited file, one
 /// copied from another stack) is never sent to AWS: it is dropped with a
-/// warning, and discovery by name takes over (issue 13, item 9).
+/// warning, and discovery by name takes over.
 pub(crate) fn hint_from_env_file(path: &Path, region: &Region) -> Hint {
     let Ok(Some(text)) = render::read_env_file(path) else { return Hint::default() };
     // A file we cannot parse gives no hint; discovery by name still works.
@@ -109,7 +109,7 @@ fn is_client_id(id: &str) -> bool {
 /// The client secret to write to the env file. DescribeUserPoolClient shows
 /// one of the client's secrets; while a rotation is half done (two secrets),
 /// the env file's secret is the new one the gateways are moving to, so it is
-/// kept instead of being swapped back (issue 13, item 7). Secrets are listed
+/// kept instead of being swapped back. Secrets are listed
 /// only when the env file's differs; an endpoint without the rotation API
 /// cannot hold two.
 pub(crate) async fn secret_to_write(

@@ -38,7 +38,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: &RotateSecretArgs) -> Result<
         return Ok(());
     }
 
-    // Cognito holds at most two secrets per client (issue 13, item 7): with two
+    // Cognito holds at most two secrets per client: with two
     // already, a third is refused, and the half-finished rotation must end first.
     let held = cognito.client_secret_ids(&pool.id, &client.id).await?;
     if held.len() >= 2 {

@@ -195,8 +195,8 @@ fn deletion_protection_is_refused_then_turned_off_with_force() {
             .unwrap();
     });
 
-    // --force: the usual order, and protection off right before DeleteUserPool
-    // (issue 13, item 4), every other setting sent back. The last step fails
+    // --force: the usual order, and protection off right before DeleteUserPool,
+    // every other setting sent back. The last step fails
     // once, to show that a half-done destroy resumes and loses nothing.
     proxy.reset();
     proxy.fail("DeleteUserPool", 400, "InvalidParameterException", "injected by the test", 1);
@@ -276,7 +276,7 @@ fn clean_files_removes_our_keys_and_stanza_and_keeps_the_rest() {
     assert_eq!(ws.read(".env"), "# my settings\nPORT=9000\nexport OTHER=\"x y\"\n");
 }
 
-/// Issue 13, item 8: right after its domain is gone, Cognito may still refuse
+/// Right after its domain is gone, Cognito may still refuse
 /// DeleteUserPool with "It has a domain configured"; the strict peer answers
 /// so once, and destroy retries instead of failing.
 #[test]

@@ -256,7 +256,7 @@ fn gc_refuses_an_empty_prefix_and_a_bad_duration_before_any_call() {
     assert!(proxy.calls().is_empty(), "{:?}", proxy.calls());
 }
 
-/// The measurement asked for in issue 3: a gc over 30 stacks, its wall time
+/// A measurement: a gc over 30 stacks, its wall time
 /// and its AWS calls by operation (`cargo test --test it gc_of_30 -- --nocapture`).
 /// It asserts what was removed, never a timing.
 #[test]

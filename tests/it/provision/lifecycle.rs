@@ -248,7 +248,7 @@ fn throttling_is_retried_and_a_persistent_one_explained() {
     assert!(failed.stderr.contains("hint:") && failed.stderr.contains("run again"), "{}", failed.stderr);
 }
 
-/// Issue 13, item 8: a quota is not throttling; retrying it only delays the error.
+/// A quota is not throttling; retrying it only delays the error.
 #[test]
 fn a_reached_quota_stops_at_once_with_its_name() {
     let moto = MotoServer::shared();
@@ -268,7 +268,7 @@ fn a_reached_quota_stops_at_once_with_its_name() {
     assert_eq!(proxy.count("CreateUserPool"), 1, "a quota was retried: {:?}", proxy.calls());
 }
 
-/// Issue 13, item 7: with two secrets present a third is refused by Cognito;
+/// With two secrets present a third is refused by Cognito;
 /// rotate-secret says to finish the rotation first and adds nothing.
 #[test]
 fn rotate_secret_twice_says_finish_first_then_rotates_again() {
@@ -287,7 +287,7 @@ fn rotate_secret_twice_says_finish_first_then_rotates_again() {
     ws.run(&["rotate-secret", "--stack", &stack, "--yes"]).success();
 }
 
-/// Issue 13, item 7: while a rotation is half done, DescribeUserPoolClient
+/// While a rotation is half done, DescribeUserPoolClient
 /// shows the old secret (the strict peer answers as Cognito may); `up` and
 /// `outputs` keep the env file's new secret instead of swapping it back.
 #[test]
@@ -321,7 +321,7 @@ fn iam_row(command: &str) -> Vec<String> {
     row.split('`').skip(3).step_by(2).map(str::to_owned).collect()
 }
 
-/// Issue 13, item 10: every command calls only the operations its IAM row
+/// Every command calls only the operations its IAM row
 /// names (read from the proxy's log), so the README grants what each needs.
 #[test]
 fn every_command_calls_only_what_its_iam_row_names() {

@@ -351,7 +351,7 @@ fn unreadable_policies_file_is_never_overwritten() {
     assert!(env_map(&ws.read(".env")).contains_key("COGNITO_CLIENT_SECRET"));
 }
 
-/// Issue 13, item 9: ids in the env file are only a hint. One of another
+/// Ids in the env file are only a hint. One of another
 /// region or not shaped like an id is ignored with a warning and never sent
 /// (the strict peer would record a malformed ClientId as a violation).
 #[test]
@@ -368,7 +368,7 @@ fn env_file_ids_of_the_wrong_shape_or_region_are_ignored_with_a_warning() {
     assert!(run.json()["userPoolId"].as_str().is_some_and(|id| id.starts_with("us-east-1_")));
 }
 
-/// Issue 13, item 3: a custom domain is served by CloudFront; `up` names the
+/// A custom domain is served by CloudFront; `up` names the
 /// distribution and the alias record to create, in JSON and in text (a
 /// re-run reads it back from DescribeUserPoolDomain).
 #[test]
@@ -395,7 +395,7 @@ fn custom_domain_prints_its_cloudfront_target_and_alias_record() {
     assert!(text.contains(&format!("CNAME {host} -> {target}")), "{text}");
 }
 
-/// Issue 13, item 5: the domain is created with ManagedLoginVersion 1 sent
+/// The domain is created with ManagedLoginVersion 1 sent
 /// explicitly (the strict peer, like Cognito, reports what it was given).
 #[test]
 fn domain_is_created_on_the_classic_hosted_ui_explicitly() {
@@ -411,7 +411,7 @@ fn domain_is_created_on_the_classic_hosted_ui_explicitly() {
     assert_eq!(version, Some(1));
 }
 
-/// Issue 13, item 5: an adopted pool whose domain is on managed login (v2)
+/// An adopted pool whose domain is on managed login (v2)
 /// gets Cognito's default branding style for the new app client, without
 /// which its login pages do not work; a second run leaves it alone.
 #[test]
