@@ -20,6 +20,7 @@ pub(crate) mod report;
 pub(crate) mod settings;
 pub(crate) mod spec;
 pub(crate) mod state;
+pub(crate) mod stdout;
 pub(crate) mod teardown;
 pub(crate) mod validate;
 
@@ -47,6 +48,7 @@ pub fn main() -> std::process::ExitCode {
         }
     };
     match runtime.block_on(run(cli)) {
+        Ok(_) if stdout::failed() => ExitCode::Failure.into(),
         Ok(code) => code.into(),
         Err(e) => {
             eprintln!("error: {e}");

@@ -20,6 +20,7 @@ use crate::provision::error::{Error, Refusal, Result};
 use crate::provision::progress::Progress;
 use crate::provision::render::{self, Cleaned};
 use crate::provision::spec::{PoolTarget, StackSpec};
+use crate::provision::stdout::outln;
 use crate::provision::teardown::{self, Guard, Removed};
 
 /// The pools `destroy` would delete, and namesakes it leaves alone.
@@ -109,19 +110,20 @@ async fn destroy_in_adopted(
         OutputFormat::Json => print_json(spec, std::slice::from_ref(&removed), &[], &files),
         OutputFormat::Text if global.quiet => {}
         OutputFormat::Text => {
-            println!("Destroyed what cognigate created in adopted user pool {} ({}).", pool.id, pool.name);
+            outln!("Destroyed what cognigate created in adopted user pool {} ({}).", pool.id, pool.name);
             for domain in &removed.domains {
-                println!("  domain      {domain}  deleted");
+                outln!("  domain      {domain}  deleted");
             }
             for client in &removed.app_clients {
-                println!("  app client  {client}  deleted");
+                outln!("  app client  {client}  deleted");
             }
-            println!(
+            outln!(
                 "  user pool   {}  kept (adopted with --user-pool-id; `cognigate destroy --user-pool-id {} --force` deletes it)",
-                pool.id, pool.id
+                pool.id,
+                pool.id
             );
             for (kind, path, outcome) in &files {
-                println!("  {kind:<11} {}  {}", path.display(), render::cleaned_label(*outcome));
+                outln!("  {kind:<11} {}  {}", path.display(), render::cleaned_label(*outcome));
             }
         }
     }
@@ -204,38 +206,42 @@ fn print_json(spec: &StackSpec, removed: &[Removed], strangers: &[PoolState], fi
             .map(|(kind, path, outcome)| (kind.to_string(), json!({ "path": path, "outcome": outcome })))
             .collect::<serde_json::Map<_, _>>(),
     });
-    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
 }
 
 fn print_text(spec: &StackSpec, removed: &[Removed], strangers: &[PoolState], files: &[FileReport], clean: bool) {
     if removed.is_empty() {
-        println!("Nothing to destroy: stack {} has no user pool in {}.", spec.stack, spec.region);
+        outln!("Nothing to destroy: stack {} has no user pool in {}.", spec.stack, spec.region);
     } else {
-        println!("Destroyed stack {} ({}).", spec.stack, spec.region);
+        outln!("Destroyed stack {} ({}).", spec.stack, spec.region);
     }
     for r in removed {
         if r.deletion_protection_disabled {
-            println!("  protection  {}  turned off", r.user_pool_id);
+            outln!("  protection  {}  turned off", r.user_pool_id);
         }
         for domain in &r.domains {
-            println!("  domain      {domain}  deleted");
+            outln!("  domain      {domain}  deleted");
         }
         for client in &r.app_clients {
-            println!("  app client  {client}  deleted");
+            outln!("  app client  {client}  deleted");
         }
-        println!("  user pool   {} ({})  deleted", r.user_pool_id, r.name);
+        outln!("  user pool   {} ({})  deleted", r.user_pool_id, r.name);
     }
     for pool in strangers {
-        println!(
+        outln!(
             "  note: user pool {} is also named {} but is not tagged cognigate:stack={}; left alone. \
              To delete it: cognigate destroy --stack {} --user-pool-id {} --force",
-            pool.id, pool.name, spec.stack, spec.stack, pool.id
+            pool.id,
+            pool.name,
+            spec.stack,
+            spec.stack,
+            pool.id
         );
     }
     for (kind, path, outcome) in files {
-        println!("  {kind:<11} {}  {}", path.display(), render::cleaned_label(*outcome));
+        outln!("  {kind:<11} {}  {}", path.display(), render::cleaned_label(*outcome));
     }
     if !clean && !removed.is_empty() {
-        println!("Local files were left as they are; `cognigate destroy --clean-files` removes our keys and stanza.");
+        outln!("Local files were left as they are; `cognigate destroy --clean-files` removes our keys and stanza.");
     }
 }

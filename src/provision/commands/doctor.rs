@@ -27,6 +27,7 @@ use crate::provision::cognito::{Cognito, resolve_region};
 use crate::provision::error::{ExitCode, Result};
 use crate::provision::settings::{self, SettingsFile};
 use crate::provision::spec::StackSpec;
+use crate::provision::stdout::outln;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -172,7 +173,7 @@ fn print_json(stack: &str, region: &str, checks: &[Check]) {
         "skipped": count(Status::Skip),
         "checks": checks,
     });
-    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
 }
 
 fn print_text(stack: &str, region: &str, checks: &[Check], quiet: bool) {
@@ -184,14 +185,14 @@ fn print_text(stack: &str, region: &str, checks: &[Check], quiet: bool) {
         }
         return;
     }
-    println!("cognigate doctor: stack {stack} ({region})");
+    outln!("cognigate doctor: stack {stack} ({region})");
     for check in checks {
         print_check(check);
     }
     if failed == 0 {
-        println!("All checks passed.");
+        outln!("All checks passed.");
     } else {
-        println!("{failed} check{} failed.", if failed == 1 { "" } else { "s" });
+        outln!("{failed} check{} failed.", if failed == 1 { "" } else { "s" });
     }
 }
 
@@ -201,8 +202,8 @@ fn print_check(check: &Check) {
         Status::Fail => "[FAIL]",
         Status::Skip => "[skip]",
     };
-    println!("  {mark} {:<34} {}", check.title, check.detail);
+    outln!("  {mark} {:<34} {}", check.title, check.detail);
     if let Some(fix) = &check.fix {
-        println!("         fix: {fix}");
+        outln!("         fix: {fix}");
     }
 }

@@ -15,6 +15,7 @@ use crate::provision::cli::{ExportArgs, ExportFormat, GlobalArgs};
 use crate::provision::cognito::discover::{ClientState, DomainState, PoolState};
 use crate::provision::error::{Error, Result};
 use crate::provision::render;
+use crate::provision::stdout::out;
 
 const TERRAFORM_TEMPLATE: &str = include_str!("../../../templates/provision/terraform.tf.hbs");
 
@@ -35,7 +36,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: &ExportArgs) -> Result<()> {
         }
     };
     match &args.out {
-        None => print!("{text}"),
+        None => out!("{text}"),
         Some(path) => {
             let existing = render::read_env_file(path)?;
             let outcome = render::write_if_changed(path, existing.as_deref(), &text, None)?;

@@ -21,6 +21,7 @@ use crate::provision::error::{Error, Result};
 use crate::provision::progress::Progress;
 use crate::provision::settings::{self, SettingsFile};
 use crate::provision::spec::tags;
+use crate::provision::stdout::outln;
 use crate::provision::teardown::{self, Guard, Removed};
 use crate::provision::validate::InvalidValue;
 
@@ -271,7 +272,7 @@ fn print_json(prefix: &str, args: &GcArgs, names: &[(String, String)], report: &
         "skipped": report.skipped,
         "failed": report.failed,
     });
-    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
 }
 
 fn print_text(prefix: &str, dry_run: bool, names: &[(String, String)], report: &Report) {
@@ -280,7 +281,7 @@ fn print_text(prefix: &str, dry_run: bool, names: &[(String, String)], report: &
     } else {
         format!("{} removed", report.removed.len())
     };
-    println!(
+    outln!(
         "gc: {} pool(s) named {prefix}*: {acted}, {} skipped, {} failed{}.",
         names.len(),
         report.skipped.len(),
@@ -290,12 +291,12 @@ fn print_text(prefix: &str, dry_run: bool, names: &[(String, String)], report: &
     let rows = [("removed", &report.removed), ("would remove", &report.would_remove), ("failed", &report.failed)];
     for (label, entries) in rows {
         for e in entries {
-            println!("  {label:<12} {}  {}  {}", e.user_pool_id, e.name, e.detail);
+            outln!("  {label:<12} {}  {}  {}", e.user_pool_id, e.name, e.detail);
         }
     }
     for e in &report.skipped {
         let reason = e.reason.as_ref().map_or("skipped", Skip::label);
-        println!("  {:<12} {}  {}  {reason}: {}", "skipped", e.user_pool_id, e.name, e.detail);
+        outln!("  {:<12} {}  {}  {reason}: {}", "skipped", e.user_pool_id, e.name, e.detail);
     }
 }
 

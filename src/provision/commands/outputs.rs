@@ -7,6 +7,7 @@ use super::{prepare, public_url_of, read_and_plan};
 use crate::provision::cli::{GlobalArgs, OutputFormat, OutputsArgs};
 use crate::provision::error::{Error, Result};
 use crate::provision::render::{self, EnvValues};
+use crate::provision::stdout::outln;
 
 pub(crate) async fn run(global: &GlobalArgs, args: &OutputsArgs) -> Result<()> {
     let (mut spec, cognito) = prepare(global, &args.stack_args()).await?;
@@ -41,15 +42,15 @@ pub(crate) async fn run(global: &GlobalArgs, args: &OutputsArgs) -> Result<()> {
                 "authorizationUrl": urls.authorize.as_str(),
                 "tokenUrl": urls.token.as_str(),
             });
-            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
         OutputFormat::Text => {
             let files = &spec.files;
             let env = render::write_env_file(&files.env_file, &values)?;
             let policies = render::write_policies_file(&files.policies_file, &files.policy_name, &spec.region)?;
             if !global.quiet {
-                println!("  env file    {}  {}", files.env_file.display(), render::label(env));
-                println!("  policies    {}  {}", files.policies_file.display(), render::label(policies));
+                outln!("  env file    {}  {}", files.env_file.display(), render::label(env));
+                outln!("  policies    {}  {}", files.policies_file.display(), render::label(policies));
             }
         }
     }

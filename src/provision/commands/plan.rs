@@ -3,14 +3,15 @@
 use super::{prepare, read_and_plan};
 use crate::provision::cli::{GlobalArgs, OutputFormat, PlanArgs};
 use crate::provision::error::{ExitCode, Result};
+use crate::provision::stdout::{out, outln};
 
 pub(crate) async fn run(global: &GlobalArgs, args: &PlanArgs) -> Result<ExitCode> {
     let (mut spec, cognito) = prepare(global, &args.stack).await?;
     let (_, plan) = read_and_plan(&cognito, &mut spec).await?;
     match global.output {
         OutputFormat::Text => {
-            println!("Stack {} ({}):", spec.stack, spec.region);
-            print!("{}", plan.render());
+            outln!("Stack {} ({}):", spec.stack, spec.region);
+            out!("{}", plan.render());
         }
         OutputFormat::Json => {
             let doc = serde_json::json!({
@@ -19,7 +20,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: &PlanArgs) -> Result<ExitCode
                 "changes": plan.has_changes(),
                 "steps": plan.steps,
             });
-            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
     }
     Ok(if args.detailed_exitcode && plan.has_changes() { ExitCode::Changes } else { ExitCode::Success })

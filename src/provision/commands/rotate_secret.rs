@@ -10,6 +10,7 @@ use crate::provision::cli::{GlobalArgs, OutputFormat, RotateSecretArgs};
 use crate::provision::cognito::Cognito;
 use crate::provision::error::{Error, Result};
 use crate::provision::render::{self, EnvValues};
+use crate::provision::stdout::outln;
 
 pub(crate) async fn run(global: &GlobalArgs, args: &RotateSecretArgs) -> Result<()> {
     let (mut spec, cognito) = prepare(global, &args.stack_args()).await?;
@@ -29,9 +30,9 @@ pub(crate) async fn run(global: &GlobalArgs, args: &RotateSecretArgs) -> Result<
             &serde_json::json!({ "stack": spec.stack.as_str(), "clientId": client.id, "deletedSecretIds": deleted }),
             || {
                 if deleted.is_empty() {
-                    println!("Only one secret is active; nothing to delete.");
+                    outln!("Only one secret is active; nothing to delete.");
                 } else {
-                    println!("Deleted {} older secret(s); the env file's secret is the only one left.", deleted.len());
+                    outln!("Deleted {} older secret(s); the env file's secret is the only one left.", deleted.len());
                 }
             },
         );
@@ -64,8 +65,8 @@ pub(crate) async fn run(global: &GlobalArgs, args: &RotateSecretArgs) -> Result<
         global,
         &serde_json::json!({ "stack": spec.stack.as_str(), "clientId": client.id, "newSecretId": id, "envFile": outcome }),
         || {
-            println!("Added secret {id}; {} {}.", spec.files.env_file.display(), render::label(outcome));
-            println!(
+            outln!("Added secret {id}; {} {}.", spec.files.env_file.display(), render::label(outcome));
+            outln!(
                 "The previous secret keeps working. Restart the gateways, then run `cognigate rotate-secret --finish`."
             );
         },
@@ -93,7 +94,7 @@ async fn finish(cognito: &Cognito, pool_id: &str, client_id: &str, yes: bool) ->
 
 fn report(global: &GlobalArgs, json: &serde_json::Value, text: impl FnOnce()) {
     match global.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(json).unwrap_or_default()),
+        OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(json).unwrap_or_default()),
         OutputFormat::Text if global.quiet => {}
         OutputFormat::Text => text(),
     }

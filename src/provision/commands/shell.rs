@@ -1,19 +1,19 @@
 //! `cognigate completions <shell>` and `cognigate man`: generated from the
 //! clap definitions, so they always list the flags the binary has.
 
-use std::io::Write as _;
-
 use clap::CommandFactory;
 
 use crate::provision::cli::Cli;
 use crate::provision::error::{Error, Result};
+use crate::provision::stdout;
 
 /// Prints the completion script for `shell` on stdout.
 pub(crate) fn completions(shell: clap_complete::Shell) -> Result<()> {
     let mut command = Cli::command();
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut command, "cognigate", &mut out);
-    write_stdout(&out)
+    stdout::write_bytes(&out);
+    Ok(())
 }
 
 /// Prints the man page (section 1, roff) on stdout: the top-level page, then
@@ -31,13 +31,6 @@ pub(crate) fn man() -> Result<()> {
         let name = format!("cognigate-{}", sub.get_name());
         render(sub.clone().name(name), &mut out)?;
     }
-    write_stdout(&out)
-}
-
-fn write_stdout(bytes: &[u8]) -> Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(bytes)
-        .and_then(|()| stdout.flush())
-        .map_err(|e| Error::file("write to", std::path::Path::new("stdout"), e))
+    stdout::write_bytes(&out);
+    Ok(())
 }

@@ -13,6 +13,7 @@ use crate::provision::progress::Progress;
 use crate::provision::render::{self, EnvValues, FileOutcome};
 use crate::provision::report::label;
 use crate::provision::spec::StackSpec;
+use crate::provision::stdout::{out, outln};
 
 pub(crate) async fn run(global: &GlobalArgs, args: &UpArgs) -> Result<()> {
     let (mut spec, cognito) = prepare(global, &args.stack).await?;
@@ -20,7 +21,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: &UpArgs) -> Result<()> {
     let (actual, plan) = read_and_plan(&cognito, &mut spec).await?;
     let text = global.output == OutputFormat::Text;
     if text && !global.quiet && plan.has_changes() {
-        print!("{}", plan.render());
+        out!("{}", plan.render());
     }
     if plan.has_changes() {
         confirm("Apply these changes?", args.yes)?;
@@ -99,42 +100,42 @@ fn print_json(summary: &Summary, plan: &Plan, show_secret: bool) {
     if show_secret {
         doc["clientSecret"] = json!(applied.client_secret.expose());
     }
-    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
 }
 
 fn print_text(summary: &Summary, show_secret: bool) {
     let Summary { spec, applied, urls, files, changed } = summary;
     if *changed {
-        println!("Stack {} ({}) is ready.", spec.stack, spec.region);
+        outln!("Stack {} ({}) is ready.", spec.stack, spec.region);
     } else {
-        println!("No changes: stack {} ({}) is up to date.", spec.stack, spec.region);
+        outln!("No changes: stack {} ({}) is up to date.", spec.stack, spec.region);
     }
-    println!("  user pool   {}  {}", applied.pool_id, label(applied.pool));
-    println!("  domain      {}  {}", applied.domain_host, label(applied.domain));
-    println!("  app client  {}  {}", applied.client_id, label(applied.client));
+    outln!("  user pool   {}  {}", applied.pool_id, label(applied.pool));
+    outln!("  domain      {}  {}", applied.domain_host, label(applied.domain));
+    outln!("  app client  {}  {}", applied.client_id, label(applied.client));
     if let Some(branding) = applied.branding {
-        println!("  branding    managed login v2  {}", branding_label(branding));
+        outln!("  branding    managed login v2  {}", branding_label(branding));
     }
     for (group, outcome) in &applied.groups {
-        println!("  group       {group}  {}", label(*outcome));
+        outln!("  group       {group}  {}", label(*outcome));
     }
     for (kind, path, outcome) in files.iter() {
-        println!("  {kind:<11} {}  {}", path.display(), render::label(*outcome));
+        outln!("  {kind:<11} {}  {}", path.display(), render::label(*outcome));
     }
-    println!("  issuer      {}", urls.issuer);
+    outln!("  issuer      {}", urls.issuer);
     if let Some(target) = &applied.cloudfront {
         let host = &applied.domain_host;
-        println!("  cloudfront  {target}");
-        println!(
+        outln!("  cloudfront  {target}");
+        outln!(
             "DNS: the custom domain answers only once {host} points at {target}: create a CNAME {host} -> \
              {target} (Route 53: an A alias record to that distribution, hosted zone {CLOUDFRONT_ZONE})."
         );
     }
     if show_secret {
-        println!("  secret      {}", applied.client_secret.expose());
+        outln!("  secret      {}", applied.client_secret.expose());
     }
     if *changed {
-        println!(
+        outln!(
             "Next: cognigate-gateway --env-file {} --config-dir {}",
             spec.files.env_file.display(),
             spec.files.policies_file.parent().map_or(".".into(), |p| p.display().to_string())

@@ -22,6 +22,7 @@ use crate::provision::cognito::discover::PoolState;
 use crate::provision::cognito::errors::CognitoError;
 use crate::provision::cognito::users::{FirstPassword, UserSummary};
 use crate::provision::error::{Error, Result};
+use crate::provision::stdout::{out, outln};
 use crate::provision::validate;
 use crate::secret::Secret;
 
@@ -107,8 +108,8 @@ async fn add(global: &GlobalArgs, args: &UserAddArgs) -> Result<()> {
         })),
         OutputFormat::Text => {
             let groups = if args.groups.is_empty() { "no groups".to_owned() } else { args.groups.join(", ") };
-            println!("Added user {} to user pool {} ({groups}).", args.email, pool.id);
-            println!(
+            outln!("Added user {} to user pool {} ({groups}).", args.email, pool.id);
+            outln!(
                 "{}",
                 match (password.is_some(), invited) {
                     (true, _) => "Their password is set and permanent; they can sign in now.",
@@ -128,7 +129,7 @@ async fn list(global: &GlobalArgs, args: &UserListArgs) -> Result<()> {
     let users = cognito.users(&pool.id).await?;
     match global.output {
         OutputFormat::Json => print_json(&json!({ "userPoolId": pool.id, "users": users })),
-        OutputFormat::Text => print!("{}", table(&users)),
+        OutputFormat::Text => out!("{}", table(&users)),
     }
     Ok(())
 }
@@ -173,7 +174,7 @@ async fn remove(global: &GlobalArgs, args: &UserRemoveArgs) -> Result<()> {
     cognito.delete_user(&pool.id, &args.email).await?;
     match global.output {
         OutputFormat::Json => print_json(&json!({ "userPoolId": pool.id, "username": args.email, "removed": true })),
-        OutputFormat::Text => println!("Removed user {} from user pool {}.", args.email, pool.id),
+        OutputFormat::Text => outln!("Removed user {} from user pool {}.", args.email, pool.id),
     }
     Ok(())
 }
@@ -201,12 +202,12 @@ async fn groups(global: &GlobalArgs, args: &UserGroupsArgs) -> Result<()> {
     };
     match global.output {
         OutputFormat::Json => print_json(&json!({ "userPoolId": pool.id, "username": args.email, "groups": after })),
-        OutputFormat::Text if after.is_empty() => println!("{} is in no groups.", args.email),
-        OutputFormat::Text => println!("{} is in: {}", args.email, after.join(", ")),
+        OutputFormat::Text if after.is_empty() => outln!("{} is in no groups.", args.email),
+        OutputFormat::Text => outln!("{} is in: {}", args.email, after.join(", ")),
     }
     Ok(())
 }
 
 fn print_json(doc: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(doc).unwrap_or_default());
+    outln!("{}", serde_json::to_string_pretty(doc).unwrap_or_default());
 }

@@ -5,6 +5,7 @@ mod destroy;
 mod doctor;
 mod gc;
 mod lifecycle;
+mod manners;
 mod recipes;
 mod shell;
 mod strict;
