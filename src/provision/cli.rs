@@ -5,7 +5,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -24,9 +25,24 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
+impl Cli {
+    /// Parses the process's arguments. `AWS_PROFILE` yields to access keys in
+    /// the environment, as it does in the aws CLI (its credential chain reads
+    /// the keys first); `--profile` on the command line does not yield.
+    pub(crate) fn parse_as_the_aws_cli_would() -> Result<Self, clap::Error> {
+        let matches = Self::command().try_get_matches()?;
+        let mut cli = Self::from_arg_matches(&matches)?;
+        let keys_in_env = std::env::var_os("AWS_ACCESS_KEY_ID").is_some_and(|v| !v.is_empty());
+        if keys_in_env && matches.value_source("profile") == Some(ValueSource::EnvVariable) {
+            cli.global.profile = None;
+        }
+        Ok(cli)
+    }
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct GlobalArgs {
-    /// AWS named profile (as the AWS CLI's --profile).
+    /// AWS named profile (as the AWS CLI's --profile: used even when access keys are in the environment).
     #[arg(long, global = true, env = "AWS_PROFILE")]
     pub(crate) profile: Option<String>,
 
@@ -35,7 +51,7 @@ pub(crate) struct GlobalArgs {
     pub(crate) region: Option<String>,
 
     /// Send AWS API calls to this endpoint instead of AWS (a local emulator, a proxy).
-    #[arg(long, global = true, env = "AWS_ENDPOINT_URL")]
+    #[arg(long, global = true, env = "AWS_ENDPOINT_URL", value_parser = endpoint_url)]
     pub(crate) endpoint_url: Option<String>,
 
     /// Settings file; flags and environment variables override it.
@@ -57,6 +73,15 @@ pub(crate) struct GlobalArgs {
     /// No colours or other terminal escapes in any output (also when NO_COLOR is set).
     #[arg(long, global = true)]
     pub(crate) no_color: bool,
+}
+
+/// Checked while parsing, so a malformed endpoint is bad input (exit 64)
+/// before anything runs; an empty `AWS_ENDPOINT_URL` means "not set".
+fn endpoint_url(value: &str) -> Result<String, String> {
+    if !value.is_empty() {
+        super::validate::endpoint_url(value).map_err(|e| e.problem)?;
+    }
+    Ok(value.to_owned())
 }
 
 impl GlobalArgs {

@@ -61,6 +61,17 @@ pub(crate) enum Error {
     #[error(transparent)]
     Cognito(#[from] CognitoError),
 
+    /// `--profile` names a profile that no AWS file defines.
+    #[error("{problem}; {fix}")]
+    ProfileMissing { problem: String, fix: String },
+
+    /// The named profile exists but gave no credentials (an expired SSO
+    /// session, a failing `credential_process`).
+    #[error(
+        "the AWS profile {profile:?} gave no credentials ({problem}); for an SSO profile run          `aws sso login --profile {profile}`, and check it with `aws sts get-caller-identity --profile {profile}`"
+    )]
+    ProfileUnusable { profile: String, problem: String },
+
     /// The user answered no to a confirmation.
     #[error("cancelled; nothing was changed (pass --yes to skip the question)")]
     Cancelled,
@@ -136,9 +147,11 @@ fn refusal_text(refusals: &[Refusal]) -> String {
 impl Error {
     pub(crate) fn exit_code(&self) -> ExitCode {
         match self {
-            Self::Invalid(_) | Self::Usage(_) | Self::SettingsFile { .. } | Self::PoolNotFound { .. } => {
-                ExitCode::Usage
-            }
+            Self::Invalid(_)
+            | Self::Usage(_)
+            | Self::SettingsFile { .. }
+            | Self::PoolNotFound { .. }
+            | Self::ProfileMissing { .. } => ExitCode::Usage,
             _ => ExitCode::Failure,
         }
     }

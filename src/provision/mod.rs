@@ -14,6 +14,7 @@ pub(crate) mod commands;
 pub(crate) mod error;
 pub(crate) mod guard;
 pub(crate) mod plan;
+pub(crate) mod profile;
 pub(crate) mod progress;
 pub(crate) mod render;
 pub(crate) mod report;
@@ -24,7 +25,6 @@ pub(crate) mod stdout;
 pub(crate) mod teardown;
 pub(crate) mod validate;
 
-use clap::Parser;
 use cli::{Cli, Command};
 use error::{ExitCode, Result};
 use tracing_subscriber::EnvFilter;
@@ -32,7 +32,7 @@ use tracing_subscriber::EnvFilter;
 /// Parses the command line, runs the command and maps the outcome to the
 /// process exit code (64 for bad input, 1 for a failure, see [`ExitCode`]).
 pub fn main() -> std::process::ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::parse_as_the_aws_cli_would() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();

@@ -67,11 +67,7 @@ pub(crate) fn aws_target(global: &GlobalArgs, file: &SettingsFile) -> Result<Aws
     let region = region.filter(|r| !r.is_empty()).map(|r| Region::parse(&r)).transpose()?;
     let endpoint_url = global.endpoint_url.clone().or_else(|| file.endpoint_url.clone()).filter(|u| !u.is_empty());
     if let Some(url) = &endpoint_url {
-        url::Url::parse(url).map_err(|e| validate::InvalidValue {
-            setting: "endpoint URL",
-            value: url.clone(),
-            problem: format!("{e}; give an absolute URL such as http://127.0.0.1:5000"),
-        })?;
+        validate::endpoint_url(url)?;
     }
     Ok(AwsTarget {
         profile: global.profile.clone().or_else(|| file.profile.clone()).filter(|p| !p.is_empty()),

@@ -48,6 +48,26 @@ impl fmt::Display for StackName {
     }
 }
 
+/// An AWS endpoint override: an http(s) URL with a host. `localhost:4566`
+/// parses as a URL whose scheme is `localhost`, so the scheme is checked by
+/// name and the message shows the value as it should have been written.
+pub(crate) fn endpoint_url(value: &str) -> Result<(), InvalidValue> {
+    let setting = "endpoint URL";
+    if !(value.starts_with("http://") || value.starts_with("https://")) {
+        let rest = value.split_once("://").map_or(value, |(_, rest)| rest);
+        return Err(invalid(
+            setting,
+            value,
+            format!("it has no scheme; write http://{rest} (an emulator on this machine) or https://{rest}"),
+        ));
+    }
+    match Url::parse(value) {
+        Ok(url) if url.host_str().is_some_and(|h| !h.is_empty()) => Ok(()),
+        Ok(_) => Err(invalid(setting, value, "it has no host; write http://HOST:PORT")),
+        Err(e) => Err(invalid(setting, value, format!("it is not a URL ({e}); write http://HOST:PORT"))),
+    }
+}
+
 /// Words Cognito refuses anywhere in a prefix domain.
 const RESERVED_DOMAIN_WORDS: [&str; 3] = ["aws", "amazon", "cognito"];
 

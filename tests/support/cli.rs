@@ -68,6 +68,19 @@ impl Workspace {
     pub fn run(&self, args: &[&str]) -> Run {
         Run::from(self.command().args(args).output().expect("run cognigate"))
     }
+
+    /// `run` with environment variables changed; an empty value removes one.
+    pub fn run_env(&self, args: &[&str], vars: &[(&str, &str)]) -> Run {
+        let mut command = self.command();
+        for (name, value) in vars {
+            if value.is_empty() {
+                command.env_remove(name);
+            } else {
+                command.env(name, value);
+            }
+        }
+        Run::from(command.args(args).output().expect("run cognigate"))
+    }
 }
 
 impl Drop for Workspace {

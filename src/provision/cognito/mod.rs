@@ -197,7 +197,10 @@ impl Cognito {
             .timeout_config(timeouts)
             .region(aws_sdk_cognitoidentityprovider::config::Region::new(region.as_str().to_owned()));
         if let Some(profile) = &target.profile {
-            loader = loader.profile_name(profile);
+            // The profile alone, as the aws CLI's --profile: keys in the
+            // environment would otherwise come first in the default chain.
+            let named = aws_config::profile::ProfileFileCredentialsProvider::builder().profile_name(profile).build();
+            loader = loader.profile_name(profile).credentials_provider(named);
         }
         if let Some(url) = &target.endpoint_url {
             loader = loader.endpoint_url(url);
@@ -205,10 +208,16 @@ impl Cognito {
         let config = loader.load().await;
 
         let credentials = config.credentials_provider().ok_or(CognitoError::NoCredentials)?;
-        credentials.provide_credentials().await.map_err(|e| {
+        if let Err(e) = credentials.provide_credentials().await {
             tracing::debug!(error = %e, "credential chain failed");
-            CognitoError::NoCredentials
-        })?;
+            return Err(match &target.profile {
+                Some(profile) => match super::profile::missing(profile) {
+                    Some(problem) => Error::ProfileMissing { problem, fix: super::profile::fix(profile) },
+                    None => Error::ProfileUnusable { profile: profile.clone(), problem: e.to_string() },
+                },
+                None => CognitoError::NoCredentials.into(),
+            });
+        }
 
         let endpoint = target.endpoint_url.clone().or_else(|| config.endpoint_url().map(str::to_owned));
         let client_config =

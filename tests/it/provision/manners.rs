@@ -60,3 +60,43 @@ fn a_reader_that_closes_early_ends_every_command_quietly() {
         );
     }
 }
+
+#[test]
+fn a_named_profile_wins_over_keys_in_the_environment_as_in_the_aws_cli() {
+    let moto = MotoServer::shared();
+    let ws = Workspace::new(moto.endpoint());
+    let stack = unique_stack("profile");
+    // The environment holds access keys (Workspace::command sets them).
+    let named = ws.run(&["plan", "--stack", &stack, "--profile", "nosuch"]);
+    let named = named.failure(64, "the AWS profile \"nosuch\" does not exist");
+    assert!(named.stderr.contains("aws configure --profile nosuch"), "no fix named:\n{}", named.stderr);
+    assert!(!named.stderr.contains("no AWS credentials found"), "{}", named.stderr);
+
+    // A profile the credentials file defines is used through the same path.
+    ws.write(".aws/credentials", "[team]\naws_access_key_id = team-key\naws_secret_access_key = team-secret\n");
+    ws.run(&["plan", "--stack", &stack, "--profile", "team"]).success();
+
+    // AWS_PROFILE yields to the keys, as in the aws CLI; doctor, without keys,
+    // still names it.
+    ws.run_env(&["plan", "--stack", &stack], &[("AWS_PROFILE", "nosuch")]).success();
+    let doctor = ws.run_env(&["doctor", "--stack", &stack], &[("AWS_PROFILE", "nosuch"), ("AWS_ACCESS_KEY_ID", "")]);
+    assert!(doctor.stdout.contains("\"nosuch\" does not exist"), "{}\n{}", doctor.stdout, doctor.stderr);
+}
+
+#[test]
+fn an_endpoint_without_a_scheme_is_refused_while_parsing() {
+    let moto = MotoServer::shared();
+    let ws = Workspace::new(moto.endpoint());
+    for args in [
+        &["plan", "--stack", "x", "--endpoint-url", "localhost:4566"][..],
+        &["user", "list", "--endpoint-url", "localhost:4566"],
+    ] {
+        let run = ws.run(args).failure(64, "localhost:4566");
+        assert!(run.stderr.contains("no scheme") && run.stderr.contains("http://localhost:4566"), "{}", run.stderr);
+    }
+    let from_env = ws.run_env(&["plan", "--stack", "x"], &[("AWS_ENDPOINT_URL", "127.0.0.1:4566")]);
+    from_env.failure(64, "write http://127.0.0.1:4566");
+    ws.write("cognigate.toml", "endpoint_url = \"localhost:4566\"\n");
+    let from_file = ws.run_env(&["plan", "--stack", "x"], &[("AWS_ENDPOINT_URL", "")]);
+    from_file.failure(64, "no scheme");
+}

@@ -7,8 +7,6 @@
 //! and tag. The client checked is the one the env file names, because that is
 //! the one the gateway authenticates as; the stack's own client is the fallback.
 
-use std::path::PathBuf;
-
 use aws_sdk_cognitoidentityprovider::types::OAuthFlowType;
 
 use super::Check;
@@ -45,34 +43,8 @@ pub(super) struct Found {
 
 /// A `--profile` that neither AWS file defines; `None` when it exists.
 pub(super) fn missing_profile(profile: &str) -> Option<Check> {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-    let config = std::env::var_os("AWS_CONFIG_FILE").map(PathBuf::from).unwrap_or_else(|| home.join(".aws/config"));
-    let credentials = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| home.join(".aws/credentials"));
-    let defines = |path: &PathBuf, headers: &[String]| {
-        std::fs::read_to_string(path).is_ok_and(|text| {
-            text.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).any(|l| headers.contains(&l))
-        })
-    };
-    let in_config = defines(&config, &[format!("[profile {profile}]"), format!("[{profile}]")]);
-    let in_credentials = defines(&credentials, &[format!("[{profile}]")]);
-    if in_config || in_credentials {
-        return None;
-    }
-    Some(Check::fail(
-        "credentials",
-        CREDENTIALS,
-        format!(
-            "the profile {profile:?} does not exist: neither {} nor {} defines it",
-            config.display(),
-            credentials.display()
-        ),
-        format!(
-            "create it with `aws configure --profile {profile}` (or `aws configure sso`), or pass a profile that \
-             `aws configure list-profiles` lists"
-        ),
-    ))
+    let problem = crate::provision::profile::missing(profile)?;
+    Some(Check::fail("credentials", CREDENTIALS, problem, crate::provision::profile::fix(profile)))
 }
 
 pub(super) fn credentials_failed(problem: &str) -> Check {
