@@ -25,7 +25,15 @@ fn the_man_page_renders() {
     let ws = Workspace::bare("http://127.0.0.1:9");
     let out = ws.run(&["man"]).success();
     assert!(out.stdout.starts_with(".ie") || out.stdout.contains(".TH cognigate 1"), "{}", &out.stdout[..200]);
-    assert!(out.stdout.contains(".TH cognigate-doctor 1"), "one section per subcommand");
+    // One page: one title and one NAME, then a section per command that
+    // points nowhere else (no cognigate-up(1) pages exist).
+    assert_eq!(out.stdout.matches(".TH ").count(), 1, "more than one page title");
+    assert_eq!(out.stdout.matches(".SH NAME").count(), 1, "NAME appears more than once");
+    for section in ["COGNIGATE UP", "COGNIGATE DOCTOR", "COGNIGATE USER ADD", "COGNIGATE ROTATE-SECRET"] {
+        assert!(out.stdout.contains(&format!(".SH \"{section}\"")), "no section {section}");
+    }
+    assert!(!out.stdout.contains("(1)"), "the page refers to pages that do not exist");
+    assert!(out.stdout.contains("\\fB\\-\\-login\\-page\\fR"), "a command's own flags are listed");
     let page = ws.path("cognigate.1");
     std::fs::write(&page, &out.stdout).unwrap();
     // groff is what `man` uses; when it is installed, the page must format without warnings.
