@@ -1,6 +1,7 @@
 //! The shell touches and `export terraform`: completions and the man page come
 //! from the clap definitions, NO_COLOR and --quiet hold on real runs, and the
-//! Terraform export parses as HCL with the live ids and settings.
+//! Terraform export parses as HCL with the live ids, settings and groups, laid
+//! out as `terraform fmt` leaves it.
 
 use std::process::Command;
 
@@ -89,6 +90,10 @@ fn export_terraform_parses_as_hcl_with_the_live_ids() {
             &stack,
             "--gateway-url",
             "https://mcp.example.com",
+            "--group",
+            "readers",
+            "--group",
+            "team.a",
             "--show-secret",
             "--output",
             "json",
@@ -112,6 +117,16 @@ fn export_terraform_parses_as_hcl_with_the_live_ids() {
     );
     let doc: Value = serde_json::from_slice(&parsed.stdout).unwrap();
 
+    // Laid out as `terraform fmt` leaves it: checked by the rules in
+    // tests/support/hcl_format.py, and by terraform itself where installed.
+    let format = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/hcl_format.py");
+    let checked =
+        Command::new(crate::support::venv().join("bin/python")).arg(format).arg(ws.path("stack.tf")).output().unwrap();
+    assert!(checked.status.success(), "not terraform fmt's layout:\n{}", String::from_utf8_lossy(&checked.stdout));
+    if let Ok(fmt) = Command::new("terraform").args(["fmt", "-check", "-diff"]).arg(ws.path("stack.tf")).output() {
+        assert!(fmt.status.success(), "terraform fmt would change it:\n{}", String::from_utf8_lossy(&fmt.stdout));
+    }
+
     let (pool_id, client_id) = (up["userPoolId"].as_str().unwrap(), up["clientId"].as_str().unwrap());
     let prefix = up["userPoolDomain"].as_str().unwrap().split('.').next().unwrap();
     let imports: Vec<(String, String)> = doc["import"]
@@ -129,6 +144,8 @@ fn export_terraform_parses_as_hcl_with_the_live_ids() {
         imports,
         [
             ("aws_cognito_user_pool.stack".to_owned(), pool_id.to_owned()),
+            ("aws_cognito_user_group.readers".to_owned(), format!("{pool_id}/readers")),
+            ("aws_cognito_user_group.team_a".to_owned(), format!("{pool_id}/team.a")),
             ("aws_cognito_user_pool_domain.stack".to_owned(), prefix.to_owned()),
             ("aws_cognito_user_pool_client.gateway".to_owned(), format!("{pool_id}/{client_id}")),
         ]
@@ -145,6 +162,11 @@ fn export_terraform_parses_as_hcl_with_the_live_ids() {
     assert_eq!(pool["name"], stack.as_str());
     assert_eq!(pool["tags"]["cognigate:stack"], stack.as_str());
     assert_eq!(resource("aws_cognito_user_pool_domain", "stack")["domain"], prefix);
+    for (resource_name, group) in [("readers", "readers"), ("team_a", "team.a")] {
+        let group_resource = resource("aws_cognito_user_group", resource_name);
+        assert_eq!(group_resource["name"], group);
+        assert_eq!(group_resource["user_pool_id"], "${aws_cognito_user_pool.stack.id}");
+    }
     let client = resource("aws_cognito_user_pool_client", "gateway");
     assert_eq!(client["name"], format!("{stack}-gateway"));
     assert_eq!(client["generate_secret"], true);
