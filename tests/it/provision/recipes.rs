@@ -77,3 +77,42 @@ fn the_recipes_clean_up_and_keep_the_secret_out_of_logs() {
     let up = commands.iter().find(|c| c["file"] == "github-actions.yml" && c["subcommand"] == "up").unwrap();
     assert!(up["flags"].as_array().unwrap().contains(&Value::from("--output")), "up --output json feeds the outputs");
 }
+
+/// A recipe file as JSON (through PyYAML, installed with moto).
+fn recipe(path: &str) -> Value {
+    let output = Command::new(crate::support::venv().join("bin/python"))
+        .args(["-c", "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))"])
+        .arg(repo_root().join(path))
+        .output()
+        .expect("run python");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("JSON")
+}
+
+#[test]
+fn the_github_recipe_runs_one_job_per_pull_request_and_caches_the_build() {
+    let github = recipe(RECIPES[0]);
+    let preview = &github["jobs"]["preview"];
+    let group = preview["concurrency"]["group"].as_str().unwrap_or_default();
+    assert!(
+        group.contains("github.event.pull_request.number"),
+        "two runs of one pull request share stack pr-N: the preview job needs a concurrency group per pull request, got {:?}",
+        preview["concurrency"]
+    );
+    for job in ["preview", "gc"] {
+        let steps = github["jobs"][job]["steps"].as_array().unwrap();
+        let cache = steps.iter().position(|s| s["uses"].as_str().is_some_and(|u| u.starts_with("actions/cache@")));
+        let install = steps.iter().position(|s| s["run"].as_str().is_some_and(|r| r.contains("cargo install")));
+        let (Some(cache), Some(install)) = (cache, install) else {
+            panic!("{job}: no cached build before `cargo install`: {steps:?}")
+        };
+        assert!(cache < install, "{job}: the cache is restored after the build");
+        let id = steps[cache]["id"].as_str().unwrap_or_default();
+        let condition = steps[install]["if"].as_str().unwrap_or_default();
+        assert!(
+            !id.is_empty() && condition.contains(&format!("steps.{id}.outputs.cache-hit")),
+            "{job}: cargo install runs even when the cache has the binary"
+        );
+        assert!(steps[cache]["with"]["path"].as_str().unwrap_or_default().contains("cognigate"));
+    }
+}
