@@ -293,6 +293,11 @@ pub struct UpArgs {
     /// Apply without asking (implied when stdin is not a terminal).
     #[arg(long, short = 'y')]
     pub yes: bool,
+
+    /// Let an unattended run (--yes, CI) remove callback URLs the app client has registered but the
+    /// --gateway-url / --callback-url list leaves out. Without it such a run stops before changing anything.
+    #[arg(long)]
+    pub prune_callbacks: bool,
 }
 
 #[derive(Debug, Args)]

@@ -90,6 +90,11 @@ pub(crate) struct Plan {
     /// The desired client settings, computed once.
     #[serde(skip)]
     pub client_settings: ClientSettings,
+    /// Callback URLs the app client has registered that this plan drops: the
+    /// users of a gateway there could no longer sign in, so `up` applies it
+    /// unattended only with `--prune-callbacks`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub removed_callbacks: Vec<String>,
 }
 
 impl Plan {
@@ -125,6 +130,22 @@ impl Plan {
                     let _ = writeln!(out, "      {}: {} → {}", change.field, change.before, change.after);
                 }
             }
+            if step.resource == Resource::AppClient {
+                for url in &self.removed_callbacks {
+                    let _ = writeln!(
+                        out,
+                        "      - callback URL removed: {url} (its gateway's users can no longer sign in)"
+                    );
+                }
+            }
+        }
+        let _ = writeln!(out, "Callback URLs: {}", list(&self.client_settings.callback_urls));
+        if !self.removed_callbacks.is_empty() {
+            let _ = writeln!(
+                out,
+                "Removing a registered callback URL needs --prune-callbacks with --yes (or in CI); to keep it, \
+                 list its gateway with --gateway-url."
+            );
         }
         let counts = |a: Action| self.steps.iter().filter(|s| s.action == a).count();
         if self.has_changes() {
@@ -162,8 +183,16 @@ pub(crate) fn plan(spec: &StackSpec, actual: &Actual) -> Result<Plan> {
     steps.push(domain_step);
     steps.push(plan_client(spec, actual.client.as_ref(), &desired_client)?);
     steps.extend(plan_groups(spec, actual.groups.as_deref()));
+    let removed_callbacks = actual
+        .client
+        .as_ref()
+        .map(|c| {
+            let registered = c.described.callback_urls();
+            registered.iter().filter(|url| !desired_client.callback_urls.contains(url)).cloned().collect()
+        })
+        .unwrap_or_default();
 
-    Ok(Plan { steps, old_domain, client_settings: desired_client })
+    Ok(Plan { steps, old_domain, client_settings: desired_client, removed_callbacks })
 }
 
 /// How the sign-up setting reads in a plan.
@@ -351,6 +380,9 @@ pub(crate) mod tests_support {
             domain_is_derived: false,
             callback_urls: vec!["https://gw.example.com/oauth/callback".into(), LOCALHOST_CALLBACK.into()],
             gateway_urls: vec!["https://gw.example.com".into()],
+            callback_list_given: true,
+            localhost_callback: true,
+            extra_callback_urls: vec![],
             ttl: None,
             deletion_protection: false,
             self_signup: false,

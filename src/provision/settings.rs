@@ -86,8 +86,14 @@ pub(crate) fn stack_spec(args: &StackArgs, file: &SettingsFile, region: Region) 
     let pool = pool_target(args, file, &region)?;
     let (domain, domain_is_derived) = domain_spec(args, file, &stack, &region)?;
     let gateway_urls = gateway_urls(args, file)?;
-    let callback_urls = callback_urls(args, file, &gateway_urls)?;
+    let extra = if args.shape.callback_urls.is_empty() { &file.callback_urls } else { &args.shape.callback_urls };
+    let extra_callback_urls: Vec<String> = extra.iter().filter(|u| !u.is_empty()).cloned().collect();
+    let localhost_callback = !args.shape.no_localhost_callback && file.localhost_callback.unwrap_or(true);
+    let callback_urls = callback_urls(&gateway_urls, localhost_callback, &extra_callback_urls)?;
     Ok(StackSpec {
+        callback_list_given: !gateway_urls.is_empty() || !localhost_callback,
+        localhost_callback,
+        extra_callback_urls,
         stack,
         region,
         pool,
@@ -168,14 +174,17 @@ fn gateway_urls(args: &StackArgs, file: &SettingsFile) -> Result<Vec<String>> {
 
 /// Each gateway's callback, the local gateway's (unless turned off), then the
 /// extra ones; exact, deduplicated, in order, within Cognito's limit.
-fn callback_urls(args: &StackArgs, file: &SettingsFile, gateway_urls: &[String]) -> Result<Vec<String>> {
-    let extra = if args.shape.callback_urls.is_empty() { &file.callback_urls } else { &args.shape.callback_urls };
-    let localhost = !args.shape.no_localhost_callback && file.localhost_callback.unwrap_or(true);
+pub(crate) fn callback_urls(gateway_urls: &[String], localhost: bool, extra: &[String]) -> Result<Vec<String>> {
     let candidates = gateway_urls
         .iter()
         .map(|base| contract::callback_url(base))
         .chain(localhost.then(|| contract::callback_url(contract::DEFAULT_PUBLIC_URL)))
-        .chain(extra.iter().filter(|u| !u.is_empty()).cloned());
+        .chain(extra.iter().cloned());
+    limited(candidates)
+}
+
+/// Validates, deduplicates in order, and holds to Cognito's limit.
+pub(crate) fn limited(candidates: impl IntoIterator<Item = String>) -> Result<Vec<String>> {
     let mut urls: Vec<String> = Vec::new();
     for url in candidates {
         validate::callback_url(&url)?;

@@ -74,8 +74,18 @@ pub(crate) struct StackSpec {
     /// Exact callback URLs for the app client, deduplicated, in order.
     pub callback_urls: Vec<String>,
     /// The gateway's public base URLs; the first is the one the gateway
-    /// learns from the env file.
+    /// learns from the env file. Without `--gateway-url` an existing stack's
+    /// own URL is filled in once the stack is read.
     pub gateway_urls: Vec<String>,
+    /// Whether the callback URL list was spelled out (`--gateway-url`,
+    /// `gateway_urls`, `--no-localhost-callback`). Only such a list may leave
+    /// out a callback URL the app client has registered; otherwise registered
+    /// ones are kept, so a run that names no URL never locks a gateway out.
+    pub callback_list_given: bool,
+    /// Register the local gateway's callback (`http://localhost:9000/oauth/callback`).
+    pub localhost_callback: bool,
+    /// `--callback-url`: exact extra callback URLs, validated.
+    pub extra_callback_urls: Vec<String>,
     pub ttl: Option<Duration>,
     pub deletion_protection: bool,
     /// Anyone may sign up through the login pages; off by default, so only an

@@ -76,9 +76,16 @@ pub(crate) struct ClientState {
 
 impl ClientState {
     /// The gateway URL this client was provisioned for: its first callback URL
-    /// under the gateway's callback path, without that path.
+    /// under the gateway's callback path, without that path; the local
+    /// default only when no other gateway is registered.
     pub(crate) fn registered_public_url(&self) -> Option<&str> {
-        self.described.callback_urls().iter().find_map(|url| url.strip_suffix(crate::contract::CALLBACK_PATH))
+        let mut bases =
+            self.described.callback_urls().iter().filter_map(|url| url.strip_suffix(crate::contract::CALLBACK_PATH));
+        let first = bases.next()?;
+        if first != crate::contract::DEFAULT_PUBLIC_URL {
+            return Some(first);
+        }
+        Some(bases.next().unwrap_or(first))
     }
 
     pub(crate) fn from_described(described: UserPoolClientType) -> Self {

@@ -1,6 +1,7 @@
 //! The `cognigate` CLI against moto behind the strict Cognito peer: what each
 //! command creates, changes, prints and refuses.
 
+mod callbacks;
 mod destroy;
 mod doctor;
 mod gc;
