@@ -236,6 +236,19 @@ pub struct ShapeArgs {
     /// Cognito's default branding created for the app client). Default: v1.
     #[arg(long, value_enum)]
     pub managed_login: Option<ManagedLoginArg>,
+
+    /// The pool's feature plan (billed per monthly active user, Lite cheapest). Default for a new
+    /// pool: lite with --managed-login v1, essentials with v2 (managed login needs it). An existing
+    /// pool keeps its plan unless this is given.
+    #[arg(long, value_enum)]
+    pub feature_plan: Option<FeaturePlanArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FeaturePlanArg {
+    Lite,
+    Essentials,
+    Plus,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

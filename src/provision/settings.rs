@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::cli::{GlobalArgs, ManagedLoginArg, StackArgs};
+use super::cli::{FeaturePlanArg, GlobalArgs, ManagedLoginArg, StackArgs};
 use super::error::{Error, Result};
-use super::spec::{DomainSpec, ManagedLogin, OutputFiles, PoolTarget, StackSpec};
+use super::spec::{DomainSpec, FeaturePlan, ManagedLogin, OutputFiles, PoolTarget, StackSpec};
 use super::validate::{self, Region, StackName, UserPoolId};
 use crate::contract::{self, DEFAULT_POLICY_NAME};
 
@@ -35,6 +35,8 @@ pub(crate) struct SettingsFile {
     pub groups: Vec<String>,
     /// "v1" or "v2".
     pub managed_login: Option<String>,
+    /// "lite", "essentials" or "plus".
+    pub feature_plan: Option<String>,
     pub env_file: Option<PathBuf>,
     pub policies_file: Option<PathBuf>,
     pub policy_name: Option<String>,
@@ -90,6 +92,16 @@ pub(crate) fn stack_spec(args: &StackArgs, file: &SettingsFile, region: Region) 
     let extra_callback_urls: Vec<String> = extra.iter().filter(|u| !u.is_empty()).cloned().collect();
     let localhost_callback = !args.shape.no_localhost_callback && file.localhost_callback.unwrap_or(true);
     let callback_urls = callback_urls(&gateway_urls, localhost_callback, &extra_callback_urls)?;
+    let managed_login = managed_login(args, file)?;
+    let feature_plan = feature_plan(args, file)?;
+    if (feature_plan, managed_login) == (Some(FeaturePlan::Lite), ManagedLogin::V2) {
+        return Err(Error::Usage(
+            "managed login (--managed-login v2) is not available on the Lite feature plan (Cognito answers \
+             FeatureUnavailableInTierException); pass --feature-plan essentials, or keep the classic hosted UI \
+             with --managed-login v1"
+                .into(),
+        ));
+    }
     Ok(StackSpec {
         callback_list_given: !gateway_urls.is_empty() || !localhost_callback,
         localhost_callback,
@@ -104,8 +116,14 @@ pub(crate) fn stack_spec(args: &StackArgs, file: &SettingsFile, region: Region) 
         ttl: ttl(args, file)?,
         deletion_protection: args.shape.deletion_protection || file.deletion_protection.unwrap_or(false),
         self_signup: args.shape.self_signup || file.self_signup.unwrap_or(false),
+        signup_given: args.shape.self_signup || file.self_signup.is_some(),
         groups: groups(args, file)?,
-        managed_login: managed_login(args, file)?,
+        managed_login,
+        feature_plan: feature_plan.unwrap_or(match managed_login {
+            ManagedLogin::V1 => FeaturePlan::Lite,
+            ManagedLogin::V2 => FeaturePlan::Essentials,
+        }),
+        feature_plan_given: feature_plan.is_some(),
         files: output_files(args, file)?,
     })
 }
@@ -234,6 +252,28 @@ fn managed_login(args: &StackArgs, file: &SettingsFile) -> Result<ManagedLogin> 
             setting: "managed_login",
             value: other.to_owned(),
             problem: "write \"v1\" (the classic hosted UI) or \"v2\" (managed login)".into(),
+        }
+        .into()),
+    }
+}
+
+fn feature_plan(args: &StackArgs, file: &SettingsFile) -> Result<Option<FeaturePlan>> {
+    if let Some(arg) = args.shape.feature_plan {
+        return Ok(Some(match arg {
+            FeaturePlanArg::Lite => FeaturePlan::Lite,
+            FeaturePlanArg::Essentials => FeaturePlan::Essentials,
+            FeaturePlanArg::Plus => FeaturePlan::Plus,
+        }));
+    }
+    match file.feature_plan.as_deref() {
+        None => Ok(None),
+        Some("lite") => Ok(Some(FeaturePlan::Lite)),
+        Some("essentials") => Ok(Some(FeaturePlan::Essentials)),
+        Some("plus") => Ok(Some(FeaturePlan::Plus)),
+        Some(other) => Err(validate::InvalidValue {
+            setting: "feature_plan",
+            value: other.to_owned(),
+            problem: "write \"lite\", \"essentials\" or \"plus\"".into(),
         }
         .into()),
     }

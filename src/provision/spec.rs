@@ -91,10 +91,58 @@ pub(crate) struct StackSpec {
     /// Anyone may sign up through the login pages; off by default, so only an
     /// administrator (`cognigate user add`) creates users.
     pub self_signup: bool,
+    /// Whether the sign-up setting was asked for (`--self-signup`,
+    /// `self_signup`): an adopted pool's own setting is changed only then.
+    pub signup_given: bool,
+    /// The feature plan for a new pool; an existing one is moved to it only
+    /// when it was asked for (`feature_plan_given`).
+    pub feature_plan: FeaturePlan,
+    pub feature_plan_given: bool,
     /// Groups the pool must have; others it has are kept.
     pub groups: Vec<String>,
     pub managed_login: ManagedLogin,
     pub files: OutputFiles,
+}
+
+/// A pool's feature plan (`UserPoolTier`), billed per monthly active user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FeaturePlan {
+    /// The cheapest; the classic hosted UI only (no managed login).
+    Lite,
+    /// Cognito's default for a new pool; needed by managed login (v2).
+    Essentials,
+    Plus,
+}
+
+impl FeaturePlan {
+    /// The value of Cognito's `UserPoolTier`.
+    pub(crate) fn tier(self) -> &'static str {
+        match self {
+            Self::Lite => "LITE",
+            Self::Essentials => "ESSENTIALS",
+            Self::Plus => "PLUS",
+        }
+    }
+
+    /// As the flag and plans write it.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Lite => "lite",
+            Self::Essentials => "essentials",
+            Self::Plus => "plus",
+        }
+    }
+
+    /// The plan a described `UserPoolTier` names; `None` for an endpoint that
+    /// reports none (an emulator) or a value cognigate does not know.
+    pub(crate) fn from_tier(tier: &str) -> Option<Self> {
+        match tier {
+            "LITE" => Some(Self::Lite),
+            "ESSENTIALS" => Some(Self::Essentials),
+            "PLUS" => Some(Self::Plus),
+            _ => None,
+        }
+    }
 }
 
 /// The hosted login pages' version (the domain's `ManagedLoginVersion`).

@@ -9,13 +9,15 @@
 use std::collections::HashMap;
 use std::time::SystemTime;
 
-use aws_sdk_cognitoidentityprovider::types::{DeletionProtectionType, UserPoolClientType};
+use aws_sdk_cognitoidentityprovider::types::{
+    DeletionProtectionType, UserPoolClientType, UserPoolType, VerifiedAttributeType,
+};
 use futures_util::future::try_join_all;
 
 use super::Cognito;
 use super::errors;
 use super::errors::Result;
-use crate::provision::spec::tags;
+use crate::provision::spec::{FeaturePlan, tags};
 use crate::secret::Secret;
 
 /// Cognito's page size limit for ListUserPools and ListUserPoolClients.
@@ -33,6 +35,34 @@ pub(crate) struct PoolState {
     /// `AdminCreateUserConfig.AllowAdminCreateUserOnly`: no self sign-up.
     pub admin_only_signup: bool,
     pub created: Option<SystemTime>,
+    pub traits: PoolTraits,
+}
+
+/// What a described pool says that commands act on beyond its identity.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct PoolTraits {
+    /// `UserPoolTier`; `None` when the endpoint reports none (an emulator).
+    pub tier: Option<FeaturePlan>,
+    /// `AutoVerifiedAttributes` holds `email`: sign-up sends a code and confirms the address.
+    pub verifies_email: bool,
+    /// `AliasAttributes` holds `email`: users sign in with it, and a username
+    /// must not be e-mail-shaped.
+    pub email_alias: bool,
+    /// `UsernameAttributes` holds `email`: the e-mail is what users sign in
+    /// with, and Cognito keeps their `sub` as the username.
+    pub email_username: bool,
+}
+
+impl PoolTraits {
+    pub(crate) fn of(pool: &UserPoolType) -> Self {
+        let email = |list: &[_]| list.iter().any(|a: &VerifiedAttributeType| a.as_str() == "email");
+        Self {
+            tier: pool.user_pool_tier().and_then(|t| FeaturePlan::from_tier(t.as_str())),
+            verifies_email: email(pool.auto_verified_attributes()),
+            email_alias: pool.alias_attributes().iter().any(|a| a.as_str() == "email"),
+            email_username: pool.username_attributes().iter().any(|a| a.as_str() == "email"),
+        }
+    }
 }
 
 impl PoolState {
@@ -122,6 +152,7 @@ impl Cognito {
             deletion_protection: pool.deletion_protection() == Some(&DeletionProtectionType::Active),
             admin_only_signup: pool.admin_create_user_config().is_some_and(|c| c.allow_admin_create_user_only),
             created: pool.creation_date().and_then(|d| SystemTime::try_from(*d).ok()),
+            traits: PoolTraits::of(pool),
         }))
     }
 

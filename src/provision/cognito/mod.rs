@@ -22,9 +22,11 @@ use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_sdk_cognitoidentityprovider::config::interceptors::InterceptorContext;
+use aws_sdk_cognitoidentityprovider::config::interceptors::{BeforeTransmitInterceptorContextMut, InterceptorContext};
 use aws_sdk_cognitoidentityprovider::config::retry::{ClassifyRetry, RetryAction};
 use aws_sdk_cognitoidentityprovider::config::{BehaviorVersion, ProvideCredentials};
+use aws_sdk_cognitoidentityprovider::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::retries::classifiers::RetryClassifierPriority;
 
 use errors::CognitoError;
@@ -211,8 +213,10 @@ impl Cognito {
         })?;
 
         let endpoint = target.endpoint_url.clone().or_else(|| config.endpoint_url().map(str::to_owned));
-        let client_config =
-            aws_sdk_cognitoidentityprovider::config::Builder::from(&config).retry_classifier(QuotaIsFinal).build();
+        let client_config = aws_sdk_cognitoidentityprovider::config::Builder::from(&config)
+            .retry_classifier(QuotaIsFinal)
+            .interceptor(OnlyMembersThatAreSet)
+            .build();
         Ok(Self { client: aws_sdk_cognitoidentityprovider::Client::from_conf(client_config), endpoint })
     }
 }
@@ -231,6 +235,7 @@ impl Cognito {
     /// A client over a given SDK configuration (tests: a fake HTTP client).
     #[cfg(test)]
     pub(crate) fn from_conf(config: aws_sdk_cognitoidentityprovider::Config) -> Self {
+        let config = config.to_builder().interceptor(OnlyMembersThatAreSet).build();
         Self { client: aws_sdk_cognitoidentityprovider::Client::from_conf(config), endpoint: None }
     }
 }
@@ -259,6 +264,47 @@ impl ClassifyRetry for QuotaIsFinal {
     fn priority(&self) -> RetryClassifierPriority {
         RetryClassifierPriority::run_after(RetryClassifierPriority::transient_error_classifier())
     }
+}
+
+/// The SDK models `AdminCreateUserConfig.UnusedAccountValidityDays` as a
+/// plain integer, so every request carrying the sign-up configuration sends
+/// it, as 0 when unset; Cognito refuses that member beside the password
+/// policy's `TemporaryPasswordValidityDays`, which replaced it. This drops it
+/// from the body before the request is signed, so only members cognigate set
+/// are sent.
+#[derive(Debug)]
+struct OnlyMembersThatAreSet;
+
+impl Intercept for OnlyMembersThatAreSet {
+    fn name(&self) -> &'static str {
+        "cognigate: only members that are set"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _config: &mut ConfigBag,
+    ) -> std::result::Result<(), BoxError> {
+        let request = context.request_mut();
+        let Some(body) = request.body().bytes() else { return Ok(()) };
+        let Some(trimmed) = without_deprecated_validity(body) else { return Ok(()) };
+        request.headers_mut().insert("content-length", trimmed.len().to_string());
+        *request.body_mut() = trimmed.into();
+        Ok(())
+    }
+}
+
+/// The JSON body without `AdminCreateUserConfig.UnusedAccountValidityDays`;
+/// `None` when it has none (the body is then sent as it is).
+fn without_deprecated_validity(body: &[u8]) -> Option<Vec<u8>> {
+    const MEMBER: &str = "UnusedAccountValidityDays";
+    if !body.windows(MEMBER.len()).any(|w| w == MEMBER.as_bytes()) {
+        return None;
+    }
+    let mut document: serde_json::Value = serde_json::from_slice(body).ok()?;
+    document.get_mut("AdminCreateUserConfig")?.as_object_mut()?.remove(MEMBER)?;
+    serde_json::to_vec(&document).ok()
 }
 
 /// The AWS JSON protocol names the error in `X-Amzn-ErrorType` or the body's `__type`.

@@ -317,6 +317,7 @@ mod tests {
             deletion_protection: protected,
             admin_only_signup: true,
             created,
+            traits: Default::default(),
         }
     }
 
