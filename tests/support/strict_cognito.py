@@ -21,6 +21,9 @@ the integration tests goes through this proxy, which:
   the managed login branding API per app client, both of which moto lacks;
 - emulates the client secret API (AddUserPoolClientSecret and friends, which
   moto lacks) with Cognito's limit of two secrets per app client;
+- on request (`GET /strict/throttle` in a scope), holds the scope to Cognito's
+  default request rate quotas, a token bucket per operation category, and
+  answers TooManyRequestsException past them as Cognito does;
 - knows what moto does not about pools and users: usernames that ignore case
   when a pool was created with `UsernameConfiguration.CaseSensitive` false
   (the admin user operations see the lowercase name), the pool's feature plan
@@ -105,6 +108,44 @@ POOL_DEFAULTS = {
 
 MAX_CLIENT_SECRETS = 2
 
+# Cognito's default request rate quotas (requests per second, per account and
+# region) by category, for the operations cognigate calls.
+QUOTA_CATEGORIES = {
+    "UserPoolRead": (15, {"DescribeUserPool", "ListUserPools", "DescribeUserPoolDomain", "ListGroups", "GetGroup",
+                          "DescribeManagedLoginBrandingByClient"}),
+    "UserPoolUpdate": (15, {"CreateUserPool", "UpdateUserPool", "DeleteUserPool", "CreateUserPoolDomain",
+                            "UpdateUserPoolDomain", "DeleteUserPoolDomain", "CreateGroup",
+                            "CreateManagedLoginBranding"}),
+    "UserPoolClientRead": (15, {"DescribeUserPoolClient", "ListUserPoolClients", "ListUserPoolClientSecrets"}),
+    "UserPoolClientUpdate": (15, {"CreateUserPoolClient", "UpdateUserPoolClient", "DeleteUserPoolClient",
+                                  "AddUserPoolClientSecret", "DeleteUserPoolClientSecret"}),
+    "UserList": (30, {"ListUsers", "ListUsersInGroup"}),
+    "UserRead": (120, {"AdminGetUser", "AdminListGroupsForUser"}),
+    "UserUpdate": (25, {"AdminSetUserPassword", "AdminDeleteUser", "AdminAddUserToGroup",
+                        "AdminRemoveUserFromGroup"}),
+    "UserCreation": (50, {"AdminCreateUser"}),
+}
+CATEGORY_OF = {op: (name, rate) for name, (rate, ops) in QUOTA_CATEGORIES.items() for op in ops}
+
+
+class Bucket:
+    """Cognito counts a category's requests per second: a bucket of one
+    second's worth, refilled continuously."""
+
+    def __init__(self, rate):
+        self.rate = rate
+        self.tokens = float(rate)
+        self.refilled = time.monotonic()
+
+    def take(self):
+        now = time.monotonic()
+        self.tokens = min(self.rate, self.tokens + (now - self.refilled) * self.rate)
+        self.refilled = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
 
 # Codes that always mean cognigate sent what it must not (recorded as violations).
 VIOLATION_CODES = {
@@ -154,6 +195,8 @@ class State:
         self.linger_scopes = set()  # scopes where a deleted domain lingers once
         self.lingering = set()  # pools whose next DeleteUserPool still sees a domain
         self.case_insensitive = set()  # pools created with CaseSensitive false
+        self.throttled = {}  # scope -> {category: Bucket}, for scopes held to the quotas
+        self.throttled_count = {}  # scope -> TooManyRequestsException answers given
         self.passwords = {}  # (pool, username) -> the user's current password (history of one)
 
     def record(self, scope, operation, refusal):
@@ -354,6 +397,14 @@ class Handler(BaseHTTPRequestHandler):
             with self.state.lock:
                 found = list(self.state.violations.get(scope, []))
             return self._answer(200, json.dumps(found).encode(), "application/json")
+        if path.startswith("/strict/throttled"):
+            with self.state.lock:
+                count = self.state.throttled_count.get(scope, 0)
+            return self._answer(200, json.dumps({"throttled": count}).encode(), "application/json")
+        if path.startswith("/strict/throttle"):
+            with self.state.lock:
+                self.state.throttled.setdefault(scope, {})
+            return self._answer(200, b"{}", "application/json")
         if path.startswith("/strict/linger-domains"):
             # Cognito is eventually consistent: right after a domain is gone,
             # DeleteUserPool may still answer "has a domain configured". In
@@ -372,6 +423,7 @@ class Handler(BaseHTTPRequestHandler):
         operation = target[len(TARGET_PREFIX) :]
         try:
             request = json.loads(body or b"{}")
+            self._throttle(scope, operation)
             check_model(operation, request)
             if operation in USER_OPERATIONS and "Username" in request:
                 request = self._username_case(request)
@@ -415,6 +467,18 @@ class Handler(BaseHTTPRequestHandler):
         check_pool_rules("UpdateUserPool", filled, opens_signup=current.get("AllowAdminCreateUserOnly") is True)
         status, headers, data = self._call(path, "UpdateUserPool", filled)
         return self._answer(status, data, headers=headers)
+
+    def _throttle(self, scope, operation):
+        with self.state.lock:
+            buckets = self.state.throttled.get(scope)
+            if buckets is None or operation not in CATEGORY_OF:
+                return
+            category, rate = CATEGORY_OF[operation]
+            bucket = buckets.setdefault(category, Bucket(rate))
+            if bucket.take():
+                return
+            self.state.throttled_count[scope] = self.state.throttled_count.get(scope, 0) + 1
+        raise Refusal("TooManyRequestsException", f"{operation}: Too many requests ({category})", rule=False)
 
     # -- pools and users: what moto does not know
 

@@ -136,6 +136,7 @@ impl ClientState {
 impl Cognito {
     /// `DescribeUserPool`; `None` when it does not exist.
     pub(crate) async fn describe_pool(&self, id: &str) -> Result<Option<PoolState>> {
+        self.pace.wait("DescribeUserPool").await;
         let response = self.client.describe_user_pool().user_pool_id(id).send().await;
         let response = match response {
             Ok(r) => r,
@@ -158,6 +159,7 @@ impl Cognito {
 
     /// Every pool (id, name) in the region, all pages of `ListUserPools`.
     pub(crate) async fn all_pools(&self) -> Result<Vec<(String, String)>> {
+        self.pace.wait("ListUserPools").await;
         let pools = self
             .client
             .list_user_pools()
@@ -192,6 +194,7 @@ impl Cognito {
     /// `DescribeUserPoolDomain`; Cognito answers an empty description for a
     /// domain that does not exist (in this account).
     pub(crate) async fn describe_domain(&self, domain: &str) -> Result<Option<DomainState>> {
+        self.pace.wait("DescribeUserPoolDomain").await;
         let response = self.client.describe_user_pool_domain().domain(domain).send().await;
         let response = match response {
             Ok(r) => r,
@@ -212,6 +215,7 @@ impl Cognito {
 
     /// `DescribeUserPoolClient`; `None` when it does not exist.
     pub(crate) async fn describe_client(&self, pool_id: &str, client_id: &str) -> Result<Option<ClientState>> {
+        self.pace.wait("DescribeUserPoolClient").await;
         let response = self.client.describe_user_pool_client().user_pool_id(pool_id).client_id(client_id).send().await;
         match response {
             Ok(r) => Ok(r.user_pool_client().cloned().map(ClientState::from_described)),
@@ -232,6 +236,7 @@ impl Cognito {
 
     /// Every app client (id, name) of a pool, all pages of `ListUserPoolClients`.
     pub(crate) async fn clients(&self, pool_id: &str) -> Result<Vec<(String, String)>> {
+        self.pace.wait("ListUserPoolClients").await;
         let clients = self
             .client
             .list_user_pool_clients()

@@ -1,7 +1,8 @@
 //! Talking to Cognito: building the SDK client, reading what exists
 //! ([`discover`]), changing it ([`ops`], [`pool`], [`secrets`], [`branding`]), its groups
-//! and users ([`groups`], [`users`]), and turning SDK errors
-//! into typed errors that say what to do ([`errors`]).
+//! and users ([`groups`], [`users`]), pacing requests under Cognito's rate
+//! quotas ([`pace`]), and turning SDK errors into typed errors that say what
+//! to do ([`errors`]).
 //!
 //! Everything here is a thin, typed layer over `aws-sdk-cognitoidentityprovider`;
 //! deciding *what* to call lives in `plan` and `apply`. Every SDK call of the
@@ -12,6 +13,7 @@ pub(crate) mod discover;
 pub(crate) mod errors;
 pub(crate) mod groups;
 pub(crate) mod ops;
+pub(crate) mod pace;
 pub(crate) mod pool;
 #[cfg(test)]
 pub(crate) mod replay;
@@ -157,6 +159,8 @@ pub(crate) struct Cognito {
     client: aws_sdk_cognitoidentityprovider::Client,
     /// Shown in connection errors; `None` means the public AWS endpoint.
     endpoint: Option<String>,
+    /// Every call waits here for its quota category's turn (shared by clones).
+    pace: std::sync::Arc<pace::Pace>,
 }
 
 /// The region from flags/env/settings, else the AWS profile's; makes no AWS call.
@@ -217,7 +221,11 @@ impl Cognito {
             .retry_classifier(QuotaIsFinal)
             .interceptor(OnlyMembersThatAreSet)
             .build();
-        Ok(Self { client: aws_sdk_cognitoidentityprovider::Client::from_conf(client_config), endpoint })
+        Ok(Self {
+            client: aws_sdk_cognitoidentityprovider::Client::from_conf(client_config),
+            endpoint,
+            pace: Default::default(),
+        })
     }
 }
 
@@ -236,7 +244,11 @@ impl Cognito {
     #[cfg(test)]
     pub(crate) fn from_conf(config: aws_sdk_cognitoidentityprovider::Config) -> Self {
         let config = config.to_builder().interceptor(OnlyMembersThatAreSet).build();
-        Self { client: aws_sdk_cognitoidentityprovider::Client::from_conf(config), endpoint: None }
+        Self {
+            client: aws_sdk_cognitoidentityprovider::Client::from_conf(config),
+            endpoint: None,
+            pace: Default::default(),
+        }
     }
 }
 

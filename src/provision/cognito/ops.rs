@@ -86,6 +86,7 @@ impl Cognito {
         let tags = pool_tags(spec, SystemTime::now());
         let protection =
             if spec.deletion_protection { DeletionProtectionType::Active } else { DeletionProtectionType::Inactive };
+        self.pace.wait("CreateUserPool").await;
         let mut request = self
             .client
             .create_user_pool()
@@ -142,6 +143,7 @@ impl Cognito {
     pub(crate) async fn delete_pool(&self, pool_id: &str) -> Result<()> {
         let mut pause = DOMAIN_LINGER_FIRST_PAUSE;
         for attempt in 1.. {
+            self.pace.wait("DeleteUserPool").await;
             match self.client.delete_user_pool().user_pool_id(pool_id).send().await {
                 Ok(_) => return Ok(()),
                 Err(e) if errors::code(&e) == Some("ResourceNotFoundException") => return Ok(()),
@@ -161,6 +163,7 @@ impl Cognito {
     /// so a teardown that stops earlier leaves the pool protected.
     pub(crate) async fn disable_deletion_protection(&self, pool_id: &str) -> Result<()> {
         let described = self.describe_pool_settings(pool_id).await?;
+        self.pace.wait("UpdateUserPool").await;
         super::pool::merged_pool_update(&self.client, &described)
             .deletion_protection(DeletionProtectionType::Inactive)
             .send()
@@ -188,6 +191,7 @@ impl Cognito {
         domain: &DomainSpec,
         managed_login: ManagedLogin,
     ) -> Result<Option<String>> {
+        self.pace.wait("CreateUserPoolDomain").await;
         let mut request = self
             .client
             .create_user_pool_domain()
@@ -232,6 +236,7 @@ impl Cognito {
         domain: &DomainSpec,
         login: ManagedLogin,
     ) -> Result<()> {
+        self.pace.wait("UpdateUserPoolDomain").await;
         let mut request = self
             .client
             .update_user_pool_domain()
@@ -255,6 +260,7 @@ impl Cognito {
         certificate_arn: &str,
     ) -> Result<()> {
         let version = self.describe_domain(domain).await?.and_then(|d| d.managed_login_version);
+        self.pace.wait("UpdateUserPoolDomain").await;
         self.client
             .update_user_pool_domain()
             .user_pool_id(pool_id)
@@ -268,6 +274,7 @@ impl Cognito {
     }
 
     pub(crate) async fn delete_domain(&self, pool_id: &str, domain: &str) -> Result<()> {
+        self.pace.wait("DeleteUserPoolDomain").await;
         match self.client.delete_user_pool_domain().user_pool_id(pool_id).domain(domain).send().await {
             Ok(_) => Ok(()),
             Err(e) if errors::code(&e) == Some("ResourceNotFoundException") => Ok(()),
@@ -344,6 +351,7 @@ impl Cognito {
         name: &str,
         settings: &ClientSettings,
     ) -> Result<ClientState> {
+        self.pace.wait("CreateUserPoolClient").await;
         let response = self
             .client
             .create_user_pool_client()
@@ -387,6 +395,7 @@ impl Cognito {
         current: &ClientState,
         settings: &ClientSettings,
     ) -> Result<ClientState> {
+        self.pace.wait("UpdateUserPoolClient").await;
         let request = merged_client_update(&self.client, pool_id, current, settings);
         let response = request.send().await.map_err(|e| errors::map("UpdateUserPoolClient", self.target(), e))?;
         let mut described = response.user_pool_client().cloned().unwrap_or_else(|| current.described.clone());
@@ -398,6 +407,7 @@ impl Cognito {
     }
 
     pub(crate) async fn delete_client(&self, pool_id: &str, client_id: &str) -> Result<()> {
+        self.pace.wait("DeleteUserPoolClient").await;
         match self.client.delete_user_pool_client().user_pool_id(pool_id).client_id(client_id).send().await {
             Ok(_) => Ok(()),
             Err(e) if errors::code(&e) == Some("ResourceNotFoundException") => Ok(()),

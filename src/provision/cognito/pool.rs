@@ -20,6 +20,7 @@ use crate::provision::spec::FeaturePlan;
 impl Cognito {
     /// The full `DescribeUserPool` answer, for a merge.
     pub(crate) async fn describe_pool_settings(&self, pool_id: &str) -> Result<UserPoolType> {
+        self.pace.wait("DescribeUserPool").await;
         let response = self
             .client
             .describe_user_pool()
@@ -42,6 +43,7 @@ impl Cognito {
     /// update that keeps every other setting.
     pub(crate) async fn change_pool(&self, pool_id: &str, change: &PoolChange) -> Result<()> {
         let described = self.describe_pool_settings(pool_id).await?;
+        self.pace.wait("UpdateUserPool").await;
         let mut update = merged_pool_update(&self.client, &described);
         if let Some(admin_only) = change.admin_only {
             update = update.admin_create_user_config(with_admin_only(described.admin_create_user_config(), admin_only));

@@ -63,6 +63,7 @@ impl Cognito {
         let pool_id = pool.id.as_str();
         let username = if pool.traits.email_alias { generated_username() } else { email.to_owned() };
         let attributes = [attribute("email", email)?, attribute("email_verified", "true")?];
+        self.pace.wait("AdminCreateUser").await;
         let mut request = self
             .client
             .admin_create_user()
@@ -87,6 +88,7 @@ impl Cognito {
             });
         }
         let FirstPassword::Permanent(secret) = password else { return Ok(username) };
+        self.pace.wait("AdminSetUserPassword").await;
         let set = self
             .client
             .admin_set_user_password()
@@ -115,6 +117,7 @@ impl Cognito {
             return Ok(email.to_owned());
         }
         let escaped = email.replace('\\', "\\\\").replace('"', "\\\"");
+        self.pace.wait("ListUsers").await;
         let found = self
             .client
             .list_users()
@@ -142,6 +145,7 @@ impl Cognito {
 
     /// `AdminDeleteUser`.
     pub(crate) async fn delete_user(&self, pool_id: &str, username: &str) -> Result<()> {
+        self.pace.wait("AdminDeleteUser").await;
         match self.client.admin_delete_user().user_pool_id(pool_id).username(username).send().await {
             Ok(_) => Ok(()),
             Err(e) if errors::code(&e) == Some("UserNotFoundException") => {
@@ -158,6 +162,7 @@ impl Cognito {
         let pool_id = pool.id.as_str();
         let (users, groups) = tokio::try_join!(
             async {
+                self.pace.wait("ListUsers").await;
                 self.client
                     .list_users()
                     .user_pool_id(pool_id)
@@ -204,6 +209,7 @@ impl Cognito {
 
     /// The usernames in one group.
     async fn members(&self, pool_id: &str, group: &str) -> Result<Vec<String>> {
+        self.pace.wait("ListUsersInGroup").await;
         let users = self
             .client
             .list_users_in_group()
@@ -221,6 +227,7 @@ impl Cognito {
 
     /// The groups one user is in (`AdminListGroupsForUser`).
     pub(crate) async fn groups_of(&self, pool_id: &str, username: &str) -> Result<Vec<String>> {
+        self.pace.wait("AdminListGroupsForUser").await;
         let groups = self
             .client
             .admin_list_groups_for_user()
@@ -243,6 +250,7 @@ impl Cognito {
 
     /// `AdminAddUserToGroup`.
     pub(crate) async fn add_to_group(&self, pool_id: &str, username: &str, group: &str) -> Result<()> {
+        self.pace.wait("AdminAddUserToGroup").await;
         let sent = self
             .client
             .admin_add_user_to_group()
@@ -256,6 +264,7 @@ impl Cognito {
 
     /// `AdminRemoveUserFromGroup`.
     pub(crate) async fn remove_from_group(&self, pool_id: &str, username: &str, group: &str) -> Result<()> {
+        self.pace.wait("AdminRemoveUserFromGroup").await;
         let sent = self
             .client
             .admin_remove_user_from_group()
