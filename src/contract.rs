@@ -39,6 +39,93 @@ pub(crate) fn callback_url(public_url: &str) -> String {
     format!("{}{CALLBACK_PATH}", public_url.trim_end_matches('/'))
 }
 
+/// The URL clients and browsers reach the gateway at: what `cognigate up
+/// --gateway-url` registers (its callback is this URL plus [`CALLBACK_PATH`])
+/// and what `cognigate-gateway --public-url` serves as its issuer. Both parse
+/// it here, so a URL one side takes the other cannot refuse.
+///
+/// It is an origin: http(s), a host, an optional port, nothing else. The
+/// gateway answers `/mcp/…`, `/oauth/…` and `/.well-known/…` at the root of
+/// its host (RFC 8414 and RFC 9728 place the metadata there), so a path
+/// prefix would publish URLs nobody serves; it is refused, and so is a URL
+/// that already ends in the callback path, which would register
+/// `…/oauth/callback/oauth/callback`. Which schemes Cognito accepts in a
+/// callback (https, or http on localhost) is Cognito's rule, checked by `up`
+/// on every callback URL it registers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl(String);
+
+impl PublicUrl {
+    pub fn parse(value: &str) -> Result<Self, InvalidValue> {
+        const SETTING: &str = "gateway public URL";
+        const EXAMPLE: &str = "such as https://mcp.example.com or http://localhost:9000";
+        let trimmed = value.trim();
+        let url =
+            Url::parse(trimmed).map_err(|e| invalid(SETTING, value, format!("{e}; give an absolute URL {EXAMPLE}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(invalid(
+                SETTING,
+                value,
+                format!("scheme {:?} is not http(s); give a URL {EXAMPLE}", url.scheme()),
+            ));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(invalid(SETTING, value, format!("it has no host; give a URL {EXAMPLE}")));
+        }
+        let mut origin = url.clone();
+        origin.set_path("");
+        origin.set_query(None);
+        origin.set_fragment(None);
+        let _ = origin.set_username("");
+        let _ = origin.set_password(None);
+        let origin = origin.as_str().trim_end_matches('/').to_owned();
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(invalid(SETTING, value, format!("remove the user name and password: give {origin}")));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(invalid(SETTING, value, format!("remove the query and fragment: give {origin}")));
+        }
+        let path = url.path().trim_end_matches('/');
+        if let Some(base) = path.strip_suffix(CALLBACK_PATH) {
+            return Err(invalid(
+                SETTING,
+                value,
+                format!(
+                    "it ends in the callback path {CALLBACK_PATH}, which cognigate appends itself; give the \
+                     gateway's base URL: {origin}{base}"
+                ),
+            ));
+        }
+        if !path.is_empty() {
+            return Err(invalid(
+                SETTING,
+                value,
+                format!(
+                    "a path ({path}) is not supported: the gateway serves /mcp/, /oauth/ and /.well-known/ at the \
+                     root of its host; give {origin} (serve the gateway on a host name of its own)"
+                ),
+            ));
+        }
+        Ok(Self(origin))
+    }
+
+    /// The URL without a trailing slash, e.g. `https://mcp.example.com`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Where Cognito sends the browser back to: this URL plus [`CALLBACK_PATH`].
+    pub fn callback_url(&self) -> String {
+        callback_url(&self.0)
+    }
+}
+
+impl fmt::Display for PublicUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Keys of the env file that `cognigate up` owns and the gateway reads.
 pub(crate) mod env_keys {
     pub(crate) const USER_POOL_ID: &str = "COGNITO_USER_POOL_ID";
@@ -444,6 +531,32 @@ mod tests {
         assert!(value["handler"]["options"].get("scope").is_none());
         let back: PolicyStanza<CognitoOptions> = serde_json::from_value(value).unwrap();
         assert_eq!(back, stanza);
+    }
+
+    #[test]
+    fn public_urls_are_origins() {
+        assert_eq!(PublicUrl::parse("https://MCP.example.com/").unwrap().as_str(), "https://mcp.example.com");
+        assert_eq!(
+            PublicUrl::parse("http://localhost:9000").unwrap().callback_url(),
+            "http://localhost:9000/oauth/callback"
+        );
+        assert_eq!(PublicUrl::parse("http://gw.test:8080").unwrap().as_str(), "http://gw.test:8080");
+        for (bad, says) in [
+            ("mcp.example.com", "absolute URL"),
+            ("ftp://mcp.example.com", "not http(s)"),
+            ("https://mcp.example.com/oauth/callback", "ends in the callback path /oauth/callback"),
+            (
+                "https://mcp.example.com/base/oauth/callback/",
+                "give the gateway's base URL: https://mcp.example.com/base",
+            ),
+            ("https://mcp.example.com/base", "a path (/base) is not supported"),
+            ("https://mcp.example.com/?a=b", "remove the query"),
+            ("https://mcp.example.com/#x", "remove the query and fragment: give https://mcp.example.com"),
+            ("https://user:pw@mcp.example.com", "remove the user name and password"),
+        ] {
+            let err = PublicUrl::parse(bad).unwrap_err();
+            assert!(err.problem.contains(says), "{bad}: {err}");
+        }
     }
 
     #[test]

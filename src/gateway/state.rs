@@ -281,16 +281,11 @@ fn header(value: &str) -> Result<HeaderValue, StateError> {
     HeaderValue::from_str(value).map_err(|err| StateError::PublicUrl(value.to_owned(), err.to_string()))
 }
 
-fn parse_public_url(value: &str) -> Result<Url, StateError> {
-    let err = |problem: &str| StateError::PublicUrl(value.to_owned(), problem.to_owned());
-    let url = Url::parse(value).map_err(|e| err(&e.to_string()))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(err("is not an absolute http(s) URL"));
-    }
-    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-        return Err(err("must be an origin, without a path, query or fragment"));
-    }
-    Ok(url)
+/// The contract's rule, the same one `cognigate up --gateway-url` applies.
+pub(crate) fn parse_public_url(value: &str) -> Result<Url, StateError> {
+    let err = |problem: String| StateError::PublicUrl(value.to_owned(), problem);
+    let public = crate::contract::PublicUrl::parse(value).map_err(|e| err(e.problem))?;
+    Url::parse(public.as_str()).map_err(|e| err(e.to_string()))
 }
 
 #[cfg(test)]

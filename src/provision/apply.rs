@@ -12,6 +12,7 @@ use super::cognito::Cognito;
 use super::cognito::branding::Branding;
 use super::cognito::discover::{ClientState, PoolState};
 use super::cognito::errors::CognitoError;
+use super::cognito::pool::PoolChange;
 use super::error::{Error, Result};
 use super::plan::{Action, FieldChange, Plan, Resource, plan};
 use super::progress::Progress;
@@ -61,9 +62,16 @@ pub(crate) async fn apply(
     let (pool, pool_outcome, actual, plan_) = match (actual.pool.clone(), pool_action) {
         (Some(pool), action) => {
             let outcome = if action == Action::Update {
-                // The only pool setting cognigate owns after creation.
-                cognito.set_admin_only_signup(&pool.id, !spec.self_signup).await?;
-                tracing::info!(pool = %pool.id, "updated the pool's sign-up setting");
+                let changed = |field: &str| {
+                    plan_.step(Resource::UserPool).is_some_and(|s| s.changes.iter().any(|c| c.field == field))
+                };
+                let change = PoolChange {
+                    admin_only: changed("sign_up").then_some(!spec.self_signup),
+                    verify_email: changed("auto_verified_attributes"),
+                    feature_plan: changed("feature_plan").then_some(spec.feature_plan),
+                };
+                cognito.change_pool(&pool.id, &change).await?;
+                tracing::info!(pool = %pool.id, ?change, "updated the pool's settings");
                 Outcome::Updated
             } else if matches!(spec.pool, super::spec::PoolTarget::Adopted(_)) {
                 Outcome::Adopted
@@ -403,6 +411,7 @@ mod twin_race {
             deletion_protection: true,
             admin_only_signup: false,
             created: Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(2_000_000_000)),
+            traits: Default::default(),
         };
         let kept = settle_pool_race(&cognito, &spec, ours).await.unwrap();
         assert_eq!(kept.id, "us-east-1_old");
@@ -509,6 +518,7 @@ mod twin_race {
             deletion_protection: false,
             admin_only_signup: false,
             created: Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000)),
+            traits: Default::default(),
         };
         let kept = settle_pool_race(&cognito, &spec, ours).await.unwrap();
         assert_eq!(kept.id, "us-east-1_young");

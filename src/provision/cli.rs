@@ -261,6 +261,19 @@ pub(crate) struct ShapeArgs {
     /// Cognito's default branding created for the app client). Default: v1.
     #[arg(long, value_enum)]
     pub(crate) managed_login: Option<ManagedLoginArg>,
+
+    /// The pool's feature plan (billed per monthly active user, Lite cheapest). Default for a new
+    /// pool: lite with --managed-login v1, essentials with v2 (managed login needs it). An existing
+    /// pool keeps its plan unless this is given.
+    #[arg(long, value_enum)]
+    pub(crate) feature_plan: Option<FeaturePlanArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum FeaturePlanArg {
+    Lite,
+    Essentials,
+    Plus,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -318,6 +331,11 @@ pub(crate) struct UpArgs {
     /// Apply without asking (implied when stdin is not a terminal).
     #[arg(long, short = 'y')]
     pub(crate) yes: bool,
+
+    /// Let an unattended run (--yes, CI) remove callback URLs the app client has registered but the
+    /// --gateway-url / --callback-url list leaves out. Without it such a run stops before changing anything.
+    #[arg(long)]
+    pub(crate) prune_callbacks: bool,
 }
 
 #[derive(Debug, Args)]

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::cognito::discover::{ClientState, PoolState};
 use super::cognito::ops::{ClientSettings, domain_taken};
 use super::error::{Error, Result};
-use super::spec::{DomainSpec, PoolTarget, StackSpec};
+use super::spec::{DomainSpec, FeaturePlan, ManagedLogin, PoolTarget, StackSpec};
 use super::state::Actual;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -90,6 +90,11 @@ pub(crate) struct Plan {
     /// The desired client settings, computed once.
     #[serde(skip)]
     pub(crate) client_settings: ClientSettings,
+    /// Callback URLs the app client has registered that this plan drops: the
+    /// users of a gateway there could no longer sign in, so `up` applies it
+    /// unattended only with `--prune-callbacks`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) removed_callbacks: Vec<String>,
 }
 
 impl Plan {
@@ -125,6 +130,22 @@ impl Plan {
                     let _ = writeln!(out, "      {}: {} → {}", change.field, change.before, change.after);
                 }
             }
+            if step.resource == Resource::AppClient {
+                for url in &self.removed_callbacks {
+                    let _ = writeln!(
+                        out,
+                        "      - callback URL removed: {url} (its gateway's users can no longer sign in)"
+                    );
+                }
+            }
+        }
+        let _ = writeln!(out, "Callback URLs: {}", list(&self.client_settings.callback_urls));
+        if !self.removed_callbacks.is_empty() {
+            let _ = writeln!(
+                out,
+                "Removing a registered callback URL needs --prune-callbacks with --yes (or in CI); to keep it, \
+                 list its gateway with --gateway-url."
+            );
         }
         let counts = |a: Action| self.steps.iter().filter(|s| s.action == a).count();
         if self.has_changes() {
@@ -162,8 +183,16 @@ pub(crate) fn plan(spec: &StackSpec, actual: &Actual) -> Result<Plan> {
     steps.push(domain_step);
     steps.push(plan_client(spec, actual.client.as_ref(), &desired_client)?);
     steps.extend(plan_groups(spec, actual.groups.as_deref()));
+    let removed_callbacks = actual
+        .client
+        .as_ref()
+        .map(|c| {
+            let registered = c.described.callback_urls();
+            registered.iter().filter(|url| !desired_client.callback_urls.contains(url)).cloned().collect()
+        })
+        .unwrap_or_default();
 
-    Ok(Plan { steps, old_domain, client_settings: desired_client })
+    Ok(Plan { steps, old_domain, client_settings: desired_client, removed_callbacks })
 }
 
 /// How the sign-up setting reads in a plan.
@@ -173,17 +202,36 @@ fn signup(admin_only: bool) -> String {
 
 fn plan_pool(spec: &StackSpec, pool: Option<&PoolState>) -> Result<Step> {
     let admin_only = !spec.self_signup;
+    let adopted = matches!(spec.pool, PoolTarget::Adopted(_));
     Ok(match (pool, &spec.pool) {
         (Some(p), _) => {
-            let changes: Vec<FieldChange> = (p.admin_only_signup != admin_only)
-                .then(|| FieldChange {
+            check_feature_plan(spec, p)?;
+            let mut changes = Vec::new();
+            // A pool cognigate did not create keeps its sign-up setting
+            // unless one was asked for: adopting must not lock its users out.
+            let owns_signup = !adopted || spec.signup_given;
+            if owns_signup && p.admin_only_signup != admin_only {
+                changes.push(FieldChange {
                     field: "sign_up",
                     before: signup(p.admin_only_signup),
                     after: signup(admin_only),
-                })
-                .into_iter()
-                .collect();
-            let adopted = matches!(spec.pool, PoolTarget::Adopted(_));
+                });
+            }
+            // Self sign-up confirms users by an e-mailed code.
+            if owns_signup && spec.self_signup && !p.traits.verifies_email {
+                changes.push(FieldChange {
+                    field: "auto_verified_attributes",
+                    before: "[]".into(),
+                    after: "[email]".into(),
+                });
+            }
+            if let Some(current) = p.traits.tier.filter(|t| spec.feature_plan_given && *t != spec.feature_plan) {
+                changes.push(FieldChange {
+                    field: "feature_plan",
+                    before: current.label().into(),
+                    after: spec.feature_plan.label().into(),
+                });
+            }
             let reason = match (adopted, changes.is_empty()) {
                 (true, _) => Some("adopted with --user-pool-id; left untagged".into()),
                 (false, false) => Some("every other setting of the pool is kept".into()),
@@ -201,13 +249,32 @@ fn plan_pool(spec: &StackSpec, pool: Option<&PoolState>) -> Result<Step> {
             resource: Resource::UserPool,
             name: spec.pool_name().to_owned(),
             action: Action::Create,
-            changes: vec![FieldChange { field: "sign_up", before: String::new(), after: signup(admin_only) }],
+            changes: vec![
+                FieldChange { field: "sign_up", before: String::new(), after: signup(admin_only) },
+                FieldChange { field: "feature_plan", before: String::new(), after: spec.feature_plan.label().into() },
+            ],
             reason: None,
         },
         (None, PoolTarget::Adopted(id)) => {
             return Err(Error::PoolNotFound { id: id.to_string(), region: spec.region.to_string() });
         }
     })
+}
+
+/// Managed login (v2) needs a plan other than Lite; a pool on Lite that is
+/// not being moved off it is refused here, before anything changes, rather
+/// than by Cognito half way through (FeatureUnavailableInTierException).
+fn check_feature_plan(spec: &StackSpec, pool: &PoolState) -> Result<()> {
+    let target = if spec.feature_plan_given { Some(spec.feature_plan) } else { pool.traits.tier };
+    if spec.managed_login == ManagedLogin::V2 && target == Some(FeaturePlan::Lite) {
+        return Err(Error::Usage(format!(
+            "user pool {} is on the Lite feature plan, which has no managed login (--managed-login v2); pass \
+             --feature-plan essentials to move it (billed per monthly active user at the Essentials rate), or keep \
+             the classic hosted UI with --managed-login v1",
+            pool.id
+        )));
+    }
+    Ok(())
 }
 
 /// One step per listed group (created when missing), and the groups the pool
@@ -351,9 +418,15 @@ pub(crate) mod tests_support {
             domain_is_derived: false,
             callback_urls: vec!["https://gw.example.com/oauth/callback".into(), LOCALHOST_CALLBACK.into()],
             gateway_urls: vec!["https://gw.example.com".into()],
+            callback_list_given: true,
+            localhost_callback: true,
+            extra_callback_urls: vec![],
             ttl: None,
             deletion_protection: false,
             self_signup: false,
+            signup_given: false,
+            feature_plan: crate::provision::spec::FeaturePlan::Lite,
+            feature_plan_given: false,
             groups: vec![],
             managed_login: crate::provision::spec::ManagedLogin::V1,
             files: OutputFiles {
@@ -389,6 +462,7 @@ mod tests {
             deletion_protection: false,
             admin_only_signup: true,
             created: None,
+            traits: Default::default(),
         }
     }
 

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::cli::{GlobalArgs, ManagedLoginArg, StackArgs};
+use super::cli::{FeaturePlanArg, GlobalArgs, ManagedLoginArg, StackArgs};
 use super::error::{Error, Result};
-use super::spec::{DomainSpec, ManagedLogin, OutputFiles, PoolTarget, StackSpec};
+use super::spec::{DomainSpec, FeaturePlan, ManagedLogin, OutputFiles, PoolTarget, StackSpec};
 use super::validate::{self, Region, StackName, UserPoolId};
 use crate::contract::{self, DEFAULT_POLICY_NAME};
 
@@ -35,6 +35,8 @@ pub(crate) struct SettingsFile {
     pub(crate) groups: Vec<String>,
     /// "v1" or "v2".
     pub(crate) managed_login: Option<String>,
+    /// "lite", "essentials" or "plus".
+    pub(crate) feature_plan: Option<String>,
     pub(crate) env_file: Option<PathBuf>,
     pub(crate) policies_file: Option<PathBuf>,
     pub(crate) policy_name: Option<String>,
@@ -82,8 +84,24 @@ pub(crate) fn stack_spec(args: &StackArgs, file: &SettingsFile, region: Region) 
     let pool = pool_target(args, file, &region)?;
     let (domain, domain_is_derived) = domain_spec(args, file, &stack, &region)?;
     let gateway_urls = gateway_urls(args, file)?;
-    let callback_urls = callback_urls(args, file, &gateway_urls)?;
+    let extra = if args.shape.callback_urls.is_empty() { &file.callback_urls } else { &args.shape.callback_urls };
+    let extra_callback_urls: Vec<String> = extra.iter().filter(|u| !u.is_empty()).cloned().collect();
+    let localhost_callback = !args.shape.no_localhost_callback && file.localhost_callback.unwrap_or(true);
+    let callback_urls = callback_urls(&gateway_urls, localhost_callback, &extra_callback_urls)?;
+    let managed_login = managed_login(args, file)?;
+    let feature_plan = feature_plan(args, file)?;
+    if (feature_plan, managed_login) == (Some(FeaturePlan::Lite), ManagedLogin::V2) {
+        return Err(Error::Usage(
+            "managed login (--managed-login v2) is not available on the Lite feature plan (Cognito answers \
+             FeatureUnavailableInTierException); pass --feature-plan essentials, or keep the classic hosted UI \
+             with --managed-login v1"
+                .into(),
+        ));
+    }
     Ok(StackSpec {
+        callback_list_given: !gateway_urls.is_empty() || !localhost_callback,
+        localhost_callback,
+        extra_callback_urls,
         stack,
         region,
         pool,
@@ -94,8 +112,14 @@ pub(crate) fn stack_spec(args: &StackArgs, file: &SettingsFile, region: Region) 
         ttl: ttl(args, file)?,
         deletion_protection: args.shape.deletion_protection || file.deletion_protection.unwrap_or(false),
         self_signup: args.shape.self_signup || file.self_signup.unwrap_or(false),
+        signup_given: args.shape.self_signup || file.self_signup.is_some(),
         groups: groups(args, file)?,
-        managed_login: managed_login(args, file)?,
+        managed_login,
+        feature_plan: feature_plan.unwrap_or(match managed_login {
+            ManagedLogin::V1 => FeaturePlan::Lite,
+            ManagedLogin::V2 => FeaturePlan::Essentials,
+        }),
+        feature_plan_given: feature_plan.is_some(),
         files: output_files(args, file)?,
     })
 }
@@ -164,14 +188,17 @@ fn gateway_urls(args: &StackArgs, file: &SettingsFile) -> Result<Vec<String>> {
 
 /// Each gateway's callback, the local gateway's (unless turned off), then the
 /// extra ones; exact, deduplicated, in order, within Cognito's limit.
-fn callback_urls(args: &StackArgs, file: &SettingsFile, gateway_urls: &[String]) -> Result<Vec<String>> {
-    let extra = if args.shape.callback_urls.is_empty() { &file.callback_urls } else { &args.shape.callback_urls };
-    let localhost = !args.shape.no_localhost_callback && file.localhost_callback.unwrap_or(true);
+pub(crate) fn callback_urls(gateway_urls: &[String], localhost: bool, extra: &[String]) -> Result<Vec<String>> {
     let candidates = gateway_urls
         .iter()
         .map(|base| contract::callback_url(base))
         .chain(localhost.then(|| contract::callback_url(contract::DEFAULT_PUBLIC_URL)))
-        .chain(extra.iter().filter(|u| !u.is_empty()).cloned());
+        .chain(extra.iter().cloned());
+    limited(candidates)
+}
+
+/// Validates, deduplicates in order, and holds to Cognito's limit.
+pub(crate) fn limited(candidates: impl IntoIterator<Item = String>) -> Result<Vec<String>> {
     let mut urls: Vec<String> = Vec::new();
     for url in candidates {
         validate::callback_url(&url)?;
@@ -221,6 +248,28 @@ fn managed_login(args: &StackArgs, file: &SettingsFile) -> Result<ManagedLogin> 
             setting: "managed_login",
             value: other.to_owned(),
             problem: "write \"v1\" (the classic hosted UI) or \"v2\" (managed login)".into(),
+        }
+        .into()),
+    }
+}
+
+fn feature_plan(args: &StackArgs, file: &SettingsFile) -> Result<Option<FeaturePlan>> {
+    if let Some(arg) = args.shape.feature_plan {
+        return Ok(Some(match arg {
+            FeaturePlanArg::Lite => FeaturePlan::Lite,
+            FeaturePlanArg::Essentials => FeaturePlan::Essentials,
+            FeaturePlanArg::Plus => FeaturePlan::Plus,
+        }));
+    }
+    match file.feature_plan.as_deref() {
+        None => Ok(None),
+        Some("lite") => Ok(Some(FeaturePlan::Lite)),
+        Some("essentials") => Ok(Some(FeaturePlan::Essentials)),
+        Some("plus") => Ok(Some(FeaturePlan::Plus)),
+        Some(other) => Err(validate::InvalidValue {
+            setting: "feature_plan",
+            value: other.to_owned(),
+            problem: "write \"lite\", \"essentials\" or \"plus\"".into(),
         }
         .into()),
     }

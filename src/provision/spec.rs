@@ -74,17 +74,75 @@ pub(crate) struct StackSpec {
     /// Exact callback URLs for the app client, deduplicated, in order.
     pub(crate) callback_urls: Vec<String>,
     /// The gateway's public base URLs; the first is the one the gateway
-    /// learns from the env file.
+    /// learns from the env file. Without `--gateway-url` an existing stack's
+    /// own URL is filled in once the stack is read.
     pub(crate) gateway_urls: Vec<String>,
+    /// Whether the callback URL list was spelled out (`--gateway-url`,
+    /// `gateway_urls`, `--no-localhost-callback`). Only such a list may leave
+    /// out a callback URL the app client has registered; otherwise registered
+    /// ones are kept, so a run that names no URL never locks a gateway out.
+    pub(crate) callback_list_given: bool,
+    /// Register the local gateway's callback (`http://localhost:9000/oauth/callback`).
+    pub(crate) localhost_callback: bool,
+    /// `--callback-url`: exact extra callback URLs, validated.
+    pub(crate) extra_callback_urls: Vec<String>,
     pub(crate) ttl: Option<Duration>,
     pub(crate) deletion_protection: bool,
     /// Anyone may sign up through the login pages; off by default, so only an
     /// administrator (`cognigate user add`) creates users.
     pub(crate) self_signup: bool,
+    /// Whether the sign-up setting was asked for (`--self-signup`,
+    /// `self_signup`): an adopted pool's own setting is changed only then.
+    pub(crate) signup_given: bool,
+    /// The feature plan for a new pool; an existing one is moved to it only
+    /// when it was asked for (`feature_plan_given`).
+    pub(crate) feature_plan: FeaturePlan,
+    pub(crate) feature_plan_given: bool,
     /// Groups the pool must have; others it has are kept.
     pub(crate) groups: Vec<String>,
     pub(crate) managed_login: ManagedLogin,
     pub(crate) files: OutputFiles,
+}
+
+/// A pool's feature plan (`UserPoolTier`), billed per monthly active user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FeaturePlan {
+    /// The cheapest; the classic hosted UI only (no managed login).
+    Lite,
+    /// Cognito's default for a new pool; needed by managed login (v2).
+    Essentials,
+    Plus,
+}
+
+impl FeaturePlan {
+    /// The value of Cognito's `UserPoolTier`.
+    pub(crate) fn tier(self) -> &'static str {
+        match self {
+            Self::Lite => "LITE",
+            Self::Essentials => "ESSENTIALS",
+            Self::Plus => "PLUS",
+        }
+    }
+
+    /// As the flag and plans write it.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Lite => "lite",
+            Self::Essentials => "essentials",
+            Self::Plus => "plus",
+        }
+    }
+
+    /// The plan a described `UserPoolTier` names; `None` for an endpoint that
+    /// reports none (an emulator) or a value cognigate does not know.
+    pub(crate) fn from_tier(tier: &str) -> Option<Self> {
+        match tier {
+            "LITE" => Some(Self::Lite),
+            "ESSENTIALS" => Some(Self::Essentials),
+            "PLUS" => Some(Self::Plus),
+            _ => None,
+        }
+    }
 }
 
 /// The hosted login pages' version (the domain's `ManagedLoginVersion`).

@@ -138,6 +138,7 @@ mod tests {
             deletion_protection: protected,
             admin_only_signup: true,
             created: None,
+            traits: Default::default(),
         }
     }
 

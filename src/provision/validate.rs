@@ -178,24 +178,25 @@ fn is_localhost(url: &Url) -> bool {
     url.host_str() == Some("localhost")
 }
 
-/// A gateway's public base URL: absolute, https (http only for localhost), no
-/// query or fragment. Returns it without a trailing slash.
+/// A gateway's public URL: the contract's [`crate::contract::PublicUrl`]
+/// (an origin, the same rule the gateway applies to `--public-url`), and
+/// Cognito's rule for the callback under it: https, http only on localhost.
+/// Returns it without a trailing slash.
 pub(crate) fn gateway_url(value: &str) -> Result<String, InvalidValue> {
     let setting = "gateway URL";
-    let url = Url::parse(value)
-        .map_err(|e| invalid(setting, value, format!("{e}; give an absolute URL such as https://mcp.example.com")))?;
-    match url.scheme() {
-        "https" => {}
-        "http" if is_localhost(&url) => {}
-        "http" => {
-            return Err(invalid(setting, value, "Cognito accepts http callback URLs only for localhost; use https"));
-        }
-        other => return Err(invalid(setting, value, format!("scheme {other:?} is not supported; use https"))),
+    let public = crate::contract::PublicUrl::parse(value).map_err(|e| invalid(setting, value, e.problem))?;
+    let url = Url::parse(public.as_str()).map_err(|e| invalid(setting, value, e.to_string()))?;
+    if url.scheme() == "http" && !is_localhost(&url) {
+        return Err(invalid(
+            setting,
+            value,
+            format!(
+                "Cognito accepts http callback URLs only for localhost; use https://{}",
+                url.host_str().unwrap_or_default()
+            ),
+        ));
     }
-    if url.fragment().is_some() || url.query().is_some() {
-        return Err(invalid(setting, value, "remove the query and fragment; give the gateway's base URL"));
-    }
-    Ok(value.trim_end_matches('/').to_owned())
+    Ok(public.as_str().to_owned())
 }
 
 /// An exact callback URL: absolute, no fragment, https except http://localhost.
@@ -305,6 +306,8 @@ mod tests {
         assert!(gateway_url("http://mcp.example.com").unwrap_err().problem.contains("https"));
         assert!(gateway_url("mcp.example.com").is_err());
         assert!(gateway_url("https://mcp.example.com/#x").is_err());
+        assert!(gateway_url("https://mcp.example.com/oauth/callback").unwrap_err().problem.contains("callback path"));
+        assert!(gateway_url("https://mcp.example.com/base").unwrap_err().problem.contains("path"));
     }
 
     #[test]

@@ -71,3 +71,75 @@ fn a_public_url_other_than_the_registered_one_warns_with_the_fix() {
     assert!(log.contains(&format!("{other}/oauth/callback")), "the warning names the callback to register:\n{log}");
     assert!(log.contains(&format!("cognigate up --gateway-url {other}")), "and the command that adds it:\n{log}");
 }
+
+/// Whether `cognigate-gateway --public-url URL` boots (and serves) or refuses
+/// to, with its message.
+fn gateway_verdict(ws: &Workspace, public_url: &str) -> Result<(), String> {
+    let port = free_port();
+    let mut child = Command::new(GATEWAY)
+        .current_dir(ws.dir.path())
+        .args(["--env-file", ".env", "--config-dir", "config", "--store", "sqlite:verdict.db", "--workers", "1"])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--public-url", public_url])
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn the gateway");
+    let health = format!("http://127.0.0.1:{port}/healthz");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(_status) = child.try_wait().expect("gateway status") {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr).ok();
+            return Err(stderr);
+        }
+        if http_status(&health) == Some(200) {
+            child.kill().ok();
+            child.wait().ok();
+            return Ok(());
+        }
+        assert!(std::time::Instant::now() < deadline, "the gateway neither booted nor exited for {public_url}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// One rule for a public URL: what `up --gateway-url` takes, the gateway takes
+/// as `--public-url`, and what one refuses the other refuses. (Which schemes a
+/// Cognito callback may use is Cognito's rule on top, checked by `up` alone:
+/// the list holds https and http://localhost only.)
+#[test]
+fn up_and_the_gateway_accept_and_refuse_the_same_public_urls() {
+    let moto = MotoServer::shared();
+    let ws = Workspace::new(moto.endpoint());
+    let stack = unique_stack("publicurl");
+    ws.run(&["up", "--stack", &stack]).success();
+    for (url, accepted) in [
+        ("https://mcp.example.com", true),
+        ("https://mcp.example.com/", true),
+        ("https://mcp.example.com:8443", true),
+        ("http://localhost:9000", true),
+        ("https://mcp.example.com/base", false),
+        ("https://mcp.example.com/oauth/callback", false),
+        ("https://mcp.example.com/?x=1", false),
+        ("https://mcp.example.com/#top", false),
+        ("https://user:pw@mcp.example.com", false),
+        ("mcp.example.com", false),
+        ("ftp://mcp.example.com", false),
+    ] {
+        let plan = ws.run(&["plan", "--stack", &stack, "--gateway-url", url]);
+        let cli = match plan.code {
+            0 => Ok(()),
+            64 => Err(plan.stderr.clone()),
+            other => panic!("plan --gateway-url {url} exited {other}: {}", plan.stderr),
+        };
+        let gateway = gateway_verdict(&ws, url);
+        assert_eq!(cli.is_ok(), accepted, "cognigate up --gateway-url {url}: {cli:?}");
+        assert_eq!(gateway.is_ok(), accepted, "cognigate-gateway --public-url {url}: {gateway:?}");
+        if let (Err(cli), Err(gateway)) = (&cli, &gateway) {
+            // Both name the same problem, in the contract's words.
+            let problem = cli.split("\": ").nth(1).unwrap_or_default().split([';', ':']).next().unwrap_or_default();
+            assert!(!problem.is_empty() && gateway.contains(problem), "{url}:\n  up: {cli}\n  gateway: {gateway}");
+        }
+    }
+}

@@ -115,3 +115,14 @@ pub fn assert_no_violations(endpoint: &str) {
         found.iter().map(|v| format!("  - {v}")).collect::<Vec<_>>().join("\n")
     );
 }
+
+/// Holds the scope of `endpoint` to Cognito's default request rate quotas
+/// (a token bucket per category; TooManyRequestsException past them).
+pub fn throttle(endpoint: &str) {
+    get(endpoint, "strict/throttle").expect("the strict peer's throttle switch");
+}
+
+/// How many requests of the scope of `endpoint` were answered TooManyRequestsException.
+pub fn throttled(endpoint: &str) -> u64 {
+    get(endpoint, "strict/throttled").and_then(|v| v["throttled"].as_u64()).expect("the strict peer's throttle count")
+}

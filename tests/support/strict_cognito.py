@@ -20,7 +20,22 @@ the integration tests goes through this proxy, which:
   one puts the domain back on version 1, the classic hosted UI) and emulates
   the managed login branding API per app client, both of which moto lacks;
 - emulates the client secret API (AddUserPoolClientSecret and friends, which
-  moto lacks) with Cognito's limit of two secrets per app client.
+  moto lacks) with Cognito's limit of two secrets per app client;
+- on request (`GET /strict/throttle` in a scope), holds the scope to Cognito's
+  default request rate quotas, a token bucket per operation category, and
+  answers TooManyRequestsException past them as Cognito does;
+- knows what moto does not about pools and users: usernames that ignore case
+  when a pool was created with `UsernameConfiguration.CaseSensitive` false
+  (the admin user operations see the lowercase name), the pool's feature plan
+  (`UserPoolTier`, Essentials when not given) and managed login refused on
+  Lite (FeatureUnavailableInTierException), e-mail-shaped usernames refused on
+  a pool with the `email` alias, a permanent password equal to the user's
+  current one refused on a pool with a password history
+  (PasswordHistoryPolicyViolationException), the deprecated
+  `UnusedAccountValidityDays` refused beside the password policy's
+  `TemporaryPasswordValidityDays`, and a pool opened to self sign-up
+  without auto-verified e-mail refused (Cognito takes it, but its users can
+  never confirm: a pool cognigate must not make).
 
 A violation is answered like Cognito answers it (HTTP 400,
 InvalidParameterException naming the operation and the member) and recorded,
@@ -93,6 +108,68 @@ POOL_DEFAULTS = {
 
 MAX_CLIENT_SECRETS = 2
 
+# Cognito's default request rate quotas (requests per second, per account and
+# region) by category, for the operations cognigate calls.
+QUOTA_CATEGORIES = {
+    "UserPoolRead": (15, {"DescribeUserPool", "ListUserPools", "DescribeUserPoolDomain", "ListGroups", "GetGroup",
+                          "DescribeManagedLoginBrandingByClient"}),
+    "UserPoolUpdate": (15, {"CreateUserPool", "UpdateUserPool", "DeleteUserPool", "CreateUserPoolDomain",
+                            "UpdateUserPoolDomain", "DeleteUserPoolDomain", "CreateGroup",
+                            "CreateManagedLoginBranding"}),
+    "UserPoolClientRead": (15, {"DescribeUserPoolClient", "ListUserPoolClients", "ListUserPoolClientSecrets"}),
+    "UserPoolClientUpdate": (15, {"CreateUserPoolClient", "UpdateUserPoolClient", "DeleteUserPoolClient",
+                                  "AddUserPoolClientSecret", "DeleteUserPoolClientSecret"}),
+    "UserList": (30, {"ListUsers", "ListUsersInGroup"}),
+    "UserRead": (120, {"AdminGetUser", "AdminListGroupsForUser"}),
+    "UserUpdate": (25, {"AdminSetUserPassword", "AdminDeleteUser", "AdminAddUserToGroup",
+                        "AdminRemoveUserFromGroup"}),
+    "UserCreation": (50, {"AdminCreateUser"}),
+}
+CATEGORY_OF = {op: (name, rate) for name, (rate, ops) in QUOTA_CATEGORIES.items() for op in ops}
+
+
+class Bucket:
+    """Cognito counts a category's requests per second: a bucket of one
+    second's worth, refilled continuously."""
+
+    def __init__(self, rate):
+        self.rate = rate
+        self.tokens = float(rate)
+        self.refilled = time.monotonic()
+
+    def take(self):
+        now = time.monotonic()
+        self.tokens = min(self.rate, self.tokens + (now - self.refilled) * self.rate)
+        self.refilled = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+# Codes that always mean cognigate sent what it must not (recorded as violations).
+VIOLATION_CODES = {
+    "InvalidParameterException",
+    "FeatureUnavailableInTierException",
+    "PasswordHistoryPolicyViolationException",
+}
+
+# The admin operations that name a user by `Username`.
+USER_OPERATIONS = {
+    "AdminCreateUser",
+    "AdminSetUserPassword",
+    "AdminDeleteUser",
+    "AdminGetUser",
+    "AdminListGroupsForUser",
+    "AdminAddUserToGroup",
+    "AdminRemoveUserFromGroup",
+    "AdminDisableUser",
+    "AdminEnableUser",
+    "AdminUpdateUserAttributes",
+}
+
+EMAIL_SHAPED = regex.compile(r"[^@\s]+@[^@\s]+")
+
 
 class Refusal(Exception):
     """A request Cognito would refuse: answered with `code` and recorded."""
@@ -117,6 +194,10 @@ class State:
         self.brandings = {}  # (pool, client) -> the CreateManagedLoginBranding request
         self.linger_scopes = set()  # scopes where a deleted domain lingers once
         self.lingering = set()  # pools whose next DeleteUserPool still sees a domain
+        self.case_insensitive = set()  # pools created with CaseSensitive false
+        self.throttled = {}  # scope -> {category: Bucket}, for scopes held to the quotas
+        self.throttled_count = {}  # scope -> TooManyRequestsException answers given
+        self.passwords = {}  # (pool, username) -> the user's current password (history of one)
 
     def record(self, scope, operation, refusal):
         with self.lock:
@@ -267,6 +348,27 @@ def check_client_rules(operation, body):
         raise Refusal("InvalidParameterException", f"{operation}: " + "; ".join(errors))
 
 
+def check_pool_rules(operation, body, opens_signup=True):
+    """`opens_signup`: the pool is not open to self sign-up yet (an update that
+    only sends back a pool's own open setting is not cognigate making it)."""
+    config = body.get("AdminCreateUserConfig") or {}
+    policy = (body.get("Policies") or {}).get("PasswordPolicy") or {}
+    errors = []
+    if "UnusedAccountValidityDays" in config and "TemporaryPasswordValidityDays" in policy:
+        errors.append(
+            "AdminCreateUserConfig.UnusedAccountValidityDays: please use TemporaryPasswordValidityDays in "
+            "PasswordPolicy instead of UnusedAccountValidityDays"
+        )
+    opened = opens_signup and config.get("AllowAdminCreateUserOnly") is False
+    if opened and "email" not in (body.get("AutoVerifiedAttributes") or []):
+        errors.append(
+            "AutoVerifiedAttributes: a pool open to self sign-up without auto-verified email leaves every "
+            "user who signs up UNCONFIRMED (no code is sent)"
+        )
+    if errors:
+        raise Refusal("InvalidParameterException", f"{operation}: " + "; ".join(errors))
+
+
 # ----------------------------------------------------------------- the proxy
 
 
@@ -295,6 +397,14 @@ class Handler(BaseHTTPRequestHandler):
             with self.state.lock:
                 found = list(self.state.violations.get(scope, []))
             return self._answer(200, json.dumps(found).encode(), "application/json")
+        if path.startswith("/strict/throttled"):
+            with self.state.lock:
+                count = self.state.throttled_count.get(scope, 0)
+            return self._answer(200, json.dumps({"throttled": count}).encode(), "application/json")
+        if path.startswith("/strict/throttle"):
+            with self.state.lock:
+                self.state.throttled.setdefault(scope, {})
+            return self._answer(200, b"{}", "application/json")
         if path.startswith("/strict/linger-domains"):
             # Cognito is eventually consistent: right after a domain is gone,
             # DeleteUserPool may still answer "has a domain configured". In
@@ -313,13 +423,17 @@ class Handler(BaseHTTPRequestHandler):
         operation = target[len(TARGET_PREFIX) :]
         try:
             request = json.loads(body or b"{}")
+            self._throttle(scope, operation)
             check_model(operation, request)
+            if operation in USER_OPERATIONS and "Username" in request:
+                request = self._username_case(request)
+                body = json.dumps(request).encode()
             handler = getattr(self, "op_" + operation, None)
             if handler is not None:
                 return handler(scope, path, request)
             return self._pass(scope, path, body)
         except Refusal as refusal:
-            if refusal.rule and refusal.status == 400 and refusal.code == "InvalidParameterException":
+            if refusal.rule and refusal.status == 400 and refusal.code in VIOLATION_CODES:
                 self.state.record(scope, operation, refusal)
             return self._error(refusal)
         except ValueError as e:
@@ -348,12 +462,106 @@ class Handler(BaseHTTPRequestHandler):
         return self._answer(status, self._with_secret(data, "UserPoolClient"), headers=headers)
 
     def op_UpdateUserPool(self, scope, path, request):
-        status, headers, data = self._call(path, "UpdateUserPool", {**POOL_DEFAULTS, **request})
+        filled = {**POOL_DEFAULTS, **request}
+        current = self._describe_pool(path, request["UserPoolId"]).get("AdminCreateUserConfig") or {}
+        check_pool_rules("UpdateUserPool", filled, opens_signup=current.get("AllowAdminCreateUserOnly") is True)
+        status, headers, data = self._call(path, "UpdateUserPool", filled)
         return self._answer(status, data, headers=headers)
+
+    def _throttle(self, scope, operation):
+        with self.state.lock:
+            buckets = self.state.throttled.get(scope)
+            if buckets is None or operation not in CATEGORY_OF:
+                return
+            category, rate = CATEGORY_OF[operation]
+            bucket = buckets.setdefault(category, Bucket(rate))
+            if bucket.take():
+                return
+            self.state.throttled_count[scope] = self.state.throttled_count.get(scope, 0) + 1
+        raise Refusal("TooManyRequestsException", f"{operation}: Too many requests ({category})", rule=False)
+
+    # -- pools and users: what moto does not know
+
+    def op_CreateUserPool(self, scope, path, request):
+        check_pool_rules("CreateUserPool", request)
+        status, headers, data = self._call(path, "CreateUserPool", request)
+        if status == 200 and (request.get("UsernameConfiguration") or {}).get("CaseSensitive") is False:
+            pool_id = json.loads(data)["UserPool"]["Id"]
+            with self.state.lock:
+                self.state.case_insensitive.add(pool_id)
+        return self._answer(status, self._pool_view(data), headers=headers)
+
+    def op_DescribeUserPool(self, scope, path, request):
+        status, headers, data = self._call(path, "DescribeUserPool", request)
+        return self._answer(status, self._pool_view(data) if status == 200 else data, headers=headers)
+
+    def _pool_view(self, data):
+        """Cognito always reports the feature plan and the username case rule."""
+        document = json.loads(data)
+        pool = document.get("UserPool") or {}
+        if pool.get("Id"):
+            pool.setdefault("UserPoolTier", "ESSENTIALS")
+            with self.state.lock:
+                insensitive = pool["Id"] in self.state.case_insensitive
+            pool["UsernameConfiguration"] = {"CaseSensitive": not insensitive}
+        return json.dumps(document).encode()
+
+    def _describe_pool(self, path, pool_id):
+        status, _, data = self._call(path, "DescribeUserPool", {"UserPoolId": pool_id})
+        return json.loads(data).get("UserPool", {}) if status == 200 else {}
+
+    def _username_case(self, request):
+        """On a pool whose usernames ignore case, every spelling is one user."""
+        with self.state.lock:
+            insensitive = request.get("UserPoolId") in self.state.case_insensitive
+        if insensitive and isinstance(request.get("Username"), str):
+            return {**request, "Username": request["Username"].lower()}
+        return request
+
+    def op_AdminCreateUser(self, scope, path, request):
+        pool = self._describe_pool(path, request["UserPoolId"])
+        if "email" in (pool.get("AliasAttributes") or []) and EMAIL_SHAPED.fullmatch(request["Username"]):
+            raise Refusal(
+                "InvalidParameterException",
+                "Username cannot be of email format, since user pool is configured for email alias.",
+            )
+        status, headers, data = self._call(path, "AdminCreateUser", request)
+        if status == 200 and request.get("TemporaryPassword"):
+            with self.state.lock:
+                self.state.passwords[(request["UserPoolId"], request["Username"])] = request["TemporaryPassword"]
+        return self._answer(status, data, headers=headers)
+
+    def op_AdminSetUserPassword(self, scope, path, request):
+        pool = self._describe_pool(path, request["UserPoolId"])
+        history = ((pool.get("Policies") or {}).get("PasswordPolicy") or {}).get("PasswordHistorySize") or 0
+        key = (request["UserPoolId"], request["Username"])
+        with self.state.lock:
+            current = self.state.passwords.get(key)
+        if history > 0 and current is not None and current == request.get("Password"):
+            raise Refusal(
+                "PasswordHistoryPolicyViolationException",
+                "The password was used before; the pool's password history does not allow it again.",
+            )
+        status, headers, data = self._call(path, "AdminSetUserPassword", request)
+        if status == 200:
+            with self.state.lock:
+                self.state.passwords[key] = request.get("Password")
+        return self._answer(status, data, headers=headers)
+
+    def _check_tier(self, operation, path, request):
+        if request.get("ManagedLoginVersion") != 2:
+            return
+        tier = self._describe_pool(path, request["UserPoolId"]).get("UserPoolTier") or "ESSENTIALS"
+        if tier == "LITE":
+            raise Refusal(
+                "FeatureUnavailableInTierException",
+                f"{operation}: managed login (ManagedLoginVersion 2) is not available on the Lite feature plan",
+            )
 
     # -- managed login, which moto lacks
 
     def op_CreateUserPoolDomain(self, scope, path, request):
+        self._check_tier("CreateUserPoolDomain", path, request)
         forwarded = {k: v for k, v in request.items() if k not in ("ManagedLoginVersion", "Routing")}
         status, headers, data = self._call(path, "CreateUserPoolDomain", forwarded)
         if status == 200 and "ManagedLoginVersion" in request:
@@ -362,6 +570,7 @@ class Handler(BaseHTTPRequestHandler):
         return self._answer(status, data, headers=headers)
 
     def op_UpdateUserPoolDomain(self, scope, path, request):
+        self._check_tier("UpdateUserPoolDomain", path, request)
         forwarded = {k: v for k, v in request.items() if k not in ("ManagedLoginVersion", "Routing")}
         status, headers, data = self._call(path, "UpdateUserPoolDomain", forwarded)
         if status == 200:

@@ -26,6 +26,7 @@ impl Cognito {
     /// Describes the client's branding and creates the default one when it
     /// has none.
     pub(crate) async fn ensure_branding(&self, pool_id: &str, client_id: &str) -> Result<Branding> {
+        self.pace.wait("DescribeManagedLoginBrandingByClient").await;
         let described = self
             .client
             .describe_managed_login_branding_by_client()
@@ -40,6 +41,7 @@ impl Cognito {
             Err(e) if unsupported(errors::code(&e), errors::status(&e)) => return Ok(Branding::Unsupported),
             Err(e) => return Err(errors::map("DescribeManagedLoginBrandingByClient", self.target(), e)),
         }
+        self.pace.wait("CreateManagedLoginBranding").await;
         let created = self
             .client
             .create_managed_login_branding()

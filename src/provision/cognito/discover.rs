@@ -9,13 +9,15 @@
 use std::collections::HashMap;
 use std::time::SystemTime;
 
-use aws_sdk_cognitoidentityprovider::types::{DeletionProtectionType, UserPoolClientType};
+use aws_sdk_cognitoidentityprovider::types::{
+    DeletionProtectionType, UserPoolClientType, UserPoolType, VerifiedAttributeType,
+};
 use futures_util::future::try_join_all;
 
 use super::Cognito;
 use super::errors;
 use super::errors::Result;
-use crate::provision::spec::tags;
+use crate::provision::spec::{FeaturePlan, tags};
 use crate::secret::Secret;
 
 /// Cognito's page size limit for ListUserPools and ListUserPoolClients.
@@ -33,6 +35,34 @@ pub(crate) struct PoolState {
     /// `AdminCreateUserConfig.AllowAdminCreateUserOnly`: no self sign-up.
     pub(crate) admin_only_signup: bool,
     pub(crate) created: Option<SystemTime>,
+    pub(crate) traits: PoolTraits,
+}
+
+/// What a described pool says that commands act on beyond its identity.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct PoolTraits {
+    /// `UserPoolTier`; `None` when the endpoint reports none (an emulator).
+    pub(crate) tier: Option<FeaturePlan>,
+    /// `AutoVerifiedAttributes` holds `email`: sign-up sends a code and confirms the address.
+    pub(crate) verifies_email: bool,
+    /// `AliasAttributes` holds `email`: users sign in with it, and a username
+    /// must not be e-mail-shaped.
+    pub(crate) email_alias: bool,
+    /// `UsernameAttributes` holds `email`: the e-mail is what users sign in
+    /// with, and Cognito keeps their `sub` as the username.
+    pub(crate) email_username: bool,
+}
+
+impl PoolTraits {
+    pub(crate) fn of(pool: &UserPoolType) -> Self {
+        let email = |list: &[_]| list.iter().any(|a: &VerifiedAttributeType| a.as_str() == "email");
+        Self {
+            tier: pool.user_pool_tier().and_then(|t| FeaturePlan::from_tier(t.as_str())),
+            verifies_email: email(pool.auto_verified_attributes()),
+            email_alias: pool.alias_attributes().iter().any(|a| a.as_str() == "email"),
+            email_username: pool.username_attributes().iter().any(|a| a.as_str() == "email"),
+        }
+    }
 }
 
 impl PoolState {
@@ -76,9 +106,16 @@ pub(crate) struct ClientState {
 
 impl ClientState {
     /// The gateway URL this client was provisioned for: its first callback URL
-    /// under the gateway's callback path, without that path.
+    /// under the gateway's callback path, without that path; the local
+    /// default only when no other gateway is registered.
     pub(crate) fn registered_public_url(&self) -> Option<&str> {
-        self.described.callback_urls().iter().find_map(|url| url.strip_suffix(crate::contract::CALLBACK_PATH))
+        let mut bases =
+            self.described.callback_urls().iter().filter_map(|url| url.strip_suffix(crate::contract::CALLBACK_PATH));
+        let first = bases.next()?;
+        if first != crate::contract::DEFAULT_PUBLIC_URL {
+            return Some(first);
+        }
+        Some(bases.next().unwrap_or(first))
     }
 
     pub(crate) fn from_described(described: UserPoolClientType) -> Self {
@@ -99,6 +136,7 @@ impl ClientState {
 impl Cognito {
     /// `DescribeUserPool`; `None` when it does not exist.
     pub(crate) async fn describe_pool(&self, id: &str) -> Result<Option<PoolState>> {
+        self.pace.wait("DescribeUserPool").await;
         let response = self.client.describe_user_pool().user_pool_id(id).send().await;
         let response = match response {
             Ok(r) => r,
@@ -115,11 +153,13 @@ impl Cognito {
             deletion_protection: pool.deletion_protection() == Some(&DeletionProtectionType::Active),
             admin_only_signup: pool.admin_create_user_config().is_some_and(|c| c.allow_admin_create_user_only),
             created: pool.creation_date().and_then(|d| SystemTime::try_from(*d).ok()),
+            traits: PoolTraits::of(pool),
         }))
     }
 
     /// Every pool (id, name) in the region, all pages of `ListUserPools`.
     pub(crate) async fn all_pools(&self) -> Result<Vec<(String, String)>> {
+        self.pace.wait("ListUserPools").await;
         let pools = self
             .client
             .list_user_pools()
@@ -154,6 +194,7 @@ impl Cognito {
     /// `DescribeUserPoolDomain`; Cognito answers an empty description for a
     /// domain that does not exist (in this account).
     pub(crate) async fn describe_domain(&self, domain: &str) -> Result<Option<DomainState>> {
+        self.pace.wait("DescribeUserPoolDomain").await;
         let response = self.client.describe_user_pool_domain().domain(domain).send().await;
         let response = match response {
             Ok(r) => r,
@@ -174,6 +215,7 @@ impl Cognito {
 
     /// `DescribeUserPoolClient`; `None` when it does not exist.
     pub(crate) async fn describe_client(&self, pool_id: &str, client_id: &str) -> Result<Option<ClientState>> {
+        self.pace.wait("DescribeUserPoolClient").await;
         let response = self.client.describe_user_pool_client().user_pool_id(pool_id).client_id(client_id).send().await;
         match response {
             Ok(r) => Ok(r.user_pool_client().cloned().map(ClientState::from_described)),
@@ -194,6 +236,7 @@ impl Cognito {
 
     /// Every app client (id, name) of a pool, all pages of `ListUserPoolClients`.
     pub(crate) async fn clients(&self, pool_id: &str) -> Result<Vec<(String, String)>> {
+        self.pace.wait("ListUserPoolClients").await;
         let clients = self
             .client
             .list_user_pool_clients()

@@ -204,6 +204,13 @@ fn hint(operation: &str, code: &str) -> Option<String> {
             "a Cognito quota was reached for this account; see Service Quotas for Amazon Cognito".into()
         }
         "ResourceNotFoundException" => "it was deleted meanwhile or is in another region; run again to re-plan".into(),
+        "FeatureUnavailableInTierException" => "the pool's feature plan lacks this feature (managed login needs \
+             Essentials or Plus): run `cognigate up --feature-plan essentials`, or keep the classic hosted UI with \
+             --managed-login v1"
+            .into(),
+        "PasswordHistoryPolicyViolationException" => {
+            "the pool's password history refuses a password this user had before; choose a new one".into()
+        }
         _ => return None,
     };
     Some(hint)

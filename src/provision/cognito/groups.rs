@@ -13,6 +13,7 @@ const PAGE_SIZE: i32 = 60;
 impl Cognito {
     /// Every group name of a pool, all pages of `ListGroups`.
     pub(crate) async fn group_names(&self, pool_id: &str) -> Result<Vec<String>> {
+        self.pace.wait("ListGroups").await;
         let groups = self
             .client
             .list_groups()
@@ -30,6 +31,7 @@ impl Cognito {
     /// `CreateGroup`; a group that exists already (a concurrent run made it)
     /// counts as created.
     pub(crate) async fn create_group(&self, pool_id: &str, name: &str) -> Result<()> {
+        self.pace.wait("CreateGroup").await;
         match self.client.create_group().user_pool_id(pool_id).group_name(name).send().await {
             Ok(_) => Ok(()),
             Err(e) if errors::code(&e) == Some("GroupExistsException") => Ok(()),

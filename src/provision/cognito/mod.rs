@@ -1,7 +1,8 @@
 //! Talking to Cognito: building the SDK client, reading what exists
 //! ([`discover`]), changing it ([`ops`], [`pool`], [`secrets`], [`branding`]), its groups
-//! and users ([`groups`], [`users`]), and turning SDK errors
-//! into typed errors that say what to do ([`errors`]).
+//! and users ([`groups`], [`users`]), pacing requests under Cognito's rate
+//! quotas ([`pace`]), and turning SDK errors into typed errors that say what
+//! to do ([`errors`]).
 //!
 //! Everything here is a thin, typed layer over `aws-sdk-cognitoidentityprovider`;
 //! deciding *what* to call lives in `plan` and `apply`. Every SDK call of the
@@ -12,6 +13,7 @@ pub(crate) mod discover;
 pub(crate) mod errors;
 pub(crate) mod groups;
 pub(crate) mod ops;
+pub(crate) mod pace;
 pub(crate) mod pool;
 #[cfg(test)]
 pub(crate) mod replay;
@@ -22,9 +24,11 @@ use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_sdk_cognitoidentityprovider::config::interceptors::InterceptorContext;
+use aws_sdk_cognitoidentityprovider::config::interceptors::{BeforeTransmitInterceptorContextMut, InterceptorContext};
 use aws_sdk_cognitoidentityprovider::config::retry::{ClassifyRetry, RetryAction};
 use aws_sdk_cognitoidentityprovider::config::{BehaviorVersion, ProvideCredentials};
+use aws_sdk_cognitoidentityprovider::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::retries::classifiers::RetryClassifierPriority;
 
 use errors::CognitoError;
@@ -155,6 +159,8 @@ pub(crate) struct Cognito {
     client: aws_sdk_cognitoidentityprovider::Client,
     /// Shown in connection errors; `None` means the public AWS endpoint.
     endpoint: Option<String>,
+    /// Every call waits here for its quota category's turn (shared by clones).
+    pace: std::sync::Arc<pace::Pace>,
 }
 
 /// The region from flags/env/settings, else the AWS profile's; makes no AWS call.
@@ -220,9 +226,15 @@ impl Cognito {
         }
 
         let endpoint = target.endpoint_url.clone().or_else(|| config.endpoint_url().map(str::to_owned));
-        let client_config =
-            aws_sdk_cognitoidentityprovider::config::Builder::from(&config).retry_classifier(QuotaIsFinal).build();
-        Ok(Self { client: aws_sdk_cognitoidentityprovider::Client::from_conf(client_config), endpoint })
+        let client_config = aws_sdk_cognitoidentityprovider::config::Builder::from(&config)
+            .retry_classifier(QuotaIsFinal)
+            .interceptor(OnlyMembersThatAreSet)
+            .build();
+        Ok(Self {
+            client: aws_sdk_cognitoidentityprovider::Client::from_conf(client_config),
+            endpoint,
+            pace: Default::default(),
+        })
     }
 }
 
@@ -240,7 +252,12 @@ impl Cognito {
     /// A client over a given SDK configuration (tests: a fake HTTP client).
     #[cfg(test)]
     pub(crate) fn from_conf(config: aws_sdk_cognitoidentityprovider::Config) -> Self {
-        Self { client: aws_sdk_cognitoidentityprovider::Client::from_conf(config), endpoint: None }
+        let config = config.to_builder().interceptor(OnlyMembersThatAreSet).build();
+        Self {
+            client: aws_sdk_cognitoidentityprovider::Client::from_conf(config),
+            endpoint: None,
+            pace: Default::default(),
+        }
     }
 }
 
@@ -268,6 +285,47 @@ impl ClassifyRetry for QuotaIsFinal {
     fn priority(&self) -> RetryClassifierPriority {
         RetryClassifierPriority::run_after(RetryClassifierPriority::transient_error_classifier())
     }
+}
+
+/// The SDK models `AdminCreateUserConfig.UnusedAccountValidityDays` as a
+/// plain integer, so every request carrying the sign-up configuration sends
+/// it, as 0 when unset; Cognito refuses that member beside the password
+/// policy's `TemporaryPasswordValidityDays`, which replaced it. This drops it
+/// from the body before the request is signed, so only members cognigate set
+/// are sent.
+#[derive(Debug)]
+struct OnlyMembersThatAreSet;
+
+impl Intercept for OnlyMembersThatAreSet {
+    fn name(&self) -> &'static str {
+        "cognigate: only members that are set"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _config: &mut ConfigBag,
+    ) -> std::result::Result<(), BoxError> {
+        let request = context.request_mut();
+        let Some(body) = request.body().bytes() else { return Ok(()) };
+        let Some(trimmed) = without_deprecated_validity(body) else { return Ok(()) };
+        request.headers_mut().insert("content-length", trimmed.len().to_string());
+        *request.body_mut() = trimmed.into();
+        Ok(())
+    }
+}
+
+/// The JSON body without `AdminCreateUserConfig.UnusedAccountValidityDays`;
+/// `None` when it has none (the body is then sent as it is).
+fn without_deprecated_validity(body: &[u8]) -> Option<Vec<u8>> {
+    const MEMBER: &str = "UnusedAccountValidityDays";
+    if !body.windows(MEMBER.len()).any(|w| w == MEMBER.as_bytes()) {
+        return None;
+    }
+    let mut document: serde_json::Value = serde_json::from_slice(body).ok()?;
+    document.get_mut("AdminCreateUserConfig")?.as_object_mut()?.remove(MEMBER)?;
+    serde_json::to_vec(&document).ok()
 }
 
 /// The AWS JSON protocol names the error in `X-Amzn-ErrorType` or the body's `__type`.

@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_cognitoidentityprovider::types::{
-    AdminCreateUserConfigType, CustomDomainConfigType, DeletionProtectionType, ExplicitAuthFlowsType, OAuthFlowType,
-    PreventUserExistenceErrorTypes,
+    AdminCreateUserConfigType, AttributeDataType, CustomDomainConfigType, DeletionProtectionType,
+    ExplicitAuthFlowsType, OAuthFlowType, PreventUserExistenceErrorTypes, SchemaAttributeType, UserPoolTierType,
+    UsernameConfigurationType, VerifiedAttributeType,
 };
 
 use super::discover::{ClientState, PoolState};
@@ -85,7 +86,8 @@ impl Cognito {
         let tags = pool_tags(spec, SystemTime::now());
         let protection =
             if spec.deletion_protection { DeletionProtectionType::Active } else { DeletionProtectionType::Inactive };
-        let response = self
+        self.pace.wait("CreateUserPool").await;
+        let mut request = self
             .client
             .create_user_pool()
             .pool_name(spec.pool_name())
@@ -94,9 +96,30 @@ impl Cognito {
             .admin_create_user_config(
                 AdminCreateUserConfigType::builder().allow_admin_create_user_only(!spec.self_signup).build(),
             )
-            .send()
-            .await
-            .map_err(|e| errors::map("CreateUserPool", self.target(), e))?;
+            // Cognito's default (true) is fixed at creation: Alice@x.com and
+            // alice@x.com would be two users forever.
+            .username_configuration(
+                UsernameConfigurationType::builder()
+                    .case_sensitive(false)
+                    .build()
+                    .map_err(|e| CognitoError::Internal { operation: "CreateUserPool", problem: e.to_string() })?,
+            )
+            // Left out, Cognito picks Essentials, billed higher than Lite.
+            .user_pool_tier(UserPoolTierType::from(spec.feature_plan.tier()));
+        // Self sign-up confirms users by the code Cognito e-mails: without
+        // auto-verified e-mail they stay UNCONFIRMED, and their ID tokens
+        // carry no e-mail. A required e-mail can only be set now.
+        if spec.self_signup {
+            request = request.auto_verified_attributes(VerifiedAttributeType::Email).schema(
+                SchemaAttributeType::builder()
+                    .name("email")
+                    .attribute_data_type(AttributeDataType::String)
+                    .required(true)
+                    .mutable(true)
+                    .build(),
+            );
+        }
+        let response = request.send().await.map_err(|e| errors::map("CreateUserPool", self.target(), e))?;
         let pool = response
             .user_pool()
             .ok_or(CognitoError::EmptyResponse { operation: "CreateUserPool", missing: "the user pool" })?;
@@ -109,6 +132,7 @@ impl Cognito {
             deletion_protection: spec.deletion_protection,
             admin_only_signup: !spec.self_signup,
             created: pool.creation_date().and_then(|d| SystemTime::try_from(*d).ok()),
+            traits: super::discover::PoolTraits::of(pool),
         })
     }
 
@@ -119,6 +143,7 @@ impl Cognito {
     pub(crate) async fn delete_pool(&self, pool_id: &str) -> Result<()> {
         let mut pause = DOMAIN_LINGER_FIRST_PAUSE;
         for attempt in 1.. {
+            self.pace.wait("DeleteUserPool").await;
             match self.client.delete_user_pool().user_pool_id(pool_id).send().await {
                 Ok(_) => return Ok(()),
                 Err(e) if errors::code(&e) == Some("ResourceNotFoundException") => return Ok(()),
@@ -138,6 +163,7 @@ impl Cognito {
     /// so a teardown that stops earlier leaves the pool protected.
     pub(crate) async fn disable_deletion_protection(&self, pool_id: &str) -> Result<()> {
         let described = self.describe_pool_settings(pool_id).await?;
+        self.pace.wait("UpdateUserPool").await;
         super::pool::merged_pool_update(&self.client, &described)
             .deletion_protection(DeletionProtectionType::Inactive)
             .send()
@@ -165,6 +191,7 @@ impl Cognito {
         domain: &DomainSpec,
         managed_login: ManagedLogin,
     ) -> Result<Option<String>> {
+        self.pace.wait("CreateUserPoolDomain").await;
         let mut request = self
             .client
             .create_user_pool_domain()
@@ -209,6 +236,7 @@ impl Cognito {
         domain: &DomainSpec,
         login: ManagedLogin,
     ) -> Result<()> {
+        self.pace.wait("UpdateUserPoolDomain").await;
         let mut request = self
             .client
             .update_user_pool_domain()
@@ -232,6 +260,7 @@ impl Cognito {
         certificate_arn: &str,
     ) -> Result<()> {
         let version = self.describe_domain(domain).await?.and_then(|d| d.managed_login_version);
+        self.pace.wait("UpdateUserPoolDomain").await;
         self.client
             .update_user_pool_domain()
             .user_pool_id(pool_id)
@@ -245,6 +274,7 @@ impl Cognito {
     }
 
     pub(crate) async fn delete_domain(&self, pool_id: &str, domain: &str) -> Result<()> {
+        self.pace.wait("DeleteUserPoolDomain").await;
         match self.client.delete_user_pool_domain().user_pool_id(pool_id).domain(domain).send().await {
             Ok(_) => Ok(()),
             Err(e) if errors::code(&e) == Some("ResourceNotFoundException") => Ok(()),
@@ -321,6 +351,7 @@ impl Cognito {
         name: &str,
         settings: &ClientSettings,
     ) -> Result<ClientState> {
+        self.pace.wait("CreateUserPoolClient").await;
         let response = self
             .client
             .create_user_pool_client()
@@ -364,6 +395,7 @@ impl Cognito {
         current: &ClientState,
         settings: &ClientSettings,
     ) -> Result<ClientState> {
+        self.pace.wait("UpdateUserPoolClient").await;
         let request = merged_client_update(&self.client, pool_id, current, settings);
         let response = request.send().await.map_err(|e| errors::map("UpdateUserPoolClient", self.target(), e))?;
         let mut described = response.user_pool_client().cloned().unwrap_or_else(|| current.described.clone());
@@ -375,6 +407,7 @@ impl Cognito {
     }
 
     pub(crate) async fn delete_client(&self, pool_id: &str, client_id: &str) -> Result<()> {
+        self.pace.wait("DeleteUserPoolClient").await;
         match self.client.delete_user_pool_client().user_pool_id(pool_id).client_id(client_id).send().await {
             Ok(_) => Ok(()),
             Err(e) if errors::code(&e) == Some("ResourceNotFoundException") => Ok(()),
@@ -473,6 +506,30 @@ mod request_shape {
 
     use super::*;
     use crate::provision::cognito::replay::{answer, cognito, sent};
+
+    /// What CreateUserPool sends: usernames that ignore case, the plan asked
+    /// for, and of the sign-up configuration only the members that are set.
+    #[tokio::test]
+    async fn a_new_pool_ignores_username_case_and_names_its_plan() {
+        let created = r#"{"UserPool":{"Id":"us-east-1_abc","Name":"demo"}}"#;
+        let replay = StaticReplayClient::new(vec![answer(created), answer(created)]);
+        let cognito = cognito(&replay);
+        let mut spec = crate::provision::plan::tests_support::spec();
+        cognito.create_pool(&spec).await.unwrap();
+        spec.self_signup = true;
+        spec.feature_plan = crate::provision::spec::FeaturePlan::Essentials;
+        cognito.create_pool(&spec).await.unwrap();
+        let sent = sent(&replay);
+        let (admin_only, open) = (&sent[0].1, &sent[1].1);
+        assert_eq!(admin_only["UsernameConfiguration"], json!({ "CaseSensitive": false }));
+        assert_eq!(admin_only["UserPoolTier"], "LITE");
+        assert_eq!(admin_only["AdminCreateUserConfig"], json!({ "AllowAdminCreateUserOnly": true }), "{admin_only}");
+        assert!(admin_only.get("AutoVerifiedAttributes").is_none(), "{admin_only}");
+        assert_eq!(open["UserPoolTier"], "ESSENTIALS");
+        assert_eq!(open["AutoVerifiedAttributes"], json!(["email"]));
+        assert_eq!(open["Schema"][0]["Name"], "email");
+        assert_eq!(open["Schema"][0]["Required"], true);
+    }
 
     fn customised_client() -> ClientState {
         let described = UserPoolClientType::builder()
@@ -661,9 +718,9 @@ mod request_shape {
         }
         assert_eq!(body["PoolName"], "adopted");
         // Cognito refuses UnusedAccountValidityDays beside TemporaryPasswordValidityDays
-        // (the SDK always serializes the number; 0 means unset).
+        // (the SDK always serializes the number): it is never sent.
         assert_eq!(body["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"], true);
-        assert_eq!(body["AdminCreateUserConfig"]["UnusedAccountValidityDays"], 0);
+        assert!(body["AdminCreateUserConfig"].get("UnusedAccountValidityDays").is_none(), "{body}");
         assert_eq!(body["UserPoolTags"], json!({ "cognigate:stack": "demo" }));
     }
 

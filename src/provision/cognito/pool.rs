@@ -9,14 +9,18 @@
 use std::collections::HashMap;
 
 use aws_sdk_cognitoidentityprovider::operation::update_user_pool::builders::UpdateUserPoolFluentBuilder;
-use aws_sdk_cognitoidentityprovider::types::{AdminCreateUserConfigType, PasswordPolicyType, UserPoolType};
+use aws_sdk_cognitoidentityprovider::types::{
+    AdminCreateUserConfigType, PasswordPolicyType, UserPoolTierType, UserPoolType, VerifiedAttributeType,
+};
 
 use super::Cognito;
 use super::errors::{self, CognitoError, Result};
+use crate::provision::spec::FeaturePlan;
 
 impl Cognito {
     /// The full `DescribeUserPool` answer, for a merge.
     pub(crate) async fn describe_pool_settings(&self, pool_id: &str) -> Result<UserPoolType> {
+        self.pace.wait("DescribeUserPool").await;
         let response = self
             .client
             .describe_user_pool()
@@ -30,15 +34,31 @@ impl Cognito {
     }
 
     /// Turns admin-only sign-up on or off, keeping every other setting of the pool.
+    #[cfg(test)]
     pub(crate) async fn set_admin_only_signup(&self, pool_id: &str, admin_only: bool) -> Result<()> {
+        self.change_pool(pool_id, &PoolChange { admin_only: Some(admin_only), ..PoolChange::default() }).await
+    }
+
+    /// Changes the settings cognigate owns on an existing pool in one full
+    /// update that keeps every other setting.
+    pub(crate) async fn change_pool(&self, pool_id: &str, change: &PoolChange) -> Result<()> {
         let described = self.describe_pool_settings(pool_id).await?;
-        let config = with_admin_only(described.admin_create_user_config(), admin_only);
-        merged_pool_update(&self.client, &described)
-            .admin_create_user_config(config)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| errors::map("UpdateUserPool", self.target(), e))
+        self.pace.wait("UpdateUserPool").await;
+        let mut update = merged_pool_update(&self.client, &described);
+        if let Some(admin_only) = change.admin_only {
+            update = update.admin_create_user_config(with_admin_only(described.admin_create_user_config(), admin_only));
+        }
+        if change.verify_email {
+            let mut verified = described.auto_verified_attributes().to_vec();
+            if !verified.contains(&VerifiedAttributeType::Email) {
+                verified.push(VerifiedAttributeType::Email);
+            }
+            update = update.set_auto_verified_attributes(Some(verified));
+        }
+        if let Some(plan) = change.feature_plan {
+            update = update.user_pool_tier(UserPoolTierType::from(plan.tier()));
+        }
+        update.send().await.map(|_| ()).map_err(|e| errors::map("UpdateUserPool", self.target(), e))
     }
 
     /// The pool's password policy, for telling a user what a password needs.
@@ -48,6 +68,15 @@ impl Cognito {
     }
 }
 
+/// What `up` changes on an existing pool; everything else is sent back as described.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct PoolChange {
+    pub(crate) admin_only: Option<bool>,
+    /// Add `email` to `AutoVerifiedAttributes` (self sign-up confirms by an e-mailed code).
+    pub(crate) verify_email: bool,
+    pub(crate) feature_plan: Option<FeaturePlan>,
+}
+
 /// An `UpdateUserPool` request carrying every settable field `DescribeUserPool`
 /// returned, as Terraform does, so that nothing is reset. The caller overrides
 /// the fields it changes.
@@ -55,8 +84,6 @@ pub(crate) fn merged_pool_update(
     client: &aws_sdk_cognitoidentityprovider::Client,
     pool: &UserPoolType,
 ) -> UpdateUserPoolFluentBuilder {
-    let temporary_validity =
-        pool.policies().and_then(|p| p.password_policy()).map(|p| p.temporary_password_validity_days);
     client
         .update_user_pool()
         .set_user_pool_id(pool.id().map(str::to_owned))
@@ -75,9 +102,8 @@ pub(crate) fn merged_pool_update(
         .set_email_configuration(pool.email_configuration().cloned())
         .set_sms_configuration(pool.sms_configuration().cloned())
         .set_user_pool_tags(pool.user_pool_tags().map(sendable_tags).filter(|t| !t.is_empty()))
-        .set_admin_create_user_config(
-            pool.admin_create_user_config().map(|c| without_deprecated_validity(c, temporary_validity)),
-        )
+        // `UnusedAccountValidityDays` (deprecated) never leaves: see `OnlyMembersThatAreSet`.
+        .set_admin_create_user_config(pool.admin_create_user_config().cloned())
         .set_user_pool_add_ons(pool.user_pool_add_ons().cloned())
         .set_account_recovery_setting(pool.account_recovery_setting().cloned())
         .set_pool_name(pool.name().map(str::to_owned))
@@ -93,20 +119,6 @@ fn with_admin_only(current: Option<&AdminCreateUserConfigType>, admin_only: bool
         .allow_admin_create_user_only(admin_only)
         .set_invite_message_template(current.and_then(|c| c.invite_message_template()).cloned())
         .build()
-}
-
-/// `UnusedAccountValidityDays` is deprecated in favour of the password policy's
-/// `TemporaryPasswordValidityDays`, and Cognito refuses a request carrying
-/// both, while DescribeUserPool returns both: keep only the policy's.
-fn without_deprecated_validity(
-    config: &AdminCreateUserConfigType,
-    temporary: Option<i32>,
-) -> AdminCreateUserConfigType {
-    let mut config = config.clone();
-    if temporary.is_some_and(|days| days > 0) {
-        config.unused_account_validity_days = 0;
-    }
-    config
 }
 
 /// Tags that can be sent back: the `aws:` prefix is reserved for AWS itself,
@@ -178,7 +190,7 @@ mod request_shape {
         assert_eq!(body["UserPoolId"], "us-east-1_abc");
         assert_eq!(body["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"], true);
         assert_eq!(body["AdminCreateUserConfig"]["InviteMessageTemplate"]["EmailSubject"], "Welcome");
-        assert!(body["AdminCreateUserConfig"].get("UnusedAccountValidityDays").is_none_or(|d| d == 0), "{body}");
+        assert!(body["AdminCreateUserConfig"].get("UnusedAccountValidityDays").is_none(), "{body}");
         assert_eq!(body["Policies"]["PasswordPolicy"]["MinimumLength"], 14);
         assert_eq!(body["MfaConfiguration"], "OPTIONAL");
         assert_eq!(body["DeletionProtection"], "ACTIVE");

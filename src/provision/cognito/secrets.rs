@@ -19,6 +19,7 @@ pub(crate) struct NewSecret {
 
 impl Cognito {
     pub(crate) async fn add_client_secret(&self, pool_id: &str, client_id: &str) -> Result<NewSecret> {
+        self.pace.wait("AddUserPoolClientSecret").await;
         let response = self
             .client
             .add_user_pool_client_secret()
@@ -38,6 +39,7 @@ impl Cognito {
 
     /// The ids of the client's secrets, oldest first.
     pub(crate) async fn client_secret_ids(&self, pool_id: &str, client_id: &str) -> Result<Vec<String>> {
+        self.pace.wait("ListUserPoolClientSecrets").await;
         let listed = self
             .client
             .list_user_pool_client_secrets()
@@ -52,6 +54,7 @@ impl Cognito {
     }
 
     pub(crate) async fn delete_client_secret(&self, pool_id: &str, client_id: &str, secret_id: &str) -> Result<()> {
+        self.pace.wait("DeleteUserPoolClientSecret").await;
         self.client
             .delete_user_pool_client_secret()
             .user_pool_id(pool_id)

@@ -11,6 +11,7 @@ use aws_sdk_cognitoidentityprovider::types::{AttributeType, DeliveryMediumType, 
 use futures_util::future::try_join_all;
 
 use super::Cognito;
+use super::discover::PoolState;
 use super::errors::{self, CognitoError, Result};
 use crate::secret::Secret;
 
@@ -21,8 +22,13 @@ const GROUPS_PAGE: i32 = 60;
 /// One user as `user list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub(crate) struct UserSummary {
+    /// What people know the user by: the username, or on a pool whose
+    /// username is the e-mail (Cognito then keeps the `sub` as the username)
+    /// the e-mail.
     pub(crate) username: String,
     pub(crate) email: Option<String>,
+    /// The user's subject, as ID tokens carry it (`cognigate-gateway revoke --sub`).
+    pub(crate) sub: Option<String>,
     /// Cognito's status: CONFIRMED, FORCE_CHANGE_PASSWORD, ...
     pub(crate) status: String,
     pub(crate) enabled: bool,
@@ -40,50 +46,92 @@ pub(crate) enum FirstPassword<'a> {
 }
 
 impl Cognito {
-    /// Creates the user, then (for a permanent password) sets it. A password
-    /// Cognito refuses leaves no user behind: the new user is deleted again,
-    /// so the command can simply be re-run with a better one.
-    pub(crate) async fn create_user(&self, pool_id: &str, email: &str, password: FirstPassword<'_>) -> Result<()> {
+    /// Creates the user, then (for a permanent password) sets it, and returns
+    /// the username Cognito knows them by. A password Cognito refuses leaves
+    /// no user behind: the new user is deleted again, so the command can
+    /// simply be re-run with a better one.
+    ///
+    /// On a pool with the `email` alias Cognito refuses an e-mail-shaped
+    /// username, so the user gets a generated one and signs in with the
+    /// e-mail; elsewhere the e-mail is the username.
+    pub(crate) async fn create_user(
+        &self,
+        pool: &PoolState,
+        email: &str,
+        password: FirstPassword<'_>,
+    ) -> Result<String> {
+        let pool_id = pool.id.as_str();
+        let username = if pool.traits.email_alias { generated_username() } else { email.to_owned() };
         let attributes = [attribute("email", email)?, attribute("email_verified", "true")?];
+        self.pace.wait("AdminCreateUser").await;
         let mut request = self
             .client
             .admin_create_user()
             .user_pool_id(pool_id)
-            .username(email)
+            .username(&username)
             .set_user_attributes(Some(attributes.to_vec()));
         request = match password {
             FirstPassword::Invite => request.desired_delivery_mediums(DeliveryMediumType::Email),
-            FirstPassword::Suppressed => request.message_action(MessageActionType::Suppress),
-            // Cognito checks a temporary password against the policy before it
-            // creates the user, so a weak one is refused with nothing created.
-            FirstPassword::Permanent(secret) => {
-                request.message_action(MessageActionType::Suppress).temporary_password(secret.expose())
+            // No temporary password of ours: setting the same value again as
+            // the permanent one is refused on pools with a password history
+            // (PasswordHistoryPolicyViolationException). Cognito makes one up.
+            FirstPassword::Suppressed | FirstPassword::Permanent(_) => {
+                request.message_action(MessageActionType::Suppress)
             }
         };
         if let Err(e) = request.send().await {
             return Err(match errors::code(&e) {
-                Some("UsernameExistsException") => CognitoError::UserExists { username: email.to_owned() },
-                Some("InvalidPasswordException") => self.weak_password(pool_id).await,
+                Some("UsernameExistsException" | "AliasExistsException") => {
+                    CognitoError::UserExists { username: email.to_owned() }
+                }
                 _ => errors::map("AdminCreateUser", self.target(), e),
             });
         }
-        let FirstPassword::Permanent(secret) = password else { return Ok(()) };
+        let FirstPassword::Permanent(secret) = password else { return Ok(username) };
+        self.pace.wait("AdminSetUserPassword").await;
         let set = self
             .client
             .admin_set_user_password()
             .user_pool_id(pool_id)
-            .username(email)
+            .username(&username)
             .password(secret.expose())
             .permanent(true)
             .send()
             .await;
-        let Err(e) = set else { return Ok(()) };
+        let Err(e) = set else { return Ok(username) };
         let error = match errors::code(&e) {
-            Some("InvalidPasswordException") => self.weak_password(pool_id).await,
+            Some("InvalidPasswordException" | "PasswordHistoryPolicyViolationException") => {
+                self.weak_password(pool_id).await
+            }
             _ => errors::map("AdminSetUserPassword", self.target(), e),
         };
-        self.delete_user(pool_id, email).await?;
+        self.delete_user(pool_id, &username).await?;
         Err(error)
+    }
+
+    /// The username of the user with this e-mail: on an alias pool the one
+    /// [`Self::create_user`] generated (found with `ListUsers`), elsewhere the
+    /// e-mail itself, which Cognito takes as the username.
+    pub(crate) async fn username_of(&self, pool: &PoolState, email: &str) -> Result<String> {
+        if !pool.traits.email_alias {
+            return Ok(email.to_owned());
+        }
+        let escaped = email.replace('\\', "\\\\").replace('"', "\\\"");
+        self.pace.wait("ListUsers").await;
+        let found = self
+            .client
+            .list_users()
+            .user_pool_id(&pool.id)
+            .filter(format!("email = \"{escaped}\""))
+            .limit(2)
+            .send()
+            .await
+            .map_err(|e| errors::map("ListUsers", self.target(), e))?;
+        found
+            .users()
+            .iter()
+            .find_map(|u| u.username().map(str::to_owned))
+            .ok_or_else(|| CognitoError::UserNotFound { username: email.to_owned() })
     }
 
     /// The weak-password error, naming the pool's policy when it can be read.
@@ -97,6 +145,7 @@ impl Cognito {
 
     /// `AdminDeleteUser`.
     pub(crate) async fn delete_user(&self, pool_id: &str, username: &str) -> Result<()> {
+        self.pace.wait("AdminDeleteUser").await;
         match self.client.admin_delete_user().user_pool_id(pool_id).username(username).send().await {
             Ok(_) => Ok(()),
             Err(e) if errors::code(&e) == Some("UserNotFoundException") => {
@@ -109,9 +158,11 @@ impl Cognito {
     /// Every user of the pool with their groups: `ListUsers`, then each group's
     /// members (`ListUsersInGroup`), which takes one call per group instead of
     /// one per user.
-    pub(crate) async fn users(&self, pool_id: &str) -> Result<Vec<UserSummary>> {
+    pub(crate) async fn users(&self, pool: &PoolState) -> Result<Vec<UserSummary>> {
+        let pool_id = pool.id.as_str();
         let (users, groups) = tokio::try_join!(
             async {
+                self.pace.wait("ListUsers").await;
                 self.client
                     .list_users()
                     .user_pool_id(pool_id)
@@ -135,12 +186,19 @@ impl Cognito {
         Ok(users
             .into_iter()
             .map(|user| {
-                let username = user.username().unwrap_or_default().to_owned();
-                let email =
-                    user.attributes().iter().find(|a| a.name() == "email").and_then(|a| a.value()).map(str::to_owned);
+                let cognito_name = user.username().unwrap_or_default().to_owned();
+                let attribute = |name: &str| {
+                    user.attributes().iter().find(|a| a.name() == name).and_then(|a| a.value()).map(str::to_owned)
+                };
+                let email = attribute("email");
+                let username = match &email {
+                    Some(email) if pool.traits.email_username => email.clone(),
+                    _ => cognito_name.clone(),
+                };
                 UserSummary {
-                    groups: groups_of.remove(&username).unwrap_or_default(),
+                    groups: groups_of.remove(&cognito_name).unwrap_or_default(),
                     email,
+                    sub: attribute("sub"),
                     status: user.user_status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
                     enabled: user.enabled(),
                     username,
@@ -151,6 +209,7 @@ impl Cognito {
 
     /// The usernames in one group.
     async fn members(&self, pool_id: &str, group: &str) -> Result<Vec<String>> {
+        self.pace.wait("ListUsersInGroup").await;
         let users = self
             .client
             .list_users_in_group()
@@ -168,6 +227,7 @@ impl Cognito {
 
     /// The groups one user is in (`AdminListGroupsForUser`).
     pub(crate) async fn groups_of(&self, pool_id: &str, username: &str) -> Result<Vec<String>> {
+        self.pace.wait("AdminListGroupsForUser").await;
         let groups = self
             .client
             .admin_list_groups_for_user()
@@ -190,6 +250,7 @@ impl Cognito {
 
     /// `AdminAddUserToGroup`.
     pub(crate) async fn add_to_group(&self, pool_id: &str, username: &str, group: &str) -> Result<()> {
+        self.pace.wait("AdminAddUserToGroup").await;
         let sent = self
             .client
             .admin_add_user_to_group()
@@ -203,6 +264,7 @@ impl Cognito {
 
     /// `AdminRemoveUserFromGroup`.
     pub(crate) async fn remove_from_group(&self, pool_id: &str, username: &str, group: &str) -> Result<()> {
+        self.pace.wait("AdminRemoveUserFromGroup").await;
         let sent = self
             .client
             .admin_remove_user_from_group()
@@ -236,6 +298,11 @@ impl Cognito {
             _ => errors::map(operation, self.target(), e),
         }
     }
+}
+
+/// A username for an alias pool: random, never e-mail-shaped, stable once made.
+fn generated_username() -> String {
+    format!("user-{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>())
 }
 
 fn attribute(name: &str, value: &str) -> Result<AttributeType> {

@@ -3,9 +3,10 @@
 //! Made for test suites that create a stack per run and leave it behind.
 //!
 //! Pools are listed (names only), filtered by prefix, described a few at a
-//! time, judged ([`verdict`]), and torn down a few stacks at a time. Both
-//! bounds keep the request rate under Cognito's per-category quotas (about
-//! 5–15 requests/s); the SDK's retry with exponential backoff absorbs any throttling left.
+//! time, judged ([`verdict`]), and torn down a few stacks at a time. Every
+//! call waits for its turn under Cognito's per-category rate quotas (about
+//! 15 requests/s; see `cognito::pace`), so hundreds of pools take longer,
+//! not throttling errors; the SDK's retry with backoff absorbs what is left.
 //! One failed teardown does not stop the others; the exit code reports it.
 
 use std::time::{Duration, SystemTime};
@@ -318,6 +319,7 @@ mod tests {
             deletion_protection: protected,
             admin_only_signup: true,
             created,
+            traits: Default::default(),
         }
     }
 

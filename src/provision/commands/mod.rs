@@ -26,7 +26,7 @@ use super::settings::{self, AwsTarget, SettingsFile};
 use super::spec::{DomainSpec, ManagedLogin, PoolTarget, StackSpec};
 use super::state::{Actual, Hint};
 use super::validate::Region;
-use crate::contract::{UserPoolId, env_keys};
+use crate::contract::{self, UserPoolId, env_keys};
 use crate::secret::Secret;
 
 /// Settings file + flags → validated spec and a connected client. Input is
@@ -57,8 +57,74 @@ pub(crate) async fn read_and_plan(cognito: &Cognito, spec: &mut StackSpec) -> Re
             spec.managed_login = ManagedLogin::V2;
         }
     }
+    let written = written_public_url(&spec.files.env_file, actual.pool.as_ref().map(|p| p.id.as_str()));
+    keep_registered_urls(spec, &actual, written.as_deref())?;
     let plan = plan(spec, &actual)?;
     Ok((actual, plan))
+}
+
+/// Without a spelled-out URL list, an existing stack keeps what it serves: its
+/// gateway URL (the env file's `COGNIGATE_PUBLIC_URL`, else the one its
+/// callbacks name) and every callback URL its app client registered, plus any
+/// `--callback-url`. The local default is only for a new stack: assuming it
+/// for an existing one would drop a live gateway's callback and point the env
+/// file at localhost.
+pub(crate) fn keep_registered_urls(spec: &mut StackSpec, actual: &Actual, written: Option<&str>) -> Result<()> {
+    if spec.callback_list_given || actual.pool.is_none() {
+        return Ok(());
+    }
+    let registered: Vec<String> =
+        actual.client.as_ref().map(|c| c.described.callback_urls().to_vec()).unwrap_or_default();
+    let current = written
+        .map(str::to_owned)
+        .or_else(|| actual.client.as_ref().and_then(|c| c.registered_public_url()).map(str::to_owned));
+    if let Some(url) = current {
+        spec.gateway_urls = vec![url];
+    }
+    if registered.is_empty() {
+        spec.callback_urls =
+            settings::callback_urls(&spec.gateway_urls, spec.localhost_callback, &spec.extra_callback_urls)?;
+        return Ok(());
+    }
+    let added =
+        spec.gateway_urls.iter().map(|base| contract::callback_url(base)).chain(spec.extra_callback_urls.clone());
+    let mut urls = registered;
+    for url in added {
+        // Registered URLs are Cognito's already; only new ones are checked.
+        if !urls.contains(&url) {
+            crate::provision::validate::callback_url(&url)?;
+            urls.push(url);
+        }
+    }
+    if urls.len() > crate::provision::validate::MAX_CALLBACK_URLS {
+        return Err(Error::Usage(format!(
+            "{} callback URLs; Cognito allows at most {}: drop some with --gateway-url and --prune-callbacks",
+            urls.len(),
+            crate::provision::validate::MAX_CALLBACK_URLS
+        )));
+    }
+    spec.callback_urls = urls;
+    Ok(())
+}
+
+/// The env file's `COGNIGATE_PUBLIC_URL`, when the file belongs to `pool_id`
+/// (a file of another stack says nothing about this one) and the URL is one
+/// `up` would accept.
+fn written_public_url(path: &Path, pool_id: Option<&str>) -> Option<String> {
+    let text = render::read_env_file(path).ok()??;
+    let values = crate::dotenv::parse(&text).ok()?;
+    let pool_id = pool_id?;
+    if values.get(env_keys::USER_POOL_ID).map(String::as_str) != Some(pool_id) {
+        return None;
+    }
+    let written = values.get(env_keys::PUBLIC_URL).filter(|v| !v.trim().is_empty())?;
+    match crate::provision::validate::gateway_url(written) {
+        Ok(url) => Some(url),
+        Err(e) => {
+            tracing::warn!(file = %path.display(), "ignoring {}: {e}", env_keys::PUBLIC_URL);
+            None
+        }
+    }
 }
 
 /// The public URL to write for an existing stack: the first `--gateway-url`
@@ -135,13 +201,18 @@ pub(crate) async fn secret_to_write(
     }
 }
 
+/// Nobody will be asked: `--yes`, or stdin is not a terminal (CI, pipes).
+pub(crate) fn unattended(yes: bool) -> bool {
+    yes || !std::io::stdin().is_terminal()
+}
+
 /// Asks on a terminal; without one (CI, pipes) the answer is yes, as if
 /// `--yes` had been given. The question goes to stderr to keep stdout clean.
 pub(crate) fn confirm(question: &str, yes: bool) -> Result<()> {
-    let stdin = std::io::stdin();
-    if yes || !stdin.is_terminal() {
+    if unattended(yes) {
         return Ok(());
     }
+    let stdin = std::io::stdin();
     eprint!("{question} [y/N] ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();

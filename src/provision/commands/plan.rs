@@ -19,6 +19,8 @@ pub(crate) async fn run(global: &GlobalArgs, args: &PlanArgs) -> Result<ExitCode
                 "region": spec.region.as_str(),
                 "changes": plan.has_changes(),
                 "steps": plan.steps,
+                "callbackUrls": plan.client_settings.callback_urls,
+                "removedCallbackUrls": plan.removed_callbacks,
             });
             outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }

@@ -2,12 +2,12 @@
 
 use serde_json::json;
 
-use super::{confirm, prepare, read_and_plan};
+use super::{confirm, prepare, read_and_plan, unattended};
 use crate::contract::StackUrls;
 use crate::provision::apply::{Applied, apply};
 use crate::provision::cli::{GlobalArgs, OutputFormat, UpArgs};
 use crate::provision::cognito::branding::Branding;
-use crate::provision::error::Result;
+use crate::provision::error::{Error, Result};
 use crate::provision::plan::Plan;
 use crate::provision::progress::Progress;
 use crate::provision::render::{self, EnvValues, FileOutcome};
@@ -22,6 +22,14 @@ pub(crate) async fn run(global: &GlobalArgs, args: &UpArgs) -> Result<()> {
     let text = global.output == OutputFormat::Text;
     if text && !global.quiet && plan.has_changes() {
         out!("{}", plan.render());
+    }
+    if !plan.removed_callbacks.is_empty() && !args.prune_callbacks && unattended(args.yes) {
+        return Err(Error::Usage(format!(
+            "refusing to remove the registered callback URL(s) {} of the stack's app client unattended: the users \
+             of a gateway there could no longer sign in. Nothing was changed. To keep them, name their gateway \
+             with --gateway-url (or --callback-url); to remove them, run again with --prune-callbacks",
+            plan.removed_callbacks.join(", ")
+        )));
     }
     if plan.has_changes() {
         confirm("Apply these changes?", args.yes)?;
@@ -122,6 +130,7 @@ fn print_text(summary: &Summary, show_secret: bool) {
     for (kind, path, outcome) in files.iter() {
         outln!("  {kind:<11} {}  {}", path.display(), render::label(*outcome));
     }
+    outln!("  callbacks   {}", spec.callback_urls.join(", "));
     outln!("  issuer      {}", urls.issuer);
     if let Some(target) = &applied.cloudfront {
         let host = &applied.domain_host;

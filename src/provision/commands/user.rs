@@ -91,16 +91,16 @@ async fn add(global: &GlobalArgs, args: &UserAddArgs) -> Result<()> {
         (None, true) => FirstPassword::Suppressed,
         (None, false) => FirstPassword::Invite,
     };
-    cognito.create_user(&pool.id, &args.email, first).await?;
+    let username = cognito.create_user(&pool, &args.email, first).await?;
     for group in &args.groups {
-        cognito.add_to_group(&pool.id, &args.email, group).await?;
+        cognito.add_to_group(&pool.id, &username, group).await?;
     }
 
     let invited = password.is_none() && !args.suppress_invite;
     match global.output {
         OutputFormat::Json => print_json(&json!({
             "userPoolId": pool.id,
-            "username": args.email,
+            "username": username,
             "email": args.email,
             "groups": args.groups,
             "password": if password.is_some() { "permanent" } else { "temporary" },
@@ -126,7 +126,7 @@ async fn add(global: &GlobalArgs, args: &UserAddArgs) -> Result<()> {
 
 async fn list(global: &GlobalArgs, args: &UserListArgs) -> Result<()> {
     let (cognito, pool) = open_pool(global, &args.pool).await?;
-    let users = cognito.users(&pool.id).await?;
+    let users = cognito.users(&pool).await?;
     match global.output {
         OutputFormat::Json => print_json(&json!({ "userPoolId": pool.id, "users": users })),
         OutputFormat::Text => out!("{}", table(&users)),
@@ -134,24 +134,25 @@ async fn list(global: &GlobalArgs, args: &UserListArgs) -> Result<()> {
     Ok(())
 }
 
-/// Aligned columns: USERNAME, EMAIL, STATUS, ENABLED, GROUPS.
+/// Aligned columns: USERNAME, EMAIL, SUB, STATUS, ENABLED, GROUPS.
 fn table(users: &[UserSummary]) -> String {
     if users.is_empty() {
         return "No users yet; add one with `cognigate user add EMAIL`.\n".into();
     }
-    let rows: Vec<[String; 5]> = users
+    let rows: Vec<[String; 6]> = users
         .iter()
         .map(|u| {
             [
                 u.username.clone(),
                 u.email.clone().unwrap_or_else(|| "-".into()),
+                u.sub.clone().unwrap_or_else(|| "-".into()),
                 u.status.clone(),
                 if u.enabled { "yes".into() } else { "no".into() },
                 if u.groups.is_empty() { "-".into() } else { u.groups.join(",") },
             ]
         })
         .collect();
-    let header = ["USERNAME", "EMAIL", "STATUS", "ENABLED", "GROUPS"].map(str::to_owned);
+    let header = ["USERNAME", "EMAIL", "SUB", "STATUS", "ENABLED", "GROUPS"].map(str::to_owned);
     let mut widths = header.clone().map(|h| h.len());
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -170,8 +171,9 @@ fn table(users: &[UserSummary]) -> String {
 async fn remove(global: &GlobalArgs, args: &UserRemoveArgs) -> Result<()> {
     validate::email(&args.email)?;
     let (cognito, pool) = open_pool(global, &args.pool).await?;
+    let username = cognito.username_of(&pool, &args.email).await?;
     confirm(&format!("Delete user {} from user pool {}?", args.email, pool.id), args.yes)?;
-    cognito.delete_user(&pool.id, &args.email).await?;
+    cognito.delete_user(&pool.id, &username).await?;
     match global.output {
         OutputFormat::Json => print_json(&json!({ "userPoolId": pool.id, "username": args.email, "removed": true })),
         OutputFormat::Text => outln!("Removed user {} from user pool {}.", args.email, pool.id),
@@ -187,18 +189,19 @@ async fn groups(global: &GlobalArgs, args: &UserGroupsArgs) -> Result<()> {
     let (cognito, pool) = open_pool(global, &args.pool).await?;
     let named: Vec<String> = args.add.iter().chain(&args.remove).cloned().collect();
     // The user first (a typo in the address is the likelier mistake), then the groups.
-    let before = cognito.groups_of(&pool.id, &args.email).await?;
+    let username = cognito.username_of(&pool, &args.email).await?;
+    let before = cognito.groups_of(&pool.id, &username).await?;
     require_groups(&cognito, &pool, &named).await?;
     for group in args.add.iter().filter(|g| !before.contains(g)) {
-        cognito.add_to_group(&pool.id, &args.email, group).await?;
+        cognito.add_to_group(&pool.id, &username, group).await?;
     }
     for group in args.remove.iter().filter(|g| before.contains(g)) {
-        cognito.remove_from_group(&pool.id, &args.email, group).await?;
+        cognito.remove_from_group(&pool.id, &username, group).await?;
     }
     let after = if args.add.is_empty() && args.remove.is_empty() {
         before
     } else {
-        cognito.groups_of(&pool.id, &args.email).await?
+        cognito.groups_of(&pool.id, &username).await?
     };
     match global.output {
         OutputFormat::Json => print_json(&json!({ "userPoolId": pool.id, "username": args.email, "groups": after })),

@@ -177,9 +177,13 @@ fn deletion_protection_is_refused_then_turned_off_with_force() {
     // An adopted-looking pool carries settings of its own: a trigger, a
     // password policy, admin-only sign-up (set through the strict peer, which
     // like Cognito resets what UpdateUserPool is not sent).
+    // By hand, as in the console (moto itself: the SDK's request carries the
+    // deprecated UnusedAccountValidityDays, which Cognito refuses).
+    let console = sdk(moto.bare_endpoint());
     block_on(async {
         let pool = aws.describe_user_pool().user_pool_id(&pool_id).send().await.unwrap().user_pool.unwrap();
-        aws.update_user_pool()
+        console
+            .update_user_pool()
             .user_pool_id(&pool_id)
             .deletion_protection(DeletionProtectionType::Active)
             .set_user_pool_tags(pool.user_pool_tags().cloned())

@@ -74,8 +74,20 @@ fn drift_is_shown_then_repaired_keeping_fields_cognigate_does_not_own() {
     assert!(plan.stdout.contains("allowed_oauth_scopes: [openid] → [openid, profile, email]"), "{}", plan.stdout);
     assert!(!plan.stdout.contains(&env_value(&ws, "COGNITO_CLIENT_SECRET")), "plan shows the secret");
 
+    // The repair drops a registered callback: unattended, only when asked.
+    ws.run(&["up", "--stack", &stack, "--gateway-url", "https://gw.example.com"])
+        .failure(64, "refusing to remove the registered callback URL(s) https://evil.example.com/cb");
     let up = ws
-        .run(&["up", "--stack", &stack, "--gateway-url", "https://gw.example.com", "--output", "json"])
+        .run(&[
+            "up",
+            "--stack",
+            &stack,
+            "--gateway-url",
+            "https://gw.example.com",
+            "--prune-callbacks",
+            "--output",
+            "json",
+        ])
         .success()
         .json();
     assert_eq!(up["resources"]["appClient"], "updated");

@@ -215,13 +215,13 @@ fn adopted_pool_gets_domain_and_client_but_no_tags() {
     let ws = Workspace::new(moto.endpoint());
     let doc = ws.run(&["up", "--stack", &stack, "--user-pool-id", &pool_id, "--output", "json"]).success().json();
     assert_eq!(doc["userPoolId"], pool_id.as_str());
-    // A pool made with Cognito's default lets anyone sign up; `up` turns that
-    // off (saying so in its plan) and otherwise uses the pool as it is.
-    assert_eq!(doc["resources"]["userPool"], "updated");
+    // A pool made with Cognito's default lets anyone sign up; an adopted pool
+    // keeps its sign-up setting unless one is asked for.
+    assert_eq!(doc["resources"]["userPool"], "adopted");
     assert_eq!(doc["resources"]["appClient"], "created");
     block_on(async {
         let pool = aws.describe_user_pool().user_pool_id(&pool_id).send().await.unwrap().user_pool.unwrap();
-        assert!(pool.admin_create_user_config().unwrap().allow_admin_create_user_only);
+        assert!(pool.admin_create_user_config().is_none_or(|c| !c.allow_admin_create_user_only));
         assert!(
             pool.user_pool_tags().is_none_or(|t| t.is_empty()),
             "adopted pool was tagged: {:?}",

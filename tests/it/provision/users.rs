@@ -76,9 +76,11 @@ fn a_drifted_signup_setting_is_planned_and_repaired_keeping_the_other_settings()
     let stack = unique_stack("drift");
     let doc = ws.run(&["up", "--stack", &stack, "--output", "json"]).success().json();
     let pool_id = doc["userPoolId"].as_str().unwrap().to_owned();
-    let aws = sdk(moto.endpoint());
-    // Someone opens sign-up by hand, with a full update that also sets a
-    // stricter password policy and a verification subject of their own.
+    // Someone opens sign-up by hand (in the console: moto itself, since the
+    // SDK's request would carry the deprecated UnusedAccountValidityDays), with
+    // a full update that also sets a stricter password policy and a
+    // verification subject of their own.
+    let aws = sdk(moto.bare_endpoint());
     block_on(async {
         use aws_sdk_cognitoidentityprovider::types::{
             AdminCreateUserConfigType, PasswordPolicyType, UserPoolPolicyType,
