@@ -233,7 +233,7 @@ pub(crate) struct ShapeArgs {
     pub(crate) callback_urls: Vec<String>,
 
     /// Do not add http://localhost:9000/oauth/callback (the local gateway's callback).
-    #[arg(long)]
+    #[arg(long, env = "COGNIGATE_NO_LOCALHOST_CALLBACK", hide_env_values = true)]
     pub(crate) no_localhost_callback: bool,
 
     /// Mark the stack for `cognigate gc` after this long, e.g. 2h or 7days.
@@ -241,7 +241,7 @@ pub(crate) struct ShapeArgs {
     pub(crate) ttl: Option<String>,
 
     /// Turn on the pool's deletion protection when creating it.
-    #[arg(long)]
+    #[arg(long, env = "COGNIGATE_DELETION_PROTECTION", hide_env_values = true)]
     pub(crate) deletion_protection: bool,
 
     /// Gateway routes file; a starter one is written when it does not exist.
@@ -250,16 +250,23 @@ pub(crate) struct ShapeArgs {
 
     /// Let anyone sign up through the login pages (default: only an administrator creates users,
     /// with `cognigate user add`).
-    #[arg(long)]
+    #[arg(long, env = "COGNIGATE_SELF_SIGNUP", hide_env_values = true)]
     pub(crate) self_signup: bool,
 
-    /// A user group the pool should have (created when missing; groups not listed are kept). Repeatable.
-    #[arg(long = "group", value_name = "NAME")]
+    /// A user group the pool should have (created when missing; groups not listed are kept). Repeatable;
+    /// the variable takes a comma-separated list.
+    #[arg(
+        long = "group",
+        value_name = "NAME",
+        env = "COGNIGATE_GROUPS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
     pub(crate) groups: Vec<String>,
 
     /// The hosted login's version: v1 (the classic hosted UI) or v2 (managed login, with
     /// Cognito's default branding created for the app client). Default: v1.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, env = "COGNIGATE_MANAGED_LOGIN", hide_env_values = true)]
     pub(crate) managed_login: Option<ManagedLoginArg>,
 
     /// The pool's feature plan (billed per monthly active user, Lite cheapest). Default for a new
@@ -343,7 +350,8 @@ pub(crate) struct PlanArgs {
     #[command(flatten)]
     pub(crate) stack: StackArgs,
 
-    /// Exit 0 when there is nothing to change, 2 when there are changes, 1 on error.
+    /// Exit 0 when there is nothing to change, 2 when there are changes, 1 when something failed,
+    /// 64 on bad input (flags, settings).
     #[arg(long)]
     pub(crate) detailed_exitcode: bool,
 }
@@ -415,7 +423,7 @@ pub(crate) struct GcArgs {
 
     /// Remove managed stacks created longer ago than this, e.g. 2h or 7days. Without it only
     /// stacks whose own `cognigate:ttl` has passed are removed.
-    #[arg(long)]
+    #[arg(long, env = "COGNIGATE_GC_OLDER_THAN", hide_env_values = true)]
     pub(crate) older_than: Option<String>,
 
     /// Show what would be removed and why; delete nothing.

@@ -156,6 +156,36 @@ fn demo_stays_up_until_ctrl_c_then_stops_everything() {
         assert!(stdout.contains(client), "no instructions for {client}:\n{stdout}");
     }
     assert!(stdout.contains(&format!("npx mcp-remote http://localhost:{port}/mcp/example")), "{stdout}");
+    // Every cognigate command the demo prints works when pasted after the
+    // export line it prints, in another folder and a shell without AWS setup.
+    let export = stdout.lines().map(str::trim).find(|l| l.starts_with("unset AWS_PROFILE")).expect("an export line");
+    let shown =
+        stdout.lines().map(str::trim).filter_map(|l| l.strip_prefix("$ cognigate ").map(|c| format!("cognigate {c}")));
+    let more = stdout.split("More cognigate commands").nth(1).unwrap_or_default();
+    let more = more.lines().take_while(|l| !l.starts_with("Logs:")).map(str::trim).filter(|l| l.contains("cognigate "));
+    let pasted: Vec<String> = shown.chain(more.map(str::to_owned)).collect();
+    assert!(pasted.len() >= 4, "fewer commands printed than expected:\n{stdout}");
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_cognigate")).parent().expect("binary dir").to_owned();
+    let elsewhere = tempfile::tempdir().expect("temp dir");
+    for command in &pasted {
+        let out = Command::new("bash")
+            .args(["-c", &format!("{export}\n{command}")])
+            .current_dir(elsewhere.path())
+            .env_clear()
+            .env("PATH", format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()))
+            .env("HOME", elsewhere.path())
+            .env("AWS_PROFILE", "a-profile-of-this-machine")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run bash");
+        assert!(
+            out.status.success(),
+            "`{command}` failed when pasted after the export line:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     // Still serving after the proof: the gateway answers a client with its 401 challenge.
     let status = peers::http_status(&format!("http://127.0.0.1:{port}/mcp/example"));
     assert_eq!(status, Some(401), "{stdout}");

@@ -16,3 +16,4 @@ mod e2e;
 mod gateway;
 mod local_mode;
 mod provision;
+mod readme;

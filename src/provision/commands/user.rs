@@ -14,6 +14,7 @@ use std::io::BufRead;
 use serde_json::json;
 
 use super::{confirm, hint_from_env_file, prepare};
+use crate::contract::env_keys;
 use crate::provision::cli::{
     GlobalArgs, OutputFormat, UserAddArgs, UserCommand, UserGroupsArgs, UserListArgs, UserPoolArgs, UserRemoveArgs,
 };
@@ -22,8 +23,10 @@ use crate::provision::cognito::discover::PoolState;
 use crate::provision::cognito::errors::CognitoError;
 use crate::provision::cognito::users::{FirstPassword, UserSummary};
 use crate::provision::error::{Error, Result};
+use crate::provision::render;
+use crate::provision::settings::{self, SettingsFile};
 use crate::provision::stdout::{out, outln};
-use crate::provision::validate;
+use crate::provision::validate::{self, Region, UserPoolId};
 use crate::secret::Secret;
 
 pub(crate) async fn run(global: &GlobalArgs, command: &UserCommand) -> Result<()> {
@@ -37,10 +40,51 @@ pub(crate) async fn run(global: &GlobalArgs, command: &UserCommand) -> Result<()
 
 /// Settings → client → the stack's pool.
 async fn open_pool(global: &GlobalArgs, args: &UserPoolArgs) -> Result<(Cognito, PoolState)> {
+    if let Some(found) = pool_of_the_env_file_alone(global, args).await? {
+        return Ok(found);
+    }
     let (spec, cognito) = prepare(global, &args.stack_args()).await?;
     let hint = hint_from_env_file(&spec.files.env_file, &spec.region);
     let pool = cognito.find_pool(&spec, &hint).await?;
     Ok((cognito, pool))
+}
+
+/// With no stack name and no pool id anywhere (flags, environment,
+/// `cognigate.toml`), the env file of a previous `up` is enough: its pool id
+/// names the pool and its region. `None` when something else names the stack,
+/// or the env file holds no pool id (the usual "no stack name" error follows).
+async fn pool_of_the_env_file_alone(global: &GlobalArgs, args: &UserPoolArgs) -> Result<Option<(Cognito, PoolState)>> {
+    let file = SettingsFile::load(&global.config)?;
+    let named = args.id.stack.is_some() || args.id.user_pool_id.is_some();
+    if named || file.stack.is_some() || file.user_pool_id.is_some() {
+        return Ok(None);
+    }
+    let path = args.env.env_file.clone().or_else(|| file.env_file.clone()).unwrap_or_else(|| ".env".into());
+    let Some(text) = render::read_env_file(&path)? else { return Ok(None) };
+    let values = crate::dotenv::parse(&text).map_err(|(line, problem)| Error::FileContent {
+        path: path.clone(),
+        problem: format!("line {line}: {problem}"),
+    })?;
+    let Some(pool_id) = values.get(env_keys::USER_POOL_ID).filter(|v| !v.is_empty()) else { return Ok(None) };
+    let pool_id = UserPoolId::parse(pool_id)?;
+    let target = settings::aws_target(global, &file)?;
+    let region = match &target.region {
+        Some(region) if region.as_str() != pool_id.region() => {
+            return Err(Error::Usage(format!(
+                "{}'s user pool {pool_id} is in {}, but the region is {region}; pass --region {}",
+                path.display(),
+                pool_id.region(),
+                pool_id.region()
+            )));
+        }
+        _ => Region::parse(pool_id.region())?,
+    };
+    let cognito = Cognito::connect(&target, &region).await?;
+    let pool = cognito
+        .describe_pool(pool_id.as_str())
+        .await?
+        .ok_or_else(|| Error::PoolNotFound { id: pool_id.to_string(), region: region.to_string() })?;
+    Ok(Some((cognito, pool)))
 }
 
 /// Fails naming every group of `wanted` the pool lacks, with the `up` flags that create them.

@@ -248,7 +248,7 @@ fn a_profile_that_does_not_exist_is_named() {
     assert_eq!(code, 1);
     assert_eq!(failed(&doc), ["credentials"], "{doc:#}");
     let credentials = check(&doc, "credentials");
-    assert!(credentials["detail"].as_str().unwrap().contains("the profile \"no-such-profile\" does not exist"));
+    assert!(credentials["detail"].as_str().unwrap().contains("the AWS profile \"no-such-profile\" does not exist"));
     assert!(credentials["fix"].as_str().unwrap().contains("aws configure --profile no-such-profile"));
 }
 

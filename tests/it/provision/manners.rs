@@ -100,3 +100,17 @@ fn an_endpoint_without_a_scheme_is_refused_while_parsing() {
     let from_file = ws.run_env(&["plan", "--stack", "x"], &[("AWS_ENDPOINT_URL", "")]);
     from_file.failure(64, "no scheme");
 }
+
+#[test]
+fn user_commands_find_the_pool_through_the_env_file_alone() {
+    let moto = MotoServer::shared();
+    let ws = Workspace::new(moto.endpoint());
+    let stack = unique_stack("envonly");
+    ws.run(&["up", "--stack", &stack, "--env-file", "gateway.env"]).success();
+    ws.run(&["user", "add", "envonly@example.com", "--env-file", "gateway.env", "--suppress-invite"]).success();
+    let list = ws.run(&["user", "list", "--env-file", "gateway.env", "--output", "json"]).success().json();
+    let users = list["users"].as_array().expect("users");
+    assert!(users.iter().any(|u| u.to_string().contains("envonly@example.com")), "{list}");
+    // Without the file, the error still says how to name the stack.
+    ws.run(&["user", "list"]).failure(64, "no stack name");
+}
