@@ -53,6 +53,7 @@ pub(crate) const OPERATIONS: &[(&str, &[&str])] = &[
             "DescribeUserPoolDomain",
             "ListUserPoolClients",
             "DescribeUserPoolClient",
+            "ListGroups",
         ],
     ),
     (
@@ -88,6 +89,7 @@ pub(crate) const OPERATIONS: &[(&str, &[&str])] = &[
             "ListUserPoolClients",
             "DescribeUserPoolClient",
             "ListUserPoolClientSecrets",
+            "ListGroups",
         ],
     ),
     (
@@ -101,6 +103,7 @@ pub(crate) const OPERATIONS: &[(&str, &[&str])] = &[
             "ListUserPoolClientSecrets",
             "AddUserPoolClientSecret",
             "DeleteUserPoolClientSecret",
+            "ListGroups",
         ],
     ),
     (
@@ -131,6 +134,27 @@ pub(crate) const OPERATIONS: &[(&str, &[&str])] = &[
             "AdminListGroupsForUser",
             "AdminAddUserToGroup",
             "AdminRemoveUserFromGroup",
+        ],
+    ),
+    (
+        "export",
+        &[
+            "ListUserPools",
+            "DescribeUserPool",
+            "DescribeUserPoolDomain",
+            "ListUserPoolClients",
+            "DescribeUserPoolClient",
+            "ListGroups",
+        ],
+    ),
+    (
+        "doctor",
+        &[
+            "ListUserPools",
+            "DescribeUserPool",
+            "DescribeUserPoolDomain",
+            "ListUserPoolClients",
+            "DescribeUserPoolClient",
         ],
     ),
     (
