@@ -122,6 +122,11 @@ pub fn throttle(endpoint: &str) {
     get(endpoint, "strict/throttle").expect("the strict peer's throttle switch");
 }
 
+/// Like [`throttle`], with every category held to `rate` requests per second.
+pub fn throttle_at(endpoint: &str, rate: u32) {
+    get(endpoint, &format!("strict/throttle?rate={rate}")).expect("the strict peer's throttle switch");
+}
+
 /// How many requests of the scope of `endpoint` were answered TooManyRequestsException.
 pub fn throttled(endpoint: &str) -> u64 {
     get(endpoint, "strict/throttled").and_then(|v| v["throttled"].as_u64()).expect("the strict peer's throttle count")

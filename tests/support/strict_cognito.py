@@ -196,6 +196,7 @@ class State:
         self.lingering = set()  # pools whose next DeleteUserPool still sees a domain
         self.case_insensitive = set()  # pools created with CaseSensitive false
         self.throttled = {}  # scope -> {category: Bucket}, for scopes held to the quotas
+        self.throttle_rate = {}  # scope -> requests/s for every category, where a test set one
         self.throttled_count = {}  # scope -> TooManyRequestsException answers given
         self.passwords = {}  # (pool, username) -> the user's current password (history of one)
 
@@ -402,8 +403,14 @@ class Handler(BaseHTTPRequestHandler):
                 count = self.state.throttled_count.get(scope, 0)
             return self._answer(200, json.dumps({"throttled": count}).encode(), "application/json")
         if path.startswith("/strict/throttle"):
+            # `?rate=N` holds every category to N requests/s instead of its
+            # quota, so a test of the buckets themselves does not depend on how
+            # fast this machine answers.
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
             with self.state.lock:
                 self.state.throttled.setdefault(scope, {})
+                if "rate" in query:
+                    self.state.throttle_rate[scope] = float(query["rate"][0])
             return self._answer(200, b"{}", "application/json")
         if path.startswith("/strict/linger-domains"):
             # Cognito is eventually consistent: right after a domain is gone,
@@ -474,7 +481,7 @@ class Handler(BaseHTTPRequestHandler):
             if buckets is None or operation not in CATEGORY_OF:
                 return
             category, rate = CATEGORY_OF[operation]
-            bucket = buckets.setdefault(category, Bucket(rate))
+            bucket = buckets.setdefault(category, Bucket(self.state.throttle_rate.get(scope, rate)))
             if bucket.take():
                 return
             self.state.throttled_count[scope] = self.state.throttled_count.get(scope, 0) + 1
