@@ -272,7 +272,7 @@ pub(crate) struct ShapeArgs {
     /// The pool's feature plan (billed per monthly active user, Lite cheapest). Default for a new
     /// pool: lite with --managed-login v1, essentials with v2 (managed login needs it). An existing
     /// pool keeps its plan unless this is given.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, env = "COGNIGATE_FEATURE_PLAN", hide_env_values = true)]
     pub(crate) feature_plan: Option<FeaturePlanArg>,
 }
 
