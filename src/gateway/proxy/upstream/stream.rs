@@ -4,8 +4,8 @@
 //!
 //! Such a stream is held for as long as the client listens, minutes or
 //! hours, and thousands can be open at once, so what one costs while it
-//! waits matters more than how fast it starts. Through hyper's client each
-//! held a connection task, a request channel, a fixed 8 KiB write buffer and
+//! waits matters more than how fast it starts. hyper's client would give
+//! each a connection task, a request channel, a fixed 8 KiB write buffer and
 //! a read buffer. Here a held stream is its socket and a few words of
 //! framing state, polled by the client connection's own task: the request
 //! head is written once and dropped, the response head is parsed with
@@ -96,12 +96,15 @@ async fn read_head(io: &mut Io) -> Result<(Response<()>, Framing, Bytes), Stream
         if io.read_buf(&mut buffer).await? == 0 {
             return Err(if buffer.is_empty() { StreamError::NoAnswer } else { StreamError::Truncated });
         }
-        while let Some((used, head)) = parse_head(&buffer)? {
-            buffer.advance(used);
-            // 1xx responses are interim (RFC 9110 section 15.2): the answer follows.
-            if let Some(response) = head {
-                let framing = framing(response.status(), response.headers())?;
-                return Ok((response, framing, Bytes::copy_from_slice(&buffer)));
+        while let Some(head) = parse_head(&buffer)? {
+            match head {
+                // 1xx responses are interim (RFC 9110 section 15.2): the answer follows.
+                Head::Interim { len } => buffer.advance(len),
+                Head::Final { len, response } => {
+                    buffer.advance(len);
+                    let framing = framing(response.status(), response.headers())?;
+                    return Ok((response, framing, Bytes::copy_from_slice(&buffer)));
+                }
             }
         }
         if buffer.len() > MAX_HEAD_BYTES {
@@ -110,10 +113,14 @@ async fn read_head(io: &mut Io) -> Result<(Response<()>, Framing, Bytes), Stream
     }
 }
 
-/// A complete head at the start of `buffer`: its length, and the response,
-/// or `None` for an interim (1xx) one. `Ok(None)` while incomplete.
-#[allow(clippy::type_complexity)]
-fn parse_head(buffer: &[u8]) -> Result<Option<(usize, Option<Response<()>>)>, StreamError> {
+/// A complete response head read from the upstream, and its length in bytes.
+enum Head {
+    Interim { len: usize },
+    Final { len: usize, response: Response<()> },
+}
+
+/// The head at the start of `buffer`, or `None` while it is incomplete.
+fn parse_head(buffer: &[u8]) -> Result<Option<Head>, StreamError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Response::new(&mut headers);
     let used = match parsed.parse(buffer) {
@@ -133,7 +140,7 @@ fn parse_head(buffer: &[u8]) -> Result<Option<(usize, Option<Response<()>>)>, St
         return Err(StreamError::Malformed("a protocol switch nobody asked for"));
     }
     if status.is_informational() {
-        return Ok(Some((used, None)));
+        return Ok(Some(Head::Interim { len: used }));
     }
     let mut response = Response::new(());
     *response.status_mut() = status;
@@ -146,7 +153,7 @@ fn parse_head(buffer: &[u8]) -> Result<Option<(usize, Option<Response<()>>)>, St
             HeaderValue::from_bytes(field.value).map_err(|_| StreamError::Malformed("an invalid header value"))?;
         map.append(name, value);
     }
-    Ok(Some((used, Some(response))))
+    Ok(Some(Head::Final { len: used, response }))
 }
 
 /// How the body's end is known (RFC 9112 section 6.3).
