@@ -432,3 +432,47 @@ impl AsyncWrite for Io {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+
+    use super::{Chunk, Framing, framing};
+
+    fn headers(pairs: &[(header::HeaderName, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(name.clone(), HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn the_final_transfer_coding_decides_and_overrides_content_length() {
+        let chunked = Framing::Chunked(Chunk::Size);
+        for (pairs, expected) in [
+            (vec![(header::TRANSFER_ENCODING, "chunked")], chunked),
+            (vec![(header::TRANSFER_ENCODING, "gzip, Chunked")], chunked),
+            (vec![(header::TRANSFER_ENCODING, "gzip"), (header::TRANSFER_ENCODING, "chunked")], chunked),
+            (vec![(header::TRANSFER_ENCODING, "chunked, gzip")], Framing::Close),
+            (vec![(header::TRANSFER_ENCODING, "chunked"), (header::CONTENT_LENGTH, "5")], chunked),
+            (vec![(header::CONTENT_LENGTH, "5")], Framing::Length(5)),
+            (vec![(header::CONTENT_LENGTH, "5"), (header::CONTENT_LENGTH, "5")], Framing::Length(5)),
+            (vec![(header::CONTENT_LENGTH, "0")], Framing::Done),
+            (vec![], Framing::Close),
+        ] {
+            assert_eq!(framing(StatusCode::OK, &headers(&pairs)).unwrap(), expected, "{pairs:?}");
+        }
+        let stream = headers(&[(header::TRANSFER_ENCODING, "chunked")]);
+        assert_eq!(framing(StatusCode::NO_CONTENT, &stream).unwrap(), Framing::Done);
+        assert_eq!(framing(StatusCode::NOT_MODIFIED, &stream).unwrap(), Framing::Done);
+    }
+
+    #[test]
+    fn a_length_that_is_not_one_plain_number_is_refused() {
+        for value in ["-1", "+5", "5 6", "", "0x10", "18446744073709551616", "5, 6"] {
+            let map = headers(&[(header::CONTENT_LENGTH, value)]);
+            assert!(framing(StatusCode::OK, &map).is_err(), "{value:?}");
+        }
+    }
+}
