@@ -10,6 +10,11 @@
 //! short per-thread list, sends on it, and the response body puts it back
 //! when it ends. A connection made (and driven) on one thread is only used
 //! there, so a request and its upstream connection stay on one core.
+//!
+//! A `GET` without a body (the stream an MCP server pushes its messages on,
+//! held open for as long as the client listens) is not pooled: it goes over
+//! a connection of its own, read by [`stream`], which costs far less memory
+//! per held stream than a hyper client connection.
 
 use std::cell::RefCell;
 use std::pin::Pin;
@@ -19,13 +24,17 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::uri::{Authority, Scheme};
-use axum::http::{HeaderValue, Request, Response, Uri, header};
+use axum::http::{HeaderValue, Method, Request, Response, Uri, header};
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
+use hyper_rustls::MaybeHttpsStream;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioIo;
 use tower_service::Service;
 
 use crate::gateway::error_chain;
+
+mod stream;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle connections older than this are closed rather than reused (servers
@@ -133,13 +142,18 @@ fn checkin(scheme: &Scheme, authority: &Authority, sender: SendRequest<Body>) {
     });
 }
 
-/// A new connection to the upstream of `uri`, driven by a task on this thread.
-async fn connect(uri: &Uri) -> Result<SendRequest<Body>, String> {
+/// A new connection (TCP, and TLS for https) to the upstream of `uri`.
+async fn open(uri: &Uri) -> Result<MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>, String> {
     let mut connector = POOL.with_borrow_mut(|pool| pool.connector.get_or_insert_with(connector).clone());
     std::future::poll_fn(|cx| connector.poll_ready(cx))
         .await
         .map_err(|err| format!("cannot connect: {}", error_chain(&*err)))?;
-    let io = connector.call(uri.clone()).await.map_err(|err| format!("cannot connect: {}", error_chain(&*err)))?;
+    connector.call(uri.clone()).await.map_err(|err| format!("cannot connect: {}", error_chain(&*err)))
+}
+
+/// A new connection to the upstream of `uri`, driven by a task on this thread.
+async fn connect(uri: &Uri) -> Result<SendRequest<Body>, String> {
+    let io = open(uri).await?;
     let (sender, connection) = hyper::client::conn::http1::Builder::new()
         .read_buf_exact_size(Some(READ_BUFFER))
         .handshake(io)
@@ -175,6 +189,10 @@ async fn send_pooled(request: Request<Body>) -> Result<Response<Body>, String> {
         let host = host(&scheme, &authority).ok_or("the upstream authority is not a valid Host")?;
         parts.headers.insert(header::HOST, host);
     }
+    if parts.method == Method::GET && hyper::body::Body::is_end_stream(&body) {
+        // Boxed: rare next to POSTs, and its future would grow theirs.
+        return Box::pin(send_stream(&absolute, parts)).await;
+    }
     let mut request = Request::from_parts(parts, body);
     // A pooled connection may have been closed by the upstream in the
     // meantime: a request it did not take is retried on the next one (the
@@ -200,6 +218,17 @@ async fn send_pooled(request: Request<Body>) -> Result<Response<Body>, String> {
             },
         }
     }
+}
+
+/// Sends a request without a body over a connection of its own (see
+/// [`stream`]); the connection closes when the response body ends or is
+/// dropped.
+async fn send_stream(absolute: &Uri, parts: axum::http::request::Parts) -> Result<Response<Body>, String> {
+    let io = match open(absolute).await? {
+        MaybeHttpsStream::Http(tcp) => stream::Io::Plain(tcp.into_inner()),
+        MaybeHttpsStream::Https(tls) => stream::Io::Other(Box::new(tls.into_inner())),
+    };
+    stream::exchange(io, &parts).await.map_err(|err| error_chain(&err))
 }
 
 /// An upstream response body that hands its connection back to the pool

@@ -18,3 +18,4 @@ mod spec;
 mod store_down;
 mod token;
 mod upstream_faults;
+mod upstream_streams;
