@@ -22,9 +22,9 @@ use std::time::Duration;
 use jsonwebtoken::jwk::Jwk;
 use serde::{Deserialize, Serialize};
 
-use super::config::{InboundPolicy, Route};
+use super::claims::{AccessClaims, UpstreamIdentity};
 use super::store::{Identity, Store, StoreError};
-use super::tokens::{AccessClaims, SigningKey, TokenError, TokenIssuer, UpstreamIdentity, Verify};
+use super::tokens::{SigningKey, TokenError, TokenIssuer, Verify};
 use crate::secret::Secret;
 
 /// Compare-and-set attempts before giving up on a ring other writers keep
@@ -96,21 +96,10 @@ pub(crate) struct KeyRingPolicy {
 }
 
 impl KeyRingPolicy {
-    pub(crate) fn new<'a>(
-        routes: impl Iterator<Item = &'a Arc<Route>>,
-        rotation: KeyRotation,
-        session_seed: &str,
-    ) -> Self {
-        let (mut access, mut identity) = (0, 0);
-        for route in routes {
-            access = access.max(route.policy.access_token_ttl.as_secs() as i64);
-            for policy in &route.inbound {
-                if let InboundPolicy::Identity(header) = policy {
-                    identity = identity.max(header.ttl_seconds);
-                }
-            }
-        }
-        Self { rotation, token_lifetime: access + identity, session_seed: Secret::new(session_seed) }
+    /// `token_lifetime`: the longest a token signed by a key can live (see
+    /// the field).
+    pub(crate) fn new(token_lifetime: i64, rotation: KeyRotation, session_seed: &str) -> Self {
+        Self { rotation, token_lifetime, session_seed: Secret::new(session_seed) }
     }
 
     /// Seconds a retired key stays in the ring and the JWKS.

@@ -12,17 +12,23 @@
 
 pub mod admin;
 pub mod audit;
+pub(crate) mod claims;
+pub(crate) mod client_address;
 pub mod config;
 mod cors;
 pub(crate) mod crypto;
+pub(crate) mod jsonrpc;
 pub(crate) mod keyring;
 pub(crate) mod metrics;
 pub(crate) mod oauth;
 pub(crate) mod oidc;
+pub mod options;
+pub(crate) mod policy;
 pub(crate) mod proxy;
 pub(crate) mod sealing;
 pub mod security;
 pub mod server;
+pub(crate) mod session;
 pub mod state;
 pub mod store;
 pub(crate) mod tokens;

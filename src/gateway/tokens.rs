@@ -18,8 +18,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
 
+use super::claims::AccessClaims;
+use super::claims::UpstreamIdentity;
 use super::crypto::{random_token, sha256_bytes};
 use super::keyring::Ring;
 use super::store::{Identity, RevokedAccess, Store, StoreError};
@@ -91,53 +92,6 @@ impl SigningKey {
     pub(crate) fn kid(&self) -> &str {
         &self.kid
     }
-}
-
-/// Claims of a gateway access token.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct AccessClaims {
-    pub(crate) iss: String,
-    pub(crate) sub: String,
-    pub(crate) aud: String,
-    pub(crate) client_id: String,
-    pub(crate) scope: String,
-    pub(crate) iat: i64,
-    pub(crate) exp: i64,
-    pub(crate) jti: String,
-    /// The user's e-mail, groups and roles from the login (see
-    /// `store::Identity`): the proxy's per-user policies read them here, so
-    /// they cost no store lookup per request.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) email: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub(crate) groups: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub(crate) roles: Vec<String>,
-}
-
-impl AccessClaims {
-    /// The user facts policies decide on.
-    pub(crate) fn identity(&self) -> Identity {
-        Identity { email: self.email.clone(), groups: self.groups.clone(), roles: self.roles.clone() }
-    }
-}
-
-/// Claims of the identity JWT sent to an upstream (`cognigate-identity-inbound`).
-#[derive(Debug, Serialize)]
-pub(crate) struct UpstreamIdentity<'a> {
-    pub(crate) iss: &'a str,
-    pub(crate) sub: &'a str,
-    /// The upstream URL: a token meant for one upstream is useless at another.
-    pub(crate) aud: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) email: Option<&'a str>,
-    pub(crate) groups: &'a [String],
-    pub(crate) client_id: &'a str,
-    /// The route path, `/mcp/{slug}`.
-    pub(crate) route: &'a str,
-    pub(crate) iat: i64,
-    pub(crate) exp: i64,
-    pub(crate) jti: String,
 }
 
 /// Mints (with the ring's current key) and verifies (with the key a token's

@@ -20,9 +20,9 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use serde::Deserialize;
 use url::{Host, Url};
 
-use super::OAuthOptions;
 use super::register::check_redirect_uri;
 use crate::gateway::error_chain;
+use crate::gateway::options::OAuthOptions;
 use crate::gateway::store::{Client, now};
 
 /// The draft suggests 5 KB; documents with long names or many redirect URIs

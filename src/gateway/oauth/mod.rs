@@ -23,7 +23,6 @@ mod device;
 mod error;
 mod grace;
 mod metadata;
-mod options;
 pub(crate) mod pages;
 mod recheck;
 mod redirect;
@@ -33,11 +32,11 @@ mod token;
 use axum::Router;
 use axum::routing::{get, post};
 
+pub use super::options::OAuthOptions;
+pub(crate) use super::options::STORE_KEY_VAR;
 pub(crate) use error::{ClientLookupError, OAuthError, PageError};
-pub use options::OAuthOptions;
-pub(crate) use options::STORE_KEY_VAR;
 
-use super::config::policy::{OAuthPolicy, OFFLINE_ACCESS};
+use super::policy::{OAuthPolicy, OFFLINE_ACCESS};
 use super::state::AppState;
 use super::store::Client;
 
@@ -96,7 +95,7 @@ pub(crate) fn granted_scope(requested: Option<&str>, policy: &OAuthPolicy) -> St
 #[cfg(test)]
 mod tests {
     use super::granted_scope;
-    use crate::gateway::config::policy::OAuthPolicy;
+    use crate::gateway::policy::OAuthPolicy;
 
     fn policy(required: &[&str]) -> OAuthPolicy {
         let mut policy = OAuthPolicy::for_tests();
