@@ -37,7 +37,12 @@ pub enum TokenError {
     Expired,
     #[error("the token names no signing key in use")]
     UnknownKey,
+    #[error("the token is not typed as an access token (typ at+jwt)")]
+    NotAnAccessToken,
 }
+
+/// The `typ` of the gateway's access tokens (RFC 9068).
+const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
 /// RFC 8410 PKCS#8 v1 prefix of an Ed25519 private key; the 32-byte seed follows.
 const ED25519_PKCS8_PREFIX: [u8; 16] =
@@ -183,7 +188,7 @@ impl TokenIssuer {
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.key().kid.clone());
-        header.typ = Some("at+jwt".into());
+        header.typ = Some(ACCESS_TOKEN_TYP.into());
         let token = jsonwebtoken::encode(&header, &claims, &self.key().encoding).map_err(TokenError::Sign)?;
         Ok((token, claims))
     }
@@ -201,6 +206,13 @@ impl TokenIssuer {
     /// not in the ring (never ours, or dropped), is refused.
     pub(crate) fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(TokenError::Invalid)?;
+        // RFC 9068 section 4: only a JWT typed as an access token is one. The
+        // same key signs the identity JWTs sent to upstreams, which must never
+        // pass as an access token.
+        let typ = header.typ.as_deref().unwrap_or_default();
+        if !typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) && !typ.eq_ignore_ascii_case("application/at+jwt") {
+            return Err(TokenError::NotAnAccessToken);
+        }
         let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
         let key = self.keys.iter().find(|key| key.kid == kid).ok_or(TokenError::UnknownKey)?;
         jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &self.validation)
@@ -382,6 +394,28 @@ mod tests {
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
         parts[1] = parts[1].replace('A', "B");
         assert!(issuer.verify(&parts.join(".")).is_err());
+    }
+
+    /// The identity JWT for upstreams is signed with the same key; even one
+    /// carrying every access-token claim, for this very route, is refused.
+    #[test]
+    fn only_a_jwt_typed_at_jwt_is_an_access_token() {
+        let issuer = issuer();
+        let (_, claims) =
+            issuer.mint("s", "http://gw.test/mcp/echo", "c", "openid", now(), 60, random_token(16)).unwrap();
+        let typed = |typ: Option<&str>| {
+            let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+            header.kid = Some(issuer.current_kid().to_owned());
+            header.typ = typ.map(str::to_owned);
+            jsonwebtoken::encode(&header, &claims, &issuer.key().encoding).unwrap()
+        };
+        for typ in [Some("cognigate-identity+jwt"), Some("JWT"), None] {
+            let err = issuer.verify(&typed(typ)).unwrap_err();
+            assert!(matches!(err, TokenError::NotAnAccessToken), "{typ:?}: {err}");
+        }
+        for typ in ["at+jwt", "AT+JWT", "application/at+jwt"] {
+            assert_eq!(issuer.verify(&typed(Some(typ))).unwrap(), claims, "{typ}");
+        }
     }
 
     #[test]
