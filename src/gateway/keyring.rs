@@ -437,17 +437,47 @@ pub(crate) fn tick(
 /// a token its cache has not seen and for identity JWTs.
 pub struct SharedIssuer {
     issuer: String,
-    current: RwLock<Arc<TokenIssuer>>,
+    current: RwLock<Arc<Issuing>>,
+}
+
+/// A ring and the issuer built from it.
+pub(crate) struct Issuing {
+    ring: Ring,
+    tokens: TokenIssuer,
+}
+
+impl Issuing {
+    fn new(issuer: String, ring: &Ring) -> Result<Self, TokenError> {
+        Ok(Self { ring: ring.clone(), tokens: issuer_of(issuer, ring)? })
+    }
+
+    pub(crate) fn ring(&self) -> &Ring {
+        &self.ring
+    }
+}
+
+impl std::ops::Deref for Issuing {
+    type Target = TokenIssuer;
+
+    fn deref(&self) -> &TokenIssuer {
+        &self.tokens
+    }
+}
+
+/// The issuer named `issuer` whose keys are the ring's, in its order.
+pub(crate) fn issuer_of(issuer: String, ring: &Ring) -> Result<TokenIssuer, TokenError> {
+    let keys = ring.keys().iter().map(|stored| SigningKey::from_stored(&stored.seed)).collect::<Result<Vec<_>, _>>()?;
+    TokenIssuer::new(issuer, keys)
 }
 
 impl SharedIssuer {
     pub(crate) fn new(issuer: String, ring: &Ring) -> Result<Self, KeyRingError> {
-        let current = Arc::new(TokenIssuer::from_ring(issuer.clone(), ring)?);
+        let current = Arc::new(Issuing::new(issuer.clone(), ring)?);
         Ok(Self { issuer, current: RwLock::new(current) })
     }
 
     /// The issuer as it stands.
-    pub(crate) fn load(&self) -> Arc<TokenIssuer> {
+    pub(crate) fn load(&self) -> Arc<Issuing> {
         self.current.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
@@ -456,7 +486,7 @@ impl SharedIssuer {
         if self.load().ring() == ring {
             return Ok(false);
         }
-        let next = Arc::new(TokenIssuer::from_ring(self.issuer.clone(), ring)?);
+        let next = Arc::new(Issuing::new(self.issuer.clone(), ring)?);
         *self.current.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = next;
         Ok(true)
     }

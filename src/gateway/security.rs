@@ -26,8 +26,6 @@ use super::store::now;
 /// Largest body an OAuth endpoint reads (registration included: 20 redirect
 /// URIs of 2 KB fit with room for the rest).
 pub(crate) const OAUTH_BODY_LIMIT: usize = 16 * 1024;
-/// Longest redirect URI a client may register.
-pub(crate) const MAX_REDIRECT_URI_LEN: usize = 2048;
 /// Longest `state`, `scope` or `resource` an authorization request may carry:
 /// they are stored with the pending login.
 pub(crate) const MAX_AUTHORIZE_PARAM_LEN: usize = 1024;
@@ -103,7 +101,7 @@ pub(crate) async fn limit(state: &AppState, key: String, limit: u64, window: i64
     match state.store.run(move |store| store.count_request(&key, window_end, at)).await {
         Ok(count) if count <= limit => Ok(()),
         Ok(_) => Err(too_many(window - at.rem_euclid(window), what)),
-        Err(err) => Err(super::oauth::OAuthError::Store(err).into_response()),
+        Err(err) => Err(super::oauth_error::OAuthError::Store(err).into_response()),
     }
 }
 

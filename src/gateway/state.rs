@@ -11,10 +11,10 @@ use axum::http::HeaderValue;
 use url::Url;
 
 use super::audit::AuditLog;
+use super::clients::cimd::CimdClients;
 use super::config::{GatewayConfig, Route};
 use super::keyring::{KeyRingError, KeyRingPolicy, KeyRotation, SharedIssuer};
 use super::metrics::Metrics;
-use super::oauth::cimd::CimdClients;
 use super::oidc::IdentityProvider;
 use super::options::{OAuthOptions, SecurityOptions};
 use super::sealing::MIN_STORE_KEY_LEN;
@@ -182,7 +182,7 @@ impl AppState {
             routes.insert(slug, RouteState::new(route, idp, &public_url)?);
         }
 
-        super::oauth::pages::check().map_err(StateError::Template)?;
+        super::pages::check().map_err(StateError::Template)?;
         let metrics = Metrics::new(super::metrics::labels(routes.values().map(|r| r.route.path.as_str())));
         let idp_http = reqwest::Client::builder()
             .timeout(IDP_TIMEOUT)

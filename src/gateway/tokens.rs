@@ -22,7 +22,6 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use super::claims::AccessClaims;
 use super::claims::UpstreamIdentity;
 use super::crypto::{random_token, sha256_bytes};
-use super::keyring::Ring;
 use super::store::{Identity, RevokedAccess, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -105,14 +104,12 @@ pub(crate) struct TokenIssuer {
     issuer: String,
     /// The ring's keys in its order; the last one signs.
     keys: Vec<SigningKey>,
-    ring: Ring,
     validation: Validation,
 }
 
 impl TokenIssuer {
-    pub(crate) fn from_ring(issuer: String, ring: &Ring) -> Result<Self, TokenError> {
-        let keys =
-            ring.keys().iter().map(|stored| SigningKey::from_stored(&stored.seed)).collect::<Result<Vec<_>, _>>()?;
+    /// An issuer named `issuer` verifying with `keys`, the last of which signs.
+    pub(crate) fn new(issuer: String, keys: Vec<SigningKey>) -> Result<Self, TokenError> {
         if keys.is_empty() {
             return Err(TokenError::Key("the key ring is empty".into()));
         }
@@ -123,21 +120,16 @@ impl TokenIssuer {
         validation.validate_aud = false;
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-        Ok(Self { issuer, keys, ring: ring.clone(), validation })
+        Ok(Self { issuer, keys, validation })
     }
 
-    /// The key that signs: the ring's last (`from_ring` refuses an empty ring).
+    /// The key that signs: the last (`new` refuses an empty list).
     fn key(&self) -> &SigningKey {
         &self.keys[self.keys.len() - 1]
     }
 
     pub(crate) fn current_kid(&self) -> &str {
         self.key().kid()
-    }
-
-    /// The ring this issuer was built from.
-    pub(crate) fn ring(&self) -> &Ring {
-        &self.ring
     }
 
     /// Every key in use, oldest first (`/oauth/jwks`).
@@ -361,7 +353,7 @@ mod tests {
     }
 
     fn issuer_of(keys: &[StoredKey]) -> TokenIssuer {
-        TokenIssuer::from_ring("http://gw.test".into(), &Ring::from_keys(keys.iter().cloned())).unwrap()
+        crate::gateway::keyring::issuer_of("http://gw.test".into(), &Ring::from_keys(keys.iter().cloned())).unwrap()
     }
 
     fn issuer() -> TokenIssuer {

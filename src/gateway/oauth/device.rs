@@ -28,9 +28,10 @@ use serde_json::json;
 use super::client_auth::authenticate;
 use super::redirect::found;
 use super::register::DEVICE_CODE_GRANT;
-use super::{OAuthError, PENDING_LOGIN_TTL, PageError, granted_scope, pages};
+use super::{OAuthError, PENDING_LOGIN_TTL, PageError, granted_scope};
 use crate::gateway::client_address::{client_ip, counter_key, peer};
 use crate::gateway::crypto::{pkce_challenge, random_token, sha256_hex};
+use crate::gateway::pages;
 use crate::gateway::state::AppState;
 use crate::gateway::store::{DeviceAuthorization, DeviceStatus, Grant, PendingLogin, now};
 

@@ -8,22 +8,17 @@
 //! - [`register`]: RFC 7591 dynamic client registration
 //! - [`authorize`]: `/oauth/authorize` and the IdP `/oauth/callback`
 //! - [`consent`]: the consent screen and its CSRF-protected form
-//! - [`pages`]: the consent screen and the error page (HTML, escaped by handlebars)
 //! - [`redirect`]: the redirects back to the client and how the consent screen shows them
 //! - [`device`]: the device authorization grant (RFC 8628)
-//! - [`cimd`]: Client ID Metadata Documents
 //! - [`token`]: `/oauth/token` (code + PKCE, refresh rotation) and RFC 7009 revocation
 //! - [`recheck`]: the refresh grant's re-check of the user at the identity provider
 
 mod authorize;
-pub(crate) mod cimd;
 pub(crate) mod client_auth;
 mod consent;
 mod device;
-mod error;
 mod grace;
 mod metadata;
-pub(crate) mod pages;
 mod recheck;
 mod redirect;
 pub(crate) mod register;
@@ -32,9 +27,10 @@ mod token;
 use axum::Router;
 use axum::routing::{get, post};
 
+use super::clients::cimd;
+pub(crate) use super::oauth_error::{ClientLookupError, OAuthError, PageError};
 pub use super::options::OAuthOptions;
 pub(crate) use super::options::STORE_KEY_VAR;
-pub(crate) use error::{ClientLookupError, OAuthError, PageError};
 
 use super::policy::{OAuthPolicy, OFFLINE_ACCESS};
 use super::state::AppState;

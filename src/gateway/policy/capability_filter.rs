@@ -817,6 +817,13 @@ mod tests {
         assert!(template_matches("users://{id}/profile", "users://42/profile"));
         assert!(!template_matches("users://{id}/profile", "users://42/secrets"));
         assert!(!template_matches("file:///docs/{name}", "file:///etc/passwd"));
+        // RFC 6570 simple expansion: a variable is one segment, never empty.
+        assert!(!template_matches("files://{path}", "files://secret/key"));
+        assert!(!template_matches("files://{path}", "files://"));
+        assert!(!template_matches("q://{a}", "q://x?admin=1"));
+        assert!(template_matches("files://{dir}/{name}", "files://secret/key"));
+        assert!(template_matches("users://{id}-{part}", "users://a-b-c"));
+        assert!(!template_matches("files://{+path}", "files://secret/key"), "operators match only themselves");
         let f = filter(json!({"resources": ["config://app"], "resourceTemplates": ["file:///docs/{name}"]})).unwrap();
         assert!(f.allows_read("config://app", &member(&[])));
         assert!(f.allows_read("file:///docs/a", &member(&[])));
