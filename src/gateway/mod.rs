@@ -76,7 +76,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// `/metrics` alone, for `--metrics-listen` (an address only the scraper reaches).
-pub fn metrics_router(state: AppState) -> Router {
+pub(crate) fn metrics_router(state: AppState) -> Router {
     Router::new().route("/metrics", get(metrics_text)).with_state(state)
 }
 

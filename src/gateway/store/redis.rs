@@ -851,7 +851,7 @@ pub(crate) mod tests {
     /// A private `redis-server` on a free port, stopped on drop.
     pub(crate) struct RedisServer {
         child: Child,
-        pub url: String,
+        pub(crate) url: String,
     }
 
     impl RedisServer {
