@@ -812,6 +812,27 @@ mod tests {
     }
 
     #[test]
+    fn every_list_is_filtered_whatever_it_answers() {
+        use crate::gateway::policy::ResponseFilter;
+        let f = filter(json!({"tools": ["echo"]})).unwrap();
+        let escaped = br#"{"jsonrpc":"2.0","id":0,"result":{"\u0074ools":[{"name":"echo"},{"name":"add"}]}}"#;
+        assert!(f.concerns(escaped), "keys are compared as JSON reads them");
+        let batch = br#"[{"id":"x","result":{"content":[]}},{"id":9,"result":{"tools":[{"name":"add"}]}}]"#;
+        assert!(f.concerns(batch));
+        for other in [
+            &br#"{"id":1,"result":{"content":[{"type":"text","text":"tools"}]}}"#[..],
+            b"not json",
+            br#"{"method":"x","params":{"tools":[]}}"#,
+        ] {
+            assert!(!f.concerns(other), "{}", String::from_utf8_lossy(other));
+        }
+        assert!(!f.concerns(br#"{"id":1,"result":{"prompts":[]}}"#), "prompts pass unfiltered here");
+        let mut message: serde_json::Value = serde_json::from_slice(escaped).unwrap();
+        f.filter_message(&mut message, &member(&[]));
+        assert_eq!(message["result"]["tools"], json!([{"name": "echo"}]));
+    }
+
+    #[test]
     fn resource_templates_match_uris() {
         assert!(template_matches("file:///docs/{name}", "file:///docs/readme.md"));
         assert!(template_matches("users://{id}/profile", "users://42/profile"));
