@@ -8,7 +8,8 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::contract::{Region, StackUrls};
-use crate::gateway::config::{Env, GatewayConfig, OAuthPolicy};
+use crate::gateway::config::{Env, GatewayConfig};
+use crate::gateway::policy::OAuthPolicy;
 use crate::provision::cli::{GlobalArgs, OutputFormat, StackArgs, StackIdArgs};
 use crate::provision::plan::tests_support;
 use crate::provision::render::{self, EnvValues};

@@ -22,9 +22,9 @@ use std::time::Duration;
 use jsonwebtoken::jwk::Jwk;
 use serde::{Deserialize, Serialize};
 
-use super::config::{InboundPolicy, Route};
+use super::claims::{AccessClaims, UpstreamIdentity};
 use super::store::{Identity, Store, StoreError};
-use super::tokens::{AccessClaims, SigningKey, TokenError, TokenIssuer, UpstreamIdentity, Verify};
+use super::tokens::{SigningKey, TokenError, TokenIssuer, Verify};
 use crate::secret::Secret;
 
 /// Compare-and-set attempts before giving up on a ring other writers keep
@@ -96,21 +96,10 @@ pub(crate) struct KeyRingPolicy {
 }
 
 impl KeyRingPolicy {
-    pub(crate) fn new<'a>(
-        routes: impl Iterator<Item = &'a Arc<Route>>,
-        rotation: KeyRotation,
-        session_seed: &str,
-    ) -> Self {
-        let (mut access, mut identity) = (0, 0);
-        for route in routes {
-            access = access.max(route.policy.access_token_ttl.as_secs() as i64);
-            for policy in &route.inbound {
-                if let InboundPolicy::Identity(header) = policy {
-                    identity = identity.max(header.ttl_seconds);
-                }
-            }
-        }
-        Self { rotation, token_lifetime: access + identity, session_seed: Secret::new(session_seed) }
+    /// `token_lifetime`: the longest a token signed by a key can live (see
+    /// the field).
+    pub(crate) fn new(token_lifetime: i64, rotation: KeyRotation, session_seed: &str) -> Self {
+        Self { rotation, token_lifetime, session_seed: Secret::new(session_seed) }
     }
 
     /// Seconds a retired key stays in the ring and the JWKS.
@@ -448,17 +437,47 @@ pub(crate) fn tick(
 /// a token its cache has not seen and for identity JWTs.
 pub struct SharedIssuer {
     issuer: String,
-    current: RwLock<Arc<TokenIssuer>>,
+    current: RwLock<Arc<Issuing>>,
+}
+
+/// A ring and the issuer built from it.
+pub(crate) struct Issuing {
+    ring: Ring,
+    tokens: TokenIssuer,
+}
+
+impl Issuing {
+    fn new(issuer: String, ring: &Ring) -> Result<Self, TokenError> {
+        Ok(Self { ring: ring.clone(), tokens: issuer_of(issuer, ring)? })
+    }
+
+    pub(crate) fn ring(&self) -> &Ring {
+        &self.ring
+    }
+}
+
+impl std::ops::Deref for Issuing {
+    type Target = TokenIssuer;
+
+    fn deref(&self) -> &TokenIssuer {
+        &self.tokens
+    }
+}
+
+/// The issuer named `issuer` whose keys are the ring's, in its order.
+pub(crate) fn issuer_of(issuer: String, ring: &Ring) -> Result<TokenIssuer, TokenError> {
+    let keys = ring.keys().iter().map(|stored| SigningKey::from_stored(&stored.seed)).collect::<Result<Vec<_>, _>>()?;
+    TokenIssuer::new(issuer, keys)
 }
 
 impl SharedIssuer {
     pub(crate) fn new(issuer: String, ring: &Ring) -> Result<Self, KeyRingError> {
-        let current = Arc::new(TokenIssuer::from_ring(issuer.clone(), ring)?);
+        let current = Arc::new(Issuing::new(issuer.clone(), ring)?);
         Ok(Self { issuer, current: RwLock::new(current) })
     }
 
     /// The issuer as it stands.
-    pub(crate) fn load(&self) -> Arc<TokenIssuer> {
+    pub(crate) fn load(&self) -> Arc<Issuing> {
         self.current.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
@@ -467,7 +486,7 @@ impl SharedIssuer {
         if self.load().ring() == ring {
             return Ok(false);
         }
-        let next = Arc::new(TokenIssuer::from_ring(self.issuer.clone(), ring)?);
+        let next = Arc::new(Issuing::new(self.issuer.clone(), ring)?);
         *self.current.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = next;
         Ok(true)
     }

@@ -12,17 +12,26 @@
 
 pub mod admin;
 pub mod audit;
+pub(crate) mod claims;
+pub(crate) mod client_address;
+pub(crate) mod clients;
 pub mod config;
 mod cors;
 pub(crate) mod crypto;
+pub(crate) mod jsonrpc;
 pub(crate) mod keyring;
 pub(crate) mod metrics;
 pub(crate) mod oauth;
+mod oauth_error;
 pub(crate) mod oidc;
+pub mod options;
+mod pages;
+pub(crate) mod policy;
 pub(crate) mod proxy;
 pub(crate) mod sealing;
 pub mod security;
 pub mod server;
+pub(crate) mod session;
 pub mod state;
 pub mod store;
 pub(crate) mod tokens;
@@ -67,7 +76,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// `/metrics` alone, for `--metrics-listen` (an address only the scraper reaches).
-pub fn metrics_router(state: AppState) -> Router {
+pub(crate) fn metrics_router(state: AppState) -> Router {
     Router::new().route("/metrics", get(metrics_text)).with_state(state)
 }
 

@@ -24,7 +24,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use url::Url;
 
-use super::config::OAuthPolicy;
+use super::policy::OAuthPolicy;
 use super::sealing::{SealingError, SealingKey};
 use crate::secret::Secret;
 
@@ -103,7 +103,7 @@ impl IdClaims {
 
     /// What a grant keeps of the user: e-mail, and the groups and roles of
     /// the claims the route reads.
-    pub(crate) fn identity(&self, claims: &crate::gateway::config::ClaimNames) -> crate::gateway::store::Identity {
+    pub(crate) fn identity(&self, claims: &crate::gateway::claims::ClaimNames) -> crate::gateway::store::Identity {
         crate::gateway::store::Identity {
             email: self.email.clone(),
             groups: self.values(&claims.groups),

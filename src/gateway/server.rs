@@ -62,7 +62,7 @@ pub struct App {
 impl App {
     /// `router` for everything, with `/mcp/{slug}` served by the proxy on
     /// `state` without going through the router.
-    pub fn with_proxy(router: Router, state: AppState) -> Self {
+    pub(crate) fn with_proxy(router: Router, state: AppState) -> Self {
         Self { router, proxy: Some(state) }
     }
 }

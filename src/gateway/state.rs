@@ -11,14 +11,13 @@ use axum::http::HeaderValue;
 use url::Url;
 
 use super::audit::AuditLog;
+use super::clients::cimd::CimdClients;
 use super::config::{GatewayConfig, Route};
 use super::keyring::{KeyRingError, KeyRingPolicy, KeyRotation, SharedIssuer};
 use super::metrics::Metrics;
-use super::oauth::OAuthOptions;
-use super::oauth::cimd::CimdClients;
 use super::oidc::IdentityProvider;
+use super::options::{OAuthOptions, SecurityOptions};
 use super::sealing::MIN_STORE_KEY_LEN;
-use super::security::SecurityOptions;
 use super::store::{Lifetimes, Store, StoreError, StoreHandle};
 use super::tokens::{Revocations, SigningKey, TokenCache, TokenError};
 
@@ -102,7 +101,7 @@ pub struct Inner {
     /// The public URL's `host[:port]`, as a `Host` header would carry it.
     pub(crate) forwarded_host_text: String,
     pub(crate) security: SecurityOptions,
-    /// Key of the `Mcp-Session-Id` binding (see `security::session`).
+    /// Key of the `Mcp-Session-Id` binding (see `session`).
     pub(crate) session_key: [u8; 32],
     pub(crate) secure_cookies: bool,
     pub(crate) routes: HashMap<String, RouteState>,
@@ -157,7 +156,10 @@ impl AppState {
         let stored = store.signing_key_or_insert(&SigningKey::generate_stored())?;
         let ring = super::keyring::load(store.as_ref(), &stored, super::store::now())?;
         let tokens = SharedIssuer::new(public_url.clone(), &ring)?;
-        let key_ring = KeyRingPolicy::new(config.routes.values(), KeyRotation::default(), &stored);
+        let access = config.routes.values().map(|route| route.policy.access_token_ttl.as_secs() as i64).max();
+        let signed = config.routes.values().map(|route| route.signed_token_lifetime()).max();
+        let token_lifetime = access.unwrap_or(0) + signed.unwrap_or(0);
+        let key_ring = KeyRingPolicy::new(token_lifetime, KeyRotation::default(), &stored);
 
         let mut idps: HashMap<String, Arc<IdentityProvider>> = HashMap::new();
         let mut routes = HashMap::new();
@@ -180,7 +182,7 @@ impl AppState {
             routes.insert(slug, RouteState::new(route, idp, &public_url)?);
         }
 
-        super::oauth::pages::check().map_err(StateError::Template)?;
+        super::pages::check().map_err(StateError::Template)?;
         let metrics = Metrics::new(super::metrics::labels(routes.values().map(|r| r.route.path.as_str())));
         let idp_http = reqwest::Client::builder()
             .timeout(IDP_TIMEOUT)
@@ -194,7 +196,7 @@ impl AppState {
             forwarded_proto: header(public.scheme())?,
             forwarded_host: header(&public_host)?,
             forwarded_host_text: public_host,
-            session_key: super::security::session::key(&stored),
+            session_key: super::session::key(&stored),
             security: SecurityOptions::default(),
             public_url,
             routes,

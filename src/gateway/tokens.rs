@@ -18,10 +18,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
 
+use super::claims::AccessClaims;
+use super::claims::UpstreamIdentity;
 use super::crypto::{random_token, sha256_bytes};
-use super::keyring::Ring;
 use super::store::{Identity, RevokedAccess, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +36,12 @@ pub enum TokenError {
     Expired,
     #[error("the token names no signing key in use")]
     UnknownKey,
+    #[error("the token is not typed as an access token (typ at+jwt)")]
+    NotAnAccessToken,
 }
+
+/// The `typ` of the gateway's access tokens (RFC 9068).
+const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
 /// RFC 8410 PKCS#8 v1 prefix of an Ed25519 private key; the 32-byte seed follows.
 const ED25519_PKCS8_PREFIX: [u8; 16] =
@@ -93,67 +98,18 @@ impl SigningKey {
     }
 }
 
-/// Claims of a gateway access token.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct AccessClaims {
-    pub(crate) iss: String,
-    pub(crate) sub: String,
-    pub(crate) aud: String,
-    pub(crate) client_id: String,
-    pub(crate) scope: String,
-    pub(crate) iat: i64,
-    pub(crate) exp: i64,
-    pub(crate) jti: String,
-    /// The user's e-mail, groups and roles from the login (see
-    /// `store::Identity`): the proxy's per-user policies read them here, so
-    /// they cost no store lookup per request.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) email: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub(crate) groups: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub(crate) roles: Vec<String>,
-}
-
-impl AccessClaims {
-    /// The user facts policies decide on.
-    pub(crate) fn identity(&self) -> Identity {
-        Identity { email: self.email.clone(), groups: self.groups.clone(), roles: self.roles.clone() }
-    }
-}
-
-/// Claims of the identity JWT sent to an upstream (`cognigate-identity-inbound`).
-#[derive(Debug, Serialize)]
-pub(crate) struct UpstreamIdentity<'a> {
-    pub(crate) iss: &'a str,
-    pub(crate) sub: &'a str,
-    /// The upstream URL: a token meant for one upstream is useless at another.
-    pub(crate) aud: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) email: Option<&'a str>,
-    pub(crate) groups: &'a [String],
-    pub(crate) client_id: &'a str,
-    /// The route path, `/mcp/{slug}`.
-    pub(crate) route: &'a str,
-    pub(crate) iat: i64,
-    pub(crate) exp: i64,
-    pub(crate) jti: String,
-}
-
 /// Mints (with the ring's current key) and verifies (with the key a token's
 /// `kid` names) access tokens. Immutable: a new ring makes a new issuer.
 pub(crate) struct TokenIssuer {
     issuer: String,
     /// The ring's keys in its order; the last one signs.
     keys: Vec<SigningKey>,
-    ring: Ring,
     validation: Validation,
 }
 
 impl TokenIssuer {
-    pub(crate) fn from_ring(issuer: String, ring: &Ring) -> Result<Self, TokenError> {
-        let keys =
-            ring.keys().iter().map(|stored| SigningKey::from_stored(&stored.seed)).collect::<Result<Vec<_>, _>>()?;
+    /// An issuer named `issuer` verifying with `keys`, the last of which signs.
+    pub(crate) fn new(issuer: String, keys: Vec<SigningKey>) -> Result<Self, TokenError> {
         if keys.is_empty() {
             return Err(TokenError::Key("the key ring is empty".into()));
         }
@@ -164,21 +120,16 @@ impl TokenIssuer {
         validation.validate_aud = false;
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-        Ok(Self { issuer, keys, ring: ring.clone(), validation })
+        Ok(Self { issuer, keys, validation })
     }
 
-    /// The key that signs: the ring's last (`from_ring` refuses an empty ring).
+    /// The key that signs: the last (`new` refuses an empty list).
     fn key(&self) -> &SigningKey {
         &self.keys[self.keys.len() - 1]
     }
 
     pub(crate) fn current_kid(&self) -> &str {
         self.key().kid()
-    }
-
-    /// The ring this issuer was built from.
-    pub(crate) fn ring(&self) -> &Ring {
-        &self.ring
     }
 
     /// Every key in use, oldest first (`/oauth/jwks`).
@@ -229,7 +180,7 @@ impl TokenIssuer {
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.key().kid.clone());
-        header.typ = Some("at+jwt".into());
+        header.typ = Some(ACCESS_TOKEN_TYP.into());
         let token = jsonwebtoken::encode(&header, &claims, &self.key().encoding).map_err(TokenError::Sign)?;
         Ok((token, claims))
     }
@@ -247,6 +198,13 @@ impl TokenIssuer {
     /// not in the ring (never ours, or dropped), is refused.
     pub(crate) fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(TokenError::Invalid)?;
+        // RFC 9068 section 4: only a JWT typed as an access token is one. The
+        // same key signs the identity JWTs sent to upstreams, which must never
+        // pass as an access token.
+        let typ = header.typ.as_deref().unwrap_or_default();
+        if !typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) && !typ.eq_ignore_ascii_case("application/at+jwt") {
+            return Err(TokenError::NotAnAccessToken);
+        }
         let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
         let key = self.keys.iter().find(|key| key.kid == kid).ok_or(TokenError::UnknownKey)?;
         jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &self.validation)
@@ -395,7 +353,7 @@ mod tests {
     }
 
     fn issuer_of(keys: &[StoredKey]) -> TokenIssuer {
-        TokenIssuer::from_ring("http://gw.test".into(), &Ring::from_keys(keys.iter().cloned())).unwrap()
+        crate::gateway::keyring::issuer_of("http://gw.test".into(), &Ring::from_keys(keys.iter().cloned())).unwrap()
     }
 
     fn issuer() -> TokenIssuer {
@@ -428,6 +386,28 @@ mod tests {
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
         parts[1] = parts[1].replace('A', "B");
         assert!(issuer.verify(&parts.join(".")).is_err());
+    }
+
+    /// The identity JWT for upstreams is signed with the same key; even one
+    /// carrying every access-token claim, for this very route, is refused.
+    #[test]
+    fn only_a_jwt_typed_at_jwt_is_an_access_token() {
+        let issuer = issuer();
+        let (_, claims) =
+            issuer.mint("s", "http://gw.test/mcp/echo", "c", "openid", now(), 60, random_token(16)).unwrap();
+        let typed = |typ: Option<&str>| {
+            let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+            header.kid = Some(issuer.current_kid().to_owned());
+            header.typ = typ.map(str::to_owned);
+            jsonwebtoken::encode(&header, &claims, &issuer.key().encoding).unwrap()
+        };
+        for typ in [Some("cognigate-identity+jwt"), Some("JWT"), None] {
+            let err = issuer.verify(&typed(typ)).unwrap_err();
+            assert!(matches!(err, TokenError::NotAnAccessToken), "{typ:?}: {err}");
+        }
+        for typ in ["at+jwt", "AT+JWT", "application/at+jwt"] {
+            assert_eq!(issuer.verify(&typed(Some(typ))).unwrap(), claims, "{typ}");
+        }
     }
 
     #[test]

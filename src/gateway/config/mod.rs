@@ -3,14 +3,14 @@
 //!
 //! The flow is files → serde shapes ([`files`]) → `$env(NAME)` substitution on
 //! every option string ([`env`]) → fallible conversion into [`GatewayConfig`]
-//! ([`policy`]: one module per policy type, each with its options type and
-//! validation, picked by `policyType`). Every error names what is wrong (the
+//! (`gateway::policy`: one file per policy type, each with its options type
+//! and validation, picked by `policyType`). Every error names what is wrong (the
 //! policy or route, the option) and how to fix it, because it is the first thing
 //! a new user reads.
 
 pub(crate) mod env;
+pub(crate) mod error;
 mod files;
-pub(crate) mod policy;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -21,34 +21,16 @@ use serde_json::Value;
 use url::Url;
 
 pub use env::{Env, EnvFileError};
+pub use error::ConfigError;
+use error::typed_options;
 use files::{PoliciesFile, ProxyOptions, RoutesFile, ZuploRoute};
-pub(crate) use policy::InboundPolicy;
-pub(crate) use policy::OAuthPolicy;
+
+use crate::gateway::claims::ClaimNames;
+use crate::gateway::policy::capability_filter::COGNITO_GROUP_CLAIM;
+use crate::gateway::policy::{self, Built, InboundPolicy, OAuthPolicy};
 
 pub(crate) const PROXY_EXPORT: &str = "McpProxyHandler";
 const ROUTE_PREFIX: &str = "/mcp/";
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read {path}: {source}. Fix: check --config-dir (it must hold policies.json and routes.oas.json)")]
-    Read { path: String, source: std::io::Error },
-    #[error("{path}:{line}:{column}: invalid JSON: {message}")]
-    Json { path: String, line: usize, column: usize, message: String },
-    #[error("{path}: {problem}")]
-    Shape { path: String, problem: String },
-    #[error("env file {0}")]
-    EnvFile(#[from] EnvFileError),
-    #[error(
-        "{owner}, option `{option}`: $env({var}) is not set. Fix: add {var}=... to the env file (cognigate up writes it) or export {var}"
-    )]
-    UnsetEnv { owner: String, option: String, var: String },
-    #[error("{owner}, option `{option}`: {problem}. Fix: {fix}")]
-    InvalidOption { owner: String, option: String, problem: String, fix: String },
-    #[error("route `{route}`: {problem}. Fix: {fix}")]
-    Route { route: String, problem: String, fix: String },
-    #[error("policy `{policy}`: {problem}. Fix: {fix}")]
-    Policy { policy: String, problem: String, fix: String },
-}
 
 /// Everything the gateway serves, validated.
 #[derive(Debug)]
@@ -72,23 +54,22 @@ pub(crate) struct Route {
     pub(crate) upstream: Url,
     pub(crate) methods: Vec<axum::http::Method>,
     pub(crate) policy: Arc<OAuthPolicy>,
-    pub(crate) inbound: Vec<InboundPolicy>,
+    pub(crate) inbound: Vec<Arc<dyn InboundPolicy>>,
     /// The ID-token claims a login on this route keeps as the user's groups
     /// and roles (from its capability filters; Cognito's groups by default).
     pub(crate) claims: ClaimNames,
 }
 
-/// Which ID-token claims hold a user's groups and roles.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct ClaimNames {
-    pub(crate) groups: String,
-    pub(crate) roles: Option<String>,
-}
-
 impl Route {
     /// Whether any policy needs the JSON-RPC body (capability filters).
-    pub(crate) fn inspects_body(&self) -> bool {
-        self.inbound.iter().any(|policy| matches!(policy, InboundPolicy::CapabilityFilter(_)))
+    pub(crate) fn reads_body(&self) -> bool {
+        self.inbound.iter().any(|policy| policy.reads_body())
+    }
+
+    /// The longest lifetime of a token the route's policies sign with the
+    /// gateway's key (identity JWTs), in seconds.
+    pub(crate) fn signed_token_lifetime(&self) -> i64 {
+        self.inbound.iter().map(|policy| policy.signed_token_lifetime()).max().unwrap_or(0)
     }
 }
 
@@ -142,7 +123,7 @@ impl GatewayConfig {
 
 enum PolicySlot {
     Unbuilt(files::PolicyEntry),
-    Built(InboundPolicy),
+    Built(Built),
 }
 
 /// Builds a policy the first time a route refers to it, so that policies of
@@ -153,7 +134,7 @@ fn policy_for(
     route: &str,
     known: &mut HashMap<String, PolicySlot>,
     env: &Env,
-) -> Result<InboundPolicy, ConfigError> {
+) -> Result<Built, ConfigError> {
     let Some(slot) = known.get_mut(name) else {
         let mut names: Vec<&String> = known.keys().collect();
         names.sort();
@@ -343,6 +324,9 @@ fn upstream_url(owner: &str, rewrite_pattern: &str) -> Result<Url, ConfigError> 
     Ok(upstream)
 }
 
+/// A route's OAuth policy and the policies that run after it, in order.
+type RoutePolicies = (Arc<OAuthPolicy>, Vec<Arc<dyn InboundPolicy>>);
+
 /// The route's one OAuth policy among the inbound policies it names (none
 /// would leave the route open, two would make the login ambiguous), and the
 /// others in their order.
@@ -351,13 +335,13 @@ fn route_policies(
     inbound: &[String],
     known: &mut HashMap<String, PolicySlot>,
     env: &Env,
-) -> Result<(Arc<OAuthPolicy>, Vec<InboundPolicy>), ConfigError> {
+) -> Result<RoutePolicies, ConfigError> {
     let mut oauth = None;
     let mut others = Vec::new();
     for name in inbound {
         let policy = match policy_for(name, path, known, env)? {
-            InboundPolicy::OAuth(policy) => policy,
-            other => {
+            Built::OAuth(policy) => policy,
+            Built::Inbound(other) => {
                 others.push(other);
                 continue;
             }
@@ -376,18 +360,18 @@ fn route_policies(
 
 /// The group and role claims a route's capability filters read; they must
 /// agree, since a login keeps one set of groups for the route.
-fn claim_names(path: &str, inbound: &[InboundPolicy]) -> Result<ClaimNames, ConfigError> {
-    use policy::capability_filter::{AccessMode, COGNITO_GROUP_CLAIM};
+fn claim_names(path: &str, inbound: &[Arc<dyn InboundPolicy>]) -> Result<ClaimNames, ConfigError> {
     let mut names: Option<ClaimNames> = None;
     for policy in inbound {
-        let InboundPolicy::CapabilityFilter(filter) = policy else { continue };
-        let AccessMode::RolesAndGroups { group_claim, role_claim } = &filter.access else { continue };
-        let these = ClaimNames { groups: group_claim.clone(), roles: Some(role_claim.clone()) };
+        let Some(these) = policy.claim_names() else { continue };
         match &names {
             Some(seen) if *seen != these => {
                 return Err(route_error(
                     path,
-                    format!("has capability filters reading different group or role claims (policy `{}`)", filter.name),
+                    format!(
+                        "has capability filters reading different group or role claims (policy `{}`)",
+                        policy.name()
+                    ),
                     "give every mcp-capability-filter-inbound policy of the route the same groupClaim and roleClaim",
                 ));
             }
@@ -421,15 +405,6 @@ fn parse_json<T: DeserializeOwned>(text: &str, path: &str) -> Result<T, ConfigEr
         message: err.to_string(),
     })?;
     serde_json::from_value(value).map_err(|err| ConfigError::Shape { path: path.to_owned(), problem: err.to_string() })
-}
-
-fn typed_options<T: DeserializeOwned>(options: Value, owner: &str) -> Result<T, ConfigError> {
-    serde_json::from_value(options).map_err(|err| ConfigError::InvalidOption {
-        owner: owner.to_owned(),
-        option: "handler.options".into(),
-        problem: err.to_string(),
-        fix: "check the option names against the policy type's documented options (they are case-sensitive)".into(),
-    })
 }
 
 /// Substitutes `$env(NAME)` in every string of an options tree, naming the

@@ -11,10 +11,10 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::cimd::is_client_id_url;
 use super::consent::render_consent;
 use super::redirect::{found, redirect_error, redirect_matches};
 use super::{PENDING_LOGIN_TTL, PageError, find_client, granted_scope};
+use crate::gateway::clients::cimd::is_client_id_url;
 use crate::gateway::crypto::{is_valid_challenge, pkce_challenge, random_token};
 use crate::gateway::oidc::IdClaims;
 use crate::gateway::security::MAX_AUTHORIZE_PARAM_LEN;

@@ -15,12 +15,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
-use super::cimd::is_client_id_url;
-use super::pages::{self, ConsentPage};
 use super::redirect::{redirect_csp_source, redirect_error, redirect_host, redirect_with};
 use super::{CODE_TTL, CONSENT_TTL, PageError, device, find_client};
+use crate::gateway::clients::cimd::is_client_id_url;
 use crate::gateway::crypto::{constant_time_eq, random_token, sha256_hex};
 use crate::gateway::oidc::IdClaims;
+use crate::gateway::pages::{self, ConsentPage};
 use crate::gateway::state::{AppState, RouteState};
 use crate::gateway::store::{AuthCode, Consent, DeviceStatus, Grant, Identity, IdpSession, PendingLogin, now};
 

@@ -16,7 +16,7 @@
 //! per address, so guessing one is out of reach.
 
 use axum::extract::rejection::FormRejection;
-use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::Extensions;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -28,8 +28,10 @@ use serde_json::json;
 use super::client_auth::authenticate;
 use super::redirect::found;
 use super::register::DEVICE_CODE_GRANT;
-use super::{OAuthError, PENDING_LOGIN_TTL, PageError, granted_scope, pages};
+use super::{OAuthError, PENDING_LOGIN_TTL, PageError, granted_scope};
+use crate::gateway::client_address::{client_ip, counter_key, peer};
 use crate::gateway::crypto::{pkce_challenge, random_token, sha256_hex};
+use crate::gateway::pages;
 use crate::gateway::state::AppState;
 use crate::gateway::store::{DeviceAuthorization, DeviceStatus, Grant, PendingLogin, now};
 
@@ -121,6 +123,7 @@ pub(super) async fn device_authorization(
 /// start of the sign-in at the identity provider.
 pub(super) async fn verify(
     State(state): State<AppState>,
+    headers: HeaderMap,
     extensions: Extensions,
     RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
@@ -131,9 +134,10 @@ pub(super) async fn verify(
     let Some(entered) = entered else {
         return Ok(entry_page(None));
     };
-    let address = extensions
-        .get::<ConnectInfo<std::net::SocketAddr>>()
-        .map_or_else(|| "unknown".to_owned(), |ConnectInfo(addr)| addr.ip().to_string());
+    // The client's address as the trusted-proxy rules give it: behind a
+    // TLS terminator the peer is the terminator, shared by every client.
+    let peer = peer(&extensions);
+    let address = counter_key(client_ip(&state.security.trusted_proxies, &headers, peer));
     let pending = match normalized(&entered) {
         Some(code) => {
             let lookup = code.clone();

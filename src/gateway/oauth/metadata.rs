@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::register::DEVICE_CODE_GRANT;
-use crate::gateway::config::policy::OFFLINE_ACCESS;
+use crate::gateway::policy::OFFLINE_ACCESS;
 use crate::gateway::state::{AppState, RouteState};
 
 fn protected_resource_document(state: &AppState, route: &RouteState) -> Value {

@@ -8,23 +8,17 @@
 //! - [`register`]: RFC 7591 dynamic client registration
 //! - [`authorize`]: `/oauth/authorize` and the IdP `/oauth/callback`
 //! - [`consent`]: the consent screen and its CSRF-protected form
-//! - [`pages`]: the consent screen and the error page (HTML, escaped by handlebars)
 //! - [`redirect`]: the redirects back to the client and how the consent screen shows them
 //! - [`device`]: the device authorization grant (RFC 8628)
-//! - [`cimd`]: Client ID Metadata Documents
 //! - [`token`]: `/oauth/token` (code + PKCE, refresh rotation) and RFC 7009 revocation
 //! - [`recheck`]: the refresh grant's re-check of the user at the identity provider
 
 mod authorize;
-pub(crate) mod cimd;
 pub(crate) mod client_auth;
 mod consent;
 mod device;
-mod error;
 mod grace;
 mod metadata;
-mod options;
-pub(crate) mod pages;
 mod recheck;
 mod redirect;
 pub(crate) mod register;
@@ -33,11 +27,12 @@ mod token;
 use axum::Router;
 use axum::routing::{get, post};
 
-pub(crate) use error::{ClientLookupError, OAuthError, PageError};
-pub use options::OAuthOptions;
-pub(crate) use options::STORE_KEY_VAR;
+use super::clients::cimd;
+pub(crate) use super::oauth_error::{ClientLookupError, OAuthError, PageError};
+pub use super::options::OAuthOptions;
+pub(crate) use super::options::STORE_KEY_VAR;
 
-use super::config::policy::{OAuthPolicy, OFFLINE_ACCESS};
+use super::policy::{OAuthPolicy, OFFLINE_ACCESS};
 use super::state::AppState;
 use super::store::Client;
 
@@ -96,7 +91,7 @@ pub(crate) fn granted_scope(requested: Option<&str>, policy: &OAuthPolicy) -> St
 #[cfg(test)]
 mod tests {
     use super::granted_scope;
-    use crate::gateway::config::policy::OAuthPolicy;
+    use crate::gateway::policy::OAuthPolicy;
 
     fn policy(required: &[&str]) -> OAuthPolicy {
         let mut policy = OAuthPolicy::for_tests();

@@ -14,8 +14,9 @@ use serde_json::json;
 use url::Url;
 
 use super::OAuthError;
+pub(crate) use crate::gateway::clients::{DEVICE_CODE_GRANT, SUPPORTED_GRANTS};
+use crate::gateway::clients::{MAX_REDIRECT_URI_LEN, check_redirect_uri};
 use crate::gateway::crypto::{random_token, sha256_hex};
-use crate::gateway::security::MAX_REDIRECT_URI_LEN;
 use crate::gateway::state::AppState;
 use crate::gateway::store::{Client, now};
 
@@ -39,11 +40,6 @@ pub(super) struct RegistrationRequest {
     #[serde(default)]
     application_type: Option<String>,
 }
-
-/// RFC 8628's grant type, registered by clients that log in with a user code.
-pub(crate) const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
-/// The grants a client may register (and a client-id document may list).
-pub(crate) const SUPPORTED_GRANTS: [&str; 3] = ["authorization_code", "refresh_token", DEVICE_CODE_GRANT];
 
 pub(super) async fn register(State(state): State<AppState>, body: axum::body::Bytes) -> Result<Response, OAuthError> {
     let request: RegistrationRequest = serde_json::from_slice(&body)
@@ -179,70 +175,9 @@ fn is_web_redirect(uri: &str) -> bool {
     Url::parse(uri).is_ok_and(|url| url.scheme() == "https" && !crate::contract::is_loopback(&url))
 }
 
-/// Schemes that must never receive an authorization code.
-const FORBIDDEN_SCHEMES: [&str; 12] = [
-    "javascript",
-    "data",
-    "file",
-    "vbscript",
-    "about",
-    "blob",
-    "filesystem",
-    "ftp",
-    "ws",
-    "wss",
-    "mailto",
-    "view-source",
-];
-
-pub(crate) fn check_redirect_uri(uri: &str) -> Result<(), String> {
-    let url = Url::parse(uri).map_err(|err| format!("`{uri}` is not an absolute URI ({err})"))?;
-    if url.fragment().is_some() {
-        return Err(format!("`{uri}` has a fragment"));
-    }
-    match url.scheme() {
-        "https" if url.host().is_some() => Ok(()),
-        "http" if crate::contract::is_loopback(&url) => Ok(()),
-        "http" => {
-            Err(format!("`{uri}` uses http on a non-loopback host; use https, or http://127.0.0.1 / [::1] / localhost"))
-        }
-        scheme if FORBIDDEN_SCHEMES.contains(&scheme) => Err(format!("`{uri}` uses the `{scheme}` scheme")),
-        "https" => Err(format!("`{uri}` has no host")),
-        // A private-use scheme (RFC 8252 7.1).
-        _ => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{RegistrationRequest, check_redirect_uri, validate};
-
-    #[test]
-    fn redirect_uri_rules() {
-        for ok in [
-            "https://app.example.com/cb",
-            "http://127.0.0.1/cb",
-            "http://127.0.0.1:33418/callback",
-            "http://[::1]:8080/cb",
-            "http://localhost:6274/oauth/callback",
-            "cursor://anysphere.cursor-retrieval/oauth/callback",
-            "com.example.app:/cb",
-        ] {
-            assert!(check_redirect_uri(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "http://app.example.com/cb",
-            "http://10.0.0.1/cb",
-            "javascript:alert(1)",
-            "data:text/html,x",
-            "file:///etc/passwd",
-            "https://app.example.com/cb#frag",
-            "/relative/cb",
-            "not a uri",
-        ] {
-            assert!(check_redirect_uri(bad).is_err(), "{bad}");
-        }
-    }
+    use super::{RegistrationRequest, validate};
 
     fn request(json: serde_json::Value) -> RegistrationRequest {
         serde_json::from_value(json).unwrap()

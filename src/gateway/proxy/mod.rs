@@ -21,7 +21,7 @@ use crate::gateway::metrics::UNKNOWN_ROUTE_LABEL;
 use crate::gateway::state::{AppState, RouteState};
 use crate::gateway::store::now;
 
-mod policies;
+mod inbound;
 mod upstream;
 
 pub(crate) use upstream::set_response_timeout as set_upstream_timeout;
@@ -72,7 +72,7 @@ fn check_token(
     state: &AppState,
     route: &RouteState,
     headers: &HeaderMap,
-) -> Result<std::sync::Arc<crate::gateway::tokens::AccessClaims>, ProxyError> {
+) -> Result<std::sync::Arc<crate::gateway::claims::AccessClaims>, ProxyError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(ProxyError::MissingToken);
     };
@@ -160,7 +160,7 @@ async fn drain_then(request: Request, mut response: Response) -> Response {
 /// `/mcp/{slug}`. It sits outside the router's middleware (the hot path
 /// allocates nothing per request for them): CORS and metrics are done here.
 pub(crate) async fn proxy(State(state): State<AppState>, request: Request) -> Response {
-    let peer = crate::gateway::security::peer(request.extensions());
+    let peer = crate::gateway::client_address::peer(request.extensions());
     serve(&state, request, peer).await
 }
 
@@ -209,6 +209,9 @@ async fn serve_route(state: &AppState, route: Option<&RouteState>, request: Requ
         }
         Err(err) => return refuse(request, unauthorized(route, &err)).await,
     };
+    if let Some(problem) = query_conflict(route, request.uri()) {
+        return refuse(request, jsonrpc_error(StatusCode::BAD_REQUEST, &problem)).await;
+    }
     let mut request = request;
     if !unbind_session(state, &claims, request.headers_mut()) {
         tracing::info!(route = %route.route.path, "Mcp-Session-Id of another user or client refused");
@@ -217,8 +220,10 @@ async fn serve_route(state: &AppState, route: Option<&RouteState>, request: Requ
     // Policies (and the audit log) take the policy path; a route with none
     // keeps this one, which never reads the body.
     let mut response = if !route.route.inbound.is_empty() || state.audit.is_some() {
+        let trusted = &state.security.trusted_proxies;
+        let client_ip = crate::gateway::client_address::client_ip(trusted, request.headers(), peer);
         // Boxed: the policy path's future is much larger than this one.
-        Box::pin(policies::serve(state, route, claims.clone(), request, peer)).await
+        Box::pin(inbound::serve(state, route, claims.clone(), request, client_ip, peer)).await
     } else {
         match forward_with(state, route, request, peer, &[]).await {
             Ok(response) => response,
@@ -237,13 +242,13 @@ const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 
 /// Replaces the client's bound `Mcp-Session-Id` with the upstream's id;
 /// `false` when the token's subject and client do not own it.
-fn unbind_session(state: &AppState, claims: &crate::gateway::tokens::AccessClaims, headers: &mut HeaderMap) -> bool {
+fn unbind_session(state: &AppState, claims: &crate::gateway::claims::AccessClaims, headers: &mut HeaderMap) -> bool {
     let Some(value) = headers.get(&MCP_SESSION_ID) else {
         return true;
     };
     let bound = value.to_str().unwrap_or_default();
     let key = &state.session_key;
-    match crate::gateway::security::session::unbind(key, &claims.sub, &claims.client_id, bound)
+    match crate::gateway::session::unbind(key, &claims.sub, &claims.client_id, bound)
         .and_then(|id| HeaderValue::from_str(id).ok())
     {
         Some(id) => {
@@ -255,11 +260,11 @@ fn unbind_session(state: &AppState, claims: &crate::gateway::tokens::AccessClaim
 }
 
 /// Binds the upstream's `Mcp-Session-Id` to the token's subject and client.
-fn bind_session(state: &AppState, claims: &crate::gateway::tokens::AccessClaims, headers: &mut HeaderMap) {
+fn bind_session(state: &AppState, claims: &crate::gateway::claims::AccessClaims, headers: &mut HeaderMap) {
     let Some(id) = headers.get(&MCP_SESSION_ID).and_then(|value| value.to_str().ok()) else {
         return;
     };
-    let bound = crate::gateway::security::session::bind(&state.session_key, &claims.sub, &claims.client_id, id);
+    let bound = crate::gateway::session::bind(&state.session_key, &claims.sub, &claims.client_id, id);
     match HeaderValue::from_str(&bound) {
         Ok(value) => {
             headers.insert(MCP_SESSION_ID, value);
@@ -325,6 +330,18 @@ fn retain_headers(headers: &mut HeaderMap, allowed: &[HeaderName]) {
     }
 }
 
+/// Why the client's query cannot go upstream: it sets a key the route's
+/// `rewritePattern` already sets (`?tenant=acme` must not become
+/// `?tenant=acme&tenant=other`, which upstreams read either way).
+fn query_conflict(route: &RouteState, uri: &axum::http::Uri) -> Option<String> {
+    let query = uri.query()?;
+    let preset = route.route.upstream.query()?;
+    let preset: Vec<_> = url::form_urlencoded::parse(preset.as_bytes()).map(|(key, _)| key).collect();
+    url::form_urlencoded::parse(query.as_bytes()).map(|(key, _)| key).find(|key| preset.contains(key)).map(|key| {
+        format!("the query parameter `{key}` is set by the gateway for this MCP server; leave it out of the URL")
+    })
+}
+
 /// The route's upstream URL, with the request's query appended to its own.
 fn upstream_uri(route: &RouteState, uri: &axum::http::Uri) -> Result<axum::http::Uri, ProxyError> {
     let Some(query) = uri.query() else {
@@ -342,11 +359,11 @@ fn upstream_uri(route: &RouteState, uri: &axum::http::Uri) -> Result<axum::http:
 
 /// Turns the client's headers into the upstream's: MCP's own stay, the rest
 /// (`Authorization`, cookies, `Host`, hop-by-hop headers) go, and
-/// `X-Forwarded-*` name the client and how it reached us.
+/// `X-Forwarded-*` name the client and the public URL it reached us at.
 fn forwarded_headers(state: &AppState, headers: &mut HeaderMap, peer: Option<IpAddr>) {
     // X-Forwarded-For: the peer we saw, after the incoming chain when the
     // peer is a trusted proxy (anyone else could forge the chain).
-    let chain = if crate::gateway::security::from_trusted_proxy(state, peer) {
+    let chain = if crate::gateway::client_address::from_trusted_proxy(&state.security.trusted_proxies, peer) {
         headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok())
     } else {
         None
@@ -357,13 +374,14 @@ fn forwarded_headers(state: &AppState, headers: &mut HeaderMap, peer: Option<IpA
         (None, Some(peer)) => ip_header(peer),
         (None, None) => None,
     };
-    let host = headers.get(header::HOST).cloned().unwrap_or_else(|| state.forwarded_host.clone());
     retain_headers(headers, &REQUEST_HEADERS);
     if let Some(value) = forwarded_for {
         headers.insert(X_FORWARDED_FOR, value);
     }
     headers.insert(X_FORWARDED_PROTO, state.forwarded_proto.clone());
-    headers.insert(X_FORWARDED_HOST, host);
+    // The public URL's host, never the client's `Host`: an upstream that
+    // builds URLs from it must not be steered by what a client sends.
+    headers.insert(X_FORWARDED_HOST, state.forwarded_host.clone());
 }
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");

@@ -17,6 +17,7 @@
 #[cfg(test)]
 mod conformance;
 mod redis;
+mod rotation;
 mod sqlite;
 
 use std::sync::Arc;

@@ -36,6 +36,7 @@ use redis::{Connection, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::rotation::{self, RefreshRow, RefreshRows};
 use super::{
     AuthCode, Client, CodeUse, Consent, DeviceAuthorization, DeviceStatus, Grant, Lifetimes, PendingLogin,
     RefreshToken, RefreshUse, RevocationLog, RevokedAccess, Rotation, Store, StoreError, now,
@@ -380,9 +381,10 @@ impl RedisStore {
     fn device_hash(&self, user_code: &str) -> Result<Option<String>, StoreError> {
         self.with(|conn| Ok(redis::cmd("GET").arg(key("devcode", user_code)).query(conn)?))
     }
+}
 
-    /// `(family, client_id, state, data)` of a refresh token.
-    fn refresh_row(&self, hash: &str) -> Result<Option<(String, String, String, String)>, StoreError> {
+impl RefreshRows for RedisStore {
+    fn refresh_row(&self, hash: &str) -> Result<Option<RefreshRow>, StoreError> {
         let fields: Vec<Option<String>> = self.with(|conn| {
             Ok(redis::cmd("HMGET")
                 .arg(key("rt", hash))
@@ -393,11 +395,45 @@ impl RedisStore {
                 .query(conn)?)
         })?;
         match fields.as_slice() {
-            [Some(family), Some(client), Some(state), Some(data)] => {
-                Ok(Some((family.clone(), client.clone(), state.clone(), data.clone())))
-            }
+            [Some(family), Some(client_id), Some(state), Some(data)] => Ok(Some(RefreshRow {
+                family: family.clone(),
+                client_id: client_id.clone(),
+                state: state.clone(),
+                token: decode(data)?,
+            })),
             _ => Ok(None),
         }
+    }
+
+    fn swap_refresh(
+        &self,
+        hash: &str,
+        family: &str,
+        client_id: &str,
+        used: &RefreshToken,
+        next_hash: &str,
+        successor: &RefreshToken,
+    ) -> Result<bool, StoreError> {
+        let swapped: i64 = self.with(|conn| {
+            Ok(redis::cmd("EVAL")
+                .arg(ROTATE)
+                .arg(3)
+                .arg(key("rt", hash))
+                .arg(key("rt", next_hash))
+                .arg(key("rtfam", family))
+                .arg(next_hash)
+                .arg(family)
+                .arg(client_id)
+                .arg(encode(successor)?)
+                .arg(expire_at(successor.expires_at))
+                .arg(encode(used)?)
+                .query(conn)?)
+        })?;
+        Ok(swapped == 1)
+    }
+
+    fn revoke_refresh_rows(&self, family: &str, now: i64) -> Result<Vec<RevokedAccess>, StoreError> {
+        self.revoke_family(family, now)
     }
 }
 
@@ -527,7 +563,7 @@ impl Store for RedisStore {
 
     fn active_refresh(&self, hash: &str, client_id: &str) -> Result<Option<RefreshToken>, StoreError> {
         match self.refresh_row(hash)? {
-            Some((_, owner, state, data)) if owner == client_id && state == "active" => Ok(Some(decode(&data)?)),
+            Some(row) if row.client_id == client_id && row.state == "active" => Ok(Some(row.token)),
             _ => Ok(None),
         }
     }
@@ -540,56 +576,7 @@ impl Store for RedisStore {
         lifetimes: &dyn Fn(&Grant) -> Option<Lifetimes>,
         now: i64,
     ) -> Result<RefreshUse, StoreError> {
-        let Some((family, owner, state, data)) = self.refresh_row(hash)? else {
-            return Ok(RefreshUse::Unknown);
-        };
-        if owner != client_id {
-            return Ok(RefreshUse::Unknown);
-        }
-        let token: RefreshToken = decode(&data)?;
-        if state == "used"
-            && let Some(replacement) = token.replay(next.grace, now)
-        {
-            return Ok(RefreshUse::Replayed { grant: token.grant, replacement });
-        }
-        if state != "active" {
-            return Ok(RefreshUse::Reused { revoked_access: self.revoke_family(&family, now)? });
-        }
-        if token.expires_at <= now {
-            return Ok(RefreshUse::Expired);
-        }
-        let Some(lifetimes) = lifetimes(&token.grant) else {
-            return Ok(RefreshUse::Unknown);
-        };
-        let successor = token.successor(next, lifetimes, now);
-        let rotated: i64 = self.with(|conn| {
-            Ok(redis::cmd("EVAL")
-                .arg(ROTATE)
-                .arg(3)
-                .arg(key("rt", hash))
-                .arg(key("rt", &next.new_hash))
-                .arg(key("rtfam", &family))
-                .arg(&next.new_hash)
-                .arg(&family)
-                .arg(client_id)
-                .arg(encode(&successor)?)
-                .arg(expire_at(successor.expires_at))
-                .arg(encode(&token.replaced_by(next, now))?)
-                .query(conn)?)
-        })?;
-        if rotated == 1 {
-            return Ok(RefreshUse::Rotated { grant: token.grant, family });
-        }
-        // Another request used the token between our read and the script:
-        // within the grace window that is the concurrent refresh the window
-        // is for, and it gets that request's answer.
-        if let Some((_, _, state, data)) = self.refresh_row(hash)?
-            && state == "used"
-            && let Some(replacement) = decode::<RefreshToken>(&data)?.replay(next.grace, now)
-        {
-            return Ok(RefreshUse::Replayed { grant: token.grant, replacement });
-        }
-        Ok(RefreshUse::Reused { revoked_access: self.revoke_family(&family, now)? })
+        rotation::rotate_refresh(self, hash, client_id, next, lifetimes, now)
     }
 
     fn revoke_refresh_family(
@@ -599,7 +586,7 @@ impl Store for RedisStore {
         now: i64,
     ) -> Result<Option<Vec<RevokedAccess>>, StoreError> {
         match self.refresh_row(hash)? {
-            Some((family, owner, _, _)) if owner == client_id => Ok(Some(self.revoke_family(&family, now)?)),
+            Some(row) if row.client_id == client_id => Ok(Some(self.revoke_family(&row.family, now)?)),
             _ => Ok(None),
         }
     }
@@ -795,10 +782,10 @@ impl Store for RedisStore {
             })?;
             for name in keys {
                 let Some(hash) = name.strip_prefix(&format!("{PREFIX}rt:")).map(str::to_owned) else { continue };
-                let Some((family, owner, _, data)) = self.refresh_row(&hash)? else { continue };
-                let token: RefreshToken = decode(&data)?;
-                if subject.is_none_or(|s| token.grant.subject == s) && client_id.is_none_or(|c| owner == c) {
-                    families.insert(family);
+                let Some(row) = self.refresh_row(&hash)? else { continue };
+                if subject.is_none_or(|s| row.token.grant.subject == s) && client_id.is_none_or(|c| row.client_id == c)
+                {
+                    families.insert(row.family);
                 }
             }
             if next == 0 {
@@ -864,7 +851,7 @@ pub(crate) mod tests {
     /// A private `redis-server` on a free port, stopped on drop.
     pub(crate) struct RedisServer {
         child: Child,
-        pub url: String,
+        pub(crate) url: String,
     }
 
     impl RedisServer {

@@ -13,6 +13,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::rotation::{self, RefreshRow, RefreshRows};
 use super::{
     AuthCode, Client, CodeUse, Consent, DeviceAuthorization, DeviceStatus, Grant, Lifetimes, PendingLogin,
     RefreshToken, RefreshUse, RevocationLog, RevokedAccess, Rotation, Store, StoreError,
@@ -171,6 +172,51 @@ fn take<T: DeserializeOwned>(
 
 /// Marks every token of `family` revoked; returns the unexpired access tokens
 /// they issued, now also revoked.
+/// The refresh-token rows of one transaction, for the shared rotation rule.
+struct Rows<'a>(&'a Connection);
+
+impl RefreshRows for Rows<'_> {
+    fn refresh_row(&self, hash: &str) -> Result<Option<RefreshRow>, StoreError> {
+        let row: Option<(String, String, String, String)> = self
+            .0
+            .query_row(
+                "SELECT family, client_id, state, data FROM refresh_tokens WHERE hash = ?1",
+                params![hash],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+            )
+            .optional()?;
+        row.map(|(family, client_id, state, data)| Ok(RefreshRow { family, client_id, state, token: decode(&data)? }))
+            .transpose()
+    }
+
+    fn swap_refresh(
+        &self,
+        hash: &str,
+        family: &str,
+        client_id: &str,
+        used: &RefreshToken,
+        next_hash: &str,
+        successor: &RefreshToken,
+    ) -> Result<bool, StoreError> {
+        let changed = self.0.execute(
+            "UPDATE refresh_tokens SET state = 'used', data = ?2 WHERE hash = ?1 AND state = 'active'",
+            params![hash, encode(used)?],
+        )?;
+        if changed == 0 {
+            return Ok(false);
+        }
+        self.0.execute(
+            "INSERT INTO refresh_tokens (hash, family, client_id, state, data, expires_at) VALUES (?1, ?2, ?3, 'active', ?4, ?5)",
+            params![next_hash, family, client_id, encode(successor)?, successor.expires_at],
+        )?;
+        Ok(true)
+    }
+
+    fn revoke_refresh_rows(&self, family: &str, now: i64) -> Result<Vec<RevokedAccess>, StoreError> {
+        revoke_family(self.0, family, now)
+    }
+}
+
 fn revoke_family(conn: &Connection, family: &str, now: i64) -> Result<Vec<RevokedAccess>, StoreError> {
     conn.execute("UPDATE refresh_tokens SET state = 'revoked' WHERE family = ?1", params![family])?;
     let mut statement = conn.prepare("SELECT data FROM refresh_tokens WHERE family = ?1")?;
@@ -328,49 +374,11 @@ impl Store for SqliteStore {
         now: i64,
     ) -> Result<RefreshUse, StoreError> {
         let mut conn = self.conn();
+        // One immediate transaction: the swap never loses a race here.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let row: Option<(String, String, String, String)> = tx
-            .query_row(
-                "SELECT family, client_id, state, data FROM refresh_tokens WHERE hash = ?1",
-                params![hash],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-            )
-            .optional()?;
-        let Some((family, owner, state, data)) = row else {
-            return Ok(RefreshUse::Unknown);
-        };
-        // Another client presenting the token learns nothing and changes nothing.
-        if owner != client_id {
-            return Ok(RefreshUse::Unknown);
-        }
-        let token: RefreshToken = decode(&data)?;
-        if state == "used"
-            && let Some(replacement) = token.replay(next.grace, now)
-        {
-            return Ok(RefreshUse::Replayed { grant: token.grant, replacement });
-        }
-        if state != "active" {
-            let revoked_access = revoke_family(&tx, &family, now)?;
-            tx.commit()?;
-            return Ok(RefreshUse::Reused { revoked_access });
-        }
-        if token.expires_at <= now {
-            return Ok(RefreshUse::Expired);
-        }
-        let Some(lifetimes) = lifetimes(&token.grant) else {
-            return Ok(RefreshUse::Unknown);
-        };
-        tx.execute(
-            "UPDATE refresh_tokens SET state = 'used', data = ?2 WHERE hash = ?1",
-            params![hash, encode(&token.replaced_by(next, now))?],
-        )?;
-        let successor = token.successor(next, lifetimes, now);
-        tx.execute(
-            "INSERT INTO refresh_tokens (hash, family, client_id, state, data, expires_at) VALUES (?1, ?2, ?3, 'active', ?4, ?5)",
-            params![next.new_hash, family, client_id, encode(&successor)?, successor.expires_at],
-        )?;
+        let used = rotation::rotate_refresh(&Rows(&tx), hash, client_id, next, lifetimes, now)?;
         tx.commit()?;
-        Ok(RefreshUse::Rotated { grant: token.grant, family })
+        Ok(used)
     }
 
     fn revoke_refresh_family(

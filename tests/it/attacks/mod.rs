@@ -17,7 +17,14 @@
 //! | DNS rebinding (`Origin`, `Host`) | `attacks::rebinding::*` |
 //! | slow clients, huge headers and bodies, connection floods | `attacks::slow::*` |
 //! | forged `X-Forwarded-For`, refresh family past its lifetime, code replay, session hijack | `attacks::tokens::*` |
+//! | list filter bypassed by id normalisation (`-0`, `1.0`), duplicate ids, lists on GET streams and replays | `attacks::policies::hidden_tools_stay_hidden_whatever_the_request_id`, `lists_on_get_streams_and_replays_are_filtered` |
+//! | duplicate or case-variant JSON-RPC keys (`{"name":"echo","NAME":"add"}`) | `attacks::policies::duplicate_and_case_variant_keys_are_refused` |
+//! | a public resource template stretched across `/` into a hidden one | `attacks::policies::a_public_template_does_not_reach_across_segments_into_a_hidden_one` |
+//! | `rateLimitBy: ip` behind a proxy, one IPv6 /64 as many clients | `attacks::policies::rate_limit_by_ip_counts_the_client_behind_a_trusted_proxy` |
+//! | client `Host` as `X-Forwarded-Host`, query keys polluting the `rewritePattern` | `attacks::policies::client_host_and_query_keys_do_not_steer_the_upstream` |
+//! | the identity JWT presented as an access token | `gateway::tokens::tests::only_a_jwt_typed_at_jwt_is_an_access_token` (unit) |
 
+mod policies;
 mod rebinding;
 mod slow;
 mod storage;

@@ -1,4 +1,5 @@
-//! The refresh grant re-checks the user at Cognito (issue 12, defect 3):
+//! The refresh grant re-checks the user at Cognito, so that disabling or
+//! deleting a user there ends their access:
 //! after a real login through the hosted UI stand-in, the user is disabled or
 //! deleted in moto, and the next refresh past `--idp-recheck-interval` fails
 //! with `invalid_grant`, its family's access token refused on the route;

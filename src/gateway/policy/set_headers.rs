@@ -10,9 +10,9 @@ use axum::http::{HeaderName, HeaderValue};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::super::ConfigError;
-use super::{InboundPolicy, PolicyKind};
+use super::{Built, InboundPolicy, PolicyKind, RequestCtx, Step, StepFuture, ready};
 use crate::gateway::config::env::Env;
+use crate::gateway::config::error::{ConfigError, typed_options};
 use crate::secret::Secret;
 
 pub(crate) const POLICY_TYPE: &str = "set-headers-inbound";
@@ -55,8 +55,8 @@ struct HeaderOption {
 
 /// A built header policy: names and values ready to insert.
 pub(crate) struct SetHeaders {
-    pub(crate) name: String,
-    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    name: String,
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 // Values are often API keys: never print them.
@@ -67,9 +67,19 @@ impl std::fmt::Debug for SetHeaders {
     }
 }
 
-fn build(name: &str, options: Value, _env: &Env) -> Result<InboundPolicy, ConfigError> {
-    let options: SetHeadersOptions = super::super::typed_options(options, &format!("policy `{name}`"))?;
-    Ok(InboundPolicy::SetHeaders(Arc::new(SetHeaders::from_options(name, options)?)))
+fn build(name: &str, options: Value, _env: &Env) -> Result<Built, ConfigError> {
+    let options: SetHeadersOptions = typed_options(options, &format!("policy `{name}`"))?;
+    Ok(Built::Inbound(Arc::new(SetHeaders::from_options(name, options)?)))
+}
+
+impl InboundPolicy for SetHeaders {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn on_request<'a>(&'a self, _ctx: &'a RequestCtx<'a>) -> StepFuture<'a> {
+        ready(Step::SetHeaders(self.headers.clone()))
+    }
 }
 
 impl SetHeaders {

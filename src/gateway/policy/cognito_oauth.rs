@@ -5,22 +5,21 @@
 
 use serde_json::Value;
 
-use super::super::{ConfigError, typed_options};
-use super::{
-    BrowserLogin, InboundPolicy, OAuthPolicy, Oidc, PolicyKind, gateway_settings, problem_of, scope_or_default,
-};
+use super::oauth::{BrowserLogin, OAuthPolicy, Oidc, gateway_settings, problem_of, scope_or_default};
+use super::{Built, PolicyKind};
 use crate::contract::{
     self, COGNITO_POLICY_EXPORT, COGNITO_POLICY_TYPE, CognitoOptions, HostedUiDomain, Region, StackUrls, UserPoolId,
 };
 use crate::gateway::config::env::Env;
+use crate::gateway::config::error::{ConfigError, typed_options};
 use crate::secret::Secret;
 
 pub(super) const KIND: PolicyKind =
     PolicyKind { policy_type: COGNITO_POLICY_TYPE, export: COGNITO_POLICY_EXPORT, export_aliases: &[], build };
 
-fn build(name: &str, options: Value, env: &Env) -> Result<InboundPolicy, ConfigError> {
+fn build(name: &str, options: Value, env: &Env) -> Result<Built, ConfigError> {
     let options: CognitoOptions = typed_options(options, &format!("policy `{name}`"))?;
-    Ok(InboundPolicy::OAuth(std::sync::Arc::new(OAuthPolicy::from_cognito(name, options, env)?)))
+    Ok(Built::OAuth(std::sync::Arc::new(OAuthPolicy::from_cognito(name, options, env)?)))
 }
 
 impl OAuthPolicy {

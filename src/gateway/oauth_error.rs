@@ -187,7 +187,7 @@ pub(crate) enum ClientLookupError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Document(#[from] super::cimd::CimdError),
+    Document(#[from] super::clients::cimd::CimdError),
 }
 
 impl From<ClientLookupError> for OAuthError {

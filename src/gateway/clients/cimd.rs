@@ -20,9 +20,9 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use serde::Deserialize;
 use url::{Host, Url};
 
-use super::OAuthOptions;
-use super::register::check_redirect_uri;
+use super::check_redirect_uri;
 use crate::gateway::error_chain;
+use crate::gateway::options::OAuthOptions;
 use crate::gateway::store::{Client, now};
 
 /// The draft suggests 5 KB; documents with long names or many redirect URIs
@@ -252,7 +252,7 @@ fn checked_document(client_id: &str, document: Document) -> Result<Client, CimdE
         check_redirect_uri(uri).map_err(&invalid)?;
     }
     let grant_types = document.grant_types.unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]);
-    if grant_types.iter().any(|grant| !super::register::SUPPORTED_GRANTS.contains(&grant.as_str())) {
+    if grant_types.iter().any(|grant| !super::SUPPORTED_GRANTS.contains(&grant.as_str())) {
         return Err(invalid(
             "grant_types may only hold authorization_code, refresh_token and the device code grant".into(),
         ));

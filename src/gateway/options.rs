@@ -1,13 +1,16 @@
-//! Options of the authorization server as a whole (not of one policy): the
-//! refresh grace window, how often a refresh re-checks the user at the
-//! identity provider, the key that seals what the store keeps of the
-//! provider, how Client ID Metadata Documents are fetched, and how long a
-//! device login waits. The binary fills them from flags and the
-//! environment; tests set them directly.
+//! Options of the gateway as a whole (not of one policy or route), which the
+//! binary fills from flags and the environment and tests set directly:
+//! - [`OAuthOptions`], of the authorization server: the refresh grace window,
+//!   how often a refresh re-checks the user at the identity provider, the key
+//!   that seals what the store keeps of the provider, how Client ID Metadata
+//!   Documents are fetched, and how long a device login waits;
+//! - [`SecurityOptions`]: allowed origins, trusted proxies, per-IP limits and
+//!   the lifetimes that bound what the store keeps.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::client_address::Cidr;
 use crate::secret::Secret;
 
 /// The default refresh grace window: long enough for two sessions of one
@@ -64,6 +67,52 @@ impl Default for OAuthOptions {
             client_id_private_addresses: false,
             extra_roots: None,
             device_code_lifetime: DEFAULT_DEVICE_CODE_LIFETIME,
+        }
+    }
+}
+
+/// Security options; [`Default`] is what an operator gets without flags.
+#[derive(Debug, Clone)]
+pub struct SecurityOptions {
+    /// Origins (`scheme://host[:port]`) besides the public URL's that browser
+    /// clients may call from (e.g. MCP Inspector's `http://localhost:6274`).
+    pub allowed_origins: Vec<String>,
+    /// Set when the gateway listens on loopback only: then `Host` must name
+    /// loopback (or the public URL's host), which defeats DNS rebinding.
+    pub loopback_only: bool,
+    /// Peers whose `X-Forwarded-For` is believed (reverse proxies in front).
+    pub trusted_proxies: Vec<Cidr>,
+    /// Registrations per client IP per minute.
+    pub register_per_minute: u64,
+    /// Authorization requests per client IP per minute.
+    pub authorize_per_minute: u64,
+    /// Logins a client may have pending (browser at the IdP) at once.
+    pub pending_logins_per_client: u64,
+    /// A registration never used for a login this long is deleted.
+    pub unused_registration_ttl: Duration,
+    /// A refresh-token family ends this long after the login, whatever its
+    /// rotations.
+    pub refresh_family_lifetime: Duration,
+    /// How long an OAuth endpoint waits for a request body.
+    pub body_read_timeout: Duration,
+    /// `/metrics` is served on its own address (`--metrics-listen`), not on
+    /// the public one.
+    pub metrics_separate: bool,
+}
+
+impl Default for SecurityOptions {
+    fn default() -> Self {
+        Self {
+            allowed_origins: Vec::new(),
+            loopback_only: false,
+            trusted_proxies: Vec::new(),
+            register_per_minute: 20,
+            authorize_per_minute: 120,
+            pending_logins_per_client: 50,
+            unused_registration_ttl: Duration::from_secs(7 * 24 * 3600),
+            refresh_family_lifetime: Duration::from_secs(30 * 24 * 3600),
+            body_read_timeout: Duration::from_secs(10),
+            metrics_separate: false,
         }
     }
 }

@@ -8,20 +8,38 @@
 //! With `accessControl.mode` `rolesAndGroups`, each entry says who sees it:
 //! `public: true`, or `groups` / `roles` matched against the claims named by
 //! `groupClaim` / `roleClaim` of the user's ID token (kept with the grant at
-//! login). The request hook (in the proxy's policy path) refuses direct use of
-//! a hidden item with JSON-RPC -32601 before anything reaches the upstream and
-//! filters the list responses; the rules here are pure, so they are tested
-//! without a server.
+//! login).
+//!
+//! On a request it refuses a body it cannot read strictly (see `jsonrpc`), a
+//! request whose `Mcp-Method` / `Mcp-Name` headers disagree with its body
+//! (2026-07-28 transport: HTTP 400, JSON-RPC -32020, so the headers cannot
+//! smuggle a hidden tool past an intermediary that trusts them), and direct
+//! use of a hidden item (JSON-RPC -32601, before anything reaches the
+//! upstream). Then it filters every message the upstream sends back that
+//! holds a list (`result.tools`, `prompts`, `resources`,
+//! `resourceTemplates`), whatever request it answers and on whichever stream
+//! it comes (a POST's JSON or SSE, a GET stream, a `Last-Event-ID` replay):
+//! matching answers to requests by id would let an id the upstream
+//! normalises (`-0` answered as `0`) carry the hidden items out.
+//!
+//! A resource template's `{var}` matches what RFC 6570 simple expansion
+//! produces (`[^/?#,]+`, one path segment), and a URI that any hidden
+//! template matches is refused even when a visible one matches too.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::http::{HeaderMap, HeaderName, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use super::super::ConfigError;
-use super::{InboundPolicy, PolicyKind};
+use super::{Built, InboundPolicy, PolicyKind, RequestCtx, ResponseFilter, Step, StepFuture, ready, rpc_error};
+use crate::gateway::claims::ClaimNames;
 use crate::gateway::config::env::Env;
+use crate::gateway::config::error::{ConfigError, typed_options};
+use crate::gateway::jsonrpc::{INVALID_REQUEST, Message, Rpc};
 use crate::gateway::store::Identity;
 
 pub(crate) const POLICY_TYPE: &str = "mcp-capability-filter-inbound";
@@ -112,17 +130,7 @@ impl Capability {
         }
     }
 
-    /// The JSON-RPC method that lists this kind, and the result's array field.
-    pub(crate) fn of_list_method(method: &str) -> Option<Self> {
-        match method {
-            "tools/list" => Some(Self::Tools),
-            "prompts/list" => Some(Self::Prompts),
-            "resources/list" => Some(Self::Resources),
-            "resources/templates/list" => Some(Self::ResourceTemplates),
-            _ => None,
-        }
-    }
-
+    /// The array field of a list result that holds this kind.
     pub(crate) fn result_field(self) -> &'static str {
         match self {
             Self::Tools => "tools",
@@ -171,9 +179,9 @@ pub(crate) struct CapabilityFilter {
     pub(crate) access: AccessMode,
 }
 
-fn build(name: &str, options: Value, _env: &Env) -> Result<InboundPolicy, ConfigError> {
-    let options: FilterOptions = super::super::typed_options(options, &format!("policy `{name}`"))?;
-    Ok(InboundPolicy::CapabilityFilter(Arc::new(CapabilityFilter::from_options(name, options)?)))
+fn build(name: &str, options: Value, _env: &Env) -> Result<Built, ConfigError> {
+    let options: FilterOptions = typed_options(options, &format!("policy `{name}`"))?;
+    Ok(Built::Inbound(Arc::new(FilterPolicy(Arc::new(CapabilityFilter::from_options(name, options)?)))))
 }
 
 impl CapabilityFilter {
@@ -258,26 +266,29 @@ impl CapabilityFilter {
         }
     }
 
-    /// Whether `resources/read` of `uri` is allowed: a listed resource, or a
-    /// URI of a listed template. With `resources` restricted and no template
-    /// list, an unlisted URI is refused (the gateway cannot know which
-    /// templates the upstream has).
+    /// Whether `resources/read` of `uri` is allowed: a listed resource is
+    /// decided by its own entry; otherwise the listed templates that match it
+    /// decide, and one hidden from `identity` is enough to refuse (a public
+    /// `files://{dir}/{name}` must not open what an admins-only
+    /// `files://secret/{name}` guards). With `resources` restricted, a URI no
+    /// entry covers is refused; with only templates listed, it passes as a
+    /// plain resource.
     pub(crate) fn allows_read(&self, uri: &str, identity: &Identity) -> bool {
         let resources = &self.lists[Capability::Resources.index()];
         let templates = &self.lists[Capability::ResourceTemplates.index()];
-        if resources.is_none() && templates.is_none() {
-            return true;
+        if let Some(entry) = resources.as_ref().and_then(|list| list.get(uri)) {
+            return self.visible(entry, identity);
         }
-        if resources.as_ref().is_some_and(|_| self.allows(Capability::Resources, uri, identity)) {
-            return true;
+        let mut matched = false;
+        if let Some(templates) = templates {
+            for template in self.templates.iter().filter(|template| template_matches(template, uri)) {
+                if !templates.get(template.as_str()).is_some_and(|entry| self.visible(entry, identity)) {
+                    return false;
+                }
+                matched = true;
+            }
         }
-        if resources.is_none() && templates.is_some() && !self.templates.iter().any(|t| template_matches(t, uri)) {
-            // A plain resource (no template of ours matches): `resources` passes it.
-            return true;
-        }
-        self.templates.iter().any(|template| {
-            template_matches(template, uri) && self.allows(Capability::ResourceTemplates, template, identity)
-        })
+        matched || resources.is_none()
     }
 
     fn visible(&self, entry: &Entry, identity: &Identity) -> bool {
@@ -317,12 +328,6 @@ impl CapabilityFilter {
             true
         });
         true
-    }
-
-    /// Every tool name this filter can let through (the bounded label set
-    /// of the per-tool metrics); `None` when tools pass unfiltered.
-    pub(crate) fn tool_names(&self) -> Option<impl Iterator<Item = &str>> {
-        self.lists[Capability::Tools.index()].as_ref().map(|list| list.keys().map(String::as_str))
     }
 }
 
@@ -416,36 +421,324 @@ impl ProjectionOptions {
     }
 }
 
-/// Whether `uri` is an expansion of the RFC 6570 `template` (each `{...}`
-/// stands for any run of characters; the literal parts must appear in order).
+/// Whether `uri` is an expansion of the RFC 6570 `template` by simple
+/// string expansion (level 1): each `{var}` stands for one or more
+/// characters other than `/`, `?`, `#` and `,`, which that expansion would
+/// have percent-encoded, so a variable never spans a path segment. The
+/// literal parts must match in order; a template with an operator
+/// (`{+path}`, `{/a}`, ...) or an unclosed brace matches only itself.
 fn template_matches(template: &str, uri: &str) -> bool {
-    let mut literals = Vec::new();
+    let mut parts = Vec::new();
     let mut rest = template;
     while let Some(open) = rest.find('{') {
-        literals.push(&rest[..open]);
-        match rest[open..].find('}') {
-            Some(close) => rest = &rest[open + close + 1..],
-            None => return template == uri,
+        let Some(close) = rest[open..].find('}') else {
+            return template == uri;
+        };
+        let variable = &rest[open + 1..open + close];
+        if variable.is_empty() || variable.starts_with(['+', '#', '.', '/', ';', '?', '&', '=', ',', '!', '@', '|']) {
+            return template == uri;
         }
+        parts.push(&rest[..open]);
+        rest = &rest[open + close + 1..];
     }
-    literals.push(rest);
-    let Some((first, others)) = literals.split_first() else {
+    parts.push(rest);
+    expands(&parts, uri)
+}
+
+/// Whether `uri` is `parts[0]`, a variable's value, `parts[1]`, ... in turn.
+fn expands(parts: &[&str], uri: &str) -> bool {
+    let Some((literal, variables)) = parts.split_first() else {
+        return uri.is_empty();
+    };
+    let Some(rest) = uri.strip_prefix(literal) else {
         return false;
     };
-    let Some(mut remaining) = uri.strip_prefix(first) else {
-        return false;
-    };
-    let Some((last, middle)) = others.split_last() else {
-        return remaining.is_empty();
-    };
-    for literal in middle {
-        match remaining.find(literal) {
-            Some(at) if !literal.is_empty() => remaining = &remaining[at + literal.len()..],
-            Some(_) => {}
-            None => return false,
+    if variables.is_empty() {
+        return rest.is_empty();
+    }
+    // A value is a non-empty run of allowed characters; try each length
+    // (templates are short, and so is the search).
+    let run = rest.find(['/', '?', '#', ',']).unwrap_or(rest.len());
+    (1..=run).rev().filter(|end| rest.is_char_boundary(*end)).any(|end| expands(variables, &rest[end..]))
+}
+
+/// The request-time side of a [`CapabilityFilter`].
+#[derive(Debug)]
+struct FilterPolicy(Arc<CapabilityFilter>);
+
+/// JSON-RPC "method not found": what a hidden item looks like to the client.
+const METHOD_NOT_FOUND: i64 = -32601;
+/// 2026-07-28 transport: `Mcp-Method` / `Mcp-Name` disagree with the body.
+const HEADER_MISMATCH: i64 = -32020;
+const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
+const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
+
+impl InboundPolicy for FilterPolicy {
+    fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    fn on_request<'a>(&'a self, ctx: &'a RequestCtx<'a>) -> StepFuture<'a> {
+        let filter = &self.0;
+        let step = match ctx.rpc {
+            // What the upstream would make of a body read another way cannot
+            // be checked, so it does not go.
+            Some(Err(err)) => {
+                answer(StatusCode::BAD_REQUEST, rpc_error(Value::Null, err.code, &err.message), "refused")
+            }
+            Some(Ok(rpc)) => match header_mismatch(ctx.headers, rpc) {
+                Some(problem) => {
+                    let id = rpc.first().and_then(|m| m.id.clone()).unwrap_or(Value::Null);
+                    answer(StatusCode::BAD_REQUEST, rpc_error(id, HEADER_MISMATCH, problem), "header_mismatch")
+                }
+                None => match hidden_items(filter, rpc, ctx.identity) {
+                    Some(response) => Step::Answer { response, outcome: "hidden" },
+                    None => self.response_step(),
+                },
+            },
+            None => self.response_step(),
+        };
+        ready(step)
+    }
+
+    fn reads_body(&self) -> bool {
+        true
+    }
+
+    fn claim_names(&self) -> Option<ClaimNames> {
+        match &self.0.access {
+            AccessMode::RolesAndGroups { group_claim, role_claim } => {
+                Some(ClaimNames { groups: group_claim.clone(), roles: Some(role_claim.clone()) })
+            }
+            AccessMode::AllPublic => None,
         }
     }
-    remaining.ends_with(last)
+
+    fn labels_tool(&self, name: &str) -> bool {
+        self.0.lists[Capability::Tools.index()].as_ref().is_none_or(|list| list.contains_key(name))
+    }
+}
+
+impl FilterPolicy {
+    /// Every answer of the upstream passes the filter when it restricts any list.
+    fn response_step(&self) -> Step {
+        if self.0.lists.iter().any(Option::is_some) { Step::FilterResponse(self.0.clone()) } else { Step::Continue }
+    }
+}
+
+fn answer(status: StatusCode, body: Value, outcome: &'static str) -> Step {
+    Step::Answer { response: (status, axum::Json(body)).into_response(), outcome }
+}
+
+impl ResponseFilter for CapabilityFilter {
+    fn filter_message(&self, message: &mut Value, identity: &Identity) {
+        let Some(Value::Object(result)) = message.get_mut("result") else {
+            return;
+        };
+        for kind in Capability::ALL {
+            if let Some(Value::Array(items)) = result.get_mut(kind.result_field()) {
+                self.filter_items(kind, items, identity);
+            }
+        }
+    }
+
+    fn concerns(&self, data: &[u8]) -> bool {
+        let Ok(ListFields(found)) = serde_json::from_slice::<ListFields>(data) else {
+            // Not JSON: nothing a client would read as a list.
+            return false;
+        };
+        Capability::ALL.into_iter().any(|kind| found & (1 << kind.index()) != 0 && self.filters(kind))
+    }
+}
+
+/// The list fields (by [`Capability::index`] bit) that any message's
+/// `result` of a JSON-RPC body holds; read with nothing built.
+struct ListFields(u8);
+
+impl<'de> serde::Deserialize<'de> for ListFields {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// Which level of a message the visitor is at.
+        #[derive(Clone, Copy)]
+        enum Level {
+            /// A body: one message or a batch.
+            Body,
+            Message,
+            Result,
+        }
+        struct Scan(Level);
+        impl<'de> serde::de::DeserializeSeed<'de> for Scan {
+            type Value = u8;
+            fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<u8, D::Error> {
+                deserializer.deserialize_any(self)
+            }
+        }
+        impl<'de> Visitor<'de> for Scan {
+            type Value = u8;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("JSON")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<u8, A::Error> {
+                let mut found = 0;
+                while let Some(Key(key)) = map.next_key::<Key>()? {
+                    match (self.0, key.unwrap_or_default()) {
+                        (Level::Body | Level::Message, "result") => {
+                            found |= map.next_value_seed(Scan(Level::Result))?
+                        }
+                        (Level::Result, field) => {
+                            if let Some(kind) = Capability::ALL.into_iter().find(|kind| kind.result_field() == field) {
+                                found |= 1 << kind.index();
+                            }
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(found)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u8, A::Error> {
+                let mut found = 0;
+                if matches!(self.0, Level::Body) {
+                    while let Some(more) = seq.next_element_seed(Scan(Level::Message))? {
+                        found |= more;
+                    }
+                } else {
+                    while seq.next_element::<IgnoredAny>()?.is_some() {}
+                }
+                Ok(found)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<u8, E> {
+                Ok(0)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<u8, E> {
+                Ok(0)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<u8, E> {
+                Ok(0)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<u8, E> {
+                Ok(0)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<u8, E> {
+                Ok(0)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<u8, E> {
+                Ok(0)
+            }
+        }
+        deserializer.deserialize_any(Scan(Level::Body)).map(ListFields)
+    }
+}
+
+/// A map key, as the name [`ListFields`] looks for that it is (compared
+/// where it lies in the body, without a copy).
+struct Key(Option<&'static str>);
+
+impl<'de> serde::Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        const NAMES: [&str; 5] = ["result", "tools", "prompts", "resources", "resourceTemplates"];
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
+                Ok(Key(NAMES.into_iter().find(|name| *name == v)))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// Why the transport headers disagree with the body, if they do.
+fn header_mismatch(headers: &HeaderMap, rpc: &Rpc) -> Option<&'static str> {
+    let method = headers.get(MCP_METHOD);
+    let name = headers.get(MCP_NAME);
+    if method.is_none() && name.is_none() {
+        return None;
+    }
+    if rpc.batch {
+        return Some("Mcp-Method / Mcp-Name headers cannot describe a batch");
+    }
+    let message = rpc.first()?;
+    if let Some(method) = method
+        && method.to_str().ok() != message.method.as_deref()
+    {
+        return Some("the Mcp-Method header does not match the body's method");
+    }
+    if let Some(name) = name
+        && name.to_str().ok() != message.name.as_deref()
+    {
+        return Some("the Mcp-Name header does not match the body's name");
+    }
+    None
+}
+
+/// The answer for a request that uses an item the caller may not see: as if
+/// the upstream did not have it (-32601), before it reaches the upstream. In a
+/// batch, every request is answered (the others with -32600) and nothing is
+/// forwarded.
+fn hidden_items(filter: &CapabilityFilter, rpc: &Rpc, identity: &Identity) -> Option<Response> {
+    let hidden: Vec<bool> = rpc.messages.iter().map(|message| is_hidden(filter, message, identity)).collect();
+    if !hidden.contains(&true) {
+        return None;
+    }
+    let errors: Vec<Value> = rpc
+        .messages
+        .iter()
+        .zip(&hidden)
+        .filter_map(|(message, hidden)| {
+            let id = message.id.clone()?;
+            Some(if *hidden {
+                rpc_error(id, METHOD_NOT_FOUND, &not_found_text(message))
+            } else {
+                rpc_error(id, INVALID_REQUEST, "the batch was refused: another request in it names an unknown item")
+            })
+        })
+        .collect();
+    let body = if rpc.batch {
+        Value::Array(errors)
+    } else {
+        match errors.into_iter().next() {
+            Some(error) => error,
+            // A notification: nothing to answer, and it does not go either.
+            None => return Some(StatusCode::ACCEPTED.into_response()),
+        }
+    };
+    Some((StatusCode::OK, axum::Json(body)).into_response())
+}
+
+fn not_found_text(message: &Message) -> String {
+    match (message.method.as_deref(), message.name.as_deref()) {
+        (Some("tools/call"), Some(name)) => format!("Unknown tool: {name}"),
+        (Some("prompts/get"), Some(name)) => format!("Unknown prompt: {name}"),
+        (_, Some(uri)) => format!("Unknown resource: {uri}"),
+        _ => "Method not found".to_owned(),
+    }
+}
+
+fn is_hidden(filter: &CapabilityFilter, message: &Message, identity: &Identity) -> bool {
+    let named = match (message.method.as_deref(), message.name.as_deref()) {
+        (Some("tools/call"), Some(name)) => !filter.allows(Capability::Tools, name, identity),
+        (Some("prompts/get"), Some(name)) => !filter.allows(Capability::Prompts, name, identity),
+        (Some("resources/read" | "resources/subscribe" | "resources/unsubscribe"), Some(uri)) => {
+            !filter.allows_read(uri, identity)
+        }
+        // A call without a name: the upstream answers it with its own error.
+        _ => false,
+    };
+    let completion = match (message.method.as_deref(), &message.reference) {
+        (Some("completion/complete"), Some((kind, key))) if kind == "ref/prompt" => {
+            !filter.allows(Capability::Prompts, key, identity)
+        }
+        (Some("completion/complete"), Some((kind, key))) if kind == "ref/resource" => {
+            !filter.allows_read(key, identity)
+        }
+        _ => false,
+    };
+    named || completion
 }
 
 #[cfg(test)]
@@ -519,11 +812,39 @@ mod tests {
     }
 
     #[test]
+    fn every_list_is_filtered_whatever_it_answers() {
+        use crate::gateway::policy::ResponseFilter;
+        let f = filter(json!({"tools": ["echo"]})).unwrap();
+        let escaped = br#"{"jsonrpc":"2.0","id":0,"result":{"\u0074ools":[{"name":"echo"},{"name":"add"}]}}"#;
+        assert!(f.concerns(escaped), "keys are compared as JSON reads them");
+        let batch = br#"[{"id":"x","result":{"content":[]}},{"id":9,"result":{"tools":[{"name":"add"}]}}]"#;
+        assert!(f.concerns(batch));
+        for other in [
+            &br#"{"id":1,"result":{"content":[{"type":"text","text":"tools"}]}}"#[..],
+            b"not json",
+            br#"{"method":"x","params":{"tools":[]}}"#,
+        ] {
+            assert!(!f.concerns(other), "{}", String::from_utf8_lossy(other));
+        }
+        assert!(!f.concerns(br#"{"id":1,"result":{"prompts":[]}}"#), "prompts pass unfiltered here");
+        let mut message: serde_json::Value = serde_json::from_slice(escaped).unwrap();
+        f.filter_message(&mut message, &member(&[]));
+        assert_eq!(message["result"]["tools"], json!([{"name": "echo"}]));
+    }
+
+    #[test]
     fn resource_templates_match_uris() {
         assert!(template_matches("file:///docs/{name}", "file:///docs/readme.md"));
         assert!(template_matches("users://{id}/profile", "users://42/profile"));
         assert!(!template_matches("users://{id}/profile", "users://42/secrets"));
         assert!(!template_matches("file:///docs/{name}", "file:///etc/passwd"));
+        // RFC 6570 simple expansion: a variable is one segment, never empty.
+        assert!(!template_matches("files://{path}", "files://secret/key"));
+        assert!(!template_matches("files://{path}", "files://"));
+        assert!(!template_matches("q://{a}", "q://x?admin=1"));
+        assert!(template_matches("files://{dir}/{name}", "files://secret/key"));
+        assert!(template_matches("users://{id}-{part}", "users://a-b-c"));
+        assert!(!template_matches("files://{+path}", "files://secret/key"), "operators match only themselves");
         let f = filter(json!({"resources": ["config://app"], "resourceTemplates": ["file:///docs/{name}"]})).unwrap();
         assert!(f.allows_read("config://app", &member(&[])));
         assert!(f.allows_read("file:///docs/a", &member(&[])));

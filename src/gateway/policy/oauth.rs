@@ -1,90 +1,20 @@
-//! Inbound policies: what a route's `x-zuplo-route.policies.inbound` may name.
-//!
-//! One module per policy type, each owning its options type (as it appears
-//! in `policies.json`), its boot validation and what it builds; [`KINDS`] is
-//! the one table the loader dispatches on by `policyType`. Two types are
-//! OAuth policies ([`cognito`]: `mcp-cognito-oauth-inbound`, [`generic`]:
-//! `mcp-oauth-inbound`); they build an [`OAuthPolicy`], whose request hook
-//! is the bearer-token check in the proxy and whose login is the IdP leg.
-//! The others act on requests after that check, in the order the route lists
-//! them: [`capability_filter`], [`set_headers`], [`rate_limit`] and
-//! cognigate's own [`identity`]; their hooks are in `proxy::policies`.
-//!
-//! Adding a policy type: a new module with its options type and a
-//! [`PolicyKind`], a variant of [`InboundPolicy`] for what it builds, an
-//! entry in [`KINDS`]; the route keeps it in its inbound list (see `Route`)
-//! and the proxy's policy path runs its hook.
+//! What the two OAuth policy types build ([`OAuthPolicy`]: where users log
+//! in, how their ID token is checked, the lifetimes and scopes of the
+//! gateway's own tokens) and the option checks they share. Its request-time
+//! part is the bearer-token check in the proxy, which runs before every other
+//! policy of a route (it has to: the others read the token's claims).
 
-pub(crate) mod capability_filter;
-mod cognito;
-mod generic;
-pub(crate) mod identity;
-pub(crate) mod rate_limit;
-pub(crate) mod set_headers;
-
-use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
 use url::Url;
 
-use super::ConfigError;
-use super::env::Env;
 use crate::contract::{GatewayOptions, InvalidValue, Seconds};
+use crate::gateway::config::error::ConfigError;
 use crate::secret::Secret;
 
 const DEFAULT_SCOPE: &str = "openid profile email";
 const DEFAULT_ACCESS_TTL: u64 = 900;
 const DEFAULT_REFRESH_TTL: u64 = 2_592_000;
-
-/// One policy type: how it is named in `policies.json` and how its options
-/// (after `$env` substitution) become a runtime policy.
-pub(crate) struct PolicyKind {
-    pub(crate) policy_type: &'static str,
-    /// The `handler.export` Zuplo pairs with this type.
-    pub(crate) export: &'static str,
-    /// Older names of that export still found in Zuplo projects (accepted
-    /// as well, so such a project loads unchanged).
-    pub(crate) export_aliases: &'static [&'static str],
-    /// Validates the options of the policy `name` and builds it.
-    pub(crate) build: fn(name: &str, options: Value, env: &Env) -> Result<InboundPolicy, ConfigError>,
-}
-
-/// Every policy type this gateway implements.
-pub(crate) static KINDS: [PolicyKind; 6] =
-    [cognito::KIND, generic::KIND, capability_filter::KIND, set_headers::KIND, rate_limit::KIND, identity::KIND];
-
-impl PolicyKind {
-    pub(crate) fn accepts_export(&self, export: &str) -> bool {
-        export == self.export || self.export_aliases.contains(&export)
-    }
-}
-
-/// The policy type named `policy_type`.
-pub(crate) fn kind(policy_type: &str) -> Option<&'static PolicyKind> {
-    KINDS.iter().find(|kind| kind.policy_type == policy_type)
-}
-
-/// The supported types, for an error message: "`a` or `b`".
-pub(crate) fn supported_types() -> String {
-    KINDS.iter().map(|kind| format!("`{}`", kind.policy_type)).collect::<Vec<_>>().join(" or ")
-}
-
-/// A built inbound policy, shared by every route that names it.
-#[derive(Debug, Clone)]
-pub(crate) enum InboundPolicy {
-    /// Who may call the route: the gateway's own bearer tokens, issued after
-    /// a login at the policy's identity provider.
-    OAuth(Arc<OAuthPolicy>),
-    /// Which tools, prompts and resources the caller sees and may use.
-    CapabilityFilter(Arc<capability_filter::CapabilityFilter>),
-    /// Headers the upstream receives (e.g. its API key).
-    SetHeaders(Arc<set_headers::SetHeaders>),
-    /// Requests per window per user or IP, counted in the store.
-    RateLimit(Arc<rate_limit::RateLimit>),
-    /// A signed identity JWT for the upstream.
-    Identity(Arc<identity::IdentityHeader>),
-}
 
 /// A validated inbound OAuth policy: where users log in and how their ID token
 /// is checked, plus the lifetimes of the gateway's own tokens.

@@ -8,13 +8,16 @@
 
 use std::sync::Arc;
 
-use axum::http::HeaderName;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::super::ConfigError;
-use super::{InboundPolicy, PolicyKind};
+use super::{Built, InboundPolicy, PolicyKind, RequestCtx, Step, StepFuture, gateway_error, ready};
+use crate::gateway::claims::UpstreamIdentity;
 use crate::gateway::config::env::Env;
+use crate::gateway::config::error::{ConfigError, typed_options};
+use crate::gateway::crypto::random_token;
+use crate::gateway::store::now;
 
 pub(crate) const POLICY_TYPE: &str = "cognigate-identity-inbound";
 const EXPORT: &str = "CognigateIdentityInboundPolicy";
@@ -34,14 +37,14 @@ struct IdentityOptions {
 }
 
 #[derive(Debug)]
-pub(crate) struct IdentityHeader {
-    pub(crate) name: String,
-    pub(crate) header: HeaderName,
-    pub(crate) ttl_seconds: i64,
+struct IdentityHeader {
+    name: String,
+    header: HeaderName,
+    ttl_seconds: i64,
 }
 
-fn build(name: &str, options: Value, _env: &Env) -> Result<InboundPolicy, ConfigError> {
-    let options: IdentityOptions = super::super::typed_options(options, &format!("policy `{name}`"))?;
+fn build(name: &str, options: Value, _env: &Env) -> Result<Built, ConfigError> {
+    let options: IdentityOptions = typed_options(options, &format!("policy `{name}`"))?;
     let invalid = |option: &str, problem: String, fix: &str| ConfigError::InvalidOption {
         owner: format!("policy `{name}`"),
         option: option.to_owned(),
@@ -67,5 +70,53 @@ fn build(name: &str, options: Value, _env: &Env) -> Result<InboundPolicy, Config
             "keep the identity short-lived, e.g. 60",
         ));
     }
-    Ok(InboundPolicy::Identity(Arc::new(IdentityHeader { name: name.to_owned(), header, ttl_seconds: ttl as i64 })))
+    Ok(Built::Inbound(Arc::new(IdentityHeader { name: name.to_owned(), header, ttl_seconds: ttl as i64 })))
+}
+
+impl InboundPolicy for IdentityHeader {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn on_request<'a>(&'a self, ctx: &'a RequestCtx<'a>) -> StepFuture<'a> {
+        ready(match self.sign(ctx) {
+            Some(value) => Step::SetHeaders(vec![(self.header.clone(), value)]),
+            None => Step::Answer {
+                response: gateway_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+                outcome: "refused",
+            },
+        })
+    }
+
+    fn signed_token_lifetime(&self) -> i64 {
+        self.ttl_seconds
+    }
+}
+
+impl IdentityHeader {
+    /// The identity JWT of this request's caller, as a header value that is
+    /// never logged.
+    fn sign(&self, ctx: &RequestCtx<'_>) -> Option<HeaderValue> {
+        let claims = ctx.claims;
+        let issued_at = now();
+        let token = ctx
+            .signer
+            .sign_identity(&UpstreamIdentity {
+                iss: ctx.signer.issuer(),
+                sub: &claims.sub,
+                aud: ctx.upstream.as_str(),
+                email: claims.email.as_deref(),
+                groups: &claims.groups,
+                client_id: &claims.client_id,
+                route: ctx.route,
+                iat: issued_at,
+                exp: issued_at + self.ttl_seconds,
+                jti: random_token(12),
+            })
+            .map_err(|err| tracing::error!(policy = %self.name, error = %err, "cannot sign the upstream identity"))
+            .ok()?;
+        let mut value = HeaderValue::from_str(&token).ok()?;
+        value.set_sensitive(true);
+        Some(value)
+    }
 }

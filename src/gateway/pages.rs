@@ -25,9 +25,9 @@ fn engine() -> Result<Handlebars<'static>, String> {
     // A misspelt variable fails the render instead of showing an empty field.
     engine.set_strict_mode(true);
     for (name, text) in [
-        (CONSENT, include_str!("../../../templates/gateway/consent.html.hbs")),
-        (ERROR, include_str!("../../../templates/gateway/error.html.hbs")),
-        (DEVICE, include_str!("../../../templates/gateway/device.html.hbs")),
+        (CONSENT, include_str!("../../templates/gateway/consent.html.hbs")),
+        (ERROR, include_str!("../../templates/gateway/error.html.hbs")),
+        (DEVICE, include_str!("../../templates/gateway/device.html.hbs")),
     ] {
         engine.register_template_string(name, text).map_err(|err| format!("template `{name}`: {err}"))?;
     }
@@ -41,7 +41,7 @@ fn engine() -> Result<Handlebars<'static>, String> {
 pub(super) static CONSENT_SCRIPT_SOURCE: LazyLock<String> = LazyLock::new(|| {
     use base64::Engine;
     use sha2::Digest;
-    let template = include_str!("../../../templates/gateway/consent.html.hbs");
+    let template = include_str!("../../templates/gateway/consent.html.hbs");
     let script = template
         .split_once("<script>")
         .and_then(|(_, rest)| rest.split_once("</script>"))

@@ -11,15 +11,23 @@
 //! `async` mode (check beside the request) is accepted and counted before
 //! forwarding like `strict`: the limit is exact either way. Zuplo's
 //! `function` mode needs custom code and is refused at boot.
+//!
+//! `rateLimitBy: ip` counts the client's address as the trusted-proxy rules
+//! give it (behind a TLS terminator, the address it saw, not its own), and an
+//! IPv6 address by its /64: one host is routinely given a whole /64, so
+//! counting each address apart would give it unlimited buckets.
 
 use std::sync::Arc;
 
+use axum::http::{HeaderValue, StatusCode, header};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::super::ConfigError;
-use super::{InboundPolicy, PolicyKind};
+use super::{Built, InboundPolicy, PolicyKind, RequestCtx, Step, StepFuture, gateway_error};
+use crate::gateway::client_address::counter_key;
 use crate::gateway::config::env::Env;
+use crate::gateway::config::error::{ConfigError, typed_options};
+use crate::gateway::store::now;
 
 pub(crate) const POLICY_TYPE: &str = "rate-limit-inbound";
 const EXPORT: &str = "RateLimitInboundPolicy";
@@ -89,8 +97,12 @@ pub(crate) struct RateLimit {
     pub(crate) fail_closed: bool,
 }
 
-fn build(name: &str, options: Value, _env: &Env) -> Result<InboundPolicy, ConfigError> {
-    let options: RateLimitOptions = super::super::typed_options(options, &format!("policy `{name}`"))?;
+fn build(name: &str, options: Value, _env: &Env) -> Result<Built, ConfigError> {
+    Ok(Built::Inbound(Arc::new(rate_limit(name, options)?)))
+}
+
+fn rate_limit(name: &str, options: Value) -> Result<RateLimit, ConfigError> {
+    let options: RateLimitOptions = typed_options(options, &format!("policy `{name}`"))?;
     let invalid = |option: &str, problem: String, fix: &str| ConfigError::InvalidOption {
         owner: format!("policy `{name}`"),
         option: option.to_owned(),
@@ -148,17 +160,68 @@ fn build(name: &str, options: Value, _env: &Env) -> Result<InboundPolicy, Config
             "give the window in minutes, e.g. 1",
         )
     })?;
-    Ok(InboundPolicy::RateLimit(Arc::new(RateLimit {
+    Ok(RateLimit {
         name: name.to_owned(),
         by,
         allowed,
         window_seconds: minutes as i64 * 60,
         retry_after_header,
         fail_closed: options.throw_on_failure.unwrap_or(false),
-    })))
+    })
+}
+
+impl InboundPolicy for RateLimit {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn on_request<'a>(&'a self, ctx: &'a RequestCtx<'a>) -> StepFuture<'a> {
+        Box::pin(self.check(ctx))
+    }
 }
 
 impl RateLimit {
+    /// 429 (with `Retry-After` unless the policy turns it off) when the
+    /// caller's window is used up. When the store cannot count: 503 if the
+    /// policy says `throwOnFailure`, else the request passes (the proxy keeps
+    /// serving through a store outage, as it does for token checks).
+    async fn check(&self, ctx: &RequestCtx<'_>) -> Step {
+        let who = match self.by {
+            LimitBy::User => format!("user:{}", ctx.claims.sub),
+            LimitBy::Ip => format!("ip:{}", counter_key(ctx.client_ip)),
+            LimitBy::All => "all".to_owned(),
+        };
+        let now = now();
+        let (window, window_end) = self.window(now);
+        let key = format!("{}:{who}:{window}", self.name);
+        let counted = ctx.store.run(move |store| store.count_request(&key, window_end, now)).await;
+        let retry_after = |seconds: i64| HeaderValue::from_str(&seconds.max(1).to_string()).ok();
+        match counted {
+            Ok(count) if count <= self.allowed => Step::Continue,
+            Ok(_) => {
+                let mut response = gateway_error(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded; retry later");
+                if self.retry_after_header
+                    && let Some(value) = retry_after(window_end - now)
+                {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+                Step::Answer { response, outcome: "rate_limited" }
+            }
+            Err(err) if !self.fail_closed => {
+                tracing::warn!(policy = %self.name, error = %err, "rate limit store unavailable; request let through");
+                Step::Continue
+            }
+            Err(err) => {
+                tracing::error!(policy = %self.name, error = %err, "rate limit store unavailable");
+                let mut response = gateway_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable");
+                if let Some(value) = retry_after(1) {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+                Step::Answer { response, outcome: "refused" }
+            }
+        }
+    }
+
     /// The window `now` falls in: its store key suffix and its end.
     pub(crate) fn window(&self, now: i64) -> (i64, i64) {
         let index = now.div_euclid(self.window_seconds);
@@ -170,30 +233,21 @@ impl RateLimit {
 mod tests {
     use serde_json::json;
 
-    use super::{LimitBy, build};
-    use crate::gateway::config::env::Env;
-    use crate::gateway::config::policy::InboundPolicy;
+    use super::{LimitBy, rate_limit};
 
     #[test]
     fn builds_and_validates() {
-        let InboundPolicy::RateLimit(limit) =
-            build("rl", json!({"rateLimitBy": "ip", "requestsAllowed": 2, "timeWindowMinutes": "1"}), &Env::default())
-                .unwrap()
-        else {
-            panic!("not a rate limit")
-        };
+        let limit =
+            rate_limit("rl", json!({"rateLimitBy": "ip", "requestsAllowed": 2, "timeWindowMinutes": "1"})).unwrap();
         assert_eq!((limit.by, limit.allowed, limit.window_seconds), (LimitBy::Ip, 2, 60));
         assert_eq!((limit.retry_after_header, limit.fail_closed), (true, false), "Zuplo's defaults");
         assert_eq!(limit.window(125), (2, 180));
-        let InboundPolicy::RateLimit(limit) = build(
+        let limit = rate_limit(
             "rl",
             json!({"rateLimitBy": "all", "requestsAllowed": 2, "timeWindowMinutes": 1,
                    "headerMode": "none", "throwOnFailure": true, "mode": "async"}),
-            &Env::default(),
         )
-        .unwrap() else {
-            panic!("not a rate limit")
-        };
+        .unwrap();
         assert_eq!((limit.by, limit.retry_after_header, limit.fail_closed), (LimitBy::All, false, true));
         for (options, needle) in [
             (json!({"rateLimitBy": "function", "requestsAllowed": 2, "timeWindowMinutes": 1}), "rateLimitBy"),
@@ -206,7 +260,7 @@ mod tests {
                 "identifier",
             ),
         ] {
-            let text = build("rl", options, &Env::default()).unwrap_err().to_string();
+            let text = rate_limit("rl", options).unwrap_err().to_string();
             assert!(text.contains("policy `rl`") && text.contains(needle) && text.contains("Fix:"), "{text}");
         }
     }

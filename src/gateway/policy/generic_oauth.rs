@@ -5,12 +5,11 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::super::{ConfigError, typed_options};
-use super::{
-    BrowserLogin, InboundPolicy, OAuthPolicy, Oidc, PolicyKind, gateway_settings, parse_url, scope_or_default,
-};
+use super::oauth::{BrowserLogin, OAuthPolicy, Oidc, gateway_settings, parse_url, scope_or_default};
+use super::{Built, PolicyKind};
 use crate::contract::{self, GatewayOptions};
 use crate::gateway::config::env::Env;
+use crate::gateway::config::error::{ConfigError, typed_options};
 use crate::secret::Secret;
 
 pub(crate) const POLICY_TYPE: &str = "mcp-oauth-inbound";
@@ -46,9 +45,9 @@ pub(crate) struct BrowserLoginOptions {
     pub(crate) scope: Option<String>,
 }
 
-fn build(name: &str, options: Value, _env: &Env) -> Result<InboundPolicy, ConfigError> {
+fn build(name: &str, options: Value, _env: &Env) -> Result<Built, ConfigError> {
     let options: GenericOptions = typed_options(options, &format!("policy `{name}`"))?;
-    Ok(InboundPolicy::OAuth(std::sync::Arc::new(OAuthPolicy::from_generic(name, options)?)))
+    Ok(Built::OAuth(std::sync::Arc::new(OAuthPolicy::from_generic(name, options)?)))
 }
 
 impl OAuthPolicy {
