@@ -31,6 +31,7 @@ use std::sync::Arc;
 
 use axum::http::{HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
+use memchr::memmem;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
@@ -137,6 +138,16 @@ impl Capability {
             Self::Prompts => "prompts",
             Self::Resources => "resources",
             Self::ResourceTemplates => "resourceTemplates",
+        }
+    }
+
+    /// [`Self::result_field`] as it stands in JSON, quotes included.
+    fn quoted_result_field(self) -> &'static [u8] {
+        match self {
+            Self::Tools => b"\"tools\"",
+            Self::Prompts => b"\"prompts\"",
+            Self::Resources => b"\"resources\"",
+            Self::ResourceTemplates => b"\"resourceTemplates\"",
         }
     }
 
@@ -543,6 +554,17 @@ impl ResponseFilter for CapabilityFilter {
     }
 
     fn concerns(&self, data: &[u8]) -> bool {
+        // Most answers (a tool's result) name no list field at all, and a
+        // byte search settles those without parsing. A key can spell a list
+        // field in other bytes only through a `\u` escape, so a body with
+        // one is parsed like one that names a field.
+        let may_hold_list = memmem::find(data, b"\\u").is_some()
+            || Capability::ALL
+                .into_iter()
+                .any(|kind| self.filters(kind) && memmem::find(data, kind.quoted_result_field()).is_some());
+        if !may_hold_list {
+            return false;
+        }
         let Ok(ListFields(found)) = serde_json::from_slice::<ListFields>(data) else {
             // Not JSON: nothing a client would read as a list.
             return false;
