@@ -10,12 +10,13 @@
 //! access tokens; [`metrics`] the Prometheus counters;
 //! [`audit`] the one-line-per-MCP-request audit log.
 
-pub mod admin;
-pub mod audit;
+pub(crate) mod admin;
+pub(crate) mod audit;
 pub(crate) mod claims;
+mod cli;
 pub(crate) mod client_address;
 pub(crate) mod clients;
-pub mod config;
+pub(crate) mod config;
 mod cors;
 pub(crate) mod crypto;
 pub(crate) mod jsonrpc;
@@ -24,16 +25,16 @@ pub(crate) mod metrics;
 pub(crate) mod oauth;
 mod oauth_error;
 pub(crate) mod oidc;
-pub mod options;
+pub(crate) mod options;
 mod pages;
 pub(crate) mod policy;
 pub(crate) mod proxy;
 pub(crate) mod sealing;
-pub mod security;
-pub mod server;
+pub(crate) mod security;
+pub(crate) mod server;
 pub(crate) mod session;
-pub mod state;
-pub mod store;
+pub(crate) mod state;
+pub(crate) mod store;
 pub(crate) mod tokens;
 
 use std::net::SocketAddr;
@@ -48,13 +49,22 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 
 use crate::contract;
+use store::StoreUrl;
 
-pub use config::{ConfigError, Env, GatewayConfig};
-pub use keyring::{KeyRingError, KeyRotation, Rotated};
-pub use oauth::OAuthOptions;
-pub use state::{AppState, StateError};
-pub use store::{StoreError, StoreUrl};
-pub use tokens::TokenError;
+// The program the binary runs, and what the integration tests drive: the
+// router over a state built from a config directory and a store, and the
+// serving loop with its connection limits. Everything else stays in the crate.
+pub use self::{
+    cli::main,
+    client_address::Cidr,
+    config::{ConfigError, Env, GatewayConfig},
+    keyring::{KeyRingError, KeyRotation},
+    options::{OAuthOptions, SecurityOptions},
+    server::{App, ConnectionLimits, serve_listener},
+    state::{AppState, StateError},
+    store::{RedisStore, SqliteStore, Store, StoreError, now},
+    tokens::TokenError,
+};
 
 /// How often expired rows are deleted and revocations re-read from the store.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
@@ -108,39 +118,39 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
 
 /// What the binary passes in.
 #[derive(Debug, Clone)]
-pub struct ServeOptions {
-    pub config_dir: PathBuf,
+pub(crate) struct ServeOptions {
+    pub(crate) config_dir: PathBuf,
     /// `None`: no env file (process environment only).
-    pub env_file: Option<PathBuf>,
-    pub listen: SocketAddr,
+    pub(crate) env_file: Option<PathBuf>,
+    pub(crate) listen: SocketAddr,
     /// `None`: `http://localhost:{port}` for a loopback or unspecified listen
     /// address (matching the callback URL `cognigate up` registers),
     /// `http://{listen}` otherwise.
-    pub public_url: Option<String>,
-    pub store: StoreUrl,
+    pub(crate) public_url: Option<String>,
+    pub(crate) store: StoreUrl,
     /// Serving threads, each with its own single-threaded runtime and listener
     /// (SO_REUSEPORT); `None`: one per CPU.
-    pub workers: Option<usize>,
-    pub security: security::SecurityOptions,
+    pub(crate) workers: Option<usize>,
+    pub(crate) security: security::SecurityOptions,
     /// Serve `/metrics` here instead of on `listen`.
-    pub metrics_listen: Option<SocketAddr>,
+    pub(crate) metrics_listen: Option<SocketAddr>,
     /// Header deadline and the connection cap, for the whole process (the
     /// cap is shared out between the serving threads).
-    pub limits: server::ConnectionLimits,
+    pub(crate) limits: server::ConnectionLimits,
     /// The authorization server's options (refresh grace, client-id documents).
-    pub oauth: OAuthOptions,
+    pub(crate) oauth: OAuthOptions,
     /// Waiting longer than this for an upstream's response headers is a 502.
-    pub upstream_timeout: Duration,
+    pub(crate) upstream_timeout: Duration,
     /// After SIGTERM, open requests and streams (SSE) get this long to finish.
-    pub shutdown_grace: Duration,
+    pub(crate) shutdown_grace: Duration,
     /// Where the audit log goes; `None`: no audit log.
-    pub audit_log: Option<audit::AuditTarget>,
+    pub(crate) audit_log: Option<audit::AuditTarget>,
     /// When the signing key rotates and how long retired keys are kept.
-    pub key_rotation: KeyRotation,
+    pub(crate) key_rotation: KeyRotation,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum BootError {
+pub(crate) enum BootError {
     #[error(transparent)]
     Env(#[from] config::EnvFileError),
     #[error(transparent)]
@@ -212,7 +222,7 @@ fn public_url(options: &ServeOptions, env: &Env) -> String {
 }
 
 /// Boots and serves until SIGTERM or Ctrl-C.
-pub async fn serve(options: ServeOptions) -> Result<(), BootError> {
+pub(crate) async fn serve(options: ServeOptions) -> Result<(), BootError> {
     let boot_options = options.clone();
     let state = tokio::task::spawn_blocking(move || boot(&boot_options))
         .await

@@ -106,7 +106,7 @@ pub struct Inner {
     pub(crate) secure_cookies: bool,
     pub(crate) routes: HashMap<String, RouteState>,
     pub(crate) store: StoreHandle,
-    pub tokens: SharedIssuer,
+    pub(crate) tokens: SharedIssuer,
     /// When the signing keys rotate and how long retired ones are kept.
     pub(crate) key_ring: KeyRingPolicy,
     pub(crate) token_cache: TokenCache,
@@ -131,14 +131,9 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    /// Builds the state: loads (or creates) the signing key from the store.
-    /// Call from outside the async runtime or inside `spawn_blocking`: the
-    /// store is synchronous.
-    pub fn build(config: GatewayConfig, public_url: &str, store: Arc<dyn Store>) -> Result<Self, StateError> {
-        Self::build_with(config, public_url, store, OAuthOptions::default())
-    }
-
-    /// [`AppState::build`] with the authorization server's own options.
+    /// Builds the state with the authorization server's options: loads (or
+    /// creates) the signing key from the store. Call from outside the async
+    /// runtime or inside `spawn_blocking`: the store is synchronous.
     pub fn build_with(
         config: GatewayConfig,
         public_url: &str,
@@ -262,6 +257,23 @@ impl AppState {
             self.token_cache.clear();
         }
         Ok(tick.current)
+    }
+
+    /// An access token for `aud` signed with the current key, without user
+    /// facts: what an operator's tool (or a test) needs to call a route as
+    /// `sub` without a login.
+    #[allow(clippy::too_many_arguments)]
+    pub fn mint_access_token(
+        &self,
+        sub: &str,
+        aud: &str,
+        client_id: &str,
+        scope: &str,
+        now: i64,
+        ttl: i64,
+        jti: String,
+    ) -> Result<String, TokenError> {
+        Ok(self.tokens.load().mint(sub, aud, client_id, scope, now, ttl, jti)?.0)
     }
 
     /// Token lifetimes of a route's policy.

@@ -86,7 +86,7 @@ pub struct Grant {
 /// `gateway::sealing`: never stored in the clear), and when the user was last
 /// checked with it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct IdpSession {
+pub(crate) struct IdpSession {
     pub(crate) sealed_refresh: String,
     /// Unix seconds of the last successful check (the login, then each
     /// re-check on refresh).
@@ -97,7 +97,7 @@ pub struct IdpSession {
 /// keep (new check time; a new sealed token if the provider rotated it) and,
 /// when it sent a new ID token, the user's groups and e-mail as they are now.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Recheck {
+pub(crate) struct Recheck {
     pub(crate) idp: IdpSession,
     pub(crate) identity: Option<Identity>,
 }
@@ -118,7 +118,7 @@ impl Grant {
 
 /// The user facts a grant keeps from the ID token.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Identity {
+pub(crate) struct Identity {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) email: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -460,7 +460,7 @@ pub trait Store: Send + Sync + 'static {
 
 /// Where the store lives: `sqlite:PATH` (the default) or `redis://...`.
 #[derive(Debug, Clone, PartialEq)]
-pub enum StoreUrl {
+pub(crate) enum StoreUrl {
     Sqlite(std::path::PathBuf),
     /// `redis[s]://[user:password@]host[:port][/db]`
     Redis(String),

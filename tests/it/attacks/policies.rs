@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, Request, StatusCode, header};
 use axum::response::Response;
 use axum::routing::post;
 use cognigate::gateway::OAuthOptions;
-use cognigate::gateway::security::SecurityOptions;
+use cognigate::gateway::SecurityOptions;
 use serde_json::{Value, json};
 
 use crate::gateway::harness::{Gateway, body_text, json_body, now, policies, route, spawn};

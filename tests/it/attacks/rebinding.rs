@@ -2,7 +2,7 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use cognigate::gateway::security::SecurityOptions;
+use cognigate::gateway::SecurityOptions;
 use serde_json::json;
 use std::sync::atomic::Ordering;
 

@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use cognigate::gateway::security::SecurityOptions;
-use cognigate::gateway::server::{ConnectionLimits, serve_listener};
+use cognigate::gateway::SecurityOptions;
+use cognigate::gateway::{ConnectionLimits, serve_listener};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

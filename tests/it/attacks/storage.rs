@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
-use cognigate::gateway::security::SecurityOptions;
-use cognigate::gateway::store::{SqliteStore, Store};
+use cognigate::gateway::SecurityOptions;
+use cognigate::gateway::{SqliteStore, Store};
 use serde_json::json;
 
 use crate::gateway::harness::{Gateway, REDIRECT_URI, authorize_uri, full_login, json_body, now, pkce};

@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{StatusCode, header};
-use cognigate::gateway::security::SecurityOptions;
+use cognigate::gateway::SecurityOptions;
 
 use crate::gateway::harness::{Gateway, bearer, full_login, json_body, now};
 
@@ -99,7 +99,7 @@ async fn a_session_id_is_bound_to_the_user_and_client_that_opened_it() {
     let gw = Gateway::start().await;
     let resource = "http://gw.test/mcp/echo";
     let mint = |sub: &str, client: &str| {
-        gw.state.tokens.mint(sub, resource, client, "openid", now(), 60, format!("jti-{sub}-{client}")).unwrap().0
+        gw.state.mint_access_token(sub, resource, client, "openid", now(), 60, format!("jti-{sub}-{client}")).unwrap()
     };
     let post = |token: String, session: Option<String>| {
         let mut request = bearer("/mcp/echo", &token).header(header::CONTENT_TYPE, "application/json");

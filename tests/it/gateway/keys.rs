@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
+use cognigate::gateway::AppState;
 use cognigate::gateway::KeyRotation;
-use cognigate::gateway::state::AppState;
-use cognigate::gateway::store::{RedisStore, SqliteStore, Store};
+use cognigate::gateway::{RedisStore, SqliteStore, Store};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -61,7 +61,7 @@ impl Replica {
 
     fn mint(&self, sub: &str) -> String {
         let aud = format!("{PUBLIC_URL}/mcp/echo");
-        self.state.tokens.mint(sub, &aud, "client-x", "openid", now(), 600, format!("jti-{sub}")).unwrap().0
+        self.state.mint_access_token(sub, &aud, "client-x", "openid", now(), 600, format!("jti-{sub}")).unwrap()
     }
 
     async fn jwks_kids(&self) -> Vec<String> {

@@ -94,7 +94,7 @@ fn serve_raw(mut stream: TcpStream, behaviour: Behaviour, accepted: &mpsc::Sende
 struct Process {
     child: Child,
     base: String,
-    tokens: cognigate::gateway::state::AppState,
+    tokens: cognigate::gateway::AppState,
     _dir: tempfile::TempDir,
 }
 
@@ -123,7 +123,7 @@ impl Process {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         // Same store, same signing key: tokens minted here are the gateway's own.
-        let store = cognigate::gateway::store::SqliteStore::open(&dir.path().join("gw.db")).unwrap();
+        let store = cognigate::gateway::SqliteStore::open(&dir.path().join("gw.db")).unwrap();
         let tokens = Gateway::state_with(dir.path(), Arc::new(store));
         Self { child, base, tokens, _dir: dir }
     }
@@ -131,7 +131,7 @@ impl Process {
     fn token(&self, slug: &str) -> String {
         let jti = format!("jti-{slug}-{}", now());
         let aud = format!("{PUBLIC_URL}/mcp/{slug}");
-        self.tokens.tokens.mint("user-sub-1", &aud, "client-x", "openid", now(), 600, jti).unwrap().0
+        self.tokens.mint_access_token("user-sub-1", &aud, "client-x", "openid", now(), 600, jti).unwrap()
     }
 
     fn post(&self, slug: &str) -> reqwest::RequestBuilder {
