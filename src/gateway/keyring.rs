@@ -68,11 +68,17 @@ pub enum KeyRingError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyRotation {
     /// A new key every this long; `None`: only on demand (`rotate-key`).
-    pub every: Option<Duration>,
+    pub(crate) every: Option<Duration>,
     /// Kept on top of the longest token lifetime before a retired key is
     /// dropped: covers clock skew between replicas, a replica still signing
     /// with the old key until its next tick, and upstreams' JWKS caches.
-    pub grace: Duration,
+    pub(crate) grace: Duration,
+}
+
+impl KeyRotation {
+    pub const fn new(every: Option<Duration>, grace: Duration) -> Self {
+        Self { every, grace }
+    }
 }
 
 impl Default for KeyRotation {

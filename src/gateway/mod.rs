@@ -57,12 +57,12 @@ use store::StoreUrl;
 pub use self::{
     cli::main,
     client_address::Cidr,
-    config::{ConfigError, Env, GatewayConfig},
+    config::{GatewayConfig, env::Env, error::ConfigError},
     keyring::{KeyRingError, KeyRotation},
     options::{OAuthOptions, SecurityOptions},
-    server::{App, ConnectionLimits, serve_listener},
+    server::{ConnectionLimits, serve_listener},
     state::{AppState, StateError},
-    store::{RedisStore, SqliteStore, Store, StoreError, now},
+    store::{StoreError, StoreHandle, now, redis::RedisStore, sqlite::SqliteStore},
     tokens::TokenError,
 };
 
@@ -179,7 +179,7 @@ pub(crate) fn default_public_url(listen: SocketAddr) -> String {
 pub(crate) fn boot(options: &ServeOptions) -> Result<AppState, BootError> {
     let env = Env::from_file_and_process(options.env_file.as_deref())?;
     let config = GatewayConfig::load(&options.config_dir, &env)?;
-    let store = options.store.open()?;
+    let store = store::StoreHandle::new(options.store.open()?);
     let public_url = public_url(options, &env);
     let mut security = options.security.clone();
     security.loopback_only |= options.listen.ip().is_loopback();
@@ -255,7 +255,7 @@ pub(crate) async fn serve(options: ServeOptions) -> Result<(), BootError> {
         tokio::spawn(server::serve_listener(listener, metrics_router(state), metrics_limits, stop_rx.clone()));
     }
     let listener = tokio::net::TcpListener::from_std(first).map_err(BootError::Serve)?;
-    let server = server::serve_listener(listener, app, limits, stop_rx);
+    let server = server::serve_app(listener, app, limits, stop_rx);
     let mut server = std::pin::pin!(server);
     tokio::select! {
         result = &mut server => return result.map_err(BootError::Serve),
@@ -313,7 +313,7 @@ fn serve_on_this_thread(
     runtime.block_on(async move {
         match tokio::net::TcpListener::from_std(listener) {
             Ok(listener) => {
-                if let Err(err) = server::serve_listener(listener, app, limits, stop_rx).await {
+                if let Err(err) = server::serve_app(listener, app, limits, stop_rx).await {
                     tracing::error!(error = %err, "serving thread failed");
                 }
             }

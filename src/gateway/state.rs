@@ -18,7 +18,7 @@ use super::metrics::Metrics;
 use super::oidc::IdentityProvider;
 use super::options::{OAuthOptions, SecurityOptions};
 use super::sealing::MIN_STORE_KEY_LEN;
-use super::store::{Lifetimes, Store, StoreError, StoreHandle};
+use super::store::{Lifetimes, StoreError, StoreHandle};
 use super::tokens::{Revocations, SigningKey, TokenCache, TokenError};
 
 const TOKEN_CACHE_CAPACITY: usize = 100_000;
@@ -137,7 +137,7 @@ impl AppState {
     pub fn build_with(
         config: GatewayConfig,
         public_url: &str,
-        store: Arc<dyn Store>,
+        store: StoreHandle,
         oauth: OAuthOptions,
     ) -> Result<Self, StateError> {
         let public = parse_public_url(public_url)?;
@@ -148,8 +148,8 @@ impl AppState {
         };
         // The first key ever stored also seeds the session binding, which
         // must not change when the signing key rotates.
-        let stored = store.signing_key_or_insert(&SigningKey::generate_stored())?;
-        let ring = super::keyring::load(store.as_ref(), &stored, super::store::now())?;
+        let stored = store.get().signing_key_or_insert(&SigningKey::generate_stored())?;
+        let ring = super::keyring::load(store.get().as_ref(), &stored, super::store::now())?;
         let tokens = SharedIssuer::new(public_url.clone(), &ring)?;
         let access = config.routes.values().map(|route| route.policy.access_token_ttl.as_secs() as i64).max();
         let signed = config.routes.values().map(|route| route.signed_token_lifetime()).max();
@@ -195,7 +195,7 @@ impl AppState {
             security: SecurityOptions::default(),
             public_url,
             routes,
-            store: StoreHandle::new(store),
+            store,
             tokens,
             key_ring,
             token_cache: TokenCache::new(TOKEN_CACHE_CAPACITY),

@@ -238,7 +238,7 @@ async fn rate_limit_by_ip_counts_the_client_behind_a_trusted_proxy() {
         None,
         with_policies(vec![limit]),
         OAuthOptions::default(),
-        SecurityOptions { trusted_proxies: vec!["10.0.0.1".parse().unwrap()], ..SecurityOptions::default() },
+        SecurityOptions::default().with_trusted_proxies(vec!["10.0.0.1".parse().unwrap()]),
     )
     .await;
     let token = gw.mint("echo", now(), 300);

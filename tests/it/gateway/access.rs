@@ -2,8 +2,6 @@
 //! Redis by two replicas, the `Mcp-Method` / `Mcp-Name` check (-32020), and
 //! boot errors that name the policy, the option and the fix.
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::http::{StatusCode, header};
 use cognigate::gateway::RedisStore;
@@ -49,7 +47,7 @@ async fn rate_limit_is_shared_by_replicas_on_redis() {
         &format!("http://{}/mcp", upstream.addr),
     );
     let replicas: Vec<_> =
-        (0..2).map(|_| Gateway::state_with(dir.path(), Arc::new(RedisStore::open(&redis.url).unwrap()))).collect();
+        (0..2).map(|_| Gateway::state_with(dir.path(), RedisStore::open(&redis.url).unwrap().into())).collect();
     let routers: Vec<_> = replicas.iter().map(|state| cognigate::gateway::router(state.clone())).collect();
     let token = |state: &cognigate::gateway::AppState, sub: &str| {
         state
@@ -92,7 +90,7 @@ async fn rate_limit_for_all_callers_and_through_a_store_outage() {
             json!(["cognito-managed-oauth", "everyone"]),
             &format!("http://{}/mcp", upstream.addr),
         );
-        let state = Gateway::state_with(dir.path(), Arc::new(RedisStore::open(&redis.url).unwrap()));
+        let state = Gateway::state_with(dir.path(), RedisStore::open(&redis.url).unwrap().into());
         (dir, state)
     };
     let (_open_dir, fail_open) = state_for(false);

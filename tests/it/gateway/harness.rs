@@ -306,9 +306,9 @@ impl Gateway {
         std::fs::write(dir.path().join("policies.json"), policies.to_string()).unwrap();
         std::fs::write(dir.path().join("routes.oas.json"), routes(upstream.addr).to_string()).unwrap();
         std::fs::write(dir.path().join(".env"), env_text(idp.addr)).unwrap();
-        let store: Arc<dyn cognigate::gateway::Store> = match redis {
-            None => Arc::new(SqliteStore::open(&dir.path().join("gw.db")).unwrap()),
-            Some(url) => Arc::new(cognigate::gateway::RedisStore::open(url).unwrap()),
+        let store: cognigate::gateway::StoreHandle = match redis {
+            None => SqliteStore::open(&dir.path().join("gw.db")).unwrap().into(),
+            Some(url) => cognigate::gateway::RedisStore::open(url).unwrap().into(),
         };
         let state = Self::state_full(dir.path(), store, options).with_security(security);
         let router = cognigate::gateway::router(state.clone());
@@ -317,16 +317,16 @@ impl Gateway {
 
     /// A state over the same config dir and store (a "restart").
     pub fn state(dir: &std::path::Path) -> AppState {
-        Self::state_with(dir, Arc::new(SqliteStore::open(&dir.join("gw.db")).unwrap()))
+        Self::state_with(dir, SqliteStore::open(&dir.join("gw.db")).unwrap().into())
     }
 
-    pub fn state_with(dir: &std::path::Path, store: Arc<dyn cognigate::gateway::Store>) -> AppState {
+    pub fn state_with(dir: &std::path::Path, store: cognigate::gateway::StoreHandle) -> AppState {
         Self::state_full(dir, store, no_grace())
     }
 
     pub fn state_full(
         dir: &std::path::Path,
-        store: Arc<dyn cognigate::gateway::Store>,
+        store: cognigate::gateway::StoreHandle,
         options: OAuthOptions,
     ) -> AppState {
         let text = std::fs::read_to_string(dir.join(".env")).unwrap();
@@ -397,7 +397,7 @@ impl Gateway {
 
 /// The default options without the refresh grace window.
 pub fn no_grace() -> OAuthOptions {
-    OAuthOptions { refresh_grace: Duration::ZERO, ..OAuthOptions::default() }
+    OAuthOptions::default().with_refresh_grace(Duration::ZERO)
 }
 
 fn rand_suffix() -> usize {

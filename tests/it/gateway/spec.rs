@@ -192,7 +192,7 @@ async fn refresh(gw: &Gateway, client: &str, token: &str) -> axum::response::Res
 /// answer (the family does not fork); once the window has passed, a third
 /// revokes the family.
 async fn grace_window(redis: Option<&str>) {
-    let options = OAuthOptions { refresh_grace: Duration::from_secs(1), ..OAuthOptions::default() };
+    let options = OAuthOptions::default().with_refresh_grace(Duration::from_secs(1));
     let gw = Gateway::start_full(
         |upstream| json!({"paths": {"/mcp/echo": route(&format!("http://{upstream}/mcp"))}}),
         redis,

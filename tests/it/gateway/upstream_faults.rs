@@ -9,7 +9,6 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -124,7 +123,7 @@ impl Process {
         }
         // Same store, same signing key: tokens minted here are the gateway's own.
         let store = cognigate::gateway::SqliteStore::open(&dir.path().join("gw.db")).unwrap();
-        let tokens = Gateway::state_with(dir.path(), Arc::new(store));
+        let tokens = Gateway::state_with(dir.path(), store.into());
         Self { child, base, tokens, _dir: dir }
     }
 
