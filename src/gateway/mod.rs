@@ -8,7 +8,8 @@
 //! [`proxy`]. [`store`] holds what outlives a request ([`sealing`] encrypts
 //! what it keeps of the identity provider); [`tokens`] the gateway's own
 //! access tokens; [`metrics`] the Prometheus counters;
-//! [`audit`] the one-line-per-MCP-request audit log.
+//! [`audit`] the one-line-per-MCP-request audit log. [`main`] is the
+//! `cognigate-gateway` program: its flags and subcommands are in `cli`.
 
 pub(crate) mod admin;
 pub(crate) mod audit;
@@ -116,7 +117,7 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     response
 }
 
-/// What the binary passes in.
+/// What the command line (`cli`) passes in.
 #[derive(Debug, Clone)]
 pub(crate) struct ServeOptions {
     pub(crate) config_dir: PathBuf,

@@ -1,5 +1,6 @@
 //! Options of the gateway as a whole (not of one policy or route), which the
-//! binary fills from flags and the environment and tests set directly:
+//! command line (`cli`) fills from flags and the environment, and tests set
+//! one by one with their `with_*` methods:
 //! - [`OAuthOptions`], of the authorization server: the refresh grace window,
 //!   how often a refresh re-checks the user at the identity provider, the key
 //!   that seals what the store keeps of the provider, how Client ID Metadata
@@ -50,7 +51,7 @@ pub struct OAuthOptions {
     /// addresses (tests, or a metadata server on a private network).
     pub(crate) client_id_private_addresses: bool,
     /// A PEM file of extra roots trusted for client-id documents, next to
-    /// the system's (the binary passes `SSL_CERT_FILE`).
+    /// the system's (the command line passes `SSL_CERT_FILE`).
     pub(crate) extra_roots: Option<PathBuf>,
     /// How long a device code and its user code stay valid; polling after
     /// that gets `expired_token`.

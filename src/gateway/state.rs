@@ -92,6 +92,7 @@ impl RouteState {
     }
 }
 
+/// What the clones of an [`AppState`] share; its fields stay in the crate.
 pub struct Inner {
     /// No trailing slash.
     pub(crate) public_url: String,
