@@ -53,10 +53,10 @@ pub(crate) fn callback_url(public_url: &str) -> String {
 /// callback (https, or http on localhost) is Cognito's rule, checked by `up`
 /// on every callback URL it registers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublicUrl(String);
+pub(crate) struct PublicUrl(String);
 
 impl PublicUrl {
-    pub fn parse(value: &str) -> Result<Self, InvalidValue> {
+    pub(crate) fn parse(value: &str) -> Result<Self, InvalidValue> {
         const SETTING: &str = "gateway public URL";
         const EXAMPLE: &str = "such as https://mcp.example.com or http://localhost:9000";
         let trimmed = value.trim();
@@ -110,12 +110,13 @@ impl PublicUrl {
     }
 
     /// The URL without a trailing slash, e.g. `https://mcp.example.com`.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 
     /// Where Cognito sends the browser back to: this URL plus [`CALLBACK_PATH`].
-    pub fn callback_url(&self) -> String {
+    #[cfg(test)]
+    pub(crate) fn callback_url(&self) -> String {
         callback_url(&self.0)
     }
 }

@@ -13,10 +13,11 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 
 use crate::contract::env_keys;
+use crate::gateway::client_address::Cidr;
 use crate::gateway::clients::check_redirect_uri;
 use crate::gateway::crypto::{is_valid_challenge, pkce_challenge, verify_pkce};
 use crate::gateway::oauth::client_auth::basic_credentials;
-use crate::gateway::security::{Cidr, is_loopback_host};
+use crate::gateway::security::is_loopback_host;
 use crate::provision::render::{merge_env, merge_policies, strip_env};
 use crate::provision::validate;
 

@@ -6,7 +6,7 @@
 use std::fmt;
 
 #[derive(Clone, PartialEq, Eq, Default)]
-pub struct Secret(String);
+pub(crate) struct Secret(String);
 
 impl Secret {
     pub(crate) fn new(value: impl Into<String>) -> Self {

@@ -9,17 +9,17 @@ use super::tokens::SigningKey;
 
 /// What `revoke` did.
 #[derive(Debug, PartialEq)]
-pub struct Revoked {
+pub(crate) struct Revoked {
     /// Access tokens still unexpired that are now refused.
-    pub access_tokens: usize,
+    pub(crate) access_tokens: usize,
     /// Whether the client's registration was deleted (`--client`).
-    pub client_deleted: bool,
+    pub(crate) client_deleted: bool,
 }
 
 /// Revokes every grant of `subject` and/or `client_id`: their refresh
 /// families and the access tokens those issued. With a client, its
 /// registration is deleted too, so it must register again.
-pub fn revoke(store: &StoreUrl, subject: Option<&str>, client_id: Option<&str>) -> Result<Revoked, StoreError> {
+pub(crate) fn revoke(store: &StoreUrl, subject: Option<&str>, client_id: Option<&str>) -> Result<Revoked, StoreError> {
     if subject.is_none() && client_id.is_none() {
         return Err(StoreError::Open("revoke needs --sub ID or --client ID".into()));
     }
@@ -37,7 +37,7 @@ pub fn revoke(store: &StoreUrl, subject: Option<&str>, client_id: Option<&str>) 
 /// `retire_previous` every older key is withdrawn at once instead (their
 /// tokens are refused; clients refresh or log in again). The replicas switch
 /// at their next tick. Never prints or returns key material.
-pub fn rotate_key(store: &StoreUrl, retire_previous: bool) -> Result<Rotated, KeyRingError> {
+pub(crate) fn rotate_key(store: &StoreUrl, retire_previous: bool) -> Result<Rotated, KeyRingError> {
     // Opening a missing SQLite file would create an empty store and rotate
     // a key no gateway uses.
     if let StoreUrl::Sqlite(path) = store

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 /// Where audit lines go.
 #[derive(Debug, Clone, PartialEq)]
-pub enum AuditTarget {
+pub(crate) enum AuditTarget {
     Stdout,
     File(PathBuf),
 }

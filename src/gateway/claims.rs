@@ -10,7 +10,7 @@ use super::store::Identity;
 
 /// Claims of a gateway access token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct AccessClaims {
+pub(crate) struct AccessClaims {
     pub(crate) iss: String,
     pub(crate) sub: String,
     pub(crate) aud: String,

@@ -68,11 +68,17 @@ pub enum KeyRingError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyRotation {
     /// A new key every this long; `None`: only on demand (`rotate-key`).
-    pub every: Option<Duration>,
+    pub(crate) every: Option<Duration>,
     /// Kept on top of the longest token lifetime before a retired key is
     /// dropped: covers clock skew between replicas, a replica still signing
     /// with the old key until its next tick, and upstreams' JWKS caches.
-    pub grace: Duration,
+    pub(crate) grace: Duration,
+}
+
+impl KeyRotation {
+    pub const fn new(every: Option<Duration>, grace: Duration) -> Self {
+        Self { every, grace }
+    }
 }
 
 impl Default for KeyRotation {
@@ -310,13 +316,13 @@ pub(crate) fn load(store: &dyn Store, legacy_seed: &str, now: i64) -> Result<Rin
 
 /// What `rotate-key` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rotated {
+pub(crate) struct Rotated {
     /// The key that signs from now on.
-    pub kid: String,
+    pub(crate) kid: String,
     /// The key it replaced (now verifying only).
-    pub previous: Option<String>,
+    pub(crate) previous: Option<String>,
     /// Keys in the ring afterwards.
-    pub keys: usize,
+    pub(crate) keys: usize,
 }
 
 /// A new current key, now. If another rotation lands first (the current key
@@ -435,7 +441,7 @@ pub(crate) fn tick(
 /// The issuer in use, swapped whole when the ring changes. Reading it takes a
 /// read lock for the moment of an `Arc` clone; the proxy comes here only for
 /// a token its cache has not seen and for identity JWTs.
-pub struct SharedIssuer {
+pub(crate) struct SharedIssuer {
     issuer: String,
     current: RwLock<Arc<Issuing>>,
 }
@@ -491,21 +497,6 @@ impl SharedIssuer {
         Ok(true)
     }
 
-    /// An access token without user facts (tests and tools).
-    #[allow(clippy::too_many_arguments)]
-    pub fn mint(
-        &self,
-        sub: &str,
-        aud: &str,
-        client_id: &str,
-        scope: &str,
-        now: i64,
-        ttl: i64,
-        jti: String,
-    ) -> Result<(String, AccessClaims), TokenError> {
-        self.load().mint(sub, aud, client_id, scope, now, ttl, jti)
-    }
-
     /// An access token carrying the user's e-mail, groups and roles.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn mint_for(
@@ -537,11 +528,6 @@ impl SharedIssuer {
     /// Every key in use, for `/oauth/jwks`.
     pub(crate) fn jwks(&self) -> Vec<Jwk> {
         self.load().jwks()
-    }
-
-    /// The kid of the key that signs.
-    pub fn current_kid(&self) -> String {
-        self.load().current_kid().to_owned()
     }
 }
 

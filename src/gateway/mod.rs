@@ -8,14 +8,16 @@
 //! [`proxy`]. [`store`] holds what outlives a request ([`sealing`] encrypts
 //! what it keeps of the identity provider); [`tokens`] the gateway's own
 //! access tokens; [`metrics`] the Prometheus counters;
-//! [`audit`] the one-line-per-MCP-request audit log.
+//! [`audit`] the one-line-per-MCP-request audit log. [`main`] is the
+//! `cognigate-gateway` program: its flags and subcommands are in `cli`.
 
-pub mod admin;
-pub mod audit;
+pub(crate) mod admin;
+pub(crate) mod audit;
 pub(crate) mod claims;
+mod cli;
 pub(crate) mod client_address;
 pub(crate) mod clients;
-pub mod config;
+pub(crate) mod config;
 mod cors;
 pub(crate) mod crypto;
 pub(crate) mod jsonrpc;
@@ -24,16 +26,16 @@ pub(crate) mod metrics;
 pub(crate) mod oauth;
 mod oauth_error;
 pub(crate) mod oidc;
-pub mod options;
+pub(crate) mod options;
 mod pages;
 pub(crate) mod policy;
 pub(crate) mod proxy;
 pub(crate) mod sealing;
-pub mod security;
-pub mod server;
+pub(crate) mod security;
+pub(crate) mod server;
 pub(crate) mod session;
-pub mod state;
-pub mod store;
+pub(crate) mod state;
+pub(crate) mod store;
 pub(crate) mod tokens;
 
 use std::net::SocketAddr;
@@ -48,13 +50,22 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 
 use crate::contract;
+use store::StoreUrl;
 
-pub use config::{ConfigError, Env, GatewayConfig};
-pub use keyring::{KeyRingError, KeyRotation, Rotated};
-pub use oauth::OAuthOptions;
-pub use state::{AppState, StateError};
-pub use store::{StoreError, StoreUrl};
-pub use tokens::TokenError;
+// The program the binary runs, and what the integration tests drive: the
+// router over a state built from a config directory and a store, and the
+// serving loop with its connection limits. Everything else stays in the crate.
+pub use self::{
+    cli::main,
+    client_address::Cidr,
+    config::{GatewayConfig, env::Env, error::ConfigError},
+    keyring::{KeyRingError, KeyRotation},
+    options::{OAuthOptions, SecurityOptions},
+    server::{ConnectionLimits, serve_listener},
+    state::{AppState, StateError},
+    store::{StoreError, StoreHandle, now, redis::RedisStore, sqlite::SqliteStore},
+    tokens::TokenError,
+};
 
 /// How often expired rows are deleted and revocations re-read from the store.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
@@ -106,41 +117,41 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     response
 }
 
-/// What the binary passes in.
+/// What the command line (`cli`) passes in.
 #[derive(Debug, Clone)]
-pub struct ServeOptions {
-    pub config_dir: PathBuf,
+pub(crate) struct ServeOptions {
+    pub(crate) config_dir: PathBuf,
     /// `None`: no env file (process environment only).
-    pub env_file: Option<PathBuf>,
-    pub listen: SocketAddr,
+    pub(crate) env_file: Option<PathBuf>,
+    pub(crate) listen: SocketAddr,
     /// `None`: `http://localhost:{port}` for a loopback or unspecified listen
     /// address (matching the callback URL `cognigate up` registers),
     /// `http://{listen}` otherwise.
-    pub public_url: Option<String>,
-    pub store: StoreUrl,
+    pub(crate) public_url: Option<String>,
+    pub(crate) store: StoreUrl,
     /// Serving threads, each with its own single-threaded runtime and listener
     /// (SO_REUSEPORT); `None`: one per CPU.
-    pub workers: Option<usize>,
-    pub security: security::SecurityOptions,
+    pub(crate) workers: Option<usize>,
+    pub(crate) security: security::SecurityOptions,
     /// Serve `/metrics` here instead of on `listen`.
-    pub metrics_listen: Option<SocketAddr>,
+    pub(crate) metrics_listen: Option<SocketAddr>,
     /// Header deadline and the connection cap, for the whole process (the
     /// cap is shared out between the serving threads).
-    pub limits: server::ConnectionLimits,
+    pub(crate) limits: server::ConnectionLimits,
     /// The authorization server's options (refresh grace, client-id documents).
-    pub oauth: OAuthOptions,
+    pub(crate) oauth: OAuthOptions,
     /// Waiting longer than this for an upstream's response headers is a 502.
-    pub upstream_timeout: Duration,
+    pub(crate) upstream_timeout: Duration,
     /// After SIGTERM, open requests and streams (SSE) get this long to finish.
-    pub shutdown_grace: Duration,
+    pub(crate) shutdown_grace: Duration,
     /// Where the audit log goes; `None`: no audit log.
-    pub audit_log: Option<audit::AuditTarget>,
+    pub(crate) audit_log: Option<audit::AuditTarget>,
     /// When the signing key rotates and how long retired keys are kept.
-    pub key_rotation: KeyRotation,
+    pub(crate) key_rotation: KeyRotation,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum BootError {
+pub(crate) enum BootError {
     #[error(transparent)]
     Env(#[from] config::EnvFileError),
     #[error(transparent)]
@@ -169,7 +180,7 @@ pub(crate) fn default_public_url(listen: SocketAddr) -> String {
 pub(crate) fn boot(options: &ServeOptions) -> Result<AppState, BootError> {
     let env = Env::from_file_and_process(options.env_file.as_deref())?;
     let config = GatewayConfig::load(&options.config_dir, &env)?;
-    let store = options.store.open()?;
+    let store = store::StoreHandle::new(options.store.open()?);
     let public_url = public_url(options, &env);
     let mut security = options.security.clone();
     security.loopback_only |= options.listen.ip().is_loopback();
@@ -212,7 +223,7 @@ fn public_url(options: &ServeOptions, env: &Env) -> String {
 }
 
 /// Boots and serves until SIGTERM or Ctrl-C.
-pub async fn serve(options: ServeOptions) -> Result<(), BootError> {
+pub(crate) async fn serve(options: ServeOptions) -> Result<(), BootError> {
     let boot_options = options.clone();
     let state = tokio::task::spawn_blocking(move || boot(&boot_options))
         .await
@@ -245,7 +256,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), BootError> {
         tokio::spawn(server::serve_listener(listener, metrics_router(state), metrics_limits, stop_rx.clone()));
     }
     let listener = tokio::net::TcpListener::from_std(first).map_err(BootError::Serve)?;
-    let server = server::serve_listener(listener, app, limits, stop_rx);
+    let server = server::serve_app(listener, app, limits, stop_rx);
     let mut server = std::pin::pin!(server);
     tokio::select! {
         result = &mut server => return result.map_err(BootError::Serve),
@@ -303,7 +314,7 @@ fn serve_on_this_thread(
     runtime.block_on(async move {
         match tokio::net::TcpListener::from_std(listener) {
             Ok(listener) => {
-                if let Err(err) = server::serve_listener(listener, app, limits, stop_rx).await {
+                if let Err(err) = server::serve_app(listener, app, limits, stop_rx).await {
                     tracing::error!(error = %err, "serving thread failed");
                 }
             }

@@ -1,5 +1,6 @@
 //! Options of the gateway as a whole (not of one policy or route), which the
-//! binary fills from flags and the environment and tests set directly:
+//! command line (`cli`) fills from flags and the environment, and tests set
+//! one by one with their `with_*` methods:
 //! - [`OAuthOptions`], of the authorization server: the refresh grace window,
 //!   how often a refresh re-checks the user at the identity provider, the key
 //!   that seals what the store keeps of the provider, how Client ID Metadata
@@ -35,26 +36,26 @@ pub(crate) const DEFAULT_DEVICE_CODE_LIFETIME: Duration = Duration::from_secs(60
 pub struct OAuthOptions {
     /// A refresh token presented again by the same client within this window
     /// gets the answer it got the first time, instead of revoking its family.
-    pub refresh_grace: Duration,
+    pub(crate) refresh_grace: Duration,
     /// A refresh whose family last checked the user at the identity provider
     /// longer ago than this checks again (with the provider's refresh token)
     /// before it rotates; zero checks on every refresh.
-    pub idp_recheck_interval: Duration,
+    pub(crate) idp_recheck_interval: Duration,
     /// `COGNIGATE_STORE_KEY`: the secret the provider's refresh tokens are
     /// sealed under; `None` derives the key from the policy's client secret.
-    pub store_key: Option<Secret>,
+    pub(crate) store_key: Option<Secret>,
     /// Hosts whose URLs may be client ids (Client ID Metadata Documents);
     /// empty: any public host.
-    pub client_id_hosts: Vec<String>,
+    pub(crate) client_id_hosts: Vec<String>,
     /// Lets client-id documents be fetched from loopback and private
     /// addresses (tests, or a metadata server on a private network).
-    pub client_id_private_addresses: bool,
+    pub(crate) client_id_private_addresses: bool,
     /// A PEM file of extra roots trusted for client-id documents, next to
-    /// the system's (the binary passes `SSL_CERT_FILE`).
-    pub extra_roots: Option<PathBuf>,
+    /// the system's (the command line passes `SSL_CERT_FILE`).
+    pub(crate) extra_roots: Option<PathBuf>,
     /// How long a device code and its user code stay valid; polling after
     /// that gets `expired_token`.
-    pub device_code_lifetime: Duration,
+    pub(crate) device_code_lifetime: Duration,
 }
 
 impl Default for OAuthOptions {
@@ -76,28 +77,48 @@ impl Default for OAuthOptions {
 pub struct SecurityOptions {
     /// Origins (`scheme://host[:port]`) besides the public URL's that browser
     /// clients may call from (e.g. MCP Inspector's `http://localhost:6274`).
-    pub allowed_origins: Vec<String>,
+    pub(crate) allowed_origins: Vec<String>,
     /// Set when the gateway listens on loopback only: then `Host` must name
     /// loopback (or the public URL's host), which defeats DNS rebinding.
-    pub loopback_only: bool,
+    pub(crate) loopback_only: bool,
     /// Peers whose `X-Forwarded-For` is believed (reverse proxies in front).
-    pub trusted_proxies: Vec<Cidr>,
+    pub(crate) trusted_proxies: Vec<Cidr>,
     /// Registrations per client IP per minute.
-    pub register_per_minute: u64,
+    pub(crate) register_per_minute: u64,
     /// Authorization requests per client IP per minute.
-    pub authorize_per_minute: u64,
+    pub(crate) authorize_per_minute: u64,
     /// Logins a client may have pending (browser at the IdP) at once.
-    pub pending_logins_per_client: u64,
+    pub(crate) pending_logins_per_client: u64,
     /// A registration never used for a login this long is deleted.
-    pub unused_registration_ttl: Duration,
+    pub(crate) unused_registration_ttl: Duration,
     /// A refresh-token family ends this long after the login, whatever its
     /// rotations.
-    pub refresh_family_lifetime: Duration,
+    pub(crate) refresh_family_lifetime: Duration,
     /// How long an OAuth endpoint waits for a request body.
-    pub body_read_timeout: Duration,
+    pub(crate) body_read_timeout: Duration,
     /// `/metrics` is served on its own address (`--metrics-listen`), not on
     /// the public one.
-    pub metrics_separate: bool,
+    pub(crate) metrics_separate: bool,
+}
+
+/// Each sets one option and keeps the others (the defaults, when started
+/// from [`OAuthOptions::default`]).
+impl OAuthOptions {
+    pub fn with_refresh_grace(self, refresh_grace: Duration) -> Self {
+        Self { refresh_grace, ..self }
+    }
+
+    pub fn with_device_code_lifetime(self, device_code_lifetime: Duration) -> Self {
+        Self { device_code_lifetime, ..self }
+    }
+
+    pub fn with_client_id_private_addresses(self, client_id_private_addresses: bool) -> Self {
+        Self { client_id_private_addresses, ..self }
+    }
+
+    pub fn with_extra_roots(self, extra_roots: PathBuf) -> Self {
+        Self { extra_roots: Some(extra_roots), ..self }
+    }
 }
 
 impl Default for SecurityOptions {
@@ -114,5 +135,41 @@ impl Default for SecurityOptions {
             body_read_timeout: Duration::from_secs(10),
             metrics_separate: false,
         }
+    }
+}
+
+/// Each sets one option and keeps the others (the defaults, when started
+/// from [`SecurityOptions::default`]).
+impl SecurityOptions {
+    pub fn with_allowed_origins(self, allowed_origins: Vec<String>) -> Self {
+        Self { allowed_origins, ..self }
+    }
+
+    pub fn with_loopback_only(self, loopback_only: bool) -> Self {
+        Self { loopback_only, ..self }
+    }
+
+    pub fn with_trusted_proxies(self, trusted_proxies: Vec<Cidr>) -> Self {
+        Self { trusted_proxies, ..self }
+    }
+
+    pub fn with_register_per_minute(self, register_per_minute: u64) -> Self {
+        Self { register_per_minute, ..self }
+    }
+
+    pub fn with_authorize_per_minute(self, authorize_per_minute: u64) -> Self {
+        Self { authorize_per_minute, ..self }
+    }
+
+    pub fn with_pending_logins_per_client(self, pending_logins_per_client: u64) -> Self {
+        Self { pending_logins_per_client, ..self }
+    }
+
+    pub fn with_refresh_family_lifetime(self, refresh_family_lifetime: Duration) -> Self {
+        Self { refresh_family_lifetime, ..self }
+    }
+
+    pub fn with_body_read_timeout(self, body_read_timeout: Duration) -> Self {
+        Self { body_read_timeout, ..self }
     }
 }

@@ -17,9 +17,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-pub use super::client_address::Cidr;
 use super::client_address::{client_ip, counter_key, peer};
-pub use super::options::SecurityOptions;
+pub(crate) use super::options::SecurityOptions;
 use super::state::AppState;
 use super::store::now;
 
@@ -158,7 +157,8 @@ fn closing(mut response: Response) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::{Cidr, is_loopback_host};
+    use super::is_loopback_host;
+    use crate::gateway::client_address::Cidr;
 
     #[test]
     fn cidrs() {

@@ -40,9 +40,15 @@ const MAX_HEAD_BYTES: usize = 64 * 1024;
 pub struct ConnectionLimits {
     /// Time a client has to send a request's headers, and to start its next
     /// request on a keep-alive connection.
-    pub header_read_timeout: Duration,
+    pub(crate) header_read_timeout: Duration,
     /// Connections this thread keeps open at once.
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
+}
+
+impl ConnectionLimits {
+    pub fn new(header_read_timeout: Duration, max_connections: usize) -> Self {
+        Self { header_read_timeout, max_connections }
+    }
 }
 
 impl Default for ConnectionLimits {
@@ -54,7 +60,7 @@ impl Default for ConnectionLimits {
 /// What a serving thread answers with: the router, and (for the gateway's
 /// main listeners) the state whose proxy route is called directly.
 #[derive(Clone)]
-pub struct App {
+pub(crate) struct App {
     router: Router,
     proxy: Option<AppState>,
 }
@@ -73,16 +79,25 @@ impl From<Router> for App {
     }
 }
 
-/// Serves `app` on `listener` until `stop` turns true, then lets open
+/// Serves `router` on `listener` until `stop` turns true, then lets open
 /// requests finish (connections close once idle) and returns when none is
 /// left.
 pub async fn serve_listener(
     listener: tokio::net::TcpListener,
-    app: impl Into<App>,
+    router: Router,
+    limits: ConnectionLimits,
+    stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    serve_app(listener, router.into(), limits, stop).await
+}
+
+/// [`serve_listener`] for an [`App`], whose proxy route may skip the router.
+pub(crate) async fn serve_app(
+    listener: tokio::net::TcpListener,
+    app: App,
     limits: ConnectionLimits,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let app = app.into();
     let max = limits.max_connections.max(1);
     let open = Arc::new(Semaphore::new(max));
     loop {

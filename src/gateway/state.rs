@@ -18,7 +18,7 @@ use super::metrics::Metrics;
 use super::oidc::IdentityProvider;
 use super::options::{OAuthOptions, SecurityOptions};
 use super::sealing::MIN_STORE_KEY_LEN;
-use super::store::{Lifetimes, Store, StoreError, StoreHandle};
+use super::store::{Lifetimes, StoreError, StoreHandle};
 use super::tokens::{Revocations, SigningKey, TokenCache, TokenError};
 
 const TOKEN_CACHE_CAPACITY: usize = 100_000;
@@ -92,6 +92,7 @@ impl RouteState {
     }
 }
 
+/// What the clones of an [`AppState`] share; its fields stay in the crate.
 pub struct Inner {
     /// No trailing slash.
     pub(crate) public_url: String,
@@ -106,7 +107,7 @@ pub struct Inner {
     pub(crate) secure_cookies: bool,
     pub(crate) routes: HashMap<String, RouteState>,
     pub(crate) store: StoreHandle,
-    pub tokens: SharedIssuer,
+    pub(crate) tokens: SharedIssuer,
     /// When the signing keys rotate and how long retired ones are kept.
     pub(crate) key_ring: KeyRingPolicy,
     pub(crate) token_cache: TokenCache,
@@ -131,18 +132,13 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    /// Builds the state: loads (or creates) the signing key from the store.
-    /// Call from outside the async runtime or inside `spawn_blocking`: the
-    /// store is synchronous.
-    pub fn build(config: GatewayConfig, public_url: &str, store: Arc<dyn Store>) -> Result<Self, StateError> {
-        Self::build_with(config, public_url, store, OAuthOptions::default())
-    }
-
-    /// [`AppState::build`] with the authorization server's own options.
+    /// Builds the state with the authorization server's options: loads (or
+    /// creates) the signing key from the store. Call from outside the async
+    /// runtime or inside `spawn_blocking`: the store is synchronous.
     pub fn build_with(
         config: GatewayConfig,
         public_url: &str,
-        store: Arc<dyn Store>,
+        store: StoreHandle,
         oauth: OAuthOptions,
     ) -> Result<Self, StateError> {
         let public = parse_public_url(public_url)?;
@@ -153,8 +149,8 @@ impl AppState {
         };
         // The first key ever stored also seeds the session binding, which
         // must not change when the signing key rotates.
-        let stored = store.signing_key_or_insert(&SigningKey::generate_stored())?;
-        let ring = super::keyring::load(store.as_ref(), &stored, super::store::now())?;
+        let stored = store.get().signing_key_or_insert(&SigningKey::generate_stored())?;
+        let ring = super::keyring::load(store.get().as_ref(), &stored, super::store::now())?;
         let tokens = SharedIssuer::new(public_url.clone(), &ring)?;
         let access = config.routes.values().map(|route| route.policy.access_token_ttl.as_secs() as i64).max();
         let signed = config.routes.values().map(|route| route.signed_token_lifetime()).max();
@@ -200,7 +196,7 @@ impl AppState {
             security: SecurityOptions::default(),
             public_url,
             routes,
-            store: StoreHandle::new(store),
+            store,
             tokens,
             key_ring,
             token_cache: TokenCache::new(TOKEN_CACHE_CAPACITY),
@@ -262,6 +258,23 @@ impl AppState {
             self.token_cache.clear();
         }
         Ok(tick.current)
+    }
+
+    /// An access token for `aud` signed with the current key, without user
+    /// facts: what an operator's tool (or a test) needs to call a route as
+    /// `sub` without a login.
+    #[allow(clippy::too_many_arguments)]
+    pub fn mint_access_token(
+        &self,
+        sub: &str,
+        aud: &str,
+        client_id: &str,
+        scope: &str,
+        now: i64,
+        ttl: i64,
+        jti: String,
+    ) -> Result<String, TokenError> {
+        Ok(self.tokens.load().mint(sub, aud, client_id, scope, now, ttl, jti)?.0)
     }
 
     /// Token lifetimes of a route's policy.

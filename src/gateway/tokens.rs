@@ -128,6 +128,7 @@ impl TokenIssuer {
         &self.keys[self.keys.len() - 1]
     }
 
+    #[cfg(test)]
     pub(crate) fn current_kid(&self) -> &str {
         self.key().kid()
     }

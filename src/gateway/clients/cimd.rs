@@ -375,7 +375,7 @@ pub(crate) fn is_public(ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::{CimdClients, CimdError, Document, cache_lifetime, checked_document, is_public};
-    use crate::gateway::oauth::OAuthOptions;
+    use crate::gateway::options::OAuthOptions;
 
     #[test]
     fn public_addresses() {

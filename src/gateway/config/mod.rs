@@ -20,8 +20,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use url::Url;
 
-pub use env::{Env, EnvFileError};
-pub use error::ConfigError;
+pub(crate) use env::{Env, EnvFileError};
+pub(crate) use error::ConfigError;
 use error::typed_options;
 use files::{PoliciesFile, ProxyOptions, RoutesFile, ZuploRoute};
 

@@ -29,7 +29,6 @@ use axum::routing::{get, post};
 
 use super::clients::cimd;
 pub(crate) use super::oauth_error::{ClientLookupError, OAuthError, PageError};
-pub use super::options::OAuthOptions;
 pub(crate) use super::options::STORE_KEY_VAR;
 
 use super::policy::{OAuthPolicy, OFFLINE_ACCESS};

@@ -16,16 +16,16 @@
 
 #[cfg(test)]
 mod conformance;
-mod redis;
+pub(crate) mod redis;
 mod rotation;
-mod sqlite;
+pub(crate) mod sqlite;
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use self::redis::RedisStore;
-pub use sqlite::SqliteStore;
+pub(crate) use self::redis::RedisStore;
+pub(crate) use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -61,7 +61,7 @@ pub struct Client {
 
 /// What the user is asked to approve and what a code or refresh token grants.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Grant {
+pub(crate) struct Grant {
     pub(crate) client_id: String,
     /// The route the tokens are bound to (`aud` = `{public_url}/mcp/{slug}`).
     pub(crate) slug: String,
@@ -86,7 +86,7 @@ pub struct Grant {
 /// `gateway::sealing`: never stored in the clear), and when the user was last
 /// checked with it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct IdpSession {
+pub(crate) struct IdpSession {
     pub(crate) sealed_refresh: String,
     /// Unix seconds of the last successful check (the login, then each
     /// re-check on refresh).
@@ -97,7 +97,7 @@ pub struct IdpSession {
 /// keep (new check time; a new sealed token if the provider rotated it) and,
 /// when it sent a new ID token, the user's groups and e-mail as they are now.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Recheck {
+pub(crate) struct Recheck {
     pub(crate) idp: IdpSession,
     pub(crate) identity: Option<Identity>,
 }
@@ -118,7 +118,7 @@ impl Grant {
 
 /// The user facts a grant keeps from the ID token.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Identity {
+pub(crate) struct Identity {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) email: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -130,7 +130,7 @@ pub struct Identity {
 /// A browser sent to the IdP, waiting for `/oauth/callback` (keyed by the
 /// gateway's own `state`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct PendingLogin {
+pub(crate) struct PendingLogin {
     pub(crate) state: String,
     pub(crate) client_id: String,
     pub(crate) redirect_uri: String,
@@ -149,7 +149,7 @@ pub struct PendingLogin {
 
 /// A consent screen shown to a logged-in user.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Consent {
+pub(crate) struct Consent {
     pub(crate) id: String,
     /// SHA-256 (hex) of the CSRF token in the form and the cookie.
     pub(crate) csrf_hash: String,
@@ -165,7 +165,7 @@ pub struct Consent {
 
 /// An authorization code (stored by hash).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct AuthCode {
+pub(crate) struct AuthCode {
     pub(crate) redirect_uri: String,
     pub(crate) code_challenge: String,
     pub(crate) grant: Grant,
@@ -179,7 +179,7 @@ pub struct AuthCode {
 /// code, and the take stores this record in the same step, so a replay that
 /// races the redemption on another replica always finds what to revoke.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct CodeUse {
+pub(crate) struct CodeUse {
     pub(crate) family: Option<String>,
     pub(crate) access: RevokedAccess,
     pub(crate) expires_at: i64,
@@ -187,7 +187,7 @@ pub struct CodeUse {
 
 /// A refresh token (stored by hash) in its rotation family.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct RefreshToken {
+pub(crate) struct RefreshToken {
     pub(crate) family: String,
     pub(crate) grant: Grant,
     pub(crate) expires_at: i64,
@@ -209,7 +209,7 @@ pub struct RefreshToken {
 /// presented one (only its holder can open it; see `oauth::grace`), and the
 /// access token's id and issue time, from which it is minted again.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Replacement {
+pub(crate) struct Replacement {
     pub(crate) at: i64,
     pub(crate) sealed: String,
     pub(crate) access_jti: String,
@@ -252,7 +252,7 @@ impl RefreshToken {
 
 /// A rotation that replaces the presented refresh token.
 #[derive(Debug, Clone)]
-pub struct Rotation {
+pub(crate) struct Rotation {
     pub(crate) new_hash: String,
     /// The access token issued with the successor.
     pub(crate) access_jti: String,
@@ -268,13 +268,13 @@ pub struct Rotation {
 
 /// Lifetimes (seconds) of the tokens a grant's route issues.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Lifetimes {
+pub(crate) struct Lifetimes {
     pub(crate) refresh: i64,
     pub(crate) access: i64,
 }
 
 #[derive(Debug, PartialEq)]
-pub enum RefreshUse {
+pub(crate) enum RefreshUse {
     /// Not a token we issued to this client.
     Unknown,
     Expired,
@@ -298,7 +298,7 @@ pub enum RefreshUse {
 /// An RFC 8628 device authorization, stored under the hash of its device
 /// code and found by its user code.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct DeviceAuthorization {
+pub(crate) struct DeviceAuthorization {
     pub(crate) user_code: String,
     pub(crate) client_id: String,
     pub(crate) slug: String,
@@ -309,14 +309,14 @@ pub struct DeviceAuthorization {
 
 /// Where a device authorization stands: the user decides once.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub enum DeviceStatus {
+pub(crate) enum DeviceStatus {
     Pending,
     Approved(Grant),
     Denied,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RevokedAccess {
+pub(crate) struct RevokedAccess {
     pub(crate) jti: String,
     pub(crate) expires_at: i64,
 }
@@ -331,7 +331,7 @@ pub struct RevokedAccess {
 /// this log: it changes when the log starts again from nothing (a Redis that
 /// came back empty), and then a replica reads it again from the start.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RevocationLog {
+pub(crate) struct RevocationLog {
     pub(crate) epoch: String,
     /// The highest sequence number handed out so far (0: none yet).
     pub(crate) through: u64,
@@ -339,7 +339,7 @@ pub struct RevocationLog {
 }
 
 /// Gateway state behind one interface; see the module docs for why it is sync.
-pub trait Store: Send + Sync + 'static {
+pub(crate) trait Store: Send + Sync + 'static {
     /// The stored signing key, or `candidate` stored and returned when there is
     /// none yet (first boot; atomic, so replicas agree on one key).
     fn signing_key_or_insert(&self, candidate: &str) -> Result<String, StoreError>;
@@ -460,7 +460,7 @@ pub trait Store: Send + Sync + 'static {
 
 /// Where the store lives: `sqlite:PATH` (the default) or `redis://...`.
 #[derive(Debug, Clone, PartialEq)]
-pub enum StoreUrl {
+pub(crate) enum StoreUrl {
     Sqlite(std::path::PathBuf),
     /// `redis[s]://[user:password@]host[:port][/db]`
     Redis(String),
@@ -495,9 +495,22 @@ impl StoreUrl {
     }
 }
 
-/// The store as async code uses it.
+/// A store as the gateway holds it: one SQLite file or one Redis, shared by
+/// every clone. Async code goes through [`StoreHandle::run`].
 #[derive(Clone)]
-pub(crate) struct StoreHandle(Arc<dyn Store>);
+pub struct StoreHandle(Arc<dyn Store>);
+
+impl From<SqliteStore> for StoreHandle {
+    fn from(store: SqliteStore) -> Self {
+        Self(Arc::new(store))
+    }
+}
+
+impl From<RedisStore> for StoreHandle {
+    fn from(store: RedisStore) -> Self {
+        Self(Arc::new(store))
+    }
+}
 
 impl StoreHandle {
     pub(crate) fn new(store: Arc<dyn Store>) -> Self {
@@ -507,6 +520,23 @@ impl StoreHandle {
     /// The store itself, for callers already on the blocking pool.
     pub(crate) fn get(&self) -> &Arc<dyn Store> {
         &self.0
+    }
+
+    /// A registered client, `None` when there is none (blocking).
+    pub fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+        self.0.client(client_id)
+    }
+
+    /// Deletes clients registered before `created_before` that never
+    /// completed a login, as the periodic sweep does; returns how many
+    /// (blocking).
+    pub fn expire_unused_clients(&self, created_before: i64) -> Result<usize, StoreError> {
+        self.0.expire_unused_clients(created_before)
+    }
+
+    /// The signing-key ring as stored, `None` when there is none (blocking).
+    pub fn signing_keys(&self) -> Result<Option<String>, StoreError> {
+        self.0.signing_keys()
     }
 
     /// Runs one store call on the blocking pool.

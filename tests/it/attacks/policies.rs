@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, Request, StatusCode, header};
 use axum::response::Response;
 use axum::routing::post;
 use cognigate::gateway::OAuthOptions;
-use cognigate::gateway::security::SecurityOptions;
+use cognigate::gateway::SecurityOptions;
 use serde_json::{Value, json};
 
 use crate::gateway::harness::{Gateway, body_text, json_body, now, policies, route, spawn};
@@ -238,7 +238,7 @@ async fn rate_limit_by_ip_counts_the_client_behind_a_trusted_proxy() {
         None,
         with_policies(vec![limit]),
         OAuthOptions::default(),
-        SecurityOptions { trusted_proxies: vec!["10.0.0.1".parse().unwrap()], ..SecurityOptions::default() },
+        SecurityOptions::default().with_trusted_proxies(vec!["10.0.0.1".parse().unwrap()]),
     )
     .await;
     let token = gw.mint("echo", now(), 300);

@@ -2,7 +2,7 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use cognigate::gateway::security::SecurityOptions;
+use cognigate::gateway::SecurityOptions;
 use serde_json::json;
 use std::sync::atomic::Ordering;
 
@@ -51,10 +51,9 @@ async fn foreign_origin_on_oauth_posts_is_403() {
 
 #[tokio::test]
 async fn own_allowed_and_absent_origins_pass() {
-    let gw = Gateway::start_with_security(SecurityOptions {
-        allowed_origins: vec!["http://localhost:6274".into()],
-        ..SecurityOptions::default()
-    })
+    let gw = Gateway::start_with_security(
+        SecurityOptions::default().with_allowed_origins(vec!["http://localhost:6274".into()]),
+    )
     .await;
     let token = gw.mint("echo", now(), 60);
     for origin in [Some(PUBLIC_URL), Some("http://localhost:6274"), None] {
@@ -72,7 +71,7 @@ async fn own_allowed_and_absent_origins_pass() {
 
 #[tokio::test]
 async fn on_loopback_a_foreign_host_is_403() {
-    let gw = Gateway::start_with_security(SecurityOptions { loopback_only: true, ..SecurityOptions::default() }).await;
+    let gw = Gateway::start_with_security(SecurityOptions::default().with_loopback_only(true)).await;
     let token = gw.mint("echo", now(), 60);
     let rebound =
         gw.send(mcp(&gw, &token).header(header::HOST, "evil.example.com:9000").body(Body::from(BODY)).unwrap()).await;

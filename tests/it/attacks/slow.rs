@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use cognigate::gateway::security::SecurityOptions;
-use cognigate::gateway::server::{ConnectionLimits, serve_listener};
+use cognigate::gateway::SecurityOptions;
+use cognigate::gateway::{ConnectionLimits, serve_listener};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -21,7 +21,7 @@ async fn listen(gw: &Gateway, limits: ConnectionLimits) -> (SocketAddr, tokio::s
 }
 
 fn limits(header_read_timeout: Duration, max_connections: usize) -> ConnectionLimits {
-    ConnectionLimits { header_read_timeout, max_connections }
+    ConnectionLimits::new(header_read_timeout, max_connections)
 }
 
 /// Reads until the server closes the connection (or 20 s pass: a hang
@@ -105,11 +105,9 @@ async fn huge_headers_are_refused_with_431() {
 
 #[tokio::test]
 async fn slow_oauth_body_gets_408_and_the_connection_closed() {
-    let gw = Gateway::start_with_security(SecurityOptions {
-        body_read_timeout: Duration::from_millis(300),
-        ..SecurityOptions::default()
-    })
-    .await;
+    let gw =
+        Gateway::start_with_security(SecurityOptions::default().with_body_read_timeout(Duration::from_millis(300)))
+            .await;
     let (addr, _stop) = listen(&gw, limits(Duration::from_secs(30), 100)).await;
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
-use cognigate::gateway::security::SecurityOptions;
-use cognigate::gateway::store::{SqliteStore, Store};
+use cognigate::gateway::SecurityOptions;
+use cognigate::gateway::{SqliteStore, StoreHandle};
 use serde_json::json;
 
 use crate::gateway::harness::{Gateway, REDIRECT_URI, authorize_uri, full_login, json_body, now, pkce};
@@ -52,8 +52,7 @@ async fn register_redirect_uri_longer_than_2_kb_is_refused() {
 
 #[tokio::test]
 async fn register_is_rate_limited_per_ip_with_retry_after() {
-    let gw =
-        Gateway::start_with_security(SecurityOptions { register_per_minute: 3, ..SecurityOptions::default() }).await;
+    let gw = Gateway::start_with_security(SecurityOptions::default().with_register_per_minute(3)).await;
     let body = json!({"redirect_uris": [REDIRECT_URI], "token_endpoint_auth_method": "none"});
     // At most 3 per minute window: 8 requests span at most two windows, so at
     // most 6 pass whatever the clock does.
@@ -77,9 +76,7 @@ async fn register_is_rate_limited_per_ip_with_retry_after() {
 
 #[tokio::test]
 async fn pending_logins_per_client_are_capped() {
-    let gw =
-        Gateway::start_with_security(SecurityOptions { pending_logins_per_client: 3, ..SecurityOptions::default() })
-            .await;
+    let gw = Gateway::start_with_security(SecurityOptions::default().with_pending_logins_per_client(3)).await;
     let client_id = gw.register().await;
     let (_, challenge) = pkce();
     let uri = authorize_uri(&client_id, &challenge, Some("http://gw.test/mcp/echo"));
@@ -99,8 +96,7 @@ async fn pending_logins_per_client_are_capped() {
 
 #[tokio::test]
 async fn authorize_is_rate_limited_per_ip() {
-    let gw =
-        Gateway::start_with_security(SecurityOptions { authorize_per_minute: 2, ..SecurityOptions::default() }).await;
+    let gw = Gateway::start_with_security(SecurityOptions::default().with_authorize_per_minute(2)).await;
     let client_id = gw.register().await;
     let (_, challenge) = pkce();
     let uri = authorize_uri(&client_id, &challenge, Some("http://gw.test/mcp/echo"));
@@ -137,7 +133,7 @@ async fn unused_registrations_expire_and_used_ones_stay() {
     let unused = gw.register().await;
     let used = gw.register().await;
     full_login(&gw, &used).await;
-    let store = SqliteStore::open(&gw.dir.path().join("gw.db")).unwrap();
+    let store: StoreHandle = SqliteStore::open(&gw.dir.path().join("gw.db")).unwrap().into();
     // The sweep the gateway runs every minute, with a cut-off past both registrations.
     assert_eq!(store.expire_unused_clients(now() + 1).unwrap(), 1);
     assert!(store.client(&unused).unwrap().is_none(), "never used: deleted");

@@ -7,18 +7,15 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{StatusCode, header};
-use cognigate::gateway::security::SecurityOptions;
+use cognigate::gateway::SecurityOptions;
 
 use crate::gateway::harness::{Gateway, bearer, full_login, json_body, now};
 
 #[tokio::test]
 async fn refresh_family_ends_at_its_absolute_lifetime() {
     // A zero lifetime: the family ends at the login, so its first refresh fails.
-    let gw = Gateway::start_with_security(SecurityOptions {
-        refresh_family_lifetime: Duration::ZERO,
-        ..SecurityOptions::default()
-    })
-    .await;
+    let gw =
+        Gateway::start_with_security(SecurityOptions::default().with_refresh_family_lifetime(Duration::ZERO)).await;
     let client_id = gw.register().await;
     let tokens = full_login(&gw, &client_id).await;
     let response = gw.refresh(tokens["refresh_token"].as_str().unwrap(), &client_id).await;
@@ -41,10 +38,9 @@ async fn forwarded_for(gw: &Gateway, peer: &str) -> Option<String> {
 
 #[tokio::test]
 async fn forged_x_forwarded_for_is_dropped_unless_from_a_trusted_proxy() {
-    let gw = Gateway::start_with_security(SecurityOptions {
-        trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
-        ..SecurityOptions::default()
-    })
+    let gw = Gateway::start_with_security(
+        SecurityOptions::default().with_trusted_proxies(vec!["10.0.0.0/8".parse().unwrap()]),
+    )
     .await;
     assert_eq!(forwarded_for(&gw, "198.51.100.4").await.as_deref(), Some("198.51.100.4"), "the peer only");
     assert_eq!(forwarded_for(&gw, "10.1.2.3").await.as_deref(), Some("203.0.113.9, 10.1.2.3"), "the proxy's chain");
@@ -99,7 +95,7 @@ async fn a_session_id_is_bound_to_the_user_and_client_that_opened_it() {
     let gw = Gateway::start().await;
     let resource = "http://gw.test/mcp/echo";
     let mint = |sub: &str, client: &str| {
-        gw.state.tokens.mint(sub, resource, client, "openid", now(), 60, format!("jti-{sub}-{client}")).unwrap().0
+        gw.state.mint_access_token(sub, resource, client, "openid", now(), 60, format!("jti-{sub}-{client}")).unwrap()
     };
     let post = |token: String, session: Option<String>| {
         let mut request = bearer("/mcp/echo", &token).header(header::CONTENT_TYPE, "application/json");

@@ -2,12 +2,10 @@
 //! Redis by two replicas, the `Mcp-Method` / `Mcp-Name` check (-32020), and
 //! boot errors that name the policy, the option and the fix.
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::http::{StatusCode, header};
-use cognigate::gateway::config::{Env, GatewayConfig};
-use cognigate::gateway::store::RedisStore;
+use cognigate::gateway::RedisStore;
+use cognigate::gateway::{Env, GatewayConfig};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -49,14 +47,12 @@ async fn rate_limit_is_shared_by_replicas_on_redis() {
         &format!("http://{}/mcp", upstream.addr),
     );
     let replicas: Vec<_> =
-        (0..2).map(|_| Gateway::state_with(dir.path(), Arc::new(RedisStore::open(&redis.url).unwrap()))).collect();
+        (0..2).map(|_| Gateway::state_with(dir.path(), RedisStore::open(&redis.url).unwrap().into())).collect();
     let routers: Vec<_> = replicas.iter().map(|state| cognigate::gateway::router(state.clone())).collect();
-    let token = |state: &cognigate::gateway::state::AppState, sub: &str| {
+    let token = |state: &cognigate::gateway::AppState, sub: &str| {
         state
-            .tokens
-            .mint(sub, "http://gw.test/mcp/echo", "client-x", "openid", now(), 300, format!("jti-{sub}"))
+            .mint_access_token(sub, "http://gw.test/mcp/echo", "client-x", "openid", now(), 300, format!("jti-{sub}"))
             .unwrap()
-            .0
     };
     let alice = token(&replicas[0], "alice");
     let mut statuses = Vec::new();
@@ -94,17 +90,15 @@ async fn rate_limit_for_all_callers_and_through_a_store_outage() {
             json!(["cognito-managed-oauth", "everyone"]),
             &format!("http://{}/mcp", upstream.addr),
         );
-        let state = Gateway::state_with(dir.path(), Arc::new(RedisStore::open(&redis.url).unwrap()));
+        let state = Gateway::state_with(dir.path(), RedisStore::open(&redis.url).unwrap().into());
         (dir, state)
     };
     let (_open_dir, fail_open) = state_for(false);
     let (_closed_dir, fail_closed) = state_for(true);
-    let token = |state: &cognigate::gateway::state::AppState, sub: &str| {
+    let token = |state: &cognigate::gateway::AppState, sub: &str| {
         state
-            .tokens
-            .mint(sub, "http://gw.test/mcp/echo", "client-x", "openid", now(), 300, format!("jti-{sub}"))
+            .mint_access_token(sub, "http://gw.test/mcp/echo", "client-x", "openid", now(), 300, format!("jti-{sub}"))
             .unwrap()
-            .0
     };
     let router = cognigate::gateway::router(fail_open.clone());
     let mut statuses = Vec::new();
@@ -143,7 +137,8 @@ async fn transport_headers_must_agree_with_the_body() {
     );
     let state = Gateway::state(dir.path());
     let router = cognigate::gateway::router(state.clone());
-    let token = state.tokens.mint("u", "http://gw.test/mcp/echo", "c", "openid", now(), 300, "jti-h".into()).unwrap().0;
+    let token =
+        state.mint_access_token("u", "http://gw.test/mcp/echo", "c", "openid", now(), 300, "jti-h".into()).unwrap();
 
     // The headers name an allowed tool while the body calls a hidden one.
     let mut smuggled = mcp_call(&token, "admin_reset");

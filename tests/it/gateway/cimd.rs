@@ -35,11 +35,8 @@ fn serve_documents(dir: &Path, ca: &TestCa) -> DocumentServer {
 /// A gateway trusting the test CA; `private_addresses`: whether it may fetch
 /// from 127.0.0.1 (where the test server is).
 async fn gateway(ca: &Path, private_addresses: bool) -> Gateway {
-    let options = OAuthOptions {
-        client_id_private_addresses: private_addresses,
-        extra_roots: Some(ca.to_owned()),
-        ..OAuthOptions::default()
-    };
+    let options =
+        OAuthOptions::default().with_client_id_private_addresses(private_addresses).with_extra_roots(ca.to_owned());
     Gateway::start_full(
         |upstream| json!({"paths": {"/mcp/echo": route(&format!("http://{upstream}/mcp"))}}),
         None,

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use cognigate::gateway::OAuthOptions;
 use serde_json::{Value, json};
 
 use super::harness::{
@@ -127,7 +126,7 @@ async fn a_device_signs_in_with_a_user_code_and_polls_for_its_tokens() {
 
 #[tokio::test]
 async fn an_unapproved_device_code_expires_with_expired_token() {
-    let options = OAuthOptions { device_code_lifetime: Duration::from_secs(1), ..no_grace() };
+    let options = no_grace().with_device_code_lifetime(Duration::from_secs(1));
     let gw = Gateway::start_full(
         |upstream| json!({"paths": {"/mcp/echo": route(&format!("http://{upstream}/mcp"))}}),
         None,

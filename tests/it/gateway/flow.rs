@@ -319,7 +319,7 @@ async fn full_flow_on_redis_shared_by_two_replicas() {
     // A second replica on the same Redis: same key, same clients and grants.
     let replica = cognigate::gateway::router(Gateway::state_with(
         gw.dir.path(),
-        std::sync::Arc::new(cognigate::gateway::store::RedisStore::open(&redis.url).unwrap()),
+        cognigate::gateway::RedisStore::open(&redis.url).unwrap().into(),
     ));
     use tower::ServiceExt;
     let access = tokens["access_token"].as_str().unwrap();

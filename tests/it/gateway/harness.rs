@@ -14,11 +14,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cognigate::gateway::AppState;
 use cognigate::gateway::OAuthOptions;
-use cognigate::gateway::config::{Env, GatewayConfig};
-use cognigate::gateway::security::SecurityOptions;
-use cognigate::gateway::state::AppState;
-use cognigate::gateway::store::SqliteStore;
+use cognigate::gateway::SecurityOptions;
+use cognigate::gateway::SqliteStore;
+use cognigate::gateway::{Env, GatewayConfig};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use sha2::Digest;
@@ -41,7 +41,7 @@ pub async fn spawn(router: Router) -> SocketAddr {
 }
 
 pub fn now() -> i64 {
-    cognigate::gateway::store::now()
+    cognigate::gateway::now()
 }
 
 // ---------------------------------------------------------------- the IdP
@@ -306,9 +306,9 @@ impl Gateway {
         std::fs::write(dir.path().join("policies.json"), policies.to_string()).unwrap();
         std::fs::write(dir.path().join("routes.oas.json"), routes(upstream.addr).to_string()).unwrap();
         std::fs::write(dir.path().join(".env"), env_text(idp.addr)).unwrap();
-        let store: Arc<dyn cognigate::gateway::store::Store> = match redis {
-            None => Arc::new(SqliteStore::open(&dir.path().join("gw.db")).unwrap()),
-            Some(url) => Arc::new(cognigate::gateway::store::RedisStore::open(url).unwrap()),
+        let store: cognigate::gateway::StoreHandle = match redis {
+            None => SqliteStore::open(&dir.path().join("gw.db")).unwrap().into(),
+            Some(url) => cognigate::gateway::RedisStore::open(url).unwrap().into(),
         };
         let state = Self::state_full(dir.path(), store, options).with_security(security);
         let router = cognigate::gateway::router(state.clone());
@@ -317,16 +317,16 @@ impl Gateway {
 
     /// A state over the same config dir and store (a "restart").
     pub fn state(dir: &std::path::Path) -> AppState {
-        Self::state_with(dir, Arc::new(SqliteStore::open(&dir.join("gw.db")).unwrap()))
+        Self::state_with(dir, SqliteStore::open(&dir.join("gw.db")).unwrap().into())
     }
 
-    pub fn state_with(dir: &std::path::Path, store: Arc<dyn cognigate::gateway::store::Store>) -> AppState {
+    pub fn state_with(dir: &std::path::Path, store: cognigate::gateway::StoreHandle) -> AppState {
         Self::state_full(dir, store, no_grace())
     }
 
     pub fn state_full(
         dir: &std::path::Path,
-        store: Arc<dyn cognigate::gateway::store::Store>,
+        store: cognigate::gateway::StoreHandle,
         options: OAuthOptions,
     ) -> AppState {
         let text = std::fs::read_to_string(dir.join(".env")).unwrap();
@@ -390,16 +390,14 @@ impl Gateway {
     pub fn mint(&self, slug: &str, iat: i64, ttl: i64) -> String {
         let jti = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(format!("{slug}{iat}{ttl}{}", rand_suffix())));
         self.state
-            .tokens
-            .mint("user-sub-1", &format!("{PUBLIC_URL}/mcp/{slug}"), "client-x", "openid", iat, ttl, jti)
+            .mint_access_token("user-sub-1", &format!("{PUBLIC_URL}/mcp/{slug}"), "client-x", "openid", iat, ttl, jti)
             .unwrap()
-            .0
     }
 }
 
 /// The default options without the refresh grace window.
 pub fn no_grace() -> OAuthOptions {
-    OAuthOptions { refresh_grace: Duration::ZERO, ..OAuthOptions::default() }
+    OAuthOptions::default().with_refresh_grace(Duration::ZERO)
 }
 
 fn rand_suffix() -> usize {

@@ -10,15 +10,14 @@
 //! (`AppState::sync_signing_keys`), called directly so no test waits for it.
 
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
+use cognigate::gateway::AppState;
 use cognigate::gateway::KeyRotation;
-use cognigate::gateway::state::AppState;
-use cognigate::gateway::store::{RedisStore, SqliteStore, Store};
+use cognigate::gateway::{RedisStore, SqliteStore, StoreHandle};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -28,7 +27,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_cognigate-gateway");
 
 /// Rotation only on demand; retired keys dropped as soon as their tokens can
 /// have expired.
-const ON_DEMAND: KeyRotation = KeyRotation { every: None, grace: Duration::ZERO };
+const ON_DEMAND: KeyRotation = KeyRotation::new(None, Duration::ZERO);
 
 /// A config dir with `/mcp/echo` to `upstream`, access tokens living `access_ttl` seconds.
 fn config_dir(upstream: std::net::SocketAddr, access_ttl: u64) -> tempfile::TempDir {
@@ -48,7 +47,7 @@ struct Replica {
 }
 
 impl Replica {
-    fn boot(dir: &std::path::Path, store: Arc<dyn Store>) -> Self {
+    fn boot(dir: &std::path::Path, store: StoreHandle) -> Self {
         let state = Gateway::state_with(dir, store).with_key_rotation(ON_DEMAND);
         let router = cognigate::gateway::router(state.clone());
         Self { state, router }
@@ -61,7 +60,7 @@ impl Replica {
 
     fn mint(&self, sub: &str) -> String {
         let aud = format!("{PUBLIC_URL}/mcp/echo");
-        self.state.tokens.mint(sub, &aud, "client-x", "openid", now(), 600, format!("jti-{sub}")).unwrap().0
+        self.state.mint_access_token(sub, &aud, "client-x", "openid", now(), 600, format!("jti-{sub}")).unwrap()
     }
 
     async fn jwks_kids(&self) -> Vec<String> {
@@ -113,7 +112,7 @@ fn seeds_in(ring: Option<String>) -> Vec<String> {
 /// `rotate-key`, then a tick: the JWKS lists the old and the new key, a
 /// token of the old key still works, new tokens carry the new kid. `open`
 /// gives each replica its own connection to the one store.
-async fn rotation_keeps_old_tokens(store_url: &str, open: impl Fn() -> Arc<dyn Store>) {
+async fn rotation_keeps_old_tokens(store_url: &str, open: impl Fn() -> StoreHandle) {
     let upstream = Upstream::start().await;
     let dir = config_dir(upstream.addr, 900);
     let gateway = Replica::boot(dir.path(), open());
@@ -143,13 +142,13 @@ async fn rotate_key_on_sqlite_publishes_both_keys_and_old_tokens_keep_working() 
     let db = tempfile::tempdir().unwrap();
     let path = db.path().join("gw.db");
     let url = format!("sqlite:{}", path.display());
-    rotation_keeps_old_tokens(&url, || Arc::new(SqliteStore::open(&path).unwrap())).await;
+    rotation_keeps_old_tokens(&url, || SqliteStore::open(&path).unwrap().into()).await;
 }
 
 #[tokio::test]
 async fn rotate_key_on_redis_publishes_both_keys_and_old_tokens_keep_working() {
     let redis = RedisServer::start();
-    rotation_keeps_old_tokens(&redis.url, || Arc::new(RedisStore::open(&redis.url).unwrap())).await;
+    rotation_keeps_old_tokens(&redis.url, || RedisStore::open(&redis.url).unwrap().into()).await;
 }
 
 #[test]
@@ -173,7 +172,7 @@ async fn retire_previous_withdraws_the_old_key_on_every_replica() {
     let redis = RedisServer::start();
     let upstream = Upstream::start().await;
     let dir = config_dir(upstream.addr, 900);
-    let open = || -> Arc<dyn Store> { Arc::new(RedisStore::open(&redis.url).unwrap()) };
+    let open = || -> StoreHandle { RedisStore::open(&redis.url).unwrap().into() };
     let (a, b) = (Replica::boot(dir.path(), open()), Replica::boot(dir.path(), open()));
     let old_kid = a.tick();
     let (seen, unseen) = (a.mint("seen"), b.mint("unseen"));
@@ -201,7 +200,7 @@ async fn retire_previous_withdraws_the_old_key_on_every_replica() {
 async fn a_retired_key_is_dropped_once_its_tokens_have_expired() {
     let upstream = Upstream::start().await;
     let dir = config_dir(upstream.addr, 1);
-    let gateway = Replica::boot(dir.path(), Arc::new(SqliteStore::open(&dir.path().join("gw.db")).unwrap()));
+    let gateway = Replica::boot(dir.path(), SqliteStore::open(&dir.path().join("gw.db")).unwrap().into());
     let old_kid = gateway.tick();
     // Longer-lived than the route would mint, to show the key itself is gone.
     let (kept, late) = (gateway.mint("kept"), gateway.mint("late"));
@@ -235,7 +234,7 @@ async fn replicas_converge_on_one_key_after_redis_comes_back_empty() {
     let redis = RedisServer::start();
     let upstream = Upstream::start().await;
     let dir = config_dir(upstream.addr, 900);
-    let open = || -> Arc<dyn Store> { Arc::new(RedisStore::open(&redis.url).unwrap()) };
+    let open = || -> StoreHandle { RedisStore::open(&redis.url).unwrap().into() };
     let (a, b) = (Replica::boot(dir.path(), open()), Replica::boot(dir.path(), open()));
     let oldest_by_a = a.mint("oldest-by-a");
     rotate_key(&redis.url, Vec::new);

@@ -173,10 +173,10 @@ fn a_required_scope_that_is_not_a_scope_stops_the_boot() {
         .unwrap();
         std::fs::write(dir.path().join(".env"), super::harness::env_text("127.0.0.1:1".parse().unwrap())).unwrap();
         let text = std::fs::read_to_string(dir.path().join(".env")).unwrap();
-        let env = cognigate::gateway::config::Env::from_pairs(
+        let env = cognigate::gateway::Env::from_pairs(
             text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())),
         );
-        let Err(err) = cognigate::gateway::config::GatewayConfig::load(dir.path(), &env) else {
+        let Err(err) = cognigate::gateway::GatewayConfig::load(dir.path(), &env) else {
             panic!("`{bad}` was accepted")
         };
         let err = err.to_string();
@@ -192,7 +192,7 @@ async fn refresh(gw: &Gateway, client: &str, token: &str) -> axum::response::Res
 /// answer (the family does not fork); once the window has passed, a third
 /// revokes the family.
 async fn grace_window(redis: Option<&str>) {
-    let options = OAuthOptions { refresh_grace: Duration::from_secs(1), ..OAuthOptions::default() };
+    let options = OAuthOptions::default().with_refresh_grace(Duration::from_secs(1));
     let gw = Gateway::start_full(
         |upstream| json!({"paths": {"/mcp/echo": route(&format!("http://{upstream}/mcp"))}}),
         redis,

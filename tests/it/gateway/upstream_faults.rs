@@ -9,7 +9,6 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -94,7 +93,7 @@ fn serve_raw(mut stream: TcpStream, behaviour: Behaviour, accepted: &mpsc::Sende
 struct Process {
     child: Child,
     base: String,
-    tokens: cognigate::gateway::state::AppState,
+    tokens: cognigate::gateway::AppState,
     _dir: tempfile::TempDir,
 }
 
@@ -123,15 +122,15 @@ impl Process {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         // Same store, same signing key: tokens minted here are the gateway's own.
-        let store = cognigate::gateway::store::SqliteStore::open(&dir.path().join("gw.db")).unwrap();
-        let tokens = Gateway::state_with(dir.path(), Arc::new(store));
+        let store = cognigate::gateway::SqliteStore::open(&dir.path().join("gw.db")).unwrap();
+        let tokens = Gateway::state_with(dir.path(), store.into());
         Self { child, base, tokens, _dir: dir }
     }
 
     fn token(&self, slug: &str) -> String {
         let jti = format!("jti-{slug}-{}", now());
         let aud = format!("{PUBLIC_URL}/mcp/{slug}");
-        self.tokens.tokens.mint("user-sub-1", &aud, "client-x", "openid", now(), 600, jti).unwrap().0
+        self.tokens.mint_access_token("user-sub-1", &aud, "client-x", "openid", now(), 600, jti).unwrap()
     }
 
     fn post(&self, slug: &str) -> reqwest::RequestBuilder {
