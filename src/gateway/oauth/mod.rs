@@ -59,6 +59,18 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/oauth/revoke", post(token::revoke))
 }
 
+/// The value of the cookie `name` in a request, if it is sent.
+pub(crate) fn request_cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_owned())
+}
+
 /// The client `client_id` names: a client-id metadata document (fetched or
 /// cached) when it is an https URL, else a registration in the store.
 pub(crate) async fn find_client(state: &AppState, client_id: &str) -> Result<Option<Client>, ClientLookupError> {
