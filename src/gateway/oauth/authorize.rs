@@ -15,16 +15,17 @@
 //! them to a URI the attacker registered, with no interaction at all.
 
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
 use super::consent::render_consent;
 use super::redirect::{found, redirect_error, redirect_matches};
 use super::{PENDING_LOGIN_TTL, PageError, find_client, granted_scope, request_cookie};
+use crate::gateway::client_address::{client_ip, counter_key, peer};
 use crate::gateway::clients::cimd::is_client_id_url;
 use crate::gateway::crypto::{constant_time_eq, is_valid_challenge, pkce_challenge, random_token, sha256_hex};
 use crate::gateway::oidc::IdClaims;
-use crate::gateway::security::MAX_AUTHORIZE_PARAM_LEN;
+use crate::gateway::security::{MAX_AUTHORIZE_PARAM_LEN, limit};
 use crate::gateway::state::{AppState, RouteState};
 use crate::gateway::store::{IdpSession, PendingLogin, now};
 
@@ -45,7 +46,12 @@ impl Params {
     }
 }
 
-pub(super) async fn authorize(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Response, PageError> {
+pub(super) async fn authorize(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
     let params = Params::parse(query.as_deref());
     let (client_id, redirect_uri) = trusted_redirect(&state, &params).await?;
     // Errors before any user interaction are pages, even to a registered URI
@@ -58,14 +64,7 @@ pub(super) async fn authorize(State(state): State<AppState>, RawQuery(query): Ra
             return Err(PageError::bad_request(format!("The request was refused ({error}): {description}.")));
         }
     };
-    // Each authorization request stores a pending login: bound what one
-    // client can make the store hold.
-    let pending_key = format!("pending:{client_id}");
-    let cap = state.security.pending_logins_per_client;
-    if let Err(response) =
-        crate::gateway::security::limit(&state, pending_key, cap, PENDING_LOGIN_TTL, "pending logins for this client")
-            .await
-    {
+    if let Err(response) = limit_pending_logins(&state, &client_id, &headers, &extensions).await {
         return Ok(response);
     }
     let client_state = params.get("state");
@@ -97,6 +96,29 @@ pub(super) async fn authorize(State(state): State<AppState>, RawQuery(query): Ra
     );
     response.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(PageError::internal)?);
     Ok(response)
+}
+
+/// Each authorization request stores a pending login: bound what one client
+/// can make the store hold, and what all of them together can. A metadata
+/// document's `client_id` is a public URL shared by every user of that
+/// application, so its cap is counted per client address as well: anyone
+/// could otherwise fill it and lock every user of the application out.
+async fn limit_pending_logins(
+    state: &AppState,
+    client_id: &str,
+    headers: &HeaderMap,
+    extensions: &Extensions,
+) -> Result<(), Response> {
+    let per_client = if is_client_id_url(client_id) {
+        let ip = client_ip(&state.security.trusted_proxies, headers, peer(extensions));
+        format!("pending:{client_id}:{}", counter_key(ip))
+    } else {
+        format!("pending:{client_id}")
+    };
+    let security = &state.security;
+    limit(state, per_client, security.pending_logins_per_client, PENDING_LOGIN_TTL, "pending logins for this client")
+        .await?;
+    limit(state, "pending-all".to_owned(), security.pending_logins_total, PENDING_LOGIN_TTL, "pending logins").await
 }
 
 fn login_cookie_name(state: &AppState) -> &'static str {

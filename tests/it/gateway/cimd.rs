@@ -8,12 +8,12 @@
 use std::path::Path;
 
 use axum::http::StatusCode;
-use cognigate::gateway::OAuthOptions;
+use cognigate::gateway::{OAuthOptions, SecurityOptions};
 use serde_json::json;
 
 use super::harness::{
-    Gateway, PUBLIC_URL, body_text, consent_page, id_claims, json_body, location, pkce, policies, post_consent, query,
-    route, sign_id_token,
+    Gateway, PUBLIC_URL, body_text, consent_page, from_address, id_claims, json_body, location, pkce, policies,
+    post_consent, query, route, sign_id_token,
 };
 use crate::support::client_documents::{DocumentServer, TestCa, document, served};
 
@@ -146,4 +146,34 @@ async fn client_id_urls_that_break_the_rules_are_refused_before_any_fetch() {
         let page = body_text(response).await;
         assert!(page.contains(needle), "{client_id}: {page}");
     }
+}
+
+/// A metadata document's `client_id` is a public URL every user of the
+/// application shares: the pending-login cap counts it per client address,
+/// so one address filling it does not lock out the application's other users.
+#[tokio::test]
+async fn one_address_filling_a_metadata_clients_pending_logins_does_not_block_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::create(dir.path());
+    let server = serve_documents(dir.path(), &ca);
+    let options = OAuthOptions::default().with_client_id_private_addresses(true).with_extra_roots(ca.ca.clone());
+    let gw = Gateway::start_secured(
+        |upstream| json!({"paths": {"/mcp/echo": route(&format!("http://{upstream}/mcp"))}}),
+        None,
+        policies(),
+        options,
+        SecurityOptions::default().with_pending_logins_per_client(50),
+    )
+    .await;
+    let client_id = format!("{}/good.json", server.base);
+    let (_, challenge) = pkce();
+    let uri = authorize_uri(&client_id, "http://127.0.0.1:47123/callback", &challenge);
+    let mut statuses = Vec::new();
+    for _ in 0..55 {
+        statuses.push(gw.send(from_address("203.0.113.7", &uri)).await.status());
+    }
+    assert_eq!(statuses.iter().filter(|status| **status == StatusCode::FOUND).count(), 50, "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS), "the cap still holds for the one address");
+    let response = gw.send(from_address("198.51.100.4", &uri)).await;
+    assert_eq!(response.status(), StatusCode::FOUND, "another address still signs in: {}", body_text(response).await);
 }
