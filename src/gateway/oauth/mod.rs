@@ -11,12 +11,14 @@
 //! - [`redirect`]: the redirects back to the client and how the consent screen shows them
 //! - [`device`]: the device authorization grant (RFC 8628)
 //! - [`token`]: `/oauth/token` (code + PKCE, refresh rotation) and RFC 7009 revocation
+//! - [`fetch_limit`]: the per-address limit on client-id document fetches
 //! - [`recheck`]: the refresh grant's re-check of the user at the identity provider
 
 mod authorize;
 pub(crate) mod client_auth;
 mod consent;
 mod device;
+mod fetch_limit;
 mod grace;
 mod metadata;
 mod recheck;
@@ -41,6 +43,8 @@ pub(crate) const PENDING_LOGIN_TTL: i64 = 600;
 pub(crate) const CONSENT_TTL: i64 = 600;
 /// Authorization codes: single use, 60 seconds.
 pub(crate) const CODE_TTL: i64 = 60;
+
+pub(crate) use fetch_limit::limit_client_id_fetches;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
