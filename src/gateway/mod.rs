@@ -79,6 +79,7 @@ pub fn router(state: AppState) -> Router {
     }
     let endpoints = endpoints
         .merge(oauth::routes())
+        .layer(middleware::from_fn_with_state(state.clone(), oauth::limit_client_id_fetches))
         .layer(middleware::from_fn_with_state(state.clone(), security::guard))
         .layer(middleware::from_fn(cors::cors))
         .layer(middleware::from_fn_with_state(state.clone(), observe));

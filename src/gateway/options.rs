@@ -89,6 +89,12 @@ pub struct SecurityOptions {
     pub(crate) authorize_per_minute: u64,
     /// Logins a client may have pending (browser at the IdP) at once.
     pub(crate) pending_logins_per_client: u64,
+    /// Logins all clients together may have pending: bounds what anonymous
+    /// authorization requests can make the store hold.
+    pub(crate) pending_logins_total: u64,
+    /// Requests per client IP per minute that make the gateway fetch a
+    /// client-id metadata document (a fetch to a URL the caller chose).
+    pub(crate) client_id_fetches_per_minute: u64,
     /// A registration never used for a login this long is deleted.
     pub(crate) unused_registration_ttl: Duration,
     /// A refresh-token family ends this long after the login, whatever its
@@ -130,6 +136,8 @@ impl Default for SecurityOptions {
             register_per_minute: 20,
             authorize_per_minute: 120,
             pending_logins_per_client: 50,
+            pending_logins_total: 10_000,
+            client_id_fetches_per_minute: 30,
             unused_registration_ttl: Duration::from_secs(7 * 24 * 3600),
             refresh_family_lifetime: Duration::from_secs(30 * 24 * 3600),
             body_read_timeout: Duration::from_secs(10),
@@ -163,6 +171,14 @@ impl SecurityOptions {
 
     pub fn with_pending_logins_per_client(self, pending_logins_per_client: u64) -> Self {
         Self { pending_logins_per_client, ..self }
+    }
+
+    pub fn with_pending_logins_total(self, pending_logins_total: u64) -> Self {
+        Self { pending_logins_total, ..self }
+    }
+
+    pub fn with_client_id_fetches_per_minute(self, client_id_fetches_per_minute: u64) -> Self {
+        Self { client_id_fetches_per_minute, ..self }
     }
 
     pub fn with_refresh_family_lifetime(self, refresh_family_lifetime: Duration) -> Self {

@@ -1,10 +1,12 @@
 """A test server for Client ID Metadata Documents, over https with a test CA.
 
-Usage: cimd_server.py --cert LEAF.pem --key LEAF.key --docs DOCS.json
+Usage: cimd_server.py --cert LEAF.pem --key LEAF.key --docs DOCS.json --hits HITS
 
-DOCS.json maps a path to {"status": int, "headers": {..}, "body": str}; the
+DOCS.json maps a path to {"status": int, "headers": {..}, "body": str,
+"delay": seconds to wait before answering}; the
 text "{base}" in a body or header is replaced by this server's https origin
-(https://localhost:PORT), so a document can name its own URL. Prints
+(https://localhost:PORT), so a document can name its own URL. Each request's
+path is appended, one a line, to HITS (--hits), so a test can count fetches. Prints
 "listening on PORT" once it accepts connections; serves until killed.
 Listens on 127.0.0.1 only.
 """
@@ -13,6 +15,8 @@ import argparse
 import http.server
 import json
 import ssl
+import threading
+import time
 
 
 def main() -> None:
@@ -20,14 +24,20 @@ def main() -> None:
     parser.add_argument("--cert", required=True)
     parser.add_argument("--key", required=True)
     parser.add_argument("--docs", required=True)
+    parser.add_argument("--hits", required=True)
     args = parser.parse_args()
+    hits_lock = threading.Lock()
     with open(args.docs, encoding="utf-8") as file:
         docs = json.load(file)
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
             base = f"https://localhost:{self.server.server_address[1]}"
+            with hits_lock, open(args.hits, "a", encoding="utf-8") as hits:
+                hits.write(self.path + "\n")
             doc = docs.get(self.path)
+            if doc is not None and doc.get("delay"):
+                time.sleep(doc["delay"])
             if doc is None:
                 self.send_response(404)
                 self.send_header("Content-Length", "0")

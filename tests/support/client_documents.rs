@@ -72,6 +72,7 @@ impl TestCa {
 pub struct DocumentServer {
     child: Child,
     pub base: String,
+    hits: PathBuf,
 }
 
 impl Drop for DocumentServer {
@@ -95,13 +96,20 @@ impl DocumentServer {
             .arg(&ca.key)
             .arg("--docs")
             .arg(dir.join("docs.json"))
+            .arg("--hits")
+            .arg(dir.join("hits.log"))
             .stdout(Stdio::piped())
             .spawn()
             .expect("python3 runs the document server");
         let mut line = String::new();
         std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).unwrap();
         let port = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected: {line}")).to_owned();
-        Self { child, base: format!("https://localhost:{port}") }
+        Self { child, base: format!("https://localhost:{port}"), hits: dir.join("hits.log") }
+    }
+
+    /// How many requests reached `path` so far.
+    pub fn hits(&self, path: &str) -> usize {
+        std::fs::read_to_string(&self.hits).unwrap_or_default().lines().filter(|line| *line == path).count()
     }
 }
 

@@ -34,10 +34,13 @@ const DEFAULT_CACHE: Duration = Duration::from_secs(300);
 /// A document is re-fetched at least daily, whatever its headers say.
 const MAX_CACHE: Duration = Duration::from_secs(86_400);
 const MAX_CACHED_DOCUMENTS: usize = 1000;
+/// A refused document is refused again from memory this long: repeated
+/// requests naming it do not each make the gateway fetch.
+const NEGATIVE_CACHE: Duration = Duration::from_secs(30);
 
 /// Why a client-id document was refused; the message is shown to the user on
 /// the sign-in page and returned as `error_description`.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub(crate) enum CimdError {
     #[error(
         "the client_id `{0}` is not a valid client-id URL: {1}. Fix: the application must use an https URL with a path, without a fragment, credentials or dot segments"
@@ -46,11 +49,17 @@ pub(crate) enum CimdError {
     #[error("the client-id host `{0}` is not allowed on this gateway. Fix: add it to --client-id-hosts")]
     HostNotAllowed(String),
     #[error(
-        "the client-id document `{0}` is on a non-public address ({1}). Fix: serve it from a public host, or start the gateway with --client-id-private-addresses"
+        "the client-id `{0}` names a non-public address. Fix: serve the document from a public host, or start the gateway with --client-id-private-addresses"
     )]
-    PrivateAddress(String, String),
-    #[error("the client-id document `{0}` could not be fetched: {1}")]
-    Fetch(String, String),
+    PrivateAddress(String),
+    /// The fetch failed before an answer: the name did not resolve, resolved
+    /// only to non-public addresses, or the connection failed. The caller is
+    /// anonymous, so what the gateway's resolver and network said (internal
+    /// names and addresses) stays in the log.
+    #[error(
+        "the client-id document `{0}` could not be fetched from a public address. Fix: serve it over https from a public host (the gateway's log has the reason)"
+    )]
+    Unreachable(String),
     #[error("the client-id document `{0}` answered with a redirect; client-id documents must be served directly")]
     Redirect(String),
     #[error("the client-id document `{0}` answered HTTP {1}")]
@@ -85,6 +94,10 @@ pub(crate) struct CimdClients {
     allowed_hosts: Vec<String>,
     private_addresses: bool,
     cache: Mutex<HashMap<String, (Client, Instant)>>,
+    refused: Mutex<HashMap<String, (CimdError, Instant)>>,
+    /// One lock per URL being fetched: concurrent requests for one document
+    /// wait for a single fetch and then read its cached outcome.
+    in_flight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl CimdClients {
@@ -109,23 +122,77 @@ impl CimdClients {
             allowed_hosts: options.client_id_hosts.iter().map(|host| host.to_ascii_lowercase()).collect(),
             private_addresses: options.client_id_private_addresses,
             cache: Mutex::new(HashMap::new()),
+            refused: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
         })
     }
 
     /// The client a client-id URL names: from the cache while fresh, else
-    /// fetched and checked.
+    /// fetched and checked (once for all concurrent requests; a refusal is
+    /// remembered for a short while).
     pub(crate) async fn client(&self, client_id: &str) -> Result<Client, CimdError> {
-        if let Some(client) = self.cached(client_id) {
-            return Ok(client);
+        if let Some(outcome) = self.remembered(client_id) {
+            return outcome;
         }
         let url = self.checked_url(client_id)?;
-        let (document, lifetime) = self.fetch(&url, client_id).await?;
-        let client = checked_document(client_id, document)?;
-        if let Some(lifetime) = lifetime {
-            self.remember(client_id, &client, lifetime);
+        let lock = self.fetch_lock(client_id);
+        let outcome = {
+            let _fetching = lock.lock().await;
+            match self.remembered(client_id) {
+                Some(outcome) => outcome,
+                None => self.fetched(&url, client_id).await,
+            }
+        };
+        drop(lock);
+        self.release_fetch_lock(client_id);
+        outcome
+    }
+
+    async fn fetched(&self, url: &Url, client_id: &str) -> Result<Client, CimdError> {
+        let checked = match self.fetch(url, client_id).await {
+            Ok((document, lifetime)) => checked_document(client_id, document).map(|client| (client, lifetime)),
+            Err(err) => Err(err),
+        };
+        match checked {
+            Ok((client, lifetime)) => {
+                if let Some(lifetime) = lifetime {
+                    self.remember(client_id, &client, lifetime);
+                }
+                tracing::info!(client_id, "client-id metadata document fetched");
+                Ok(client)
+            }
+            Err(err) => {
+                remember_bounded(&self.refused, client_id, &err, NEGATIVE_CACHE);
+                Err(err)
+            }
         }
-        tracing::info!(client_id, "client-id metadata document fetched");
-        Ok(client)
+    }
+
+    /// Whether a request naming `client_id` is answered without a fetch.
+    pub(crate) fn is_remembered(&self, client_id: &str) -> bool {
+        self.remembered(client_id).is_some()
+    }
+
+    /// A fresh cached client, or a recent refusal.
+    fn remembered(&self, client_id: &str) -> Option<Result<Client, CimdError>> {
+        if let Some(client) = self.cached(client_id) {
+            return Some(Ok(client));
+        }
+        let refused = self.refused.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        refused.get(client_id).filter(|(_, until)| *until > Instant::now()).map(|(err, _)| Err(err.clone()))
+    }
+
+    fn fetch_lock(&self, client_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        in_flight.entry(client_id.to_owned()).or_default().clone()
+    }
+
+    /// Forgets the URL's lock once no request holds or waits for it.
+    fn release_fetch_lock(&self, client_id: &str) {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if in_flight.get(client_id).is_some_and(|lock| Arc::strong_count(lock) == 1) {
+            in_flight.remove(client_id);
+        }
     }
 
     fn cached(&self, client_id: &str) -> Option<Client> {
@@ -134,14 +201,7 @@ impl CimdClients {
     }
 
     fn remember(&self, client_id: &str, client: &Client, lifetime: Duration) {
-        let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let now = Instant::now();
-        if cache.len() >= MAX_CACHED_DOCUMENTS {
-            cache.retain(|_, (_, until)| *until > now);
-        }
-        if cache.len() < MAX_CACHED_DOCUMENTS {
-            cache.insert(client_id.to_owned(), (client.clone(), now + lifetime));
-        }
+        remember_bounded(&self.cache, client_id, client, lifetime);
     }
 
     /// The URL rules of the draft (section 3) plus ours: the allow-list, and
@@ -175,8 +235,8 @@ impl CimdClients {
             Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
             _ => None,
         };
-        if let Some(ip) = literal.filter(|ip| !self.private_addresses && !is_public(*ip)) {
-            return Err(CimdError::PrivateAddress(client_id.to_owned(), ip.to_string()));
+        if literal.is_some_and(|ip| !self.private_addresses && !is_public(ip)) {
+            return Err(CimdError::PrivateAddress(client_id.to_owned()));
         }
         Ok(url)
     }
@@ -184,9 +244,13 @@ impl CimdClients {
     /// GETs the document within the size limit; returns it and how long it
     /// may be cached (`None`: not at all).
     async fn fetch(&self, url: &Url, client_id: &str) -> Result<(Document, Option<Duration>), CimdError> {
-        let fetch_error = |err: &reqwest::Error| match private_address_in(err) {
-            Some(addresses) => CimdError::PrivateAddress(client_id.to_owned(), addresses),
-            None => CimdError::Fetch(client_id.to_owned(), error_chain(err)),
+        let fetch_error = |err: &reqwest::Error| {
+            let detail = match private_address_in(err) {
+                Some(addresses) => format!("resolves only to non-public addresses ({addresses})"),
+                None => error_chain(err),
+            };
+            tracing::warn!(client_id, reason = %detail, "client-id metadata document could not be fetched");
+            CimdError::Unreachable(client_id.to_owned())
         };
         let mut response = self
             .http
@@ -217,6 +281,20 @@ impl CimdClients {
             CimdError::Invalid(client_id.to_owned(), format!("not a JSON client metadata object ({err})"))
         })?;
         Ok((document, lifetime))
+    }
+}
+
+/// Keeps `value` for `lifetime` in a map of at most
+/// [`MAX_CACHED_DOCUMENTS`] entries (expired ones make room first; when none
+/// has expired, the value is not kept).
+fn remember_bounded<T: Clone>(map: &Mutex<HashMap<String, (T, Instant)>>, key: &str, value: &T, lifetime: Duration) {
+    let mut map = map.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let now = Instant::now();
+    if map.len() >= MAX_CACHED_DOCUMENTS {
+        map.retain(|_, (_, until)| *until > now);
+    }
+    if map.len() < MAX_CACHED_DOCUMENTS {
+        map.insert(key.to_owned(), (value.clone(), now + lifetime));
     }
 }
 
@@ -338,7 +416,8 @@ fn private_address_in(err: &(dyn std::error::Error + 'static)) -> Option<String>
 
 /// Whether an address is on the public internet: not loopback, private
 /// (RFC 1918, unique local), link-local, shared (CGNAT), documentation,
-/// benchmarking, multicast, reserved or unspecified.
+/// benchmarking, multicast, reserved, unspecified, or an IPv6 address that
+/// tunnels an IPv4 one (IPv4-compatible, 6to4, Teredo).
 pub(crate) fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(ip) => {
@@ -360,14 +439,20 @@ pub(crate) fn is_public(ip: IpAddr) -> bool {
             if let Some(v4) = ip.to_ipv4_mapped() {
                 return is_public(IpAddr::V4(v4));
             }
-            let first = ip.segments()[0];
+            let [first, second, ..] = ip.segments();
+            // IPv4-compatible (::/96, deprecated), 6to4 (2002::/16) and
+            // Teredo (2001::/32) addresses carry an IPv4 address a host may
+            // route to, the loopback or a private one included: none is
+            // where a public document lives.
+            let embeds_ipv4 = u128::from(ip) >> 32 == 0 || first == 0x2002 || (first == 0x2001 && second == 0);
             !(ip.is_loopback()
                 || ip.is_unspecified()
                 || ip.is_multicast()
+                || embeds_ipv4
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
-                || (first == 0x2001 && ip.segments()[1] == 0x0db8)
-                || (first == 0x0064 && ip.segments()[1] == 0xff9b))
+                || (first == 0x2001 && second == 0x0db8)
+                || (first == 0x0064 && second == 0xff9b))
         }
     }
 }
@@ -395,6 +480,11 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
+            "::7f00:1",
+            "::8.8.8.8",
+            "2002:7f00:1::1",
+            "2002:808:808::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }

@@ -6,18 +6,26 @@
 //! unverified URI), and after that too, because no user has acted yet (RFC
 //! 9700 4.11.2). Errors after the user signed in go back to the client as
 //! `error=` on its redirect URI.
+//!
+//! The browser that starts a login gets a cookie bound to it. The IdP's
+//! `state` is no secret (whoever started the login read it in the redirect),
+//! so an IdP error arriving in a browser without that cookie is answered with
+//! a page: otherwise anyone could send a victim to
+//! `/oauth/callback?state=S&error=access_denied` and have the gateway redirect
+//! them to a URI the attacker registered, with no interaction at all.
 
 use axum::extract::{RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
 use super::consent::render_consent;
 use super::redirect::{found, redirect_error, redirect_matches};
-use super::{PENDING_LOGIN_TTL, PageError, find_client, granted_scope};
+use super::{PENDING_LOGIN_TTL, PageError, find_client, granted_scope, request_cookie};
+use crate::gateway::client_address::{client_ip, counter_key, peer};
 use crate::gateway::clients::cimd::is_client_id_url;
-use crate::gateway::crypto::{is_valid_challenge, pkce_challenge, random_token};
+use crate::gateway::crypto::{constant_time_eq, is_valid_challenge, pkce_challenge, random_token, sha256_hex};
 use crate::gateway::oidc::IdClaims;
-use crate::gateway::security::MAX_AUTHORIZE_PARAM_LEN;
+use crate::gateway::security::{MAX_AUTHORIZE_PARAM_LEN, limit};
 use crate::gateway::state::{AppState, RouteState};
 use crate::gateway::store::{IdpSession, PendingLogin, now};
 
@@ -38,7 +46,12 @@ impl Params {
     }
 }
 
-pub(super) async fn authorize(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Response, PageError> {
+pub(super) async fn authorize(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
     let params = Params::parse(query.as_deref());
     let (client_id, redirect_uri) = trusted_redirect(&state, &params).await?;
     // Errors before any user interaction are pages, even to a registered URI
@@ -51,14 +64,7 @@ pub(super) async fn authorize(State(state): State<AppState>, RawQuery(query): Ra
             return Err(PageError::bad_request(format!("The request was refused ({error}): {description}.")));
         }
     };
-    // Each authorization request stores a pending login: bound what one
-    // client can make the store hold.
-    let pending_key = format!("pending:{client_id}");
-    let cap = state.security.pending_logins_per_client;
-    if let Err(response) =
-        crate::gateway::security::limit(&state, pending_key, cap, PENDING_LOGIN_TTL, "pending logins for this client")
-            .await
-    {
+    if let Err(response) = limit_pending_logins(&state, &client_id, &headers, &extensions).await {
         return Ok(response);
     }
     let client_state = params.get("state");
@@ -80,8 +86,58 @@ pub(super) async fn authorize(State(state): State<AppState>, RawQuery(query): Ra
     let location =
         route.idp.authorize_url(&callback_url(&state), &login.state, &login.nonce, &pkce_challenge(&idp_verifier));
     tracing::info!(client_id = %login.client_id, route = %route.route.path, "login started; browser sent to the identity provider");
+    let binding = browser_binding(&login);
     state.store.run(move |store| store.insert_pending_login(&login)).await?;
-    Ok(found(location.as_str()))
+    let mut response = found(location.as_str());
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
+    let cookie = format!(
+        "{}={binding}; Path=/; HttpOnly; SameSite=Lax; Max-Age={PENDING_LOGIN_TTL}{secure}",
+        login_cookie_name(&state)
+    );
+    response.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(PageError::internal)?);
+    Ok(response)
+}
+
+/// Each authorization request stores a pending login: bound what one client
+/// can make the store hold, and what all of them together can. A metadata
+/// document's `client_id` is a public URL shared by every user of that
+/// application, so its cap is counted per client address as well: anyone
+/// could otherwise fill it and lock every user of the application out.
+async fn limit_pending_logins(
+    state: &AppState,
+    client_id: &str,
+    headers: &HeaderMap,
+    extensions: &Extensions,
+) -> Result<(), Response> {
+    let per_client = if is_client_id_url(client_id) {
+        let ip = client_ip(&state.security.trusted_proxies, headers, peer(extensions));
+        format!("pending:{client_id}:{}", counter_key(ip))
+    } else {
+        format!("pending:{client_id}")
+    };
+    let security = &state.security;
+    limit(state, per_client, security.pending_logins_per_client, PENDING_LOGIN_TTL, "pending logins for this client")
+        .await?;
+    limit(state, "pending-all".to_owned(), security.pending_logins_total, PENDING_LOGIN_TTL, "pending logins").await
+}
+
+fn login_cookie_name(state: &AppState) -> &'static str {
+    // `__Host-` requires Secure, which cookie jars refuse over plain http.
+    if state.secure_cookies { "__Host-cognigate_login" } else { "cognigate_login" }
+}
+
+/// The cookie value that ties a pending login to the browser that started
+/// it: derived from the IdP PKCE verifier, which never leaves the gateway, so
+/// nobody can compute it from what the redirect shows (state, nonce,
+/// challenge), and no row or column is needed to keep it.
+fn browser_binding(login: &PendingLogin) -> String {
+    sha256_hex(&format!("cognigate browser binding\0{}", login.idp_code_verifier))
+}
+
+/// Whether this request comes from the browser that started `login`.
+fn is_bound_browser(state: &AppState, headers: &HeaderMap, login: &PendingLogin) -> bool {
+    request_cookie(headers, login_cookie_name(state))
+        .is_some_and(|cookie| constant_time_eq(cookie.as_bytes(), browser_binding(login).as_bytes()))
 }
 
 /// The client and the redirect URI it registered. Until both are known to be
@@ -159,7 +215,7 @@ pub(crate) fn callback_url(state: &AppState) -> String {
 
 pub(super) async fn callback(
     State(state): State<AppState>,
-    headers: axum::http::HeaderMap,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
     let params = Params::parse(query.as_deref());
@@ -179,6 +235,13 @@ pub(super) async fn callback(
         if login.device_user_code.is_some() {
             return Err(PageError::bad_request(
                 "You did not sign in, so the device was not signed in. Start again from your device.",
+            ));
+        }
+        if !is_bound_browser(&state, &headers, &login) {
+            tracing::info!(client_id = %login.client_id, "identity provider error in a browser that did not start this sign-in; answered with a page");
+            return Err(PageError::bad_request(
+                "The sign-in was not completed, and it was started in another browser, so this page does not \
+                 send you back to the application. Start the sign-in again from the application.",
             ));
         }
         return Ok(redirect_error(&state, &login.redirect_uri, code, description, login.client_state.as_deref()));

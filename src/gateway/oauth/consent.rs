@@ -16,7 +16,7 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
 use super::redirect::{redirect_csp_source, redirect_error, redirect_host, redirect_with};
-use super::{CODE_TTL, CONSENT_TTL, PageError, device, find_client};
+use super::{CODE_TTL, CONSENT_TTL, PageError, device, find_client, request_cookie};
 use crate::gateway::clients::cimd::is_client_id_url;
 use crate::gateway::crypto::{constant_time_eq, random_token, sha256_hex};
 use crate::gateway::oidc::IdClaims;
@@ -30,15 +30,7 @@ fn cookie_name(state: &AppState) -> &'static str {
 }
 
 fn csrf_cookie(state: &AppState, headers: &HeaderMap) -> Option<String> {
-    let name = cookie_name(state);
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.to_owned())
+    request_cookie(headers, cookie_name(state))
         .filter(|value| value.len() == 43 && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
 }
 

@@ -11,12 +11,14 @@
 //! - [`redirect`]: the redirects back to the client and how the consent screen shows them
 //! - [`device`]: the device authorization grant (RFC 8628)
 //! - [`token`]: `/oauth/token` (code + PKCE, refresh rotation) and RFC 7009 revocation
+//! - [`fetch_limit`]: the per-address limit on client-id document fetches
 //! - [`recheck`]: the refresh grant's re-check of the user at the identity provider
 
 mod authorize;
 pub(crate) mod client_auth;
 mod consent;
 mod device;
+mod fetch_limit;
 mod grace;
 mod metadata;
 mod recheck;
@@ -42,6 +44,8 @@ pub(crate) const CONSENT_TTL: i64 = 600;
 /// Authorization codes: single use, 60 seconds.
 pub(crate) const CODE_TTL: i64 = 60;
 
+pub(crate) use fetch_limit::limit_client_id_fetches;
+
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/.well-known/oauth-authorization-server", get(metadata::authorization_server))
@@ -57,6 +61,18 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/oauth/device", get(device::verify))
         .route("/oauth/token", post(token::token))
         .route("/oauth/revoke", post(token::revoke))
+}
+
+/// The value of the cookie `name` in a request, if it is sent.
+pub(crate) fn request_cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_owned())
 }
 
 /// The client `client_id` names: a client-id metadata document (fetched or

@@ -95,6 +95,20 @@ async fn pending_logins_per_client_are_capped() {
 }
 
 #[tokio::test]
+async fn pending_logins_of_all_clients_together_are_bounded() {
+    let security = SecurityOptions::default().with_pending_logins_total(3);
+    let gw = Gateway::start_with_security(security).await;
+    let (_, challenge) = pkce();
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let client_id = gw.register().await;
+        statuses.push(gw.get(&authorize_uri(&client_id, &challenge, Some("http://gw.test/mcp/echo"))).await.status());
+    }
+    assert_eq!(&statuses[..3], [StatusCode::FOUND; 3], "{statuses:?}");
+    assert_eq!(&statuses[3..], [StatusCode::TOO_MANY_REQUESTS; 2], "past the global bound: {statuses:?}");
+}
+
+#[tokio::test]
 async fn authorize_is_rate_limited_per_ip() {
     let gw = Gateway::start_with_security(SecurityOptions::default().with_authorize_per_minute(2)).await;
     let client_id = gw.register().await;

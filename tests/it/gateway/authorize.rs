@@ -135,18 +135,68 @@ async fn callback_refuses_unknown_or_reused_state() {
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
 
+/// The login cookie `/oauth/authorize` set (`name=value`).
+fn login_cookie(response: &axum::response::Response) -> String {
+    let cookie = response.headers().get(axum::http::header::SET_COOKIE).expect("a login cookie").to_str().unwrap();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/"), "{cookie}");
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+async fn callback_with_cookie(gw: &Gateway, uri: &str, cookie: Option<&str>) -> axum::response::Response {
+    let mut request = axum::http::Request::get(uri);
+    if let Some(cookie) = cookie {
+        request = request.header(axum::http::header::COOKIE, cookie);
+    }
+    gw.send(request.body(axum::body::Body::empty()).unwrap()).await
+}
+
 #[tokio::test]
 async fn idp_error_goes_back_to_the_client() {
     let gw = Gateway::start().await;
     let client = gw.register().await;
     let (_, challenge) = pkce();
-    let to_idp = location(&gw.get(&authorize_uri(&client, &challenge, Some("http://gw.test/mcp/echo"))).await);
-    let state = query(&to_idp, "state").unwrap();
-    let response = gw.get(&format!("/oauth/callback?error=access_denied&state={state}")).await;
+    let started = gw.get(&authorize_uri(&client, &challenge, Some("http://gw.test/mcp/echo"))).await;
+    let cookie = login_cookie(&started);
+    let state = query(&location(&started), "state").unwrap();
+    let response =
+        callback_with_cookie(&gw, &format!("/oauth/callback?error=access_denied&state={state}"), Some(&cookie)).await;
     assert_eq!(response.status(), StatusCode::FOUND);
     let to = location(&response);
     assert_eq!(query(&to, "error").unwrap(), "access_denied");
     assert_eq!(query(&to, "state").unwrap(), "client-state-1");
     // Single use: the same state again is refused.
     assert_eq!(gw.get(&format!("/oauth/callback?code=x&state={state}")).await.status(), StatusCode::BAD_REQUEST);
+}
+
+/// The open redirect of RFC 9700 4.11.2 through the callback: an attacker
+/// starts a login for the client they registered, reads the gateway's state
+/// in the redirect, and sends a victim to the callback with that state and
+/// an error. The victim's browser never started that login (no cookie, or
+/// the cookie of another login), so the victim gets a page, not a redirect
+/// to the attacker's URI.
+#[tokio::test]
+async fn idp_error_in_another_browser_is_a_page_not_a_redirect() {
+    let gw = Gateway::start().await;
+    let attacker = gw.register().await;
+    let (_, challenge) = pkce();
+    let attackers_login = gw.get(&authorize_uri(&attacker, &challenge, Some("http://gw.test/mcp/echo"))).await;
+    let state = query(&location(&attackers_login), "state").unwrap();
+    let victims_login = gw.get(&authorize_uri(&attacker, &challenge, Some("http://gw.test/mcp/echo"))).await;
+    let victims_cookie = login_cookie(&victims_login);
+
+    for cookie in [None, Some(victims_cookie.as_str()), Some("cognigate_login=forged")] {
+        let attackers_state = {
+            let again = gw.get(&authorize_uri(&attacker, &challenge, Some("http://gw.test/mcp/echo"))).await;
+            query(&location(&again), "state").unwrap()
+        };
+        let response =
+            callback_with_cookie(&gw, &format!("/oauth/callback?error=access_denied&state={attackers_state}"), cookie)
+                .await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{cookie:?}");
+        assert!(response.headers().get("location").is_none(), "no redirect to the attacker's URI: {cookie:?}");
+        assert!(body_text(response).await.contains("started in another browser"));
+    }
+    let response = gw.get(&format!("/oauth/callback?error=server_error&state={state}")).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.headers().get("location").is_none());
 }

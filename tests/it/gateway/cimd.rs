@@ -8,12 +8,12 @@
 use std::path::Path;
 
 use axum::http::StatusCode;
-use cognigate::gateway::OAuthOptions;
+use cognigate::gateway::{OAuthOptions, SecurityOptions};
 use serde_json::json;
 
 use super::harness::{
-    Gateway, PUBLIC_URL, body_text, consent_page, id_claims, json_body, location, pkce, policies, post_consent, query,
-    route, sign_id_token,
+    Gateway, PUBLIC_URL, body_text, consent_page, from_address, id_claims, json_body, location, pkce, policies,
+    post_consent, query, route, sign_id_token,
 };
 use crate::support::client_documents::{DocumentServer, TestCa, document, served};
 
@@ -122,13 +122,111 @@ async fn a_client_with_a_metadata_document_logs_in_and_bad_documents_are_refused
     let response = strict.get(&authorize_uri(&client_id, redirect, &challenge)).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let page = body_text(response).await;
-    assert!(page.contains("non-public address") && page.contains("127.0.0.1"), "{page}");
-    // And at the token endpoint: invalid_client with the reason.
+    assert!(page.contains("could not be fetched from a public address"), "{page}");
+    assert!(!page.contains("127.0.0.1"), "the addresses the gateway's resolver found stay in its log: {page}");
+    // And at the token endpoint: invalid_client, as generic.
     let response = strict.refresh("x", &client_id).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let body = json_body(response).await;
     assert_eq!(body["error"], "invalid_client");
-    assert!(body["error_description"].as_str().unwrap().contains("non-public"), "{body}");
+    let description = body["error_description"].as_str().unwrap();
+    assert!(description.contains("could not be fetched from a public address"), "{body}");
+    assert!(!description.contains("127.0.0.1"), "{body}");
+}
+
+/// What the gateway's resolver and network said about a client-id URL an
+/// anonymous caller chose (internal names, addresses, resolver errors) is
+/// not in the answer: every failure before an answer reads the same.
+#[tokio::test]
+async fn fetch_failures_tell_an_anonymous_caller_nothing_about_the_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::create(dir.path());
+    let gw = gateway(&ca.ca, false).await;
+    let (_, challenge) = pkce();
+    let mut pages = Vec::new();
+    // A name that resolves to loopback only, and one that does not resolve.
+    for client_id in ["https://localhost:1/client.json", "https://no-such-host.invalid/client.json"] {
+        let response = gw.get(&authorize_uri(client_id, "http://127.0.0.1:1/cb", &challenge)).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{client_id}");
+        let page = body_text(response).await.replace(client_id, "CLIENT_ID");
+        for leak in ["127.0.0.1)", "::1", "resolve", "lookup", "Name or service", "connect", "dns error"] {
+            assert!(!page.contains(leak), "{client_id}: `{leak}` in {page}");
+        }
+        pages.push(page);
+    }
+    assert!(pages.iter().all(|page| page == &pages[0]), "one answer for every failure: {pages:?}");
+}
+
+/// A refused document is remembered for a short while, and concurrent
+/// requests naming one document share one fetch.
+#[tokio::test]
+async fn refusals_are_remembered_and_concurrent_fetches_of_one_document_are_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::create(dir.path());
+    let mut slow = served(&document("slow.json", "Slow Client", "http://127.0.0.1/callback"));
+    slow["delay"] = json!(0.5);
+    let server = DocumentServer::start(dir.path(), &ca, &json!({"/slow.json": slow}));
+    let gw = gateway(&ca.ca, true).await;
+    let (_, challenge) = pkce();
+
+    let missing = format!("{}/missing.json", server.base);
+    for _ in 0..4 {
+        let response = gw.get(&authorize_uri(&missing, "http://127.0.0.1:1/callback", &challenge)).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert!(body_text(response).await.contains("answered HTTP 404"));
+    }
+    assert_eq!(server.hits("/missing.json"), 1, "the refusal is remembered");
+
+    let slow_id = format!("{}/slow.json", server.base);
+    let uri = authorize_uri(&slow_id, "http://127.0.0.1:1/callback", &challenge);
+    let (a, b, c, d, e) = tokio::join!(gw.get(&uri), gw.get(&uri), gw.get(&uri), gw.get(&uri), gw.get(&uri));
+    for response in [a, b, c, d, e] {
+        assert_eq!(response.status(), StatusCode::FOUND);
+    }
+    assert_eq!(server.hits("/slow.json"), 1, "five concurrent requests, one fetch");
+}
+
+/// Requests that make the gateway fetch a document are limited per address;
+/// answers from the cache are not counted, and other addresses go on.
+#[tokio::test]
+async fn document_fetches_are_limited_per_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::create(dir.path());
+    let server = serve_documents(dir.path(), &ca);
+    let options = OAuthOptions::default().with_client_id_private_addresses(true).with_extra_roots(ca.ca.clone());
+    let gw = Gateway::start_secured(
+        |upstream| json!({"paths": {"/mcp/echo": route(&format!("http://{upstream}/mcp"))}}),
+        None,
+        policies(),
+        options,
+        SecurityOptions::default().with_client_id_fetches_per_minute(3),
+    )
+    .await;
+    let (_, challenge) = pkce();
+    let good = authorize_uri(&format!("{}/good.json", server.base), "http://127.0.0.1:1/callback", &challenge);
+    assert_eq!(gw.send(from_address("203.0.113.7", &good)).await.status(), StatusCode::FOUND);
+    let mut statuses = Vec::new();
+    for n in 0..4 {
+        let uri = authorize_uri(&format!("{}/gone-{n}.json", server.base), "http://127.0.0.1:1/callback", &challenge);
+        statuses.push(gw.send(from_address("203.0.113.7", &uri)).await.status());
+    }
+    assert_eq!(statuses[..2], [StatusCode::BAD_REQUEST; 2], "{statuses:?}");
+    assert_eq!(statuses[2..], [StatusCode::TOO_MANY_REQUESTS; 2], "{statuses:?}");
+    assert_eq!(server.hits("/gone-3.json"), 0, "no fetch past the limit");
+    // The cached document is still served to the same address, and token
+    // requests count too.
+    assert_eq!(gw.send(from_address("203.0.113.7", &good)).await.status(), StatusCode::FOUND);
+    let token = axum::http::Request::post("/oauth/token")
+        .header(axum::http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from(([203, 0, 113, 7], 40000))))
+        .body(axum::body::Body::from(format!(
+            "grant_type=refresh_token&refresh_token=x&client_id={}",
+            url::form_urlencoded::byte_serialize(format!("{}/gone-9.json", server.base).as_bytes()).collect::<String>()
+        )))
+        .unwrap();
+    assert_eq!(gw.send(token).await.status(), StatusCode::TOO_MANY_REQUESTS);
+    let other = authorize_uri(&format!("{}/gone-3.json", server.base), "http://127.0.0.1:1/callback", &challenge);
+    assert_eq!(gw.send(from_address("198.51.100.4", &other)).await.status(), StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
@@ -146,4 +244,34 @@ async fn client_id_urls_that_break_the_rules_are_refused_before_any_fetch() {
         let page = body_text(response).await;
         assert!(page.contains(needle), "{client_id}: {page}");
     }
+}
+
+/// A metadata document's `client_id` is a public URL every user of the
+/// application shares: the pending-login cap counts it per client address,
+/// so one address filling it does not lock out the application's other users.
+#[tokio::test]
+async fn one_address_filling_a_metadata_clients_pending_logins_does_not_block_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::create(dir.path());
+    let server = serve_documents(dir.path(), &ca);
+    let options = OAuthOptions::default().with_client_id_private_addresses(true).with_extra_roots(ca.ca.clone());
+    let gw = Gateway::start_secured(
+        |upstream| json!({"paths": {"/mcp/echo": route(&format!("http://{upstream}/mcp"))}}),
+        None,
+        policies(),
+        options,
+        SecurityOptions::default().with_pending_logins_per_client(50),
+    )
+    .await;
+    let client_id = format!("{}/good.json", server.base);
+    let (_, challenge) = pkce();
+    let uri = authorize_uri(&client_id, "http://127.0.0.1:47123/callback", &challenge);
+    let mut statuses = Vec::new();
+    for _ in 0..55 {
+        statuses.push(gw.send(from_address("203.0.113.7", &uri)).await.status());
+    }
+    assert_eq!(statuses.iter().filter(|status| **status == StatusCode::FOUND).count(), 50, "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS), "the cap still holds for the one address");
+    let response = gw.send(from_address("198.51.100.4", &uri)).await;
+    assert_eq!(response.status(), StatusCode::FOUND, "another address still signs in: {}", body_text(response).await);
 }

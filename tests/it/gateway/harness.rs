@@ -405,6 +405,13 @@ fn rand_suffix() -> usize {
     COUNTER.fetch_add(1, Ordering::SeqCst)
 }
 
+/// A GET of `uri` as if it came over TCP from `ip`.
+pub fn from_address(ip: &str, uri: &str) -> Request<Body> {
+    let mut request = Request::get(uri).body(Body::empty()).unwrap();
+    request.extensions_mut().insert(axum::extract::ConnectInfo(SocketAddr::new(ip.parse().unwrap(), 40000)));
+    request
+}
+
 pub async fn body_text(response: Response) -> String {
     String::from_utf8(axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap().to_vec()).unwrap()
 }
