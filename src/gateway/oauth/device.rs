@@ -12,8 +12,9 @@
 //!
 //! User codes are 8 letters from an alphabet without vowels (no words) and
 //! without 0/O/1/I look-alikes, shown as `XXXX-XXXX`: 20^8 (about 2^34)
-//! codes, each valid 10 minutes and used once, with wrong entries limited
-//! per address, so guessing one is out of reach.
+//! codes, each valid 10 minutes and used once, with entries limited per
+//! address (right ones counted too, and checked before the lookup, so the
+//! limit's answer tells nothing), so guessing one is out of reach.
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{RawQuery, State};
@@ -35,13 +36,14 @@ use crate::gateway::pages;
 use crate::gateway::state::AppState;
 use crate::gateway::store::{DeviceAuthorization, DeviceStatus, Grant, PendingLogin, now};
 
-/// How long a device code and its user code live.
 /// The polling interval asked of clients (RFC 8628 3.2's default).
 const INTERVAL: i64 = 5;
 /// Consonants without look-alikes (RFC 8628 6.1).
 const ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
-/// Wrong or expired user codes one address may enter per minute.
-const WRONG_CODES_PER_MINUTE: u64 = 10;
+/// User codes (right or wrong) one address may enter per minute.
+const CODE_ENTRIES_PER_MINUTE: u64 = 10;
+/// Sign-ins (pending logins at the identity provider) one user code may start.
+const PENDING_LOGINS_PER_USER_CODE: u64 = 5;
 
 fn user_code() -> String {
     let mut rng = rand::rng();
@@ -138,6 +140,20 @@ pub(super) async fn verify(
     // TLS terminator the peer is the terminator, shared by every client.
     let peer = peer(&extensions);
     let address = counter_key(client_ip(&state.security.trusted_proxies, &headers, peer));
+    // Every entry counts and the limit is checked before the lookup: were
+    // only wrong codes counted, a limited address would still be let through
+    // on a right one, and the difference would tell it which codes are live.
+    let entered_at = now();
+    let key = format!("device-code:{address}:{}", entered_at / 60);
+    let entries =
+        state.store.run(move |store| store.count_request(&key, entered_at / 60 * 60 + 60, entered_at)).await?;
+    if entries > CODE_ENTRIES_PER_MINUTE {
+        return Err(PageError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many codes entered. Wait a minute, then enter the code your device shows.",
+            format!("{entries} user codes entered from {address} this minute"),
+        ));
+    }
     let pending = match normalized(&entered) {
         Some(code) => {
             let lookup = code.clone();
@@ -146,18 +162,20 @@ pub(super) async fn verify(
         None => None,
     };
     let Some((code, device)) = pending else {
-        let started = now();
-        let key = format!("device-code:{address}:{}", started / 60);
-        let wrong = state.store.run(move |store| store.count_request(&key, started / 60 * 60 + 60, started)).await?;
-        if wrong > WRONG_CODES_PER_MINUTE {
-            return Err(PageError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many wrong codes. Wait a minute, then enter the code your device shows.",
-                format!("{wrong} wrong user codes from {address} this minute"),
-            ));
-        }
         return Ok(entry_page(Some("That code is not valid or has expired. Check the code your device shows.")));
     };
+    // Each sign-in stores a pending login; a code is needed by one user, who
+    // may start again a few times, not by a crowd filling the store.
+    let key = format!("device-logins:{code}");
+    let (started, until) = (now(), device.expires_at);
+    let logins = state.store.run(move |store| store.count_request(&key, until, started)).await?;
+    if logins > PENDING_LOGINS_PER_USER_CODE {
+        return Err(PageError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "This code has started too many sign-ins. Start the sign-in again on your device for a new code.",
+            format!("{logins} sign-ins started with one user code"),
+        ));
+    }
     let Some(route) = state.routes.get(&device.slug) else {
         return Err(PageError::bad_request("The MCP route of this sign-in no longer exists."));
     };

@@ -184,3 +184,62 @@ async fn only_device_clients_start_and_wrong_codes_are_rate_limited() {
     }
     assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
 }
+
+/// A GET of the verification page from the client address `ip`.
+fn verification_from(ip: &str, user_code: &str) -> axum::http::Request<axum::body::Body> {
+    let mut request = axum::http::Request::get(format!("/oauth/device?user_code={user_code}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    request.extensions_mut().insert(axum::extract::ConnectInfo(std::net::SocketAddr::new(ip.parse().unwrap(), 40000)));
+    request
+}
+
+#[tokio::test]
+async fn a_limited_address_gets_the_same_answer_for_a_right_code_as_for_a_wrong_one() {
+    let gw = Gateway::start().await;
+    let client = register_device_client(&gw).await;
+    let user_code = start(&gw, &client).await["user_code"].as_str().unwrap().to_owned();
+    // Two tries: the per-minute window may roll over between the last wrong
+    // code and the right one, but not twice in a row.
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let mut wrong = None;
+        for _ in 0..25 {
+            let response = gw.send(verification_from("203.0.113.20", "CCCC-CCCC")).await;
+            if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                wrong = Some(body_text(response).await);
+                break;
+            }
+        }
+        let wrong = wrong.expect("wrong codes are limited");
+        let right = gw.send(verification_from("203.0.113.20", &user_code)).await;
+        let status = right.status();
+        answers.push((status, body_text(right).await == wrong));
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            break;
+        }
+    }
+    assert_eq!(answers.last(), Some(&(StatusCode::TOO_MANY_REQUESTS, true)), "{answers:?}");
+    // The code still works from another address.
+    assert_eq!(gw.send(verification_from("198.51.100.20", &user_code)).await.status(), StatusCode::FOUND);
+}
+
+#[tokio::test]
+async fn one_user_code_starts_a_bounded_number_of_pending_logins() {
+    let gw = Gateway::start().await;
+    let client = register_device_client(&gw).await;
+    let user_code = start(&gw, &client).await["user_code"].as_str().unwrap().to_owned();
+    let mut started = 0;
+    // From many addresses, so the per-address limit is not what stops them.
+    for n in 0..60 {
+        let response = gw.send(verification_from(&format!("203.0.113.{}", 100 + n), &user_code)).await;
+        match response.status() {
+            StatusCode::FOUND => started += 1,
+            status => assert_eq!(status, StatusCode::TOO_MANY_REQUESTS),
+        }
+    }
+    let db = rusqlite::Connection::open(gw.dir.path().join("gw.db")).unwrap();
+    let pending: i64 = db.query_row("SELECT COUNT(*) FROM pending_logins", [], |row| row.get(0)).unwrap();
+    assert_eq!(pending, started);
+    assert!((1..=5).contains(&started), "{started} pending logins for one code");
+}
