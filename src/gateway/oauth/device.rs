@@ -34,7 +34,7 @@ use crate::gateway::client_address::{client_ip, counter_key, peer};
 use crate::gateway::crypto::{pkce_challenge, random_token, sha256_hex};
 use crate::gateway::pages;
 use crate::gateway::state::AppState;
-use crate::gateway::store::{DeviceAuthorization, DeviceStatus, Grant, PendingLogin, now};
+use crate::gateway::store::{DeviceAuthorization, DeviceStatus, Grant, PendingLogin, Store, StoreError, now};
 
 /// The polling interval asked of clients (RFC 8628 3.2's default).
 const INTERVAL: i64 = 5;
@@ -42,6 +42,8 @@ const INTERVAL: i64 = 5;
 const ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
 /// User codes (right or wrong) one address may enter per minute.
 const CODE_ENTRIES_PER_MINUTE: u64 = 10;
+/// User codes drawn for one device authorization before giving up.
+const USER_CODE_DRAWS: usize = 8;
 /// Sign-ins (pending logins at the identity provider) one user code may start.
 const PENDING_LOGINS_PER_USER_CODE: u64 = 5;
 
@@ -104,6 +106,9 @@ pub(super) async fn device_authorization(
         expires_at: now() + lifetime,
         status: DeviceStatus::Pending,
     };
+    let hash = sha256_hex(&device_code);
+    let device = state.store.run(move |store| insert_with_free_user_code(store, &hash, device)).await?;
+    tracing::info!(client_id = %client.client_id, route = %route.route.path, "device authorization started");
     let verification_uri = format!("{}/oauth/device", state.public_url);
     let body = json!({
         "device_code": device_code,
@@ -113,12 +118,26 @@ pub(super) async fn device_authorization(
         "expires_in": lifetime,
         "interval": INTERVAL,
     });
-    let hash = sha256_hex(&device_code);
-    tracing::info!(client_id = %client.client_id, route = %route.route.path, "device authorization started");
-    state.store.run(move |store| store.insert_device(&hash, &device)).await?;
     let mut response = Json(body).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+/// Stores `device`, drawing a new user code while the drawn one is taken
+/// (two live authorizations must never share a code); returns what was stored.
+fn insert_with_free_user_code(
+    store: &dyn Store,
+    hash: &str,
+    mut device: DeviceAuthorization,
+) -> Result<DeviceAuthorization, StoreError> {
+    for _ in 0..USER_CODE_DRAWS {
+        if store.insert_device(hash, &device)? {
+            return Ok(device);
+        }
+        device.user_code = user_code();
+    }
+    // Only a store holding a good share of all 20^8 codes gets here.
+    Err(StoreError::Unavailable(format!("no free user code in {USER_CODE_DRAWS} draws")))
 }
 
 /// `GET /oauth/device`: the form for the user code, or, with a code, the
@@ -267,7 +286,27 @@ pub(super) async fn redeem(state: &AppState, client_id: &str, device_code: Optio
 
 #[cfg(test)]
 mod tests {
-    use super::{ALPHABET, normalized, user_code};
+    use super::{ALPHABET, insert_with_free_user_code, normalized, user_code};
+    use crate::gateway::store::{DeviceAuthorization, DeviceStatus, SqliteStore, Store};
+
+    #[test]
+    fn a_taken_user_code_is_drawn_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("gw.db")).unwrap();
+        let device = DeviceAuthorization {
+            user_code: "BCDF-GHJK".into(),
+            client_id: "c1".into(),
+            slug: "echo".into(),
+            scope: "openid".into(),
+            expires_at: super::now() + 600,
+            status: DeviceStatus::Pending,
+        };
+        assert!(store.insert_device("first", &device).unwrap());
+        let second = insert_with_free_user_code(&store, "second", device.clone()).unwrap();
+        assert_ne!(second.user_code, "BCDF-GHJK", "a new code was drawn");
+        assert_eq!(store.pending_device(&second.user_code, super::now()).unwrap(), Some(second.clone()));
+        assert_eq!(store.pending_device("BCDF-GHJK", super::now()).unwrap(), Some(device), "the first is untouched");
+    }
 
     #[test]
     fn user_codes_are_short_and_unambiguous() {
