@@ -108,7 +108,12 @@ fn is_oauth_post(method: &Method, path: &str) -> bool {
     method == Method::POST
         && matches!(
             path,
-            "/oauth/register" | "/oauth/token" | "/oauth/revoke" | "/oauth/consent" | "/oauth/device_authorization"
+            "/oauth/register"
+                | "/oauth/token"
+                | "/oauth/revoke"
+                | "/oauth/consent"
+                | "/oauth/device_authorization"
+                | "/oauth/device"
         )
 }
 

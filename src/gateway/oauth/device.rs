@@ -4,7 +4,9 @@
 //!
 //! The client asks `/oauth/device_authorization` for a device code and a
 //! short user code; the user opens `/oauth/device` on any device, enters the
-//! user code, signs in at the identity provider like a browser login, and
+//! user code (or opens the link with the code in it, and confirms that the
+//! code is the one the device shows), signs in at the identity provider like
+//! a browser login, and
 //! sees the same consent screen, with the user code on it to compare. The
 //! client meanwhile polls `/oauth/token` and gets `authorization_pending`,
 //! `slow_down` (polling faster than the interval), `access_denied`,
@@ -140,8 +142,11 @@ fn insert_with_free_user_code(
     Err(StoreError::Unavailable(format!("no free user code in {USER_CODE_DRAWS} draws")))
 }
 
-/// `GET /oauth/device`: the form for the user code, or, with a code, the
-/// start of the sign-in at the identity provider.
+/// `GET /oauth/device`: the form for the user code, or, with a code (the
+/// `verification_uri_complete` a device shows), the code to compare with the
+/// device's before anything starts. A link that signs in at once would let
+/// anyone who sends the user their own device's link get that device signed
+/// in as the user with one click (RFC 8628 5.4).
 pub(super) async fn verify(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -155,33 +160,32 @@ pub(super) async fn verify(
     let Some(entered) = entered else {
         return Ok(entry_page(None));
     };
-    // The client's address as the trusted-proxy rules give it: behind a
-    // TLS terminator the peer is the terminator, shared by every client.
-    let peer = peer(&extensions);
-    let address = counter_key(client_ip(&state.security.trusted_proxies, &headers, peer));
-    // Every entry counts and the limit is checked before the lookup: were
-    // only wrong codes counted, a limited address would still be let through
-    // on a right one, and the difference would tell it which codes are live.
-    let entered_at = now();
-    let key = format!("device-code:{address}:{}", entered_at / 60);
-    let entries =
-        state.store.run(move |store| store.count_request(&key, entered_at / 60 * 60 + 60, entered_at)).await?;
-    if entries > CODE_ENTRIES_PER_MINUTE {
-        return Err(PageError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many codes entered. Wait a minute, then enter the code your device shows.",
-            format!("{entries} user codes entered from {address} this minute"),
-        ));
+    match pending_device(&state, &headers, &extensions, &entered).await? {
+        Some((code, _)) => Ok(page_response(pages::device_confirm(&code))),
+        None => Ok(entry_page(Some(WRONG_CODE))),
     }
-    let pending = match normalized(&entered) {
-        Some(code) => {
-            let lookup = code.clone();
-            state.store.run(move |store| store.pending_device(&lookup, now())).await?.map(|device| (code, device))
-        }
-        None => None,
+}
+
+#[derive(Deserialize)]
+pub(super) struct EnteredCode {
+    #[serde(default)]
+    user_code: String,
+}
+
+/// `POST /oauth/device`: a code the user typed, or confirmed on the page
+/// above, starts the sign-in at the identity provider. The guard refuses a
+/// foreign `Origin`, so another site cannot post it for the user.
+pub(super) async fn start_sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    form: Result<Form<EnteredCode>, FormRejection>,
+) -> Result<Response, PageError> {
+    let Ok(Form(EnteredCode { user_code: entered })) = form else {
+        return Ok(entry_page(Some(WRONG_CODE)));
     };
-    let Some((code, device)) = pending else {
-        return Ok(entry_page(Some("That code is not valid or has expired. Check the code your device shows.")));
+    let Some((code, device)) = pending_device(&state, &headers, &extensions, &entered).await? else {
+        return Ok(entry_page(Some(WRONG_CODE)));
     };
     // Each sign-in stores a pending login; a code is needed by one user, who
     // may start again a few times, not by a crowd filling the store.
@@ -223,8 +227,48 @@ pub(super) async fn verify(
     Ok(found(location.as_str()))
 }
 
+const WRONG_CODE: &str = "That code is not valid or has expired. Check the code your device shows.";
+
+/// The pending authorization of the user code `entered` (and the code in its
+/// stored form), after counting the entry against the caller's address.
+async fn pending_device(
+    state: &AppState,
+    headers: &HeaderMap,
+    extensions: &Extensions,
+    entered: &str,
+) -> Result<Option<(String, DeviceAuthorization)>, PageError> {
+    // The client's address as the trusted-proxy rules give it: behind a
+    // TLS terminator the peer is the terminator, shared by every client.
+    let peer = peer(extensions);
+    let address = counter_key(client_ip(&state.security.trusted_proxies, headers, peer));
+    // Every entry counts and the limit is checked before the lookup: were
+    // only wrong codes counted, a limited address would still be let through
+    // on a right one, and the difference would tell it which codes are live.
+    let entered_at = now();
+    let key = format!("device-code:{address}:{}", entered_at / 60);
+    let entries =
+        state.store.run(move |store| store.count_request(&key, entered_at / 60 * 60 + 60, entered_at)).await?;
+    if entries > CODE_ENTRIES_PER_MINUTE {
+        return Err(PageError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many codes entered. Wait a minute, then enter the code your device shows.",
+            format!("{entries} user codes entered from {address} this minute"),
+        ));
+    }
+    let Some(code) = normalized(entered) else {
+        return Ok(None);
+    };
+    let lookup = code.clone();
+    Ok(state.store.run(move |store| store.pending_device(&lookup, now())).await?.map(|device| (code, device)))
+}
+
 fn entry_page(message: Option<&str>) -> Response {
-    let mut response = (StatusCode::OK, Html(pages::device_entry(message))).into_response();
+    page_response(pages::device_entry(message))
+}
+
+/// A device page, never cached or framed, whose forms post only here.
+fn page_response(html: String) -> Response {
+    let mut response = (StatusCode::OK, Html(html)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
