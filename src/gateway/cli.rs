@@ -69,7 +69,8 @@ struct Cli {
     /// Dynamic client registrations per client IP per minute.
     #[arg(long, env = "COGNIGATE_REGISTER_RATE", default_value_t = 20)]
     register_rate: u64,
-    /// Authorization requests per client IP per minute.
+    /// Authorization requests per client IP per minute (and, counted apart,
+    /// device authorization requests).
     #[arg(long, env = "COGNIGATE_AUTHORIZE_RATE", default_value_t = 120)]
     authorize_rate: u64,
     /// Logins one client may have pending at the identity provider at once.

@@ -99,16 +99,24 @@ struct DevicePage<'a> {
     message: Option<&'a str>,
     /// Whether to show the form for the user code.
     form: bool,
+    /// A user code from a link, shown for the user to compare with their
+    /// device's before the sign-in starts.
+    confirm: Option<&'a str>,
 }
 
 /// The device login's page for entering the user code, with `message`.
 pub(super) fn device_entry(message: Option<&str>) -> String {
-    device(&DevicePage { message, form: true })
+    device(&DevicePage { message, form: true, confirm: None })
 }
 
 /// The device login's last page: `message` says what happened.
 pub(super) fn device_done(message: &str) -> String {
-    device(&DevicePage { message: Some(message), form: false })
+    device(&DevicePage { message: Some(message), form: false, confirm: None })
+}
+
+/// The device login's confirmation of a user code that came in a link.
+pub(super) fn device_confirm(user_code: &str) -> String {
+    device(&DevicePage { message: None, form: false, confirm: Some(user_code) })
 }
 
 fn device(page: &DevicePage<'_>) -> String {
@@ -133,6 +141,8 @@ mod tests {
         let entry = super::device_entry(Some("<b>wrong</b>"));
         assert!(entry.contains("name=\"user_code\"") && entry.contains("&lt;b&gt;wrong"), "{entry}");
         assert!(!super::device_done("Done").contains("name=\"user_code\""));
+        let confirm = super::device_confirm("BCDF-GHJK");
+        assert!(confirm.contains("<p id=\"user-code\">BCDF-GHJK</p>") && confirm.contains("id=\"link-warning\""));
     }
 
     #[test]

@@ -105,11 +105,21 @@ pub(crate) async fn limit(state: &AppState, key: String, limit: u64, window: i64
 }
 
 fn is_oauth_post(method: &Method, path: &str) -> bool {
-    method == Method::POST && matches!(path, "/oauth/register" | "/oauth/token" | "/oauth/revoke" | "/oauth/consent")
+    method == Method::POST
+        && matches!(
+            path,
+            "/oauth/register"
+                | "/oauth/token"
+                | "/oauth/revoke"
+                | "/oauth/consent"
+                | "/oauth/device_authorization"
+                | "/oauth/device"
+        )
 }
 
 /// The router-level guard of the OAuth endpoints: rebinding checks on the
-/// `POST` endpoints, per-IP limits on registration and authorization, and
+/// `POST` endpoints, per-IP limits on registration and authorization (device
+/// authorization included), and
 /// their bodies read whole, bounded in size and time, before a handler runs.
 pub(crate) async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
@@ -121,6 +131,11 @@ pub(crate) async fn guard(State(state): State<AppState>, request: Request, next:
         (true, "/oauth/register") => Some(("register", state.security.register_per_minute, "registrations")),
         (false, "/oauth/authorize") => {
             Some(("authorize", state.security.authorize_per_minute, "authorization requests"))
+        }
+        // Each one stores a device authorization, as each authorize request
+        // stores a pending login: the same budget, counted apart.
+        (true, "/oauth/device_authorization") => {
+            Some(("device-authorization", state.security.authorize_per_minute, "device authorization requests"))
         }
         _ => None,
     };

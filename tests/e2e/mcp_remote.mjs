@@ -5,8 +5,8 @@
 // mcp-remote runs unchanged; this script plays the user: it reads the URL
 // mcp-remote prints on stderr and walks the browser leg headlessly (lib.mjs:
 // hosted UI login form, consent screen). With --device, mcp-remote uses the
-// device grant and prints a verification URL with the user code; the walk
-// then ends on the gateway's "device is signed in" page while mcp-remote
+// device grant and prints a verification URL with the user code; the user
+// confirms the code on the page it opens, and the walk then ends on the gateway's "device is signed in" page while mcp-remote
 // polls. Without it, the walk ends at mcp-remote's own loopback callback,
 // which this script then calls as the browser would.
 //
@@ -19,7 +19,7 @@
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { parseArgs, walk } from './lib.mjs';
+import { pageText, parseArgs, readForms, walk } from './lib.mjs';
 
 const args = parseArgs(process.argv.slice(2), { device: 'false' });
 const device = args.device === 'true';
@@ -84,9 +84,23 @@ const connected = new Promise((resolve) => {
 async function signIn(url) {
   out.sign_in_url = url.replace(/user_code=[^&]*/, 'user_code=…');
   if (device) {
-    // Any device: open the verification URL, sign in, approve. No redirect
-    // back to the client; the page says the device is signed in.
-    const result = await walk(url, {
+    // Any device: open the verification URL, confirm the code it shows is
+    // the device's, sign in, approve. No redirect back to the client; the
+    // page says the device is signed in.
+    const page = await fetch(url, { redirect: 'manual' });
+    const html = await page.text();
+    out.confirm_text = pageText(html);
+    const confirm = readForms(html).find((f) => 'user_code' in f.fields);
+    if (page.status !== 200 || !confirm) throw new Error(`no confirmation page: ${page.status} ${out.confirm_text}`);
+    const posted = await fetch(new URL(confirm.action, url), {
+      method: confirm.method.toUpperCase(),
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(confirm.fields).toString(),
+      redirect: 'manual',
+    });
+    const toIdp = posted.headers.get('location');
+    if (posted.status !== 302 || !toIdp) throw new Error(`confirming did not start the sign-in: ${posted.status}`);
+    const result = await walk(new URL(toIdp, url).toString(), {
       redirectUri: 'http://device.invalid/never',
       username: args.username,
       password: args.password,

@@ -4,7 +4,9 @@
 //!
 //! The client asks `/oauth/device_authorization` for a device code and a
 //! short user code; the user opens `/oauth/device` on any device, enters the
-//! user code, signs in at the identity provider like a browser login, and
+//! user code (or opens the link with the code in it, and confirms that the
+//! code is the one the device shows), signs in at the identity provider like
+//! a browser login, and
 //! sees the same consent screen, with the user code on it to compare. The
 //! client meanwhile polls `/oauth/token` and gets `authorization_pending`,
 //! `slow_down` (polling faster than the interval), `access_denied`,
@@ -12,8 +14,9 @@
 //!
 //! User codes are 8 letters from an alphabet without vowels (no words) and
 //! without 0/O/1/I look-alikes, shown as `XXXX-XXXX`: 20^8 (about 2^34)
-//! codes, each valid 10 minutes and used once, with wrong entries limited
-//! per address, so guessing one is out of reach.
+//! codes, each valid 10 minutes and used once, with entries limited per
+//! address (right ones counted too, and checked before the lookup, so the
+//! limit's answer tells nothing), so guessing one is out of reach.
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{RawQuery, State};
@@ -33,15 +36,18 @@ use crate::gateway::client_address::{client_ip, counter_key, peer};
 use crate::gateway::crypto::{pkce_challenge, random_token, sha256_hex};
 use crate::gateway::pages;
 use crate::gateway::state::AppState;
-use crate::gateway::store::{DeviceAuthorization, DeviceStatus, Grant, PendingLogin, now};
+use crate::gateway::store::{DeviceAuthorization, DeviceStatus, Grant, PendingLogin, Store, StoreError, now};
 
-/// How long a device code and its user code live.
 /// The polling interval asked of clients (RFC 8628 3.2's default).
 const INTERVAL: i64 = 5;
 /// Consonants without look-alikes (RFC 8628 6.1).
 const ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
-/// Wrong or expired user codes one address may enter per minute.
-const WRONG_CODES_PER_MINUTE: u64 = 10;
+/// User codes (right or wrong) one address may enter per minute.
+const CODE_ENTRIES_PER_MINUTE: u64 = 10;
+/// User codes drawn for one device authorization before giving up.
+const USER_CODE_DRAWS: usize = 8;
+/// Sign-ins (pending logins at the identity provider) one user code may start.
+const PENDING_LOGINS_PER_USER_CODE: u64 = 5;
 
 fn user_code() -> String {
     let mut rng = rand::rng();
@@ -102,6 +108,9 @@ pub(super) async fn device_authorization(
         expires_at: now() + lifetime,
         status: DeviceStatus::Pending,
     };
+    let hash = sha256_hex(&device_code);
+    let device = state.store.run(move |store| insert_with_free_user_code(store, &hash, device)).await?;
+    tracing::info!(client_id = %client.client_id, route = %route.route.path, "device authorization started");
     let verification_uri = format!("{}/oauth/device", state.public_url);
     let body = json!({
         "device_code": device_code,
@@ -111,16 +120,33 @@ pub(super) async fn device_authorization(
         "expires_in": lifetime,
         "interval": INTERVAL,
     });
-    let hash = sha256_hex(&device_code);
-    tracing::info!(client_id = %client.client_id, route = %route.route.path, "device authorization started");
-    state.store.run(move |store| store.insert_device(&hash, &device)).await?;
     let mut response = Json(body).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
 
-/// `GET /oauth/device`: the form for the user code, or, with a code, the
-/// start of the sign-in at the identity provider.
+/// Stores `device`, drawing a new user code while the drawn one is taken
+/// (two live authorizations must never share a code); returns what was stored.
+fn insert_with_free_user_code(
+    store: &dyn Store,
+    hash: &str,
+    mut device: DeviceAuthorization,
+) -> Result<DeviceAuthorization, StoreError> {
+    for _ in 0..USER_CODE_DRAWS {
+        if store.insert_device(hash, &device)? {
+            return Ok(device);
+        }
+        device.user_code = user_code();
+    }
+    // Only a store holding a good share of all 20^8 codes gets here.
+    Err(StoreError::Unavailable(format!("no free user code in {USER_CODE_DRAWS} draws")))
+}
+
+/// `GET /oauth/device`: the form for the user code, or, with a code (the
+/// `verification_uri_complete` a device shows), the code to compare with the
+/// device's before anything starts. A link that signs in at once would let
+/// anyone who sends the user their own device's link get that device signed
+/// in as the user with one click (RFC 8628 5.4).
 pub(super) async fn verify(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -134,30 +160,45 @@ pub(super) async fn verify(
     let Some(entered) = entered else {
         return Ok(entry_page(None));
     };
-    // The client's address as the trusted-proxy rules give it: behind a
-    // TLS terminator the peer is the terminator, shared by every client.
-    let peer = peer(&extensions);
-    let address = counter_key(client_ip(&state.security.trusted_proxies, &headers, peer));
-    let pending = match normalized(&entered) {
-        Some(code) => {
-            let lookup = code.clone();
-            state.store.run(move |store| store.pending_device(&lookup, now())).await?.map(|device| (code, device))
-        }
-        None => None,
+    match pending_device(&state, &headers, &extensions, &entered).await? {
+        Some((code, _)) => Ok(page_response(pages::device_confirm(&code))),
+        None => Ok(entry_page(Some(WRONG_CODE))),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct EnteredCode {
+    #[serde(default)]
+    user_code: String,
+}
+
+/// `POST /oauth/device`: a code the user typed, or confirmed on the page
+/// above, starts the sign-in at the identity provider. The guard refuses a
+/// foreign `Origin`, so another site cannot post it for the user.
+pub(super) async fn start_sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    form: Result<Form<EnteredCode>, FormRejection>,
+) -> Result<Response, PageError> {
+    let Ok(Form(EnteredCode { user_code: entered })) = form else {
+        return Ok(entry_page(Some(WRONG_CODE)));
     };
-    let Some((code, device)) = pending else {
-        let started = now();
-        let key = format!("device-code:{address}:{}", started / 60);
-        let wrong = state.store.run(move |store| store.count_request(&key, started / 60 * 60 + 60, started)).await?;
-        if wrong > WRONG_CODES_PER_MINUTE {
-            return Err(PageError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many wrong codes. Wait a minute, then enter the code your device shows.",
-                format!("{wrong} wrong user codes from {address} this minute"),
-            ));
-        }
-        return Ok(entry_page(Some("That code is not valid or has expired. Check the code your device shows.")));
+    let Some((code, device)) = pending_device(&state, &headers, &extensions, &entered).await? else {
+        return Ok(entry_page(Some(WRONG_CODE)));
     };
+    // Each sign-in stores a pending login; a code is needed by one user, who
+    // may start again a few times, not by a crowd filling the store.
+    let key = format!("device-logins:{code}");
+    let (started, until) = (now(), device.expires_at);
+    let logins = state.store.run(move |store| store.count_request(&key, until, started)).await?;
+    if logins > PENDING_LOGINS_PER_USER_CODE {
+        return Err(PageError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "This code has started too many sign-ins. Start the sign-in again on your device for a new code.",
+            format!("{logins} sign-ins started with one user code"),
+        ));
+    }
     let Some(route) = state.routes.get(&device.slug) else {
         return Err(PageError::bad_request("The MCP route of this sign-in no longer exists."));
     };
@@ -186,8 +227,48 @@ pub(super) async fn verify(
     Ok(found(location.as_str()))
 }
 
+const WRONG_CODE: &str = "That code is not valid or has expired. Check the code your device shows.";
+
+/// The pending authorization of the user code `entered` (and the code in its
+/// stored form), after counting the entry against the caller's address.
+async fn pending_device(
+    state: &AppState,
+    headers: &HeaderMap,
+    extensions: &Extensions,
+    entered: &str,
+) -> Result<Option<(String, DeviceAuthorization)>, PageError> {
+    // The client's address as the trusted-proxy rules give it: behind a
+    // TLS terminator the peer is the terminator, shared by every client.
+    let peer = peer(extensions);
+    let address = counter_key(client_ip(&state.security.trusted_proxies, headers, peer));
+    // Every entry counts and the limit is checked before the lookup: were
+    // only wrong codes counted, a limited address would still be let through
+    // on a right one, and the difference would tell it which codes are live.
+    let entered_at = now();
+    let key = format!("device-code:{address}:{}", entered_at / 60);
+    let entries =
+        state.store.run(move |store| store.count_request(&key, entered_at / 60 * 60 + 60, entered_at)).await?;
+    if entries > CODE_ENTRIES_PER_MINUTE {
+        return Err(PageError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many codes entered. Wait a minute, then enter the code your device shows.",
+            format!("{entries} user codes entered from {address} this minute"),
+        ));
+    }
+    let Some(code) = normalized(entered) else {
+        return Ok(None);
+    };
+    let lookup = code.clone();
+    Ok(state.store.run(move |store| store.pending_device(&lookup, now())).await?.map(|device| (code, device)))
+}
+
 fn entry_page(message: Option<&str>) -> Response {
-    let mut response = (StatusCode::OK, Html(pages::device_entry(message))).into_response();
+    page_response(pages::device_entry(message))
+}
+
+/// A device page, never cached or framed, whose forms post only here.
+fn page_response(html: String) -> Response {
+    let mut response = (StatusCode::OK, Html(html)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -249,7 +330,27 @@ pub(super) async fn redeem(state: &AppState, client_id: &str, device_code: Optio
 
 #[cfg(test)]
 mod tests {
-    use super::{ALPHABET, normalized, user_code};
+    use super::{ALPHABET, insert_with_free_user_code, normalized, user_code};
+    use crate::gateway::store::{DeviceAuthorization, DeviceStatus, SqliteStore, Store};
+
+    #[test]
+    fn a_taken_user_code_is_drawn_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("gw.db")).unwrap();
+        let device = DeviceAuthorization {
+            user_code: "BCDF-GHJK".into(),
+            client_id: "c1".into(),
+            slug: "echo".into(),
+            scope: "openid".into(),
+            expires_at: super::now() + 600,
+            status: DeviceStatus::Pending,
+        };
+        assert!(store.insert_device("first", &device).unwrap());
+        let second = insert_with_free_user_code(&store, "second", device.clone()).unwrap();
+        assert_ne!(second.user_code, "BCDF-GHJK", "a new code was drawn");
+        assert_eq!(store.pending_device(&second.user_code, super::now()).unwrap(), Some(second.clone()));
+        assert_eq!(store.pending_device("BCDF-GHJK", super::now()).unwrap(), Some(device), "the first is untouched");
+    }
 
     #[test]
     fn user_codes_are_short_and_unambiguous() {

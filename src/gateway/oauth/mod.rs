@@ -58,7 +58,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(crate::contract::CALLBACK_PATH, get(authorize::callback))
         .route("/oauth/consent", post(consent::decide))
         .route("/oauth/device_authorization", post(device::device_authorization))
-        .route("/oauth/device", get(device::verify))
+        .route("/oauth/device", get(device::verify).post(device::start_sign_in))
         .route("/oauth/token", post(token::token))
         .route("/oauth/revoke", post(token::revoke))
 }

@@ -502,9 +502,13 @@ fn device_authorizations(store: &dyn Store) {
         expires_at: 2_000,
         status: DeviceStatus::Pending,
     };
-    store.insert_device("dev-a", &device("BCDF-GHJK")).unwrap();
-    store.insert_device("dev-b", &device("LMNP-QRST")).unwrap();
+    assert!(store.insert_device("dev-a", &device("BCDF-GHJK")).unwrap());
+    assert!(store.insert_device("dev-b", &device("LMNP-QRST")).unwrap());
     assert_eq!(store.pending_device("BCDF-GHJK", 1_000).unwrap(), Some(device("BCDF-GHJK")));
+    let taken = DeviceAuthorization { client_id: "c-intruder".into(), ..device("BCDF-GHJK") };
+    assert!(!store.insert_device("dev-dup", &taken).unwrap(), "a user code names one authorization");
+    assert_eq!(store.pending_device("BCDF-GHJK", 1_000).unwrap(), Some(device("BCDF-GHJK")), "the first one stays");
+    assert_eq!(store.poll_device("dev-dup", 1_000).unwrap(), None, "the refused one was not stored");
     assert_eq!(store.pending_device("BCDF-GHJK", 2_000).unwrap(), None, "expired");
     assert_eq!(store.pending_device("ZZZZ-ZZZZ", 1_000).unwrap(), None);
     // Polls while pending: the previous poll's time comes back.
@@ -523,7 +527,7 @@ fn device_authorizations(store: &dyn Store) {
     assert_eq!(store.poll_device("dev-b", 1_000).unwrap().unwrap().0.status, DeviceStatus::Denied);
     assert_eq!(store.poll_device("dev-b", 2_500).unwrap(), None);
     // Expired while pending: said once, then unknown.
-    store.insert_device("dev-c", &device("VWXZ-BCDF")).unwrap();
+    assert!(store.insert_device("dev-c", &device("VWXZ-BCDF")).unwrap());
     let (expired, _) = store.poll_device("dev-c", 2_000).unwrap().unwrap();
     assert_eq!((expired.status, expired.expires_at), (DeviceStatus::Pending, 2_000));
     assert_eq!(store.poll_device("dev-c", 2_001).unwrap(), None);

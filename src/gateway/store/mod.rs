@@ -414,7 +414,10 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// counter lives until `window_end`; replicas on one store share it.
     fn count_request(&self, key: &str, window_end: i64, now: i64) -> Result<u64, StoreError>;
 
-    fn insert_device(&self, device_hash: &str, device: &DeviceAuthorization) -> Result<(), StoreError>;
+    /// Stores a new device authorization; `false` (and nothing stored) when
+    /// its user code is already taken: the caller draws another. A user code
+    /// must find one authorization, or a user could approve someone else's.
+    fn insert_device(&self, device_hash: &str, device: &DeviceAuthorization) -> Result<bool, StoreError>;
     /// The unexpired, still pending authorization of a user code.
     fn pending_device(&self, user_code: &str, now: i64) -> Result<Option<DeviceAuthorization>, StoreError>;
     /// Records the user's decision on the pending authorization of

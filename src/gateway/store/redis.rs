@@ -19,6 +19,8 @@
 //! | `revoked:log` | sorted set, score = sequence number, member = `{exp}:{jti}` |
 //! | `revoked:seq` | the last sequence number handed out (INCR) |
 //! | `revoked:epoch` | the log's name; a new one whenever `revoked:seq` starts again |
+//! | `device:{hash}` | hash: `pending`, `last_poll`, `data` |
+//! | `devcode:{user_code}` | the device-code hash (SET NX: a user code names one authorization) |
 //! | `clients:unused` | sorted set, score = registration time, member = client id (removed at first login) |
 //!
 //! Expiry is logical, as in SQLite (each record's `expires_at` is compared with
@@ -144,6 +146,17 @@ for _, member in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
   end
 end
 return redis.call('DEL', KEYS[4])
+"#;
+
+/// Stores a device authorization if its user code is free: the code's key is
+/// set only if absent (NX), so one code never points at two authorizations.
+/// KEYS: the user code's key, the device record. ARGV: device-code hash,
+/// record JSON, expire-at. Returns 1 if stored, 0 if the code is taken.
+const INSERT_DEVICE: &str = r#"
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EXAT', ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[2], 'pending', '1', 'last_poll', '0', 'data', ARGV[2])
+redis.call('EXPIREAT', KEYS[2], ARGV[3])
+return 1
 "#;
 
 /// Records a decision on a pending device authorization. KEYS: the device
@@ -641,33 +654,20 @@ impl Store for RedisStore {
         Ok(count)
     }
 
-    fn insert_device(&self, device_hash: &str, device: &DeviceAuthorization) -> Result<(), StoreError> {
-        let record = key("device", device_hash);
-        let by_code = key("devcode", &device.user_code);
-        let expire = expire_at(device.expires_at);
-        self.with(|conn| {
-            redis::pipe()
-                .atomic()
-                .cmd("HSET")
-                .arg(&record)
-                .arg("pending")
-                .arg("1")
-                .arg("last_poll")
-                .arg(0)
-                .arg("data")
-                .arg(encode(device)?)
-                .ignore()
-                .expire_at(&record, expire)
-                .ignore()
-                .cmd("SET")
-                .arg(&by_code)
+    fn insert_device(&self, device_hash: &str, device: &DeviceAuthorization) -> Result<bool, StoreError> {
+        let data = encode(device)?;
+        let inserted: i64 = self.with(|conn| {
+            Ok(redis::cmd("EVAL")
+                .arg(INSERT_DEVICE)
+                .arg(2)
+                .arg(key("devcode", &device.user_code))
+                .arg(key("device", device_hash))
                 .arg(device_hash)
-                .arg("EXAT")
-                .arg(expire)
-                .ignore()
-                .query::<()>(conn)?;
-            Ok(())
-        })
+                .arg(&data)
+                .arg(expire_at(device.expires_at))
+                .query(conn)?)
+        })?;
+        Ok(inserted == 1)
     }
 
     fn pending_device(&self, user_code: &str, now: i64) -> Result<Option<DeviceAuthorization>, StoreError> {

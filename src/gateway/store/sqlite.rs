@@ -448,12 +448,13 @@ impl Store for SqliteStore {
         Ok(count.max(0) as u64)
     }
 
-    fn insert_device(&self, device_hash: &str, device: &DeviceAuthorization) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT INTO devices (hash, user_code, pending, last_poll, data, expires_at) VALUES (?1, ?2, 1, 0, ?3, ?4)",
+    fn insert_device(&self, device_hash: &str, device: &DeviceAuthorization) -> Result<bool, StoreError> {
+        let inserted = self.conn().execute(
+            "INSERT INTO devices (hash, user_code, pending, last_poll, data, expires_at) VALUES (?1, ?2, 1, 0, ?3, ?4)
+             ON CONFLICT (user_code) DO NOTHING",
             params![device_hash, device.user_code, encode(device)?, device.expires_at],
         )?;
-        Ok(())
+        Ok(inserted == 1)
     }
 
     fn pending_device(&self, user_code: &str, now: i64) -> Result<Option<DeviceAuthorization>, StoreError> {

@@ -35,7 +35,7 @@ async fn foreign_origin_on_the_mcp_route_is_403_and_never_proxied() {
 #[tokio::test]
 async fn foreign_origin_on_oauth_posts_is_403() {
     let gw = Gateway::start().await;
-    for path in ["/oauth/register", "/oauth/token", "/oauth/revoke", "/oauth/consent"] {
+    for path in ["/oauth/register", "/oauth/token", "/oauth/revoke", "/oauth/consent", "/oauth/device_authorization"] {
         let response = gw
             .send(
                 Request::post(path)

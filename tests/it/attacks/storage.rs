@@ -125,6 +125,44 @@ async fn authorize_is_rate_limited_per_ip() {
     assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
 }
 
+/// Rows in the gateway's SQLite table `table`.
+fn rows(gw: &Gateway, table: &str) -> i64 {
+    let db = rusqlite::Connection::open(gw.dir.path().join("gw.db")).unwrap();
+    db.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| row.get(0)).unwrap()
+}
+
+#[tokio::test]
+async fn device_authorization_is_rate_limited_per_ip_and_limited_requests_store_nothing() {
+    let gw = Gateway::start_with_security(SecurityOptions::default().with_authorize_per_minute(3)).await;
+    let registered = gw
+        .post_json(
+            "/oauth/register",
+            &json!({"grant_types": ["urn:ietf:params:oauth:grant-type:device_code"], "token_endpoint_auth_method": "none"}),
+        )
+        .await;
+    let client_id = json_body(registered).await["client_id"].as_str().unwrap().to_owned();
+    let body = format!("client_id={client_id}&resource=http%3A%2F%2Fgw.test%2Fmcp%2Fecho");
+    let mut statuses = Vec::new();
+    for _ in 0..30 {
+        let request = Request::post("/oauth/device_authorization")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body.clone()))
+            .unwrap();
+        statuses.push(gw.send(from("203.0.113.9", request)).await.status());
+    }
+    let started = statuses.iter().filter(|status| **status == StatusCode::OK).count();
+    // At most 3 per minute window: 30 requests span at most two windows.
+    assert!((3..=6).contains(&started), "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|status| **status == StatusCode::TOO_MANY_REQUESTS).count(), 30 - started);
+    assert_eq!(rows(&gw, "devices"), started as i64, "a refused request stores no device authorization");
+    // Another address is not affected.
+    let request = Request::post("/oauth/device_authorization")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(body))
+        .unwrap();
+    assert_eq!(gw.send(from("198.51.100.2", request)).await.status(), StatusCode::OK);
+}
+
 #[tokio::test]
 async fn authorize_parameters_longer_than_1_kb_are_refused() {
     let gw = Gateway::start().await;

@@ -43,6 +43,8 @@ fn mcp_remote_logs_in_with_the_device_code_and_calls_tools() {
     let out = run_mcp_remote(&world, true);
     assert_tools_work(&world, &out);
     assert!(out["sign_in_url"].as_str().is_some_and(|url| url.contains("/oauth/device?user_code=")), "{out:#}");
+    let confirm = out["confirm_text"].as_str().unwrap_or_default();
+    assert!(confirm.contains("If someone else sent you this link"), "the link asks the user to compare: {out:#}");
     let done = out["done_text"].as_str().unwrap_or_default();
     assert!(done.contains("your device is signed in"), "{out:#}\n\n{}", world.logs());
     let consent = out["consent_text"].as_str().unwrap_or_default();

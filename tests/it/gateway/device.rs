@@ -47,15 +47,10 @@ async fn poll(gw: &Gateway, client: &str, device_code: &str) -> (StatusCode, Val
     (response.status(), json_body(response).await)
 }
 
-/// The user's side: the verification page with `typed`, the IdP, the
+/// The user's side: the verification form with `typed`, the IdP, the
 /// consent screen (returned, not yet answered).
 async fn sign_in_with_code(gw: &Gateway, typed: &str) -> super::harness::ConsentPage {
-    let response = gw
-        .get(&format!(
-            "/oauth/device?user_code={}",
-            url::form_urlencoded::byte_serialize(typed.as_bytes()).collect::<String>()
-        ))
-        .await;
+    let response = gw.post_form("/oauth/device", &[("user_code", typed)]).await;
     assert_eq!(response.status(), StatusCode::FOUND, "a valid code starts the sign-in");
     let to_idp = location(&response);
     gw.idp.will_return(sign_id_token(&id_claims(&query(&to_idp, "nonce").unwrap()), "dummy"));
@@ -183,4 +178,110 @@ async fn only_device_clients_start_and_wrong_codes_are_rate_limited() {
         last = gw.get("/oauth/device?user_code=CCCC-CCCC").await.status();
     }
     assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// The verification form posted with `user_code` from the client address `ip`.
+fn verification_from(ip: &str, user_code: &str) -> axum::http::Request<axum::body::Body> {
+    let mut request = axum::http::Request::post("/oauth/device")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(axum::body::Body::from(format!("user_code={user_code}")))
+        .unwrap();
+    request.extensions_mut().insert(axum::extract::ConnectInfo(std::net::SocketAddr::new(ip.parse().unwrap(), 40000)));
+    request
+}
+
+#[tokio::test]
+async fn a_limited_address_gets_the_same_answer_for_a_right_code_as_for_a_wrong_one() {
+    let gw = Gateway::start().await;
+    let client = register_device_client(&gw).await;
+    let user_code = start(&gw, &client).await["user_code"].as_str().unwrap().to_owned();
+    // Two tries: the per-minute window may roll over between the last wrong
+    // code and the right one, but not twice in a row.
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let mut wrong = None;
+        for _ in 0..25 {
+            let response = gw.send(verification_from("203.0.113.20", "CCCC-CCCC")).await;
+            if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                wrong = Some(body_text(response).await);
+                break;
+            }
+        }
+        let wrong = wrong.expect("wrong codes are limited");
+        let right = gw.send(verification_from("203.0.113.20", &user_code)).await;
+        let status = right.status();
+        answers.push((status, body_text(right).await == wrong));
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            break;
+        }
+    }
+    assert_eq!(answers.last(), Some(&(StatusCode::TOO_MANY_REQUESTS, true)), "{answers:?}");
+    // The code still works from another address.
+    assert_eq!(gw.send(verification_from("198.51.100.20", &user_code)).await.status(), StatusCode::FOUND);
+}
+
+#[tokio::test]
+async fn one_user_code_starts_a_bounded_number_of_pending_logins() {
+    let gw = Gateway::start().await;
+    let client = register_device_client(&gw).await;
+    let user_code = start(&gw, &client).await["user_code"].as_str().unwrap().to_owned();
+    let mut started = 0;
+    // From many addresses, so the per-address limit is not what stops them.
+    for n in 0..60 {
+        let response = gw.send(verification_from(&format!("203.0.113.{}", 100 + n), &user_code)).await;
+        match response.status() {
+            StatusCode::FOUND => started += 1,
+            status => assert_eq!(status, StatusCode::TOO_MANY_REQUESTS),
+        }
+    }
+    let db = rusqlite::Connection::open(gw.dir.path().join("gw.db")).unwrap();
+    let pending: i64 = db.query_row("SELECT COUNT(*) FROM pending_logins", [], |row| row.get(0)).unwrap();
+    assert_eq!(pending, started);
+    assert!((1..=5).contains(&started), "{started} pending logins for one code");
+}
+
+#[tokio::test]
+async fn the_link_with_the_code_asks_the_user_to_compare_it_before_signing_in() {
+    let gw = Gateway::start().await;
+    let client = register_device_client(&gw).await;
+    let started = start(&gw, &client).await;
+    let user_code = started["user_code"].as_str().unwrap().to_owned();
+    let link = started["verification_uri_complete"].as_str().unwrap().strip_prefix(PUBLIC_URL).unwrap().to_owned();
+
+    let page = gw.get(&link).await;
+    assert_eq!(page.status(), StatusCode::OK, "the link signs nobody in by itself");
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    let html = body_text(page).await;
+    assert!(html.contains(&format!("<p id=\"user-code\">{user_code}</p>")), "{html}");
+    assert!(html.contains("If someone else sent you this link, close this page"), "{html}");
+    assert!(html.contains("<form method=\"post\" action=\"/oauth/device\">"), "{html}");
+    assert!(html.contains(&format!("name=\"user_code\" value=\"{user_code}\"")), "{html}");
+    let db = rusqlite::Connection::open(gw.dir.path().join("gw.db")).unwrap();
+    let pending: i64 = db.query_row("SELECT COUNT(*) FROM pending_logins", [], |row| row.get(0)).unwrap();
+    assert_eq!(pending, 0, "no sign-in started before the user confirmed");
+
+    // Another site cannot confirm for the user.
+    let forged = gw
+        .send(
+            axum::http::Request::post("/oauth/device")
+                .header("origin", "https://evil.example")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(axum::body::Body::from(format!("user_code={user_code}")))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+
+    // The user confirms from the page (same origin): on to the identity provider.
+    let confirmed = gw
+        .send(
+            axum::http::Request::post("/oauth/device")
+                .header("origin", PUBLIC_URL)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(axum::body::Body::from(format!("user_code={user_code}")))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(confirmed.status(), StatusCode::FOUND);
+    assert!(location(&confirmed).path().ends_with("/oauth2/authorize"), "{}", location(&confirmed));
 }
