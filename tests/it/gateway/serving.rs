@@ -1,0 +1,98 @@
+//! The binary serving on a real port: which browser origins it admits, a
+//! second gateway on a taken address, and the size of a request head.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::harness::{env_text, policies, route};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cognigate-gateway");
+
+/// A gateway process on a free loopback port, killed on drop.
+struct Running {
+    child: Child,
+    listen: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn config_dir() -> tempfile::TempDir {
+    let idp = "127.0.0.1:9".parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("config")).unwrap();
+    std::fs::write(dir.path().join("config/policies.json"), policies().to_string()).unwrap();
+    let routes = json!({"paths": {"/mcp/echo": route("http://127.0.0.1:9/mcp")}});
+    std::fs::write(dir.path().join("config/routes.oas.json"), routes.to_string()).unwrap();
+    std::fs::write(dir.path().join(".env"), env_text(idp)).unwrap();
+    dir
+}
+
+fn free_addr() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    format!("127.0.0.1:{port}")
+}
+
+async fn start(extra: &[&str]) -> Running {
+    let dir = config_dir();
+    let listen = free_addr();
+    let child = Command::new(BIN)
+        .args(["--listen", &listen, "--store", "sqlite:gw.db"])
+        .args(extra)
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = Running { child, listen, _dir: dir };
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if http.get(format!("http://{}/healthz", running.listen)).send().await.is_ok() {
+            return running;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the gateway did not answer /healthz");
+}
+
+async fn register_from(gateway: &Running, origin: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("http://{}/oauth/register", gateway.listen))
+        .header("origin", origin)
+        .json(&json!({
+            "redirect_uris": ["http://localhost:6274/oauth/callback"],
+            "token_endpoint_auth_method": "none",
+            "client_name": "MCP Inspector",
+        }))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_loopback_gateway_admits_browser_pages_on_any_loopback_port() {
+    let gateway = start(&[]).await;
+    for origin in ["http://localhost:6274", "http://127.0.0.1:5173", "http://[::1]:8080"] {
+        let response = register_from(&gateway, origin).await;
+        assert_eq!(response.status(), 201, "{origin}: {}", response.text().await.unwrap());
+    }
+    let response = register_from(&gateway, "http://evil.example.com").await;
+    assert_eq!(response.status(), 403, "a foreign origin is still refused");
+}
+
+#[tokio::test]
+async fn a_gateway_with_a_public_https_url_refuses_loopback_origins() {
+    let gateway = start(&["--public-url", "https://mcp.example.com"]).await;
+    let response = register_from(&gateway, "http://localhost:6274").await;
+    assert_eq!(response.status(), 403);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("--allowed-origin"), "says how to allow it: {body}");
+}
