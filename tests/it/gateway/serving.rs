@@ -96,3 +96,38 @@ async fn a_gateway_with_a_public_https_url_refuses_loopback_origins() {
     let body = response.text().await.unwrap();
     assert!(body.contains("--allowed-origin"), "says how to allow it: {body}");
 }
+
+#[tokio::test]
+async fn a_second_gateway_on_a_served_address_refuses_to_start_and_names_it() {
+    let first = start(&["--workers", "2"]).await;
+    let dir = config_dir();
+    let second = Command::new(BIN)
+        .args(["--listen", &first.listen, "--store", "sqlite:gw.db", "--workers", "2"])
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut second = second;
+    for _ in 0..200 {
+        if second.try_wait().unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Still running after 10 s: it took the address too; stop it and fail below.
+    let _ = second.kill();
+    let exited = second.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&exited.stderr);
+    assert_eq!(exited.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {}", first.listen)) && stderr.contains("another process"),
+        "{stderr}"
+    );
+    let http = reqwest::Client::new();
+    for _ in 0..4 {
+        let health = http.get(format!("http://{}/healthz", first.listen)).send().await.unwrap();
+        assert_eq!(health.status(), 200, "the first one keeps serving");
+    }
+}
