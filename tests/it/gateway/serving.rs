@@ -131,3 +131,15 @@ async fn a_second_gateway_on_a_served_address_refuses_to_start_and_names_it() {
         assert_eq!(health.status(), 200, "the first one keeps serving");
     }
 }
+
+#[tokio::test]
+async fn a_sign_in_error_page_looks_like_the_consent_page_and_says_what_to_do() {
+    let gw = super::harness::Gateway::start().await;
+    let response = gw.get("/oauth/callback?state=never-issued&code=x").await;
+    assert_eq!(response.status(), 400);
+    let page = super::harness::body_text(response).await;
+    assert!(page.contains("<main>") && page.contains("border-radius: 12px"), "styled: {page}");
+    assert!(page.contains("<meta name=\"viewport\""), "{page}");
+    assert!(page.contains("This sign-in has expired or was already completed."), "what happened: {page}");
+    assert!(page.contains("start the sign-in again from your MCP client"), "what to do: {page}");
+}
