@@ -33,7 +33,7 @@ pub(crate) struct AccessClaims {
 impl AccessClaims {
     /// The user facts policies decide on.
     pub(crate) fn identity(&self) -> Identity {
-        Identity { email: self.email.clone(), groups: self.groups.clone(), roles: self.roles.clone() }
+        Identity { email: self.email.clone(), username: None, groups: self.groups.clone(), roles: self.roles.clone() }
     }
 }
 

@@ -139,9 +139,12 @@ enum Command {
     /// access tokens those issued (running replicas refuse them within
     /// seconds). With --client, the registration is deleted too.
     Revoke {
-        /// The user's subject (the Cognito `sub`).
-        #[arg(long = "sub", required_unless_present = "client")]
+        /// The user's subject (the Cognito `sub`; the gateway logs it at each sign-in).
+        #[arg(long = "sub", required_unless_present_any = ["client", "user"], conflicts_with = "user")]
         sub: Option<String>,
+        /// The user's e-mail or username, as the gateway saw them at sign-in.
+        #[arg(long, value_name = "EMAIL_OR_USERNAME")]
+        user: Option<String>,
         /// The client id the gateway gave the MCP client at registration.
         #[arg(long)]
         client: Option<String>,
@@ -203,11 +206,20 @@ pub fn main() -> ExitCode {
         )
         .init();
 
-    if let Some(Command::Revoke { sub, client }) = &cli.command {
-        return match admin::revoke(&cli.store, sub.as_deref(), client.as_deref()) {
+    if let Some(Command::Revoke { sub, user, client }) = &cli.command {
+        let target =
+            admin::RevokeTarget { subject: sub.as_deref(), user: user.as_deref(), client_id: client.as_deref() };
+        return match admin::revoke(&cli.store, &target) {
+            Ok(revoked) if revoked.matched_nothing() => {
+                eprintln!(
+                    "cognigate-gateway revoke: warning: nothing matched: the store holds no login of that user or client, and no such registration; nothing was revoked. Check the value, and that --store is the gateway's own store"
+                );
+                ExitCode::from(EXIT_BOOT)
+            }
             Ok(revoked) => {
                 println!(
-                    "revoked: {} access token(s) refused from now on{}",
+                    "revoked: user(s) {}; {} access token(s) refused from now on{}",
+                    if revoked.subjects.is_empty() { "none".to_owned() } else { revoked.subjects.join(", ") },
                     revoked.access_tokens,
                     if revoked.client_deleted { "; client registration deleted" } else { "" }
                 );

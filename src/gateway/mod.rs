@@ -348,23 +348,31 @@ async fn drain(
 }
 
 /// `count` listeners on one address with SO_REUSEPORT, so the kernel spreads
-/// connections over the serving threads. Port 0 is resolved by the first.
+/// connections over the serving threads. Port 0 is resolved by the probe.
+///
+/// SO_REUSEPORT would also let a second gateway of the same user join the
+/// address and take half the connections, silently: a probe bound without it
+/// first fails when anything already listens there.
 fn bind_listeners(addr: SocketAddr, count: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
-    let bind = |addr: SocketAddr| -> std::io::Result<std::net::TcpListener> {
+    let socket = |addr: SocketAddr, reuse_port: bool| -> std::io::Result<tokio::net::TcpSocket> {
         let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
         socket.set_reuseaddr(true)?;
         #[cfg(unix)]
-        socket.set_reuseport(count > 1)?;
+        socket.set_reuseport(reuse_port)?;
         socket.bind(addr)?;
-        socket.listen(1024)?.into_std()
+        Ok(socket)
     };
-    let first = bind(addr)?;
-    let actual = first.local_addr()?;
-    let mut listeners = vec![first];
-    for _ in 1..count {
-        listeners.push(bind(actual)?);
-    }
-    Ok(listeners)
+    // Bound, never listening: it takes no connection before it is dropped.
+    let probe = socket(addr, false).map_err(|err| match err.kind() {
+        std::io::ErrorKind::AddrInUse => std::io::Error::new(
+            err.kind(),
+            "another process already listens on it (a gateway started twice?): stop that one first",
+        ),
+        _ => err,
+    })?;
+    let actual = probe.local_addr()?;
+    drop(probe);
+    (0..count).map(|_| socket(actual, count > 1)?.listen(1024)?.into_std()).collect()
 }
 
 /// One key-ring tick on the blocking pool (see `AppState::sync_signing_keys`).

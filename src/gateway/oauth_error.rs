@@ -164,7 +164,7 @@ impl IntoResponse for PageError {
         } else {
             tracing::warn!(status = self.status.as_u16(), detail = %self.detail, "sign-in refused");
         }
-        let body = super::pages::error(&self.message);
+        let body = super::pages::error(&self.message, self.status.is_server_error());
         let mut response = (self.status, axum::response::Html(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

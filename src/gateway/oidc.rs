@@ -106,9 +106,15 @@ impl IdClaims {
     pub(crate) fn identity(&self, claims: &crate::gateway::claims::ClaimNames) -> crate::gateway::store::Identity {
         crate::gateway::store::Identity {
             email: self.email.clone(),
+            username: self.cognito_username.clone().or_else(|| self.preferred_username.clone()),
             groups: self.values(&claims.groups),
             roles: claims.roles.as_deref().map(|name| self.values(name)).unwrap_or_default(),
         }
+    }
+
+    /// The user's name at the IdP, else their e-mail, else nothing.
+    pub(crate) fn username(&self) -> &str {
+        self.cognito_username.as_deref().or(self.preferred_username.as_deref()).or(self.email.as_deref()).unwrap_or("")
     }
 
     /// What the consent screen calls the user.

@@ -24,6 +24,10 @@ fn engine() -> Result<Handlebars<'static>, String> {
     let mut engine = Handlebars::new();
     // A misspelt variable fails the render instead of showing an empty field.
     engine.set_strict_mode(true);
+    // One look for every page: the consent page's.
+    engine
+        .register_partial("style", include_str!("../../templates/gateway/style.hbs"))
+        .map_err(|err| format!("template `style`: {err}"))?;
     for (name, text) in [
         (CONSENT, include_str!("../../templates/gateway/consent.html.hbs")),
         (ERROR, include_str!("../../templates/gateway/error.html.hbs")),
@@ -81,13 +85,16 @@ pub(super) fn consent(page: &ConsentPage<'_>) -> Result<String, String> {
     render(CONSENT, page)
 }
 
-/// The sign-in error page with `message` (escaped) as its explanation.
-pub(super) fn error(message: &str) -> String {
+/// The sign-in error page: `message` (escaped) says what happened, and the
+/// page what to do: try again later (`retry_later`, the gateway's or the
+/// identity provider's fault) or start the sign-in again.
+pub(super) fn error(message: &str, retry_later: bool) -> String {
     #[derive(Serialize)]
     struct ErrorPage<'a> {
         message: &'a str,
+        retry_later: bool,
     }
-    render(ERROR, &ErrorPage { message }).unwrap_or_else(|err| {
+    render(ERROR, &ErrorPage { message, retry_later }).unwrap_or_else(|err| {
         tracing::error!(error = %err, "cannot render the error page");
         FALLBACK_ERROR_PAGE.to_owned()
     })
@@ -146,8 +153,18 @@ mod tests {
     }
 
     #[test]
+    fn the_error_page_has_the_consent_look_and_says_what_to_do() {
+        let look = include_str!("../../templates/gateway/style.hbs").trim();
+        let refused = error("This sign-in has expired.", false);
+        assert!(refused.contains(look) && refused.contains("<main>"), "{refused}");
+        assert!(refused.contains("start the sign-in again from your MCP client"), "{refused}");
+        let failed = error("The identity provider did not complete the sign-in.", true);
+        assert!(failed.contains(look) && failed.contains("Try again in a moment"), "{failed}");
+    }
+
+    #[test]
     fn values_are_html_escaped() {
-        let page = error("<script>alert('x')</script> & \"more\"");
+        let page = error("<script>alert('x')</script> & \"more\"", false);
         assert!(
             page.contains(
                 "<p id=\"error\">&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &quot;more&quot;</p>"

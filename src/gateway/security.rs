@@ -6,7 +6,10 @@
 //! The MCP transport spec requires a server to validate `Origin`: the gateway
 //! is the server its clients see and it rewrites `Host` for the upstream, so
 //! no upstream can do it. Native clients send no `Origin` and pass; a browser
-//! page may call only from the gateway's own origin or an allowed one.
+//! page may call only from the gateway's own origin or an allowed one, or,
+//! when the public URL is itself loopback, from any loopback origin (MCP
+//! Inspector and other local tools pick their own ports, and the MCP
+//! conformance suite expects any localhost port to pass).
 
 use std::net::IpAddr;
 
@@ -36,9 +39,10 @@ pub(crate) fn rebinding_refusal(state: &AppState, headers: &HeaderMap) -> Option
         let allowed = origin.to_str().ok().map(|origin| origin.trim_end_matches('/')).is_some_and(|origin| {
             origin.eq_ignore_ascii_case(&state.public_url)
                 || state.security.allowed_origins.iter().any(|allowed| origin.eq_ignore_ascii_case(allowed))
+                || (state.public_url_is_loopback && is_loopback_origin(origin))
         });
         if !allowed {
-            return Some("the Origin is neither the gateway's public URL nor an allowed origin");
+            return Some("the Origin is neither the gateway's public URL nor an allowed origin (--allowed-origin)");
         }
     }
     if state.security.loopback_only
@@ -50,6 +54,15 @@ pub(crate) fn rebinding_refusal(state: &AppState, headers: &HeaderMap) -> Option
         }
     }
     None
+}
+
+/// An `Origin` of a page served from this machine: http(s), a loopback host
+/// and any port, nothing else (an `Origin` never has a path or user).
+fn is_loopback_origin(origin: &str) -> bool {
+    let Some(host) = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) else {
+        return false;
+    };
+    !host.contains(['/', '@', '?', '#']) && is_loopback_host(host)
 }
 
 /// `localhost`, `*.localhost`, `127.x.x.x` or `[::1]`, with any port.
@@ -172,7 +185,7 @@ fn closing(mut response: Response) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::is_loopback_host;
+    use super::{is_loopback_host, is_loopback_origin};
     use crate::gateway::client_address::Cidr;
 
     #[test]
@@ -198,6 +211,22 @@ mod tests {
         }
         for bad in ["evil.example.com", "evil.example.com:9000", "10.0.0.1", "localhost.evil.com", "[::2]:1"] {
             assert!(!is_loopback_host(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn loopback_origins() {
+        for ok in ["http://localhost:6274", "http://127.0.0.1:5173", "https://[::1]:8443", "http://localhost"] {
+            assert!(is_loopback_origin(ok), "{ok}");
+        }
+        for bad in [
+            "http://evil.example.com",
+            "http://localhost.evil.com:1",
+            "http://user@localhost:1",
+            "null",
+            "ftp://localhost",
+        ] {
+            assert!(!is_loopback_origin(bad), "{bad}");
         }
     }
 }

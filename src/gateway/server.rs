@@ -32,7 +32,10 @@ use tower::ServiceExt;
 
 use crate::gateway::state::AppState;
 
-/// Largest request head (request line and headers) read; larger gets 431.
+/// Largest request head (request line, headers, blank line); larger gets
+/// 431. Checked on the parsed head; hyper's read buffer is bounded by it too,
+/// which stops a head that never ends. hyper also refuses more than 100
+/// header fields (431), its default.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// Per-connection limits of a serving thread.
@@ -139,13 +142,18 @@ async fn serve_connection(
     mut stop: watch::Receiver<bool>,
 ) {
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        if head_size(&request) > MAX_HEAD_BYTES {
+            return Either::Left(Either::Left(std::future::ready(Ok(head_too_large()))));
+        }
         let proxy = app.proxy.as_ref().filter(|_| is_proxy_path(request.uri().path()));
         match proxy {
             // Boxed, as the router boxes its handlers: hyper keeps the
             // allocation of a connection's request future for as long as the
             // connection lives, so it must stay small (a held SSE stream
             // would otherwise keep the whole proxy state machine's size).
-            Some(state) => Either::Left(Box::pin(proxy_call(state.clone(), request.map(Body::new), peer))),
+            Some(state) => {
+                Either::Left(Either::Right(Box::pin(proxy_call(state.clone(), request.map(Body::new), peer))))
+            }
             None => {
                 request.extensions_mut().insert(ConnectInfo(peer));
                 Either::Right(app.router.clone().oneshot(request.map(Body::new)))
@@ -165,6 +173,29 @@ async fn serve_connection(
             log_end(connection.await);
         }
     }
+}
+
+/// The size of the request head as it came on the wire: request line,
+/// header lines and the blank line. hyper's buffer bound (`max_buf_size`)
+/// alone is not exact: one read can bring in more than it before the head is
+/// parsed, so heads well past it were served.
+fn head_size<B>(request: &hyper::Request<B>) -> usize {
+    const REQUEST_LINE_EXTRA: usize = " HTTP/1.1\r\n".len() + 1;
+    let headers: usize = request.headers().iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();
+    let uri = request.uri();
+    // Without formatting the URI: this runs on every request.
+    let origin =
+        uri.authority().map_or(0, |authority| authority.as_str().len() + uri.scheme_str().map_or(0, |s| s.len() + 3));
+    let target = origin + uri.path_and_query().map_or(1, |path| path.as_str().len());
+    request.method().as_str().len() + target + REQUEST_LINE_EXTRA + headers + 2
+}
+
+/// 431 for a head past the limit; the connection closes, as hyper does.
+fn head_too_large() -> Response {
+    let mut response = Response::new(Body::from("request header fields too large\n"));
+    *response.status_mut() = axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+    response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    response
 }
 
 /// `/mcp/{slug}` with one non-empty segment: the paths the router would give

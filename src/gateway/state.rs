@@ -101,6 +101,9 @@ pub struct Inner {
     pub(crate) forwarded_host: HeaderValue,
     /// The public URL's `host[:port]`, as a `Host` header would carry it.
     pub(crate) forwarded_host_text: String,
+    /// The public URL names `localhost` or a loopback address: browser pages
+    /// on this machine (any port) may then call it.
+    pub(crate) public_url_is_loopback: bool,
     pub(crate) security: SecurityOptions,
     /// Key of the `Mcp-Session-Id` binding (see `session`).
     pub(crate) session_key: [u8; 32],
@@ -192,6 +195,7 @@ impl AppState {
             forwarded_proto: header(public.scheme())?,
             forwarded_host: header(&public_host)?,
             forwarded_host_text: public_host,
+            public_url_is_loopback: crate::contract::is_loopback(&public),
             session_key: super::session::key(&stored),
             security: SecurityOptions::default(),
             public_url,

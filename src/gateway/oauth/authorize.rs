@@ -253,7 +253,14 @@ pub(super) async fn callback(
         return Err(PageError::bad_request("The MCP route of this sign-in no longer exists."));
     };
     let (claims, idp_session) = signed_in_claims(&state, route, &login, code).await?;
-    tracing::info!(client_id = %login.client_id, route = %route.route.path, "user signed in at the identity provider");
+    // The sub and name are what an operator's `revoke --sub` / `--user` take.
+    tracing::info!(
+        client_id = %login.client_id,
+        route = %route.route.path,
+        sub = %claims.sub,
+        username = claims.username(),
+        "user signed in at the identity provider"
+    );
     render_consent(&state, &headers, login, route, &claims, idp_session).await
 }
 

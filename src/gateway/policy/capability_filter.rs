@@ -776,7 +776,12 @@ mod tests {
     }
 
     fn member(groups: &[&str]) -> Identity {
-        Identity { email: None, groups: groups.iter().map(|g| (*g).to_owned()).collect(), roles: vec![] }
+        Identity {
+            email: None,
+            username: None,
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            roles: vec![],
+        }
     }
 
     #[test]

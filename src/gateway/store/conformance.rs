@@ -44,7 +44,12 @@ fn rechecks_ride_the_rotation(store: &dyn Store) {
     assert_eq!(store.active_refresh("rc-h1", "c-rc").unwrap(), Some(token.clone()), "looking changes nothing");
     let recheck = Recheck {
         idp: IdpSession { sealed_refresh: "v1.sealed-rotated".into(), checked_at: 400 },
-        identity: Some(Identity { email: Some("u@example.com".into()), groups: vec!["readers".into()], roles: vec![] }),
+        identity: Some(Identity {
+            email: Some("u@example.com".into()),
+            username: None,
+            groups: vec!["readers".into()],
+            roles: vec![],
+        }),
     };
     let next = Rotation { recheck: Some(recheck.clone()), grace: 30, ..rotation("rc-h2", "rc-j2") };
     assert!(matches!(rotate(store, "rc-h1", "c-rc", next.clone(), 400).unwrap(), RefreshUse::Rotated { .. }));
@@ -203,7 +208,12 @@ fn grant(client: &str) -> Grant {
         slug: "echo".into(),
         scope: "openid".into(),
         subject: "user-sub".into(),
-        identity: super::Identity { email: Some("u@example.com".into()), groups: vec!["admins".into()], roles: vec![] },
+        identity: super::Identity {
+            email: Some("u@example.com".into()),
+            username: None,
+            groups: vec!["admins".into()],
+            roles: vec![],
+        },
         idp: None,
     }
 }

@@ -103,6 +103,20 @@ pub(crate) struct Recheck {
 }
 
 impl Grant {
+    /// Whether an operator's `revoke` names this grant: every filter given
+    /// matches (the user by e-mail or username, ignoring case).
+    pub(crate) fn named_by(&self, user: Option<&str>, subject: Option<&str>, client_id: Option<&str>) -> bool {
+        let is_user = |name: &str| {
+            [&self.identity.email, &self.identity.username]
+                .into_iter()
+                .flatten()
+                .any(|known| known.eq_ignore_ascii_case(name))
+        };
+        user.is_none_or(is_user)
+            && subject.is_none_or(|subject| self.subject == subject)
+            && client_id.is_none_or(|client_id| self.client_id == client_id)
+    }
+
     /// This grant as the re-check found the user.
     pub(crate) fn rechecked(&self, recheck: Option<&Recheck>) -> Self {
         let mut grant = self.clone();
@@ -121,6 +135,10 @@ impl Grant {
 pub(crate) struct Identity {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) email: Option<String>,
+    /// The IdP's username (`cognito:username`, else `preferred_username`):
+    /// what an operator names the user by in `revoke --user`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) username: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) groups: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -308,6 +326,9 @@ pub(crate) struct DeviceAuthorization {
 }
 
 /// Where a device authorization stands: the user decides once.
+// A record decoded once per poll and dropped: boxing the grant would save
+// nothing worth an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub(crate) enum DeviceStatus {
     Pending,
@@ -450,6 +471,16 @@ pub(crate) trait Store: Send + Sync + 'static {
         client_id: Option<&str>,
         now: i64,
     ) -> Result<Vec<RevokedAccess>, StoreError>;
+    /// The subjects of the stored logins (refresh families, revoked or not)
+    /// whose user has `user` as e-mail or username (ignoring case), and/or
+    /// whose grant is for `subject` and/or `client_id`. For operators
+    /// (`revoke`), who know a user by name, not by `sub`.
+    fn grant_subjects(
+        &self,
+        user: Option<&str>,
+        subject: Option<&str>,
+        client_id: Option<&str>,
+    ) -> Result<Vec<String>, StoreError>;
     /// Deletes a client registration; `false` when there was none.
     fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
 

@@ -800,6 +800,34 @@ impl Store for RedisStore {
         Ok(revoked)
     }
 
+    fn grant_subjects(
+        &self,
+        user: Option<&str>,
+        subject: Option<&str>,
+        client_id: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
+        let pattern = format!("{PREFIX}rt:*");
+        let mut cursor: u64 = 0;
+        let mut subjects = std::collections::BTreeSet::new();
+        loop {
+            let (next, keys): (u64, Vec<String>) = self.with(|conn| {
+                Ok(redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(500).query(conn)?)
+            })?;
+            for name in keys {
+                let Some(hash) = name.strip_prefix(&format!("{PREFIX}rt:")).map(str::to_owned) else { continue };
+                let Some(row) = self.refresh_row(&hash)? else { continue };
+                if row.token.grant.named_by(user, subject, client_id) {
+                    subjects.insert(row.token.grant.subject);
+                }
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        Ok(subjects.into_iter().collect())
+    }
+
     fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
         let deleted: i64 = self.with(|conn| Ok(redis::cmd("DEL").arg(key("client", client_id)).query(conn)?))?;
         self.mark_client_used(client_id)?;

@@ -581,6 +581,31 @@ impl Store for SqliteStore {
         Ok(revoked)
     }
 
+    fn grant_subjects(
+        &self,
+        user: Option<&str>,
+        subject: Option<&str>,
+        client_id: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn();
+        let mut statement = conn.prepare(
+            "SELECT data FROM refresh_tokens
+             WHERE (?1 IS NULL OR json_extract(data, '$.grant.subject') = ?1)
+               AND (?2 IS NULL OR client_id = ?2)",
+        )?;
+        let datas = statement
+            .query_map(params![subject, client_id], |row| row.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut subjects = std::collections::BTreeSet::new();
+        for data in datas {
+            let token: RefreshToken = decode(&data)?;
+            if token.grant.named_by(user, subject, client_id) {
+                subjects.insert(token.grant.subject);
+            }
+        }
+        Ok(subjects.into_iter().collect())
+    }
+
     fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
         Ok(self.conn().execute("DELETE FROM clients WHERE client_id = ?1", params![client_id])? > 0)
     }

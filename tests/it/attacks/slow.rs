@@ -103,6 +103,37 @@ async fn huge_headers_are_refused_with_431() {
     assert!(text.starts_with("HTTP/1.1 431"), "{}", &text[..text.len().min(200)]);
 }
 
+/// A request whose whole head (request line, headers, blank line) is `size` bytes.
+fn head_of(size: usize) -> String {
+    let start = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nX-Big: ";
+    let end = "\r\n\r\n";
+    format!("{start}{}{end}", "a".repeat(size - start.len() - end.len()))
+}
+
+async fn status_line_for(addr: SocketAddr, request: &str) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let _ = stream.write_all(request.as_bytes()).await;
+    let text = read_until_closed(&mut stream).await.unwrap_or_default();
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn the_request_head_limit_is_64_kib_exactly() {
+    let gw = Gateway::start().await;
+    let (addr, _stop) = listen(&gw, limits(Duration::from_secs(30), 100)).await;
+    for size in [1024, 60 * 1024, 64 * 1024] {
+        assert_eq!(status_line_for(addr, &head_of(size)).await, "HTTP/1.1 200 OK", "{size} bytes");
+    }
+    for size in [64 * 1024 + 1, 65 * 1024, 100 * 1024] {
+        assert!(status_line_for(addr, &head_of(size)).await.starts_with("HTTP/1.1 431"), "{size} bytes");
+    }
+    // Many small headers add up the same way.
+    let many: String = (0..700).map(|i| format!("X-H{i:03}: {}\r\n", "b".repeat(90))).collect();
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{many}\r\n");
+    assert!(request.len() > 64 * 1024);
+    assert!(status_line_for(addr, &request).await.starts_with("HTTP/1.1 431"), "700 headers");
+}
+
 #[tokio::test]
 async fn slow_oauth_body_gets_408_and_the_connection_closed() {
     let gw =

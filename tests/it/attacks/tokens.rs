@@ -118,6 +118,52 @@ async fn a_session_id_is_bound_to_the_user_and_client_that_opened_it() {
 }
 
 #[tokio::test]
+async fn operator_revoke_by_e_mail_or_username_finds_the_users_sub() {
+    let gw = Gateway::start().await;
+    let client_id = gw.register().await;
+    let tokens = full_login(&gw, &client_id).await;
+    let revoke = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cognigate-gateway"))
+            .args(["--store", &format!("sqlite:{}", gw.dir.path().join("gw.db").display())])
+            .arg("revoke")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let stranger = revoke(&["--user", "mallory@example.com"]);
+    assert_eq!(stranger.status.code(), Some(1), "nothing matched is a failure");
+    assert!(String::from_utf8_lossy(&stranger.stderr).contains("warning: nothing matched"));
+    let refresh = gw.refresh(tokens["refresh_token"].as_str().unwrap(), &client_id).await;
+    assert_eq!(refresh.status(), StatusCode::OK, "alice untouched");
+    let rotated = json_body(refresh).await;
+
+    let by_name = revoke(&["--user", "ALICE@example.com"]);
+    let said = String::from_utf8_lossy(&by_name.stdout);
+    assert!(by_name.status.success(), "{}", String::from_utf8_lossy(&by_name.stderr));
+    assert!(said.contains("user-sub-1") && said.contains("2 access token(s)"), "the login's and its refresh's: {said}");
+    let refresh = gw.refresh(rotated["refresh_token"].as_str().unwrap(), &client_id).await;
+    assert_eq!(json_body(refresh).await["error"], "invalid_grant");
+
+    let by_username = revoke(&["--user", "alice"]);
+    assert!(by_username.status.success(), "the username names the same user (already revoked)");
+    assert!(String::from_utf8_lossy(&by_username.stdout).contains("user-sub-1"));
+}
+
+#[test]
+fn operator_revoke_refuses_a_store_that_does_not_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cognigate-gateway"))
+        .current_dir(dir.path())
+        .args(["--store", "sqlite:typo.db", "revoke", "--client", "x"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("no store at typo.db") && said.contains("Fix:"), "{said}");
+    assert!(!dir.path().join("typo.db").exists(), "no empty store is created");
+}
+
+#[tokio::test]
 async fn operator_revoke_by_subject_and_by_client_ends_refresh() {
     let gw = Gateway::start().await;
     let client_id = gw.register().await;

@@ -14,6 +14,7 @@ mod flow;
 mod keys;
 mod proxy;
 mod register;
+mod serving;
 mod spec;
 mod store_down;
 mod token;
