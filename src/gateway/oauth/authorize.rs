@@ -258,7 +258,7 @@ pub(super) async fn callback(
         client_id = %login.client_id,
         route = %route.route.path,
         sub = %claims.sub,
-        username = claims.username(),
+        username = %claims.username(),
         "user signed in at the identity provider"
     );
     render_consent(&state, &headers, login, route, &claims, idp_session).await

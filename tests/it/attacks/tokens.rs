@@ -149,6 +149,52 @@ async fn operator_revoke_by_e_mail_or_username_finds_the_users_sub() {
     assert!(String::from_utf8_lossy(&by_username.stdout).contains("user-sub-1"));
 }
 
+/// Collects what the gateway logs, process-wide: a subscriber scoped to one
+/// test thread misses events whose callsites other threads cached as
+/// disabled, so the capture is the global default (set once).
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn captured_log() -> &'static Captured {
+    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    CAPTURED.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .without_time()
+            .with_env_filter("cognigate::gateway::oauth=info")
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("no other test sets a global subscriber");
+        captured
+    })
+}
+
+#[tokio::test]
+async fn the_sign_in_log_line_names_the_sub_and_username_revoke_takes() {
+    let captured = captured_log();
+    let gw = Gateway::start().await;
+    let client_id = gw.register().await;
+    full_login(&gw, &client_id).await;
+    let log = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    let line = log
+        .lines()
+        .find(|line| line.contains("user signed in") && line.contains(&client_id))
+        .unwrap_or_else(|| panic!("no sign-in line for {client_id}"));
+    assert!(line.contains("sub=user-sub-1") && line.contains("username=alice"), "{line}");
+}
+
 #[test]
 fn operator_revoke_refuses_a_store_that_does_not_exist() {
     let dir = tempfile::tempdir().unwrap();
