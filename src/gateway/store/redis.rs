@@ -256,6 +256,29 @@ fn expire_at(expires_at: i64) -> i64 {
 }
 
 impl RedisStore {
+    /// Every refresh token's row, read with SCAN (the operator's commands
+    /// look for grants by who holds them, which no key names).
+    fn each_refresh_row(&self, mut visit: impl FnMut(RefreshRow)) -> Result<(), StoreError> {
+        let prefix = format!("{PREFIX}rt:");
+        let pattern = format!("{prefix}*");
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = self.with(|conn| {
+                Ok(redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(500).query(conn)?)
+            })?;
+            for name in keys {
+                let Some(hash) = name.strip_prefix(&prefix) else { continue };
+                if let Some(row) = self.refresh_row(hash)? {
+                    visit(row);
+                }
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+
     /// Connects and checks the server answers.
     pub fn open(url: &str) -> Result<Self, StoreError> {
         let client =
@@ -773,26 +796,12 @@ impl Store for RedisStore {
         client_id: Option<&str>,
         now: i64,
     ) -> Result<Vec<RevokedAccess>, StoreError> {
-        let pattern = format!("{PREFIX}rt:*");
-        let mut cursor: u64 = 0;
         let mut families = std::collections::BTreeSet::new();
-        loop {
-            let (next, keys): (u64, Vec<String>) = self.with(|conn| {
-                Ok(redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(500).query(conn)?)
-            })?;
-            for name in keys {
-                let Some(hash) = name.strip_prefix(&format!("{PREFIX}rt:")).map(str::to_owned) else { continue };
-                let Some(row) = self.refresh_row(&hash)? else { continue };
-                if subject.is_none_or(|s| row.token.grant.subject == s) && client_id.is_none_or(|c| row.client_id == c)
-                {
-                    families.insert(row.family);
-                }
+        self.each_refresh_row(|row| {
+            if subject.is_none_or(|s| row.token.grant.subject == s) && client_id.is_none_or(|c| row.client_id == c) {
+                families.insert(row.family);
             }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
+        })?;
         let mut revoked = Vec::new();
         for family in families {
             revoked.extend(self.revoke_family(&family, now)?);
@@ -806,25 +815,12 @@ impl Store for RedisStore {
         subject: Option<&str>,
         client_id: Option<&str>,
     ) -> Result<Vec<String>, StoreError> {
-        let pattern = format!("{PREFIX}rt:*");
-        let mut cursor: u64 = 0;
         let mut subjects = std::collections::BTreeSet::new();
-        loop {
-            let (next, keys): (u64, Vec<String>) = self.with(|conn| {
-                Ok(redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(500).query(conn)?)
-            })?;
-            for name in keys {
-                let Some(hash) = name.strip_prefix(&format!("{PREFIX}rt:")).map(str::to_owned) else { continue };
-                let Some(row) = self.refresh_row(&hash)? else { continue };
-                if row.token.grant.named_by(user, subject, client_id) {
-                    subjects.insert(row.token.grant.subject);
-                }
+        self.each_refresh_row(|row| {
+            if row.token.grant.named_by(user, subject, client_id) {
+                subjects.insert(row.token.grant.subject);
             }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
+        })?;
         Ok(subjects.into_iter().collect())
     }
 
