@@ -136,30 +136,24 @@ async fn the_request_head_limit_is_64_kib_exactly() {
 
 #[tokio::test]
 async fn slow_oauth_body_gets_408_and_the_connection_closed() {
-    let gw =
-        Gateway::start_with_security(SecurityOptions::default().with_body_read_timeout(Duration::from_millis(300)))
-            .await;
-    let (addr, _stop) = listen(&gw, limits(Duration::from_secs(30), 100)).await;
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(b"POST /oauth/register HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"re")
-        .await
-        .unwrap();
-    let text = read_until_closed(&mut stream).await.expect("closed after the body deadline");
+    let text = answer_to_withheld_body(b"POST /oauth/register HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"re").await;
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
 }
 
 #[tokio::test]
 async fn withheld_device_authorization_body_gets_408_and_the_connection_closed() {
+    let text = answer_to_withheld_body(b"POST /oauth/device_authorization HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\nclient_id=").await;
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+}
+
+/// What a gateway with a 300 ms body deadline answers to `head_and_part`
+/// (a request whose body never arrives whole), read until it closes.
+async fn answer_to_withheld_body(head_and_part: &[u8]) -> String {
     let gw =
         Gateway::start_with_security(SecurityOptions::default().with_body_read_timeout(Duration::from_millis(300)))
             .await;
     let (addr, _stop) = listen(&gw, limits(Duration::from_secs(30), 100)).await;
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(b"POST /oauth/device_authorization HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\nclient_id=")
-        .await
-        .unwrap();
-    let text = read_until_closed(&mut stream).await.expect("closed after the body deadline");
-    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    stream.write_all(head_and_part).await.unwrap();
+    read_until_closed(&mut stream).await.expect("closed after the body deadline")
 }

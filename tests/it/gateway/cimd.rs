@@ -46,6 +46,19 @@ async fn gateway(ca: &Path, private_addresses: bool) -> Gateway {
     .await
 }
 
+/// [`gateway`] with private addresses allowed and `security` in force.
+async fn secured_gateway(ca: &Path, security: SecurityOptions) -> Gateway {
+    let options = OAuthOptions::default().with_client_id_private_addresses(true).with_extra_roots(ca.to_owned());
+    Gateway::start_secured(
+        |upstream| json!({"paths": {"/mcp/echo": route(&format!("http://{upstream}/mcp"))}}),
+        None,
+        policies(),
+        options,
+        security,
+    )
+    .await
+}
+
 fn authorize_uri(client_id: &str, redirect_uri: &str, challenge: &str) -> String {
     let query = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("response_type", "code")
@@ -193,15 +206,7 @@ async fn document_fetches_are_limited_per_address() {
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::create(dir.path());
     let server = serve_documents(dir.path(), &ca);
-    let options = OAuthOptions::default().with_client_id_private_addresses(true).with_extra_roots(ca.ca.clone());
-    let gw = Gateway::start_secured(
-        |upstream| json!({"paths": {"/mcp/echo": route(&format!("http://{upstream}/mcp"))}}),
-        None,
-        policies(),
-        options,
-        SecurityOptions::default().with_client_id_fetches_per_minute(3),
-    )
-    .await;
+    let gw = secured_gateway(&ca.ca, SecurityOptions::default().with_client_id_fetches_per_minute(3)).await;
     let (_, challenge) = pkce();
     let good = authorize_uri(&format!("{}/good.json", server.base), "http://127.0.0.1:1/callback", &challenge);
     assert_eq!(gw.send(from_address("203.0.113.7", &good)).await.status(), StatusCode::FOUND);
@@ -254,15 +259,7 @@ async fn one_address_filling_a_metadata_clients_pending_logins_does_not_block_an
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::create(dir.path());
     let server = serve_documents(dir.path(), &ca);
-    let options = OAuthOptions::default().with_client_id_private_addresses(true).with_extra_roots(ca.ca.clone());
-    let gw = Gateway::start_secured(
-        |upstream| json!({"paths": {"/mcp/echo": route(&format!("http://{upstream}/mcp"))}}),
-        None,
-        policies(),
-        options,
-        SecurityOptions::default().with_pending_logins_per_client(50),
-    )
-    .await;
+    let gw = secured_gateway(&ca.ca, SecurityOptions::default().with_pending_logins_per_client(50)).await;
     let client_id = format!("{}/good.json", server.base);
     let (_, challenge) = pkce();
     let uri = authorize_uri(&client_id, "http://127.0.0.1:47123/callback", &challenge);
