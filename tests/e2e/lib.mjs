@@ -10,6 +10,20 @@ import { createHash, randomBytes } from 'node:crypto';
 
 const MAX_STEPS = 20;
 
+// Headless Chromium on a machine with no outside network: background
+// connections off, so start-up does not wait on lookups that cannot succeed.
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-dev-shm-usage',
+];
+
 /** A cookie jar that behaves like a browser's for what these flows need:
  *  host-only cookies, Path prefix matching, Max-Age/Expires removal, and
  *  `Secure` cookies never sent over plain http. */

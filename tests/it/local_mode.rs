@@ -5,7 +5,8 @@
 //! stops every process it started on Ctrl-C. The login page is held to what a
 //! person sees in a browser: headless Chromium signs in (a wrong password
 //! first), the error page names what is wrong for an unknown client or
-//! callback, and `/logout` ends the session.
+//! callback, and `/logout` ends the session. MCP Inspector, run as the demo
+//! tells a person to run it, connects with no extra flag.
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -152,7 +153,10 @@ fn demo_stays_up_until_ctrl_c_then_stops_everything() {
     }
     let stdout = read();
     assert_proved(&stdout, &stdout);
-    for client in ["claude mcp add --transport http", "~/.cursor/mcp.json", "@modelcontextprotocol/inspector"] {
+    let inspector = format!(
+        "npx @modelcontextprotocol/inspector --transport http --server-url http://localhost:{port}/mcp/example"
+    );
+    for client in ["claude mcp add --transport http", "~/.cursor/mcp.json", &inspector] {
         assert!(stdout.contains(client), "no instructions for {client}:\n{stdout}");
     }
     assert!(stdout.contains(&format!("npx mcp-remote http://localhost:{port}/mcp/example")), "{stdout}");
@@ -190,6 +194,8 @@ fn demo_stays_up_until_ctrl_c_then_stops_everything() {
     let status = peers::http_status(&format!("http://127.0.0.1:{port}/mcp/example"));
     assert_eq!(status, Some(401), "{stdout}");
 
+    inspector_connects_with_no_extra_flag(&tools, port);
+
     // Ctrl-C (SIGINT) stops the script and everything it started.
     let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
     let exit = peers::wait_until(Duration::from_secs(30), || matches!(child.try_wait(), Ok(Some(_))));
@@ -200,6 +206,32 @@ fn demo_stays_up_until_ctrl_c_then_stops_everything() {
             "port {p} is still taken after Ctrl-C:\n{stdout}"
         );
     }
+}
+
+/// MCP Inspector, which the demo suggests, as a person uses it: started with
+/// nothing but the route's URL, it registers, sends the browser through the
+/// login page and the consent page, connects and lists the route's tools. A
+/// browser-side client on the Inspector's own loopback origin registers too.
+fn inspector_connects_with_no_extra_flag(tools: &Toolchain, port: u16) {
+    let mut cmd = tools.node_script("inspector.mjs");
+    cmd.args(["--server-url", &format!("http://localhost:{port}/mcp/example")])
+        .args(["--username", "demo", "--password", "Cognigate-Demo-1"])
+        .arg("--executable-path")
+        .arg(tools.chromium())
+        .arg("--screenshot")
+        .arg(artifact("inspector-connected.png"));
+    let out = peers::run("inspector.mjs", cmd, DEMO_TIMEOUT);
+    let ctx = out.describe();
+    assert!(out.status.success(), "MCP Inspector did not connect to the local mode:\n{ctx}");
+    let report = out.json().unwrap_or_else(|| panic!("inspector.mjs printed no JSON:\n{ctx}"));
+    let consent = report["consent"]["text"].as_str().unwrap_or_default();
+    assert!(consent.contains("MCP Inspector") && consent.contains("demo@example.com"), "{ctx}");
+    assert_eq!(report["connected"], true, "{ctx}");
+    let tools_listed: Vec<&str> = report["tools"].as_array().into_iter().flatten().filter_map(|t| t.as_str()).collect();
+    for tool in ["add", "echo", "roll_dice", "server_time"] {
+        assert!(tools_listed.contains(&tool), "the Inspector does not list {tool}:\n{ctx}");
+    }
+    assert_eq!(report["direct_registration"]["status"], 201, "registration from the Inspector's origin: {ctx}");
 }
 
 /// The consent screenshot's sibling: where the login page's own screenshots go.
