@@ -781,6 +781,7 @@ mod tests {
             username: None,
             groups: groups.iter().map(|g| (*g).to_owned()).collect(),
             roles: vec![],
+            machine: false,
         }
     }
 

@@ -39,7 +39,7 @@ pub(crate) async fn run(global: &GlobalArgs, command: &UserCommand) -> Result<()
 }
 
 /// Settings → client → the stack's pool.
-async fn open_pool(global: &GlobalArgs, args: &UserPoolArgs) -> Result<(Cognito, PoolState)> {
+pub(super) async fn open_pool(global: &GlobalArgs, args: &UserPoolArgs) -> Result<(Cognito, PoolState)> {
     if let Some(found) = pool_of_the_env_file_alone(global, args).await? {
         return Ok(found);
     }

@@ -12,6 +12,7 @@ mod clients;
 mod consent;
 mod hosted_ui;
 mod id_token;
+mod machine;
 mod mcp_remote;
 mod recheck;
 mod replicas;
@@ -47,6 +48,7 @@ fn unique_stack() -> String {
 /// The app client `up` created, as read back from the env file it wrote.
 #[derive(Debug, Clone)]
 pub struct Provisioned {
+    pub stack: String,
     pub pool_id: String,
     pub client_id: String,
     pub client_secret: String,
@@ -105,8 +107,9 @@ impl Cognito {
 /// Provisions with the real CLI: `cognigate up` writes .env and config/policies.json.
 fn provision(dir: &Path, moto: &str, gateway_url: &str) -> Provisioned {
     let env_file = dir.join(".env");
+    let stack = unique_stack();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cognigate"));
-    cmd.args(["up", "--stack", &unique_stack(), "--region", "us-east-1", "--endpoint-url", moto])
+    cmd.args(["up", "--stack", &stack, "--region", "us-east-1", "--endpoint-url", moto])
         .args(["--gateway-url", gateway_url])
         .arg("--env-file")
         .arg(&env_file)
@@ -125,6 +128,7 @@ fn provision(dir: &Path, moto: &str, gateway_url: &str) -> Provisioned {
             .unwrap_or_else(|| panic!("cognigate up wrote no {k} to {}: {env:?}", env_file.display()))
     };
     Provisioned {
+        stack,
         pool_id: get("COGNITO_USER_POOL_ID"),
         client_id: get("COGNITO_CLIENT_ID"),
         client_secret: get("COGNITO_CLIENT_SECRET"),

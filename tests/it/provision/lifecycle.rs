@@ -25,11 +25,13 @@ fn plan_reports_changes_with_detailed_exit_codes() {
 
     let fresh = ws.run(&["plan", "--stack", &stack, "--detailed-exitcode"]);
     assert_eq!(fresh.code, 2, "{}{}", fresh.stdout, fresh.stderr);
-    assert!(fresh.stdout.contains("+ user pool") && fresh.stdout.contains("Plan: 3 to create"), "{}", fresh.stdout);
+    assert!(fresh.stdout.contains("+ user pool") && fresh.stdout.contains("Plan: 4 to create"), "{}", fresh.stdout);
+    assert!(fresh.stdout.contains("+ resource server http://localhost:9000: will be created"), "{}", fresh.stdout);
+    assert!(fresh.stdout.contains("scopes: [mcp:all, mcp:route.example]"), "{}", fresh.stdout);
     let json = ws.run(&["plan", "--stack", &stack, "--output", "json"]).success().json();
     assert_eq!(json["changes"], true);
     let actions: Vec<&str> = json["steps"].as_array().unwrap().iter().map(|s| s["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, ["create", "create", "create"]);
+    assert_eq!(actions, ["create", "create", "create", "create"]);
     assert!(proxy.mutating_calls().is_empty(), "plan changed something: {:?}", proxy.calls());
     assert!(pools_named(&sdk(moto.endpoint()), &stack).is_empty());
 
