@@ -6,7 +6,8 @@ does the OAuth work: it gets the 401, discovers the protected resource
 metadata and the authorization server metadata (whose issuer must be the one
 given), and runs the client_credentials grant at the gateway's token endpoint
 with the Cognito app client's id and secret. Then it lists the tools and calls
-one, and prints one JSON line with what the Rust test asserts on. A refusal
+`echo` and `whoami_headers` (or only `--call TOOL --arguments JSON`, what
+`scripts/demo` runs), and prints one JSON line with what the Rust test asserts on. A refusal
 (a 403 for a route the client has no scope for, a deleted client) is reported
 in the line instead of raised.
 
@@ -94,10 +95,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     await session.initialize()
                     tools = await session.list_tools()
                     out["tools"] = sorted(t.name for t in tools.tools)
-                    result = await session.call_tool("echo", {"text": args.text})
-                    out["echo"] = _text(result)
-                    whoami = await session.call_tool("whoami_headers", {})
-                    out["upstream_headers"] = whoami.structured_content or json.loads(_text(whoami) or "{}")
+                    if args.call:
+                        arguments = json.loads(args.arguments)
+                        result = await session.call_tool(args.call, arguments)
+                        out["call"] = {"tool": args.call, "arguments": arguments, "text": _text(result),
+                                       "is_error": bool(result.is_error)}
+                    else:
+                        result = await session.call_tool("echo", {"text": args.text})
+                        out["echo"] = _text(result)
+                        whoami = await session.call_tool("whoami_headers", {})
+                        out["upstream_headers"] = whoami.structured_content or json.loads(_text(whoami) or "{}")
     except BaseException as err:  # noqa: BLE001 - reported to the test, which decides
         if isinstance(err, (KeyboardInterrupt, SystemExit)):
             raise
@@ -124,6 +131,8 @@ def main() -> None:
     parser.add_argument("--auth-method", default="client_secret_basic")
     parser.add_argument("--scope", default=None)
     parser.add_argument("--text", default="from a machine")
+    parser.add_argument("--call", help="only this tool (with --arguments), instead of echo and whoami_headers")
+    parser.add_argument("--arguments", default="{}")
     args = parser.parse_args()
     print(json.dumps(asyncio.run(run(args))), flush=True)
 
