@@ -28,6 +28,7 @@ from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuth
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
+from mcp.shared.exceptions import MCPError
 
 
 class MemoryStorage:
@@ -97,9 +98,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     out["tools"] = sorted(t.name for t in tools.tools)
                     if args.call:
                         arguments = json.loads(args.arguments)
-                        result = await session.call_tool(args.call, arguments)
-                        out["call"] = {"tool": args.call, "arguments": arguments, "text": _text(result),
-                                       "is_error": bool(result.is_error)}
+                        try:
+                            result = await session.call_tool(args.call, arguments)
+                            out["call"] = {"tool": args.call, "arguments": arguments, "text": _text(result),
+                                           "structured": result.structured_content,
+                                           "is_error": bool(result.is_error)}
+                        except MCPError as err:
+                            # A JSON-RPC error answer (-32601 for a tool the gateway hides).
+                            out["call"] = {"tool": args.call, "arguments": arguments,
+                                           "error": {"code": err.error.code, "message": err.error.message}}
                     else:
                         result = await session.call_tool("echo", {"text": args.text})
                         out["echo"] = _text(result)

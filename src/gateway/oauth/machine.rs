@@ -42,12 +42,16 @@ pub(super) async fn token(state: &AppState, headers: &HeaderMap, form: &TokenFor
         .map_err(|err| refused_by_idp(&client_id, err))?;
     let prefix = format!("{resource_server}/");
     let scope: Vec<&str> = granted.iter().filter_map(|s| s.strip_prefix(&prefix)).collect();
+    // A machine has no groups; its roles are its scopes, which is how a
+    // capability filter names what a machine client may see (`roles`, the
+    // way Zuplo reads a role claim).
+    let roles: Vec<String> = scope.iter().map(|s| (*s).to_owned()).collect();
     let grant = Grant {
         client_id: client_id.clone(),
         slug: route.route.slug.clone(),
         scope: scope.join(" "),
         subject: client_id,
-        identity: Identity { machine: true, ..Identity::default() },
+        identity: Identity { machine: true, roles, ..Identity::default() },
         idp: None,
     };
     let issued_at = now();

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{SCRIPT_TIMEOUT, World, aws_env, set_env_var};
+use super::access::{audit_lines, verify_identity};
+use super::{Extras, SCRIPT_TIMEOUT, World, aws_env, set_env_var};
 use crate::support::peers::{self, ScriptOutput, block_on, http_client};
 
 /// `cognigate ARGS` in the world's directory, against its emulator.
@@ -175,4 +176,41 @@ fn a_machine_client_calls_a_tool_with_no_browser_until_it_is_removed() {
     assert!(removed.stdout.contains("no new token"), "{}", removed.describe());
     let (status, body) = token(&world, &client_id, &new_secret, "echo", true);
     assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")), "{body:#}\n{}", world.logs());
+}
+
+#[test]
+fn a_machine_client_sees_what_its_scopes_allow_and_says_machine_upstream_and_in_the_audit_log() {
+    let world = World::start_with(Extras { access: true, ..Extras::default() });
+    let stack = world.cognito.provisioned.stack.clone();
+    let added = cognigate(
+        &world,
+        &["client", "add", "agent", "--stack", &stack, "--scope", "mcp:all", "--output", "json", "--show-secret"],
+    );
+    let added = json_of(&added);
+    let (id, secret) = (added["clientId"].as_str().unwrap(), added["clientSecret"].as_str().unwrap());
+    assert_eq!(added["billingNote"].as_str().map(|n| n.contains("per token request")), Some(true), "{added:#}");
+
+    // The filter names `mcp:all` among the roles of `whoami_headers`; `add` is for admins only.
+    let out = sdk(&world, "echo", id, secret, &["--call", "whoami_headers"]);
+    assert!(out.get("failure").is_none(), "{out:#}\n{}", world.logs());
+    assert_eq!(out["tools"], serde_json::json!(["echo", "whoami_headers"]), "{out:#}");
+    let headers = out["call"]["structured"].clone();
+    let headers = if headers.is_object() {
+        headers
+    } else {
+        serde_json::from_str(out["call"]["text"].as_str().unwrap()).unwrap()
+    };
+    let identity = verify_identity(&world, headers["x-user-identity"].as_str().expect("identity header"));
+    assert_eq!(identity["machine"], true, "{identity}");
+    assert_eq!((identity["sub"].as_str(), identity["client_id"].as_str()), (Some(id), Some(id)), "{identity}");
+    assert!(identity.get("email").is_none(), "{identity}");
+    let hidden = sdk(&world, "echo", id, secret, &["--call", "add", "--arguments", r#"{"a": 1, "b": 2}"#]);
+    assert_eq!(hidden["call"]["error"]["code"], -32601, "a hidden tool, for a machine too: {hidden:#}");
+
+    let lines = audit_lines(&world);
+    let mine: Vec<&Value> = lines.iter().filter(|l| l["client_id"] == id).collect();
+    assert!(!mine.is_empty(), "no audit line of the machine client: {lines:#?}");
+    assert!(mine.iter().all(|l| l["machine"] == true && l["subject"] == id && l.get("email").is_none()), "{mine:#?}");
+    let people = lines.iter().filter(|l| l["client_id"] != id);
+    assert!(people.into_iter().all(|l| l.get("machine").is_none()), "people's lines carry no machine flag");
 }
