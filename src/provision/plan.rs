@@ -639,4 +639,44 @@ mod tests {
         assert!(!plan.render().contains("s3cret"));
         assert!(!serde_json::to_string(&plan).unwrap().contains("s3cret"));
     }
+
+    fn server(scopes: &[&str]) -> ResourceServerState {
+        ResourceServerState {
+            identifier: "https://gw.example.com".into(),
+            name: "demo-gateway".into(),
+            scopes: scopes.iter().map(|s| ((*s).to_owned(), format!("about {s}"))).collect(),
+        }
+    }
+
+    #[test]
+    fn the_resource_server_is_created_given_new_route_scopes_and_keeps_the_ones_it_has() {
+        let mut spec = spec();
+        let desired = ResourceServerSpec::new("https://gw.example.com".into(), "demo-gateway".into(), &["docs".into()]);
+        spec.resource_server = Some(desired.clone());
+        let step = |actual: Option<ResourceServerState>| {
+            let actual = Actual { resource_server: actual, ..Actual::default() };
+            plan(&spec, &actual).unwrap().step(Resource::MachineScopes).cloned().unwrap()
+        };
+
+        let created = step(None);
+        assert_eq!(created.action, Action::Create);
+        assert_eq!(created.changes[0].after, "[mcp:all, mcp:route.docs]");
+        assert_eq!(step(Some(server(&["mcp:all", "mcp:route.docs"]))).action, Action::Keep);
+
+        // A route the server lacks: added; a scope it has beyond the routes: kept.
+        let updated = step(Some(server(&["mcp:all", "mcp:route.old"])));
+        assert_eq!(updated.action, Action::Update);
+        assert_eq!(updated.changes[0].after, "[mcp:all, mcp:route.old, mcp:route.docs]");
+        let merged = merged_resource_server(&desired, &server(&["mcp:all", "mcp:route.old"]));
+        assert_eq!(merged.scopes[1], ("mcp:route.old".to_owned(), "about mcp:route.old".to_owned()));
+
+        let mut renamed = server(&["mcp:all", "mcp:route.docs"]);
+        renamed.name = "someone-else".into();
+        let step = step(Some(renamed));
+        assert_eq!((step.action, step.changes[0].field), (Action::Update, "name"));
+
+        // Without a desired resource server (commands other than up and plan), no step.
+        spec.resource_server = None;
+        assert!(plan(&spec, &Actual::default()).unwrap().step(Resource::MachineScopes).is_none());
+    }
 }

@@ -121,6 +121,19 @@ fn a_machine_client_calls_a_tool_with_no_browser_until_it_is_removed() {
     assert!(minted.get("refresh_token").is_none(), "a machine gets no refresh token: {minted:#}");
     assert_eq!(initialize(&world, "echo", &access).0, 200, "{}", world.logs());
 
+    // The metadata says so; a client id without its secret, or a people's
+    // scope only, is answered as OAuth says.
+    let metadata: Value = block_on(async {
+        let url = format!("{}/.well-known/oauth-authorization-server", world.gateway_url);
+        http_client().get(url).send().await?.json().await
+    })
+    .expect("authorization server metadata");
+    assert!(metadata["grant_types_supported"].to_string().contains("\"client_credentials\""), "{metadata:#}");
+    let (status, body) = token(&world, &client_id, "", "echo", false);
+    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")), "{body:#}");
+    let (status, body) = token(&world, &client_id, &secret, "nowhere", true);
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_target")), "{body:#}");
+
     // The official SDK's client credentials provider: discovery, token, tools.
     let out = sdk(&world, "echo", &client_id, &secret, &[]);
     assert!(out.get("failure").is_none(), "{out:#}\n{}", world.logs());

@@ -164,3 +164,17 @@ fn client_add_list_rotate_remove_and_destroy() {
     assert_eq!(deleted, 3, "the gateway's client and bot2, bot3: {destroyed:#}");
     assert_eq!(destroyed["destroyed"][0]["resourceServers"], serde_json::json!(["https://mcp.example.com"]));
 }
+
+#[test]
+fn gc_takes_the_machine_clients_and_the_resource_server_with_an_expired_stack() {
+    let ws = Workspace::new(MotoServer::shared().endpoint());
+    let stack = unique_stack("m2m-gc");
+    let s = stack.as_str();
+    ws.run(&["up", "--stack", s, "--ttl", "1s"]).success();
+    ws.run(&["client", "add", "nightly", "--stack", s, "--scope", "mcp:route.example", "--secret-file", "n"]).success();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let gc = ws.run(&["gc", "--prefix", s, "--output", "json"]).success().json();
+    let deleted = &gc["removed"][0]["deleted"];
+    assert_eq!(deleted["appClients"].as_array().map(Vec::len), Some(2), "the gateway's and nightly: {gc:#}");
+    assert_eq!(deleted["resourceServers"], serde_json::json!(["http://localhost:9000"]), "{gc:#}");
+}
