@@ -20,16 +20,32 @@ use super::OAuthError;
 use super::client_auth::basic_credentials;
 use super::token::{TokenForm, respond};
 use crate::contract::machine_scopes;
+use crate::gateway::client_address::{client_ip, counter_key, peer};
 use crate::gateway::crypto::{random_token, sha256_hex};
 use crate::gateway::oidc::OidcError;
 use crate::gateway::policy::OFFLINE_ACCESS;
+use crate::gateway::security::limit;
 use crate::gateway::state::{AppState, RouteState};
 use crate::gateway::store::{Grant, Identity, RefreshToken, now};
 use crate::secret::Secret;
 
 pub(crate) const CLIENT_CREDENTIALS_GRANT: &str = "client_credentials";
 
-pub(super) async fn token(state: &AppState, headers: &HeaderMap, form: &TokenForm) -> Result<Response, OAuthError> {
+pub(super) async fn token(
+    state: &AppState,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+    form: &TokenForm,
+) -> Result<Response, OAuthError> {
+    // Each request asks Cognito (which bills it): as many per client address
+    // as authorization requests, counted apart, so a stream of made-up
+    // client ids cannot turn the gateway into Cognito's load generator.
+    let ip = client_ip(&state.security.trusted_proxies, headers, peer(extensions));
+    let key = format!("client-credentials:{}", counter_key(ip));
+    let allowed = state.security.authorize_per_minute;
+    if let Err(refused) = limit(state, key, allowed, 60, "client credentials requests").await {
+        return Ok(refused);
+    }
     let (client_id, secret) = credentials(headers, form)?;
     let route = route_asked_for(state, form.resource.as_deref())?;
     let resource_server =
@@ -140,6 +156,10 @@ fn refused_by_idp(client_id: &str, err: OidcError) -> OAuthError {
         OidcError::TokenEndpoint { error, .. } if error == "invalid_scope" => OAuthError::InvalidScope(
             "the app client does not hold that scope; `cognigate client list` shows its scopes".into(),
         ),
+        // Any other refusal of the request (4xx) proves nothing about the client.
+        OidcError::TokenEndpoint { status, .. } if status < 500 => {
+            OAuthError::InvalidClient("the identity provider refused the client credentials grant".into())
+        }
         err if err.is_upstream() => {
             OAuthError::TemporarilyUnavailable("the identity provider cannot be asked right now; retry".into())
         }
@@ -201,5 +221,9 @@ mod tests {
         assert!(matches!(refused_by_idp("c", refused), OAuthError::InvalidClient(_)));
         let down = OidcError::Unreachable("connection refused".into());
         assert!(matches!(refused_by_idp("c", down), OAuthError::TemporarilyUnavailable(_)));
+        let failing = OidcError::TokenEndpoint { status: 502, error: "(no error code)".into() };
+        assert!(matches!(refused_by_idp("c", failing), OAuthError::TemporarilyUnavailable(_)));
+        let odd = OidcError::TokenEndpoint { status: 400, error: "invalid_grant".into() };
+        assert!(matches!(refused_by_idp("c", odd), OAuthError::InvalidClient(_)));
     }
 }

@@ -50,6 +50,7 @@ pub(super) struct TokenForm {
 pub(super) async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     form: Result<Form<TokenForm>, FormRejection>,
 ) -> Result<Response, OAuthError> {
     let Form(form) = form.map_err(|err| {
@@ -58,7 +59,7 @@ pub(super) async fn token(
     // A machine client is a Cognito app client, not one registered here: it
     // is authenticated by Cognito itself.
     if form.grant_type.as_deref() == Some(machine::CLIENT_CREDENTIALS_GRANT) {
-        return machine::token(&state, &headers, &form).await;
+        return machine::token(&state, &headers, &extensions, &form).await;
     }
     let client = authenticate(&state, &headers, form.client_id.as_deref(), form.client_secret.as_deref()).await?;
     let grant_type = form.grant_type.as_deref().unwrap_or_default();
