@@ -385,20 +385,7 @@ fn table(rows: &[serde_json::Value]) -> String {
             ]
         })
         .collect();
-    let header = ["NAME", "CLIENT ID", "SCOPES", "CREATED"].map(str::to_owned);
-    let mut widths = header.clone().map(|h| h.len());
-    for row in &cells {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in std::iter::once(&header).chain(&cells) {
-        let line: Vec<String> = row.iter().zip(widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    crate::provision::report::columns(["NAME", "CLIENT ID", "SCOPES", "CREATED"], &cells)
 }
 
 /// The machine client named `wanted` (its name or client id).
