@@ -58,6 +58,16 @@ pub(super) async fn token(
         .map_err(|err| refused_by_idp(&client_id, err))?;
     let prefix = format!("{resource_server}/");
     let scope: Vec<&str> = granted.iter().filter_map(|s| s.strip_prefix(&prefix)).collect();
+    if scope.is_empty() && !granted.is_empty() {
+        // Most likely the gateway runs under another URL than the one `up`
+        // named the resource server after: say which, so the fix is clear.
+        tracing::warn!(
+            client_id = %client_id,
+            expected = %resource_server,
+            granted = %granted.join(" "),
+            "the machine client holds no scope of this gateway's resource server; set gateway.resourceServer on the policy to the identifier `cognigate up` created"
+        );
+    }
     // A machine has no groups; its roles are its scopes, which is how a
     // capability filter names what a machine client may see (`roles`, the
     // way Zuplo reads a role claim).
