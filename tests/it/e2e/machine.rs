@@ -227,3 +227,28 @@ fn a_machine_client_sees_what_its_scopes_allow_and_says_machine_upstream_and_in_
     let people = lines.iter().filter(|l| l["client_id"] != id);
     assert!(people.into_iter().all(|l| l.get("machine").is_none()), "people's lines carry no machine flag");
 }
+
+/// The promise, literally: `client add` then the printed command
+/// reaches a tool with no browser, and `client remove` stops the client
+/// within one token lifetime (here 3 s): no new token at once, and the one
+/// it holds ends when it expires.
+#[test]
+fn client_remove_stops_a_machine_client_within_one_token_lifetime() {
+    let world = World::start_with(Extras { access_token_ttl_seconds: Some(3), ..Extras::default() });
+    let stack = world.cognito.provisioned.stack.clone();
+    let added = json_of(&cognigate(
+        &world,
+        &["client", "add", "ci-bot", "--stack", &stack, "--scope", "mcp:all", "--output", "json", "--show-secret"],
+    ));
+    let (id, secret) = (added["clientId"].as_str().unwrap(), added["clientSecret"].as_str().unwrap());
+    let (status, minted) = token(&world, id, secret, "echo", true);
+    assert_eq!((status, minted["expires_in"].as_i64()), (200, Some(3)), "{minted:#}");
+    let access = minted["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(initialize(&world, "echo", &access).0, 200);
+
+    cognigate(&world, &["client", "remove", "ci-bot", "--stack", &stack, "--yes"]);
+    let (status, refused) = token(&world, id, secret, "echo", true);
+    assert_eq!((status, refused["error"].as_str()), (401, Some("invalid_client")), "{refused:#}");
+    let ended = peers::wait_until(Duration::from_secs(6), || initialize(&world, "echo", &access).0 == 401);
+    assert!(ended.is_some(), "the token outlived its lifetime:\n{}", world.logs());
+}

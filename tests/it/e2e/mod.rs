@@ -221,6 +221,16 @@ fn write_routes(config_dir: &Path, routes: &[(&str, &str)]) {
         .expect("write routes.oas.json");
 }
 
+/// Sets `gateway.accessTokenTtlSeconds` on the policy `up` wrote.
+fn set_access_token_ttl(config_dir: &Path, seconds: u64) {
+    let path = config_dir.join("policies.json");
+    let mut policies: Value = serde_json::from_str(&fs::read_to_string(&path).expect("policies.json")).expect("json");
+    let list = policies["policies"].as_array_mut().expect("policies array");
+    let policy = list.iter_mut().find(|p| p["name"] == POLICY).expect("the cognito policy");
+    policy["handler"]["options"]["gateway"] = json!({"accessTokenTtlSeconds": seconds});
+    fs::write(&path, serde_json::to_string_pretty(&policies).expect("json")).expect("write policies.json");
+}
+
 /// The whole world: Cognito (moto + stand-in), an upstream MCP server, the gateway.
 pub struct World {
     // Dropped first: the gateway before the peers it talks to.
@@ -300,6 +310,8 @@ pub struct Extras {
     /// and the refresh grace window in seconds (0 when `None`).
     pub idp_recheck_interval: Option<String>,
     pub refresh_grace_seconds: Option<u64>,
+    /// `gateway.accessTokenTtlSeconds` of the Cognito policy (its default when `None`).
+    pub access_token_ttl_seconds: Option<u64>,
 }
 
 impl World {
@@ -340,6 +352,9 @@ impl World {
         write_routes(&config, &routes);
         if extras.access {
             access::configure(&config, upstream.url());
+        }
+        if let Some(ttl) = extras.access_token_ttl_seconds {
+            set_access_token_ttl(&config, ttl);
         }
 
         // Behind a front proxy, the gateway listens elsewhere and the proxy
