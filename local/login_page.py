@@ -33,6 +33,13 @@ touch, with the checks Cognito makes:
   e-mail as at sign-in) while the user may sign in, and `invalid_grant`
   ("User is disabled.", "User does not exist.") once the user is disabled or
   deleted, as Cognito does; moto alone would keep refreshing a disabled user.
+  `grant_type=client_credentials` (machine-to-machine) is answered for a
+  client with a secret whose only flow is `client_credentials`
+  (`unauthorized_client` otherwise), with custom scopes it is allowed (all of
+  them when none are asked for, `invalid_scope` for any other): an access
+  token signed with moto's key, `sub` and `client_id` the client's id,
+  `token_use: access`, and nothing else, as Cognito answers. A deleted client
+  or a wrong secret is `invalid_client`.
 - `GET /logout` ends the session (server side and the cookie) and, given
   `client_id` and a `logout_uri` among the client's sign-out URLs, redirects
   there; an unknown `logout_uri` gets the error page.
@@ -47,6 +54,9 @@ Test knobs (not part of Cognito, off unless `--test-knobs` is given):
   `key` (`"moto"`, the default, or `"random"` for a key nobody publishes).
 - `GET /_test/log` returns the requests seen, for assertions on how a client
   authenticated at the token endpoint.
+- The token endpoint accepts every secret a client holds during a rotation:
+  the strict Cognito peer in front of moto lists them at
+  `/strict/client-secrets` (moto has no rotation API).
 - `GET /_test/refresh-tokens` returns the refresh tokens `/oauth2/token` has
   handed out, so a test can check a relying party does not store them in
   the clear.
@@ -68,6 +78,7 @@ import secrets
 import sys
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -126,6 +137,7 @@ class HostedUi:
 
     def __init__(self, moto_url: str, pool_id: str, region: str, test_knobs: bool = False) -> None:
         self.pool_id = pool_id
+        self.moto_url = moto_url.rstrip("/")
         self.region = region
         self.test_knobs = test_knobs
         self.idp = boto3.client(
@@ -155,6 +167,21 @@ class HostedUi:
             if err.response["Error"]["Code"] in ("ResourceNotFoundException", "InvalidParameterException"):
                 return None
             raise
+
+    def client_secrets(self, client_id: str, described: str) -> list[str]:
+        """Every secret the client holds. Cognito keeps up to two during a
+        rotation, and DescribeUserPoolClient shows one; moto has no rotation
+        API, so with the test knobs on, the strict Cognito peer in front of
+        moto (which emulates it) is asked for the others."""
+        if not self.test_knobs:
+            return [described]
+        query = urlencode({"pool": self.pool_id, "client": client_id})
+        try:
+            with urllib.request.urlopen(f"{self.moto_url}/strict/client-secrets?{query}", timeout=5) as answer:
+                listed = json.loads(answer.read())
+        except (OSError, ValueError):
+            return [described]
+        return [described] + [s for s in listed if isinstance(s, str)]
 
     def record(self, **event: Any) -> None:
         with self.lock:
@@ -458,7 +485,9 @@ def create_app(ui: HostedUi) -> Flask:
             return _token_error("invalid_client")
         expected_secret = client.get("ClientSecret")
         if expected_secret:
-            if client_secret is None or not hmac.compare_digest(client_secret, expected_secret):
+            if client_secret is None or not any(
+                hmac.compare_digest(client_secret, secret) for secret in ui.client_secrets(client_id, expected_secret)
+            ):
                 return _token_error("invalid_client")
         elif client_secret is not None:
             return _token_error("invalid_client")
@@ -468,8 +497,8 @@ def create_app(ui: HostedUi) -> Flask:
             return _authorization_code_grant(client_id)
         if grant_type == "refresh_token":
             return _refresh_grant(client_id, client)
-        if grant_type in ("client_credentials",):
-            return _token_error("unauthorized_client")
+        if grant_type == "client_credentials":
+            return _client_credentials_grant(client_id, client)
         return _token_error("unsupported_grant_type")
 
     def _client_credentials() -> tuple[str, str | None, str | None]:
@@ -490,6 +519,48 @@ def create_app(ui: HostedUi) -> Flask:
         if form.get("client_secret") is not None:
             return "client_secret_post", form.get("client_id"), form.get("client_secret")
         return "none", form.get("client_id"), None
+
+    def _client_credentials_grant(client_id: str, client: dict[str, Any]) -> Response:
+        """Cognito's machine-to-machine grant: a confidential client whose flows
+        are `client_credentials`, asking for custom scopes it is allowed (all
+        of them when it names none), gets an access token and nothing else."""
+        allowed_flows = client.get("AllowedOAuthFlows") or []
+        if not client.get("ClientSecret") or "client_credentials" not in allowed_flows:
+            ui.record(endpoint="token", grant_type="client_credentials", ok=False, reason="unauthorized_client")
+            return _token_error("unauthorized_client")
+        if not client.get("AllowedOAuthFlowsUserPoolClient"):
+            return _token_error("unauthorized_client")
+        allowed = [s for s in client.get("AllowedOAuthScopes") or [] if "/" in s]
+        asked = (request.form.get("scope") or "").split()
+        if any(scope not in allowed for scope in asked):
+            ui.record(endpoint="token", grant_type="client_credentials", ok=False, reason="invalid_scope")
+            return _token_error("invalid_scope")
+        granted = asked or allowed
+        if not granted:
+            return _token_error("invalid_scope")
+        now = int(time.time())
+        claims = {
+            "sub": client_id,
+            "token_use": "access",
+            "scope": " ".join(granted),
+            "auth_time": now,
+            "iss": f"https://cognito-idp.{ui.region}.amazonaws.com/{ui.pool_id}",
+            "exp": now + 3600,
+            "iat": now,
+            "version": 2,
+            "jti": secrets.token_hex(16),
+            "client_id": client_id,
+        }
+        ui.record(endpoint="token", grant_type="client_credentials", ok=True, client_id=client_id)
+        resp = jsonify(
+            {
+                "access_token": jwt.encode({"alg": "RS256", "kid": "dummy"}, claims, ui.moto_key),
+                "expires_in": 3600,
+                "token_type": "Bearer",
+            }
+        )
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
 
     def _authorization_code_grant(client_id: str) -> Response:
         form = request.form

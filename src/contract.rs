@@ -128,6 +128,28 @@ impl fmt::Display for PublicUrl {
 }
 
 /// Keys of the env file that `cognigate up` owns and the gateway reads.
+/// Machine clients (OAuth client credentials). `cognigate up` gives the pool a
+/// resource server, identified by the gateway's public URL, with one scope
+/// for every route and one per route; Cognito puts `{identifier}/{name}` in
+/// the tokens of a machine client, and the gateway's own tokens carry the
+/// names, which decide the routes a machine token reaches.
+pub(crate) mod machine_scopes {
+    /// Every route of the gateway.
+    pub(crate) const ALL: &str = "mcp:all";
+    /// Followed by a route's slug: that route only.
+    pub(crate) const ROUTE_PREFIX: &str = "mcp:route.";
+
+    /// The scope of the route `/mcp/{slug}`.
+    pub(crate) fn route(slug: &str) -> String {
+        format!("{ROUTE_PREFIX}{slug}")
+    }
+
+    /// Whether scopes named `held` reach the route `slug`.
+    pub(crate) fn reach(held: &str, slug: &str) -> bool {
+        held.split_whitespace().any(|scope| scope == ALL || scope.strip_prefix(ROUTE_PREFIX) == Some(slug))
+    }
+}
+
 pub(crate) mod env_keys {
     pub(crate) const USER_POOL_ID: &str = "COGNITO_USER_POOL_ID";
     pub(crate) const USER_POOL_DOMAIN: &str = "COGNITO_USER_POOL_DOMAIN";
@@ -399,6 +421,11 @@ pub(crate) struct GatewayOptions {
     /// (the ID token's `cognito:groups`) get past consent and refresh.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) allowed_groups: Option<Vec<String>>,
+    /// The identifier of the pool's resource server whose scopes machine
+    /// clients carry (default: the gateway's public URL, as `cognigate up`
+    /// creates it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) resource_server: Option<String>,
 }
 
 /// A number of seconds, written as a JSON number or (after `$env`) a string.

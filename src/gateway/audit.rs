@@ -44,6 +44,9 @@ pub(crate) struct AuditLine<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) email: Option<&'a str>,
     pub(crate) client_id: &'a str,
+    /// A machine client (client credentials) made the request, not a person.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) machine: bool,
     pub(crate) route: &'a str,
     /// The JSON-RPC method (the first of a batch); absent for GET / DELETE.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -125,6 +128,7 @@ mod tests {
                 subject: "sub",
                 email: Some("a@example.com"),
                 client_id: "c",
+                machine: false,
                 route: "/mcp/echo",
                 method: Some("tools/call"),
                 name: Some(name),

@@ -28,12 +28,21 @@ pub(crate) struct AccessClaims {
     pub(crate) groups: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) roles: Vec<String>,
+    /// Issued to a machine client (client credentials): `sub` is its client id.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) machine: bool,
 }
 
 impl AccessClaims {
     /// The user facts policies decide on.
     pub(crate) fn identity(&self) -> Identity {
-        Identity { email: self.email.clone(), username: None, groups: self.groups.clone(), roles: self.roles.clone() }
+        Identity {
+            email: self.email.clone(),
+            username: None,
+            groups: self.groups.clone(),
+            roles: self.roles.clone(),
+            machine: self.machine,
+        }
     }
 }
 
@@ -48,6 +57,9 @@ pub(crate) struct UpstreamIdentity<'a> {
     pub(crate) email: Option<&'a str>,
     pub(crate) groups: &'a [String],
     pub(crate) client_id: &'a str,
+    /// A machine client calls, not a person (`sub` is its client id).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) machine: bool,
     /// The route path, `/mcp/{slug}`.
     pub(crate) route: &'a str,
     pub(crate) iat: i64,

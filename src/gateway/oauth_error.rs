@@ -28,6 +28,8 @@ pub(crate) enum OAuthError {
     UnsupportedGrantType(String),
     #[error("invalid_target: {0}")]
     InvalidTarget(String),
+    #[error("invalid_scope: {0}")]
+    InvalidScope(String),
     #[error("invalid_redirect_uri: {0}")]
     InvalidRedirectUri(String),
     #[error("invalid_client_metadata: {0}")]
@@ -59,6 +61,7 @@ impl OAuthError {
             Self::UnauthorizedClient(_) => "unauthorized_client",
             Self::UnsupportedGrantType(_) => "unsupported_grant_type",
             Self::InvalidTarget(_) => "invalid_target",
+            Self::InvalidScope(_) => "invalid_scope",
             Self::InvalidRedirectUri(_) => "invalid_redirect_uri",
             Self::InvalidClientMetadata(_) => "invalid_client_metadata",
             Self::AuthorizationPending(_) => "authorization_pending",
@@ -96,6 +99,7 @@ impl IntoResponse for OAuthError {
             | Self::UnauthorizedClient(detail)
             | Self::UnsupportedGrantType(detail)
             | Self::InvalidTarget(detail)
+            | Self::InvalidScope(detail)
             | Self::InvalidRedirectUri(detail)
             | Self::InvalidClientMetadata(detail)
             | Self::ExpiredToken(detail)

@@ -57,6 +57,8 @@ pub(crate) enum OidcError {
     Nonce,
     #[error("the refreshed ID token names another subject than the login's")]
     Subject,
+    #[error("the access token of the client credentials grant is not one of this client's: {0}")]
+    MachineToken(&'static str),
 }
 
 impl OidcError {
@@ -109,6 +111,7 @@ impl IdClaims {
             username: self.cognito_username.clone().or_else(|| self.preferred_username.clone()),
             groups: self.values(&claims.groups),
             roles: claims.roles.as_deref().map(|name| self.values(name)).unwrap_or_default(),
+            machine: false,
         }
     }
 
@@ -146,6 +149,23 @@ pub(crate) struct IdpTokens {
     /// rotates its refresh tokens.
     #[serde(default)]
     pub(crate) refresh_token: Option<String>,
+}
+
+/// The claims of a provider's access token from a client credentials grant
+/// (Cognito: `token_use: access`, `client_id`, the granted `scope`).
+#[derive(Deserialize)]
+struct MachineAccessClaims {
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    token_use: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct MachineTokens {
+    access_token: String,
 }
 
 #[derive(Deserialize)]
@@ -231,12 +251,76 @@ impl IdentityProvider {
         self.token_request(http, form).await
     }
 
+    /// Proves a machine client's credentials with one client credentials
+    /// grant at the provider's token endpoint (as that client,
+    /// client_secret_basic), and returns the scopes the provider granted.
+    /// The access token that comes back is verified like an ID token
+    /// (signature, issuer, expiry) and must be this client's. Nothing is
+    /// cached: a client deleted at the provider, or a secret removed there,
+    /// fails the next proof.
+    pub(crate) async fn prove_client(
+        &self,
+        http: &reqwest::Client,
+        client_id: &str,
+        client_secret: &Secret,
+        scope: Option<&str>,
+    ) -> Result<Vec<String>, OidcError> {
+        // The serializer is not Send: it must be gone before the await.
+        let form = {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            form.append_pair("grant_type", "client_credentials");
+            if let Some(scope) = scope {
+                form.append_pair("scope", scope);
+            }
+            form.finish()
+        };
+        let body = self.post_token(http, client_id, client_secret, form).await?;
+        let tokens: MachineTokens =
+            serde_json::from_slice(&body).map_err(|_| OidcError::MachineToken("no access_token"))?;
+        let header = jsonwebtoken::decode_header(&tokens.access_token).map_err(OidcError::Header)?;
+        if header.alg != Algorithm::RS256 {
+            return Err(OidcError::Algorithm(header.alg));
+        }
+        let kid = header.kid.ok_or(OidcError::MissingKid)?;
+        let key = self.key(http, &kid).await?;
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_issuer(&[self.policy.oidc.issuer.as_str()]);
+        // Cognito's access tokens have no `aud`; `client_id` names the client.
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp", "iss"]);
+        validation.leeway = ID_TOKEN_LEEWAY_SECONDS;
+        let claims = jsonwebtoken::decode::<MachineAccessClaims>(&tokens.access_token, &key, &validation)
+            .map_err(OidcError::Invalid)?
+            .claims;
+        if self.policy.require_token_use_id && claims.token_use.as_deref() != Some("access") {
+            return Err(OidcError::MachineToken("token_use is not access"));
+        }
+        if claims.client_id.as_deref() != Some(client_id) {
+            return Err(OidcError::MachineToken("it names another client_id"));
+        }
+        Ok(claims.scope.unwrap_or_default().split_whitespace().map(str::to_owned).collect())
+    }
+
     async fn token_request(&self, http: &reqwest::Client, form: String) -> Result<IdpTokens, OidcError> {
+        let login = &self.policy.browser_login;
+        let body = self.post_token(http, &login.client_id, &login.client_secret, form).await?;
+        serde_json::from_slice(&body).map_err(|_| OidcError::MissingIdToken)
+    }
+
+    /// One form POST to the provider's token endpoint as `client_id`
+    /// (client_secret_basic, RFC 6749 2.3.1); the body of a 2xx answer.
+    async fn post_token(
+        &self,
+        http: &reqwest::Client,
+        client_id: &str,
+        client_secret: &Secret,
+        form: String,
+    ) -> Result<bytes::Bytes, OidcError> {
         let login = &self.policy.browser_login;
         let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let response = http
             .post(login.token_url.clone())
-            .basic_auth(encode(&login.client_id), Some(encode(login.client_secret.expose())))
+            .basic_auth(encode(client_id), Some(encode(client_secret.expose())))
             .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(reqwest::header::ACCEPT, "application/json")
             .body(form)
@@ -253,7 +337,7 @@ impl IdentityProvider {
                 .unwrap_or_else(|| "(no error code)".into());
             return Err(OidcError::TokenEndpoint { status: status.as_u16(), error });
         }
-        serde_json::from_slice(&body).map_err(|_| OidcError::MissingIdToken)
+        Ok(body)
     }
 
     /// Verifies a login's ID token; see the module docs for the checks.

@@ -20,6 +20,7 @@ use super::options::{OAuthOptions, SecurityOptions};
 use super::sealing::MIN_STORE_KEY_LEN;
 use super::store::{Lifetimes, StoreError, StoreHandle};
 use super::tokens::{Revocations, SigningKey, TokenCache, TokenError};
+use crate::contract::machine_scopes;
 
 const TOKEN_CACHE_CAPACITY: usize = 100_000;
 const IDP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -59,6 +60,9 @@ pub(crate) struct RouteState {
     /// The 403 for a token without a required scope (`error="insufficient_scope"`,
     /// naming every required scope), when the route requires any.
     pub(crate) challenge_scope: Option<HeaderValue>,
+    /// The 403 for a machine token without this route's scope (or the
+    /// gateway-wide one), naming the route's scope.
+    pub(crate) challenge_machine: HeaderValue,
     pub(crate) idp: Arc<IdentityProvider>,
     /// The upstream URL as a request URI, parsed once.
     pub(crate) upstream_uri: axum::http::Uri,
@@ -83,12 +87,27 @@ impl RouteState {
                 required.join(", ")
             ))?)
         };
+        let challenge_machine = header(&format!(
+            "Bearer error=\"insufficient_scope\", scope=\"{}\", resource_metadata=\"{metadata_url}\", error_description=\"a machine client needs the scope {} or {}\"",
+            machine_scopes::route(&route.slug),
+            machine_scopes::route(&route.slug),
+            machine_scopes::ALL
+        ))?;
         let upstream_uri = route
             .upstream
             .as_str()
             .parse()
             .map_err(|_| StateError::Http(format!("upstream URL {} is not a valid request URI", route.upstream)))?;
-        Ok(Self { route, resource, challenge, challenge_invalid, challenge_scope, idp, upstream_uri })
+        Ok(Self {
+            route,
+            resource,
+            challenge,
+            challenge_invalid,
+            challenge_scope,
+            challenge_machine,
+            idp,
+            upstream_uri,
+        })
     }
 }
 

@@ -170,6 +170,7 @@ impl TokenIssuer {
             email: identity.email.clone(),
             groups: identity.groups.clone(),
             roles: identity.roles.clone(),
+            machine: identity.machine,
             iss: self.issuer.clone(),
             sub: sub.to_owned(),
             aud: aud.to_owned(),

@@ -12,9 +12,10 @@ use super::cognito::Cognito;
 use super::cognito::branding::Branding;
 use super::cognito::discover::{ClientState, PoolState};
 use super::cognito::errors::CognitoError;
+use super::cognito::machine::ResourceServerState;
 use super::cognito::pool::PoolChange;
 use super::error::{Error, Result};
-use super::plan::{Action, FieldChange, Plan, Resource, plan};
+use super::plan::{Action, FieldChange, Plan, Resource, merged_resource_server, plan};
 use super::progress::Progress;
 use super::spec::{DomainSpec, ManagedLogin, StackSpec};
 use super::state::{Actual, Hint};
@@ -46,6 +47,8 @@ pub(crate) struct Applied {
     pub(crate) groups: Vec<(String, Outcome)>,
     /// Managed login v2 only: the app client's branding.
     pub(crate) branding: Option<Branding>,
+    /// The machine clients' resource server as it now is, and what happened to it.
+    pub(crate) resource_server: Option<(ResourceServerState, Outcome)>,
 }
 
 pub(crate) async fn apply(
@@ -100,10 +103,11 @@ pub(crate) async fn apply(
     let domain_step = plan_.step(Resource::Domain).map_or(Action::Keep, |s| s.action);
     let domain_changes = plan_.step(Resource::Domain).map(|s| s.changes.as_slice()).unwrap_or_default();
     let client_step = plan_.step(Resource::AppClient).map_or(Action::Keep, |s| s.action);
-    let (domain, client, groups) = tokio::try_join!(
+    let (domain, client, groups, resource_server) = tokio::try_join!(
         converge_domain(cognito, spec, &pool, (domain_step, domain_changes), plan_.old_domain.as_deref(), progress),
         converge_client(cognito, spec, &pool, actual.client.clone(), client_step, &plan_),
         converge_groups(cognito, spec, &pool, &plan_),
+        converge_resource_server(cognito, spec, &pool, actual.resource_server.as_ref(), &plan_),
     )?;
     let (domain_outcome, created_cloudfront) = domain;
     let (client, client_outcome) = client;
@@ -131,7 +135,59 @@ pub(crate) async fn apply(
         client: client_outcome,
         groups,
         branding,
+        resource_server,
     })
+}
+
+/// Creates the machine clients' resource server, or gives it the scopes it
+/// lacks (sending back the ones it has: an update drops what it is not sent).
+async fn converge_resource_server(
+    cognito: &Cognito,
+    spec: &StackSpec,
+    pool: &PoolState,
+    actual: Option<&ResourceServerState>,
+    plan_: &Plan,
+) -> Result<Option<(ResourceServerState, Outcome)>> {
+    let (Some(desired), Some(step)) = (&spec.resource_server, plan_.step(Resource::MachineScopes)) else {
+        return Ok(None);
+    };
+    Ok(Some(match (step.action, actual) {
+        (Action::Create, _) | (Action::Update, None) => {
+            match cognito.create_resource_server(&pool.id, desired).await? {
+                Some(created) => {
+                    tracing::info!(identifier = %desired.identifier, "created the resource server");
+                    (created, Outcome::Created)
+                }
+                // A concurrent run of the stack made it: converge to that one.
+                None => match cognito.describe_resource_server(&pool.id, &desired.identifier).await? {
+                    Some(existing) => {
+                        let merged = merged_resource_server(desired, &existing);
+                        if merged.scopes.len() == existing.scopes.len() {
+                            (existing, Outcome::Reused)
+                        } else {
+                            (cognito.update_resource_server(&pool.id, &merged).await?, Outcome::Updated)
+                        }
+                    }
+                    None => (
+                        cognito.create_resource_server(&pool.id, desired).await?.ok_or_else(|| {
+                            Error::Internal(format!(
+                                "resource server {} comes and goes; run `cognigate up` again",
+                                desired.identifier
+                            ))
+                        })?,
+                        Outcome::Created,
+                    ),
+                },
+            }
+        }
+        (Action::Update, Some(actual)) => {
+            let updated = cognito.update_resource_server(&pool.id, &merged_resource_server(desired, actual)).await?;
+            tracing::info!(identifier = %desired.identifier, "gave the resource server its missing scopes");
+            (updated, Outcome::Updated)
+        }
+        (_, Some(actual)) => (actual.clone(), Outcome::Reused),
+        (_, None) => return Ok(None),
+    }))
 }
 
 /// Creates the listed groups the plan found missing, one after another

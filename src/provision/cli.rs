@@ -136,6 +136,10 @@ pub(crate) enum Command {
     /// Manage the stack's users: add (with an invitation or a password), list, remove, change groups.
     #[command(subcommand)]
     User(UserCommand),
+
+    /// Manage machine clients (agents, CI jobs) that call the gateway with the client credentials grant.
+    #[command(subcommand)]
+    Client(ClientCommand),
 }
 
 #[derive(Debug, Args)]
@@ -274,6 +278,15 @@ pub(crate) struct ShapeArgs {
     /// pool keeps its plan unless this is given.
     #[arg(long, value_enum, env = "COGNIGATE_FEATURE_PLAN", hide_env_values = true)]
     pub(crate) feature_plan: Option<FeaturePlanArg>,
+
+    /// Identifier of the resource server whose scopes machine clients carry (default: the gateway URL).
+    /// Give the gateway the same one (`gateway.resourceServer` on its policy) when it differs.
+    #[arg(long, value_name = "ID", env = "COGNIGATE_RESOURCE_SERVER", hide_env_values = true)]
+    pub(crate) resource_server: Option<String>,
+
+    /// Display name of that resource server (default: <stack>-gateway).
+    #[arg(long, value_name = "NAME", env = "COGNIGATE_RESOURCE_SERVER_NAME", hide_env_values = true)]
+    pub(crate) resource_server_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -568,4 +581,90 @@ impl DestroyArgs {
             ..StackArgs::default()
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ClientCommand {
+    /// Create a machine client: a confidential app client with only the client credentials grant and
+    /// the given route scopes. Its secret is shown once (or written to a file).
+    Add(ClientAddArgs),
+    /// List the stack's machine clients with their scopes.
+    List(ClientListArgs),
+    /// Delete a machine client: it gets no new token; tokens it holds end within their lifetime.
+    Remove(ClientRemoveArgs),
+    /// Add a second secret to a machine client (the old one keeps working), then `--finish` to drop the old one.
+    RotateSecret(ClientRotateArgs),
+}
+
+/// Where a new client secret goes besides (or instead of) the terminal.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct SecretOutArgs {
+    /// Write the secret alone to this file (mode 0600, atomically) instead of printing it.
+    #[arg(long, value_name = "PATH", conflicts_with = "write_env")]
+    pub(crate) secret_file: Option<PathBuf>,
+
+    /// Write MCP_CLIENT_ID, MCP_CLIENT_SECRET, MCP_TOKEN_URL and MCP_SERVER_URL to this env file (mode 0600,
+    /// atomically; other lines kept) instead of printing the secret.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) write_env: Option<PathBuf>,
+
+    /// Include the secret in `--output json` (masked otherwise).
+    #[arg(long)]
+    pub(crate) show_secret: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ClientAddArgs {
+    /// A name for the client (shown in `client list` and the Cognito console).
+    pub(crate) name: String,
+    #[command(flatten)]
+    pub(crate) pool: UserPoolArgs,
+
+    /// A scope the client may use: mcp:route.SLUG (one route) or mcp:all (every route). Repeatable.
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub(crate) scopes: Vec<String>,
+
+    /// The resource server holding the scopes, when the pool has more than one of cognigate's.
+    #[arg(long, value_name = "ID")]
+    pub(crate) resource_server: Option<String>,
+
+    #[command(flatten)]
+    pub(crate) out: SecretOutArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ClientListArgs {
+    #[command(flatten)]
+    pub(crate) pool: UserPoolArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ClientRemoveArgs {
+    /// The client's name or client id.
+    pub(crate) client: String,
+    #[command(flatten)]
+    pub(crate) pool: UserPoolArgs,
+
+    /// Do not ask for confirmation (implied when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    pub(crate) yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ClientRotateArgs {
+    /// The client's name or client id.
+    pub(crate) client: String,
+    #[command(flatten)]
+    pub(crate) pool: UserPoolArgs,
+
+    /// Delete every secret but the newest, once the client runs with the new one.
+    #[arg(long)]
+    pub(crate) finish: bool,
+
+    /// Do not ask for confirmation (implied when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    pub(crate) yes: bool,
+
+    #[command(flatten)]
+    pub(crate) out: SecretOutArgs,
 }

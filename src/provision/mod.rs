@@ -99,5 +99,6 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Completions(args) => commands::shell::completions(args.shell).map(done),
         Command::Man => commands::shell::man().map(done),
         Command::User(command) => commands::user::run(global, command).await.map(done),
+        Command::Client(command) => commands::client::run(global, command).await.map(done),
     }
 }

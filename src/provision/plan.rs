@@ -7,9 +7,10 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::cognito::discover::{ClientState, PoolState};
+use super::cognito::machine::ResourceServerState;
 use super::cognito::ops::{ClientSettings, domain_taken};
 use super::error::{Error, Result};
-use super::spec::{DomainSpec, FeaturePlan, ManagedLogin, PoolTarget, StackSpec};
+use super::spec::{DomainSpec, FeaturePlan, ManagedLogin, PoolTarget, ResourceServerSpec, StackSpec};
 use super::state::Actual;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -56,6 +57,9 @@ pub(crate) enum Resource {
     Domain,
     AppClient,
     Group,
+    /// The resource server holding the machine clients' scopes.
+    #[serde(rename = "resource_server")]
+    MachineScopes,
 }
 
 impl Resource {
@@ -65,6 +69,7 @@ impl Resource {
             Self::Domain => "domain",
             Self::AppClient => "app client",
             Self::Group => "group",
+            Self::MachineScopes => "resource server",
         }
     }
 }
@@ -183,6 +188,9 @@ pub(crate) fn plan(spec: &StackSpec, actual: &Actual) -> Result<Plan> {
     steps.push(domain_step);
     steps.push(plan_client(spec, actual.client.as_ref(), &desired_client)?);
     steps.extend(plan_groups(spec, actual.groups.as_deref()));
+    if let Some(desired) = &spec.resource_server {
+        steps.push(plan_resource_server(desired, actual.resource_server.as_ref()));
+    }
     let removed_callbacks = actual
         .client
         .as_ref()
@@ -193,6 +201,49 @@ pub(crate) fn plan(spec: &StackSpec, actual: &Actual) -> Result<Plan> {
         .unwrap_or_default();
 
     Ok(Plan { steps, old_domain, client_settings: desired_client, removed_callbacks })
+}
+
+/// The machine clients' resource server: created with every scope, or given
+/// the scopes it lacks (new routes). Scopes it has beyond them are kept: a
+/// machine client may hold one, and dropping it is not `up`'s call.
+fn plan_resource_server(desired: &ResourceServerSpec, actual: Option<&ResourceServerState>) -> Step {
+    let names = |scopes: &[(String, String)]| scopes.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    let step = |action, changes| Step {
+        resource: Resource::MachineScopes,
+        name: desired.identifier.clone(),
+        action,
+        changes,
+        reason: None,
+    };
+    let Some(actual) = actual else {
+        let scopes = FieldChange { field: "scopes", before: String::new(), after: list(&names(&desired.scopes)) };
+        return step(Action::Create, vec![scopes]);
+    };
+    let mut changes = Vec::new();
+    let merged = merged_resource_server(desired, actual);
+    if merged.scopes.len() != actual.scopes.len() {
+        changes.push(FieldChange {
+            field: "scopes",
+            before: list(&names(&actual.scopes)),
+            after: list(&names(&merged.scopes)),
+        });
+    }
+    if actual.name != desired.name {
+        changes.push(FieldChange { field: "name", before: actual.name.clone(), after: desired.name.clone() });
+    }
+    step(if changes.is_empty() { Action::Keep } else { Action::Update }, changes)
+}
+
+/// What an update sends: the desired name, the server's scopes and the
+/// desired ones it lacks (`UpdateResourceServer` drops what it is not sent).
+pub(crate) fn merged_resource_server(desired: &ResourceServerSpec, actual: &ResourceServerState) -> ResourceServerSpec {
+    let mut scopes = actual.scopes.clone();
+    for scope in &desired.scopes {
+        if !scopes.iter().any(|(name, _)| *name == scope.0) {
+            scopes.push(scope.clone());
+        }
+    }
+    ResourceServerSpec { identifier: desired.identifier.clone(), name: desired.name.clone(), scopes }
 }
 
 /// How the sign-up setting reads in a plan.
@@ -435,6 +486,9 @@ pub(crate) mod tests_support {
                 policy_name: "p".into(),
                 routes_file: PathBuf::from("config/routes.oas.json"),
             },
+            resource_server_id: None,
+            resource_server_name: None,
+            resource_server: None,
         }
     }
 }
@@ -584,5 +638,45 @@ mod tests {
         let plan = plan(&spec(), &actual).unwrap();
         assert!(!plan.render().contains("s3cret"));
         assert!(!serde_json::to_string(&plan).unwrap().contains("s3cret"));
+    }
+
+    fn server(scopes: &[&str]) -> ResourceServerState {
+        ResourceServerState {
+            identifier: "https://gw.example.com".into(),
+            name: "demo-gateway".into(),
+            scopes: scopes.iter().map(|s| ((*s).to_owned(), format!("about {s}"))).collect(),
+        }
+    }
+
+    #[test]
+    fn the_resource_server_is_created_given_new_route_scopes_and_keeps_the_ones_it_has() {
+        let mut spec = spec();
+        let desired = ResourceServerSpec::new("https://gw.example.com".into(), "demo-gateway".into(), &["docs".into()]);
+        spec.resource_server = Some(desired.clone());
+        let step = |actual: Option<ResourceServerState>| {
+            let actual = Actual { resource_server: actual, ..Actual::default() };
+            plan(&spec, &actual).unwrap().step(Resource::MachineScopes).cloned().unwrap()
+        };
+
+        let created = step(None);
+        assert_eq!(created.action, Action::Create);
+        assert_eq!(created.changes[0].after, "[mcp:all, mcp:route.docs]");
+        assert_eq!(step(Some(server(&["mcp:all", "mcp:route.docs"]))).action, Action::Keep);
+
+        // A route the server lacks: added; a scope it has beyond the routes: kept.
+        let updated = step(Some(server(&["mcp:all", "mcp:route.old"])));
+        assert_eq!(updated.action, Action::Update);
+        assert_eq!(updated.changes[0].after, "[mcp:all, mcp:route.old, mcp:route.docs]");
+        let merged = merged_resource_server(&desired, &server(&["mcp:all", "mcp:route.old"]));
+        assert_eq!(merged.scopes[1], ("mcp:route.old".to_owned(), "about mcp:route.old".to_owned()));
+
+        let mut renamed = server(&["mcp:all", "mcp:route.docs"]);
+        renamed.name = "someone-else".into();
+        let step = step(Some(renamed));
+        assert_eq!((step.action, step.changes[0].field), (Action::Update, "name"));
+
+        // Without a desired resource server (commands other than up and plan), no step.
+        spec.resource_server = None;
+        assert!(plan(&spec, &Actual::default()).unwrap().step(Resource::MachineScopes).is_none());
     }
 }

@@ -249,6 +249,26 @@ pub(crate) fn write_starter_routes(path: &Path, policy_name: &str) -> Result<Fil
     write_if_changed(path, None, &text, None)
 }
 
+/// The slug of the starter route (`/mcp/example`).
+pub(crate) const STARTER_SLUG: &str = "example";
+
+/// The route slugs of a routes file (`/mcp/{slug}` paths, Zuplo's
+/// `paths` object); a missing file stands for the starter route `up` writes.
+pub(crate) fn route_slugs(path: &Path) -> Result<Vec<String>> {
+    let Some(text) = read_env_file(path)? else { return Ok(vec![STARTER_SLUG.to_owned()]) };
+    let document: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::FileContent { path: path.to_owned(), problem: format!("not JSON: {e}") })?;
+    let paths = document.get("paths").and_then(|p| p.as_object()).into_iter().flatten();
+    let mut slugs: Vec<String> = paths
+        .filter_map(|(route, _)| route.strip_prefix("/mcp/"))
+        .filter(|slug| !slug.is_empty() && !slug.contains('/'))
+        .map(str::to_owned)
+        .collect();
+    slugs.sort();
+    slugs.dedup();
+    Ok(slugs)
+}
+
 /// Atomic write (temp file + fsync + rename) when the content differs; a
 /// wanted mode is also enforced on an unchanged file.
 pub(crate) fn write_if_changed(

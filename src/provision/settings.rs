@@ -41,6 +41,8 @@ pub(crate) struct SettingsFile {
     pub(crate) policies_file: Option<PathBuf>,
     pub(crate) policy_name: Option<String>,
     pub(crate) routes_file: Option<PathBuf>,
+    pub(crate) resource_server: Option<String>,
+    pub(crate) resource_server_name: Option<String>,
 }
 
 impl SettingsFile {
@@ -121,7 +123,39 @@ pub(crate) fn stack_spec(args: &StackArgs, file: &SettingsFile, region: Region) 
         }),
         feature_plan_given: feature_plan.is_some(),
         files: output_files(args, file)?,
+        resource_server_id: resource_server_id(args, file)?,
+        resource_server_name: resource_server_name(args, file)?,
+        resource_server: None,
     })
+}
+
+/// `--resource-server` (Cognito's `ResourceServerIdentifierType`).
+fn resource_server_id(args: &StackArgs, file: &SettingsFile) -> Result<Option<String>> {
+    let Some(id) = args.shape.resource_server.clone().or_else(|| file.resource_server.clone()) else { return Ok(None) };
+    let valid = (1..=256).contains(&id.len())
+        && id.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+    if !valid {
+        return Err(Error::Usage(format!(
+            "--resource-server {id:?}: Cognito takes 1 to 256 printable characters without spaces, quotes or \
+             backslashes; give a URL such as https://mcp.example.com (the default is the gateway URL)"
+        )));
+    }
+    Ok(Some(id))
+}
+
+/// `--resource-server-name` (Cognito's `ResourceServerNameType`: `[\w\s+=,.@-]+`).
+fn resource_server_name(args: &StackArgs, file: &SettingsFile) -> Result<Option<String>> {
+    let Some(name) = args.shape.resource_server_name.clone().or_else(|| file.resource_server_name.clone()) else {
+        return Ok(None);
+    };
+    let valid = (1..=256).contains(&name.chars().count())
+        && name.chars().all(|c| c.is_alphanumeric() || c == '_' || c.is_whitespace() || "+=,.@-".contains(c));
+    if !valid {
+        return Err(Error::Usage(format!(
+            "--resource-server-name {name:?}: Cognito takes 1 to 256 letters, digits, spaces and + = , . @ - _"
+        )));
+    }
+    Ok(Some(name))
 }
 
 fn stack_name(args: &StackArgs, file: &SettingsFile) -> Result<StackName> {

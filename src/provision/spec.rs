@@ -102,6 +102,35 @@ pub(crate) struct StackSpec {
     pub(crate) groups: Vec<String>,
     pub(crate) managed_login: ManagedLogin,
     pub(crate) files: OutputFiles,
+    /// `--resource-server` / `--resource-server-name`: the machine clients'
+    /// resource server; the identifier defaults to the gateway's public URL.
+    pub(crate) resource_server_id: Option<String>,
+    pub(crate) resource_server_name: Option<String>,
+    /// The resource server `up` converges to, once the public URL is settled
+    /// and the routes are read (`commands::read_and_plan_with_scopes`); `None` plans none.
+    pub(crate) resource_server: Option<ResourceServerSpec>,
+}
+
+/// The pool's resource server for machine clients: one scope for every route
+/// and one per route (`contract::machine_scopes`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ResourceServerSpec {
+    pub(crate) identifier: String,
+    pub(crate) name: String,
+    /// `(name, description)`.
+    pub(crate) scopes: Vec<(String, String)>,
+}
+
+impl ResourceServerSpec {
+    /// For the public URL and the route slugs of the routes file.
+    pub(crate) fn new(identifier: String, name: String, slugs: &[String]) -> Self {
+        use crate::contract::machine_scopes;
+        let mut scopes = vec![(machine_scopes::ALL.to_owned(), "Every MCP route of the gateway".to_owned())];
+        for slug in slugs {
+            scopes.push((machine_scopes::route(slug), format!("The MCP route /mcp/{slug}")));
+        }
+        Self { identifier, name, scopes }
+    }
 }
 
 /// A pool's feature plan (`UserPoolTier`), billed per monthly active user.

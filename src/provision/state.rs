@@ -32,6 +32,8 @@ pub(crate) struct Actual {
     pub(crate) twin_clients: Vec<ClientState>,
     /// The pool's groups; read only when the stack lists groups.
     pub(crate) groups: Option<Vec<String>>,
+    /// The machine clients' resource server, when the pool has it.
+    pub(crate) resource_server: Option<super::cognito::machine::ResourceServerState>,
 }
 
 impl Cognito {

@@ -44,7 +44,12 @@ pub(crate) struct Removed {
     pub(crate) name: String,
     /// Domains as Cognito names them: the prefix, or the custom host.
     pub(crate) domains: Vec<String>,
+    /// Every app client deleted: the gateway's and the machine clients.
     pub(crate) app_clients: Vec<String>,
+    /// Resource servers (their identifiers) that went: with the pool, or
+    /// cognigate's own (the one with the `mcp:all` scope) from an adopted pool.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) resource_servers: Vec<String>,
     pub(crate) deletion_protection_disabled: bool,
     /// The pool was adopted (`up --user-pool-id`) and stays; only what
     /// cognigate created in it was deleted.
@@ -67,6 +72,7 @@ pub(crate) async fn remove_from_adopted(
         name: pool.name.clone(),
         domains: Vec::new(),
         app_clients: Vec::new(),
+        resource_servers: Vec::new(),
         deletion_protection_disabled: false,
         pool_kept: true,
     };
@@ -78,6 +84,28 @@ pub(crate) async fn remove_from_adopted(
     for client in cognito.clients_named(&pool.id, client_name).await? {
         cognito.delete_client(&pool.id, &client.id).await?;
         removed.app_clients.push(client.id);
+    }
+    // The machine clients' resource server `up` made, and the machine
+    // clients whose scopes are all on it (`cognigate client add`).
+    let ours: Vec<String> = cognito
+        .resource_servers(&pool.id)
+        .await?
+        .into_iter()
+        .filter(|s| s.scopes.iter().any(|(name, _)| name == crate::contract::machine_scopes::ALL))
+        .map(|s| s.identifier)
+        .collect();
+    if !ours.is_empty() {
+        for client in cognito.machine_clients(&pool.id).await? {
+            let scopes = client.described.allowed_o_auth_scopes();
+            if !scopes.is_empty() && scopes.iter().all(|s| ours.iter().any(|id| s.starts_with(&format!("{id}/")))) {
+                cognito.delete_client(&pool.id, &client.id).await?;
+                removed.app_clients.push(client.id);
+            }
+        }
+    }
+    for identifier in ours {
+        cognito.delete_resource_server(&pool.id, &identifier).await?;
+        removed.resource_servers.push(identifier);
     }
     Ok(removed)
 }
@@ -91,6 +119,7 @@ pub(crate) async fn remove(cognito: &Cognito, pool: &PoolState, progress: &Progr
         name: pool.name.clone(),
         domains: Vec::new(),
         app_clients: Vec::new(),
+        resource_servers: Vec::new(),
         deletion_protection_disabled: false,
         pool_kept: false,
     };
@@ -110,6 +139,9 @@ pub(crate) async fn remove(cognito: &Cognito, pool: &PoolState, progress: &Progr
         cognito.delete_client(&pool.id, &client_id).await?;
         removed.app_clients.push(client_id);
     }
+
+    // They go with the pool; listed so the report names them.
+    removed.resource_servers = cognito.resource_servers(&pool.id).await?.into_iter().map(|s| s.identifier).collect();
 
     // Last, right before the deletion: a teardown that stops earlier (a
     // permission, a domain that will not go) leaves the pool protected, and
@@ -214,6 +246,7 @@ mod tests {
 
     /// What moto cannot show: the real order and request shapes. Both domains
     /// deleted and waited for while they are still DELETING, then every client,
+    /// the resource servers listed for the report (they go with the pool),
     /// then protection off (the described settings and tags sent back)
     /// right before the pool is deleted.
     #[tokio::test]
@@ -241,6 +274,7 @@ mod tests {
             ("ListUserPoolClients", ""),
             ("DeleteUserPoolClient", "c1"),
             ("DeleteUserPoolClient", "c2"),
+            ("ListResourceServers", ""),
             ("DescribeUserPool", ""),
             ("UpdateUserPool", ""),
             ("DeleteUserPool", ""),

@@ -57,6 +57,9 @@ fn assert_proved(stdout: &str, ctx: &str) {
         "login page: sign in",
         "consent: approve",
         "The path works",
+        "Added machine client demo-bot",
+        "machine client  tools/call add(a=2, b=40) -> 42 (token without a refresh token: True)",
+        "The machine path works",
     ] {
         assert!(stdout.contains(line), "the demo did not print {line:?}:\n{ctx}");
     }

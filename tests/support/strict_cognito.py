@@ -21,6 +21,14 @@ the integration tests goes through this proxy, which:
   the managed login branding API per app client, both of which moto lacks;
 - emulates the client secret API (AddUserPoolClientSecret and friends, which
   moto lacks) with Cognito's limit of two secrets per app client;
+- keeps resource servers itself (moto has no Update/DeleteResourceServer):
+  at most 25 per pool (LimitExceededException, Cognito's quota), scope
+  names as the model allows, an identifier unique in its pool; and checks
+  app clients against them as Cognito does: `client_credentials` never
+  beside `code` or `implicit`, only with a client secret, and only with
+  custom scopes (`identifier/name` of a scope that exists), never `openid`,
+  `profile`, `email`, `phone` or `aws.cognito.signin.user.admin`
+  (InvalidOAuthFlowException, ScopeDoesNotExistException);
 - on request (`GET /strict/throttle` in a scope), holds the scope to Cognito's
   default request rate quotas, a token bucket per operation category, and
   answers TooManyRequestsException past them as Cognito does;
@@ -107,6 +115,10 @@ POOL_DEFAULTS = {
 }
 
 MAX_CLIENT_SECRETS = 2
+# Cognito's quota of resource servers per user pool.
+MAX_RESOURCE_SERVERS = 25
+# The scopes Cognito reserves for sign-ins of people.
+RESERVED_SCOPES = {"openid", "profile", "email", "phone", "aws.cognito.signin.user.admin"}
 
 # Cognito's default request rate quotas (requests per second, per account and
 # region) by category, for the operations cognigate calls.
@@ -117,6 +129,8 @@ QUOTA_CATEGORIES = {
                             "UpdateUserPoolDomain", "DeleteUserPoolDomain", "CreateGroup",
                             "CreateManagedLoginBranding"}),
     "UserPoolClientRead": (15, {"DescribeUserPoolClient", "ListUserPoolClients", "ListUserPoolClientSecrets"}),
+    "UserPoolResourceServerRead": (20, {"DescribeResourceServer", "ListResourceServers"}),
+    "UserPoolResourceServerUpdate": (5, {"CreateResourceServer", "UpdateResourceServer", "DeleteResourceServer"}),
     "UserPoolClientUpdate": (15, {"CreateUserPoolClient", "UpdateUserPoolClient", "DeleteUserPoolClient",
                                   "AddUserPoolClientSecret", "DeleteUserPoolClientSecret"}),
     "UserList": (30, {"ListUsers", "ListUsersInGroup"}),
@@ -150,6 +164,8 @@ class Bucket:
 # Codes that always mean cognigate sent what it must not (recorded as violations).
 VIOLATION_CODES = {
     "InvalidParameterException",
+    "InvalidOAuthFlowException",
+    "ScopeDoesNotExistException",
     "FeatureUnavailableInTierException",
     "PasswordHistoryPolicyViolationException",
 }
@@ -199,6 +215,7 @@ class State:
         self.throttle_rate = {}  # scope -> requests/s for every category, where a test set one
         self.throttled_count = {}  # scope -> TooManyRequestsException answers given
         self.passwords = {}  # (pool, username) -> the user's current password (history of one)
+        self.resource_servers = {}  # pool -> {identifier: {"Identifier", "Name", "Scopes", "UserPoolId"}}
 
     def record(self, scope, operation, refusal):
         with self.lock:
@@ -412,6 +429,15 @@ class Handler(BaseHTTPRequestHandler):
                 if "rate" in query:
                     self.state.throttle_rate[scope] = float(query["rate"][0])
             return self._answer(200, b"{}", "application/json")
+        if path.startswith("/strict/client-secrets"):
+            # The values of an app client's secrets while the secret API is
+            # emulated (the hosted UI stand-in accepts each, as Cognito does
+            # during a rotation); empty for a client moto alone knows.
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
+            key = (query.get("pool", [""])[0], query.get("client", [""])[0])
+            with self.state.lock:
+                held = [s["value"] for s in self.state.secrets.get(key, [])]
+            return self._answer(200, json.dumps(held).encode(), "application/json")
         if path.startswith("/strict/linger-domains"):
             # Cognito is eventually consistent: right after a domain is gone,
             # DeleteUserPool may still answer "has a domain configured". In
@@ -455,12 +481,19 @@ class Handler(BaseHTTPRequestHandler):
 
     def op_CreateUserPoolClient(self, scope, path, request):
         check_client_rules("CreateUserPoolClient", request)
+        self._check_machine_client("CreateUserPoolClient", request, bool(request.get("GenerateSecret")))
         status, headers, data = self._call(path, "CreateUserPoolClient", request)
         return self._answer(status, self._with_secret(data, "UserPoolClient"), headers=headers)
 
     def op_UpdateUserPoolClient(self, scope, path, request):
         filled = {**CLIENT_DEFAULTS, **request}
         check_client_rules("UpdateUserPoolClient", filled)
+        if "client_credentials" in (filled.get("AllowedOAuthFlows") or []):
+            _, _, described = self._call(
+                path, "DescribeUserPoolClient", {"UserPoolId": request["UserPoolId"], "ClientId": request["ClientId"]}
+            )
+            has_secret = bool((json.loads(described or b"{}").get("UserPoolClient") or {}).get("ClientSecret"))
+            self._check_machine_client("UpdateUserPoolClient", filled, has_secret)
         status, headers, data = self._call(path, "UpdateUserPoolClient", filled)
         return self._answer(status, self._with_secret(data, "UserPoolClient"), headers=headers)
 
@@ -474,6 +507,111 @@ class Handler(BaseHTTPRequestHandler):
         check_pool_rules("UpdateUserPool", filled, opens_signup=current.get("AllowAdminCreateUserOnly") is True)
         status, headers, data = self._call(path, "UpdateUserPool", filled)
         return self._answer(status, data, headers=headers)
+
+    def _check_machine_client(self, operation, request, has_secret):
+        """Cognito's rules for the client credentials flow and custom scopes."""
+        flows = request.get("AllowedOAuthFlows") or []
+        scopes = request.get("AllowedOAuthScopes") or []
+        if "client_credentials" in flows:
+            if "code" in flows or "implicit" in flows:
+                raise Refusal(
+                    "InvalidOAuthFlowException",
+                    f"{operation}: client_credentials flow can not be selected along with code flow or implicit flow.",
+                )
+            if not has_secret:
+                raise Refusal(
+                    "InvalidOAuthFlowException",
+                    f"{operation}: client_credentials flow can not be selected if client does not have a client "
+                    "secret.",
+                )
+            for name in scopes:
+                if name in RESERVED_SCOPES:
+                    raise Refusal(
+                        "InvalidOAuthFlowException",
+                        f"{operation}: {name} is not supported with client_credentials flow.",
+                    )
+        custom = [name for name in scopes if name not in RESERVED_SCOPES]
+        with self.state.lock:
+            servers = self.state.resource_servers.get(request.get("UserPoolId"), {})
+            known = {
+                f"{identifier}/{scope['ScopeName']}"
+                for identifier, server in servers.items()
+                for scope in server.get("Scopes") or []
+            }
+        for name in custom:
+            if name not in known:
+                raise Refusal("ScopeDoesNotExistException", f"{operation}: Invalid scope requested: {name}")
+
+    # -- resource servers, kept here (moto cannot update or delete them)
+
+    def _resource_server(self, request):
+        with self.state.lock:
+            server = self.state.resource_servers.get(request["UserPoolId"], {}).get(request["Identifier"])
+        if server is None:
+            raise Refusal("ResourceNotFoundException", f"Resource server {request['Identifier']} does not exist.")
+        return server
+
+    def _check_pool(self, path, pool_id):
+        status, _, _ = self._call(path, "DescribeUserPool", {"UserPoolId": pool_id})
+        if status != 200:
+            raise Refusal("ResourceNotFoundException", f"User pool {pool_id} does not exist.")
+
+    @staticmethod
+    def _check_scopes(operation, request):
+        names = [scope["ScopeName"] for scope in request.get("Scopes") or []]
+        if len(names) != len(set(names)):
+            raise Refusal("InvalidParameterException", f"{operation}: Scopes: a scope name appears twice")
+
+    def op_CreateResourceServer(self, scope, path, request):
+        pool_id = request["UserPoolId"]
+        self._check_pool(path, pool_id)
+        self._check_scopes("CreateResourceServer", request)
+        with self.state.lock:
+            servers = self.state.resource_servers.setdefault(pool_id, {})
+            if request["Identifier"] in servers:
+                # Not a violation by itself: two concurrent runs of one stack
+                # both see none and both create; the loser converges.
+                raise Refusal(
+                    "InvalidParameterException",
+                    f"CreateResourceServer: {request['Identifier']} already exists in user pool {pool_id}.",
+                    rule=False,
+                )
+            if len(servers) >= MAX_RESOURCE_SERVERS:
+                refusal = Refusal(
+                    "LimitExceededException",
+                    f"CreateResourceServer: user pool {pool_id} already has {MAX_RESOURCE_SERVERS} resource servers, "
+                    "the quota per user pool",
+                )
+                self.state.record(scope, "CreateResourceServer", refusal)
+                raise refusal
+            server = {"UserPoolId": pool_id, "Identifier": request["Identifier"], "Name": request["Name"],
+                      "Scopes": request.get("Scopes") or []}
+            servers[request["Identifier"]] = server
+        return self._answer(200, json.dumps({"ResourceServer": server}).encode())
+
+    def op_DescribeResourceServer(self, scope, path, request):
+        return self._answer(200, json.dumps({"ResourceServer": self._resource_server(request)}).encode())
+
+    def op_ListResourceServers(self, scope, path, request):
+        self._check_pool(path, request["UserPoolId"])
+        with self.state.lock:
+            servers = list(self.state.resource_servers.get(request["UserPoolId"], {}).values())
+        return self._answer(200, json.dumps({"ResourceServers": servers}).encode())
+
+    def op_UpdateResourceServer(self, scope, path, request):
+        self._resource_server(request)
+        self._check_scopes("UpdateResourceServer", request)
+        server = {"UserPoolId": request["UserPoolId"], "Identifier": request["Identifier"], "Name": request["Name"],
+                  "Scopes": request.get("Scopes") or []}
+        with self.state.lock:
+            self.state.resource_servers[request["UserPoolId"]][request["Identifier"]] = server
+        return self._answer(200, json.dumps({"ResourceServer": server}).encode())
+
+    def op_DeleteResourceServer(self, scope, path, request):
+        self._resource_server(request)
+        with self.state.lock:
+            del self.state.resource_servers[request["UserPoolId"]][request["Identifier"]]
+        return self._answer(200, b"{}")
 
     def _throttle(self, scope, operation):
         with self.state.lock:
@@ -661,6 +799,7 @@ class Handler(BaseHTTPRequestHandler):
             with self.state.lock:
                 for key in [k for k in self.state.secrets if k[0] == pool_id]:
                     del self.state.secrets[key]
+                self.state.resource_servers.pop(pool_id, None)
         return self._answer(status, data, headers=headers)
 
     # -- the client secret API, which moto lacks

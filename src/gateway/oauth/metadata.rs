@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::machine::CLIENT_CREDENTIALS_GRANT;
 use super::register::DEVICE_CODE_GRANT;
 use crate::gateway::policy::OFFLINE_ACCESS;
 use crate::gateway::state::{AppState, RouteState};
@@ -78,7 +79,7 @@ pub(super) async fn authorization_server(State(state): State<AppState>) -> Json<
         "scopes_supported": scopes,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", DEVICE_CODE_GRANT],
+        "grant_types_supported": ["authorization_code", "refresh_token", DEVICE_CODE_GRANT, CLIENT_CREDENTIALS_GRANT],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["none", "client_secret_post", "client_secret_basic"],
         "revocation_endpoint_auth_methods_supported": ["none", "client_secret_post", "client_secret_basic"],

@@ -11,6 +11,7 @@
 //! - [`redirect`]: the redirects back to the client and how the consent screen shows them
 //! - [`device`]: the device authorization grant (RFC 8628)
 //! - [`token`]: `/oauth/token` (code + PKCE, refresh rotation) and RFC 7009 revocation
+//! - [`machine`]: the client credentials grant of machine clients, proved at Cognito
 //! - [`fetch_limit`]: the per-address limit on client-id document fetches
 //! - [`recheck`]: the refresh grant's re-check of the user at the identity provider
 
@@ -20,6 +21,7 @@ mod consent;
 mod device;
 mod fetch_limit;
 mod grace;
+mod machine;
 mod metadata;
 mod recheck;
 mod redirect;

@@ -1,5 +1,5 @@
-//! `/oauth/token` (RFC 6749 section 4.1.3 with PKCE, section 6 with rotation)
-//! and `/oauth/revoke` (RFC 7009).
+//! `/oauth/token` (RFC 6749 section 4.1.3 with PKCE, section 6 with rotation,
+//! section 4.4 for machine clients in `machine`) and `/oauth/revoke` (RFC 7009).
 //!
 //! Refresh tokens rotate on every use; presenting a used one revokes its whole
 //! family and the access tokens it issued (OAuth 2.1 section 4.3.1, RFC 9700
@@ -18,7 +18,7 @@ use serde_json::json;
 use super::client_auth::authenticate;
 use super::recheck::recheck_if_due;
 use super::register::DEVICE_CODE_GRANT;
-use super::{OAuthError, device, grace};
+use super::{OAuthError, device, grace, machine};
 use crate::gateway::crypto::{random_token, sha256_hex, verify_pkce};
 use crate::gateway::state::AppState;
 use crate::gateway::store::{AuthCode, CodeUse, Grant, RefreshToken, RefreshUse, RevokedAccess, Rotation, now};
@@ -27,6 +27,8 @@ use crate::gateway::store::{AuthCode, CodeUse, Grant, RefreshToken, RefreshUse, 
 pub(super) struct TokenForm {
     #[serde(default)]
     grant_type: Option<String>,
+    #[serde(default)]
+    pub(super) scope: Option<String>,
     #[serde(default)]
     code: Option<String>,
     #[serde(default)]
@@ -38,21 +40,27 @@ pub(super) struct TokenForm {
     #[serde(default)]
     device_code: Option<String>,
     #[serde(default)]
-    resource: Option<String>,
+    pub(super) resource: Option<String>,
     #[serde(default)]
-    client_id: Option<String>,
+    pub(super) client_id: Option<String>,
     #[serde(default)]
-    client_secret: Option<String>,
+    pub(super) client_secret: Option<String>,
 }
 
 pub(super) async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     form: Result<Form<TokenForm>, FormRejection>,
 ) -> Result<Response, OAuthError> {
     let Form(form) = form.map_err(|err| {
         OAuthError::InvalidRequest(format!("expected an application/x-www-form-urlencoded body: {}", err.body_text()))
     })?;
+    // A machine client is a Cognito app client, not one registered here: it
+    // is authenticated by Cognito itself.
+    if form.grant_type.as_deref() == Some(machine::CLIENT_CREDENTIALS_GRANT) {
+        return machine::token(&state, &headers, &extensions, &form).await;
+    }
     let client = authenticate(&state, &headers, form.client_id.as_deref(), form.client_secret.as_deref()).await?;
     let grant_type = form.grant_type.as_deref().unwrap_or_default();
     if !client.grant_types.iter().any(|g| g == grant_type)
@@ -275,7 +283,7 @@ async fn issue(state: &AppState, grant: Grant, issuance: Issuance, grant_type: &
     respond(state, &grant, access_jti, refresh, issued_at, grant_type)
 }
 
-fn respond(
+pub(super) fn respond(
     state: &AppState,
     grant: &Grant,
     jti: String,

@@ -8,7 +8,9 @@
 //! With `accessControl.mode` `rolesAndGroups`, each entry says who sees it:
 //! `public: true`, or `groups` / `roles` matched against the claims named by
 //! `groupClaim` / `roleClaim` of the user's ID token (kept with the grant at
-//! login).
+//! login). A machine client (client credentials) has no groups: its roles are
+//! its scopes, so an entry's `roles` names the scopes that see it
+//! (`"roles": ["mcp:all"]`), in the shape Zuplo's filter already has.
 //!
 //! On a request it refuses a body it cannot read strictly (see `jsonrpc`), a
 //! request whose `Mcp-Method` / `Mcp-Name` headers disagree with its body
@@ -781,6 +783,7 @@ mod tests {
             username: None,
             groups: groups.iter().map(|g| (*g).to_owned()).collect(),
             roles: vec![],
+            machine: false,
         }
     }
 

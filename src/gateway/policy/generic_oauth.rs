@@ -95,6 +95,7 @@ impl OAuthPolicy {
             refresh_token_ttl: settings.refresh,
             allowed_groups: settings.allowed_groups,
             required_scopes: settings.required_scopes,
+            resource_server: settings.resource_server,
         })
     }
 }

@@ -108,6 +108,7 @@ impl IdentityHeader {
                 email: claims.email.as_deref(),
                 groups: &claims.groups,
                 client_id: &claims.client_id,
+                machine: claims.machine,
                 route: ctx.route,
                 iat: issued_at,
                 exp: issued_at + self.ttl_seconds,

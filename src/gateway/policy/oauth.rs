@@ -34,6 +34,9 @@ pub(crate) struct OAuthPolicy {
     /// cognigate's `gateway.allowedGroups`: when set, only users in one of
     /// these groups get past consent and refresh.
     pub(crate) allowed_groups: Option<Vec<String>>,
+    /// cognigate's `gateway.resourceServer`: the resource server whose scopes
+    /// machine clients carry; `None` is the gateway's public URL.
+    pub(crate) resource_server: Option<String>,
 }
 
 impl OAuthPolicy {
@@ -114,11 +117,30 @@ pub(super) struct GatewaySettings {
     pub(super) refresh: Duration,
     pub(super) allowed_groups: Option<Vec<String>>,
     pub(super) required_scopes: Vec<String>,
+    pub(super) resource_server: Option<String>,
 }
 
 pub(super) fn gateway_settings(name: &str, gateway: Option<GatewayOptions>) -> Result<GatewaySettings, ConfigError> {
     let required_scopes = required_scopes(name, gateway.as_ref())?;
     let gateway = gateway.unwrap_or_default();
+    let resource_server = match gateway.resource_server.as_deref().map(str::trim) {
+        None => None,
+        // Cognito's `ResourceServerIdentifierType`.
+        Some(id)
+            if (1..=256).contains(&id.len())
+                && id.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b)) =>
+        {
+            Some(id.to_owned())
+        }
+        Some(id) => {
+            return Err(ConfigError::InvalidOption {
+                owner: format!("policy `{name}`"),
+                option: "gateway.resourceServer".into(),
+                problem: format!("`{id}` is not a Cognito resource server identifier"),
+                fix: "give the identifier `cognigate up` created (the gateway's public URL, e.g. https://mcp.example.com), 1 to 256 characters without spaces, quotes or backslashes, or remove the option".into(),
+            });
+        }
+    };
     let access = seconds(name, "gateway.accessTokenTtlSeconds", gateway.access_token_ttl_seconds, DEFAULT_ACCESS_TTL)?;
     let refresh =
         seconds(name, "gateway.refreshTokenTtlSeconds", gateway.refresh_token_ttl_seconds, DEFAULT_REFRESH_TTL)?;
@@ -137,7 +159,7 @@ pub(super) fn gateway_settings(name: &str, gateway: Option<GatewayOptions>) -> R
             Some(groups)
         }
     };
-    Ok(GatewaySettings { access, refresh, allowed_groups, required_scopes })
+    Ok(GatewaySettings { access, refresh, allowed_groups, required_scopes, resource_server })
 }
 
 fn seconds(name: &str, option: &str, value: Option<Seconds>, default: u64) -> Result<Duration, ConfigError> {
@@ -189,6 +211,7 @@ impl OAuthPolicy {
             refresh_token_ttl: Duration::from_secs(DEFAULT_REFRESH_TTL),
             required_scopes: Vec::new(),
             allowed_groups: None,
+            resource_server: None,
         }
     }
 }

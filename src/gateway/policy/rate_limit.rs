@@ -187,6 +187,9 @@ impl RateLimit {
     /// serving through a store outage, as it does for token checks).
     async fn check(&self, ctx: &RequestCtx<'_>) -> Step {
         let who = match self.by {
+            // A machine token's subject is its client id already; named as
+            // such, so a person and a client can never share a count.
+            LimitBy::User if ctx.claims.machine => format!("client:{}", ctx.claims.client_id),
             LimitBy::User => format!("user:{}", ctx.claims.sub),
             LimitBy::Ip => format!("ip:{}", counter_key(ctx.client_ip)),
             LimitBy::All => "all".to_owned(),

@@ -152,6 +152,7 @@ fn record(
             subject: &claims.sub,
             email: claims.email.as_deref(),
             client_id: &claims.client_id,
+            machine: claims.machine,
             route: &route.route.path,
             method,
             name,

@@ -62,6 +62,8 @@ pub(crate) enum ProxyError {
     InvalidToken(&'static str),
     #[error("the token lacks a scope the route requires")]
     InsufficientScope,
+    #[error("a machine token without the route's scope")]
+    MachineScope,
     #[error("upstream unavailable: {0}")]
     Upstream(String),
 }
@@ -97,16 +99,20 @@ fn check_token(
     if !required.iter().all(|needed| claims.scope.split_whitespace().any(|held| held == needed)) {
         return Err(ProxyError::InsufficientScope);
     }
+    // A machine client's reach is its scopes: the route's own, or all routes.
+    if claims.machine && !crate::contract::machine_scopes::reach(&claims.scope, &route.route.slug) {
+        return Err(ProxyError::MachineScope);
+    }
     Ok(claims)
 }
 
 /// 403 `insufficient_scope` (RFC 6750 3.1; MCP authorization 2025-11-25
 /// step-up): the client asks the user again, for the scopes named.
-fn forbidden(route: &RouteState, challenge: HeaderValue) -> Response {
+fn forbidden(route: &RouteState, challenge: HeaderValue, needed: String) -> Response {
     tracing::info!(route = %route.route.path, "request refused: a required scope is missing");
     let mut response = (
         StatusCode::FORBIDDEN,
-        axum::Json(serde_json::json!({"error": "insufficient_scope", "error_description": format!("this MCP server needs the scopes: {}", route.route.policy.required_scopes.join(" "))})),
+        axum::Json(serde_json::json!({"error": "insufficient_scope", "error_description": format!("this MCP server needs the scopes: {needed}")})),
     )
         .into_response();
     response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
@@ -205,7 +211,16 @@ async fn serve_route(state: &AppState, route: Option<&RouteState>, request: Requ
         Ok(claims) => claims,
         Err(ProxyError::InsufficientScope) if route.challenge_scope.is_some() => {
             let challenge = route.challenge_scope.clone().unwrap_or_else(|| route.challenge_invalid.clone());
-            return refuse(request, forbidden(route, challenge)).await;
+            let needed = route.route.policy.required_scopes.join(" ");
+            return refuse(request, forbidden(route, challenge, needed)).await;
+        }
+        Err(ProxyError::MachineScope) => {
+            let needed = format!(
+                "{} (or {})",
+                crate::contract::machine_scopes::route(&route.route.slug),
+                crate::contract::machine_scopes::ALL
+            );
+            return refuse(request, forbidden(route, route.challenge_machine.clone(), needed)).await;
         }
         Err(err) => return refuse(request, unauthorized(route, &err)).await,
     };

@@ -49,6 +49,7 @@ fn rechecks_ride_the_rotation(store: &dyn Store) {
             username: None,
             groups: vec!["readers".into()],
             roles: vec![],
+            machine: false,
         }),
     };
     let next = Rotation { recheck: Some(recheck.clone()), grace: 30, ..rotation("rc-h2", "rc-j2") };
@@ -213,6 +214,7 @@ fn grant(client: &str) -> Grant {
             username: None,
             groups: vec!["admins".into()],
             roles: vec![],
+            machine: false,
         },
         idp: None,
     }

@@ -143,6 +143,10 @@ pub(crate) struct Identity {
     pub(crate) groups: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) roles: Vec<String>,
+    /// A machine client (OAuth client credentials): no person, the subject is
+    /// the Cognito app client id, and route scopes decide what it reaches.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) machine: bool,
 }
 
 /// A browser sent to the IdP, waiting for `/oauth/callback` (keyed by the

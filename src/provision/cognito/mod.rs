@@ -1,6 +1,7 @@
 //! Talking to Cognito: building the SDK client, reading what exists
 //! ([`discover`]), changing it ([`ops`], [`pool`], [`secrets`], [`branding`]), its groups
-//! and users ([`groups`], [`users`]), pacing requests under Cognito's rate
+//! and users ([`groups`], [`users`]), machine clients and their resource server
+//! ([`machine`]), pacing requests under Cognito's rate
 //! quotas ([`pace`]), and turning SDK errors into typed errors that say what
 //! to do ([`errors`]).
 //!
@@ -12,6 +13,7 @@ pub(crate) mod branding;
 pub(crate) mod discover;
 pub(crate) mod errors;
 pub(crate) mod groups;
+pub(crate) mod machine;
 pub(crate) mod ops;
 pub(crate) mod pace;
 pub(crate) mod pool;
@@ -54,6 +56,7 @@ pub(crate) const OPERATIONS: &[(&str, &[&str])] = &[
             "ListUserPoolClients",
             "DescribeUserPoolClient",
             "ListGroups",
+            "DescribeResourceServer",
         ],
     ),
     (
@@ -78,6 +81,9 @@ pub(crate) const OPERATIONS: &[(&str, &[&str])] = &[
             "CreateManagedLoginBranding",
             "ListGroups",
             "CreateGroup",
+            "DescribeResourceServer",
+            "CreateResourceServer",
+            "UpdateResourceServer",
         ],
     ),
     (
@@ -118,6 +124,8 @@ pub(crate) const OPERATIONS: &[(&str, &[&str])] = &[
             "DeleteUserPoolClient",
             "UpdateUserPool",
             "DeleteUserPool",
+            "ListResourceServers",
+            "DeleteResourceServer",
         ],
     ),
     (
@@ -134,6 +142,21 @@ pub(crate) const OPERATIONS: &[(&str, &[&str])] = &[
             "AdminListGroupsForUser",
             "AdminAddUserToGroup",
             "AdminRemoveUserFromGroup",
+        ],
+    ),
+    (
+        "client",
+        &[
+            "ListUserPools",
+            "DescribeUserPool",
+            "ListResourceServers",
+            "ListUserPoolClients",
+            "DescribeUserPoolClient",
+            "CreateUserPoolClient",
+            "DeleteUserPoolClient",
+            "ListUserPoolClientSecrets",
+            "AddUserPoolClientSecret",
+            "DeleteUserPoolClientSecret",
         ],
     ),
     (
@@ -168,6 +191,7 @@ pub(crate) const OPERATIONS: &[(&str, &[&str])] = &[
             "DeleteUserPoolClient",
             "UpdateUserPool",
             "DeleteUserPool",
+            "ListResourceServers",
         ],
     ),
 ];

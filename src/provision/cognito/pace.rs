@@ -39,7 +39,9 @@ impl Category {
             | "DescribeUserPoolDomain"
             | "ListGroups"
             | "GetGroup"
-            | "DescribeManagedLoginBrandingByClient" => Self::UserPoolRead,
+            | "DescribeManagedLoginBrandingByClient"
+            | "DescribeResourceServer"
+            | "ListResourceServers" => Self::UserPoolRead,
             "CreateUserPool"
             | "UpdateUserPool"
             | "DeleteUserPool"

@@ -117,6 +117,9 @@ async fn destroy_in_adopted(
             for client in &removed.app_clients {
                 outln!("  app client  {client}  deleted");
             }
+            for server in &removed.resource_servers {
+                outln!("  scopes      {server}  deleted (resource server)");
+            }
             outln!(
                 "  user pool   {}  kept (adopted with --user-pool-id; `cognigate destroy --user-pool-id {} --force` deletes it)",
                 pool.id,
@@ -224,6 +227,9 @@ fn print_text(spec: &StackSpec, removed: &[Removed], strangers: &[PoolState], fi
         }
         for client in &r.app_clients {
             outln!("  app client  {client}  deleted");
+        }
+        for server in &r.resource_servers {
+            outln!("  scopes      {server}  deleted with the pool (resource server)");
         }
         outln!("  user pool   {} ({})  deleted", r.user_pool_id, r.name);
     }

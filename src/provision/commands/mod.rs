@@ -1,6 +1,7 @@
 //! One file per subcommand; each reads settings, talks to Cognito through
 //! `cognito`, and prints through `report`.
 
+pub(crate) mod client;
 pub(crate) mod destroy;
 pub(crate) mod doctor;
 pub(crate) mod export;
@@ -23,7 +24,7 @@ use super::error::{Error, Result};
 use super::plan::{Plan, plan};
 use super::render;
 use super::settings::{self, AwsTarget, SettingsFile};
-use super::spec::{DomainSpec, ManagedLogin, PoolTarget, StackSpec};
+use super::spec::{DomainSpec, ManagedLogin, PoolTarget, ResourceServerSpec, StackSpec};
 use super::state::{Actual, Hint};
 use super::validate::Region;
 use crate::contract::{self, UserPoolId, env_keys};
@@ -61,6 +62,31 @@ pub(crate) async fn read_and_plan(cognito: &Cognito, spec: &mut StackSpec) -> Re
     keep_registered_urls(spec, &actual, written.as_deref())?;
     let plan = plan(spec, &actual)?;
     Ok((actual, plan))
+}
+
+/// [`read_and_plan`] with the machine clients' resource server, which only
+/// `up` and `plan` converge: it is read (one more describe, once the public
+/// URL it is named after is settled) and planned too.
+pub(crate) async fn read_and_plan_with_scopes(cognito: &Cognito, spec: &mut StackSpec) -> Result<(Actual, Plan)> {
+    let (mut actual, _) = read_and_plan(cognito, spec).await?;
+    let desired = machine_resource_server(spec)?;
+    if let Some(pool) = &actual.pool {
+        actual.resource_server = cognito.describe_resource_server(&pool.id, &desired.identifier).await?;
+    }
+    spec.resource_server = Some(desired);
+    let plan = plan(spec, &actual)?;
+    Ok((actual, plan))
+}
+
+/// The resource server machine clients' scopes live on: identified by the
+/// gateway's public URL (once it is settled) unless `--resource-server`
+/// names another, with a scope for every route and one per route of the
+/// routes file.
+pub(crate) fn machine_resource_server(spec: &StackSpec) -> Result<ResourceServerSpec> {
+    let identifier = spec.resource_server_id.clone().unwrap_or_else(|| spec.public_url().to_owned());
+    let name = spec.resource_server_name.clone().unwrap_or_else(|| spec.client_name());
+    let slugs = render::route_slugs(&spec.files.routes_file)?;
+    Ok(ResourceServerSpec::new(identifier, name, &slugs))
 }
 
 /// Without a spelled-out URL list, an existing stack keeps what it serves: its

@@ -1,13 +1,13 @@
 //! `cognigate plan`: what `up` would do, without doing it.
 
-use super::{prepare, read_and_plan};
+use super::{prepare, read_and_plan_with_scopes};
 use crate::provision::cli::{GlobalArgs, OutputFormat, PlanArgs};
 use crate::provision::error::{ExitCode, Result};
 use crate::provision::stdout::{out, outln};
 
 pub(crate) async fn run(global: &GlobalArgs, args: &PlanArgs) -> Result<ExitCode> {
     let (mut spec, cognito) = prepare(global, &args.stack).await?;
-    let (_, plan) = read_and_plan(&cognito, &mut spec).await?;
+    let (_, plan) = read_and_plan_with_scopes(&cognito, &mut spec).await?;
     match global.output {
         OutputFormat::Text => {
             outln!("Stack {} ({}):", spec.stack, spec.region);

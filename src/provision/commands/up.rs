@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{confirm, prepare, read_and_plan, unattended};
+use super::{confirm, prepare, read_and_plan_with_scopes, unattended};
 use crate::contract::StackUrls;
 use crate::provision::apply::{Applied, apply};
 use crate::provision::cli::{GlobalArgs, OutputFormat, UpArgs};
@@ -18,7 +18,7 @@ use crate::provision::stdout::{out, outln};
 pub(crate) async fn run(global: &GlobalArgs, args: &UpArgs) -> Result<()> {
     let (mut spec, cognito) = prepare(global, &args.stack).await?;
     let endpoint = cognito.endpoint_override();
-    let (actual, plan) = read_and_plan(&cognito, &mut spec).await?;
+    let (actual, plan) = read_and_plan_with_scopes(&cognito, &mut spec).await?;
     let text = global.output == OutputFormat::Text;
     if text && !global.quiet && plan.has_changes() {
         out!("{}", plan.render());
@@ -92,6 +92,11 @@ fn print_json(summary: &Summary, plan: &Plan, show_secret: bool) {
         "resources": { "userPool": applied.pool, "domain": applied.domain, "appClient": applied.client },
         "selfSignup": spec.self_signup,
         "managedLogin": { "version": spec.managed_login.version(), "branding": applied.branding.map(branding_label) },
+        "resourceServer": applied.resource_server.as_ref().map(|(server, outcome)| json!({
+            "identifier": server.identifier,
+            "outcome": outcome,
+            "scopes": server.scopes.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>(),
+        })),
         "groups": applied.groups.iter().map(|(name, outcome)| (name.clone(), json!(outcome))).collect::<serde_json::Map<_, _>>(),
         "files": files.iter().map(|(kind, path, outcome)| (kind.to_string(), json!({ "path": path, "outcome": outcome }))).collect::<serde_json::Map<_, _>>(),
         "changed": changed,
@@ -126,6 +131,13 @@ fn print_text(summary: &Summary, show_secret: bool) {
     }
     for (group, outcome) in &applied.groups {
         outln!("  group       {group}  {}", label(*outcome));
+    }
+    if let Some((server, outcome)) = &applied.resource_server {
+        outln!(
+            "  scopes      {}  {} (for machine clients: `cognigate client add`)",
+            server.identifier,
+            label(*outcome)
+        );
     }
     for (kind, path, outcome) in files.iter() {
         outln!("  {kind:<11} {}  {}", path.display(), render::label(*outcome));

@@ -39,7 +39,7 @@ pub(crate) async fn run(global: &GlobalArgs, command: &UserCommand) -> Result<()
 }
 
 /// Settings → client → the stack's pool.
-async fn open_pool(global: &GlobalArgs, args: &UserPoolArgs) -> Result<(Cognito, PoolState)> {
+pub(super) async fn open_pool(global: &GlobalArgs, args: &UserPoolArgs) -> Result<(Cognito, PoolState)> {
     if let Some(found) = pool_of_the_env_file_alone(global, args).await? {
         return Ok(found);
     }
@@ -196,20 +196,7 @@ fn table(users: &[UserSummary]) -> String {
             ]
         })
         .collect();
-    let header = ["USERNAME", "EMAIL", "SUB", "STATUS", "ENABLED", "GROUPS"].map(str::to_owned);
-    let mut widths = header.clone().map(|h| h.len());
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in std::iter::once(&header).chain(&rows) {
-        let cells: Vec<String> = row.iter().zip(widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    crate::provision::report::columns(["USERNAME", "EMAIL", "SUB", "STATUS", "ENABLED", "GROUPS"], &rows)
 }
 
 async fn remove(global: &GlobalArgs, args: &UserRemoveArgs) -> Result<()> {

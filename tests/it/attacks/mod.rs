@@ -13,7 +13,8 @@
 //! | consent without / with another CSRF token, framed | `gateway::flow::consent_requires_the_csrf_cookie`, `consent_screen_names_everything_and_is_locked_down` |
 //! | code twice / other client / other redirect / other resource | `gateway::token::code_checks`, `resource_at_the_token_endpoint_must_match` |
 //! | refresh reused / by another client | `gateway::token::refresh_rotation_and_reuse_revokes_the_family`, `refresh_token_is_bound_to_its_client` |
-//! | storage amplification | `attacks::storage::*` |
+//! | storage amplification, client credentials requests amplified into Cognito's (billed) | `attacks::storage::*` |
+//! | a machine token at a route its scopes do not name, a deleted client minting | `e2e::machine::a_machine_client_calls_a_tool_with_no_browser_until_it_is_removed` |
 //! | DNS rebinding (`Origin`, `Host`) | `attacks::rebinding::*` |
 //! | slow clients, huge headers and bodies, connection floods | `attacks::slow::*` |
 //! | forged `X-Forwarded-For`, refresh family past its lifetime, code replay, session hijack | `attacks::tokens::*` |

@@ -191,3 +191,35 @@ async fn unused_registrations_expire_and_used_ones_stay() {
     assert!(store.client(&unused).unwrap().is_none(), "never used: deleted");
     assert!(store.client(&used).unwrap().is_some(), "completed a login: kept");
 }
+
+/// Every client credentials request costs a request to Cognito (billed per
+/// token request): made-up client ids from one address are limited per
+/// minute before they reach the identity provider.
+#[tokio::test]
+async fn client_credentials_requests_are_limited_per_ip_before_they_reach_the_identity_provider() {
+    let gw = Gateway::start_with_security(SecurityOptions::default().with_authorize_per_minute(2)).await;
+    let mut statuses = Vec::new();
+    for n in 0..6 {
+        let body = format!(
+            "grant_type=client_credentials&client_id=made-up-{n}&client_secret=x&resource=http%3A%2F%2Fgw.test%2Fmcp%2Fecho"
+        );
+        let request = Request::post("/oauth/token")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap();
+        statuses.push(gw.send(from("203.0.113.9", request)).await.status());
+    }
+    assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| [StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS].contains(s)),
+        "{statuses:?}"
+    );
+    let reached = gw.idp.state.token_requests.lock().unwrap().clone();
+    let unauthorized = statuses.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count();
+    assert_eq!(reached.len(), unauthorized, "only the requests let through asked the identity provider");
+    assert!(reached.len() <= 4, "two windows at worst: {reached:?}");
+    for (auth, form) in &reached {
+        assert!(auth.as_deref().is_some_and(|a| a.starts_with("Basic ")), "as the machine client: {auth:?}");
+        assert!(form.contains(&("grant_type".to_owned(), "client_credentials".to_owned())), "{form:?}");
+    }
+}

@@ -34,7 +34,7 @@ pub(super) fn configure(config: &Path, upstream: &str) {
         "tools": [
             {"name": "echo", "public": true, "description": "Echo (curated by the gateway)"},
             {"name": "add", "groups": ["admins"]},
-            {"name": "whoami_headers", "groups": ["admins", "readers"]}
+            {"name": "whoami_headers", "groups": ["admins", "readers"], "roles": ["mcp:all"]}
         ],
         "accessControl": {"mode": "rolesAndGroups", "groupClaim": "cognito:groups"}
     }}}));
@@ -88,14 +88,14 @@ fn call(world: &World, username: &str, tool: &str, arguments: &Value) -> Value {
     world.run_json(&format!("client.py as {username}"), cmd)
 }
 
-fn audit_lines(world: &World) -> Vec<Value> {
+pub(super) fn audit_lines(world: &World) -> Vec<Value> {
     let text = fs::read_to_string(world.cognito.path().join("audit.jsonl")).unwrap_or_default();
     text.lines().map(|line| serde_json::from_str(line).expect("an audit line is JSON")).collect()
 }
 
 /// The identity JWT the upstream received, checked as an upstream would: the
 /// gateway's JWKS, EdDSA, the issuer, and the upstream's own URL as audience.
-fn verify_identity(world: &World, token: &str) -> Value {
+pub(super) fn verify_identity(world: &World, token: &str) -> Value {
     let jwks: jsonwebtoken::jwk::JwkSet = peers::block_on(async {
         peers::http_client().get(format!("{}/oauth/jwks", world.gateway_url)).send().await?.json().await
     })

@@ -215,3 +215,62 @@ fn token_endpoint_checks_client_code_and_pkce_and_signs_like_cognito() {
     assert_eq!(claims["email"], EMAIL);
     assert_eq!(claims["cognito:username"], USERNAME);
 }
+
+/// Cognito's machine-to-machine grant: only a confidential client whose flow
+/// is `client_credentials` gets a token, with custom scopes it is allowed,
+/// signed like Cognito's access tokens and naming the client; a deleted
+/// client is `invalid_client`.
+#[test]
+fn client_credentials_grant_checks_the_client_and_its_scopes_like_cognito() {
+    let cognito = Cognito::start(GATEWAY);
+    let token_url = format!("{}/oauth2/token", cognito.hosted_ui.url());
+    let all = format!("{GATEWAY}/mcp:all");
+    let route = format!("{GATEWAY}/mcp:route.example");
+    let machine =
+        cognito.extra_client(&["--name", "machine", "--flows", "client_credentials", "--scopes", &all, &route]);
+    let (id, secret) = (machine["client_id"].as_str().unwrap(), machine["client_secret"].as_str().unwrap());
+    let grant = |scope: Option<&str>| {
+        let mut pairs = vec![("grant_type", "client_credentials")];
+        pairs.extend(scope.map(|s| ("scope", s)));
+        form(&pairs)
+    };
+    let error = |r: &Response| serde_json::from_str::<Value>(&r.body).ok().map(|v| v["error"].clone());
+
+    // No scope asked: every scope the client is allowed.
+    let r = post(&token_url, grant(None), Some((id, secret)));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let tokens: Value = serde_json::from_str(&r.body).unwrap();
+    assert!(tokens.get("refresh_token").is_none() && tokens.get("id_token").is_none(), "{tokens}");
+    let jwks_url = format!("{}/{}/.well-known/jwks.json", cognito.moto.endpoint(), cognito.provisioned.pool_id);
+    let jwks: JwkSet = block_on(async { http_client().get(jwks_url).send().await?.json().await }).expect("moto JWKS");
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.validate_aud = false;
+    validation.set_issuer(&[format!("https://cognito-idp.us-east-1.amazonaws.com/{}", cognito.provisioned.pool_id)]);
+    let key = DecodingKey::from_jwk(jwks.find("dummy").expect("moto's kid")).expect("RSA JWK");
+    let claims: Value = jsonwebtoken::decode(tokens["access_token"].as_str().unwrap(), &key, &validation)
+        .expect("the access token verifies against moto's JWKS")
+        .claims;
+    assert_eq!((claims["token_use"].as_str(), claims["client_id"].as_str()), (Some("access"), Some(id)));
+    assert_eq!(claims["sub"], id);
+    assert_eq!(claims["scope"], format!("{all} {route}"));
+
+    // One allowed scope; a scope it is not allowed; client_secret_post.
+    let r = post(&token_url, grant(Some(&route)) + &format!("&client_id={id}&client_secret={secret}"), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = post(&token_url, grant(Some("openid")), Some((id, secret)));
+    assert_eq!((r.status, error(&r)), (400, Some("invalid_scope".into())), "{}", r.body);
+
+    // A wrong secret; the people's client (code flow); a deleted client.
+    let r = post(&token_url, grant(None), Some((id, "wrong-secret")));
+    assert_eq!((r.status, error(&r)), (400, Some("invalid_client".into())), "{}", r.body);
+    let (gateway_id, gateway_secret) = (&cognito.provisioned.client_id, &cognito.provisioned.client_secret);
+    let r = post(&token_url, grant(None), Some((gateway_id, gateway_secret)));
+    assert_eq!((r.status, error(&r)), (400, Some("unauthorized_client".into())), "{}", r.body);
+    let aws = crate::support::cli::sdk(cognito.moto.endpoint());
+    crate::support::cli::block_on(
+        aws.delete_user_pool_client().user_pool_id(&cognito.provisioned.pool_id).client_id(id).send(),
+    )
+    .expect("delete the machine client");
+    let r = post(&token_url, grant(None), Some((id, secret)));
+    assert_eq!((r.status, error(&r)), (400, Some("invalid_client".into())), "{}", r.body);
+}

@@ -12,6 +12,7 @@ mod clients;
 mod consent;
 mod hosted_ui;
 mod id_token;
+mod machine;
 mod mcp_remote;
 mod recheck;
 mod replicas;
@@ -47,6 +48,7 @@ fn unique_stack() -> String {
 /// The app client `up` created, as read back from the env file it wrote.
 #[derive(Debug, Clone)]
 pub struct Provisioned {
+    pub stack: String,
     pub pool_id: String,
     pub client_id: String,
     pub client_secret: String,
@@ -105,8 +107,9 @@ impl Cognito {
 /// Provisions with the real CLI: `cognigate up` writes .env and config/policies.json.
 fn provision(dir: &Path, moto: &str, gateway_url: &str) -> Provisioned {
     let env_file = dir.join(".env");
+    let stack = unique_stack();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cognigate"));
-    cmd.args(["up", "--stack", &unique_stack(), "--region", "us-east-1", "--endpoint-url", moto])
+    cmd.args(["up", "--stack", &stack, "--region", "us-east-1", "--endpoint-url", moto])
         .args(["--gateway-url", gateway_url])
         .arg("--env-file")
         .arg(&env_file)
@@ -125,6 +128,7 @@ fn provision(dir: &Path, moto: &str, gateway_url: &str) -> Provisioned {
             .unwrap_or_else(|| panic!("cognigate up wrote no {k} to {}: {env:?}", env_file.display()))
     };
     Provisioned {
+        stack,
         pool_id: get("COGNITO_USER_POOL_ID"),
         client_id: get("COGNITO_CLIENT_ID"),
         client_secret: get("COGNITO_CLIENT_SECRET"),
@@ -217,6 +221,16 @@ fn write_routes(config_dir: &Path, routes: &[(&str, &str)]) {
         .expect("write routes.oas.json");
 }
 
+/// Sets `gateway.accessTokenTtlSeconds` on the policy `up` wrote.
+fn set_access_token_ttl(config_dir: &Path, seconds: u64) {
+    let path = config_dir.join("policies.json");
+    let mut policies: Value = serde_json::from_str(&fs::read_to_string(&path).expect("policies.json")).expect("json");
+    let list = policies["policies"].as_array_mut().expect("policies array");
+    let policy = list.iter_mut().find(|p| p["name"] == POLICY).expect("the cognito policy");
+    policy["handler"]["options"]["gateway"] = json!({"accessTokenTtlSeconds": seconds});
+    fs::write(&path, serde_json::to_string_pretty(&policies).expect("json")).expect("write policies.json");
+}
+
 /// The whole world: Cognito (moto + stand-in), an upstream MCP server, the gateway.
 pub struct World {
     // Dropped first: the gateway before the peers it talks to.
@@ -296,6 +310,8 @@ pub struct Extras {
     /// and the refresh grace window in seconds (0 when `None`).
     pub idp_recheck_interval: Option<String>,
     pub refresh_grace_seconds: Option<u64>,
+    /// `gateway.accessTokenTtlSeconds` of the Cognito policy (its default when `None`).
+    pub access_token_ttl_seconds: Option<u64>,
 }
 
 impl World {
@@ -336,6 +352,9 @@ impl World {
         write_routes(&config, &routes);
         if extras.access {
             access::configure(&config, upstream.url());
+        }
+        if let Some(ttl) = extras.access_token_ttl_seconds {
+            set_access_token_ttl(&config, ttl);
         }
 
         // Behind a front proxy, the gateway listens elsewhere and the proxy

@@ -125,10 +125,12 @@ fn adopted_pool_keeps_the_pool_and_loses_what_cognigate_created_in_it() {
     let host = up["userPoolDomain"].as_str().unwrap().to_owned();
     let prefix = host.split('.').next().unwrap().to_owned();
 
-    // Without --force: the domain and client cognigate made go, the pool stays, and the output says so.
+    // Without --force: the domain, client and resource server cognigate made
+    // go, the pool stays, and the output says so.
     proxy.reset();
     let out = ws.run(&[&["destroy"], &adopt[..]].concat()).success();
-    assert_eq!(proxy.mutating_calls(), ["DeleteUserPoolDomain", "DeleteUserPoolClient"]);
+    assert_eq!(proxy.mutating_calls(), ["DeleteUserPoolDomain", "DeleteUserPoolClient", "DeleteResourceServer"]);
+    assert!(out.stdout.contains("deleted (resource server)"), "{}", out.stdout);
     assert!(
         out.stdout.contains(&format!("Destroyed what cognigate created in adopted user pool {pool_id}")),
         "{}",
@@ -141,8 +143,9 @@ fn adopted_pool_keeps_the_pool_and_loses_what_cognigate_created_in_it() {
     ws.run(&[&["up"], &adopt[..]].concat()).success();
     proxy.reset();
     let doc = ws.run(&["destroy", "--stack", &stack, "--output", "json"]).success().json();
-    assert_eq!(proxy.mutating_calls(), ["DeleteUserPoolDomain", "DeleteUserPoolClient"]);
+    assert_eq!(proxy.mutating_calls(), ["DeleteUserPoolDomain", "DeleteUserPoolClient", "DeleteResourceServer"]);
     assert_eq!(doc["destroyed"][0]["poolKept"], true, "{doc}");
+    assert_eq!(doc["destroyed"][0]["resourceServers"][0], "http://localhost:9000", "{doc}");
     assert!(pool_exists(&aws, &pool_id));
 
     // --force deletes the pool itself, in order.

@@ -25,11 +25,13 @@ fn plan_reports_changes_with_detailed_exit_codes() {
 
     let fresh = ws.run(&["plan", "--stack", &stack, "--detailed-exitcode"]);
     assert_eq!(fresh.code, 2, "{}{}", fresh.stdout, fresh.stderr);
-    assert!(fresh.stdout.contains("+ user pool") && fresh.stdout.contains("Plan: 3 to create"), "{}", fresh.stdout);
+    assert!(fresh.stdout.contains("+ user pool") && fresh.stdout.contains("Plan: 4 to create"), "{}", fresh.stdout);
+    assert!(fresh.stdout.contains("+ resource server http://localhost:9000: will be created"), "{}", fresh.stdout);
+    assert!(fresh.stdout.contains("scopes: [mcp:all, mcp:route.example]"), "{}", fresh.stdout);
     let json = ws.run(&["plan", "--stack", &stack, "--output", "json"]).success().json();
     assert_eq!(json["changes"], true);
     let actions: Vec<&str> = json["steps"].as_array().unwrap().iter().map(|s| s["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, ["create", "create", "create"]);
+    assert_eq!(actions, ["create", "create", "create", "create"]);
     assert!(proxy.mutating_calls().is_empty(), "plan changed something: {:?}", proxy.calls());
     assert!(pools_named(&sdk(moto.endpoint()), &stack).is_empty());
 
@@ -360,6 +362,11 @@ fn every_command_calls_only_what_its_iam_row_names() {
         ("user", vec!["user", "list", "--stack", s], true),
         ("user", vec!["user", "groups", "iam@example.com", "--stack", s, "--add", "writers"], true),
         ("user", vec!["user", "remove", "iam@example.com", "--stack", s, "--yes"], true),
+        ("client", vec!["client", "add", "iam-bot", "--stack", s, "--scope", "mcp:all", "--secret-file", "bot"], true),
+        ("client", vec!["client", "list", "--stack", s], true),
+        ("client", vec!["client", "rotate-secret", "iam-bot", "--stack", s, "--yes", "--secret-file", "bot"], true),
+        ("client", vec!["client", "rotate-secret", "iam-bot", "--stack", s, "--finish", "--yes"], true),
+        ("client", vec!["client", "remove", "iam-bot", "--stack", s, "--yes"], true),
         ("export", vec!["export", "terraform", "--stack", s], true),
         ("doctor", vec!["doctor", "--stack", s], false),
         ("gc", vec!["gc", "--prefix", s, "--older-than", "1h"], true),

@@ -6,6 +6,7 @@ mod destroy;
 mod doctor;
 mod gc;
 mod lifecycle;
+mod machine;
 mod rates;
 mod real_cognito;
 mod recipes;

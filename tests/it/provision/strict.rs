@@ -4,7 +4,9 @@
 
 use aws_sdk_cognitoidentityprovider::Client;
 use aws_sdk_cognitoidentityprovider::error::ProvideErrorMetadata;
-use aws_sdk_cognitoidentityprovider::types::{DeletionProtectionType, ExplicitAuthFlowsType};
+use aws_sdk_cognitoidentityprovider::types::{
+    DeletionProtectionType, ExplicitAuthFlowsType, OAuthFlowType, ResourceServerScopeType,
+};
 
 use crate::support::cli::{block_on, sdk};
 use crate::support::moto::MotoServer;
@@ -199,4 +201,95 @@ fn a_client_holds_at_most_two_secrets_and_keeps_its_last() {
     let refused = |op: &str| found.iter().filter(|v| v["operation"] == op).count();
     assert!(refused("AddUserPoolClientSecret") >= 1, "the third secret is a violation: {found:?}");
     assert_eq!(refused("DeleteUserPoolClientSecret"), 1, "so is deleting the last one: {found:?}");
+}
+
+async fn resource_server(aws: &Client, pool_id: &str, identifier: &str) -> Result<(), String> {
+    let scope = ResourceServerScopeType::builder().scope_name("mcp:all").scope_description("all").build().unwrap();
+    aws.create_resource_server()
+        .user_pool_id(pool_id)
+        .identifier(identifier)
+        .name("gateway")
+        .scopes(scope)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("{}: {}", e.code().unwrap_or_default(), e.message().unwrap_or_default()))
+}
+
+#[test]
+fn client_credentials_clients_follow_cognitos_rules() {
+    let (aws, endpoint) = scoped_client();
+    let id = block_on(pool(&aws, DeletionProtectionType::Inactive));
+    block_on(resource_server(&aws, &id, "https://mcp.example.com")).unwrap();
+    // The refusal's message, or `Ok` for a client Cognito takes.
+    let client = |flows: &[OAuthFlowType], scopes: &[&str], secret: bool| -> Result<(), String> {
+        block_on(
+            aws.create_user_pool_client()
+                .user_pool_id(&id)
+                .client_name("machine")
+                .generate_secret(secret)
+                .set_allowed_o_auth_flows(Some(flows.to_vec()))
+                .set_allowed_o_auth_scopes(Some(scopes.iter().map(|s| (*s).to_owned()).collect()))
+                .allowed_o_auth_flows_user_pool_client(true)
+                .send(),
+        )
+        .map(|_| ())
+        .map_err(|e| e.into_service_error().message().unwrap_or_default().to_owned())
+    };
+    let all = "https://mcp.example.com/mcp:all";
+    let cc = OAuthFlowType::ClientCredentials;
+    let ok = client(std::slice::from_ref(&cc), &[all], true);
+    assert!(ok.is_ok(), "a machine client as cognigate makes it: {ok:?}");
+    assert!(violations(&endpoint).unwrap().is_empty());
+
+    let refusals = [
+        (client(&[cc.clone(), OAuthFlowType::Code], &[all], true), "along with code flow"),
+        (client(std::slice::from_ref(&cc), &["openid", all], true), "openid is not supported"),
+        (client(std::slice::from_ref(&cc), &[all], false), "client secret"),
+        (client(std::slice::from_ref(&cc), &["https://mcp.example.com/mcp:nope"], true), "Invalid scope requested"),
+    ];
+    for (result, expected) in &refusals {
+        assert!(result.as_ref().is_err_and(|m| m.contains(expected)), "{expected}: {result:?}");
+    }
+    let found = violations(&endpoint).unwrap();
+    let codes: Vec<&str> = found.iter().filter_map(|v| v["code"].as_str()).collect();
+    assert_eq!(
+        codes,
+        [
+            "InvalidOAuthFlowException",
+            "InvalidOAuthFlowException",
+            "InvalidOAuthFlowException",
+            "ScopeDoesNotExistException"
+        ]
+    );
+}
+
+#[test]
+fn resource_servers_have_their_formats_and_a_quota_per_pool() {
+    let (aws, endpoint) = scoped_client();
+    let id = block_on(pool(&aws, DeletionProtectionType::Inactive));
+    let bad = block_on(resource_server(&aws, &id, "has space")).unwrap_err();
+    assert!(bad.contains("Identifier") && bad.contains("pattern"), "{bad}");
+    let bad_scope = block_on(
+        aws.create_resource_server()
+            .user_pool_id(&id)
+            .identifier("https://mcp.example.com")
+            .name("gateway")
+            .scopes(ResourceServerScopeType::builder().scope_name("a/b").scope_description("d").build().unwrap())
+            .send(),
+    )
+    .unwrap_err();
+    let message = bad_scope.as_service_error().and_then(|e| e.message()).unwrap_or_default().to_owned();
+    assert!(message.contains("ScopeName"), "{message}");
+    assert_eq!(violations(&endpoint).unwrap().len(), 2);
+
+    for n in 0..25 {
+        block_on(resource_server(&aws, &id, &format!("https://rs{n}.example.com"))).unwrap();
+    }
+    let over = block_on(resource_server(&aws, &id, "https://rs25.example.com")).unwrap_err();
+    assert!(over.starts_with("LimitExceededException") && over.contains("25"), "{over}");
+    let again = block_on(resource_server(&aws, &id, "https://rs0.example.com")).unwrap_err();
+    assert!(again.contains("already exists"), "{again}");
+    let listed = block_on(aws.list_resource_servers().user_pool_id(&id).max_results(50).send()).unwrap();
+    assert_eq!(listed.resource_servers().len(), 25);
 }

@@ -136,13 +136,14 @@ fn rerun_makes_no_mutating_call_and_rewrites_nothing() {
     let args = ["up", "--stack", stack.as_str(), "--gateway-url", "https://gw.example.com"];
 
     ws.run(&args).success();
-    // The pool first, then the domain and the client (concurrently, any order).
+    // The pool first, then the domain, the client and the resource server
+    // (concurrently, any order).
     let mutating = proxy.mutating_calls();
-    assert_eq!(mutating.len(), 3, "{mutating:?}");
+    assert_eq!(mutating.len(), 4, "{mutating:?}");
     assert_eq!(mutating[0], "CreateUserPool");
     let mut rest = mutating[1..].to_vec();
     rest.sort();
-    assert_eq!(rest, ["CreateUserPoolClient", "CreateUserPoolDomain"]);
+    assert_eq!(rest, ["CreateResourceServer", "CreateUserPoolClient", "CreateUserPoolDomain"]);
     let env_before = std::fs::metadata(ws.path(".env")).unwrap().modified().unwrap();
     let policies_before = ws.read("config/policies.json");
 
@@ -150,10 +151,13 @@ fn rerun_makes_no_mutating_call_and_rewrites_nothing() {
     let out = ws.run(&args).success();
     assert!(proxy.mutating_calls().is_empty(), "mutating calls on a re-run: {:?}", proxy.calls());
     assert!(out.stdout.contains("No changes"), "{}", out.stdout);
-    // The env file names the pool and client: one round trip of three describes.
-    let mut warm = proxy.calls();
-    warm.sort();
-    assert_eq!(warm, ["DescribeUserPool", "DescribeUserPoolClient", "DescribeUserPoolDomain"]);
+    // The env file names the pool and client: one round trip of three
+    // describes, then the resource server named after the settled URL.
+    let warm = proxy.calls();
+    assert_eq!(warm.last().map(String::as_str), Some("DescribeResourceServer"), "{warm:?}");
+    let mut first = warm[..warm.len() - 1].to_vec();
+    first.sort();
+    assert_eq!(first, ["DescribeUserPool", "DescribeUserPoolClient", "DescribeUserPoolDomain"]);
     assert_eq!(std::fs::metadata(ws.path(".env")).unwrap().modified().unwrap(), env_before);
     assert_eq!(ws.read("config/policies.json"), policies_before);
 
