@@ -178,6 +178,12 @@ impl AppState {
                     idp
                 }
             };
+            // Upstream tokens are sealed with a key from the same secret as
+            // the identity provider's refresh tokens (never one in the store).
+            let secret = oauth.store_key.as_ref().unwrap_or(&route.policy.browser_login.client_secret);
+            for upstream in route.inbound.iter().filter_map(|policy| policy.upstream_oauth()) {
+                upstream.bind(&public_url, secret).map_err(|err| StateError::Http(err.to_string()))?;
+            }
             routes.insert(slug, RouteState::new(route, idp, &public_url)?);
         }
 
