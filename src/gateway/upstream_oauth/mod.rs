@@ -188,6 +188,36 @@ impl Upstream {
     }
 }
 
+/// What [`check_binding`] has seen: each upstream id's policy and the route
+/// and upstream URL it first served.
+pub(crate) type Bindings = HashMap<String, (Arc<Upstream>, String, url::Url)>;
+
+/// Refuses, at boot, an upstream id two policies share (their grants would
+/// mix) and one policy on routes to different upstream URLs (its discovery
+/// and grants belong to one upstream).
+pub(crate) fn check_binding(
+    seen: &mut Bindings,
+    upstream: &Arc<Upstream>,
+    route: &str,
+    upstream_url: &url::Url,
+) -> Result<(), String> {
+    match seen.get(&upstream.id) {
+        Some((known, _, _)) if !Arc::ptr_eq(known, upstream) => Err(format!(
+            "two mcp-token-exchange-inbound policies name the upstream `{}`. Fix: give each policy its own `id`",
+            upstream.id
+        )),
+        Some((_, first, url)) if url != upstream_url => Err(format!(
+            "the mcp-token-exchange-inbound policy of upstream `{}` is on {first} ({url}) and {route} ({upstream_url}). Fix: one policy per upstream MCP server, each with its own `id`",
+            upstream.id
+        )),
+        Some(_) => Ok(()),
+        None => {
+            seen.insert(upstream.id.clone(), (upstream.clone(), route.to_owned(), upstream_url.clone()));
+            Ok(())
+        }
+    }
+}
+
 /// The key upstream tokens of `upstream_id` are sealed with: derived from
 /// the same secret as the identity provider's sealed refresh tokens (the
 /// operator's `COGNIGATE_STORE_KEY`, else the OAuth policy's client secret),

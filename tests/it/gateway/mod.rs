@@ -19,4 +19,5 @@ mod spec;
 mod store_down;
 mod token;
 mod upstream_faults;
+mod upstream_oauth_boot;
 mod upstream_streams;
