@@ -8,11 +8,15 @@
 // user (the demo and the tests need no accounts).
 //
 //   node local/upstream_as.mjs --port 4455 [--access-ttl 3600]
-//     [--service-client-secret S] [--introspection-secret S]
+//     [--service-client-secret S] [--introspection-secret S] [--refresh-delay-ms 0]
+//
+// `--refresh-delay-ms` holds each refresh answer back that long after the
+// refresh is done (the old refresh token already spent): a slow network, for
+// tests.
 //
 // Prints `Running on http://127.0.0.1:PORT` once it serves. Besides the
 // provider's own endpoints, for tests:
-//   GET  /_test/events           the token grants it answered, in order
+//   GET  /_test/events           the token grants it answered (and refused), in order
 //   POST /_test/revoke?account=X every grant of that user ended (as a user
 //                                revoking the app at the provider would)
 //
@@ -37,6 +41,7 @@ function args() {
 }
 
 const options = args();
+const refreshDelay = Number(options.refreshDelayMs ?? '0');
 const port = Number(options.port);
 if (!port) throw new Error('--port is required (the issuer URL names it)');
 const issuer = `http://127.0.0.1:${port}`;
@@ -99,6 +104,16 @@ provider.on('grant.success', (ctx) => {
     resource: params.resource,
     at: Date.now(),
   });
+});
+provider.on('grant.error', (ctx, error) => {
+  const params = ctx.oidc?.params ?? {};
+  events.push({ grant_type: params.grant_type, error: error.error ?? String(error), at: Date.now() });
+});
+provider.use(async (ctx, next) => {
+  await next();
+  if (refreshDelay > 0 && ctx.path === '/token' && ctx.oidc?.params?.grant_type === 'refresh_token') {
+    await new Promise((done) => setTimeout(done, refreshDelay));
+  }
 });
 for (const kind of ['authorization_code.saved', 'access_token.saved', 'refresh_token.saved']) {
   provider.on(kind, (token) => {

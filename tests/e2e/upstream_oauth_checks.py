@@ -152,7 +152,7 @@ async def refreshes(events_url: str) -> int:
     """The refresh grants the upstream's authorization server answered so far."""
     async with httpx2.AsyncClient(timeout=10) as http:
         events = (await http.get(events_url)).json()
-    return sum(1 for event in events if event.get("grant_type") == "refresh_token")
+    return sum(1 for event in events if event.get("grant_type") == "refresh_token" and "error" not in event)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:

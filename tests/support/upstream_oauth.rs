@@ -23,10 +23,16 @@ pub struct ProtectedUpstream {
 impl ProtectedUpstream {
     /// Access tokens live `access_ttl` seconds.
     pub fn start(tools: &Toolchain, log_dir: &Path, access_ttl: u64) -> ProtectedUpstream {
+        Self::start_with(tools, log_dir, access_ttl, &[])
+    }
+
+    /// With more options of `local/upstream_as.mjs` (e.g. `--refresh-delay-ms`).
+    pub fn start_with(tools: &Toolchain, log_dir: &Path, access_ttl: u64, extra: &[&str]) -> ProtectedUpstream {
         let as_port = free_port();
         let mut cmd = Command::new("node");
         cmd.arg(repo_root().join("local/upstream_as.mjs"))
             .args(["--port", &as_port.to_string(), "--access-ttl", &access_ttl.to_string()])
+            .args(extra)
             .env("COGNIGATE_NODE_MODULES", &tools.node_modules);
         let authorization_server = Peer::spawn("upstream-as", cmd, log_dir);
         let mut cmd = tools.python_script("local/protected_mcp.py");
@@ -47,9 +53,14 @@ impl ProtectedUpstream {
             .expect("read the authorization server's events")
     }
 
-    /// How many grants of `grant_type` it answered.
+    /// How many grants of `grant_type` it answered with tokens.
     pub fn count(&self, grant_type: &str) -> usize {
-        self.grants().iter().filter(|event| event["grant_type"] == grant_type).count()
+        self.grants().iter().filter(|event| event["grant_type"] == grant_type && event.get("error").is_none()).count()
+    }
+
+    /// The grants it refused (`invalid_grant` for a spent refresh token, …).
+    pub fn refused(&self) -> Vec<Value> {
+        self.grants().into_iter().filter(|event| event.get("error").is_some()).collect()
     }
 
     /// Ends every grant of `account` at the authorization server.

@@ -45,6 +45,10 @@ fn plain_records(store: &dyn Store) {
     assert!(store.insert_record("rec-t:lease", "replica-1", Some(now + 30), now).unwrap());
     assert!(!store.insert_record("rec-t:lease", "replica-2", Some(now + 30), now).unwrap(), "held");
     assert_eq!(store.record("rec-t:lease", now).unwrap().as_deref(), Some("replica-1"));
+    assert!(!store.replace_record("rec-t:lease", "replica-2", "replica-2", Some(now - 1)).unwrap(), "not its lease");
+    assert!(store.replace_record("rec-t:lease", "replica-1", "replica-1", Some(now - 1)).unwrap(), "released");
+    assert_eq!(store.record("rec-t:lease", now).unwrap(), None, "a released lease reads as absent");
+    assert!(store.insert_record("rec-t:lease", "replica-2", Some(now + 30), now).unwrap(), "and is taken again");
     assert!(store.insert_record("rec-t:a:gone", "new", None, now).unwrap(), "an expired record does not hold the key");
     assert!(!store.replace_record("rec-t:a:1", "not-one", "x", None).unwrap(), "compare fails");
     assert!(store.replace_record("rec-t:a:1", "one", "uno", None).unwrap());

@@ -183,11 +183,20 @@ impl Upstream {
         let lock = self.flight_lock(&key);
         let _one_per_process = lock.lock().await;
         self.write_unsaved(store, &key).await;
+        self.release_stale_leases(store).await;
         let mut force = force;
         let mut seen_before: Option<String> = None;
         for _ in 0..3 {
             let lookup = key.clone();
-            let raw = store.run(move |store| store.record(&lookup, now())).await?;
+            let raw = match store.run(move |store| store.record(&lookup, now())).await {
+                Ok(raw) => raw,
+                // The store is down: a renewed record it has not taken yet
+                // is the freshest there is, and serves until it is due.
+                Err(err) => match self.unsaved_record(&key) {
+                    Some(unsaved) if !unsaved.due(now()) => return self.open_access(&unsaved, &owner),
+                    _ => return Err(err.into()),
+                },
+            };
             // The record changed while this request waited: another
             // request renewed it, and its result is used.
             if force && seen_before.is_some() && raw != seen_before {
@@ -207,7 +216,7 @@ impl Upstream {
                 .await?;
             if won {
                 let result = self.renew(store, &key, &owner, raw.as_deref(), grant.as_ref(), upstream_url).await;
-                let _ = store.run(move |store| store.delete_record(&lease)).await;
+                self.release_lease(store, lease, holder).await;
                 return result;
             }
             seen_before = raw.clone();
@@ -288,7 +297,9 @@ impl Upstream {
                     // No refresh token: the access token is used until it
                     // expires, then the user connects again.
                     if grant.expired(now()) {
-                        self.end_grant(store, key, raw).await;
+                        if let Some(current) = self.end_grant(store, key, raw).await {
+                            return self.open_access(&parse(&current)?, owner);
+                        }
                         return Err(UpstreamAuthError::ConnectRequired);
                     }
                     return self.open_access(grant, owner);
@@ -314,7 +325,12 @@ impl Upstream {
                 Upstream::count(&self.counters.refresh_failures);
                 tracing::info!(upstream = %self.id, error = %error, "the upstream's authorization server refused the renewal; the grant ends");
                 if self.mode == AuthMode::UserOAuth {
-                    self.end_grant(store, key, raw).await;
+                    // Another replica may have rotated the token meanwhile
+                    // (its lease ran out while it waited on the server): its
+                    // record is the grant now, and nobody must reconnect.
+                    if let Some(current) = self.end_grant(store, key, raw).await {
+                        return self.open_access(&parse(&current)?, owner);
+                    }
                     return Err(UpstreamAuthError::ConnectRequired);
                 }
                 Err(UpstreamAuthError::Unavailable(format!("the upstream refused the service account: {error}")))
@@ -368,6 +384,33 @@ impl Upstream {
         }
     }
 
+    /// Ends this request's lease, if it still holds it (compare and set to
+    /// an expired record, which reads as absent): a lease that ran out and
+    /// another replica took is not touched. Released later when the store is
+    /// down, so a store outage does not leave the next refresh waiting for
+    /// the lease to run out.
+    async fn release_lease(&self, store: &StoreHandle, lease: String, holder: String) {
+        let (key, value) = (lease.clone(), holder.clone());
+        let released = store.run(move |store| store.replace_record(&key, &value, &value, Some(now() - 1))).await;
+        if released.is_err() {
+            let mut stale = self.stale_leases.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            stale.push((lease, holder));
+        }
+    }
+
+    /// Releases the leases a store outage kept.
+    async fn release_stale_leases(&self, store: &StoreHandle) {
+        let stale = std::mem::take(&mut *self.stale_leases.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        for (lease, holder) in stale {
+            self.release_lease(store, lease, holder).await;
+        }
+    }
+
+    fn unsaved_record(&self, key: &str) -> Option<StoredGrant> {
+        let unsaved = self.unsaved.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        unsaved.get(key).and_then(|(_, text)| parse(text).ok())
+    }
+
     /// Writes a renewed record an earlier request could not store.
     async fn write_unsaved(&self, store: &StoreHandle, key: &str) {
         let pending = {
@@ -388,20 +431,22 @@ impl Upstream {
         }
     }
 
-    async fn end_grant(&self, store: &StoreHandle, key: &str, raw: Option<&str>) {
+    /// Deletes the grant that failed (`raw`); a record that replaced it
+    /// meanwhile (a reconnect, another replica's rotation) stays and is
+    /// returned.
+    async fn end_grant(&self, store: &StoreHandle, key: &str, raw: Option<&str>) -> Option<String> {
         let (lookup, expected) = (key.to_owned(), raw.map(str::to_owned));
-        // Only the grant that failed: a reconnect made meanwhile stays.
-        let _ = store
-            .run(move |store| {
-                match (store.record(&lookup, now())?, expected) {
-                    (Some(current), Some(expected)) if current == expected => {
-                        store.delete_record(&lookup)?;
-                    }
-                    _ => {}
+        store
+            .run(move |store| match (store.record(&lookup, now())?, expected) {
+                (Some(current), Some(expected)) if current == expected => {
+                    store.delete_record(&lookup)?;
+                    Ok(None)
                 }
-                Ok(())
+                (current, _) => Ok(current),
             })
-            .await;
+            .await
+            .ok()
+            .flatten()
     }
 
     /// The scope asked for: the policy's `scopes`, else what the resource

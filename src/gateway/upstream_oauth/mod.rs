@@ -77,6 +77,8 @@ pub(crate) struct Upstream {
     /// Renewed records a failed store write left here, by key, with the
     /// record they replace: written by the next request (see `grants`).
     unsaved: Mutex<HashMap<String, (Option<String>, String)>>,
+    /// Refresh leases (key, holder) a store outage kept from being released.
+    stale_leases: Mutex<Vec<(String, String)>>,
     pub(crate) counters: Counters,
 }
 
@@ -145,6 +147,7 @@ impl Upstream {
             in_flight: Mutex::new(HashMap::new()),
             url_elicitation: Mutex::new(HashMap::new()),
             unsaved: Mutex::new(HashMap::new()),
+            stale_leases: Mutex::new(Vec::new()),
             counters: Counters::default(),
         }
     }

@@ -358,3 +358,66 @@ fn two_replicas_on_redis_refreshing_at_once_refresh_once() {
     }
     assert_eq!(raced["refreshes_during_race"], 1, "one refresh for both replicas: {}", ctx());
 }
+
+/// The dangerous moment of a rotation: the authorization server has spent
+/// the old refresh token and answered, and the store does not take the new
+/// one (Redis pauses writes past the gateway's timeout). The call still goes
+/// through with the new token, the new tokens are written by the next
+/// request, and the user is never asked to reconnect; presenting the spent
+/// token again would have ended the grant (oidc-provider detects reuse).
+#[test]
+fn a_rotated_refresh_token_the_store_could_not_take_is_not_lost() {
+    let tools = Toolchain::require();
+    let port = peers::free_port();
+    let public_url = format!("http://localhost:{port}");
+    let cognito = Cognito::start_in(tools.clone(), temp_dir(), &public_url);
+    // Eight-second tokens (due with four left); refresh answers held 1.5 s.
+    let upstream = ProtectedUpstream::start_with(&tools, cognito.path(), 8, &["--refresh-delay-ms", "1500"]);
+    let config = cognito.path().join("config");
+    add_policies(&config);
+    write_routes(&config, upstream.url());
+    let redis = RedisServer::start();
+    let gateway = spawn_replica(&cognito, 0, port, &public_url, &redis.url);
+    let logs = || format!("{}\n{}", gateway.log_tail(), upstream.logs());
+    let call = |phase: &str| {
+        let mut cmd = tools.python_script("tests/e2e/upstream_oauth_checks.py");
+        cmd.args(["--url", &format!("{public_url}/mcp/linear"), "--username", USERNAME, "--password", PASSWORD])
+            .args(["--upstream-login", "alice-at-linear", "--phase", phase, "--elicitation"]);
+        cmd
+    };
+    let output = peers::run("upstream_oauth_checks.py", call("connect"), Duration::from_secs(180));
+    let connected = output.json().unwrap_or_else(|| panic!("{}\n{}", output.describe(), logs()));
+    assert_eq!(connected["second"]["ok"], true, "{connected:#}\n\n{}", logs());
+
+    // Once the token is due, a call refreshes; while the server holds its
+    // answer, Redis stops taking writes for longer than the gateway waits.
+    std::thread::sleep(Duration::from_secs(5));
+    let refreshes = upstream.count("refresh_token");
+    let cmd = call("call");
+    let pending = std::thread::spawn(move || peers::run("upstream_oauth_checks.py", cmd, Duration::from_secs(180)));
+    // The refresh has reached the server, which is holding its answer.
+    peers::wait_until(Duration::from_secs(30), || upstream.count("refresh_token") > refreshes)
+        .unwrap_or_else(|| panic!("no refresh reached the authorization server:\n{}", logs()));
+    let client = redis::Client::open(redis.url.as_str()).expect("redis url");
+    let mut conn = client.get_connection().expect("redis connection");
+    redis::cmd("CLIENT").arg("PAUSE").arg(3000).arg("WRITE").query::<()>(&mut conn).expect("CLIENT PAUSE");
+    let output = pending.join().expect("the call's thread");
+    let during = output.json().unwrap_or_else(|| panic!("{}\n{}", output.describe(), logs()));
+    assert_eq!(during["first"]["ok"], true, "the call went through with the new token: {during:#}\n\n{}", logs());
+    assert_eq!(upstream.count("refresh_token"), refreshes + 1, "{:?}", upstream.grants());
+    assert!(gateway.log_tail().contains("kept in memory"), "the store did not take it:\n{}", logs());
+
+    // After the pause: no reconnect, and no spent refresh token presented.
+    std::thread::sleep(Duration::from_secs(3));
+    let mut cmd = tools.python_script("tests/e2e/upstream_oauth_checks.py");
+    cmd.args(["--url", &format!("{public_url}/mcp/linear"), "--username", USERNAME, "--password", PASSWORD]).args([
+        "--phase",
+        "call",
+        "--elicitation",
+    ]);
+    let output = peers::run("upstream_oauth_checks.py", cmd, Duration::from_secs(180));
+    let after = output.json().unwrap_or_else(|| panic!("{}\n{}", output.describe(), logs()));
+    assert_eq!(after["first"]["ok"], true, "{after:#}\n\n{}", logs());
+    assert_eq!(after["first"]["whoami"]["sub"], "alice-at-linear", "{after:#}");
+    assert_eq!(upstream.refused(), Vec::<Value>::new(), "a spent refresh token was presented:\n{}", logs());
+}
