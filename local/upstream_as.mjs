@@ -16,7 +16,8 @@
 //
 // Prints `Running on http://127.0.0.1:PORT` once it serves. Besides the
 // provider's own endpoints, for tests:
-//   GET  /_test/events           the token grants it answered (and refused), in order
+//   GET  /_test/events           the token grants it answered (and refused) and the
+//                                revocations (RFC 7009) it honoured, in order
 //   POST /_test/revoke?account=X every grant of that user ended (as a user
 //                                revoking the app at the provider would)
 //
@@ -111,6 +112,9 @@ provider.on('grant.error', (ctx, error) => {
 });
 provider.use(async (ctx, next) => {
   await next();
+  if (ctx.path === '/token/revocation' && ctx.status === 200) {
+    events.push({ revocation: ctx.oidc?.params?.token_type_hint ?? 'token', client_id: ctx.oidc?.client?.clientId, at: Date.now() });
+  }
   if (refreshDelay > 0 && ctx.path === '/token' && ctx.oidc?.params?.grant_type === 'refresh_token') {
     await new Promise((done) => setTimeout(done, refreshDelay));
   }

@@ -227,6 +227,10 @@ fn two_users_get_two_upstream_identities_and_revoke_sub_removes_one_grant() {
         "{}",
         revoked.describe()
     );
+    let revocations: Vec<Value> =
+        setup.upstream.grants().into_iter().filter(|e| e.get("revocation").is_some()).collect();
+    assert_eq!(revocations.len(), 1, "RFC 7009 at the upstream: {revocations:?}");
+    assert_eq!(revocations[0]["revocation"], "refresh_token", "the grant's refresh token: {revocations:?}");
     let listed = setup.gateway_cli(&["connections", "--sub", &sub]);
     assert!(listed.stdout.contains("no upstream connections"), "{}", listed.describe());
     // Bob must connect again; Alice is untouched.
@@ -235,9 +239,20 @@ fn two_users_get_two_upstream_identities_and_revoke_sub_removes_one_grant() {
     let alice_again = setup.checks((USERNAME, PASSWORD), "alice-at-linear", "call", &["--elicitation"]);
     assert_eq!(alice_again["first"]["whoami"]["sub"], "alice-at-linear", "{alice_again:#}\n\n{}", setup.logs());
 
-    // An operator disconnects one upstream of a user.
+    // An operator disconnects one upstream of a user; `revoke --user`
+    // finds upstream grants by the e-mail they were connected with.
     let disconnected = setup.gateway_cli(&["connections", "--user", EMAIL, "--disconnect", "linear"]);
     assert!(disconnected.stdout.contains("disconnected: 1 grant(s) at linear deleted"), "{}", disconnected.describe());
+    let bob_back = setup.checks((BOB, BOB_PASSWORD), "bob-at-linear", "connect", &["--elicitation"]);
+    assert_eq!(bob_back["second"]["ok"], true, "{bob_back:#}\n\n{}", setup.logs());
+    let revoked = setup.gateway_cli(&["revoke", "--user", BOB_EMAIL]);
+    assert!(
+        revoked.stdout.contains("1 upstream grant(s) deleted (1 revoked at the upstream)"),
+        "{}",
+        revoked.describe()
+    );
+    let listed = setup.gateway_cli(&["connections", "--user", BOB_EMAIL]);
+    assert!(listed.stdout.contains("no upstream connections"), "{}", listed.describe());
 }
 
 #[test]
