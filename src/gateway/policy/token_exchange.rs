@@ -187,7 +187,7 @@ impl TokenExchange {
     }
 
     /// Notes whether an `initialize` declares URL-mode elicitation.
-    fn note_capabilities(&self, ctx: &RequestCtx<'_>) {
+    async fn note_capabilities(&self, ctx: &RequestCtx<'_>) {
         let Some(Ok(rpc)) = ctx.rpc else { return };
         if rpc.first().and_then(|message| message.method.as_deref()) != Some("initialize") {
             return;
@@ -197,7 +197,7 @@ impl TokenExchange {
             .and_then(|body| serde_json::from_slice::<Value>(body).ok())
             .and_then(|value| value.pointer("/params/capabilities/elicitation").cloned())
             .is_some_and(|elicitation| elicitation.get("url").is_some());
-        self.upstream.remember_elicitation(&ctx.claims.sub, &ctx.claims.client_id, declared);
+        self.upstream.remember_elicitation(ctx.store, &ctx.claims.sub, &ctx.claims.client_id, declared).await;
     }
 
     async fn credential_step(&self, ctx: &RequestCtx<'_>, force: bool) -> Step {
@@ -234,7 +234,7 @@ impl InboundPolicy for TokenExchange {
 
     fn on_request<'a>(&'a self, ctx: &'a RequestCtx<'a>) -> StepFuture<'a> {
         Box::pin(async move {
-            self.note_capabilities(ctx);
+            self.note_capabilities(ctx).await;
             self.credential_step(ctx, false).await
         })
     }

@@ -92,7 +92,7 @@ impl Upstream {
             "This MCP server needs your {} account. Open this link to connect it, then try again: {url}",
             self.display_name
         );
-        if self.declared_url_elicitation(asking.subject, asking.client_id) {
+        if self.declared_url_elicitation(store, asking.subject, asking.client_id).await {
             let data = json!({"elicitations": [{
                 "mode": "url",
                 "elicitationId": ticket,

@@ -31,6 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::gateway::sealing::SealingKey;
+use crate::gateway::store::StoreHandle;
 use crate::secret::Secret;
 
 /// Who owns the upstream credential (Zuplo's `authMode`).
@@ -84,6 +85,8 @@ pub(crate) struct Upstream {
 
 /// Bounds what [`Upstream::url_elicitation`] remembers.
 const ELICITATION_MEMORY: usize = 100_000;
+/// How long the store keeps a client's declared capability.
+const ELICITATION_TTL: i64 = 30 * 86_400;
 
 /// Per-upstream counters for `/metrics`.
 #[derive(Debug, Default)]
@@ -167,18 +170,48 @@ impl Upstream {
         self.runtime.get().ok_or(UpstreamAuthError::NotBound)
     }
 
-    /// Remembers whether `(subject, client)` declared URL elicitation.
-    pub(crate) fn remember_elicitation(&self, subject: &str, client_id: &str, url_mode: bool) {
-        let mut memory = self.url_elicitation.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if memory.len() >= ELICITATION_MEMORY {
-            memory.clear();
+    /// Remembers whether `(subject, client)` declared URL elicitation: in
+    /// this process, and in the store for the other replicas (a client's
+    /// `initialize` and its later calls may reach different ones). Only a
+    /// change is written, so a client that initializes often costs one write.
+    pub(crate) async fn remember_elicitation(
+        &self,
+        store: &StoreHandle,
+        subject: &str,
+        client_id: &str,
+        url_mode: bool,
+    ) {
+        let known = {
+            let mut memory = self.url_elicitation.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if memory.len() >= ELICITATION_MEMORY {
+                memory.clear();
+            }
+            memory.insert((subject.to_owned(), client_id.to_owned()), url_mode)
+        };
+        if known == Some(url_mode) {
+            return;
         }
-        memory.insert((subject.to_owned(), client_id.to_owned()), url_mode);
+        let key = keys::elicitation(subject, client_id);
+        let value = if url_mode { "url" } else { "none" };
+        let expires_at = crate::gateway::store::now() + ELICITATION_TTL;
+        if let Err(err) = store.run(move |store| store.put_record(&key, value, Some(expires_at))).await {
+            tracing::debug!(error = %err, "cannot record the client's elicitation capability");
+        }
     }
 
-    pub(crate) fn declared_url_elicitation(&self, subject: &str, client_id: &str) -> bool {
-        let memory = self.url_elicitation.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        memory.get(&(subject.to_owned(), client_id.to_owned())).copied().unwrap_or(false)
+    /// Whether `(subject, client)` declared URL elicitation at its last
+    /// `initialize` (on any replica).
+    pub(crate) async fn declared_url_elicitation(&self, store: &StoreHandle, subject: &str, client_id: &str) -> bool {
+        let known = {
+            let memory = self.url_elicitation.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            memory.get(&(subject.to_owned(), client_id.to_owned())).copied()
+        };
+        if let Some(url_mode) = known {
+            return url_mode;
+        }
+        let key = keys::elicitation(subject, client_id);
+        let stored = store.run(move |store| store.record(&key, crate::gateway::store::now())).await;
+        matches!(stored.ok().flatten().as_deref(), Some("url"))
     }
 
     fn flight_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -285,9 +318,14 @@ pub(crate) mod keys {
         format!("upgrant:{upstream}:{subject}")
     }
 
-    /// Every grant of a user, whatever the upstream: listed by prefix per
-    /// upstream, so the CLI scans `upgrant:`.
+    /// The prefix of every grant key: the operator's commands list them all
+    /// and pick a user's (a user's grants share no prefix of their own).
     pub(crate) const GRANT_PREFIX: &str = "upgrant:";
+
+    /// Whether a user's client declared URL elicitation.
+    pub(crate) fn elicitation(subject: &str, client_id: &str) -> String {
+        format!("upelicit:{}", crate::gateway::crypto::sha256_hex(&format!("{subject}\0{client_id}")))
+    }
 
     /// The service account's token of an upstream.
     pub(crate) fn service(upstream: &str) -> String {

@@ -101,3 +101,30 @@ async fn a_connect_link_that_is_not_one_gets_a_page_saying_what_to_do() {
         assert!(page.contains("Call the tool again from your MCP client"), "{page}");
     }
 }
+
+/// A client that declared URL elicitation at `initialize` on one replica
+/// gets the URL-elicitation error from another: replicas share what it
+/// declared through the store.
+#[tokio::test]
+async fn a_declared_url_elicitation_is_known_to_every_replica() {
+    use tower::ServiceExt;
+    let gw = gateway().await;
+    let token = gw.mint("linear", now(), 60);
+    let post = |body: &'static str| {
+        bearer("/mcp/linear", &token)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, "application/json, text/event-stream")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let initialize = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"elicitation":{"form":{},"url":{}}},"clientInfo":{"name":"c","version":"1"}}}"#;
+    let first = json_body(gw.send(post(initialize)).await).await;
+    assert_eq!(first["error"]["code"], -32042, "{first}");
+    assert_eq!(first["error"]["data"]["elicitations"][0]["mode"], "url", "{first}");
+
+    let replica = cognigate::gateway::router(Gateway::state(gw.dir.path()));
+    let call = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{}}}"#;
+    let second = json_body(replica.oneshot(post(call)).await.unwrap()).await;
+    assert_eq!(second["id"], 2, "{second}");
+    assert_eq!(second["error"]["code"], -32042, "the other replica knows: {second}");
+}
