@@ -19,7 +19,8 @@ presented (never the tokens), the subjects that called, and how many
 requests were refused.
 
 Usage: `protected_mcp.py --port PORT --issuer http://127.0.0.1:ASPORT
-[--introspection-secret S]` prints `Running on http://127.0.0.1:PORT/mcp`.
+[--introspection-secret S] [--refuse-subject USER]` prints `Running on
+http://127.0.0.1:PORT/mcp`.
 """
 
 from __future__ import annotations
@@ -49,10 +50,11 @@ LOCK = threading.Lock()
 class IntrospectionVerifier:
     """The SDK's `TokenVerifier`: RFC 7662 introspection at the issuer."""
 
-    def __init__(self, endpoint: str, secret: str, resource: str) -> None:
+    def __init__(self, endpoint: str, secret: str, resource: str, refused: set[str]) -> None:
         self.endpoint = endpoint
         self.auth = ("protected-mcp", secret)
         self.resource = resource
+        self.refused = refused
 
     async def verify_token(self, token: str) -> AccessToken | None:
         digest = hashlib.sha256(token.encode()).hexdigest()
@@ -64,7 +66,7 @@ class IntrospectionVerifier:
         body = response.json() if response.status_code == 200 else {}
         audience = body.get("aud")
         audiences = audience if isinstance(audience, list) else [audience]
-        if not body.get("active") or self.resource not in audiences:
+        if not body.get("active") or self.resource not in audiences or body.get("sub") in self.refused:
             with LOCK:
                 STATS["refused"] += 1
             return None
@@ -78,8 +80,8 @@ class IntrospectionVerifier:
         )
 
 
-def build_server(issuer: str, resource: str, secret: str) -> MCPServer:
-    verifier = IntrospectionVerifier(f"{issuer}/token/introspection", secret, resource)
+def build_server(issuer: str, resource: str, secret: str, refused: set[str]) -> MCPServer:
+    verifier = IntrospectionVerifier(f"{issuer}/token/introspection", secret, resource, refused)
     server = MCPServer(
         name="cognigate-protected-example",
         version="1.0.0",
@@ -132,9 +134,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--issuer", required=True)
     parser.add_argument("--introspection-secret", default="introspection-secret")
+    parser.add_argument("--refuse-subject", action="append", default=[],
+                        help="refuse every token of this user, valid or not (an account the server has locked)")
     args = parser.parse_args()
     resource = f"http://{args.host}:{args.port}/mcp"
-    app = build_server(args.issuer, resource, args.introspection_secret).streamable_http_app(host=args.host)
+    server = build_server(args.issuer, resource, args.introspection_secret, set(args.refuse_subject))
+    app = server.streamable_http_app(host=args.host)
     try:
         asyncio.run(serve(Stats(app), args.host, args.port))
     except KeyboardInterrupt:

@@ -28,6 +28,17 @@ impl ProtectedUpstream {
 
     /// With more options of `local/upstream_as.mjs` (e.g. `--refresh-delay-ms`).
     pub fn start_with(tools: &Toolchain, log_dir: &Path, access_ttl: u64, extra: &[&str]) -> ProtectedUpstream {
+        Self::start_full(tools, log_dir, access_ttl, extra, &[])
+    }
+
+    /// And options of `local/protected_mcp.py` (e.g. `--refuse-subject`).
+    pub fn start_full(
+        tools: &Toolchain,
+        log_dir: &Path,
+        access_ttl: u64,
+        extra: &[&str],
+        mcp_extra: &[&str],
+    ) -> ProtectedUpstream {
         let as_port = free_port();
         let mut cmd = Command::new("node");
         cmd.arg(repo_root().join("local/upstream_as.mjs"))
@@ -36,7 +47,7 @@ impl ProtectedUpstream {
             .env("COGNIGATE_NODE_MODULES", &tools.node_modules);
         let authorization_server = Peer::spawn("upstream-as", cmd, log_dir);
         let mut cmd = tools.python_script("local/protected_mcp.py");
-        cmd.args(["--port", &free_port().to_string(), "--issuer", authorization_server.url()]);
+        cmd.args(["--port", &free_port().to_string(), "--issuer", authorization_server.url()]).args(mcp_extra);
         let mcp = Peer::spawn("protected-mcp", cmd, log_dir);
         ProtectedUpstream { mcp, authorization_server }
     }

@@ -112,6 +112,17 @@ pub(super) async fn serve(
                         let body = Body::from(bytes.clone().unwrap_or_default());
                         let request = Request::from_parts(copy_parts(again), body);
                         sent = forward_with(state, route, request, peer, &headers).await;
+                        // Refused again with a renewed credential: the upstream's
+                        // 401 would make the client sign in to the gateway again,
+                        // which cannot help.
+                        if sent.as_ref().is_ok_and(|response| response.status() == StatusCode::UNAUTHORIZED) {
+                            tracing::warn!(route = %route.route.path, "the upstream refused a renewed credential");
+                            let refused = super::jsonrpc_error(
+                                StatusCode::BAD_GATEWAY,
+                                "the upstream MCP server refused the credential the gateway holds for it",
+                            );
+                            answered = Some((refused, "upstream_refused_credential"));
+                        }
                     }
                     Step::Answer { response, outcome } => answered = Some((response, outcome)),
                     Step::Continue | Step::FilterResponse(_) => {}

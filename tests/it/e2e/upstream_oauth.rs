@@ -83,8 +83,13 @@ struct Setup {
 
 impl Setup {
     fn start(access_ttl: u64) -> Setup {
+        Setup::start_refusing(access_ttl, &[])
+    }
+
+    /// With the MCP server's options (`--refuse-subject USER`).
+    fn start_refusing(access_ttl: u64, mcp_extra: &[&str]) -> Setup {
         let mut world = World::start();
-        let upstream = ProtectedUpstream::start(world.tools(), world.cognito.path(), access_ttl);
+        let upstream = ProtectedUpstream::start_full(world.tools(), world.cognito.path(), access_ttl, &[], mcp_extra);
         let config = world.cognito.path().join("config");
         add_policies(&config);
         write_routes(&config, upstream.url());
@@ -286,6 +291,27 @@ fn a_grant_revoked_at_the_upstream_asks_to_connect_again() {
     let after = setup.checks((USERNAME, PASSWORD), "alice-at-linear", "call", &["--elicitation"]);
     assert_eq!(after["first"]["ok"], false, "{after:#}\n\n{}", setup.logs());
     assert_eq!(after["first"]["error"]["code"], -32042, "{after:#}\n\n{}", setup.logs());
+}
+
+/// An upstream that refuses even a renewed token (it has locked the
+/// account): the client gets a JSON-RPC error saying so, once, not the
+/// upstream's 401 (which would send it to sign in to the gateway again).
+#[test]
+fn an_upstream_refusing_a_renewed_token_is_a_clear_error_not_a_401() {
+    let setup = Setup::start_refusing(3600, &["--refuse-subject", "locked-user"]);
+    let out = setup.checks((USERNAME, PASSWORD), "locked-user", "connect", &["--elicitation"]);
+    let ctx = || format!("{out:#}\n\n{}", setup.logs());
+    assert_eq!(
+        out["connect"]["done"]["url"],
+        format!("{}/oauth/upstream/callback", setup.world.gateway_url),
+        "{}",
+        ctx()
+    );
+    assert_eq!(out["second"]["ok"], false, "{}", ctx());
+    let message = out["second"]["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("refused the credential the gateway holds"), "{}", ctx());
+    // It renewed once (the refresh went through), then gave up.
+    assert_eq!(setup.upstream.count("refresh_token"), 1, "{:?}", setup.upstream.grants());
 }
 
 #[test]
