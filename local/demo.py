@@ -8,9 +8,13 @@
   points at the example upstream, and a demo user is created in the pool
   (`AdminCreateUser` + `AdminSetUserPassword`, permanent, with an email and
   the group `mcp-users`, so the ID token carries `email` and `cognito:groups`).
+  With `--protected-upstream`, it also adds the OAuth-protected example: an
+  `mcp-token-exchange-inbound` policy and the route `/mcp/example-oauth`.
 - `report` reads the JSON line of `tests/e2e/client.py --call …` (the official
   MCP Python SDK logging in through the gateway) on stdin and prints what it
   saw, step by step; exit 1 when the path did not complete.
+- `report-connect` reads the JSON line of `tests/e2e/upstream_oauth_checks.py
+  --phase call` on the OAuth example and prints its connect-required link.
 """
 
 from __future__ import annotations
@@ -74,6 +78,40 @@ def _point_routes(routes_file: Path, upstream: str) -> list[str]:
     return paths
 
 
+def _add_oauth_example(state: Path, upstream: str) -> str:
+    """The OAuth-protected example: its `mcp-token-exchange-inbound` policy
+    (Zuplo's shape) and a route `/mcp/example-oauth` behind it, after the
+    OAuth policy. Returns the route's path."""
+    policies_file = state / "config" / "policies.json"
+    policies = json.loads(policies_file.read_text())
+    oauth_policy = next(p["name"] for p in policies["policies"] if p.get("policyType") == "mcp-cognito-oauth-inbound")
+    policies["policies"].append({
+        "name": "example-oauth-upstream",
+        "policyType": "mcp-token-exchange-inbound",
+        "handler": {
+            "module": "$import(@zuplo/runtime/mcp-gateway)",
+            "export": "McpTokenExchangeInboundPolicy",
+            "options": {"displayName": "Example OAuth upstream", "id": "example-oauth", "authMode": "user-oauth",
+                        "scopes": [], "clientRegistration": {"mode": "auto"}},
+        },
+    })
+    routes_file = state / "config" / "routes.oas.json"
+    doc = json.loads(routes_file.read_text())
+    template = next(iter(doc["paths"].values()))
+    route = json.loads(json.dumps(template))
+    for method, operation in route.items():
+        if isinstance(operation, dict) and "x-zuplo-route" in operation:
+            operation["operationId"] = f"mcp-example-oauth-{method}"
+            operation["x-zuplo-route"]["handler"].setdefault("options", {})["rewritePattern"] = upstream
+            operation["x-zuplo-route"]["policies"] = {"inbound": [oauth_policy, "example-oauth-upstream"]}
+    doc["paths"]["/mcp/example-oauth"] = route
+    for path, text in ((policies_file, json.dumps(policies, indent=2)), (routes_file, json.dumps(doc, indent=2))):
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text + "\n")
+        os.replace(tmp, path)
+    return "/mcp/example-oauth"
+
+
 def _create_user(moto: str, pool_id: str, username: str, password: str, email: str) -> None:
     import boto3
     from botocore.config import Config
@@ -106,6 +144,9 @@ def configure(args: argparse.Namespace) -> int:
     _create_user(args.moto, pool_id, args.username, args.password, args.email)
     print(f"  env file        COGNITO_USER_POOL_DOMAIN={args.login_domain} (the local login page)")
     print(f"  routes          {', '.join(routes)} -> {args.upstream}")
+    if args.protected_upstream:
+        route = _add_oauth_example(state, args.protected_upstream)
+        print(f"                  {route} -> {args.protected_upstream} (OAuth-protected: mcp-token-exchange-inbound)")
     print(f"  demo user       created in {pool_id} (group {DEMO_GROUP}, email {args.email})")
     print(f"                  username: {args.username}")
     print(f"                  password: {args.password}")
@@ -151,6 +192,31 @@ def report(_: argparse.Namespace) -> int:
     return 1 if call.get("is_error") else 0
 
 
+def report_connect(_: argparse.Namespace) -> int:
+    """The OAuth example's first call: connect-required, with the link."""
+    raw = sys.stdin.read()
+    out = None
+    for line in reversed(raw.splitlines()):
+        try:
+            out = json.loads(line)
+            break
+        except ValueError:
+            continue
+    error = (out or {}).get("first", {}).get("error") if isinstance(out, dict) else None
+    link = None
+    if error:
+        for elicitation in (error.get("data") or {}).get("elicitations") or []:
+            link = elicitation.get("url")
+        link = link or (error.get("data") or {}).get("connectUrl")
+    if not link:
+        print("  the OAuth example did not answer connect-required; the client's output:", file=sys.stderr)
+        print(raw[-4000:], file=sys.stderr)
+        return 1
+    print(f"  connect-required {error.get('code')} (URL elicitation): the user connects their upstream account at")
+    print(f"                  {link}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -162,9 +228,12 @@ def main() -> int:
     p.add_argument("--username", required=True)
     p.add_argument("--password", required=True)
     p.add_argument("--email", required=True)
+    p.add_argument("--protected-upstream", help="the OAuth-protected example MCP server's URL")
     p.set_defaults(run=configure)
     p = sub.add_parser("report")
     p.set_defaults(run=report)
+    p = sub.add_parser("report-connect")
+    p.set_defaults(run=report_connect)
     args = parser.parse_args()
     return args.run(args)
 

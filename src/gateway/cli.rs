@@ -149,6 +149,20 @@ enum Command {
         #[arg(long)]
         client: Option<String>,
     },
+    /// List the upstream accounts a user has connected (mcp-token-exchange-inbound),
+    /// or disconnect one: its grant is deleted and, where the upstream offers
+    /// it, revoked there too (RFC 7009).
+    Connections {
+        /// The user's subject (the Cognito `sub`).
+        #[arg(long = "sub", required_unless_present = "user", conflicts_with = "user")]
+        sub: Option<String>,
+        /// The user's e-mail or username, as the gateway saw them when they connected.
+        #[arg(long, value_name = "EMAIL_OR_USERNAME")]
+        user: Option<String>,
+        /// Disconnect the user from this upstream (the policy's `id`, else its name).
+        #[arg(long, value_name = "UPSTREAM")]
+        disconnect: Option<String>,
+    },
     /// Make a new signing key current now (e.g. after a suspected leak). The
     /// old key keeps verifying tokens it signed until they expire; running
     /// replicas switch within seconds. Prints the new key id, never the key.
@@ -206,11 +220,39 @@ pub fn main() -> ExitCode {
         )
         .init();
 
+    if let Some(Command::Connections { sub, user, disconnect }) = &cli.command {
+        return crate::gateway::upstream_oauth::cli::connections(
+            &cli.store,
+            &cli.config_dir,
+            cli.env_file.as_deref(),
+            sub.as_deref(),
+            user.as_deref(),
+            disconnect.as_deref(),
+        );
+    }
     if let Some(Command::Revoke { sub, user, client }) = &cli.command {
         let target =
             admin::RevokeTarget { subject: sub.as_deref(), user: user.as_deref(), client_id: client.as_deref() };
+        let upstream = if sub.is_some() || user.is_some() {
+            crate::gateway::upstream_oauth::cli::revoke_upstream_grants(
+                &cli.store,
+                &cli.config_dir,
+                cli.env_file.as_deref(),
+                sub.as_deref(),
+                user.as_deref(),
+            )
+        } else {
+            Ok(None)
+        };
+        let upstream = match upstream {
+            Ok(upstream) => upstream,
+            Err(err) => {
+                eprintln!("cognigate-gateway revoke: {err}");
+                return ExitCode::from(EXIT_BOOT);
+            }
+        };
         return match admin::revoke(&cli.store, &target) {
-            Ok(revoked) if revoked.matched_nothing() => {
+            Ok(revoked) if revoked.matched_nothing() && upstream.is_none() => {
                 eprintln!(
                     "cognigate-gateway revoke: warning: nothing matched: the store holds no login of that user or client, and no such registration; nothing was revoked. Check the value, and that --store is the gateway's own store"
                 );
@@ -218,10 +260,11 @@ pub fn main() -> ExitCode {
             }
             Ok(revoked) => {
                 println!(
-                    "revoked: user(s) {}; {} access token(s) refused from now on{}",
+                    "revoked: user(s) {}; {} access token(s) refused from now on{}{}",
                     if revoked.subjects.is_empty() { "none".to_owned() } else { revoked.subjects.join(", ") },
                     revoked.access_tokens,
-                    if revoked.client_deleted { "; client registration deleted" } else { "" }
+                    if revoked.client_deleted { "; client registration deleted" } else { "" },
+                    upstream.unwrap_or_default()
                 );
                 ExitCode::SUCCESS
             }

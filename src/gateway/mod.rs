@@ -37,6 +37,7 @@ pub(crate) mod session;
 pub(crate) mod state;
 pub(crate) mod store;
 pub(crate) mod tokens;
+pub(crate) mod upstream_oauth;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -79,6 +80,7 @@ pub fn router(state: AppState) -> Router {
     }
     let endpoints = endpoints
         .merge(oauth::routes())
+        .merge(upstream_oauth::connect::routes())
         .layer(middleware::from_fn_with_state(state.clone(), oauth::limit_client_id_fetches))
         .layer(middleware::from_fn_with_state(state.clone(), security::guard))
         .layer(middleware::from_fn(cors::cors))
@@ -93,7 +95,9 @@ pub(crate) fn metrics_router(state: AppState) -> Router {
 }
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
-    let mut response = state.metrics.render().into_response();
+    let mut text = state.metrics.render();
+    text.push_str(&upstream_oauth::render_metrics(upstream_oauth::connect::upstreams(&state).into_iter()));
+    let mut response = text.into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));

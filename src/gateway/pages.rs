@@ -11,6 +11,7 @@ use serde::Serialize;
 const CONSENT: &str = "consent";
 const ERROR: &str = "error";
 const DEVICE: &str = "device";
+const CONNECT: &str = "connect";
 
 /// Shown when the error page itself cannot be rendered (a bug: the template
 /// is compiled into the binary and checked at boot by [`check`]).
@@ -32,6 +33,7 @@ fn engine() -> Result<Handlebars<'static>, String> {
         (CONSENT, include_str!("../../templates/gateway/consent.html.hbs")),
         (ERROR, include_str!("../../templates/gateway/error.html.hbs")),
         (DEVICE, include_str!("../../templates/gateway/device.html.hbs")),
+        (CONNECT, include_str!("../../templates/gateway/connect.html.hbs")),
     ] {
         engine.register_template_string(name, text).map_err(|err| format!("template `{name}`: {err}"))?;
     }
@@ -129,6 +131,44 @@ pub(super) fn device_confirm(user_code: &str) -> String {
 fn device(page: &DevicePage<'_>) -> String {
     render(DEVICE, page).unwrap_or_else(|err| {
         tracing::error!(error = %err, "cannot render the device page");
+        FALLBACK_ERROR_PAGE.to_owned()
+    })
+}
+
+/// What the page connecting a user's upstream account shows and submits.
+#[derive(Debug, Serialize)]
+pub(super) struct ConnectPage<'a> {
+    pub(crate) display_name: &'a str,
+    pub(crate) route: &'a str,
+    pub(crate) user: &'a str,
+    pub(crate) upstream_host: &'a str,
+    pub(crate) authorization_host: &'a str,
+    pub(crate) resource: &'a str,
+    pub(crate) scope: &'a str,
+    pub(crate) consent_id: &'a str,
+    pub(crate) csrf_token: &'a str,
+}
+
+pub(super) fn connect(page: &ConnectPage<'_>) -> Result<String, String> {
+    #[derive(Serialize)]
+    struct Form<'a> {
+        form: bool,
+        #[serde(flatten)]
+        page: &'a ConnectPage<'a>,
+    }
+    render(CONNECT, &Form { form: true, page })
+}
+
+/// The connect flow's last page: `message` says what happened.
+pub(super) fn connect_done(display_name: &str, message: &str) -> String {
+    #[derive(Serialize)]
+    struct Done<'a> {
+        form: bool,
+        display_name: &'a str,
+        message: &'a str,
+    }
+    render(CONNECT, &Done { form: false, display_name, message }).unwrap_or_else(|err| {
+        tracing::error!(error = %err, "cannot render the connect page");
         FALLBACK_ERROR_PAGE.to_owned()
     })
 }

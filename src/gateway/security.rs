@@ -127,6 +127,7 @@ fn is_oauth_post(method: &Method, path: &str) -> bool {
                 | "/oauth/consent"
                 | "/oauth/device_authorization"
                 | "/oauth/device"
+                | "/oauth/upstream/connect"
         )
 }
 
@@ -144,6 +145,10 @@ pub(crate) async fn guard(State(state): State<AppState>, request: Request, next:
         (true, "/oauth/register") => Some(("register", state.security.register_per_minute, "registrations")),
         (false, "/oauth/authorize") => {
             Some(("authorize", state.security.authorize_per_minute, "authorization requests"))
+        }
+        // A connect link starts a sign-in (a pending login) as authorize does.
+        (false, "/oauth/upstream/connect") => {
+            Some(("upstream-connect", state.security.authorize_per_minute, "connect requests"))
         }
         // Each one stores a device authorization, as each authorize request
         // stores a pending login: the same budget, counted apart.

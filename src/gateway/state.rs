@@ -41,6 +41,8 @@ pub enum StateError {
     Http(String),
     #[error("cannot load the templates: {0}")]
     Template(String),
+    #[error("{0}")]
+    UpstreamOAuth(String),
     #[error(
         "COGNIGATE_STORE_KEY is shorter than {MIN_STORE_KEY_LEN} characters. Fix: set it to a long random value, e.g. the output of `openssl rand -base64 32`"
     )]
@@ -180,6 +182,7 @@ impl AppState {
         let key_ring = KeyRingPolicy::new(token_lifetime, KeyRotation::default(), &stored);
 
         let mut idps: HashMap<String, Arc<IdentityProvider>> = HashMap::new();
+        let mut upstreams = HashMap::new();
         let mut routes = HashMap::new();
         if oauth.store_key.as_ref().is_some_and(|key| key.expose().len() < MIN_STORE_KEY_LEN) {
             return Err(StateError::StoreKey);
@@ -197,6 +200,14 @@ impl AppState {
                     idp
                 }
             };
+            // Upstream tokens are sealed with a key from the same secret as
+            // the identity provider's refresh tokens (never one in the store).
+            let secret = oauth.store_key.as_ref().unwrap_or(&route.policy.browser_login.client_secret);
+            for upstream in route.inbound.iter().filter_map(|policy| policy.upstream_oauth()) {
+                super::upstream_oauth::check_binding(&mut upstreams, upstream, &route.path, &route.upstream)
+                    .map_err(StateError::UpstreamOAuth)?;
+                upstream.bind(&public_url, secret).map_err(|err| StateError::UpstreamOAuth(err.to_string()))?;
+            }
             routes.insert(slug, RouteState::new(route, idp, &public_url)?);
         }
 

@@ -237,6 +237,78 @@ fn inspector_connects_with_no_extra_flag(tools: &Toolchain, port: u16) {
     assert_eq!(report["direct_registration"]["status"], 201, "registration from the Inspector's origin: {ctx}");
 }
 
+/// The local mode's OAuth-protected example, as a newcomer meets it: the
+/// demo's own check shows the connect-required link; then, with the demo up,
+/// the official Python SDK's first call gets it, Chromium walks the connect
+/// page and the upstream's login, and the call goes through as that upstream
+/// user; Ctrl-C stops the example's servers too.
+#[test]
+fn demo_oauth_example_sends_the_user_to_connect_once_then_calls_as_them() {
+    let tools = Toolchain::require();
+    let state = tempfile::tempdir().expect("temp dir");
+    let port = peers::free_port();
+    let stdout_path = state.path().join("demo.stdout");
+    let mut child = demo(&tools, state.path(), port)
+        .env("COGNIGATE_TEST_NODE_MODULES", &tools.node_modules)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&stdout_path).expect("stdout file"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start scripts/demo");
+    let read = || std::fs::read_to_string(&stdout_path).unwrap_or_default();
+    let deadline = Instant::now() + DEMO_TIMEOUT;
+    while !read().contains("Press Ctrl-C") {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            let _ = child.stderr.take().map(|mut e| e.read_to_string(&mut err));
+            panic!("scripts/demo exited with {status} before it was up:\n{}\n{err}", read());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("scripts/demo was not up within {DEMO_TIMEOUT:?}:\n{}", read());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let stdout = read();
+    assert!(stdout.contains("/mcp/example-oauth ->"), "the route is configured:\n{stdout}");
+    assert!(stdout.contains("connect-required -32042"), "the demo shows the connect link:\n{stdout}");
+    assert!(stdout.contains(&format!("http://localhost:{port}/oauth/upstream/connect?ticket=")), "{stdout}");
+
+    let mut cmd = tools.python_script("tests/e2e/upstream_oauth_checks.py");
+    cmd.args(["--url", &format!("http://localhost:{port}/mcp/example-oauth")])
+        .args(["--username", "demo", "--password", "Cognigate-Demo-1", "--upstream-login", "newcomer"])
+        .args(["--phase", "connect", "--elicitation"]);
+    let out = peers::run_json("upstream_oauth_checks.py", cmd, DEMO_TIMEOUT);
+    assert_eq!(out["first"]["error"]["code"], -32042, "{out:#}");
+    assert_eq!(out["connect"]["page"]["display_name"], "Example OAuth upstream", "{out:#}");
+    assert_eq!(out["connect"]["page"]["user"], "demo@example.com", "{out:#}");
+    assert_eq!(out["second"]["ok"], true, "{out:#}");
+    assert_eq!(out["second"]["whoami"]["sub"], "newcomer", "{out:#}");
+    // No further prompt.
+    let mut cmd = tools.python_script("tests/e2e/upstream_oauth_checks.py");
+    cmd.args(["--url", &format!("http://localhost:{port}/mcp/example-oauth")]).args([
+        "--username",
+        "demo",
+        "--password",
+        "Cognigate-Demo-1",
+        "--phase",
+        "call",
+        "--elicitation",
+    ]);
+    let again = peers::run_json("upstream_oauth_checks.py", cmd, DEMO_TIMEOUT);
+    assert_eq!(again["first"]["whoami"]["sub"], "newcomer", "{again:#}");
+
+    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let exit = peers::wait_until(Duration::from_secs(30), || matches!(child.try_wait(), Ok(Some(_))));
+    assert!(exit.is_some(), "scripts/demo did not stop on SIGINT");
+    for p in announced_ports(&stdout).into_iter().chain([port]) {
+        assert!(
+            peers::wait_until(Duration::from_secs(5), || port_is_free(p)).is_some(),
+            "port {p} is still taken after Ctrl-C:\n{stdout}"
+        );
+    }
+}
+
 /// The consent screenshot's sibling: where the login page's own screenshots go.
 fn artifact(name: &str) -> PathBuf {
     let path = World::artifacts_dir().join(name);

@@ -21,6 +21,7 @@ pub mod moto;
 pub mod peers;
 pub mod round_robin;
 pub mod strict;
+pub mod upstream_oauth;
 
 use std::path::PathBuf;
 

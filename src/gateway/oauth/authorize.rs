@@ -82,6 +82,7 @@ pub(super) async fn authorize(
         idp_code_verifier: idp_verifier.clone(),
         expires_at: now() + PENDING_LOGIN_TTL,
         device_user_code: None,
+        upstream_connect: None,
     };
     let location =
         route.idp.authorize_url(&callback_url(&state), &login.state, &login.nonce, &pkce_challenge(&idp_verifier));
@@ -93,6 +94,43 @@ pub(super) async fn authorize(
     let cookie = format!(
         "{}={binding}; Path=/; HttpOnly; SameSite=Lax; Max-Age={PENDING_LOGIN_TTL}{secure}",
         login_cookie_name(&state)
+    );
+    response.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(PageError::internal)?);
+    Ok(response)
+}
+
+/// Sends the browser that opened an upstream connect link to the route's
+/// identity provider, to prove who it is: the callback then shows the
+/// connect page only to the user the link was made for.
+pub(crate) async fn sign_in_to_connect(
+    state: &AppState,
+    route: &RouteState,
+    ticket: String,
+) -> Result<Response, PageError> {
+    let idp_verifier = random_token(32);
+    let login = PendingLogin {
+        state: random_token(32),
+        client_id: String::new(),
+        redirect_uri: String::new(),
+        client_state: None,
+        code_challenge: String::new(),
+        slug: route.route.slug.clone(),
+        scope: String::new(),
+        nonce: random_token(32),
+        idp_code_verifier: idp_verifier.clone(),
+        expires_at: now() + PENDING_LOGIN_TTL,
+        device_user_code: None,
+        upstream_connect: Some(ticket),
+    };
+    let location =
+        route.idp.authorize_url(&callback_url(state), &login.state, &login.nonce, &pkce_challenge(&idp_verifier));
+    let binding = browser_binding(&login);
+    state.store.run(move |store| store.insert_pending_login(&login)).await?;
+    let mut response = found(location.as_str());
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
+    let cookie = format!(
+        "{}={binding}; Path=/; HttpOnly; SameSite=Lax; Max-Age={PENDING_LOGIN_TTL}{secure}",
+        login_cookie_name(state)
     );
     response.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(PageError::internal)?);
     Ok(response)
@@ -252,7 +290,15 @@ pub(super) async fn callback(
     let Some(route) = state.routes.get(&login.slug) else {
         return Err(PageError::bad_request("The MCP route of this sign-in no longer exists."));
     };
+    if login.upstream_connect.is_some() && !is_bound_browser(&state, &headers, &login) {
+        return Err(PageError::bad_request(
+            "This sign-in was started in another browser. Open the connect link again in this one.",
+        ));
+    }
     let (claims, idp_session) = signed_in_claims(&state, route, &login, code).await?;
+    if let Some(ticket) = &login.upstream_connect {
+        return crate::gateway::upstream_oauth::connect::signed_in(&state, &headers, ticket, route, &claims).await;
+    }
     // The sub and name are what an operator's `revoke --sub` / `--user` take.
     tracing::info!(
         client_id = %login.client_id,

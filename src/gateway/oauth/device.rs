@@ -215,6 +215,7 @@ pub(super) async fn start_sign_in(
         idp_code_verifier: idp_verifier.clone(),
         expires_at: now() + PENDING_LOGIN_TTL,
         device_user_code: Some(code),
+        upstream_connect: None,
     };
     let location = route.idp.authorize_url(
         &super::authorize::callback_url(&state),

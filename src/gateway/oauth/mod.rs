@@ -46,6 +46,7 @@ pub(crate) const CONSENT_TTL: i64 = 600;
 /// Authorization codes: single use, 60 seconds.
 pub(crate) const CODE_TTL: i64 = 60;
 
+pub(crate) use authorize::sign_in_to_connect;
 pub(crate) use fetch_limit::limit_client_id_fetches;
 
 pub(crate) fn routes() -> Router<AppState> {

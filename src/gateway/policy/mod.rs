@@ -9,7 +9,7 @@
 //! proxied request passes first, and whose login is the identity-provider
 //! leg. The others implement [`InboundPolicy`] and run after the token check,
 //! in the order the route lists them: [`capability_filter`], [`set_headers`],
-//! [`rate_limit`] and cognigate's own [`identity`].
+//! [`rate_limit`], [`token_exchange`] and cognigate's own [`identity`].
 //!
 //! Adding a policy type: a new file with its options, a [`PolicyKind`] and an
 //! [`InboundPolicy`] implementation, and its `KIND` in [`KINDS`].
@@ -22,13 +22,14 @@ pub(crate) mod oauth;
 mod rate_limit;
 mod rewrite;
 mod set_headers;
+mod token_exchange;
 
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use axum::response::Response;
 use serde_json::Value;
 
@@ -55,13 +56,14 @@ pub(crate) struct PolicyKind {
 }
 
 /// Every policy type this gateway implements: the registry.
-static KINDS: [PolicyKind; 6] = [
+static KINDS: [PolicyKind; 7] = [
     cognito_oauth::KIND,
     generic_oauth::KIND,
     capability_filter::KIND,
     set_headers::KIND,
     rate_limit::KIND,
     identity::KIND,
+    token_exchange::KIND,
 ];
 
 impl PolicyKind {
@@ -100,6 +102,9 @@ pub(crate) struct RequestCtx<'a> {
     /// peer unless it is a trusted proxy).
     pub(crate) client_ip: Option<IpAddr>,
     pub(crate) headers: &'a HeaderMap,
+    pub(crate) method: &'a Method,
+    /// The `POST` body, when the route reads bodies.
+    pub(crate) body: Option<&'a [u8]>,
     /// The JSON-RPC view of a `POST` body, when a policy of the route reads
     /// bodies; `None` for other methods and routes.
     pub(crate) rpc: Option<&'a Result<Rpc, RpcError>>,
@@ -157,6 +162,18 @@ pub(crate) trait InboundPolicy: Send + Sync + std::fmt::Debug {
     /// bounded set when a policy lists the tools).
     fn labels_tool(&self, _name: &str) -> bool {
         true
+    }
+
+    /// The upstream answered 401 to a request this policy let through: new
+    /// headers to retry it with once, or an answer instead of the 401
+    /// (`Continue`: the 401 goes to the client).
+    fn upstream_rejected<'a>(&'a self, _ctx: &'a RequestCtx<'a>) -> StepFuture<'a> {
+        ready(Step::Continue)
+    }
+
+    /// The upstream whose OAuth credentials this policy holds, if it does.
+    fn upstream_oauth(&self) -> Option<&Arc<crate::gateway::upstream_oauth::Upstream>> {
+        None
     }
 }
 

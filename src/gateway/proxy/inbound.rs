@@ -52,23 +52,31 @@ pub(super) async fn serve(
     let http_method = request.method().clone();
     let reads_body = http_method == Method::POST && (route.route.reads_body() || state.audit.is_some());
     let (parts, body) = request.into_parts();
-    let (body, rpc) = if reads_body {
+    let (body, rpc, bytes) = if reads_body {
         match read_body(body).await {
             Ok(bytes) => {
                 let rpc = Rpc::parse(&bytes);
-                (Body::from(bytes), Some(rpc))
+                (Body::from(bytes.clone()), Some(rpc), Some(bytes))
             }
             Err(response) => return response,
         }
     } else {
-        (body, None)
+        (body, None, None)
     };
+    // A route whose upstream credential a policy holds may send a request
+    // again once, after the upstream refused the credential: its head is
+    // kept for that (its body is the one read here, or none).
+    let retry = (route.route.inbound.iter().any(|policy| policy.upstream_oauth().is_some())
+        && (bytes.is_some() || http_method != Method::POST))
+        .then(|| copy_parts(&parts));
     let identity = claims.identity();
     let ctx = RequestCtx {
         claims: &claims,
         identity: &identity,
         client_ip,
         headers: &parts.headers,
+        method: &parts.method,
+        body: bytes.as_deref(),
         rpc: rpc.as_ref(),
         route: &route.route.path,
         upstream: &route.route.upstream,
@@ -79,8 +87,50 @@ pub(super) async fn serve(
         Err((response, label)) => (response, Outcome { label, upstream_status: None }),
         Ok(forward) => {
             let request = Request::from_parts(parts, body);
-            match forward_with(state, route, request, peer, &forward.headers).await {
-                Ok(response) => {
+            let mut sent = forward_with(state, route, request, peer, &forward.headers).await;
+            let mut answered = None;
+            if let (Ok(response), Some(again)) = (&sent, &retry)
+                && response.status() == StatusCode::UNAUTHORIZED
+            {
+                let ctx = RequestCtx {
+                    claims: &claims,
+                    identity: &identity,
+                    client_ip,
+                    headers: &again.headers,
+                    method: &again.method,
+                    body: bytes.as_deref(),
+                    rpc: rpc.as_ref(),
+                    route: &route.route.path,
+                    upstream: &route.route.upstream,
+                    store: &state.store,
+                    signer: &state.tokens,
+                };
+                match upstream_rejected(route, &ctx).await {
+                    Step::SetHeaders(renewed) => {
+                        let mut headers = forward.headers.clone();
+                        headers.extend(renewed);
+                        let body = Body::from(bytes.clone().unwrap_or_default());
+                        let request = Request::from_parts(copy_parts(again), body);
+                        sent = forward_with(state, route, request, peer, &headers).await;
+                        // Refused again with a renewed credential: the upstream's
+                        // 401 would make the client sign in to the gateway again,
+                        // which cannot help.
+                        if sent.as_ref().is_ok_and(|response| response.status() == StatusCode::UNAUTHORIZED) {
+                            tracing::warn!(route = %route.route.path, "the upstream refused a renewed credential");
+                            let refused = super::jsonrpc_error(
+                                StatusCode::BAD_GATEWAY,
+                                "the upstream MCP server refused the credential the gateway holds for it",
+                            );
+                            answered = Some((refused, "upstream_refused_credential"));
+                        }
+                    }
+                    Step::Answer { response, outcome } => answered = Some((response, outcome)),
+                    Step::Continue | Step::FilterResponse(_) => {}
+                }
+            }
+            match (answered, sent) {
+                (Some((response, label)), _) => (response, Outcome { label, upstream_status: Some(401) }),
+                (None, Ok(response)) => {
                     let status = response.status().as_u16();
                     let response = if forward.filters.is_empty() {
                         response
@@ -89,7 +139,7 @@ pub(super) async fn serve(
                     };
                     (response, Outcome { label: "forwarded", upstream_status: Some(status) })
                 }
-                Err(err) => {
+                (None, Err(err)) => {
                     tracing::warn!(route = %route.route.path, error = %err, "upstream request failed");
                     state.metrics.upstream_error(&route.route.path);
                     (
@@ -118,6 +168,28 @@ async fn run_policies(route: &RouteState, ctx: &RequestCtx<'_>) -> Result<Forwar
         }
     }
     Ok(forward)
+}
+
+/// What the route's policies make of the upstream's 401: the first that
+/// does more than pass it on decides.
+async fn upstream_rejected(route: &RouteState, ctx: &RequestCtx<'_>) -> Step {
+    for policy in &route.route.inbound {
+        match policy.upstream_rejected(ctx).await {
+            Step::Continue => {}
+            step => return step,
+        }
+    }
+    Step::Continue
+}
+
+/// A request's head, for sending it again.
+fn copy_parts(parts: &axum::http::request::Parts) -> axum::http::request::Parts {
+    let mut request = axum::http::Request::new(());
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = parts.uri.clone();
+    *request.version_mut() = parts.version;
+    *request.headers_mut() = parts.headers.clone();
+    request.into_parts().0
 }
 
 async fn read_body(body: Body) -> Result<Bytes, Response> {

@@ -27,6 +27,41 @@ pub(crate) fn run_all(store: &dyn Store) {
     rate_counts(store);
     rechecks_ride_the_rotation(store);
     revocation_numbers_survive_the_sweep(store);
+    plain_records(store);
+}
+
+/// Plain records: one value per key, a lease taken once, compare-and-set,
+/// listing by prefix, expiry (by the real clock: Redis expires them itself).
+fn plain_records(store: &dyn Store) {
+    let now = crate::gateway::store::now();
+    store.put_record("rec-t:a:1", "one", None).unwrap();
+    store.put_record("rec-t:a:2", "two", Some(now + 600)).unwrap();
+    store.put_record("rec-t:b:1", "other", None).unwrap();
+    store.put_record("rec-t:a:gone", "old", Some(now - 1)).unwrap();
+    assert_eq!(store.record("rec-t:a:1", now).unwrap().as_deref(), Some("one"));
+    assert_eq!(store.record("rec-t:a:gone", now).unwrap(), None, "expired");
+    let listed = store.records_with_prefix("rec-t:a:", now).unwrap();
+    assert_eq!(listed, [("rec-t:a:1".to_owned(), "one".to_owned()), ("rec-t:a:2".to_owned(), "two".to_owned())]);
+    assert!(store.insert_record("rec-t:lease", "replica-1", Some(now + 30), now).unwrap());
+    assert!(!store.insert_record("rec-t:lease", "replica-2", Some(now + 30), now).unwrap(), "held");
+    assert_eq!(store.record("rec-t:lease", now).unwrap().as_deref(), Some("replica-1"));
+    assert!(!store.replace_record("rec-t:lease", "replica-2", "replica-2", Some(now - 1)).unwrap(), "not its lease");
+    assert!(store.replace_record("rec-t:lease", "replica-1", "replica-1", Some(now - 1)).unwrap(), "released");
+    assert_eq!(store.record("rec-t:lease", now).unwrap(), None, "a released lease reads as absent");
+    assert!(store.insert_record("rec-t:lease", "replica-2", Some(now + 30), now).unwrap(), "and is taken again");
+    assert!(store.insert_record("rec-t:a:gone", "new", None, now).unwrap(), "an expired record does not hold the key");
+    assert!(!store.replace_record("rec-t:a:1", "not-one", "x", None).unwrap(), "compare fails");
+    assert!(store.replace_record("rec-t:a:1", "one", "uno", None).unwrap());
+    assert_eq!(store.record("rec-t:a:1", now).unwrap().as_deref(), Some("uno"));
+    assert!(!store.replace_record("rec-t:none", "x", "y", None).unwrap(), "absent is not replaced");
+    assert_eq!(store.take_record("rec-t:a:2", now).unwrap().as_deref(), Some("two"));
+    assert_eq!(store.take_record("rec-t:a:2", now).unwrap(), None, "single use");
+    assert!(store.delete_record("rec-t:b:1").unwrap());
+    assert!(!store.delete_record("rec-t:b:1").unwrap());
+    let odd = "rec-t:sub*[x]?:1";
+    store.put_record(odd, "glob", None).unwrap();
+    assert_eq!(store.records_with_prefix("rec-t:sub*[x]?:", now).unwrap().len(), 1, "glob characters are literal");
+    assert_eq!(store.records_with_prefix("rec-t:sub", now).unwrap().len(), 1);
 }
 
 /// The refresh grant looks at an active token without changing it, and a
@@ -348,6 +383,7 @@ fn pending_logins_and_consents_are_single_use(store: &dyn Store) {
         idp_code_verifier: "v".into(),
         expires_at: 600,
         device_user_code: None,
+        upstream_connect: None,
     };
     store.insert_pending_login(&login).unwrap();
     assert_eq!(store.take_pending_login("login-s", 10).unwrap(), Some(login.clone()));

@@ -167,6 +167,11 @@ pub(crate) struct PendingLogin {
     /// such a login has no redirect URI and no PKCE challenge of the client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) device_user_code: Option<String>,
+    /// Set when the sign-in proves who opens an upstream connect link (see
+    /// `upstream_oauth::connect`): the link's ticket. Such a login has no
+    /// client of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) upstream_connect: Option<String>,
 }
 
 /// A consent screen shown to a logged-in user.
@@ -494,6 +499,34 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// Deletes clients registered before `created_before` that never completed
     /// a login; returns how many.
     fn expire_unused_clients(&self, created_before: i64) -> Result<usize, StoreError>;
+
+    // Plain records by key, for state whose shape the store need not know
+    // (the upstream credentials of `gateway::upstream_oauth`: grants,
+    // registrations, pending connects, refresh leases). A record past its
+    // `expires_at` reads as absent.
+
+    /// Stores `value` under `key`, replacing any record there.
+    fn put_record(&self, key: &str, value: &str, expires_at: Option<i64>) -> Result<(), StoreError>;
+    fn record(&self, key: &str, now: i64) -> Result<Option<String>, StoreError>;
+    /// Removes the record and returns it (single use); expired → `None`.
+    fn take_record(&self, key: &str, now: i64) -> Result<Option<String>, StoreError>;
+    /// Stores `value` only when `key` holds nothing unexpired: `false` (and
+    /// nothing changed) otherwise. Atomic across replicas: a lease, a first
+    /// registration.
+    fn insert_record(&self, key: &str, value: &str, expires_at: Option<i64>, now: i64) -> Result<bool, StoreError>;
+    /// Replaces the record only while it still holds `expected` (compare and
+    /// set): `false` when another writer changed it first.
+    fn replace_record(
+        &self,
+        key: &str,
+        expected: &str,
+        value: &str,
+        expires_at: Option<i64>,
+    ) -> Result<bool, StoreError>;
+    /// Deletes the record; `false` when there was none.
+    fn delete_record(&self, key: &str) -> Result<bool, StoreError>;
+    /// Every unexpired record whose key starts with `prefix`.
+    fn records_with_prefix(&self, prefix: &str, now: i64) -> Result<Vec<(String, String)>, StoreError>;
 }
 
 /// Where the store lives: `sqlite:PATH` (the default) or `redis://...`.

@@ -22,6 +22,7 @@
 //! | `device:{hash}` | hash: `pending`, `last_poll`, `data` |
 //! | `devcode:{user_code}` | the device-code hash (SET NX: a user code names one authorization) |
 //! | `clients:unused` | sorted set, score = registration time, member = client id (removed at first login) |
+//! | `rec:{key}` | a plain record (see `Store::put_record`); Redis expires it at its `expires_at` |
 //!
 //! Expiry is logical, as in SQLite (each record's `expires_at` is compared with
 //! the caller's clock), and Redis deletes a key [`GRACE`] seconds after it.
@@ -183,6 +184,18 @@ return {fields[1], fields[2]}
 /// Compare-and-set of a string key. KEYS: the key. ARGV: `1` if a value is
 /// expected (`0`: the key must be absent), the expected value, the new value.
 /// Returns 1 when it was replaced, 0 when another writer changed it first.
+/// Sets `KEYS[1]` to `ARGV[2]` if it holds `ARGV[1]`; `ARGV[3]`: expire-at
+/// (unix seconds) or empty. Returns 1 when replaced.
+const REPLACE_RECORD: &str = r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[3] == '' then
+  redis.call('SET', KEYS[1], ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'EXAT', ARGV[3])
+end
+return 1
+"#;
+
 const REPLACE_IF_UNCHANGED: &str = r#"
 local current = redis.call('GET', KEYS[1])
 if ARGV[1] == '1' then
@@ -861,6 +874,102 @@ impl Store for RedisStore {
             Ok(())
         })?;
         Ok(stale.len())
+    }
+
+    // Records expire in Redis itself at their `expires_at` (no grace): the
+    // lease of a refresh must end when it says, on every replica.
+
+    fn put_record(&self, name: &str, value: &str, expires_at: Option<i64>) -> Result<(), StoreError> {
+        self.with(|conn| {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(key("rec", name)).arg(value);
+            if let Some(at) = expires_at {
+                cmd.arg("EXAT").arg(at.max(1));
+            }
+            cmd.query::<()>(conn)?;
+            Ok(())
+        })
+    }
+
+    fn record(&self, name: &str, _now: i64) -> Result<Option<String>, StoreError> {
+        self.with(|conn| Ok(redis::cmd("GET").arg(key("rec", name)).query(conn)?))
+    }
+
+    fn take_record(&self, name: &str, _now: i64) -> Result<Option<String>, StoreError> {
+        self.with(|conn| Ok(redis::cmd("GETDEL").arg(key("rec", name)).query(conn)?))
+    }
+
+    fn insert_record(&self, name: &str, value: &str, expires_at: Option<i64>, _now: i64) -> Result<bool, StoreError> {
+        let set: Value = self.with(|conn| {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(key("rec", name)).arg(value).arg("NX");
+            if let Some(at) = expires_at {
+                cmd.arg("EXAT").arg(at.max(1));
+            }
+            Ok(cmd.query(conn)?)
+        })?;
+        Ok(!matches!(set, Value::Nil))
+    }
+
+    fn replace_record(
+        &self,
+        name: &str,
+        expected: &str,
+        value: &str,
+        expires_at: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let replaced: i64 = self.with(|conn| {
+            Ok(redis::cmd("EVAL")
+                .arg(REPLACE_RECORD)
+                .arg(1)
+                .arg(key("rec", name))
+                .arg(expected)
+                .arg(value)
+                .arg(expires_at.map(|at| at.max(1).to_string()).unwrap_or_default())
+                .query(conn)?)
+        })?;
+        Ok(replaced == 1)
+    }
+
+    fn delete_record(&self, name: &str) -> Result<bool, StoreError> {
+        let deleted: i64 = self.with(|conn| Ok(redis::cmd("DEL").arg(key("rec", name)).query(conn)?))?;
+        Ok(deleted == 1)
+    }
+
+    fn records_with_prefix(&self, prefix: &str, _now: i64) -> Result<Vec<(String, String)>, StoreError> {
+        let full = key("rec", prefix);
+        // SCAN's pattern is a glob: the prefix's own glob characters are escaped.
+        let mut pattern = String::with_capacity(full.len() + 1);
+        for ch in full.chars() {
+            if matches!(ch, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(ch);
+        }
+        pattern.push('*');
+        let strip = key("rec", "");
+        let mut names = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = self.with(|conn| {
+                Ok(redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(500).query(conn)?)
+            })?;
+            names.extend(keys);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        names.sort();
+        names.dedup();
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            let value: Option<String> = self.with(|conn| Ok(redis::cmd("GET").arg(&name).query(conn)?))?;
+            if let (Some(value), Some(short)) = (value, name.strip_prefix(&strip)) {
+                out.push((short.to_owned(), value));
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS devices (
 CREATE TABLE IF NOT EXISTS rate_counts (key TEXT PRIMARY KEY, count INTEGER NOT NULL, expires_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS used_clients (client_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS code_uses (hash TEXT PRIMARY KEY, data TEXT NOT NULL, expires_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS records (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at INTEGER);
 ";
 
 pub struct SqliteStore {
@@ -526,6 +527,7 @@ impl Store for SqliteStore {
             "rate_counts",
             "code_uses",
             "devices",
+            "records",
         ] {
             deleted += conn.execute(&format!("DELETE FROM {table} WHERE expires_at <= ?1"), params![now])?;
         }
@@ -621,6 +623,78 @@ impl Store for SqliteStore {
             params![created_before],
         )?)
     }
+
+    fn put_record(&self, key: &str, value: &str, expires_at: Option<i64>) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO records (key, value, expires_at) VALUES (?1, ?2, ?3)",
+            params![key, value, expires_at],
+        )?;
+        Ok(())
+    }
+
+    fn record(&self, key: &str, now: i64) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT value FROM records WHERE key = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+                params![key, now],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+
+    fn take_record(&self, key: &str, now: i64) -> Result<Option<String>, StoreError> {
+        let row: Option<(String, Option<i64>)> = self
+            .conn()
+            .query_row("DELETE FROM records WHERE key = ?1 RETURNING value, expires_at", params![key], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()?;
+        Ok(row.filter(|(_, expires_at)| expires_at.is_none_or(|at| at > now)).map(|(value, _)| value))
+    }
+
+    fn insert_record(&self, key: &str, value: &str, expires_at: Option<i64>, now: i64) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        // IMMEDIATE: replicas on one file take the write lock before they
+        // look, so one of them wins.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute("DELETE FROM records WHERE key = ?1 AND expires_at <= ?2", params![key, now])?;
+        let inserted = tx.execute(
+            "INSERT OR IGNORE INTO records (key, value, expires_at) VALUES (?1, ?2, ?3)",
+            params![key, value, expires_at],
+        )?;
+        tx.commit()?;
+        Ok(inserted == 1)
+    }
+
+    fn replace_record(
+        &self,
+        key: &str,
+        expected: &str,
+        value: &str,
+        expires_at: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let changed = self.conn().execute(
+            "UPDATE records SET value = ?3, expires_at = ?4 WHERE key = ?1 AND value = ?2",
+            params![key, expected, value, expires_at],
+        )?;
+        Ok(changed == 1)
+    }
+
+    fn delete_record(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.conn().execute("DELETE FROM records WHERE key = ?1", params![key])? == 1)
+    }
+
+    fn records_with_prefix(&self, prefix: &str, now: i64) -> Result<Vec<(String, String)>, StoreError> {
+        let conn = self.conn();
+        // substr, not LIKE: a key may hold `%` or `_`.
+        let mut statement = conn.prepare(
+            "SELECT key, value FROM records WHERE substr(key, 1, length(?1)) = ?1 \
+             AND (expires_at IS NULL OR expires_at > ?2) ORDER BY key",
+        )?;
+        let rows = statement.query_map(params![prefix, now], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
 }
 
 #[cfg(test)]
@@ -666,6 +740,7 @@ mod tests {
             idp_code_verifier: "v".into(),
             expires_at: 600,
             device_user_code: None,
+            upstream_connect: None,
         };
         store.insert_pending_login(&login).unwrap();
         store.insert_pending_login(&PendingLogin { state: "s2".into(), ..login.clone() }).unwrap();

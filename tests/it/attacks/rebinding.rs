@@ -49,6 +49,25 @@ async fn foreign_origin_on_oauth_posts_is_403() {
     }
 }
 
+/// The upstream connect form is refused by the router's guard, before its
+/// own CSRF check: the JSON refusal, not the connect flow's page.
+#[tokio::test]
+async fn foreign_origin_on_the_upstream_connect_form_is_403_from_the_guard() {
+    let gw = Gateway::start().await;
+    let response = gw
+        .send(
+            Request::post("/oauth/upstream/connect")
+                .header(header::ORIGIN, "http://evil.example.com")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from("consent_id=x&csrf_token=y&decision=approve"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let content_type = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    assert!(content_type.starts_with("application/json"), "refused by the guard: {content_type}");
+}
+
 #[tokio::test]
 async fn own_allowed_and_absent_origins_pass() {
     let gw = Gateway::start_with_security(

@@ -17,6 +17,7 @@ mod mcp_remote;
 mod recheck;
 mod replicas;
 mod tokens;
+mod upstream_oauth;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -137,14 +138,19 @@ fn provision(dir: &Path, moto: &str, gateway_url: &str) -> Provisioned {
 }
 
 fn create_user(tools: &Toolchain, moto: &str, pool_id: &str) {
+    create_named_user(tools, moto, pool_id, (USERNAME, PASSWORD, EMAIL));
+}
+
+/// A user `(username, password, email)` in the pool.
+fn create_named_user(tools: &Toolchain, moto: &str, pool_id: &str, (username, password, email): (&str, &str, &str)) {
     let mut cmd = tools.python_script("tests/e2e/provision.py");
     cmd.args(["user", "--moto", moto, "--pool-id", pool_id]).args([
         "--username",
-        USERNAME,
+        username,
         "--password",
-        PASSWORD,
+        password,
         "--email",
-        EMAIL,
+        email,
     ]);
     peers::run_json("provision.py user", cmd, SCRIPT_TIMEOUT);
 }

@@ -18,5 +18,7 @@ mod serving;
 mod spec;
 mod store_down;
 mod token;
+mod upstream_connect;
 mod upstream_faults;
+mod upstream_oauth_boot;
 mod upstream_streams;
