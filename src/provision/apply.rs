@@ -17,7 +17,7 @@ use super::cognito::pool::PoolChange;
 use super::error::{Error, Result};
 use super::plan::{Action, FieldChange, Plan, Resource, merged_resource_server, plan};
 use super::progress::Progress;
-use super::spec::{DomainSpec, ManagedLogin, StackSpec};
+use super::spec::{DomainSpec, ManagedLogin, ResourceServerSpec, StackSpec};
 use super::state::{Actual, Hint};
 use crate::secret::Secret;
 
@@ -165,7 +165,7 @@ async fn converge_resource_server(
                         if merged.scopes.len() == existing.scopes.len() {
                             (existing, Outcome::Reused)
                         } else {
-                            (cognito.update_resource_server(&pool.id, &merged).await?, Outcome::Updated)
+                            give_scopes(cognito, &pool.id, &merged, existing).await?
                         }
                     }
                     None => (
@@ -181,13 +181,44 @@ async fn converge_resource_server(
             }
         }
         (Action::Update, Some(actual)) => {
-            let updated = cognito.update_resource_server(&pool.id, &merged_resource_server(desired, actual)).await?;
-            tracing::info!(identifier = %desired.identifier, "gave the resource server its missing scopes");
-            (updated, Outcome::Updated)
+            give_scopes(cognito, &pool.id, &merged_resource_server(desired, actual), actual.clone()).await?
         }
         (_, Some(actual)) => (actual.clone(), Outcome::Reused),
         (_, None) => return Ok(None),
     }))
+}
+
+/// Gives the resource server the scopes of `merged`. An endpoint without
+/// UpdateResourceServer (the local mode's emulator) keeps `actual` as it is,
+/// with a warning naming the scopes it lacks: the rest of the stack works,
+/// and only a machine client asking for a missing scope is refused.
+async fn give_scopes(
+    cognito: &Cognito,
+    pool_id: &str,
+    merged: &ResourceServerSpec,
+    actual: ResourceServerState,
+) -> Result<(ResourceServerState, Outcome)> {
+    match cognito.update_resource_server(pool_id, merged).await? {
+        Some(updated) => {
+            tracing::info!(identifier = %merged.identifier, "gave the resource server its missing scopes");
+            Ok((updated, Outcome::Updated))
+        }
+        None => {
+            let missing: Vec<&str> = merged
+                .scopes
+                .iter()
+                .map(|(name, _)| name.as_str())
+                .filter(|name| !actual.scopes.iter().any(|(have, _)| have == name))
+                .collect();
+            tracing::warn!(
+                identifier = %merged.identifier,
+                missing = %missing.join(", "),
+                "this endpoint does not implement UpdateResourceServer (an emulator); the resource server keeps \
+                 its scopes and machine clients cannot be given the missing ones here (on AWS, `up` adds them)"
+            );
+            Ok((actual, Outcome::Reused))
+        }
+    }
 }
 
 /// Creates the listed groups the plan found missing, one after another

@@ -122,13 +122,15 @@ impl Cognito {
     /// `UpdateResourceServer` resets what it is not sent: the name and every
     /// scope are sent, the scopes cognigate wants and those the server has
     /// beyond them (a client may hold one; removing it is not cognigate's call).
+    /// `None`: the endpoint does not implement the operation (moto, the local
+    /// mode's emulator, has no UpdateResourceServer).
     pub(crate) async fn update_resource_server(
         &self,
         pool_id: &str,
         spec: &ResourceServerSpec,
-    ) -> Result<ResourceServerState> {
+    ) -> Result<Option<ResourceServerState>> {
         self.pace.wait("UpdateResourceServer").await;
-        let response = self
+        let response = match self
             .client
             .update_resource_server()
             .user_pool_id(pool_id)
@@ -137,8 +139,12 @@ impl Cognito {
             .set_scopes(Some(scope_types(spec)?))
             .send()
             .await
-            .map_err(|e| errors::map("UpdateResourceServer", self.target(), e))?;
-        Ok(response.resource_server().map(ResourceServerState::from_described).unwrap_or_else(|| state_of(spec)))
+        {
+            Ok(response) => response,
+            Err(e) if errors::unknown_operation(&e) => return Ok(None),
+            Err(e) => return Err(errors::map("UpdateResourceServer", self.target(), e)),
+        };
+        Ok(Some(response.resource_server().map(ResourceServerState::from_described).unwrap_or_else(|| state_of(spec))))
     }
 
     pub(crate) async fn delete_resource_server(&self, pool_id: &str, identifier: &str) -> Result<()> {
