@@ -62,6 +62,8 @@ pub(crate) struct RouteState {
     pub(crate) idp: Arc<IdentityProvider>,
     /// The upstream URL as a request URI, parsed once.
     pub(crate) upstream_uri: axum::http::Uri,
+    /// An aggregated route's server (its sessions with the members).
+    pub(crate) aggregate: Option<super::aggregate::AggregateServer>,
 }
 
 impl RouteState {
@@ -83,12 +85,17 @@ impl RouteState {
                 required.join(", ")
             ))?)
         };
-        let upstream_uri = route
-            .upstream
-            .as_str()
-            .parse()
-            .map_err(|_| StateError::Http(format!("upstream URL {} is not a valid request URI", route.upstream)))?;
-        Ok(Self { route, resource, challenge, challenge_invalid, challenge_scope, idp, upstream_uri })
+        let aggregate = route.aggregate.clone().map(super::aggregate::AggregateServer::new);
+        // An aggregated route requests nothing itself: its URI is never used.
+        let upstream_uri =
+            if aggregate.is_some() {
+                axum::http::Uri::from_static("/")
+            } else {
+                route.upstream.as_str().parse().map_err(|_| {
+                    StateError::Http(format!("upstream URL {} is not a valid request URI", route.upstream))
+                })?
+            };
+        Ok(Self { route, resource, challenge, challenge_invalid, challenge_scope, idp, upstream_uri, aggregate })
     }
 }
 

@@ -105,6 +105,42 @@ pub(super) async fn serve(
     response
 }
 
+/// What a route's own policies asked of a request they let through: the
+/// headers for the upstream and the filters its answer passes through.
+pub(crate) struct OwnPolicies {
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    pub(crate) filters: Vec<Arc<dyn ResponseFilter>>,
+}
+
+/// Runs `route`'s policies over a request that goes nowhere by itself (an
+/// aggregated route's, which its members then serve): what they ask for,
+/// or the answer one of them gives.
+pub(crate) async fn run_own_policies(
+    state: &AppState,
+    route: &RouteState,
+    claims: &AccessClaims,
+    headers: &axum::http::HeaderMap,
+    rpc: Option<&Result<Rpc, crate::gateway::jsonrpc::RpcError>>,
+    client_ip: Option<IpAddr>,
+) -> Result<OwnPolicies, Response> {
+    let identity = claims.identity();
+    let ctx = RequestCtx {
+        claims,
+        identity: &identity,
+        client_ip,
+        headers,
+        rpc,
+        route: &route.route.path,
+        upstream: &route.route.upstream,
+        store: &state.store,
+        signer: &state.tokens,
+    };
+    match run_policies(route, &ctx).await {
+        Ok(forward) => Ok(OwnPolicies { headers: forward.headers, filters: forward.filters }),
+        Err((response, _)) => Err(response),
+    }
+}
+
 /// The route's policies in order: what they ask of the forwarded request, or
 /// the first answer one of them gives.
 async fn run_policies(route: &RouteState, ctx: &RequestCtx<'_>) -> Result<Forward, (Response, &'static str)> {
