@@ -62,8 +62,9 @@ pub(crate) struct RouteState {
     pub(crate) idp: Arc<IdentityProvider>,
     /// The upstream URL as a request URI, parsed once.
     pub(crate) upstream_uri: axum::http::Uri,
-    /// An aggregated route's server (its sessions with the members).
-    pub(crate) aggregate: Option<super::aggregate::AggregateServer>,
+    /// An aggregated route's sessions (with the client, and the member
+    /// sessions each holds).
+    pub(crate) sessions: Option<super::aggregate::session::Sessions>,
 }
 
 impl RouteState {
@@ -85,17 +86,17 @@ impl RouteState {
                 required.join(", ")
             ))?)
         };
-        let aggregate = route.aggregate.clone().map(super::aggregate::AggregateServer::new);
+        let sessions = route.aggregate.as_ref().map(|_| super::aggregate::session::Sessions::default());
         // An aggregated route requests nothing itself: its URI is never used.
         let upstream_uri =
-            if aggregate.is_some() {
+            if sessions.is_some() {
                 axum::http::Uri::from_static("/")
             } else {
                 route.upstream.as_str().parse().map_err(|_| {
                     StateError::Http(format!("upstream URL {} is not a valid request URI", route.upstream))
                 })?
             };
-        Ok(Self { route, resource, challenge, challenge_invalid, challenge_scope, idp, upstream_uri, aggregate })
+        Ok(Self { route, resource, challenge, challenge_invalid, challenge_scope, idp, upstream_uri, sessions })
     }
 }
 

@@ -80,7 +80,7 @@ pub(super) async fn send(
     for (name, value) in routing_headers(message) {
         headers.insert(name, value);
     }
-    let response = crate::gateway::proxy::dispatch(ctx.state, route, ctx.claims.clone(), request, ctx.peer).await;
+    let response = (ctx.hooks.dispatch)(ctx.state, route, ctx.claims.clone(), request, ctx.peer).await;
     let status = response.status();
     if status.is_success() {
         return Ok(response);
@@ -151,13 +151,7 @@ pub(super) async fn answer(response: Response, id: &Value) -> Result<Value, Memb
     Err(MemberError::Unavailable("its stream ended without an answer".into()))
 }
 
-pub(super) fn is_sse(response: &Response) -> bool {
-    response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.trim_start().starts_with("text/event-stream"))
-}
+pub(super) use super::sse::is_sse;
 
 /// The result of a request the gateway makes itself, or why there is none.
 pub(super) async fn call(

@@ -18,12 +18,14 @@
 mod ids;
 mod lists;
 mod member;
-mod session;
+pub(crate) mod session;
 pub(crate) mod spec;
 mod sse;
 mod stateless;
 
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -37,7 +39,8 @@ use self::member::MemberError;
 use self::session::{Session, Sessions, lock};
 use self::spec::Aggregate;
 use crate::gateway::claims::AccessClaims;
-use crate::gateway::jsonrpc::{INVALID_REQUEST, PARSE_ERROR, Rpc};
+use crate::gateway::jsonrpc::{INVALID_REQUEST, PARSE_ERROR, Rpc, RpcError};
+use crate::gateway::policy::ResponseFilter;
 use crate::gateway::state::{AppState, RouteState};
 
 pub(super) const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
@@ -53,10 +56,52 @@ const INVALID_PARAMS: i64 = -32602;
 /// A member could not serve the request (JSON-RPC server error range).
 const MEMBER_UNAVAILABLE: i64 = -32003;
 
-/// The server of one aggregated route.
-pub(crate) struct AggregateServer {
-    spec: Arc<Aggregate>,
-    sessions: Sessions,
+/// A boxed future borrowing the request's state.
+pub(crate) type Pending<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What an aggregated route's own policies asked of a request they let
+/// through: headers for the member requests, filters for the answer.
+pub(crate) struct OwnPolicies {
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    pub(crate) filters: Vec<Arc<dyn ResponseFilter>>,
+}
+
+/// The proxy's entry points an aggregated route uses, passed in by the
+/// proxy (which calls this module): sending a request through a member's
+/// route, and running the route's own policies.
+pub(crate) struct Hooks {
+    pub(crate) dispatch:
+        for<'a> fn(&'a AppState, &'a RouteState, Arc<AccessClaims>, Request, Option<IpAddr>) -> Pending<'a, Response>,
+    #[allow(clippy::type_complexity)]
+    pub(crate) own_policies: for<'a> fn(
+        &'a AppState,
+        &'a RouteState,
+        &'a AccessClaims,
+        &'a HeaderMap,
+        Option<&'a Result<Rpc, RpcError>>,
+        Option<IpAddr>,
+    ) -> Pending<'a, Result<OwnPolicies, Response>>,
+}
+
+/// The server of one aggregated route (its spec and its sessions).
+pub(crate) struct AggregateServer<'r> {
+    spec: &'r Aggregate,
+    sessions: &'r Sessions,
+}
+
+/// Serves one request of an aggregated route, whose token was checked.
+pub(crate) async fn serve(
+    hooks: &Hooks,
+    state: &AppState,
+    route: &RouteState,
+    claims: Arc<AccessClaims>,
+    request: Request,
+    peer: Option<IpAddr>,
+) -> Response {
+    let (Some(spec), Some(sessions)) = (route.route.aggregate.as_deref(), route.sessions.as_ref()) else {
+        return error_response(StatusCode::NOT_FOUND, Value::Null, INVALID_REQUEST, "no such MCP server");
+    };
+    AggregateServer { spec, sessions }.serve(hooks, state, route, claims, request, peer).await
 }
 
 /// What a request's handling shares.
@@ -68,16 +113,13 @@ pub(super) struct Ctx<'a> {
     pub(super) peer: Option<IpAddr>,
     /// Headers the aggregated route's own policies set on member requests.
     pub(super) headers: &'a [(HeaderName, HeaderValue)],
+    pub(super) hooks: &'a Hooks,
 }
 
-impl AggregateServer {
-    pub(crate) fn new(spec: Arc<Aggregate>) -> Self {
-        Self { spec, sessions: Sessions::default() }
-    }
-
-    /// Serves one request of the route, whose token was checked.
-    pub(crate) async fn serve(
+impl AggregateServer<'_> {
+    async fn serve(
         &self,
+        hooks: &Hooks,
         state: &AppState,
         route: &RouteState,
         claims: Arc<AccessClaims>,
@@ -103,20 +145,11 @@ impl AggregateServer {
         let rpc = bytes.as_ref().map(|bytes| Rpc::parse(bytes));
         let trusted = &state.security.trusted_proxies;
         let client_ip = crate::gateway::client_address::client_ip(trusted, &parts.headers, peer);
-        let own = match crate::gateway::proxy::run_own_policies(
-            state,
-            route,
-            &claims,
-            &parts.headers,
-            rpc.as_ref(),
-            client_ip,
-        )
-        .await
-        {
+        let own = match (hooks.own_policies)(state, route, &claims, &parts.headers, rpc.as_ref(), client_ip).await {
             Ok(own) => own,
             Err(response) => return response,
         };
-        let ctx = Ctx { state, route, spec: &self.spec, claims, peer, headers: &own.headers };
+        let ctx = Ctx { state, route, spec: self.spec, claims, peer, headers: &own.headers, hooks };
         let response = match (&parts.method, bytes) {
             (&Method::POST, Some(bytes)) => self.post(&ctx, &parts.headers, &bytes).await,
             (&Method::GET, _) => self.listen(&ctx, &parts.headers).await,

@@ -114,7 +114,7 @@ impl Session {
 
 /// The sessions of one aggregated route.
 #[derive(Debug, Default)]
-pub(super) struct Sessions {
+pub(crate) struct Sessions {
     map: Mutex<HashMap<String, Arc<Session>>>,
 }
 

@@ -58,6 +58,15 @@ fn data(event: &[u8]) -> Option<Value> {
     serde_json::from_str(&lines.join("\n")).ok()
 }
 
+/// Whether a response is an SSE stream.
+pub(super) fn is_sse(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.trim_start().starts_with("text/event-stream"))
+}
+
 /// One message as an SSE event.
 pub(super) fn event(message: &Value) -> Bytes {
     let mut out = b"event: message\ndata: ".to_vec();
@@ -87,7 +96,7 @@ pub(super) fn relayed_events(
 /// A member's response for the client: an SSE stream relayed event by
 /// event; a JSON answer as it is (it answers the client's own id).
 pub(super) fn relay(member: usize, response: Response) -> Response {
-    let sse = super::member::is_sse(&response);
+    let sse = is_sse(&response);
     let (mut parts, body) = response.into_parts();
     // The member's session is the gateway's business, never the client's.
     parts.headers.remove(super::MCP_SESSION_ID);

@@ -71,7 +71,12 @@ pub(super) fn header_mismatch(headers: &HeaderMap, message: &Value) -> Option<St
     None
 }
 
-pub(super) async fn serve(server: &AggregateServer, ctx: &Ctx<'_>, headers: &HeaderMap, message: Value) -> Response {
+pub(super) async fn serve(
+    server: &AggregateServer<'_>,
+    ctx: &Ctx<'_>,
+    headers: &HeaderMap,
+    message: Value,
+) -> Response {
     let id = message.get("id").cloned().unwrap_or(Value::Null);
     let method = message.get("method").and_then(Value::as_str).unwrap_or_default().to_owned();
     let header = headers.get(&MCP_PROTOCOL_VERSION).and_then(|v| v.to_str().ok());
@@ -131,7 +136,7 @@ fn supported_versions() -> Vec<&'static str> {
 /// The session the user's stateless requests share, made with what the
 /// request's `_meta` says of the client.
 fn shared_session(
-    server: &AggregateServer,
+    server: &AggregateServer<'_>,
     ctx: &Ctx<'_>,
     meta: &serde_json::Map<String, Value>,
 ) -> std::sync::Arc<Session> {
@@ -147,7 +152,7 @@ fn shared_session(
     })
 }
 
-async fn discover(server: &AggregateServer, ctx: &Ctx<'_>, session: &Session) -> Value {
+async fn discover(server: &AggregateServer<'_>, ctx: &Ctx<'_>, session: &Session) -> Value {
     let described = server.initialize_result(ctx, session, STATELESS_VERSION).await;
     json!({
         "supportedVersions": supported_versions(),

@@ -105,24 +105,17 @@ pub(super) async fn serve(
     response
 }
 
-/// What a route's own policies asked of a request they let through: the
-/// headers for the upstream and the filters its answer passes through.
-pub(crate) struct OwnPolicies {
-    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
-    pub(crate) filters: Vec<Arc<dyn ResponseFilter>>,
-}
-
 /// Runs `route`'s policies over a request that goes nowhere by itself (an
 /// aggregated route's, which its members then serve): what they ask for,
 /// or the answer one of them gives.
-pub(crate) async fn run_own_policies(
+pub(super) async fn run_own_policies(
     state: &AppState,
     route: &RouteState,
     claims: &AccessClaims,
     headers: &axum::http::HeaderMap,
     rpc: Option<&Result<Rpc, crate::gateway::jsonrpc::RpcError>>,
     client_ip: Option<IpAddr>,
-) -> Result<OwnPolicies, Response> {
+) -> Result<crate::gateway::aggregate::OwnPolicies, Response> {
     let identity = claims.identity();
     let ctx = RequestCtx {
         claims,
@@ -136,7 +129,9 @@ pub(crate) async fn run_own_policies(
         signer: &state.tokens,
     };
     match run_policies(route, &ctx).await {
-        Ok(forward) => Ok(OwnPolicies { headers: forward.headers, filters: forward.filters }),
+        Ok(forward) => {
+            Ok(crate::gateway::aggregate::OwnPolicies { headers: forward.headers, filters: forward.filters })
+        }
         Err((response, _)) => Err(response),
     }
 }

@@ -24,7 +24,13 @@ use crate::gateway::store::now;
 mod inbound;
 mod upstream;
 
-pub(crate) use inbound::run_own_policies;
+/// What an aggregated route needs of the proxy.
+static AGGREGATE_HOOKS: crate::gateway::aggregate::Hooks = crate::gateway::aggregate::Hooks {
+    dispatch: |state, route, claims, request, peer| Box::pin(dispatch(state, route, claims, request, peer)),
+    own_policies: |state, route, claims, headers, rpc, client_ip| {
+        Box::pin(inbound::run_own_policies(state, route, claims, headers, rpc, client_ip))
+    },
+};
 
 pub(crate) use upstream::set_response_timeout as set_upstream_timeout;
 
@@ -219,10 +225,11 @@ async fn serve_route(state: &AppState, route: Option<&RouteState>, request: Requ
         tracing::info!(route = %route.route.path, "Mcp-Session-Id of another user or client refused");
         return refuse(request, jsonrpc_error(StatusCode::NOT_FOUND, "session not found")).await;
     }
-    let mut response = match &route.aggregate {
+    let mut response = if route.sessions.is_some() {
         // Boxed: the aggregate's future is much larger than the proxy's.
-        Some(aggregate) => Box::pin(aggregate.serve(state, route, claims.clone(), request, peer)).await,
-        None => dispatch(state, route, claims.clone(), request, peer).await,
+        Box::pin(crate::gateway::aggregate::serve(&AGGREGATE_HOOKS, state, route, claims.clone(), request, peer)).await
+    } else {
+        dispatch(state, route, claims.clone(), request, peer).await
     };
     bind_session(state, &claims, response.headers_mut());
     response
