@@ -70,18 +70,23 @@ pub(crate) struct OwnPolicies {
 /// proxy (which calls this module): sending a request through a member's
 /// route, and running the route's own policies.
 pub(crate) struct Hooks {
-    pub(crate) dispatch:
-        for<'a> fn(&'a AppState, &'a RouteState, Arc<AccessClaims>, Request, Option<IpAddr>) -> Pending<'a, Response>,
-    #[allow(clippy::type_complexity)]
-    pub(crate) own_policies: for<'a> fn(
-        &'a AppState,
-        &'a RouteState,
-        &'a AccessClaims,
-        &'a HeaderMap,
-        Option<&'a Result<Rpc, RpcError>>,
-        Option<IpAddr>,
-    ) -> Pending<'a, Result<OwnPolicies, Response>>,
+    pub(crate) dispatch: Dispatch,
+    pub(crate) own_policies: RunOwnPolicies,
 }
+
+/// Sends a request (its token checked) through a route's policies to its upstream.
+pub(crate) type Dispatch =
+    for<'a> fn(&'a AppState, &'a RouteState, Arc<AccessClaims>, Request, Option<IpAddr>) -> Pending<'a, Response>;
+
+/// Runs a route's own policies over a request (headers, JSON-RPC view, client address).
+pub(crate) type RunOwnPolicies = for<'a> fn(
+    &'a AppState,
+    &'a RouteState,
+    &'a AccessClaims,
+    &'a HeaderMap,
+    Option<&'a Result<Rpc, RpcError>>,
+    Option<IpAddr>,
+) -> Pending<'a, Result<OwnPolicies, Response>>;
 
 /// The server of one aggregated route (its spec and its sessions).
 pub(crate) struct AggregateServer<'r> {
