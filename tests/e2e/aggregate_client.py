@@ -98,7 +98,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 if args.revision == "2026-07-28":
                     discovered = await session.discover()
                     out["protocol_version"] = args.revision
-                    out["server_name"] = discovered.server_info.name if discovered.server_info else None
+                    info = (discovered.meta or {}).get("io.modelcontextprotocol/serverInfo") or {}
+                    out["server_name"] = info.get("name")
                     out["supported_versions"] = list(discovered.supported_versions)
                 else:
                     init = await session.initialize()

@@ -157,7 +157,6 @@ async fn discover(server: &AggregateServer<'_>, ctx: &Ctx<'_>, session: &Session
     json!({
         "supportedVersions": supported_versions(),
         "capabilities": described["capabilities"],
-        "serverInfo": described["serverInfo"],
     })
 }
 

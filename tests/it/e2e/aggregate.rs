@@ -127,6 +127,7 @@ fn two_servers_behind_one_route_for_clients_of_both_revisions() {
     // The stateless revision: server/discover, then the same route.
     let modern = client(&world, USERNAME, PASSWORD, "2026-07-28", &calls[..6]);
     let ctx = || format!("{modern:#}\n\n{}", world.logs());
+    assert_eq!(modern["server_name"], "cognigate /mcp/all", "{}", ctx());
     assert!(modern["supported_versions"].as_array().is_some_and(|v| v.contains(&json!("2026-07-28"))), "{}", ctx());
     assert!(
         modern["tools"].as_array().is_some_and(|t| t.contains(&json!("py_echo")) && t.contains(&json!("ev_echo"))),
