@@ -157,6 +157,38 @@ fn two_servers_behind_one_route_for_clients_of_both_revisions() {
     );
     assert_eq!(all["server"]["title"], "Every team MCP server", "{registry:#}");
 
+    // mcp-remote, the stdio bridge of desktop clients, on the same URL.
+    let steps = json!([
+        ["tools/call", {"name": "py_echo", "arguments": {"text": "via mcp-remote"}}],
+        ["tools/call", {"name": "ev_echo", "arguments": {"message": "via mcp-remote"}}],
+        ["resources/read", {"uri": "demo://resource/dynamic/text/3"}],
+        ["prompts/get", {"name": "ev_simple-prompt", "arguments": {}}],
+    ]);
+    let config = tempfile::tempdir().expect("temp dir");
+    let mut cmd = world.tools().node_script("mcp_remote.mjs");
+    cmd.args(["--url", &world.route_url("all"), "--username", USERNAME, "--password", PASSWORD])
+        .args(["--port", &peers::free_port().to_string()])
+        .arg("--config-dir")
+        .arg(config.path())
+        .args(["--steps", &steps.to_string()]);
+    let remote = world.run_json("mcp_remote.mjs on /mcp/all", cmd);
+    let ctx = || format!("{remote:#}\n\n{}", world.logs());
+    assert!(remote.get("error").is_none(), "{}", ctx());
+    let tools = remote["tools"].as_array().cloned().unwrap_or_default();
+    assert!(
+        tools.contains(&json!("py_echo")) && tools.contains(&json!("ev_echo")) && !tools.contains(&json!("py_add")),
+        "{}",
+        ctx()
+    );
+    assert_eq!(remote["steps"][0]["content"][0]["text"], "via mcp-remote", "{}", ctx());
+    assert_eq!(remote["steps"][1]["content"][0]["text"], "Echo: via mcp-remote", "{}", ctx());
+    assert!(
+        remote["steps"][2]["contents"][0]["text"].as_str().is_some_and(|t| t.starts_with("Resource 3")),
+        "{}",
+        ctx()
+    );
+    assert!(remote["steps"][3]["messages"][0]["content"]["text"].as_str().is_some_and(|t| !t.is_empty()), "{}", ctx());
+
     // One member stopped: the list still answers with the other's tools,
     // and a call to the stopped one is a clear JSON-RPC error.
     everything.terminate(std::time::Duration::from_secs(5));
