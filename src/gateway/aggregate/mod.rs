@@ -350,6 +350,9 @@ impl AggregateServer<'_> {
                     lists::owner(ctx, &lock(&session.names), kind, &name)
                 }
             };
+            // A route of one member lets it answer for names it does not
+            // list (hidden ones, or names it handles without listing them).
+            let found = found.or_else(|| (self.spec.members.len() == 1).then(|| (0, name.clone())));
             return match found {
                 Some((member, own)) => Ok((member, Some(own))),
                 None => {
@@ -378,6 +381,16 @@ impl AggregateServer<'_> {
                 lists::resource_owner(&lock(&session.names), &uri)
             }
         };
+        // URIs are not always listed (a server may serve any under a scheme
+        // of its own): the only member with resources serves them.
+        let found = found.or_else(|| {
+            let links = session.links();
+            let mut serving = links.iter().filter(|(_, link)| link.capabilities.get("resources").is_some());
+            match (serving.next(), serving.next()) {
+                (Some((member, _)), None) => Some(*member),
+                _ => None,
+            }
+        });
         match found {
             Some(member) => Ok((member, None)),
             None => Err(Answer::Error(

@@ -1,0 +1,156 @@
+//! An aggregated route under the MCP conformance suite: the reference
+//! "everything" server behind `/mcp/everything` (a plain route) and behind
+//! `/mcp/one` (an aggregated route with it as its only member, names left as
+//! they are), both through this gateway. The suite runs against each at
+//! both protocol revisions; every check that fails on the aggregated route
+//! must fail on the plain one too (the gateway speaking MCP itself adds no
+//! failure). A forwarder in front adds a minted bearer token, as a signed-in
+//! client would send.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderValue, Request, header};
+use axum::response::Response;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use super::harness::{Gateway, PUBLIC_URL, now, route};
+use crate::support::peers::{self, Peer, Toolchain};
+
+/// The everything server in streamable-HTTP mode on a free port.
+pub(crate) fn start_everything(tools: &Toolchain, log_dir: &Path) -> Peer {
+    let port = peers::free_port();
+    let script = tools.node_modules.join("@modelcontextprotocol/server-everything/dist/index.js");
+    let mut cmd = Command::new("node");
+    cmd.arg(script).arg("streamableHttp").env("PORT", port.to_string());
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let probe = url.clone();
+    Peer::spawn_polled("everything", cmd, log_dir, &url, || peers::http_status(&probe).is_some())
+}
+
+/// A route whose handler is `McpAggregateHandler` with these options.
+fn aggregate_route(options: Value) -> Value {
+    let op = json!({"x-zuplo-route": {
+        "handler": {"export": "McpAggregateHandler", "module": "$import(cognigate)", "options": options},
+        "policies": {"inbound": ["cognito-managed-oauth"]}
+    }});
+    json!({"post": op, "get": op, "delete": op})
+}
+
+struct Forwarder {
+    router: axum::Router,
+    /// (slug, bearer token)
+    tokens: Vec<(String, String)>,
+    /// `127.0.0.1:PORT`, which the forwarded requests name as `gw.test`.
+    own: String,
+}
+
+/// Adds the route's token, and names the gateway's public host where the
+/// client named the forwarder (a foreign Host or Origin stays as it is, so
+/// the suite's DNS-rebinding check still reaches the gateway).
+async fn forward(State(forwarder): State<Arc<Forwarder>>, mut request: Request<Body>) -> Response {
+    let slug = request.uri().path().strip_prefix("/mcp/").unwrap_or_default().to_owned();
+    if let Some((_, token)) = forwarder.tokens.iter().find(|(s, _)| *s == slug) {
+        let value = HeaderValue::from_str(&format!("Bearer {token}")).expect("header");
+        request.headers_mut().insert(header::AUTHORIZATION, value);
+    }
+    if request.headers().get(header::HOST).is_some_and(|h| h.as_bytes() == forwarder.own.as_bytes()) {
+        request.headers_mut().insert(header::HOST, HeaderValue::from_static("gw.test"));
+    }
+    let own_origin = format!("http://{}", forwarder.own);
+    if request.headers().get(header::ORIGIN).is_some_and(|o| o.as_bytes() == own_origin.as_bytes()) {
+        request.headers_mut().insert(header::ORIGIN, HeaderValue::from_str(PUBLIC_URL).expect("origin"));
+    }
+    forwarder.router.clone().oneshot(request).await.expect("the router answers")
+}
+
+/// The suite's failing checks (`scenario/check`) and its count of passing ones.
+fn conformance(tools: &Toolchain, url: &str, version: &str, out: &Path) -> (BTreeSet<String>, usize) {
+    let dir = peers::repo_root().join("tests/e2e");
+    let mut cmd = Command::new("node");
+    cmd.current_dir(&dir)
+        .arg("--import")
+        .arg(dir.join("conformance_node20.mjs"))
+        .arg(tools.node_modules.join("@modelcontextprotocol/conformance/dist/index.js"))
+        .args(["server", "--url", url, "--spec-version", version, "--timeout", "20000", "-o"])
+        .arg(out);
+    let run = peers::run("conformance server", cmd, Duration::from_secs(300));
+    let mut failures = BTreeSet::new();
+    let mut passed = 0;
+    let entries =
+        std::fs::read_dir(out).unwrap_or_else(|e| panic!("no results in {}: {e}\n{}", out.display(), run.describe()));
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // `server-tools-list-2026-12-07T00-08-58-525Z`: the scenario, then when it ran.
+        let scenario = name.get(..name.len().saturating_sub(25)).unwrap_or(&name).to_owned();
+        let text = std::fs::read_to_string(entry.path().join("checks.json")).unwrap_or_default();
+        let checks: Vec<Value> = serde_json::from_str(&text).unwrap_or_default();
+        for check in checks {
+            match check["status"].as_str() {
+                Some("SUCCESS") => passed += 1,
+                Some("FAILURE") => {
+                    failures.insert(format!("{scenario}/{}", check["id"].as_str().unwrap_or("?")));
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(passed + failures.len() > 0, "the suite ran no check:\n{}", run.describe());
+    (failures, passed)
+}
+
+#[test]
+fn the_conformance_suite_finds_no_failure_the_member_has_not_got_alone() {
+    let tools = Toolchain::require();
+    let logs = tempfile::tempdir().expect("temp dir");
+    let everything = start_everything(&tools, logs.path());
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let member = everything.url().to_owned();
+    let gateway = runtime.block_on(Gateway::start_with(move |_| {
+        json!({"paths": {
+            "/mcp/everything": route(&member),
+            "/mcp/one": aggregate_route(json!({"members": ["/mcp/everything"], "prefixMode": "never"})),
+        }})
+    }));
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+    let addr: SocketAddr = listener.local_addr().expect("address");
+    let forwarder = Arc::new(Forwarder {
+        router: gateway.router.clone(),
+        tokens: ["everything", "one"]
+            .iter()
+            .map(|slug| ((*slug).to_owned(), gateway.mint(slug, now(), 3600)))
+            .collect(),
+        own: addr.to_string(),
+    });
+    let app = axum::Router::new().fallback(forward).with_state(forwarder);
+    runtime.spawn(async move { axum::serve(listener, app).await });
+
+    for version in ["2025-11-25", "2026-07-28"] {
+        let out = tempfile::tempdir().expect("temp dir");
+        let plain_out = out.path().join("plain");
+        let aggregate_out = out.path().join("aggregate");
+        let (alone, alone_passed) = conformance(&tools, &format!("http://{addr}/mcp/everything"), version, &plain_out);
+        let (together, together_passed) =
+            conformance(&tools, &format!("http://{addr}/mcp/one"), version, &aggregate_out);
+        let added: Vec<&String> = together.difference(&alone).collect();
+        eprintln!(
+            "conformance {version}: member alone {alone_passed} passed, {} failed; aggregate {together_passed} passed, {} failed",
+            alone.len(),
+            together.len()
+        );
+        assert!(
+            added.is_empty(),
+            "at {version} the aggregated route fails checks its member passes alone: {added:#?}\n(results in {})\n{}",
+            out.keep().display(),
+            everything.log_tail()
+        );
+    }
+    drop(runtime);
+}
