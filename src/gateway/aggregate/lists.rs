@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 use super::Ctx;
 use super::member::{self, MEMBER_TIMEOUT, MemberError};
 use super::session::{Names, Session, lock};
-use super::spec::PrefixMode;
+use super::spec::{Aggregate, PrefixMode};
 
 /// The four lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,7 +147,7 @@ pub(super) async fn list(
     }
     let items = {
         let mut names = lock(&session.names);
-        merge(ctx, &mut names, kind, pages_ok)
+        merge(ctx.spec, &ctx.route.route.path, &mut names, kind, pages_ok)
     };
     let mut result = Map::new();
     result.insert(kind.field().into(), Value::Array(items));
@@ -159,8 +159,7 @@ pub(super) async fn list(
 
 /// Puts the members' items together, renaming tools and prompts, and
 /// records where each shown name comes from.
-fn merge(ctx: &Ctx<'_>, names: &mut Names, kind: Kind, pages: Vec<(usize, Vec<Value>)>) -> Vec<Value> {
-    let spec = ctx.spec;
+fn merge(spec: &Aggregate, route: &str, names: &mut Names, kind: Kind, pages: Vec<(usize, Vec<Value>)>) -> Vec<Value> {
     match kind {
         Kind::Resources => {
             let mut out = Vec::new();
@@ -218,7 +217,7 @@ fn merge(ctx: &Ctx<'_>, names: &mut Names, kind: Kind, pages: Vec<(usize, Vec<Va
                         (PrefixMode::Never, Some(other)) => {
                             if table.get(&name).is_some_and(|(owner, _)| *owner != member) || other < member {
                                 tracing::warn!(
-                                    route = %ctx.route.route.path,
+                                    route = %route,
                                     name = %name,
                                     shown_from = %spec.members[other.min(member)].path,
                                     hidden_from = %spec.members[other.max(member)].path,
@@ -251,17 +250,16 @@ fn merge(ctx: &Ctx<'_>, names: &mut Names, kind: Kind, pages: Vec<(usize, Vec<Va
 /// The member that owns the tool or prompt shown as `shown`, and its own
 /// name for it, from the session's table or, when the route always
 /// prefixes (or the table has not seen it), from the prefix.
-pub(super) fn owner(ctx: &Ctx<'_>, names: &Names, kind: Kind, shown: &str) -> Option<(usize, String)> {
+pub(super) fn owner(spec: &Aggregate, names: &Names, kind: Kind, shown: &str) -> Option<(usize, String)> {
     let table = if kind == Kind::Tools { &names.tools } else { &names.prompts };
     if let Some(hit) = table.get(shown) {
         return Some(hit.clone());
     }
-    if ctx.spec.prefix_mode == PrefixMode::Never {
+    if spec.prefix_mode == PrefixMode::Never {
         return None;
     }
     // The longest prefix wins: `a_b` before `a` for `a_b_tool`.
-    ctx.spec
-        .members
+    spec.members
         .iter()
         .enumerate()
         .filter_map(|(member, m)| {
@@ -287,7 +285,59 @@ pub(super) fn resource_owner(names: &Names, uri: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::{decode_cursor, encode_cursor};
+    use serde_json::{Value, json};
+
+    use super::{Kind, decode_cursor, encode_cursor, merge, owner};
+    use crate::gateway::aggregate::session::Names;
+    use crate::gateway::aggregate::spec::{Aggregate, Member, PrefixMode};
+
+    fn spec(mode: PrefixMode) -> Aggregate {
+        let member = |slug: &str, prefix: &str| Member {
+            slug: slug.into(),
+            path: format!("/mcp/{slug}"),
+            prefix: prefix.into(),
+        };
+        Aggregate { members: vec![member("linear", "lin"), member("stripe", "stripe")], prefix_mode: mode }
+    }
+
+    fn tools(names: &[&str]) -> Vec<Value> {
+        names.iter().map(|name| json!({"name": name})).collect()
+    }
+
+    fn shown(items: &[Value]) -> Vec<&str> {
+        items.iter().filter_map(|item| item["name"].as_str()).collect()
+    }
+
+    #[test]
+    fn each_mode_names_tools_as_documented_and_calls_find_their_owner() {
+        let pages = || vec![(0, tools(&["create_issue", "search"])), (1, tools(&["charge", "search"]))];
+        for (mode, expected) in [
+            (PrefixMode::Always, vec!["lin_create_issue", "lin_search", "stripe_charge", "stripe_search"]),
+            (PrefixMode::Conflict, vec!["create_issue", "lin_search", "charge", "stripe_search"]),
+            (PrefixMode::Never, vec!["create_issue", "search", "charge"]),
+        ] {
+            let spec = spec(mode);
+            let mut names = Names::default();
+            let items = merge(&spec, "/mcp/all", &mut names, Kind::Tools, pages());
+            assert_eq!(shown(&items), expected, "{mode:?}");
+            for (member, name) in [(0, "create_issue"), (1, "charge")] {
+                let shown = if mode == PrefixMode::Always {
+                    format!("{}_{name}", spec.members[member].prefix)
+                } else {
+                    name.to_owned()
+                };
+                assert_eq!(
+                    owner(&spec, &names, Kind::Tools, &shown),
+                    Some((member, name.to_owned())),
+                    "{mode:?} {shown}"
+                );
+            }
+        }
+        // Always: a prefixed name is resolved without any list seen.
+        let spec = spec(PrefixMode::Always);
+        assert_eq!(owner(&spec, &Names::default(), Kind::Tools, "stripe_refund"), Some((1, "refund".into())));
+        assert_eq!(owner(&spec, &Names::default(), Kind::Tools, "refund"), None);
+    }
 
     #[test]
     fn a_cursor_round_trips_and_a_foreign_one_is_refused() {

@@ -342,12 +342,12 @@ impl AggregateServer<'_> {
             let Some(name) = name else {
                 return Err(Answer::Error(INVALID_PARAMS, format!("{method} needs a name")));
             };
-            let known = { lists::owner(ctx, &lock(&session.names), kind, &name) };
+            let known = { lists::owner(ctx.spec, &lock(&session.names), kind, &name) };
             let found = match known {
                 Some(found) => Some(found),
                 None => {
                     self.refresh(ctx, session, kind).await;
-                    lists::owner(ctx, &lock(&session.names), kind, &name)
+                    lists::owner(ctx.spec, &lock(&session.names), kind, &name)
                 }
             };
             // A route of one member lets it answer for names it does not
