@@ -154,3 +154,80 @@ fn the_conformance_suite_finds_no_failure_the_member_has_not_got_alone() {
     }
     drop(runtime);
 }
+
+/// One JSON-RPC request to `/mcp/{slug}` as a signed-in client sends it.
+async fn rpc(
+    gateway: &Gateway,
+    slug: &str,
+    token: &str,
+    session: Option<&str>,
+    message: &Value,
+) -> (Option<String>, Value) {
+    let mut request = Request::post(format!("/mcp/{slug}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ACCEPT, "application/json, text/event-stream")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"));
+    if let Some(session) = session {
+        request = request.header("mcp-session-id", session);
+    }
+    let response = gateway.send(request.body(Body::from(message.to_string())).expect("request")).await;
+    let session = response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let text = super::harness::body_text(response).await;
+    // JSON, or the SSE event that answers.
+    let answer = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
+        .find(|m| m.get("id") == message.get("id"))
+        .or_else(|| serde_json::from_str(&text).ok())
+        .unwrap_or_else(|| panic!("no answer in {text}"));
+    (session, answer)
+}
+
+#[test]
+fn a_members_rate_limit_applies_to_its_part_and_its_refusal_names_it() {
+    let tools = Toolchain::require();
+    let logs = tempfile::tempdir().expect("temp dir");
+    let everything = start_everything(&tools, logs.path());
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let member = everything.url().to_owned();
+    let mut policies = super::harness::policies();
+    policies["policies"].as_array_mut().expect("policies").push(json!({
+        "name": "four-a-minute", "policyType": "rate-limit-inbound",
+        "handler": {"export": "RateLimitInboundPolicy", "options": {"requestsAllowed": 4, "timeWindowMinutes": 1}}}));
+    let routes = move |_| {
+        let mut limited = route(&member);
+        for method in ["post", "get", "delete"] {
+            limited[method]["x-zuplo-route"]["policies"]["inbound"] = json!(["cognito-managed-oauth", "four-a-minute"]);
+        }
+        json!({"paths": {
+            "/mcp/everything": limited,
+            "/mcp/one": aggregate_route(json!({"members": ["/mcp/everything"]})),
+        }})
+    };
+    runtime.block_on(async {
+        let gateway = Gateway::start_full(routes, None, policies, super::harness::no_grace()).await;
+        let token = gateway.mint("one", now(), 3600);
+        let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+        // initialize and notifications/initialized at the member: two of its four.
+        let (session, answer) = rpc(&gateway, "one", &token, None, &initialize).await;
+        assert!(answer["result"]["capabilities"]["tools"].is_object(), "{answer}");
+        let session = session.expect("a session of the gateway's");
+        let call = |id: i64| {
+            json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"message": "m"}}})
+        };
+        // tools/list and one call: the other two.
+        let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}});
+        let (_, listed) = rpc(&gateway, "one", &token, Some(&session), &list).await;
+        assert!(listed["result"]["tools"].as_array().is_some_and(|tools| !tools.is_empty()), "{listed}");
+        let (_, answer) = rpc(&gateway, "one", &token, Some(&session), &call(3)).await;
+        assert_eq!(answer["result"]["content"][0]["text"], "Echo: m", "{answer}");
+        let (_, refused) = rpc(&gateway, "one", &token, Some(&session), &call(4)).await;
+        assert_eq!(refused["id"], 4, "the refusal answers the client's request: {refused}");
+        let message = refused["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("/mcp/everything") && message.contains("refused"), "{refused}");
+    });
+    drop(runtime);
+}
