@@ -112,9 +112,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 templates, _ = await every_page(session.list_resource_templates, "resource_templates")
                 out["templates"] = sorted(template.uri_template for template in templates)
                 out["calls"] = {}
+                out["progress"] = {}
                 for name, arguments in args.call or []:
+                    progress: list[float] = []
+
+                    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+                        progress.append(value)
+
                     try:
-                        result = await session.call_tool(name, json.loads(arguments))
+                        result = await session.call_tool(name, json.loads(arguments), progress_callback=on_progress)
+                        out["progress"][name] = progress
                         out["calls"][name] = {"is_error": bool(result.is_error), "text": _text(result)}
                     except MCPError as err:
                         out["calls"][name] = {"error": {"code": err.error.code, "message": err.error.message}}
