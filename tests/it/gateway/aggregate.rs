@@ -231,3 +231,95 @@ fn a_members_rate_limit_applies_to_its_part_and_its_refusal_names_it() {
     });
     drop(runtime);
 }
+
+/// A 2026-07-28 request to `/mcp/{slug}`: the HTTP status and the answer.
+async fn stateless(gateway: &Gateway, token: &str, headers: &[(&str, &str)], message: &Value) -> (u16, Value) {
+    let mut request = Request::post("/mcp/one")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ACCEPT, "application/json, text/event-stream")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = gateway.send(request.body(Body::from(message.to_string())).expect("request")).await;
+    let status = response.status().as_u16();
+    let text = super::harness::body_text(response).await;
+    let answer = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .find_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
+        .or_else(|| serde_json::from_str(&text).ok())
+        .unwrap_or_else(|| panic!("no answer in {text}"));
+    (status, answer)
+}
+
+#[test]
+fn stateless_requests_get_the_revisions_shape_and_its_refusals() {
+    let tools = Toolchain::require();
+    let logs = tempfile::tempdir().expect("temp dir");
+    let everything = start_everything(&tools, logs.path());
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let member = everything.url().to_owned();
+    runtime.block_on(async {
+        let gateway = Gateway::start_with(move |_| {
+            json!({"paths": {
+                "/mcp/everything": route(&member),
+                "/mcp/one": aggregate_route(json!({"members": ["/mcp/everything"], "prefixMode": "always"})),
+            }})
+        })
+        .await;
+        let token = gateway.mint("one", now(), 3600);
+        let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {}});
+        let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": meta}});
+        let version = ("mcp-protocol-version", "2026-07-28");
+        let (status, listed) = stateless(&gateway, &token, &[version, ("mcp-method", "tools/list")], &list).await;
+        assert_eq!(status, 200, "{listed}");
+        let result = &listed["result"];
+        assert_eq!(
+            (&result["resultType"], &result["ttlMs"], &result["cacheScope"]),
+            (&json!("complete"), &json!(0), &json!("private")),
+            "{listed}"
+        );
+        assert_eq!(result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "cognigate /mcp/one", "{listed}");
+        assert!(
+            result["tools"].as_array().is_some_and(|t| t.iter().any(|t| t["name"] == "everything_echo")),
+            "{listed}"
+        );
+
+        let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": "everything_echo", "arguments": {"message": "m"}, "_meta": meta}});
+        let (status, called) = stateless(
+            &gateway,
+            &token,
+            &[version, ("mcp-method", "tools/call"), ("mcp-name", "everything_echo")],
+            &call,
+        )
+        .await;
+        assert_eq!((status, &called["result"]["content"][0]["text"]), (200, &json!("Echo: m")), "{called}");
+        assert_eq!(called["result"]["resultType"], "complete", "{called}");
+
+        // Routing headers that disagree with the body.
+        let (status, refused) = stateless(
+            &gateway,
+            &token,
+            &[version, ("mcp-method", "tools/call"), ("mcp-name", "everything_get-env")],
+            &call,
+        )
+        .await;
+        assert_eq!((status, &refused["error"]["code"]), (400, &json!(-32020)), "{refused}");
+        // A version the route does not speak.
+        let mut old = list.clone();
+        old["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!("2099-01-01");
+        let (status, unsupported) = stateless(&gateway, &token, &[("mcp-protocol-version", "2099-01-01")], &old).await;
+        assert_eq!((status, &unsupported["error"]["code"]), (400, &json!(-32022)), "{unsupported}");
+        assert!(
+            unsupported["error"]["data"]["supported"].as_array().is_some_and(|v| v.contains(&json!("2026-07-28"))),
+            "{unsupported}"
+        );
+        // No version header at all.
+        let (status, missing) = stateless(&gateway, &token, &[], &list).await;
+        assert_eq!((status, &missing["error"]["code"]), (400, &json!(-32020)), "{missing}");
+    });
+    drop(runtime);
+}
