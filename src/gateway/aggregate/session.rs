@@ -19,6 +19,8 @@ use serde_json::Value;
 /// A session unused for this long is forgotten (its member sessions are
 /// left to expire at the members).
 const IDLE: Duration = Duration::from_secs(24 * 60 * 60);
+/// Sessions kept per route; past it, the least recently used one goes.
+const MAX_SESSIONS: usize = 100_000;
 /// Requests in flight remembered per session (for routing cancellations).
 const MAX_IN_FLIGHT: usize = 1024;
 
@@ -123,7 +125,16 @@ impl Sessions {
     pub(super) fn insert(&self, session: Session) -> String {
         let id = crate::gateway::crypto::random_token(24);
         let mut map = lock(&self.map);
-        map.retain(|_, session| lock(&session.touched).elapsed() < IDLE);
+        // Idle sessions are swept now and then, not on every insert.
+        if map.len() % 1024 == 1023 || map.len() >= MAX_SESSIONS {
+            map.retain(|_, session| lock(&session.touched).elapsed() < IDLE);
+        }
+        if map.len() >= MAX_SESSIONS {
+            let oldest = map.iter().min_by_key(|(_, session)| *lock(&session.touched)).map(|(id, _)| id.clone());
+            if let Some(oldest) = oldest {
+                map.remove(&oldest);
+            }
+        }
         map.insert(id.clone(), Arc::new(session));
         id
     }
