@@ -47,7 +47,11 @@ async def elicitation(context: Any, params: Any) -> types.ElicitResult:
     return types.ElicitResult(action="accept", content={"name": "Ada Lovelace"})
 
 
-SEEN: dict[str, list[str]] = {"sampling": [], "elicitation": []}
+async def logging(params: Any) -> None:
+    SEEN["logging"].append(str(getattr(params, "data", "")))
+
+
+SEEN: dict[str, list[str]] = {"sampling": [], "elicitation": [], "logging": []}
 
 
 async def every_page(fetch: Any, field: str) -> tuple[list[Any], int]:
@@ -93,7 +97,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     async with httpx2.AsyncClient(auth=provider, timeout=60.0) as http:
         async with streamable_http_client(args.url, http_client=http) as streams:
             async with ClientSession(
-                streams[0], streams[1], sampling_callback=sampling, elicitation_callback=elicitation
+                streams[0],
+                streams[1],
+                sampling_callback=sampling,
+                elicitation_callback=elicitation,
+                logging_callback=logging,
             ) as session:
                 if args.revision == "2026-07-28":
                     discovered = await session.discover()
@@ -141,7 +149,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         ]
                     except MCPError as err:
                         out["prompt_results"][name] = {"error": {"code": err.error.code, "message": err.error.message}}
+                if args.wait_for_log:
+                    for _ in range(100):
+                        if SEEN["logging"]:
+                            break
+                        await asyncio.sleep(0.1)
     out["authorizations"] = len(walks)
+    out["log_messages"] = SEEN["logging"]
     out["sampling_requests"] = SEEN["sampling"]
     out["elicitation_requests"] = SEEN["elicitation"]
     return out
@@ -157,6 +171,7 @@ def main() -> None:
     parser.add_argument("--call", nargs=2, action="append", metavar=("TOOL", "JSON"))
     parser.add_argument("--read", action="append", metavar="URI")
     parser.add_argument("--prompt", nargs=2, action="append", metavar=("PROMPT", "JSON"))
+    parser.add_argument("--wait-for-log", action="store_true", help="wait up to 10 s for a logging notification")
     print(json.dumps(asyncio.run(run(parser.parse_args()))), flush=True)
 
 

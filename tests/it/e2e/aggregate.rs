@@ -122,6 +122,17 @@ fn two_servers_behind_one_route_for_clients_of_both_revisions() {
     assert!(out["reads"]["demo://resource/dynamic/text/7"].as_str().is_some_and(|t| t.contains('7')), "{}", ctx());
     assert!(out["prompt_results"]["ev_simple-prompt"][0].as_str().is_some_and(|t| !t.is_empty()), "{}", ctx());
 
+    // A member's own messages (logging, not tied to a request) reach the
+    // client on the merged GET stream.
+    let logged = client(
+        &world,
+        USERNAME,
+        PASSWORD,
+        "2025-11-25",
+        &["--call", "ev_toggle-simulated-logging", "{}", "--wait-for-log"],
+    );
+    assert!(logged["log_messages"].as_array().is_some_and(|m| !m.is_empty()), "{logged:#}\n\n{}", world.logs());
+
     // A member of the group sees the member's admin tool.
     let admin = client(&world, "carol", GROUP_PASSWORD, "2025-11-25", &["--call", "py_add", r#"{"a": 40, "b": 2}"#]);
     assert!(admin["tools"].as_array().is_some_and(|t| t.contains(&json!("py_add"))), "{admin:#}");
