@@ -145,6 +145,7 @@ fn the_conformance_suite_finds_no_failure_the_member_has_not_got_alone() {
             alone.len(),
             together.len()
         );
+        eprintln!("conformance {version}: the aggregate's failures: {together:#?}");
         assert!(
             added.is_empty(),
             "at {version} the aggregated route fails checks its member passes alone: {added:#?}\n(results in {})\n{}",
