@@ -12,7 +12,7 @@
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
@@ -111,7 +111,7 @@ pub(super) async fn serve(
         let body = json!({"jsonrpc": "2.0", "id": id, "error": {"code": UNSUPPORTED_VERSION,
             "message": "unsupported protocol version",
             "data": {"supported": supported_versions(), "requested": header}}});
-        return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response_with();
+        return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
     }
     if message.get("id").is_none() {
         return super::accepted();
@@ -261,15 +261,4 @@ async fn listen(ctx: &Ctx<'_>, session: &Session, id: Value, message: &Value) ->
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
-}
-
-/// `(status, json)` as a response; a helper trait keeps the call sites short.
-trait IntoResponseWith {
-    fn into_response_with(self) -> Response;
-}
-
-impl IntoResponseWith for (StatusCode, axum::Json<Value>) {
-    fn into_response_with(self) -> Response {
-        axum::response::IntoResponse::into_response(self)
-    }
 }
