@@ -173,7 +173,7 @@ wrk.headers["MCP-Protocol-Version"] = "2025-06-18"
 wrk.headers["Authorization"] = "Bearer {token}"
 {extra}""")
     cpu_before = cpu_seconds(pid) if pid else None
-    result = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script, url],
+    result = subprocess.run(["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script, url],
                             capture_output=True, text=True, check=True)
     text = result.stdout
     if "Non-2xx or 3xx responses" in text:

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
@@ -49,17 +49,22 @@ pub(super) async fn send(
     link: Option<&Link>,
     method: Method,
     message: Option<&Value>,
+    raw: Option<Bytes>,
 ) -> Result<Response, MemberError> {
     let Some(route) = route(ctx, member) else {
         return Err(MemberError::Unavailable("no such route".into()));
     };
-    let body = match message {
-        Some(message) => Body::from(serde_json::to_vec(message).unwrap_or_default()),
-        None => Body::empty(),
+    // The client's own bytes when the message goes as it came: no second
+    // serialization on the hot path.
+    let body = match (raw, message) {
+        (Some(raw), _) => Body::from(raw),
+        (None, Some(message)) => Body::from(serde_json::to_vec(message).unwrap_or_default()),
+        (None, None) => Body::empty(),
     };
     let mut request = Request::new(body);
     *request.method_mut() = method.clone();
-    *request.uri_mut() = axum::http::Uri::try_from(route.route.path.as_str()).unwrap_or_default();
+    // The proxy sends it to the member's upstream URI; only a query here would matter.
+    *request.uri_mut() = axum::http::Uri::from_static("/");
     let headers = request.headers_mut();
     if message.is_some() {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -163,7 +168,7 @@ pub(super) async fn call(
 ) -> Result<Value, MemberError> {
     let id = json!(format!("cognigate-{}", crate::gateway::crypto::random_token(6)));
     let message = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-    let response = send_linked(ctx, session, member, &message).await?;
+    let response = send_linked(ctx, session, member, &message, None).await?;
     let answer = answer(response, &id).await?;
     match answer.get("result") {
         Some(result) => Ok(result.clone()),
@@ -185,13 +190,14 @@ pub(super) async fn send_linked(
     session: &Session,
     member: usize,
     message: &Value,
+    raw: Option<Bytes>,
 ) -> Result<Response, MemberError> {
     let current = link(ctx, session, member).await?;
-    match send(ctx, member, Some(&current), Method::POST, Some(message)).await {
+    match send(ctx, member, Some(&current), Method::POST, Some(message), raw.clone()).await {
         Err(MemberError::SessionGone) => {
             session.set_link(member, None);
             let fresh = link(ctx, session, member).await?;
-            send(ctx, member, Some(&fresh), Method::POST, Some(message)).await
+            send(ctx, member, Some(&fresh), Method::POST, Some(message), raw).await
         }
         other => other,
     }
@@ -213,7 +219,7 @@ pub(super) async fn link(ctx: &Ctx<'_>, session: &Session, member: usize) -> Res
 async fn open(ctx: &Ctx<'_>, session: &Session, member: usize) -> Result<Link, MemberError> {
     let id = json!(0);
     let message = json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": session.init_params});
-    let response = send(ctx, member, None, Method::POST, Some(&message)).await?;
+    let response = send(ctx, member, None, Method::POST, Some(&message), None).await?;
     let session_id = response.headers().get(MCP_SESSION_ID).and_then(|value| value.to_str().ok()).map(str::to_owned);
     let answer = answer(response, &id).await?;
     let Some(result) = answer.get("result") else {
@@ -224,7 +230,7 @@ async fn open(ctx: &Ctx<'_>, session: &Session, member: usize) -> Result<Link, M
     let capabilities = result.get("capabilities").cloned().unwrap_or_else(|| json!({}));
     let link = Link { session_id, version, capabilities };
     let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    if let Ok(response) = send(ctx, member, Some(&link), Method::POST, Some(&initialized)).await {
+    if let Ok(response) = send(ctx, member, Some(&link), Method::POST, Some(&initialized), None).await {
         // Read to the end, so a pooled connection goes back to the pool.
         let _ = axum::body::to_bytes(response.into_body(), 64 * 1024).await;
     }

@@ -28,7 +28,7 @@ use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -147,12 +147,18 @@ impl AggregateServer<'_> {
         } else {
             None
         };
-        let rpc = bytes.as_ref().map(|bytes| Rpc::parse(bytes));
-        let trusted = &state.security.trusted_proxies;
-        let client_ip = crate::gateway::client_address::client_ip(trusted, &parts.headers, peer);
-        let own = match (hooks.own_policies)(state, route, &claims, &parts.headers, rpc.as_ref(), client_ip).await {
-            Ok(own) => own,
-            Err(response) => return response,
+        // A route with no policy of its own besides the token check (the
+        // usual case) skips reading the body for them.
+        let own = if route.route.inbound.is_empty() {
+            OwnPolicies { headers: Vec::new(), filters: Vec::new() }
+        } else {
+            let rpc = bytes.as_ref().map(|bytes| Rpc::parse(bytes));
+            let trusted = &state.security.trusted_proxies;
+            let client_ip = crate::gateway::client_address::client_ip(trusted, &parts.headers, peer);
+            match (hooks.own_policies)(state, route, &claims, &parts.headers, rpc.as_ref(), client_ip).await {
+                Ok(own) => own,
+                Err(response) => return response,
+            }
         };
         let ctx = Ctx { state, route, spec: self.spec, claims, peer, headers: &own.headers, hooks };
         let response = match (&parts.method, bytes) {
@@ -168,7 +174,7 @@ impl AggregateServer<'_> {
         }
     }
 
-    async fn post(&self, ctx: &Ctx<'_>, headers: &HeaderMap, bytes: &[u8]) -> Response {
+    async fn post(&self, ctx: &Ctx<'_>, headers: &HeaderMap, bytes: &Bytes) -> Response {
         let message: Value = match serde_json::from_slice(bytes) {
             Ok(message) => message,
             Err(_) => {
@@ -222,7 +228,10 @@ impl AggregateServer<'_> {
             );
         };
         match (method, id) {
-            (Some(method), Some(id)) => self.request(ctx, &session, &method, id, message).await,
+            (Some(method), Some(id)) => {
+                let raw = bytes.clone();
+                self.request(ctx, &session, &method, id, message, Some(raw)).await
+            }
             (Some(method), None) => self.notification(ctx, &session, &method, message).await,
             (None, Some(_)) => self.reply(ctx, &session, message).await,
             (None, None) => {
@@ -272,8 +281,16 @@ impl AggregateServer<'_> {
         })
     }
 
-    async fn request(&self, ctx: &Ctx<'_>, session: &Session, method: &str, id: Value, message: Value) -> Response {
-        match self.answer(ctx, session, method, id.clone(), message).await {
+    async fn request(
+        &self,
+        ctx: &Ctx<'_>,
+        session: &Session,
+        method: &str,
+        id: Value,
+        message: Value,
+        raw: Option<Bytes>,
+    ) -> Response {
+        match self.answer(ctx, session, method, id.clone(), message, raw).await {
             Answer::Result(result) => result_response(id, result),
             Answer::Error(code, text) => error_response(StatusCode::OK, id, code, &text),
             Answer::Relayed(response) => response,
@@ -282,7 +299,17 @@ impl AggregateServer<'_> {
 
     /// What a client request gets: a result of the gateway's, an error, or a
     /// member's response relayed.
-    async fn answer(&self, ctx: &Ctx<'_>, session: &Session, method: &str, id: Value, mut message: Value) -> Answer {
+    /// `raw`: the client's bytes of `message`, sent as they are when the
+    /// member's names are the client's.
+    async fn answer(
+        &self,
+        ctx: &Ctx<'_>,
+        session: &Session,
+        method: &str,
+        id: Value,
+        mut message: Value,
+        raw: Option<Bytes>,
+    ) -> Answer {
         if method == "ping" {
             return Answer::Result(json!({}));
         }
@@ -309,11 +336,14 @@ impl AggregateServer<'_> {
             Err(answer) => return answer,
         };
         let (member, own_name) = owner;
-        if let (Some(own_name), Some(params)) = (own_name, message.get_mut("params").and_then(Value::as_object_mut)) {
-            rename(method, params, own_name);
+        let mut raw = raw;
+        if let (Some(own_name), Some(params)) = (own_name, message.get_mut("params").and_then(Value::as_object_mut))
+            && rename(method, params, own_name)
+        {
+            raw = None;
         }
         session.started(&id, member);
-        match member::send_linked(ctx, session, member, &message).await {
+        match member::send_linked(ctx, session, member, &message, raw).await {
             Ok(response) => Answer::Relayed(sse::relay(member, response)),
             Err(err) => Answer::Error(MEMBER_UNAVAILABLE, self.member_failure(ctx, member, &err)),
         }
@@ -452,7 +482,7 @@ impl AggregateServer<'_> {
             None => session.links().into_iter().map(|(member, _)| member).collect(),
         };
         for member in targets {
-            match member::send_linked(ctx, session, member, &message).await {
+            match member::send_linked(ctx, session, member, &message, None).await {
                 Ok(response) => drain(response).await,
                 Err(err) => {
                     tracing::debug!(member = %self.spec.members[member].path, error = %err, "a notification did not reach a member")
@@ -474,7 +504,7 @@ impl AggregateServer<'_> {
             );
         };
         message["id"] = original;
-        match member::send_linked(ctx, session, member, &message).await {
+        match member::send_linked(ctx, session, member, &message, None).await {
             Ok(response) => {
                 drain(response).await;
                 accepted()
@@ -501,7 +531,7 @@ impl AggregateServer<'_> {
         };
         let mut streams = Vec::new();
         for (member, link) in session.links() {
-            match member::send(ctx, member, Some(&link), Method::GET, None).await {
+            match member::send(ctx, member, Some(&link), Method::GET, None, None).await {
                 Ok(response) if member::is_sse(&response) => {
                     streams.push(Box::pin(sse::relayed_events(member, response.into_body())));
                 }
@@ -535,7 +565,7 @@ impl AggregateServer<'_> {
             return error_response(StatusCode::NOT_FOUND, Value::Null, INVALID_REQUEST, "session not found");
         };
         for (member, link) in session.links() {
-            if let Ok(response) = member::send(ctx, member, Some(&link), Method::DELETE, None).await {
+            if let Ok(response) = member::send(ctx, member, Some(&link), Method::DELETE, None, None).await {
                 drain(response).await;
             }
         }
@@ -550,18 +580,18 @@ enum Answer {
     Relayed(Response),
 }
 
-/// Puts the member's own name in a routed request.
-fn rename(method: &str, params: &mut Map<String, Value>, own: String) {
-    match method {
-        "completion/complete" => {
-            if let Some(reference) = params.get_mut("ref").and_then(Value::as_object_mut) {
-                reference.insert("name".into(), Value::String(own));
-            }
-        }
-        _ => {
-            params.insert("name".into(), Value::String(own));
-        }
+/// Puts the member's own name in a routed request; whether it changed.
+fn rename(method: &str, params: &mut Map<String, Value>, own: String) -> bool {
+    let holder = match method {
+        "completion/complete" => params.get_mut("ref").and_then(Value::as_object_mut),
+        _ => Some(params),
+    };
+    let Some(holder) = holder else { return false };
+    if holder.get("name").and_then(Value::as_str) == Some(own.as_str()) {
+        return false;
     }
+    holder.insert("name".into(), Value::String(own));
+    true
 }
 
 /// The union of the members' capabilities: each kind present if a member
