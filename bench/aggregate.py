@@ -169,7 +169,7 @@ def main():
                             "--username", "bench", "--password", "Bench-Passw0rd!", "--route", f"/mcp/{slug}",
                             "--save", saved], check=True, capture_output=True, text=True)
             tokens[slug] = json.load(open(saved))["access_token"]
-            if slug.startswith("all"):
+            if slug.startswith(("all", "slow")):
                 url = f"http://127.0.0.1:{gw_port}/mcp/{slug}"
                 sessions[slug], _ = post(url, tokens[slug], json.dumps(INITIALIZE))
         # Sanity: the aggregates answer what the members do.
