@@ -156,11 +156,13 @@ def stop_all(procs):
             proc.kill()
 
 
-def wrk(url, token, seconds, connections, script_dir, pid=None):
+def wrk(url, token, seconds, connections, script_dir, pid=None, headers=None):
     """requests/s, p50 and p99 (ms), and the CPU time `pid` (with its
     children) spent per request (µs): the figure that survives a loaded
-    machine, where throughput ratios move with whatever else runs."""
+    machine, where throughput ratios move with whatever else runs.
+    `headers`: more request headers (name → value)."""
     script = os.path.join(script_dir, "post.lua")
+    extra = "".join(f'wrk.headers["{name}"] = "{value}"\n' for name, value in (headers or {}).items())
     with open(script, "w") as f:
         f.write(f"""
 wrk.method = "POST"
@@ -169,9 +171,9 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Accept"] = "application/json, text/event-stream"
 wrk.headers["MCP-Protocol-Version"] = "2025-06-18"
 wrk.headers["Authorization"] = "Bearer {token}"
-""")
+{extra}""")
     cpu_before = cpu_seconds(pid) if pid else None
-    result = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script, url],
+    result = subprocess.run(["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script, url],
                             capture_output=True, text=True, check=True)
     text = result.stdout
     if "Non-2xx or 3xx responses" in text:

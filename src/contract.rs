@@ -31,6 +31,10 @@ pub(crate) fn invalid(setting: &'static str, value: &str, problem: impl Into<Str
 /// callback URLs exactly, so this path is part of what `up` registers.
 pub(crate) const CALLBACK_PATH: &str = "/oauth/callback";
 
+/// Where the gateway lists its routes in the MCP Server Registry API (v0.1),
+/// relative to its public URL; `up` prints it.
+pub(crate) const MCP_REGISTRY_PATH: &str = "/mcp-registry/v0.1/servers";
+
 /// The public URL of a gateway run locally with its defaults.
 pub(crate) const DEFAULT_PUBLIC_URL: &str = "http://localhost:9000";
 

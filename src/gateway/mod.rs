@@ -12,6 +12,7 @@
 //! `cognigate-gateway` program: its flags and subcommands are in `cli`.
 
 pub(crate) mod admin;
+pub(crate) mod aggregate;
 pub(crate) mod audit;
 pub(crate) mod claims;
 mod cli;
@@ -30,6 +31,7 @@ pub(crate) mod options;
 mod pages;
 pub(crate) mod policy;
 pub(crate) mod proxy;
+pub(crate) mod registry;
 pub(crate) mod sealing;
 pub(crate) mod security;
 pub(crate) mod server;
@@ -79,6 +81,8 @@ pub fn router(state: AppState) -> Router {
         endpoints = endpoints.route("/metrics", get(metrics_text));
     }
     let endpoints = endpoints
+        .route(registry::REGISTRY_PATH, get(registry::servers))
+        .route(registry::ZUPLO_REGISTRY_PATH, get(registry::servers))
         .merge(oauth::routes())
         .merge(upstream_oauth::connect::routes())
         .layer(middleware::from_fn_with_state(state.clone(), oauth::limit_client_id_fetches))

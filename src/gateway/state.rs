@@ -68,6 +68,9 @@ pub(crate) struct RouteState {
     pub(crate) idp: Arc<IdentityProvider>,
     /// The upstream URL as a request URI, parsed once.
     pub(crate) upstream_uri: axum::http::Uri,
+    /// An aggregated route's sessions (with the client, and the member
+    /// sessions each holds).
+    pub(crate) sessions: Option<super::aggregate::session::Sessions>,
 }
 
 impl RouteState {
@@ -95,11 +98,16 @@ impl RouteState {
             machine_scopes::route(&route.slug),
             machine_scopes::ALL
         ))?;
-        let upstream_uri = route
-            .upstream
-            .as_str()
-            .parse()
-            .map_err(|_| StateError::Http(format!("upstream URL {} is not a valid request URI", route.upstream)))?;
+        let sessions = route.aggregate.as_ref().map(|_| super::aggregate::session::Sessions::default());
+        // An aggregated route requests nothing itself: its URI is never used.
+        let upstream_uri =
+            if sessions.is_some() {
+                axum::http::Uri::from_static("/")
+            } else {
+                route.upstream.as_str().parse().map_err(|_| {
+                    StateError::Http(format!("upstream URL {} is not a valid request URI", route.upstream))
+                })?
+            };
         Ok(Self {
             route,
             resource,
@@ -109,6 +117,7 @@ impl RouteState {
             challenge_machine,
             idp,
             upstream_uri,
+            sessions,
         })
     }
 }

@@ -11,17 +11,18 @@
 // which this script then calls as the browser would.
 //
 // Then JSON-RPC over mcp-remote's stdin/stdout: initialize, tools/list,
-// tools/call add. Prints one JSON line for the Rust test.
+// tools/call add (or, with --steps '[[method, params], ...]', those requests,
+// whose answers go in `steps`). Prints one JSON line for the Rust test.
 //
 //   node mcp_remote.mjs --url http://localhost:PORT/mcp/echo --username U --password P
-//        --port CALLBACK_PORT --config-dir DIR [--device true]
+//        --port CALLBACK_PORT --config-dir DIR [--device true] [--steps JSON]
 
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pageText, parseArgs, readForms, walk } from './lib.mjs';
 
-const args = parseArgs(process.argv.slice(2), { device: 'false' });
+const args = parseArgs(process.argv.slice(2), { device: 'false', steps: '' });
 const device = args.device === 'true';
 const require = createRequire(import.meta.url);
 const bin = path.join(path.dirname(require.resolve('mcp-remote/package.json')), 'dist/proxy.js');
@@ -158,8 +159,16 @@ try {
   child.stdin.write(`${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' })}\n`);
   const tools = await request('tools/list', {});
   out.tools = (tools.result?.tools ?? []).map((t) => t.name).sort();
-  const added = await request('tools/call', { name: 'add', arguments: { a: 40, b: 2 } });
-  out.add = added.result?.content?.[0]?.text ?? added.error;
+  if (args.steps) {
+    out.steps = [];
+    for (const [method, params] of JSON.parse(args.steps)) {
+      const answer = await request(method, params);
+      out.steps.push(answer.result ?? { error: answer.error });
+    }
+  } else {
+    const added = await request('tools/call', { name: 'add', arguments: { a: 40, b: 2 } });
+    out.add = added.result?.content?.[0]?.text ?? added.error;
+  }
   finish();
 } catch (err) {
   finish(err.stack ?? err);

@@ -25,6 +25,7 @@ pub(crate) use error::ConfigError;
 use error::typed_options;
 use files::{PoliciesFile, ProxyOptions, RoutesFile, ZuploRoute};
 
+use crate::gateway::aggregate::spec::{AGGREGATE_EXPORT, Aggregate, AggregateOptions};
 use crate::gateway::claims::ClaimNames;
 use crate::gateway::policy::capability_filter::COGNITO_GROUP_CLAIM;
 use crate::gateway::policy::{self, Built, InboundPolicy, OAuthPolicy};
@@ -58,6 +59,13 @@ pub(crate) struct Route {
     /// The ID-token claims a login on this route keeps as the user's groups
     /// and roles (from its capability filters; Cognito's groups by default).
     pub(crate) claims: ClaimNames,
+    /// The member routes of an `McpAggregateHandler` route, which has no
+    /// upstream of its own (its `upstream` is a `cognigate-aggregate:` URL
+    /// that names the route and is never requested).
+    pub(crate) aggregate: Option<Arc<Aggregate>>,
+    /// The operation's OpenAPI `summary` and `description`, for the registry.
+    pub(crate) title: Option<String>,
+    pub(crate) description: Option<String>,
 }
 
 impl Route {
@@ -101,9 +109,28 @@ impl GatewayConfig {
             known.insert(entry.name.clone(), PolicySlot::Unbuilt(entry));
         }
 
-        let mut out = HashMap::new();
+        let mut built = Vec::new();
         for (path, item) in routes.paths {
-            let route = build_route(&path, item, &mut known, env, routes_path)?;
+            built.push(build_route(&path, item, &mut known, env, routes_path)?);
+        }
+        let kinds: HashMap<String, bool> =
+            built.iter().map(|(route, aggregate)| (route.path.clone(), aggregate.is_none())).collect();
+        let mut out: HashMap<String, Arc<Route>> = HashMap::new();
+        let mut aggregates = Vec::new();
+        for (route, options) in built {
+            match options {
+                None => {
+                    out.insert(route.slug.clone(), Arc::new(route));
+                }
+                Some(options) => aggregates.push((route, options)),
+            }
+        }
+        for (mut route, options) in aggregates {
+            let aggregate = Aggregate::from_options(&route.path, options, |path| kinds.get(path).copied())?;
+            let members: Vec<&Route> =
+                aggregate.members.iter().filter_map(|member| out.get(&member.slug).map(|route| &**route)).collect();
+            route.claims = aggregate_claim_names(&route, &members)?;
+            route.aggregate = Some(Arc::new(aggregate));
             out.insert(route.slug.clone(), Arc::new(route));
         }
         if out.is_empty() {
@@ -174,14 +201,15 @@ fn policy_for(
 }
 
 /// One `paths` entry of `routes.oas.json` as a [`Route`]: the slug, the
-/// methods with their upstream, and the route's inbound policies.
+/// methods with their upstream, and the route's inbound policies; for an
+/// aggregated route, its options too (checked once every route is known).
 fn build_route(
     path: &str,
     item: Value,
     known: &mut HashMap<String, PolicySlot>,
     env: &Env,
     routes_path: &str,
-) -> Result<Route, ConfigError> {
+) -> Result<(Route, Option<AggregateOptions>), ConfigError> {
     let slug = route_slug(path)?;
     let Value::Object(item) = item else {
         return Err(ConfigError::Shape {
@@ -189,10 +217,62 @@ fn build_route(
             problem: format!("paths.{path} is not an object"),
         });
     };
-    let Operations { methods, upstream, inbound } = operations(path, item, env)?;
+    let Operations { methods, target, inbound, title, description } = operations(path, item, env)?;
     let (policy, inbound) = route_policies(path, &inbound, known, env)?;
     let claims = claim_names(path, &inbound)?;
-    Ok(Route { slug: slug.to_owned(), path: path.to_owned(), upstream, methods, policy, inbound, claims })
+    let (upstream, aggregate) = match target {
+        Target::Upstream(upstream) => (upstream, None),
+        Target::Aggregate(options) => (aggregate_url(path)?, Some(options)),
+    };
+    let route = Route {
+        slug: slug.to_owned(),
+        path: path.to_owned(),
+        upstream,
+        methods,
+        policy,
+        inbound,
+        claims,
+        aggregate: None,
+        title,
+        description,
+    };
+    Ok((route, aggregate))
+}
+
+/// What an aggregated route's `upstream` holds: a URL naming the route,
+/// which nothing requests.
+fn aggregate_url(path: &str) -> Result<Url, ConfigError> {
+    Url::parse(&format!("cognigate-aggregate:{path}"))
+        .map_err(|err| route_error(path, format!("cannot be named as a URL: {err}"), "use a path like /mcp/all"))
+}
+
+/// The claims a login on an aggregated route keeps: those its own filters
+/// and every member's filters read, which must agree (one login serves all
+/// of them).
+fn aggregate_claim_names(route: &Route, members: &[&Route]) -> Result<ClaimNames, ConfigError> {
+    let default = ClaimNames { groups: COGNITO_GROUP_CLAIM.to_owned(), roles: None };
+    let own = route.inbound.iter().any(|policy| policy.claim_names().is_some()).then(|| route.claims.clone());
+    let mut chosen: Option<(ClaimNames, &str)> = own.map(|names| (names, route.path.as_str()));
+    for member in members {
+        if !member.inbound.iter().any(|policy| policy.claim_names().is_some()) {
+            continue;
+        }
+        match &chosen {
+            Some((names, owner)) if *names != member.claims => {
+                return Err(route_error(
+                    &route.path,
+                    format!(
+                        "puts together `{owner}` and `{}`, whose capability filters read different group or role claims",
+                        member.path
+                    ),
+                    "give the capability filters of every member the same groupClaim and roleClaim",
+                ));
+            }
+            Some(_) => {}
+            None => chosen = Some((member.claims.clone(), member.path.as_str())),
+        }
+    }
+    Ok(chosen.map_or(default, |(names, _)| names))
 }
 
 fn route_error(path: &str, problem: impl Into<String>, fix: &str) -> ConfigError {
@@ -223,13 +303,24 @@ fn route_slug(path: &str) -> Result<&str, ConfigError> {
 /// and the policies, since the gateway serves one route per path.
 struct Operations {
     methods: Vec<axum::http::Method>,
-    upstream: Url,
+    target: Target,
     inbound: Vec<String>,
+    title: Option<String>,
+    description: Option<String>,
+}
+
+/// Where a route's requests go: an upstream, or the members of an
+/// aggregated route.
+#[derive(Debug, Clone, PartialEq)]
+enum Target {
+    Upstream(Url),
+    Aggregate(AggregateOptions),
 }
 
 fn operations(path: &str, item: serde_json::Map<String, Value>, env: &Env) -> Result<Operations, ConfigError> {
     let mut methods = Vec::new();
-    let mut target: Option<(Url, Vec<String>)> = None;
+    let mut target: Option<(Target, Vec<String>)> = None;
+    let (mut title, mut description) = (None, None);
     for (key, operation) in item {
         let method = match key.as_str() {
             "get" => axum::http::Method::GET,
@@ -245,9 +336,12 @@ fn operations(path: &str, item: serde_json::Map<String, Value>, env: &Env) -> Re
             // x-zuplo-path, summary, description, parameters, servers: Zuplo / OpenAPI metadata.
             _ => continue,
         };
+        let text = |field: &str| operation.get(field).and_then(Value::as_str).map(str::to_owned);
+        title = title.or_else(|| text("summary"));
+        description = description.or_else(|| text("description"));
         let (upstream, inbound) = operation_target(path, &key, &operation, env)?;
         match &target {
-            Some((url, policies)) if *url != upstream || *policies != inbound => {
+            Some((seen, policies)) if *seen != upstream || *policies != inbound => {
                 return Err(route_error(
                     path,
                     format!("`{key}` has a different rewritePattern or inbound policies than the other methods"),
@@ -258,18 +352,19 @@ fn operations(path: &str, item: serde_json::Map<String, Value>, env: &Env) -> Re
         }
         methods.push(method);
     }
-    let Some((upstream, inbound)) = target else {
+    let Some((target, inbound)) = target else {
         return Err(route_error(
             path,
             "declares no post/get/delete operation",
             "add post (and get, delete) with x-zuplo-route",
         ));
     };
-    Ok(Operations { methods, upstream, inbound })
+    Ok(Operations { methods, target, inbound, title, description })
 }
 
-/// One operation's `x-zuplo-route`: its upstream URL and inbound policy names.
-fn operation_target(path: &str, key: &str, operation: &Value, env: &Env) -> Result<(Url, Vec<String>), ConfigError> {
+/// One operation's `x-zuplo-route`: its upstream URL (or aggregate options)
+/// and inbound policy names.
+fn operation_target(path: &str, key: &str, operation: &Value, env: &Env) -> Result<(Target, Vec<String>), ConfigError> {
     let Some(zuplo) = operation.get("x-zuplo-route") else {
         return Err(route_error(
             path,
@@ -284,17 +379,22 @@ fn operation_target(path: &str, key: &str, operation: &Value, env: &Env) -> Resu
             "give each operation an x-zuplo-route with handler {export: McpProxyHandler, options: {rewritePattern}} and policies.inbound",
         )
     })?;
-    if zuplo.handler.export != PROXY_EXPORT {
+    let owner = format!("route `{path}`");
+    let export = zuplo.handler.export.as_str();
+    if export != PROXY_EXPORT && export != AGGREGATE_EXPORT {
         return Err(route_error(
             path,
-            format!("`{key}` uses the handler `{}`, which this gateway does not support", zuplo.handler.export),
-            "use handler.export McpProxyHandler with options.rewritePattern = the upstream MCP URL",
+            format!("`{key}` uses the handler `{export}`, which this gateway does not support"),
+            "use handler.export McpProxyHandler with options.rewritePattern = the upstream MCP URL, or McpAggregateHandler with options.members",
         ));
     }
-    let owner = format!("route `{path}`");
     let options = substitute_tree(&zuplo.handler.options, &owner, "", env)?;
+    if export == AGGREGATE_EXPORT {
+        let options: AggregateOptions = typed_options(options, &owner)?;
+        return Ok((Target::Aggregate(options), zuplo.policies.inbound));
+    }
     let options: ProxyOptions = typed_options(options, &owner)?;
-    Ok((upstream_url(&owner, &options.rewrite_pattern)?, zuplo.policies.inbound))
+    Ok((Target::Upstream(upstream_url(&owner, &options.rewrite_pattern)?), zuplo.policies.inbound))
 }
 
 /// The proxy handler's `rewritePattern`: an absolute http(s) URL, taken as it
@@ -672,6 +772,43 @@ pub(crate) mod tests {
         let routes = json!({"paths": {"/mcp/open": {"post": op}}});
         let text = load(&policies(), &routes, &env()).unwrap_err().to_string();
         assert!(text.contains("no inbound OAuth policy"), "{text}");
+    }
+
+    /// `routes()` plus `/mcp/other` and `/mcp/all` over both.
+    fn aggregate_routes(options: Value) -> Value {
+        let mut routes = routes();
+        let echo = routes["paths"]["/mcp/echo"].clone();
+        let mut all = echo.clone();
+        for method in ["post", "get", "delete"] {
+            all[method]["x-zuplo-route"]["handler"] =
+                json!({"export": "McpAggregateHandler", "module": "$import(cognigate)", "options": options});
+        }
+        routes["paths"]["/mcp/other"] = echo;
+        routes["paths"]["/mcp/all"] = all;
+        routes
+    }
+
+    #[test]
+    fn an_aggregated_route_loads_beside_its_members() {
+        let routes = aggregate_routes(json!({"members": ["/mcp/echo", "/mcp/other"], "prefixMode": "always"}));
+        let config = load(&policies(), &routes, &env()).unwrap();
+        let all = &config.routes["all"];
+        let aggregate = all.aggregate.as_ref().expect("an aggregate");
+        let members: Vec<(&str, &str)> =
+            aggregate.members.iter().map(|m| (m.path.as_str(), m.prefix.as_str())).collect();
+        assert_eq!(members, [("/mcp/echo", "echo"), ("/mcp/other", "other")]);
+        assert_eq!(all.policy.name, "cognito-managed-oauth");
+        assert!(config.routes["echo"].aggregate.is_none());
+    }
+
+    #[test]
+    fn an_aggregated_route_naming_a_missing_member_stops_the_boot() {
+        let routes = aggregate_routes(json!({"members": ["/mcp/echo", "/mcp/linear"]}));
+        let text = load(&policies(), &routes, &env()).unwrap_err().to_string();
+        assert!(text.contains("route `/mcp/all`") && text.contains("`/mcp/linear` is not a route"), "{text}");
+        let routes = aggregate_routes(json!({"members": ["/mcp/echo"], "rewritePattern": "http://x"}));
+        let text = load(&policies(), &routes, &env()).unwrap_err().to_string();
+        assert!(text.contains("rewritePattern"), "{text}");
     }
 
     #[test]

@@ -440,7 +440,7 @@ impl ProjectionOptions {
 /// have percent-encoded, so a variable never spans a path segment. The
 /// literal parts must match in order; a template with an operator
 /// (`{+path}`, `{/a}`, ...) or an unclosed brace matches only itself.
-fn template_matches(template: &str, uri: &str) -> bool {
+pub(crate) fn template_matches(template: &str, uri: &str) -> bool {
     let mut parts = Vec::new();
     let mut rest = template;
     while let Some(open) = rest.find('{') {

@@ -155,6 +155,40 @@ pub(super) async fn serve(
     response
 }
 
+/// Runs `route`'s policies over a request that goes nowhere by itself (an
+/// aggregated route's, which its members then serve): what they ask for,
+/// or the answer one of them gives.
+pub(super) async fn run_own_policies(
+    state: &AppState,
+    route: &RouteState,
+    claims: &AccessClaims,
+    request: &axum::http::request::Parts,
+    body: Option<&[u8]>,
+    rpc: Option<&Result<Rpc, crate::gateway::jsonrpc::RpcError>>,
+    client_ip: Option<IpAddr>,
+) -> Result<crate::gateway::aggregate::OwnPolicies, Response> {
+    let identity = claims.identity();
+    let ctx = RequestCtx {
+        claims,
+        identity: &identity,
+        client_ip,
+        headers: &request.headers,
+        method: &request.method,
+        body,
+        rpc,
+        route: &route.route.path,
+        upstream: &route.route.upstream,
+        store: &state.store,
+        signer: &state.tokens,
+    };
+    match run_policies(route, &ctx).await {
+        Ok(forward) => {
+            Ok(crate::gateway::aggregate::OwnPolicies { headers: forward.headers, filters: forward.filters })
+        }
+        Err((response, _)) => Err(response),
+    }
+}
+
 /// The route's policies in order: what they ask of the forwarded request, or
 /// the first answer one of them gives.
 async fn run_policies(route: &RouteState, ctx: &RequestCtx<'_>) -> Result<Forward, (Response, &'static str)> {

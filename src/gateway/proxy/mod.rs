@@ -24,6 +24,14 @@ use crate::gateway::store::now;
 mod inbound;
 mod upstream;
 
+/// What an aggregated route needs of the proxy.
+static AGGREGATE_HOOKS: crate::gateway::aggregate::Hooks = crate::gateway::aggregate::Hooks {
+    dispatch: |state, route, claims, request, peer| Box::pin(dispatch(state, route, claims, request, peer)),
+    own_policies: |state, route, claims, request, body, rpc, client_ip| {
+        Box::pin(inbound::run_own_policies(state, route, claims, request, body, rpc, client_ip))
+    },
+};
+
 pub(crate) use upstream::set_response_timeout as set_upstream_timeout;
 
 /// Request headers passed to the upstream. `Content-Length` keeps a streamed
@@ -232,13 +240,34 @@ async fn serve_route(state: &AppState, route: Option<&RouteState>, request: Requ
         tracing::info!(route = %route.route.path, "Mcp-Session-Id of another user or client refused");
         return refuse(request, jsonrpc_error(StatusCode::NOT_FOUND, "session not found")).await;
     }
+    let mut response = if route.sessions.is_some() {
+        // Boxed: the aggregate's future is much larger than the proxy's.
+        Box::pin(crate::gateway::aggregate::serve(&AGGREGATE_HOOKS, state, route, claims.clone(), request, peer)).await
+    } else {
+        dispatch(state, route, claims.clone(), request, peer).await
+    };
+    bind_session(state, &claims, response.headers_mut());
+    response
+}
+
+/// A request whose token was checked, sent to the route's upstream through
+/// its policies. Aggregated routes call their members' routes this way, so
+/// each member's policies (filters, rate limits, headers, the audit log)
+/// apply to its part.
+pub(crate) async fn dispatch(
+    state: &AppState,
+    route: &RouteState,
+    claims: std::sync::Arc<crate::gateway::claims::AccessClaims>,
+    request: Request,
+    peer: Option<IpAddr>,
+) -> Response {
     // Policies (and the audit log) take the policy path; a route with none
     // keeps this one, which never reads the body.
-    let mut response = if !route.route.inbound.is_empty() || state.audit.is_some() {
+    if !route.route.inbound.is_empty() || state.audit.is_some() {
         let trusted = &state.security.trusted_proxies;
         let client_ip = crate::gateway::client_address::client_ip(trusted, request.headers(), peer);
         // Boxed: the policy path's future is much larger than this one.
-        Box::pin(inbound::serve(state, route, claims.clone(), request, client_ip, peer)).await
+        Box::pin(inbound::serve(state, route, claims, request, client_ip, peer)).await
     } else {
         match forward_with(state, route, request, peer, &[]).await {
             Ok(response) => response,
@@ -248,9 +277,7 @@ async fn serve_route(state: &AppState, route: Option<&RouteState>, request: Requ
                 jsonrpc_error(StatusCode::BAD_GATEWAY, "upstream unavailable")
             }
         }
-    };
-    bind_session(state, &claims, response.headers_mut());
-    response
+    }
 }
 
 const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");

@@ -89,6 +89,7 @@ fn print_json(summary: &Summary, plan: &Plan, show_secret: bool) {
         "tokenUrl": urls.token.as_str(),
         "callbackUrls": spec.callback_urls,
         "publicUrl": spec.public_url(),
+        "registryUrl": format!("{}{}", spec.public_url().trim_end_matches('/'), crate::contract::MCP_REGISTRY_PATH),
         "resources": { "userPool": applied.pool, "domain": applied.domain, "appClient": applied.client },
         "selfSignup": spec.self_signup,
         "managedLogin": { "version": spec.managed_login.version(), "branding": applied.branding.map(branding_label) },
@@ -144,6 +145,7 @@ fn print_text(summary: &Summary, show_secret: bool) {
     }
     outln!("  callbacks   {}", spec.callback_urls.join(", "));
     outln!("  issuer      {}", urls.issuer);
+    outln!("  registry    {}{}", spec.public_url().trim_end_matches('/'), crate::contract::MCP_REGISTRY_PATH);
     if let Some(target) = &applied.cloudfront {
         let host = &applied.domain_host;
         outln!("  cloudfront  {target}");

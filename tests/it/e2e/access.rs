@@ -66,7 +66,7 @@ pub(super) fn configure(config: &Path, upstream: &str) {
     fs::write(config.join("access.marker"), "").expect("marker");
 }
 
-fn add_user(world: &World, username: &str, groups: &[&str]) {
+pub(super) fn add_user(world: &World, username: &str, groups: &[&str]) {
     let mut cmd = world.tools().python_script("tests/e2e/provision.py");
     cmd.args(["user", "--moto", world.cognito.moto.endpoint(), "--pool-id", &world.cognito.provisioned.pool_id])
         .args(["--username", username, "--password", PASSWORD, "--email", &format!("{username}@example.com")]);

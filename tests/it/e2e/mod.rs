@@ -8,6 +8,7 @@
 //! and the gateway booted from the files `up` wrote.
 
 mod access;
+mod aggregate;
 mod clients;
 mod consent;
 mod hosted_ui;

@@ -5,6 +5,7 @@
 pub(crate) mod harness;
 
 mod access;
+mod aggregate;
 mod authorize;
 mod boot;
 mod cimd;
