@@ -230,11 +230,11 @@ fn a_machine_client_sees_what_its_scopes_allow_and_says_machine_upstream_and_in_
 
 /// The promise, literally: `client add` then the printed command
 /// reaches a tool with no browser, and `client remove` stops the client
-/// within one token lifetime (here 3 s): no new token at once, and the one
+/// within one token lifetime (here 10 s, long enough for a loaded machine to use it first): no new token at once, and the one
 /// it holds ends when it expires.
 #[test]
 fn client_remove_stops_a_machine_client_within_one_token_lifetime() {
-    let world = World::start_with(Extras { access_token_ttl_seconds: Some(3), ..Extras::default() });
+    let world = World::start_with(Extras { access_token_ttl_seconds: Some(10), ..Extras::default() });
     let stack = world.cognito.provisioned.stack.clone();
     let added = json_of(&cognigate(
         &world,
@@ -242,13 +242,13 @@ fn client_remove_stops_a_machine_client_within_one_token_lifetime() {
     ));
     let (id, secret) = (added["clientId"].as_str().unwrap(), added["clientSecret"].as_str().unwrap());
     let (status, minted) = token(&world, id, secret, "echo", true);
-    assert_eq!((status, minted["expires_in"].as_i64()), (200, Some(3)), "{minted:#}");
+    assert_eq!((status, minted["expires_in"].as_i64()), (200, Some(10)), "{minted:#}");
     let access = minted["access_token"].as_str().unwrap().to_owned();
     assert_eq!(initialize(&world, "echo", &access).0, 200);
 
     cognigate(&world, &["client", "remove", "ci-bot", "--stack", &stack, "--yes"]);
     let (status, refused) = token(&world, id, secret, "echo", true);
     assert_eq!((status, refused["error"].as_str()), (401, Some("invalid_client")), "{refused:#}");
-    let ended = peers::wait_until(Duration::from_secs(6), || initialize(&world, "echo", &access).0 == 401);
+    let ended = peers::wait_until(Duration::from_secs(15), || initialize(&world, "echo", &access).0 == 401);
     assert!(ended.is_some(), "the token outlived its lifetime:\n{}", world.logs());
 }
