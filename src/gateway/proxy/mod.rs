@@ -20,8 +20,12 @@ use crate::gateway::cors;
 use crate::gateway::metrics::UNKNOWN_ROUTE_LABEL;
 use crate::gateway::state::{AppState, RouteState};
 use crate::gateway::store::now;
+use crate::gateway::telemetry::{self, Tracing, WithTraceContext};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{SpanKind, TraceContextExt};
 
 mod inbound;
+mod traced;
 mod upstream;
 
 pub(crate) use upstream::set_response_timeout as set_upstream_timeout;
@@ -168,6 +172,31 @@ pub(crate) async fn proxy(State(state): State<AppState>, request: Request) -> Re
 /// directly, without the router (and without an extensions map to carry the
 /// peer: one allocation less per request).
 pub(crate) async fn serve(state: &AppState, request: Request, peer: Option<IpAddr>) -> Response {
+    match &state.tracing {
+        None => serve_request(state, request, peer).await,
+        // Boxed: off the path of a gateway without traces.
+        Some(tracing) => Box::pin(serve_traced(state, tracing, request, peer)).await,
+    }
+}
+
+/// [`serve_request`] inside the request's server span, whose context the
+/// policies, the store and the upstream call open their spans under.
+async fn serve_traced(state: &AppState, tracing: &Tracing, request: Request, peer: Option<IpAddr>) -> Response {
+    let slug = request.uri().path().strip_prefix("/mcp/").unwrap_or_default();
+    let label = state.routes.get(slug).map_or(UNKNOWN_ROUTE_LABEL, |route| route.route.path.as_str());
+    let cx = tracing.start_request(request.headers(), format!("{} {label}", request.method()));
+    if cx.span().is_recording() {
+        cx.span().set_attributes([
+            KeyValue::new("http.request.method", request.method().as_str().to_owned()),
+            KeyValue::new("http.route", label.to_owned()),
+        ]);
+    }
+    let response = serve_request(state, request, peer).with_context(cx.clone()).await;
+    telemetry::finish_request(&cx, response.status().as_u16(), None);
+    response
+}
+
+async fn serve_request(state: &AppState, request: Request, peer: Option<IpAddr>) -> Response {
     let started = std::time::Instant::now();
     let cross_origin = request.headers().contains_key(header::ORIGIN);
     let slug = request.uri().path().strip_prefix("/mcp/").unwrap_or_default();
@@ -191,6 +220,7 @@ pub(crate) async fn serve(state: &AppState, request: Request, peer: Option<IpAdd
 
 async fn serve_route(state: &AppState, route: Option<&RouteState>, request: Request, peer: Option<IpAddr>) -> Response {
     let Some(route) = route else {
+        telemetry::annotate(|| vec![KeyValue::new(telemetry::OUTCOME, "unknown_route")]);
         return refuse(request, jsonrpc_error(StatusCode::NOT_FOUND, "no such MCP server")).await;
     };
     if !route.route.methods.contains(request.method()) {
@@ -201,14 +231,27 @@ async fn serve_route(state: &AppState, route: Option<&RouteState>, request: Requ
         }
         return refuse(request, response).await;
     }
-    let claims = match check_token(state, route, request.headers()) {
+    let checked = {
+        let span = telemetry::child(format!("policy {}", route.route.policy.name), SpanKind::Internal);
+        let checked = check_token(state, route, request.headers());
+        if let (Some(span), Err(err)) = (&span, &checked) {
+            span.set("cognigate.policy.refused", err.to_string());
+        }
+        checked
+    };
+    let claims = match checked {
         Ok(claims) => claims,
         Err(ProxyError::InsufficientScope) if route.challenge_scope.is_some() => {
+            telemetry::annotate(|| vec![KeyValue::new(telemetry::OUTCOME, "insufficient_scope")]);
             let challenge = route.challenge_scope.clone().unwrap_or_else(|| route.challenge_invalid.clone());
             return refuse(request, forbidden(route, challenge)).await;
         }
-        Err(err) => return refuse(request, unauthorized(route, &err)).await,
+        Err(err) => {
+            telemetry::annotate(|| vec![KeyValue::new(telemetry::OUTCOME, "unauthorized")]);
+            return refuse(request, unauthorized(route, &err)).await;
+        }
     };
+    telemetry::annotate_user(&claims.sub, &claims.client_id);
     if let Some(problem) = query_conflict(route, request.uri()) {
         return refuse(request, jsonrpc_error(StatusCode::BAD_REQUEST, &problem)).await;
     }
@@ -226,8 +269,12 @@ async fn serve_route(state: &AppState, route: Option<&RouteState>, request: Requ
         Box::pin(inbound::serve(state, route, claims.clone(), request, client_ip, peer)).await
     } else {
         match forward_with(state, route, request, peer, &[]).await {
-            Ok(response) => response,
+            Ok(response) => {
+                telemetry::annotate(|| vec![KeyValue::new(telemetry::OUTCOME, "forwarded")]);
+                response
+            }
             Err(err) => {
+                telemetry::annotate(|| vec![KeyValue::new(telemetry::OUTCOME, "upstream_error")]);
                 tracing::warn!(route = %route.route.path, error = %err, "upstream request failed");
                 state.metrics.upstream_error(&route.route.path);
                 jsonrpc_error(StatusCode::BAD_GATEWAY, "upstream unavailable")
@@ -298,7 +345,13 @@ async fn forward_with(
     // The body goes through as it is: it keeps its size, so a JSON request
     // stays a Content-Length request and SSE streams.
     let upstream_request = axum::http::Request::from_parts(parts, body);
-    let upstream = upstream::send(upstream_request).await.map_err(ProxyError::Upstream)?;
+    let upstream = if state.tracing.is_some() {
+        // Boxed: off the path of a gateway without traces.
+        Box::pin(traced::send(upstream_request)).await
+    } else {
+        upstream::send(upstream_request).await
+    };
+    let upstream = upstream.map_err(ProxyError::Upstream)?;
 
     let (mut parts, body) = upstream.into_parts();
     retain_headers(&mut parts.headers, &RESPONSE_HEADERS);

@@ -18,5 +18,6 @@ mod serving;
 mod spec;
 mod store_down;
 mod token;
+mod traces;
 mod upstream_faults;
 mod upstream_streams;
