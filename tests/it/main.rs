@@ -11,6 +11,7 @@
 mod support;
 
 mod attacks;
+mod container;
 mod contract;
 mod e2e;
 mod gateway;

@@ -19,5 +19,5 @@ mod spec;
 mod store_down;
 mod token;
 mod traces;
-mod upstream_faults;
+pub(crate) mod upstream_faults;
 mod upstream_streams;
