@@ -347,7 +347,7 @@ impl IdentityProvider {
 /// A client span for a call to the identity provider (Cognito's token
 /// endpoint and key set), when the request is sampled.
 fn idp_span(name: &'static str, url: &Url) -> Option<crate::gateway::telemetry::ChildSpan> {
-    let span = crate::gateway::telemetry::child(name, opentelemetry::trace::SpanKind::Client)?;
+    let span = crate::gateway::telemetry::child(|| name, opentelemetry::trace::SpanKind::Client)?;
     span.set("server.address", url.host_str().unwrap_or_default().to_owned());
     span.set("url.path", url.path().to_owned());
     Some(span)

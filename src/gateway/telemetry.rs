@@ -291,11 +291,12 @@ impl Drop for ChildSpan {
     }
 }
 
-/// A child of the current request's span, when that request is sampled.
-pub(crate) fn child(name: impl Into<Cow<'static, str>>, kind: SpanKind) -> Option<ChildSpan> {
+/// A child of the current request's span, when that request is sampled
+/// (its name is only made then: most requests are not).
+pub(crate) fn child<N: Into<Cow<'static, str>>>(name: impl FnOnce() -> N, kind: SpanKind) -> Option<ChildSpan> {
     Context::map_current(|cx| {
         let children = cx.get::<Children>()?;
-        let span = children.tracer.span_builder(name).with_kind(kind).start_with_context(&children.tracer, cx);
+        let span = children.tracer.span_builder(name()).with_kind(kind).start_with_context(&children.tracer, cx);
         Some(ChildSpan { cx: cx.with_span(span) })
     })
 }

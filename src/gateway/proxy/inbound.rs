@@ -103,7 +103,9 @@ pub(super) async fn serve(
             }
         }
     };
-    telemetry::annotate(|| vec![KeyValue::new(telemetry::OUTCOME, outcome.label)]);
+    if state.tracing.is_some() {
+        telemetry::annotate(|| vec![KeyValue::new(telemetry::OUTCOME, outcome.label)]);
+    }
     let rpc = rpc.as_ref().and_then(|rpc| rpc.as_ref().ok());
     record(state, route, &claims, http_method.as_str(), rpc, &outcome, response.status().as_u16(), started);
     response
@@ -114,7 +116,7 @@ pub(super) async fn serve(
 async fn run_policies(route: &RouteState, ctx: &RequestCtx<'_>) -> Result<Forward, (Response, &'static str)> {
     let mut forward = Forward::default();
     for policy in &route.route.inbound {
-        let span = telemetry::child(format!("policy {}", policy.name()), SpanKind::Internal);
+        let span = telemetry::child(|| format!("policy {}", policy.name()), SpanKind::Internal);
         let step = policy.on_request(ctx).await;
         if let Some(span) = &span {
             span.set("cognigate.policy.name", policy.name().to_owned());

@@ -28,7 +28,7 @@ const MCP_PROTOCOL_VERSION: &str = "mcp-protocol-version";
 
 /// Sends `request` upstream inside a client span of the current request.
 pub(super) async fn send(request: Request<Body>) -> Result<Response<Body>, String> {
-    let Some(span) = telemetry::child(format!("upstream {}", request.method()), SpanKind::Client) else {
+    let Some(span) = telemetry::child(|| format!("upstream {}", request.method()), SpanKind::Client) else {
         let mut request = request;
         telemetry::inject(&telemetry::current(), request.headers_mut());
         return super::upstream::send(request).await;

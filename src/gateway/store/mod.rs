@@ -579,7 +579,7 @@ impl StoreHandle {
         T: Send + 'static,
         F: FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
     {
-        let span = crate::gateway::telemetry::child("store", opentelemetry::trace::SpanKind::Client);
+        let span = crate::gateway::telemetry::child(|| "store", opentelemetry::trace::SpanKind::Client);
         if let Some(span) = &span {
             // The closure's type names the function that made the call.
             let caller = std::any::type_name::<F>();
