@@ -21,9 +21,9 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue, Method};
 use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::trace::{Span, SpanContext, SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
@@ -216,19 +216,57 @@ impl Tracing {
         }
     }
 
-    /// The server span of an inbound request named `name`, continuing the
-    /// client's `traceparent` when it sent one. A sampled request's context
-    /// also carries the tracer, for its children.
-    pub(crate) fn start_request(&self, headers: &HeaderMap, name: impl Into<Cow<'static, str>>) -> Context {
+    /// The server span of an inbound request, continuing the client's
+    /// `traceparent` when it sent one. A sampled request's span is named
+    /// `{method} {route}` and gets the route's attributes, and its context
+    /// carries the tracer for its children; an unsampled one is only the ids
+    /// (no name made, no context built: most requests are not sampled).
+    pub(crate) fn start_request(&self, headers: &HeaderMap, method: &Method, route: &str) -> RequestSpan {
         let parent = propagator().extract(&opentelemetry_http::HeaderExtractor(headers));
-        let span = self.tracer.span_builder(name).with_kind(SpanKind::Server).start_with_context(&self.tracer, &parent);
-        if span.is_recording() {
-            parent.with_span(span).with_value(Children { tracer: self.tracer.clone(), subject: self.subject })
-        } else {
-            parent.with_span(span)
+        let span =
+            self.tracer.span_builder("request").with_kind(SpanKind::Server).start_with_context(&self.tracer, &parent);
+        if !span.is_recording() {
+            return RequestSpan::Unsampled(span.span_context().clone());
         }
+        let mut span = span;
+        span.update_name(format!("{method} {route}"));
+        span.set_attributes([
+            KeyValue::new("http.request.method", method.as_str().to_owned()),
+            KeyValue::new("http.route", route.to_owned()),
+        ]);
+        RequestSpan::Sampled(
+            parent.with_span(span).with_value(Children { tracer: self.tracer.clone(), subject: self.subject }),
+        )
     }
 }
+
+/// A request's server span.
+pub(crate) enum RequestSpan {
+    /// Exported: its context is attached to the request's future.
+    Sampled(Context),
+    /// Not exported: only its ids travel on (see [`write_trace_headers`]).
+    Unsampled(SpanContext),
+}
+
+/// `traceparent` (and the caller's `tracestate`) of an unsampled request's
+/// span, into the headers that go upstream: the upstream continues the trace,
+/// knowing it is not sampled.
+pub(crate) fn write_trace_headers(span: &SpanContext, headers: &mut HeaderMap) {
+    let traceparent =
+        format!("00-{}-{}-{:02x}", span.trace_id(), span.span_id(), span.trace_flags().to_u8() & SAMPLED_FLAG);
+    if let Ok(value) = HeaderValue::try_from(traceparent) {
+        headers.insert(TRACEPARENT, value);
+    }
+    let state = span.trace_state().header();
+    match HeaderValue::try_from(state).ok().filter(|value| !value.is_empty()) {
+        Some(value) => headers.insert(TRACESTATE, value),
+        None => headers.remove(TRACESTATE),
+    };
+}
+
+const TRACEPARENT: &str = "traceparent";
+/// The one trace flag W3C trace context defines.
+const SAMPLED_FLAG: u8 = 0x01;
 
 /// Runs the rest of the middleware stack and the handler inside the
 /// request's server span (every endpoint but the proxy route, which opens
@@ -239,16 +277,14 @@ pub(crate) async fn within_request_span(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let cx = tracing.start_request(request.headers(), format!("{} {route}", request.method()));
-    if cx.span().is_recording() {
-        cx.span().set_attributes([
-            KeyValue::new("http.request.method", request.method().as_str().to_owned()),
-            KeyValue::new("http.route", route.to_owned()),
-        ]);
+    match tracing.start_request(request.headers(), request.method(), route) {
+        RequestSpan::Unsampled(_) => next.run(request).await,
+        RequestSpan::Sampled(cx) => {
+            let response = next.run(request).with_context(cx.clone()).await;
+            finish_request(&cx, response.status().as_u16(), None);
+            response
+        }
     }
-    let response = next.run(request).with_context(cx.clone()).await;
-    finish_request(&cx, response.status().as_u16(), None);
-    response
 }
 
 /// What a sampled request's children are opened with.
@@ -364,11 +400,6 @@ pub(crate) fn inject(cx: &Context, headers: &mut HeaderMap) {
 }
 
 const TRACESTATE: &str = "tracestate";
-
-/// The current request's context (for a call made outside any child span).
-pub(crate) fn current() -> Context {
-    Context::current()
-}
 
 #[cfg(test)]
 mod tests {

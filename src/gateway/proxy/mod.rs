@@ -22,7 +22,7 @@ use crate::gateway::state::{AppState, RouteState};
 use crate::gateway::store::now;
 use crate::gateway::telemetry::{self, Tracing, WithTraceContext};
 use opentelemetry::KeyValue;
-use opentelemetry::trace::{SpanKind, TraceContextExt};
+use opentelemetry::trace::SpanKind;
 
 mod inbound;
 mod traced;
@@ -180,20 +180,23 @@ pub(crate) async fn serve(state: &AppState, request: Request, peer: Option<IpAdd
 }
 
 /// [`serve_request`] inside the request's server span, whose context the
-/// policies, the store and the upstream call open their spans under.
+/// policies, the store and the upstream call open their spans under; an
+/// unsampled request only passes its ids upstream.
 async fn serve_traced(state: &AppState, tracing: &Tracing, request: Request, peer: Option<IpAddr>) -> Response {
     let slug = request.uri().path().strip_prefix("/mcp/").unwrap_or_default();
     let label = state.routes.get(slug).map_or(UNKNOWN_ROUTE_LABEL, |route| route.route.path.as_str());
-    let cx = tracing.start_request(request.headers(), format!("{} {label}", request.method()));
-    if cx.span().is_recording() {
-        cx.span().set_attributes([
-            KeyValue::new("http.request.method", request.method().as_str().to_owned()),
-            KeyValue::new("http.route", label.to_owned()),
-        ]);
+    match tracing.start_request(request.headers(), request.method(), label) {
+        telemetry::RequestSpan::Unsampled(span) => {
+            let mut request = request;
+            telemetry::write_trace_headers(&span, request.headers_mut());
+            serve_request(state, request, peer).await
+        }
+        telemetry::RequestSpan::Sampled(cx) => {
+            let response = serve_request(state, request, peer).with_context(cx.clone()).await;
+            telemetry::finish_request(&cx, response.status().as_u16(), None);
+            response
+        }
     }
-    let response = serve_request(state, request, peer).with_context(cx.clone()).await;
-    telemetry::finish_request(&cx, response.status().as_u16(), None);
-    response
 }
 
 async fn serve_request(state: &AppState, request: Request, peer: Option<IpAddr>) -> Response {

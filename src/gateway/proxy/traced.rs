@@ -8,8 +8,8 @@
 //! A sampled `POST` whose JSON body has a known, small size is read whole,
 //! to name its JSON-RPC method and tool on the spans and to carry `_meta`;
 //! anything else streams through untouched. An unsampled request costs one
-//! header: its context, marked not sampled, so the upstream does not sample
-//! it either.
+//! header, written as it comes in: its span's ids, marked not sampled, so the
+//! upstream does not sample it either.
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, Method, Request, Response, header};
@@ -28,9 +28,9 @@ const MCP_PROTOCOL_VERSION: &str = "mcp-protocol-version";
 
 /// Sends `request` upstream inside a client span of the current request.
 pub(super) async fn send(request: Request<Body>) -> Result<Response<Body>, String> {
+    // Unsampled: the request already carries its span's ids (written when
+    // it came in), and nothing else is done.
     let Some(span) = telemetry::child(|| format!("upstream {}", request.method()), SpanKind::Client) else {
-        let mut request = request;
-        telemetry::inject(&telemetry::current(), request.headers_mut());
         return super::upstream::send(request).await;
     };
     let (mut parts, body) = request.into_parts();

@@ -214,6 +214,7 @@ async fn an_unsampled_request_exports_nothing_and_passes_its_decision_upstream()
                 .header(header::CONTENT_TYPE, "application/json")
                 .header("mcp-protocol-version", "2026-07-28")
                 .header("traceparent", format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-00"))
+                .header("tracestate", "vendor=client")
                 .body(Body::from(call.to_string()))
                 .unwrap(),
         )
@@ -222,6 +223,7 @@ async fn an_unsampled_request_exports_nothing_and_passes_its_decision_upstream()
     let sent = echoed["headers"]["traceparent"].as_str().unwrap().to_owned();
     assert!(sent.starts_with(&format!("00-{CLIENT_TRACE}-")) && sent.ends_with("-00"), "{sent}");
     assert_ne!(sent, format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-00"), "the gateway's span is the upstream's parent");
+    assert_eq!(echoed["headers"]["tracestate"], "vendor=client");
     let forwarded: Value = serde_json::from_str(echoed["body"].as_str().unwrap()).unwrap();
     assert_eq!(forwarded, call, "an unsampled request's body is forwarded untouched");
     flush(&tracing).await;
