@@ -337,6 +337,11 @@ pub(crate) fn child<N: Into<Cow<'static, str>>>(name: impl FnOnce() -> N, kind: 
     })
 }
 
+/// Whether the current request is sampled (its spans are exported).
+pub(crate) fn sampled() -> bool {
+    Context::map_current(|cx| cx.get::<Children>().is_some())
+}
+
 /// Sets attributes on the current request's span, when it is sampled (the
 /// closure is not run otherwise).
 pub(crate) fn annotate(attributes: impl FnOnce() -> Vec<KeyValue>) {

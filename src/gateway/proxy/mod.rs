@@ -20,7 +20,7 @@ use crate::gateway::cors;
 use crate::gateway::metrics::UNKNOWN_ROUTE_LABEL;
 use crate::gateway::state::{AppState, RouteState};
 use crate::gateway::store::now;
-use crate::gateway::telemetry::{self, Tracing, WithTraceContext};
+use crate::gateway::telemetry::{self, WithTraceContext};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::SpanKind;
 
@@ -172,31 +172,34 @@ pub(crate) async fn proxy(State(state): State<AppState>, request: Request) -> Re
 /// directly, without the router (and without an extensions map to carry the
 /// peer: one allocation less per request).
 pub(crate) async fn serve(state: &AppState, request: Request, peer: Option<IpAddr>) -> Response {
-    match &state.tracing {
-        None => serve_request(state, request, peer).await,
-        // Boxed: off the path of a gateway without traces.
-        Some(tracing) => Box::pin(serve_traced(state, tracing, request, peer)).await,
-    }
-}
-
-/// [`serve_request`] inside the request's server span, whose context the
-/// policies, the store and the upstream call open their spans under; an
-/// unsampled request only passes its ids upstream.
-async fn serve_traced(state: &AppState, tracing: &Tracing, request: Request, peer: Option<IpAddr>) -> Response {
+    let Some(tracing) = &state.tracing else {
+        return serve_request(state, request, peer).await;
+    };
     let slug = request.uri().path().strip_prefix("/mcp/").unwrap_or_default();
     let label = state.routes.get(slug).map_or(UNKNOWN_ROUTE_LABEL, |route| route.route.path.as_str());
     match tracing.start_request(request.headers(), request.method(), label) {
+        // Most requests: their span's ids go upstream, and nothing else.
         telemetry::RequestSpan::Unsampled(span) => {
             let mut request = request;
             telemetry::write_trace_headers(&span, request.headers_mut());
             serve_request(state, request, peer).await
         }
-        telemetry::RequestSpan::Sampled(cx) => {
-            let response = serve_request(state, request, peer).with_context(cx.clone()).await;
-            telemetry::finish_request(&cx, response.status().as_u16(), None);
-            response
-        }
+        // Boxed: rare, and its future holds the whole request's.
+        telemetry::RequestSpan::Sampled(cx) => Box::pin(serve_sampled(state, cx, request, peer)).await,
     }
+}
+
+/// [`serve_request`] inside the request's server span, whose context the
+/// policies, the store and the upstream call open their spans under.
+async fn serve_sampled(
+    state: &AppState,
+    cx: opentelemetry::Context,
+    request: Request,
+    peer: Option<IpAddr>,
+) -> Response {
+    let response = serve_request(state, request, peer).with_context(cx.clone()).await;
+    telemetry::finish_request(&cx, response.status().as_u16(), None);
+    response
 }
 
 async fn serve_request(state: &AppState, request: Request, peer: Option<IpAddr>) -> Response {
@@ -361,8 +364,8 @@ async fn forward_with(
     // The body goes through as it is: it keeps its size, so a JSON request
     // stays a Content-Length request and SSE streams.
     let upstream_request = axum::http::Request::from_parts(parts, body);
-    let upstream = if state.tracing.is_some() {
-        // Boxed: off the path of a gateway without traces.
+    let upstream = if state.tracing.is_some() && telemetry::sampled() {
+        // Boxed: off the path of unsampled requests.
         Box::pin(traced::send(upstream_request)).await
     } else {
         upstream::send(upstream_request).await

@@ -26,10 +26,11 @@ const MAX_TRACED_BODY: u64 = 1024 * 1024;
 const META_TRACE_CONTEXT_SINCE: &str = "2026-07-28";
 const MCP_PROTOCOL_VERSION: &str = "mcp-protocol-version";
 
-/// Sends `request` upstream inside a client span of the current request.
+/// Sends `request` upstream inside a client span of the current (sampled)
+/// request.
 pub(super) async fn send(request: Request<Body>) -> Result<Response<Body>, String> {
-    // Unsampled: the request already carries its span's ids (written when
-    // it came in), and nothing else is done.
+    // Not sampled after all: the request already carries its span's ids
+    // (written when it came in), and nothing else is done.
     let Some(span) = telemetry::child(|| format!("upstream {}", request.method()), SpanKind::Client) else {
         return super::upstream::send(request).await;
     };
