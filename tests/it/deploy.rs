@@ -49,7 +49,7 @@ fn kustomized() -> Vec<Value> {
         std::fs::copy(dir.path().join(format!("{name}.example")), dir.path().join(name)).unwrap();
     }
     let output = Command::new("kubectl").args(["kustomize"]).arg(dir.path()).output().unwrap_or_else(|err| {
-        panic!("cannot run kubectl ({err}). Fix: install kubectl (it carries kustomize), e.g. apt-get install kubernetes-client")
+        panic!("cannot run kubectl ({err}). Fix: install kubectl 1.27 or later (it carries kustomize v5; Debian's kubernetes-client 1.20 is too old for this kustomization)")
     });
     assert!(output.status.success(), "kubectl kustomize: {}", String::from_utf8_lossy(&output.stderr));
     parse_yaml(&String::from_utf8_lossy(&output.stdout))
