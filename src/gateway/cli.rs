@@ -16,6 +16,7 @@ use super::client_address::Cidr;
 use super::options::{OAuthOptions, SecurityOptions};
 use super::server::ConnectionLimits;
 use super::store::StoreUrl;
+use super::telemetry::TraceSubject;
 use super::{KeyRotation, ServeOptions, admin, serve};
 
 const EXIT_BOOT: u8 = 1;
@@ -122,6 +123,11 @@ struct Cli {
     /// with `rotate-key`. Retired keys keep verifying until their tokens expire.
     #[arg(long, env = "COGNIGATE_SIGNING_KEY_ROTATION", default_value = "30d", value_parser = parse_rotation)]
     signing_key_rotation: Rotation,
+    /// What traces say about the user: `hashed` (SHA-256 of the subject,
+    /// as enduser.pseudo.id), `plain` (enduser.id) or `off`. Traces are
+    /// exported when OTEL_EXPORTER_OTLP_ENDPOINT is set (see README, Traces).
+    #[arg(long, env = "COGNIGATE_TRACE_SUBJECT", value_enum, default_value = "hashed")]
+    trace_subject: TraceSubject,
     /// How long a retired signing key stays published after the longest token
     /// it signed can have expired (clock skew, replicas switching, upstream JWKS caches).
     #[arg(long, env = "COGNIGATE_SIGNING_KEY_GRACE", default_value = "10m", value_parser = parse_duration)]
@@ -343,6 +349,7 @@ pub fn main() -> ExitCode {
         shutdown_grace: cli.shutdown_grace,
         audit_log: cli.audit_log,
         key_rotation: KeyRotation { every: cli.signing_key_rotation.0, grace: cli.signing_key_grace },
+        trace_subject: cli.trace_subject,
     };
     // The main thread serves too, on a single-threaded runtime like the other
     // serving threads `serve` starts.

@@ -38,6 +38,7 @@ pub(crate) mod server;
 pub(crate) mod session;
 pub(crate) mod state;
 pub(crate) mod store;
+pub(crate) mod telemetry;
 pub(crate) mod tokens;
 pub(crate) mod upstream_oauth;
 
@@ -67,6 +68,7 @@ pub use self::{
     server::{ConnectionLimits, serve_listener},
     state::{AppState, StateError},
     store::{StoreError, StoreHandle, now, redis::RedisStore, sqlite::SqliteStore},
+    telemetry::{SamplerChoice, TelemetryError, TraceSettings, TraceSubject, Tracing},
     tokens::TokenError,
 };
 
@@ -117,7 +119,11 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         tracing::enabled!(tracing::Level::DEBUG).then(|| (request.method().clone(), request.uri().path().to_owned()));
     let label =
         metrics::label(request.uri().path(), |slug| state.routes.get(slug).map(|route| route.route.path.as_str()));
-    let response = next.run(request).await;
+    let response = match &state.tracing {
+        None => next.run(request).await,
+        // Boxed: off the path of a gateway without traces.
+        Some(tracing) => Box::pin(telemetry::within_request_span(tracing, label, request, next)).await,
+    };
     let elapsed = started.elapsed();
     state.metrics.record(label, response.status().as_u16(), elapsed);
     if let Some((method, path)) = logged {
@@ -157,6 +163,8 @@ pub(crate) struct ServeOptions {
     pub(crate) audit_log: Option<audit::AuditTarget>,
     /// When the signing key rotates and how long retired keys are kept.
     pub(crate) key_rotation: KeyRotation,
+    /// What traces say about the user (traces are on when `OTEL_*` says so).
+    pub(crate) trace_subject: telemetry::TraceSubject,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +183,8 @@ pub(crate) enum BootError {
     Serve(std::io::Error),
     #[error("{0}")]
     Audit(String),
+    #[error(transparent)]
+    Telemetry(#[from] telemetry::TelemetryError),
 }
 
 pub(crate) fn default_public_url(listen: SocketAddr) -> String {
@@ -199,10 +209,22 @@ pub(crate) fn boot(options: &ServeOptions) -> Result<AppState, BootError> {
     if oauth.store_key.is_none() {
         oauth.store_key = env.get(oauth::STORE_KEY_VAR).filter(|key| !key.is_empty()).map(crate::secret::Secret::new);
     }
+    let settings = telemetry::TraceSettings::from_env(|name| env.get(name).map(str::to_owned), options.trace_subject)?;
+    let tracing = settings.as_ref().map(telemetry::Tracing::start).transpose()?;
+    if let Some(settings) = &settings {
+        tracing::info!(
+            endpoint = %settings.endpoint_for_log(),
+            sampler = ?settings.sampler,
+            service_name = %settings.service_name,
+            subject = ?settings.subject,
+            "traces exported over OTLP"
+        );
+    }
     Ok(AppState::build_with(config, &public_url, store, oauth)?
         .with_security(security)
         .with_audit(audit)
-        .with_key_rotation(options.key_rotation))
+        .with_key_rotation(options.key_rotation)
+        .with_tracing(tracing.map(std::sync::Arc::new)))
 }
 
 /// The URL clients reach the gateway at: `--public-url`, else the one `cognigate
@@ -262,7 +284,7 @@ pub(crate) async fn serve(options: ServeOptions) -> Result<(), BootError> {
     if let Some(listener) = metrics_listener {
         tracing::info!(metrics_listen = ?listener.local_addr().ok(), "metrics served on their own address");
         let metrics_limits = server::ConnectionLimits { max_connections: 64, ..limits };
-        tokio::spawn(server::serve_listener(listener, metrics_router(state), metrics_limits, stop_rx.clone()));
+        tokio::spawn(server::serve_listener(listener, metrics_router(state.clone()), metrics_limits, stop_rx.clone()));
     }
     let listener = tokio::net::TcpListener::from_std(first).map_err(BootError::Serve)?;
     let server = server::serve_app(listener, app, limits, stop_rx);
@@ -273,7 +295,12 @@ pub(crate) async fn serve(options: ServeOptions) -> Result<(), BootError> {
     }
     tracing::info!("shutting down: no new connections; waiting for open requests");
     let _ = stop_tx.send(true);
-    drain(server, finished, options.shutdown_grace).await
+    let drained = drain(server, finished, options.shutdown_grace).await;
+    if let Some(tracing) = state.tracing.clone() {
+        // The spans of the last requests, before the process ends.
+        let _ = tokio::task::spawn_blocking(move || tracing.shutdown()).await;
+    }
+    drained
 }
 
 fn log_ready(state: &AppState, local: SocketAddr, workers: usize) {

@@ -301,7 +301,17 @@ impl IdentityProvider {
         Ok(claims.scope.unwrap_or_default().split_whitespace().map(str::to_owned).collect())
     }
 
+    /// The provider's token endpoint, in a span of the request's trace.
     async fn token_request(&self, http: &reqwest::Client, form: String) -> Result<IdpTokens, OidcError> {
+        let span = idp_span("idp token", &self.policy.browser_login.token_url);
+        let result = self.send_token_request(http, form).await;
+        if let (Some(span), Err(err)) = (&span, &result) {
+            span.fail(err.to_string());
+        }
+        result
+    }
+
+    async fn send_token_request(&self, http: &reqwest::Client, form: String) -> Result<IdpTokens, OidcError> {
         let login = &self.policy.browser_login;
         let body = self.post_token(http, &login.client_id, &login.client_secret, form).await?;
         serde_json::from_slice(&body).map_err(|_| OidcError::MissingIdToken)
@@ -402,7 +412,13 @@ impl IdentityProvider {
             return Err(OidcError::UnknownKid(kid.to_owned()));
         }
         *last = Some(Instant::now());
-        let keys = fetch_jwks(http, &self.policy.oidc.jwks_url).await?;
+        let span = idp_span("idp jwks", &self.policy.oidc.jwks_url);
+        let keys = fetch_jwks(http, &self.policy.oidc.jwks_url).await.inspect_err(|err| {
+            if let Some(span) = &span {
+                span.fail(err.to_string());
+            }
+        })?;
+        drop(span);
         *self.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = keys;
         self.cached(kid).ok_or_else(|| OidcError::UnknownKid(kid.to_owned()))
     }
@@ -410,6 +426,15 @@ impl IdentityProvider {
     fn cached(&self, kid: &str) -> Option<Arc<DecodingKey>> {
         self.keys.read().unwrap_or_else(|poisoned| poisoned.into_inner()).get(kid).cloned()
     }
+}
+
+/// A client span for a call to the identity provider (Cognito's token
+/// endpoint and key set), when the request is sampled.
+fn idp_span(name: &'static str, url: &Url) -> Option<crate::gateway::telemetry::ChildSpan> {
+    let span = crate::gateway::telemetry::child(|| name, opentelemetry::trace::SpanKind::Client)?;
+    span.set("server.address", url.host_str().unwrap_or_default().to_owned());
+    span.set("url.path", url.path().to_owned());
+    Some(span)
 }
 
 /// The RSA signing keys of a JWKS by `kid`; other key types are skipped.

@@ -19,6 +19,7 @@ use super::oidc::IdentityProvider;
 use super::options::{OAuthOptions, SecurityOptions};
 use super::sealing::MIN_STORE_KEY_LEN;
 use super::store::{Lifetimes, StoreError, StoreHandle};
+use super::telemetry::Tracing;
 use super::tokens::{Revocations, SigningKey, TokenCache, TokenError};
 use crate::contract::machine_scopes;
 
@@ -151,6 +152,8 @@ pub struct Inner {
     pub(crate) cimd: CimdClients,
     /// `--audit-log`; `None` keeps routes without policies on the plain path.
     pub(crate) audit: Option<AuditLog>,
+    /// OpenTelemetry traces; `None`: off.
+    pub(crate) tracing: Option<Arc<Tracing>>,
 }
 
 #[derive(Clone)]
@@ -249,6 +252,7 @@ impl AppState {
             oauth,
             cimd,
             audit: None,
+            tracing: None,
         })))
     }
 
@@ -270,6 +274,18 @@ impl AppState {
         match Arc::try_unwrap(self.0) {
             Ok(mut inner) => {
                 inner.audit = audit;
+                Self(Arc::new(inner))
+            }
+            // Already shared: keep it as it is (boot calls this first).
+            Err(shared) => Self(shared),
+        }
+    }
+
+    /// The state with traces exported (call before the state is shared).
+    pub fn with_tracing(self, tracing: Option<Arc<Tracing>>) -> Self {
+        match Arc::try_unwrap(self.0) {
+            Ok(mut inner) => {
+                inner.tracing = tracing;
                 Self(Arc::new(inner))
             }
             // Already shared: keep it as it is (boot calls this first).

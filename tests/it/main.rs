@@ -11,7 +11,9 @@
 mod support;
 
 mod attacks;
+mod container;
 mod contract;
+mod deploy;
 mod e2e;
 mod gateway;
 mod local_mode;

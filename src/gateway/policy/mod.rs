@@ -129,6 +129,18 @@ pub(crate) enum Step {
     Answer { response: Response, outcome: &'static str },
 }
 
+impl Step {
+    /// What the step did, for a trace.
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            Self::Continue => "continue",
+            Self::SetHeaders(_) => "set_headers",
+            Self::FilterResponse(_) => "filter_response",
+            Self::Answer { outcome, .. } => outcome,
+        }
+    }
+}
+
 /// A step that may wait (on the store); boxed, so a route's list is a list
 /// of trait objects.
 pub(crate) type StepFuture<'a> = Pin<Box<dyn Future<Output = Step> + Send + 'a>>;

@@ -23,6 +23,9 @@ use crate::gateway::claims::AccessClaims;
 use crate::gateway::jsonrpc::Rpc;
 use crate::gateway::policy::{RequestCtx, ResponseFilter, Step, filter_body};
 use crate::gateway::state::AppState;
+use crate::gateway::telemetry;
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
 
 /// Request bodies larger than this are refused on routes that read them.
 const MAX_REQUEST_BODY: usize = 4 * 1024 * 1024;
@@ -150,6 +153,9 @@ pub(super) async fn serve(
             }
         }
     };
+    if state.tracing.is_some() {
+        telemetry::annotate(|| vec![KeyValue::new(telemetry::OUTCOME, outcome.label)]);
+    }
     let rpc = rpc.as_ref().and_then(|rpc| rpc.as_ref().ok());
     record(state, route, &claims, http_method.as_str(), rpc, &outcome, response.status().as_u16(), started);
     response
@@ -194,7 +200,13 @@ pub(super) async fn run_own_policies(
 async fn run_policies(route: &RouteState, ctx: &RequestCtx<'_>) -> Result<Forward, (Response, &'static str)> {
     let mut forward = Forward::default();
     for policy in &route.route.inbound {
-        match policy.on_request(ctx).await {
+        let span = telemetry::child(|| format!("policy {}", policy.name()), SpanKind::Internal);
+        let step = policy.on_request(ctx).await;
+        if let Some(span) = &span {
+            span.set("cognigate.policy.name", policy.name().to_owned());
+            span.set("cognigate.policy.step", step.label());
+        }
+        match step {
             Step::Continue => {}
             Step::SetHeaders(headers) => forward.headers.extend(headers),
             Step::FilterResponse(filter) => forward.filters.push(filter),

@@ -20,8 +20,12 @@ use crate::gateway::cors;
 use crate::gateway::metrics::UNKNOWN_ROUTE_LABEL;
 use crate::gateway::state::{AppState, RouteState};
 use crate::gateway::store::now;
+use crate::gateway::telemetry::{self, WithTraceContext};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
 
 mod inbound;
+mod traced;
 mod upstream;
 
 /// What an aggregated route needs of the proxy.
@@ -182,6 +186,37 @@ pub(crate) async fn proxy(State(state): State<AppState>, request: Request) -> Re
 /// directly, without the router (and without an extensions map to carry the
 /// peer: one allocation less per request).
 pub(crate) async fn serve(state: &AppState, request: Request, peer: Option<IpAddr>) -> Response {
+    let Some(tracing) = &state.tracing else {
+        return serve_request(state, request, peer).await;
+    };
+    let slug = request.uri().path().strip_prefix("/mcp/").unwrap_or_default();
+    let label = state.routes.get(slug).map_or(UNKNOWN_ROUTE_LABEL, |route| route.route.path.as_str());
+    match tracing.start_request(request.headers(), request.method(), label) {
+        // Most requests: their span's ids go upstream, and nothing else.
+        telemetry::RequestSpan::Unsampled(span) => {
+            let mut request = request;
+            telemetry::write_trace_headers(&span, request.headers_mut());
+            serve_request(state, request, peer).await
+        }
+        // Boxed: rare, and its future holds the whole request's.
+        telemetry::RequestSpan::Sampled(cx) => Box::pin(serve_sampled(state, cx, request, peer)).await,
+    }
+}
+
+/// [`serve_request`] inside the request's server span, whose context the
+/// policies, the store and the upstream call open their spans under.
+async fn serve_sampled(
+    state: &AppState,
+    cx: opentelemetry::Context,
+    request: Request,
+    peer: Option<IpAddr>,
+) -> Response {
+    let response = serve_request(state, request, peer).with_context(cx.clone()).await;
+    telemetry::finish_request(&cx, response.status().as_u16(), None);
+    response
+}
+
+async fn serve_request(state: &AppState, request: Request, peer: Option<IpAddr>) -> Response {
     let started = std::time::Instant::now();
     let cross_origin = request.headers().contains_key(header::ORIGIN);
     let slug = request.uri().path().strip_prefix("/mcp/").unwrap_or_default();
@@ -205,6 +240,7 @@ pub(crate) async fn serve(state: &AppState, request: Request, peer: Option<IpAdd
 
 async fn serve_route(state: &AppState, route: Option<&RouteState>, request: Request, peer: Option<IpAddr>) -> Response {
     let Some(route) = route else {
+        outcome(state, "unknown_route");
         return refuse(request, jsonrpc_error(StatusCode::NOT_FOUND, "no such MCP server")).await;
     };
     if !route.route.methods.contains(request.method()) {
@@ -215,9 +251,21 @@ async fn serve_route(state: &AppState, route: Option<&RouteState>, request: Requ
         }
         return refuse(request, response).await;
     }
-    let claims = match check_token(state, route, request.headers()) {
+    let checked = match state.tracing {
+        None => check_token(state, route, request.headers()),
+        Some(_) => {
+            let span = telemetry::child(|| format!("policy {}", route.route.policy.name), SpanKind::Internal);
+            let checked = check_token(state, route, request.headers());
+            if let (Some(span), Err(err)) = (&span, &checked) {
+                span.set("cognigate.policy.refused", err.to_string());
+            }
+            checked
+        }
+    };
+    let claims = match checked {
         Ok(claims) => claims,
         Err(ProxyError::InsufficientScope) if route.challenge_scope.is_some() => {
+            outcome(state, "insufficient_scope");
             let challenge = route.challenge_scope.clone().unwrap_or_else(|| route.challenge_invalid.clone());
             let needed = route.route.policy.required_scopes.join(" ");
             return refuse(request, forbidden(route, challenge, needed)).await;
@@ -230,8 +278,14 @@ async fn serve_route(state: &AppState, route: Option<&RouteState>, request: Requ
             );
             return refuse(request, forbidden(route, route.challenge_machine.clone(), needed)).await;
         }
-        Err(err) => return refuse(request, unauthorized(route, &err)).await,
+        Err(err) => {
+            outcome(state, "unauthorized");
+            return refuse(request, unauthorized(route, &err)).await;
+        }
     };
+    if state.tracing.is_some() {
+        telemetry::annotate_user(&claims.sub, &claims.client_id);
+    }
     if let Some(problem) = query_conflict(route, request.uri()) {
         return refuse(request, jsonrpc_error(StatusCode::BAD_REQUEST, &problem)).await;
     }
@@ -270,13 +324,25 @@ pub(crate) async fn dispatch(
         Box::pin(inbound::serve(state, route, claims, request, client_ip, peer)).await
     } else {
         match forward_with(state, route, request, peer, &[]).await {
-            Ok(response) => response,
+            Ok(response) => {
+                outcome(state, "forwarded");
+                response
+            }
             Err(err) => {
+                outcome(state, "upstream_error");
                 tracing::warn!(route = %route.route.path, error = %err, "upstream request failed");
                 state.metrics.upstream_error(&route.route.path);
                 jsonrpc_error(StatusCode::BAD_GATEWAY, "upstream unavailable")
             }
         }
+    }
+}
+
+/// What became of the request, on its span (when traces are on: the plain
+/// path of a gateway without them does no more than this check).
+fn outcome(state: &AppState, outcome: &'static str) {
+    if state.tracing.is_some() {
+        telemetry::annotate(|| vec![KeyValue::new(telemetry::OUTCOME, outcome)]);
     }
 }
 
@@ -340,7 +406,13 @@ async fn forward_with(
     // The body goes through as it is: it keeps its size, so a JSON request
     // stays a Content-Length request and SSE streams.
     let upstream_request = axum::http::Request::from_parts(parts, body);
-    let upstream = upstream::send(upstream_request).await.map_err(ProxyError::Upstream)?;
+    let upstream = if state.tracing.is_some() && telemetry::sampled() {
+        // Boxed: off the path of unsampled requests.
+        Box::pin(traced::send(upstream_request)).await
+    } else {
+        upstream::send(upstream_request).await
+    };
+    let upstream = upstream.map_err(ProxyError::Upstream)?;
 
     let (mut parts, body) = upstream.into_parts();
     retain_headers(&mut parts.headers, &RESPONSE_HEADERS);

@@ -616,10 +616,20 @@ impl StoreHandle {
         T: Send + 'static,
         F: FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
     {
+        let span = crate::gateway::telemetry::child(|| "store", opentelemetry::trace::SpanKind::Client);
+        if let Some(span) = &span {
+            // The closure's type names the function that made the call.
+            let caller = std::any::type_name::<F>();
+            span.set("code.function.name", caller.split("::{{closure}}").next().unwrap_or(caller).to_owned());
+        }
         let store = self.0.clone();
-        tokio::task::spawn_blocking(move || call(store.as_ref()))
+        let result = tokio::task::spawn_blocking(move || call(store.as_ref()))
             .await
-            .map_err(|err| StoreError::Task(err.to_string()))?
+            .map_err(|err| StoreError::Task(err.to_string()))?;
+        if let (Some(span), Err(err)) = (&span, &result) {
+            span.fail(err.to_string());
+        }
+        result
     }
 }
 

@@ -22,7 +22,7 @@ const GUARD: Duration = Duration::from_secs(60);
 
 /// What a raw upstream does with each connection once it has read a request.
 #[derive(Clone, Copy)]
-enum Behaviour {
+pub(crate) enum Behaviour {
     /// Reads the request, never answers, keeps the connection open.
     Hang,
     /// Reads the request and closes the connection.
@@ -36,7 +36,7 @@ enum Behaviour {
 }
 
 /// A raw upstream on a free port; `accepted` receives one message per request read.
-fn raw_upstream(behaviour: Behaviour) -> (SocketAddr, mpsc::Receiver<()>) {
+pub(crate) fn raw_upstream(behaviour: Behaviour) -> (SocketAddr, mpsc::Receiver<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = mpsc::channel();
