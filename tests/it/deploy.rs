@@ -52,7 +52,10 @@ fn kustomized() -> Vec<Value> {
     // kubernetes-client 1.20 is too old for this kustomization.
     let kubectl = Toolchain::require().venv.join("bin/kubectl");
     let output = Command::new(&kubectl).args(["kustomize"]).arg(dir.path()).output().unwrap_or_else(|err| {
-        panic!("cannot run {} ({err}). Fix: run `scripts/test`, which installs it (tests/requirements.txt)", kubectl.display())
+        panic!(
+            "cannot run {} ({err}). Fix: run `scripts/test`, which installs it (tests/requirements.txt)",
+            kubectl.display()
+        )
     });
     assert!(output.status.success(), "kubectl kustomize: {}", String::from_utf8_lossy(&output.stderr));
     parse_yaml(&String::from_utf8_lossy(&output.stdout))

@@ -158,19 +158,29 @@ impl Cognito {
     }
 
     /// Every pool (id, name) in the region, all pages of `ListUserPools`.
+    /// A page token can stop being valid when pools are deleted between
+    /// pages (moto says `InvalidToken`); the listing then starts over, a
+    /// few times at most.
     pub(crate) async fn all_pools(&self) -> Result<Vec<(String, String)>> {
-        self.pace.wait("ListUserPools").await;
-        let pools = self
-            .client
-            .list_user_pools()
-            .max_results(PAGE_SIZE)
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| errors::map("ListUserPools", self.target(), e))?;
-        Ok(pools.into_iter().filter_map(|p| Some((p.id?, p.name?))).collect())
+        const ATTEMPTS: usize = 3;
+        let mut attempt = 1;
+        loop {
+            self.pace.wait("ListUserPools").await;
+            let listed = self
+                .client
+                .list_user_pools()
+                .max_results(PAGE_SIZE)
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await;
+            match listed {
+                Ok(pools) => return Ok(pools.into_iter().filter_map(|p| Some((p.id?, p.name?))).collect()),
+                Err(e) if errors::code(&e) == Some("InvalidToken") && attempt < ATTEMPTS => attempt += 1,
+                Err(e) => return Err(errors::map("ListUserPools", self.target(), e)),
+            }
+        }
     }
 
     /// The pools of a stack: named like it and tagged `cognigate:stack=<stack>`,
@@ -249,5 +259,38 @@ impl Cognito {
             .await
             .map_err(|e| errors::map("ListUserPoolClients", self.target(), e))?;
         Ok(clients.into_iter().filter_map(|c| Some((c.client_id?, c.client_name.unwrap_or_default()))).collect())
+    }
+}
+
+/// Listing pools on the SDK's replay client: a page token the service no
+/// longer knows (pools deleted between pages) restarts the listing.
+#[cfg(test)]
+mod listing {
+    use aws_smithy_http_client::test_util::StaticReplayClient;
+
+    use crate::provision::cognito::replay::{answer, answer_with, cognito, sent};
+
+    const PAGE_ONE: &str = r#"{"UserPools":[{"Id":"us-east-1_a","Name":"a"}],"NextToken":"t1"}"#;
+    const STALE: &str = r#"{"__type":"InvalidToken","message":"Invalid Token: Resource not found!"}"#;
+    const WHOLE: &str = r#"{"UserPools":[{"Id":"us-east-1_a","Name":"a"},{"Id":"us-east-1_c","Name":"c"}]}"#;
+
+    #[tokio::test]
+    async fn a_stale_page_token_starts_the_listing_over() {
+        let replay = StaticReplayClient::new(vec![answer(PAGE_ONE), answer_with(400, STALE), answer(WHOLE)]);
+        let pools = cognito(&replay).all_pools().await.expect("the listing restarts");
+        assert_eq!(pools, [("us-east-1_a".to_owned(), "a".to_owned()), ("us-east-1_c".to_owned(), "c".to_owned())]);
+        let calls = sent(&replay);
+        assert_eq!(calls.len(), 3);
+        assert_eq!(calls[1].1["NextToken"], "t1");
+        assert!(calls[2].1.get("NextToken").is_none(), "the third call starts over: {:?}", calls[2]);
+    }
+
+    #[tokio::test]
+    async fn a_token_that_stays_stale_is_an_error_after_three_attempts() {
+        let events = (0..3).flat_map(|_| [answer(PAGE_ONE), answer_with(400, STALE)]).collect();
+        let replay = StaticReplayClient::new(events);
+        let err = cognito(&replay).all_pools().await.expect_err("three stale tokens");
+        assert!(err.to_string().contains("ListUserPools"), "{err}");
+        assert_eq!(sent(&replay).len(), 6);
     }
 }
