@@ -11,7 +11,7 @@
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::e2e::{Cognito, EMAIL, PASSWORD, USERNAME, World};
@@ -127,20 +127,18 @@ fn demo_names_a_busy_gateway_port_and_how_to_pick_another() {
     assert!(!state.path().join(".env").exists(), "nothing was provisioned");
 }
 
-#[test]
-fn demo_stays_up_until_ctrl_c_then_stops_everything() {
-    let tools = Toolchain::require();
-    let state = tempfile::tempdir().expect("temp dir");
-    let port = peers::free_port();
-    let stdout_path = state.path().join("demo.stdout");
-    let mut child = demo(&tools, state.path(), port)
+/// `scripts/demo` (interactive, with the test's node_modules for its OAuth
+/// example) until it says it is up; the child and what it printed.
+fn start_demo(tools: &Toolchain, state: &Path, port: u16) -> (Child, String) {
+    let stdout_path = state.join("demo.stdout");
+    let mut child = demo(tools, state, port)
+        .env("COGNIGATE_TEST_NODE_MODULES", &tools.node_modules)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&stdout_path).expect("stdout file"))
         .stderr(Stdio::piped())
         .spawn()
         .expect("start scripts/demo");
     let read = || std::fs::read_to_string(&stdout_path).unwrap_or_default();
-
     let deadline = Instant::now() + DEMO_TIMEOUT;
     while !read().contains("Press Ctrl-C") {
         if let Ok(Some(status)) = child.try_wait() {
@@ -154,7 +152,29 @@ fn demo_stays_up_until_ctrl_c_then_stops_everything() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let stdout = read();
+    (child, read())
+}
+
+/// Ctrl-C (SIGINT) stops the demo and every process it started: each port it
+/// announced, and the gateway's, is free again.
+fn stop_demo(mut child: Child, stdout: &str, port: u16) {
+    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let exit = peers::wait_until(Duration::from_secs(30), || matches!(child.try_wait(), Ok(Some(_))));
+    assert!(exit.is_some(), "scripts/demo did not stop on SIGINT");
+    for p in announced_ports(stdout).into_iter().chain([port]) {
+        assert!(
+            peers::wait_until(Duration::from_secs(5), || port_is_free(p)).is_some(),
+            "port {p} is still taken after Ctrl-C:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn demo_stays_up_until_ctrl_c_then_stops_everything() {
+    let tools = Toolchain::require();
+    let state = tempfile::tempdir().expect("temp dir");
+    let port = peers::free_port();
+    let (child, stdout) = start_demo(&tools, state.path(), port);
     assert_proved(&stdout, &stdout);
     let inspector = format!(
         "npx @modelcontextprotocol/inspector --transport http --server-url http://localhost:{port}/mcp/example"
@@ -199,16 +219,7 @@ fn demo_stays_up_until_ctrl_c_then_stops_everything() {
 
     inspector_connects_with_no_extra_flag(&tools, port);
 
-    // Ctrl-C (SIGINT) stops the script and everything it started.
-    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
-    let exit = peers::wait_until(Duration::from_secs(30), || matches!(child.try_wait(), Ok(Some(_))));
-    assert!(exit.is_some(), "scripts/demo did not stop on SIGINT");
-    for p in announced_ports(&stdout).into_iter().chain([port]) {
-        assert!(
-            peers::wait_until(Duration::from_secs(5), || port_is_free(p)).is_some(),
-            "port {p} is still taken after Ctrl-C:\n{stdout}"
-        );
-    }
+    stop_demo(child, &stdout, port);
 }
 
 /// MCP Inspector, which the demo suggests, as a person uses it: started with
@@ -247,29 +258,7 @@ fn demo_oauth_example_sends_the_user_to_connect_once_then_calls_as_them() {
     let tools = Toolchain::require();
     let state = tempfile::tempdir().expect("temp dir");
     let port = peers::free_port();
-    let stdout_path = state.path().join("demo.stdout");
-    let mut child = demo(&tools, state.path(), port)
-        .env("COGNIGATE_TEST_NODE_MODULES", &tools.node_modules)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&stdout_path).expect("stdout file"))
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start scripts/demo");
-    let read = || std::fs::read_to_string(&stdout_path).unwrap_or_default();
-    let deadline = Instant::now() + DEMO_TIMEOUT;
-    while !read().contains("Press Ctrl-C") {
-        if let Ok(Some(status)) = child.try_wait() {
-            let mut err = String::new();
-            let _ = child.stderr.take().map(|mut e| e.read_to_string(&mut err));
-            panic!("scripts/demo exited with {status} before it was up:\n{}\n{err}", read());
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("scripts/demo was not up within {DEMO_TIMEOUT:?}:\n{}", read());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let stdout = read();
+    let (child, stdout) = start_demo(&tools, state.path(), port);
     assert!(stdout.contains("/mcp/example-oauth ->"), "the route is configured:\n{stdout}");
     assert!(stdout.contains("connect-required -32042"), "the demo shows the connect link:\n{stdout}");
     assert!(stdout.contains(&format!("http://localhost:{port}/oauth/upstream/connect?ticket=")), "{stdout}");
@@ -298,15 +287,7 @@ fn demo_oauth_example_sends_the_user_to_connect_once_then_calls_as_them() {
     let again = peers::run_json("upstream_oauth_checks.py", cmd, DEMO_TIMEOUT);
     assert_eq!(again["first"]["whoami"]["sub"], "newcomer", "{again:#}");
 
-    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
-    let exit = peers::wait_until(Duration::from_secs(30), || matches!(child.try_wait(), Ok(Some(_))));
-    assert!(exit.is_some(), "scripts/demo did not stop on SIGINT");
-    for p in announced_ports(&stdout).into_iter().chain([port]) {
-        assert!(
-            peers::wait_until(Duration::from_secs(5), || port_is_free(p)).is_some(),
-            "port {p} is still taken after Ctrl-C:\n{stdout}"
-        );
-    }
+    stop_demo(child, &stdout, port);
 }
 
 /// The consent screenshot's sibling: where the login page's own screenshots go.
