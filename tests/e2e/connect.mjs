@@ -20,7 +20,6 @@ import { dirname, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 import { CHROMIUM_ARGS, parseArgs } from './lib.mjs';
 
-
 async function main() {
   const args = parseArgs(process.argv.slice(2), {
     decision: 'approve',
