@@ -137,7 +137,7 @@ pub struct Inner {
     pub(crate) public_url_is_loopback: bool,
     pub(crate) security: SecurityOptions,
     /// Key of the `Mcp-Session-Id` binding (see `session`).
-    pub(crate) session_key: [u8; 32],
+    pub(crate) session_key: super::session::SessionKey,
     pub(crate) secure_cookies: bool,
     pub(crate) routes: HashMap<String, RouteState>,
     pub(crate) store: StoreHandle,

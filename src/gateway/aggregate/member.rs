@@ -7,6 +7,7 @@
 //! capabilities (and may ask it for sampling or elicitation); a member that
 //! forgot the session (404) gets a new one and the message again, once.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -41,6 +42,39 @@ pub(super) fn route<'a>(ctx: &Ctx<'a>, member: usize) -> Option<&'a crate::gatew
     ctx.spec.members.get(member).and_then(|m| ctx.state.routes.get(&m.slug))
 }
 
+/// A JSON-RPC message on its way to a member: its bytes, and what its
+/// routing headers say.
+#[derive(Clone)]
+pub(super) struct Outgoing<'m> {
+    body: Bytes,
+    /// `Mcp-Method`, for a request (a message with an id).
+    method: Option<&'m str>,
+    /// `Mcp-Name`: the name or uri in its params.
+    name: Option<&'m str>,
+}
+
+impl<'m> Outgoing<'m> {
+    /// `message`, sent as `raw` (the client's own bytes of it, when it goes
+    /// as it came: no second serialization) or serialized.
+    pub(super) fn of(message: &'m Value, raw: Option<Bytes>) -> Self {
+        let body = raw.unwrap_or_else(|| Bytes::from(serde_json::to_vec(message).unwrap_or_default()));
+        let method = message.get("method").and_then(Value::as_str).filter(|_| message.get("id").is_some());
+        let name = method
+            .and_then(|_| message.get("params"))
+            .and_then(|p| p.get("name").or_else(|| p.get("uri")))
+            .and_then(Value::as_str);
+        Self { body, method, name }
+    }
+
+    /// A request already in bytes, whose method and name are known.
+    pub(super) fn request(body: Bytes, method: &'m str, name: &'m str) -> Self {
+        Self { body, method: Some(method), name: Some(name) }
+    }
+}
+
+const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
+const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
+
 /// Sends `message` (or nothing, for a `GET` or `DELETE`) to `member` with
 /// `link`'s session; the member's response when it is a success.
 pub(super) async fn send(
@@ -48,42 +82,45 @@ pub(super) async fn send(
     member: usize,
     link: Option<&Link>,
     method: Method,
-    message: Option<&Value>,
-    raw: Option<Bytes>,
+    message: Option<Outgoing<'_>>,
 ) -> Result<Response, MemberError> {
     let Some(route) = route(ctx, member) else {
         return Err(MemberError::Unavailable("no such route".into()));
     };
-    // The client's own bytes when the message goes as it came: no second
-    // serialization on the hot path.
-    let body = match (raw, message) {
-        (Some(raw), _) => Body::from(raw),
-        (None, Some(message)) => Body::from(serde_json::to_vec(message).unwrap_or_default()),
-        (None, None) => Body::empty(),
+    let (body, routing) = match message {
+        Some(Outgoing { body, method, name }) => (Body::from(body), Some((method, name))),
+        None => (Body::empty(), None),
     };
     let mut request = Request::new(body);
     *request.method_mut() = method.clone();
     // The proxy sends it to the member's upstream URI; only a query here would matter.
     *request.uri_mut() = axum::http::Uri::from_static("/");
     let headers = request.headers_mut();
-    if message.is_some() {
+    if routing.is_some() {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }
     let accept = if method == Method::GET { "text/event-stream" } else { "application/json, text/event-stream" };
     headers.insert(header::ACCEPT, HeaderValue::from_static(accept));
     if let Some(link) = link {
-        if let Some(value) = link.session_id.as_deref().and_then(|id| HeaderValue::from_str(id).ok()) {
-            headers.insert(MCP_SESSION_ID, value);
+        if let Some(value) = &link.session_id {
+            headers.insert(MCP_SESSION_ID, value.clone());
         }
-        if let Ok(value) = HeaderValue::from_str(&link.version) {
-            headers.insert(MCP_PROTOCOL_VERSION, value);
+        if let Some(value) = &link.version {
+            headers.insert(MCP_PROTOCOL_VERSION, value.clone());
         }
     }
     for (name, value) in ctx.headers {
         headers.insert(name.clone(), value.clone());
     }
-    for (name, value) in routing_headers(message) {
-        headers.insert(name, value);
+    // The 2026-07-28 routing headers, which a member of that revision
+    // checks against the body.
+    if let Some((Some(rpc_method), name)) = routing {
+        if let Ok(value) = HeaderValue::from_str(rpc_method) {
+            headers.insert(MCP_METHOD, value);
+        }
+        if let Some(value) = name.and_then(|name| HeaderValue::from_str(name).ok()) {
+            headers.insert(MCP_NAME, value);
+        }
     }
     let response = (ctx.hooks.dispatch)(ctx.state, route, ctx.claims.clone(), request, ctx.peer).await;
     let status = response.status();
@@ -109,26 +146,6 @@ pub(super) async fn send(
         return Err(MemberError::Unavailable(message));
     }
     Err(MemberError::Refused { status, message })
-}
-
-/// The 2026-07-28 routing headers of a request (`Mcp-Method`, `Mcp-Name`),
-/// which a member of that revision checks against the body.
-fn routing_headers(message: Option<&Value>) -> Vec<(HeaderName, HeaderValue)> {
-    let Some(message) = message else { return Vec::new() };
-    let mut out = Vec::new();
-    if let Some(method) = message.get("method").and_then(Value::as_str)
-        && message.get("id").is_some()
-    {
-        if let Ok(value) = HeaderValue::from_str(method) {
-            out.push((HeaderName::from_static("mcp-method"), value));
-        }
-        let params = message.get("params");
-        let name = params.and_then(|p| p.get("name").or_else(|| p.get("uri"))).and_then(Value::as_str);
-        if let Some(value) = name.and_then(|name| HeaderValue::from_str(name).ok()) {
-            out.push((HeaderName::from_static("mcp-name"), value));
-        }
-    }
-    out
 }
 
 /// The message answering `id` in a member's response (a JSON body, or the
@@ -168,7 +185,7 @@ pub(super) async fn call(
 ) -> Result<Value, MemberError> {
     let id = json!(format!("cognigate-{}", crate::gateway::crypto::random_token(6)));
     let message = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-    let response = send_linked(ctx, session, member, &message, None).await?;
+    let response = send_linked(ctx, session, member, Outgoing::of(&message, None)).await?;
     let answer = answer(response, &id).await?;
     match answer.get("result") {
         Some(result) => Ok(result.clone()),
@@ -189,28 +206,28 @@ pub(super) async fn send_linked(
     ctx: &Ctx<'_>,
     session: &Session,
     member: usize,
-    message: &Value,
-    raw: Option<Bytes>,
+    message: Outgoing<'_>,
 ) -> Result<Response, MemberError> {
     let current = link(ctx, session, member).await?;
-    match send(ctx, member, Some(&current), Method::POST, Some(message), raw.clone()).await {
+    match send(ctx, member, Some(&current), Method::POST, Some(message.clone())).await {
         Err(MemberError::SessionGone) => {
             session.set_link(member, None);
             let fresh = link(ctx, session, member).await?;
-            send(ctx, member, Some(&fresh), Method::POST, Some(message), raw).await
+            send(ctx, member, Some(&fresh), Method::POST, Some(message)).await
         }
         other => other,
     }
 }
 
 /// The session's link to `member`, opened now if there is none.
-pub(super) async fn link(ctx: &Ctx<'_>, session: &Session, member: usize) -> Result<Link, MemberError> {
+pub(super) async fn link(ctx: &Ctx<'_>, session: &Session, member: usize) -> Result<Arc<Link>, MemberError> {
     if let Some(link) = session.link(member) {
         return Ok(link);
     }
     let link = tokio::time::timeout(MEMBER_TIMEOUT, open(ctx, session, member))
         .await
         .map_err(|_| MemberError::Unavailable("initialize timed out".into()))??;
+    let link = Arc::new(link);
     session.set_link(member, Some(link.clone()));
     Ok(link)
 }
@@ -219,18 +236,18 @@ pub(super) async fn link(ctx: &Ctx<'_>, session: &Session, member: usize) -> Res
 async fn open(ctx: &Ctx<'_>, session: &Session, member: usize) -> Result<Link, MemberError> {
     let id = json!(0);
     let message = json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": session.init_params});
-    let response = send(ctx, member, None, Method::POST, Some(&message), None).await?;
+    let response = send(ctx, member, None, Method::POST, Some(Outgoing::of(&message, None))).await?;
     let session_id = response.headers().get(MCP_SESSION_ID).and_then(|value| value.to_str().ok()).map(str::to_owned);
     let answer = answer(response, &id).await?;
     let Some(result) = answer.get("result") else {
         let message = answer.pointer("/error/message").and_then(Value::as_str).unwrap_or("initialize failed");
         return Err(MemberError::Refused { status: StatusCode::OK, message: message.to_owned() });
     };
-    let version = result.get("protocolVersion").and_then(Value::as_str).unwrap_or(&session.version).to_owned();
+    let version = result.get("protocolVersion").and_then(Value::as_str).unwrap_or(&session.version);
     let capabilities = result.get("capabilities").cloned().unwrap_or_else(|| json!({}));
-    let link = Link { session_id, version, capabilities };
+    let link = Link::new(session_id.as_deref(), version, capabilities);
     let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    if let Ok(response) = send(ctx, member, Some(&link), Method::POST, Some(&initialized), None).await {
+    if let Ok(response) = send(ctx, member, Some(&link), Method::POST, Some(Outgoing::of(&initialized, None))).await {
         // Read to the end, so a pooled connection goes back to the pool.
         let _ = axum::body::to_bytes(response.into_body(), 64 * 1024).await;
     }

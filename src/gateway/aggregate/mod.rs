@@ -15,6 +15,7 @@
 //! stateless requests of 2026-07-28 ([`stateless`]), each member spoken to
 //! in the revision it agreed to.
 
+mod call;
 mod ids;
 mod lists;
 mod member;
@@ -35,7 +36,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use self::lists::Kind;
-use self::member::MemberError;
+use self::member::{MemberError, Outgoing};
 use self::session::{Session, Sessions, lock};
 use self::spec::Aggregate;
 use crate::gateway::claims::AccessClaims;
@@ -176,6 +177,12 @@ impl AggregateServer<'_> {
     }
 
     async fn post(&self, ctx: &Ctx<'_>, headers: &HeaderMap, bytes: &Bytes) -> Response {
+        if let Some(call) = call::NamedCall::read(headers, bytes)
+            && let Some(session) =
+                headers.get(&MCP_SESSION_ID).and_then(|value| value.to_str().ok()).and_then(|id| self.sessions.get(id))
+        {
+            return self.named_call(ctx, &session, call, bytes).await;
+        }
         let message: Value = match serde_json::from_slice(bytes) {
             Ok(message) => message,
             Err(_) => {
@@ -269,7 +276,7 @@ impl AggregateServer<'_> {
         let mut capabilities = Vec::new();
         for (member, link) in linked {
             match link {
-                Ok(link) => capabilities.push(link.capabilities),
+                Ok(link) => capabilities.push(link.capabilities.clone()),
                 Err(err) => {
                     tracing::warn!(route = %ctx.route.route.path, member = %self.spec.members[member].path, error = %err, "a member did not initialize; it is linked on first use");
                 }
@@ -343,8 +350,50 @@ impl AggregateServer<'_> {
         {
             raw = None;
         }
-        session.started(&id, member);
-        match member::send_linked(ctx, session, member, &message, raw).await {
+        self.route_to(ctx, session, member, &id, Outgoing::of(&message, raw)).await
+    }
+
+    /// A `tools/call` or `prompts/get` of the stateful revision, read by
+    /// [`call::NamedCall`]: the same answer [`Self::answer`] gives, without
+    /// parsing the message into values when the member's name is the
+    /// client's (the client's bytes then go on as they are).
+    async fn named_call(&self, ctx: &Ctx<'_>, session: &Session, call: call::NamedCall<'_>, bytes: &Bytes) -> Response {
+        let kind = if call.method == "tools/call" { Kind::Tools } else { Kind::Prompts };
+        let answer = match self.named_owner(ctx, session, &call.method, kind, Some(&call.name)).await {
+            Err(answer) => answer,
+            Ok((member, own)) if own == call.name => {
+                let outgoing = Outgoing::request(bytes.clone(), &call.method, &call.name);
+                self.route_to(ctx, session, member, &call.id, outgoing).await
+            }
+            Ok((member, own)) => match serde_json::from_slice::<Value>(bytes) {
+                Ok(mut message) => {
+                    if let Some(params) = message.get_mut("params").and_then(Value::as_object_mut) {
+                        rename(&call.method, params, own);
+                    }
+                    self.route_to(ctx, session, member, &call.id, Outgoing::of(&message, None)).await
+                }
+                Err(_) => Answer::Error(PARSE_ERROR, "parse error: the body is not JSON".into()),
+            },
+        };
+        match answer {
+            Answer::Result(result) => result_response(call.id, result),
+            Answer::Error(code, text) => error_response(StatusCode::OK, call.id, code, &text),
+            Answer::Relayed(response) => response,
+        }
+    }
+
+    /// Sends a routed request to `member`, remembering which member serves
+    /// it (for a cancellation); the member's answer relayed.
+    async fn route_to(
+        &self,
+        ctx: &Ctx<'_>,
+        session: &Session,
+        member: usize,
+        id: &Value,
+        message: Outgoing<'_>,
+    ) -> Answer {
+        session.started(id, member);
+        match member::send_linked(ctx, session, member, message).await {
             Ok(response) => Answer::Relayed(sse::relay(member, response)),
             Err(err) => Answer::Error(MEMBER_UNAVAILABLE, self.member_failure(ctx, member, &err)),
         }
@@ -370,30 +419,10 @@ impl AggregateServer<'_> {
             _ => None,
         };
         if let Some((kind, name)) = named {
-            let Some(name) = name else {
-                return Err(Answer::Error(INVALID_PARAMS, format!("{method} needs a name")));
-            };
-            let known = { lists::owner(ctx.spec, &lock(&session.names), kind, &name) };
-            let found = match known {
-                Some(found) => Some(found),
-                None => {
-                    self.refresh(ctx, session, kind).await;
-                    lists::owner(ctx.spec, &lock(&session.names), kind, &name)
-                }
-            };
-            // A route of one member lets it answer for names it does not
-            // list (hidden ones, or names it handles without listing them).
-            let found = found.or_else(|| (self.spec.members.len() == 1).then(|| (0, name.clone())));
-            return match found {
-                Some((member, own)) => Ok((member, Some(own))),
-                None => {
-                    let what = if kind == Kind::Tools { "tool" } else { "prompt" };
-                    Err(Answer::Error(
-                        INVALID_PARAMS,
-                        format!("unknown {what} `{name}`: no member of this route lists it (see {})", kind.method()),
-                    ))
-                }
-            };
+            return self
+                .named_owner(ctx, session, method, kind, name.as_deref())
+                .await
+                .map(|(member, own)| (member, Some(own)));
         }
         let uri = match method {
             "resources/read" | "resources/subscribe" | "resources/unsubscribe" => text("/uri"),
@@ -429,6 +458,39 @@ impl AggregateServer<'_> {
                 format!("unknown resource `{uri}`: no member of this route lists it or a template matching it"),
             )),
         }
+    }
+
+    /// The member owning the tool or prompt the client knows as `name`, and
+    /// the member's own name for it.
+    async fn named_owner(
+        &self,
+        ctx: &Ctx<'_>,
+        session: &Session,
+        method: &str,
+        kind: Kind,
+        name: Option<&str>,
+    ) -> Result<(usize, String), Answer> {
+        let Some(name) = name else {
+            return Err(Answer::Error(INVALID_PARAMS, format!("{method} needs a name")));
+        };
+        let known = { lists::owner(ctx.spec, &lock(&session.names), kind, name) };
+        let found = match known {
+            Some(found) => Some(found),
+            None => {
+                self.refresh(ctx, session, kind).await;
+                lists::owner(ctx.spec, &lock(&session.names), kind, name)
+            }
+        };
+        // A route of one member lets it answer for names it does not
+        // list (hidden ones, or names it handles without listing them).
+        let found = found.or_else(|| (self.spec.members.len() == 1).then(|| (0, name.to_owned())));
+        found.ok_or_else(|| {
+            let what = if kind == Kind::Tools { "tool" } else { "prompt" };
+            Answer::Error(
+                INVALID_PARAMS,
+                format!("unknown {what} `{name}`: no member of this route lists it (see {})", kind.method()),
+            )
+        })
     }
 
     /// Reads every page of a list, so the session's table knows every name.
@@ -483,7 +545,7 @@ impl AggregateServer<'_> {
             None => session.links().into_iter().map(|(member, _)| member).collect(),
         };
         for member in targets {
-            match member::send_linked(ctx, session, member, &message, None).await {
+            match member::send_linked(ctx, session, member, Outgoing::of(&message, None)).await {
                 Ok(response) => drain(response).await,
                 Err(err) => {
                     tracing::debug!(member = %self.spec.members[member].path, error = %err, "a notification did not reach a member")
@@ -505,7 +567,7 @@ impl AggregateServer<'_> {
             );
         };
         message["id"] = original;
-        match member::send_linked(ctx, session, member, &message, None).await {
+        match member::send_linked(ctx, session, member, Outgoing::of(&message, None)).await {
             Ok(response) => {
                 drain(response).await;
                 accepted()
@@ -532,7 +594,7 @@ impl AggregateServer<'_> {
         };
         let mut streams = Vec::new();
         for (member, link) in session.links() {
-            match member::send(ctx, member, Some(&link), Method::GET, None, None).await {
+            match member::send(ctx, member, Some(&link), Method::GET, None).await {
                 Ok(response) if member::is_sse(&response) => {
                     streams.push(Box::pin(sse::relayed_events(member, response.into_body())));
                 }
@@ -566,7 +628,7 @@ impl AggregateServer<'_> {
             return error_response(StatusCode::NOT_FOUND, Value::Null, INVALID_REQUEST, "session not found");
         };
         for (member, link) in session.links() {
-            if let Ok(response) = member::send(ctx, member, Some(&link), Method::DELETE, None, None).await {
+            if let Ok(response) = member::send(ctx, member, Some(&link), Method::DELETE, None).await {
                 drain(response).await;
             }
         }

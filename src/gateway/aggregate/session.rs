@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use axum::http::HeaderValue;
 use serde_json::Value;
 
 /// A session unused for this long is forgotten (its member sessions are
@@ -30,15 +31,27 @@ pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// The gateway's link to one member within a session.
-#[derive(Debug, Clone)]
+/// The gateway's link to one member within a session. Shared (an `Arc`)
+/// by the requests using it, and its header values made once, so a call
+/// copies and validates nothing of it.
+#[derive(Debug)]
 pub(super) struct Link {
-    /// The member's `Mcp-Session-Id`, if it gave one.
-    pub(super) session_id: Option<String>,
-    /// The protocol version the member agreed to.
-    pub(super) version: String,
+    /// The member's `Mcp-Session-Id`, if it gave one (and it is a valid header value).
+    pub(super) session_id: Option<HeaderValue>,
+    /// The protocol version the member agreed to, as a header value.
+    pub(super) version: Option<HeaderValue>,
     /// The member's `initialize` result capabilities.
     pub(super) capabilities: Value,
+}
+
+impl Link {
+    pub(super) fn new(session_id: Option<&str>, version: &str, capabilities: Value) -> Self {
+        Self {
+            session_id: session_id.and_then(|id| HeaderValue::from_str(id).ok()),
+            version: HeaderValue::from_str(version).ok(),
+            capabilities,
+        }
+    }
 }
 
 /// Where the names shown to the client come from.
@@ -60,7 +73,7 @@ pub(super) struct Session {
     pub(super) init_params: Value,
     /// The protocol version agreed with the client.
     pub(super) version: String,
-    links: Mutex<Vec<Option<Link>>>,
+    links: Mutex<Vec<Option<Arc<Link>>>>,
     pub(super) names: Mutex<Names>,
     in_flight: Mutex<HashMap<String, usize>>,
     touched: Mutex<Instant>,
@@ -78,18 +91,18 @@ impl Session {
         }
     }
 
-    pub(super) fn link(&self, member: usize) -> Option<Link> {
+    pub(super) fn link(&self, member: usize) -> Option<Arc<Link>> {
         lock(&self.links).get(member).cloned().flatten()
     }
 
-    pub(super) fn set_link(&self, member: usize, link: Option<Link>) {
+    pub(super) fn set_link(&self, member: usize, link: Option<Arc<Link>>) {
         if let Some(slot) = lock(&self.links).get_mut(member) {
             *slot = link;
         }
     }
 
     /// The members this session is linked to, with their links.
-    pub(super) fn links(&self) -> Vec<(usize, Link)> {
+    pub(super) fn links(&self) -> Vec<(usize, Arc<Link>)> {
         lock(&self.links).iter().enumerate().filter_map(|(i, link)| link.clone().map(|link| (i, link))).collect()
     }
 

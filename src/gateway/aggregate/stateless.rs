@@ -230,7 +230,7 @@ async fn listen(ctx: &Ctx<'_>, session: &Session, id: Value, message: &Value) ->
     let mut streams = Vec::new();
     for member in 0..ctx.spec.members.len() {
         let Ok(link) = member::link(ctx, session, member).await else { continue };
-        if let Ok(response) = member::send(ctx, member, Some(&link), axum::http::Method::GET, None, None).await
+        if let Ok(response) = member::send(ctx, member, Some(&link), axum::http::Method::GET, None).await
             && member::is_sse(&response)
         {
             streams.push(response.into_body().into_data_stream());
