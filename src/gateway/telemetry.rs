@@ -723,7 +723,7 @@ mod tests {
         assert_ne!(&traceparent[36..52], "b7ad6b7169203331", "the upstream's parent is the gateway's span");
         assert_eq!(upstream["tracestate"], "vendor=a,other=b");
         let (mut sampled, mut unsampled) = (0, 0);
-        for _ in 0..200 {
+        for _ in 0..400 {
             match tracing.start_request(&HeaderMap::new(), &Method::POST, "/mcp/x") {
                 RequestSpan::Sampled(cx) => {
                     let trace_id: TraceId = cx.span().span_context().trace_id();
@@ -741,7 +741,9 @@ mod tests {
                 }
             }
         }
-        assert!(sampled > 40 && unsampled > 40, "{sampled} sampled, {unsampled} not");
+        // Half of them: were the SDK to draw another trace id and decide
+        // again, only a quarter would be.
+        assert!((140..=260).contains(&sampled), "{sampled} sampled, {unsampled} not");
         tracing.shutdown();
     }
 
