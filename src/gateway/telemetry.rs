@@ -19,14 +19,17 @@
 //! (`OTEL_EXPORTER_OTLP_HEADERS`, `..._TIMEOUT`, ...).
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::HashMap;
+use std::str::FromStr;
 
 use axum::http::{HeaderMap, HeaderValue, Method};
 use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::trace::{Span, SpanContext, SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::trace::{SpanId, TraceId, TraceState};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, Sampler, SdkTracer, SdkTracerProvider};
 use sha2::Digest;
 
 pub(crate) use opentelemetry::context::FutureExt as WithTraceContext;
@@ -172,6 +175,7 @@ impl TraceSettings {
 pub struct Tracing {
     tracer: SdkTracer,
     provider: SdkTracerProvider,
+    sampler: SamplerChoice,
     subject: TraceSubject,
 }
 
@@ -196,10 +200,11 @@ impl Tracing {
         let provider = SdkTracerProvider::builder()
             .with_batch_exporter(exporter)
             .with_sampler(settings.sampler.sampler())
+            .with_id_generator(DecidedIds)
             .with_resource(resource)
             .build();
         let tracer = provider.tracer(DEFAULT_SERVICE_NAME);
-        Ok(Self { tracer, provider, subject: settings.subject })
+        Ok(Self { tracer, provider, sampler: settings.sampler, subject: settings.subject })
     }
 
     /// Sends every span ended so far (blocking).
@@ -217,16 +222,50 @@ impl Tracing {
     }
 
     /// The server span of an inbound request, continuing the client's
-    /// `traceparent` when it sent one. A sampled request's span is named
-    /// `{method} {route}` and gets the route's attributes, and its context
-    /// carries the tracer for its children; an unsampled one is only the ids
-    /// (no name made, no context built: most requests are not sampled).
+    /// `traceparent` when it sent one. The sampling decision is taken here,
+    /// before the SDK is asked, with the configured sampler's own rule: an
+    /// unsampled request (most of them) is only a pair of fresh ids, with no
+    /// SDK span, no context and no allocation. A sampled request's span is
+    /// named `{method} {route}` and gets the route's attributes, and its
+    /// context carries the tracer for its children.
     pub(crate) fn start_request(&self, headers: &HeaderMap, method: &Method, route: &str) -> RequestSpan {
+        let parent = CallerParent::read(headers);
+        let trace_id = match &parent {
+            CallerParent::Valid { trace_id, .. } => *trace_id,
+            CallerParent::None => RandomIdGenerator::default().new_trace_id(),
+            CallerParent::Unusual => return self.start_with_sdk(headers, method, route),
+        };
+        let parent_sampled = match parent {
+            CallerParent::Valid { sampled, .. } => Some(sampled),
+            _ => None,
+        };
+        if !self.sampler.samples(parent_sampled, trace_id) {
+            let span_id = RandomIdGenerator::default().new_span_id();
+            return RequestSpan::Unsampled(UnsampledSpan { trace_id, span_id, has_parent: parent_sampled.is_some() });
+        }
+        if parent_sampled.is_none() {
+            // The SDK draws a root span's trace id from its id generator:
+            // hand it the one the decision was made on.
+            DECIDED_TRACE_ID.set(Some(trace_id));
+        }
+        let started = self.start_with_sdk(headers, method, route);
+        DECIDED_TRACE_ID.set(None);
+        started
+    }
+
+    /// The request's span as the SDK makes it (its sampler decides again,
+    /// with the same rule on the same ids, so it agrees).
+    fn start_with_sdk(&self, headers: &HeaderMap, method: &Method, route: &str) -> RequestSpan {
         let parent = propagator().extract(&opentelemetry_http::HeaderExtractor(headers));
         let span =
             self.tracer.span_builder("request").with_kind(SpanKind::Server).start_with_context(&self.tracer, &parent);
         if !span.is_recording() {
-            return RequestSpan::Unsampled(span.span_context().clone());
+            let span_context = span.span_context();
+            return RequestSpan::Unsampled(UnsampledSpan {
+                trace_id: span_context.trace_id(),
+                span_id: span_context.span_id(),
+                has_parent: parent.has_active_span(),
+            });
         }
         let mut span = span;
         span.update_name(format!("{method} {route}"));
@@ -240,31 +279,163 @@ impl Tracing {
     }
 }
 
+thread_local! {
+    /// The trace id a sampled root span was decided on, for the SDK's id
+    /// generator to hand out next (set and cleared around one synchronous
+    /// span start on this thread).
+    static DECIDED_TRACE_ID: Cell<Option<TraceId>> = const { Cell::new(None) };
+}
+
+/// The SDK's random ids, except a root span's trace id when the sampling
+/// decision was already made on one.
+#[derive(Debug, Default)]
+struct DecidedIds;
+
+impl IdGenerator for DecidedIds {
+    fn new_trace_id(&self) -> TraceId {
+        DECIDED_TRACE_ID.take().unwrap_or_else(|| RandomIdGenerator::default().new_trace_id())
+    }
+
+    fn new_span_id(&self) -> SpanId {
+        RandomIdGenerator::default().new_span_id()
+    }
+}
+
+impl SamplerChoice {
+    /// The decision the SDK's sampler makes for a span whose remote parent
+    /// is `parent_sampled` (`None`: no valid parent) in trace `trace_id`.
+    fn samples(self, parent_sampled: Option<bool>, trace_id: TraceId) -> bool {
+        let root = match (self, parent_sampled) {
+            (Self::ParentBasedAlwaysOn | Self::ParentBasedAlwaysOff | Self::ParentBasedRatio(_), Some(sampled)) => {
+                return sampled;
+            }
+            (Self::ParentBasedAlwaysOn, None) => Self::AlwaysOn,
+            (Self::ParentBasedAlwaysOff, None) => Self::AlwaysOff,
+            (Self::ParentBasedRatio(ratio), None) => Self::Ratio(ratio),
+            (other, _) => other,
+        };
+        match root {
+            Self::Ratio(ratio) => ratio_samples(ratio, trace_id),
+            Self::AlwaysOff => false,
+            _ => true,
+        }
+    }
+}
+
+/// `TraceIdRatioBased`'s test: the trace id's low 64 bits, shifted right
+/// once, below the ratio of 2^63.
+fn ratio_samples(ratio: f64, trace_id: TraceId) -> bool {
+    if ratio >= 1.0 {
+        return true;
+    }
+    let upper_bound = (ratio.max(0.0) * (1u64 << 63) as f64) as u64;
+    let low = (u128::from_be_bytes(trace_id.to_bytes()) & u128::from(u64::MAX)) as u64;
+    (low >> 1) < upper_bound
+}
+
+/// What the caller's `traceparent` says.
+enum CallerParent {
+    /// None sent.
+    None,
+    /// A valid parent in the canonical form (`00-{32 hex}-{16 hex}-{2 hex}`).
+    Valid { trace_id: TraceId, sampled: bool },
+    /// Something else (another version, odd spacing, invalid): the SDK's
+    /// propagator reads it, so it is judged exactly as before.
+    Unusual,
+}
+
+impl CallerParent {
+    fn read(headers: &HeaderMap) -> Self {
+        let Some(value) = headers.get(TRACEPARENT) else {
+            return Self::None;
+        };
+        let bytes = value.as_bytes();
+        let canonical =
+            bytes.len() == TRACEPARENT_LEN && bytes.starts_with(b"00-") && bytes[35] == b'-' && bytes[52] == b'-';
+        if !canonical {
+            return Self::Unusual;
+        }
+        let (Some(trace_id), Some(span_id), Some(flags)) =
+            (lower_hex(&bytes[3..35]), lower_hex(&bytes[36..52]), lower_hex(&bytes[53..55]))
+        else {
+            return Self::Unusual;
+        };
+        if trace_id == 0 || span_id == 0 {
+            return Self::Unusual;
+        }
+        Self::Valid { trace_id: TraceId::from(trace_id), sampled: flags as u8 & SAMPLED_FLAG != 0 }
+    }
+}
+
+/// The value of lowercase hex digits (at most 32; `None` for anything else).
+fn lower_hex(digits: &[u8]) -> Option<u128> {
+    if digits.is_empty() || digits.len() > 32 {
+        return None;
+    }
+    digits.iter().try_fold(0u128, |value, digit| {
+        let nibble = match digit {
+            b'0'..=b'9' => digit - b'0',
+            b'a'..=b'f' => digit - b'a' + 10,
+            _ => return None,
+        };
+        Some(value << 4 | u128::from(nibble))
+    })
+}
+
 /// A request's server span.
 pub(crate) enum RequestSpan {
     /// Exported: its context is attached to the request's future.
     Sampled(Context),
     /// Not exported: only its ids travel on (see [`write_trace_headers`]).
-    Unsampled(SpanContext),
+    Unsampled(UnsampledSpan),
+}
+
+/// The ids of a span that is not exported.
+pub(crate) struct UnsampledSpan {
+    trace_id: TraceId,
+    span_id: SpanId,
+    /// Whether it continues the caller's trace (whose `tracestate` then
+    /// goes on with it).
+    has_parent: bool,
 }
 
 /// `traceparent` (and the caller's `tracestate`) of an unsampled request's
 /// span, into the headers that go upstream: the upstream continues the trace,
 /// knowing it is not sampled.
-pub(crate) fn write_trace_headers(span: &SpanContext, headers: &mut HeaderMap) {
-    let traceparent =
-        format!("00-{}-{}-{:02x}", span.trace_id(), span.span_id(), span.trace_flags().to_u8() & SAMPLED_FLAG);
-    if let Ok(value) = HeaderValue::try_from(traceparent) {
+pub(crate) fn write_trace_headers(span: &UnsampledSpan, headers: &mut HeaderMap) {
+    let mut traceparent = [0u8; TRACEPARENT_LEN];
+    traceparent[..3].copy_from_slice(b"00-");
+    write_hex(&span.trace_id.to_bytes(), &mut traceparent[3..35]);
+    traceparent[35] = b'-';
+    write_hex(&span.span_id.to_bytes(), &mut traceparent[36..52]);
+    traceparent[52..].copy_from_slice(b"-00");
+    if let Ok(value) = HeaderValue::from_bytes(&traceparent) {
         headers.insert(TRACEPARENT, value);
     }
-    let state = span.trace_state().header();
-    match HeaderValue::try_from(state).ok().filter(|value| !value.is_empty()) {
+    // The caller's state as the propagator reads it: an invalid one is dropped.
+    let state = headers
+        .get(TRACESTATE)
+        .filter(|_| span.has_parent)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| TraceState::from_str(value).ok())
+        .map(|state| state.header());
+    match state.and_then(|state| HeaderValue::try_from(state).ok()).filter(|value| !value.is_empty()) {
         Some(value) => headers.insert(TRACESTATE, value),
         None => headers.remove(TRACESTATE),
     };
 }
 
+fn write_hex(bytes: &[u8], out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (byte, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0x0f)];
+    }
+}
+
 const TRACEPARENT: &str = "traceparent";
+/// `00-{trace id}-{span id}-{flags}`.
+const TRACEPARENT_LEN: usize = 55;
 /// The one trace flag W3C trace context defines.
 const SAMPLED_FLAG: u8 = 0x01;
 
@@ -408,7 +579,10 @@ const TRACESTATE: &str = "tracestate";
 
 #[cfg(test)]
 mod tests {
-    use super::{SamplerChoice, TelemetryError, TraceSettings, TraceSubject, hash_subject};
+    use super::{
+        Context, RequestSpan, SamplerChoice, SpanKind, TelemetryError, TraceSettings, TraceSubject, Tracing,
+        hash_subject, write_trace_headers,
+    };
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Option<TraceSettings>, TelemetryError> {
         let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
@@ -467,6 +641,110 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(err.contains("OTEL_EXPORTER_OTLP_PROTOCOL=`grpc`") && err.contains("4318"), "{err}");
+    }
+
+    /// The decision taken before the SDK is asked is the SDK sampler's, for
+    /// every sampler, with and without a (sampled or unsampled) parent.
+    #[test]
+    fn the_early_sampling_decision_agrees_with_the_sdk_sampler() {
+        use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+        use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SamplingDecision, ShouldSample};
+        let ids = RandomIdGenerator::default();
+        let choices = [
+            SamplerChoice::AlwaysOn,
+            SamplerChoice::AlwaysOff,
+            SamplerChoice::Ratio(0.01),
+            SamplerChoice::Ratio(0.5),
+            SamplerChoice::Ratio(0.0),
+            SamplerChoice::ParentBasedAlwaysOn,
+            SamplerChoice::ParentBasedAlwaysOff,
+            SamplerChoice::ParentBasedRatio(0.01),
+            SamplerChoice::ParentBasedRatio(0.5),
+        ];
+        for choice in choices {
+            let sdk = choice.sampler();
+            let mut sampled = [0u32; 3];
+            for round in 0..3000 {
+                let trace_id = ids.new_trace_id();
+                let parent_sampled = [None, Some(true), Some(false)][round % 3];
+                let parent = match parent_sampled {
+                    None => Context::new(),
+                    Some(flag) => Context::new().with_remote_span_context(SpanContext::new(
+                        trace_id,
+                        SpanId::from(7),
+                        if flag { TraceFlags::SAMPLED } else { TraceFlags::default() },
+                        true,
+                        TraceState::default(),
+                    )),
+                };
+                let expected =
+                    sdk.should_sample(Some(&parent), trace_id, "request", &SpanKind::Server, &[], &[]).decision
+                        == SamplingDecision::RecordAndSample;
+                let early = choice.samples(parent_sampled, trace_id);
+                assert_eq!(early, expected, "{choice:?}, parent {parent_sampled:?}, {trace_id}");
+                sampled[round % 3] += u32::from(early);
+            }
+            if let SamplerChoice::Ratio(0.5) | SamplerChoice::ParentBasedRatio(0.5) = choice {
+                assert!((300..700).contains(&sampled[0]), "{choice:?}: {sampled:?} of 1000 root spans sampled");
+            }
+        }
+        // The boundary of the ratio test, on both sides.
+        let half = |low: u64| TraceId::from(u128::from(low));
+        assert!(SamplerChoice::Ratio(0.5).samples(None, half((1 << 62) * 2 - 2)));
+        assert!(!SamplerChoice::Ratio(0.5).samples(None, half((1 << 62) * 2)));
+    }
+
+    /// A request's span: an unsampled one writes the upstream a traceparent of
+    /// its own in the caller's trace, a sampled root span keeps the trace id
+    /// the decision was made on.
+    #[test]
+    fn request_spans_carry_the_decided_ids() {
+        use axum::http::{HeaderMap, HeaderValue, Method};
+        use opentelemetry::trace::{TraceContextExt, TraceId};
+        let settings = TraceSettings {
+            traces_url: "http://127.0.0.1:9/v1/traces".to_owned(),
+            service_name: "test".to_owned(),
+            sampler: SamplerChoice::ParentBasedRatio(0.5),
+            subject: TraceSubject::Off,
+        };
+        let tracing = Tracing::start(&settings).unwrap();
+        let mut caller = HeaderMap::new();
+        caller
+            .insert("traceparent", HeaderValue::from_static("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"));
+        caller.insert("tracestate", HeaderValue::from_static("vendor=a, other=b"));
+        let RequestSpan::Unsampled(span) = tracing.start_request(&caller, &Method::POST, "/mcp/x") else {
+            panic!("a caller's unsampled trace is not sampled");
+        };
+        let mut upstream = caller.clone();
+        write_trace_headers(&span, &mut upstream);
+        let traceparent = upstream["traceparent"].to_str().unwrap();
+        assert!(traceparent.starts_with("00-0af7651916cd43dd8448eb211c80319c-"), "{traceparent}");
+        assert!(traceparent.ends_with("-00") && traceparent.len() == 55, "{traceparent}");
+        assert_ne!(&traceparent[36..52], "b7ad6b7169203331", "the upstream's parent is the gateway's span");
+        assert_eq!(upstream["tracestate"], "vendor=a,other=b");
+        let (mut sampled, mut unsampled) = (0, 0);
+        for _ in 0..400 {
+            match tracing.start_request(&HeaderMap::new(), &Method::POST, "/mcp/x") {
+                RequestSpan::Sampled(cx) => {
+                    let trace_id: TraceId = cx.span().span_context().trace_id();
+                    assert!(SamplerChoice::Ratio(0.5).samples(None, trace_id), "{trace_id}");
+                    cx.span().end();
+                    sampled += 1;
+                }
+                RequestSpan::Unsampled(span) => {
+                    let mut upstream = HeaderMap::new();
+                    write_trace_headers(&span, &mut upstream);
+                    assert!(!upstream.contains_key("tracestate"));
+                    let trace_id = TraceId::from_hex(&upstream["traceparent"].to_str().unwrap()[3..35]).unwrap();
+                    assert!(!SamplerChoice::Ratio(0.5).samples(None, trace_id), "{trace_id}");
+                    unsampled += 1;
+                }
+            }
+        }
+        // Half of them: were the SDK to draw another trace id and decide
+        // again, only a quarter would be.
+        assert!((140..=260).contains(&sampled), "{sampled} sampled, {unsampled} not");
+        tracing.shutdown();
     }
 
     #[test]
