@@ -40,9 +40,19 @@ impl RoundRobin {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let client = Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
         let shared = Arc::new(Shared { backends, next: AtomicUsize::new(0), served: Mutex::new(Vec::new()), client });
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind(("127.0.0.1", port)))
-            .unwrap_or_else(|err| panic!("round-robin front cannot listen on {port}: {err}"));
+        // The port was picked free before the replicas were configured with
+        // it; a short-lived client socket of another test may hold it for a
+        // moment since, so the bind is tried again for a while.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let listener = loop {
+            match runtime.block_on(tokio::net::TcpListener::bind(("127.0.0.1", port))) {
+                Ok(listener) => break listener,
+                Err(err) if err.kind() == std::io::ErrorKind::AddrInUse && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(err) => panic!("round-robin front cannot listen on {port}: {err}"),
+            }
+        };
         let addr = listener.local_addr().unwrap();
         let router = Router::new().fallback(forward).with_state(shared.clone());
         runtime.spawn(async move { axum::serve(listener, router).await });
