@@ -16,7 +16,7 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
 use super::redirect::{redirect_csp_source, redirect_error, redirect_host, redirect_with};
-use super::{CODE_TTL, CONSENT_TTL, PageError, device, find_client, request_cookie};
+use super::{CODE_TTL, CONSENT_TTL, PageError, csrf_token_cookie, device, find_client};
 use crate::gateway::clients::cimd::is_client_id_url;
 use crate::gateway::crypto::{constant_time_eq, random_token, sha256_hex};
 use crate::gateway::oidc::IdClaims;
@@ -30,8 +30,7 @@ fn cookie_name(state: &AppState) -> &'static str {
 }
 
 fn csrf_cookie(state: &AppState, headers: &HeaderMap) -> Option<String> {
-    request_cookie(headers, cookie_name(state))
-        .filter(|value| value.len() == 43 && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    csrf_token_cookie(headers, cookie_name(state))
 }
 
 pub(super) async fn render_consent(

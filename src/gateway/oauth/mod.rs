@@ -66,6 +66,14 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/oauth/revoke", post(token::revoke))
 }
 
+/// A form's CSRF cookie `name`, when it holds a token of the shape
+/// `random_token(32)` makes (43 URL-safe characters); anything else is as if
+/// it were not sent.
+pub(crate) fn csrf_token_cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    request_cookie(headers, name)
+        .filter(|value| value.len() == 43 && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+}
+
 /// The value of the cookie `name` in a request, if it is sent.
 pub(crate) fn request_cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
     headers

@@ -31,7 +31,7 @@ use super::grants::token_call;
 use super::registration::redirect_uri;
 use super::{Upstream, keys};
 use crate::gateway::crypto::{constant_time_eq, pkce_challenge, random_token, sha256_hex};
-use crate::gateway::oauth::{PageError, request_cookie};
+use crate::gateway::oauth::{PageError, csrf_token_cookie};
 use crate::gateway::oidc::IdClaims;
 use crate::gateway::pages::{self, ConnectPage};
 use crate::gateway::state::{AppState, RouteState};
@@ -78,8 +78,7 @@ fn cookie_name(state: &AppState) -> &'static str {
 }
 
 fn csrf_cookie(state: &AppState, headers: &HeaderMap) -> Option<String> {
-    request_cookie(headers, cookie_name(state))
-        .filter(|value| value.len() == 43 && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    csrf_token_cookie(headers, cookie_name(state))
 }
 
 /// The upstream of the route `slug` named `id`.
