@@ -42,11 +42,11 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start(cmd, env=None, ready=None, cwd=None):
-    """Starts a process; waits for 'Running on URL' in its output or for `ready()`."""
+def start(cmd, env=None, ready=None, cwd=None, timeout=60):
+    """Starts a process; waits (`timeout` seconds at most) for 'Running on URL' in its output or for `ready()`."""
     out = tempfile.NamedTemporaryFile("w+", delete=False)
     proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd)
-    deadline = time.time() + 60
+    deadline = time.time() + timeout
     while time.time() < deadline:
         text = open(out.name).read()
         if ready is None and "Running on " in text:

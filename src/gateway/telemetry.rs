@@ -23,7 +23,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::str::FromStr;
 
-use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry::trace::{SpanId, TraceId, TraceState};
@@ -346,7 +346,7 @@ enum CallerParent {
 
 impl CallerParent {
     fn read(headers: &HeaderMap) -> Self {
-        let Some(value) = headers.get(TRACEPARENT) else {
+        let Some(value) = headers.get(&TRACEPARENT) else {
             return Self::None;
         };
         let bytes = value.as_bytes();
@@ -412,16 +412,18 @@ pub(crate) fn write_trace_headers(span: &UnsampledSpan, headers: &mut HeaderMap)
     if let Ok(value) = HeaderValue::from_bytes(&traceparent) {
         headers.insert(TRACEPARENT, value);
     }
-    // The caller's state as the propagator reads it: an invalid one is dropped.
-    let state = headers
-        .get(TRACESTATE)
-        .filter(|_| span.has_parent)
+    // The caller's state as the propagator reads it (an invalid one is
+    // dropped) goes on with the caller's trace; a new trace has none.
+    let state = span
+        .has_parent
+        .then(|| headers.get(&TRACESTATE))
+        .flatten()
         .and_then(|value| value.to_str().ok())
         .and_then(|value| TraceState::from_str(value).ok())
         .map(|state| state.header());
     match state.and_then(|state| HeaderValue::try_from(state).ok()).filter(|value| !value.is_empty()) {
         Some(value) => headers.insert(TRACESTATE, value),
-        None => headers.remove(TRACESTATE),
+        None => headers.remove(&TRACESTATE),
     };
 }
 
@@ -433,7 +435,10 @@ fn write_hex(bytes: &[u8], out: &mut [u8]) {
     }
 }
 
-const TRACEPARENT: &str = "traceparent";
+/// The W3C trace context headers, as names built at compile time: a `&str`
+/// name is parsed and checked again on every lookup.
+pub(crate) const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub(crate) const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 /// `00-{trace id}-{span id}-{flags}`.
 const TRACEPARENT_LEN: usize = 55;
 /// The one trace flag W3C trace context defines.
@@ -571,11 +576,9 @@ pub(crate) fn trace_headers(cx: &Context) -> HashMap<String, String> {
 /// Writes `traceparent` (and `tracestate`) of `cx` into `headers`, replacing
 /// the client's: the upstream's parent is the span that called it.
 pub(crate) fn inject(cx: &Context, headers: &mut HeaderMap) {
-    headers.remove(TRACESTATE);
+    headers.remove(&TRACESTATE);
     propagator().inject_context(cx, &mut opentelemetry_http::HeaderInjector(headers));
 }
-
-const TRACESTATE: &str = "tracestate";
 
 #[cfg(test)]
 mod tests {

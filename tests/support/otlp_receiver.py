@@ -5,8 +5,9 @@
 official `opentelemetry-proto` definitions decode it, as a collector would)
 and keeps every span; `GET /_test/spans` returns them as JSON: ids in hex,
 kind and status as numbers, attributes as a flat object, and the
-resource's `service.name`. Anything else the gateway might send (JSON, gzip,
-another path) is answered 415/404 and counted under `GET /_test/refused`.
+resource's `service.name` (`GET /_test/count`: how many there are).
+Anything else the gateway might send (JSON, gzip, another path) is answered
+415/404 and counted under `GET /_test/refused`.
 
 Usage: `otlp_receiver.py [--port 0]` prints `Running on http://127.0.0.1:PORT`
 once it accepts connections.
@@ -93,6 +94,8 @@ class Handler(BaseHTTPRequestHandler):
         with LOCK:
             if self.path == "/_test/spans":
                 return self.reply(200, json.dumps(SPANS).encode(), "application/json")
+            if self.path == "/_test/count":
+                return self.reply(200, json.dumps(len(SPANS)).encode(), "application/json")
             if self.path == "/_test/refused":
                 return self.reply(200, json.dumps(REFUSED).encode(), "application/json")
         self.reply(404, b"", "text/plain")

@@ -52,8 +52,8 @@ const REQUEST_HEADERS: [HeaderName; 10] = [
     HeaderName::from_static("last-event-id"),
     HeaderName::from_static("mcp-method"),
     HeaderName::from_static("mcp-name"),
-    HeaderName::from_static("traceparent"),
-    HeaderName::from_static("tracestate"),
+    telemetry::TRACEPARENT,
+    telemetry::TRACESTATE,
 ];
 
 /// Response headers passed back to the client.
@@ -186,20 +186,21 @@ pub(crate) async fn proxy(State(state): State<AppState>, request: Request) -> Re
 /// directly, without the router (and without an extensions map to carry the
 /// peer: one allocation less per request).
 pub(crate) async fn serve(state: &AppState, request: Request, peer: Option<IpAddr>) -> Response {
-    let Some(tracing) = &state.tracing else {
-        return serve_request(state, request, peer).await;
-    };
     let slug = request.uri().path().strip_prefix("/mcp/").unwrap_or_default();
-    let label = state.routes.get(slug).map_or(UNKNOWN_ROUTE_LABEL, |route| route.route.path.as_str());
+    let route = state.routes.get(slug);
+    let Some(tracing) = &state.tracing else {
+        return serve_request(state, route, request, peer).await;
+    };
+    let label = route.map_or(UNKNOWN_ROUTE_LABEL, |route| route.route.path.as_str());
     match tracing.start_request(request.headers(), request.method(), label) {
         // Most requests: their span's ids go upstream, and nothing else.
         telemetry::RequestSpan::Unsampled(span) => {
             let mut request = request;
             telemetry::write_trace_headers(&span, request.headers_mut());
-            serve_request(state, request, peer).await
+            serve_request(state, route, request, peer).await
         }
         // Boxed: rare, and its future holds the whole request's.
-        telemetry::RequestSpan::Sampled(cx) => Box::pin(serve_sampled(state, cx, request, peer)).await,
+        telemetry::RequestSpan::Sampled(cx) => Box::pin(serve_sampled(state, route, cx, request, peer)).await,
     }
 }
 
@@ -207,20 +208,25 @@ pub(crate) async fn serve(state: &AppState, request: Request, peer: Option<IpAdd
 /// policies, the store and the upstream call open their spans under.
 async fn serve_sampled(
     state: &AppState,
+    route: Option<&RouteState>,
     cx: opentelemetry::Context,
     request: Request,
     peer: Option<IpAddr>,
 ) -> Response {
-    let response = serve_request(state, request, peer).with_context(cx.clone()).await;
+    let response = serve_request(state, route, request, peer).with_context(cx.clone()).await;
     telemetry::finish_request(&cx, response.status().as_u16(), None);
     response
 }
 
-async fn serve_request(state: &AppState, request: Request, peer: Option<IpAddr>) -> Response {
+/// The request for `route` (`None`: no route has its slug).
+async fn serve_request(
+    state: &AppState,
+    route: Option<&RouteState>,
+    request: Request,
+    peer: Option<IpAddr>,
+) -> Response {
     let started = std::time::Instant::now();
     let cross_origin = request.headers().contains_key(header::ORIGIN);
-    let slug = request.uri().path().strip_prefix("/mcp/").unwrap_or_default();
-    let route = state.routes.get(slug);
     let label = route.map_or(UNKNOWN_ROUTE_LABEL, |route| route.route.path.as_str());
     let refusal = crate::gateway::security::rebinding_refusal(state, request.headers());
     // A preflight does nothing by itself; the request it announces is checked.

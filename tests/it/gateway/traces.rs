@@ -201,7 +201,22 @@ async fn the_login_trace_holds_the_identity_provider_and_store_calls() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unsampled_request_exports_nothing_and_passes_its_decision_upstream() {
     let receiver = tokio::task::spawn_blocking(Receiver::start).await.unwrap();
-    let mut gw = Gateway::start().await;
+    // `/mcp/echo` forwards straight away; `/mcp/tagged` through a policy.
+    let mut gw = Gateway::start_full(
+        |upstream| {
+            let echo = route(&format!("http://{upstream}/mcp"));
+            let mut tagged = echo.clone();
+            for method in ["post", "get", "delete"] {
+                tagged[method]["x-zuplo-route"]["policies"]["inbound"] =
+                    json!(["cognito-managed-oauth", "tag-upstream"]);
+            }
+            json!({"paths": {"/mcp/echo": echo, "/mcp/tagged": tagged}})
+        },
+        None,
+        with_header_policy(),
+        super::harness::no_grace(),
+    )
+    .await;
     let settings = receiver.settings(SamplerChoice::ParentBasedRatio(1.0), TraceSubject::Hashed);
     let tracing = Arc::new(tokio::task::spawn_blocking(move || Tracing::start(&settings)).await.unwrap().unwrap());
     traced(&mut gw, &tracing);
@@ -226,6 +241,35 @@ async fn an_unsampled_request_exports_nothing_and_passes_its_decision_upstream()
     assert_eq!(echoed["headers"]["tracestate"], "vendor=client");
     let forwarded: Value = serde_json::from_str(echoed["body"].as_str().unwrap()).unwrap();
     assert_eq!(forwarded, call, "an unsampled request's body is forwarded untouched");
+
+    // A client that sends no trace context: the upstream still gets the
+    // gateway's unsampled span as its parent, on either path, and no state.
+    let sampler = SamplerChoice::ParentBasedRatio(0.0);
+    let never = receiver.settings(sampler, TraceSubject::Hashed);
+    let never = Arc::new(tokio::task::spawn_blocking(move || Tracing::start(&never)).await.unwrap().unwrap());
+    traced(&mut gw, &never);
+    let mut parents = Vec::new();
+    for slug in ["echo", "tagged"] {
+        let token = gw.mint(slug, now(), 300);
+        let response = gw
+            .send(
+                bearer(&format!("/mcp/{slug}"), &token)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .header("tracestate", "orphan=1")
+                    .body(Body::from(call.to_string()))
+                    .unwrap(),
+            )
+            .await;
+        let echoed = json_body(response).await["result"].clone();
+        let sent = echoed["headers"]["traceparent"].as_str().unwrap_or_else(|| panic!("{slug}: {echoed}"));
+        assert!(sent.len() == 55 && sent.starts_with("00-") && sent.ends_with("-00"), "{slug}: {sent}");
+        assert!(echoed["headers"]["tracestate"].is_null(), "{slug}: a new trace has no state: {echoed}");
+        let tagged = if slug == "tagged" { "traced" } else { "" };
+        assert_eq!(echoed["headers"]["x-tag"].as_str().unwrap_or_default(), tagged, "{slug}: {echoed}");
+        parents.push(sent.to_owned());
+    }
+    assert_ne!(parents[0][3..35], parents[1][3..35], "each request is a trace of its own");
+    flush(&never).await;
     flush(&tracing).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let spans = tokio::task::spawn_blocking(move || receiver.spans()).await.unwrap();
