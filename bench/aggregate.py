@@ -19,14 +19,13 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gateway as bench  # noqa: E402  (the shared helpers: start, nginx_conf, wrk, ...)
+import world as w  # noqa: E402
 
 CALL = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}'
 LIST = '{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}'
@@ -85,7 +84,7 @@ def configure(work, upstream, slow):
     cognito = next(p for p in policies["policies"] if p["policyType"] == "mcp-cognito-oauth-inbound")["name"]
     routes_path = os.path.join(work, "config/routes.oas.json")
     routes = json.load(open(routes_path))
-    template = routes["paths"].pop("/mcp/example")
+    template = routes["paths"].pop("/mcp/bench")
     module = "$import(@zuplo/runtime/mcp-gateway)"
     for i in range(1, MEMBERS + 1):
         handler = {"export": "McpProxyHandler", "module": module, "options": {"rewritePattern": f"{upstream}/m{i}"}}
@@ -123,52 +122,23 @@ def main():
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    cognigate = os.path.join(os.path.dirname(args.gateway), "cognigate")
-    python = f"{args.venv}/bin/python"
-    work = tempfile.mkdtemp(prefix="cognigate-aggregate-bench-")
-    procs = []
+    up_port, slow_port = bench.free_port(), bench.free_port()
+    world = w.World(args.gateway, args.venv, f"http://127.0.0.1:{up_port}/m1")
+    work, gw_port = world.work, world.gateway_port
     try:
-        up_port, gw_port, slow_port = bench.free_port(), bench.free_port(), bench.free_port()
         SlowMember(slow_port)
         answers = "\n".join(f"    {'default' if k == 'default' else json.dumps(k)} '{v}';" for k, v in ANSWERS.items())
-        conf = bench.nginx_conf(os.path.join(work, "upstream"), f"""
+        w.start_nginx(world, "upstream", up_port, f"""
   map $http_mcp_method $mcp_answer {{
 {answers}
   }}
   server {{ listen 127.0.0.1:{up_port}; keepalive_requests 1000000;
     location / {{ default_type application/json; return 200 $mcp_answer; }} }}""")
-        up_proc, _ = bench.start([bench.nginx_bin(), "-c", conf], ready=lambda: bench.port_open(up_port))
-        procs.append(up_proc)
-        moto, moto_url = bench.start([f"{args.venv}/bin/moto_server", "-H", "127.0.0.1", "-p", "0"])
-        procs.append(moto)
-        env = dict(os.environ, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="us-east-1",
-                   AWS_ENDPOINT_URL=moto_url, AWS_EC2_METADATA_DISABLED="true", RUST_LOG="warn")
-        public = f"http://localhost:{gw_port}"
-        up = subprocess.run([cognigate, "up", "--stack", "bench-aggregate", "--gateway-url", public, "--output", "json",
-                             "--yes"], cwd=work, env=env, capture_output=True, text=True, check=True)
-        pool_id = json.loads(up.stdout)["userPoolId"]
-        subprocess.run([python, os.path.join(bench.ROOT, "tests/e2e/provision.py"), "user", "--moto", moto_url,
-                        "--pool-id", pool_id, "--username", "bench", "--password", "Bench-Passw0rd!",
-                        "--email", "bench@example.com"], check=True, capture_output=True)
-        hosted, hosted_url = bench.start([python, os.path.join(bench.ROOT, "local/login_page.py"), "--moto", moto_url,
-                                          "--pool-id", pool_id])
-        procs.append(hosted)
-        env_file = os.path.join(work, ".env")
-        lines = [l for l in open(env_file).read().splitlines() if not l.startswith("COGNITO_USER_POOL_DOMAIN=")]
-        lines.append("COGNITO_USER_POOL_DOMAIN=" + hosted_url.split("://", 1)[1])
-        open(env_file, "w").write("\n".join(lines) + "\n")
         configure(work, f"http://127.0.0.1:{up_port}", f"http://127.0.0.1:{slow_port}")
-        gateway, _ = bench.start([args.gateway, "--config-dir", "config", "--env-file", ".env", "--listen",
-                                  f"127.0.0.1:{gw_port}", "--public-url", public, "--store", f"sqlite:{work}/gateway.db"],
-                                 env=env, cwd=work, ready=lambda: bench.http_ok(f"http://127.0.0.1:{gw_port}/healthz"))
-        procs.append(gateway)
+        gateway, _ = world.gateway(f"sqlite:{work}/gateway.db")
         tokens, sessions = {}, {}
         for slug in ("m1", "all1", "all8", "s1", "slow8"):
-            saved = os.path.join(work, f"{slug}.json")
-            subprocess.run([python, os.path.join(bench.ROOT, "tests/e2e/token_checks.py"), "--gateway", public,
-                            "--username", "bench", "--password", "Bench-Passw0rd!", "--route", f"/mcp/{slug}",
-                            "--save", saved], check=True, capture_output=True, text=True)
-            tokens[slug] = json.load(open(saved))["access_token"]
+            tokens[slug] = world.login(slug, route=f"/mcp/{slug}")["access_token"]
             if slug.startswith(("all", "slow")):
                 url = f"http://127.0.0.1:{gw_port}/mcp/{slug}"
                 sessions[slug], _ = post(url, tokens[slug], json.dumps(INITIALIZE))
@@ -218,7 +188,7 @@ def main():
               f"{med('list eight members', 3) / med('list one member', 3):.1f}× the gateway CPU per request of one "
               f"({med('list eight members', 0):,.0f} vs {med('list one member', 0):,.0f} requests/s)")
     finally:
-        bench.stop_all(procs)
+        world.close()
 
 
 if __name__ == "__main__":

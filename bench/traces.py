@@ -37,27 +37,16 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gateway as bench  # noqa: E402  (the shared helpers: start, nginx_conf, wrk, ...)
+import world as w  # noqa: E402
 
 CALL = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}'
 ANSWER = '{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"hi"}]}}'
-
-
-def configure(work, upstream):
-    routes_path = os.path.join(work, "config/routes.oas.json")
-    routes = json.load(open(routes_path))
-    route = routes["paths"].pop("/mcp/example")
-    for method in route.values():
-        if isinstance(method, dict) and "x-zuplo-route" in method:
-            method["x-zuplo-route"]["handler"]["options"]["rewritePattern"] = upstream
-    routes["paths"]["/mcp/bench"] = route
-    json.dump(routes, open(routes_path, "w"), indent=2)
 
 
 def spans_received(receiver):
@@ -160,47 +149,23 @@ def main():
         os.sched_setaffinity(0, {cpus[0]})
     if args.instructions and not shutil.which("valgrind"):
         raise SystemExit("--instructions needs valgrind (Debian: apt-get install valgrind)")
-    cognigate = os.path.join(os.path.dirname(args.gateway), "cognigate")
-    python = f"{args.venv}/bin/python"
-    work = tempfile.mkdtemp(prefix="cognigate-traces-bench-")
-    procs = []
+    up_port, sink_port = bench.free_port(), bench.free_port()
+    world = w.World(args.gateway, args.venv, f"http://127.0.0.1:{up_port}/mcp")
+    work, gw_port = world.work, world.gateway_port
     try:
-        up_port, gw_port, sink_port = bench.free_port(), bench.free_port(), bench.free_port()
         # The upstream, and a span sink: an OTLP endpoint that takes every
         # export and answers an empty ExportTraceServiceResponse (zero bytes)
         # without decoding, so the collector's own work does not weigh on
         # the load's CPU.
-        conf = bench.nginx_conf(os.path.join(work, "upstream"), f"""
+        w.start_nginx(world, "upstream", up_port, f"""
   server {{ listen 127.0.0.1:{up_port}; keepalive_requests 1000000;
     location / {{ default_type application/json; return 200 '{ANSWER}'; }} }}
   server {{ listen 127.0.0.1:{sink_port}; keepalive_requests 1000000; client_max_body_size 64m;
     location /v1/traces {{ default_type application/x-protobuf; return 200 ''; }} }}""")
-        up_proc, _ = bench.start([bench.nginx_bin(), "-c", conf], ready=lambda: bench.port_open(up_port))
-        procs.append(up_proc)
-        receiver_proc, receiver = bench.start([python, os.path.join(bench.ROOT, "tests/support/otlp_receiver.py")])
-        procs.append(receiver_proc)
-        moto, moto_url = bench.start([f"{args.venv}/bin/moto_server", "-H", "127.0.0.1", "-p", "0"])
-        procs.append(moto)
-        env = dict(os.environ, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="us-east-1",
-                   AWS_ENDPOINT_URL=moto_url, AWS_EC2_METADATA_DISABLED="true", RUST_LOG="warn")
-        for name in list(env):
-            if name.startswith("OTEL_"):
-                del env[name]
-        public = f"http://localhost:{gw_port}"
-        up = subprocess.run([cognigate, "up", "--stack", "bench-traces", "--gateway-url", public, "--output", "json",
-                             "--yes"], cwd=work, env=env, capture_output=True, text=True, check=True)
-        pool_id = json.loads(up.stdout)["userPoolId"]
-        subprocess.run([python, os.path.join(bench.ROOT, "tests/e2e/provision.py"), "user", "--moto", moto_url,
-                        "--pool-id", pool_id, "--username", "bench", "--password", "Bench-Passw0rd!",
-                        "--email", "bench@example.com"], check=True, capture_output=True)
-        hosted, hosted_url = bench.start([python, os.path.join(bench.ROOT, "local/login_page.py"), "--moto", moto_url,
-                                          "--pool-id", pool_id])
-        procs.append(hosted)
-        env_file = os.path.join(work, ".env")
-        lines = [l for l in open(env_file).read().splitlines() if not l.startswith("COGNITO_USER_POOL_DOMAIN=")]
-        lines.append("COGNITO_USER_POOL_DOMAIN=" + hosted_url.split("://", 1)[1])
-        open(env_file, "w").write("\n".join(lines) + "\n")
-        configure(work, f"http://127.0.0.1:{up_port}/mcp")
+        receiver_proc, receiver = bench.start([world.python,
+                                               os.path.join(bench.ROOT, "tests/support/otlp_receiver.py")])
+        world.procs.append(receiver_proc)
+        env = {name: value for name, value in world.env.items() if not name.startswith("OTEL_")}
 
         sampled = dict(env, OTEL_EXPORTER_OTLP_ENDPOINT=receiver, OTEL_TRACES_SAMPLER="traceidratio",
                        OTEL_SERVICE_NAME="cognigate-bench")
@@ -234,8 +199,7 @@ def main():
                           if name == reference or any(word in name for word in words)}
 
         def gateway_command(binary):
-            return [binary, "--config-dir", "config", "--env-file", ".env", "--listen", f"127.0.0.1:{gw_port}",
-                    "--public-url", public, "--store", f"sqlite:{work}/gateway.db"]
+            return world.gateway_command(f"sqlite:{work}/gateway.db", binary=binary)
 
         def run_gateway(binary, variables):
             command = gateway_command(binary)
@@ -246,11 +210,7 @@ def main():
             return proc
 
         first = run_gateway(args.gateway, env)
-        saved = os.path.join(work, "token.json")
-        subprocess.run([python, os.path.join(bench.ROOT, "tests/e2e/token_checks.py"), "--gateway", public,
-                        "--username", "bench", "--password", "Bench-Passw0rd!", "--route", "/mcp/bench",
-                        "--save", saved], check=True, capture_output=True, text=True)
-        token = Token(json.load(open(saved)), public, "/mcp/bench")
+        token = Token(world.login(), world.public, "/mcp/bench")
         bench.stop_all([first])
 
         bench.BODY = CALL  # the wrk script of gateway.py posts BODY
@@ -286,7 +246,8 @@ def main():
                 refresher = run_gateway(binary, variables)
                 access = token.fresh()
                 bench.stop_all([refresher])
-                dump = os.path.join(work, "callgrind." + "-".join("".join(c if c.isalnum() else " " for c in name).split()))
+                words = "".join(c if c.isalnum() else " " for c in name).split()
+                dump = os.path.join(work, "callgrind." + "-".join(words))
                 instructions[name].append(instructions_per_request(
                     gateway_command(binary) + ["--workers", "1"], variables, work, gw_port, access, args.instructions,
                     dump))
@@ -323,7 +284,7 @@ def main():
         print()
         print("Goals: traces off within 1 % of the baseline, 1 % sampled within 5 %.")
     finally:
-        bench.stop_all(procs)
+        world.close()
 
 
 if __name__ == "__main__":

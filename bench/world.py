@@ -2,7 +2,7 @@
 fixed JSON-RPC result), moto provisioned by `cognigate up`, a user, the hosted
 UI stand-in, and helpers to start gateways, log in and read memory.
 
-Imported by replicas.py and sse.py (process, port and nginx helpers come from
+Imported by replicas.py, sse.py, aggregate.py and traces.py (process, port and nginx helpers come from
 gateway.py); everything listens on
 127.0.0.1 and lives in one temp dir.
 """
@@ -71,20 +71,24 @@ class World:
         routes["paths"]["/mcp/bench"] = route
         json.dump(routes, open(routes_file, "w"), indent=2)
 
+    def gateway_command(self, store, port=None, binary=None):
+        """The command line of a gateway (`binary`, or the bench's) on `port` (the public one by default)."""
+        return [binary or self.gateway_bin, "--config-dir", "config", "--env-file", ".env", "--listen",
+                f"127.0.0.1:{port or self.gateway_port}", "--public-url", self.public, "--store", store]
+
     def gateway(self, store, port=None, extra=()):
         """Starts a gateway (on the public port unless `port`); returns (process, port)."""
         port = port or self.gateway_port
-        proc, _ = start([self.gateway_bin, "--config-dir", "config", "--env-file", ".env", "--listen",
-                         f"127.0.0.1:{port}", "--public-url", self.public, "--store", store, *extra],
+        proc, _ = start([*self.gateway_command(store, port), *extra],
                         env=self.env, cwd=self.work, ready=lambda: http_ok(f"http://127.0.0.1:{port}/healthz"))
         self.procs.append(proc)
         return proc, port
 
-    def login(self, name="tokens"):
-        """The whole OAuth flow through the public URL; returns {client_id, access_token, refresh_token}."""
+    def login(self, name="tokens", route="/mcp/bench"):
+        """The whole OAuth flow through the public URL for `route`; returns {client_id, access_token, refresh_token}."""
         saved = os.path.join(self.work, f"{name}.json")
         subprocess.run([self.python, os.path.join(ROOT, "tests/e2e/token_checks.py"), "--gateway", self.public,
-                        "--username", USERNAME, "--password", PASSWORD, "--route", "/mcp/bench", "--save", saved],
+                        "--username", USERNAME, "--password", PASSWORD, "--route", route, "--save", saved],
                        check=True, capture_output=True, text=True)
         return json.load(open(saved))
 
